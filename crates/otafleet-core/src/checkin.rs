@@ -1,0 +1,275 @@
+//! The native device protocol v1 (DESIGN.md, contract 1): check-in with trust-on-first-use device
+//! tokens, and progress reports.
+//!
+//! Token rules: an unknown MAC that checks in without a token is enrolled and handed a fresh token
+//! (we keep only its SHA-256). From then on a check-in for that MAC must carry that token. A token
+//! presented for an unknown MAC, or for another MAC than the one it was issued to, is refused: a
+//! second device cannot take over a first one's identity.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::devices::{self, Device};
+use crate::error::{CoreError, Result};
+use crate::events::Event;
+use crate::updates::{self, Decision, Update};
+use crate::{validate, Fleet};
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct CheckinRequest {
+    pub mac: String,
+    pub chip: String,
+    pub project: String,
+    pub version: String,
+    /// SHA-256 of the running image (whole file, or the appended digest).
+    pub sha256: Option<String>,
+    pub free_space: Option<i64>,
+    pub ip: Option<String>,
+    pub rssi: Option<i64>,
+    pub uptime_s: Option<i64>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckinResponse {
+    pub device_id: String,
+    /// Present only on enrolment: the device must keep it and send it as a Bearer token.
+    pub token: Option<String>,
+    pub update: Option<Offer>,
+    pub checkin_interval_s: u32,
+}
+
+/// An image offered to a device.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Offer {
+    /// The update id to report progress against.
+    pub id: i64,
+    pub version: Option<String>,
+    /// Path of the download, relative to the server (`/api/v1/device/firmware/<sha256>`).
+    pub url: String,
+    pub size: i64,
+    pub sha256: String,
+    pub md5: String,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct ProgressRequest {
+    pub update_id: i64,
+    /// `downloading`, `verifying`, `flashing`, `rebooting`, `done` or `failed`.
+    pub state: String,
+    /// 0–100.
+    pub progress: i64,
+    pub error: Option<String>,
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 24]>())
+}
+
+fn unauthorized(code: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::Unauthorized {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Validated form of a check-in, before anything is written.
+struct Clean {
+    mac: String,
+    chip: String,
+    project: String,
+    version: String,
+    sha256: Option<String>,
+    ip: Option<String>,
+    name: Option<String>,
+}
+
+fn clean(req: &CheckinRequest, remote_ip: Option<String>) -> Result<Clean> {
+    let ip = match req.ip.as_deref() {
+        Some(ip) => Some(
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| CoreError::invalid("invalid_ip", format!("'{}' is not an IP address", validate::printable(ip, 40))))?
+                .to_string(),
+        ),
+        None => remote_ip,
+    };
+    if req.free_space.is_some_and(|f| f < 0) || req.uptime_s.is_some_and(|u| u < 0) {
+        return Err(CoreError::invalid(
+            "invalid_number",
+            "free_space and uptime_s cannot be negative",
+        ));
+    }
+    if req.rssi.is_some_and(|r| !(-150..=20).contains(&r)) {
+        return Err(CoreError::invalid(
+            "invalid_rssi",
+            "rssi is a signal level in dBm, between -150 and 20",
+        ));
+    }
+    Ok(Clean {
+        mac: validate::mac(&req.mac)?,
+        chip: devices::chip(&req.chip)?,
+        project: validate::project(&req.project)?,
+        version: validate::version(&req.version)?,
+        sha256: req.sha256.as_deref().map(validate::sha256).transpose()?,
+        ip,
+        name: req.name.as_deref().map(validate::name).transpose()?,
+    })
+}
+
+pub(crate) async fn checkin(
+    fleet: &Fleet,
+    req: CheckinRequest,
+    token: Option<&str>,
+    remote_ip: Option<String>,
+) -> Result<CheckinResponse> {
+    let c = clean(&req, remote_ip)?;
+    let _writer = fleet.write_lock().await;
+    let mut tx = fleet.db().begin().await?;
+    let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(&c.mac)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut issued = None;
+    match (&existing, token) {
+        (Some(d), Some(t)) => {
+            if d.token_hash.as_deref() != Some(hash_token(t).as_str()) {
+                if d.token_hash.is_none() {
+                    // Known device that never enrolled (added by the admin): the token it holds
+                    // is not ours. Refuse rather than adopt a token we never issued.
+                    return Err(unauthorized("token_unknown", format!("device {} presented a token otafleet did not issue; reset it on the device, or check in without a token to enrol", c.mac)));
+                }
+                tracing::warn!(mac = %c.mac, "check-in with a wrong device token refused");
+                return Err(unauthorized("token_mismatch", format!("the token does not belong to device {}; a device keeps the token it got at enrolment (reset enrolment in otafleet if it was re-flashed)", c.mac)));
+            }
+        }
+        (Some(d), None) => {
+            if d.token_hash.is_some() {
+                tracing::warn!(mac = %c.mac, "check-in without a token for an enrolled device refused");
+                return Err(unauthorized("token_required", format!("device {} is enrolled; send its token as 'Authorization: Bearer <token>' (reset enrolment in otafleet if the device lost it)", c.mac)));
+            }
+            issued = Some(new_token());
+        }
+        (None, Some(_)) => {
+            tracing::warn!(mac = %c.mac, "unknown device presented a token; refused");
+            return Err(unauthorized("token_unknown", format!("device {} is not enrolled, but presented a token; check in without a token to enrol", c.mac)));
+        }
+        (None, None) => issued = Some(new_token()),
+    }
+    let now = crate::time::now();
+    sqlx::query(
+        "INSERT INTO devices (mac, name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
+           token_hash, protocol, source, created_at, last_seen) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','checkin',?12,?12) \
+         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(?2, name), chip = ?3, project = ?4, \
+           version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
+           token_hash = COALESCE(?11, token_hash), protocol = 'native', last_seen = ?12",
+    )
+    .bind(&c.mac)
+    .bind(&c.name)
+    .bind(&c.chip)
+    .bind(&c.project)
+    .bind(&c.version)
+    .bind(&c.sha256)
+    .bind(&c.ip)
+    .bind(req.rssi)
+    .bind(req.free_space)
+    .bind(req.uptime_s)
+    .bind(issued.as_deref().map(hash_token))
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    let device: Device = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(&c.mac)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut changed: Vec<Update> = Vec::new();
+    if let Some(u) = updates::reconcile(&mut tx, &device).await? {
+        changed.push(u);
+    }
+    let (decision, created) = updates::decide(&mut tx, &device).await?;
+    let offer = match decision {
+        Decision::Offer { update, firmware } => {
+            if created {
+                changed.push(update.clone());
+            }
+            Some(Offer {
+                id: update.id,
+                version: firmware.version,
+                url: format!("/api/v1/device/firmware/{}", firmware.sha256),
+                size: firmware.size,
+                sha256: firmware.sha256,
+                md5: firmware.md5,
+            })
+        }
+        Decision::Nothing { reason } => {
+            tracing::debug!(mac = %c.mac, %reason, "no update offered");
+            None
+        }
+    };
+    tx.commit().await?;
+    drop(_writer);
+    for u in changed {
+        fleet.events().publish(Event::Update { update: Box::new(u) });
+    }
+    fleet.publish_device(&c.mac).await;
+    Ok(CheckinResponse {
+        device_id: c.mac,
+        token: issued,
+        update: offer,
+        checkin_interval_s: fleet.settings().checkin_interval_s,
+    })
+}
+
+pub(crate) async fn progress(fleet: &Fleet, token: Option<&str>, req: ProgressRequest) -> Result<Update> {
+    let token = token.ok_or_else(|| {
+        unauthorized("token_required", "progress reports need the device token as 'Authorization: Bearer <token>'")
+    })?;
+    if !updates::DEVICE_STATES.contains(&req.state.as_str()) {
+        return Err(CoreError::invalid(
+            "invalid_state",
+            format!("state must be one of {}", updates::DEVICE_STATES.join(", ")),
+        ));
+    }
+    if !(0..=100).contains(&req.progress) {
+        return Err(CoreError::invalid("invalid_progress", "progress is a percentage from 0 to 100"));
+    }
+    let error = req.error.as_deref().map(|e| validate::printable(e, 500));
+    let _writer = fleet.write_lock().await;
+    let mut tx = fleet.db().begin().await?;
+    let device: Device = sqlx::query_as("SELECT * FROM devices WHERE token_hash = ?")
+        .bind(hash_token(token))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| unauthorized("token_unknown", "this device token is not known; check in first"))?;
+    let update = updates::get(&mut tx, req.update_id).await?;
+    if update.mac != device.mac {
+        return Err(CoreError::not_found(format!("update {} for device {}", req.update_id, device.mac)));
+    }
+    if update.is_finished() {
+        return Err(CoreError::conflict(format!(
+            "update {} is already {}; check in to get a new offer",
+            update.id, update.state
+        )));
+    }
+    let (state, progress, error) = match req.state.as_str() {
+        // Only a check-in on the new image confirms; a device saying "done" is about to reboot.
+        "done" => ("rebooting", 100, None),
+        "failed" => ("failed", req.progress, Some(error.unwrap_or_else(|| "the device reported a failure without a reason".into()))),
+        s => (s, req.progress, None),
+    };
+    let updated = updates::set_state(&mut tx, update.id, state, progress, error.as_deref()).await?;
+    let last_seen = crate::time::now();
+    sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
+        .bind(&last_seen)
+        .bind(&device.mac)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    drop(_writer);
+    fleet.events().publish(Event::Update { update: Box::new(updated.clone()) });
+    Ok(updated)
+}

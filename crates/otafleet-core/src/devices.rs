@@ -1,0 +1,202 @@
+//! Devices, keyed by normalised MAC address. A device is created by its first check-in (any
+//! protocol), by the admin, or by mDNS discovery; every check-in refreshes what it runs and where
+//! it is. "Online" is derived, never stored: seen within [`Settings::offline_after_s`].
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use crate::error::{CoreError, Result};
+use crate::settings::Settings;
+use crate::updates::{self, Update};
+use crate::validate;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Device {
+    /// Upper case, colon separated: `24:0A:C4:A3:15:3C`.
+    pub mac: String,
+    pub name: Option<String>,
+    pub chip: Option<String>,
+    pub project: Option<String>,
+    /// The version the device last reported running.
+    pub version: Option<String>,
+    /// SHA-256 of the image the device last reported running.
+    pub sha256: Option<String>,
+    pub ip: Option<String>,
+    pub rssi: Option<i64>,
+    pub free_space: Option<i64>,
+    pub uptime_s: Option<i64>,
+    #[serde(skip)]
+    pub token_hash: Option<String>,
+    /// The protocol of the last check-in: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy`.
+    pub protocol: Option<String>,
+    /// True when the device authenticates with the forgeable legacy shared-secret scheme.
+    pub weak_auth: bool,
+    /// How the device became known: `checkin`, `admin` or `mdns`.
+    pub source: String,
+    pub created_at: String,
+    pub last_seen: Option<String>,
+    #[sqlx(skip)]
+    pub online: bool,
+    /// Whether the device holds a token (it enrolled through the native protocol).
+    #[sqlx(skip)]
+    pub enrolled: bool,
+    /// The most recent update attempt, if any.
+    #[sqlx(skip)]
+    pub update: Option<Update>,
+}
+
+/// Fields the admin may set when creating or editing a device.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    pub name: Option<String>,
+    pub chip: Option<String>,
+    pub project: Option<String>,
+    /// Forget the device's token so that its next check-in enrols again (a re-flashed device).
+    #[serde(default)]
+    pub reset_token: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    pub mac: String,
+    pub name: Option<String>,
+    pub chip: Option<String>,
+    pub project: Option<String>,
+}
+
+impl Device {
+    /// Fill the derived fields.
+    pub(crate) fn finish(mut self, settings: &Settings, update: Option<Update>) -> Self {
+        self.online = self
+            .last_seen
+            .as_deref()
+            .and_then(crate::time::age_seconds)
+            .is_some_and(|age| age <= settings.offline_after_s());
+        self.enrolled = self.token_hash.is_some();
+        self.update = update;
+        self
+    }
+}
+
+pub async fn get_raw(db: &SqlitePool, mac: &str) -> Result<Option<Device>> {
+    Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(mac)
+        .fetch_optional(db)
+        .await?)
+}
+
+pub async fn get(db: &SqlitePool, settings: &Settings, mac: &str) -> Result<Device> {
+    let mac = validate::mac(mac)?;
+    let device = get_raw(db, &mac)
+        .await?
+        .ok_or_else(|| CoreError::not_found(format!("device {mac}")))?;
+    let update = updates::latest_for(db, &mac).await?;
+    Ok(device.finish(settings, update))
+}
+
+pub async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Device>> {
+    let devices: Vec<Device> = sqlx::query_as("SELECT * FROM devices ORDER BY mac")
+        .fetch_all(db)
+        .await?;
+    let mut latest = updates::latest_per_device(db).await?;
+    Ok(devices
+        .into_iter()
+        .map(|d| {
+            let u = latest.remove(&d.mac);
+            d.finish(settings, u)
+        })
+        .collect())
+}
+
+fn check_chip(chip: &str) -> Result<String> {
+    let lower = chip.trim().to_ascii_lowercase();
+    match otafleet_image::Chip::from_name(&lower) {
+        Some(c) => Ok(c.name()),
+        None => Err(CoreError::invalid(
+            "invalid_chip",
+            format!(
+                "'{}' is not a chip otafleet knows; use esp32, esp32s2, esp32s3, esp32c2, esp32c3, esp32c5, esp32c6, esp32c61, esp32h2, esp32p4 or esp8266",
+                validate::printable(chip, 30)
+            ),
+        )),
+    }
+}
+
+/// Validate and normalise a chip name reported by a device or the admin.
+pub fn chip(chip: &str) -> Result<String> {
+    check_chip(chip)
+}
+
+pub async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Result<Device> {
+    let mac = validate::mac(&new.mac)?;
+    let name = new.name.as_deref().map(validate::name).transpose()?;
+    let chip = new.chip.as_deref().map(check_chip).transpose()?;
+    let project = new.project.as_deref().map(validate::project).transpose()?;
+    let done = sqlx::query(
+        "INSERT INTO devices (mac, name, chip, project, source, created_at) VALUES (?,?,?,?,'admin',?) \
+         ON CONFLICT (mac) DO NOTHING",
+    )
+    .bind(&mac)
+    .bind(name)
+    .bind(chip)
+    .bind(project)
+    .bind(crate::time::now())
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(CoreError::conflict(format!("device {mac} already exists")));
+    }
+    get(db, settings, &mac).await
+}
+
+pub async fn patch(
+    db: &SqlitePool,
+    settings: &Settings,
+    mac: &str,
+    patch: DevicePatch,
+) -> Result<Device> {
+    let mac = validate::mac(mac)?;
+    let name = patch.name.as_deref().map(validate::name).transpose()?;
+    let chip = patch.chip.as_deref().map(check_chip).transpose()?;
+    let project = patch.project.as_deref().map(validate::project).transpose()?;
+    let mut tx = db.begin().await?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT mac FROM devices WHERE mac = ?")
+        .bind(&mac)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(CoreError::not_found(format!("device {mac}")));
+    }
+    sqlx::query(
+        "UPDATE devices SET name = COALESCE(?, name), chip = COALESCE(?, chip), \
+         project = COALESCE(?, project), token_hash = CASE WHEN ? THEN NULL ELSE token_hash END \
+         WHERE mac = ?",
+    )
+    .bind(name)
+    .bind(chip)
+    .bind(project)
+    .bind(patch.reset_token)
+    .bind(&mac)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    get(db, settings, &mac).await
+}
+
+pub async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {
+    let mac = validate::mac(mac)?;
+    let done = sqlx::query("DELETE FROM devices WHERE mac = ?")
+        .bind(&mac)
+        .execute(db)
+        .await?;
+    sqlx::query("DELETE FROM deployment_devices WHERE mac = ?")
+        .bind(&mac)
+        .execute(db)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(CoreError::not_found(format!("device {mac}")));
+    }
+    Ok(mac)
+}

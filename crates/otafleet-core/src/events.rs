@@ -1,0 +1,70 @@
+//! Domain events: what changed, for whoever watches (the admin API's server-sent events, the desktop
+//! shell's notifications). A broadcast channel: a slow watcher misses old events rather than slowing
+//! the server down, and is told so (`lagged`) so it can reload.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::deployments::Deployment;
+use crate::devices::Device;
+use crate::firmware::Firmware;
+use crate::updates::Update;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A device was created or changed (check-in, admin edit, discovery).
+    Device { device: Box<Device> },
+    /// A device was deleted.
+    DeviceRemoved { mac: String },
+    /// An image was added to the library.
+    Firmware { firmware: Box<Firmware> },
+    /// An image was deleted from the library.
+    FirmwareRemoved { id: i64 },
+    /// A deployment was created or stopped.
+    Deployment { deployment: Box<Deployment> },
+    /// An update moved: new state, progress or error.
+    Update { update: Box<Update> },
+}
+
+impl Event {
+    /// The server-sent event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Device { .. } => "device",
+            Event::DeviceRemoved { .. } => "device_removed",
+            Event::Firmware { .. } => "firmware",
+            Event::FirmwareRemoved { .. } => "firmware_removed",
+            Event::Deployment { .. } => "deployment",
+            Event::Update { .. } => "update",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        // Room for a burst of progress events from hundreds of devices between two reads.
+        let (tx, _) = broadcast::channel(4096);
+        Self { tx }
+    }
+
+    /// Publish; having no watcher is not an error.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

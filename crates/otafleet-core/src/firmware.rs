@@ -1,0 +1,262 @@
+//! The firmware library: importing images (from an upload stream or a local path), reading what
+//! they are, listing and deleting them.
+//!
+//! Import order is what makes it crash-safe: stream to a temporary file while hashing → inspect the
+//! bytes (`otafleet_image::inspect`) → if the same SHA-256 is already in the library, return that
+//! record and drop the copy → rename into the blob store → insert the row. Until the row exists
+//! nothing can list or serve the image, and the row is written only once the blob is whole.
+//!
+//! Arduino builds carry the core's descriptor (`arduino-lib-builder`), not the sketch's, so project
+//! and version come, in order, from explicit overrides, from the file name (`blink_v1.2.3.bin`) and
+//! from the descriptor; each value records where it came from (`project_source`, `version_source`).
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use tokio::io::AsyncRead;
+
+use crate::blobs::BlobStore;
+use crate::error::{CoreError, Result};
+use crate::validate;
+
+/// One image in the library.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Firmware {
+    pub id: i64,
+    pub filename: String,
+    pub size: i64,
+    /// SHA-256 of the whole file, lower-case hex; also its ETag and download name.
+    pub sha256: String,
+    pub md5: String,
+    /// `esp32`, `esp32s3`, …, `esp8266`, or `unknown-0x00NN`.
+    pub chip: String,
+    /// `esp32_app` or `esp8266`.
+    pub format: String,
+    pub project: Option<String>,
+    /// Where `project` came from: `override`, `app_desc`, `filename` or `none`.
+    pub project_source: String,
+    pub version: Option<String>,
+    /// Where `version` came from: `override`, `app_desc`, `filename` or `none`.
+    pub version_source: String,
+    pub idf_version: Option<String>,
+    pub build_date: Option<String>,
+    pub build_time: Option<String>,
+    pub secure_version: Option<i64>,
+    pub elf_sha256: Option<String>,
+    /// The 32 bytes appended to the image (what Arduino's `x-ESP32-sketch-sha256` reports).
+    pub appended_sha256: Option<String>,
+    /// How it arrived: `upload`, `path` or `watch`.
+    pub source: String,
+    pub source_path: Option<String>,
+    pub uploaded_at: String,
+    /// Devices whose last check-in reported this image.
+    #[sqlx(default)]
+    pub devices_running: i64,
+}
+
+/// Where an import comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportSource {
+    Upload,
+    Path,
+    Watch,
+}
+
+impl ImportSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            ImportSource::Upload => "upload",
+            ImportSource::Path => "path",
+            ImportSource::Watch => "watch",
+        }
+    }
+}
+
+/// What the caller knows besides the bytes.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub filename: String,
+    pub project: Option<String>,
+    pub version: Option<String>,
+    pub source: ImportSource,
+    pub source_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ImportOutcome {
+    pub firmware: Firmware,
+    /// False when the same bytes were already in the library (nothing new was stored).
+    pub created: bool,
+}
+
+const SELECT: &str = "SELECT f.*, (SELECT COUNT(*) FROM devices d WHERE d.sha256 = f.sha256 \
+    OR (d.sha256 IS NULL AND d.project = f.project AND d.version = f.version AND d.chip = f.chip)) AS devices_running \
+    FROM firmware f";
+
+pub async fn list(db: &SqlitePool) -> Result<Vec<Firmware>> {
+    Ok(sqlx::query_as(&format!("{SELECT} ORDER BY f.id DESC"))
+        .fetch_all(db)
+        .await?)
+}
+
+pub async fn get(db: &SqlitePool, id: i64) -> Result<Firmware> {
+    sqlx::query_as(&format!("{SELECT} WHERE f.id = ?"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| CoreError::not_found(format!("firmware {id}")))
+}
+
+pub async fn by_sha256(db: &SqlitePool, sha256: &str) -> Result<Option<Firmware>> {
+    Ok(sqlx::query_as(&format!("{SELECT} WHERE f.sha256 = ?"))
+        .bind(sha256)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Find the library image a device runs, by any hash a device might report: the whole-file SHA-256,
+/// the appended SHA-256 (Arduino's sketch SHA), or the MD5 (Arduino's sketch MD5).
+pub async fn by_any_hash(db: &SqlitePool, hash: &str) -> Result<Option<Firmware>> {
+    let hash = hash.to_ascii_lowercase();
+    Ok(sqlx::query_as(&format!(
+        "{SELECT} WHERE f.sha256 = ?1 OR f.appended_sha256 = ?1 OR f.md5 = ?1 LIMIT 1"
+    ))
+    .bind(hash)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Import one image. Validation of the request happens before a byte is stored.
+pub async fn import<R: AsyncRead + Unpin>(
+    db: &SqlitePool,
+    blobs: &BlobStore,
+    max_size: u64,
+    req: ImportRequest,
+    reader: R,
+) -> Result<ImportOutcome> {
+    let filename = validate::filename(&req.filename)?;
+    let project_override = req.project.as_deref().map(validate::project).transpose()?;
+    let version_override = req.version.as_deref().map(validate::version).transpose()?;
+
+    let staged = blobs.stage(reader, max_size).await?;
+    if staged.size == 0 {
+        staged.discard().await;
+        return Err(otafleet_image::RejectReason::Empty.into());
+    }
+    let bytes = tokio::fs::read(&staged.path).await?;
+    let info = match tokio::task::spawn_blocking(move || otafleet_image::inspect(&bytes))
+        .await
+        .map_err(std::io::Error::other)?
+    {
+        Ok(info) => info,
+        Err(reason) => {
+            staged.discard().await;
+            return Err(reason.into());
+        }
+    };
+
+    if let Some(existing) = by_sha256(db, &staged.sha256).await? {
+        staged.discard().await;
+        return Ok(ImportOutcome {
+            firmware: existing,
+            created: false,
+        });
+    }
+
+    let desc = info.app_desc.as_ref();
+    let arduino = desc.is_some_and(|d| d.is_arduino());
+    let (name_project, name_version) = validate::split_filename(&filename);
+    // For IDF apps the descriptor is the truth; for Arduino it names the core, so the file name
+    // wins over it.
+    let desc_project = desc
+        .filter(|_| !arduino)
+        .and_then(|d| validate::project(&d.project_name).ok());
+    let desc_version = desc
+        .filter(|_| !arduino)
+        .and_then(|d| validate::version(&d.version).ok());
+    let (project, project_source) = pick([
+        (project_override, "override"),
+        (desc_project, "app_desc"),
+        (name_project, "filename"),
+    ]);
+    let (version, version_source) = pick([
+        (version_override, "override"),
+        (desc_version, "app_desc"),
+        (name_version, "filename"),
+    ]);
+    let format = serde_json::to_value(&info.format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+
+    let sha256 = staged.sha256.clone();
+    let md5 = staged.md5.clone();
+    let size = staged.size as i64;
+    blobs.commit(staged).await?;
+
+    let inserted = sqlx::query(
+        "INSERT INTO firmware (sha256, md5, size, filename, chip, format, project, project_source, \
+         version, version_source, idf_version, build_date, build_time, secure_version, elf_sha256, \
+         appended_sha256, source, source_path, uploaded_at) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (sha256) DO NOTHING",
+    )
+    .bind(&sha256)
+    .bind(&md5)
+    .bind(size)
+    .bind(&filename)
+    .bind(info.chip.name())
+    .bind(format)
+    .bind(project)
+    .bind(project_source)
+    .bind(version)
+    .bind(version_source)
+    .bind(desc.map(|d| d.idf_ver.clone()).filter(|s| !s.is_empty()))
+    .bind(desc.map(|d| d.date.clone()).filter(|s| !s.is_empty()))
+    .bind(desc.map(|d| d.time.clone()).filter(|s| !s.is_empty()))
+    .bind(desc.map(|d| i64::from(d.secure_version)))
+    .bind(desc.map(|d| d.app_elf_sha256.clone()))
+    .bind(info.appended_sha256.clone())
+    .bind(req.source.as_str())
+    .bind(req.source_path)
+    .bind(crate::time::now())
+    .execute(db)
+    .await?;
+    let firmware = by_sha256(db, &sha256)
+        .await?
+        .ok_or_else(|| CoreError::not_found("firmware just imported"))?;
+    Ok(ImportOutcome {
+        firmware,
+        // A concurrent import of the same bytes may have won the race: then it is not new.
+        created: inserted.rows_affected() == 1,
+    })
+}
+
+fn pick<const N: usize>(
+    candidates: [(Option<String>, &'static str); N],
+) -> (Option<String>, &'static str) {
+    candidates
+        .into_iter()
+        .find_map(|(v, src)| v.map(|v| (Some(v), src)))
+        .unwrap_or((None, "none"))
+}
+
+/// Delete an image, refused while an active deployment uses it.
+pub async fn delete(db: &SqlitePool, blobs: &BlobStore, id: i64) -> Result<Firmware> {
+    let fw = get(db, id).await?;
+    let deployed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND active = 1")
+            .bind(id)
+            .fetch_one(db)
+            .await?;
+    if deployed > 0 {
+        return Err(CoreError::conflict(format!(
+            "firmware {id} ({}) is deployed; stop its deployment first, then delete it",
+            fw.filename
+        )));
+    }
+    sqlx::query("DELETE FROM firmware WHERE id = ?")
+        .bind(id)
+        .execute(db)
+        .await?;
+    blobs.remove(&fw.sha256).await?;
+    Ok(fw)
+}

@@ -1,0 +1,256 @@
+//! [`Fleet`]: the one handle front ends hold. Cheap to clone; every method validates its input,
+//! changes the database in a transaction, and publishes an [`Event`] for what it changed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+use tokio::io::AsyncRead;
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::blobs::BlobStore;
+use crate::checkin::{self, CheckinRequest, CheckinResponse, ProgressRequest};
+use crate::deployments::{self, Deployment, NewDeployment};
+use crate::devices::{self, Device, DevicePatch, NewDevice};
+use crate::error::{CoreError, Result};
+use crate::events::{Event, EventBus};
+use crate::firmware::{self, Firmware, ImportOutcome, ImportRequest, ImportSource};
+use crate::settings::Settings;
+use crate::updates::{self, Update};
+use crate::{db, validate};
+
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: SqlitePool,
+    blobs: BlobStore,
+    events: EventBus,
+    settings: Settings,
+    /// SQLite has one writer at a time. Taking this lock before a read-then-write transaction
+    /// queues writers in the process instead of letting them fail on a lock upgrade.
+    write: Mutex<()>,
+}
+
+impl Fleet {
+    /// Open the data directory (creating it), migrate the database, clear unfinished uploads.
+    pub async fn open(settings: Settings) -> Result<Self> {
+        tokio::fs::create_dir_all(&settings.data_dir).await?;
+        let db = db::open(&settings.data_dir).await?;
+        let blobs = BlobStore::open(&settings.data_dir).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                blobs,
+                events: EventBus::new(),
+                settings,
+                write: Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &SqlitePool {
+        &self.inner.db
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.inner.write.lock().await
+    }
+
+    /// Close the database cleanly (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.inner.db.close().await;
+    }
+
+    // --- firmware -------------------------------------------------------------------------
+
+    /// Import an image from a stream (HTTP upload).
+    pub async fn import<R: AsyncRead + Unpin>(
+        &self,
+        req: ImportRequest,
+        reader: R,
+    ) -> Result<ImportOutcome> {
+        let filename = req.filename.clone();
+        let result = {
+            let _w = self.write_lock().await;
+            firmware::import(self.db(), self.blobs(), self.settings().max_image_size, req, reader)
+                .await
+        };
+        match &result {
+            Ok(out) if out.created => {
+                tracing::info!(id = out.firmware.id, %filename, chip = %out.firmware.chip, "firmware imported");
+                self.events().publish(Event::Firmware {
+                    firmware: Box::new(out.firmware.clone()),
+                });
+            }
+            Ok(out) => tracing::info!(id = out.firmware.id, %filename, "same bytes already in the library"),
+            Err(e) => tracing::warn!(%filename, code = e.code(), error = %e, "firmware refused"),
+        }
+        result
+    }
+
+    /// Import an image from a local file (desktop drop, file dialog, watch folder).
+    pub async fn import_path(
+        &self,
+        path: &Path,
+        project: Option<String>,
+        version: Option<String>,
+        source: ImportSource,
+    ) -> Result<ImportOutcome> {
+        let filename = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| CoreError::invalid("invalid_filename", format!("{} has no usable file name", path.display())))?
+            .to_string();
+        let file = tokio::fs::File::open(path).await.map_err(|e| {
+            CoreError::invalid("unreadable_file", format!("cannot read {}: {e}", path.display()))
+        })?;
+        self.import(
+            ImportRequest {
+                filename,
+                project,
+                version,
+                source,
+                source_path: Some(path.display().to_string()),
+            },
+            file,
+        )
+        .await
+    }
+
+    pub async fn firmware_list(&self) -> Result<Vec<Firmware>> {
+        firmware::list(self.db()).await
+    }
+
+    pub async fn firmware(&self, id: i64) -> Result<Firmware> {
+        firmware::get(self.db(), id).await
+    }
+
+    pub async fn firmware_delete(&self, id: i64) -> Result<Firmware> {
+        let fw = {
+            let _w = self.write_lock().await;
+            firmware::delete(self.db(), self.blobs(), id).await?
+        };
+        self.events().publish(Event::FirmwareRemoved { id });
+        Ok(fw)
+    }
+
+    /// The image and its file for a download by SHA-256.
+    pub async fn firmware_file(&self, sha256: &str) -> Result<(Firmware, PathBuf)> {
+        let sha = validate::sha256(sha256)?;
+        let fw = firmware::by_sha256(self.db(), &sha)
+            .await?
+            .ok_or_else(|| CoreError::not_found(format!("firmware {sha}")))?;
+        let path = self.blobs().path(&fw.sha256);
+        Ok((fw, path))
+    }
+
+    // --- devices --------------------------------------------------------------------------
+
+    pub async fn devices(&self) -> Result<Vec<Device>> {
+        devices::list(self.db(), self.settings()).await
+    }
+
+    pub async fn device(&self, mac: &str) -> Result<Device> {
+        devices::get(self.db(), self.settings(), mac).await
+    }
+
+    pub async fn device_history(&self, mac: &str) -> Result<Vec<Update>> {
+        let d = self.device(mac).await?;
+        updates::history(self.db(), &d.mac).await
+    }
+
+    pub async fn device_create(&self, new: NewDevice) -> Result<Device> {
+        let d = {
+            let _w = self.write_lock().await;
+            devices::create(self.db(), self.settings(), new).await?
+        };
+        self.events().publish(Event::Device { device: Box::new(d.clone()) });
+        Ok(d)
+    }
+
+    pub async fn device_patch(&self, mac: &str, patch: DevicePatch) -> Result<Device> {
+        let d = {
+            let _w = self.write_lock().await;
+            devices::patch(self.db(), self.settings(), mac, patch).await?
+        };
+        self.events().publish(Event::Device { device: Box::new(d.clone()) });
+        Ok(d)
+    }
+
+    pub async fn device_delete(&self, mac: &str) -> Result<()> {
+        let mac = {
+            let _w = self.write_lock().await;
+            devices::delete(self.db(), mac).await?
+        };
+        self.events().publish(Event::DeviceRemoved { mac });
+        Ok(())
+    }
+
+    /// Publish the current state of one device (after a check-in or progress).
+    pub async fn publish_device(&self, mac: &str) {
+        match self.device(mac).await {
+            Ok(d) => self.events().publish(Event::Device { device: Box::new(d) }),
+            Err(e) => tracing::warn!(%mac, error = %e, "could not load device for its event"),
+        }
+    }
+
+    // --- deployments ----------------------------------------------------------------------
+
+    pub async fn deployments(&self) -> Result<Vec<Deployment>> {
+        deployments::list(self.db()).await
+    }
+
+    pub async fn deployment_create(&self, new: NewDeployment) -> Result<Deployment> {
+        let dry = new.dry_run;
+        let d = {
+            let _w = self.write_lock().await;
+            deployments::create(self.db(), new).await?
+        };
+        if !dry {
+            tracing::info!(id = d.id, firmware = d.firmware_id, reach = d.reach, "deployment created");
+            self.events().publish(Event::Deployment { deployment: Box::new(d.clone()) });
+        }
+        Ok(d)
+    }
+
+    pub async fn deployment_stop(&self, id: i64) -> Result<Deployment> {
+        let d = {
+            let _w = self.write_lock().await;
+            deployments::stop(self.db(), id).await?
+        };
+        self.events().publish(Event::Deployment { deployment: Box::new(d.clone()) });
+        Ok(d)
+    }
+
+    // --- native device protocol -------------------------------------------------------------
+
+    pub async fn checkin(
+        &self,
+        req: CheckinRequest,
+        token: Option<&str>,
+        remote_ip: Option<String>,
+    ) -> Result<CheckinResponse> {
+        checkin::checkin(self, req, token, remote_ip).await
+    }
+
+    pub async fn progress(&self, token: Option<&str>, req: ProgressRequest) -> Result<Update> {
+        let u = checkin::progress(self, token, req).await?;
+        self.publish_device(&u.mac).await;
+        Ok(u)
+    }
+}

@@ -1,0 +1,32 @@
+//! The GUI-free core of otafleet.
+//!
+//! Everything that decides something lives here, so the headless server, the Tauri shell and the
+//! tests all run the same code: [`Fleet`] is the one handle they hold. It owns
+//!
+//! - the SQLite database ([`db`]) with the firmware library, devices, deployments and updates;
+//! - the content-addressed [`blobs::BlobStore`] where firmware bytes live;
+//! - the [`events::EventBus`] that tells the UI (over server-sent events) what changed.
+//!
+//! Modules are split by resource: [`firmware`] (import, inspect, list, delete), [`devices`],
+//! [`deployments`], [`updates`] (which image a device is offered and how far it got) and
+//! [`checkin`] (the native device protocol). Input parsing that every caller needs — MAC
+//! addresses, versions, names — sits in [`validate`]. Nothing here knows HTTP or Tauri: errors are
+//! [`CoreError`], which the server maps to status codes in one place.
+
+pub mod blobs;
+pub mod checkin;
+pub mod db;
+pub mod deployments;
+pub mod devices;
+pub mod error;
+pub mod events;
+pub mod firmware;
+mod fleet;
+pub mod settings;
+pub mod time;
+pub mod updates;
+pub mod validate;
+
+pub use error::{CoreError, Result};
+pub use fleet::Fleet;
+pub use settings::Settings;

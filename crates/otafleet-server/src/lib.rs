@@ -1,0 +1,69 @@
+//! otafleet's HTTP server, built on axum over the GUI-free [`otafleet_core::Fleet`].
+//!
+//! [`app`] builds the router from a state; [`serve`] runs it on a listener the caller has already
+//! bound, until a shutdown future resolves. Keeping the two apart lets the CLI, the desktop shell
+//! and the tests each pick their own port (`127.0.0.1:0` in tests) and their own way to stop.
+//!
+//! Route table (one module per resource under [`routes`]):
+//!
+//! | who | routes |
+//! | --- | --- |
+//! | native devices | `POST /api/v1/device/checkin`, `POST /api/v1/device/progress`, `GET|HEAD /api/v1/device/firmware/{sha256}` |
+//! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/events` |
+//! | anyone | `/api/v1/health`, `/api/v1/openapi.json`, `/api/v1/docs` |
+//!
+//! Errors from the core are turned into HTTP responses in exactly one place, [`error::ApiError`].
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use otafleet_core::Fleet;
+use tokio::net::TcpListener;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub fleet: Fleet,
+    /// The admin token, compared in constant time by [`auth`].
+    pub admin_token: Arc<str>,
+}
+
+impl AppState {
+    pub fn new(fleet: Fleet, admin_token: impl Into<Arc<str>>) -> Self {
+        Self {
+            fleet,
+            admin_token: admin_token.into(),
+        }
+    }
+}
+
+/// The whole router (without binding anything).
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serve `app(state)` on an already bound listener until `shutdown` resolves; then stop taking
+/// connections, let running requests finish, and close the database.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let fleet = state.fleet.clone();
+    let router = app(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    fleet.close().await;
+    Ok(())
+}

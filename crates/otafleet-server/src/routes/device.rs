@@ -1,0 +1,49 @@
+//! Native device protocol v1 (DESIGN.md contract 1): `POST /api/v1/device/checkin` and
+//! `POST /api/v1/device/progress`. The device token travels as `Authorization: Bearer`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::Json as AxumJson;
+use otafleet_core::checkin::{CheckinRequest, CheckinResponse, ProgressRequest};
+use otafleet_core::updates::Update;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{bearer, Json};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(checkin))
+        .routes(routes!(progress))
+}
+
+/// Check in: report what the device runs; get a token on first contact and an update offer when
+/// one is deployed for it.
+#[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = CheckinRequest,
+    security((), ("device" = [])),
+    responses((status = 200, body = CheckinResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn checkin(
+    State(s): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(req): Json<CheckinRequest>,
+) -> ApiResult<AxumJson<CheckinResponse>> {
+    let remote = Some(remote.ip().to_canonical().to_string());
+    Ok(AxumJson(s.fleet.checkin(req, bearer(&headers), remote).await?))
+}
+
+/// Report progress of an offered update.
+#[utoipa::path(post, path = "/api/v1/device/progress", tag = "device", request_body = ProgressRequest,
+    security(("device" = [])),
+    responses((status = 200, body = Update), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn progress(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<ProgressRequest>,
+) -> ApiResult<AxumJson<Update>> {
+    Ok(AxumJson(s.fleet.progress(bearer(&headers), req).await?))
+}

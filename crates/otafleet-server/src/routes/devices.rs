@@ -1,0 +1,80 @@
+//! `/api/v1/devices`: the fleet, for the admin. Devices appear by themselves when they check in;
+//! the admin can also add one ahead of time, rename it, reset its enrolment or remove it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json as AxumJson;
+use otafleet_core::devices::{Device, DevicePatch, NewDevice};
+use otafleet_core::updates::Update;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, patch, delete))
+        .routes(routes!(history))
+}
+
+/// Every device with its current update.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Vec<Device>)))]
+async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<Device>>> {
+    Ok(AxumJson(s.fleet.devices().await?))
+}
+
+/// Add a device before it checks in.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = NewDevice,
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 201, body = Device), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create(
+    State(s): State<AppState>,
+    Json(new): Json<NewDevice>,
+) -> ApiResult<(StatusCode, AxumJson<Device>)> {
+    Ok((StatusCode::CREATED, AxumJson(s.fleet.device_create(new).await?)))
+}
+
+/// One device.
+#[utoipa::path(get, path = "/api/v1/devices/{mac}", tag = "devices",
+    params(("mac" = String, Path, description = "MAC address, any common notation")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Device), (status = 404, body = ErrorBody)))]
+async fn get_one(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<AxumJson<Device>> {
+    Ok(AxumJson(s.fleet.device(&mac).await?))
+}
+
+/// Rename, set chip/project, or reset enrolment.
+#[utoipa::path(patch, path = "/api/v1/devices/{mac}", tag = "devices", request_body = DevicePatch,
+    params(("mac" = String, Path, description = "MAC address")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Device), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch(
+    State(s): State<AppState>,
+    Path(mac): Path<String>,
+    Json(p): Json<DevicePatch>,
+) -> ApiResult<AxumJson<Device>> {
+    Ok(AxumJson(s.fleet.device_patch(&mac, p).await?))
+}
+
+/// Forget a device (it enrols again at its next check-in).
+#[utoipa::path(delete, path = "/api/v1/devices/{mac}", tag = "devices",
+    params(("mac" = String, Path, description = "MAC address")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<StatusCode> {
+    s.fleet.device_delete(&mac).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A device's update history, newest first.
+#[utoipa::path(get, path = "/api/v1/devices/{mac}/updates", tag = "devices",
+    params(("mac" = String, Path, description = "MAC address")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody)))]
+async fn history(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<AxumJson<Vec<Update>>> {
+    Ok(AxumJson(s.fleet.device_history(&mac).await?))
+}

@@ -1,0 +1,167 @@
+//! `/api/v1/firmware`: the firmware library. Uploads stream straight into the core's importer
+//! (never into memory whole): multipart with a `file` field (and optional `project` / `version`
+//! fields before it), or a raw `application/octet-stream` body with `?filename=`.
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use futures_util::TryStreamExt;
+use otafleet_core::firmware::{Firmware, ImportOutcome, ImportRequest, ImportSource};
+use serde::Deserialize;
+use tokio_util::io::StreamReader;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Path, Query};
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        .routes(routes!(get_one, delete))
+        // The importer enforces the configured image limit while streaming; this only bounds the
+        // multipart framing around it.
+        .layer(DefaultBodyLimit::disable())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    /// File name for a raw body upload (required then), e.g. `blink_v1.2.3.bin`.
+    pub filename: Option<String>,
+    /// Override the project name read from the image or file name.
+    pub project: Option<String>,
+    /// Override the version read from the image or file name.
+    pub version: Option<String>,
+}
+
+/// List the library, newest first.
+#[utoipa::path(get, path = "/api/v1/firmware", tag = "firmware",
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Vec<Firmware>)))]
+async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
+    Ok(Json(s.fleet.firmware_list().await?))
+}
+
+/// Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
+/// with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
+/// already in the library; 422 with the reason when the file is not a flashable app image.
+#[utoipa::path(post, path = "/api/v1/firmware", tag = "firmware",
+    params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image (or multipart/form-data with a `file` field)"),
+    security(("admin" = []), ("admin_key" = [])),
+    responses(
+        (status = 201, body = ImportOutcome, description = "imported"),
+        (status = 200, body = ImportOutcome, description = "same bytes already in the library"),
+        (status = 422, body = ErrorBody, description = "not a flashable app image, too large, or bad name")))]
+async fn upload(
+    State(s): State<AppState>,
+    Query(q): Query<UploadQuery>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let outcome = if is_multipart {
+        let multipart = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
+        upload_multipart(&s, q, multipart).await?
+    } else {
+        let filename = q.filename.clone().ok_or_else(|| {
+            ApiError::bad_request(
+                "filename_required",
+                "a raw upload needs its file name: POST /api/v1/firmware?filename=blink_v1.2.3.bin (or send multipart/form-data with a 'file' field)",
+            )
+        })?;
+        let body: Body = req.into_body();
+        let reader = StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+        s.fleet
+            .import(
+                ImportRequest {
+                    filename,
+                    project: q.project,
+                    version: q.version,
+                    source: ImportSource::Upload,
+                    source_path: None,
+                },
+                reader,
+            )
+            .await?
+    };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(outcome)))
+}
+
+async fn upload_multipart(
+    s: &AppState,
+    q: UploadQuery,
+    mut multipart: Multipart,
+) -> ApiResult<ImportOutcome> {
+    let mut project = q.project;
+    let mut version = q.version;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("bad_multipart", format!("the multipart body is malformed: {}", e.body_text()))
+    };
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("project") => project = Some(field.text().await.map_err(bad)?),
+            Some("version") => version = Some(field.text().await.map_err(bad)?),
+            Some("file") => {
+                let filename = field
+                    .file_name()
+                    .map(str::to_owned)
+                    .or(q.filename.clone())
+                    .ok_or_else(|| {
+                        ApiError::bad_request("filename_required", "the 'file' part has no file name")
+                    })?;
+                let reader = StreamReader::new(field.map_err(std::io::Error::other));
+                let outcome = s
+                    .fleet
+                    .import(
+                        ImportRequest {
+                            filename,
+                            project: project.clone().filter(|p| !p.trim().is_empty()),
+                            version: version.clone().filter(|v| !v.trim().is_empty()),
+                            source: ImportSource::Upload,
+                            source_path: None,
+                        },
+                        reader,
+                    )
+                    .await?;
+                return Ok(outcome);
+            }
+            _ => {} // Unknown parts are ignored, as browsers may add their own.
+        }
+    }
+    Err(ApiError::bad_request(
+        "file_required",
+        "the form has no 'file' field: send the image as a part named 'file' (project and version fields, if any, before it)",
+    ))
+}
+
+/// One image.
+#[utoipa::path(get, path = "/api/v1/firmware/{id}", tag = "firmware",
+    params(("id" = i64, Path, description = "firmware id")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Firmware), (status = 404, body = ErrorBody)))]
+async fn get_one(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Firmware>> {
+    Ok(Json(s.fleet.firmware(id).await?))
+}
+
+/// Delete an image; refused (409) while a deployment uses it.
+#[utoipa::path(delete, path = "/api/v1/firmware/{id}", tag = "firmware",
+    params(("id" = i64, Path, description = "firmware id")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
+    s.fleet.firmware_delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,182 @@
+//! `TestApp`: a real server on a free loopback port over a fresh data directory, plus helpers to
+//! talk to it as the admin and as a device.
+
+use std::net::SocketAddr;
+
+use otafleet_core::{Fleet, Settings};
+use otafleet_image::synth;
+use otafleet_image::Chip;
+use otafleet_server::AppState;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+pub const ADMIN: &str = "test-admin-token";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub fleet: Fleet,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::new(dir.path());
+        tweak(&mut settings);
+        let fleet = Fleet::open(settings).await.expect("open fleet");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = AppState::new(fleet.clone(), ADMIN);
+        let task = tokio::spawn(async move {
+            otafleet_server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            fleet,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(ADMIN)
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.admin(reqwest::Method::GET, path).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Upload raw bytes; returns (status, body).
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .admin(reqwest::Method::POST, "/api/v1/firmware")
+            .query(&[("filename", name)])
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn upload_ok(&self, name: &str, bytes: Vec<u8>) -> Value {
+        let (status, body) = self.upload(name, bytes).await;
+        assert_eq!(status, 201, "upload of {name} should be accepted: {body}");
+        body["firmware"].clone()
+    }
+
+    pub async fn deploy(&self, body: Value) -> Value {
+        let r = self
+            .admin(reqwest::Method::POST, "/api/v1/deployments")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "deployment should be created: {v}");
+        v
+    }
+
+    pub async fn checkin(&self, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url("/api/v1/device/checkin")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Files in the blob store (to prove that refused uploads stored nothing).
+    pub fn blob_count(&self) -> usize {
+        walk(&self.dir.path().join("blobs"))
+    }
+
+    pub fn tmp_count(&self) -> usize {
+        walk(&self.dir.path().join("tmp"))
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// A valid synthetic app image.
+pub fn app_image(chip: Chip, project: &str, version: &str, payload: usize) -> Vec<u8> {
+    synth::AppImage::new(chip)
+        .project(project)
+        .version(version)
+        .payload_len(payload)
+        .build()
+}
+
+pub fn checkin_body(mac: &str, version: &str, sha256: Option<&str>) -> Value {
+    json!({
+        "mac": mac, "chip": "esp32", "project": "blink", "version": version,
+        "sha256": sha256, "free_space": 1_310_720, "rssi": -61, "uptime_s": 12
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The real firmware corpus, or `None` (with a SKIPPED line) where it is absent. Under CI it must
+/// be there: its absence fails the test instead of passing it silently.
+pub fn corpus_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("OTAFLEET_TESTDATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/firmware"));
+    if dir.join("PROVENANCE.md").exists() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("the firmware corpus is missing at {} and CI always has it", dir.display());
+    }
+    eprintln!("SKIPPED: corpus not found at {}", dir.display());
+    None
+}

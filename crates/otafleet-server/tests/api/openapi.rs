@@ -1,0 +1,32 @@
+//! The OpenAPI document describes every route, and the docs page and health check are public.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn openapi_lists_the_api_and_docs_render() {
+    let app = TestApp::start().await;
+    let doc: serde_json::Value = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/api/v1/firmware",
+        "/api/v1/firmware/{id}",
+        "/api/v1/devices",
+        "/api/v1/devices/{mac}",
+        "/api/v1/devices/{mac}/updates",
+        "/api/v1/deployments",
+        "/api/v1/events",
+        "/api/v1/device/checkin",
+        "/api/v1/device/progress",
+        "/api/v1/device/firmware/{sha256}",
+        "/api/v1/health",
+    ] {
+        assert!(paths.contains_key(p), "OpenAPI lacks {p}");
+    }
+    assert!(doc["components"]["schemas"]["Firmware"].is_object());
+    assert!(doc["components"]["schemas"]["Device"].is_object());
+    let page = app.http.get(app.url("/api/v1/docs")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("openapi.json"));
+    let health: serde_json::Value = app.http.get(app.url("/api/v1/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    app.stop().await;
+}
