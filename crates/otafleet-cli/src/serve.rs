@@ -10,12 +10,16 @@ use clap::Args;
 use otafleet_core::{Fleet, Settings};
 use otafleet_server::AppState;
 
-
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address and port to listen on. Devices on the LAN must reach it, so the default listens on
     /// every interface. Use 127.0.0.1:0 for a private server on a free port.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8470", env = "OTAFLEET_LISTEN")]
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:8470",
+        env = "OTAFLEET_LISTEN"
+    )]
     pub listen: SocketAddr,
 
     /// Where the database, firmware blobs and the generated admin token live. Default: the
@@ -25,7 +29,12 @@ pub struct ServeArgs {
 
     /// Admin API token (Bearer). When not given, one is generated at first start and kept in
     /// DATA_DIR/admin-token.
-    #[arg(long, value_name = "TOKEN", env = "OTAFLEET_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "OTAFLEET_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Do not advertise the server or browse for devices over mDNS (required on machines where
@@ -66,7 +75,8 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> anyhow::Result<String>
     };
     let tmp = data_dir.join("admin-token.tmp");
     {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -16,20 +16,34 @@ struct Server {
 
 fn start(data_dir: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns", "--admin-token", TOKEN, "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--admin-token",
+            TOKEN,
+            "--data-dir",
+        ])
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start otafleet");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let addr = line
         .trim()
         .strip_prefix("otafleet listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_string();
-    Server { child, base: format!("http://{addr}"), addr }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        addr,
+    }
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -40,10 +54,24 @@ fn signal(child: &Child, sig: i32) {
 
 #[test]
 fn help_explains_every_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_otafleet")).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--listen", "--data-dir", "--admin-token", "--no-mdns", "--max-image-size", "OTAFLEET_ADMIN_TOKEN", "8470"] {
-        assert!(text.contains(flag), "serve --help does not mention {flag}:\n{text}");
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--admin-token",
+        "--no-mdns",
+        "--max-image-size",
+        "OTAFLEET_ADMIN_TOKEN",
+        "8470",
+    ] {
+        assert!(
+            text.contains(flag),
+            "serve --help does not mention {flag}:\n{text}"
+        );
     }
 }
 
@@ -51,18 +79,35 @@ fn help_explains_every_flag() {
 async fn prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
-    let health: serde_json::Value = reqwest::get(format!("{}/api/v1/health", server.base)).await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = reqwest::get(format!("{}/api/v1/health", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     signal(&server.child, libc::SIGTERM);
-    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "SIGTERM ends otafleet with success: {status:?}");
+    let status = tokio::task::spawn_blocking(move || server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ends otafleet with success: {status:?}"
+    );
 }
 
 #[tokio::test]
 async fn generated_admin_token_is_kept_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env_remove("OTAFLEET_ADMIN_TOKEN")
         .stdout(Stdio::piped())
@@ -70,13 +115,24 @@ async fn generated_admin_token_is_kept_in_the_data_dir() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let base = line.trim().replace("otafleet listening on ", "");
     let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
     let c = reqwest::Client::new();
-    let ok = c.get(format!("{base}/api/v1/devices")).bearer_auth(token.trim()).send().await.unwrap();
+    let ok = c
+        .get(format!("{base}/api/v1/devices"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    let no = c.get(format!("{base}/api/v1/devices")).send().await.unwrap();
+    let no = c
+        .get(format!("{base}/api/v1/devices"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no.status(), 401);
     signal(&child, libc::SIGINT);
     assert!(child.wait().unwrap().success());
@@ -112,12 +168,20 @@ async fn crash_during_upload_leaves_no_half_image() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let written: u64 = std::fs::read_dir(&tmp)
-            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0);
         if written > 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the server never started writing the upload");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never started writing the upload"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     server.child.kill().unwrap(); // SIGKILL: no cleanup of any kind
@@ -135,8 +199,16 @@ async fn crash_during_upload_leaves_no_half_image() {
         .json()
         .await
         .unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 0, "a half upload is listed: {list}");
-    let r = c.get(format!("{}/api/v1/device/firmware/{sha}", server.base)).send().await.unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "a half upload is listed: {list}"
+    );
+    let r = c
+        .get(format!("{}/api/v1/device/firmware/{sha}", server.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "a half upload is downloadable");
     let leftovers = std::fs::read_dir(&tmp).unwrap().count();
     assert_eq!(leftovers, 0, "the restart clears unfinished uploads");
@@ -145,7 +217,10 @@ async fn crash_during_upload_leaves_no_half_image() {
 
     // And the same upload, whole, works after the restart.
     let r = c
-        .post(format!("{}/api/v1/firmware?filename=blink.bin", server.base))
+        .post(format!(
+            "{}/api/v1/firmware?filename=blink.bin",
+            server.base
+        ))
         .bearer_auth(TOKEN)
         .body(image)
         .send()
@@ -161,7 +236,13 @@ fn walk(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
             d.flatten()
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)

@@ -92,7 +92,12 @@ fn clean(req: &CheckinRequest, remote_ip: Option<String>) -> Result<Clean> {
     let ip = match req.ip.as_deref() {
         Some(ip) => Some(
             ip.parse::<std::net::IpAddr>()
-                .map_err(|_| CoreError::invalid("invalid_ip", format!("'{}' is not an IP address", validate::printable(ip, 40))))?
+                .map_err(|_| {
+                    CoreError::invalid(
+                        "invalid_ip",
+                        format!("'{}' is not an IP address", validate::printable(ip, 40)),
+                    )
+                })?
                 .to_string(),
         ),
         None => remote_ip,
@@ -194,7 +199,7 @@ pub(crate) async fn checkin(
     let offer = match decision {
         Decision::Offer { update, firmware } => {
             if created {
-                changed.push(update.clone());
+                changed.push((*update).clone());
             }
             Some(Offer {
                 id: update.id,
@@ -213,7 +218,9 @@ pub(crate) async fn checkin(
     tx.commit().await?;
     drop(_writer);
     for u in changed {
-        fleet.events().publish(Event::Update { update: Box::new(u) });
+        fleet.events().publish(Event::Update {
+            update: Box::new(u),
+        });
     }
     fleet.publish_device(&c.mac).await;
     Ok(CheckinResponse {
@@ -224,9 +231,16 @@ pub(crate) async fn checkin(
     })
 }
 
-pub(crate) async fn progress(fleet: &Fleet, token: Option<&str>, req: ProgressRequest) -> Result<Update> {
+pub(crate) async fn progress(
+    fleet: &Fleet,
+    token: Option<&str>,
+    req: ProgressRequest,
+) -> Result<Update> {
     let token = token.ok_or_else(|| {
-        unauthorized("token_required", "progress reports need the device token as 'Authorization: Bearer <token>'")
+        unauthorized(
+            "token_required",
+            "progress reports need the device token as 'Authorization: Bearer <token>'",
+        )
     })?;
     if !updates::DEVICE_STATES.contains(&req.state.as_str()) {
         return Err(CoreError::invalid(
@@ -235,7 +249,10 @@ pub(crate) async fn progress(fleet: &Fleet, token: Option<&str>, req: ProgressRe
         ));
     }
     if !(0..=100).contains(&req.progress) {
-        return Err(CoreError::invalid("invalid_progress", "progress is a percentage from 0 to 100"));
+        return Err(CoreError::invalid(
+            "invalid_progress",
+            "progress is a percentage from 0 to 100",
+        ));
     }
     let error = req.error.as_deref().map(|e| validate::printable(e, 500));
     let _writer = fleet.write_lock().await;
@@ -244,10 +261,22 @@ pub(crate) async fn progress(fleet: &Fleet, token: Option<&str>, req: ProgressRe
         .bind(hash_token(token))
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| unauthorized("token_unknown", "this device token is not known; check in first"))?;
+        .ok_or_else(|| {
+            unauthorized(
+                "token_unknown",
+                "this device token is not known; check in first",
+            )
+        })?;
     let update = updates::get(&mut tx, req.update_id).await?;
     if update.mac != device.mac {
-        return Err(CoreError::not_found(format!("update {} for device {}", req.update_id, device.mac)));
+        return Err(CoreError::not_found(format!(
+            "update {} for device {}",
+            req.update_id, device.mac
+        )));
+    }
+    if update.is_finished() && update.state == req.state {
+        // A repeat of the final state (a device saying "done" after its confirming check-in).
+        return Ok(update);
     }
     if update.is_finished() {
         return Err(CoreError::conflict(format!(
@@ -258,7 +287,11 @@ pub(crate) async fn progress(fleet: &Fleet, token: Option<&str>, req: ProgressRe
     let (state, progress, error) = match req.state.as_str() {
         // Only a check-in on the new image confirms; a device saying "done" is about to reboot.
         "done" => ("rebooting", 100, None),
-        "failed" => ("failed", req.progress, Some(error.unwrap_or_else(|| "the device reported a failure without a reason".into()))),
+        "failed" => (
+            "failed",
+            req.progress,
+            Some(error.unwrap_or_else(|| "the device reported a failure without a reason".into())),
+        ),
         s => (s, req.progress, None),
     };
     let updated = updates::set_state(&mut tx, update.id, state, progress, error.as_deref()).await?;
@@ -270,6 +303,8 @@ pub(crate) async fn progress(fleet: &Fleet, token: Option<&str>, req: ProgressRe
         .await?;
     tx.commit().await?;
     drop(_writer);
-    fleet.events().publish(Event::Update { update: Box::new(updated.clone()) });
+    fleet.events().publish(Event::Update {
+        update: Box::new(updated.clone()),
+    });
     Ok(updated)
 }

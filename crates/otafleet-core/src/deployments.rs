@@ -85,13 +85,15 @@ async fn fill(db: &SqlitePool, mut d: Deployment) -> Result<Deployment> {
 
 /// Validate and store a deployment (or, with `dry_run`, only validate and count).
 pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
-    let fw = firmware::get(db, new.firmware_id).await.map_err(|e| match e {
-        CoreError::NotFound { .. } => CoreError::invalid(
-            "unknown_firmware",
-            format!("there is no firmware {} in the library", new.firmware_id),
-        ),
-        other => other,
-    })?;
+    let fw = firmware::get(db, new.firmware_id)
+        .await
+        .map_err(|e| match e {
+            CoreError::NotFound { .. } => CoreError::invalid(
+                "unknown_firmware",
+                format!("there is no firmware {} in the library", new.firmware_id),
+            ),
+            other => other,
+        })?;
     if let Some(chip) = new.chip.as_deref() {
         let chip = crate::devices::chip(chip)?;
         if chip != fw.chip {
@@ -127,7 +129,10 @@ pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
                     Some(Some(c)) if c != fw.chip => {
                         return Err(CoreError::invalid(
                             "chip_mismatch",
-                            format!("device {mac} is an {c}; firmware {} is built for {}", fw.id, fw.chip),
+                            format!(
+                                "device {mac} is an {c}; firmware {} is built for {}",
+                                fw.id, fw.chip
+                            ),
                         ))
                     }
                     _ => {}

@@ -160,7 +160,11 @@ pub async fn patch(
     let mac = validate::mac(mac)?;
     let name = patch.name.as_deref().map(validate::name).transpose()?;
     let chip = patch.chip.as_deref().map(check_chip).transpose()?;
-    let project = patch.project.as_deref().map(validate::project).transpose()?;
+    let project = patch
+        .project
+        .as_deref()
+        .map(validate::project)
+        .transpose()?;
     let mut tx = db.begin().await?;
     let exists: Option<String> = sqlx::query_scalar("SELECT mac FROM devices WHERE mac = ?")
         .bind(&mac)

@@ -183,7 +183,7 @@ pub async fn import<R: AsyncRead + Unpin>(
         (desc_version, "app_desc"),
         (name_version, "filename"),
     ]);
-    let format = serde_json::to_value(&info.format)
+    let format = serde_json::to_value(info.format)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| "unknown".into());

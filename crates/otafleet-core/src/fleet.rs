@@ -87,8 +87,14 @@ impl Fleet {
         let filename = req.filename.clone();
         let result = {
             let _w = self.write_lock().await;
-            firmware::import(self.db(), self.blobs(), self.settings().max_image_size, req, reader)
-                .await
+            firmware::import(
+                self.db(),
+                self.blobs(),
+                self.settings().max_image_size,
+                req,
+                reader,
+            )
+            .await
         };
         match &result {
             Ok(out) if out.created => {
@@ -97,7 +103,9 @@ impl Fleet {
                     firmware: Box::new(out.firmware.clone()),
                 });
             }
-            Ok(out) => tracing::info!(id = out.firmware.id, %filename, "same bytes already in the library"),
+            Ok(out) => {
+                tracing::info!(id = out.firmware.id, %filename, "same bytes already in the library")
+            }
             Err(e) => tracing::warn!(%filename, code = e.code(), error = %e, "firmware refused"),
         }
         result
@@ -114,10 +122,18 @@ impl Fleet {
         let filename = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| CoreError::invalid("invalid_filename", format!("{} has no usable file name", path.display())))?
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "invalid_filename",
+                    format!("{} has no usable file name", path.display()),
+                )
+            })?
             .to_string();
         let file = tokio::fs::File::open(path).await.map_err(|e| {
-            CoreError::invalid("unreadable_file", format!("cannot read {}: {e}", path.display()))
+            CoreError::invalid(
+                "unreadable_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
         self.import(
             ImportRequest {
@@ -179,7 +195,9 @@ impl Fleet {
             let _w = self.write_lock().await;
             devices::create(self.db(), self.settings(), new).await?
         };
-        self.events().publish(Event::Device { device: Box::new(d.clone()) });
+        self.events().publish(Event::Device {
+            device: Box::new(d.clone()),
+        });
         Ok(d)
     }
 
@@ -188,7 +206,9 @@ impl Fleet {
             let _w = self.write_lock().await;
             devices::patch(self.db(), self.settings(), mac, patch).await?
         };
-        self.events().publish(Event::Device { device: Box::new(d.clone()) });
+        self.events().publish(Event::Device {
+            device: Box::new(d.clone()),
+        });
         Ok(d)
     }
 
@@ -204,7 +224,9 @@ impl Fleet {
     /// Publish the current state of one device (after a check-in or progress).
     pub async fn publish_device(&self, mac: &str) {
         match self.device(mac).await {
-            Ok(d) => self.events().publish(Event::Device { device: Box::new(d) }),
+            Ok(d) => self.events().publish(Event::Device {
+                device: Box::new(d),
+            }),
             Err(e) => tracing::warn!(%mac, error = %e, "could not load device for its event"),
         }
     }
@@ -222,8 +244,15 @@ impl Fleet {
             deployments::create(self.db(), new).await?
         };
         if !dry {
-            tracing::info!(id = d.id, firmware = d.firmware_id, reach = d.reach, "deployment created");
-            self.events().publish(Event::Deployment { deployment: Box::new(d.clone()) });
+            tracing::info!(
+                id = d.id,
+                firmware = d.firmware_id,
+                reach = d.reach,
+                "deployment created"
+            );
+            self.events().publish(Event::Deployment {
+                deployment: Box::new(d.clone()),
+            });
         }
         Ok(d)
     }
@@ -233,7 +262,9 @@ impl Fleet {
             let _w = self.write_lock().await;
             deployments::stop(self.db(), id).await?
         };
-        self.events().publish(Event::Deployment { deployment: Box::new(d.clone()) });
+        self.events().publish(Event::Deployment {
+            deployment: Box::new(d.clone()),
+        });
         Ok(d)
     }
 

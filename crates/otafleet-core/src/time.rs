@@ -36,7 +36,11 @@ mod tests {
     #[test]
     fn round_trips_and_sorts() {
         let a = super::now();
-        assert_eq!(a.len(), 24, "fixed width keeps text order equal to time order: {a}");
+        assert_eq!(
+            a.len(),
+            24,
+            "fixed width keeps text order equal to time order: {a}"
+        );
         assert!(super::parse(&a).is_some());
         assert!(super::age_seconds(&a).unwrap() >= 0);
         assert!(super::parse("yesterday").is_none());

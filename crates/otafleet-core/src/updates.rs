@@ -176,10 +176,11 @@ pub async fn target_for(
     let Some((deployment_id, rollback, firmware_id)) = row else {
         return Ok(None);
     };
-    let fw: Option<Firmware> = sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
-        .bind(firmware_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let fw: Option<Firmware> =
+        sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+            .bind(firmware_id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(fw.map(|fw| (deployment_id, rollback, fw)))
 }
 
@@ -197,7 +198,10 @@ pub fn runs(device: &Device, fw: &Firmware) -> bool {
 #[derive(Debug)]
 pub enum Decision {
     /// Install this image; the update row tracks the attempt.
-    Offer { update: Update, firmware: Firmware },
+    Offer {
+        update: Box<Update>,
+        firmware: Box<Firmware>,
+    },
     /// Nothing to do, and why (for logs and the UI).
     Nothing { reason: String },
 }
@@ -243,14 +247,21 @@ pub async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<(Dec
         if open.sha256 == fw.sha256 {
             return Ok((
                 Decision::Offer {
-                    update: open,
-                    firmware: fw,
+                    update: Box::new(open),
+                    firmware: Box::new(fw),
                 },
                 false,
             ));
         }
         // The target changed under an unfinished attempt: that attempt is over.
-        set_state(conn, open.id, "failed", open.progress, Some("superseded by a newer deployment")).await?;
+        set_state(
+            conn,
+            open.id,
+            "failed",
+            open.progress,
+            Some("superseded by a newer deployment"),
+        )
+        .await?;
     }
     let failures: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM updates WHERE mac = ? AND sha256 = ? AND state = 'failed'",
@@ -283,8 +294,8 @@ pub async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<(Dec
     let update = get(conn, id).await?;
     Ok((
         Decision::Offer {
-            update,
-            firmware: fw,
+            update: Box::new(update),
+            firmware: Box::new(fw),
         },
         true,
     ))

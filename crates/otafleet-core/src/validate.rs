@@ -159,10 +159,7 @@ pub fn split_filename(filename: &str) -> (Option<String>, Option<String>) {
             if digits.starts_with(|c: char| c.is_ascii_digit()) && digits.contains('.') {
                 let project = &stem[..i - 1];
                 let project = project.trim_end_matches(['_', '-']);
-                return (
-                    self::project(project).ok(),
-                    self::version(digits).ok(),
-                );
+                return (self::project(project).ok(), self::version(digits).ok());
             }
         }
     }
@@ -216,7 +213,15 @@ mod tests {
         assert_eq!(mac("24:0a:c4:a3:15:3c").unwrap(), "24:0A:C4:A3:15:3C");
         assert_eq!(mac("24-0A-C4-A3-15-3C").unwrap(), "24:0A:C4:A3:15:3C");
         assert_eq!(mac("240ac4a3153c").unwrap(), "24:0A:C4:A3:15:3C");
-        for bad in ["", "24:0A:C4:A3:15", "24:0A:C4:A3:15:3G", "24:0A-C4:A3:15:3C", "24.0A.C4.A3.15.3C", "zzzzzzzzzzzz", "24:0A:C4:A3:15:3C:00"] {
+        for bad in [
+            "",
+            "24:0A:C4:A3:15",
+            "24:0A:C4:A3:15:3G",
+            "24:0A-C4:A3:15:3C",
+            "24.0A.C4.A3.15.3C",
+            "zzzzzzzzzzzz",
+            "24:0A:C4:A3:15:3C:00",
+        ] {
             assert!(mac(bad).is_err(), "{bad} must be refused");
         }
     }
@@ -225,7 +230,12 @@ mod tests {
     fn versions_and_names() {
         assert!(version("1.2.3").is_ok());
         assert!(version("qa-test-v5.0-20220830-4-g4532e6").is_ok());
-        for bad in ["", "1 2", "a-version-string-that-is-far-too-long-to-fit", "1.0\n"] {
+        for bad in [
+            "",
+            "1 2",
+            "a-version-string-that-is-far-too-long-to-fit",
+            "1.0\n",
+        ] {
             assert!(version(bad).is_err() || bad.trim() != bad, "{bad:?}");
         }
         assert!(version("1.0\u{7}").is_err());
@@ -238,10 +248,22 @@ mod tests {
 
     #[test]
     fn filename_split() {
-        assert_eq!(split_filename("blink_v1.2.3.bin"), (Some("blink".into()), Some("1.2.3".into())));
-        assert_eq!(split_filename("blink-1.2.3.bin"), (Some("blink".into()), Some("1.2.3".into())));
-        assert_eq!(split_filename("my-app_2.0.bin"), (Some("my-app".into()), Some("2.0".into())));
-        assert_eq!(split_filename("firmware.bin"), (Some("firmware".into()), None));
+        assert_eq!(
+            split_filename("blink_v1.2.3.bin"),
+            (Some("blink".into()), Some("1.2.3".into()))
+        );
+        assert_eq!(
+            split_filename("blink-1.2.3.bin"),
+            (Some("blink".into()), Some("1.2.3".into()))
+        );
+        assert_eq!(
+            split_filename("my-app_2.0.bin"),
+            (Some("my-app".into()), Some("2.0".into()))
+        );
+        assert_eq!(
+            split_filename("firmware.bin"),
+            (Some("firmware".into()), None)
+        );
     }
 
     #[test]

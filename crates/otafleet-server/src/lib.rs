@@ -26,6 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 use otafleet_core::Fleet;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -33,6 +34,9 @@ pub struct AppState {
     pub fleet: Fleet,
     /// The admin token, compared in constant time by [`auth`].
     pub admin_token: Arc<str>,
+    /// Cancelled when the server shuts down, so that endless responses (the event stream) end
+    /// and graceful shutdown does not wait for them forever.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
         Self {
             fleet,
             admin_token: admin_token.into(),
+            shutdown: CancellationToken::new(),
         }
     }
 }
@@ -57,12 +62,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let fleet = state.fleet.clone();
+    let stopping = state.shutdown.clone();
     let router = app(state);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        stopping.cancel();
+    })
     .await?;
     fleet.close().await;
     Ok(())

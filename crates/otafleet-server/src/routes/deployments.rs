@@ -37,7 +37,11 @@ async fn create(
 ) -> ApiResult<(StatusCode, AxumJson<Deployment>)> {
     let dry = new.dry_run;
     let d = s.fleet.deployment_create(new).await?;
-    let status = if dry { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if dry {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, AxumJson(d)))
 }
 

@@ -32,7 +32,9 @@ async fn checkin(
     Json(req): Json<CheckinRequest>,
 ) -> ApiResult<AxumJson<CheckinResponse>> {
     let remote = Some(remote.ip().to_canonical().to_string());
-    Ok(AxumJson(s.fleet.checkin(req, bearer(&headers), remote).await?))
+    Ok(AxumJson(
+        s.fleet.checkin(req, bearer(&headers), remote).await?,
+    ))
 }
 
 /// Report progress of an offered update.

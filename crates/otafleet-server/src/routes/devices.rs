@@ -35,7 +35,10 @@ async fn create(
     State(s): State<AppState>,
     Json(new): Json<NewDevice>,
 ) -> ApiResult<(StatusCode, AxumJson<Device>)> {
-    Ok((StatusCode::CREATED, AxumJson(s.fleet.device_create(new).await?)))
+    Ok((
+        StatusCode::CREATED,
+        AxumJson(s.fleet.device_create(new).await?),
+    ))
 }
 
 /// One device.
@@ -43,7 +46,10 @@ async fn create(
     params(("mac" = String, Path, description = "MAC address, any common notation")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody)))]
-async fn get_one(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<AxumJson<Device>> {
+async fn get_one(
+    State(s): State<AppState>,
+    Path(mac): Path<String>,
+) -> ApiResult<AxumJson<Device>> {
     Ok(AxumJson(s.fleet.device(&mac).await?))
 }
 
@@ -75,6 +81,9 @@ async fn delete(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody)))]
-async fn history(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<AxumJson<Vec<Update>>> {
+async fn history(
+    State(s): State<AppState>,
+    Path(mac): Path<String>,
+) -> ApiResult<AxumJson<Vec<Update>>> {
     Ok(AxumJson(s.fleet.device_history(&mac).await?))
 }

@@ -20,7 +20,12 @@ pub fn router(api: utoipa::openapi::OpenApi) -> Router<AppState> {
             "/api/v1/openapi.json",
             get(move || {
                 let json = json.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], json.to_string()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.to_string(),
+                    )
+                }
             }),
         )
         .route("/api/v1/docs", get(|| async { Html(DOCS_PAGE) }))

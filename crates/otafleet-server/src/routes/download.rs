@@ -73,7 +73,11 @@ fn parse_range(value: &str, size: u64) -> Range {
             }
         }),
         (false, _) => a.parse::<u64>().ok().and_then(|start| {
-            let end = if b.is_empty() { Some(u64::MAX) } else { b.parse::<u64>().ok() };
+            let end = if b.is_empty() {
+                Some(u64::MAX)
+            } else {
+                b.parse::<u64>().ok()
+            };
             end.map(|end| (start <= end).then_some((start, end.min(size.saturating_sub(1)))))
         }),
         (true, true) => None,
@@ -105,7 +109,9 @@ pub async fn file_response(
             .header("x-SHA256", &fw.sha256)
             .header(header::CACHE_CONTROL, "no-cache")
     };
-    let if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
         return Ok(common(Response::builder().status(StatusCode::NOT_MODIFIED))
             .body(Body::empty())
@@ -124,11 +130,13 @@ pub async fn file_response(
         Range::Full => (StatusCode::OK, 0, size),
         Range::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         Range::Unsatisfiable => {
-            return Ok(common(Response::builder().status(StatusCode::RANGE_NOT_SATISFIABLE))
-                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                .header(header::CONTENT_LENGTH, 0)
-                .body(Body::empty())
-                .expect("valid response"));
+            return Ok(
+                common(Response::builder().status(StatusCode::RANGE_NOT_SATISFIABLE))
+                    .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                    .header(header::CONTENT_LENGTH, 0)
+                    .body(Body::empty())
+                    .expect("valid response"),
+            );
         }
     };
     let mut builder = common(Response::builder().status(status))
@@ -136,8 +144,11 @@ pub async fn file_response(
         .header(header::CONTENT_LENGTH, len)
         .header(
             header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&format!("attachment; filename=\"{}\"", fw.filename.replace('"', "")))
-                .unwrap_or(HeaderValue::from_static("attachment")),
+            HeaderValue::from_str(&format!(
+                "attachment; filename=\"{}\"",
+                fw.filename.replace('"', "")
+            ))
+            .unwrap_or(HeaderValue::from_static("attachment")),
         );
     if status == StatusCode::PARTIAL_CONTENT {
         builder = builder.header(
@@ -153,7 +164,9 @@ pub async fn file_response(
         ApiError::Core(e.into())
     })?;
     if start > 0 {
-        file.seek(SeekFrom::Start(start)).await.map_err(|e| ApiError::Core(e.into()))?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::Core(e.into()))?;
     }
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(len), 64 * 1024));
     Ok(builder.body(body).expect("valid response").into_response())
@@ -165,10 +178,22 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-0", 10), Range::Part { start: 0, end: 0 });
-        assert_eq!(parse_range("bytes=5-", 10), Range::Part { start: 5, end: 9 });
-        assert_eq!(parse_range("bytes=-3", 10), Range::Part { start: 7, end: 9 });
-        assert_eq!(parse_range("bytes=2-100", 10), Range::Part { start: 2, end: 9 });
+        assert_eq!(
+            parse_range("bytes=0-0", 10),
+            Range::Part { start: 0, end: 0 }
+        );
+        assert_eq!(
+            parse_range("bytes=5-", 10),
+            Range::Part { start: 5, end: 9 }
+        );
+        assert_eq!(
+            parse_range("bytes=-3", 10),
+            Range::Part { start: 7, end: 9 }
+        );
+        assert_eq!(
+            parse_range("bytes=2-100", 10),
+            Range::Part { start: 2, end: 9 }
+        );
         assert_eq!(parse_range("bytes=10-", 10), Range::Unsatisfiable);
         assert_eq!(parse_range("bytes=5-2", 10), Range::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,4-5", 10), Range::Full);

@@ -24,9 +24,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("token" = Option<String>, Query, description = "admin token, for EventSource which cannot set headers")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, content_type = "text/event-stream", body = otafleet_core::events::Event)))]
-async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.fleet.events().subscribe();
-    let hello = futures_util::stream::once(async { Ok(SseEvent::default().event("hello").data("{}")) });
+    let hello =
+        futures_util::stream::once(async { Ok(SseEvent::default().event("hello").data("{}")) });
     let stream = BroadcastStream::new(rx).map(|item| {
         Ok(match item {
             Ok(event) => SseEvent::default()
@@ -38,5 +41,6 @@ async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseE
                 .data(format!("{{\"missed\":{n}}}")),
         })
     });
+    let stream = stream.take_until(s.shutdown.clone().cancelled_owned());
     Sse::new(hello.chain(stream)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

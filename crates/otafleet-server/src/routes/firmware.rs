@@ -52,8 +52,8 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image (or multipart/form-data with a `file` field)"),
     security(("admin" = []), ("admin_key" = [])),
     responses(
-        (status = 201, body = ImportOutcome, description = "imported"),
-        (status = 200, body = ImportOutcome, description = "same bytes already in the library"),
+        (status = 201, body = Firmware, description = "imported"),
+        (status = 200, body = Firmware, description = "same bytes already in the library: the existing record"),
         (status = 422, body = ErrorBody, description = "not a flashable app image, too large, or bad name")))]
 async fn upload(
     State(s): State<AppState>,
@@ -97,7 +97,7 @@ async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(outcome)))
+    Ok((status, Json(outcome.firmware)))
 }
 
 async fn upload_multipart(
@@ -108,7 +108,10 @@ async fn upload_multipart(
     let mut project = q.project;
     let mut version = q.version;
     let bad = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request("bad_multipart", format!("the multipart body is malformed: {}", e.body_text()))
+        ApiError::bad_request(
+            "bad_multipart",
+            format!("the multipart body is malformed: {}", e.body_text()),
+        )
     };
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         match field.name() {
@@ -120,7 +123,10 @@ async fn upload_multipart(
                     .map(str::to_owned)
                     .or(q.filename.clone())
                     .ok_or_else(|| {
-                        ApiError::bad_request("filename_required", "the 'file' part has no file name")
+                        ApiError::bad_request(
+                            "filename_required",
+                            "the 'file' part has no file name",
+                        )
                     })?;
                 let reader = StreamReader::new(field.map_err(std::io::Error::other));
                 let outcome = s

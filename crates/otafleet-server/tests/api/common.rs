@@ -16,7 +16,6 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub http: reqwest::Client,
-    pub fleet: Fleet,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -47,7 +46,6 @@ impl TestApp {
             addr,
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
-            fleet,
             dir,
             stop: Some(tx),
             task: Some(task),
@@ -85,7 +83,7 @@ impl TestApp {
     pub async fn upload_ok(&self, name: &str, bytes: Vec<u8>) -> Value {
         let (status, body) = self.upload(name, bytes).await;
         assert_eq!(status, 201, "upload of {name} should be accepted: {body}");
-        body["firmware"].clone()
+        body
     }
 
     pub async fn deploy(&self, body: Value) -> Value {
@@ -102,7 +100,10 @@ impl TestApp {
     }
 
     pub async fn checkin(&self, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.http.post(self.url("/api/v1/device/checkin")).json(&body);
+        let mut req = self
+            .http
+            .post(self.url("/api/v1/device/checkin"))
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -131,7 +132,9 @@ impl TestApp {
 }
 
 fn walk(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|e| {
@@ -170,13 +173,68 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn corpus_dir() -> Option<std::path::PathBuf> {
     let dir = std::env::var_os("OTAFLEET_TESTDATA")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/firmware"));
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/testdata/firmware")
+        });
     if dir.join("PROVENANCE.md").exists() {
         return Some(dir);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("the firmware corpus is missing at {} and CI always has it", dir.display());
+        panic!(
+            "the firmware corpus is missing at {} and CI always has it",
+            dir.display()
+        );
     }
     eprintln!("SKIPPED: corpus not found at {}", dir.display());
     None
+}
+
+pub fn synth_bootloader() -> Vec<u8> {
+    synth::bootloader(Chip::Esp32)
+}
+
+pub fn synth_partition_table() -> Vec<u8> {
+    synth::PartitionTable::single_app().build()
+}
+
+pub fn synth_ram_only() -> Vec<u8> {
+    synth::ram_only_app(Chip::Esp32s3, "hello_world", "1.0.0")
+}
+
+pub fn synth_merged() -> Vec<u8> {
+    synth::merged(
+        Chip::Esp32,
+        &app_image(Chip::Esp32, "blink", "1.0.0", 20_000),
+    )
+}
+
+/// An app whose XOR checksum is wrong (no appended hash, so only the checksum can catch it).
+pub fn synth_bad_checksum() -> Vec<u8> {
+    let mut img = synth::AppImage::new(Chip::Esp32)
+        .project("blink")
+        .version("1.0.0")
+        .payload_len(20_000)
+        .hash_appended(false)
+        .build();
+    synth::corrupt_checksum(&mut img);
+    img
+}
+
+/// An app whose appended SHA-256 does not match its bytes.
+pub fn synth_bad_hash() -> Vec<u8> {
+    let mut img = app_image(Chip::Esp32, "blink", "1.0.0", 20_000);
+    let last = img.len() - 1;
+    img[last] ^= 0xFF;
+    img
+}
+
+/// An Arduino-ESP32 build: the descriptor names the core's lib-builder; `n` varies the bytes.
+pub fn synth_arduino(n: u8) -> Vec<u8> {
+    synth::AppImage::new(Chip::Esp32)
+        .project("arduino-lib-builder")
+        .version("heads/idf-release/v4.4-0-gd4572")
+        .elf_sha256([n; 32])
+        .payload_len(30_000)
+        .build()
 }

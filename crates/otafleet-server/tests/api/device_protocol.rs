@@ -13,7 +13,8 @@ const MAC: &str = "24:0A:C4:A3:15:3C";
 
 /// Reads `/api/v1/events` as a browser would and waits for a matching event.
 struct Events {
-    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buf: String,
 }
 
@@ -27,8 +28,14 @@ impl Events {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        let mut ev = Self { stream: Box::pin(r.bytes_stream()), buf: String::new() };
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let mut ev = Self {
+            stream: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        };
         ev.wait_for(|name, _| name == "hello").await;
         ev
     }
@@ -53,7 +60,12 @@ impl Events {
                         return v;
                     }
                 }
-                let chunk = self.stream.next().await.expect("event stream ended").unwrap();
+                let chunk = self
+                    .stream
+                    .next()
+                    .await
+                    .expect("event stream ended")
+                    .unwrap();
                 self.buf.push_str(&String::from_utf8_lossy(&chunk));
             }
         };
@@ -75,17 +87,26 @@ async fn simulated_device_updates_from_checkin_to_confirmed() {
     assert_eq!(fw2["project"], "blink");
 
     // First contact: a token, nothing to install yet.
-    let (status, first) = app.checkin(None, checkin_body(MAC, "1.0.0", Some(&v1_sha))).await;
+    let (status, first) = app
+        .checkin(None, checkin_body(MAC, "1.0.0", Some(&v1_sha)))
+        .await;
     assert_eq!(status, 200, "{first}");
-    let token = first["token"].as_str().expect("first check-in hands out a token").to_string();
+    let token = first["token"]
+        .as_str()
+        .expect("first check-in hands out a token")
+        .to_string();
     assert_eq!(first["device_id"], MAC);
     assert!(first["update"].is_null());
     assert_eq!(first["checkin_interval_s"], 60);
-    events.wait_for(|n, v| n == "device" && v["device"]["mac"] == MAC).await;
+    events
+        .wait_for(|n, v| n == "device" && v["device"]["mac"] == MAC)
+        .await;
 
     app.deploy(json!({"firmware_id": fw2["id"]})).await;
 
-    let (status, offer) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", Some(&v1_sha))).await;
+    let (status, offer) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", Some(&v1_sha)))
+        .await;
     assert_eq!(status, 200, "{offer}");
     assert!(offer["token"].is_null(), "a token is handed out once");
     let update = &offer["update"];
@@ -94,15 +115,32 @@ async fn simulated_device_updates_from_checkin_to_confirmed() {
     assert_eq!(update["md5"], fw2["md5"]);
     assert_eq!(update["size"], v2.len());
     let update_id = update["id"].as_i64().unwrap();
-    events.wait_for(|n, v| n == "update" && v["update"]["state"] == "offered").await;
+    events
+        .wait_for(|n, v| n == "update" && v["update"]["state"] == "offered")
+        .await;
 
-    let r = app.http.get(app.url(update["url"].as_str().unwrap())).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url(update["url"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-length"], v2.len().to_string().as_str());
     let body = r.bytes().await.unwrap();
-    assert_eq!(sha256_hex(&body), fw2["sha256"].as_str().unwrap(), "downloaded bytes match the offer");
+    assert_eq!(
+        sha256_hex(&body),
+        fw2["sha256"].as_str().unwrap(),
+        "downloaded bytes match the offer"
+    );
 
-    for (state, progress) in [("downloading", 50), ("downloading", 100), ("verifying", 100), ("flashing", 100), ("rebooting", 100)] {
+    for (state, progress) in [
+        ("downloading", 50),
+        ("downloading", 100),
+        ("verifying", 100),
+        ("flashing", 100),
+        ("rebooting", 100),
+    ] {
         let r = app
             .http
             .post(app.url("/api/v1/device/progress"))
@@ -113,22 +151,38 @@ async fn simulated_device_updates_from_checkin_to_confirmed() {
             .unwrap();
         assert_eq!(r.status(), 200, "progress {state} {progress}");
         events
-            .wait_for(|n, v| n == "update" && v["update"]["state"] == state && v["update"]["progress"] == progress)
+            .wait_for(|n, v| {
+                n == "update"
+                    && v["update"]["state"] == state
+                    && v["update"]["progress"] == progress
+            })
             .await;
     }
 
     // The device reboots into the new image and checks in: done.
-    let (status, after) = app.checkin(Some(&token), checkin_body(MAC, "2.0.0", fw2["sha256"].as_str())).await;
+    let (status, after) = app
+        .checkin(
+            Some(&token),
+            checkin_body(MAC, "2.0.0", fw2["sha256"].as_str()),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert!(after["update"].is_null(), "nothing more to install: {after}");
-    let done = events.wait_for(|n, v| n == "update" && v["update"]["state"] == "done").await;
+    assert!(
+        after["update"].is_null(),
+        "nothing more to install: {after}"
+    );
+    let done = events
+        .wait_for(|n, v| n == "update" && v["update"]["state"] == "done")
+        .await;
     assert_eq!(done["update"]["progress"], 100);
     let device = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
     assert_eq!(device["version"], "2.0.0");
     assert_eq!(device["update"]["state"], "done");
     assert_eq!(device["online"], true);
     assert_eq!(device["enrolled"], true);
-    let history = app.get_json(&format!("/api/v1/devices/{MAC}/updates")).await;
+    let history = app
+        .get_json(&format!("/api/v1/devices/{MAC}/updates"))
+        .await;
     assert_eq!(history.as_array().unwrap().len(), 1);
     app.stop().await;
 }
@@ -136,8 +190,18 @@ async fn simulated_device_updates_from_checkin_to_confirmed() {
 #[tokio::test]
 async fn never_another_chip_never_older_unless_rollback() {
     let app = TestApp::start().await;
-    let s3 = app.upload_ok("blink_v3.0.0.bin", app_image(Chip::Esp32s3, "blink", "3.0.0", 20_000)).await;
-    let old = app.upload_ok("blink_v0.9.0.bin", app_image(Chip::Esp32, "blink", "0.9.0", 20_000)).await;
+    let s3 = app
+        .upload_ok(
+            "blink_v3.0.0.bin",
+            app_image(Chip::Esp32s3, "blink", "3.0.0", 20_000),
+        )
+        .await;
+    let old = app
+        .upload_ok(
+            "blink_v0.9.0.bin",
+            app_image(Chip::Esp32, "blink", "0.9.0", 20_000),
+        )
+        .await;
     let (_, first) = app.checkin(None, checkin_body(MAC, "1.0.0", None)).await;
     let token = first["token"].as_str().unwrap().to_string();
 
@@ -153,16 +217,27 @@ async fn never_another_chip_never_older_unless_rollback() {
     assert_eq!(err["error"]["code"], "chip_mismatch");
     // ...and a project-wide deployment for esp32s3 does not cover an esp32.
     app.deploy(json!({"firmware_id": s3["id"]})).await;
-    let (_, c) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None)).await;
+    let (_, c) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
     assert!(c["update"].is_null(), "wrong chip offered: {c}");
 
     // An older version is not offered...
-    app.deploy(json!({"firmware_id": old["id"], "devices": [MAC]})).await;
-    let (_, c) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None)).await;
-    assert!(c["update"].is_null(), "older version offered without rollback: {c}");
+    app.deploy(json!({"firmware_id": old["id"], "devices": [MAC]}))
+        .await;
+    let (_, c) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
+    assert!(
+        c["update"].is_null(),
+        "older version offered without rollback: {c}"
+    );
     // ...unless the deployment is a rollback.
-    app.deploy(json!({"firmware_id": old["id"], "devices": [MAC], "rollback": true})).await;
-    let (_, c) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None)).await;
+    app.deploy(json!({"firmware_id": old["id"], "devices": [MAC], "rollback": true}))
+        .await;
+    let (_, c) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
     assert_eq!(c["update"]["version"], "0.9.0");
     app.stop().await;
 }
@@ -170,13 +245,22 @@ async fn never_another_chip_never_older_unless_rollback() {
 #[tokio::test]
 async fn device_that_returns_on_the_old_image_is_failed_and_retried_three_times_at_most() {
     let app = TestApp::start().await;
-    let fw = app.upload_ok("blink.bin", app_image(Chip::Esp32, "blink", "2.0.0", 20_000)).await;
+    let fw = app
+        .upload_ok(
+            "blink.bin",
+            app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
+        )
+        .await;
     let (_, first) = app.checkin(None, checkin_body(MAC, "1.0.0", None)).await;
     let token = first["token"].as_str().unwrap().to_string();
     app.deploy(json!({"firmware_id": fw["id"]})).await;
     for attempt in 1..=3 {
-        let (_, c) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None)).await;
-        let id = c["update"]["id"].as_i64().unwrap_or_else(|| panic!("attempt {attempt} offered: {c}"));
+        let (_, c) = app
+            .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+            .await;
+        let id = c["update"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("attempt {attempt} offered: {c}"));
         let r = app
             .http
             .post(app.url("/api/v1/device/progress"))
@@ -187,22 +271,38 @@ async fn device_that_returns_on_the_old_image_is_failed_and_retried_three_times_
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let (_, c) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None)).await;
-    assert!(c["update"].is_null(), "a fourth attempt must not be offered: {c}");
+    let (_, c) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
+    assert!(
+        c["update"].is_null(),
+        "a fourth attempt must not be offered: {c}"
+    );
     let device = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
     assert_eq!(device["update"]["state"], "failed");
-    assert_eq!(device["update"]["error"], "device still runs the previous image");
+    assert_eq!(
+        device["update"]["error"],
+        "device still runs the previous image"
+    );
     app.stop().await;
 }
 
 #[tokio::test]
 async fn device_reported_failure_is_recorded_with_its_reason() {
     let app = TestApp::start().await;
-    let fw = app.upload_ok("blink.bin", app_image(Chip::Esp32, "blink", "2.0.0", 20_000)).await;
+    let fw = app
+        .upload_ok(
+            "blink.bin",
+            app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
+        )
+        .await;
     let (_, first) = app.checkin(None, checkin_body(MAC, "1.0.0", None)).await;
     let token = first["token"].as_str().unwrap().to_string();
-    app.deploy(json!({"firmware_id": fw["id"], "devices": [MAC]})).await;
-    let (_, c) = app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None)).await;
+    app.deploy(json!({"firmware_id": fw["id"], "devices": [MAC]}))
+        .await;
+    let (_, c) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
     let id = c["update"]["id"].as_i64().unwrap();
     let r = app
         .http

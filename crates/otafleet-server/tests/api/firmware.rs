@@ -12,7 +12,20 @@ async fn raw_and_multipart_uploads_and_same_bytes_twice() {
     let app = TestApp::start().await;
     let img = app_image(Chip::Esp32c3, "sensor", "1.4.2", 50_000);
     let fw = app.upload_ok("sensor.bin", img.clone()).await;
-    for key in ["id", "filename", "size", "sha256", "md5", "chip", "project", "version", "idf_version", "build_date", "build_time", "uploaded_at"] {
+    for key in [
+        "id",
+        "filename",
+        "size",
+        "sha256",
+        "md5",
+        "chip",
+        "project",
+        "version",
+        "idf_version",
+        "build_date",
+        "build_time",
+        "uploaded_at",
+    ] {
         assert!(fw.get(key).is_some(), "firmware JSON lacks {key}: {fw}");
     }
     assert_eq!(fw["chip"], "esp32c3");
@@ -25,15 +38,28 @@ async fn raw_and_multipart_uploads_and_same_bytes_twice() {
     assert_eq!(blobs, 1);
 
     // Same bytes again, as multipart this time: the existing record, nothing new stored.
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(img.clone()).file_name("again.bin"));
-    let r = app.admin(Method::POST, "/api/v1/firmware").multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(img.clone()).file_name("again.bin"),
+    );
+    let r = app
+        .admin(Method::POST, "/api/v1/firmware")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let again: Value = r.json().await.unwrap();
-    assert_eq!(again["created"], false);
-    assert_eq!(again["firmware"]["id"], fw["id"]);
+    assert_eq!(again["id"], fw["id"], "the existing record comes back");
     assert_eq!(app.blob_count(), blobs);
-    assert_eq!(app.get_json("/api/v1/firmware").await.as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get_json("/api/v1/firmware")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     app.stop().await;
 }
 
@@ -50,14 +76,22 @@ async fn arduino_builds_take_project_and_version_from_overrides_or_file_name() {
     let form = reqwest::multipart::Form::new()
         .text("project", "doorbell")
         .text("version", "2.0.0-rc1")
-        .part("file", reqwest::multipart::Part::bytes(synth_arduino(2)).file_name("firmware.bin"));
-    let r = app.admin(Method::POST, "/api/v1/firmware").multipart(form).send().await.unwrap();
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(synth_arduino(2)).file_name("firmware.bin"),
+        );
+    let r = app
+        .admin(Method::POST, "/api/v1/firmware")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let fw: Value = r.json().await.unwrap();
-    assert_eq!(fw["firmware"]["project"], "doorbell");
-    assert_eq!(fw["firmware"]["project_source"], "override");
-    assert_eq!(fw["firmware"]["version"], "2.0.0-rc1");
-    assert_eq!(fw["firmware"]["version_source"], "override");
+    assert_eq!(fw["project"], "doorbell");
+    assert_eq!(fw["project_source"], "override");
+    assert_eq!(fw["version"], "2.0.0-rc1");
+    assert_eq!(fw["version_source"], "override");
 
     let fw = app.upload_ok("blink-0.3.bin", synth_arduino(3)).await;
     assert_eq!(fw["version"], "0.3");
@@ -67,14 +101,26 @@ async fn arduino_builds_take_project_and_version_from_overrides_or_file_name() {
 #[tokio::test]
 async fn delete_is_refused_while_deployed() {
     let app = TestApp::start().await;
-    let fw = app.upload_ok("blink.bin", app_image(Chip::Esp32, "blink", "1.0.0", 10_000)).await;
+    let fw = app
+        .upload_ok(
+            "blink.bin",
+            app_image(Chip::Esp32, "blink", "1.0.0", 10_000),
+        )
+        .await;
     let dep = app.deploy(json!({"firmware_id": fw["id"]})).await;
     assert_eq!(dep["project"], "blink");
     assert_eq!(dep["chip"], "esp32");
     let path = format!("/api/v1/firmware/{}", fw["id"]);
     let r = app.admin(Method::DELETE, &path).send().await.unwrap();
     assert_eq!(r.status(), 409);
-    let r = app.admin(Method::DELETE, &format!("/api/v1/deployments/{}", dep["id"])).send().await.unwrap();
+    let r = app
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/deployments/{}", dep["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = app.admin(Method::DELETE, &path).send().await.unwrap();
     assert_eq!(r.status(), 204);
@@ -87,9 +133,19 @@ async fn delete_is_refused_while_deployed() {
 #[tokio::test]
 async fn deployment_dry_run_counts_reach_without_storing() {
     let app = TestApp::start().await;
-    let fw = app.upload_ok("blink.bin", app_image(Chip::Esp32, "blink", "2.0.0", 10_000)).await;
+    let fw = app
+        .upload_ok(
+            "blink.bin",
+            app_image(Chip::Esp32, "blink", "2.0.0", 10_000),
+        )
+        .await;
     for i in 0..3 {
-        let (s, _) = app.checkin(None, checkin_body(&format!("24:0A:C4:00:00:0{i}"), "1.0.0", None)).await;
+        let (s, _) = app
+            .checkin(
+                None,
+                checkin_body(&format!("24:0A:C4:00:00:0{i}"), "1.0.0", None),
+            )
+            .await;
         assert_eq!(s, 200);
     }
     let r = app
@@ -101,7 +157,14 @@ async fn deployment_dry_run_counts_reach_without_storing() {
     assert_eq!(r.status(), 200);
     let d: Value = r.json().await.unwrap();
     assert_eq!(d["reach"], 3);
-    assert_eq!(app.get_json("/api/v1/deployments").await.as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get_json("/api/v1/deployments")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     app.stop().await;
 }
 
@@ -139,7 +202,13 @@ async fn real_corpus_over_http_requires_corpus() {
         assert_eq!(fw["chip"], chip, "{name}");
     }
     let hello = app.get_json("/api/v1/firmware").await;
-    let hello = hello.as_array().unwrap().iter().find(|f| f["filename"] == "esp32-idf-hello_world.bin").unwrap().clone();
+    let hello = hello
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == "esp32-idf-hello_world.bin")
+        .unwrap()
+        .clone();
     assert_eq!(hello["project"], "hello_world");
     assert_eq!(hello["version"], "v1.4.1-2-g0296947-dirty");
     assert_eq!(hello["idf_version"], "v5.2.2-dirty");

@@ -5,7 +5,15 @@ use crate::common::*;
 #[tokio::test]
 async fn openapi_lists_the_api_and_docs_render() {
     let app = TestApp::start().await;
-    let doc: serde_json::Value = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().expect("paths");
     for p in [
         "/api/v1/firmware",
@@ -24,9 +32,25 @@ async fn openapi_lists_the_api_and_docs_render() {
     }
     assert!(doc["components"]["schemas"]["Firmware"].is_object());
     assert!(doc["components"]["schemas"]["Device"].is_object());
-    let page = app.http.get(app.url("/api/v1/docs")).send().await.unwrap().text().await.unwrap();
+    let page = app
+        .http
+        .get(app.url("/api/v1/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("openapi.json"));
-    let health: serde_json::Value = app.http.get(app.url("/api/v1/health")).send().await.unwrap().json().await.unwrap();
+    let health: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     app.stop().await;
 }

@@ -1,0 +1,271 @@
+/* OtaFleet.cpp - binds the portable client (src/core) to Arduino-ESP32.
+ *
+ * Why it exists: each ofc_platform function below is a few lines over an
+ * Arduino or IDF API, and nothing more: no update logic lives here, so the
+ * behaviour tested on the host (make -C firmware test) is the behaviour on
+ * the device. Written against arduino-esp32 2.x (IDF 4.4) and 3.x (IDF 5.x).
+ */
+#include "OtaFleet.h"
+
+#include <ESPmDNS.h>
+#include <HTTPClient.h>
+#include <Preferences.h>
+#include <Update.h>
+#include <WiFi.h>
+
+#include "esp_idf_version.h"
+#include "esp_ota_ops.h"
+#include "esp_partition.h"
+#include "esp_system.h"
+#include "esp_timer.h"
+#include "sdkconfig.h"
+#if ESP_IDF_VERSION_MAJOR >= 5
+#include "esp_app_desc.h"
+#include "esp_random.h"
+#endif
+
+static Preferences s_prefs;
+
+static const uint16_t kHttpTimeoutMs = 15000;
+
+/* A Stream that hands what HTTPClient::writeToStream() reads (identity or
+ * chunked) to the core's body sink; returning 0 from write() stops it. */
+class SinkStream : public Stream {
+public:
+    explicit SinkStream(const ofc_body_sink *sink) : sink_(sink) {}
+    size_t write(const uint8_t *buf, size_t len) override
+    {
+        if (aborted_ || sink_->data(sink_->sink_ctx, buf, len) != 0) {
+            aborted_ = true;
+            return 0;
+        }
+        return len;
+    }
+    size_t write(uint8_t b) override { return write(&b, 1); }
+    int available() override { return 0; }
+    int read() override { return -1; }
+    int peek() override { return -1; }
+    void flush() {}
+    bool aborted() const { return aborted_; }
+
+private:
+    const ofc_body_sink *sink_;
+    bool aborted_ = false;
+};
+
+/* Collects a (small) JSON reply into the core's buffer, refusing more. */
+static int collectBegin(void *, int, long) { return 0; }
+struct Collected {
+    char *buf;
+    size_t cap, len;
+};
+static int collectData(void *ctx, const uint8_t *buf, size_t len)
+{
+    Collected *c = static_cast<Collected *>(ctx);
+    if (c->len + len >= c->cap) return 1;
+    memcpy(c->buf + c->len, buf, len);
+    c->len += len;
+    c->buf[c->len] = '\0';
+    return 0;
+}
+
+static OtaFleet *self(void *ctx) { return static_cast<OtaFleet *>(ctx); }
+
+uint32_t OtaFleet::nowMs(void *) { return millis(); }
+uint32_t OtaFleet::random32(void *) { return esp_random(); }
+
+void OtaFleet::logLine(void *ctx, int level, const char *msg)
+{
+    static const char *const kLevel[] = {"E", "W", "I", "D"};
+    Print *out = self(ctx)->config_.log;
+    if (out) out->printf("[otafleet] %s %s\n", kLevel[level & 3], msg);
+}
+
+int OtaFleet::httpPost(void *, const char *url, const char *bearer, const char *body, size_t len, char *resp,
+                       size_t cap, size_t *resp_len)
+{
+    if (WiFi.status() != WL_CONNECTED) return OFC_HTTP_ETRANSPORT;
+    WiFiClient net;
+    HTTPClient http;
+    http.setTimeout(kHttpTimeoutMs);
+    http.useHTTP10(true); /* no chunked replies; one request per connection */
+    if (!http.begin(net, url)) return OFC_HTTP_ETRANSPORT;
+    http.addHeader("Content-Type", "application/json");
+    if (bearer) http.addHeader("Authorization", String("Bearer ") + bearer);
+    int status = http.POST(reinterpret_cast<uint8_t *>(const_cast<char *>(body)), len);
+    Collected c = {resp, cap, 0};
+    resp[0] = '\0';
+    if (status > 0) {
+        ofc_body_sink sink = {collectBegin, collectData, &c};
+        SinkStream s(&sink);
+        int r = http.writeToStream(&s);
+        if (r < 0 && status == 200) status = s.aborted() ? OFC_HTTP_ETRANSPORT : r;
+    }
+    http.end();
+    *resp_len = c.len;
+    return status;
+}
+
+int OtaFleet::httpGet(void *, const char *url, const char *bearer, const ofc_body_sink *sink)
+{
+    if (WiFi.status() != WL_CONNECTED) return OFC_HTTP_ETRANSPORT;
+    WiFiClient net;
+    HTTPClient http;
+    http.setTimeout(kHttpTimeoutMs);
+    http.useHTTP10(true);
+    if (!http.begin(net, url)) return OFC_HTTP_ETRANSPORT;
+    if (bearer) http.addHeader("Authorization", String("Bearer ") + bearer);
+    int status = http.GET();
+    if (status <= 0) {
+        http.end();
+        return status < 0 ? status : OFC_HTTP_ETRANSPORT;
+    }
+    if (sink->begin(sink->sink_ctx, status, http.getSize()) != 0) {
+        http.end();
+        return OFC_HTTP_EABORTED;
+    }
+    SinkStream s(sink);
+    int r = http.writeToStream(&s);
+    http.end();
+    if (s.aborted()) return OFC_HTTP_EABORTED;
+    return r < 0 ? r : status; /* a short body is caught by the core's byte count */
+}
+
+int OtaFleet::discover(void *ctx, char *base_url, size_t cap)
+{
+    OtaFleet *f = self(ctx);
+    if (!f->config_.useMdns || WiFi.status() != WL_CONNECTED) return -1;
+    if (!f->mdnsStarted_) {
+        String host = f->config_.hostname ? String(f->config_.hostname) : String("esp32-");
+        if (!f->config_.hostname) {
+            String mac = WiFi.macAddress();
+            mac.replace(":", "");
+            host += mac.substring(6);
+        }
+        f->mdnsStarted_ = MDNS.begin(host.c_str());
+        if (!f->mdnsStarted_) return -1;
+    }
+    int n = MDNS.queryService("otafleet", "tcp"); /* blocks up to ~3 s */
+    for (int i = 0; i < n; i++) {
+        if (MDNS.hasTxt(i, "tls") && MDNS.txt(i, "tls") == "1") continue; /* this client speaks http only */
+#if defined(ESP_ARDUINO_VERSION_MAJOR) && ESP_ARDUINO_VERSION_MAJOR >= 3
+        IPAddress ip = MDNS.address(i);
+#else
+        IPAddress ip = MDNS.IP(i);
+#endif
+        uint16_t port = MDNS.port(i);
+        if (port == 0 || ip == IPAddress(0, 0, 0, 0)) continue;
+        snprintf(base_url, cap, "http://%s:%u", ip.toString().c_str(), (unsigned)port);
+        return 0;
+    }
+    return -1;
+}
+
+int OtaFleet::kvGet(void *, const char *key, char *out, size_t cap)
+{
+    /* Preferences returns 0 for a missing key and for a value that does not fit. */
+    return s_prefs.getString(key, out, cap) > 0 ? 0 : -1;
+}
+
+int OtaFleet::kvSet(void *, const char *key, const char *value)
+{
+    return s_prefs.putString(key, value) == strlen(value) ? 0 : -1;
+}
+
+int OtaFleet::kvErase(void *, const char *key)
+{
+    if (s_prefs.isKey(key)) s_prefs.remove(key);
+    return 0;
+}
+
+int OtaFleet::deviceInfo(void *ctx, ofc_device_info *info)
+{
+    OtaFleet *f = self(ctx);
+#if ESP_IDF_VERSION_MAJOR >= 5
+    const esp_app_desc_t *app = esp_app_get_description();
+#else
+    const esp_app_desc_t *app = esp_ota_get_app_description();
+#endif
+    const esp_partition_t *next = esp_ota_get_next_update_partition(nullptr);
+    snprintf(info->mac, sizeof info->mac, "%s", WiFi.macAddress().c_str());
+    snprintf(info->chip, sizeof info->chip, "%s", CONFIG_IDF_TARGET);
+    snprintf(info->project, sizeof info->project, "%s", f->config_.project ? f->config_.project : app->project_name);
+    snprintf(info->version, sizeof info->version, "%s", f->config_.version ? f->config_.version : app->version);
+    memcpy(info->sha256, f->runningSha256_, sizeof info->sha256);
+    snprintf(info->ip, sizeof info->ip, "%s", WiFi.localIP().toString().c_str());
+    info->free_space = next ? next->size : 0;
+    info->rssi = WiFi.RSSI();
+    info->has_rssi = WiFi.status() == WL_CONNECTED;
+    info->uptime_s = (uint32_t)(esp_timer_get_time() / 1000000);
+    return 0;
+}
+
+int OtaFleet::isTrial(void *)
+{
+    esp_ota_img_states_t state;
+    return esp_ota_get_state_partition(esp_ota_get_running_partition(), &state) == ESP_OK &&
+           state == ESP_OTA_IMG_PENDING_VERIFY;
+}
+
+int OtaFleet::markValid(void *) { return esp_ota_mark_app_valid_cancel_rollback() == ESP_OK ? 0 : -1; }
+void OtaFleet::rollback(void *) { esp_ota_mark_app_invalid_rollback_and_reboot(); }
+
+int OtaFleet::otaBegin(void *, uint32_t size) { return Update.begin(size, U_FLASH) ? 0 : -1; }
+
+int OtaFleet::otaWrite(void *, const uint8_t *buf, size_t len)
+{
+    return Update.write(const_cast<uint8_t *>(buf), len) == len ? 0 : -1;
+}
+
+int OtaFleet::otaFinish(void *ctx)
+{
+    if (Update.end()) return 0; /* verifies the image and sets the boot partition */
+    logLine(ctx, 0, Update.errorString());
+    return -1;
+}
+
+void OtaFleet::otaAbort(void *) { Update.abort(); }
+
+void OtaFleet::reboot(void *)
+{
+    delay(200); /* let the last progress report leave */
+    ESP.restart();
+}
+
+void OtaFleet::forwardEvent(void *user, const ofc_event *ev)
+{
+    OtaFleet *f = self(user);
+    if (f->handler_) f->handler_(*ev);
+}
+
+const ofc_platform OtaFleet::kPlatform = {
+    nowMs,    random32,   logLine, httpPost,  httpGet,   discover,  kvGet,     kvSet,    kvErase,
+    deviceInfo, isTrial, markValid, rollback, otaBegin, otaWrite, otaFinish, otaAbort, reboot,
+};
+
+bool OtaFleet::begin(const OtaFleetConfig &config)
+{
+    config_ = config;
+    if (!s_prefs.begin(config_.nvsNamespace, false)) return false;
+    uint8_t sha[32];
+    if (esp_partition_get_sha256(esp_ota_get_running_partition(), sha) == ESP_OK)
+        ofc_hex(sha, sizeof sha, runningSha256_);
+
+    ofc_config cfg;
+    ofc_config_defaults(&cfg);
+    cfg.server_url = config_.serverUrl;
+    cfg.name = config_.name;
+    cfg.default_interval_s = config_.defaultIntervalS;
+    cfg.confirm_attempts = config_.confirmAttempts;
+    cfg.refuse_downgrade = config_.refuseDowngrade;
+    cfg.on_event = forwardEvent;
+    cfg.user = this;
+    ofc_client_init(&client_, &cfg, &kPlatform, this);
+    started_ = true;
+    return true;
+}
+
+void OtaFleet::loop()
+{
+    if (started_) ofc_client_poll(&client_);
+}

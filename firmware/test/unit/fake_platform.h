@@ -1,0 +1,98 @@
+/* fake_platform.h - a scripted, in-memory device for testing ofc_client.
+ *
+ * Why it exists: the state machine's behaviour (enrolment, 401 handling,
+ * back-off, streaming verification, confirmation, rollback) is tested
+ * without a network or a clock: check-in replies are scripted, the image is
+ * served from memory in configurable chunks, time is virtual, and every
+ * request, OTA call and event is recorded for the assertions.
+ */
+#ifndef FAKE_PLATFORM_H
+#define FAKE_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../src/core/ofc_client.h"
+
+#define FAKE_MAX_POSTS 128
+#define FAKE_MAX_EVENTS 256
+
+typedef struct fake_post {
+    char url[OFC_URL_MAX];
+    char bearer[OFC_TOKEN_MAX]; /* "" when none was sent */
+    char body[800];
+} fake_post;
+
+typedef struct fake {
+    uint32_t now;
+    uint32_t rng_state;
+
+    /* key/value store */
+    char kv_key[8][16];
+    char kv_val[8][800];
+    int kv_used[8];
+
+    ofc_device_info info;
+    int trial;
+    int mark_valid_calls, rollback_calls, reboot_calls;
+
+    const char *discover_result; /* NULL: discovery fails */
+    int discover_calls;
+
+    /* check-in replies, consumed in order; past the end: transport error */
+    int checkin_status[32];
+    const char *checkin_body[32];
+    int checkin_n, checkin_i;
+    int progress_status; /* reply to progress reports, default 204 */
+
+    fake_post posts[FAKE_MAX_POSTS];
+    int nposts;
+
+    /* firmware GET */
+    const uint8_t *image;
+    size_t image_len;
+    int get_status;          /* default 200 */
+    long get_content_length; /* default: image_len; -1: none */
+    size_t get_chunk;        /* bytes per data() call, default 100 */
+    size_t get_cut_at;       /* stop after this many bytes with a transport error; 0: never */
+    long corrupt_at;         /* flip the byte at this offset; -1: never */
+    int get_calls;
+    char get_url[OFC_URL_MAX];
+    char get_bearer[OFC_TOKEN_MAX];
+
+    /* OTA slot */
+    uint8_t ota[8192];
+    size_t ota_len;
+    int ota_begun, ota_finished, ota_aborted;
+    int ota_finish_result;
+
+    ofc_event_type events[FAKE_MAX_EVENTS];
+    int event_status[FAKE_MAX_EVENTS];
+    uint32_t event_delay[FAKE_MAX_EVENTS];
+    char event_text[FAKE_MAX_EVENTS][96];
+    int nevents;
+} fake;
+
+void fake_init(fake *f);
+extern const ofc_platform fake_platform;
+void fake_on_event(void *user, const ofc_event *ev);
+
+/* Queue a reply for the next check-in. */
+void fake_reply(fake *f, int status, const char *body);
+const char *fake_kv(fake *f, const char *key); /* NULL if absent */
+void fake_kv_put(fake *f, const char *key, const char *value);
+
+/* Poll until `until` has been emitted (until == 0: until the client halts),
+ * at most max_polls times; between polls virtual time jumps to the next due
+ * time. Returns 1 when reached, and stops right after that poll. */
+int fake_run(ofc_client *c, fake *f, ofc_event_type until, int max_polls);
+
+int fake_count_events(const fake *f, ofc_event_type t);
+/* Number of recorded POSTs whose URL ends with `suffix` and whose body
+ * contains `needle` (NULL: any). */
+int fake_count_posts(const fake *f, const char *suffix, const char *needle);
+
+/* A config with the defaults, events wired to `f`, fallback URL set. */
+void fake_config(ofc_config *cfg, fake *f);
+
+#endif /* FAKE_PLATFORM_H */
