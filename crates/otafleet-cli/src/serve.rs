@@ -50,6 +50,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = otafleet_core::settings::DEFAULT_CHECKIN_INTERVAL_S,
           value_parser = clap::value_parser!(u32).range(1..=86400))]
     pub checkin_interval: u32,
+
+    /// Watch a build output folder (repeatable): every new or rewritten .bin in it is imported
+    /// once completely written. The folder is remembered in the data directory.
+    #[arg(long, value_name = "DIR")]
+    pub watch: Vec<PathBuf>,
+
+    /// Deploy images imported from the --watch folders to every device of their project and chip.
+    #[arg(long, requires = "watch")]
+    pub watch_deploy: bool,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -104,6 +113,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let fleet = Fleet::open(settings)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    for dir in &args.watch {
+        let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        fleet
+            .watch_folder_add(otafleet_core::watch_folders::NewWatchFolder {
+                path: abs.display().to_string(),
+                auto_deploy: args.watch_deploy,
+            })
+            .await
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+    }
+    otafleet_watch::spawn(fleet.clone(), otafleet_watch::WatchOptions::default())
+        .context("cannot start the folder watcher (inotify)")?;
     if !args.no_mdns {
         tracing::warn!("mDNS advertising is not built yet; devices need the server's URL (pass --no-mdns to silence this)");
     }

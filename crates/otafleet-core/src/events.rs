@@ -9,6 +9,7 @@ use crate::deployments::Deployment;
 use crate::devices::Device;
 use crate::firmware::Firmware;
 use crate::updates::Update;
+use crate::watch_folders::WatchFolder;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -25,6 +26,10 @@ pub enum Event {
     Deployment { deployment: Box<Deployment> },
     /// An update moved: new state, progress or error.
     Update { update: Box<Update> },
+    /// The list of watch folders changed (the watcher reloads it).
+    WatchFolders,
+    /// A file in a watch folder was handled; `folder.last_*` says how.
+    Watch { folder: Box<WatchFolder> },
 }
 
 impl Event {
@@ -37,6 +42,8 @@ impl Event {
             Event::FirmwareRemoved { .. } => "firmware_removed",
             Event::Deployment { .. } => "deployment",
             Event::Update { .. } => "update",
+            Event::WatchFolders => "watch_folders",
+            Event::Watch { .. } => "watch",
         }
     }
 }

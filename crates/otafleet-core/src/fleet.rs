@@ -17,6 +17,7 @@ use crate::events::{Event, EventBus};
 use crate::firmware::{self, Firmware, ImportOutcome, ImportRequest, ImportSource};
 use crate::settings::Settings;
 use crate::updates::{self, Update};
+use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
 use crate::{db, validate};
 
 #[derive(Clone)]
@@ -283,5 +284,48 @@ impl Fleet {
         let u = checkin::progress(self, token, req).await?;
         self.publish_device(&u.mac).await;
         Ok(u)
+    }
+
+    // --- watch folders --------------------------------------------------------------------
+
+    pub async fn watch_folders(&self) -> Result<Vec<WatchFolder>> {
+        watch_folders::list(self.db()).await
+    }
+
+    pub async fn watch_folder_add(&self, new: NewWatchFolder) -> Result<WatchFolder> {
+        let f = {
+            let _w = self.write_lock().await;
+            watch_folders::add(self.db(), new).await?
+        };
+        tracing::info!(path = %f.path, auto_deploy = f.auto_deploy, "watching a folder");
+        self.events().publish(Event::WatchFolders);
+        Ok(f)
+    }
+
+    pub async fn watch_folder_remove(&self, id: i64) -> Result<()> {
+        {
+            let _w = self.write_lock().await;
+            watch_folders::remove(self.db(), id).await?;
+        }
+        self.events().publish(Event::WatchFolders);
+        Ok(())
+    }
+
+    /// Record and publish what happened to a file in a watch folder.
+    pub async fn watch_record(
+        &self,
+        id: i64,
+        file: &str,
+        result: &str,
+        message: &str,
+    ) -> Result<()> {
+        let folder = {
+            let _w = self.write_lock().await;
+            watch_folders::record(self.db(), id, file, result, message).await?
+        };
+        self.events().publish(Event::Watch {
+            folder: Box::new(folder),
+        });
+        Ok(())
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Modules are split by resource: [`firmware`] (import, inspect, list, delete), [`devices`],
 //! [`deployments`], [`updates`] (which image a device is offered and how far it got) and
-//! [`checkin`] (the native device protocol). Input parsing that every caller needs — MAC
+//! [`checkin`] (the native device protocol); [`watch_folders`] lists the build folders whose images
+//! are imported by themselves. Input parsing that every caller needs — MAC
 //! addresses, versions, names — sits in [`validate`]. Nothing here knows HTTP or Tauri: errors are
 //! [`CoreError`], which the server maps to status codes in one place.
 
@@ -26,6 +27,7 @@ pub mod settings;
 pub mod time;
 pub mod updates;
 pub mod validate;
+pub mod watch_folders;
 
 pub use error::{CoreError, Result};
 pub use fleet::Fleet;

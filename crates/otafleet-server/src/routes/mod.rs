@@ -10,6 +10,7 @@ pub mod download;
 pub mod events;
 pub mod firmware;
 pub mod health;
+pub mod watch_folders;
 
 use axum::middleware;
 use axum::Router;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devices::router())
         .merge(deployments::router())
         .merge(events::router())
+        .merge(watch_folders::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_admin,
