@@ -125,7 +125,17 @@ pub async fn by_any_hash(db: &SqlitePool, hash: &str) -> Result<Option<Firmware>
     .await?)
 }
 
-/// Import one image. Validation of the request happens before a byte is stored.
+/// An upload that is staged and inspected but not yet part of the library.
+pub struct Prepared {
+    staged: crate::blobs::Staged,
+    info: otafleet_image::ImageInfo,
+    req: ImportRequest,
+    filename: String,
+    project_override: Option<String>,
+    version_override: Option<String>,
+}
+
+/// Import one image: [`prepare`] then [`store`].
 pub async fn import<R: AsyncRead + Unpin>(
     db: &SqlitePool,
     blobs: &BlobStore,
@@ -133,6 +143,18 @@ pub async fn import<R: AsyncRead + Unpin>(
     req: ImportRequest,
     reader: R,
 ) -> Result<ImportOutcome> {
+    let prepared = prepare(blobs, max_size, req, reader).await?;
+    store(db, blobs, prepared).await
+}
+
+/// Validate the request, stream the bytes to a temporary file and inspect them. Touches no
+/// database, so callers run it without holding the writer lock (an upload may be slow).
+pub async fn prepare<R: AsyncRead + Unpin>(
+    blobs: &BlobStore,
+    max_size: u64,
+    req: ImportRequest,
+    reader: R,
+) -> Result<Prepared> {
     let filename = validate::filename(&req.filename)?;
     let project_override = req.project.as_deref().map(validate::project).transpose()?;
     let version_override = req.version.as_deref().map(validate::version).transpose()?;
@@ -153,7 +175,30 @@ pub async fn import<R: AsyncRead + Unpin>(
             return Err(reason.into());
         }
     };
+    Ok(Prepared {
+        staged,
+        info,
+        req,
+        filename,
+        project_override,
+        version_override,
+    })
+}
 
+/// Make a prepared image part of the library (or return the record of the same bytes).
+pub async fn store(
+    db: &SqlitePool,
+    blobs: &BlobStore,
+    prepared: Prepared,
+) -> Result<ImportOutcome> {
+    let Prepared {
+        staged,
+        info,
+        req,
+        filename,
+        project_override,
+        version_override,
+    } = prepared;
     if let Some(existing) = by_sha256(db, &staged.sha256).await? {
         staged.discard().await;
         return Ok(ImportOutcome {

@@ -86,16 +86,14 @@ impl Fleet {
         reader: R,
     ) -> Result<ImportOutcome> {
         let filename = req.filename.clone();
-        let result = {
-            let _w = self.write_lock().await;
-            firmware::import(
-                self.db(),
-                self.blobs(),
-                self.settings().max_image_size,
-                req,
-                reader,
-            )
-            .await
+        let limit = self.settings().max_image_size;
+        // Streaming and inspecting take as long as the upload does: no lock for that part.
+        let result = match firmware::prepare(self.blobs(), limit, req, reader).await {
+            Ok(prepared) => {
+                let _w = self.write_lock().await;
+                firmware::store(self.db(), self.blobs(), prepared).await
+            }
+            Err(e) => Err(e),
         };
         match &result {
             Ok(out) if out.created => {

@@ -224,3 +224,33 @@ async fn real_corpus_over_http_requires_corpus() {
     }
     app.stop().await;
 }
+
+/// A slow upload must not hold up the fleet: devices check in while it is still arriving.
+#[tokio::test]
+async fn a_slow_upload_does_not_block_checkins() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::start().await;
+    let img = app_image(Chip::Esp32, "blink", "1.0.0", 200_000);
+    let mut sock = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/firmware?filename=blink.bin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        img.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&img[..img.len() / 2]).await.unwrap();
+    sock.flush().await.unwrap();
+    let checkin = app.checkin(None, checkin_body("24:0A:C4:00:00:09", "1.0.0", None));
+    let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(10), checkin)
+        .await
+        .expect("a check-in waited on an unfinished upload");
+    assert_eq!(status, 200, "check-in during an upload: {body}");
+    sock.write_all(&img[img.len() / 2..]).await.unwrap();
+    let mut reply = vec![0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut sock, &mut reply)
+        .await
+        .unwrap();
+    assert_eq!(&reply, b"HTTP/1.1 201", "the upload completes afterwards");
+    app.stop().await;
+}
