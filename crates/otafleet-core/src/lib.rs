@@ -20,6 +20,7 @@ pub mod deployments;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod field;
 pub mod firmware;
 mod fleet;
 pub mod settings;
