@@ -95,7 +95,10 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
         ));
     }
     // A sketch's version header is free text; an unusable one is ignored, not fatal.
-    let version = req.version.as_deref().and_then(|v| validate::version(v).ok());
+    let version = req
+        .version
+        .as_deref()
+        .and_then(|v| validate::version(v).ok());
     let running = match (&sha, &md5) {
         (Some(s), _) if firmware::by_any_hash(fleet.db(), s).await?.is_some() => {
             firmware::by_any_hash(fleet.db(), s).await?
@@ -103,11 +106,7 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
         (_, Some(m)) => firmware::by_any_hash(fleet.db(), m).await?,
         _ => None,
     };
-    let reported_hash = running
-        .as_ref()
-        .map(|f| f.sha256.clone())
-        .or(sha)
-        .or(md5);
+    let reported_hash = running.as_ref().map(|f| f.sha256.clone()).or(sha).or(md5);
     let _writer = fleet.write_lock().await;
     let mut tx = fleet.db().begin().await?;
     let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
@@ -152,12 +151,14 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
         if let Some(open) = updates::open_for(&mut tx, &mac).await? {
             if open.state == "installing" {
                 changed.push(updates::set_state(&mut tx, open.id, "done", 100, None).await?);
-                sqlx::query("UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?")
-                    .bind(&open.sha256)
-                    .bind(&open.version)
-                    .bind(&mac)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?",
+                )
+                .bind(&open.sha256)
+                .bind(&open.version)
+                .bind(&mac)
+                .execute(&mut *tx)
+                .await?;
                 device = load(&mut tx, &mac).await?;
             }
         }
@@ -234,7 +235,9 @@ fn older_or_same(
         return None;
     }
     let (Some(running), Some(offered)) = (device.version.as_deref(), fw.version.as_deref()) else {
-        return Some("the deployed image has no version; legacy devices only take newer versions".into());
+        return Some(
+            "the deployed image has no version; legacy devices only take newer versions".into(),
+        );
     };
     (validate::compare_versions(offered, running) != Some(Ordering::Greater)).then(|| {
         format!("the deployed version {offered} is not newer than the running {running}; legacy devices only take newer versions")
@@ -342,7 +345,14 @@ pub async fn download_ended(
             return Ok(());
         }
         if !complete {
-            updates::set_state(&mut conn, update_id, "interrupted", u.progress, Some("the connection closed before the whole image was sent")).await?
+            updates::set_state(
+                &mut conn,
+                update_id,
+                "interrupted",
+                u.progress,
+                Some("the connection closed before the whole image was sent"),
+            )
+            .await?
         } else if reached_end && u.progress >= 100 {
             updates::set_state(&mut conn, update_id, "installing", 100, None).await?
         } else {

@@ -4,6 +4,9 @@
 mod common;
 mod device_protocol;
 mod download;
+mod field_arduino;
+mod field_hostile;
+mod field_wire;
 mod firmware;
 mod hostile;
 mod openapi;

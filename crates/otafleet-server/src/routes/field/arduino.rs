@@ -58,9 +58,10 @@ async fn arduino(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let Some((fam, mac)) = FAMILIES.iter().find_map(|f| {
-        text(&headers, &format!("{}sta-mac", f.prefix)).map(|m| (f, m.to_string()))
-    }) else {
+    let Some((fam, mac)) = FAMILIES
+        .iter()
+        .find_map(|f| text(&headers, &format!("{}sta-mac", f.prefix)).map(|m| (f, m.to_string())))
+    else {
         return Err(ApiError::bad_request(
             "sta_mac_required",
             "this endpoint serves Arduino HTTPUpdate / ESP8266httpUpdate: the request needs the x-ESP32-STA-MAC or x-ESP8266-STA-MAC header those libraries send",

@@ -57,7 +57,8 @@ pub fn counted(
     fw: &Firmware,
 ) -> Response {
     let status = resp.status();
-    if method != Method::GET || (status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT) {
+    if method != Method::GET || (status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT)
+    {
         return resp;
     }
     let size = fw.size.max(0) as u64;

@@ -30,8 +30,7 @@ pub fn base_url(headers: &HeaderMap) -> Option<String> {
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
-                && h
-                    .bytes()
+                && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
         });
     host.map(|h| format!("http://{h}"))
