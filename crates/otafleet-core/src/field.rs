@@ -195,7 +195,11 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
         },
     };
     let hold = match &answer {
-        FieldAnswer::Nothing { reason } if wanted || req.mode == FieldMode::Filesystem => {
+        // Version queries (ESP8266 `mode: version`, esp32FOTA manifests) start nothing, so
+        // there is nothing to hold.
+        FieldAnswer::Nothing { reason }
+            if (wanted && req.mode == FieldMode::App) || req.mode == FieldMode::Filesystem =>
+        {
             Some(reason.clone())
         }
         _ => None,

@@ -5,6 +5,7 @@ mod common;
 mod device_protocol;
 mod download;
 mod field_arduino;
+mod field_fota;
 mod field_hostile;
 mod field_wire;
 mod firmware;

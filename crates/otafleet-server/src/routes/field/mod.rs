@@ -8,6 +8,7 @@
 
 pub mod arduino;
 pub mod counted;
+pub mod fota;
 
 use axum::http::HeaderMap;
 use axum::Router;
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(arduino::router())
         .merge(counted::router())
+        .merge(fota::router())
 }
 
 /// `http://<Host>` of the request, for absolute URLs handed to devices; `None` when the Host
