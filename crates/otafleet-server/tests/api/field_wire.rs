@@ -72,3 +72,24 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(bytes))
 }
+
+/// Read one response from a kept-alive connection: the head, then exactly `Content-Length` bytes.
+pub async fn read_one(s: &mut TcpStream) -> RawResponse {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).await.unwrap();
+        assert_eq!(n, 1, "connection closed inside a response head");
+        raw.push(byte[0]);
+    }
+    let mut r = parse(&raw);
+    let len: usize = r
+        .header("content-length")
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    r.body = body;
+    r
+}

@@ -7,6 +7,7 @@ mod download;
 mod field_arduino;
 mod field_fota;
 mod field_hostile;
+mod field_idf;
 mod field_wire;
 mod firmware;
 mod hostile;
