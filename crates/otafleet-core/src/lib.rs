@@ -23,6 +23,7 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 mod fleet;
+pub mod legacy;
 pub mod manifest;
 pub mod settings;
 pub mod time;

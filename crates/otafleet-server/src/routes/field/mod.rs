@@ -9,6 +9,7 @@
 pub mod arduino;
 pub mod counted;
 pub mod fota;
+pub mod legacy;
 
 use axum::http::HeaderMap;
 use axum::Router;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .merge(arduino::router())
         .merge(counted::router())
         .merge(fota::router())
+        .merge(legacy::router())
 }
 
 /// `http://<Host>` of the request, for absolute URLs handed to devices; `None` when the Host
