@@ -18,6 +18,7 @@ pub mod checkin;
 pub mod db;
 pub mod deployments;
 pub mod devices;
+pub mod discovered;
 pub mod error;
 pub mod events;
 pub mod firmware;
