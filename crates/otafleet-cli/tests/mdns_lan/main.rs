@@ -1,0 +1,323 @@
+//! Zero-config LAN (issue 4) against an independent implementation: the real `otafleet` binary in
+//! one network namespace, python-zeroconf in another, a veth link between them (see [`netns`]).
+//! Every wait polls a condition up to a deadline; nothing asserts on how long things took.
+
+mod netns;
+
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const TOKEN: &str = "mdns-test-token";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A child process, killed when dropped; its stdout lines arrive on a channel.
+struct Proc {
+    child: Child,
+    lines: Receiver<String>,
+    stdin: Option<ChildStdin>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: std::process::Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stdin(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Proc {
+            child,
+            lines,
+            stdin,
+        }
+    }
+
+    /// The first line that `pred` accepts, within the deadline.
+    fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if pred(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("waited {DEADLINE:?} for {what}; it never came"),
+            }
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `otafleet serve` inside namespace A; returns it and its port.
+fn serve(lan: &netns::Lan, data: &std::path::Path, name: &str) -> (Proc, u16) {
+    let mut cmd = lan.cmd(&lan.a, env!("CARGO_BIN_EXE_otafleet"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--admin-token",
+        TOKEN,
+        "--mdns-name",
+        name,
+    ])
+    .arg("--data-dir")
+    .arg(data)
+    .stderr(Stdio::null());
+    let p = Proc::spawn(cmd);
+    let line = p.wait_line("the listening line", |l| {
+        l.starts_with("otafleet listening on")
+    });
+    let port = line.rsplit(':').next().unwrap().parse().expect("port");
+    (p, port)
+}
+
+/// python-zeroconf inside namespace B.
+fn peer(lan: &netns::Lan, args: &[&str]) -> Proc {
+    let mut cmd = lan.cmd(&lan.b, netns::zeroconf_python());
+    cmd.arg(netns::peer_script()).args(args);
+    Proc::spawn(cmd)
+}
+
+fn devices_spec(lan: &netns::Lan) -> String {
+    json!([
+        {"type": "_arduino._tcp.local.", "name": "bench-relay", "host": "bench-relay.local.",
+         "ip": lan.ip_b, "port": 3232,
+         "txt": {"board": "esp32", "tcp_check": "no", "ssh_upload": "no", "auth_upload": "no"}},
+        {"type": "_arduino._tcp.local.", "name": "esp32-246f28a1b2c3", "host": "esp32-246f28a1b2c3.local.",
+         "ip": lan.ip_b, "port": 3232, "txt": {"board": "esp32s3"}},
+        {"type": "_esphomelib._tcp.local.", "name": "kitchen", "host": "kitchen.local.",
+         "ip": lan.ip_b, "port": 6053,
+         "txt": {"friendly_name": "Kitchen", "version": "2024.6.0", "mac": "240ac4a3153c",
+                 "platform": "ESP32", "board": "esp32dev", "network": "wifi"}}
+    ])
+    .to_string()
+}
+
+/// GET an admin API path from inside namespace A (the server is not reachable from here).
+fn api(lan: &netns::Lan, port: u16, path: &str) -> Value {
+    let out = lan
+        .cmd(&lan.a, "curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {TOKEN}")])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "GET {path} failed: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Poll GET /api/v1/devices until `pred` holds; returns that list.
+fn devices_until(
+    lan: &netns::Lan,
+    port: u16,
+    what: &str,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let list = api(lan, port, "/api/v1/devices")
+            .as_array()
+            .unwrap()
+            .clone();
+        if pred(&list) {
+            return list;
+        }
+        assert!(
+            Instant::now() < end,
+            "waited {DEADLINE:?} for {what}; devices: {list:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn find<'a>(list: &'a [Value], field: &str, value: &str) -> Option<&'a Value> {
+    list.iter().find(|d| d[field] == value)
+}
+
+#[test]
+fn python_zeroconf_resolves_our_server_and_hears_its_goodbye() {
+    let Some(lan) = netns::lan("python_zeroconf_resolves_our_server_and_hears_its_goodbye") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let name = format!("otafleet test {}", std::process::id());
+    let fullname = format!("{name}._otafleet._tcp.local.");
+    let (mut server, port) = serve(&lan, data.path(), &name);
+    let watch = peer(&lan, &["watch", "_otafleet._tcp.local."]);
+    let line = watch.wait_line("python-zeroconf to resolve our service", |l| {
+        l.contains("\"resolved\"") && l.contains(&fullname)
+    });
+    let seen: Value = serde_json::from_str(&line).unwrap();
+    eprintln!("python-zeroconf resolved: {seen}");
+    assert_eq!(seen["port"], port, "SRV port is the HTTP port");
+    assert_eq!(seen["txt"], json!({"v": "1", "api": "/api/v1", "tls": "0"}));
+    assert!(
+        seen["addresses"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(lan.ip_a)),
+        "{seen}"
+    );
+    assert!(
+        seen["server"].as_str().unwrap().ends_with(".local."),
+        "{seen}"
+    );
+
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    watch.wait_line("the goodbye after SIGTERM", |l| {
+        l.contains("\"removed\"") && l.contains(&fullname)
+    });
+    let status = server.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "serve exits cleanly after its goodbye: {status:?}"
+    );
+}
+
+#[test]
+fn devices_advertised_by_python_zeroconf_appear_and_go_offline() {
+    let Some(lan) = netns::lan("devices_advertised_by_python_zeroconf_appear_and_go_offline")
+    else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (_server, port) = serve(&lan, data.path(), "devices-test");
+    let mut events = Proc::spawn({
+        let mut c = lan.cmd(&lan.a, "curl");
+        c.args(["-sN", "-H", &format!("Authorization: Bearer {TOKEN}")])
+            .arg(format!("http://127.0.0.1:{port}/api/v1/events"));
+        c
+    });
+    let mut peer = peer(&lan, &["advertise", &devices_spec(&lan)]);
+    peer.wait_line("python-zeroconf to register", |l| l.contains("registered"));
+
+    let list = devices_until(&lan, port, "three discovered devices, online", |l| {
+        l.iter()
+            .filter(|d| d["source"] == "mdns" && d["online"] == true)
+            .count()
+            == 3
+    });
+    let kitchen =
+        find(&list, "mac", "24:0A:C4:A3:15:3C").expect("ESPHome device keyed by its TXT mac");
+    assert_eq!(kitchen["name"], "Kitchen");
+    assert_eq!(kitchen["hostname"], "kitchen.local");
+    assert_eq!(kitchen["ip"], json!(lan.ip_b));
+    assert_eq!(kitchen["mdns_service"], "_esphomelib._tcp");
+    assert_eq!(kitchen["mdns_port"], 6053);
+    assert_eq!(kitchen["mdns_txt"]["platform"], "ESP32");
+    assert_eq!(kitchen["mdns_txt"]["version"], "2024.6.0");
+    let default_named =
+        find(&list, "mac", "24:6F:28:A1:B2:C3").expect("ArduinoOTA default name gives the MAC");
+    assert_eq!(default_named["mdns_txt"]["board"], "esp32s3");
+    let relay =
+        find(&list, "key", "_arduino._tcp/bench-relay").expect("MAC-less ArduinoOTA host listed");
+    assert_eq!(relay["mac"], Value::Null);
+    assert_eq!(relay["hostname"], "bench-relay.local");
+    assert_eq!(relay["mdns_port"], 3232);
+    assert_eq!(relay["mdns_txt"]["board"], "esp32");
+    // Both events already went out (in either order) while the list filled: scan for both.
+    let (device_event, host_event) = (Cell::new(false), Cell::new(false));
+    events.wait_line(
+        "a device event (ESPHome) and an mdns_host event (MAC-less host)",
+        |l| {
+            if l.starts_with("data:")
+                && l.contains("\"type\":\"device\"")
+                && l.contains("24:0A:C4:A3:15:3C")
+            {
+                device_event.set(true);
+            }
+            if l.starts_with("data:")
+                && l.contains("\"type\":\"mdns_host\"")
+                && l.contains("bench-relay")
+            {
+                host_event.set(true);
+            }
+            device_event.get() && host_event.get()
+        },
+    );
+
+    peer.say("unregister");
+    peer.wait_line("python-zeroconf to unregister", |l| {
+        l.contains("unregistered")
+    });
+    let list = devices_until(&lan, port, "all three offline after the goodbyes", |l| {
+        l.iter()
+            .filter(|d| d["source"] == "mdns")
+            .all(|d| d["online"] == false)
+    });
+    assert!(list.iter().all(|d| !d["mdns_gone"].is_null()), "{list:#?}");
+}
+
+#[test]
+fn discover_lists_our_server_and_python_zeroconf_devices() {
+    let Some(lan) = netns::lan("discover_lists_our_server_and_python_zeroconf_devices") else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (_server, port) = serve(&lan, data.path(), "discover-test");
+    let mut peer = peer(&lan, &["advertise", &devices_spec(&lan)]);
+    peer.wait_line("python-zeroconf to register", |l| l.contains("registered"));
+    let discover = |json: bool| {
+        let mut c = lan.cmd(&lan.b, env!("CARGO_BIN_EXE_otafleet"));
+        c.args(["discover", "--seconds", "3"]).stderr(Stdio::null());
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().expect("otafleet discover");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let end = Instant::now() + DEADLINE;
+    let seen = loop {
+        let seen: Vec<Value> = serde_json::from_str(&discover(true)).unwrap();
+        if seen.len() >= 4 || Instant::now() > end {
+            break seen;
+        }
+    };
+    let server = seen
+        .iter()
+        .find(|s| s["instance"] == "discover-test")
+        .unwrap_or_else(|| panic!("{seen:#?}"));
+    assert_eq!(server["kind"], "server");
+    assert_eq!(server["service"], "_otafleet._tcp");
+    assert_eq!(server["port"], port);
+    assert_eq!(server["txt"]["api"], "/api/v1");
+    assert!(server["addresses"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(lan.ip_a)));
+    let kitchen = seen
+        .iter()
+        .find(|s| s["instance"] == "kitchen")
+        .unwrap_or_else(|| panic!("{seen:#?}"));
+    assert_eq!(kitchen["kind"], "device");
+    assert_eq!(kitchen["txt"]["mac"], "240ac4a3153c");
+    let table = discover(false);
+    eprintln!("otafleet discover:\n{table}");
+    assert!(table.starts_with("KIND"), "{table}");
+    assert!(
+        table.contains("discover-test._otafleet._tcp")
+            && table.contains("bench-relay._arduino._tcp"),
+        "{table}"
+    );
+    peer.say("unregister");
+}
