@@ -201,7 +201,7 @@ fn devices_advertised_by_python_zeroconf_appear_and_go_offline() {
     };
     let data = tempfile::tempdir().unwrap();
     let (_server, port) = serve(&lan, data.path(), "devices-test");
-    let mut events = Proc::spawn({
+    let events = Proc::spawn({
         let mut c = lan.cmd(&lan.a, "curl");
         c.args(["-sN", "-H", &format!("Authorization: Bearer {TOKEN}")])
             .arg(format!("http://127.0.0.1:{port}/api/v1/events"));
