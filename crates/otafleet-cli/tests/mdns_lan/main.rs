@@ -154,8 +154,10 @@ fn find<'a>(list: &'a [Value], field: &str, value: &str) -> Option<&'a Value> {
 }
 
 #[test]
-fn python_zeroconf_resolves_our_server_and_hears_its_goodbye() {
-    let Some(lan) = netns::lan("python_zeroconf_resolves_our_server_and_hears_its_goodbye") else {
+fn python_zeroconf_resolves_our_server_follows_its_addresses_and_hears_its_goodbye() {
+    let Some(lan) = netns::lan(
+        "python_zeroconf_resolves_our_server_follows_its_addresses_and_hears_its_goodbye",
+    ) else {
         return;
     };
     let data = tempfile::tempdir().unwrap();
@@ -181,6 +183,21 @@ fn python_zeroconf_resolves_our_server_and_hears_its_goodbye() {
         seen["server"].as_str().unwrap().ends_with(".local."),
         "{seen}"
     );
+
+    // A new address on the interface is announced without a restart (addr_auto).
+    let extra = format!("{}.5", lan.ip_a.rsplit_once('.').unwrap().0);
+    netns::ip(&[
+        "-n",
+        &lan.a,
+        "addr",
+        "add",
+        &format!("{extra}/24"),
+        "dev",
+        &lan.dev_a,
+    ]);
+    watch.wait_line("python-zeroconf to see the added address", |l| {
+        l.contains("\"resolved\"") && l.contains(&fullname) && l.contains(&format!("\"{extra}\""))
+    });
 
     unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
     watch.wait_line("the goodbye after SIGTERM", |l| {

@@ -16,6 +16,9 @@ pub struct Lan {
     pub b: String,
     pub ip_a: String,
     pub ip_b: String,
+    /// The veth ends inside `a` and `b`.
+    pub dev_a: String,
+    pub dev_b: String,
 }
 
 /// `None` (after printing SKIPPED) when the user opted out; panics when the tests cannot run.
@@ -46,8 +49,10 @@ pub fn lan(test: &str) -> Option<Lan> {
         b: format!("ofmdns{id}b"),
         ip_a: format!("10.231.{}.1", n % 250),
         ip_b: format!("10.231.{}.2", n % 250),
+        dev_a: format!("vof{id}a"),
+        dev_b: format!("vof{id}b"),
     };
-    let (va, vb) = (format!("vof{id}a"), format!("vof{id}b"));
+    let (va, vb) = (&lan.dev_a, &lan.dev_b);
     ip(&["netns", "add", &lan.a]);
     ip(&["netns", "add", &lan.b]);
     ip(&[
@@ -62,7 +67,7 @@ pub fn lan(test: &str) -> Option<Lan> {
     Some(lan)
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
         out.status.success(),
