@@ -56,9 +56,9 @@ pub fn lan(test: &str) -> Option<Lan> {
     ip(&["netns", "add", &lan.a]);
     ip(&["netns", "add", &lan.b]);
     ip(&[
-        "link", "add", &va, "netns", &lan.a, "type", "veth", "peer", "name", &vb, "netns", &lan.b,
+        "link", "add", va, "netns", &lan.a, "type", "veth", "peer", "name", vb, "netns", &lan.b,
     ]);
-    for (ns, dev, addr) in [(&lan.a, &va, &lan.ip_a), (&lan.b, &vb, &lan.ip_b)] {
+    for (ns, dev, addr) in [(&lan.a, va, &lan.ip_a), (&lan.b, vb, &lan.ip_b)] {
         ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
         ip(&["-n", ns, "link", "set", "lo", "up"]);
         ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"]);
