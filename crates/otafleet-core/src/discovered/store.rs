@@ -160,19 +160,17 @@ impl Fleet {
     }
 
     /// Mark every discovered entry gone. Called when the server starts (with or without mDNS):
-    /// presence recorded by an earlier run says nothing about now.
+    /// presence recorded by an earlier run says nothing about now. It counts as leaving at the
+    /// last sighting, not now, so a device that checked in after that sighting stays online.
     pub async fn mdns_forget_presence(&self) -> Result<()> {
-        let now = crate::time::now();
         let _w = self.write_lock().await;
         let mut tx = self.db().begin().await?;
         sqlx::query(
-            "UPDATE devices SET mdns_gone = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
+            "UPDATE devices SET mdns_gone = mdns_seen WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
         )
-        .bind(&now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE mdns_hosts SET mdns_gone = ? WHERE mdns_gone IS NULL")
-            .bind(&now)
+        sqlx::query("UPDATE mdns_hosts SET mdns_gone = mdns_seen WHERE mdns_gone IS NULL")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

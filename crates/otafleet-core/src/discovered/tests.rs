@@ -72,6 +72,16 @@ fn online_rule_latest_news_wins() {
     );
 }
 
+/// Move one timestamp column of every device `secs` into the past.
+async fn backdate(fleet: &Fleet, column: &str, secs: i64) {
+    let t = crate::time::format(time::OffsetDateTime::now_utc() - time::Duration::seconds(secs));
+    sqlx::query(&format!("UPDATE devices SET {column} = ?"))
+        .bind(t)
+        .execute(fleet.db())
+        .await
+        .unwrap();
+}
+
 async fn fleet() -> (tempfile::TempDir, Fleet) {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::open(crate::Settings::new(dir.path())).await.unwrap();
@@ -89,6 +99,8 @@ async fn discovery_with_mac_merges_with_a_checked_in_device() {
         .checkin(req, None, Some("10.9.9.9".into()))
         .await
         .unwrap();
+    // Timestamps have millisecond precision: put the check-in clearly before the goodbye.
+    backdate(&fleet, "last_seen", 5).await;
     let key = fleet
         .mdns_seen(disc(
             "_esphomelib._tcp",
@@ -158,5 +170,27 @@ async fn discovery_without_mac_is_listed_with_null_mac_and_goes_offline() {
     assert!(
         !fleet.mdns_hosts().await.unwrap()[0].online,
         "a restart forgets presence"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_devices_that_checked_in_since_their_last_sighting_online() {
+    let (_dir, fleet) = fleet().await;
+    fleet
+        .mdns_seen(disc("_esphomelib._tcp", "lamp", &[("mac", "240AC4A3153C")]))
+        .await
+        .unwrap();
+    let req: CheckinRequest = serde_json::from_value(serde_json::json!({
+        "mac": "24:0A:C4:A3:15:3C", "chip": "esp32", "project": "lamp", "version": "1.0.0"
+    }))
+    .unwrap();
+    fleet.checkin(req, None, None).await.unwrap();
+    backdate(&fleet, "mdns_seen", 5).await;
+    fleet.mdns_forget_presence().await.unwrap();
+    let d = fleet.device("24:0A:C4:A3:15:3C").await.unwrap();
+    assert!(d.mdns_gone.is_some(), "presence forgotten");
+    assert!(
+        d.online,
+        "its check-in came after the last sighting, so it is still online"
     );
 }
