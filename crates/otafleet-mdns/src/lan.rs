@@ -14,6 +14,9 @@ use crate::{browse, Advertisement, Result, DEVICE_SERVICES};
 /// How long shutdown waits for the daemon to confirm each step; it sends the goodbyes itself, so
 /// a slow confirmation must not hold up the process exit.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often devices still on the LAN get their `mdns_seen` refreshed (see
+/// `Fleet::mdns_touch_present`); about as often as a native device checks in.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Lan {
     daemon: ServiceDaemon,
@@ -21,6 +24,8 @@ pub struct Lan {
     registered: Option<String>,
     /// Browse tasks; they end when the daemon stops their browse.
     browsers: Vec<JoinHandle<()>>,
+    /// Refreshes `mdns_seen` of present devices; aborted at shutdown.
+    toucher: Option<JoinHandle<()>>,
 }
 
 impl Lan {
@@ -33,6 +38,7 @@ impl Lan {
             daemon,
             registered: None,
             browsers: Vec::new(),
+            toucher: None,
         })
     }
 
@@ -72,11 +78,25 @@ impl Lan {
             self.browsers
                 .push(browse::spawn(&self.daemon, ty, fleet.clone())?);
         }
+        let fleet = fleet.clone();
+        self.toucher = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TOUCH_EVERY);
+            tick.tick().await; // the first tick is immediate; nothing to refresh yet
+            loop {
+                tick.tick().await;
+                if let Err(e) = fleet.mdns_touch_present().await {
+                    tracing::warn!(error = %e, "could not refresh discovered devices");
+                }
+            }
+        }));
         Ok(())
     }
 
     /// Send goodbyes for our service, stop browsing, stop the daemon; each step bounded.
     pub async fn shutdown(self) {
+        if let Some(toucher) = &self.toucher {
+            toucher.abort();
+        }
         if let Some(fullname) = &self.registered {
             match self.daemon.unregister(fullname) {
                 Ok(rx) => match tokio::time::timeout(CONFIRM_TIMEOUT, rx.recv_async()).await {

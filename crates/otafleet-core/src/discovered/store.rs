@@ -177,6 +177,28 @@ impl Fleet {
         Ok(())
     }
 
+    /// Refresh `mdns_seen` of everything present. mdns-sd re-resolves quietly while a service
+    /// stays up and reports only changes and departures, so the browser calls this now and then
+    /// to keep `last_seen` truthful for devices that are simply still there. No events: nothing
+    /// a watcher acts on changed.
+    pub async fn mdns_touch_present(&self) -> Result<()> {
+        let now = crate::time::now();
+        let _w = self.write_lock().await;
+        let mut tx = self.db().begin().await?;
+        sqlx::query(
+            "UPDATE devices SET mdns_seen = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
+        )
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE mdns_hosts SET mdns_seen = ? WHERE mdns_gone IS NULL")
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Discovered services without a MAC, by service type and instance name.
     pub async fn mdns_hosts(&self) -> Result<Vec<DiscoveredHost>> {
         let rows: Vec<HostRow> =

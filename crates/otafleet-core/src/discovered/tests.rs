@@ -156,6 +156,20 @@ async fn discovery_without_mac_is_listed_with_null_mac_and_goes_offline() {
     assert_eq!(listed[0]["online"], true);
     assert_eq!(listed[0]["mdns_txt"]["board"], "esp32");
 
+    sqlx::query("UPDATE mdns_hosts SET mdns_seen = '2000-01-01T00:00:00.000Z'")
+        .execute(fleet.db())
+        .await
+        .unwrap();
+    fleet.mdns_touch_present().await.unwrap();
+    let touched = fleet.mdns_hosts().await.unwrap()[0]
+        .mdns_seen
+        .clone()
+        .unwrap();
+    assert!(
+        touched.as_str() > "2001",
+        "still present, so seen now: {touched}"
+    );
+
     fleet.mdns_gone(&key).await.unwrap();
     assert!(!fleet.mdns_hosts().await.unwrap()[0].online);
     fleet
