@@ -96,7 +96,8 @@ impl Drop for Lan {
     }
 }
 
-/// A Python with python-zeroconf, made once per target dir (`pip install zeroconf`).
+/// A Python with python-zeroconf, made once per target dir (`pip install zeroconf`); the lock is
+/// released when the file closes.
 pub fn zeroconf_python() -> &'static PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
@@ -108,6 +109,9 @@ pub fn zeroconf_python() -> &'static PathBuf {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
+        // Test runners that use one process per test (nextest) build it once: take a file lock.
+        let lock = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
         if !ready(&py) {
             let ok = Command::new("python3")
                 .arg("-m")
