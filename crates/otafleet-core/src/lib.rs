@@ -12,6 +12,9 @@
 //! [`checkin`] (the native device protocol). Input parsing that every caller needs — MAC
 //! addresses, versions, names — sits in [`validate`]. Nothing here knows HTTP or Tauri: errors are
 //! [`CoreError`], which the server maps to status codes in one place.
+//!
+//! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
+//! checked-in devices by MAC.
 
 pub mod blobs;
 pub mod checkin;
