@@ -1,6 +1,7 @@
 //! `otafleet`: the headless entry point. `otafleet serve` runs the same server the desktop app
 //! embeds; other subcommands are tools for people debugging their bench.
 
+mod discover;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Run the OTA server and admin API without a window (the UI is served to browsers later).
     Serve(serve::ServeArgs),
+    /// List otafleet servers and ESP devices that answer mDNS on this LAN (a debugging aid).
+    Discover(discover::DiscoverArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Discover(args) => discover::run(args).await,
         }
     });
     match result {

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_mdns: bool,
 
+    /// mDNS instance name the server is advertised under (`<NAME>._otafleet._tcp.local`).
+    /// Default: this machine's host name.
+    #[arg(long, value_name = "NAME", env = "OTAFLEET_MDNS_NAME")]
+    pub mdns_name: Option<String>,
+
     /// Largest firmware image accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = otafleet_core::settings::DEFAULT_MAX_IMAGE_SIZE)]
     pub max_image_size: u64,
@@ -142,9 +147,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     otafleet_watch::spawn(fleet.clone(), otafleet_watch::WatchOptions::default())
         .context("cannot start the folder watcher (inotify)")?;
-    if !args.no_mdns {
-        tracing::warn!("mDNS advertising is not built yet; devices need the server's URL (pass --no-mdns to silence this)");
-    }
+    // Presence recorded by an earlier run says nothing about now; the browser re-learns it.
+    fleet.mdns_forget_presence().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -155,7 +159,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(out, "otafleet listening on http://{addr}")?;
         out.flush()?;
     }
-    otafleet_server::serve(listener, AppState::new(fleet, token), shutdown_signal()).await?;
+    let lan = if args.no_mdns {
+        tracing::info!("mDNS off (--no-mdns): devices need the server's address configured");
+        None
+    } else {
+        match otafleet_mdns::Lan::start_for_server(&fleet, addr, args.mdns_name) {
+            Ok(lan) => Some(lan),
+            Err(e) => {
+                tracing::warn!(error = %e, "mDNS could not start: serving without discovery");
+                None
+            }
+        }
+    };
+    // Goodbyes go out as soon as the signal arrives, before requests drain.
+    let shutdown = async move {
+        shutdown_signal().await;
+        if let Some(lan) = lan {
+            lan.shutdown().await;
+        }
+    };
+    otafleet_server::serve(listener, AppState::new(fleet, token), shutdown).await?;
     tracing::info!("otafleet stopped");
     Ok(())
 }

@@ -64,6 +64,7 @@ fn help_explains_every_flag() {
         "--data-dir",
         "--admin-token",
         "--no-mdns",
+        "--mdns-name",
         "--max-image-size",
         "OTAFLEET_ADMIN_TOKEN",
         "8470",

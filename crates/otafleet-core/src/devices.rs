@@ -1,6 +1,7 @@
 //! Devices, keyed by normalised MAC address. A device is created by its first check-in (any
 //! protocol), by the admin, or by mDNS discovery; every check-in refreshes what it runs and where
-//! it is. "Online" is derived, never stored: seen within [`Settings::offline_after_s`].
+//! it is. "Online" is derived, never stored: checked in within [`Settings::offline_after_s`], or
+//! present on the LAN by mDNS (the rule is [`crate::discovered::online`]).
 
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
@@ -34,11 +35,27 @@ pub struct Device {
     /// How the device became known: `checkin`, `admin` or `mdns`.
     pub source: String,
     pub created_at: String,
+    /// The latest sign of life on any channel: a check-in, or an mDNS announcement.
     pub last_seen: Option<String>,
     /// Why the device's last request for an update got nothing although it may need one (free
     /// space too small, filesystem image asked for, chip unknown); `None` once an image is offered.
     #[sqlx(default)]
     pub hold: Option<String>,
+    /// mDNS host name (`esp32-kitchen.local`), when the device was discovered on the LAN.
+    pub hostname: Option<String>,
+    /// The mDNS service it was discovered by: `_arduino._tcp` or `_esphomelib._tcp`.
+    pub mdns_service: Option<String>,
+    pub mdns_instance: Option<String>,
+    /// Port of that service (ArduinoOTA's UDP port, ESPHome's native API port), not an OTA URL.
+    pub mdns_port: Option<i64>,
+    /// The service's TXT record as an object (board, version, mac, platform, ...).
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub mdns_txt: Option<sqlx::types::Json<std::collections::BTreeMap<String, String>>>,
+    /// When the service was last announced or resolved.
+    pub mdns_seen: Option<String>,
+    /// When the service left (goodbye or expiry); null while it is on the LAN.
+    pub mdns_gone: Option<String>,
+    /// Derived: see [`crate::discovered::online`].
     #[sqlx(skip)]
     pub online: bool,
     /// Whether the device holds a token (it enrolled through the native protocol).
@@ -73,11 +90,13 @@ pub struct NewDevice {
 impl Device {
     /// Fill the derived fields.
     pub(crate) fn finish(mut self, settings: &Settings, update: Option<Update>) -> Self {
-        self.online = self
-            .last_seen
-            .as_deref()
-            .and_then(crate::time::age_seconds)
-            .is_some_and(|age| age <= settings.offline_after_s());
+        self.online = crate::discovered::online(
+            settings,
+            self.last_seen.as_deref(),
+            self.mdns_seen.as_deref(),
+            self.mdns_gone.as_deref(),
+        );
+        self.last_seen = crate::discovered::latest(self.last_seen.take(), self.mdns_seen.clone());
         self.enrolled = self.token_hash.is_some();
         self.update = update;
         self

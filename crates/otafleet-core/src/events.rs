@@ -18,6 +18,10 @@ pub enum Event {
     Device { device: Box<Device> },
     /// A device was deleted.
     DeviceRemoved { mac: String },
+    /// A discovered mDNS service without a MAC appeared, changed or left.
+    MdnsHost {
+        host: Box<crate::discovered::DiscoveredHost>,
+    },
     /// An image was added to the library.
     Firmware { firmware: Box<Firmware> },
     /// An image was deleted from the library.
@@ -38,6 +42,7 @@ impl Event {
         match self {
             Event::Device { .. } => "device",
             Event::DeviceRemoved { .. } => "device_removed",
+            Event::MdnsHost { .. } => "mdns_host",
             Event::Firmware { .. } => "firmware",
             Event::FirmwareRemoved { .. } => "firmware_removed",
             Event::Deployment { .. } => "deployment",

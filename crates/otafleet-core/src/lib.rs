@@ -13,12 +13,16 @@
 //! are imported by themselves. Input parsing that every caller needs — MAC
 //! addresses, versions, names — sits in [`validate`]. Nothing here knows HTTP or Tauri: errors are
 //! [`CoreError`], which the server maps to status codes in one place.
+//!
+//! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
+//! checked-in devices by MAC.
 
 pub mod blobs;
 pub mod checkin;
 pub mod db;
 pub mod deployments;
 pub mod devices;
+pub mod discovered;
 pub mod error;
 pub mod events;
 pub mod field;

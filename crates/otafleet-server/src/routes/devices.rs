@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as AxumJson;
 use otafleet_core::devices::{Device, DevicePatch, NewDevice};
+use otafleet_core::discovered::ListedDevice;
 use otafleet_core::updates::Update;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -19,12 +20,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(history))
 }
 
-/// Every device with its current update.
+/// Every device with its current update, then the services found by mDNS that did not tell
+/// their MAC (`mac` null, `key` = `<service>/<instance>`).
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
     security(("admin" = []), ("admin_key" = [])),
-    responses((status = 200, body = Vec<Device>)))]
-async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<Device>>> {
-    Ok(AxumJson(s.fleet.devices().await?))
+    responses((status = 200, body = Vec<ListedDevice>)))]
+async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<ListedDevice>>> {
+    Ok(AxumJson(s.fleet.devices_and_hosts().await?))
 }
 
 /// Add a device before it checks in.
