@@ -114,7 +114,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     settings.checkin_interval_s = args.checkin_interval;
     settings.legacy_device_secret = args.legacy_device_secret.filter(|s| !s.is_empty());
     if settings.legacy_device_secret.is_some() {
-        tracing::warn!("legacy device API on: its shared-secret tokens can be forged from one sniffed request");
+        tracing::warn!(
+            "legacy device API on: its shared-secret tokens can be forged from one sniffed request"
+        );
     }
     let fleet = Fleet::open(settings)
         .await
