@@ -97,9 +97,14 @@ fn base(headers: &HeaderMap) -> String {
     super::base_url(headers).unwrap_or_default()
 }
 
-fn valid_mac(mac: &str) -> Result<String, Response> {
-    otafleet_core::validate::mac(mac)
-        .map_err(|_| detail(StatusCode::BAD_REQUEST, "Invalid MAC address format"))
+/// The normalised MAC, or the legacy refusal (boxed: a response is large).
+fn valid_mac(mac: &str) -> Result<String, Box<Response>> {
+    otafleet_core::validate::mac(mac).map_err(|_| {
+        Box::new(detail(
+            StatusCode::BAD_REQUEST,
+            "Invalid MAC address format",
+        ))
+    })
 }
 
 async fn list(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -157,7 +162,7 @@ async fn create(
     }
     let mac = match valid_mac(&text(&body, "mac_address").unwrap_or_default()) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let target_version = text(&body, "target_version").unwrap_or_default();
     if !version_ok(&target_version) {
@@ -193,7 +198,7 @@ async fn get_one(
 ) -> Response {
     let mac = match valid_mac(&mac) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.fleet.device(&mac).await {
         Ok(d) => match record(&s, &base(&headers), &d).await {
@@ -213,7 +218,7 @@ async fn update(
 ) -> Response {
     let mac = match valid_mac(&mac) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !body.is_object() {
         return detail(
@@ -249,7 +254,7 @@ async fn remove(
 ) -> Response {
     let mac = match valid_mac(&mac) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.fleet.device_delete(&mac).await {
         Ok(()) => Json(json!({"success": true})).into_response(),

@@ -38,11 +38,14 @@ async fn list(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn find(s: &AppState, name: &str) -> Result<Firmware, Response> {
+async fn find(s: &AppState, name: &str) -> Result<Firmware, Box<Response>> {
     match legacy::by_filename(s.fleet.db(), name).await {
         Ok(Some(fw)) => Ok(fw),
-        Ok(None) => Err(detail(StatusCode::NOT_FOUND, "Firmware file not found")),
-        Err(e) => Err(core_detail(e)),
+        Ok(None) => Err(Box::new(detail(
+            StatusCode::NOT_FOUND,
+            "Firmware file not found",
+        ))),
+        Err(e) => Err(Box::new(core_detail(e))),
     }
 }
 
@@ -52,7 +55,7 @@ async fn info(
 ) -> Response {
     match find(&s, &name).await {
         Ok(fw) => Json(item(&fw)).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -112,7 +115,7 @@ async fn remove(
 ) -> Response {
     let fw = match find(&s, &name).await {
         Ok(fw) => fw,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.fleet.firmware_delete(fw.id).await {
         Ok(_) => Json(json!({"success": true})).into_response(),
