@@ -304,7 +304,9 @@ pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Resu
     let _writer = fleet.write_lock().await;
     let mut conn = fleet.db().acquire().await?;
     let u = updates::get(&mut conn, update_id).await?;
-    if u.is_finished() {
+    // A range that starts mid-image after the last byte went out is a straggler of the same
+    // pass (ranges are recorded by separate tasks); it must not undo `installing`.
+    if u.is_finished() || (start > 0 && u.state == "installing") {
         return Ok(u);
     }
     if start == 0 {
@@ -333,8 +335,8 @@ pub async fn download_bytes(fleet: &Fleet, update_id: i64, bytes: i64, size: i64
     Ok(())
 }
 
-/// A counted response ended. Cut short → `interrupted`; the image's last byte sent and every
-/// byte counted → `installing` (the device flashes and reboots; its next request confirms).
+/// A counted response ended. Cut short → `interrupted`; delivered whole up to the image's last
+/// byte → `installing` (the device flashes and reboots; its next request confirms).
 pub async fn download_ended(
     fleet: &Fleet,
     update_id: i64,
@@ -357,7 +359,9 @@ pub async fn download_ended(
                 Some("the connection closed before the whole image was sent"),
             )
             .await?
-        } else if reached_end && u.progress >= 100 {
+        } else if reached_end {
+            // The image's last byte went out whole. Earlier ranges may still be counting in
+            // their own tasks; their bytes land after this and bring the count to the size.
             updates::set_state(&mut conn, update_id, "installing", 100, None).await?
         } else {
             return Ok(());

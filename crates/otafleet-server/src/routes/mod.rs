@@ -75,7 +75,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     router
         .merge(docs::router(api))
-        .merge(field::router())
+        .merge(field::router(state.clone()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -8,6 +8,7 @@ mod field_arduino;
 mod field_fota;
 mod field_hostile;
 mod field_idf;
+mod field_legacy;
 mod field_wire;
 mod firmware;
 mod hostile;

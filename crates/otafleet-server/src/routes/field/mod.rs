@@ -1,6 +1,6 @@
 //! Routes for devices already in the field, which keep their stock updaters (DESIGN.md contracts
 //! 2–4): Arduino `HTTPUpdate` / `ESP8266httpUpdate` ([`arduino`]), esp32FOTA manifests ([`fota`]),
-//! the legacy "ESP32 OTA Update Server" API ([`legacy`], [`legacy_admin`]), and byte counting for
+//! the legacy "ESP32 OTA Update Server" API ([`legacy`], [`legacy_admin`], [`legacy_firmware`]), and byte counting for
 //! all of them ([`counted`]). The rules themselves live in `otafleet_core::field`.
 //!
 //! These routes are not in the OpenAPI document: their shapes are fixed by firmware we do not
@@ -10,18 +10,21 @@ pub mod arduino;
 pub mod counted;
 pub mod fota;
 pub mod legacy;
+pub mod legacy_admin;
+pub mod legacy_firmware;
 
 use axum::http::HeaderMap;
 use axum::Router;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(arduino::router())
         .merge(counted::router())
         .merge(fota::router())
         .merge(legacy::router())
+        .merge(legacy_admin::router(state))
 }
 
 /// `http://<Host>` of the request, for absolute URLs handed to devices; `None` when the Host
