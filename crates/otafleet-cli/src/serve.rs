@@ -50,6 +50,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = otafleet_core::settings::DEFAULT_CHECKIN_INTERVAL_S,
           value_parser = clap::value_parser!(u32).range(1..=86400))]
     pub checkin_interval: u32,
+
+    /// Directory of the built web UI (`npm --prefix ui run build` writes `ui/dist`), served at
+    /// `/`. Default: the `ui/dist` of the source tree this binary was built from, when it exists.
+    /// Without a UI, `/` shows a short page that links the API docs.
+    #[arg(long, value_name = "DIR", env = "OTAFLEET_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
+}
+
+/// `ui/dist` in the source tree this binary was compiled from (a developer's checkout): good
+/// enough for `cargo run -- serve`; packaged installs pass `--ui-dir`.
+fn default_ui_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/dist");
+    dir.join("index.html").is_file().then_some(dir)
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -117,7 +130,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(out, "otafleet listening on http://{addr}")?;
         out.flush()?;
     }
-    otafleet_server::serve(listener, AppState::new(fleet, token), shutdown_signal()).await?;
+    let ui_dir = args.ui_dir.or_else(default_ui_dir);
+    match &ui_dir {
+        Some(d) if d.join("index.html").is_file() => {
+            tracing::info!(dir = %d.display(), "serving the web UI at /")
+        }
+        Some(d) => tracing::warn!(dir = %d.display(), "no index.html in the UI directory; / shows a placeholder (build the UI: npm --prefix ui ci && npm --prefix ui run build)"),
+        None => tracing::info!("no built web UI found; / shows a placeholder (build it: npm --prefix ui ci && npm --prefix ui run build)"),
+    }
+    let info = otafleet_server::ServerInfo {
+        listen: Some(addr),
+        mdns_name: None,
+        ui_dir,
+    };
+    let state = AppState::new(fleet, token).with_info(info);
+    otafleet_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("otafleet stopped");
     Ok(())
 }

@@ -10,6 +10,8 @@ pub mod download;
 pub mod events;
 pub mod firmware;
 pub mod health;
+pub mod settings;
+pub mod ui;
 
 use axum::middleware;
 use axum::Router;
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(devices::router())
         .merge(deployments::router())
         .merge(events::router())
+        .merge(settings::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_admin,
@@ -70,8 +73,11 @@ pub fn router(state: AppState) -> Router {
         .merge(download::router())
         .merge(health::router())
         .split_for_parts();
+    let ui_dir = state.info.ui_dir.clone();
     router
         .merge(docs::router(api))
+        .merge(ui::router(ui_dir))
+        .layer(ui::cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -7,3 +7,4 @@ mod download;
 mod firmware;
 mod hostile;
 mod openapi;
+mod ui;
