@@ -1,0 +1,117 @@
+// The app's state root: the stores, fed by the backend's live events in per-frame batches.
+import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
+import { BackendError, isAuthError } from './backend/backend';
+import { DeploymentStore } from './deployments/deployments.svelte';
+import { DeviceStore } from './devices/devices.svelte';
+import { FirmwareStore } from './firmware/firmware.svelte';
+import { EventBatcher, frameScheduler, type Scheduler } from './live';
+
+export class Fleet {
+  devices = new DeviceStore();
+  firmware: FirmwareStore;
+  deployments: DeploymentStore;
+  live = $state<LiveStatus>('connecting');
+  /** Set when the admin token is missing or refused: the app asks for it. */
+  needsToken = $state(false);
+  /** A load failure a person should see (server down, ...). */
+  error = $state<BackendError | null>(null);
+  #unsubscribe: (() => void) | null = null;
+  #batcher: EventBatcher<LiveEvent>;
+
+  constructor(
+    readonly backend: Backend,
+    schedule: Scheduler = frameScheduler,
+  ) {
+    this.firmware = new FirmwareStore(backend);
+    this.deployments = new DeploymentStore(backend);
+    this.#batcher = new EventBatcher((batch) => this.applyBatch(batch), schedule);
+    this.needsToken = !backend.hasToken();
+  }
+
+  /** Load everything, then follow live events. */
+  async start() {
+    if (!this.backend.hasToken()) {
+      this.needsToken = true;
+      return;
+    }
+    this.stop();
+    if (!(await this.reload())) return;
+    this.#unsubscribe = this.backend.subscribe(
+      (e) => this.#batcher.push(e),
+      (s) => (this.live = s),
+    );
+  }
+
+  stop() {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+  }
+
+  async reload(): Promise<boolean> {
+    try {
+      const [devices] = await Promise.all([
+        this.backend.listDevices(),
+        this.firmware.load(),
+        this.deployments.load(),
+      ]);
+      this.devices.setAll(devices);
+      this.error = null;
+      this.needsToken = false;
+      return true;
+    } catch (e) {
+      if (isAuthError(e)) {
+        this.needsToken = true;
+        this.stop();
+      } else if (e instanceof BackendError) this.error = e;
+      else this.error = new BackendError('unexpected', String(e));
+      return false;
+    }
+  }
+
+  async useToken(token: string) {
+    this.backend.setToken(token);
+    await this.start();
+  }
+
+  /** Apply one frame's worth of events; the device table re-derives once. */
+  applyBatch(batch: LiveEvent[]) {
+    let reload = false;
+    let devicesChanged = false;
+    let versionsChanged = false;
+    for (const e of batch) {
+      switch (e.type) {
+        case 'device': {
+          const old = this.devices.get(e.device.mac);
+          if (!old || old.sha256 !== e.device.sha256 || old.version !== e.device.version) versionsChanged = true;
+          this.devices.applyDevice(e.device);
+          devicesChanged = true;
+          break;
+        }
+        case 'device_removed':
+          this.devices.applyRemoved(e.mac);
+          devicesChanged = versionsChanged = true;
+          break;
+        case 'update':
+          this.devices.applyUpdate(e.update);
+          devicesChanged = true;
+          break;
+        case 'firmware':
+          this.firmware.applyFirmware(e.firmware);
+          break;
+        case 'firmware_removed':
+          this.firmware.applyRemoved(e.id);
+          break;
+        case 'deployment':
+          this.deployments.apply(e.deployment);
+          break;
+        case 'hello': // (re)connected: anything may have happened while we were away
+        case 'lagged': // the server dropped events for us
+          reload = true;
+          break;
+      }
+    }
+    if (devicesChanged) this.devices.commit();
+    if (versionsChanged) this.firmware.markStale();
+    if (reload) void this.reload();
+  }
+}
