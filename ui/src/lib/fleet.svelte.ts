@@ -62,8 +62,11 @@ export class Fleet {
       if (isAuthError(e)) {
         this.needsToken = true;
         this.stop();
-      } else if (e instanceof BackendError) this.error = e;
-      else this.error = new BackendError('unexpected', String(e));
+        return false;
+      }
+      // Not about the token (server down, ...): leave the prompt and say what is wrong instead.
+      this.needsToken = false;
+      this.error = e instanceof BackendError ? e : new BackendError('unexpected', String(e));
       return false;
     }
   }
