@@ -120,6 +120,10 @@ test('a deployment made in the UI reaches the project\'s devices and the bars mo
   await page.locator(`[data-mac="${bench[8].mac}"]`).getByText('flashing').waitFor();
   await page.locator(`[data-mac="${bench[0].mac}"]`).getByText('failed').waitFor();
   await page.screenshot({ path: join(repo, 'docs/screenshots/browser-devices.png') });
+  // The same table in the dark theme (the system's preference; the toggle overrides it).
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-devices-dark.png') });
+  await page.emulateMedia({ colorScheme: 'light' });
 
   // The bar moves while a download goes on.
   await bench[1].progress('downloading', 77);
@@ -144,7 +148,7 @@ test('the device page shows the update history with its error', async () => {
   await history.getByText('1.4.0 → 1.5.0').waitFor();
 });
 
-test('settings show how the server runs, read-only, and the library refuses deleting a deployed image', async () => {
+test('settings show how the server runs, read-only; the library refuses deleting a deployed image until it is stopped', async () => {
   await page.getByRole('link', { name: 'Settings' }).click();
   const table = page.getByRole('table', { name: 'Server settings' });
   await table.getByText(server.base.replace('http://', '')).first().waitFor();
@@ -152,9 +156,18 @@ test('settings show how the server runs, read-only, and the library refuses dele
 
   await page.getByRole('link', { name: 'Firmware' }).click();
   const row = page.locator('tr', { hasText: '1.5.0' });
+  // Nine devices checked in running the new image (the tenth failed).
+  await row.getByText('9 devices').waitFor();
   await row.getByRole('button', { name: 'Delete' }).click();
   await row.getByRole('button', { name: 'Really delete' }).click();
   // The server refuses while a deployment uses the image; its message is shown.
   await page.getByRole('alert').filter({ hasText: /deploy/i }).waitFor();
   await page.locator('tr', { hasText: '1.5.0' }).first().waitFor();
+  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-firmware.png') });
+  // Stop the deployment from the library; then the delete goes through.
+  await row.getByRole('button', { name: 'stop' }).click();
+  await row.getByText('active deployment').waitFor({ state: 'detached' });
+  await row.getByRole('button', { name: 'Delete' }).click();
+  await row.getByRole('button', { name: 'Really delete' }).click();
+  await page.locator('tr', { hasText: '1.5.0' }).waitFor({ state: 'detached' });
 });

@@ -1,4 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
+import type { Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -81,10 +82,19 @@ export class Fleet {
     let reload = false;
     let devicesChanged = false;
     let versionsChanged = false;
+    const finished: string[] = [];
+    const failed: string[] = [];
+    // An update reaching done (a check-in on the new image: a `device` event) or failed.
+    const noteTransition = (was: Update | null | undefined, now: Update | null | undefined) => {
+      if (!was || !now || was.id !== now.id || was.state === now.state) return;
+      if (now.state === 'done') finished.push(now.mac);
+      if (now.state === 'failed') failed.push(now.mac);
+    };
     for (const e of batch) {
       switch (e.type) {
         case 'device': {
           const old = this.devices.get(e.device.mac);
+          noteTransition(old?.update, e.device.update);
           if (!old || old.sha256 !== e.device.sha256 || old.version !== e.device.version) versionsChanged = true;
           this.devices.applyDevice(e.device);
           devicesChanged = true;
@@ -94,10 +104,12 @@ export class Fleet {
           this.devices.applyRemoved(e.mac);
           devicesChanged = versionsChanged = true;
           break;
-        case 'update':
+        case 'update': {
+          noteTransition(this.devices.get(e.update.mac)?.update, e.update);
           this.devices.applyUpdate(e.update);
           devicesChanged = true;
           break;
+        }
         case 'firmware':
           this.firmware.applyFirmware(e.firmware);
           break;
@@ -116,5 +128,17 @@ export class Fleet {
     if (devicesChanged) this.devices.commit();
     if (versionsChanged) this.firmware.markStale();
     if (reload) void this.reload();
+    this.#notify(finished, failed);
+  }
+
+  /** Desktop only: one OS notification per batch for updates that finished or failed, so a
+   *  person who looked away learns about it. Browsers have the table. */
+  #notify(finished: string[], failed: string[]) {
+    const native = this.backend.native;
+    if (!native || (!finished.length && !failed.length)) return;
+    const name = (mac: string) => this.devices.get(mac)?.name || mac;
+    const list = (macs: string[]) => (macs.length <= 3 ? macs.map(name).join(', ') : `${macs.length} devices`);
+    if (failed.length) void native.notify('Update failed', `${list(failed)}: see the device table for the reason.`);
+    if (finished.length) void native.notify('Update done', `${list(finished)} now run${finished.length === 1 ? 's' : ''} the new image.`);
   }
 }

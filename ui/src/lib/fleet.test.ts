@@ -69,3 +69,29 @@ describe('Fleet', () => {
     expect(fleet.error?.code).toBe('network');
   });
 });
+
+describe('desktop notifications', () => {
+  test('one notification per batch for finished and failed updates, none in a browser', async () => {
+    const b = new MockBackend();
+    b.devices = [
+      device('A1', { name: 'one', update: update('A1', { id: 1, state: 'rebooting' }) }),
+      device('A2', { name: 'two', update: update('A2', { id: 2, state: 'downloading' }) }),
+    ];
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule);
+    await fleet.start();
+    b.emit({ type: 'update', update: update('A1', { id: 1, state: 'done', progress: 100 }) });
+    frames.frame(); // no native adapter: nothing to call, nothing breaks
+    const notes: string[] = [];
+    b.native = {
+      notify: async (t, body) => void notes.push(`${t}: ${body}`),
+      pickFirmware: async () => [],
+      importPaths: async () => [],
+      onFileDrop: async () => () => {},
+    };
+    b.emit({ type: 'update', update: update('A2', { id: 2, state: 'failed', error: 'flash write error' }) });
+    b.emit({ type: 'update', update: update('A2', { id: 2, state: 'failed', error: 'flash write error' }) });
+    frames.frame();
+    expect(notes).toEqual(['Update failed: two: see the device table for the reason.']);
+  });
+});

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type { Deployment, Device, Firmware, NewDeployment, Update } from '../api/types';
-import { BackendError, type Backend, type LiveEvent, type LiveStatus, type UploadOutcome } from './backend';
+import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
   return {
@@ -30,6 +30,7 @@ export function firmware(id: number, over: Partial<Firmware> = {}): Firmware {
 
 export class MockBackend implements Backend {
   baseUrl = 'http://otafleet.test';
+  native?: NativeAdapter;
   devices: Device[] = [];
   firmwareList: Firmware[] = [];
   deployments: Deployment[] = [];
