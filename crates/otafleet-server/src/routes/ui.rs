@@ -2,8 +2,9 @@
 //!
 //! With a built UI directory (`ui/dist`, see `otafleet serve --ui-dir`) every path that is not an
 //! API route is served from it, and unknown paths get `index.html` so that client-side routes
-//! (`/firmware`, `/devices/<mac>`) survive a reload. Unknown `/api/…` paths stay JSON 404s: a
-//! script with a typo must not get an HTML page back. Without a UI, `/` shows a placeholder.
+//! (`/firmware`, `/devices/<mac>`) survive a reload. Hashed assets are cached for good,
+//! `index.html` is revalidated. Unknown `/api/…` paths stay JSON 404s: a script with a typo must
+//! not get an HTML page back. Without a UI, `/` shows a placeholder.
 //!
 //! The desktop shell shows the same UI from `tauri://localhost` (or `http://tauri.localhost`) and
 //! calls this server cross-origin. Admin auth is by header, never by cookie, so allowing exactly
@@ -49,10 +50,22 @@ pub fn router(ui_dir: Option<PathBuf>) -> Router<AppState> {
                 )
                 .into_response();
             }
-            match files.oneshot(req).await {
+            let hashed = req.uri().path().starts_with("/assets/");
+            let mut res = match files.oneshot(req).await {
                 Ok(res) => res.map(axum::body::Body::new),
                 Err(never) => match never {},
-            }
+            };
+            // Vite puts a content hash in every asset name, so those never change; index.html
+            // names the current ones and must be revalidated, or an upgraded server would keep
+            // serving a browser the old UI.
+            let policy = if hashed && res.status().is_success() {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+            res
         }
     })
 }

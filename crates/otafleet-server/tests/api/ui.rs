@@ -20,6 +20,18 @@ async fn router(info: ServerInfo) -> (axum::Router, tempfile::TempDir) {
     )
 }
 
+async fn cache_control(r: &axum::Router, path: &str) -> String {
+    let res = r
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    res.headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
 async fn get(r: &axum::Router, path: &str, auth: bool) -> (StatusCode, String, String) {
     let mut req = Request::get(path);
     if auth {
@@ -76,6 +88,10 @@ async fn a_built_ui_is_served_with_index_fallback_but_api_typos_stay_json() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(ct.starts_with("application/json"));
     assert!(body.contains("\"code\":\"not_found\""), "{body}");
+    assert_eq!(cache_control(&r, "/").await, "no-cache");
+    assert!(cache_control(&r, "/assets/app.js")
+        .await
+        .contains("immutable"));
     // Real API routes still win over the UI.
     let (s, _, body) = get(&r, "/api/v1/health", false).await;
     assert_eq!(s, StatusCode::OK, "{body}");
