@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { ADMIN, SimDevice, cleanup, launchBrowser, makeImage, repo, startServer, tempDir } from './harness.mjs';
+import { shots, ADMIN, SimDevice, cleanup, launchBrowser, makeImage, startServer, tempDir } from './harness.mjs';
 
 const PROJECT = 'bench-sensor';
 let dir, server, browser, page, v1, v2, devices;
@@ -119,10 +119,10 @@ test('a deployment made in the UI reaches the project\'s devices and the bars mo
   await expect(() => page.locator('[data-mac] [role=progressbar]').count(), 10);
   await page.locator(`[data-mac="${bench[8].mac}"]`).getByText('flashing').waitFor();
   await page.locator(`[data-mac="${bench[0].mac}"]`).getByText('failed').waitFor();
-  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-devices.png') });
+  await page.screenshot({ path: join(shots, 'browser-devices.png'), animations: 'disabled' });
   // The same table in the dark theme (the system's preference; the toggle overrides it).
   await page.emulateMedia({ colorScheme: 'dark' });
-  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-devices-dark.png') });
+  await page.screenshot({ path: join(shots, 'browser-devices-dark.png'), animations: 'disabled' });
   await page.emulateMedia({ colorScheme: 'light' });
 
   // The bar moves while a download goes on.
@@ -163,7 +163,7 @@ test('settings show how the server runs, read-only; the library refuses deleting
   // The server refuses while a deployment uses the image; its message is shown.
   await page.getByRole('alert').filter({ hasText: /deploy/i }).waitFor();
   await page.locator('tr', { hasText: '1.5.0' }).first().waitFor();
-  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-firmware.png') });
+  await page.screenshot({ path: join(shots, 'browser-firmware.png'), animations: 'disabled' });
   // Stop the deployment from the library; then the delete goes through.
   await row.getByRole('button', { name: 'stop' }).click();
   await row.getByText('active deployment').waitFor({ state: 'detached' });

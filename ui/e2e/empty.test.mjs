@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ADMIN, cleanup, launchBrowser, repo, startServer, tempDir } from './harness.mjs';
+import { shots, ADMIN, cleanup, launchBrowser, startServer, tempDir } from './harness.mjs';
 
 let dir, server, browser, page;
 
@@ -30,7 +30,7 @@ test('no devices yet: the page says how a device finds otafleet', async () => {
   const url = page.getByLabel('check-in URL');
   assert.equal(await url.innerText(), `${server.base}/api/v1/device/checkin`);
   await page.getByText('_otafleet._tcp').waitFor();
-  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-empty.png') });
+  await page.screenshot({ path: join(shots, 'browser-empty.png'), animations: 'disabled' });
 });
 
 test('settings: listen address, token (masked until shown), legacy scheme off, editing not yet', async () => {
@@ -43,7 +43,7 @@ test('settings: listen address, token (masked until shown), legacy scheme off, e
   await table.getByRole('button', { name: 'Show' }).click();
   assert.equal(await token.innerText(), ADMIN);
   await page.getByText('Editing them from this page is not built yet').waitFor();
-  await page.screenshot({ path: join(repo, 'docs/screenshots/browser-settings.png'), fullPage: true });
+  await page.screenshot({ path: join(shots, 'browser-settings.png'), fullPage: true, animations: 'disabled' });
   // A client route survives a reload (the server answers it with index.html).
   await page.reload();
   await page.getByRole('heading', { name: 'Settings' }).waitFor();

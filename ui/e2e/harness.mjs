@@ -13,6 +13,9 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = join(here, '..', '..');
 export const ADMIN = 'e2e-admin-token';
+/** Where the tests save their screenshots: the committed docs/screenshots by default (set
+ *  OTAFLEET_SCREENSHOTS to keep a run from touching them). */
+export const shots = process.env.OTAFLEET_SCREENSHOTS ?? join(repo, 'docs', 'screenshots');
 
 export function tempDir() {
   return mkdtempSync(join(tmpdir(), 'otafleet-e2e-'));
