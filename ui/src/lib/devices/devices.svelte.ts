@@ -89,9 +89,17 @@ export class DeviceStore {
 
   /** What the table shows: filtered, searched, sorted. */
   visible = $derived.by(() => {
+    void this.#rev;
     const { status, project, chip, sortKey, sortDir } = this;
     const q = this.search.trim();
-    const rows = this.all.filter(
+    const params = [status, project, chip, sortKey, sortDir, q].join('\u0000');
+    // Fast path: most live events (progress, check-ins) change neither which devices match nor
+    // their order. Then the last order is reused and only the objects are refreshed: no
+    // 10,000-row sort per frame during an update wave.
+    if (!this.#viewDirty && this.#order?.params === params) {
+      return this.#order.macs.map((m) => this.#map.get(m)!);
+    }
+    const rows = [...this.#map.values()].filter(
       (d) =>
         (status === 'all' ||
           (status === 'online' && d.online) ||
@@ -102,8 +110,31 @@ export class DeviceStore {
         (!chip || d.chip === chip) &&
         matchesSearch(d, q),
     );
-    return rows.sort((a, b) => compareDevices(a, b, sortKey, sortDir));
+    rows.sort((a, b) => compareDevices(a, b, sortKey, sortDir));
+    this.#order = { params, macs: rows.map((d) => d.mac) };
+    this.#viewDirty = false;
+    return rows;
   });
+
+  // Plain fields (not reactive): bookkeeping for the fast path above.
+  #order: { params: string; macs: string[] } | null = null;
+  #viewDirty = true;
+
+  /** Could replacing `a` by `b` change whether it is shown or where? */
+  #movesInView(a: Device | undefined, b: Device): boolean {
+    if (!a) return true;
+    return (
+      a.online !== b.online ||
+      isUpdating(a) !== isUpdating(b) ||
+      isFailed(a) !== isFailed(b) ||
+      a.name !== b.name ||
+      a.ip !== b.ip ||
+      a.project !== b.project ||
+      a.chip !== b.chip ||
+      a.version !== b.version ||
+      sortValue(a, this.sortKey) !== sortValue(b, this.sortKey)
+    );
+  }
 
   get(mac: string): Device | undefined {
     void this.#rev;
@@ -113,6 +144,7 @@ export class DeviceStore {
   /** Replace everything (initial load, reconnect, `lagged`). */
   setAll(list: Device[]) {
     this.#map = new Map(list.map((d) => [d.mac, d]));
+    this.#viewDirty = true;
     for (const mac of [...this.selected]) if (!this.#map.has(mac)) this.selected.delete(mac);
     this.loaded = true;
     this.commit();
@@ -120,18 +152,19 @@ export class DeviceStore {
 
   // The apply* methods change the map without notifying; the caller commits once per batch.
   applyDevice(d: Device) {
+    if (this.#movesInView(this.#map.get(d.mac), d)) this.#viewDirty = true;
     this.#map.set(d.mac, d);
   }
 
   applyRemoved(mac: string) {
-    this.#map.delete(mac);
+    if (this.#map.delete(mac)) this.#viewDirty = true;
     this.selected.delete(mac);
   }
 
   applyUpdate(u: Update) {
     const d = this.#map.get(u.mac);
     // An older attempt's late event must not overwrite the current one.
-    if (d && (!d.update || d.update.id <= u.id)) this.#map.set(u.mac, { ...d, update: u });
+    if (d && (!d.update || d.update.id <= u.id)) this.applyDevice({ ...d, update: u });
   }
 
   commit() {

@@ -89,3 +89,44 @@ describe('status helpers', () => {
     expect(compareDevices(d, d, 'name', 1)).toBe(0);
   });
 });
+
+describe('DeviceStore fast path', () => {
+  test('progress that cannot move a row keeps the order but shows the new values', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('A1', { name: 'a', update: update('A1', { id: 1, progress: 10 }) }),
+      device('A2', { name: 'b', update: update('A2', { id: 2, progress: 50 }) }),
+    ]);
+    expect(s.visible.map((d) => d.mac)).toEqual(['A1', 'A2']);
+    s.applyUpdate(update('A1', { id: 1, progress: 90 }));
+    s.commit();
+    expect(s.visible.map((d) => [d.mac, d.update?.progress])).toEqual([['A1', 90], ['A2', 50]]);
+  });
+
+  test('when the sort column is the one that changed, rows move', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('A1', { name: 'a', update: update('A1', { id: 1, progress: 10 }) }),
+      device('A2', { name: 'b', update: update('A2', { id: 2, progress: 50 }) }),
+    ]);
+    s.sortBy('progress');
+    expect(s.visible.map((d) => d.mac)).toEqual(['A1', 'A2']);
+    s.applyUpdate(update('A1', { id: 1, progress: 90 }));
+    s.commit();
+    expect(s.visible.map((d) => d.mac)).toEqual(['A2', 'A1']);
+  });
+
+  test('a device going offline leaves the "online" filter; a renamed one is re-sorted', () => {
+    const s = new DeviceStore();
+    s.setAll([device('A1', { name: 'a' }), device('A2', { name: 'b' })]);
+    s.status = 'online';
+    expect(s.visible).toHaveLength(2);
+    s.applyDevice(device('A1', { name: 'a', online: false }));
+    s.commit();
+    expect(s.visible.map((d) => d.mac)).toEqual(['A2']);
+    s.status = 'all';
+    s.applyDevice(device('A2', { name: '0-first' }));
+    s.commit();
+    expect(s.visible.map((d) => d.mac)).toEqual(['A2', 'A1']);
+  });
+});
