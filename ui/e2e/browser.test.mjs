@@ -140,12 +140,19 @@ test('a deployment made in the UI reaches the project\'s devices and the bars mo
   assert.equal(running.trim(), '1.5.0');
 });
 
-test('the device page shows the update history with its error', async () => {
+test('the device page shows the update history with its error, and can reset enrolment', async () => {
   await page.locator('[data-mac="24:0A:C4:12:00:01"] a').click();
   await page.getByRole('heading', { name: /bench-01/ }).waitFor();
   const history = page.getByRole('table', { name: 'Update history' });
   await history.getByText('download interrupted: connection reset').waitFor();
   await history.getByText('1.4.0 → 1.5.0').waitFor();
+  // A re-flashed device lost its token: reset its enrolment from here.
+  await page.getByRole('button', { name: 'Reset enrolment…' }).click();
+  await page.getByRole('button', { name: 'Reset enrolment', exact: true }).click();
+  await page.getByRole('status').filter({ hasText: 'Enrolment reset' }).waitFor();
+  const d = devices[0];
+  d.token = null; // the "re-flashed" device checks in without a token and enrols again
+  assert.ok((await d.checkin()).token, 'a new token after the reset');
 });
 
 test('settings show how the server runs, read-only; the library refuses deleting a deployed image until it is stopped', async () => {

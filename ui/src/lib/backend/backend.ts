@@ -5,6 +5,7 @@
 import type {
   Deployment,
   Device,
+  DevicePatch,
   FleetEvent,
   Firmware,
   NewDeployment,
@@ -59,6 +60,7 @@ export interface Backend {
   getDevice(mac: string): Promise<Device>;
   deviceHistory(mac: string): Promise<Update[]>;
   deleteDevice(mac: string): Promise<void>;
+  patchDevice(mac: string, patch: DevicePatch): Promise<Device>;
 
   listFirmware(): Promise<Firmware[]>;
   uploadFirmware(file: File): Promise<UploadOutcome>;

@@ -1,6 +1,6 @@
 // The HTTP + server-sent-events backend: the admin API with `Authorization: Bearer`, the event
 // stream with `?token=` (EventSource cannot set headers). Used in browsers and in the Tauri window.
-import type { Deployment, Device, Firmware, NewDeployment, ServerSettings, Update } from '../api/types';
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, ServerSettings, Update } from '../api/types';
 import {
   BAD_RESPONSE,
   BackendError,
@@ -111,6 +111,9 @@ export class HttpBackend implements Backend {
   }
   deleteDevice(mac: string) {
     return this.#request<void>('DELETE', `/api/v1/devices/${encodeURIComponent(mac)}`);
+  }
+  patchDevice(mac: string, patch: DevicePatch) {
+    return this.#request<Device>('PATCH', `/api/v1/devices/${encodeURIComponent(mac)}`, JSON.stringify(patch));
   }
   listFirmware() {
     return this.#request<Firmware[]>('GET', '/api/v1/firmware');

@@ -1,6 +1,6 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
-import type { Deployment, Device, Firmware, NewDeployment, Update } from '../api/types';
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, Update } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
@@ -55,7 +55,11 @@ export class MockBackend implements Backend {
   }
   async getDevice(mac: string) { return this.devices.find((d) => d.mac === mac)!; }
   async deviceHistory() { return []; }
-  async deleteDevice() {}
+  async deleteDevice(mac: string) { this.calls.push(`deleteDevice ${mac}`); }
+  async patchDevice(mac: string, patch: DevicePatch) {
+    this.calls.push(`patchDevice ${mac} ${JSON.stringify(patch)}`);
+    return { ...this.devices.find((d) => d.mac === mac)!, ...(patch.reset_token ? { enrolled: false } : {}) } as Device;
+  }
   async listFirmware() { this.calls.push('listFirmware'); return this.firmwareList; }
   async uploadFirmware(file: File) {
     this.calls.push(`upload ${file.name}`);
