@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the OTA server and admin API without a window (the UI is served to browsers later).
+    /// Run the OTA server and admin API without a window (and serve the web UI to browsers).
     Serve(serve::ServeArgs),
     /// List otafleet servers and ESP devices that answer mDNS on this LAN (a debugging aid).
     Discover(discover::DiscoverArgs),

@@ -75,6 +75,19 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub legacy_device_secret: Option<String>,
+
+    /// Directory of the built web UI (`npm --prefix ui run build` writes `ui/dist`), served at
+    /// `/`. Default: the `ui/dist` of the source tree this binary was built from, when it exists.
+    /// Without a UI, `/` shows a short page that links the API docs.
+    #[arg(long, value_name = "DIR", env = "OTAFLEET_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
+}
+
+/// `ui/dist` in the source tree this binary was compiled from (a developer's checkout): good
+/// enough for `cargo run -- serve`; packaged installs pass `--ui-dir`.
+fn default_ui_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/dist");
+    dir.join("index.html").is_file().then_some(dir)
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -171,6 +184,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    let ui_dir = args.ui_dir.or_else(default_ui_dir);
+    match &ui_dir {
+        Some(d) if d.join("index.html").is_file() => {
+            tracing::info!(dir = %d.display(), "serving the web UI at /")
+        }
+        Some(d) => tracing::warn!(dir = %d.display(), "no index.html in the UI directory; / shows a placeholder (build the UI: npm --prefix ui ci && npm --prefix ui run build)"),
+        None => tracing::info!("no built web UI found; / shows a placeholder (build it: npm --prefix ui ci && npm --prefix ui run build)"),
+    }
+    let info = otafleet_server::ServerInfo {
+        listen: Some(addr),
+        mdns_name: lan
+            .as_ref()
+            .and_then(|l| l.advertised_name())
+            .map(str::to_owned),
+        ui_dir,
+    };
+    let state = AppState::new(fleet, token).with_info(info);
     // Goodbyes go out as soon as the signal arrives, before requests drain.
     let shutdown = async move {
         shutdown_signal().await;
@@ -178,7 +208,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             lan.shutdown().await;
         }
     };
-    otafleet_server::serve(listener, AppState::new(fleet, token), shutdown).await?;
+    otafleet_server::serve(listener, state, shutdown).await?;
     tracing::info!("otafleet stopped");
     Ok(())
 }

@@ -63,6 +63,11 @@ impl Lan {
         Ok(lan)
     }
 
+    /// The full name we advertise under (`Bench._otafleet._tcp.local.`), if we advertise.
+    pub fn advertised_name(&self) -> Option<&str> {
+        self.registered.as_deref()
+    }
+
     /// Register the server's service; returns its full name.
     pub fn advertise(&mut self, ad: &Advertisement) -> Result<String> {
         let info = ad.service_info()?;

@@ -9,10 +9,10 @@
 //! | who | routes |
 //! | --- | --- |
 //! | native devices | `POST /api/v1/device/checkin`, `POST /api/v1/device/progress`, `GET|HEAD /api/v1/device/firmware/{sha256}` |
-//! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/events` |
+//! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/watch-folders…`, `/api/v1/events`, `/api/v1/settings` |
 //! | field devices (stock updaters, [`routes::field`]) | `GET /ota/arduino`, `GET /ota/esp32fota.json`, `GET|HEAD /ota/firmware/{mac}/{sha256}`, `GET /api/firmware`, `GET /firmware/{filename}` |
 //! | legacy admin scripts (`X-Admin-API-Key`) | `/admin/api/devices…`, `/admin/api/firmware…` |
-//! | anyone | `/api/v1/health`, `/api/v1/openapi.json`, `/api/v1/docs` |
+//! | anyone | `/api/v1/health`, `/api/v1/openapi.json`, `/api/v1/docs`, the UI at `/` ([`routes::ui`]) |
 //!
 //! Errors from the core are turned into HTTP responses in exactly one place, [`error::ApiError`].
 
@@ -39,6 +39,20 @@ pub struct AppState {
     /// Cancelled when the server shuts down, so that endless responses (the event stream) end
     /// and graceful shutdown does not wait for them forever.
     pub shutdown: CancellationToken,
+    /// Facts about how this server runs that only its front end knows (listen address, UI
+    /// directory, mDNS name); shown by `GET /api/v1/settings`. Empty by default.
+    pub info: Arc<ServerInfo>,
+}
+
+/// What the front end that started the server (CLI, desktop shell) tells it about itself.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    /// The address the listener is bound to, once known.
+    pub listen: Option<SocketAddr>,
+    /// The mDNS instance name the server advertises, if it does.
+    pub mdns_name: Option<String>,
+    /// A built UI (`ui/dist`) to serve at `/`; without one `/` shows a small placeholder page.
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -47,7 +61,14 @@ impl AppState {
             fleet,
             admin_token: admin_token.into(),
             shutdown: CancellationToken::new(),
+            info: Arc::new(ServerInfo::default()),
         }
+    }
+
+    /// Attach what the front end knows about how the server runs.
+    pub fn with_info(mut self, info: ServerInfo) -> Self {
+        self.info = Arc::new(info);
+        self
     }
 }
 

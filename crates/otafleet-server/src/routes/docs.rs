@@ -29,10 +29,10 @@ pub fn router(api: utoipa::openapi::OpenApi) -> Router<AppState> {
             }),
         )
         .route("/api/v1/docs", get(|| async { Html(DOCS_PAGE) }))
-        .route("/", get(root))
 }
 
-async fn root() -> impl IntoResponse {
+/// The page at `/` when no UI is built (see [`super::ui`]).
+pub async fn root() -> impl IntoResponse {
     Html(
         "<!doctype html><title>otafleet</title><h1>otafleet</h1>\
          <p>The OTA server is running. API: <a href=\"/api/v1/docs\">/api/v1/docs</a> \

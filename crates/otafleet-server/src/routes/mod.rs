@@ -11,6 +11,8 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 pub mod health;
+pub mod settings;
+pub mod ui;
 pub mod watch_folders;
 
 use axum::middleware;
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(deployments::router())
         .merge(events::router())
         .merge(watch_folders::router())
+        .merge(settings::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_admin,
@@ -73,9 +76,12 @@ pub fn router(state: AppState) -> Router {
         .merge(download::router())
         .merge(health::router())
         .split_for_parts();
+    let ui_dir = state.info.ui_dir.clone();
     router
         .merge(docs::router(api))
         .merge(field::router(state.clone()))
+        .merge(ui::router(ui_dir))
+        .layer(ui::cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

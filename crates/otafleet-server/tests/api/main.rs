@@ -13,3 +13,4 @@ mod field_wire;
 mod firmware;
 mod hostile;
 mod openapi;
+mod ui;

@@ -1,0 +1,94 @@
+// The ONE interface the UI talks to. The HTTP + SSE implementation (http.ts) serves browsers and
+// the Tauri window alike; the desktop-only extras (native file drop, file dialog, notifications)
+// hang off `native`, which only tauri.ts fills. Components get a Backend from context and never
+// import @tauri-apps themselves, so Vitest and Playwright run them in a plain browser.
+import type {
+  Deployment,
+  Device,
+  DevicePatch,
+  FleetEvent,
+  Firmware,
+  NewDeployment,
+  ServerSettings,
+  Update,
+} from '../api/types';
+
+/** An error the UI can act on. `code` is the server's stable `error.code` (or one of the
+ *  client-side codes below); `message` is for people and is shown verbatim, never parsed. */
+export class BackendError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 0,
+  ) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}
+
+/** Client-side codes, in addition to the server's. */
+export const NETWORK = 'network';
+export const BAD_RESPONSE = 'bad_response';
+/** Codes that mean "ask the person for the admin token". */
+export const AUTH_CODES = new Set(['admin_token_required', 'admin_token_invalid']);
+
+export function isAuthError(e: unknown): boolean {
+  return e instanceof BackendError && AUTH_CODES.has(e.code);
+}
+
+export type UploadOutcome = { firmware: Firmware; created: boolean };
+
+/** A live event: the server's tagged events plus the stream's own control events. */
+export type LiveEvent = FleetEvent | { type: 'hello' } | { type: 'lagged' };
+
+export type LiveStatus = 'connecting' | 'open' | 'down';
+
+export interface Backend {
+  /** Where the API lives, for display (the check-in URL devices need). */
+  readonly baseUrl: string;
+  /** Present only in the desktop window. */
+  readonly native?: NativeAdapter;
+
+  setToken(token: string): void;
+  hasToken(): boolean;
+  /** The admin token in use (the settings page shows it). */
+  token(): string | null;
+  /** Forget the token (and its stored copy). */
+  clearToken(): void;
+
+  listDevices(): Promise<Device[]>;
+  getDevice(mac: string): Promise<Device>;
+  deviceHistory(mac: string): Promise<Update[]>;
+  deleteDevice(mac: string): Promise<void>;
+  patchDevice(mac: string, patch: DevicePatch): Promise<Device>;
+
+  listFirmware(): Promise<Firmware[]>;
+  uploadFirmware(file: File): Promise<UploadOutcome>;
+  deleteFirmware(id: number): Promise<void>;
+
+  listDeployments(): Promise<Deployment[]>;
+  createDeployment(d: NewDeployment): Promise<Deployment>;
+  stopDeployment(id: number): Promise<Deployment>;
+
+  settings(): Promise<ServerSettings>;
+
+  /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
+   *  `hello` arrives: the subscriber should reload, since events may have been missed. */
+  subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void): () => void;
+}
+
+/** One file the desktop shell imported from a native path. */
+export type NativeImportResult =
+  | { path: string; ok: true; firmware: Firmware; created: boolean }
+  | { path: string; ok: false; error: { code: string; message: string } };
+
+/** What only the desktop shell can do. */
+export interface NativeAdapter {
+  /** Open the OS file dialog; resolves to the import results of the chosen files. */
+  pickFirmware(): Promise<NativeImportResult[]>;
+  /** Import files by path (native drag and drop hands paths, not File objects). */
+  importPaths(paths: string[]): Promise<NativeImportResult[]>;
+  /** Call `cb` with the paths of files dropped onto the window; returns the unsubscribe. */
+  onFileDrop(cb: (paths: string[]) => void, onHover?: (over: boolean) => void): Promise<() => void>;
+  notify(title: string, body: string): Promise<void>;
+}

@@ -1,0 +1,169 @@
+// The HTTP + server-sent-events backend: the admin API with `Authorization: Bearer`, the event
+// stream with `?token=` (EventSource cannot set headers). Used in browsers and in the Tauri window.
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, ServerSettings, Update } from '../api/types';
+import {
+  BAD_RESPONSE,
+  BackendError,
+  NETWORK,
+  type Backend,
+  type LiveEvent,
+  type LiveStatus,
+  type NativeAdapter,
+  type UploadOutcome,
+} from './backend';
+
+/** The server's event names (SSE `event:` field). */
+const EVENT_NAMES = [
+  'hello',
+  'lagged',
+  'device',
+  'device_removed',
+  'firmware',
+  'firmware_removed',
+  'deployment',
+  'update',
+] as const;
+
+export type HttpBackendOptions = {
+  baseUrl: string;
+  token?: string | null;
+  /** Called when the token changes (the browser keeps it in localStorage). */
+  onToken?: (token: string | null) => void;
+  fetch?: typeof fetch;
+  EventSource?: typeof EventSource;
+};
+
+export class HttpBackend implements Backend {
+  readonly baseUrl: string;
+  native?: NativeAdapter;
+  #token: string | null;
+  #opts: HttpBackendOptions;
+
+  constructor(opts: HttpBackendOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/$/, '');
+    this.#token = opts.token ?? null;
+    this.#opts = opts;
+  }
+
+  setToken(token: string) {
+    this.#token = token.trim();
+    this.#opts.onToken?.(this.#token);
+  }
+
+  hasToken() {
+    return !!this.#token;
+  }
+
+  token() {
+    return this.#token;
+  }
+
+  clearToken() {
+    this.#token = null;
+    this.#opts.onToken?.(null);
+  }
+
+  async #request<T>(method: string, path: string, body?: BodyInit, json = true): Promise<T> {
+    return (await this.#call<T>(method, path, body, json)).data;
+  }
+
+  async #call<T>(method: string, path: string, body?: BodyInit, json = true): Promise<{ status: number; data: T }> {
+    const headers: Record<string, string> = {};
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    if (body !== undefined && json) headers['content-type'] = 'application/json';
+    const f = this.#opts.fetch ?? fetch;
+    let res: Response;
+    try {
+      res = await f(`${this.baseUrl}${path}`, { method, headers, body });
+    } catch {
+      throw new BackendError(
+        NETWORK,
+        `Cannot reach the otafleet server at ${this.baseUrl || location.origin}. Is it running, and is this the right address?`,
+      );
+    }
+    if (res.status === 204) return { status: 204, data: undefined as T };
+    const text = await res.text();
+    let data: unknown = undefined;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* handled below */
+    }
+    if (!res.ok) {
+      const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
+      if (err?.code) throw new BackendError(err.code, err.message ?? err.code, res.status);
+      throw new BackendError(BAD_RESPONSE, `The server answered ${res.status} ${res.statusText} to ${method} ${path}.`, res.status);
+    }
+    if (data === undefined) {
+      throw new BackendError(BAD_RESPONSE, `The server's answer to ${method} ${path} was not JSON.`, res.status);
+    }
+    return { status: res.status, data: data as T };
+  }
+
+  listDevices() {
+    return this.#request<Device[]>('GET', '/api/v1/devices');
+  }
+  getDevice(mac: string) {
+    return this.#request<Device>('GET', `/api/v1/devices/${encodeURIComponent(mac)}`);
+  }
+  deviceHistory(mac: string) {
+    return this.#request<Update[]>('GET', `/api/v1/devices/${encodeURIComponent(mac)}/updates`);
+  }
+  deleteDevice(mac: string) {
+    return this.#request<void>('DELETE', `/api/v1/devices/${encodeURIComponent(mac)}`);
+  }
+  patchDevice(mac: string, patch: DevicePatch) {
+    return this.#request<Device>('PATCH', `/api/v1/devices/${encodeURIComponent(mac)}`, JSON.stringify(patch));
+  }
+  listFirmware() {
+    return this.#request<Firmware[]>('GET', '/api/v1/firmware');
+  }
+  async uploadFirmware(file: File): Promise<UploadOutcome> {
+    const form = new FormData();
+    form.append('file', file, file.name);
+    // 201: a new image; 200: the same bytes were already in the library (the existing record).
+    const { status, data } = await this.#call<Firmware>('POST', '/api/v1/firmware', form, false);
+    return { firmware: data, created: status === 201 };
+  }
+  deleteFirmware(id: number) {
+    return this.#request<void>('DELETE', `/api/v1/firmware/${id}`);
+  }
+  listDeployments() {
+    return this.#request<Deployment[]>('GET', '/api/v1/deployments');
+  }
+  createDeployment(d: NewDeployment) {
+    return this.#request<Deployment>('POST', '/api/v1/deployments', JSON.stringify(d));
+  }
+  stopDeployment(id: number) {
+    return this.#request<Deployment>('DELETE', `/api/v1/deployments/${id}`);
+  }
+  settings() {
+    return this.#request<ServerSettings>('GET', '/api/v1/settings');
+  }
+
+  subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void): () => void {
+    const ES = this.#opts.EventSource ?? EventSource;
+    const url = `${this.baseUrl}/api/v1/events?token=${encodeURIComponent(this.#token ?? '')}`;
+    onStatus?.('connecting');
+    // EventSource reconnects by itself after a drop; each reconnect starts with `hello`.
+    const es = new ES(url);
+    for (const name of EVENT_NAMES) {
+      es.addEventListener(name, (m: MessageEvent) => {
+        if (name === 'hello') {
+          onStatus?.('open');
+          onEvent({ type: 'hello' });
+        } else if (name === 'lagged') {
+          onEvent({ type: 'lagged' });
+        } else {
+          try {
+            onEvent(JSON.parse(m.data) as LiveEvent);
+          } catch {
+            // A malformed event is dropped; the next `lagged`/`hello` reload repairs the view.
+          }
+        }
+      });
+    }
+    es.onerror = () => onStatus?.(es.readyState === ES.CLOSED ? 'down' : 'connecting');
+    return () => es.close();
+  }
+}

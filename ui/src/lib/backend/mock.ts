@@ -1,0 +1,95 @@
+// An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
+// push live events by hand.
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, Update } from '../api/types';
+import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
+
+export function device(mac: string, over: Partial<Device> = {}): Device {
+  return {
+    mac, name: null, chip: 'esp32', project: 'blink', version: '1.0.0', sha256: null, ip: null, rssi: null,
+    free_space: null, uptime_s: null, protocol: 'native', weak_auth: false, source: 'checkin',
+    created_at: '2026-11-22T20:00:00Z', last_seen: '2026-11-22T20:00:00Z', online: true, enrolled: true, update: null,
+    ...over,
+  } as Device;
+}
+
+export function update(mac: string, over: Partial<Update> = {}): Update {
+  return {
+    id: 1, mac, firmware_id: 1, deployment_id: 1, sha256: 'ab'.repeat(32), version: '2.0.0', from_version: '1.0.0',
+    from_sha256: null, state: 'downloading', progress: 0, bytes_sent: 0, error: null,
+    created_at: '2026-11-22T20:00:00Z', updated_at: '2026-11-22T20:00:00Z', finished_at: null, ...over,
+  } as Update;
+}
+
+export function firmware(id: number, over: Partial<Firmware> = {}): Firmware {
+  return {
+    id, filename: `blink-${id}.bin`, size: 200000, sha256: String(id).padStart(64, '0'), md5: '0'.repeat(32),
+    chip: 'esp32', format: 'esp32_app', project: 'blink', project_source: 'image', version: `2.0.${id}`,
+    version_source: 'image', source: 'upload', uploaded_at: '2026-11-22T20:00:00Z', devices_running: 0, ...over,
+  } as Firmware;
+}
+
+export class MockBackend implements Backend {
+  baseUrl = 'http://otafleet.test';
+  native?: NativeAdapter;
+  devices: Device[] = [];
+  firmwareList: Firmware[] = [];
+  deployments: Deployment[] = [];
+  calls: string[] = [];
+  /** Uploads by file name: an outcome, or an error to throw. */
+  uploads = new Map<string, UploadOutcome | BackendError>();
+  deleteError: BackendError | null = null;
+  reach = 3;
+  #token: string | null = 'T';
+  #listener: ((e: LiveEvent) => void) | null = null;
+  listError: BackendError | null = null;
+
+  setToken(t: string) { this.#token = t; }
+  hasToken() { return !!this.#token; }
+  token() { return this.#token; }
+  clearToken() { this.#token = null; }
+
+  async listDevices() {
+    this.calls.push('listDevices');
+    if (this.listError) throw this.listError;
+    return this.devices;
+  }
+  async getDevice(mac: string) { return this.devices.find((d) => d.mac === mac)!; }
+  async deviceHistory() { return []; }
+  async deleteDevice(mac: string) { this.calls.push(`deleteDevice ${mac}`); }
+  async patchDevice(mac: string, patch: DevicePatch) {
+    this.calls.push(`patchDevice ${mac} ${JSON.stringify(patch)}`);
+    return { ...this.devices.find((d) => d.mac === mac)!, ...(patch.reset_token ? { enrolled: false } : {}) } as Device;
+  }
+  async listFirmware() { this.calls.push('listFirmware'); return this.firmwareList; }
+  async uploadFirmware(file: File) {
+    this.calls.push(`upload ${file.name}`);
+    const r = this.uploads.get(file.name);
+    if (r instanceof BackendError) throw r;
+    if (!r) throw new BackendError('not_app_image', `no fixture for ${file.name}`, 422);
+    return r;
+  }
+  async deleteFirmware(id: number) {
+    this.calls.push(`delete ${id}`);
+    if (this.deleteError) throw this.deleteError;
+  }
+  async listDeployments() { return this.deployments; }
+  async createDeployment(d: NewDeployment): Promise<Deployment> {
+    this.calls.push(`deploy ${JSON.stringify(d)}`);
+    return {
+      id: 7, firmware_id: d.firmware_id, project: d.project ?? null, chip: d.chip ?? null, rollback: false,
+      active: !d.dry_run, created_at: '2026-11-22T20:00:00Z', devices: d.devices ?? [], reach: this.reach,
+    } as Deployment;
+  }
+  async stopDeployment(id: number) { return { ...this.deployments.find((d) => d.id === id)!, active: false }; }
+  async settings() {
+    return { listen: '127.0.0.1:8470', checkin_path: '/api/v1/device/checkin', checkin_interval_s: 60,
+      offline_after_s: 190, max_image_size: 16777216, legacy_secret_configured: false, mdns_name: null,
+      data_dir: '/tmp/d', editable: false };
+  }
+  subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void) {
+    this.#listener = onEvent;
+    onStatus?.('open');
+    return () => (this.#listener = null);
+  }
+  emit(e: LiveEvent) { this.#listener?.(e); }
+}

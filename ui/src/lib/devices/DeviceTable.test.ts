@@ -1,0 +1,47 @@
+import { fireEvent, render, screen } from '@testing-library/svelte';
+import { flushSync } from 'svelte';
+import { describe, expect, test } from 'vitest';
+import { device, update } from '../backend/mock';
+import DeviceTable from './DeviceTable.svelte';
+import { DeviceStore } from './devices.svelte';
+
+const mac = (i: number) => `AA:BB:CC:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`.toUpperCase();
+
+describe('DeviceTable', () => {
+  test('renders only the rows in view out of 10,000, and follows scrolling', async () => {
+    const store = new DeviceStore();
+    store.setAll(Array.from({ length: 10000 }, (_, i) => device(mac(i), { name: `dev-${String(i).padStart(5, '0')}` })));
+    const { container } = render(DeviceTable, { store });
+    const rows = () => container.querySelectorAll('[role=row][data-mac]');
+    // 600 px viewport (test-setup) / 38 px rows + overscan: a few dozen, not ten thousand.
+    expect(rows().length).toBeGreaterThan(10);
+    expect(rows().length).toBeLessThan(50);
+    expect(rows()[0].textContent).toContain('dev-00000');
+    const viewport = container.querySelector('.viewport') as HTMLElement;
+    viewport.scrollTop = 38 * 5000;
+    await fireEvent.scroll(viewport);
+    const names = [...rows()].map((r) => r.querySelector('b')?.textContent);
+    expect(names).toContain('dev-05000');
+    expect(names).not.toContain('dev-00000');
+  });
+
+  test('a progress event moves the bar; sorting by a header flips order', async () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { name: 'one' }), device('A2', { name: 'two' })]);
+    render(DeviceTable, { store });
+    store.applyUpdate(update('A1', { progress: 30 }));
+    store.commit();
+    flushSync();
+    const bar = screen.getByRole('progressbar');
+    expect(bar.getAttribute('aria-valuenow')).toBe('30');
+    store.applyUpdate(update('A1', { progress: 65 }));
+    store.commit();
+    flushSync();
+    expect(screen.getByRole('progressbar').getAttribute('aria-valuenow')).toBe('65');
+
+    await fireEvent.click(screen.getByRole('button', { name: /^Device/ }));
+    expect(store.sortDir).toBe(-1);
+    const first = document.querySelector('[role=row][data-mac]');
+    expect(first?.getAttribute('data-mac')).toBe('A2');
+  });
+});

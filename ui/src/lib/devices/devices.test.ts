@@ -1,0 +1,132 @@
+import { describe, expect, test } from 'vitest';
+import { device, update } from '../backend/mock';
+import { DeviceStore, compareDevices, matchesSearch } from './devices.svelte';
+import { stateLabel, targetVersion } from './status';
+
+describe('DeviceStore', () => {
+  test('filters by status, project and search, and sorts with missing values last', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('AA:00:00:00:00:03', { name: 'gamma', ip: '10.0.0.10', online: false }),
+      device('AA:00:00:00:00:01', { name: 'alpha', ip: '10.0.0.9', update: update('AA:00:00:00:00:01', { progress: 40 }) }),
+      device('AA:00:00:00:00:02', { name: 'beta', ip: null, project: 'door', chip: 'esp32c3' }),
+    ]);
+    expect(s.counts).toEqual({ total: 3, online: 2, offline: 1, updating: 1, failed: 0 });
+    expect(s.visible.map((d) => d.name)).toEqual(['alpha', 'beta', 'gamma']);
+    s.sortBy('ip');
+    expect(s.visible.map((d) => d.name)).toEqual(['alpha', 'gamma', 'beta']); // numeric IP order, null last
+    s.sortBy('ip');
+    expect(s.visible.map((d) => d.name)).toEqual(['gamma', 'alpha', 'beta']); // still last when descending
+    s.status = 'updating';
+    expect(s.visible.map((d) => d.name)).toEqual(['alpha']);
+    s.status = 'all';
+    s.project = 'door';
+    expect(s.visible.map((d) => d.name)).toEqual(['beta']);
+    s.project = '';
+    s.search = 'c3 door';
+    expect(s.visible.map((d) => d.name)).toEqual(['beta']);
+    expect(s.projects).toEqual(['blink', 'door']);
+    expect(s.chips).toEqual(['esp32', 'esp32c3']);
+  });
+
+  test('applies a batch of events and notifies once on commit', () => {
+    const s = new DeviceStore();
+    s.setAll([device('AA:00:00:00:00:01')]);
+    const before = s.visible;
+    s.applyDevice(device('AA:00:00:00:00:02'));
+    s.applyUpdate(update('AA:00:00:00:00:01', { id: 5, progress: 10 }));
+    expect(s.visible).toBe(before); // nothing re-derived until the batch is committed
+    s.commit();
+    expect(s.visible).toHaveLength(2);
+    expect(s.get('AA:00:00:00:00:01')?.update?.progress).toBe(10);
+  });
+
+  test('a late event about an older update does not overwrite the current one', () => {
+    const s = new DeviceStore();
+    s.setAll([device('AA:00:00:00:00:01', { update: update('AA:00:00:00:00:01', { id: 9, progress: 50 }) })]);
+    s.applyUpdate(update('AA:00:00:00:00:01', { id: 8, state: 'failed' }));
+    s.commit();
+    expect(s.get('AA:00:00:00:00:01')?.update?.id).toBe(9);
+  });
+
+  test('selection follows removals and "select all shown" respects the filter', () => {
+    const s = new DeviceStore();
+    s.setAll([device('A1', { project: 'x' }), device('A2', { project: 'y' })]);
+    s.project = 'x';
+    s.toggleAllVisible();
+    expect([...s.selected]).toEqual(['A1']);
+    s.applyRemoved('A1');
+    s.commit();
+    expect(s.selected.size).toBe(0);
+  });
+
+  test('keeps up with 10,000 devices', () => {
+    const s = new DeviceStore();
+    const many = Array.from({ length: 10000 }, (_, i) =>
+      device(`AA:BB:CC:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, { name: `dev-${i}` }),
+    );
+    s.setAll(many);
+    expect(s.visible).toHaveLength(10000);
+    expect(s.visible[1].name).toBe('dev-1'); // numeric collation: dev-1 < dev-10 < dev-2
+    expect(s.visible[2].name).toBe('dev-2');
+  });
+});
+
+describe('status helpers', () => {
+  test('target version and state label', () => {
+    const d = device('A', { update: update('A', { state: 'offered' }) });
+    expect(targetVersion(d)).toBe('2.0.0');
+    expect(stateLabel(d)).toBe('update offered');
+    const done = device('A', { update: update('A', { state: 'done' }), online: false });
+    expect(targetVersion(done)).toBeNull();
+    expect(stateLabel(done)).toBe('offline');
+  });
+
+  test('search needs every word', () => {
+    const d = device('24:0A:C4:00:00:01', { name: 'Bench 1', ip: '192.168.1.5' });
+    expect(matchesSearch(d, 'bench 192.168')).toBe(true);
+    expect(matchesSearch(d, 'bench door')).toBe(false);
+    expect(compareDevices(d, d, 'name', 1)).toBe(0);
+  });
+});
+
+describe('DeviceStore fast path', () => {
+  test('progress that cannot move a row keeps the order but shows the new values', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('A1', { name: 'a', update: update('A1', { id: 1, progress: 10 }) }),
+      device('A2', { name: 'b', update: update('A2', { id: 2, progress: 50 }) }),
+    ]);
+    expect(s.visible.map((d) => d.mac)).toEqual(['A1', 'A2']);
+    s.applyUpdate(update('A1', { id: 1, progress: 90 }));
+    s.commit();
+    expect(s.visible.map((d) => [d.mac, d.update?.progress])).toEqual([['A1', 90], ['A2', 50]]);
+  });
+
+  test('when the sort column is the one that changed, rows move', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('A1', { name: 'a', update: update('A1', { id: 1, progress: 10 }) }),
+      device('A2', { name: 'b', update: update('A2', { id: 2, progress: 50 }) }),
+    ]);
+    s.sortBy('progress');
+    expect(s.visible.map((d) => d.mac)).toEqual(['A1', 'A2']);
+    s.applyUpdate(update('A1', { id: 1, progress: 90 }));
+    s.commit();
+    expect(s.visible.map((d) => d.mac)).toEqual(['A2', 'A1']);
+  });
+
+  test('a device going offline leaves the "online" filter; a renamed one is re-sorted', () => {
+    const s = new DeviceStore();
+    s.setAll([device('A1', { name: 'a' }), device('A2', { name: 'b' })]);
+    s.status = 'online';
+    expect(s.visible).toHaveLength(2);
+    s.applyDevice(device('A1', { name: 'a', online: false }));
+    s.commit();
+    expect(s.visible.map((d) => d.mac)).toEqual(['A2']);
+    s.status = 'all';
+    s.applyDevice(device('A2', { name: '0-first' }));
+    s.commit();
+    expect(s.visible.map((d) => d.mac)).toEqual(['A2', 'A1']);
+  });
+});

@@ -1,0 +1,144 @@
+// The app's state root: the stores, fed by the backend's live events in per-frame batches.
+import type { Update } from './api/types';
+import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
+import { BackendError, isAuthError } from './backend/backend';
+import { DeploymentStore } from './deployments/deployments.svelte';
+import { DeviceStore } from './devices/devices.svelte';
+import { FirmwareStore } from './firmware/firmware.svelte';
+import { EventBatcher, frameScheduler, type Scheduler } from './live';
+
+export class Fleet {
+  devices = new DeviceStore();
+  firmware: FirmwareStore;
+  deployments: DeploymentStore;
+  live = $state<LiveStatus>('connecting');
+  /** Set when the admin token is missing or refused: the app asks for it. */
+  needsToken = $state(false);
+  /** A load failure a person should see (server down, ...). */
+  error = $state<BackendError | null>(null);
+  #unsubscribe: (() => void) | null = null;
+  #batcher: EventBatcher<LiveEvent>;
+
+  constructor(
+    readonly backend: Backend,
+    schedule: Scheduler = frameScheduler,
+  ) {
+    this.firmware = new FirmwareStore(backend);
+    this.deployments = new DeploymentStore(backend);
+    this.#batcher = new EventBatcher((batch) => this.applyBatch(batch), schedule);
+    this.needsToken = !backend.hasToken();
+  }
+
+  /** Load everything, then follow live events. */
+  async start() {
+    if (!this.backend.hasToken()) {
+      this.needsToken = true;
+      return;
+    }
+    this.stop();
+    if (!(await this.reload())) return;
+    this.#unsubscribe = this.backend.subscribe(
+      (e) => this.#batcher.push(e),
+      (s) => (this.live = s),
+    );
+  }
+
+  stop() {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+  }
+
+  async reload(): Promise<boolean> {
+    try {
+      const [devices] = await Promise.all([
+        this.backend.listDevices(),
+        this.firmware.load(),
+        this.deployments.load(),
+      ]);
+      this.devices.setAll(devices);
+      this.error = null;
+      this.needsToken = false;
+      return true;
+    } catch (e) {
+      if (isAuthError(e)) {
+        this.needsToken = true;
+        this.stop();
+        return false;
+      }
+      // Not about the token (server down, ...): leave the prompt and say what is wrong instead.
+      this.needsToken = false;
+      this.error = e instanceof BackendError ? e : new BackendError('unexpected', String(e));
+      return false;
+    }
+  }
+
+  async useToken(token: string) {
+    this.backend.setToken(token);
+    await this.start();
+  }
+
+  /** Apply one frame's worth of events; the device table re-derives once. */
+  applyBatch(batch: LiveEvent[]) {
+    let reload = false;
+    let devicesChanged = false;
+    let versionsChanged = false;
+    const finished: string[] = [];
+    const failed: string[] = [];
+    // An update reaching done (a check-in on the new image: a `device` event) or failed.
+    const noteTransition = (was: Update | null | undefined, now: Update | null | undefined) => {
+      if (!was || !now || was.id !== now.id || was.state === now.state) return;
+      if (now.state === 'done') finished.push(now.mac);
+      if (now.state === 'failed') failed.push(now.mac);
+    };
+    for (const e of batch) {
+      switch (e.type) {
+        case 'device': {
+          const old = this.devices.get(e.device.mac);
+          noteTransition(old?.update, e.device.update);
+          if (!old || old.sha256 !== e.device.sha256 || old.version !== e.device.version) versionsChanged = true;
+          this.devices.applyDevice(e.device);
+          devicesChanged = true;
+          break;
+        }
+        case 'device_removed':
+          this.devices.applyRemoved(e.mac);
+          devicesChanged = versionsChanged = true;
+          break;
+        case 'update': {
+          noteTransition(this.devices.get(e.update.mac)?.update, e.update);
+          this.devices.applyUpdate(e.update);
+          devicesChanged = true;
+          break;
+        }
+        case 'firmware':
+          this.firmware.applyFirmware(e.firmware);
+          break;
+        case 'firmware_removed':
+          this.firmware.applyRemoved(e.id);
+          break;
+        case 'deployment':
+          this.deployments.apply(e.deployment);
+          break;
+        case 'hello': // (re)connected: anything may have happened while we were away
+        case 'lagged': // the server dropped events for us
+          reload = true;
+          break;
+      }
+    }
+    if (devicesChanged) this.devices.commit();
+    if (versionsChanged) this.firmware.markStale();
+    if (reload) void this.reload();
+    this.#notify(finished, failed);
+  }
+
+  /** Desktop only: one OS notification per batch for updates that finished or failed, so a
+   *  person who looked away learns about it. Browsers have the table. */
+  #notify(finished: string[], failed: string[]) {
+    const native = this.backend.native;
+    if (!native || (!finished.length && !failed.length)) return;
+    const name = (mac: string) => this.devices.get(mac)?.name || mac;
+    const list = (macs: string[]) => (macs.length <= 3 ? macs.map(name).join(', ') : `${macs.length} devices`);
+    if (failed.length) void native.notify('Update failed', `${list(failed)}: see the device table for the reason.`);
+    if (finished.length) void native.notify('Update done', `${list(finished)} now run${finished.length === 1 ? 's' : ''} the new image.`);
+  }
+}

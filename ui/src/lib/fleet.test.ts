@@ -1,0 +1,97 @@
+import { describe, expect, test } from 'vitest';
+import { BackendError } from './backend/backend';
+import { MockBackend, device, firmware, update } from './backend/mock';
+import { Fleet } from './fleet.svelte';
+import { EventBatcher } from './live';
+
+/** A scheduler the test fires by hand, standing in for requestAnimationFrame. */
+function manualFrames() {
+  const pending: (() => void)[] = [];
+  return { schedule: (f: () => void) => void pending.push(f), frame: () => pending.splice(0).forEach((f) => f()) };
+}
+
+describe('EventBatcher', () => {
+  test('hundreds of events become one delivery per frame', () => {
+    const frames = manualFrames();
+    const got: number[][] = [];
+    const b = new EventBatcher<number>((batch) => got.push(batch), frames.schedule);
+    for (let i = 0; i < 500; i++) b.push(i);
+    expect(got).toHaveLength(0);
+    frames.frame();
+    expect(got).toHaveLength(1);
+    expect(got[0]).toHaveLength(500);
+    b.push(1);
+    frames.frame();
+    expect(got).toHaveLength(2);
+  });
+});
+
+describe('Fleet', () => {
+  test('loads, then applies live events in frame batches', async () => {
+    const b = new MockBackend();
+    b.devices = [device('A1')];
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule);
+    await fleet.start();
+    expect(fleet.devices.counts.total).toBe(1);
+    b.emit({ type: 'device', device: device('A2') });
+    for (let p = 0; p <= 100; p += 10) b.emit({ type: 'update', update: update('A1', { progress: p }) });
+    b.emit({ type: 'firmware', firmware: firmware(5) });
+    expect(fleet.devices.counts.total).toBe(1); // not before the frame
+    frames.frame();
+    expect(fleet.devices.counts.total).toBe(2);
+    expect(fleet.devices.get('A1')?.update?.progress).toBe(100);
+    expect(fleet.firmware.items.map((f) => f.id)).toEqual([5]);
+  });
+
+  test('a lagged stream reloads everything', async () => {
+    const b = new MockBackend();
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule);
+    await fleet.start();
+    b.devices = [device('A1'), device('A2')];
+    b.emit({ type: 'lagged' });
+    frames.frame();
+    await Promise.resolve();
+    await new Promise((r) => setTimeout(r));
+    expect(fleet.devices.counts.total).toBe(2);
+  });
+
+  test('asks for a token on auth errors (by code), shows other errors', async () => {
+    const b = new MockBackend();
+    b.listError = new BackendError('admin_token_invalid', 'the admin token is wrong', 401);
+    const fleet = new Fleet(b);
+    await fleet.start();
+    expect(fleet.needsToken).toBe(true);
+    b.listError = new BackendError('network', 'Cannot reach the otafleet server');
+    await fleet.useToken('T2');
+    expect(fleet.needsToken).toBe(false);
+    expect(fleet.error?.code).toBe('network');
+  });
+});
+
+describe('desktop notifications', () => {
+  test('one notification per batch for finished and failed updates, none in a browser', async () => {
+    const b = new MockBackend();
+    b.devices = [
+      device('A1', { name: 'one', update: update('A1', { id: 1, state: 'rebooting' }) }),
+      device('A2', { name: 'two', update: update('A2', { id: 2, state: 'downloading' }) }),
+    ];
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule);
+    await fleet.start();
+    b.emit({ type: 'update', update: update('A1', { id: 1, state: 'done', progress: 100 }) });
+    frames.frame(); // no native adapter: nothing to call, nothing breaks
+    const notes: string[] = [];
+    b.native = {
+      notify: async (t, body) => void notes.push(`${t}: ${body}`),
+      pickFirmware: async () => [],
+      importPaths: async () => [],
+      onFileDrop: async () => () => {},
+    };
+    b.emit({ type: 'update', update: update('A2', { id: 2, state: 'failed', error: 'flash write error' }) });
+    b.emit({ type: 'update', update: update('A2', { id: 2, state: 'failed', error: 'flash write error' }) });
+    frames.frame();
+    expect(notes).toEqual(['Update failed: two: see the device table for the reason.']);
+  });
+});

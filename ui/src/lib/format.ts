@@ -1,0 +1,40 @@
+// Small formatting helpers shared by all views.
+
+export function bytes(n: number | null | undefined): string {
+  if (n == null) return '—';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+/** "12 s ago", "3 min ago", "2 h ago", else the date. `now` is passed so a clock drives updates. */
+export function ago(iso: string | null | undefined, now: number): string {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(t).toLocaleDateString();
+}
+
+export function dateTime(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : new Date(t).toLocaleString();
+}
+
+export function shortHash(h: string | null | undefined, n = 10): string {
+  return h ? h.slice(0, n) : '—';
+}
+
+/** Signal strength in words and 0–4 bars (Wi-Fi RSSI in dBm). */
+export function signal(rssi: number | null | undefined): { bars: number; label: string } {
+  if (rssi == null) return { bars: 0, label: 'unknown' };
+  if (rssi >= -55) return { bars: 4, label: `excellent (${rssi} dBm)` };
+  if (rssi >= -67) return { bars: 3, label: `good (${rssi} dBm)` };
+  if (rssi >= -75) return { bars: 2, label: `fair (${rssi} dBm)` };
+  return { bars: 1, label: `weak (${rssi} dBm)` };
+}

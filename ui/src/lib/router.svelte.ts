@@ -1,0 +1,55 @@
+// A tiny history router: four views do not need a library. Paths: `/`, `/devices/<mac>`,
+// `/firmware`, `/settings`. The server answers unknown paths with index.html, so reloads work.
+export type Route =
+  | { name: 'devices' }
+  | { name: 'device'; mac: string }
+  | { name: 'firmware' }
+  | { name: 'settings' };
+
+export function parse(path: string): Route {
+  const p = path.replace(/\/index\.html$/, '/').replace(/\/+$/, '') || '/';
+  const m = p.match(/^\/devices\/([^/]+)$/);
+  if (m) return { name: 'device', mac: decodeURIComponent(m[1]) };
+  if (p === '/firmware') return { name: 'firmware' };
+  if (p === '/settings') return { name: 'settings' };
+  return { name: 'devices' };
+}
+
+export function href(r: Route): string {
+  switch (r.name) {
+    case 'devices':
+      return '/';
+    case 'device':
+      return `/devices/${encodeURIComponent(r.mac)}`;
+    case 'firmware':
+      return '/firmware';
+    case 'settings':
+      return '/settings';
+  }
+}
+
+class Router {
+  route = $state<Route>(parse(typeof location === 'undefined' ? '/' : location.pathname));
+
+  constructor() {
+    if (typeof window !== 'undefined') {
+      window.addEventListener('popstate', () => (this.route = parse(location.pathname)));
+    }
+  }
+
+  go(r: Route) {
+    const url = href(r);
+    if (location.pathname !== url) history.pushState(null, '', url);
+    this.route = r;
+    window.scrollTo?.(0, 0);
+  }
+}
+
+export const router = new Router();
+
+/** Click handler for links: client-side navigation unless a modifier asks for a new tab. */
+export function navigate(e: MouseEvent, r: Route) {
+  if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  router.go(r);
+}
