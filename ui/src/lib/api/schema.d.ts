@@ -328,7 +328,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every device with its current update. */
+        /**
+         * Every device with its current update, then the services found by mDNS that did not tell
+         *     their MAC (`mac` null, `key` = `<service>/<instance>`).
+         */
         get: {
             parameters: {
                 query?: never;
@@ -343,7 +346,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["Device"][];
+                        "application/json": components["schemas"]["ListedDevice"][];
                     };
                 };
             };
@@ -836,6 +839,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/watch-folders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The watched folders, each with its last result. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WatchFolder"][];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Watch a folder (an absolute path on the machine otafleet runs on). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewWatchFolder"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WatchFolder"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/watch-folders/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Stop watching a folder. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description watch folder id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -891,11 +1004,36 @@ export interface components {
             enrolled: boolean;
             /** Format: int64 */
             free_space?: number | null;
+            /**
+             * @description Why the device's last request for an update got nothing although it may need one (free
+             *     space too small, filesystem image asked for, chip unknown); `None` once an image is offered.
+             */
+            hold?: string | null;
+            /** @description mDNS host name (`esp32-kitchen.local`), when the device was discovered on the LAN. */
+            hostname?: string | null;
             ip?: string | null;
+            /** @description The latest sign of life on any channel: a check-in, or an mDNS announcement. */
             last_seen?: string | null;
             /** @description Upper case, colon separated: `24:0A:C4:A3:15:3C`. */
             mac: string;
+            /** @description When the service left (goodbye or expiry); null while it is on the LAN. */
+            mdns_gone?: string | null;
+            mdns_instance?: string | null;
+            /**
+             * Format: int64
+             * @description Port of that service (ArduinoOTA's UDP port, ESPHome's native API port), not an OTA URL.
+             */
+            mdns_port?: number | null;
+            /** @description When the service was last announced or resolved. */
+            mdns_seen?: string | null;
+            /** @description The mDNS service it was discovered by: `_arduino._tcp` or `_esphomelib._tcp`. */
+            mdns_service?: string | null;
+            /** @description The service's TXT record as an object (board, version, mac, platform, ...). */
+            mdns_txt?: {
+                [key: string]: string;
+            } | null;
             name?: string | null;
+            /** @description Derived: see [`crate::discovered::online`]. */
             online: boolean;
             project?: string | null;
             /** @description The protocol of the last check-in: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy`. */
@@ -922,6 +1060,33 @@ export interface components {
             /** @description Forget the device's token so that its next check-in enrols again (a re-flashed device). */
             reset_token?: boolean;
         };
+        /**
+         * @description A discovered service with no MAC, listed next to the devices. Same field names as
+         *     [`Device`] where they mean the same thing; `mac` is always null and `key` identifies it.
+         */
+        DiscoveredHost: {
+            created_at: string;
+            hostname: string;
+            ip?: string | null;
+            /** @description `<service>/<instance>`, e.g. `_arduino._tcp/bench-relay`. */
+            key: string;
+            last_seen?: string | null;
+            /** @description Always null: the service did not tell its MAC. */
+            mac?: string | null;
+            mdns_gone?: string | null;
+            mdns_instance: string;
+            /** Format: int64 */
+            mdns_port: number;
+            mdns_seen?: string | null;
+            mdns_service: string;
+            mdns_txt: {
+                [key: string]: string;
+            };
+            name?: string | null;
+            online: boolean;
+            /** @description Always `mdns`. */
+            source: string;
+        };
         /** @description The error body, as documented in the OpenAPI description. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -941,6 +1106,10 @@ export interface components {
             /** @enum {string} */
             type: "device_removed";
         } | {
+            host: components["schemas"]["DiscoveredHost"];
+            /** @enum {string} */
+            type: "mdns_host";
+        } | {
             firmware: components["schemas"]["Firmware"];
             /** @enum {string} */
             type: "firmware";
@@ -957,6 +1126,13 @@ export interface components {
             /** @enum {string} */
             type: "update";
             update: components["schemas"]["Update"];
+        } | {
+            /** @enum {string} */
+            type: "watch_folders";
+        } | {
+            folder: components["schemas"]["WatchFolder"];
+            /** @enum {string} */
+            type: "watch";
         };
         /** @description One image in the library. */
         Firmware: {
@@ -1000,6 +1176,8 @@ export interface components {
             status: string;
             version: string;
         };
+        /** @description One row of `GET /api/v1/devices`: a device (keyed by MAC) or a MAC-less discovered host. */
+        ListedDevice: components["schemas"]["Device"] | components["schemas"]["DiscoveredHost"];
         NewDeployment: {
             /** @description Defaults to the image's chip; must match it. */
             chip?: string | null;
@@ -1018,6 +1196,10 @@ export interface components {
             mac: string;
             name?: string | null;
             project?: string | null;
+        };
+        NewWatchFolder: {
+            auto_deploy?: boolean;
+            path: string;
         };
         /** @description An image offered to a device. */
         Offer: {
@@ -1112,6 +1294,23 @@ export interface components {
             updated_at: string;
             /** @description Version of the image being installed. */
             version?: string | null;
+        };
+        WatchFolder: {
+            /** @description Deploy each new image to every device of its project and chip. */
+            auto_deploy: boolean;
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            last_at?: string | null;
+            /**
+             * @description The last file handled, what happened (`imported`, `duplicate`, `rejected`, `incomplete`,
+             *     `error`) and the message for people.
+             */
+            last_file?: string | null;
+            last_message?: string | null;
+            last_result?: string | null;
+            /** @description Absolute path of the folder (watched recursively). */
+            path: string;
         };
     };
     responses: never;
