@@ -59,6 +59,17 @@ pub struct ServeArgs {
     /// Deploy images imported from the --watch folders to every device of their project and chip.
     #[arg(long, requires = "watch")]
     pub watch_deploy: bool,
+
+    /// Shared secret of devices built for the older "ESP32 OTA Update Server" (their
+    /// OTA_UPDATE_KEY). Turns on GET /api/firmware for them; their token scheme is forgeable, so
+    /// it stays off unless set, and the UI marks devices that use it.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OTAFLEET_LEGACY_DEVICE_SECRET",
+        hide_env_values = true
+    )]
+    pub legacy_device_secret: Option<String>,
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
@@ -110,6 +121,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = Settings::new(&data_dir);
     settings.max_image_size = args.max_image_size;
     settings.checkin_interval_s = args.checkin_interval;
+    settings.legacy_device_secret = args.legacy_device_secret.filter(|s| !s.is_empty());
+    if settings.legacy_device_secret.is_some() {
+        tracing::warn!(
+            "legacy device API on: its shared-secret tokens can be forged from one sniffed request"
+        );
+    }
     let fleet = Fleet::open(settings)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;

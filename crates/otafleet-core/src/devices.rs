@@ -35,6 +35,10 @@ pub struct Device {
     pub source: String,
     pub created_at: String,
     pub last_seen: Option<String>,
+    /// Why the device's last request for an update got nothing although it may need one (free
+    /// space too small, filesystem image asked for, chip unknown); `None` once an image is offered.
+    #[sqlx(default)]
+    pub hold: Option<String>,
     #[sqlx(skip)]
     pub online: bool,
     /// Whether the device holds a token (it enrolled through the native protocol).

@@ -10,6 +10,8 @@
 //! | --- | --- |
 //! | native devices | `POST /api/v1/device/checkin`, `POST /api/v1/device/progress`, `GET|HEAD /api/v1/device/firmware/{sha256}` |
 //! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/events` |
+//! | field devices (stock updaters, [`routes::field`]) | `GET /ota/arduino`, `GET /ota/esp32fota.json`, `GET|HEAD /ota/firmware/{mac}/{sha256}`, `GET /api/firmware`, `GET /firmware/{filename}` |
+//! | legacy admin scripts (`X-Admin-API-Key`) | `/admin/api/devices…`, `/admin/api/firmware…` |
 //! | anyone | `/api/v1/health`, `/api/v1/openapi.json`, `/api/v1/docs` |
 //!
 //! Errors from the core are turned into HTTP responses in exactly one place, [`error::ApiError`].

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod docs;
 pub mod download;
 pub mod events;
+pub mod field;
 pub mod firmware;
 pub mod health;
 pub mod watch_folders;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     router
         .merge(docs::router(api))
+        .merge(field::router(state.clone()))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -1,79 +1,12 @@
 //! Native protocol v1, end to end: enrolment, offer, download, progress on the event stream,
 //! confirmation — and the rules about chips, older versions and tokens.
 
-use std::time::Duration;
-
-use futures_util::StreamExt;
 use otafleet_image::Chip;
 use serde_json::{json, Value};
 
 use crate::common::*;
 
 const MAC: &str = "24:0A:C4:A3:15:3C";
-
-/// Reads `/api/v1/events` as a browser would and waits for a matching event.
-struct Events {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl Events {
-    async fn open(app: &TestApp) -> Self {
-        let r = app
-            .http
-            .get(app.url("/api/v1/events"))
-            .query(&[("token", ADMIN)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"));
-        let mut ev = Self {
-            stream: Box::pin(r.bytes_stream()),
-            buf: String::new(),
-        };
-        ev.wait_for(|name, _| name == "hello").await;
-        ev
-    }
-
-    /// Next event for which `pred(name, data)` holds; fails after 10 s without one.
-    async fn wait_for(&mut self, pred: impl Fn(&str, &Value) -> bool) -> Value {
-        let fut = async {
-            loop {
-                while let Some(end) = self.buf.find("\n\n") {
-                    let block: String = self.buf.drain(..end + 2).collect();
-                    let mut name = "message".to_string();
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(n) = line.strip_prefix("event:") {
-                            name = n.trim().to_string();
-                        } else if let Some(d) = line.strip_prefix("data:") {
-                            data.push_str(d.trim());
-                        }
-                    }
-                    let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                    if pred(&name, &v) {
-                        return v;
-                    }
-                }
-                let chunk = self
-                    .stream
-                    .next()
-                    .await
-                    .expect("event stream ended")
-                    .unwrap();
-                self.buf.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), fut)
-            .await
-            .expect("the expected event did not arrive within 10 s")
-    }
-}
 
 #[tokio::test]
 async fn simulated_device_updates_from_checkin_to_confirmed() {

@@ -4,6 +4,12 @@
 mod common;
 mod device_protocol;
 mod download;
+mod field_arduino;
+mod field_fota;
+mod field_hostile;
+mod field_idf;
+mod field_legacy;
+mod field_wire;
 mod firmware;
 mod hostile;
 mod openapi;

@@ -1,0 +1,380 @@
+//! Field protocols: devices that run a stock updater and cannot be changed (Arduino `HTTPUpdate`,
+//! `ESP8266httpUpdate`, esp32FOTA, the legacy "ESP32 OTA Update Server" firmware). DESIGN.md
+//! contracts 2–4.
+//!
+//! These clients say little: a MAC, sometimes the running image's MD5 or SHA-256, sometimes a
+//! free-text version, never the chip. [`check`] turns one such request into the same rules the
+//! native protocol follows: the device is registered (or refreshed) by MAC; when its hash matches
+//! a library image, chip, project and version come from that image; an open attempt is
+//! reconciled (`done` when it runs the new image, `failed` when it came back on the old one after
+//! a full download); then [`updates::decide`] picks the offer. When a deployment targets the device
+//! but nothing can be offered (free space too small, chip unknown, filesystem mode), the reason is
+//! kept in `devices.hold` so the UI can show it.
+//!
+//! These clients report no progress either, so the server counts what it sends: see
+//! [`download_for`], [`download_started`], [`download_bytes`] and [`download_ended`].
+
+use std::cmp::Ordering;
+
+use sqlx::SqliteConnection;
+
+use crate::devices::Device;
+use crate::error::{CoreError, Result};
+use crate::events::Event;
+use crate::firmware::{self, Firmware};
+use crate::updates::{self, Decision, Update};
+use crate::{validate, Fleet};
+
+/// What the device asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldMode {
+    /// An application image (`x-…-mode: sketch`, esp32FOTA, legacy).
+    App,
+    /// A filesystem image (`x-…-mode: spiffs`): not served yet.
+    Filesystem,
+    /// Only the version it would get (ESP8266 `x-ESP8266-mode: version`); nothing is recorded.
+    VersionOnly,
+}
+
+/// One request of a field client, as parsed by the server.
+#[derive(Debug, Clone)]
+pub struct FieldCheck {
+    pub mac: String,
+    /// `arduino`, `esp8266`, `esp32fota` or `legacy`.
+    pub protocol: &'static str,
+    pub mode: FieldMode,
+    pub md5: Option<String>,
+    pub sha256: Option<String>,
+    pub version: Option<String>,
+    pub free_space: Option<i64>,
+    pub ip: Option<String>,
+    /// Enrol an unknown MAC (stock updaters). Legacy devices must be added by the admin first.
+    pub register: bool,
+    /// The device authenticated with the forgeable legacy shared secret.
+    pub weak_auth: bool,
+    /// Offer only versions strictly newer than the running one (the legacy server's rule).
+    pub only_newer: bool,
+}
+
+#[derive(Debug)]
+pub enum FieldAnswer {
+    /// Install this image; the update row tracks the attempt.
+    Offer {
+        update: Box<Update>,
+        firmware: Box<Firmware>,
+    },
+    /// [`FieldMode::VersionOnly`]: the image the device would get.
+    Target { firmware: Box<Firmware> },
+    /// Nothing to do, and why.
+    Nothing { reason: String },
+}
+
+fn md5(input: &str) -> Result<String> {
+    let s = input.trim();
+    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(CoreError::invalid(
+            "invalid_md5",
+            format!(
+                "'{}' is not an MD5: it must be 32 hexadecimal characters",
+                validate::printable(input, 40)
+            ),
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// Register or refresh the device, reconcile its open attempt, and decide what it gets.
+pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswer)> {
+    let mac = validate::mac(&req.mac)?;
+    let md5 = req.md5.as_deref().map(md5).transpose()?;
+    let sha = req.sha256.as_deref().map(validate::sha256).transpose()?;
+    if req.free_space.is_some_and(|f| f < 0) {
+        return Err(CoreError::invalid(
+            "invalid_free_space",
+            "free space cannot be negative",
+        ));
+    }
+    // A sketch's version header is free text; an unusable one is ignored, not fatal.
+    let version = req
+        .version
+        .as_deref()
+        .and_then(|v| validate::version(v).ok());
+    let running = match (&sha, &md5) {
+        (Some(s), _) if firmware::by_any_hash(fleet.db(), s).await?.is_some() => {
+            firmware::by_any_hash(fleet.db(), s).await?
+        }
+        (_, Some(m)) => firmware::by_any_hash(fleet.db(), m).await?,
+        _ => None,
+    };
+    let reported_hash = running.as_ref().map(|f| f.sha256.clone()).or(sha).or(md5);
+    let _writer = fleet.write_lock().await;
+    let mut tx = fleet.db().begin().await?;
+    let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(&mac)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if existing.is_none() && !req.register {
+        return Err(CoreError::not_found(format!("device {mac}")));
+    }
+    let chip = running.as_ref().map(|f| f.chip.clone());
+    let project = running.as_ref().and_then(|f| f.project.clone());
+    let version = running.as_ref().and_then(|f| f.version.clone()).or(version);
+    let now = crate::time::now();
+    sqlx::query(
+        "INSERT INTO devices (mac, chip, project, version, sha256, ip, free_space, protocol, weak_auth, \
+           source, created_at, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'checkin',?10,?10) \
+         ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, chip), project = COALESCE(?3, project), \
+           version = COALESCE(?4, version), sha256 = COALESCE(?5, sha256), ip = COALESCE(?6, ip), \
+           free_space = COALESCE(?7, free_space), protocol = ?8, weak_auth = (weak_auth OR ?9), \
+           last_seen = ?10",
+    )
+    .bind(&mac)
+    .bind(&chip)
+    .bind(&project)
+    .bind(&version)
+    .bind(&reported_hash)
+    .bind(&req.ip)
+    .bind(req.free_space)
+    .bind(req.protocol)
+    .bind(req.weak_auth)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    let mut device = load(&mut tx, &mac).await?;
+    let mut changed: Vec<Update> = Vec::new();
+    if reported_hash.is_some() || device_reported_version(&req) {
+        changed.extend(updates::reconcile(&mut tx, &device).await?);
+    } else {
+        // esp32FOTA reports nothing about itself. A device that asks again after a complete
+        // download has rebooted; we infer it runs the new image (if it does not, it downloads
+        // the image again, which opens a new pass).
+        if let Some(open) = updates::open_for(&mut tx, &mac).await? {
+            if open.state == "installing" {
+                changed.push(updates::set_state(&mut tx, open.id, "done", 100, None).await?);
+                sqlx::query(
+                    "UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?",
+                )
+                .bind(&open.sha256)
+                .bind(&open.version)
+                .bind(&mac)
+                .execute(&mut *tx)
+                .await?;
+                device = load(&mut tx, &mac).await?;
+            }
+        }
+    }
+    let target = updates::target_for(&mut tx, &device).await?;
+    let wanted = target
+        .as_ref()
+        .is_some_and(|(_, _, fw)| !updates::runs(&device, fw));
+    let answer = match req.mode {
+        FieldMode::Filesystem => FieldAnswer::Nothing {
+            reason: "the device asked for a filesystem image (mode spiffs); otafleet serves application images only for now".into(),
+        },
+        FieldMode::VersionOnly => match target {
+            Some((_, _, fw)) if device.chip.as_deref() == Some(fw.chip.as_str()) => {
+                FieldAnswer::Target {
+                    firmware: Box::new(fw),
+                }
+            }
+            _ => FieldAnswer::Nothing {
+                reason: "no image is deployed for this device".into(),
+            },
+        },
+        FieldMode::App => match older_or_same(&req, &device, target.as_ref()) {
+            Some(reason) => FieldAnswer::Nothing { reason },
+            None => match updates::decide(&mut tx, &device).await? {
+                (Decision::Offer { update, firmware }, created) => {
+                    if created {
+                        changed.push((*update).clone());
+                    }
+                    FieldAnswer::Offer { update, firmware }
+                }
+                (Decision::Nothing { reason }, _) => FieldAnswer::Nothing { reason },
+            },
+        },
+    };
+    let hold = match &answer {
+        // Version queries (ESP8266 `mode: version`, esp32FOTA manifests) start nothing, so
+        // there is nothing to hold.
+        FieldAnswer::Nothing { reason }
+            if (wanted && req.mode == FieldMode::App) || req.mode == FieldMode::Filesystem =>
+        {
+            Some(reason.clone())
+        }
+        _ => None,
+    };
+    if let Some(reason) = &hold {
+        tracing::info!(%mac, protocol = req.protocol, %reason, "device not offered its deployed image");
+    }
+    sqlx::query("UPDATE devices SET hold = ? WHERE mac = ?")
+        .bind(&hold)
+        .bind(&mac)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    drop(_writer);
+    for u in changed {
+        fleet.events().publish(Event::Update {
+            update: Box::new(u),
+        });
+    }
+    fleet.publish_device(&mac).await;
+    let device = fleet.device(&mac).await?;
+    Ok((device, answer))
+}
+
+fn device_reported_version(req: &FieldCheck) -> bool {
+    req.version.is_some()
+}
+
+/// The legacy rule: only a strictly newer version is offered (numeric, padded to three parts).
+fn older_or_same(
+    req: &FieldCheck,
+    device: &Device,
+    target: Option<&(i64, bool, Firmware)>,
+) -> Option<String> {
+    let (_, _, fw) = target?;
+    if !req.only_newer {
+        return None;
+    }
+    let (Some(running), Some(offered)) = (device.version.as_deref(), fw.version.as_deref()) else {
+        return Some(
+            "the deployed image has no version; legacy devices only take newer versions".into(),
+        );
+    };
+    (validate::compare_versions(offered, running) != Some(Ordering::Greater)).then(|| {
+        format!("the deployed version {offered} is not newer than the running {running}; legacy devices only take newer versions")
+    })
+}
+
+async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
+    Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(mac)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// The attempt a per-device download belongs to: the device's open update for this image, or a
+/// new one from [`updates::decide`] when the device's target is this image. A device whose chip
+/// is unknown and who fetches an image by itself (esp32FOTA picked it by its project name) is
+/// taken to be of that image's chip and project. `None`: the bytes are served uncounted.
+pub async fn download_for(fleet: &Fleet, mac: &str, fw: &Firmware) -> Result<Option<Update>> {
+    let mac = validate::mac(mac)?;
+    let _writer = fleet.write_lock().await;
+    let mut tx = fleet.db().begin().await?;
+    let Some(mut device): Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(&mac)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if let Some(open) = updates::open_for(&mut tx, &mac).await? {
+        if open.sha256 == fw.sha256 {
+            return Ok(Some(open));
+        }
+    }
+    if device.chip.is_none() {
+        sqlx::query("UPDATE devices SET chip = ?, project = COALESCE(project, ?) WHERE mac = ?")
+            .bind(&fw.chip)
+            .bind(&fw.project)
+            .bind(&mac)
+            .execute(&mut *tx)
+            .await?;
+        device = load(&mut tx, &mac).await?;
+    }
+    let (decision, created) = updates::decide(&mut tx, &device).await?;
+    let update = match decision {
+        Decision::Offer { update, firmware } if firmware.sha256 == fw.sha256 => Some(*update),
+        _ => None,
+    };
+    tx.commit().await?;
+    if let (Some(u), true) = (&update, created) {
+        fleet.events().publish(Event::Update {
+            update: Box::new(u.clone()),
+        });
+    }
+    Ok(update)
+}
+
+/// A counted response starts sending: the attempt is `downloading`. A pass from byte 0 starts
+/// the byte count afresh, so a restarted download does not count its first bytes twice.
+pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Result<Update> {
+    let _writer = fleet.write_lock().await;
+    let mut conn = fleet.db().acquire().await?;
+    let u = updates::get(&mut conn, update_id).await?;
+    // A range that starts mid-image after the last byte went out is a straggler of the same
+    // pass (ranges are recorded by separate tasks); it must not undo `installing`.
+    if u.is_finished() || (start > 0 && u.state == "installing") {
+        return Ok(u);
+    }
+    if start == 0 {
+        sqlx::query("UPDATE updates SET bytes_sent = 0 WHERE id = ?")
+            .bind(update_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let progress = if start == 0 { 0 } else { u.progress };
+    let u = updates::set_state(&mut conn, update_id, "downloading", progress, None).await?;
+    drop(_writer);
+    publish(fleet, u.clone()).await;
+    Ok(u)
+}
+
+/// Record `bytes` more sent for an attempt at an image of `size` bytes.
+pub async fn download_bytes(fleet: &Fleet, update_id: i64, bytes: i64, size: i64) -> Result<()> {
+    let u = {
+        let _writer = fleet.write_lock().await;
+        let mut conn = fleet.db().acquire().await?;
+        updates::add_bytes(&mut conn, update_id, bytes, size).await?
+    };
+    fleet.events().publish(Event::Update {
+        update: Box::new(u),
+    });
+    Ok(())
+}
+
+/// A counted response ended. Cut short → `interrupted`; delivered whole up to the image's last
+/// byte → `installing` (the device flashes and reboots; its next request confirms).
+pub async fn download_ended(
+    fleet: &Fleet,
+    update_id: i64,
+    complete: bool,
+    reached_end: bool,
+) -> Result<()> {
+    let u = {
+        let _writer = fleet.write_lock().await;
+        let mut conn = fleet.db().acquire().await?;
+        let u = updates::get(&mut conn, update_id).await?;
+        if u.is_finished() {
+            return Ok(());
+        }
+        if !complete {
+            updates::set_state(
+                &mut conn,
+                update_id,
+                "interrupted",
+                u.progress,
+                Some("the connection closed before the whole image was sent"),
+            )
+            .await?
+        } else if reached_end {
+            // The image's last byte went out whole. Earlier ranges may still be counting in
+            // their own tasks; their bytes land after this and bring the count to the size.
+            updates::set_state(&mut conn, update_id, "installing", 100, None).await?
+        } else {
+            return Ok(());
+        }
+    };
+    publish(fleet, u).await;
+    Ok(())
+}
+
+async fn publish(fleet: &Fleet, u: Update) {
+    let mac = u.mac.clone();
+    fleet.events().publish(Event::Update {
+        update: Box::new(u),
+    });
+    fleet.publish_device(&mac).await;
+}

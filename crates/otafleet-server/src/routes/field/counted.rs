@@ -1,0 +1,131 @@
+//! Byte counting for clients that report no progress (Arduino `HTTPUpdate`, ESP8266, esp32FOTA,
+//! ESP-IDF `esp_https_ota`, legacy devices): [`counted`] wraps the body of a
+//! [`file_response`](crate::routes::download::file_response) so that what is sent is recorded as
+//! it is sent. The stream only hands chunk sizes to a recorder task over a channel, so sending
+//! never waits for the database; the recorder writes every 5 % of the image (at least every
+//! 64 KiB) and, when the body is dropped, decides how the pass ended: all bytes through the last
+//! byte of the image → `installing`; cut short → `interrupted`.
+//!
+//! Also the per-device download route `GET|HEAD /ota/firmware/{mac}/{sha256}`, the URL that
+//! esp32FOTA manifests (with `?id=`) hand out, so their downloads are counted for the right device.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures_util::StreamExt;
+use otafleet_core::field;
+use otafleet_core::firmware::Firmware;
+use otafleet_core::updates::Update;
+use otafleet_core::Fleet;
+use tokio::sync::mpsc;
+
+use crate::error::ApiResult;
+use crate::extract::Path;
+use crate::routes::download::file_response;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ota/firmware/{mac}/{sha256}", get(per_device))
+}
+
+/// The bytes of an image for one device; counted against that device's attempt when it has one.
+async fn per_device(
+    State(s): State<AppState>,
+    Path((mac, sha256)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (fw, path) = s.fleet.firmware_file(&sha256).await?;
+    let update = field::download_for(&s.fleet, &mac, &fw).await?;
+    let resp = file_response(&fw, &path, &method, &headers).await?;
+    Ok(match update {
+        Some(u) => counted(&s.fleet, &method, resp, &u, &fw),
+        None => resp,
+    })
+}
+
+/// Wrap a firmware response so its bytes count for `update`. Responses without image bytes
+/// (HEAD, 304, 416) pass through untouched.
+pub fn counted(
+    fleet: &Fleet,
+    method: &Method,
+    resp: Response,
+    update: &Update,
+    fw: &Firmware,
+) -> Response {
+    let status = resp.status();
+    if method != Method::GET || (status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT)
+    {
+        return resp;
+    }
+    let size = fw.size.max(0) as u64;
+    let len: u64 = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if len == 0 {
+        return resp;
+    }
+    let start = resp
+        .headers()
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let (parts, body) = resp.into_parts();
+    let (tx, rx) = mpsc::unbounded_channel::<usize>();
+    tokio::spawn(record(fleet.clone(), update.id, size, start, len, rx));
+    let stream = body.into_data_stream().map(move |chunk| {
+        if let Ok(bytes) = &chunk {
+            let _ = tx.send(bytes.len());
+        }
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Writes the count as it grows and the outcome when the body is gone (sender dropped).
+async fn record(
+    fleet: Fleet,
+    update_id: i64,
+    size: u64,
+    start: u64,
+    len: u64,
+    mut rx: mpsc::UnboundedReceiver<usize>,
+) {
+    let step = (size / 20).max(64 * 1024);
+    if let Err(e) = field::download_started(&fleet, update_id, start).await {
+        tracing::warn!(update_id, error = %e, "could not mark the download started");
+    }
+    let (mut sent, mut unflushed) = (0u64, 0u64);
+    while let Some(n) = rx.recv().await {
+        sent += n as u64;
+        unflushed += n as u64;
+        if unflushed >= step {
+            flush(&fleet, update_id, &mut unflushed, size).await;
+        }
+    }
+    flush(&fleet, update_id, &mut unflushed, size).await;
+    let complete = sent >= len;
+    tracing::info!(update_id, sent, len, complete, "firmware response ended");
+    if let Err(e) = field::download_ended(&fleet, update_id, complete, start + len >= size).await {
+        tracing::warn!(update_id, error = %e, "could not record the end of a download");
+    }
+}
+
+async fn flush(fleet: &Fleet, update_id: i64, unflushed: &mut u64, size: u64) {
+    if *unflushed == 0 {
+        return;
+    }
+    let n = std::mem::take(unflushed);
+    if let Err(e) = field::download_bytes(fleet, update_id, n as i64, size as i64).await {
+        tracing::warn!(update_id, error = %e, "could not record bytes sent");
+    }
+}

@@ -1,0 +1,210 @@
+//! The legacy "ESP32 OTA Update Server" device API (DESIGN.md contract 4, ota-server-compat.md
+//! §3–4): `GET /api/firmware` and `GET /firmware/{filename}`.
+//!
+//! Deliberate exception to "errors are mapped once in error.rs": devices and scripts built for
+//! that server read its own bodies (`{"error": …}`, FastAPI's `{"detail": …}`), so this module
+//! builds them itself, in the evaluation order the compat doc's table gives, with the intended
+//! status codes (403/400/404) where the original answered 500 by accident. The scheme is off
+//! unless a shared secret is configured; devices that use it are marked `weak_auth`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use otafleet_core::field::{self, FieldAnswer, FieldCheck, FieldMode};
+use otafleet_core::{legacy, CoreError};
+use serde_json::{json, Value};
+
+use super::counted::counted;
+use crate::routes::download::file_response;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/firmware", get(check))
+        .route("/firmware/{filename}", get(firmware))
+}
+
+/// A refusal in the legacy server's `{"error": …}` shape, logged like every refusal.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    tracing::info!(status = status.as_u16(), %message, "legacy request refused");
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn missing(fields: &[&str]) -> Response {
+    let detail: Vec<Value> = fields
+        .iter()
+        .map(|f| json!({"loc": ["query", f], "msg": "field required", "type": "value_error.missing"}))
+        .collect();
+    tracing::info!(?fields, "legacy request without required fields");
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "detail": detail })),
+    )
+        .into_response()
+}
+
+fn mac_shape_ok(mac: &str) -> bool {
+    let m = mac.to_uppercase();
+    let hex = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (m.len() == 12 && m.bytes().all(|b| b.is_ascii_hexdigit()))
+        || (m.len() == 17 && {
+            let sep = m.as_bytes()[2];
+            (sep == b':' || sep == b'-') && m.split(sep as char).filter(|p| hex(p)).count() == 6
+        })
+}
+
+fn version_ok(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() <= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Percent-encode a file name for a URL path segment.
+fn encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn check(
+    State(s): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(secret) = s.fleet.settings().legacy_device_secret.clone() else {
+        return error(StatusCode::NOT_FOUND, "the legacy \"ESP32 OTA Update Server\" device API is off; start otafleet with --legacy-device-secret <the devices' shared secret> (or OTAFLEET_LEGACY_DEVICE_SECRET) to turn it on");
+    };
+    let Some(mac) = q.get("mac") else {
+        return missing(&["mac"]);
+    };
+    let auth = headers
+        .get("x-device-auth")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let Some(auth) = auth else {
+        return error(StatusCode::UNAUTHORIZED, "Authentication header required");
+    };
+    if !mac_shape_ok(mac) {
+        return error(StatusCode::BAD_REQUEST, "Invalid MAC address format");
+    }
+    if !legacy::token_ok(mac, &secret, auth) {
+        tracing::warn!(%mac, "legacy device token refused");
+        return error(StatusCode::UNAUTHORIZED, "Authentication failed");
+    }
+    let absent: Vec<&str> = ["device_id", "hardware", "version"]
+        .into_iter()
+        .filter(|f| !q.contains_key(*f))
+        .collect();
+    if !absent.is_empty() {
+        return missing(&absent);
+    }
+    let version = &q["version"];
+    if q["device_id"].is_empty() || q["hardware"].is_empty() || version.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "Missing required parameters");
+    }
+    if !version_ok(version) {
+        return error(StatusCode::BAD_REQUEST, "Invalid version format");
+    }
+    let Some(base) = super::base_url(&headers) else {
+        return error(StatusCode::BAD_REQUEST, "Host header required");
+    };
+    let req = FieldCheck {
+        mac: mac.clone(),
+        protocol: "legacy",
+        mode: FieldMode::App,
+        md5: None,
+        sha256: None,
+        version: Some(version.clone()),
+        free_space: None,
+        ip: Some(remote.ip().to_canonical().to_string()),
+        register: false,
+        weak_auth: true,
+        only_newer: true,
+    };
+    match field::check(&s.fleet, req).await {
+        Ok((device, FieldAnswer::Offer { firmware, .. })) => {
+            let mac12 = device.mac.replace(':', "");
+            Json(json!({
+                "update_available": true,
+                "firmware_version": firmware.version,
+                "firmware_url": format!("{base}/firmware/{}?device={mac12}", encode(&firmware.filename)),
+                "checksum": firmware.md5,
+            }))
+            .into_response()
+        }
+        Ok(_) => Json(json!({
+            "update_available": false, "firmware_version": null, "firmware_url": null, "checksum": null
+        }))
+        .into_response(),
+        Err(CoreError::NotFound { .. }) => error(StatusCode::FORBIDDEN, "Device not authorized"),
+        Err(e) if e.is_internal() => {
+            tracing::error!(error = %e, "legacy check failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// `GET /firmware/{filename}`: the library image of that name, `200` only (the legacy sketch
+/// accepts nothing else), with `Content-Length`, no auth. `?device=` (the URL our check answers
+/// hand out) pins the image that device was offered and counts the bytes for it.
+async fn firmware(
+    State(s): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if otafleet_core::validate::filename(&name).is_err() {
+        return error(StatusCode::BAD_REQUEST, "Invalid filename");
+    }
+    let mut pinned = None;
+    if let Some(mac) = q.get("device") {
+        if let Ok(d) = s.fleet.device(mac).await {
+            if let Ok(Some(fw)) = legacy::target(&s.fleet, &d).await {
+                if fw.filename == name {
+                    pinned = Some((d.mac, fw));
+                }
+            }
+        }
+    }
+    let fw = match pinned.as_ref() {
+        Some((_, fw)) => fw.clone(),
+        None => match legacy::by_filename(s.fleet.db(), &name).await {
+            Ok(Some(fw)) => fw,
+            Ok(None) => return error(StatusCode::NOT_FOUND, "Firmware file not found"),
+            Err(e) => {
+                tracing::error!(error = %e, "firmware lookup failed");
+                return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+            }
+        },
+    };
+    let path = s.fleet.blobs().path(&fw.sha256);
+    let resp = match file_response(&fw, &path, &Method::GET, &HeaderMap::new()).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let update = match pinned {
+        Some((mac, fw)) => field::download_for(&s.fleet, &mac, &fw)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    match update {
+        Some(u) => counted(&s.fleet, &Method::GET, resp, &u, &fw),
+        None => resp,
+    }
+}
