@@ -26,14 +26,14 @@ async fn json_or_err(what: &'static str, r: reqwest::Response) -> Result<Value, 
     serde_json::from_str(&body).map_err(|e| admin_err(what, e))
 }
 
-/// Upload `bytes` as a raw body and deploy it to the run's project and chip.
-pub async fn upload_and_deploy(
+/// Upload `bytes` as a raw body; returns the firmware id (also when the bytes were already there).
+pub async fn upload(
     http: &Http,
     token: &str,
     cfg: &Config,
     version: &str,
     bytes: Vec<u8>,
-) -> Result<(), SimError> {
+) -> Result<i64, SimError> {
     let name = format!("{}-{version}.bin", cfg.project);
     let r = http
         .client
@@ -46,9 +46,20 @@ pub async fn upload_and_deploy(
         .await
         .map_err(|e| admin_err("upload", e))?;
     let fw = json_or_err("upload", r).await?;
-    let id = fw["id"]
+    fw["id"]
         .as_i64()
-        .ok_or_else(|| admin_err("upload", format!("no firmware id in {fw}")))?;
+        .ok_or_else(|| admin_err("upload", format!("no firmware id in {fw}")))
+}
+
+/// Upload `bytes` and deploy it to the run's project and chip.
+pub async fn upload_and_deploy(
+    http: &Http,
+    token: &str,
+    cfg: &Config,
+    version: &str,
+    bytes: Vec<u8>,
+) -> Result<(), SimError> {
+    let id = upload(http, token, cfg, version, bytes).await?;
     let r = http
         .client
         .post(http.url("/api/v1/deployments"))
@@ -103,7 +114,8 @@ pub async fn check(
             Outcome::Updated { update_id, .. } => {
                 out.checked += 1;
                 let u = &d["update"];
-                if u["id"].as_i64() != Some(*update_id) || u["state"] != "done" {
+                let same = update_id.is_none_or(|id| u["id"].as_i64() == Some(id));
+                if !same || u["state"] != "done" {
                     out.mismatches.push(format!(
                         "{mac}: updated, but the server's latest update is {} in state {}",
                         u["id"], u["state"]
@@ -125,12 +137,16 @@ pub async fn check(
                 let recorded = history.as_ref().ok().and_then(|h| {
                     h.as_array()?
                         .iter()
-                        .find(|u| u["id"].as_i64() == Some(*update_id))
+                        .find(|u| match update_id {
+                            Some(id) => u["id"].as_i64() == Some(*id),
+                            // Stock clients: the attempt that failed on the old image.
+                            None => u["state"] == "failed",
+                        })
                         .map(|u| u["state"].clone())
                 });
                 if recorded.as_ref().and_then(Value::as_str) != Some("failed") {
                     out.mismatches.push(format!(
-                        "{mac}: its boot of update {update_id} failed, but the server recorded {recorded:?}"
+                        "{mac}: its boot of update {update_id:?} failed, but the server recorded {recorded:?}"
                     ));
                 }
             }

@@ -12,7 +12,7 @@ use crate::error::SimError;
 
 /// A virtual fleet of ESP32-family devices against an otafleet server.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "otafleet-sim", version, about)]
+#[command(name = "otafleet-sim", version, about, args_override_self = true)]
 pub struct Args {
     /// Base URL of the otafleet server, e.g. http://127.0.0.1:8470.
     #[arg(long, value_name = "URL", env = "OTAFLEET_SIM_SERVER")]
@@ -214,8 +214,8 @@ fn parse_chip(name: &str) -> Result<Chip, SimError> {
         })
 }
 
-/// `native=60,arduino=10` → weights. Protocols other than native are refused until the server
-/// speaks them (branch `field`); faking them would make a green run mean nothing.
+/// `native=60,arduino=10` → weights. Native and Arduino `HTTPUpdate` (ESP32) are simulated; the
+/// other stock clients are refused by name until the simulator speaks them, rather than faked.
 pub fn parse_mix(mix: &str) -> Result<BTreeMap<Protocol, u32>, SimError> {
     let mut out = BTreeMap::new();
     for part in mix.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -230,7 +230,7 @@ pub fn parse_mix(mix: &str) -> Result<BTreeMap<Protocol, u32>, SimError> {
                 "weight '{weight}' for {name} is not a whole number"
             ))
         })?;
-        if weight > 0 && proto != Protocol::Native {
+        if weight > 0 && !matches!(proto, Protocol::Native | Protocol::Arduino) {
             return Err(SimError::ProtocolUnavailable(name.trim().to_string()));
         }
         if weight > 0 {
@@ -253,12 +253,13 @@ mod tests {
     fn mix_accepts_native_and_refuses_unbuilt_protocols_by_name() {
         assert_eq!(parse_mix("native=60").unwrap().len(), 1);
         assert!(
-            parse_mix("native=60,arduino=0").is_ok(),
+            parse_mix("native=60,esp8266=0").is_ok(),
             "a zero weight asks for nothing"
         );
-        let err = parse_mix("native=60,arduino=10").unwrap_err().to_string();
+        assert_eq!(parse_mix("native=60,arduino=10").unwrap().len(), 2);
+        let err = parse_mix("native=60,esp32fota=10").unwrap_err().to_string();
         assert!(
-            err.contains("arduino"),
+            err.contains("esp32fota"),
             "the refusal names the protocol: {err}"
         );
         assert!(parse_mix("telnet=1").is_err());

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::config::Protocol;
 use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::run::Shared;
@@ -38,15 +39,20 @@ pub struct DeviceSpec {
     pub running: Image,
     pub cut_download: bool,
     pub failed_boot: bool,
+    pub protocol: Protocol,
 }
 
 /// How a device's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Runs the new image and the server confirmed it (no new offer at the check-in on it).
-    Updated { update_id: i64, resumed: bool },
+    /// `update_id` is known to native devices only; stock clients are never told theirs.
+    Updated {
+        update_id: Option<i64>,
+        resumed: bool,
+    },
     /// The injected failed boot happened and the device is back on the old image.
-    BootFailedAsInjected { update_id: i64 },
+    BootFailedAsInjected { update_id: Option<i64> },
     /// Anything else: a bug in the server, the simulator or the setup.
     Unexpected(String),
 }
@@ -79,6 +85,9 @@ struct Device<'a> {
 
 /// Run one device to its end (or the run's timeout).
 pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
+    if spec.protocol == Protocol::Arduino {
+        return crate::arduino::run(sh, spec).await;
+    }
     let mut dev = Device {
         sh,
         spec,
@@ -117,12 +126,14 @@ impl Device<'_> {
                         "the server still offers update {id} after the device came back on the old image"
                     )));
                 }
-                return Ok(Outcome::BootFailedAsInjected { update_id: id });
+                return Ok(Outcome::BootFailedAsInjected {
+                    update_id: Some(id),
+                });
             }
             match (offer, booted_update) {
                 (None, Some(id)) => {
                     return Ok(Outcome::Updated {
-                        update_id: id,
+                        update_id: Some(id),
                         resumed: self.resumed,
                     })
                 }

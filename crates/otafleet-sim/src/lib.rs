@@ -5,11 +5,12 @@
 //! test to the 10,000 of the benchmark. Each device is a tokio task ([`device`]) over one shared,
 //! bounded client ([`http`]); [`run`] starts them, deploys, and collects a [`summary::Summary`].
 //!
-//! Only the native protocol v1 is simulated in this build; the stock-client protocols (Arduino
-//! HTTPUpdate, ESP8266, esp32FOTA, legacy) are refused by name in [`config`] until the server
-//! speaks them, rather than faked.
+//! Simulated: the native protocol v1 ([`device`]) and Arduino `HTTPUpdate` on ESP32
+//! ([`arduino`]). ESP8266, esp32FOTA and legacy devices are refused by name in [`config`] until the
+//! simulator speaks them, rather than faked.
 
 pub mod admin;
+pub mod arduino;
 pub mod config;
 pub mod device;
 pub mod error;

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::device::{self, DeviceSpec, Image, Outcome};
 use crate::error::SimError;
 use crate::http::Http;
@@ -66,7 +66,7 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
     let started = Instant::now();
     let http = Http::new(&cfg.server, cfg.connections)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let (_, running) = synth_image(&cfg, "1.0.0", 1);
+    let (running_bytes, running) = synth_image(&cfg, "1.0.0", 1);
     let n = cfg.devices as usize;
     let pick = |rng: &mut rand::rngs::StdRng, pct: u8| {
         let k = (n * usize::from(pct)).div_ceil(100).min(n);
@@ -80,6 +80,7 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
     };
     let cut = pick(&mut rng, cfg.cut_downloads);
     let failed = pick(&mut rng, cfg.failed_boots);
+    let protocols = assign_protocols(&cfg, &mut rng);
     let prefix: [u8; 3] = [0x02, rng.gen(), rng.gen()];
     let specs: Vec<DeviceSpec> = (0..n)
         .map(|i| DeviceSpec {
@@ -95,10 +96,19 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
             running: running.clone(),
             cut_download: cut[i],
             failed_boot: failed[i],
+            protocol: protocols[i],
         })
         .collect();
     tracing::info!(server = %cfg.server, project = %cfg.project, devices = n, seed = cfg.seed, "starting the fleet");
 
+    if let (Some(token), true) = (
+        &cfg.admin_token,
+        cfg.protocols.contains_key(&Protocol::Arduino),
+    ) {
+        // Stock clients say only their sketch MD5: the server knows their chip and project from
+        // the library image with that hash, so the running image must be in the library.
+        admin::upload(&http, token, &cfg, "1.0.0", running_bytes).await?;
+    }
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         http,
@@ -172,6 +182,21 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
             Some(admin::check(&shared.http, token, &summary.outcomes, target.as_ref()).await);
     }
     Ok(summary)
+}
+
+/// Each device's protocol: counts proportional to the weights, in a seeded random order.
+fn assign_protocols(cfg: &Config, rng: &mut rand::rngs::StdRng) -> Vec<Protocol> {
+    let n = cfg.devices as usize;
+    let total: u32 = cfg.protocols.values().sum();
+    let mut out = Vec::with_capacity(n);
+    for (p, w) in &cfg.protocols {
+        let k = n * *w as usize / total as usize;
+        out.extend(std::iter::repeat_n(*p, k));
+    }
+    let first = *cfg.protocols.keys().next().expect("at least one protocol");
+    out.resize(n, first);
+    out.shuffle(rng);
+    out
 }
 
 fn unix_secs() -> u64 {

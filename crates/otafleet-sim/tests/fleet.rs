@@ -115,6 +115,44 @@ async fn twenty_native_devices_update_with_one_cut_download_and_one_failed_boot(
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_and_arduino_devices_update_side_by_side_with_injected_failures() {
+    let server = start_server().await;
+    let cfg = config(
+        &server.base,
+        &[
+            "--protocols",
+            "native=50,arduino=50",
+            // A realistic reboot, not a 5 ms one: the server records the end of a stock client's
+            // download asynchronously (byte counting), and a device back within a few ms on the
+            // old image can poll before that record exists (reported to the lead).
+            "--reboot-ms",
+            "300",
+            "--cut-downloads",
+            "10",
+            "--failed-boots",
+            "10",
+        ],
+    );
+    let summary = otafleet_sim::run(cfg).await.expect("the run completes");
+    assert!(
+        summary.success(),
+        "every device should end as asked:\n{summary}"
+    );
+    assert_eq!(summary.updated, 18, "{summary}");
+    assert_eq!(summary.failed_injected, 2, "{summary}");
+    assert_eq!(summary.cut_downloads, 2, "{summary}");
+    let check = summary
+        .server_check
+        .as_ref()
+        .expect("an admin run reads the server back");
+    assert!(
+        check.mismatches.is_empty() && check.checked == 20,
+        "the server must record every Arduino device as done or failed too: {check:?}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn protocols_the_server_cannot_speak_yet_are_refused_not_faked() {
     let err = Config::from_args(Args::parse_from([
@@ -129,7 +167,7 @@ async fn protocols_the_server_cannot_speak_yet_are_refused_not_faked() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("esp32fota") && err.contains("not available"),
+        err.contains("esp32fota") && err.contains("not simulated yet"),
         "{err}"
     );
     let cfg = config("http://127.0.0.1:1", &["--protocols", "native=1"]);
