@@ -17,6 +17,7 @@
 //! Errors from the core are turned into HTTP responses in exactly one place, [`error::ApiError`].
 
 pub mod auth;
+pub mod blob_cache;
 pub mod error;
 pub mod extract;
 pub mod routes;

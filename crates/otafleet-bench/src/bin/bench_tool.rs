@@ -1,0 +1,180 @@
+//! `bench-tool`: the parts of bench/run.sh that need more than curl.
+//!
+//! - `enroll`: check N devices in over the native protocol and write `{mac, token}` pairs as a Lua
+//!   table, so wrk's check-in script can replay authenticated check-ins (an enrolled device
+//!   without its token is refused, by design).
+//! - `inflight`: open N downloads with a tiny receive buffer and read only their first bytes, so
+//!   every one stays in flight on the server like a slow ESP32; read the server's RSS at steps.
+//! - `image`: write a synthetic app image of a given size (the download benchmark's file).
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use futures_util::stream::{self, StreamExt};
+use otafleet_bench::rss_kib;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Enroll {
+        #[arg(long)]
+        server: String,
+        #[arg(long, default_value_t = 1000)]
+        devices: u32,
+        #[arg(long, default_value = "bench")]
+        project: String,
+        /// The Lua file to write (nothing written when absent).
+        #[arg(long)]
+        lua: Option<String>,
+        /// First byte pair of the MACs' last three, to keep batches apart.
+        #[arg(long, default_value_t = 0xB0)]
+        prefix: u8,
+    },
+    /// Write a valid synthetic ESP32 app image of about SIZE bytes.
+    Image {
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        out: String,
+    },
+    Inflight {
+        /// host:port of the server.
+        #[arg(long)]
+        addr: String,
+        /// Path of the image download.
+        #[arg(long)]
+        path: String,
+        /// Server process whose RSS to read.
+        #[arg(long)]
+        pid: u32,
+        /// Steps of downloads in flight at which RSS is read.
+        #[arg(long, value_delimiter = ',', default_value = "0,250,500,1000")]
+        steps: Vec<usize>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    match Cli::parse().cmd {
+        Cmd::Enroll {
+            server,
+            devices,
+            project,
+            lua,
+            prefix,
+        } => enroll(&server, devices, &project, lua, prefix).await,
+        Cmd::Inflight {
+            addr,
+            path,
+            pid,
+            steps,
+        } => inflight(&addr, &path, pid, &steps).await,
+        Cmd::Image { size, version, out } => {
+            let bytes = otafleet_image::synth::AppImage::new(otafleet_image::Chip::Esp32)
+                .project("bench")
+                .version(&version)
+                .payload_len(size.saturating_sub(1024))
+                .build();
+            std::fs::write(&out, &bytes).expect("write image");
+            println!("{out}: {} bytes", bytes.len());
+        }
+    }
+}
+
+async fn enroll(server: &str, n: u32, project: &str, lua: Option<String>, prefix: u8) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(32)
+        .build()
+        .unwrap();
+    let url = format!("{server}/api/v1/device/checkin");
+    let pairs: Vec<(String, String)> = stream::iter(0..n)
+        .map(|i| {
+            let (client, url) = (client.clone(), url.clone());
+            let mac = format!(
+                "02:BE:{prefix:02X}:{:02X}:{:02X}:{:02X}",
+                (i >> 16) as u8,
+                (i >> 8) as u8,
+                i as u8
+            );
+            let body = json!({"mac": mac, "chip": "esp32", "project": project, "version": "1.0.0"});
+            async move {
+                let r = client
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("check-in");
+                assert!(r.status().is_success(), "enrol {mac}: {}", r.status());
+                let v: serde_json::Value = r.json().await.unwrap();
+                (
+                    mac,
+                    v["token"]
+                        .as_str()
+                        .expect("a token on enrolment")
+                        .to_string(),
+                )
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    println!("enrolled {} devices", pairs.len());
+    if let Some(path) = lua {
+        let mut f = std::fs::File::create(&path).expect("create lua file");
+        writeln!(f, "devices = {{").unwrap();
+        for (mac, token) in &pairs {
+            writeln!(f, "  {{\"{mac}\", \"{token}\"}},").unwrap();
+        }
+        writeln!(f, "}}").unwrap();
+    }
+}
+
+async fn inflight(addr: &str, path: &str, pid: u32, steps: &[usize]) {
+    let mut held = Vec::new();
+    for &target in steps {
+        while held.len() < target {
+            held.push(open_stalled(addr, path).await);
+        }
+        // Let the server fill its buffers for the new connections before reading RSS.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let rss = rss_kib(pid).unwrap_or(0);
+        println!(
+            "in_flight={target} rss_kib={rss} rss_mb={:.1}",
+            rss as f64 / 1024.0
+        );
+    }
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rss = rss_kib(pid).unwrap_or(0);
+    println!(
+        "in_flight=0(after) rss_kib={rss} rss_mb={:.1}",
+        rss as f64 / 1024.0
+    );
+}
+
+/// A download that has sent its request, read the status line, and then reads nothing more.
+async fn open_stalled(addr: &str, path: &str) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(addr.parse().unwrap()).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    s
+}

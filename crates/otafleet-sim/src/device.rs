@@ -1,0 +1,397 @@
+//! One virtual device speaking the native protocol v1 (DESIGN.md contract 1), as the reference
+//! client does: check in every interval (with jitter), take an offered update, stream the image
+//! (hashing as it goes, never holding it whole), verify SHA-256 and MD5, report progress, reboot
+//! after a delay and check in on the new image, which is what makes the server call it `done`.
+//!
+//! Injected failures are decided per device before it starts ([`DeviceSpec`]): a cut download
+//! stops reading halfway, drops the connection and resumes with `Range` + `If-Range`; a failed
+//! boot reports `done`, "reboots" and comes back on the old image, which the server must record
+//! as a failed attempt.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use md5::Md5;
+use rand::Rng;
+use reqwest::header::{CONTENT_RANGE, IF_RANGE, RANGE};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::config::Protocol;
+use crate::error::DeviceError;
+use crate::http::status_error;
+use crate::run::Shared;
+
+/// An image a device runs, identified as the server identifies it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub version: String,
+    pub sha256: String,
+    pub md5: String,
+}
+
+/// Everything fixed about a device before it starts.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    pub mac: String,
+    pub running: Image,
+    pub cut_download: bool,
+    pub failed_boot: bool,
+    pub protocol: Protocol,
+}
+
+/// How a device's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Runs the new image and the server confirmed it (no new offer at the check-in on it).
+    /// `update_id` is known to native devices only; stock clients are never told theirs.
+    Updated {
+        update_id: Option<i64>,
+        resumed: bool,
+    },
+    /// The injected failed boot happened and the device is back on the old image.
+    BootFailedAsInjected { update_id: Option<i64> },
+    /// Anything else: a bug in the server, the simulator or the setup.
+    Unexpected(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckinResponse {
+    token: Option<String>,
+    update: Option<Offer>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Offer {
+    id: i64,
+    version: Option<String>,
+    url: String,
+    size: u64,
+    sha256: String,
+    md5: String,
+}
+
+struct Device<'a> {
+    sh: &'a Shared,
+    spec: DeviceSpec,
+    token: Option<String>,
+    booted: Instant,
+    /// What the device is doing, for the timeout message.
+    phase: &'static str,
+    resumed: bool,
+}
+
+/// Run one device to its end (or the run's timeout).
+pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
+    if spec.protocol == Protocol::Arduino {
+        return crate::arduino::run(sh, spec).await;
+    }
+    let mut dev = Device {
+        sh,
+        spec,
+        token: None,
+        booted: Instant::now(),
+        phase: "starting",
+        resumed: false,
+    };
+    let result = tokio::time::timeout(sh.cfg.timeout, dev.life()).await;
+    match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
+        Err(_) => Outcome::Unexpected(DeviceError::Timeout(dev.phase).to_string()),
+    }
+}
+
+impl Device<'_> {
+    async fn life(&mut self) -> Result<Outcome, DeviceError> {
+        // Devices power up spread over one interval, like a fleet does.
+        let first = self
+            .sh
+            .cfg
+            .interval
+            .mul_f64(rand::thread_rng().gen::<f64>());
+        tokio::time::sleep(first).await;
+        let mut booted_update: Option<i64> = None;
+        let mut failed_update: Option<i64> = None;
+        loop {
+            self.phase = "checking in";
+            let offer = self.checkin().await?;
+            if let Some(id) = failed_update {
+                // The check-in on the old image closed attempt `id` as failed; the server may
+                // offer a new attempt, but never the same one again.
+                if offer.as_ref().is_some_and(|o| o.id == id) {
+                    return Err(DeviceError::Protocol(format!(
+                        "the server still offers update {id} after the device came back on the old image"
+                    )));
+                }
+                return Ok(Outcome::BootFailedAsInjected {
+                    update_id: Some(id),
+                });
+            }
+            match (offer, booted_update) {
+                (None, Some(id)) => {
+                    return Ok(Outcome::Updated {
+                        update_id: Some(id),
+                        resumed: self.resumed,
+                    })
+                }
+                (Some(o), Some(id)) => {
+                    return Err(DeviceError::Protocol(format!(
+                        "the server offered update {} although the device runs update {id}'s image",
+                        o.id
+                    )))
+                }
+                (Some(o), None) => {
+                    self.install(&o).await?;
+                    if self.spec.failed_boot {
+                        failed_update = Some(o.id);
+                        self.sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.spec.running = Image {
+                            version: o.version.clone().unwrap_or_default(),
+                            sha256: o.sha256.clone(),
+                            md5: o.md5.clone(),
+                        };
+                        booted_update = Some(o.id);
+                    }
+                    self.booted = Instant::now();
+                    // A rebooted device checks in at once.
+                }
+                (None, None) => {
+                    self.phase = "waiting for an update";
+                    tokio::time::sleep(self.sh.jittered(self.sh.cfg.interval)).await;
+                }
+            }
+        }
+    }
+
+    async fn checkin(&mut self) -> Result<Option<Offer>, DeviceError> {
+        let cfg = &self.sh.cfg;
+        let body = json!({
+            "mac": self.spec.mac,
+            "chip": cfg.chip.to_string(),
+            "project": cfg.project,
+            "version": self.spec.running.version,
+            "sha256": self.spec.running.sha256,
+            // A 1.875 MB OTA slot, or room for the image when the run uses bigger ones.
+            "free_space": (0x1E_0000u64).max(cfg.image_size as u64 * 2),
+            "rssi": -40 - (self.spec.mac.len() as i64 % 40),
+            "uptime_s": self.booted.elapsed().as_secs(),
+        });
+        let http = &self.sh.http;
+        let url = http.url("/api/v1/device/checkin");
+        let token = self.token.clone();
+        let (r, _slot) = http
+            .send("check-in", || {
+                let mut b = http.client.post(&url).json(&body);
+                if let Some(t) = &token {
+                    b = b.bearer_auth(t);
+                }
+                b.send()
+            })
+            .await?;
+        if !r.status().is_success() {
+            return Err(status_error("check-in", r).await);
+        }
+        let resp: CheckinResponse = r.json().await.map_err(|e| DeviceError::Transport {
+            what: "check-in body",
+            source: e,
+        })?;
+        if let Some(t) = resp.token {
+            if self.token.is_some() {
+                return Err(DeviceError::Protocol(
+                    "the server issued a second token to an enrolled device".into(),
+                ));
+            }
+            self.token = Some(t);
+            self.sh.stats.enrolled.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.token.is_none() {
+            return Err(DeviceError::Protocol(
+                "the server issued no device token".into(),
+            ));
+        }
+        Ok(resp.update)
+    }
+
+    /// Report progress. `in_slot`: the device holds a connection slot already (mid-download).
+    async fn progress(
+        &self,
+        o: &Offer,
+        state: &str,
+        pct: u64,
+        error: Option<&str>,
+        in_slot: bool,
+    ) -> Result<(), DeviceError> {
+        let http = &self.sh.http;
+        let url = http.url("/api/v1/device/progress");
+        let token = self.token.clone().unwrap_or_default();
+        let body = json!({"update_id": o.id, "state": state, "progress": pct, "error": error});
+        let make = || {
+            http.client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+        };
+        let r = if in_slot {
+            http.send_in_slot("progress", make).await?
+        } else {
+            http.send("progress", make).await?.0
+        };
+        if !r.status().is_success() {
+            return Err(status_error("progress", r).await);
+        }
+        Ok(())
+    }
+
+    async fn install(&mut self, o: &Offer) -> Result<(), DeviceError> {
+        self.phase = "downloading";
+        self.progress(o, "downloading", 0, None, false).await?;
+        self.sh.stats.downloading.fetch_add(1, Ordering::Relaxed);
+        let digest = self.download(o).await;
+        self.sh.stats.downloading.fetch_sub(1, Ordering::Relaxed);
+        let (sha, md5) = digest?;
+        self.phase = "verifying";
+        self.progress(o, "verifying", 100, None, false).await?;
+        if sha != o.sha256 || md5 != o.md5 {
+            let why = format!(
+                "image hashes differ from the offer: sha256 {sha} (want {}), md5 {md5} (want {})",
+                o.sha256, o.md5
+            );
+            self.progress(o, "failed", 100, Some(&why), false).await?;
+            return Err(DeviceError::Download {
+                update_id: o.id,
+                detail: why,
+            });
+        }
+        self.phase = "flashing";
+        self.progress(o, "flashing", 100, None, false).await?;
+        self.progress(o, "done", 100, None, false).await?;
+        self.phase = "rebooting";
+        tokio::time::sleep(self.sh.jittered(self.sh.cfg.reboot)).await;
+        Ok(())
+    }
+
+    /// Stream the image into the hashers; returns (sha256, md5) in lowercase hex.
+    async fn download(&mut self, o: &Offer) -> Result<(String, String), DeviceError> {
+        let http = &self.sh.http;
+        let url = http.url(&o.url);
+        let fail = |detail: String| DeviceError::Download {
+            update_id: o.id,
+            detail,
+        };
+        let mut sha = Sha256::new();
+        let mut md5 = Md5::new();
+        let mut got: u64 = 0;
+        let mut cut_at = self.spec.cut_download.then_some(o.size / 2);
+        let step = u64::from(self.sh.cfg.progress_step);
+        let mut next_report = step;
+        let mut broken_streams = 0;
+        while got < o.size || o.size == 0 {
+            let from = got;
+            let (r, _slot) = http
+                .send("download", || {
+                    let mut b = http.client.get(&url);
+                    if from > 0 {
+                        b = b
+                            .header(RANGE, format!("bytes={from}-"))
+                            .header(IF_RANGE, format!("\"{}\"", o.sha256));
+                    }
+                    b.send()
+                })
+                .await?;
+            match r.status().as_u16() {
+                200 if from > 0 => {
+                    // The server ignored the range: start over, as a device would.
+                    (sha, md5, got) = (Sha256::new(), Md5::new(), 0);
+                }
+                200 => {}
+                206 if from > 0 => {
+                    let range = r.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok());
+                    let want = format!("bytes {from}-");
+                    if !range.is_some_and(|v| v.starts_with(&want)) {
+                        return Err(fail(format!(
+                            "resume from {from} got Content-Range {range:?}"
+                        )));
+                    }
+                }
+                _ => return Err(status_error("download", r).await),
+            }
+            if let Some(x) = r.headers().get("x-SHA256").and_then(|v| v.to_str().ok()) {
+                if x != o.sha256 {
+                    return Err(fail(format!(
+                        "x-SHA256 {x} is not the offered {}",
+                        o.sha256
+                    )));
+                }
+            }
+            let mut body = r.bytes_stream();
+            let mut cut = false;
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        broken_streams += 1;
+                        if broken_streams > 5 {
+                            return Err(fail(format!(
+                                "the stream broke {broken_streams} times: {e}"
+                            )));
+                        }
+                        self.sh.http.retried.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                };
+                let mut data = &chunk[..];
+                if let Some(at) = cut_at {
+                    if got + data.len() as u64 >= at {
+                        data = &data[..(at - got) as usize];
+                        cut = true;
+                    }
+                }
+                if got + data.len() as u64 > o.size {
+                    return Err(fail(format!(
+                        "the server sent more than the offered {} bytes",
+                        o.size
+                    )));
+                }
+                sha.update(data);
+                md5.update(data);
+                got += data.len() as u64;
+                self.sh
+                    .stats
+                    .bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                let pct = got * 100 / o.size.max(1);
+                if pct >= next_report && pct < 100 {
+                    next_report = (pct / step + 1) * step;
+                    self.progress(o, "downloading", pct, None, true).await?;
+                }
+                if cut {
+                    break;
+                }
+            }
+            if cut {
+                // Drop the response mid-body: the connection closes, as when Wi-Fi drops.
+                cut_at = None;
+                self.resumed = true;
+                self.sh.stats.cut_downloads.fetch_add(1, Ordering::Relaxed);
+            }
+            if o.size == 0 {
+                break;
+            }
+        }
+        Ok((hex::encode(sha.finalize()), hex::encode(md5.finalize())))
+    }
+}
+
+impl Shared {
+    /// `d` ± the configured jitter.
+    pub fn jittered(&self, d: Duration) -> Duration {
+        let j = self.cfg.jitter;
+        let f = 1.0 + j * (rand::thread_rng().gen::<f64>() * 2.0 - 1.0);
+        d.mul_f64(f.max(0.0))
+    }
+}

@@ -1,0 +1,43 @@
+//! Errors of the simulator. [`SimError`] stops a run before or around the fleet (bad usage, no
+//! server, an admin call refused); [`DeviceError`] ends one virtual device and is counted as an
+//! unexpected failure in the summary.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("give --server URL (mDNS discovery is not available yet)")]
+    NoServer,
+    #[error("--mdns: mDNS discovery is not available yet (it is being built in branch mdns); use --server URL")]
+    MdnsUnavailable,
+    #[error("protocol '{0}' is not simulated yet (the server speaks it since the field branch; otafleet-sim has native and arduino so far); use --protocols native=..,arduino=..")]
+    ProtocolUnavailable(String),
+    #[error("admin request {what} failed: {detail}")]
+    Admin { what: &'static str, detail: String },
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+#[derive(Debug, Error)]
+pub enum DeviceError {
+    #[error("{what}: {source}")]
+    Transport {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{what}: HTTP {status}: {body}")]
+    Status {
+        what: &'static str,
+        status: u16,
+        body: String,
+    },
+    #[error("download of update {update_id}: {detail}")]
+    Download { update_id: i64, detail: String },
+    #[error("{0}")]
+    Protocol(String),
+    #[error("timed out ({0})")]
+    Timeout(&'static str),
+}

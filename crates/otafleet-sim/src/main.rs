@@ -1,0 +1,41 @@
+//! `otafleet-sim`: parse the command line, run the fleet, print the summary. Exit code 0 only when
+//! every device ended as asked (see `Summary::success`), 1 when not, 2 on a usage or setup error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use otafleet_sim::{Args, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match Config::from_args(Args::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("otafleet-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "otafleet-sim: {} devices (project {}, chip {}) against {}",
+        cfg.devices, cfg.project, cfg.chip, cfg.server
+    );
+    match otafleet_sim::run(cfg).await {
+        Ok(summary) => {
+            println!("{summary}");
+            if summary.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("otafleet-sim: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
