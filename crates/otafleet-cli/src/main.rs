@@ -1,7 +1,7 @@
 //! `otafleet`: the headless entry point. `otafleet serve` runs the same server the desktop app
 //! embeds; other subcommands are tools for people debugging their bench.
 
-mod serve;
+use otafleet_cli::serve;
 
 use clap::{Parser, Subcommand};
 

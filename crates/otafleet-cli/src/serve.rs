@@ -1,5 +1,11 @@
 //! `otafleet serve`: open the data directory, bind, print the one listening line, serve until
 //! SIGINT or SIGTERM, then shut down cleanly (running requests finish, the database closes).
+//!
+//! The desktop shell (`src-tauri`) runs the very same server in-process, so the settings, the
+//! data-directory and admin-token rules live here once: [`ServeArgs`] (flags and env vars),
+//! [`prepare`] (open the data directory and bind, synchronously known port) and
+//! [`serve_prepared`] (run until a shutdown future resolves). [`start_mdns`] is the one hook
+//! where mDNS advertising starts for both front ends.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -38,8 +44,8 @@ pub struct ServeArgs {
     pub admin_token: Option<String>,
 
     /// Do not advertise the server or browse for devices over mDNS (required on machines where
-    /// multicast must not leave the host).
-    #[arg(long)]
+    /// multicast must not leave the host). The env var takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, env = "OTAFLEET_NO_MDNS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_mdns: bool,
 
     /// Largest firmware image accepted, in bytes.
@@ -90,7 +96,21 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> anyhow::Result<String>
     Ok(token)
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Everything `serve` opens before it answers requests. The listener is a bound
+/// `std::net::TcpListener` (non-blocking), so a caller outside an async context (the desktop
+/// shell's `setup`) knows the port at once and can hand the listener to any tokio runtime.
+pub struct Prepared {
+    pub data_dir: PathBuf,
+    pub admin_token: String,
+    pub fleet: Fleet,
+    pub listener: std::net::TcpListener,
+    pub addr: SocketAddr,
+    /// False when `--no-mdns` / `OTAFLEET_NO_MDNS` asked for no multicast at all.
+    pub mdns: bool,
+}
+
+/// Open (create) the data directory, settle the admin token, open the fleet and bind the listener.
+pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir()?,
@@ -104,25 +124,65 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let fleet = Fleet::open(settings)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
-    if !args.no_mdns {
-        tracing::warn!("mDNS advertising is not built yet; devices need the server's URL (pass --no-mdns to silence this)");
-    }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
+    Ok(Prepared {
+        data_dir,
+        admin_token: token,
+        fleet,
+        listener,
+        addr,
+        mdns: !args.no_mdns,
+    })
+}
+
+/// The mDNS hook: advertise `_otafleet._tcp` on `addr` and browse for devices. Both the CLI and the
+/// desktop shell call this, once, after [`prepare`]; the returned value must live as long as the
+/// server (dropping it will stop advertising once mDNS exists).
+pub fn start_mdns(prepared: &Prepared) -> MdnsHandle {
+    if prepared.mdns {
+        tracing::warn!("mDNS advertising is not built yet; devices need the server's URL (pass --no-mdns to silence this)");
+    }
+    MdnsHandle(())
+}
+
+/// Keeps mDNS advertising alive while held (see [`start_mdns`]).
+pub struct MdnsHandle(());
+
+/// Serve a [`Prepared`] server until `shutdown` resolves; must run inside a tokio runtime.
+pub async fn serve_prepared(
+    prepared: Prepared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(prepared.listener)?;
+    otafleet_server::serve(
+        listener,
+        AppState::new(prepared.fleet, prepared.admin_token),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+/// `otafleet serve`: prepare, print the one listening line, serve until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let prepared = prepare(args).await?;
+    let _mdns = start_mdns(&prepared);
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "otafleet listening on http://{addr}")?;
+        writeln!(out, "otafleet listening on http://{}", prepared.addr)?;
         out.flush()?;
     }
-    otafleet_server::serve(listener, AppState::new(fleet, token), shutdown_signal()).await?;
+    serve_prepared(prepared, shutdown_signal()).await?;
     tracing::info!("otafleet stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (the headless server's way to stop).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
