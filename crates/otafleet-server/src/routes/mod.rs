@@ -72,6 +72,29 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     router
         .merge(docs::router(api))
+        .layer(desktop_cors())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The desktop window loads the UI from the Tauri origin (`tauri://localhost` on Linux and macOS,
+/// `http(s)://tauri.localhost` on Windows) and calls this server on `http://127.0.0.1:<port>`:
+/// a cross-origin request that the webview only sends once the server allows that origin. Only
+/// those origins are allowed; browsers get the UI from this server itself (same origin).
+fn desktop_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderValue, Method};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin([
+            HeaderValue::from_static("tauri://localhost"),
+            HeaderValue::from_static("http://tauri.localhost"),
+            HeaderValue::from_static("https://tauri.localhost"),
+        ])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
 }
