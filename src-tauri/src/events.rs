@@ -102,3 +102,48 @@ fn show<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otafleet_core::updates::Update;
+
+    fn update(state: &str, error: Option<&str>) -> Event {
+        Event::Update {
+            update: Box::new(Update {
+                id: 1,
+                mac: "24:6F:28:AA:BB:01".into(),
+                firmware_id: Some(1),
+                deployment_id: None,
+                sha256: "00".repeat(32),
+                version: Some("2.0.0".into()),
+                from_version: Some("1.0.0".into()),
+                from_sha256: None,
+                state: state.into(),
+                progress: 100,
+                bytes_sent: 0,
+                error: error.map(Into::into),
+                created_at: String::new(),
+                updated_at: String::new(),
+                finished_at: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_finished_and_failed_updates_notify() {
+        let done = notice_for(&update("done", None)).expect("a finished update notifies");
+        assert_eq!(done.level, "info");
+        assert!(done.body.contains("24:6F:28:AA:BB:01") && done.body.contains("2.0.0"));
+        let failed = notice_for(&update("failed", Some("checksum mismatch"))).unwrap();
+        assert_eq!(failed.level, "error");
+        assert!(
+            failed.body.contains("checksum mismatch"),
+            "the reason is shown"
+        );
+        for busy in ["offered", "downloading", "flashing", "rebooting"] {
+            assert_eq!(notice_for(&update(busy, None)), None, "{busy} is not news");
+        }
+        assert_eq!(notice_for(&Event::DeviceRemoved { mac: "x".into() }), None);
+    }
+}

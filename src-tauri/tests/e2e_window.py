@@ -11,7 +11,9 @@ loopback port. The test then:
 3. imports an app image and a bootloader through `import_paths`, the command behind native drops,
    invoked from the page, and checks the per-file results (accepted / rejected: bootloader);
 4. waits for the image in the firmware library (data-testid="firmware-row");
-5. saves docs/screenshots/window.png.
+5. drops a second image on the window for real (a GTK drag source + xdotool: an X11 file drop, as
+   from a file manager) and waits for it in the library: the shell's native drop handler;
+6. saves docs/screenshots/window.png.
 
 Selectors are data-testid attributes only: nav-devices, nav-firmware, device-row, firmware-row.
 Environment: OTAFLEET_DESKTOP_BIN, TAURI_DRIVER, SYNTH_BIN override the default paths.
@@ -157,7 +159,10 @@ def run(d, tmp):
     wait_until("a firmware-row with blink 2.0.0",
                lambda: any("blink" in t and "2.0.0" in t for t in rows(d, "firmware-row")))
     assert len(rows(d, "firmware-row")) == 1, f"only the app image is in the library: {rows(d, 'firmware-row')}"
+
     print("e2e: the image is in the firmware library")
+
+    real_drop(d, tmp)
 
     d.find_element(By.CSS_SELECTOR, '[data-testid="nav-devices"]').click()
     wait_until("the device table again", lambda: rows(d, "device-row"))
@@ -165,6 +170,29 @@ def run(d, tmp):
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     assert d.save_screenshot(str(SHOT)), "screenshot"
     print(f"e2e: screenshot saved to {SHOT.relative_to(ROOT)}")
+
+
+def real_drop(d, tmp):
+    image = tmp / "blink-3.0.0.bin"
+    subprocess.run([str(SYNTH), "app", str(image), "esp32s3", "blink", "3.0.0"], check=True)
+    source = subprocess.Popen(["/usr/bin/python3", str(ROOT / "src-tauri/tests/drag_source.py"), str(image)],
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
+    try:
+        assert source.stdout.readline().strip() == "ready", "the drag source window is up"
+        time.sleep(1.0)
+        # Press on the source button, move in steps onto the otafleet window, release there.
+        steps = ["mousemove", "1000", "90", "mousedown", "1"]
+        for i in range(1, 11):
+            steps += ["sleep", "0.05", "mousemove", str(1000 - 60 * i), str(90 + 21 * i)]
+        steps += ["sleep", "0.2", "mousemove", "401", "301", "sleep", "0.2", "mouseup", "1"]
+        subprocess.run(["xdotool", *steps], check=True)
+        wait_until("the dropped blink 3.0.0 in the firmware library",
+                   lambda: any("3.0.0" in t for t in rows(d, "firmware-row")), timeout=20)
+        print("e2e: a real X11 file drop on the window imported blink 3.0.0")
+    finally:
+        source.terminate()
+        source.wait(5)
 
 
 if __name__ == "__main__":
