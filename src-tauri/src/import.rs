@@ -13,9 +13,10 @@ use tauri::{Emitter, Manager, Runtime};
 use crate::error::{DesktopError, ErrorBody};
 use crate::events::IMPORT_RESULT;
 
-/// What happened to one file.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+/// What happened to one file. On the wire (command replies and [`IMPORT_RESULT`] events):
+/// `{path, ok: true, created, firmware}` or `{path, ok: false, error: {code, message}}`, the shape
+/// the UI's `NativeImportResult` expects.
+#[derive(Debug, Clone)]
 pub enum ImportResult {
     /// In the library now; `firmware` carries what was detected (chip, project, version, ...).
     /// `created` is false when the same bytes were already there.
@@ -26,6 +27,43 @@ pub enum ImportResult {
     },
     /// Refused; `error.code` is the core's code (`bootloader`, `partition_table`, `too_large`, ...).
     Rejected { path: String, error: ErrorBody },
+}
+
+impl Serialize for ImportResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            path: &'a str,
+            ok: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            created: Option<bool>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            firmware: Option<&'a Firmware>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a ErrorBody>,
+        }
+        match self {
+            Self::Accepted {
+                path,
+                created,
+                firmware,
+            } => Wire {
+                path,
+                ok: true,
+                created: Some(*created),
+                firmware: Some(firmware),
+                error: None,
+            },
+            Self::Rejected { path, error } => Wire {
+                path,
+                ok: false,
+                created: None,
+                firmware: None,
+                error: Some(error),
+            },
+        }
+        .serialize(s)
+    }
 }
 
 /// Import every path, in order; one result per path, never an early stop.

@@ -67,21 +67,20 @@ fn check_results(results: &Value) {
         "one result per dropped file: {results:#?}"
     );
     let ok = &results[0];
-    assert_eq!(
-        ok["status"], "accepted",
-        "the app image is accepted: {ok:#}"
-    );
+    assert_eq!(ok["ok"], true, "the app image is accepted: {ok:#}");
+    assert_eq!(ok["created"], true);
     assert_eq!(ok["firmware"]["chip"], "esp32s3");
     assert_eq!(ok["firmware"]["project"], "blink");
     assert_eq!(ok["firmware"]["version"], "1.2.3");
     let bad = &results[1];
-    assert_eq!(
-        bad["status"], "rejected",
-        "a bootloader is refused: {bad:#}"
-    );
+    assert_eq!(bad["ok"], false, "a bootloader is refused: {bad:#}");
     assert_eq!(
         bad["error"]["code"], "bootloader",
         "the UI branches on the code"
+    );
+    assert!(
+        bad.get("firmware").is_none(),
+        "a rejection carries no firmware"
     );
     assert!(!bad["error"]["message"].as_str().unwrap().is_empty());
 }
