@@ -10,10 +10,17 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=../tauri.conf.json");
-    println!("cargo:rerun-if-changed=../ui/dist/index.html");
     println!("cargo:rerun-if-changed=fallback");
     println!("cargo:rerun-if-env-changed=TAURI_CONFIG");
-    if std::env::var_os("TAURI_CONFIG").is_none() && !Path::new("../ui/dist/index.html").exists() {
+    let ui_built = Path::new("../ui/dist/index.html").exists();
+    // Never name a missing path: cargo treats it as changed and would rerun this script (and
+    // relink the app) on every build. Watching `ui/` notices when `npm run build` creates dist/.
+    if ui_built {
+        println!("cargo:rerun-if-changed=../ui/dist/index.html");
+    } else if Path::new("../ui").is_dir() {
+        println!("cargo:rerun-if-changed=../ui");
+    }
+    if std::env::var_os("TAURI_CONFIG").is_none() && !ui_built {
         let patch = r#"{"build":{"frontendDist":"src-tauri/fallback"}}"#;
         println!(
             "cargo:warning=ui/dist is not built (npm --prefix ui ci && npm --prefix ui run build): \
