@@ -109,6 +109,12 @@ pub fn run() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+    // SIGINT/SIGTERM close the window the normal way, so the server stops and the database closes.
+    let handle = app.handle().clone();
+    tauri::async_runtime::spawn(async move {
+        serve::shutdown_signal().await;
+        handle.exit(0);
+    });
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
             if let Some(desktop) = app.try_state::<Desktop>() {
