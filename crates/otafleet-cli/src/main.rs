@@ -2,7 +2,8 @@
 //! embeds; other subcommands are tools for people debugging their bench.
 
 mod discover;
-mod serve;
+
+use otafleet_cli::serve;
 
 use clap::{Parser, Subcommand};
 

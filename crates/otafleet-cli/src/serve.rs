@@ -1,5 +1,12 @@
 //! `otafleet serve`: open the data directory, bind, print the one listening line, serve until
-//! SIGINT or SIGTERM, then shut down cleanly (running requests finish, the database closes).
+//! SIGINT or SIGTERM, then shut down cleanly (mDNS goodbyes first, running requests finish, the
+//! database closes).
+//!
+//! The desktop shell (`src-tauri`) runs the very same server in-process, so the settings, the
+//! data-directory and admin-token rules live here once: [`ServeArgs`] (flags and env vars),
+//! [`prepare`] (open the data directory, start the folder watcher, bind: the port is known at
+//! once), [`start_mdns`] (advertise and browse, unless `--no-mdns`) and [`serve_prepared`] (run
+//! until a shutdown future resolves).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -39,7 +46,7 @@ pub struct ServeArgs {
 
     /// Do not advertise the server or browse for devices over mDNS (required on machines where
     /// multicast must not leave the host).
-    #[arg(long)]
+    #[arg(long, env = "OTAFLEET_NO_MDNS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_mdns: bool,
 
     /// mDNS instance name the server is advertised under (`<NAME>._otafleet._tcp.local`).
@@ -128,7 +135,26 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> anyhow::Result<String>
     Ok(token)
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Everything `serve` opens before it answers requests. The listener is a bound
+/// `std::net::TcpListener` (non-blocking), so a caller outside an async context (the desktop
+/// shell's `setup`) knows the port at once and can hand the listener to any tokio runtime.
+pub struct Prepared {
+    pub data_dir: PathBuf,
+    pub admin_token: String,
+    pub fleet: Fleet,
+    pub listener: std::net::TcpListener,
+    pub addr: SocketAddr,
+    /// False when `--no-mdns` / `OTAFLEET_NO_MDNS` asked for no multicast at all.
+    pub mdns: bool,
+    /// The instance name to advertise (`--mdns-name`), default the host name.
+    pub mdns_name: Option<String>,
+    /// The built web UI served at `/`, if any.
+    pub ui_dir: Option<PathBuf>,
+}
+
+/// Open (create) the data directory, settle the admin token, open the fleet, start watching the
+/// watch folders and bind the listener. Must run inside a tokio runtime.
+pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir()?,
@@ -162,28 +188,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the folder watcher (inotify)")?;
     // Presence recorded by an earlier run says nothing about now; the browser re-learns it.
     fleet.mdns_forget_presence().await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "otafleet listening on http://{addr}")?;
-        out.flush()?;
-    }
-    let lan = if args.no_mdns {
-        tracing::info!("mDNS off (--no-mdns): devices need the server's address configured");
-        None
-    } else {
-        match otafleet_mdns::Lan::start_for_server(&fleet, addr, args.mdns_name) {
-            Ok(lan) => Some(lan),
-            Err(e) => {
-                tracing::warn!(error = %e, "mDNS could not start: serving without discovery");
-                None
-            }
-        }
-    };
     let ui_dir = args.ui_dir.or_else(default_ui_dir);
     match &ui_dir {
         Some(d) if d.join("index.html").is_file() => {
@@ -192,28 +201,98 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(d) => tracing::warn!(dir = %d.display(), "no index.html in the UI directory; / shows a placeholder (build the UI: npm --prefix ui ci && npm --prefix ui run build)"),
         None => tracing::info!("no built web UI found; / shows a placeholder (build it: npm --prefix ui ci && npm --prefix ui run build)"),
     }
-    let info = otafleet_server::ServerInfo {
-        listen: Some(addr),
-        mdns_name: lan
+    Ok(Prepared {
+        data_dir,
+        admin_token: token,
+        fleet,
+        listener,
+        addr,
+        mdns: !args.no_mdns,
+        mdns_name: args.mdns_name,
+        ui_dir,
+    })
+}
+
+/// Advertise `_otafleet._tcp` on the bound address and browse for devices, unless mDNS is off.
+/// Both the CLI and the desktop shell call this once after [`prepare`], inside a tokio runtime;
+/// keep the handle as long as the server runs and [`MdnsHandle::shutdown`] it to send goodbyes.
+pub fn start_mdns(prepared: &Prepared) -> MdnsHandle {
+    if !prepared.mdns {
+        tracing::info!("mDNS off (--no-mdns): devices need the server's address configured");
+        return MdnsHandle(None);
+    }
+    match otafleet_mdns::Lan::start_for_server(
+        &prepared.fleet,
+        prepared.addr,
+        prepared.mdns_name.clone(),
+    ) {
+        Ok(lan) => MdnsHandle(Some(lan)),
+        Err(e) => {
+            tracing::warn!(error = %e, "mDNS could not start: serving without discovery");
+            MdnsHandle(None)
+        }
+    }
+}
+
+/// Keeps mDNS advertising and browsing alive while held (see [`start_mdns`]).
+pub struct MdnsHandle(Option<otafleet_mdns::Lan>);
+
+impl MdnsHandle {
+    /// The full name we advertise under, if we advertise.
+    pub fn advertised_name(&self) -> Option<String> {
+        self.0
             .as_ref()
             .and_then(|l| l.advertised_name())
-            .map(str::to_owned),
-        ui_dir,
+            .map(str::to_owned)
+    }
+
+    /// Unregister (goodbye records) and stop the daemon.
+    pub async fn shutdown(self) {
+        if let Some(lan) = self.0 {
+            lan.shutdown().await;
+        }
+    }
+}
+
+/// Serve a [`Prepared`] server until `shutdown` resolves; must run inside a tokio runtime.
+pub async fn serve_prepared(
+    prepared: Prepared,
+    mdns_name: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(prepared.listener)?;
+    let info = otafleet_server::ServerInfo {
+        listen: Some(prepared.addr),
+        mdns_name,
+        ui_dir: prepared.ui_dir,
     };
-    let state = AppState::new(fleet, token).with_info(info);
+    let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
+    otafleet_server::serve(listener, state, shutdown).await?;
+    Ok(())
+}
+
+/// `otafleet serve`: prepare, print the one listening line, serve until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let prepared = prepare(args).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "otafleet listening on http://{}", prepared.addr)?;
+        out.flush()?;
+    }
+    let mdns = start_mdns(&prepared);
+    let name = mdns.advertised_name();
     // Goodbyes go out as soon as the signal arrives, before requests drain.
     let shutdown = async move {
         shutdown_signal().await;
-        if let Some(lan) = lan {
-            lan.shutdown().await;
-        }
+        mdns.shutdown().await;
     };
-    otafleet_server::serve(listener, state, shutdown).await?;
+    serve_prepared(prepared, name, shutdown).await?;
     tracing::info!("otafleet stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (the headless server's way to stop).
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,149 @@
+//! The only place that knows Tauri event names, and the only place where core events become
+//! shell events. The UI gets domain changes over the server's event stream (HTTP, the same in a
+//! browser); the shell adds what only a desktop can do: drop feedback, import results, and
+//! desktop notifications when an update finishes or fails.
+//!
+//! | event | payload |
+//! | --- | --- |
+//! | [`DROP_OVERLAY`] | [`DropOverlay`]: `{active, kind: enter/over/leave/drop, paths}` |
+//! | [`IMPORT_RESULT`] | one [`crate::import::ImportResult`] per file |
+//! | [`NOTICE`] | [`Notice`]: `{title, body, level}` (also shown as a desktop notification) |
+
+use otafleet_core::events::Event;
+use otafleet_core::Fleet;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+use tokio::sync::broadcast::error::RecvError;
+
+pub const DROP_OVERLAY: &str = "otafleet://drop-overlay";
+pub const IMPORT_RESULT: &str = "otafleet://import-result";
+pub const NOTICE: &str = "otafleet://notice";
+
+/// Files are being dragged over the window (`active`), or the drag ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct DropOverlay {
+    pub active: bool,
+    /// `enter`, `over`, `leave` or `drop`.
+    pub kind: &'static str,
+    /// The dragged paths (empty for `over` and `leave`, which do not carry them).
+    pub paths: Vec<String>,
+}
+
+/// Something the user should hear about even when the window is in the background.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub title: String,
+    pub body: String,
+    /// `info` or `error`.
+    pub level: &'static str,
+}
+
+/// Which core events deserve a notification: an update that finished or failed.
+pub fn notice_for(event: &Event) -> Option<Notice> {
+    let Event::Update { update } = event else {
+        return None;
+    };
+    let version = update.version.as_deref().unwrap_or("the new image");
+    match update.state.as_str() {
+        "done" => Some(Notice {
+            title: "Update finished".into(),
+            body: format!("{} now runs {version}", update.mac),
+            level: "info",
+        }),
+        "failed" => Some(Notice {
+            title: "Update failed".into(),
+            body: format!(
+                "{} could not install {version}: {}",
+                update.mac,
+                update.error.as_deref().unwrap_or("no reason given")
+            ),
+            level: "error",
+        }),
+        _ => None,
+    }
+}
+
+/// Watch the core's event bus for the app's lifetime and turn events into [`NOTICE`]s and
+/// desktop notifications (when the notification plugin is registered).
+pub fn forward_core_events<R: Runtime>(app: AppHandle<R>, fleet: &Fleet) {
+    let mut rx = fleet.events().subscribe();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    if let Some(notice) = notice_for(&event) {
+                        show(&app, &notice);
+                    }
+                }
+                // Missed events are only missed notifications; the UI reloads over HTTP.
+                Err(RecvError::Lagged(n)) => tracing::debug!(n, "notification watcher lagged"),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+fn show<R: Runtime>(app: &AppHandle<R>, notice: &Notice) {
+    let _ = app.emit(NOTICE, notice);
+    if app
+        .try_state::<tauri_plugin_notification::Notification<R>>()
+        .is_some()
+    {
+        use tauri_plugin_notification::NotificationExt;
+        // No notification daemon (a bare Xvfb, a server) is not an error worth more than a log.
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title(&notice.title)
+            .body(&notice.body)
+            .show()
+        {
+            tracing::debug!(error = %e, "desktop notification not shown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otafleet_core::updates::Update;
+
+    fn update(state: &str, error: Option<&str>) -> Event {
+        Event::Update {
+            update: Box::new(Update {
+                id: 1,
+                mac: "24:6F:28:AA:BB:01".into(),
+                firmware_id: Some(1),
+                deployment_id: None,
+                sha256: "00".repeat(32),
+                version: Some("2.0.0".into()),
+                from_version: Some("1.0.0".into()),
+                from_sha256: None,
+                state: state.into(),
+                progress: 100,
+                bytes_sent: 0,
+                error: error.map(Into::into),
+                created_at: String::new(),
+                updated_at: String::new(),
+                finished_at: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn only_finished_and_failed_updates_notify() {
+        let done = notice_for(&update("done", None)).expect("a finished update notifies");
+        assert_eq!(done.level, "info");
+        assert!(done.body.contains("24:6F:28:AA:BB:01") && done.body.contains("2.0.0"));
+        let failed = notice_for(&update("failed", Some("checksum mismatch"))).unwrap();
+        assert_eq!(failed.level, "error");
+        assert!(
+            failed.body.contains("checksum mismatch"),
+            "the reason is shown"
+        );
+        for busy in ["offered", "downloading", "flashing", "rebooting"] {
+            assert_eq!(notice_for(&update(busy, None)), None, "{busy} is not news");
+        }
+        assert_eq!(notice_for(&Event::DeviceRemoved { mac: "x".into() }), None);
+    }
+}
