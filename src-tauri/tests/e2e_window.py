@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = Path(os.environ.get("OTAFLEET_DESKTOP_BIN", ROOT / "target/debug/otafleet-desktop"))
 DRIVER = Path(os.environ.get("TAURI_DRIVER", ROOT / "target/tools/bin/tauri-driver"))
 SYNTH = Path(os.environ.get("SYNTH_BIN", ROOT / "target/debug/examples/synth_bin"))
-SHOT = ROOT / "docs/screenshots/window.png"
+SHOT = Path(os.environ.get("OTAFLEET_SCREENSHOTS", ROOT / "docs/screenshots")) / "window.png"
 TOKEN = "e2e-admin-token"
 MAC = "24:6F:28:AA:BB:01"
 
@@ -169,7 +169,7 @@ def run(d, tmp):
     time.sleep(0.5)
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     assert d.save_screenshot(str(SHOT)), "screenshot"
-    print(f"e2e: screenshot saved to {SHOT.relative_to(ROOT)}")
+    print(f"e2e: screenshot saved to {SHOT}")
 
 
 def real_drop(d, tmp):

@@ -85,9 +85,9 @@ describe('desktop notifications', () => {
     const notes: string[] = [];
     b.native = {
       notify: async (t, body) => void notes.push(`${t}: ${body}`),
-      pickFirmware: async () => [],
+      pickFirmware: async () => {},
       importPaths: async () => [],
-      onFileDrop: async () => () => {},
+      onImportResults: async () => () => {},
     };
     b.emit({ type: 'update', update: update('A2', { id: 2, state: 'failed', error: 'flash write error' }) });
     b.emit({ type: 'update', update: update('A2', { id: 2, state: 'failed', error: 'flash write error' }) });

@@ -84,11 +84,18 @@ export type NativeImportResult =
 
 /** What only the desktop shell can do. */
 export interface NativeAdapter {
-  /** Open the OS file dialog; resolves to the import results of the chosen files. */
-  pickFirmware(): Promise<NativeImportResult[]>;
-  /** Import files by path (native drag and drop hands paths, not File objects). */
+  /** Open the OS file dialog and import what was chosen (results come to `onImportResults`). */
+  pickFirmware(): Promise<void>;
+  /** Import files by path (scripts and tests; results also come to `onImportResults`). */
   importPaths(paths: string[]): Promise<NativeImportResult[]>;
-  /** Call `cb` with the paths of files dropped onto the window; returns the unsubscribe. */
-  onFileDrop(cb: (paths: string[]) => void, onHover?: (over: boolean) => void): Promise<() => void>;
+  /**
+   * Call `cb` with the result of every import the desktop shell makes (native drops onto the
+   * window, the dialog, `importPaths`), and `onHover` while files are dragged over the window.
+   * Returns the unsubscribe.
+   */
+  onImportResults(
+    cb: (results: NativeImportResult[]) => void,
+    onHover?: (over: boolean) => void,
+  ): Promise<() => void>;
   notify(title: string, body: string): Promise<void>;
 }

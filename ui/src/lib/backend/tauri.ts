@@ -1,29 +1,33 @@
 // The desktop-only adapter. Loaded (dynamic import) only when window.__TAURI_INTERNALS__ exists,
-// so browsers never download @tauri-apps/api. The shell (src-tauri) provides the commands
-// `import_paths` ({paths}) and `pick_firmware` (opens the OS dialog, imports what was chosen); both
-// answer NativeImportResult[]. Everything else goes over HTTP like in a browser.
+// so browsers never download @tauri-apps/api. The shell (src-tauri) imports native drops itself
+// and emits one `otafleet://import-result` event per file for every import it makes (drop, the
+// `pick_firmware` dialog, the `import_paths` command), plus `otafleet://drop-overlay` while files
+// are dragged over the window. The UI shows results from those events only, so a drop is
+// imported once and shown once. Everything else goes over HTTP like in a browser.
 import { invoke } from '@tauri-apps/api/core';
-import { getCurrentWebview } from '@tauri-apps/api/webview';
+import { listen } from '@tauri-apps/api/event';
 import type { NativeAdapter, NativeImportResult } from './backend';
 
 export function createTauriAdapter(): NativeAdapter {
   return {
-    pickFirmware: () => invoke<NativeImportResult[]>('pick_firmware'),
-    importPaths: (paths) => invoke<NativeImportResult[]>('import_paths', { paths }),
-    async onFileDrop(cb, onHover) {
-      return getCurrentWebview().onDragDropEvent((ev) => {
-        const p = ev.payload;
-        if (p.type === 'drop') {
-          onHover?.(false);
-          if (p.paths.length) cb(p.paths);
-        } else if (p.type === 'enter' || p.type === 'over') onHover?.(true);
-        else onHover?.(false);
-      });
+    // The dialog's results arrive as import-result events, like a drop's.
+    pickFirmware: async () => {
+      await invoke<NativeImportResult[]>('pick_firmware');
     },
-    async notify(title, body) {
-      // Notifications go through the shell (it owns the notification plugin and permissions);
-      // a shell without the command simply shows none.
-      await invoke('notify', { title, body }).catch(() => undefined);
+    importPaths: (paths) => invoke<NativeImportResult[]>('import_paths', { paths }),
+    async onImportResults(cb, onHover) {
+      const offResult = await listen<NativeImportResult>('otafleet://import-result', (e) => cb([e.payload]));
+      const offOverlay = await listen<{ active: boolean }>('otafleet://drop-overlay', (e) =>
+        onHover?.(e.payload.active),
+      );
+      return () => {
+        offResult();
+        offOverlay();
+      };
+    },
+    async notify() {
+      // The shell raises desktop notifications itself from the same core events; doing it here
+      // too would show each one twice.
     },
   };
 }
