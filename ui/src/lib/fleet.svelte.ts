@@ -5,12 +5,14 @@ import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
 import { DeviceStore } from './devices/devices.svelte';
 import { FirmwareStore } from './firmware/firmware.svelte';
+import { WatchStore } from './firmware/watch.svelte';
 import { EventBatcher, frameScheduler, type Scheduler } from './live';
 
 export class Fleet {
   devices = new DeviceStore();
   firmware: FirmwareStore;
   deployments: DeploymentStore;
+  watch: WatchStore;
   live = $state<LiveStatus>('connecting');
   /** Set when the admin token is missing or refused: the app asks for it. */
   needsToken = $state(false);
@@ -25,6 +27,7 @@ export class Fleet {
   ) {
     this.firmware = new FirmwareStore(backend);
     this.deployments = new DeploymentStore(backend);
+    this.watch = new WatchStore(backend);
     this.#batcher = new EventBatcher((batch) => this.applyBatch(batch), schedule);
     this.needsToken = !backend.hasToken();
   }
@@ -54,6 +57,7 @@ export class Fleet {
         this.backend.listDevices(),
         this.firmware.load(),
         this.deployments.load(),
+        this.watch.load(),
       ]);
       this.devices.setAll(devices);
       this.error = null;
@@ -118,6 +122,12 @@ export class Fleet {
           break;
         case 'deployment':
           this.deployments.apply(e.deployment);
+          break;
+        case 'watch':
+          this.watch.apply(e.folder);
+          break;
+        case 'watch_folders':
+          void this.watch.load().catch(() => undefined);
           break;
         case 'hello': // (re)connected: anything may have happened while we were away
         case 'lagged': // the server dropped events for us

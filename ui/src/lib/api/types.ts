@@ -10,6 +10,8 @@ export type Firmware = S['Firmware'];
 export type Deployment = S['Deployment'];
 export type NewDeployment = S['NewDeployment'];
 export type ServerSettings = S['ServerSettings'];
+export type WatchFolder = S['WatchFolder'];
+export type NewWatchFolder = S['NewWatchFolder'];
 export type ErrorBody = S['ErrorBody'];
 /** One server-sent event's payload, tagged by `type`. */
 export type FleetEvent = S['Event'];

@@ -9,8 +9,10 @@ import type {
   FleetEvent,
   Firmware,
   NewDeployment,
+  NewWatchFolder,
   ServerSettings,
   Update,
+  WatchFolder,
 } from '../api/types';
 
 /** An error the UI can act on. `code` is the server's stable `error.code` (or one of the
@@ -71,6 +73,11 @@ export interface Backend {
   stopDeployment(id: number): Promise<Deployment>;
 
   settings(): Promise<ServerSettings>;
+
+  /** Build output folders whose new images the server imports by itself. */
+  listWatchFolders(): Promise<WatchFolder[]>;
+  addWatchFolder(f: NewWatchFolder): Promise<WatchFolder>;
+  removeWatchFolder(id: number): Promise<void>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

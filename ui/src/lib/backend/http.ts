@@ -1,6 +1,16 @@
 // The HTTP + server-sent-events backend: the admin API with `Authorization: Bearer`, the event
 // stream with `?token=` (EventSource cannot set headers). Used in browsers and in the Tauri window.
-import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, ServerSettings, Update } from '../api/types';
+import type {
+  Deployment,
+  Device,
+  DevicePatch,
+  Firmware,
+  NewDeployment,
+  NewWatchFolder,
+  ServerSettings,
+  Update,
+  WatchFolder,
+} from '../api/types';
 import {
   BAD_RESPONSE,
   BackendError,
@@ -22,6 +32,8 @@ const EVENT_NAMES = [
   'firmware_removed',
   'deployment',
   'update',
+  'watch',
+  'watch_folders',
 ] as const;
 
 export type HttpBackendOptions = {
@@ -139,6 +151,15 @@ export class HttpBackend implements Backend {
   }
   settings() {
     return this.#request<ServerSettings>('GET', '/api/v1/settings');
+  }
+  listWatchFolders() {
+    return this.#request<WatchFolder[]>('GET', '/api/v1/watch-folders');
+  }
+  addWatchFolder(f: NewWatchFolder) {
+    return this.#request<WatchFolder>('POST', '/api/v1/watch-folders', JSON.stringify(f));
+  }
+  removeWatchFolder(id: number) {
+    return this.#request<void>('DELETE', `/api/v1/watch-folders/${id}`);
   }
 
   subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void): () => void {

@@ -1,6 +1,6 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
-import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, Update } from '../api/types';
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, NewWatchFolder, Update, WatchFolder } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
@@ -85,6 +85,21 @@ export class MockBackend implements Backend {
     return { listen: '127.0.0.1:8470', checkin_path: '/api/v1/device/checkin', checkin_interval_s: 60,
       offline_after_s: 190, max_image_size: 16777216, legacy_secret_configured: false, mdns_name: null,
       data_dir: '/tmp/d', editable: false };
+  }
+  watchFolders: WatchFolder[] = [];
+  watchError: BackendError | null = null;
+  async listWatchFolders() { return this.watchFolders; }
+  async addWatchFolder(f: NewWatchFolder): Promise<WatchFolder> {
+    this.calls.push(`watch ${f.path} ${f.auto_deploy ?? false}`);
+    if (this.watchError) throw this.watchError;
+    const folder = { id: this.watchFolders.length + 1, path: f.path, auto_deploy: f.auto_deploy ?? false,
+      created_at: '2026-11-22T20:00:00Z', last_file: null, last_result: null, last_message: null, last_at: null };
+    this.watchFolders = [...this.watchFolders, folder];
+    return folder;
+  }
+  async removeWatchFolder(id: number) {
+    this.calls.push(`unwatch ${id}`);
+    this.watchFolders = this.watchFolders.filter((f) => f.id !== id);
   }
   subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void) {
     this.#listener = onEvent;
