@@ -4,24 +4,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { shots, ADMIN, cleanup, launchBrowser, startServer, tempDir } from './harness.mjs';
+import { ADMIN, injectedSession, shots } from './harness.mjs';
 
-let dir, server, browser, page;
+let session, server, page;
 
 before(async () => {
-  dir = tempDir();
-  server = await startServer(join(dir, 'data'));
-  browser = await launchBrowser(join(dir, 'chromium-profile'), { width: 1280, height: 720 });
-  await browser.addInitScript(({ token }) => {
-    window.__OTAFLEET__ = { token };
-  }, { token: ADMIN });
-  page = await browser.newPage();
+  session = await injectedSession({ width: 1280, height: 720 });
+  ({ server, page } = session);
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
-  if (dir) cleanup(dir);
+  await session?.close();
 });
 
 test('no devices yet: the page says how a device finds otafleet', async () => {

@@ -109,6 +109,24 @@ export async function launchBrowser(profileDir, viewport) {
   });
 }
 
+/** A fresh server and a browser page whose token is injected the way the desktop shell does it
+ *  (window.__OTAFLEET__), so no prompt appears. `close()` stops both and removes the temp dir. */
+export async function injectedSession(viewport) {
+  const dir = tempDir();
+  const server = await startServer(join(dir, 'data'));
+  const browser = await launchBrowser(join(dir, 'chromium-profile'), viewport);
+  await browser.addInitScript(({ token }) => {
+    window.__OTAFLEET__ = { token };
+  }, { token: ADMIN });
+  const page = await browser.newPage();
+  const close = async () => {
+    await browser.close();
+    await server.stop();
+    cleanup(dir);
+  };
+  return { dir, server, browser, page, close };
+}
+
 export function cleanup(dir) {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -5,24 +5,17 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN, cleanup, launchBrowser, makeImage, startServer, tempDir } from './harness.mjs';
+import { injectedSession, makeImage } from './harness.mjs';
 
-let dir, server, browser, page;
+let session, dir, server, page;
 
 before(async () => {
-  dir = tempDir();
-  server = await startServer(join(dir, 'data'));
-  browser = await launchBrowser(join(dir, 'chromium-profile'), { width: 1280, height: 800 });
-  await browser.addInitScript(({ token }) => {
-    window.__OTAFLEET__ = { token };
-  }, { token: ADMIN });
-  page = await browser.newPage();
+  session = await injectedSession({ width: 1280, height: 800 });
+  ({ dir, server, page } = session);
 });
 
 after(async () => {
-  await browser?.close();
-  await server?.stop();
-  if (dir) cleanup(dir);
+  await session?.close();
 });
 
 test('a watched build folder: a new image is imported by itself and its result shown', async () => {
