@@ -67,6 +67,13 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// GET a public (unauthenticated) JSON resource.
+    pub async fn public_json(&self, path: &str) -> Value {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
     /// Upload raw bytes; returns (status, body).
     pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> (u16, Value) {
         let r = self

@@ -5,15 +5,7 @@ use crate::common::*;
 #[tokio::test]
 async fn openapi_lists_the_api_and_docs_render() {
     let app = TestApp::start().await;
-    let doc: serde_json::Value = app
-        .http
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.public_json("/api/v1/openapi.json").await;
     let paths = doc["paths"].as_object().expect("paths");
     for p in [
         "/api/v1/firmware",
@@ -22,6 +14,8 @@ async fn openapi_lists_the_api_and_docs_render() {
         "/api/v1/devices/{mac}",
         "/api/v1/devices/{mac}/updates",
         "/api/v1/deployments",
+        "/api/v1/watch-folders",
+        "/api/v1/settings",
         "/api/v1/events",
         "/api/v1/device/checkin",
         "/api/v1/device/progress",
@@ -42,15 +36,7 @@ async fn openapi_lists_the_api_and_docs_render() {
         .await
         .unwrap();
     assert!(page.contains("openapi.json"));
-    let health: serde_json::Value = app
-        .http
-        .get(app.url("/api/v1/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.public_json("/api/v1/health").await;
     assert_eq!(health["status"], "ok");
     app.stop().await;
 }
