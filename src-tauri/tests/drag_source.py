@@ -22,6 +22,13 @@ button.drag_source_add_uri_targets()
 button.connect("drag-data-get", lambda _w, _ctx, data, _info, _time: data.set_uris(uris))
 win.add(button)
 win.connect("destroy", Gtk.main_quit)
+
+def on_map(*_args):
+    # Only once the window is mapped can xdotool press on it: say so then, not before.
+    print("ready", flush=True)
+    return False
+
+
+win.connect("map-event", on_map)
 win.show_all()
-print("ready", flush=True)
 Gtk.main()

@@ -166,7 +166,7 @@ def run(d, tmp):
 
     d.find_element(By.CSS_SELECTOR, '[data-testid="nav-devices"]').click()
     wait_until("the device table again", lambda: rows(d, "device-row"))
-    time.sleep(0.5)
+    time.sleep(0.5)  # only for the picture: let the row transitions finish; nothing is asserted after
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     assert d.save_screenshot(str(SHOT)), "screenshot"
     print(f"e2e: screenshot saved to {SHOT}")
@@ -180,7 +180,9 @@ def real_drop(d, tmp):
                               env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
     try:
         assert source.stdout.readline().strip() == "ready", "the drag source window is up"
-        time.sleep(1.0)
+        # Wait until X reports the source window visible (no fixed pause).
+        subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "otafleet-e2e-drag-source"],
+                       check=True, timeout=20, stdout=subprocess.DEVNULL)
         # Press on the source button, move in steps onto the otafleet window, release there.
         steps = ["mousemove", "1000", "90", "mousedown", "1"]
         for i in range(1, 11):
