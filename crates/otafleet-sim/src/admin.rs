@@ -1,14 +1,17 @@
-//! The simulator's admin side: upload the new image, deploy it to the project, and at the end ask
-//! the server what it recorded for every device ([`check`]).
+//! The simulator's admin side: upload images, deploy them to each family's project, register the
+//! legacy devices through the legacy admin API, and at the end ask the server what it recorded
+//! for every device ([`check`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::config::Config;
-use crate::device::{Image, Outcome};
+use crate::config::{Config, Protocol};
+use crate::device::{DeviceResult, Outcome};
 use crate::error::SimError;
 use crate::http::Http;
+use crate::images::{Family, Image};
 
 fn admin_err(what: &'static str, detail: impl ToString) -> SimError {
     SimError::Admin {
@@ -26,20 +29,19 @@ async fn json_or_err(what: &'static str, r: reqwest::Response) -> Result<Value, 
     serde_json::from_str(&body).map_err(|e| admin_err(what, e))
 }
 
-/// Upload `bytes` as a raw body; returns the firmware id (also when the bytes were already there).
+/// Upload `bytes` as a raw body under `filename` (project and version are read from it);
+/// returns the firmware id (also when the bytes were already there).
 pub async fn upload(
     http: &Http,
     token: &str,
-    cfg: &Config,
-    version: &str,
+    filename: &str,
     bytes: Vec<u8>,
 ) -> Result<i64, SimError> {
-    let name = format!("{}-{version}.bin", cfg.project);
     let r = http
         .client
         .post(http.url("/api/v1/firmware"))
         .bearer_auth(token)
-        .query(&[("filename", name.as_str())])
+        .query(&[("filename", filename)])
         .header("content-type", "application/octet-stream")
         .body(bytes)
         .send()
@@ -51,20 +53,25 @@ pub async fn upload(
         .ok_or_else(|| admin_err("upload", format!("no firmware id in {fw}")))
 }
 
-/// Upload `bytes` and deploy it to the run's project and chip.
+/// Upload the new image of `family` and deploy it to that family's project and chip.
 pub async fn upload_and_deploy(
     http: &Http,
     token: &str,
     cfg: &Config,
+    family: Family,
     version: &str,
     bytes: Vec<u8>,
 ) -> Result<(), SimError> {
-    let id = upload(http, token, cfg, version, bytes).await?;
+    let id = upload(http, token, &family.filename(cfg, version), bytes).await?;
     let r = http
         .client
         .post(http.url("/api/v1/deployments"))
         .bearer_auth(token)
-        .json(&json!({"firmware_id": id, "project": cfg.project, "chip": cfg.chip.to_string()}))
+        .json(&json!({
+            "firmware_id": id,
+            "project": family.project(cfg),
+            "chip": family.chip(cfg).to_string(),
+        }))
         .send()
         .await
         .map_err(|e| admin_err("deploy", e))?;
@@ -72,20 +79,87 @@ pub async fn upload_and_deploy(
     Ok(())
 }
 
+/// Register legacy devices as their server's admin does, through the legacy admin API
+/// (`POST /admin/api/devices`, `X-Admin-API-Key`): the legacy API knows only devices added this
+/// way. Each record names the image the device runs now (its `target_version`, `firmware_url`
+/// and `checksum`, which must be in the library), so nothing is offered until a deployment made
+/// later targets it. A device that is already there (a run repeated with the same seed) is fine.
+pub async fn register_legacy(
+    http: &Http,
+    token: &str,
+    cfg: &Config,
+    macs: Vec<String>,
+    running: &Image,
+) -> Result<(), SimError> {
+    let url = http.url("/admin/api/devices");
+    let firmware_url = http.url(&format!(
+        "/firmware/{}",
+        Family::Esp32.filename(cfg, &running.version)
+    ));
+    let results: Vec<Result<(), SimError>> = futures_util::stream::iter(macs)
+        .map(|mac| {
+            let body = json!({
+                "mac_address": mac,
+                "device_id": crate::legacy::device_id(&mac),
+                "hardware_version": "1.0",
+                "target_version": running.version,
+                "firmware_url": firmware_url,
+                "checksum": running.md5,
+            });
+            let url = url.clone();
+            async move {
+                let r = http
+                    .client
+                    .post(&url)
+                    .header("X-Admin-API-Key", token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| admin_err("legacy device registration", e))?;
+                let status = r.status();
+                if status.is_success() || status.as_u16() == 409 {
+                    return Ok(());
+                }
+                let text = r.text().await.unwrap_or_default();
+                Err(admin_err(
+                    "legacy device registration",
+                    format!("{mac}: HTTP {status}: {text}"),
+                ))
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
 /// What the server recorded, compared with what the devices did.
 #[derive(Debug, Clone, Default)]
 pub struct ServerCheck {
     pub checked: usize,
     pub mismatches: Vec<String>,
+    /// How long the run waited, after the devices finished, for the records to agree (zero when
+    /// they did at once): devices that go on polling can complete them meanwhile.
+    pub settled_after: std::time::Duration,
+    /// The protocols of the devices whose records disagree.
+    pub disagreeing: BTreeSet<Protocol>,
 }
 
-/// Every updated device must be `done` on `target`; every injected failed boot must be a
-/// `failed` attempt in the device's history.
+impl ServerCheck {
+    fn disagree(&mut self, proto: Protocol, what: String) {
+        self.mismatches.push(what);
+        self.disagreeing.insert(proto);
+    }
+}
+
+/// Every updated device must be `done` on its family's new image (`targets`, empty when the
+/// deployment was made elsewhere), recorded under its protocol; every injected failed boot must
+/// be a `failed` attempt in the device's history.
 pub async fn check(
     http: &Http,
     token: &str,
-    outcomes: &[(String, Outcome)],
-    target: Option<&Image>,
+    results: &[DeviceResult],
+    targets: &BTreeMap<Family, Image>,
 ) -> ServerCheck {
     let mut out = ServerCheck::default();
     let devices = match get(http, token, "/api/v1/devices").await {
@@ -104,29 +178,70 @@ pub async fn check(
         .iter()
         .filter_map(|d| Some((d["mac"].as_str()?.to_uppercase(), d)))
         .collect();
-    for (mac, outcome) in outcomes {
+    for res in results {
+        let (mac, proto) = (&res.mac, res.protocol);
         let Some(d) = by_mac.get(&mac.to_uppercase()) else {
-            out.mismatches
-                .push(format!("{mac}: the server does not list it"));
+            out.disagree(
+                proto,
+                format!("{mac} ({}): the server does not list it", proto.name()),
+            );
             continue;
         };
-        match outcome {
+        let target = targets.get(&proto.family());
+        if !matches!(res.outcome, Outcome::Unexpected(_)) && d["protocol"] != proto.name() {
+            out.disagree(
+                proto,
+                format!(
+                    "{mac}: a {} device, but the server records protocol {}",
+                    proto.name(),
+                    d["protocol"]
+                ),
+            );
+        }
+        match &res.outcome {
             Outcome::Updated { update_id, .. } => {
                 out.checked += 1;
                 let u = &d["update"];
                 let same = update_id.is_none_or(|id| u["id"].as_i64() == Some(id));
                 if !same || u["state"] != "done" {
-                    out.mismatches.push(format!(
-                        "{mac}: updated, but the server's latest update is {} in state {}",
-                        u["id"], u["state"]
-                    ));
+                    out.disagree(
+                        proto,
+                        format!(
+                            "{mac} ({}): updated, but the server's latest update is {} in state {}",
+                            proto.name(),
+                            u["id"],
+                            u["state"]
+                        ),
+                    );
                 }
                 if let Some(t) = target {
-                    if d["sha256"].as_str() != Some(t.sha256.as_str()) {
-                        out.mismatches.push(format!(
-                            "{mac}: the server thinks it runs {}, not the deployed image",
+                    if u["sha256"].as_str() != Some(t.sha256.as_str()) {
+                        out.disagree(
+                            proto,
+                            format!(
+                                "{mac} ({}): its latest update installs {}, not the deployed image",
+                                proto.name(),
+                                u["sha256"]
+                            ),
+                        );
+                    }
+                    // Legacy devices report only a version; the others a hash, or (esp32FOTA)
+                    // the server infers it from the image it sent.
+                    let runs = if proto == Protocol::Legacy {
+                        d["version"].as_str() == Some(t.version.as_str())
+                    } else {
+                        d["sha256"].as_str() == Some(t.sha256.as_str())
+                    };
+                    if !runs {
+                        out.disagree(
+                            proto,
+                            format!(
+                            "{mac} ({}): the server thinks it runs {} / {}, not the deployed image",
+                            proto.name(),
+                            d["version"],
                             d["sha256"]
-                        ));
+                        ),
+                        );
                     }
                 }
             }
@@ -139,15 +254,33 @@ pub async fn check(
                         .iter()
                         .find(|u| match update_id {
                             Some(id) => u["id"].as_i64() == Some(*id),
-                            // Stock clients: the attempt that failed on the old image.
-                            None => u["state"] == "failed",
+                            // Stock clients: a failed attempt at the deployed image.
+                            None => {
+                                u["state"] == "failed"
+                                    && target.is_none_or(|t| {
+                                        u["sha256"].as_str() == Some(t.sha256.as_str())
+                                    })
+                            }
                         })
                         .map(|u| u["state"].clone())
                 });
                 if recorded.as_ref().and_then(Value::as_str) != Some("failed") {
-                    out.mismatches.push(format!(
-                        "{mac}: its boot of update {update_id:?} failed, but the server recorded {recorded:?}"
+                    out.disagree(proto, format!(
+                        "{mac} ({}): its boot of update {update_id:?} failed, but the server recorded {recorded:?}",
+                        proto.name()
                     ));
+                }
+                // The device took every offer and failed each: nothing may be left open.
+                if d["update"]["state"] != "failed" {
+                    out.disagree(
+                        proto,
+                        format!(
+                        "{mac} ({}): every boot failed, but the server's latest update {} is {}",
+                        proto.name(),
+                        d["update"]["id"],
+                        d["update"]["state"]
+                    ),
+                    );
                 }
             }
             Outcome::Unexpected(_) => {}

@@ -1,62 +1,142 @@
-//! One virtual device running stock Arduino-ESP32 `HTTPUpdate` (DESIGN.md contract 2,
-//! device-protocols.md §1.1): it polls `GET /ota/arduino` with the `x-ESP32-*` headers the library
-//! sends (STA MAC, free space, sketch size and MD5, version, mode), gets `304` or the image,
-//! checks the MD5 the server announced in `x-MD5` while streaming, "reboots" and polls again on
-//! the new image, which is what makes the server call the attempt `done`. It reports nothing:
-//! the server counts the bytes it sends.
+//! One virtual device running a stock Arduino HTTP updater: `HTTPUpdate` of Arduino-ESP32
+//! (DESIGN.md contract 2, device-protocols.md §1.1) or `ESP8266httpUpdate` of the ESP8266 core
+//! (§1.2), which is the same design under other header names ([`Flavor`]).
 //!
-//! Unlike native devices, `HTTPUpdate` cannot resume: a cut download is dropped and the next poll
-//! starts over. An injected failed boot comes back with the old sketch MD5, which the server must
-//! record as a failed attempt.
+//! The device polls `GET /ota/arduino` over HTTP/1.0 with `Connection: close` (`useHTTP10(true)`),
+//! sending the `x-ESP32-*` / `x-ESP8266-*` headers its library sends (STA and AP MAC, free space,
+//! sketch size and MD5, chip size, SDK version, mode, version; ESP8266 adds its chip id). It gets
+//! `304` or the image; it refuses an image without `Content-Length`, larger than its free space,
+//! not starting with the magic byte (ESP8266 also accepts gzip's `0x1F`, and refuses an image
+//! built for a bigger flash than its own), then checks the MD5 announced in `x-MD5` over what it
+//! wrote, "reboots" and polls again on the new image, which is what makes the server call the
+//! attempt `done`. It reports nothing: the server counts the bytes it sends.
+//!
+//! These libraries cannot resume: a cut download is dropped and the next poll starts over. An
+//! injected failed boot comes back with the old sketch MD5, which the server must record as a
+//! failed attempt; the device takes the image again while it is offered, until the server's
+//! attempt limit answers `304`.
 
 use std::sync::atomic::Ordering;
 
-use futures_util::StreamExt;
-use md5::Md5;
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
-use crate::device::{DeviceSpec, Image, Outcome};
+use crate::device::{give_up, DeviceSpec, Outcome, MAX_FAILED_BOOTS};
 use crate::error::DeviceError;
 use crate::http::status_error;
+use crate::images::Image;
 use crate::run::Shared;
+use crate::stock::{self, Streamed};
 
-/// Run one Arduino device to its end (or the run's timeout).
-pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
-    match tokio::time::timeout(sh.cfg.timeout, life(sh, spec)).await {
+/// Which of the two libraries the device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Arduino-ESP32 `HTTPUpdate`.
+    Esp32,
+    /// ESP8266 core `ESP8266httpUpdate`.
+    Esp8266,
+}
+
+impl Flavor {
+    fn what(self) -> &'static str {
+        match self {
+            Flavor::Esp32 => "arduino poll",
+            Flavor::Esp8266 => "esp8266 poll",
+        }
+    }
+}
+
+/// Real flash size of every simulated board (`ESP.getFlashChipSize()` / `getFlashChipRealSize()`).
+const CHIP_SIZE: u64 = 4 * 1024 * 1024;
+
+/// The flash size an ESP8266 image header asks for (high nibble of byte 3), in bytes.
+fn esp8266_flash_bytes(code: u8) -> Option<u64> {
+    const K: u64 = 1024;
+    Some(match code {
+        0 => 512 * K,
+        1 => 256 * K,
+        2 => 1024 * K,
+        3 | 5 => 2048 * K,
+        4 | 6 => 4096 * K,
+        8 => 8192 * K,
+        9 => 16384 * K,
+        _ => return None,
+    })
+}
+
+/// The soft-AP MAC: the station MAC with its last byte plus one, as the ESP cores derive it.
+fn ap_mac(sta: &str) -> String {
+    let (head, last) = sta.rsplit_once(':').unwrap_or(("", "00"));
+    let b = u8::from_str_radix(last, 16).unwrap_or(0).wrapping_add(1);
+    format!("{head}:{b:02X}")
+}
+
+/// `ESP.getChipId()` of an ESP8266: the last three MAC bytes as a number.
+fn chip_id(mac: &str) -> u32 {
+    mac.split(':')
+        .skip(3)
+        .filter_map(|b| u8::from_str_radix(b, 16).ok())
+        .fold(0, |acc, b| (acc << 8) | u32::from(b))
+}
+
+/// Run one device to its end (or the run's timeout).
+pub async fn run(sh: &Shared, spec: DeviceSpec, flavor: Flavor) -> Outcome {
+    match tokio::time::timeout(sh.cfg.timeout, life(sh, spec, flavor)).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
         Err(_) => Outcome::Unexpected(DeviceError::Timeout("polling /ota/arduino").to_string()),
     }
 }
 
-async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<Outcome, DeviceError> {
+/// The request its library sends for the running image.
+fn poll(sh: &Shared, spec: &DeviceSpec, flavor: Flavor, free: u64) -> reqwest::RequestBuilder {
+    let running = &spec.running;
+    let b = sh
+        .http
+        .client
+        .get(sh.http.url("/ota/arduino"))
+        .version(reqwest::Version::HTTP_10)
+        .header("Connection", "close");
+    match flavor {
+        Flavor::Esp32 => b
+            .header("User-Agent", "ESP32-http-Update")
+            .header("Cache-Control", "no-cache")
+            .header("x-ESP32-STA-MAC", &spec.mac)
+            .header("x-ESP32-AP-MAC", ap_mac(&spec.mac))
+            .header("x-ESP32-free-space", free)
+            .header("x-ESP32-sketch-size", running.size)
+            .header("x-ESP32-sketch-md5", &running.md5)
+            .header("x-ESP32-chip-size", CHIP_SIZE)
+            .header("x-ESP32-sdk-version", "v4.4.7")
+            .header("x-ESP32-mode", "sketch")
+            .header("x-ESP32-version", &running.version),
+        Flavor::Esp8266 => b
+            .header("User-Agent", "ESP8266-http-Update")
+            .header("x-ESP8266-Chip-ID", chip_id(&spec.mac))
+            .header("x-ESP8266-STA-MAC", &spec.mac)
+            .header("x-ESP8266-AP-MAC", ap_mac(&spec.mac))
+            .header("x-ESP8266-free-space", free)
+            .header("x-ESP8266-sketch-size", running.size)
+            .header("x-ESP8266-sketch-md5", &running.md5)
+            .header("x-ESP8266-chip-size", CHIP_SIZE)
+            .header("x-ESP8266-sdk-version", "2.2.2-dev(38a443e)")
+            .header("x-ESP8266-mode", "sketch")
+            .header("x-ESP8266-version", &running.version),
+    }
+}
+
+async fn life(sh: &Shared, mut spec: DeviceSpec, flavor: Flavor) -> Result<Outcome, DeviceError> {
     let first = sh.cfg.interval.mul_f64(rand::thread_rng().gen::<f64>());
     tokio::time::sleep(first).await;
-    let (mut enrolled, mut booted, mut boot_failed, mut resumed) = (false, false, false, false);
+    let (mut enrolled, mut booted, mut after_cut) = (false, false, false);
+    let mut failed_boots = 0;
     let mut cut_pending = spec.cut_download;
-    let url = sh.http.url("/ota/arduino");
+    // The next OTA slot: room for the image (a 1.875 MB slot, or more when the run's images are
+    // bigger).
+    let free = (0x1E_0000u64).max(sh.cfg.image_size as u64 * 2);
     loop {
-        let running = spec.running.clone();
-        let free = (0x1E_0000u64).max(sh.cfg.image_size as u64 * 2).to_string();
         let (r, _slot) = sh
             .http
-            .send("arduino poll", || {
-                sh.http
-                    .client
-                    .get(&url)
-                    .header("User-Agent", "ESP32-http-Update")
-                    .header("x-ESP32-STA-MAC", &spec.mac)
-                    .header("x-ESP32-AP-MAC", &spec.mac)
-                    .header("x-ESP32-free-space", &free)
-                    .header("x-ESP32-sketch-size", sh.cfg.image_size.to_string())
-                    .header("x-ESP32-sketch-md5", &running.md5)
-                    .header("x-ESP32-chip-size", "4194304")
-                    .header("x-ESP32-sdk-version", "v4.4.7")
-                    .header("x-ESP32-mode", "sketch")
-                    .header("x-ESP32-version", &running.version)
-                    .send()
-            })
+            .send(flavor.what(), || poll(sh, &spec, flavor, free).send())
             .await?;
         if !enrolled {
             enrolled = true;
@@ -66,14 +146,16 @@ async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<Outcome, DeviceError>
             304 if booted => {
                 return Ok(Outcome::Updated {
                     update_id: None,
-                    resumed,
+                    resumed: after_cut,
                 })
             }
-            304 if boot_failed => return Ok(Outcome::BootFailedAsInjected { update_id: None }),
+            // Back on the old image, the server stopped offering the image after its attempt
+            // limit: every attempt is on record as failed.
+            304 if failed_boots > 0 => {
+                return Ok(Outcome::BootFailedAsInjected { update_id: None })
+            }
             304 => tokio::time::sleep(sh.jittered(sh.cfg.interval)).await,
-            // Back on the old image the server closed the attempt and offers a new one: the
-            // injected failure is on record; this device stops here.
-            200 if boot_failed => return Ok(Outcome::BootFailedAsInjected { update_id: None }),
+            200 if failed_boots >= MAX_FAILED_BOOTS => return Err(give_up(failed_boots)),
             200 if booted => {
                 return Err(DeviceError::Protocol(
                     "the server sent the image again to a device that runs it".into(),
@@ -86,67 +168,100 @@ async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<Outcome, DeviceError>
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned)
                 };
+                // HTTPUpdate passes x-MD5 to Update.setMD5(); it must be there for the check the
+                // run asks for (a malformed one is -105).
                 let want_md5 = header("x-MD5").ok_or_else(|| {
                     DeviceError::Protocol("an image without x-MD5 (HTTPUpdate needs it)".into())
                 })?;
-                let version = header("x-version").unwrap_or_default();
-                let size = r.content_length().ok_or_else(|| {
-                    DeviceError::Protocol("an image without Content-Length".into())
-                })?;
-                sh.stats.downloading.fetch_add(1, Ordering::Relaxed);
-                let (mut sha, mut md5, mut got) = (Sha256::new(), Md5::new(), 0u64);
-                let mut body = r.bytes_stream();
-                let mut cut = false;
-                while let Some(chunk) = body.next().await {
-                    let chunk = match chunk {
-                        Ok(c) => c,
-                        Err(_) => break,
-                    };
-                    sha.update(&chunk);
-                    md5.update(&chunk);
-                    got += chunk.len() as u64;
-                    sh.stats
-                        .bytes
-                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    if cut_pending && got >= size / 2 {
-                        cut = true;
-                        break;
-                    }
-                }
-                drop(body);
-                sh.stats.downloading.fetch_sub(1, Ordering::Relaxed);
-                if cut || got != size {
-                    // HTTPUpdate gives up on a short read; the next poll starts over.
-                    if cut {
-                        cut_pending = false;
-                        resumed = true;
-                        sh.stats.cut_downloads.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        sh.http.retried.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
-                    continue;
-                }
-                let (sha, md5) = (hex::encode(sha.finalize()), hex::encode(md5.finalize()));
-                if md5 != want_md5.to_lowercase() {
+                if want_md5.len() != 32 || !want_md5.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(DeviceError::Protocol(format!(
-                        "the image's MD5 {md5} is not the announced {want_md5}"
+                        "x-MD5 '{want_md5}' is not 32 hex characters (HTTP_UE_SERVER_FAULTY_MD5)"
                     )));
                 }
-                tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
-                if spec.failed_boot {
-                    boot_failed = true;
-                    sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    spec.running = Image {
-                        version,
-                        sha256: sha,
+                let version = header("x-version").unwrap_or_default();
+                let size = stock::content_length(&r)?;
+                if size > free {
+                    return Err(DeviceError::Protocol(format!(
+                        "an image of {size} bytes for a free space of {free} (HTTP_UE_TOO_LESS_SPACE)"
+                    )));
+                }
+                match stock::stream_image(sh, r, cut_pending).await? {
+                    Streamed::Cut => {
+                        // HTTPUpdate gives up on a short read; the next poll starts over.
+                        cut_pending = false;
+                        after_cut = true;
+                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+                    }
+                    Streamed::Short { .. } => {
+                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+                    }
+                    Streamed::Whole {
                         md5,
-                    };
-                    booted = true;
+                        sha256,
+                        size,
+                        head,
+                    } => {
+                        check_header(flavor, &head)?;
+                        if md5 != want_md5.to_lowercase() {
+                            return Err(DeviceError::Protocol(format!(
+                                "the image's MD5 {md5} is not the announced {want_md5} (UPDATE_ERROR_MD5)"
+                            )));
+                        }
+                        tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
+                        if spec.failed_boot {
+                            // Back on the old image; it takes the image again if offered.
+                            if failed_boots == 0 {
+                                sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                            failed_boots += 1;
+                        } else {
+                            spec.running = Image {
+                                version,
+                                sha256,
+                                md5,
+                                size,
+                            };
+                            booted = true;
+                        }
+                    }
                 }
             }
-            _ => return Err(status_error("arduino poll", r).await),
+            _ => return Err(status_error(flavor.what(), r).await),
         }
+    }
+}
+
+/// The library's look at the first bytes. ESP32: the magic byte. ESP8266: magic or gzip, and
+/// (built without `FLASH_MAP_SUPPORT`) no image for a bigger flash than the chip's.
+fn check_header(flavor: Flavor, head: &[u8]) -> Result<(), DeviceError> {
+    match (flavor, head.first().copied()) {
+        (Flavor::Esp32, _) => stock::check_magic(head),
+        (Flavor::Esp8266, Some(0x1F)) => Ok(()),
+        (Flavor::Esp8266, Some(0xE9)) => {
+            let code = head.get(3).map(|b| b >> 4).unwrap_or(0xF);
+            match esp8266_flash_bytes(code) {
+                Some(n) if n <= CHIP_SIZE => Ok(()),
+                _ => Err(DeviceError::Protocol(format!(
+                    "the image is built for flash size code {code}, more than this {CHIP_SIZE}-byte chip (HTTP_UE_BIN_FOR_WRONG_FLASH)"
+                ))),
+            }
+        }
+        (Flavor::Esp8266, other) => Err(DeviceError::Protocol(format!(
+            "the image starts with {other:02X?}, neither 0xE9 nor gzip (HTTP_UE_BIN_VERIFY_HEADER_FAILED)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_identities() {
+        assert_eq!(ap_mac("CC:50:E3:17:C4:11"), "CC:50:E3:17:C4:12");
+        assert_eq!(ap_mac("CC:50:E3:17:C4:FF"), "CC:50:E3:17:C4:00");
+        assert_eq!(chip_id("CC:50:E3:17:C4:11"), 0x17C411);
+        assert_eq!(esp8266_flash_bytes(4), Some(4 * 1024 * 1024));
+        assert_eq!(esp8266_flash_bytes(7), None);
     }
 }

@@ -9,6 +9,7 @@ use clap::Parser;
 use otafleet_image::Chip;
 
 use crate::error::SimError;
+use crate::images::Family;
 
 /// A virtual fleet of ESP32-family devices against an otafleet server.
 #[derive(Parser, Debug, Clone)]
@@ -26,24 +27,45 @@ pub struct Args {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub devices: u32,
 
-    /// Protocol mix as NAME=WEIGHT pairs: native, arduino, esp8266, esp32fota, legacy.
-    #[arg(long, default_value = "native=100", value_name = "MIX")]
-    pub protocols: String,
+    /// Protocol mix as NAME=WEIGHT pairs: native (otafleet's own protocol), arduino
+    /// (Arduino-ESP32 HTTPUpdate), esp8266 (ESP8266httpUpdate, on ESP8266 images of project
+    /// <project>-8266), esp32fota (esp32FOTA manifests), legacy ("ESP32 OTA Update Server"
+    /// devices; needs --legacy-device-secret). Default: all five,
+    /// native=40,arduino=15,esp8266=15,esp32fota=15,legacy=15, when --legacy-device-secret is
+    /// given, else the other four, native=40,arduino=20,esp8266=20,esp32fota=20. Stock clients
+    /// need --admin-token (their running images must be in the library, legacy devices must be
+    /// registered), so without it the default is native=100.
+    #[arg(long, value_name = "MIX")]
+    pub protocols: Option<String>,
 
-    /// Chip of every device (esp32, esp32s2, esp32s3, esp32c3, esp32c6, ...).
+    /// The shared secret the legacy devices derive their X-Device-Auth token from; the server
+    /// must run with the same --legacy-device-secret.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OTAFLEET_LEGACY_DEVICE_SECRET",
+        hide_env_values = true
+    )]
+    pub legacy_device_secret: Option<String>,
+
+    /// Chip of every ESP32-family device (esp32, esp32s2, esp32s3, esp32c3, esp32c6, ...);
+    /// esp8266 devices run an ESP8266.
     #[arg(long, default_value = "esp32")]
     pub chip: String,
 
-    /// Project of every device. Default: sim-<run id>, so runs do not meet each other's
-    /// deployments on a shared server.
+    /// Project of every ESP32-family device (esp8266 devices run <project>-8266). Default:
+    /// sim-<run id>, so runs do not meet each other's deployments on a shared server.
     #[arg(long)]
     pub project: Option<String>,
 
-    /// Size of the synthetic images (running and new), in bytes.
+    /// Size of the synthetic images (running and new), in bytes. A stock client's cut download
+    /// is visible to the server only when the rest of the image does not fit in the sockets'
+    /// buffers (a few hundred KB on loopback): use real sizes (1 MB and up) to see it.
     #[arg(long, default_value_t = 128 * 1024, value_parser = clap::value_parser!(u32).range(4096..=16 * 1024 * 1024))]
     pub image_size: u32,
 
-    /// Admin token: upload a new image for the devices' project and deploy it.
+    /// Admin token: upload the new images and deploy them to the devices' projects; put the
+    /// running images of stock clients in the library and register legacy devices first.
     #[arg(long, env = "OTAFLEET_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
@@ -63,11 +85,15 @@ pub struct Args {
     #[arg(long, default_value_t = 500)]
     pub reboot_ms: u64,
 
-    /// Percent of downloads cut halfway (the device resumes them with a Range request).
+    /// Percent of downloads cut halfway, of each protocol's devices, rounded up (native devices
+    /// resume them with a Range request; the stock clients cannot resume and start over at their
+    /// next check).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub cut_downloads: u8,
 
-    /// Percent of devices whose boot of the new image fails (they stay on the old one).
+    /// Percent of devices whose boot of the new image fails (they stay on the old one, and take
+    /// the image again until the server stops offering it), of each protocol's devices, rounded
+    /// up. Not esp32fota devices: they report nothing the server could see a failed boot by.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failed_boots: u8,
 
@@ -103,6 +129,44 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Native,
+        Protocol::Arduino,
+        Protocol::Esp8266,
+        Protocol::Esp32Fota,
+        Protocol::Legacy,
+    ];
+
+    /// The name in `--protocols`, which is also what the server records as the device's protocol.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::Arduino => "arduino",
+            Protocol::Esp8266 => "esp8266",
+            Protocol::Esp32Fota => "esp32fota",
+            Protocol::Legacy => "legacy",
+        }
+    }
+
+    /// A stock client: it needs its running image in the library (or, legacy, its record).
+    pub fn is_stock(self) -> bool {
+        self != Protocol::Native
+    }
+
+    /// Can the server tell that a boot of the new image failed? Not for esp32FOTA: it never says
+    /// what it runs.
+    pub fn failed_boot_visible(self) -> bool {
+        self != Protocol::Esp32Fota
+    }
+
+    /// The image line its devices are on.
+    pub fn family(self) -> Family {
+        match self {
+            Protocol::Esp8266 => Family::Esp8266,
+            _ => Family::Esp32,
+        }
+    }
+
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "native" => Protocol::Native,
@@ -121,6 +185,7 @@ pub struct Config {
     pub server: String,
     pub devices: u32,
     pub protocols: BTreeMap<Protocol, u32>,
+    pub legacy_device_secret: Option<String>,
     pub chip: Chip,
     pub project: String,
     pub image_size: usize,
@@ -153,12 +218,37 @@ impl Config {
                 "--server must be an http:// or https:// URL, not '{server}'"
             )));
         }
-        let protocols = parse_mix(&a.protocols)?;
         let chip = parse_chip(&a.chip)?;
         if a.admin_token.is_none() && !a.wait_for_deployment {
             return Err(SimError::Usage(
                 "give --admin-token (the simulator uploads and deploys a new image) or \
                  --wait-for-deployment (you deploy one in the UI)"
+                    .into(),
+            ));
+        }
+        let secret = a.legacy_device_secret.filter(|s| !s.is_empty());
+        let mix = a
+            .protocols
+            .unwrap_or_else(|| default_mix(a.admin_token.is_some(), secret.is_some()).to_string());
+        let protocols = parse_mix(&mix)?;
+        if a.admin_token.is_none() {
+            if let Some(p) = protocols.keys().find(|p| p.is_stock()) {
+                return Err(SimError::Usage(format!(
+                    "{} devices need --admin-token: stock clients say only a MAC and a hash or \
+                     version, so the simulator puts their running image in the library{}",
+                    p.name(),
+                    if *p == Protocol::Legacy {
+                        " and registers them (the legacy API has no auto-enrolment)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        if protocols.contains_key(&Protocol::Legacy) && secret.is_none() {
+            return Err(SimError::Usage(
+                "legacy devices need --legacy-device-secret SECRET, the secret the server was \
+                 started with (otafleet serve --legacy-device-secret SECRET)"
                     .into(),
             ));
         }
@@ -172,6 +262,7 @@ impl Config {
             server,
             devices: a.devices,
             protocols,
+            legacy_device_secret: secret,
             chip,
             project: a
                 .project
@@ -214,8 +305,16 @@ fn parse_chip(name: &str) -> Result<Chip, SimError> {
         })
 }
 
-/// `native=60,arduino=10` → weights. Native and Arduino `HTTPUpdate` (ESP32) are simulated; the
-/// other stock clients are refused by name until the simulator speaks them, rather than faked.
+/// The mix when `--protocols` is not given (documented on [`Args::protocols`]).
+pub fn default_mix(admin_token: bool, legacy_secret: bool) -> &'static str {
+    match (admin_token, legacy_secret) {
+        (false, _) => "native=100",
+        (true, true) => "native=40,arduino=15,esp8266=15,esp32fota=15,legacy=15",
+        (true, false) => "native=40,arduino=20,esp8266=20,esp32fota=20",
+    }
+}
+
+/// `native=60,arduino=10` → weights (a bare name weighs 1).
 pub fn parse_mix(mix: &str) -> Result<BTreeMap<Protocol, u32>, SimError> {
     let mut out = BTreeMap::new();
     for part in mix.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -230,9 +329,6 @@ pub fn parse_mix(mix: &str) -> Result<BTreeMap<Protocol, u32>, SimError> {
                 "weight '{weight}' for {name} is not a whole number"
             ))
         })?;
-        if weight > 0 && !matches!(proto, Protocol::Native | Protocol::Arduino) {
-            return Err(SimError::ProtocolUnavailable(name.trim().to_string()));
-        }
         if weight > 0 {
             out.insert(proto, weight);
         }
@@ -250,18 +346,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mix_accepts_native_and_refuses_unbuilt_protocols_by_name() {
+    fn mix_parses_all_five_and_refuses_unknown_names() {
         assert_eq!(parse_mix("native=60").unwrap().len(), 1);
         assert!(
-            parse_mix("native=60,esp8266=0").is_ok(),
+            parse_mix("native=60,esp8266=0").unwrap().len() == 1,
             "a zero weight asks for nothing"
         );
-        assert_eq!(parse_mix("native=60,arduino=10").unwrap().len(), 2);
-        let err = parse_mix("native=60,esp32fota=10").unwrap_err().to_string();
-        assert!(
-            err.contains("esp32fota"),
-            "the refusal names the protocol: {err}"
-        );
+        let all = parse_mix(default_mix(true, true)).unwrap();
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), Protocol::ALL);
+        assert!(!parse_mix(default_mix(true, false))
+            .unwrap()
+            .contains_key(&Protocol::Legacy));
         assert!(parse_mix("telnet=1").is_err());
+        assert!(parse_mix("native=x").is_err());
+        assert!(parse_mix("native=0").is_err());
     }
 }

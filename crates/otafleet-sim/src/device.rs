@@ -6,7 +6,8 @@
 //! Injected failures are decided per device before it starts ([`DeviceSpec`]): a cut download
 //! stops reading halfway, drops the connection and resumes with `Range` + `If-Range`; a failed
 //! boot reports `done`, "reboots" and comes back on the old image, which the server must record
-//! as a failed attempt.
+//! as a failed attempt. Such a device takes the image again whenever it is offered (and fails
+//! again), until the server's attempt limit stops the offers: then nothing is left open.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -19,27 +20,35 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::arduino::{self, Flavor};
 use crate::config::Protocol;
 use crate::error::DeviceError;
 use crate::http::status_error;
+pub use crate::images::Image;
 use crate::run::Shared;
 
-/// An image a device runs, identified as the server identifies it.
-#[derive(Debug, Clone)]
-pub struct Image {
-    pub version: String,
-    pub sha256: String,
-    pub md5: String,
+/// A device whose boot of the new image fails keeps taking the image, as its client would, until
+/// the server stops offering it (after the server's attempt limit, 3 today). Past this many
+/// failed boots the server is taken never to stop, which is an error.
+pub const MAX_FAILED_BOOTS: usize = 10;
+
+/// The error of a device the server offers an image it failed to boot too many times.
+pub fn give_up(failures: usize) -> DeviceError {
+    DeviceError::Protocol(format!(
+        "the server still offers the image after {failures} failed boots (its attempt limit should have stopped it)"
+    ))
 }
 
 /// Everything fixed about a device before it starts.
 #[derive(Debug, Clone)]
 pub struct DeviceSpec {
     pub mac: String,
+    pub protocol: Protocol,
+    /// The project its firmware belongs to (esp32FOTA's compiled-in firmware type).
+    pub project: String,
     pub running: Image,
     pub cut_download: bool,
     pub failed_boot: bool,
-    pub protocol: Protocol,
 }
 
 /// How a device's run ended.
@@ -51,10 +60,23 @@ pub enum Outcome {
         update_id: Option<i64>,
         resumed: bool,
     },
-    /// The injected failed boot happened and the device is back on the old image.
+    /// The injected failed boot happened (at every attempt the server offered) and the device is
+    /// back on the old image. `update_id`: the first failed attempt (native devices only).
     BootFailedAsInjected { update_id: Option<i64> },
     /// Anything else: a bug in the server, the simulator or the setup.
     Unexpected(String),
+}
+
+/// One device's end, as the summary and the server check read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceResult {
+    pub mac: String,
+    pub protocol: Protocol,
+    pub outcome: Outcome,
+    /// A failed boot was injected into this device.
+    pub failed_boot_injected: bool,
+    /// A cut download was injected into this device.
+    pub cut_injected: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,10 +105,16 @@ struct Device<'a> {
     resumed: bool,
 }
 
-/// Run one device to its end (or the run's timeout).
-pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
-    if spec.protocol == Protocol::Arduino {
-        return crate::arduino::run(sh, spec).await;
+/// Run one device to its end (or the run's timeout). With the outcome comes, for a device whose
+/// success the server records only at a later poll (esp32FOTA), the device to keep polling
+/// ([`linger`]) until the run has read the server's records.
+pub async fn run(sh: &Shared, spec: DeviceSpec) -> (Outcome, Option<DeviceSpec>) {
+    match spec.protocol {
+        Protocol::Native => {}
+        Protocol::Arduino => return (arduino::run(sh, spec, Flavor::Esp32).await, None),
+        Protocol::Esp8266 => return (arduino::run(sh, spec, Flavor::Esp8266).await, None),
+        Protocol::Esp32Fota => return crate::fota::run(sh, spec).await,
+        Protocol::Legacy => return (crate::legacy::run(sh, spec).await, None),
     }
     let mut dev = Device {
         sh,
@@ -97,10 +125,30 @@ pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
         resumed: false,
     };
     let result = tokio::time::timeout(sh.cfg.timeout, dev.life()).await;
-    match result {
+    let outcome = match result {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
         Err(_) => Outcome::Unexpected(DeviceError::Timeout(dev.phase).to_string()),
+    };
+    (outcome, None)
+}
+
+/// A finished device goes on polling at its interval, as the real one does forever, until the run
+/// says stop (`Shared::stop`). Only what the poll makes the server record matters here.
+pub async fn linger(sh: &Shared, spec: DeviceSpec) {
+    let mut stop = sh.stop.subscribe();
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        tokio::select! {
+            changed = stop.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(sh.jittered(sh.cfg.interval)) => {
+                if spec.protocol == Protocol::Esp32Fota {
+                    crate::fota::quiet_poll(sh, &spec).await;
+                }
+            }
+        }
     }
 }
 
@@ -114,21 +162,35 @@ impl Device<'_> {
             .mul_f64(rand::thread_rng().gen::<f64>());
         tokio::time::sleep(first).await;
         let mut booted_update: Option<i64> = None;
-        let mut failed_update: Option<i64> = None;
+        let mut failed_updates: Vec<i64> = Vec::new();
         loop {
             self.phase = "checking in";
             let offer = self.checkin().await?;
-            if let Some(id) = failed_update {
-                // The check-in on the old image closed attempt `id` as failed; the server may
-                // offer a new attempt, but never the same one again.
-                if offer.as_ref().is_some_and(|o| o.id == id) {
-                    return Err(DeviceError::Protocol(format!(
-                        "the server still offers update {id} after the device came back on the old image"
-                    )));
+            if let Some(first) = failed_updates.first().copied() {
+                // The check-in on the old image closed the attempt as failed; the server may
+                // offer a new attempt (up to its limit), but never a failed one again.
+                match offer {
+                    Some(o) if failed_updates.contains(&o.id) => {
+                        return Err(DeviceError::Protocol(format!(
+                            "the server still offers update {} after the device came back on the old image",
+                            o.id
+                        )))
+                    }
+                    Some(_) if failed_updates.len() >= MAX_FAILED_BOOTS => {
+                        return Err(give_up(failed_updates.len()))
+                    }
+                    Some(o) => {
+                        self.install(&o).await?;
+                        failed_updates.push(o.id);
+                        self.booted = Instant::now();
+                        continue;
+                    }
+                    None => {
+                        return Ok(Outcome::BootFailedAsInjected {
+                            update_id: Some(first),
+                        })
+                    }
                 }
-                return Ok(Outcome::BootFailedAsInjected {
-                    update_id: Some(id),
-                });
             }
             match (offer, booted_update) {
                 (None, Some(id)) => {
@@ -146,13 +208,14 @@ impl Device<'_> {
                 (Some(o), None) => {
                     self.install(&o).await?;
                     if self.spec.failed_boot {
-                        failed_update = Some(o.id);
+                        failed_updates.push(o.id);
                         self.sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
                     } else {
                         self.spec.running = Image {
                             version: o.version.clone().unwrap_or_default(),
                             sha256: o.sha256.clone(),
                             md5: o.md5.clone(),
+                            size: o.size,
                         };
                         booted_update = Some(o.id);
                     }
@@ -172,7 +235,7 @@ impl Device<'_> {
         let body = json!({
             "mac": self.spec.mac,
             "chip": cfg.chip.to_string(),
-            "project": cfg.project,
+            "project": self.spec.project,
             "version": self.spec.running.version,
             "sha256": self.spec.running.sha256,
             // A 1.875 MB OTA slot, or room for the image when the run uses bigger ones.

@@ -12,8 +12,6 @@ pub enum SimError {
     NoServer,
     #[error("--mdns: mDNS discovery is not available yet (it is being built in branch mdns); use --server URL")]
     MdnsUnavailable,
-    #[error("protocol '{0}' is not simulated yet (the server speaks it since the field branch; otafleet-sim has native and arduino so far); use --protocols native=..,arduino=..")]
-    ProtocolUnavailable(String),
     #[error("admin request {what} failed: {detail}")]
     Admin { what: &'static str, detail: String },
     #[error("HTTP client: {0}")]

@@ -5,17 +5,23 @@
 //! test to the 10,000 of the benchmark. Each device is a tokio task ([`device`]) over one shared,
 //! bounded client ([`http`]); [`run`] starts them, deploys, and collects a [`summary::Summary`].
 //!
-//! Simulated: the native protocol v1 ([`device`]) and Arduino `HTTPUpdate` on ESP32
-//! ([`arduino`]). ESP8266, esp32FOTA and legacy devices are refused by name in [`config`] until the
-//! simulator speaks them, rather than faked.
+//! Simulated: the native protocol v1 ([`device`]) and the stock clients devices already in the
+//! field run, each as it behaves on the wire: Arduino-ESP32 `HTTPUpdate` and `ESP8266httpUpdate`
+//! ([`arduino`]), esp32FOTA ([`fota`]) and the legacy "ESP32 OTA Update Server" sketch
+//! ([`legacy`]), sharing the download of [`stock`]. [`images`] builds the synthetic images per
+//! chip family (ESP8266 devices run their own project).
 
 pub mod admin;
 pub mod arduino;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod fota;
 pub mod http;
+pub mod images;
+pub mod legacy;
 pub mod run;
+pub mod stock;
 pub mod summary;
 
 pub use config::{Args, Config};

@@ -20,9 +20,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mix: Vec<String> = cfg
+        .protocols
+        .iter()
+        .map(|(p, w)| format!("{}={w}", p.name()))
+        .collect();
     println!(
-        "otafleet-sim: {} devices (project {}, chip {}) against {}",
-        cfg.devices, cfg.project, cfg.chip, cfg.server
+        "otafleet-sim: {} devices (project {}, chip {}; protocols {}) against {}",
+        cfg.devices,
+        cfg.project,
+        cfg.chip,
+        mix.join(","),
+        cfg.server
     );
     match otafleet_sim::run(cfg).await {
         Ok(summary) => {

@@ -1,28 +1,35 @@
-//! A whole simulation run: build the images, start every device as a tokio task over one shared
-//! client ([`Shared`]), upload and deploy the new image once the fleet has enrolled (or wait for a
-//! deployment made elsewhere), show a progress bar, and collect the [`Summary`].
+//! A whole simulation run: build the images (one pair per chip family, [`Family`]), put the
+//! running ones in the library and register the legacy devices, start every device as a tokio
+//! task over one shared client ([`Shared`]), upload and deploy the new images once the fleet has
+//! enrolled (or wait for deployments made elsewhere), show a progress bar, and collect the
+//! [`Summary`].
+//!
+//! Injected failures are chosen here, before any device starts, as a percentage of each
+//! protocol's devices (rounded up, so every protocol of the mix meets them): cut downloads among
+//! all devices, failed boots among the devices whose protocol lets the server see one (not
+//! esp32FOTA).
 //!
 //! With an admin token the run ends by asking the server what it recorded: every updated device
-//! must be `done` on the new image, every injected failed boot a `failed` attempt. A run is a
-//! success only when the devices and the server agree.
+//! must be `done` on its family's new image, every injected failed boot a `failed` attempt. A run
+//! is a success only when the devices and the server agree.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use md5::Md5;
-use otafleet_image::synth::AppImage;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin;
 use crate::config::{Config, Protocol};
-use crate::device::{self, DeviceSpec, Image, Outcome};
+use crate::device::{self, DeviceResult, DeviceSpec, Outcome};
 use crate::error::SimError;
 use crate::http::Http;
+use crate::images::{Family, Image};
 use crate::summary::Summary;
 
 /// Counters the devices bump and the progress bar reads.
@@ -41,24 +48,8 @@ pub struct Shared {
     pub cfg: Config,
     pub http: Http,
     pub stats: Stats,
-}
-
-/// A synthetic app image and its identity.
-pub fn synth_image(cfg: &Config, version: &str, seed: u32) -> (Vec<u8>, Image) {
-    // The payload length varies with the seed so that two images never share a hash.
-    let overhead = 1024;
-    let bytes = AppImage::new(cfg.chip)
-        .project(&cfg.project)
-        .version(version)
-        .elf_sha256([seed as u8; 32])
-        .payload_len(cfg.image_size.saturating_sub(overhead).max(1024))
-        .build();
-    let image = Image {
-        version: version.to_string(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
-        md5: hex::encode(Md5::digest(&bytes)),
-    };
-    (bytes, image)
+    /// Set once the run has what it needs: devices that go on polling stop ([`device::linger`]).
+    pub stop: watch::Sender<bool>,
 }
 
 /// Run the fleet to its end.
@@ -66,21 +57,17 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
     let started = Instant::now();
     let http = Http::new(&cfg.server, cfg.connections)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let (running_bytes, running) = synth_image(&cfg, "1.0.0", 1);
     let n = cfg.devices as usize;
-    let pick = |rng: &mut rand::rngs::StdRng, pct: u8| {
-        let k = (n * usize::from(pct)).div_ceil(100).min(n);
-        let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(rng);
-        let mut chosen = vec![false; n];
-        for i in idx.into_iter().take(k) {
-            chosen[i] = true;
-        }
-        chosen
-    };
-    let cut = pick(&mut rng, cfg.cut_downloads);
-    let failed = pick(&mut rng, cfg.failed_boots);
     let protocols = assign_protocols(&cfg, &mut rng);
+    let families: BTreeSet<Family> = cfg.protocols.keys().map(|p| p.family()).collect();
+    let running: BTreeMap<Family, (Vec<u8>, Image)> = families
+        .iter()
+        .map(|f| (*f, f.build(&cfg, RUNNING_VERSION, 1)))
+        .collect();
+    let cut = pick(&mut rng, &protocols, cfg.cut_downloads, |_| true);
+    let failed = pick(&mut rng, &protocols, cfg.failed_boots, |p| {
+        p.failed_boot_visible()
+    });
     let prefix: [u8; 3] = [0x02, rng.gen(), rng.gen()];
     let specs: Vec<DeviceSpec> = (0..n)
         .map(|i| DeviceSpec {
@@ -93,41 +80,81 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
                 (i >> 8) as u8,
                 i as u8
             ),
-            running: running.clone(),
+            protocol: protocols[i],
+            project: protocols[i].family().project(&cfg),
+            running: running[&protocols[i].family()].1.clone(),
             cut_download: cut[i],
             failed_boot: failed[i],
-            protocol: protocols[i],
         })
         .collect();
     tracing::info!(server = %cfg.server, project = %cfg.project, devices = n, seed = cfg.seed, "starting the fleet");
 
-    if let (Some(token), true) = (
-        &cfg.admin_token,
-        cfg.protocols.contains_key(&Protocol::Arduino),
-    ) {
-        // Stock clients say only their sketch MD5: the server knows their chip and project from
-        // the library image with that hash, so the running image must be in the library.
-        admin::upload(&http, token, &cfg, "1.0.0", running_bytes).await?;
+    if let Some(token) = &cfg.admin_token {
+        // Stock clients say only their sketch MD5 or version: the server knows their chip and
+        // project from the library image with that hash, so the running images must be in the
+        // library, and legacy devices must be registered (their API has no auto-enrolment).
+        for (family, (bytes, image)) in &running {
+            let stock = cfg
+                .protocols
+                .keys()
+                .any(|p| p.is_stock() && p.family() == *family);
+            if stock {
+                admin::upload(
+                    &http,
+                    token,
+                    &family.filename(&cfg, &image.version),
+                    bytes.clone(),
+                )
+                .await?;
+            }
+        }
+        let legacy: Vec<String> = specs
+            .iter()
+            .filter(|s| s.protocol == Protocol::Legacy)
+            .map(|s| s.mac.clone())
+            .collect();
+        if !legacy.is_empty() {
+            admin::register_legacy(&http, token, &cfg, legacy, &running[&Family::Esp32].1).await?;
+        }
     }
+    drop(running);
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         http,
         stats: Stats::default(),
+        stop: watch::channel(false).0,
     });
     let bar = progress_bar(&cfg);
     let mut tasks = JoinSet::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<DeviceResult>();
     for spec in specs.iter().cloned() {
         let sh = shared.clone();
+        let done = done_tx.clone();
         tasks.spawn(async move {
-            let mac = spec.mac.clone();
-            let outcome = device::run(&sh, spec).await;
+            let (mac, protocol, failed_boot_injected, cut_injected) = (
+                spec.mac.clone(),
+                spec.protocol,
+                spec.failed_boot,
+                spec.cut_download,
+            );
+            let (outcome, linger) = device::run(&sh, spec).await;
             sh.stats.finished.fetch_add(1, Ordering::Relaxed);
-            (mac, outcome)
+            let _ = done.send(DeviceResult {
+                mac,
+                protocol,
+                outcome,
+                failed_boot_injected,
+                cut_injected,
+            });
+            if let Some(spec) = linger {
+                device::linger(&sh, spec).await;
+            }
         });
     }
+    drop(done_tx);
 
     let ticker = tokio::spawn(tick(shared.clone(), bar.clone()));
-    let mut target: Option<Image> = None;
+    let mut targets: BTreeMap<Family, Image> = BTreeMap::new();
     let mut admin_error = None;
     if let (Some(token), false) = (&cfg.admin_token, cfg.wait_for_deployment) {
         // Deploy once the fleet has enrolled, as an engineer would after seeing it appear.
@@ -140,61 +167,167 @@ pub async fn run(cfg: Config) -> Result<Summary, SimError> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let version = format!("1.{}.0", unix_secs());
-        let (bytes, image) = synth_image(&cfg, &version, 2);
-        bar.println(format!(
-            "uploading {} ({} bytes, sha256 {}) and deploying it to project {}",
-            version,
-            bytes.len(),
-            &image.sha256[..12],
-            cfg.project
-        ));
-        match admin::upload_and_deploy(&shared.http, token, &cfg, &version, bytes).await {
-            Ok(()) => target = Some(image),
-            Err(e) => {
-                // Without a deployment the devices would wait until the timeout: stop now.
-                tasks.abort_all();
-                admin_error = Some(e);
+        for family in &families {
+            let (bytes, image) = family.build(&cfg, &version, 2);
+            bar.println(format!(
+                "uploading {} ({} bytes, sha256 {}) and deploying it to project {} (chip {})",
+                family.filename(&cfg, &version),
+                bytes.len(),
+                &image.sha256[..12],
+                family.project(&cfg),
+                family.chip(&cfg)
+            ));
+            match admin::upload_and_deploy(&shared.http, token, &cfg, *family, &version, bytes)
+                .await
+            {
+                Ok(()) => {
+                    targets.insert(*family, image);
+                }
+                Err(e) => {
+                    // Without a deployment the devices would wait until the timeout: stop now.
+                    tasks.abort_all();
+                    admin_error = Some(e);
+                    break;
+                }
             }
         }
     } else {
-        bar.println(format!(
-            "waiting for a deployment to project {} (chip {})",
-            cfg.project, cfg.chip
-        ));
-    }
-
-    let mut outcomes = Vec::with_capacity(n);
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(pair) => outcomes.push(pair),
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => outcomes.push(("?".into(), Outcome::Unexpected(format!("device task: {e}")))),
+        for family in &families {
+            bar.println(format!(
+                "waiting for a deployment to project {} (chip {})",
+                family.project(&cfg),
+                family.chip(&cfg)
+            ));
         }
     }
-    ticker.abort();
-    bar.finish_and_clear();
+
+    // Every device reports its outcome once; some go on polling after that (device::linger).
+    let mut results = Vec::with_capacity(n);
+    while results.len() < n {
+        tokio::select! {
+            r = done_rx.recv() => match r {
+                Some(r) => results.push(r),
+                None => break,
+            },
+            joined = tasks.join_next() => match joined {
+                Some(Err(e)) if e.is_panic() => results.push(DeviceResult {
+                    mac: "?".into(),
+                    protocol: Protocol::Native,
+                    outcome: Outcome::Unexpected(format!("device task: {e}")),
+                    failed_boot_injected: false,
+                    cut_injected: false,
+                }),
+                Some(_) => {}
+                // Every task ended (or was aborted): whatever was reported is in the channel.
+                None => {
+                    while let Ok(r) = done_rx.try_recv() {
+                        results.push(r);
+                    }
+                    break;
+                }
+            },
+        }
+    }
     if let Some(e) = admin_error {
+        ticker.abort();
+        bar.finish_and_clear();
         return Err(e);
     }
-    let mut summary = Summary::new(&cfg, &shared, outcomes, started.elapsed());
+    results.sort_by(|a, b| a.mac.cmp(&b.mac));
+    let expected_failed_boots = failed.iter().filter(|f| **f).count();
+    let mut summary = Summary::new(
+        &cfg,
+        &shared,
+        results,
+        expected_failed_boots,
+        started.elapsed(),
+    );
     if let Some(token) = &cfg.admin_token {
-        summary.server_check =
-            Some(admin::check(&shared.http, token, &summary.outcomes, target.as_ref()).await);
+        summary.server_check = Some(settle(&shared, token, &summary, &targets, &bar).await);
     }
+    let _ = shared.stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    ticker.abort();
+    bar.finish_and_clear();
     Ok(summary)
 }
 
-/// Each device's protocol: counts proportional to the weights, in a seeded random order.
-fn assign_protocols(cfg: &Config, rng: &mut rand::rngs::StdRng) -> Vec<Protocol> {
-    let n = cfg.devices as usize;
-    let total: u32 = cfg.protocols.values().sum();
-    let mut out = Vec::with_capacity(n);
-    for (p, w) in &cfg.protocols {
-        let k = n * *w as usize / total as usize;
-        out.extend(std::iter::repeat_n(*p, k));
+/// Read the server's records back. esp32FOTA devices go on polling ([`device::linger`]) and make
+/// the server record what their poll right after the reboot could not yet confirm (it writes the
+/// end of a download after the fact), so while only their records disagree, read again at each
+/// interval, for at most 20 intervals (at least 5 s); how long that took is part of the answer.
+async fn settle(
+    sh: &Shared,
+    token: &str,
+    summary: &Summary,
+    targets: &BTreeMap<Family, Image>,
+    bar: &ProgressBar,
+) -> admin::ServerCheck {
+    let started = Instant::now();
+    let budget = (sh.cfg.interval * 20).max(Duration::from_secs(5));
+    let mut waited = Duration::ZERO;
+    loop {
+        let mut check = admin::check(&sh.http, token, &summary.results, targets).await;
+        let only_polling =
+            check.disagreeing.len() == 1 && check.disagreeing.contains(&Protocol::Esp32Fota);
+        if !only_polling || started.elapsed() >= budget {
+            check.settled_after = waited;
+            return check;
+        }
+        bar.set_message(format!(
+            "waiting for {} esp32fota devices' next poll",
+            check.mismatches.len()
+        ));
+        tokio::time::sleep(sh.cfg.interval).await;
+        waited = started.elapsed();
     }
-    let first = *cfg.protocols.keys().next().expect("at least one protocol");
-    out.resize(n, first);
+}
+
+/// The version every device runs at the start.
+const RUNNING_VERSION: &str = "1.0.0";
+
+/// `pct` percent of the devices of each protocol for which `eligible` holds, rounded up per
+/// protocol (so that every protocol of the mix meets the injected failure), chosen at random.
+pub fn pick(
+    rng: &mut rand::rngs::StdRng,
+    protocols: &[Protocol],
+    pct: u8,
+    eligible: impl Fn(Protocol) -> bool,
+) -> Vec<bool> {
+    let mut chosen = vec![false; protocols.len()];
+    for p in Protocol::ALL.into_iter().filter(|p| eligible(*p)) {
+        let mut idx: Vec<usize> = (0..protocols.len())
+            .filter(|i| protocols[*i] == p)
+            .collect();
+        let k = (idx.len() * usize::from(pct)).div_ceil(100);
+        idx.shuffle(rng);
+        for i in idx.into_iter().take(k) {
+            chosen[i] = true;
+        }
+    }
+    chosen
+}
+
+/// Each device's protocol: counts proportional to the weights (largest remainders get the
+/// devices left over), in a seeded random order.
+pub fn assign_protocols(cfg: &Config, rng: &mut rand::rngs::StdRng) -> Vec<Protocol> {
+    let n = cfg.devices as usize;
+    let total = cfg.protocols.values().map(|w| *w as usize).sum::<usize>();
+    let mut counts: Vec<(Protocol, usize, usize)> = cfg
+        .protocols
+        .iter()
+        .map(|(p, w)| (*p, n * *w as usize / total, n * *w as usize % total))
+        .collect();
+    let left = n - counts.iter().map(|c| c.1).sum::<usize>();
+    let mut by_remainder: Vec<usize> = (0..counts.len()).collect();
+    by_remainder.sort_by_key(|i| std::cmp::Reverse(counts[*i].2));
+    for i in by_remainder.into_iter().take(left) {
+        counts[i].1 += 1;
+    }
+    let mut out = Vec::with_capacity(n);
+    for (p, k, _) in counts {
+        out.extend(std::iter::repeat_n(p, k));
+    }
     out.shuffle(rng);
     out
 }

@@ -1,5 +1,6 @@
-//! The end-of-run summary: what each device ended as, bytes, time, what the server recorded, and
-//! whether that is what the run asked for ([`Summary::success`], the exit code).
+//! The end-of-run summary: what each device ended as, per protocol and in total, bytes, time, what
+//! the server recorded, and whether that is what the run asked for ([`Summary::success`], the
+//! exit code). Injected failures (cut downloads, failed boots) are counted apart from errors.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,18 +8,37 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::admin::ServerCheck;
-use crate::config::Config;
-use crate::device::Outcome;
+use crate::config::{Config, Protocol};
+use crate::device::{DeviceResult, Outcome};
 use crate::run::Shared;
+
+/// How the devices of one protocol ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub devices: usize,
+    pub updated: usize,
+    /// Updated devices whose download was cut (resumed by native devices, restarted by the rest).
+    pub updated_after_cut: usize,
+    /// Failed boots that happened where they were injected.
+    pub failed_injected: usize,
+    /// Failed boots injected into this protocol's devices.
+    pub failed_boots_asked: usize,
+    /// Cut downloads injected into this protocol's devices.
+    pub cuts_asked: usize,
+    /// Errors: anything not asked for.
+    pub errors: usize,
+}
 
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub devices: usize,
-    pub outcomes: Vec<(String, Outcome)>,
+    pub results: Vec<DeviceResult>,
+    pub per_protocol: BTreeMap<Protocol, Tally>,
     pub updated: usize,
-    /// Updated devices whose download was cut and resumed.
+    /// Updated devices whose download was cut and resumed or restarted.
     pub updated_after_cut: usize,
     pub failed_injected: usize,
+    /// Errors: devices that ended in a way the run did not ask for.
     pub failed_unexpected: usize,
     pub cut_downloads: u64,
     pub expected_failed_boots: usize,
@@ -34,24 +54,47 @@ impl Summary {
     pub(crate) fn new(
         cfg: &Config,
         sh: &Shared,
-        outcomes: Vec<(String, Outcome)>,
+        results: Vec<DeviceResult>,
+        expected_failed_boots: usize,
         elapsed: Duration,
     ) -> Self {
-        let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|(_, o)| f(o)).count();
-        let n = cfg.devices as usize;
+        let mut per_protocol: BTreeMap<Protocol, Tally> = cfg
+            .protocols
+            .keys()
+            .map(|p| (*p, Tally::default()))
+            .collect();
+        for r in &results {
+            let t = per_protocol.entry(r.protocol).or_default();
+            t.devices += 1;
+            t.failed_boots_asked += usize::from(r.failed_boot_injected);
+            t.cuts_asked += usize::from(r.cut_injected);
+            match &r.outcome {
+                Outcome::Updated { resumed, .. } => {
+                    t.updated += 1;
+                    t.updated_after_cut += usize::from(*resumed);
+                }
+                // A failed boot where none was injected would be a bug: counted as an error.
+                Outcome::BootFailedAsInjected { .. } if r.failed_boot_injected => {
+                    t.failed_injected += 1
+                }
+                Outcome::BootFailedAsInjected { .. } | Outcome::Unexpected(_) => t.errors += 1,
+            }
+        }
+        let sum = |f: fn(&Tally) -> usize| per_protocol.values().map(f).sum::<usize>();
         Summary {
-            devices: n,
-            updated: count(&|o| matches!(o, Outcome::Updated { .. })),
-            updated_after_cut: count(&|o| matches!(o, Outcome::Updated { resumed: true, .. })),
-            failed_injected: count(&|o| matches!(o, Outcome::BootFailedAsInjected { .. })),
-            failed_unexpected: count(&|o| matches!(o, Outcome::Unexpected(_))),
+            devices: cfg.devices as usize,
+            updated: sum(|t| t.updated),
+            updated_after_cut: sum(|t| t.updated_after_cut),
+            failed_injected: sum(|t| t.failed_injected),
+            failed_unexpected: sum(|t| t.errors),
+            per_protocol,
             cut_downloads: sh.stats.cut_downloads.load(Ordering::Relaxed),
-            expected_failed_boots: (n * usize::from(cfg.failed_boots)).div_ceil(100).min(n),
+            expected_failed_boots,
             bytes: sh.stats.bytes.load(Ordering::Relaxed),
             requests: sh.http.requests.load(Ordering::Relaxed),
             retried: sh.http.retried.load(Ordering::Relaxed),
             elapsed,
-            outcomes,
+            results,
             server_check: None,
         }
     }
@@ -60,13 +103,18 @@ impl Summary {
     /// the server (when asked) agrees.
     pub fn success(&self) -> bool {
         self.failed_unexpected == 0
-            && self.outcomes.len() == self.devices
+            && self.results.len() == self.devices
             && self.failed_injected == self.expected_failed_boots
             && self.updated + self.failed_injected == self.devices
             && self
                 .server_check
                 .as_ref()
                 .is_none_or(|c| c.mismatches.is_empty())
+    }
+
+    /// Errors in total: devices that ended unasked-for plus server records that disagree.
+    pub fn errors(&self) -> usize {
+        self.failed_unexpected + self.server_check.as_ref().map_or(0, |c| c.mismatches.len())
     }
 }
 
@@ -76,7 +124,7 @@ impl fmt::Display for Summary {
         writeln!(f, "devices            {}", self.devices)?;
         writeln!(
             f,
-            "updated            {} ({} after a cut download resumed)",
+            "updated            {} ({} after a cut download)",
             self.updated, self.updated_after_cut
         )?;
         writeln!(
@@ -98,11 +146,36 @@ impl fmt::Display for Summary {
             self.requests, self.retried
         )?;
         writeln!(f, "time               {secs:.2} s")?;
+        writeln!(
+            f,
+            "per protocol       devices  updated  (after a cut)  cuts asked  failed boots (asked)  errors"
+        )?;
+        for (p, t) in &self.per_protocol {
+            writeln!(
+                f,
+                "  {:<16} {:>7}  {:>7}  {:>13}  {:>10}  {:>20}  {:>6}",
+                p.name(),
+                t.devices,
+                t.updated,
+                format!("({})", t.updated_after_cut),
+                t.cuts_asked,
+                format!("{} ({})", t.failed_injected, t.failed_boots_asked),
+                t.errors
+            )?;
+        }
         match &self.server_check {
             Some(c) if c.mismatches.is_empty() => writeln!(
                 f,
-                "server records     agree for all {} finished devices",
-                c.checked
+                "server records     agree for all {} finished devices{}",
+                c.checked,
+                if !c.settled_after.is_zero() {
+                    format!(
+                        " (after waiting {:.2} s for esp32fota devices' next polls)",
+                        c.settled_after.as_secs_f64()
+                    )
+                } else {
+                    String::new()
+                }
             )?,
             Some(c) => {
                 writeln!(f, "server records     {} disagree:", c.mismatches.len())?;
@@ -112,15 +185,18 @@ impl fmt::Display for Summary {
             }
             None => writeln!(f, "server records     not checked (no admin token)")?,
         }
-        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
-        for (_, o) in &self.outcomes {
-            if let Outcome::Unexpected(why) = o {
-                *reasons.entry(why.as_str()).or_default() += 1;
+        let mut reasons: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for r in &self.results {
+            if let Outcome::Unexpected(why) = &r.outcome {
+                *reasons
+                    .entry((r.protocol.name(), why.as_str()))
+                    .or_default() += 1;
             }
         }
-        for (why, k) in reasons.iter().take(10) {
-            writeln!(f, "  {k} × {why}")?;
+        for ((proto, why), k) in reasons.iter().take(10) {
+            writeln!(f, "  {k} × {proto}: {why}")?;
         }
+        writeln!(f, "errors             {}", self.errors())?;
         write!(
             f,
             "result             {}",

@@ -1,0 +1,154 @@
+//! The synthetic images a run needs, one pair (running, new) per chip family.
+//!
+//! A fleet that mixes ESP8266 devices with ESP32-family ones needs two projects: an ESP8266 sketch
+//! is not an ESP32 one, and the server deploys by project and chip (its esp32FOTA manifest even
+//! lists one entry per project, whatever the chip). So the ESP32-family devices (native, Arduino
+//! `HTTPUpdate`, esp32FOTA, legacy) run `<project>` on `--chip`, and the ESP8266 devices run
+//! `<project>-8266` on an ESP8266.
+//!
+//! Every image embeds its project and version, so two runs on one server never upload the same
+//! bytes (the server would hand back the first run's record, with the first run's project).
+
+use md5::Md5;
+use otafleet_image::synth::{filler, AppImage, Esp8266App, Esp8266Image};
+use otafleet_image::Chip;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// An image a device runs, identified as the server identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub version: String,
+    pub sha256: String,
+    pub md5: String,
+    pub size: u64,
+}
+
+impl Image {
+    pub fn of(version: &str, bytes: &[u8]) -> Self {
+        Image {
+            version: version.to_string(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+            md5: hex::encode(Md5::digest(bytes)),
+            size: bytes.len() as u64,
+        }
+    }
+}
+
+/// Which image line a device is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// `--chip` (an ESP32-family chip), project `<project>`.
+    Esp32,
+    /// ESP8266, project `<project>-8266`.
+    Esp8266,
+}
+
+impl Family {
+    pub fn chip(self, cfg: &Config) -> Chip {
+        match self {
+            Family::Esp32 => cfg.chip,
+            Family::Esp8266 => Chip::Esp8266,
+        }
+    }
+
+    pub fn project(self, cfg: &Config) -> String {
+        match self {
+            Family::Esp32 => cfg.project.clone(),
+            Family::Esp8266 => format!("{}-8266", cfg.project),
+        }
+    }
+
+    /// The library file name: project and version are read from it (`<project>-<version>.bin`).
+    pub fn filename(self, cfg: &Config, version: &str) -> String {
+        format!("{}-{version}.bin", self.project(cfg))
+    }
+
+    /// A synthetic image of this family, about `--image-size` bytes. `seed` varies the length so
+    /// that the running and the new image of a run never share a size either.
+    pub fn build(self, cfg: &Config, version: &str, seed: u32) -> (Vec<u8>, Image) {
+        let payload = cfg
+            .image_size
+            .saturating_sub(1024 + seed as usize * 16)
+            .max(1024);
+        let bytes = match self {
+            Family::Esp32 => AppImage::new(cfg.chip)
+                .project(&cfg.project)
+                .version(version)
+                .elf_sha256([seed as u8; 32])
+                .payload_len(payload)
+                .build(),
+            Family::Esp8266 => esp8266_arduino(&self.project(cfg), version, payload),
+        };
+        let image = Image::of(version, &bytes);
+        (bytes, image)
+    }
+}
+
+/// An Arduino-ESP8266 3.x file as `elf2bin.py` lays it out: eboot, `0xAA` padding to 0x1000, the
+/// sketch image, and the file length and CRC-32 in the first 8 bytes of the sketch's IROM segment
+/// (written after the XOR checksum, which covers those bytes as zero). The sketch's IROM carries
+/// its project and version as a string, as real sketches carry theirs.
+pub fn esp8266_arduino(project: &str, version: &str, payload: usize) -> Vec<u8> {
+    let flash_byte = 0x40; // 4 MB, 40 MHz
+    let mut irom = vec![0u8; 8];
+    irom.extend_from_slice(format!("otafleet-sim {project} {version}\0").as_bytes());
+    irom.extend_from_slice(&filler(payload, 32));
+    irom.resize(irom.len().next_multiple_of(4), 0);
+    let mut app = Esp8266Image::new(0x4010_00C0)
+        .segment(0x4020_1010, irom)
+        .segment(0x4010_0000, filler(512, 34))
+        .segment(0x4010_0200, filler(256, 36))
+        .segment(0x3FFE_8000, filler(128, 35))
+        .segment(0x3FFE_8080, filler(64, 37));
+    app.flash_byte = flash_byte;
+    let mut out = Esp8266App::eboot(flash_byte);
+    out.resize(0x1000, 0xAA);
+    out.extend_from_slice(&app.build());
+    let len = out.len() as u32;
+    let crc = eboot_crc(&out, 0x1010);
+    out[0x1010..0x1014].copy_from_slice(&len.to_le_bytes());
+    out[0x1014..0x1018].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// eboot's CRC-32: MSB first, polynomial 0x04C11DB7, start 0xFFFFFFFF, no final inversion, with
+/// the 8 bytes at `zero_at` read as zero.
+fn eboot_crc(data: &[u8], zero_at: usize) -> u32 {
+    let mut crc: u32 = 0xFFFF_FFFF;
+    for (i, b) in data.iter().enumerate() {
+        let b = if (zero_at..zero_at + 8).contains(&i) {
+            0
+        } else {
+            *b
+        };
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esp8266_images_are_valid_arduino_files_and_differ_by_project_and_version() {
+        let a = esp8266_arduino("sim-1234-8266", "1.0.0", 20_000);
+        let b = esp8266_arduino("sim-1234-8266", "1.1.0", 20_000);
+        let c = esp8266_arduino("sim-9999-8266", "1.0.0", 20_000);
+        for bin in [&a, &b, &c] {
+            let info = otafleet_image::inspect(bin).expect("the importer accepts it");
+            assert_eq!(info.chip, Chip::Esp8266);
+        }
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+    }
+}

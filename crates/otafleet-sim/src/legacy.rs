@@ -1,0 +1,220 @@
+//! One virtual device built for the legacy "ESP32 OTA Update Server" (DESIGN.md contract 4,
+//! ota-server-compat.md §2, PanicButton.ino `checkForUpdates` / `downloadAndUpdate`).
+//!
+//! Check: `GET /api/firmware?device_id=PanicAlarm_XXXX&hardware=…&version=…&mac=AA:BB:…` with the
+//! stock `HTTPClient` (HTTP/1.1), `hardware` url-encoded with `+`, the MAC not encoded, and
+//! `X-Device-Auth`: djb2 with seed 0 over the MAC without colons (upper case) followed by the
+//! shared secret, printed as lower-case hex without padding (`String(h, HEX)`), which is what the
+//! deployed firmware sends. The answer is JSON; only `update_available`, `firmware_url`,
+//! `checksum` and `firmware_version` are read. Download: a plain GET of `firmware_url` without
+//! auth that must be a `200` with a positive `Content-Length`; `Update.setMD5(checksum)` (only
+//! when it is 32 characters) and the magic byte are checked; then it restarts and checks again
+//! with its new version, which is what makes the server call the attempt `done`.
+//!
+//! The legacy server knows only devices its admin added (no auto-enrolment): the run registers
+//! them through the legacy admin API first (`admin::register_legacy`). These devices report
+//! nothing and cannot resume; a failed boot comes back with the old version, which the server
+//! must record as a failed attempt, and takes the image again while it is offered, until the
+//! server's attempt limit answers `update_available: false`.
+
+use std::sync::atomic::Ordering;
+
+use rand::Rng;
+use serde::Deserialize;
+
+use crate::device::{give_up, DeviceSpec, Outcome, MAX_FAILED_BOOTS};
+use crate::error::DeviceError;
+use crate::http::status_error;
+use crate::images::Image;
+use crate::run::Shared;
+use crate::stock::{self, Streamed};
+
+/// The board name the sketch sends (one of the four it knows), url-encoded as its `urlEncode`.
+const HARDWARE: &str = "ESP32+Dev+Module";
+
+/// djb2 as the deployed firmware computes it: seed 0, `h = h * 33 + byte` mod 2^32.
+pub fn djb2(input: &str) -> u32 {
+    input
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(33).wrapping_add(u32::from(b)))
+}
+
+/// The `X-Device-Auth` value the firmware sends for `mac` (`AA:BB:CC:DD:EE:FF`).
+pub fn token(mac: &str, secret: &str) -> String {
+    format!(
+        "{:x}",
+        djb2(&format!("{}{secret}", mac.replace(':', "").to_uppercase()))
+    )
+}
+
+/// The sketch's `configSSID`: `PanicAlarm_` and the last two MAC bytes.
+pub fn device_id(mac: &str) -> String {
+    let tail: String = mac.split(':').skip(4).collect();
+    format!("PanicAlarm_{}", tail.to_uppercase())
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckAnswer {
+    update_available: bool,
+    firmware_version: Option<String>,
+    firmware_url: Option<String>,
+    checksum: Option<String>,
+}
+
+/// Run one device to its end (or the run's timeout).
+pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
+    match tokio::time::timeout(sh.cfg.timeout, life(sh, spec)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
+        Err(_) => Outcome::Unexpected(DeviceError::Timeout("polling /api/firmware").to_string()),
+    }
+}
+
+fn get(sh: &Shared, url: &str) -> reqwest::RequestBuilder {
+    sh.http
+        .client
+        .get(url)
+        .header("User-Agent", stock::HTTPCLIENT_UA)
+        .header("Connection", "keep-alive")
+        .header("Accept-Encoding", stock::HTTPCLIENT_ACCEPT_ENCODING)
+}
+
+async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<Outcome, DeviceError> {
+    let secret = sh.cfg.legacy_device_secret.clone().ok_or_else(|| {
+        DeviceError::Protocol("a legacy device without --legacy-device-secret".into())
+    })?;
+    let auth = token(&spec.mac, &secret);
+    let first = sh.cfg.interval.mul_f64(rand::thread_rng().gen::<f64>());
+    tokio::time::sleep(first).await;
+    let (mut enrolled, mut booted, mut after_cut) = (false, false, false);
+    let mut failed_boots = 0;
+    let mut cut_pending = spec.cut_download;
+    loop {
+        let url = sh.http.url(&format!(
+            "/api/firmware?device_id={}&hardware={HARDWARE}&version={}&mac={}",
+            device_id(&spec.mac),
+            spec.running.version,
+            spec.mac
+        ));
+        let (r, slot) = sh
+            .http
+            .send("legacy check", || {
+                get(sh, &url).header("X-Device-Auth", &auth).send()
+            })
+            .await?;
+        // The sketch takes any other status as "no update"; here it means the server or the
+        // run's setup is wrong (the devices were registered before they started).
+        if r.status().as_u16() != 200 {
+            return Err(status_error("legacy check", r).await);
+        }
+        let answer: CheckAnswer = r.json().await.map_err(|e| DeviceError::Transport {
+            what: "legacy check body",
+            source: e,
+        })?;
+        drop(slot);
+        if !enrolled {
+            enrolled = true;
+            sh.stats.enrolled.fetch_add(1, Ordering::Relaxed);
+        }
+        match (answer.update_available, booted) {
+            (false, true) => {
+                return Ok(Outcome::Updated {
+                    update_id: None,
+                    resumed: after_cut,
+                })
+            }
+            // Back on the old version, the server stopped offering the image after its attempt
+            // limit: every attempt is on record as failed.
+            (false, false) if failed_boots > 0 => {
+                return Ok(Outcome::BootFailedAsInjected { update_id: None })
+            }
+            (false, false) => tokio::time::sleep(sh.jittered(sh.cfg.interval)).await,
+            (true, true) => {
+                return Err(DeviceError::Protocol(format!(
+                    "the server offers {:?} to a device that runs {}",
+                    answer.firmware_version, spec.running.version
+                )))
+            }
+            (true, false) if failed_boots >= MAX_FAILED_BOOTS => return Err(give_up(failed_boots)),
+            (true, false) => {
+                let url = answer.firmware_url.clone().ok_or_else(|| {
+                    DeviceError::Protocol("update_available without firmware_url".into())
+                })?;
+                // Update.setMD5() ignores anything that is not 32 characters: then there is no
+                // integrity check at all, which the run counts as an error.
+                let want_md5 = answer
+                    .checksum
+                    .clone()
+                    .filter(|c| c.len() == 32)
+                    .ok_or_else(|| {
+                        DeviceError::Protocol(format!(
+                            "checksum {:?} is not a 32-character MD5: the device would flash unchecked",
+                            answer.checksum
+                        ))
+                    })?;
+                let (r, _slot) = sh
+                    .http
+                    .send("legacy download", || get(sh, &url).send())
+                    .await?;
+                // `httpCode == 200` only: the sketch follows no redirect and takes no 206.
+                if r.status().as_u16() != 200 {
+                    return Err(status_error("legacy download", r).await);
+                }
+                match stock::stream_image(sh, r, cut_pending).await? {
+                    Streamed::Cut => {
+                        cut_pending = false;
+                        after_cut = true;
+                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+                    }
+                    Streamed::Short { .. } => {
+                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+                    }
+                    Streamed::Whole {
+                        md5,
+                        sha256,
+                        size,
+                        head,
+                    } => {
+                        stock::check_magic(&head)?;
+                        if md5 != want_md5.to_lowercase() {
+                            return Err(DeviceError::Protocol(format!(
+                                "the image's MD5 {md5} is not the checksum {want_md5} (UPDATE_ERROR_MD5)"
+                            )));
+                        }
+                        tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
+                        if spec.failed_boot {
+                            // Back on the old version; it takes the image again if offered.
+                            if failed_boots == 0 {
+                                sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                            failed_boots += 1;
+                        } else {
+                            spec.running = Image {
+                                version: answer
+                                    .firmware_version
+                                    .clone()
+                                    .unwrap_or_else(|| "unknown".into()),
+                                sha256,
+                                md5,
+                                size,
+                            };
+                            booted = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_and_device_id_match_the_compat_doc() {
+        // ota-server-compat.md §3, worked example.
+        assert_eq!(token("24:6F:28:AA:BB:CC", "bench-secret"), "fa4c71ab");
+        assert_eq!(device_id("24:6F:28:AA:BB:CC"), "PanicAlarm_BBCC");
+    }
+}
