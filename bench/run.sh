@@ -84,6 +84,7 @@ say "== fleet: otafleet-sim --devices $FLEET --connections 64 (native protocol),
   [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" > "$W/peak"; sleep 0.2; done ) & PIDS+=($!)
 set +e
 $B/otafleet-sim --server http://127.0.0.1:$P_OTA --admin-token bench --devices "$FLEET" \
+  --protocols native=100 \
   --connections 64 --interval 5 --reboot-ms 500 --image-size 131072 --no-progress --seed 42 \
   | tee "$OUT/fleet.txt" | tee -a "$R"
 say "otafleet-sim exit code: ${PIPESTATUS[0]}"
