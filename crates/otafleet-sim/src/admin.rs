@@ -143,6 +143,11 @@ pub struct ServerCheck {
     pub settled_after: std::time::Duration,
     /// The protocols of the devices whose records disagree.
     pub disagreeing: BTreeSet<Protocol>,
+    /// Updated devices whose injected cut the server took for a complete download: it recorded
+    /// a failed attempt when the device came back on the old image, before the attempt that
+    /// succeeded. Not an error of the run: a server that counts bytes sent cannot see a cut
+    /// when the rest of the image fits in the sockets' buffers (several MB on loopback).
+    pub cuts_seen_whole: usize,
 }
 
 impl ServerCheck {
@@ -201,6 +206,14 @@ pub async fn check(
         match &res.outcome {
             Outcome::Updated { update_id, .. } => {
                 out.checked += 1;
+                if res.cut_injected {
+                    let path = format!("/api/v1/devices/{mac}/updates");
+                    let failed_before = get(http, token, &path).await.ok().is_some_and(|h| {
+                        h.as_array()
+                            .is_some_and(|a| a.iter().any(|u| u["state"] == "failed"))
+                    });
+                    out.cuts_seen_whole += usize::from(failed_before);
+                }
                 let u = &d["update"];
                 let same = update_id.is_none_or(|id| u["id"].as_i64() == Some(id));
                 if !same || u["state"] != "done" {

@@ -58,9 +58,10 @@ pub struct Args {
     #[arg(long)]
     pub project: Option<String>,
 
-    /// Size of the synthetic images (running and new), in bytes. A stock client's cut download
-    /// is visible to the server only when the rest of the image does not fit in the sockets'
-    /// buffers (a few hundred KB on loopback): use real sizes (1 MB and up) to see it.
+    /// Size of the synthetic images (running and new), in bytes. The server sees a stock
+    /// client's cut download only when the rest of the image does not fit in the sockets'
+    /// buffers, which on loopback hold several MB (the summary counts the cuts it took for
+    /// complete downloads).
     #[arg(long, default_value_t = 128 * 1024, value_parser = clap::value_parser!(u32).range(4096..=16 * 1024 * 1024))]
     pub image_size: u32,
 

@@ -437,8 +437,10 @@ impl Device<'_> {
                 }
             }
             if cut {
-                // Drop the response mid-body: the connection closes, as when Wi-Fi drops.
+                // Drop the response mid-body: the connection closes, as when Wi-Fi drops. Once
+                // per device: a later attempt (after a failed boot) is not cut again.
                 cut_at = None;
+                self.spec.cut_download = false;
                 self.resumed = true;
                 self.sh.stats.cut_downloads.fetch_add(1, Ordering::Relaxed);
             }

@@ -185,6 +185,14 @@ impl fmt::Display for Summary {
             }
             None => writeln!(f, "server records     not checked (no admin token)")?,
         }
+        if let Some(c) = self.server_check.as_ref().filter(|c| c.cuts_seen_whole > 0) {
+            writeln!(
+                f,
+                "  note: {} cut downloads looked complete to the server (the rest of the image fit \
+                 in the sockets' buffers): it recorded a failed attempt, then the device's next one",
+                c.cuts_seen_whole
+            )?;
+        }
         let mut reasons: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for r in &self.results {
             if let Outcome::Unexpected(why) = &r.outcome {

@@ -203,9 +203,10 @@ async fn mixed_fleet(devices: u32, cut: u8, failed: u8) {
             &n,
             "--protocols",
             "native=1,arduino=1,esp8266=1,esp32fota=1,legacy=1",
-            // A realistic image size: a stock client's cut is visible to the server only when
-            // the rest of the image does not fit in the sockets' buffers (a few hundred KB on
-            // loopback); with a smaller image the server sends it all and sees no cut.
+            // A real image size (1 MiB). Whether the server sees a stock client's cut depends
+            // on how much of the rest the sockets' buffers take in (on loopback, up to several
+            // MB): a cut taken for a complete download is recorded as a failed attempt before
+            // the one that succeeds, so only the last attempt's state is asserted below.
             "--image-size",
             "1048576",
             // A realistic reboot: see native_and_arduino_devices_update_side_by_side...
