@@ -76,6 +76,11 @@ impl EventBus {
         let _ = self.tx.send(event);
     }
 
+    /// Whether anyone listens (an event nobody receives need not be built).
+    pub fn has_watchers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }

@@ -15,6 +15,7 @@ use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
 use crate::events::{Event, EventBus};
 use crate::firmware::{self, Firmware, ImportOutcome, ImportRequest, ImportSource};
+use crate::hot::{self, Hot};
 use crate::settings::Settings;
 use crate::updates::{self, Update};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
@@ -33,6 +34,8 @@ struct Inner {
     /// SQLite has one writer at a time. Taking this lock before a read-then-write transaction
     /// queues writers in the process instead of letting them fail on a lock upgrade.
     write: Mutex<()>,
+    /// Quiet check-ins answered from memory, and their queued heartbeats ([`crate::hot`]).
+    hot: Hot,
 }
 
 impl Fleet {
@@ -41,15 +44,54 @@ impl Fleet {
         tokio::fs::create_dir_all(&settings.data_dir).await?;
         let db = db::open(&settings.data_dir).await?;
         let blobs = BlobStore::open(&settings.data_dir).await?;
-        Ok(Self {
+        let fleet = Self {
             inner: Arc::new(Inner {
                 db,
                 blobs,
                 events: EventBus::new(),
                 settings,
                 write: Mutex::new(()),
+                hot: Hot::default(),
             }),
-        })
+        };
+        fleet.spawn_heartbeat_writer();
+        Ok(fleet)
+    }
+
+    /// Write queued heartbeats every [`hot::FLUSH_EVERY`] until the fleet is dropped or closed.
+    fn spawn_heartbeat_writer(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(hot::FLUSH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let fleet = Fleet { inner };
+                if fleet.db().is_closed() {
+                    break;
+                }
+                if let Err(e) = fleet.flush_heartbeats().await {
+                    tracing::warn!(error = %e, "could not write queued heartbeats; retrying");
+                }
+            }
+        });
+    }
+
+    /// Write the heartbeats of quiet check-ins now (they are also shown before they are written).
+    pub async fn flush_heartbeats(&self) -> Result<()> {
+        if !self.inner.hot.has_pending() {
+            return Ok(());
+        }
+        // Heartbeats change no device's answer: no generation bump.
+        let _w = self.quiet_write_lock().await;
+        let mut conn = self.db().acquire().await?;
+        self.inner.hot.flush(&mut conn).await?;
+        Ok(())
+    }
+
+    pub(crate) fn hot(&self) -> &Hot {
+        &self.inner.hot
     }
 
     pub fn db(&self) -> &SqlitePool {
@@ -68,12 +110,33 @@ impl Fleet {
         &self.inner.settings
     }
 
+    /// The one writer's lock. Whoever takes it may change any device's answer, so every quiet
+    /// check-in remembered in memory is invalidated ([`crate::hot`]).
     pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
+        let guard = self.inner.write.lock().await;
+        self.inner.hot.bump();
+        guard
+    }
+
+    /// The writer's lock for a change to one device's own rows (its check-in or progress), which
+    /// changes no other device's answer: only that device's memory is dropped.
+    pub(crate) async fn device_write_lock(&self, mac: &str) -> MutexGuard<'_, ()> {
+        let guard = self.quiet_write_lock().await;
+        self.inner.hot.forget(mac);
+        guard
+    }
+
+    /// The writer's lock without invalidating anything: the holder must
+    /// [`Hot::forget`] every device whose rows it writes before it commits.
+    pub(crate) async fn quiet_write_lock(&self) -> MutexGuard<'_, ()> {
         self.inner.write.lock().await
     }
 
-    /// Close the database cleanly (checkpoints the WAL).
+    /// Write queued heartbeats, then close the database cleanly (checkpoints the WAL).
     pub async fn close(&self) {
+        if let Err(e) = self.flush_heartbeats().await {
+            tracing::warn!(error = %e, "could not write queued heartbeats at shutdown");
+        }
         self.inner.db.close().await;
     }
 
@@ -177,11 +240,17 @@ impl Fleet {
     // --- devices --------------------------------------------------------------------------
 
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        devices::list(self.db(), self.settings()).await
+        let mut all = devices::list(self.db(), self.settings()).await?;
+        for d in &mut all {
+            self.inner.hot.overlay(d, self.settings());
+        }
+        Ok(all)
     }
 
     pub async fn device(&self, mac: &str) -> Result<Device> {
-        devices::get(self.db(), self.settings(), mac).await
+        let mut d = devices::get(self.db(), self.settings(), mac).await?;
+        self.inner.hot.overlay(&mut d, self.settings());
+        Ok(d)
     }
 
     pub async fn device_history(&self, mac: &str) -> Result<Vec<Update>> {

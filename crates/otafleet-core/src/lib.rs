@@ -28,6 +28,7 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 mod fleet;
+pub mod hot;
 pub mod legacy;
 pub mod manifest;
 pub mod settings;

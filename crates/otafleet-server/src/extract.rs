@@ -15,7 +15,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // Every device check-in comes through here: parse the common case (plain
+        // `application/json`, valid body) directly, and let axum's extractor, which tracks the
+        // path of a bad field for the message, handle everything else.
+        let plain_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
+        if !plain_json {
+            return match axum::Json::<T>::from_request(req, state).await {
+                Ok(axum::Json(v)) => Ok(Json(v)),
+                Err(rejection) => Err(json_rejection(rejection)),
+            };
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::with_status(e.status(), "bad_body", e.body_text()))?;
+        if let Ok(v) = serde_json::from_slice::<T>(&bytes) {
+            return Ok(Json(v));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rejection) => Err(json_rejection(rejection)),
         }

@@ -70,12 +70,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_admin,
         ));
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(admin)
+    // Check-in and progress are the hot path (every device, every interval) and are never
+    // called by a browser: they skip the CORS and per-request trace layers, which cost about as
+    // much as the check-in itself (BENCHMARKS.md). Their handlers log what matters themselves.
+    let (device_router, device_api) = OpenApiRouter::new()
         .merge(device::router())
+        .split_for_parts();
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(admin)
         .merge(download::router())
         .merge(health::router())
         .split_for_parts();
+    api.merge(device_api);
     let ui_dir = state.info.ui_dir.clone();
     router
         .merge(docs::router(api))
@@ -83,5 +89,6 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router(ui_dir))
         .layer(ui::cors())
         .layer(TraceLayer::new_for_http())
+        .merge(device_router)
         .with_state(state)
 }

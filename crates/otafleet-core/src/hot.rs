@@ -1,0 +1,230 @@
+//! Quiet check-ins answered from memory, their heartbeats written in batches.
+//!
+//! Why: almost every check-in of a fleet at rest says "still here, same image" and gets "nothing
+//! to do". Answering that through SQLite costs about nine statements under the one writer lock
+//! (each a thread hop through sqlx's worker), which capped check-ins at ~2,400/s. Here the answer
+//! comes from a per-device memory of the last check-in the database path answered, and the only
+//! thing such a check-in changes — `last_seen`, `rssi`, `uptime_s` — is queued and written for
+//! all devices in one statement every [`FLUSH_EVERY`].
+//!
+//! Invariants (ARCHITECTURE.md repeats them):
+//! - An [`Entry`] is used only while the fleet's *generation* is the one it was recorded at, and
+//!   only when the check-in reports exactly what the entry holds (token, chip, project, version,
+//!   image hash, free space, name, IP). Every database writer bumps the generation when it takes
+//!   the write lock ([`crate::Fleet::write_lock`]); the only writers that do not are the native
+//!   check-in and progress for one device, and they drop that device's entry first
+//!   ([`crate::Fleet::device_write_lock`]). So an entry can never answer from a state the database
+//!   no longer has.
+//! - Entries are recorded only when the database path offered nothing and left no open update.
+//! - Reads of devices overlay queued heartbeats ([`Hot::overlay`]), so what the API shows is never
+//!   older than what a device was told. A killed process loses at most [`FLUSH_EVERY`] of
+//!   heartbeats (last-seen times and signal levels, repeated by the next check-in); clean shutdown
+//!   flushes them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
+use sqlx::SqliteConnection;
+
+use crate::devices::Device;
+use crate::error::Result;
+use crate::settings::Settings;
+
+/// How often queued heartbeats are written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// A device that checks in more often than this has its quiet check-ins published as events at
+/// most this often (a watcher sees it alive; a chatty device cannot flood the event stream).
+pub const EVENT_EVERY: Duration = Duration::from_secs(1);
+
+/// What the database path last told one device, and what the device had said.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub generation: u64,
+    /// SHA-256 of the device's token (the database keeps it as hex).
+    pub token_digest: [u8; 32],
+    pub chip: String,
+    pub project: String,
+    pub version: String,
+    pub sha256: Option<String>,
+    pub free_space: Option<i64>,
+    pub name: Option<String>,
+    pub ip: Option<String>,
+    /// The device as last published, for the event a quiet check-in publishes.
+    pub device: Device,
+    /// When a quiet check-in last published an event ([`Hot::since_start_ms`]).
+    pub last_event_ms: AtomicU64,
+}
+
+impl Entry {
+    /// Whether a quiet check-in now should publish an event (at most once per [`EVENT_EVERY`]).
+    pub fn event_due(&self, now_ms: u64) -> bool {
+        let last = self.last_event_ms.load(Ordering::Relaxed);
+        now_ms.saturating_sub(last) >= EVENT_EVERY.as_millis() as u64
+            && self
+                .last_event_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// A quiet check-in's contribution, waiting to be written.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Beat {
+    #[serde(rename = "m")]
+    mac: String,
+    #[serde(rename = "t")]
+    last_seen: String,
+    #[serde(rename = "r")]
+    rssi: Option<i64>,
+    #[serde(rename = "u")]
+    uptime_s: Option<i64>,
+}
+
+pub(crate) struct Hot {
+    started: Instant,
+    generation: AtomicU64,
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    pending: Mutex<HashMap<String, Beat>>,
+}
+
+impl Default for Hot {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            generation: AtomicU64::new(0),
+            entries: Mutex::default(),
+            pending: Mutex::default(),
+        }
+    }
+}
+
+impl Hot {
+    /// Milliseconds since this fleet opened (a monotonic clock for event pacing).
+    pub fn since_start_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Something in the database changed that may change any device's answer.
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The entry for `mac`, if it is still valid.
+    pub fn get(&self, mac: &str) -> Option<Arc<Entry>> {
+        let generation = self.generation();
+        let entries = self.entries.lock().expect("hot entries lock");
+        entries
+            .get(mac)
+            .filter(|e| e.generation == generation)
+            .cloned()
+    }
+
+    pub fn record(&self, mac: &str, entry: Entry) {
+        let mut entries = self.entries.lock().expect("hot entries lock");
+        // Entries of a past generation are dead weight; drop them when the map grows.
+        if entries.len() >= 1024 && entries.len().is_power_of_two() {
+            let generation = self.generation();
+            entries.retain(|_, e| e.generation == generation);
+        }
+        entries.insert(mac.to_string(), Arc::new(entry));
+    }
+
+    /// The database path is about to write this device: its entry and queued beat are stale.
+    pub fn forget(&self, mac: &str) {
+        self.entries.lock().expect("hot entries lock").remove(mac);
+        self.pending.lock().expect("hot pending lock").remove(mac);
+    }
+
+    pub fn queue(&self, mac: &str, last_seen: String, rssi: Option<i64>, uptime_s: Option<i64>) {
+        let mut pending = self.pending.lock().expect("hot pending lock");
+        match pending.get_mut(mac) {
+            Some(b) => {
+                b.last_seen = last_seen;
+                b.rssi = rssi;
+                b.uptime_s = uptime_s;
+            }
+            None => {
+                let mac = mac.to_string();
+                pending.insert(
+                    mac.clone(),
+                    Beat {
+                        mac,
+                        last_seen,
+                        rssi,
+                        uptime_s,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.lock().expect("hot pending lock").is_empty()
+    }
+
+    /// Show a device as of its latest heartbeat, written or not.
+    pub fn overlay(&self, device: &mut Device, settings: &Settings) {
+        let pending = self.pending.lock().expect("hot pending lock");
+        let Some(beat) = pending.get(&device.mac) else {
+            return;
+        };
+        if device
+            .last_seen
+            .as_deref()
+            .is_some_and(|seen| seen > beat.last_seen.as_str())
+        {
+            return;
+        }
+        device.last_seen = Some(beat.last_seen.clone());
+        device.rssi = beat.rssi;
+        device.uptime_s = beat.uptime_s;
+        device.online = crate::discovered::online(
+            settings,
+            device.last_seen.as_deref(),
+            device.mdns_seen.as_deref(),
+            device.mdns_gone.as_deref(),
+        );
+    }
+
+    /// Write every queued beat in one statement. The caller holds the write lock.
+    pub async fn flush(&self, conn: &mut SqliteConnection) -> Result<usize> {
+        let beats: Vec<Beat> = {
+            let mut pending = self.pending.lock().expect("hot pending lock");
+            if pending.is_empty() {
+                return Ok(0);
+            }
+            pending.drain().map(|(_, b)| b).collect()
+        };
+        let json = serde_json::to_string(&beats).expect("beats serialize");
+        // A row the database path wrote later than the beat (same device, newer check-in) keeps
+        // its values: `last_seen` is fixed-width UTC text, so text order is time order.
+        let result = sqlx::query(
+            "UPDATE devices SET last_seen = b.value ->> '$.t', rssi = b.value ->> '$.r', \
+               uptime_s = b.value ->> '$.u' \
+             FROM json_each(?1) AS b \
+             WHERE devices.mac = b.value ->> '$.m' \
+               AND (devices.last_seen IS NULL OR devices.last_seen < b.value ->> '$.t')",
+        )
+        .bind(json)
+        .execute(conn)
+        .await;
+        if let Err(e) = result {
+            // Keep them for the next flush (unless a newer beat arrived meanwhile).
+            let mut pending = self.pending.lock().expect("hot pending lock");
+            for b in beats {
+                pending.entry(b.mac.clone()).or_insert(b);
+            }
+            return Err(e.into());
+        }
+        Ok(beats.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

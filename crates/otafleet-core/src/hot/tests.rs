@@ -1,0 +1,263 @@
+//! The memory of quiet check-ins never answers from a state the database no longer has, and
+//! queued heartbeats are shown at once, written in batches, and never lost on a clean close.
+
+use otafleet_image::{synth, Chip};
+
+use crate::checkin::{CheckinRequest, CheckinResponse};
+use crate::deployments::NewDeployment;
+use crate::devices::{self, DevicePatch};
+use crate::firmware::{ImportRequest, ImportSource};
+use crate::{CoreError, Fleet, Settings};
+
+const MAC: &str = "24:0A:C4:A3:15:3C";
+
+fn report(version: &str, rssi: i64, uptime_s: i64) -> CheckinRequest {
+    CheckinRequest {
+        mac: MAC.into(),
+        chip: "esp32".into(),
+        project: "blink".into(),
+        version: version.into(),
+        sha256: None,
+        free_space: Some(1_310_720),
+        ip: Some("10.0.0.7".into()),
+        rssi: Some(rssi),
+        uptime_s: Some(uptime_s),
+        name: None,
+    }
+}
+
+async fn open(dir: &tempfile::TempDir) -> Fleet {
+    Fleet::open(Settings::new(dir.path())).await.unwrap()
+}
+
+async fn checkin(fleet: &Fleet, token: Option<&str>, req: CheckinRequest) -> CheckinResponse {
+    fleet.checkin(req, token, None).await.unwrap()
+}
+
+/// Enrol the device; return its token.
+async fn enrol(fleet: &Fleet) -> String {
+    checkin(fleet, None, report("1.0.0", -60, 1))
+        .await
+        .token
+        .expect("first check-in enrols")
+}
+
+async fn import_v2(fleet: &Fleet) -> i64 {
+    let bytes = synth::AppImage::new(Chip::Esp32)
+        .project("blink")
+        .version("2.0.0")
+        .payload_len(20_000)
+        .build();
+    let req = ImportRequest {
+        filename: "blink.bin".into(),
+        project: None,
+        version: None,
+        source: ImportSource::Upload,
+        source_path: None,
+    };
+    fleet.import(req, &bytes[..]).await.unwrap().firmware.id
+}
+
+#[tokio::test]
+async fn a_repeated_report_is_answered_from_memory_shown_at_once_and_written_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    assert!(
+        fleet.hot().get(MAC).is_some(),
+        "nothing offered, nothing open: the answer is remembered"
+    );
+
+    // Holding the writer's lock keeps the background heartbeat writer out while we look; a quiet
+    // check-in does not need that lock at all.
+    let writer = fleet.quiet_write_lock().await;
+    let answer = checkin(&fleet, Some(&token), report("1.0.0", -42, 99)).await;
+    assert!(answer.update.is_none() && answer.token.is_none());
+    assert!(
+        fleet.hot().has_pending(),
+        "a quiet check-in queues its heartbeat"
+    );
+    let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+    assert_eq!(stored.rssi, Some(-60), "not written yet");
+
+    let shown = fleet.device(MAC).await.unwrap();
+    assert_eq!((shown.rssi, shown.uptime_s), (Some(-42), Some(99)));
+    assert!(shown.online);
+    assert!(shown.last_seen >= stored.last_seen);
+
+    drop(writer);
+    fleet.flush_heartbeats().await.unwrap();
+    assert!(!fleet.hot().has_pending());
+    let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+    assert_eq!((stored.rssi, stored.uptime_s), (Some(-42), Some(99)));
+    assert_eq!(stored.last_seen, shown.last_seen);
+}
+
+#[tokio::test]
+async fn the_heartbeat_writer_flushes_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    checkin(&fleet, Some(&token), report("1.0.0", -43, 5)).await;
+    // Wait for the background writer (it runs every FLUSH_EVERY), bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+        if stored.rssi == Some(-43) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "heartbeat never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_made_after_a_quiet_answer_is_offered_at_the_next_check_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    checkin(&fleet, Some(&token), report("1.0.0", -50, 2)).await;
+    let id = import_v2(&fleet).await;
+    fleet
+        .deployment_create(NewDeployment {
+            firmware_id: id,
+            devices: None,
+            project: None,
+            chip: None,
+            rollback: false,
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    assert!(fleet.hot().get(MAC).is_none(), "any other write forgets");
+    let answer = checkin(&fleet, Some(&token), report("1.0.0", -50, 3)).await;
+    let offer = answer.update.expect("the new deployment is offered");
+    assert_eq!(offer.version.as_deref(), Some("2.0.0"));
+    assert!(
+        fleet.hot().get(MAC).is_none(),
+        "an open update is never answered from memory"
+    );
+    // The device keeps asking while it downloads: it keeps getting the same offer.
+    let again = checkin(&fleet, Some(&token), report("1.0.0", -50, 4)).await;
+    assert_eq!(again.update.map(|u| u.id), Some(offer.id));
+}
+
+#[tokio::test]
+async fn a_changed_report_takes_the_database_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    checkin(&fleet, Some(&token), report("1.0.1", -50, 2)).await;
+    let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+    assert_eq!(stored.version.as_deref(), Some("1.0.1"), "written at once");
+    let mut moved = report("1.0.1", -50, 3);
+    moved.ip = Some("10.0.0.8".into());
+    checkin(&fleet, Some(&token), moved).await;
+    let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+    assert_eq!(stored.ip.as_deref(), Some("10.0.0.8"));
+    assert_eq!(
+        fleet.hot().get(MAC).unwrap().ip.as_deref(),
+        Some("10.0.0.8")
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_even_for_a_remembered_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    enrol(&fleet).await;
+    let err = fleet
+        .checkin(report("1.0.0", -50, 2), Some("not-the-token"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Unauthorized {
+                code: "token_mismatch",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    fleet.flush_heartbeats().await.unwrap();
+    let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+    assert_eq!(stored.rssi, Some(-60), "a refused check-in changes nothing");
+}
+
+#[tokio::test]
+async fn reset_and_delete_by_the_admin_end_the_remembered_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    fleet
+        .device_patch(
+            MAC,
+            DevicePatch {
+                reset_token: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = fleet
+        .checkin(report("1.0.0", -50, 2), Some(&token), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoreError::Unauthorized { .. }), "{err}");
+
+    let token = enrol(&fleet).await;
+    checkin(&fleet, Some(&token), report("1.0.0", -50, 3)).await;
+    fleet.device_delete(MAC).await.unwrap();
+    let err = fleet
+        .checkin(report("1.0.0", -50, 4), Some(&token), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Unauthorized {
+                code: "token_unknown",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_heartbeat_never_overwrites_a_newer_check_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    enrol(&fleet).await;
+    fleet
+        .hot()
+        .queue(MAC, "2000-01-01T00:00:00.000Z".into(), Some(-99), Some(7));
+    let shown = fleet.device(MAC).await.unwrap();
+    assert_eq!(shown.rssi, Some(-60), "the stored check-in is newer");
+    fleet.flush_heartbeats().await.unwrap();
+    let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
+    assert_eq!(stored.rssi, Some(-60));
+    assert_ne!(
+        stored.last_seen.as_deref(),
+        Some("2000-01-01T00:00:00.000Z")
+    );
+}
+
+#[tokio::test]
+async fn a_clean_close_writes_queued_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    checkin(&fleet, Some(&token), report("1.0.0", -44, 77)).await;
+    fleet.close().await;
+    drop(fleet);
+    let fleet = open(&dir).await;
+    let d = fleet.device(MAC).await.unwrap();
+    assert_eq!((d.rssi, d.uptime_s), (Some(-44), Some(77)));
+    // The token survived too: the device's next check-in is accepted.
+    checkin(&fleet, Some(&token), report("1.0.0", -44, 78)).await;
+}
