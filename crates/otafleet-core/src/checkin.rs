@@ -138,6 +138,19 @@ pub(crate) async fn checkin(
     if let Some(answer) = token.and_then(|t| quiet(fleet, &c, &req, t)) {
         return Ok(answer);
     }
+    // Boxed: the database path's future is large, and every quiet check-in would otherwise
+    // allocate and move it too.
+    Box::pin(recorded(fleet, c, req, token)).await
+}
+
+/// The database path: authenticate, record the report, reconcile and decide, all in one
+/// transaction under the writer's lock.
+async fn recorded(
+    fleet: &Fleet,
+    c: Clean,
+    req: CheckinRequest,
+    token: Option<&str>,
+) -> Result<CheckinResponse> {
     let _writer = fleet.device_write_lock(&c.mac).await;
     let mut tx = fleet.db().begin().await?;
     let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")

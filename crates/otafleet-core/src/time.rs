@@ -14,9 +14,23 @@ pub fn now() -> String {
 }
 
 pub fn format(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC)
-        .format(FORMAT)
-        .expect("fixed format always formats")
+    // Written out by hand: every check-in stamps its time, and this is several times cheaper
+    // than interpreting FORMAT (the test below holds the two to the same text).
+    use std::fmt::Write;
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let mut s = String::with_capacity(24);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    );
+    s
 }
 
 /// Parse a stored timestamp; `None` for anything not written by [`now`].
@@ -44,5 +58,22 @@ mod tests {
         assert!(super::parse(&a).is_some());
         assert!(super::age_seconds(&a).unwrap() >= 0);
         assert!(super::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn hand_written_format_matches_the_format_description() {
+        use time::macros::datetime;
+        for t in [
+            datetime!(2026-11-22 23:05:07.009 UTC),
+            datetime!(1999-01-01 00:00:00 UTC),
+            datetime!(2031-12-31 23:59:59.999999 UTC),
+            datetime!(2026-03-29 03:30:00.5 +02:00),
+        ] {
+            let by_description = t
+                .to_offset(time::UtcOffset::UTC)
+                .format(super::FORMAT)
+                .unwrap();
+            assert_eq!(super::format(t), by_description);
+        }
     }
 }

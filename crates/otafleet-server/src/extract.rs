@@ -89,6 +89,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// A device's Bearer token, if it sent one (reads the one header instead of cloning them all,
+/// which the check-in path would pay for on every request).
+pub struct DeviceToken(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for DeviceToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(DeviceToken(bearer(&parts.headers).map(str::to_string)))
+    }
+}
+
 /// The Bearer token of a request, if any.
 pub fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
     parts

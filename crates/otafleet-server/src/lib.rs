@@ -38,8 +38,9 @@ pub struct AppState {
     /// The admin token, compared in constant time by [`auth`].
     pub admin_token: Arc<str>,
     /// Cancelled when the server shuts down, so that endless responses (the event stream) end
-    /// and graceful shutdown does not wait for them forever.
-    pub shutdown: CancellationToken,
+    /// and graceful shutdown does not wait for them forever. In an `Arc` because the state is
+    /// cloned for every request and a token's own clone takes a lock.
+    pub shutdown: Arc<CancellationToken>,
     /// Facts about how this server runs that only its front end knows (listen address, UI
     /// directory, mDNS name); shown by `GET /api/v1/settings`. Empty by default.
     pub info: Arc<ServerInfo>,
@@ -61,7 +62,7 @@ impl AppState {
         Self {
             fleet,
             admin_token: admin_token.into(),
-            shutdown: CancellationToken::new(),
+            shutdown: Arc::new(CancellationToken::new()),
             info: Arc::new(ServerInfo::default()),
         }
     }

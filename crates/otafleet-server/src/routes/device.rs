@@ -4,14 +4,13 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
 use axum::Json as AxumJson;
 use otafleet_core::checkin::{CheckinRequest, CheckinResponse, ProgressRequest};
 use otafleet_core::updates::Update;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{bearer, Json};
+use crate::extract::{DeviceToken, Json};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -28,12 +27,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn checkin(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    DeviceToken(token): DeviceToken,
     Json(req): Json<CheckinRequest>,
 ) -> ApiResult<AxumJson<CheckinResponse>> {
     let remote = Some(remote.ip().to_canonical().to_string());
     Ok(AxumJson(
-        s.fleet.checkin(req, bearer(&headers), remote).await?,
+        s.fleet.checkin(req, token.as_deref(), remote).await?,
     ))
 }
 
@@ -44,8 +43,8 @@ async fn checkin(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn progress(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    DeviceToken(token): DeviceToken,
     Json(req): Json<ProgressRequest>,
 ) -> ApiResult<AxumJson<Update>> {
-    Ok(AxumJson(s.fleet.progress(bearer(&headers), req).await?))
+    Ok(AxumJson(s.fleet.progress(token.as_deref(), req).await?))
 }
