@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// All deployments, newest first.
-#[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments",
+#[utoipa::path(get, operation_id = "list_deployments", path = "/api/v1/deployments", tag = "deployments",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<Deployment>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<Deployment>>> {
@@ -27,7 +27,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<Deployment>>>
 }
 
 /// Create a deployment (201), or with `dry_run` validate and count its reach (200).
-#[utoipa::path(post, path = "/api/v1/deployments", tag = "deployments", request_body = NewDeployment,
+#[utoipa::path(post, operation_id = "create_deployment", path = "/api/v1/deployments", tag = "deployments", request_body = NewDeployment,
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 201, body = Deployment), (status = 200, body = Deployment, description = "dry run"),
         (status = 422, body = ErrorBody)))]
@@ -46,7 +46,7 @@ async fn create(
 }
 
 /// Stop a deployment: its devices are no longer offered its image.
-#[utoipa::path(delete, path = "/api/v1/deployments/{id}", tag = "deployments",
+#[utoipa::path(delete, operation_id = "stop_deployment", path = "/api/v1/deployments/{id}", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Deployment), (status = 404, body = ErrorBody)))]

@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Check in: report what the device runs; get a token on first contact and an update offer when
 /// one is deployed for it.
-#[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = CheckinRequest,
+#[utoipa::path(post, operation_id = "device_checkin", path = "/api/v1/device/checkin", tag = "device", request_body = CheckinRequest,
     security((), ("device" = [])),
     responses((status = 200, body = CheckinResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn checkin(
@@ -37,7 +37,7 @@ async fn checkin(
 }
 
 /// Report progress of an offered update.
-#[utoipa::path(post, path = "/api/v1/device/progress", tag = "device", request_body = ProgressRequest,
+#[utoipa::path(post, operation_id = "device_progress", path = "/api/v1/device/progress", tag = "device", request_body = ProgressRequest,
     security(("device" = [])),
     responses((status = 200, body = Update), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Every device with its current update, then the services found by mDNS that did not tell
 /// their MAC (`mac` null, `key` = `<service>/<instance>`).
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+#[utoipa::path(get, operation_id = "list_devices", path = "/api/v1/devices", tag = "devices",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<ListedDevice>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<ListedDevice>>> {
@@ -30,7 +30,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<ListedDevice>
 }
 
 /// Add a device before it checks in.
-#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = NewDevice,
+#[utoipa::path(post, operation_id = "create_device", path = "/api/v1/devices", tag = "devices", request_body = NewDevice,
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 201, body = Device), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
@@ -44,7 +44,7 @@ async fn create(
 }
 
 /// One device.
-#[utoipa::path(get, path = "/api/v1/devices/{mac}", tag = "devices",
+#[utoipa::path(get, operation_id = "get_device", path = "/api/v1/devices/{mac}", tag = "devices",
     params(("mac" = String, Path, description = "MAC address, any common notation")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody)))]
@@ -56,7 +56,7 @@ async fn get_one(
 }
 
 /// Rename, set chip/project, or reset enrolment.
-#[utoipa::path(patch, path = "/api/v1/devices/{mac}", tag = "devices", request_body = DevicePatch,
+#[utoipa::path(patch, operation_id = "patch_device", path = "/api/v1/devices/{mac}", tag = "devices", request_body = DevicePatch,
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -69,7 +69,7 @@ async fn patch(
 }
 
 /// Forget a device (it enrols again at its next check-in).
-#[utoipa::path(delete, path = "/api/v1/devices/{mac}", tag = "devices",
+#[utoipa::path(delete, operation_id = "delete_device", path = "/api/v1/devices/{mac}", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
@@ -79,7 +79,7 @@ async fn delete(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult
 }
 
 /// A device's update history, newest first.
-#[utoipa::path(get, path = "/api/v1/devices/{mac}/updates", tag = "devices",
+#[utoipa::path(get, operation_id = "device_history", path = "/api/v1/devices/{mac}/updates", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody)))]

@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Live changes as `text/event-stream`. Browsers may pass the admin token as `?token=`.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+#[utoipa::path(get, operation_id = "event_stream", path = "/api/v1/events", tag = "events",
     params(("token" = Option<String>, Query, description = "admin token, for EventSource which cannot set headers")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, content_type = "text/event-stream", body = otafleet_core::events::Event)))]

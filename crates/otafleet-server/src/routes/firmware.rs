@@ -37,7 +37,7 @@ pub struct UploadQuery {
 }
 
 /// List the library, newest first.
-#[utoipa::path(get, path = "/api/v1/firmware", tag = "firmware",
+#[utoipa::path(get, operation_id = "list_firmware", path = "/api/v1/firmware", tag = "firmware",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<Firmware>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
@@ -47,7 +47,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
 /// Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
 /// with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
 /// already in the library; 422 with the reason when the file is not a flashable app image.
-#[utoipa::path(post, path = "/api/v1/firmware", tag = "firmware",
+#[utoipa::path(post, operation_id = "upload_firmware", path = "/api/v1/firmware", tag = "firmware",
     params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image (or multipart/form-data with a `file` field)"),
     security(("admin" = []), ("admin_key" = [])),
@@ -154,7 +154,7 @@ async fn upload_multipart(
 }
 
 /// One image.
-#[utoipa::path(get, path = "/api/v1/firmware/{id}", tag = "firmware",
+#[utoipa::path(get, operation_id = "get_firmware", path = "/api/v1/firmware/{id}", tag = "firmware",
     params(("id" = i64, Path, description = "firmware id")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Firmware), (status = 404, body = ErrorBody)))]
@@ -163,7 +163,7 @@ async fn get_one(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Js
 }
 
 /// Delete an image; refused (409) while a deployment uses it.
-#[utoipa::path(delete, path = "/api/v1/firmware/{id}", tag = "firmware",
+#[utoipa::path(delete, operation_id = "delete_firmware", path = "/api/v1/firmware/{id}", tag = "firmware",
     params(("id" = i64, Path, description = "firmware id")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -18,7 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Liveness and version.
-#[utoipa::path(get, path = "/api/v1/health", tag = "server", responses((status = 200, body = Health)))]
+#[utoipa::path(get, operation_id = "health", path = "/api/v1/health", tag = "server", responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok",

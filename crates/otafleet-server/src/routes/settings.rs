@@ -39,7 +39,7 @@ pub struct ServerSettings {
 }
 
 /// Settings in effect (read-only).
-#[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
+#[utoipa::path(get, operation_id = "get_settings", path = "/api/v1/settings", tag = "settings",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = ServerSettings)))]
 async fn get_settings(State(s): State<AppState>) -> ApiResult<Json<ServerSettings>> {

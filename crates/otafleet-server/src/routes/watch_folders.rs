@@ -18,7 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The watched folders, each with its last result.
-#[utoipa::path(get, path = "/api/v1/watch-folders", tag = "watch folders",
+#[utoipa::path(get, operation_id = "list_watch_folders", path = "/api/v1/watch-folders", tag = "watch folders",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<WatchFolder>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<WatchFolder>>> {
@@ -26,7 +26,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<WatchFolder>>
 }
 
 /// Watch a folder (an absolute path on the machine otafleet runs on).
-#[utoipa::path(post, path = "/api/v1/watch-folders", tag = "watch folders", request_body = NewWatchFolder,
+#[utoipa::path(post, operation_id = "add_watch_folder", path = "/api/v1/watch-folders", tag = "watch folders", request_body = NewWatchFolder,
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 201, body = WatchFolder), (status = 422, body = ErrorBody)))]
 async fn add(
@@ -40,7 +40,7 @@ async fn add(
 }
 
 /// Stop watching a folder.
-#[utoipa::path(delete, path = "/api/v1/watch-folders/{id}", tag = "watch folders",
+#[utoipa::path(delete, operation_id = "remove_watch_folder", path = "/api/v1/watch-folders/{id}", tag = "watch folders",
     params(("id" = i64, Path, description = "watch folder id")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]

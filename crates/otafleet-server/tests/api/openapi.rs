@@ -24,6 +24,15 @@ async fn openapi_lists_the_api_and_docs_render() {
     ] {
         assert!(paths.contains_key(p), "OpenAPI lacks {p}");
     }
+    // Client generators key operations by operationId: each must be there, and only once.
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str();
+            let id = id.unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(ids.insert(id.to_string()), "operationId {id} is used twice");
+        }
+    }
     assert!(doc["components"]["schemas"]["Firmware"].is_object());
     assert!(doc["components"]["schemas"]["Device"].is_object());
     let page = app
