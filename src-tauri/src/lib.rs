@@ -62,11 +62,14 @@ pub struct Desktop {
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     /// The server task; awaited at exit so the database is closed before the process ends.
     server: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
-    _mdns: MdnsHandle,
+    /// The mDNS advertisement; withdrawn (goodbye packets) at exit, as `otafleet serve` does, so
+    /// devices stop trying a server that is gone instead of waiting out the record's TTL.
+    mdns: Mutex<Option<MdnsHandle>>,
 }
 
 impl Desktop {
-    /// Stop the embedded server and wait (bounded) for it to close the database.
+    /// Stop the embedded server and wait (bounded) for it to close the database, then withdraw
+    /// the mDNS advertisement.
     pub fn shutdown(&self) {
         if let Some(stop) = self.stop.lock().unwrap().take() {
             let _ = stop.send(());
@@ -74,6 +77,12 @@ impl Desktop {
         if let Some(task) = self.server.lock().unwrap().take() {
             tauri::async_runtime::block_on(async {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+            });
+        }
+        if let Some(mdns) = self.mdns.lock().unwrap().take() {
+            tauri::async_runtime::block_on(async {
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(3), mdns.shutdown()).await;
             });
         }
     }
@@ -193,7 +202,7 @@ fn start_server(args: ServeArgs) -> anyhow::Result<Desktop> {
         connection,
         stop: Mutex::new(Some(stop)),
         server: Mutex::new(Some(task)),
-        _mdns: mdns,
+        mdns: Mutex::new(Some(mdns)),
     })
 }
 
