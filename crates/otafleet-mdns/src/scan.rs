@@ -1,12 +1,13 @@
 //! A one-off look at the LAN, for `otafleet discover`: browse our service type and the device
 //! types for a while and report what is there at the end (a service that said goodbye during the
 //! scan is dropped). For a person debugging their network, so it reports raw facts: instance,
-//! host, every address, port, TXT.
+//! host, every address, port, TXT. [`servers`] is the same look at servers only, for a client
+//! that wants one and need not wait out the whole timeout once it has it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mdns_sd::{ServiceDaemon, ServiceEvent};
+use mdns_sd::{ResolvedService, ServiceDaemon, ServiceEvent};
 use serde::Serialize;
 
 use crate::browse::{instance_name, txt_map};
@@ -30,13 +31,44 @@ pub struct Seen {
 
 /// Browse for `duration`, then return what is on the LAN, servers first.
 pub async fn scan(duration: Duration) -> Result<Vec<Seen>> {
-    let daemon = ServiceDaemon::new()?;
-    let mut seen: HashMap<String, Seen> = HashMap::new();
     let types: Vec<&str> = std::iter::once(SERVER_SERVICE)
         .chain(DEVICE_SERVICES)
         .collect();
+    let mut out = browse_for(&types, duration, |_| None).await?;
+    out.sort_by(|a, b| {
+        (a.kind != "server", &a.service, &a.instance).cmp(&(
+            b.kind != "server",
+            &b.service,
+            &b.instance,
+        ))
+    });
+    Ok(out)
+}
+
+/// Browse for otafleet servers only, for a client that wants one (the simulator's `--mdns`):
+/// like [`scan`] but it can end as soon as it has what it needs. After every change `settle` gets
+/// the servers seen so far, in the order they first answered, and may return how much longer to
+/// listen (`Some(Duration::ZERO)`: stop now); a later answer can only shorten that, and the
+/// browse never outlasts `timeout`. Returns the servers in the order they first answered.
+pub async fn servers(
+    timeout: Duration,
+    settle: impl FnMut(&[Seen]) -> Option<Duration>,
+) -> Result<Vec<Seen>> {
+    browse_for(&[SERVER_SERVICE], timeout, settle).await
+}
+
+/// Browse `types` until `timeout`, or earlier as `settle` asks (see [`servers`]); what is there
+/// then, in the order it first answered (a service that said goodbye is dropped).
+async fn browse_for(
+    types: &[&str],
+    timeout: Duration,
+    mut settle: impl FnMut(&[Seen]) -> Option<Duration>,
+) -> Result<Vec<Seen>> {
+    let daemon = ServiceDaemon::new()?;
+    // (full name, what it announced), in the order of first answers.
+    let mut seen: Vec<(String, Seen)> = Vec::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for ty in &types {
+    for ty in types {
         let events = daemon.browse(ty)?;
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -48,53 +80,56 @@ pub async fn scan(duration: Duration) -> Result<Vec<Seen>> {
         });
     }
     drop(tx);
-    let deadline = tokio::time::Instant::now() + duration;
+    let mut deadline = tokio::time::Instant::now() + timeout;
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {
         match event {
             ServiceEvent::ServiceResolved(s) => {
-                let mut ips: Vec<std::net::IpAddr> =
-                    s.addresses.iter().map(|a| a.to_ip_addr()).collect();
-                ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-                let entry = Seen {
-                    kind: if s.ty_domain == SERVER_SERVICE {
-                        "server"
-                    } else {
-                        "device"
-                    },
-                    service: s
-                        .ty_domain
-                        .trim_end_matches('.')
-                        .trim_end_matches(".local")
-                        .into(),
-                    instance: instance_name(&s.fullname, &s.ty_domain),
-                    host: s.host.trim_end_matches('.').into(),
-                    addresses: ips.iter().map(ToString::to_string).collect(),
-                    port: s.port,
-                    txt: txt_map(&s),
-                };
-                seen.insert(s.fullname.clone(), entry);
+                let entry = seen_from(&s);
+                match seen.iter_mut().find(|(name, _)| *name == s.fullname) {
+                    Some((_, old)) => *old = entry,
+                    None => seen.push((s.fullname.clone(), entry)),
+                }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
-                seen.remove(&fullname);
+                seen.retain(|(name, _)| *name != fullname);
             }
-            _ => {}
+            _ => continue,
+        }
+        let now: Vec<Seen> = seen.iter().map(|(_, s)| s.clone()).collect();
+        if let Some(more) = settle(&now) {
+            deadline = deadline.min(tokio::time::Instant::now() + more);
         }
     }
-    for ty in &types {
+    for ty in types {
         let _ = daemon.stop_browse(ty);
     }
     if let Ok(rx) = daemon.shutdown() {
         let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv_async()).await;
     }
-    let mut out: Vec<Seen> = seen.into_values().collect();
-    out.sort_by(|a, b| {
-        (a.kind != "server", &a.service, &a.instance).cmp(&(
-            b.kind != "server",
-            &b.service,
-            &b.instance,
-        ))
-    });
-    Ok(out)
+    Ok(seen.into_iter().map(|(_, s)| s).collect())
+}
+
+/// What a resolved service announced, addresses IPv4 first.
+fn seen_from(s: &ResolvedService) -> Seen {
+    let mut ips: Vec<std::net::IpAddr> = s.addresses.iter().map(|a| a.to_ip_addr()).collect();
+    ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    Seen {
+        kind: if s.ty_domain == SERVER_SERVICE {
+            "server"
+        } else {
+            "device"
+        },
+        service: s
+            .ty_domain
+            .trim_end_matches('.')
+            .trim_end_matches(".local")
+            .into(),
+        instance: instance_name(&s.fullname, &s.ty_domain),
+        host: s.host.trim_end_matches('.').into(),
+        addresses: ips.iter().map(ToString::to_string).collect(),
+        port: s.port,
+        txt: txt_map(s),
+    }
 }
 
 /// A plain-text table for people: one line per service, TXT as `k=v` pairs.

@@ -10,18 +10,33 @@ use otafleet_image::Chip;
 
 use crate::error::SimError;
 use crate::images::Family;
+use crate::mdns::{Find, Found};
 
 /// A virtual fleet of ESP32-family devices against an otafleet server.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "otafleet-sim", version, about, args_override_self = true)]
 pub struct Args {
-    /// Base URL of the otafleet server, e.g. http://127.0.0.1:8470.
+    /// Base URL of the otafleet server, e.g. http://127.0.0.1:8470. One of --server and --mdns
+    /// is required: the simulator uploads and deploys, so it never picks a server on its own.
     #[arg(long, value_name = "URL", env = "OTAFLEET_SIM_SERVER")]
     pub server: Option<String>,
 
-    /// Find the server over mDNS (`_otafleet._tcp`) instead of --server.
+    /// Find the server over mDNS instead of --server: browse _otafleet._tcp (what `otafleet
+    /// serve` advertises unless --no-mdns) for up to --mdns-timeout seconds and use the server's
+    /// IPv4 address and SRV port. When several answer: the one --mdns-name names, else the first
+    /// by instance name (all are listed). Only when asked: it joins the mDNS multicast group on
+    /// every interface.
     #[arg(long, conflicts_with = "server")]
     pub mdns: bool,
+
+    /// With --mdns: the longest wait, in seconds, for a server to answer [default: 10].
+    #[arg(long, value_name = "SECS", requires = "mdns")]
+    pub mdns_timeout: Option<f64>,
+
+    /// With --mdns: use the server advertised under this instance name (`otafleet serve
+    /// --mdns-name`, default its host name; case-insensitive), not the first of several.
+    #[arg(long, value_name = "NAME", requires = "mdns")]
+    pub mdns_name: Option<String>,
 
     /// Number of virtual devices (at most 65536: the last two MAC bytes number them).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -119,6 +134,9 @@ pub struct Args {
     pub no_progress: bool,
 }
 
+/// Seconds `--mdns` waits for a server when `--mdns-timeout` is not given.
+pub const DEFAULT_MDNS_TIMEOUT: f64 = 10.0;
+
 /// A device protocol the simulator knows by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Protocol {
@@ -183,7 +201,11 @@ impl Protocol {
 /// The checked run description.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Base URL of the server; empty until [`Config::locate_server`] has found it when `mdns` is
+    /// set.
     pub server: String,
+    /// `--mdns`: the server is still to be found.
+    pub mdns: Option<Find>,
     pub devices: u32,
     pub protocols: BTreeMap<Protocol, u32>,
     pub legacy_device_secret: Option<String>,
@@ -206,19 +228,37 @@ pub struct Config {
 
 impl Config {
     pub fn from_args(a: Args) -> Result<Self, SimError> {
-        if a.mdns {
-            return Err(SimError::MdnsUnavailable);
-        }
-        let server = a
-            .server
-            .ok_or(SimError::NoServer)?
-            .trim_end_matches('/')
-            .to_string();
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
-            return Err(SimError::Usage(format!(
-                "--server must be an http:// or https:// URL, not '{server}'"
-            )));
-        }
+        let (server, mdns) = if a.mdns {
+            let timeout = a.mdns_timeout.unwrap_or(DEFAULT_MDNS_TIMEOUT);
+            if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+                return Err(SimError::Usage(
+                    "--mdns-timeout must be a number of seconds above 0 and at most 3600".into(),
+                ));
+            }
+            let find = Find {
+                timeout: Duration::from_secs_f64(timeout),
+                name: a.mdns_name.filter(|n| !n.trim().is_empty()),
+            };
+            (String::new(), Some(find))
+        } else {
+            // clap's `requires` gives way to --server's conflict with --mdns: say it here.
+            if a.mdns_timeout.is_some() || a.mdns_name.is_some() {
+                return Err(SimError::Usage(
+                    "--mdns-timeout and --mdns-name go with --mdns, not --server".into(),
+                ));
+            }
+            let server = a
+                .server
+                .ok_or(SimError::NoServer)?
+                .trim_end_matches('/')
+                .to_string();
+            if !(server.starts_with("http://") || server.starts_with("https://")) {
+                return Err(SimError::Usage(format!(
+                    "--server must be an http:// or https:// URL, not '{server}'"
+                )));
+            }
+            (server, None)
+        };
         let chip = parse_chip(&a.chip)?;
         if a.admin_token.is_none() && !a.wait_for_deployment {
             return Err(SimError::Usage(
@@ -261,6 +301,7 @@ impl Config {
         let seed = a.seed.unwrap_or_else(rand::random);
         Ok(Config {
             server,
+            mdns,
             devices: a.devices,
             protocols,
             legacy_device_secret: secret,
@@ -282,6 +323,17 @@ impl Config {
             seed,
             show_progress: !a.no_progress,
         })
+    }
+
+    /// With `--mdns`: browse for the server and set [`Config::server`] to it; returns what was
+    /// found, for the caller to report. Without (or once found) it does nothing.
+    pub async fn locate_server(&mut self) -> Result<Option<Found>, SimError> {
+        let Some(find) = self.mdns.take() else {
+            return Ok(None);
+        };
+        let found = crate::mdns::find(&find).await?;
+        self.server = found.url.clone();
+        Ok(Some(found))
     }
 }
 

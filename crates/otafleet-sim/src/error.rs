@@ -8,10 +8,10 @@ use thiserror::Error;
 pub enum SimError {
     #[error("{0}")]
     Usage(String),
-    #[error("give --server URL (mDNS discovery is not available yet)")]
+    #[error("give --server URL, or --mdns to find the server over mDNS")]
     NoServer,
-    #[error("--mdns: mDNS discovery is not available yet (it is being built in branch mdns); use --server URL")]
-    MdnsUnavailable,
+    #[error("--mdns: {0}")]
+    Mdns(String),
     #[error("admin request {what} failed: {detail}")]
     Admin { what: &'static str, detail: String },
     #[error("HTTP client: {0}")]

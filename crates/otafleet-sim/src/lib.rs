@@ -9,7 +9,8 @@
 //! field run, each as it behaves on the wire: Arduino-ESP32 `HTTPUpdate` and `ESP8266httpUpdate`
 //! ([`arduino`]), esp32FOTA ([`fota`]) and the legacy "ESP32 OTA Update Server" sketch
 //! ([`legacy`]), sharing the download of [`stock`]. [`images`] builds the synthetic images per
-//! chip family (ESP8266 devices run their own project).
+//! chip family (ESP8266 devices run their own project). [`mdns`] finds the server over mDNS
+//! (`--mdns`), as a device would, instead of being given `--server URL`.
 
 pub mod admin;
 pub mod arduino;
@@ -20,6 +21,7 @@ pub mod fota;
 pub mod http;
 pub mod images;
 pub mod legacy;
+pub mod mdns;
 pub mod run;
 pub mod stock;
 pub mod summary;

@@ -1,5 +1,7 @@
-//! `otafleet-sim`: parse the command line, run the fleet, print the summary. Exit code 0 only when
-//! every device ended as asked (see `Summary::success`), 1 when not, 2 on a usage or setup error.
+//! `otafleet-sim`: parse the command line, find the server over mDNS if asked (`--mdns`, saying
+//! which one it uses), run the fleet, print the summary. Exit code 0 only when every device ended
+//! as asked (see `Summary::success`), 1 when not, 2 on a usage or setup error (no server found
+//! over mDNS included).
 
 use std::process::ExitCode;
 
@@ -13,13 +15,34 @@ async fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cfg = match Config::from_args(Args::parse()) {
+    let mut cfg = match Config::from_args(Args::parse()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("otafleet-sim: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(find) = &cfg.mdns {
+        println!(
+            "otafleet-sim: looking for an otafleet server over mDNS (_otafleet._tcp{}), up to {:.1} s",
+            find.name
+                .as_deref()
+                .map(|n| format!(" named \"{n}\""))
+                .unwrap_or_default(),
+            find.timeout.as_secs_f64()
+        );
+        match cfg.locate_server().await {
+            Ok(found) => {
+                for line in found.iter().flat_map(|f| f.report()) {
+                    println!("otafleet-sim: {line}");
+                }
+            }
+            Err(e) => {
+                eprintln!("otafleet-sim: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mix: Vec<String> = cfg
         .protocols
         .iter()

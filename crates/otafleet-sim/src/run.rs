@@ -52,8 +52,14 @@ pub struct Shared {
     pub stop: watch::Sender<bool>,
 }
 
-/// Run the fleet to its end.
-pub async fn run(cfg: Config) -> Result<Summary, SimError> {
+/// Run the fleet to its end, after finding the server over mDNS if `cfg` asks for it (the binary
+/// finds it first, to print the choice).
+pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
+    if let Some(found) = cfg.locate_server().await? {
+        for line in found.report() {
+            tracing::info!("{line}");
+        }
+    }
     let started = Instant::now();
     let http = Http::new(&cfg.server, cfg.connections)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);

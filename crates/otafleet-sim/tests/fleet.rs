@@ -385,15 +385,30 @@ async fn the_default_mix_follows_the_admin_token_and_the_legacy_secret() {
     assert!(err.contains("--admin-token"), "{err}");
 }
 
-#[tokio::test]
-async fn mdns_discovery_says_it_is_not_available_yet() {
-    let err = Config::from_args(Args::parse_from([
-        "otafleet-sim",
-        "--mdns",
-        "--admin-token",
-        "x",
-    ]))
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("not available yet"), "{err}");
+#[test]
+fn mdns_flags_are_checked_before_anything_browses() {
+    let parse = |argv: &[&str]| {
+        let argv = ["otafleet-sim", "--admin-token", "x"].iter().chain(argv);
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())
+            .and_then(|a| Config::from_args(a).map_err(|e| e.to_string()))
+    };
+    let cfg = parse(&["--mdns", "--mdns-timeout", "2.5", "--mdns-name", "lab"]).unwrap();
+    let find = cfg.mdns.expect("the server is still to be found");
+    assert_eq!(find.timeout, std::time::Duration::from_millis(2500));
+    assert_eq!(find.name.as_deref(), Some("lab"));
+    assert!(cfg.server.is_empty(), "no URL before the browse");
+    assert!(parse(&["--server", "http://127.0.0.1:1"])
+        .unwrap()
+        .mdns
+        .is_none());
+    // Nothing is guessed: the simulator uploads and deploys to whatever it finds.
+    let err = parse(&[]).unwrap_err();
+    assert!(err.contains("--server URL, or --mdns"), "{err}");
+    let err = parse(&["--mdns", "--server", "http://127.0.0.1:1"]).unwrap_err();
+    assert!(err.contains("cannot be used with"), "{err}");
+    let err = parse(&["--mdns-name", "lab", "--server", "http://127.0.0.1:1"]).unwrap_err();
+    assert!(err.contains("--mdns"), "--mdns-name needs --mdns: {err}");
+    let err = parse(&["--mdns", "--mdns-timeout", "0"]).unwrap_err();
+    assert!(err.contains("--mdns-timeout"), "{err}");
 }
