@@ -168,11 +168,10 @@ pub async fn file_response(
         })?;
     if let Some(bytes) = cached.filter(|b| b.len() as u64 == size) {
         let part = bytes.slice(start as usize..(start + len) as usize);
-        // Zero-copy slices, sent as 32 KiB frames so that byte counting sees steady progress.
-        let frames = (0..part.len()).step_by(32 * 1024).map(move |at| {
-            Ok::<_, std::convert::Infallible>(part.slice(at..part.len().min(at + 32 * 1024)))
-        });
-        let body = Body::from_stream(futures_util::stream::iter(frames.collect::<Vec<_>>()));
+        // One zero-copy frame: hyper queues it whole and hands the socket as much as it takes
+        // per write, instead of up to 16 frames of 32 KiB (`counted` splits it where progress
+        // is counted).
+        let body = Body::from(part);
         return Ok(builder.body(body).expect("valid response").into_response());
     }
     let mut file = tokio::fs::File::open(path).await.map_err(|e| {
