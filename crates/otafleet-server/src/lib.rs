@@ -26,6 +26,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use otafleet_core::Fleet;
 use tokio::net::TcpListener;
@@ -88,8 +89,10 @@ pub async fn serve(
     let fleet = state.fleet.clone();
     let stopping = state.shutdown.clone();
     let router = app(state);
+    // Bytes of cached images leave with sendfile(2) (`blob_cache::send` says why and how).
+    // `tap_io` only so that `ConnectInfo<SocketAddr>` keeps working with our listener type.
     axum::serve(
-        listener,
+        blob_cache::send::SendfileListener(listener).tap_io(|_| {}),
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {

@@ -168,9 +168,8 @@ pub async fn file_response(
         })?;
     if let Some(bytes) = cached.filter(|b| b.len() as u64 == size) {
         let part = bytes.slice(start as usize..(start + len) as usize);
-        // One zero-copy frame: hyper queues it whole and hands the socket as much as it takes
-        // per write, instead of up to 16 frames of 32 KiB (`counted` splits it where progress
-        // is counted).
+        // One zero-copy frame: hyper hands it to the socket whole, where it leaves with
+        // sendfile(2) (`blob_cache::send`); `counted` splits it where progress is counted.
         let body = Body::from(part);
         return Ok(builder.body(body).expect("valid response").into_response());
     }
