@@ -7,8 +7,8 @@
 //! one allocation: memory no longer grows with downloads in flight. On Linux the copy also
 //! remembers the file it was read from, and the socket sends its bytes from that file with
 //! `sendfile(2)` instead of copying them ([`send`]). Blobs are content-addressed and immutable,
-//! so an entry never goes stale; deleted images are refused before the cache is asked
-//! (`Fleet::firmware_file`).
+//! so an entry never goes stale; deleted images are refused by the firmware lookup before the
+//! cache is asked (`routes::download::FirmwareIndex`, `Fleet::firmware_file`).
 //!
 //! Bounded: images above [`MAX_ENTRY`] are streamed from disk as before, and the oldest entries
 //! are dropped once the cache holds more than [`BUDGET`] bytes. Concurrent first requests for an

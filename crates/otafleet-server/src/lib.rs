@@ -44,6 +44,9 @@ pub struct AppState {
     /// Facts about how this server runs that only its front end knows (listen address, UI
     /// directory, mDNS name); shown by `GET /api/v1/settings`. Empty by default.
     pub info: Arc<ServerInfo>,
+    /// Firmware rows for downloads, so that they need not ask the database
+    /// ([`routes::download::FirmwareIndex`] says why and how deletes are seen).
+    pub firmwares: Arc<routes::download::FirmwareIndex>,
 }
 
 /// What the front end that started the server (CLI, desktop shell) tells it about itself.
@@ -64,6 +67,7 @@ impl AppState {
             admin_token: admin_token.into(),
             shutdown: CancellationToken::new(),
             info: Arc::new(ServerInfo::default()),
+            firmwares: Default::default(),
         }
     }
 

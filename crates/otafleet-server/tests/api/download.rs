@@ -175,6 +175,69 @@ async fn unknown_or_malformed_hash_is_refused() {
     app.stop().await;
 }
 
+/// Downloads look firmware rows up in a per-server index (`FirmwareIndex`), not the database: a
+/// delete must still be seen by the very next request, on both download routes, every time, and
+/// the same bytes imported again must be served again.
+#[tokio::test]
+async fn a_deleted_image_is_gone_at_once_and_served_again_once_imported_again() {
+    let app = TestApp::start().await;
+    let img = app_image(Chip::Esp32, "blink", "1.0.0", 100_000);
+    let sha = sha256_hex(&img);
+    let native = app.url(&format!("/api/v1/device/firmware/{sha}"));
+    let per_device = app.url(&format!("/ota/firmware/aa:bb:cc:dd:ee:ff/{sha}"));
+    for round in 0..10 {
+        let fw = app.upload_ok("blink.bin", img.clone()).await;
+        for url in [&native, &per_device, &native] {
+            let r = app.http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "round {round}: {url}");
+            assert_eq!(r.bytes().await.unwrap().as_ref(), img.as_slice());
+        }
+        let r = app
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/firmware/{}", fw["id"]),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        for url in [&native, &per_device] {
+            let r = app.http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 404, "round {round}: GET {url} after the delete");
+            let r = app.http.head(url).send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                404,
+                "round {round}: HEAD {url} after the delete"
+            );
+        }
+    }
+    // Upper-case spellings are not kept in the index but still answered (and still 404 now).
+    let r = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/device/firmware/{}",
+            sha.to_ascii_uppercase()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    app.upload_ok("blink.bin", img.clone()).await;
+    let r = app
+        .http
+        .get(app.url(&format!(
+            "/api/v1/device/firmware/{}",
+            sha.to_ascii_uppercase()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), img.as_slice());
+    app.stop().await;
+}
+
 /// Cached image bytes leave with sendfile(2) (`blob_cache::send`): several images of a few MB,
 /// larger than a socket buffer, whole and in ranges, at once, to a fast and a slow reader, must
 /// arrive byte for byte.

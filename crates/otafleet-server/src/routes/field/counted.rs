@@ -39,11 +39,12 @@ async fn per_device(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (fw, path) = s.fleet.firmware_file(&sha256).await?;
-    let update = field::download_for(&s.fleet, &mac, &fw).await?;
-    let resp = file_response(&fw, &path, &method, &headers).await?;
+    let found = s.firmwares.get(&s.fleet, &sha256).await?;
+    let (fw, path) = &*found;
+    let update = field::download_for(&s.fleet, &mac, fw).await?;
+    let resp = file_response(fw, path, &method, &headers).await?;
     Ok(match update {
-        Some(u) => counted(&s.fleet, &method, resp, &u, &fw),
+        Some(u) => counted(&s.fleet, &method, resp, &u, fw),
         None => resp,
     })
 }
