@@ -17,7 +17,7 @@ say() { echo "$*" | tee -a "$R"; }
 wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
 
 cargo build --release -q -p otafleet-cli -p otafleet-sim -p otafleet-bench
-B=target/release
+B=${CARGO_TARGET_DIR:-target}/release  # honours CARGO_TARGET_DIR, like the cargo build above
 
 say "== machine"
 say "date: $(date -u +%FT%TZ)  host cores: $(nproc)  cpu: $(lscpu | sed -n 's/^Model name: *//p')"

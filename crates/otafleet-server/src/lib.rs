@@ -26,6 +26,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use otafleet_core::Fleet;
 use tokio::net::TcpListener;
@@ -44,6 +45,9 @@ pub struct AppState {
     /// Facts about how this server runs that only its front end knows (listen address, UI
     /// directory, mDNS name); shown by `GET /api/v1/settings`. Empty by default.
     pub info: Arc<ServerInfo>,
+    /// Firmware rows for downloads, so that they need not ask the database
+    /// ([`routes::download::FirmwareIndex`] says why and how deletes are seen).
+    pub firmwares: Arc<routes::download::FirmwareIndex>,
 }
 
 /// What the front end that started the server (CLI, desktop shell) tells it about itself.
@@ -64,6 +68,7 @@ impl AppState {
             admin_token: admin_token.into(),
             shutdown: Arc::new(CancellationToken::new()),
             info: Arc::new(ServerInfo::default()),
+            firmwares: Default::default(),
         }
     }
 
@@ -89,8 +94,10 @@ pub async fn serve(
     let fleet = state.fleet.clone();
     let stopping = state.shutdown.clone();
     let router = app(state);
+    // Bytes of cached images leave with sendfile(2) (`blob_cache::send` says why and how).
+    // `tap_io` only so that `ConnectInfo<SocketAddr>` keeps working with our listener type.
     axum::serve(
-        listener,
+        blob_cache::send::SendfileListener(listener).tap_io(|_| {}),
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {

@@ -15,6 +15,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use otafleet_core::field;
 use otafleet_core::firmware::Firmware;
@@ -38,11 +39,12 @@ async fn per_device(
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (fw, path) = s.fleet.firmware_file(&sha256).await?;
-    let update = field::download_for(&s.fleet, &mac, &fw).await?;
-    let resp = file_response(&fw, &path, &method, &headers).await?;
+    let found = s.firmwares.get(&s.fleet, &sha256).await?;
+    let (fw, path) = &*found;
+    let update = field::download_for(&s.fleet, &mac, fw).await?;
+    let resp = file_response(fw, path, &method, &headers).await?;
     Ok(match update {
-        Some(u) => counted(&s.fleet, &method, resp, &u, &fw),
+        Some(u) => counted(&s.fleet, &method, resp, &u, fw),
         None => resp,
     })
 }
@@ -82,14 +84,33 @@ pub fn counted(
     let (parts, body) = resp.into_parts();
     let (tx, rx) = mpsc::unbounded_channel::<usize>();
     tokio::spawn(record(fleet.clone(), update.id, size, start, len, rx));
-    let stream = body.into_data_stream().map(move |chunk| {
-        if let Ok(bytes) = &chunk {
-            let _ = tx.send(bytes.len());
-        }
-        chunk
-    });
+    // Counted in frames of at most 32 KiB (zero-copy slices), so that progress moves in steps
+    // however the body was framed; what is counted is what hyper has taken to send.
+    let stream = body
+        .into_data_stream()
+        .flat_map(|chunk| futures_util::stream::iter(frames(chunk)))
+        .map(move |chunk| {
+            if let Ok(bytes) = &chunk {
+                let _ = tx.send(bytes.len());
+            }
+            chunk
+        });
     Response::from_parts(parts, Body::from_stream(stream))
 }
+
+/// A chunk of a body as frames of at most [`FRAME`] bytes (an error stays one item).
+fn frames(chunk: Result<Bytes, axum::Error>) -> Vec<Result<Bytes, axum::Error>> {
+    match chunk {
+        Ok(b) if b.len() > FRAME => (0..b.len())
+            .step_by(FRAME)
+            .map(|at| Ok(b.slice(at..b.len().min(at + FRAME))))
+            .collect(),
+        other => vec![other],
+    }
+}
+
+/// Largest frame counted at once.
+const FRAME: usize = 32 * 1024;
 
 /// Writes the count as it grows and the outcome when the body is gone (sender dropped).
 async fn record(
