@@ -20,6 +20,7 @@ pub mod auth;
 pub mod blob_cache;
 pub mod error;
 pub mod extract;
+pub mod firmware_index;
 pub mod routes;
 
 use std::future::Future;
@@ -46,8 +47,8 @@ pub struct AppState {
     /// directory, mDNS name); shown by `GET /api/v1/settings`. Empty by default.
     pub info: Arc<ServerInfo>,
     /// Firmware rows for downloads, so that they need not ask the database
-    /// ([`routes::download::FirmwareIndex`] says why and how deletes are seen).
-    pub firmwares: Arc<routes::download::FirmwareIndex>,
+    /// ([`firmware_index::FirmwareIndex`] says why and how deletes are seen).
+    pub firmwares: Arc<firmware_index::FirmwareIndex>,
 }
 
 /// What the front end that started the server (CLI, desktop shell) tells it about itself.

@@ -135,3 +135,40 @@ async fn esp32fota_device_specific_deployment_replaces_the_project_entry() {
     assert_eq!(body["error"]["code"], "invalid_device_id");
     app.stop().await;
 }
+
+/// A device that asks again the moment it has the last byte (no reboot delay at all) still finds
+/// its attempt `installing` and is confirmed: the end of a counted download is recorded before
+/// the last bytes are handed to the socket.
+#[tokio::test]
+async fn a_device_asking_right_after_the_last_byte_is_confirmed() {
+    let app = TestApp::start().await;
+    let mut events = Events::open(&app).await;
+    let q = format!("?id={}", efuse_id());
+    for round in 0..5 {
+        let version = format!("2.0.{round}");
+        let image = app_image(Chip::Esp32, "blink", &version, 150_000);
+        let fw = app.upload_ok("blink.bin", image.clone()).await;
+        app.deploy(json!({"firmware_id": fw["id"]})).await;
+        let m = manifest(&app, &q).await;
+        assert_eq!(m[0]["version"], version.as_str());
+        let url = m[0]["url"].as_str().unwrap().to_string();
+        let path = url.split_once(&app.addr.to_string()).unwrap().1.to_string();
+        let r = esp_get(&app, &path).await;
+        assert_eq!(r.bytes().await.unwrap().as_ref(), image.as_slice());
+        // No wait for the `installing` event: straight back to the manifest.
+        manifest(&app, &q).await;
+        let history = app
+            .get_json(&format!("/api/v1/devices/{MAC}/updates"))
+            .await;
+        let latest = &history.as_array().unwrap()[0];
+        assert_eq!(latest["version"], version.as_str(), "{history}");
+        assert_eq!(
+            latest["state"], "done",
+            "round {round}: the immediate request confirms: {latest}"
+        );
+        events
+            .wait_for(|n, v| n == "update" && v["update"]["state"] == "done")
+            .await;
+    }
+    app.stop().await;
+}

@@ -4,7 +4,10 @@
 //! it is sent. The stream only hands chunk sizes to a recorder task over a channel, so sending
 //! never waits for the database; the recorder writes every 5 % of the image (at least every
 //! 64 KiB) and, when the body is dropped, decides how the pass ended: all bytes through the last
-//! byte of the image → `installing`; cut short → `interrupted`.
+//! byte of the image → `installing`; cut short → `interrupted`. The one wait: the frame that
+//! completes the image is held until `installing` is recorded, because a device that has the
+//! whole image may reboot and ask again at once, and that request must find the attempt
+//! `installing` to confirm (or fail) it.
 //!
 //! Also the per-device download route `GET|HEAD /ota/firmware/{mac}/{sha256}`, the URL that
 //! esp32FOTA manifests (with `?id=`) hand out, so their downloads are counted for the right device.
@@ -21,7 +24,7 @@ use otafleet_core::field;
 use otafleet_core::firmware::Firmware;
 use otafleet_core::updates::Update;
 use otafleet_core::Fleet;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiResult;
 use crate::extract::Path;
@@ -82,21 +85,47 @@ pub fn counted(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     let (parts, body) = resp.into_parts();
-    let (tx, rx) = mpsc::unbounded_channel::<usize>();
+    let (tx, rx) = mpsc::unbounded_channel::<Sent>();
     tokio::spawn(record(fleet.clone(), update.id, size, start, len, rx));
+    let reaches_end = start + len >= size;
+    let mut taken = 0u64;
     // Counted in frames of at most 32 KiB (zero-copy slices), so that progress moves in steps
     // however the body was framed; what is counted is what hyper has taken to send.
     let stream = body
         .into_data_stream()
         .flat_map(|chunk| futures_util::stream::iter(frames(chunk)))
-        .map(move |chunk| {
+        .then(move |chunk| {
+            let mut recorded = None;
             if let Ok(bytes) = &chunk {
-                let _ = tx.send(bytes.len());
+                taken += bytes.len() as u64;
+                if reaches_end && taken >= len {
+                    let (ack, acked) = oneshot::channel();
+                    let _ = tx.send(Sent::Last(bytes.len(), ack));
+                    recorded = Some(acked);
+                } else {
+                    let _ = tx.send(Sent::Frame(bytes.len()));
+                }
             }
-            chunk
+            async move {
+                if let Some(acked) = recorded {
+                    // Bounded: a stuck database must not hold a download forever.
+                    let _ = tokio::time::timeout(LAST_FRAME_WAIT, acked).await;
+                }
+                chunk
+            }
         });
     Response::from_parts(parts, Body::from_stream(stream))
 }
+
+/// What the body tells its recorder.
+enum Sent {
+    Frame(usize),
+    /// The frame that completes the image: record `installing`, then say so.
+    Last(usize, oneshot::Sender<()>),
+}
+
+/// Longest the last frame waits for `installing` to be recorded.
+const LAST_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A chunk of a body as frames of at most [`FRAME`] bytes (an error stays one item).
 fn frames(chunk: Result<Bytes, axum::Error>) -> Vec<Result<Bytes, axum::Error>> {
@@ -119,24 +148,43 @@ async fn record(
     size: u64,
     start: u64,
     len: u64,
-    mut rx: mpsc::UnboundedReceiver<usize>,
+    mut rx: mpsc::UnboundedReceiver<Sent>,
 ) {
     let step = (size / 20).max(64 * 1024);
     if let Err(e) = field::download_started(&fleet, update_id, start).await {
         tracing::warn!(update_id, error = %e, "could not mark the download started");
     }
-    let (mut sent, mut unflushed) = (0u64, 0u64);
-    while let Some(n) = rx.recv().await {
-        sent += n as u64;
-        unflushed += n as u64;
-        if unflushed >= step {
-            flush(&fleet, update_id, &mut unflushed, size).await;
+    let (mut sent, mut unflushed, mut recorded_end) = (0u64, 0u64, false);
+    while let Some(msg) = rx.recv().await {
+        let n = match &msg {
+            Sent::Frame(n) | Sent::Last(n, _) => *n as u64,
+        };
+        sent += n;
+        unflushed += n;
+        match msg {
+            Sent::Last(_, ack) => {
+                flush(&fleet, update_id, &mut unflushed, size).await;
+                ended(&fleet, update_id, sent, len, start + len >= size).await;
+                recorded_end = true;
+                let _ = ack.send(());
+            }
+            Sent::Frame(_) if unflushed >= step => {
+                flush(&fleet, update_id, &mut unflushed, size).await;
+            }
+            Sent::Frame(_) => {}
         }
     }
     flush(&fleet, update_id, &mut unflushed, size).await;
+    tracing::info!(update_id, sent, len, "firmware response ended");
+    if !recorded_end {
+        ended(&fleet, update_id, sent, len, start + len >= size).await;
+    }
+}
+
+/// Record how a pass ended (idempotent: a finished attempt is left alone).
+async fn ended(fleet: &Fleet, update_id: i64, sent: u64, len: u64, reached_end: bool) {
     let complete = sent >= len;
-    tracing::info!(update_id, sent, len, complete, "firmware response ended");
-    if let Err(e) = field::download_ended(&fleet, update_id, complete, start + len >= size).await {
+    if let Err(e) = field::download_ended(fleet, update_id, complete, reached_end).await {
         tracing::warn!(update_id, error = %e, "could not record the end of a download");
     }
 }
