@@ -240,22 +240,28 @@ async fn recorded(
         && device.token_hash.is_some()
         && updates::open_for(&mut tx, &c.mac).await?.is_none();
     tx.commit().await?;
-    let remembered = match rememberable {
-        true => remember(fleet, &c, &req, &device).await,
-        false => None,
-    };
+    if rememberable {
+        // Under the lock, after the commit: the generation read here is the committed state's.
+        let token = issued
+            .as_deref()
+            .or(token)
+            .expect("an enrolled device has a token");
+        fleet.hot().record(
+            &c.mac,
+            Entry {
+                generation: fleet.hot().generation(),
+                digest: report_digest(&c, &req, token),
+                last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
+            },
+        );
+    }
     drop(_writer);
     for u in changed {
         fleet.events().publish(Event::Update {
             update: Box::new(u),
         });
     }
-    match remembered {
-        Some(d) => fleet.events().publish(Event::Device {
-            device: Box::new(d),
-        }),
-        None => fleet.publish_device(&c.mac).await,
-    }
+    fleet.publish_device(&c.mac).await;
     Ok(CheckinResponse {
         device_id: c.mac,
         token: issued,
@@ -264,35 +270,44 @@ async fn recorded(
     })
 }
 
-/// Answer a check-in that reports exactly what the database path last answered "nothing" to,
+/// The digest a remembered answer is keyed by: the token and every field of the report that the
+/// database path reads, each length-prefixed so that no two reports share a digest.
+fn report_digest(c: &Clean, req: &CheckinRequest, token: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    let mut field = |v: Option<&str>| match v {
+        Some(v) => {
+            h.update((v.len() as u64 + 1).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        None => h.update(0u64.to_le_bytes()),
+    };
+    field(Some(token));
+    field(Some(&c.chip));
+    field(Some(&c.project));
+    field(Some(&c.version));
+    field(c.sha256.as_deref());
+    field(c.ip.as_deref());
+    field(c.name.as_deref());
+    field(req.free_space.map(|f| f.to_string()).as_deref());
+    h.finalize().into()
+}
+
+/// Answer a check-in that repeats exactly what the database path last answered "nothing" to,
 /// from memory ([`crate::hot`]). `None`: take the database path.
 fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<CheckinResponse> {
     let e = fleet.hot().get(&c.mac)?;
-    let same = e.chip == c.chip
-        && e.project == c.project
-        && e.version == c.version
-        && e.sha256 == c.sha256
-        && e.free_space == req.free_space
-        && e.ip == c.ip
-        && (c.name.is_none() || c.name == e.name);
-    // A wrong token goes the database path too, which refuses it and logs why.
-    if !same || e.token_digest[..] != Sha256::digest(token.as_bytes())[..] {
+    // Anything different — a wrong token included, which the database path refuses and logs —
+    // takes the database path.
+    if e.digest != report_digest(c, req, token) {
         return None;
     }
     let now = crate::time::now();
     if fleet.events().has_watchers() && e.event_due(fleet.hot().since_start_ms()) {
-        let mut d = e.device.clone();
-        d.last_seen = Some(now.clone());
-        d.rssi = req.rssi;
-        d.uptime_s = req.uptime_s;
-        d.online = crate::discovered::online(
-            fleet.settings(),
-            d.last_seen.as_deref(),
-            d.mdns_seen.as_deref(),
-            d.mdns_gone.as_deref(),
-        );
-        fleet.events().publish(Event::Device {
-            device: Box::new(d),
+        fleet.events().publish(Event::Seen {
+            mac: c.mac.clone(),
+            last_seen: now.clone(),
+            rssi: req.rssi,
+            uptime_s: req.uptime_s,
         });
     }
     fleet.hot().queue(&c.mac, now, req.rssi, req.uptime_s);
@@ -302,39 +317,6 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
         update: None,
         checkin_interval_s: fleet.settings().checkin_interval_s,
     })
-}
-
-/// Record what this check-in reported, for [`quiet`]. Called under the write lock, after the
-/// commit, so the generation read here is the one the committed state belongs to.
-async fn remember(fleet: &Fleet, c: &Clean, req: &CheckinRequest, raw: &Device) -> Option<Device> {
-    let generation = fleet.hot().generation();
-    let device = match fleet.device(&c.mac).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(mac = %c.mac, error = %e, "could not load device for its event");
-            return None;
-        }
-    };
-    fleet.hot().record(
-        &c.mac,
-        Entry {
-            generation,
-            token_digest: hex::decode(raw.token_hash.as_deref()?)
-                .ok()?
-                .try_into()
-                .ok()?,
-            chip: c.chip.clone(),
-            project: c.project.clone(),
-            version: c.version.clone(),
-            sha256: c.sha256.clone(),
-            free_space: req.free_space,
-            name: raw.name.clone(),
-            ip: c.ip.clone(),
-            device: device.clone(),
-            last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
-        },
-    );
-    Some(device)
 }
 
 pub(crate) async fn progress(

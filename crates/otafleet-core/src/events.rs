@@ -16,6 +16,15 @@ use crate::watch_folders::WatchFolder;
 pub enum Event {
     /// A device was created or changed (check-in, admin edit, discovery).
     Device { device: Box<Device> },
+    /// A device checked in with nothing new to say (answered from memory, `hot.rs`): only its
+    /// `last_seen`, `rssi` and `uptime_s` changed, and it is online. At most once a second per
+    /// device.
+    Seen {
+        mac: String,
+        last_seen: String,
+        rssi: Option<i64>,
+        uptime_s: Option<i64>,
+    },
     /// A device was deleted.
     DeviceRemoved { mac: String },
     /// A discovered mDNS service without a MAC appeared, changed or left.
@@ -41,6 +50,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::Device { .. } => "device",
+            Event::Seen { .. } => "seen",
             Event::DeviceRemoved { .. } => "device_removed",
             Event::MdnsHost { .. } => "mdns_host",
             Event::Firmware { .. } => "firmware",

@@ -38,21 +38,14 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// most this often (a watcher sees it alive; a chatty device cannot flood the event stream).
 pub const EVENT_EVERY: Duration = Duration::from_secs(1);
 
-/// What the database path last told one device, and what the device had said.
+/// What the database path last answered "nothing to do" to, for one device: kept small (a
+/// digest of the report, not the report), because every device of a fleet at rest has one.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub generation: u64,
-    /// SHA-256 of the device's token (the database keeps it as hex).
-    pub token_digest: [u8; 32],
-    pub chip: String,
-    pub project: String,
-    pub version: String,
-    pub sha256: Option<String>,
-    pub free_space: Option<i64>,
-    pub name: Option<String>,
-    pub ip: Option<String>,
-    /// The device as last published, for the event a quiet check-in publishes.
-    pub device: Device,
+    /// SHA-256 of the token and every field of the report except `rssi` and `uptime_s`
+    /// ([`crate::checkin`] computes it the same way on both paths).
+    pub digest: [u8; 32],
     /// When a quiet check-in last published an event ([`Hot::since_start_ms`]).
     pub last_event_ms: AtomicU64,
 }

@@ -33,22 +33,33 @@ use otafleet_core::Fleet;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, because axum clones the state for every request and
+/// a clone of several `Arc`s is several contended atomic operations on the check-in hot path.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`] (reached through `Deref`: `state.fleet`).
+pub struct Shared {
     pub fleet: Fleet,
     /// The admin token, compared in constant time by [`auth`].
     pub admin_token: Arc<str>,
     /// Cancelled when the server shuts down, so that endless responses (the event stream) end
-    /// and graceful shutdown does not wait for them forever. In an `Arc` because the state is
-    /// cloned for every request and a token's own clone takes a lock.
-    pub shutdown: Arc<CancellationToken>,
+    /// and graceful shutdown does not wait for them forever.
+    pub shutdown: CancellationToken,
     /// Facts about how this server runs that only its front end knows (listen address, UI
     /// directory, mDNS name); shown by `GET /api/v1/settings`. Empty by default.
     pub info: Arc<ServerInfo>,
     /// Firmware rows for downloads, so that they need not ask the database
     /// ([`firmware_index::FirmwareIndex`] says why and how deletes are seen).
     pub firmwares: Arc<firmware_index::FirmwareIndex>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// What the front end that started the server (CLI, desktop shell) tells it about itself.
@@ -64,19 +75,25 @@ pub struct ServerInfo {
 
 impl AppState {
     pub fn new(fleet: Fleet, admin_token: impl Into<Arc<str>>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             fleet,
             admin_token: admin_token.into(),
-            shutdown: Arc::new(CancellationToken::new()),
+            shutdown: CancellationToken::new(),
             info: Arc::new(ServerInfo::default()),
             firmwares: Default::default(),
-        }
+        }))
     }
 
     /// Attach what the front end knows about how the server runs.
-    pub fn with_info(mut self, info: ServerInfo) -> Self {
-        self.info = Arc::new(info);
-        self
+    pub fn with_info(self, info: ServerInfo) -> Self {
+        let s = &*self.0;
+        Self(Arc::new(Shared {
+            fleet: s.fleet.clone(),
+            admin_token: s.admin_token.clone(),
+            shutdown: s.shutdown.clone(),
+            info: Arc::new(info),
+            firmwares: s.firmwares.clone(),
+        }))
     }
 }
 

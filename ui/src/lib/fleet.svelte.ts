@@ -104,6 +104,10 @@ export class Fleet {
           devicesChanged = true;
           break;
         }
+        case 'seen':
+          this.devices.applySeen(e.mac, e.last_seen, e.rssi ?? null, e.uptime_s ?? null);
+          devicesChanged = true;
+          break;
         case 'device_removed':
           this.devices.applyRemoved(e.mac);
           devicesChanged = versionsChanged = true;

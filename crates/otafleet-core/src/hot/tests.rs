@@ -158,9 +158,46 @@ async fn a_changed_report_takes_the_database_path() {
     checkin(&fleet, Some(&token), moved).await;
     let stored = devices::get_raw(fleet.db(), MAC).await.unwrap().unwrap();
     assert_eq!(stored.ip.as_deref(), Some("10.0.0.8"));
-    assert_eq!(
-        fleet.hot().get(MAC).unwrap().ip.as_deref(),
-        Some("10.0.0.8")
+    assert!(
+        fleet.hot().get(MAC).is_some(),
+        "the new report is remembered"
+    );
+    let mut again = report("1.0.1", -51, 4);
+    again.ip = Some("10.0.0.8".into());
+    let writer = fleet.quiet_write_lock().await;
+    checkin(&fleet, Some(&token), again).await;
+    assert!(
+        fleet.hot().has_pending(),
+        "and its repeat is answered from memory"
+    );
+    drop(writer);
+}
+
+#[tokio::test]
+async fn a_quiet_check_in_publishes_a_seen_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    let mut events = fleet.events().subscribe();
+    // The first quiet check-in within a second of the database path publishes nothing more
+    // (the device event of that path is fresh); wait out EVENT_EVERY for the next one.
+    tokio::time::sleep(super::EVENT_EVERY).await;
+    checkin(&fleet, Some(&token), report("1.0.0", -41, 9)).await;
+    match events.try_recv().unwrap() {
+        crate::events::Event::Seen {
+            mac,
+            rssi,
+            uptime_s,
+            ..
+        } => {
+            assert_eq!((mac.as_str(), rssi, uptime_s), (MAC, Some(-41), Some(9)));
+        }
+        other => panic!("expected a seen event, got {other:?}"),
+    }
+    checkin(&fleet, Some(&token), report("1.0.0", -40, 10)).await;
+    assert!(
+        events.try_recv().is_err(),
+        "at most one a second per device"
     );
 }
 

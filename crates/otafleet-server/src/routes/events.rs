@@ -41,6 +41,6 @@ async fn events(
                 .data(format!("{{\"missed\":{n}}}")),
         })
     });
-    let stream = stream.take_until((*s.shutdown).clone().cancelled_owned());
+    let stream = stream.take_until(s.shutdown.clone().cancelled_owned());
     Sse::new(hello.chain(stream)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

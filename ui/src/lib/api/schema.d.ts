@@ -1102,6 +1102,15 @@ export interface components {
             /** @enum {string} */
             type: "device";
         } | {
+            last_seen: string;
+            mac: string;
+            /** Format: int64 */
+            rssi?: number | null;
+            /** @enum {string} */
+            type: "seen";
+            /** Format: int64 */
+            uptime_s?: number | null;
+        } | {
             mac: string;
             /** @enum {string} */
             type: "device_removed";

@@ -27,6 +27,7 @@ const EVENT_NAMES = [
   'hello',
   'lagged',
   'device',
+  'seen',
   'device_removed',
   'firmware',
   'firmware_removed',

@@ -156,6 +156,14 @@ export class DeviceStore {
     this.#map.set(d.mac, d);
   }
 
+  /** A check-in with nothing new: the device is alive, with this signal and uptime. */
+  applySeen(mac: string, lastSeen: string, rssi: number | null, uptime: number | null) {
+    const d = this.#map.get(mac);
+    if (d && (!d.last_seen || d.last_seen <= lastSeen)) {
+      this.applyDevice({ ...d, last_seen: lastSeen, rssi, uptime_s: uptime, online: true });
+    }
+  }
+
   applyRemoved(mac: string) {
     if (this.#map.delete(mac)) this.#viewDirty = true;
     this.selected.delete(mac);

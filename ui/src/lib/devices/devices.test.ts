@@ -41,6 +41,21 @@ describe('DeviceStore', () => {
     expect(s.get('AA:00:00:00:00:01')?.update?.progress).toBe(10);
   });
 
+  test('a seen event refreshes last seen, signal and uptime and keeps the rest', () => {
+    const s = new DeviceStore();
+    const u = update('AA:00:00:00:00:01', { id: 3, state: 'done', progress: 100 });
+    s.setAll([device('AA:00:00:00:00:01', { online: false, rssi: -70, update: u, name: 'bench' })]);
+    s.applySeen('AA:00:00:00:00:01', '2026-11-22T21:00:00.000Z', -48, 3600);
+    s.applySeen('AA:00:00:00:00:01', '2026-11-22T20:30:00.000Z', -90, 1); // older: ignored
+    s.applySeen('AA:00:00:00:00:09', '2026-11-22T21:00:00.000Z', -48, 1); // unknown: ignored
+    s.commit();
+    const d = s.get('AA:00:00:00:00:01')!;
+    expect([d.last_seen, d.rssi, d.uptime_s, d.online]).toEqual(['2026-11-22T21:00:00.000Z', -48, 3600, true]);
+    expect(d.update?.id).toBe(3);
+    expect(d.name).toBe('bench');
+    expect(s.get('AA:00:00:00:00:09')).toBeUndefined();
+  });
+
   test('a late event about an older update does not overwrite the current one', () => {
     const s = new DeviceStore();
     s.setAll([device('AA:00:00:00:00:01', { update: update('AA:00:00:00:00:01', { id: 9, progress: 50 }) })]);
