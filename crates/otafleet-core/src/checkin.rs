@@ -274,43 +274,47 @@ async fn recorded(
 /// database path reads, each length-prefixed so that no two reports share a digest.
 fn report_digest(c: &Clean, req: &CheckinRequest, token: &str) -> [u8; 32] {
     let mut h = Sha256::new();
-    let mut field = |v: Option<&str>| match v {
+    let mut field = |v: Option<&[u8]>| match v {
         Some(v) => {
             h.update((v.len() as u64 + 1).to_le_bytes());
-            h.update(v.as_bytes());
+            h.update(v);
         }
         None => h.update(0u64.to_le_bytes()),
     };
-    field(Some(token));
-    field(Some(&c.chip));
-    field(Some(&c.project));
-    field(Some(&c.version));
-    field(c.sha256.as_deref());
-    field(c.ip.as_deref());
-    field(c.name.as_deref());
-    field(req.free_space.map(|f| f.to_string()).as_deref());
+    field(Some(token.as_bytes()));
+    field(Some(c.chip.as_bytes()));
+    field(Some(c.project.as_bytes()));
+    field(Some(c.version.as_bytes()));
+    field(c.sha256.as_deref().map(str::as_bytes));
+    field(c.ip.as_deref().map(str::as_bytes));
+    field(c.name.as_deref().map(str::as_bytes));
+    field(
+        req.free_space
+            .map(i64::to_le_bytes)
+            .as_ref()
+            .map(|b| &b[..]),
+    );
     h.finalize().into()
 }
 
 /// Answer a check-in that repeats exactly what the database path last answered "nothing" to,
 /// from memory ([`crate::hot`]). `None`: take the database path.
 fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<CheckinResponse> {
-    let e = fleet.hot().get(&c.mac)?;
-    // Anything different — a wrong token included, which the database path refuses and logs —
+    // A different report — a wrong token included, which the database path refuses and logs —
     // takes the database path.
-    if e.digest != report_digest(c, req, token) {
-        return None;
-    }
+    let digest = report_digest(c, req, token);
     let now = crate::time::now();
-    if fleet.events().has_watchers() && e.event_due(fleet.hot().since_start_ms()) {
+    let event_due = fleet
+        .hot()
+        .answer(&c.mac, &digest, &now, req.rssi, req.uptime_s)?;
+    if event_due && fleet.events().has_watchers() {
         fleet.events().publish(Event::Seen {
             mac: c.mac.clone(),
-            last_seen: now.clone(),
+            last_seen: now,
             rssi: req.rssi,
             uptime_s: req.uptime_s,
         });
     }
-    fleet.hot().queue(&c.mac, now, req.rssi, req.uptime_s);
     Some(CheckinResponse {
         device_id: c.mac.clone(),
         token: None,

@@ -33,7 +33,7 @@ use crate::error::Result;
 use crate::settings::Settings;
 
 /// How often queued heartbeats are written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// A device that checks in more often than this has its quiet check-ins published as events at
 /// most this often (a watcher sees it alive; a chatty device cannot flood the event stream).
 pub const EVENT_EVERY: Duration = Duration::from_secs(1);
@@ -78,8 +78,38 @@ struct Beat {
 pub(crate) struct Hot {
     started: Instant,
     generation: AtomicU64,
-    entries: Mutex<HashMap<String, Arc<Entry>>>,
-    pending: Mutex<HashMap<String, Beat>>,
+    /// One lock for both maps: a quiet check-in reads its entry and queues its beat at once.
+    maps: Mutex<Maps>,
+}
+
+#[derive(Default)]
+struct Maps {
+    entries: HashMap<String, Arc<Entry>>,
+    pending: HashMap<String, Beat>,
+}
+
+impl Maps {
+    fn queue(&mut self, mac: &str, last_seen: String, rssi: Option<i64>, uptime_s: Option<i64>) {
+        match self.pending.get_mut(mac) {
+            Some(b) => {
+                b.last_seen = last_seen;
+                b.rssi = rssi;
+                b.uptime_s = uptime_s;
+            }
+            None => {
+                let mac = mac.to_string();
+                self.pending.insert(
+                    mac.clone(),
+                    Beat {
+                        mac,
+                        last_seen,
+                        rssi,
+                        uptime_s,
+                    },
+                );
+            }
+        }
+    }
 }
 
 impl Default for Hot {
@@ -87,8 +117,7 @@ impl Default for Hot {
         Self {
             started: Instant::now(),
             generation: AtomicU64::new(0),
-            entries: Mutex::default(),
-            pending: Mutex::default(),
+            maps: Mutex::default(),
         }
     }
 }
@@ -109,9 +138,11 @@ impl Hot {
     }
 
     /// The entry for `mac`, if it is still valid.
+    #[cfg(test)]
     pub fn get(&self, mac: &str) -> Option<Arc<Entry>> {
         let generation = self.generation();
-        let entries = self.entries.lock().expect("hot entries lock");
+        let maps = self.maps();
+        let entries = &maps.entries;
         entries
             .get(mac)
             .filter(|e| e.generation == generation)
@@ -119,7 +150,8 @@ impl Hot {
     }
 
     pub fn record(&self, mac: &str, entry: Entry) {
-        let mut entries = self.entries.lock().expect("hot entries lock");
+        let mut maps = self.maps();
+        let entries = &mut maps.entries;
         // Entries of a past generation are dead weight; drop them when the map grows.
         if entries.len() >= 1024 && entries.len().is_power_of_two() {
             let generation = self.generation();
@@ -130,40 +162,49 @@ impl Hot {
 
     /// The database path is about to write this device: its entry and queued beat are stale.
     pub fn forget(&self, mac: &str) {
-        self.entries.lock().expect("hot entries lock").remove(mac);
-        self.pending.lock().expect("hot pending lock").remove(mac);
+        let mut maps = self.maps();
+        maps.entries.remove(mac);
+        maps.pending.remove(mac);
     }
 
+    #[cfg(test)]
     pub fn queue(&self, mac: &str, last_seen: String, rssi: Option<i64>, uptime_s: Option<i64>) {
-        let mut pending = self.pending.lock().expect("hot pending lock");
-        match pending.get_mut(mac) {
-            Some(b) => {
-                b.last_seen = last_seen;
-                b.rssi = rssi;
-                b.uptime_s = uptime_s;
-            }
-            None => {
-                let mac = mac.to_string();
-                pending.insert(
-                    mac.clone(),
-                    Beat {
-                        mac,
-                        last_seen,
-                        rssi,
-                        uptime_s,
-                    },
-                );
-            }
-        }
+        self.maps().queue(mac, last_seen, rssi, uptime_s);
+    }
+
+    /// A quiet check-in: if `mac` has a valid entry with this `digest`, queue its beat and say
+    /// whether an event is due (`Some(due)`); `None` when the database path must answer.
+    pub fn answer(
+        &self,
+        mac: &str,
+        digest: &[u8; 32],
+        last_seen: &str,
+        rssi: Option<i64>,
+        uptime_s: Option<i64>,
+    ) -> Option<bool> {
+        let generation = self.generation();
+        let mut maps = self.maps();
+        let e = maps
+            .entries
+            .get(mac)
+            .filter(|e| e.generation == generation && &e.digest == digest)?;
+        let due = e.event_due(self.since_start_ms());
+        maps.queue(mac, last_seen.to_string(), rssi, uptime_s);
+        Some(due)
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().expect("hot maps lock")
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.pending.lock().expect("hot pending lock").is_empty()
+        !self.maps().pending.is_empty()
     }
 
     /// Show a device as of its latest heartbeat, written or not.
     pub fn overlay(&self, device: &mut Device, settings: &Settings) {
-        let pending = self.pending.lock().expect("hot pending lock");
+        let maps = self.maps();
+        let pending = &maps.pending;
         let Some(beat) = pending.get(&device.mac) else {
             return;
         };
@@ -188,7 +229,8 @@ impl Hot {
     /// Write every queued beat in one statement. The caller holds the write lock.
     pub async fn flush(&self, conn: &mut SqliteConnection) -> Result<usize> {
         let beats: Vec<Beat> = {
-            let mut pending = self.pending.lock().expect("hot pending lock");
+            let mut maps = self.maps();
+            let pending = &mut maps.pending;
             if pending.is_empty() {
                 return Ok(0);
             }
@@ -209,7 +251,8 @@ impl Hot {
         .await;
         if let Err(e) = result {
             // Keep them for the next flush (unless a newer beat arrived meanwhile).
-            let mut pending = self.pending.lock().expect("hot pending lock");
+            let mut maps = self.maps();
+            let pending = &mut maps.pending;
             for b in beats {
                 pending.entry(b.mac.clone()).or_insert(b);
             }

@@ -15,22 +15,28 @@ pub fn now() -> String {
 
 pub fn format(t: OffsetDateTime) -> String {
     // Written out by hand: every check-in stamps its time, and this is several times cheaper
-    // than interpreting FORMAT (the test below holds the two to the same text).
-    use std::fmt::Write;
+    // than interpreting FORMAT or going through `fmt` (the test below holds the two to the same
+    // text). Years outside 0..=9999 take the general path.
     let t = t.to_offset(time::UtcOffset::UTC);
-    let mut s = String::with_capacity(24);
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    );
-    s
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format(FORMAT).expect("fixed format always formats");
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, u8::from(t.month()).into());
+    put(8, 2, t.day().into());
+    put(11, 2, t.hour().into());
+    put(14, 2, t.minute().into());
+    put(17, 2, t.second().into());
+    put(20, 3, t.millisecond().into());
+    String::from_utf8(b.to_vec()).expect("ASCII digits")
 }
 
 /// Parse a stored timestamp; `None` for anything not written by [`now`].
