@@ -240,12 +240,9 @@ async fn recorded(
         && device.token_hash.is_some()
         && updates::open_for(&mut tx, &c.mac).await?.is_none();
     tx.commit().await?;
-    if rememberable {
+    // An enrolled device has a token: the one just issued or the one it presented.
+    if let (true, Some(token)) = (rememberable, issued.as_deref().or(token)) {
         // Under the lock, after the commit: the generation read here is the committed state's.
-        let token = issued
-            .as_deref()
-            .or(token)
-            .expect("an enrolled device has a token");
         fleet.hot().record(
             &c.mac,
             Entry {
