@@ -25,7 +25,7 @@ use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::images::Image;
 use crate::run::Shared;
-use crate::stock::{self, Streamed};
+use crate::stock;
 
 /// Which of the two libraries the device runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,44 +185,25 @@ async fn life(sh: &Shared, mut spec: DeviceSpec, flavor: Flavor) -> Result<Outco
                         "an image of {size} bytes for a free space of {free} (HTTP_UE_TOO_LESS_SPACE)"
                     )));
                 }
-                match stock::stream_image(sh, r, cut_pending).await? {
-                    Streamed::Cut => {
-                        // HTTPUpdate gives up on a short read; the next poll starts over.
-                        cut_pending = false;
-                        after_cut = true;
-                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+                let streamed = stock::stream_image(sh, r, cut_pending).await?;
+                if let Some(img) =
+                    stock::whole(sh, streamed, &mut cut_pending, &mut after_cut).await
+                {
+                    check_header(flavor, &img.head)?;
+                    if img.md5 != want_md5.to_lowercase() {
+                        return Err(DeviceError::Protocol(format!(
+                            "the image's MD5 {} is not the announced {want_md5} (UPDATE_ERROR_MD5)",
+                            img.md5
+                        )));
                     }
-                    Streamed::Short { .. } => {
-                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
-                    }
-                    Streamed::Whole {
-                        md5,
-                        sha256,
-                        size,
-                        head,
-                    } => {
-                        check_header(flavor, &head)?;
-                        if md5 != want_md5.to_lowercase() {
-                            return Err(DeviceError::Protocol(format!(
-                                "the image's MD5 {md5} is not the announced {want_md5} (UPDATE_ERROR_MD5)"
-                            )));
-                        }
-                        tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
-                        if spec.failed_boot {
-                            // Back on the old image; it takes the image again if offered.
-                            if failed_boots == 0 {
-                                sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
-                            }
-                            failed_boots += 1;
-                        } else {
-                            spec.running = Image {
-                                version,
-                                sha256,
-                                md5,
-                                size,
-                            };
-                            booted = true;
-                        }
+                    if stock::reboot(sh, spec.failed_boot, &mut failed_boots).await {
+                        spec.running = Image {
+                            version,
+                            sha256: img.sha256,
+                            md5: img.md5,
+                            size: img.size,
+                        };
+                        booted = true;
                     }
                 }
             }

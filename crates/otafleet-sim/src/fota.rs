@@ -28,7 +28,7 @@ use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::images::Image;
 use crate::run::Shared;
-use crate::stock::{self, Streamed};
+use crate::stock;
 
 /// `ESP.getEfuseMac()`: the six MAC bytes read little-endian into a `uint64_t`.
 pub fn efuse_id(mac: &str) -> u64 {
@@ -184,31 +184,21 @@ async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<(Outcome, DeviceSpec)
                 if r.status().as_u16() != 200 {
                     return Err(status_error("esp32fota download", r).await);
                 }
-                match stock::stream_image(sh, r, cut_pending).await? {
-                    Streamed::Cut => {
-                        cut_pending = false;
-                        after_cut = true;
-                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
-                    }
-                    Streamed::Short { .. } => {
-                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
-                    }
-                    Streamed::Whole {
-                        md5,
-                        sha256,
-                        size,
-                        head,
-                    } => {
-                        stock::check_magic(&head)?;
-                        tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
-                        spec.running = Image {
-                            version,
-                            sha256,
-                            md5,
-                            size,
-                        };
-                        booted = true;
-                    }
+                let streamed = stock::stream_image(sh, r, cut_pending).await?;
+                if let Some(img) =
+                    stock::whole(sh, streamed, &mut cut_pending, &mut after_cut).await
+                {
+                    stock::check_magic(&img.head)?;
+                    // Failed boots are not injected here: esp32FOTA reports nothing that would
+                    // let the server see one.
+                    tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
+                    spec.running = Image {
+                        version,
+                        sha256: img.sha256,
+                        md5: img.md5,
+                        size: img.size,
+                    };
+                    booted = true;
                 }
             }
         }

@@ -27,7 +27,7 @@ use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::images::Image;
 use crate::run::Shared;
-use crate::stock::{self, Streamed};
+use crate::stock;
 
 /// The board name the sketch sends (one of the four it knows), url-encoded as its `urlEncode`.
 const HARDWARE: &str = "ESP32+Dev+Module";
@@ -160,46 +160,28 @@ async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<Outcome, DeviceError>
                 if r.status().as_u16() != 200 {
                     return Err(status_error("legacy download", r).await);
                 }
-                match stock::stream_image(sh, r, cut_pending).await? {
-                    Streamed::Cut => {
-                        cut_pending = false;
-                        after_cut = true;
-                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+                let streamed = stock::stream_image(sh, r, cut_pending).await?;
+                if let Some(img) =
+                    stock::whole(sh, streamed, &mut cut_pending, &mut after_cut).await
+                {
+                    stock::check_magic(&img.head)?;
+                    if img.md5 != want_md5.to_lowercase() {
+                        return Err(DeviceError::Protocol(format!(
+                            "the image's MD5 {} is not the checksum {want_md5} (UPDATE_ERROR_MD5)",
+                            img.md5
+                        )));
                     }
-                    Streamed::Short { .. } => {
-                        tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
-                    }
-                    Streamed::Whole {
-                        md5,
-                        sha256,
-                        size,
-                        head,
-                    } => {
-                        stock::check_magic(&head)?;
-                        if md5 != want_md5.to_lowercase() {
-                            return Err(DeviceError::Protocol(format!(
-                                "the image's MD5 {md5} is not the checksum {want_md5} (UPDATE_ERROR_MD5)"
-                            )));
-                        }
-                        tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
-                        if spec.failed_boot {
-                            // Back on the old version; it takes the image again if offered.
-                            if failed_boots == 0 {
-                                sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
-                            }
-                            failed_boots += 1;
-                        } else {
-                            spec.running = Image {
-                                version: answer
-                                    .firmware_version
-                                    .clone()
-                                    .unwrap_or_else(|| "unknown".into()),
-                                sha256,
-                                md5,
-                                size,
-                            };
-                            booted = true;
-                        }
+                    if stock::reboot(sh, spec.failed_boot, &mut failed_boots).await {
+                        spec.running = Image {
+                            version: answer
+                                .firmware_version
+                                .clone()
+                                .unwrap_or_else(|| "unknown".into()),
+                            sha256: img.sha256,
+                            md5: img.md5,
+                            size: img.size,
+                        };
+                        booted = true;
                     }
                 }
             }

@@ -25,17 +25,57 @@ pub const HTTPCLIENT_ACCEPT_ENCODING: &str = "identity;q=1,chunked;q=0.1,*;q=0";
 #[derive(Debug)]
 pub enum Streamed {
     /// Every announced byte arrived.
-    Whole {
-        md5: String,
-        sha256: String,
-        size: u64,
-        /// The first bytes of the image (up to 16), for the library's header checks.
-        head: Vec<u8>,
-    },
+    Whole(Whole),
     /// The injected cut: the device dropped the connection halfway.
     Cut,
     /// The stream broke or ended short of `Content-Length` by itself.
     Short { got: u64, size: u64 },
+}
+
+/// An image that arrived whole, as the device's hashers saw it.
+#[derive(Debug)]
+pub struct Whole {
+    pub md5: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The first bytes of the image (up to 16), for the library's header checks.
+    pub head: Vec<u8>,
+}
+
+/// The image, when it arrived whole. Otherwise the stock clients drop the download and start
+/// over at their next poll (none of them resumes): wait one interval and say `None`. The injected
+/// cut happens once per device, and its later update counts as one "after a cut".
+pub async fn whole(
+    sh: &Shared,
+    streamed: Streamed,
+    cut_pending: &mut bool,
+    after_cut: &mut bool,
+) -> Option<Whole> {
+    match streamed {
+        Streamed::Whole(w) => return Some(w),
+        Streamed::Cut => {
+            *cut_pending = false;
+            *after_cut = true;
+        }
+        Streamed::Short { .. } => {}
+    }
+    tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
+    None
+}
+
+/// The reboot after flashing; `true` when the device comes back on the new image. An injected
+/// failed boot leaves it on the old one (counted once per device), and it takes the image again
+/// if the server offers it.
+pub async fn reboot(sh: &Shared, failed_boot: bool, failed_boots: &mut usize) -> bool {
+    tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
+    if !failed_boot {
+        return true;
+    }
+    if *failed_boots == 0 {
+        sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    *failed_boots += 1;
+    false
 }
 
 /// The `Content-Length` a stock client insists on (`-101`, "no content" otherwise).
@@ -94,12 +134,12 @@ pub async fn stream_image(
         sh.http.retried.fetch_add(1, Ordering::Relaxed);
         return Ok(Streamed::Short { got, size });
     }
-    Ok(Streamed::Whole {
+    Ok(Streamed::Whole(Whole {
         md5: hex::encode(md5.finalize()),
         sha256: hex::encode(sha.finalize()),
         size,
         head,
-    })
+    }))
 }
 
 /// `Update`'s first-byte check (`UPDATE_ERROR_MAGIC_BYTE`, HTTPUpdate's `-106`).
