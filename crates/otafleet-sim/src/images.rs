@@ -10,7 +10,7 @@
 //! bytes (the server would hand back the first run's record, with the first run's project).
 
 use md5::Md5;
-use otafleet_image::synth::{filler, AppImage, Esp8266App, Esp8266Image};
+use otafleet_image::synth::{AppImage, Esp8266App};
 use otafleet_image::Chip;
 use sha2::{Digest, Sha256};
 
@@ -91,48 +91,11 @@ impl Family {
 /// (written after the XOR checksum, which covers those bytes as zero). The sketch's IROM carries
 /// its project and version as a string, as real sketches carry theirs.
 pub fn esp8266_arduino(project: &str, version: &str, payload: usize) -> Vec<u8> {
-    let flash_byte = 0x40; // 4 MB, 40 MHz
-    let mut irom = vec![0u8; 8];
-    irom.extend_from_slice(format!("otafleet-sim {project} {version}\0").as_bytes());
-    irom.extend_from_slice(&filler(payload, 32));
-    irom.resize(irom.len().next_multiple_of(4), 0);
-    let mut app = Esp8266Image::new(0x4010_00C0)
-        .segment(0x4020_1010, irom)
-        .segment(0x4010_0000, filler(512, 34))
-        .segment(0x4010_0200, filler(256, 36))
-        .segment(0x3FFE_8000, filler(128, 35))
-        .segment(0x3FFE_8080, filler(64, 37));
-    app.flash_byte = flash_byte;
-    let mut out = Esp8266App::eboot(flash_byte);
-    out.resize(0x1000, 0xAA);
-    out.extend_from_slice(&app.build());
-    let len = out.len() as u32;
-    let crc = eboot_crc(&out, 0x1010);
-    out[0x1010..0x1014].copy_from_slice(&len.to_le_bytes());
-    out[0x1014..0x1018].copy_from_slice(&crc.to_le_bytes());
-    out
-}
-
-/// eboot's CRC-32: MSB first, polynomial 0x04C11DB7, start 0xFFFFFFFF, no final inversion, with
-/// the 8 bytes at `zero_at` read as zero.
-fn eboot_crc(data: &[u8], zero_at: usize) -> u32 {
-    let mut crc: u32 = 0xFFFF_FFFF;
-    for (i, b) in data.iter().enumerate() {
-        let b = if (zero_at..zero_at + 8).contains(&i) {
-            0
-        } else {
-            *b
-        };
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    Esp8266App::arduino()
+        .flash_size_code(4) // 4 MB
+        .irom_text(&format!("otafleet-sim {project} {version}\0"))
+        .payload_len(payload)
+        .build()
 }
 
 #[cfg(test)]

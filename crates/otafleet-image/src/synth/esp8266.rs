@@ -78,6 +78,7 @@ pub struct Esp8266App {
     flash_byte: u8,
     trailing: Vec<u8>,
     arduino_crc: bool,
+    irom_text: Vec<u8>,
 }
 
 impl Esp8266App {
@@ -89,6 +90,7 @@ impl Esp8266App {
             flash_byte: 0x20,
             trailing: Vec::new(),
             arduino_crc: true,
+            irom_text: Vec::new(),
         }
     }
     pub fn plain() -> Self {
@@ -123,6 +125,12 @@ impl Esp8266App {
         self.arduino_crc = yes;
         self
     }
+    /// Text at the start of the IROM payload, as a sketch carries its own strings: Arduino and
+    /// plain images have no descriptor, so this is what makes two builds' bytes differ.
+    pub fn irom_text(mut self, text: &str) -> Self {
+        self.irom_text = text.as_bytes().to_vec();
+        self
+    }
     /// Bytes after the image (e.g. an Arduino signature + length).
     pub fn trailing(mut self, bytes: &[u8]) -> Self {
         self.trailing = bytes.to_vec();
@@ -143,7 +151,9 @@ impl Esp8266App {
     pub fn app_image(&self) -> Esp8266Image {
         let mut img = Esp8266Image::new(0x4010_00C0);
         img.flash_byte = self.flash_byte;
-        let irom = pad4(filler(self.payload_len, 32));
+        let mut irom = self.irom_text.clone();
+        irom.extend_from_slice(&filler(self.payload_len, 32));
+        let irom = pad4(irom);
         match (&self.layout, &self.desc) {
             (Esp8266Layout::RtosSdk, desc) => {
                 let mut rodata = desc.clone().unwrap_or_default().bytes();
