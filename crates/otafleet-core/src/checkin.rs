@@ -152,7 +152,7 @@ async fn recorded(
     token: Option<&str>,
 ) -> Result<CheckinResponse> {
     let _writer = fleet.device_write_lock(&c.mac).await;
-    let mut tx = fleet.db().begin().await?;
+    let mut tx = crate::db::begin_write(fleet.db()).await?;
     let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
         .bind(&c.mac)
         .fetch_optional(&mut *tx)
@@ -346,7 +346,7 @@ pub(crate) async fn progress(
     let error = req.error.as_deref().map(|e| validate::printable(e, 500));
     // Progress changes only this device's rows: its memory is dropped below, nobody else's.
     let _writer = fleet.quiet_write_lock().await;
-    let mut tx = fleet.db().begin().await?;
+    let mut tx = crate::db::begin_write(fleet.db()).await?;
     let device: Device = sqlx::query_as("SELECT * FROM devices WHERE token_hash = ?")
         .bind(hash_token(token))
         .fetch_optional(&mut *tx)

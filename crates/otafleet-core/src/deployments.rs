@@ -181,7 +181,7 @@ pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
             reach,
         });
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO deployments (firmware_id, project, chip, rollback, active, created_at) \
          VALUES (?,?,?,?,1,?) RETURNING id",

@@ -188,7 +188,7 @@ pub async fn patch(
         .as_deref()
         .map(validate::project)
         .transpose()?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let exists: Option<String> = sqlx::query_scalar("SELECT mac FROM devices WHERE mac = ?")
         .bind(&mac)
         .fetch_optional(&mut *tx)

@@ -26,12 +26,63 @@ pub enum CoreError {
     /// A device presented no token, or the wrong one.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
+    /// The data directory's disk (or quota) is full: nothing of the request was kept. Freeing
+    /// space is enough; the server needs no restart.
+    #[error("the disk that holds otafleet's data ({what}) is full, so nothing of this request was saved; free some space there and try again")]
+    DiskFull { what: &'static str },
+    /// The data directory cannot be used as it is (another server holds it, or its database
+    /// does not belong to its stored images).
+    #[error("{message}")]
+    DataDir { code: &'static str, message: String },
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("storage error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+/// SQLite's primary result code for a full disk or a database at its size limit.
+const SQLITE_FULL: i32 = 13;
+
+impl From<sqlx::Error> for CoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            let full = db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| c & 0xff == SQLITE_FULL);
+            if full {
+                tracing::warn!(error = %db, "database write refused: disk full");
+                return Self::DiskFull { what: "database" };
+            }
+        }
+        if let sqlx::Error::Io(io) = &e {
+            if is_disk_full(io) {
+                return Self::DiskFull { what: "database" };
+            }
+        }
+        Self::Db(e)
+    }
+}
+
+impl From<std::io::Error> for CoreError {
+    fn from(e: std::io::Error) -> Self {
+        if is_disk_full(&e) {
+            tracing::warn!(error = %e, "write refused: disk full");
+            return Self::DiskFull {
+                what: "firmware storage",
+            };
+        }
+        Self::Io(e)
+    }
+}
+
+/// ENOSPC or EDQUOT: no room left for the write.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
 impl CoreError {
@@ -61,12 +112,21 @@ impl CoreError {
             Self::TooLarge { .. } => "too_large",
             Self::Conflict { .. } => "conflict",
             Self::Unauthorized { code, .. } => code,
+            Self::DiskFull { .. } => "disk_full",
+            Self::DataDir { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }
 
     /// True for failures of the machine (database, disk), not of the request.
     pub fn is_internal(&self) -> bool {
-        matches!(self, Self::Db(_) | Self::Migrate(_) | Self::Io(_))
+        matches!(
+            self,
+            Self::Db(_)
+                | Self::Migrate(_)
+                | Self::Io(_)
+                | Self::DiskFull { .. }
+                | Self::DataDir { .. }
+        )
     }
 }

@@ -108,7 +108,7 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     };
     let reported_hash = running.as_ref().map(|f| f.sha256.clone()).or(sha).or(md5);
     let _writer = fleet.write_lock().await;
-    let mut tx = fleet.db().begin().await?;
+    let mut tx = crate::db::begin_write(fleet.db()).await?;
     let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
         .bind(&mac)
         .fetch_optional(&mut *tx)
@@ -262,7 +262,7 @@ async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
 pub async fn download_for(fleet: &Fleet, mac: &str, fw: &Firmware) -> Result<Option<Update>> {
     let mac = validate::mac(mac)?;
     let _writer = fleet.write_lock().await;
-    let mut tx = fleet.db().begin().await?;
+    let mut tx = crate::db::begin_write(fleet.db()).await?;
     let Some(mut device): Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
         .bind(&mac)
         .fetch_optional(&mut *tx)

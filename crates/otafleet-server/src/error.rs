@@ -48,9 +48,11 @@ impl ApiError {
                 }
                 CoreError::Conflict { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-                CoreError::Db(_) | CoreError::Migrate(_) | CoreError::Io(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+                CoreError::Db(_)
+                | CoreError::Migrate(_)
+                | CoreError::Io(_)
+                | CoreError::DataDir { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }
@@ -80,9 +82,14 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let disk_full = matches!(self, ApiError::Core(CoreError::DiskFull { .. }));
+        let message = if status.is_server_error() && !disk_full {
             tracing::error!(error = %self, "request failed");
             "otafleet hit an internal error; the server log has the details".to_string()
+        } else if disk_full {
+            // Nothing leaks here, and the person must know what to do.
+            tracing::error!(error = %self, "request failed: disk full");
+            self.to_string()
         } else {
             tracing::info!(status = status.as_u16(), code = self.code(), message = %self, "request refused");
             self.to_string()

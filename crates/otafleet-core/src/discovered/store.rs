@@ -70,7 +70,7 @@ impl Fleet {
         let txt = Json(d.txt.clone());
         {
             let _w = self.write_lock().await;
-            let mut tx = self.db().begin().await?;
+            let mut tx = crate::db::begin_write(self.db()).await?;
             match &key {
                 DiscoveryKey::Mac(mac) => {
                     sqlx::query(
@@ -164,7 +164,7 @@ impl Fleet {
     /// last sighting, not now, so a device that checked in after that sighting stays online.
     pub async fn mdns_forget_presence(&self) -> Result<()> {
         let _w = self.write_lock().await;
-        let mut tx = self.db().begin().await?;
+        let mut tx = crate::db::begin_write(self.db()).await?;
         sqlx::query(
             "UPDATE devices SET mdns_gone = mdns_seen WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
         )
@@ -184,7 +184,7 @@ impl Fleet {
     pub async fn mdns_touch_present(&self) -> Result<()> {
         let now = crate::time::now();
         let _w = self.write_lock().await;
-        let mut tx = self.db().begin().await?;
+        let mut tx = crate::db::begin_write(self.db()).await?;
         sqlx::query(
             "UPDATE devices SET mdns_seen = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
         )

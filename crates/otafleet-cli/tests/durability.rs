@@ -1,0 +1,428 @@
+//! Nothing acknowledged is lost: the real `otafleet serve` on a real, small tmpfs that fills up
+//! while check-ins, deployments and an upload race each other.
+//!
+//! What it proves (issue: "acknowledged writes are lost after a moment of full disk"):
+//! - every request the server answered with 2xx is on disk: present while the disk is still full,
+//!   after space is freed, after a clean restart (SIGTERM) and after `kill -9`;
+//! - a write the disk could not take fails with 507 `disk_full` and a message that says so (never
+//!   a 500, never a silent success), and the upload larger than the free space gets 507;
+//! - once space is freed, new writes succeed without a restart.
+//!
+//! Mounting a tmpfs needs root. Without root the test says SKIPPED and passes, except under CI,
+//! where it must run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use otafleet_image::synth::AppImage;
+use otafleet_image::Chip;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+const TOKEN: &str = "durability-token";
+const CHECKINS: usize = 500;
+const DEPLOYMENTS: usize = 50;
+
+/// A tmpfs of a fixed size, mounted for the test and unmounted when dropped.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount a {size} tmpfs at {}",
+            path.display()
+        );
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let c = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut s) }, 0);
+        s.f_bavail as u64 * s.f_frsize as u64
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path, log: &Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--admin-token",
+                TOKEN,
+                "--max-image-size",
+                "64000000",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start otafleet");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("otafleet listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Self {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn stop(mut self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+        let status = self.child.wait().unwrap();
+        if signal == libc::SIGTERM {
+            assert!(status.success(), "a clean stop: {status:?}");
+        }
+    }
+}
+
+fn mac(i: usize) -> String {
+    format!("02:00:00:00:{:02X}:{:02X}", i / 256, i % 256)
+}
+
+fn image(version: &str) -> Vec<u8> {
+    AppImage::new(Chip::Esp32)
+        .project("durable")
+        .version(version)
+        .build()
+}
+
+/// What the server acknowledged, to be found again later.
+#[derive(Default)]
+struct Acked {
+    /// (mac, token) of every enrolment answered 2xx.
+    devices: Vec<(String, String)>,
+    deployments: Vec<i64>,
+    firmware: Vec<i64>,
+}
+
+#[derive(Default)]
+struct Refused {
+    disk_full: usize,
+    /// Anything but 2xx or 507: (what, status, body).
+    unexpected: Vec<(String, u16, Value)>,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.expect("the server answers");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn record_refusal(refused: &mut Refused, what: String, status: u16, body: Value) {
+    if status == 507 {
+        assert_eq!(body["error"]["code"], "disk_full", "{what}: {body}");
+        let msg = body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("full"),
+            "the message says the disk is full: {msg}"
+        );
+        refused.disk_full += 1;
+    } else {
+        refused.unexpected.push((what, status, body));
+    }
+}
+
+async fn enrol(http: &reqwest::Client, base: &str, i: usize) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/device/checkin"))
+            .json(&json!({
+                "mac": mac(i), "chip": "esp32", "project": "durable", "version": "1.0.0"
+            })),
+    )
+    .await
+}
+
+async fn deploy(http: &reqwest::Client, base: &str, firmware_id: i64) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/deployments"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "firmware_id": firmware_id })),
+    )
+    .await
+}
+
+async fn upload(http: &reqwest::Client, base: &str, name: &str, bytes: Vec<u8>) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/firmware"))
+            .bearer_auth(TOKEN)
+            .query(&[("filename", name)])
+            .header("content-type", "application/octet-stream")
+            .body(bytes),
+    )
+    .await
+}
+
+/// Every acknowledged thing is there: devices and deployments listed, images listed, and (when
+/// `check_tokens`) every device still answered with the token it was given.
+async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens: bool, when: &str) {
+    let (status, devices) = send(
+        http.get(format!("{base}/api/v1/devices"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: list devices: {devices}");
+    let listed: std::collections::HashSet<String> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<&String> = acked
+        .devices
+        .iter()
+        .map(|(m, _)| m)
+        .filter(|m| !listed.contains(*m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{when}: {} of {} acknowledged enrolments are gone, e.g. {:?}",
+        missing.len(),
+        acked.devices.len(),
+        missing.iter().take(5).collect::<Vec<_>>()
+    );
+    let (status, deployments) = send(
+        http.get(format!("{base}/api/v1/deployments"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: list deployments: {deployments}");
+    let ids: std::collections::HashSet<i64> = deployments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_i64().unwrap())
+        .collect();
+    let lost: Vec<&i64> = acked
+        .deployments
+        .iter()
+        .filter(|i| !ids.contains(i))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{when}: {} of {} acknowledged deployments are gone: {lost:?}",
+        lost.len(),
+        acked.deployments.len()
+    );
+    let (status, firmware) = send(
+        http.get(format!("{base}/api/v1/firmware"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: list firmware: {firmware}");
+    let fw: std::collections::HashSet<i64> = firmware
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect();
+    for id in &acked.firmware {
+        assert!(fw.contains(id), "{when}: acknowledged image {id} is gone");
+    }
+    if check_tokens {
+        let gate = Arc::new(Semaphore::new(16));
+        let mut set = tokio::task::JoinSet::new();
+        for (mac, token) in acked.devices.clone() {
+            let (http, base, gate) = (http.clone(), base.to_string(), gate.clone());
+            set.spawn(async move {
+                let _p = gate.acquire().await.unwrap();
+                let (status, body) = send(
+                    http.post(format!("{base}/api/v1/device/checkin"))
+                        .bearer_auth(&token)
+                        .json(&json!({
+                            "mac": mac, "chip": "esp32", "project": "durable", "version": "1.0.0"
+                        })),
+                )
+                .await;
+                (mac, status, body)
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            let (mac, status, body) = r.unwrap();
+            assert_eq!(
+                status, 200,
+                "{when}: {mac} is refused with its own token: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the disk-full test needs root to mount a tmpfs, and CI must run it"
+        );
+        eprintln!("SKIPPED: the disk-full test needs root to mount a tmpfs");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&scratch.path().join("disk"), "20m");
+    let data = disk.path.join("data");
+    // Outside the tmpfs and kept after the test, for reading when it fails.
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("durability-server.log");
+    let _ = std::fs::remove_file(&log);
+    eprintln!("server log: {}", log.display());
+    let server = Server::start(&data, &log);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let mut acked = Acked::default();
+    let mut refused = Refused::default();
+
+    // Two images to deploy, stored while there is room.
+    for v in ["1.0.1", "1.0.2"] {
+        let (status, body) = upload(&http, &base, &format!("durable_v{v}.bin"), image(v)).await;
+        assert_eq!(status, 201, "{body}");
+        acked.firmware.push(body["id"].as_i64().unwrap());
+    }
+
+    // Leave about 3 MB: the 8 MB upload cannot fit, and the database's write-ahead log runs out
+    // of room too while 500 enrolments and 50 deployments race it.
+    let filler = disk.path.join("filler");
+    let keep = 3 * 1024 * 1024;
+    let fill = disk.free_bytes().saturating_sub(keep);
+    std::fs::write(&filler, vec![0x5a; fill as usize]).unwrap();
+
+    let big = {
+        let mut b = image("9.9.9");
+        b.resize(8 * 1024 * 1024, 0xff);
+        b
+    };
+    let upload_task = {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move { upload(&http, &base, "huge_v9.9.9.bin", big).await })
+    };
+    let gate = Arc::new(Semaphore::new(16));
+    let mut checkins = tokio::task::JoinSet::new();
+    for i in 0..CHECKINS {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        checkins.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            (i, enrol(&http, &base, i).await)
+        });
+    }
+    let mut deploys = tokio::task::JoinSet::new();
+    for i in 0..DEPLOYMENTS {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        let fw = acked.firmware[i % 2];
+        deploys.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            deploy(&http, &base, fw).await
+        });
+    }
+    while let Some(r) = checkins.join_next().await {
+        let (i, (status, body)) = r.unwrap();
+        if (200..300).contains(&status) {
+            let token = body["token"]
+                .as_str()
+                .expect("an enrolment returns a token");
+            acked.devices.push((mac(i), token.to_string()));
+        } else {
+            record_refusal(&mut refused, format!("enrol {}", mac(i)), status, body);
+        }
+    }
+    while let Some(r) = deploys.join_next().await {
+        let (status, body) = r.unwrap();
+        if (200..300).contains(&status) {
+            acked.deployments.push(body["id"].as_i64().unwrap());
+        } else {
+            record_refusal(&mut refused, "deployment".into(), status, body);
+        }
+    }
+    let (status, body) = upload_task.await.unwrap();
+    assert_eq!(status, 507, "the upload larger than the free space: {body}");
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+    assert!(
+        refused.unexpected.is_empty(),
+        "every refusal is a 507 disk_full: {:?}",
+        refused.unexpected
+    );
+    assert!(
+        refused.disk_full > 0,
+        "the disk never filled for the racing writes; the test proved nothing (free: {} bytes)",
+        disk.free_bytes()
+    );
+    eprintln!(
+        "race: {} enrolments and {} deployments acknowledged, {} refused with 507",
+        acked.devices.len(),
+        acked.deployments.len(),
+        refused.disk_full
+    );
+
+    // Still full: what was acknowledged is there, and the server answers.
+    verify(&http, &base, &acked, false, "disk still full").await;
+
+    // Space comes back: new writes succeed without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) = enrol(&http, &base, CHECKINS + 1).await;
+    assert_eq!(status, 200, "an enrolment after space returned: {body}");
+    acked.devices.push((
+        mac(CHECKINS + 1),
+        body["token"].as_str().unwrap().to_string(),
+    ));
+    let (status, body) = deploy(&http, &base, acked.firmware[0]).await;
+    assert_eq!(status, 201, "a deployment after space returned: {body}");
+    acked.deployments.push(body["id"].as_i64().unwrap());
+    let (status, body) = upload(&http, &base, "durable_v1.0.3.bin", image("1.0.3")).await;
+    assert_eq!(status, 201, "an upload after space returned: {body}");
+    acked.firmware.push(body["id"].as_i64().unwrap());
+    verify(&http, &base, &acked, true, "after space returned").await;
+
+    // A clean restart, then a kill -9: everything acknowledged is still there.
+    server.stop(libc::SIGTERM);
+    let server = Server::start(&data, &log);
+    verify(&http, &server.base, &acked, true, "after a clean restart").await;
+    server.stop(libc::SIGKILL);
+    let server = Server::start(&data, &log);
+    verify(&http, &server.base, &acked, true, "after kill -9").await;
+    server.stop(libc::SIGTERM);
+    drop(disk);
+}
