@@ -117,6 +117,32 @@ impl BlobStore {
         Ok(dest)
     }
 
+    /// Whether the blob with this SHA-256 is stored.
+    pub async fn exists(&self, sha256: &str) -> Result<bool> {
+        Ok(tokio::fs::try_exists(self.path(sha256)).await?)
+    }
+
+    /// Every stored blob's SHA-256 (walks `blobs/sha256/<2>/<62>`; anything else is skipped).
+    pub async fn list(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut dirs = tokio::fs::read_dir(&self.root).await?;
+        while let Some(dir) = dirs.next_entry().await? {
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !dir.file_type().await?.is_dir() {
+                continue;
+            }
+            let mut files = tokio::fs::read_dir(dir.path()).await?;
+            while let Some(file) = files.next_entry().await? {
+                let rest = file.file_name().to_string_lossy().into_owned();
+                let sha = format!("{prefix}{rest}");
+                if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    out.push(sha);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Remove a blob (its row is already gone).
     pub async fn remove(&self, sha256: &str) -> Result<()> {
         match tokio::fs::remove_file(self.path(sha256)).await {

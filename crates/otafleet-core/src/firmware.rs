@@ -16,6 +16,7 @@ use tokio::io::AsyncRead;
 
 use crate::blobs::BlobStore;
 use crate::error::{CoreError, Result};
+use crate::updates::{self, Update};
 use crate::validate;
 
 /// One image in the library.
@@ -200,7 +201,15 @@ pub async fn store(
         version_override,
     } = prepared;
     if let Some(existing) = by_sha256(db, &staged.sha256).await? {
-        staged.discard().await;
+        if blobs.exists(&existing.sha256).await? {
+            staged.discard().await;
+        } else {
+            // The row outlived its bytes (a disk restored from backup, a blob deleted by hand):
+            // the same bytes put them back, or downloads would keep failing while the library
+            // says the image is there.
+            tracing::warn!(id = existing.id, sha256 = %existing.sha256, "the image's stored file was missing; restored from this upload");
+            blobs.commit(staged).await?;
+        }
         return Ok(ImportOutcome {
             firmware: existing,
             created: false,
@@ -284,13 +293,20 @@ fn pick<const N: usize>(
         .unwrap_or((None, "none"))
 }
 
-/// Delete an image, refused while an active deployment uses it.
-pub async fn delete(db: &SqlitePool, blobs: &BlobStore, id: i64) -> Result<Firmware> {
+/// Delete an image, refused while an active deployment uses it. Attempts still open for it end
+/// as failed (the device can no longer download it); they are returned so the caller can publish
+/// them.
+pub async fn delete(
+    db: &SqlitePool,
+    blobs: &BlobStore,
+    id: i64,
+) -> Result<(Firmware, Vec<Update>)> {
     let fw = get(db, id).await?;
+    let mut tx = crate::db::begin_write(db).await?;
     let deployed: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND active = 1")
             .bind(id)
-            .fetch_one(db)
+            .fetch_one(&mut *tx)
             .await?;
     if deployed > 0 {
         return Err(CoreError::conflict(format!(
@@ -298,10 +314,30 @@ pub async fn delete(db: &SqlitePool, blobs: &BlobStore, id: i64) -> Result<Firmw
             fw.filename
         )));
     }
+    let open: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM updates WHERE firmware_id = ? AND state NOT IN ('done','failed')",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut ended = Vec::with_capacity(open.len());
+    for update in open {
+        ended.push(
+            updates::set_state(
+                &mut tx,
+                update,
+                "failed",
+                0,
+                Some("cancelled: the image was deleted from the library"),
+            )
+            .await?,
+        );
+    }
     sqlx::query("DELETE FROM firmware WHERE id = ?")
         .bind(id)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     blobs.remove(&fw.sha256).await?;
-    Ok(fw)
+    Ok((fw, ended))
 }

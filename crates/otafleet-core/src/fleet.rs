@@ -10,6 +10,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::blobs::BlobStore;
 use crate::checkin::{self, CheckinRequest, CheckinResponse, ProgressRequest};
+use crate::datadir::{self, DataDirLock};
 use crate::deployments::{self, Deployment, NewDeployment};
 use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
@@ -36,14 +37,28 @@ struct Inner {
     write: Mutex<()>,
     /// Quiet check-ins answered from memory, and their queued heartbeats ([`crate::hot`]).
     hot: Hot,
+    /// This fleet's hold on its data directory ([`crate::datadir`]); released by
+    /// [`Fleet::close`] or when the last handle is dropped.
+    lock: std::sync::Mutex<Option<DataDirLock>>,
 }
 
 impl Fleet {
     /// Open the data directory (creating it), migrate the database, clear unfinished uploads.
     pub async fn open(settings: Settings) -> Result<Self> {
         tokio::fs::create_dir_all(&settings.data_dir).await?;
+        // Before anything is touched: no other server may be using this directory, and the
+        // database must be the one that belongs to the stored images (`datadir` says why).
+        let lock = DataDirLock::acquire(&settings.data_dir)?;
+        datadir::check_database(&settings.data_dir).await?;
         let db = db::open(&settings.data_dir).await?;
         let blobs = BlobStore::open(&settings.data_dir).await?;
+        let orphans = datadir::collect_orphans(&db, &blobs).await?;
+        if orphans > 0 {
+            tracing::info!(
+                orphans,
+                "removed stored images left without a library entry"
+            );
+        }
         let fleet = Self {
             inner: Arc::new(Inner {
                 db,
@@ -52,6 +67,7 @@ impl Fleet {
                 settings,
                 write: Mutex::new(()),
                 hot: Hot::default(),
+                lock: std::sync::Mutex::new(Some(lock)),
             }),
         };
         fleet.spawn_heartbeat_writer();
@@ -138,6 +154,8 @@ impl Fleet {
             tracing::warn!(error = %e, "could not write queued heartbeats at shutdown");
         }
         self.inner.db.close().await;
+        // The directory is free for the next server once the database is closed.
+        drop(self.inner.lock.lock().map(|mut l| l.take()));
     }
 
     // --- firmware -------------------------------------------------------------------------
@@ -219,11 +237,19 @@ impl Fleet {
     }
 
     pub async fn firmware_delete(&self, id: i64) -> Result<Firmware> {
-        let fw = {
+        let (fw, ended) = {
             let _w = self.write_lock().await;
             firmware::delete(self.db(), self.blobs(), id).await?
         };
         self.events().publish(Event::FirmwareRemoved { id });
+        for update in ended {
+            tracing::info!(update = update.id, mac = %update.mac, "open attempt ended: its image was deleted");
+            let mac = update.mac.clone();
+            self.events().publish(Event::Update {
+                update: Box::new(update),
+            });
+            self.publish_device(&mac).await;
+        }
         Ok(fw)
     }
 

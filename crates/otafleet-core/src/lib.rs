@@ -19,6 +19,7 @@
 
 pub mod blobs;
 pub mod checkin;
+pub mod datadir;
 pub mod db;
 pub mod deployments;
 pub mod devices;
