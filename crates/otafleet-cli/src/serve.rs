@@ -274,6 +274,9 @@ pub async fn serve_prepared(
 /// `otafleet serve`: prepare, print the one listening line, serve until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let prepared = prepare(args).await?;
+    // Listen for the signals before saying we listen: a SIGTERM right after the line must stop
+    // the server cleanly, not kill it.
+    let signals = shutdown_signal();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "otafleet listening on http://{}", prepared.addr)?;
@@ -283,7 +286,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = mdns.advertised_name();
     // Goodbyes go out as soon as the signal arrives, before requests drain.
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.await;
         mdns.shutdown().await;
     };
     serve_prepared(prepared, name, shutdown).await?;
@@ -291,24 +294,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM (the headless server's way to stop).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Installs handlers for SIGINT and SIGTERM at once (the handlers exist from this call on) and
+/// returns a future that resolves on either: the headless server's way to stop.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async move {
+        let int = async {
+            match int.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = int => tracing::info!("SIGINT: shutting down"),
+            _ = term => tracing::info!("SIGTERM: shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
-        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// Ctrl-C, where there are no Unix signals.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C: shutting down");
     }
 }

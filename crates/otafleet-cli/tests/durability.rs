@@ -426,3 +426,38 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
     server.stop(libc::SIGTERM);
     drop(disk);
 }
+
+/// Two servers on one data directory deleted each other's uploads in flight and never saw each
+/// other's deployments. The second one now refuses to start and names the first.
+#[test]
+fn a_second_server_on_the_same_data_dir_refuses_to_start_and_names_the_first() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let log = scratch.path().join("first.log");
+    let first = Server::start(&data, &log);
+    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--admin-token",
+            TOKEN,
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the second server must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("pid {}", first.child.id())),
+        "names the process that holds the directory: {stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "it never listened"
+    );
+    first.stop(libc::SIGTERM);
+}

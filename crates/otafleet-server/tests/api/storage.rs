@@ -1,0 +1,97 @@
+//! Red-team findings about stored images, each a test: a re-upload of an image whose file went
+//! missing must bring the file back (not answer 200 while downloads fail), and deleting an image
+//! must end the attempts still open for it.
+
+use serde_json::json;
+
+use crate::common::*;
+
+const MAC: &str = "24:6F:28:AA:00:01";
+
+#[tokio::test]
+async fn re_uploading_an_image_whose_file_went_missing_restores_it() {
+    let app = TestApp::start().await;
+    let bytes = app_image(otafleet_image::Chip::Esp32, "blink", "1.0.0", 4096);
+    let sha = sha256_hex(&bytes);
+    let first = app.upload_ok("blink_v1.0.0.bin", bytes.clone()).await;
+    let blob = app
+        .dir
+        .path()
+        .join("blobs/sha256")
+        .join(&sha[..2])
+        .join(&sha[2..]);
+    std::fs::remove_file(&blob).unwrap();
+
+    let (status, again) = app.upload("blink_v1.0.0.bin", bytes.clone()).await;
+    assert!(status == 200 || status == 201, "{status} {again}");
+    assert_eq!(again["id"], first["id"], "the same library entry");
+    assert!(blob.exists(), "the stored file is back");
+    let r = app
+        .http
+        .get(app.url(&format!("/api/v1/device/firmware/{sha}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+}
+
+#[tokio::test]
+async fn deleting_an_image_ends_the_attempts_still_open_for_it() {
+    let app = TestApp::start().await;
+    let old = app_image(otafleet_image::Chip::Esp32, "blink", "1.0.0", 4096);
+    let new = app_image(otafleet_image::Chip::Esp32, "blink", "1.1.0", 4096);
+    app.upload_ok("blink_v1.0.0.bin", old.clone()).await;
+    let fw = app.upload_ok("blink_v1.1.0.bin", new).await;
+    let (status, enrol) = app
+        .checkin(None, checkin_body(MAC, "1.0.0", Some(&sha256_hex(&old))))
+        .await;
+    assert_eq!(status, 200, "{enrol}");
+    let token = enrol["token"].as_str().unwrap().to_string();
+    let dep = app
+        .deploy(json!({ "firmware_id": fw["id"], "devices": [MAC] }))
+        .await;
+    let (status, offer) = app
+        .checkin(
+            Some(&token),
+            checkin_body(MAC, "1.0.0", Some(&sha256_hex(&old))),
+        )
+        .await;
+    assert_eq!(status, 200, "{offer}");
+    let update_id = offer["update"]["id"].as_i64().expect("an offer");
+
+    // Stop the deployment, then delete the image while the device's attempt is still open.
+    let r = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/deployments/{}", dep["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "stop: {}", r.status());
+    let r = app
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/firmware/{}", fw["id"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "delete: {}", r.status());
+
+    let history = app
+        .get_json(&format!("/api/v1/devices/{MAC}/updates"))
+        .await;
+    let attempt = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"].as_i64() == Some(update_id))
+        .expect("the attempt is in the history");
+    assert_eq!(attempt["state"], "failed", "{attempt}");
+    assert!(
+        attempt["error"].as_str().unwrap_or("").contains("deleted"),
+        "{attempt}"
+    );
+}
