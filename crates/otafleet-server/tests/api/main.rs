@@ -12,5 +12,7 @@ mod field_legacy;
 mod field_wire;
 mod firmware;
 mod hostile;
+mod input_hostile;
 mod openapi;
 mod ui;
+mod version_order;
