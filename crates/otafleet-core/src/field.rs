@@ -228,7 +228,8 @@ fn device_reported_version(req: &FieldCheck) -> bool {
     req.version.is_some()
 }
 
-/// The legacy rule: only a strictly newer version is offered (numeric, padded to three parts).
+/// The legacy rule: only a strictly newer version is offered (by `validate::compare_versions`;
+/// a version that cannot be ordered is not newer).
 fn older_or_same(
     req: &FieldCheck,
     device: &Device,

@@ -30,7 +30,27 @@ pub fn mac(input: &str) -> Result<String> {
     }
     let up = hex.to_ascii_uppercase();
     let pairs: Vec<&str> = (0..6).map(|i| &up[i * 2..i * 2 + 2]).collect();
-    Ok(pairs.join(":"))
+    let normal = pairs.join(":");
+    // No device has one of these as its own address; each is a typo, a placeholder or an attempt
+    // to address many devices at once, and would merge unrelated callers into one record.
+    let not_a_device = if up.bytes().all(|b| b == b'F') {
+        Some("the broadcast address")
+    } else if up.bytes().all(|b| b == b'0') {
+        Some("the all-zero address (a placeholder, not a device's own)")
+    } else if u8::from_str_radix(&up[..2], 16).is_ok_and(|first| first & 1 == 1) {
+        Some("a multicast address (the lowest bit of its first byte is set)")
+    } else {
+        None
+    };
+    if let Some(what) = not_a_device {
+        return Err(CoreError::invalid(
+            "invalid_mac",
+            format!(
+                "{normal} is {what}; give the device's own station MAC, as the device prints it (WiFi.macAddress(), esp_read_mac)"
+            ),
+        ));
+    }
+    Ok(normal)
 }
 
 fn bad_mac(input: &str) -> CoreError {
@@ -79,7 +99,8 @@ pub fn project(input: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
-/// A free-text device name for people: up to 64 printable characters.
+/// A free-text device name for people: up to 64 characters, none of them a control, an invisible
+/// or a text-direction character ([`hidden_char`]).
 pub fn name(input: &str) -> Result<String> {
     let s = input.trim();
     if s.chars().count() > 64 || s.chars().any(char::is_control) {
@@ -88,7 +109,54 @@ pub fn name(input: &str) -> Result<String> {
             "a device name has at most 64 characters and no control characters",
         ));
     }
+    if let Some((at, c)) = hidden_char(s) {
+        return Err(CoreError::invalid(
+            "invalid_name",
+            format!(
+                "the device name '{}' contains {} at character {at}; remove it: names may not hold invisible or text-direction characters, which make a name look like another",
+                printable(s, 40),
+                describe_char(c)
+            ),
+        ));
+    }
     Ok(s.to_string())
+}
+
+/// The first character (1-based position) that shows nothing or changes how the text around it
+/// is shown: controls (Cc), format characters (Cf: the bidi overrides, embeddings and isolates
+/// U+202A–U+202E and U+2066–U+2069, the marks U+200E/U+200F/U+061C, zero-width space, joiners
+/// and U+FEFF, soft hyphen), line and paragraph separators (Zl, Zp) and the Hangul fillers that
+/// render as blank. Such names are refused rather than cleaned: a silently changed name is
+/// a surprise, and refusing says exactly what to fix.
+pub fn hidden_char(s: &str) -> Option<(usize, char)> {
+    s.chars()
+        .enumerate()
+        .find_map(|(i, c)| is_hidden(c).then_some((i + 1, c)))
+}
+
+fn is_hidden(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    ) || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+}
+
+fn describe_char(c: char) -> String {
+    let kind = match c {
+        '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{061C}' => "a text-direction control",
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' => "a zero-width character",
+        _ if c.is_control() => "a control character",
+        _ => "an invisible character",
+    };
+    format!("U+{:04X} ({kind})", c as u32)
 }
 
 /// An uploaded file's name must be one plain path component: no directories, no `..`, no control
@@ -111,6 +179,16 @@ pub fn filename(input: &str) -> Result<String> {
             ),
         ));
     }
+    if let Some((at, c)) = hidden_char(s) {
+        return Err(CoreError::invalid(
+            "invalid_filename",
+            format!(
+                "the file name '{}' contains {} at character {at}; rename the file without it: file names may not hold invisible or text-direction characters, which make a name look like another",
+                printable(s, 60),
+                describe_char(c)
+            ),
+        ));
+    }
     Ok(s.to_string())
 }
 
@@ -130,7 +208,7 @@ pub fn sha256(input: &str) -> Result<String> {
 pub fn printable(s: &str, max: usize) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if is_hidden(c) { '?' } else { c })
         .take(max)
         .collect();
     if s.chars().count() > max {
@@ -142,11 +220,20 @@ pub fn printable(s: &str, max: usize) -> String {
 
 /// Split `blink_v1.2.3.bin` or `blink-1.2.3.bin` into (`blink`, `1.2.3`). Returns the stem as the
 /// project and no version when the name carries none.
+///
+/// What surrounds the name is not part of it: trailing spaces and dots (which Windows drops
+/// anyway: `blink_v1.0.4.bin. ` is `blink_v1.0.4.bin`) and the `.bin` extension in any case,
+/// repeated or not (`blink_v1.0.4.bin.bin`, `BLINK_V1.0.4.BIN`).
 pub fn split_filename(filename: &str) -> (Option<String>, Option<String>) {
-    let stem = filename
-        .strip_suffix(".bin")
-        .or_else(|| filename.strip_suffix(".BIN"))
-        .unwrap_or(filename);
+    let mut stem = filename.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+    loop {
+        let n = stem.len();
+        if n >= 4 && stem.is_char_boundary(n - 4) && stem[n - 4..].eq_ignore_ascii_case(".bin") {
+            stem = stem[..n - 4].trim_end_matches(|c: char| c == '.' || c.is_whitespace());
+        } else {
+            break;
+        }
+    }
     // The version starts at the last separator ('_' or '-') followed by an optional 'v' and a digit.
     let bytes = stem.as_bytes();
     for i in (1..bytes.len()).rev() {
@@ -166,42 +253,147 @@ pub fn split_filename(filename: &str) -> (Option<String>, Option<String>) {
     (self::project(stem).ok(), None)
 }
 
-/// Compare two versions numerically where both look like `[v]N(.N)*[-pre]`. `None` when either
-/// does not (a git describe string, say): callers then decide by image hash alone.
+/// Order two versions by the rule in `docs/versions.md`: semver 2.0.0 precedence, widened to what
+/// devices send (a leading `v`, 1 to 5 numeric fields, ESP-IDF's `git describe` output). `None`
+/// when either is not a version under that rule (a bare git hash, a branch name): callers then
+/// decide by image hash alone.
 pub fn compare_versions(a: &str, b: &str) -> Option<Ordering> {
-    let (an, ap) = numeric_version(a)?;
-    let (bn, bp) = numeric_version(b)?;
-    let len = an.len().max(bn.len());
-    for i in 0..len {
-        let x = an.get(i).copied().unwrap_or(0);
-        let y = bn.get(i).copied().unwrap_or(0);
-        match x.cmp(&y) {
-            Ordering::Equal => continue,
-            other => return Some(other),
-        }
-    }
-    // Semver: a pre-release sorts before the release it precedes.
-    Some(match (ap, bp) {
-        (None, None) => Ordering::Equal,
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(x), Some(y)) => x.cmp(y),
-    })
+    let a = ParsedVersion::parse(a)?;
+    let b = ParsedVersion::parse(b)?;
+    Some(a.cmp(&b))
 }
 
-fn numeric_version(s: &str) -> Option<(Vec<u64>, Option<&str>)> {
-    let s = s.strip_prefix(['v', 'V']).unwrap_or(s);
-    let (core, pre) = match s.split_once(['-', '+']) {
-        Some((c, p)) => (c, Some(p)),
-        None => (s, None),
-    };
-    let parts: Option<Vec<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
-    let parts = parts?;
-    // A lone number with a suffix ("9036908-dirty") is far more likely a git hash than a version.
-    if parts.is_empty() || parts.len() > 4 || (parts.len() == 1 && pre.is_some()) {
-        return None;
+/// A version split for ordering. Build metadata (`+…`), a trailing `-dirty` and the commit hash
+/// of a `git describe` tail are read and dropped: they never decide the order.
+#[derive(Debug)]
+struct ParsedVersion<'a> {
+    /// Numeric fields, as digit strings (any length; compared as numbers).
+    core: Vec<&'a str>,
+    /// Semver pre-release identifiers; empty: a release.
+    pre: Vec<&'a str>,
+    /// Commits after the tag, from a `-N-g<hash>` tail; `None`: the tag itself.
+    after: Option<&'a str>,
+}
+
+impl<'a> ParsedVersion<'a> {
+    fn parse(input: &'a str) -> Option<Self> {
+        let s = input.trim();
+        let s = match s.strip_prefix(['v', 'V']) {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+            _ => s,
+        };
+        let s = s.split_once('+').map_or(s, |(version, _build)| version);
+        let (s, dirty) = match s.strip_suffix("-dirty") {
+            Some(rest) => (rest, true),
+            None => (s, false),
+        };
+        let (core, tail) = match s.split_once('-') {
+            Some((core, tail)) => (core, Some(tail)),
+            None => (s, None),
+        };
+        let core: Vec<&str> = core.split('.').collect();
+        if core.len() > 5 || !core.iter().all(|f| is_number(f)) {
+            return None;
+        }
+        // A lone number with a suffix ("9036908-dirty") is far more likely a git hash than a version.
+        if core.len() == 1 && (tail.is_some() || dirty) {
+            return None;
+        }
+        let (pre, after) = match tail {
+            None => (None, None),
+            Some(tail) => split_describe(tail),
+        };
+        let pre: Vec<&str> = match pre {
+            None => Vec::new(),
+            Some(pre) => pre.split('.').collect(),
+        };
+        let ident_ok = |id: &&str| {
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if !pre.iter().all(ident_ok) {
+            return None;
+        }
+        Some(Self { core, pre, after })
     }
-    Some((parts, pre))
+}
+
+impl Ord for ParsedVersion<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let fields = self.core.len().max(other.core.len());
+        let field = |v: &Self, i: usize| v.core.get(i).copied().unwrap_or("0");
+        (0..fields)
+            .map(|i| cmp_numbers(field(self, i), field(other, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| cmp_pre_release(&self.pre, &other.pre))
+            .then_with(|| cmp_numbers(self.after.unwrap_or("0"), other.after.unwrap_or("0")))
+    }
+}
+
+impl PartialOrd for ParsedVersion<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ParsedVersion<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for ParsedVersion<'_> {}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Two digit strings as numbers of any length (leading zeros do not count).
+fn cmp_numbers(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Semver 2.0.0 §11: a release is above its pre-releases; identifiers left to right, numeric ones
+/// as numbers and below alphanumeric ones, alphanumeric ones in ASCII order; when all shared
+/// identifiers are equal, the longer list is higher.
+fn cmp_pre_release(a: &[&str], b: &[&str]) -> Ordering {
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Ordering::Equal,
+        (true, false) => return Ordering::Greater,
+        (false, true) => return Ordering::Less,
+        (false, false) => {}
+    }
+    for (x, y) in a.iter().zip(b) {
+        let o = match (is_number(x), is_number(y)) {
+            (true, true) => cmp_numbers(x, y),
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (false, false) => x.cmp(y),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Split what follows the numeric core at its first `-` into the pre-release and the commit count
+/// of a `git describe` tail `N-g<4 to 40 hex digits>` at its end.
+fn split_describe(tail: &str) -> (Option<&str>, Option<&str>) {
+    let mut parts = tail.rsplitn(3, '-');
+    let (Some(hash), Some(count)) = (parts.next(), parts.next()) else {
+        return (Some(tail), None);
+    };
+    let is_describe = hash
+        .strip_prefix('g')
+        .is_some_and(|h| (4..=40).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        && is_number(count);
+    if !is_describe {
+        return (Some(tail), None);
+    }
+    (parts.next(), Some(count))
 }
 
 #[cfg(test)]
@@ -272,5 +464,222 @@ mod tests {
         assert_eq!(compare_versions("v2.0", "2.0.0"), Some(Ordering::Equal));
         assert_eq!(compare_versions("2.0.0-rc1", "2.0.0"), Some(Ordering::Less));
         assert_eq!(compare_versions("9036908-dirty", "1.0"), None);
+    }
+
+    /// Every list is strictly ascending; every pair is checked both ways.
+    fn ascending(list: &[&str]) {
+        for (i, a) in list.iter().enumerate() {
+            for (j, b) in list.iter().enumerate() {
+                assert_eq!(
+                    compare_versions(a, b),
+                    Some(i.cmp(&j)),
+                    "compare_versions({a:?}, {b:?})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn versions_follow_semver_precedence() {
+        // The example of semver 2.0.0 §11, then cores.
+        ascending(&[
+            "0.9.9",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.2.0",
+            "1.10.0",
+            "2.0.0",
+            "10.0.0",
+        ]);
+        // Red team: rc.10 came before rc.9.
+        ascending(&[
+            "1.0.0-rc.2",
+            "1.0.0-rc.9",
+            "1.0.0-rc.10",
+            "1.0.0-rc.100",
+            "1.0.0",
+        ]);
+        // Red team: `+build` was read as a pre-release, so rc.1 looked newer than the release.
+        ascending(&["1.2.4-rc.1", "1.2.4+build.7", "1.2.5-rc.1+build.1"]);
+        // Numeric identifiers below alphanumeric ones; alphanumeric in ASCII order (so an
+        // unnumbered `rc10` is below `rc9`: write `rc.10`); more identifiers win a tie.
+        ascending(&[
+            "1.0.0-1",
+            "1.0.0-2",
+            "1.0.0-10",
+            "1.0.0-RC",
+            "1.0.0-a",
+            "1.0.0-a.1",
+            "1.0.0-a.1.0",
+            "1.0.0-a-b",
+            "1.0.0-rc10",
+            "1.0.0-rc9",
+        ]);
+        // Numbers of any length, no overflow.
+        ascending(&[
+            "18446744073709551615.0",
+            "18446744073709551616.0",
+            "99999999999999999999999.0",
+        ]);
+    }
+
+    #[test]
+    fn git_describe_versions_sit_between_their_tag_and_the_next() {
+        ascending(&[
+            "v1.2.3-rc.1",
+            "v1.2.3-rc.1-3-g1a2b3c4",
+            "1.2.3",
+            "v1.2.3-1-gdeadbee",
+            "v1.2.3-4-gabc1234",
+            "v1.2.3-10-g0123abc-dirty",
+            "1.2.3.4",
+            "1.2.3.4.1",
+            "1.2.4-rc.1",
+            "1.2.4",
+        ]);
+    }
+
+    #[test]
+    fn equal_versions() {
+        for (a, b) in [
+            ("1.2", "1.2.0"),
+            ("1.2.3", "1.2.3.0"),
+            ("v1.2.3", "1.2.3"),
+            ("V1.2.3", "1.2.3"),
+            ("1.2.3+build.5", "1.2.3"),
+            ("1.2.3+build.5", "1.2.3+build.6"),
+            ("1.2.3-rc.1+x", "1.2.3-rc.1"),
+            ("1.2.3-dirty", "1.2.3"),
+            ("v1.2.3-4-gabc1234-dirty", "1.2.3-4-gabc1234"),
+            ("v1.2.3-4-gabc1234", "v1.2.3-4-g9999999"),
+            ("01.002.3", "1.2.3"),
+            (" 1.2.3 ", "1.2.3"),
+            ("1.0.0-rc.01", "1.0.0-rc.1"),
+        ] {
+            assert_eq!(compare_versions(a, b), Some(Ordering::Equal), "{a} = {b}");
+            assert_eq!(compare_versions(b, a), Some(Ordering::Equal), "{b} = {a}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_version_is_not_ordered() {
+        for odd in [
+            "9036908-dirty",
+            "d4572",
+            "heads/idf-release/v4.4-0-gd4572",
+            "qa-test-v5.0",
+            "1.2.3.4.5.6",
+            "1.0.",
+            "1..0",
+            "1.0.0-",
+            "1.0.0-rc..1",
+            "1.0.0-rc_1",
+            "",
+            "v",
+        ] {
+            assert_eq!(compare_versions(odd, "1.0.0"), None, "{odd:?}");
+            assert_eq!(compare_versions("1.0.0", odd), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn non_device_macs_are_refused() {
+        for bad in [
+            "FF:FF:FF:FF:FF:FF",
+            "ff-ff-ff-ff-ff-ff",
+            "ffffffffffff",
+            "00:00:00:00:00:00",
+            "000000000000",
+            "01:00:5E:00:00:FB",
+            "33:33:00:00:00:01",
+            "01:80:C2:00:00:00",
+            "25:0A:C4:A3:15:3C",
+        ] {
+            let err = mac(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_mac", "{bad}");
+            assert!(err.to_string().contains("station MAC"), "{bad}: {err}");
+        }
+        // Unicast, also locally administered (second-lowest bit), is a device.
+        assert_eq!(mac("02:BE:00:00:00:01").unwrap(), "02:BE:00:00:00:01");
+        assert_eq!(mac("00:00:00:00:00:01").unwrap(), "00:00:00:00:00:01");
+        assert_eq!(mac("FE:FF:FF:FF:FF:FF").unwrap(), "FE:FF:FF:FF:FF:FF");
+    }
+
+    #[test]
+    fn invisible_and_direction_characters_are_refused_in_names() {
+        for bad in [
+            "kitchen\u{202E}nib.exe",
+            "\u{202D}porch",
+            "hall\u{2066}way\u{2069}",
+            "garage\u{200F}",
+            "attic\u{061C}",
+            "zero\u{200B}width",
+            "join\u{200D}er",
+            "non\u{200C}joiner",
+            "word\u{2060}joiner",
+            "\u{FEFF}bom",
+            "soft\u{AD}hyphen",
+            "line\u{2028}sep",
+            "para\u{2029}sep",
+            "\u{3164}",
+            "tag\u{E0041}",
+        ] {
+            let err = name(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_name", "{bad:?}");
+            assert!(err.to_string().contains("U+"), "{bad:?}: {err}");
+            assert!(
+                !err.to_string().chars().any(is_hidden),
+                "the message must not carry the character itself: {err}"
+            );
+            let file = format!("{bad}.bin");
+            assert_eq!(
+                filename(&file).unwrap_err().code(),
+                "invalid_filename",
+                "{file:?}"
+            );
+        }
+        for good in [
+            "Küche",
+            "温室 2",
+            "Living room 🌡️",
+            "Ольга's lamp",
+            "café-01",
+            "",
+        ] {
+            assert_eq!(name(good).unwrap(), good, "{good:?}");
+        }
+        assert!(filename("温室_v1.0.bin").is_ok());
+        assert!(project("porch\u{202E}").is_err());
+    }
+
+    #[test]
+    fn odd_file_names_give_the_version_without_the_extension() {
+        let blink = (Some("blink".to_string()), Some("1.0.4".to_string()));
+        for name in [
+            "blink_v1.0.4.bin",
+            "blink_v1.0.4.bin. ",
+            "blink_v1.0.4.bin.",
+            "blink_v1.0.4.bin  ",
+            "blink_v1.0.4.bin...",
+            "blink_v1.0.4.BIN",
+            "blink_v1.0.4.Bin",
+            "blink_v1.0.4.bin.bin",
+            "blink_v1.0.4.bin .bin",
+            "blink-1.0.4.bin",
+            "blink_V1.0.4.bin",
+        ] {
+            assert_eq!(split_filename(name), blink, "{name:?}");
+        }
+        assert_eq!(split_filename("blink.BIN. "), (Some("blink".into()), None));
+        assert_eq!(split_filename(".bin"), (None, None));
+        assert_eq!(split_filename("é.bin"), (None, None));
+        assert_eq!(split_filename("xé"), (None, None));
     }
 }

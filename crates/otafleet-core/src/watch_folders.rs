@@ -19,7 +19,8 @@ pub struct WatchFolder {
     pub auto_deploy: bool,
     pub created_at: String,
     /// The last file handled, what happened (`imported`, `duplicate`, `rejected`, `incomplete`,
-    /// `error`) and the message for people.
+    /// `error`) and the message for people. For the folder itself (`last_file` is its path):
+    /// `missing` when it was deleted or renamed, `watching` when it is back and watched again.
     pub last_file: Option<String>,
     pub last_result: Option<String>,
     pub last_message: Option<String>,

@@ -186,3 +186,89 @@ async fn a_folder_that_does_not_exist_is_refused() {
         .unwrap_err();
     assert_eq!(err.code(), "invalid_path");
 }
+
+/// Red team: a build that deletes its output while the watcher imports a batch made the watcher
+/// panic ("a ready file exists") and stop for good.
+#[tokio::test]
+async fn files_deleted_while_a_batch_is_imported_do_not_stop_the_watcher() {
+    let (fleet, _data, watched, mut events) = setup(false).await;
+    // Many different images written at once: they turn ready together and are imported one after
+    // the other, so most are still waiting their turn when they are deleted.
+    let batch: Vec<_> = (0..60)
+        .map(|i| watched.path().join(format!("batch_{i}.bin")))
+        .collect();
+    for (i, path) in batch.iter().enumerate() {
+        let image = synth::AppImage::new(Chip::Esp32)
+            .project("batch")
+            .version(&format!("1.0.{i}"))
+            .payload_len(150_000)
+            .build();
+        std::fs::write(path, image).unwrap();
+    }
+    let (result, message) = next_result(&mut events, ".bin").await;
+    assert_eq!(result, "imported", "{message}");
+    for path in &batch {
+        let _ = std::fs::remove_file(path);
+    }
+    // The watcher is still there: a file written afterwards is imported.
+    let after = synth::AppImage::new(Chip::Esp32)
+        .project("after")
+        .version("2.0.0")
+        .build();
+    std::fs::write(watched.path().join("after.bin"), &after).unwrap();
+    let (result, message) = next_result(&mut events, "after.bin").await;
+    assert_eq!(result, "imported", "{message}");
+    let library = fleet.firmware_list().await.unwrap();
+    assert!(library.iter().any(|f| f.sha256 == sha(&after)));
+}
+
+/// Red team: a clean build (`rm -rf .pio/build/env && mkdir …`) left the folder unwatched.
+#[tokio::test]
+async fn a_folder_deleted_and_made_again_is_watched_again() {
+    let data = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let build = project.path().join(".pio/build/env");
+    std::fs::create_dir_all(&build).unwrap();
+    let fleet = Fleet::open(Settings::new(data.path())).await.unwrap();
+    let mut events = fleet.events().subscribe();
+    let folder = fleet
+        .watch_folder_add(NewWatchFolder {
+            path: build.display().to_string(),
+            auto_deploy: false,
+        })
+        .await
+        .unwrap();
+    otafleet_watch::spawn(fleet.clone(), WatchOptions { quiet: QUIET }).unwrap();
+    let image = |version: &str| {
+        synth::AppImage::new(Chip::Esp32)
+            .project("clean")
+            .version(version)
+            .build()
+    };
+    std::fs::write(build.join("firmware.bin"), image("1.0.0")).unwrap();
+    let (result, message) = next_result(&mut events, "firmware.bin").await;
+    assert_eq!(result, "imported", "{message}");
+
+    // Deleted and made again at once, as a clean build does: the new image is imported.
+    std::fs::remove_dir_all(&build).unwrap();
+    std::fs::create_dir_all(&build).unwrap();
+    std::fs::write(build.join("firmware.bin"), image("1.0.1")).unwrap();
+    let (result, message) = next_result(&mut events, "firmware.bin").await;
+    assert_eq!(result, "imported", "{message}");
+    assert!(message.contains("clean 1.0.1"), "{message}");
+
+    // Deleted for a while: the folder's record says it is missing, then that it is back.
+    std::fs::remove_dir_all(&build).unwrap();
+    let (result, message) = next_result(&mut events, &folder.path).await;
+    assert_eq!(result, "missing", "{message}");
+    let stored = fleet.watch_folders().await.unwrap();
+    assert_eq!(stored[0].last_result.as_deref(), Some("missing"));
+    std::fs::create_dir_all(&build).unwrap();
+    let (result, message) = next_result(&mut events, &folder.path).await;
+    assert_eq!(result, "watching", "{message}");
+    std::fs::write(build.join("firmware.bin"), image("1.0.2")).unwrap();
+    let (result, message) = next_result(&mut events, "firmware.bin").await;
+    assert_eq!(result, "imported", "{message}");
+    assert!(message.contains("clean 1.0.2"), "{message}");
+    assert_eq!(fleet.firmware_list().await.unwrap().len(), 3);
+}

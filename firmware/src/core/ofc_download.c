@@ -87,7 +87,7 @@ static int precheck(ofc_client *c, char *err, size_t cap)
                  (unsigned long)o->size, (unsigned long)c->info.free_space);
         return -1;
     }
-    if (c->cfg.refuse_downgrade && ofc_version_compare(o->version, c->info.version) < 0) {
+    if (c->cfg.refuse_downgrade && ofc_version_is_older(o->version, c->info.version)) {
         snprintf(err, cap, "downgrade from %.40s to %.40s refused", c->info.version, o->version);
         return -1;
     }

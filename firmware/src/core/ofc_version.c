@@ -33,45 +33,82 @@ static int strip_tail(const char *s, const char **end, const char *tail)
     return 0;
 }
 
-/* Recognise "-N-g<hex>" at the end of [s, *end); set post, move *end. */
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static int is_ident_char(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+}
+
+/* Recognise a git-describe tail "N-g<hex>" at the end of the pre-release
+ * part [s, *end) - either all of it or after a '-'; set post, move *end
+ * before it (and before the '-' that separates it). */
 static void strip_describe(const char *s, const char **end, span *post)
 {
     const char *p = *end, *hex_end = *end, *digits_end;
     while (p > s && is_hex(p[-1])) p--;
-    if (hex_end - p < 4 || p - s < 4 || p[-1] != 'g' || p[-2] != '-') return;
+    if (hex_end - p < 4 || hex_end - p > 40 || p - s < 3 || p[-1] != 'g' || p[-2] != '-') return;
     p -= 2; /* at "-g" */
     digits_end = p;
     while (p > s && is_digit(p[-1])) p--;
-    if (p == digits_end || p == s || p[-1] != '-') return;
+    if (p == digits_end || (p != s && p[-1] != '-')) return;
     post->s = p;
     post->n = (size_t)(digits_end - p);
-    *end = p - 1;
+    *end = p == s ? s : p - 1;
+}
+
+/* Are [s, end) dot-separated non-empty identifiers of [0-9A-Za-z-]? */
+static int valid_pre(const char *s, const char *end)
+{
+    const char *field = s;
+    for (; s < end; s++) {
+        if (*s == '.') {
+            if (s == field) return 0;
+            field = s + 1;
+        } else if (!is_ident_char(*s)) {
+            return 0;
+        }
+    }
+    return s > field;
 }
 
 static void parse(const char *str, version *v)
 {
-    const char *s = str ? str : "", *end, *plus;
+    const char *s = str ? str : "", *end, *core_end, *p;
+    int fields = 0, dirty;
     memset(v, 0, sizeof *v);
-    while (*s == ' ' || *s == '\t') s++;
-    if ((*s == 'v' || *s == 'V') && is_digit(s[1])) s++;
-    if (!is_digit(*s)) return;
-    v->core.s = s;
-    for (;;) {
-        while (is_digit(*s)) s++;
-        if (*s == '.' && is_digit(s[1])) { s++; continue; }
-        break;
+    while (is_blank(*s)) s++;
+    end = s + strlen(s);
+    while (end > s && is_blank(end[-1])) end--;
+    if ((*s == 'v' || *s == 'V') && end - s > 1 && is_digit(s[1])) s++;
+    p = memchr(s, '+', (size_t)(end - s));
+    if (p) end = p;
+    dirty = strip_tail(s, &end, "-dirty");
+    core_end = memchr(s, '-', (size_t)(end - s));
+    if (!core_end) core_end = end;
+    for (p = s;;) { /* digits, then '.' and more digits, up to core_end */
+        const char *field = p;
+        while (p < core_end && is_digit(*p)) p++;
+        if (p == field) return;
+        fields++;
+        if (p == core_end) break;
+        if (*p != '.') return;
+        p++;
     }
-    v->core.n = (size_t)(s - v->core.s);
-    plus = strchr(s, '+');
-    end = plus ? plus : s + strlen(s);
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n')) end--;
-    strip_tail(s, &end, "-dirty");
-    strip_describe(s, &end, &v->post);
-    if (end > s) {
-        if (*s == '-' || *s == '.' || *s == '_') s++;
-        v->pre.s = s;
-        v->pre.n = end > s ? (size_t)(end - s) : 0;
-        if (v->pre.n == 0) v->pre.s = NULL;
+    /* A single number with a suffix ("9036908-dirty") is a hash, not a version. */
+    if (fields > 5 || (fields == 1 && (core_end < end || dirty))) return;
+    v->core.s = s;
+    v->core.n = (size_t)(core_end - s);
+    if (core_end < end) {
+        const char *pre = core_end + 1;
+        strip_describe(pre, &end, &v->post);
+        if (end > pre) {
+            if (!valid_pre(pre, end)) return;
+            v->pre.s = pre;
+            v->pre.n = (size_t)(end - pre);
+        } else if (v->post.n == 0) {
+            return; /* "1.0.0-": an empty pre-release */
+        }
     }
     v->valid = 1;
 }
@@ -154,19 +191,31 @@ static int cmp_pre(span a, span b)
     }
 }
 
+static int cmp_parsed(const version *va, const version *vb)
+{
+    int r = cmp_core(va->core, vb->core);
+    if (r) return r;
+    r = cmp_pre(va->pre, vb->pre);
+    if (r) return r;
+    return cmp_num(va->post, vb->post);
+}
+
 int ofc_version_compare(const char *a, const char *b)
 {
     version va, vb;
-    int r;
     parse(a, &va);
     parse(b, &vb);
     if (!va.valid || !vb.valid) {
-        r = strcmp(a ? a : "", b ? b : "");
+        int r = strcmp(a ? a : "", b ? b : "");
         return r < 0 ? -1 : (r > 0);
     }
-    r = cmp_core(va.core, vb.core);
-    if (r) return r;
-    r = cmp_pre(va.pre, vb.pre);
-    if (r) return r;
-    return cmp_num(va.post, vb.post);
+    return cmp_parsed(&va, &vb);
+}
+
+int ofc_version_is_older(const char *a, const char *b)
+{
+    version va, vb;
+    parse(a, &va);
+    parse(b, &vb);
+    return va.valid && vb.valid && cmp_parsed(&va, &vb) < 0;
 }

@@ -12,6 +12,8 @@ mod field_legacy;
 mod field_wire;
 mod firmware;
 mod hostile;
+mod input_hostile;
 mod openapi;
 mod storage;
 mod ui;
+mod version_order;

@@ -1313,7 +1313,8 @@ export interface components {
             last_at?: string | null;
             /**
              * @description The last file handled, what happened (`imported`, `duplicate`, `rejected`, `incomplete`,
-             *     `error`) and the message for people.
+             *     `error`) and the message for people. For the folder itself (`last_file` is its path):
+             *     `missing` when it was deleted or renamed, `watching` when it is back and watched again.
              */
             last_file?: string | null;
             last_message?: string | null;

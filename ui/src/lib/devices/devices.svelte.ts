@@ -6,6 +6,7 @@
 // which re-derives the filtered, sorted view once per animation frame.
 import { SvelteSet } from 'svelte/reactivity';
 import type { Device, Update } from '../api/types';
+import { sortVersions } from '../versions';
 import { isFailed, isUpdating, stateLabel, targetVersion } from './status';
 
 export type SortKey = 'name' | 'chip' | 'project' | 'version' | 'target' | 'state' | 'progress' | 'ip' | 'rssi' | 'last_seen';
@@ -38,7 +39,12 @@ export function compareDevices(a: Device, b: Device, key: SortKey, dir: 1 | -1):
   const y = sortValue(b, key);
   // Missing values sort last whatever the direction: an empty column should not lead.
   if (x == null || y == null) return x == null && y == null ? collator.compare(a.mac, b.mac) : x == null ? 1 : -1;
-  const c = typeof x === 'number' && typeof y === 'number' ? x - y : collator.compare(String(x), String(y));
+  const c =
+    typeof x === 'number' && typeof y === 'number'
+      ? x - y
+      : key === 'version' || key === 'target'
+        ? sortVersions(String(x), String(y), collator.compare)
+        : collator.compare(String(x), String(y));
   return c !== 0 ? c * dir : collator.compare(a.mac, b.mac);
 }
 

@@ -29,6 +29,19 @@ describe('DeviceStore', () => {
     expect(s.chips).toEqual(['esp32', 'esp32c3']);
   });
 
+  test('sorts the version column by version order, not by text', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('AA:00:00:00:00:01', { name: 'release', version: '1.0.0' }),
+      device('AA:00:00:00:00:02', { name: 'rc10', version: '1.0.0-rc.10' }),
+      device('AA:00:00:00:00:03', { name: 'hash', version: 'd4572e1' }),
+      device('AA:00:00:00:00:04', { name: 'rc9', version: '1.0.0-rc.9' }),
+      device('AA:00:00:00:00:05', { name: 'built', version: '1.0.0+build.7' }),
+    ]);
+    s.sortBy('version');
+    expect(s.visible.map((d) => d.name)).toEqual(['rc9', 'rc10', 'release', 'built', 'hash']);
+  });
+
   test('applies a batch of events and notifies once on commit', () => {
     const s = new DeviceStore();
     s.setAll([device('AA:00:00:00:00:01')]);
