@@ -150,10 +150,16 @@ struct Refused {
     unexpected: Vec<(String, u16, Value)>,
 }
 
+/// One request; a transport failure (no answer at all) is status 0, so that the test can say
+/// whether the server is still alive instead of panicking in a task.
 async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let r = req.send().await.expect("the server answers");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, json!({ "transport_error": e.to_string() })),
+    }
 }
 
 fn record_refusal(refused: &mut Refused, what: String, status: u16, body: Value) {
@@ -378,6 +384,13 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         }
     }
     let (status, body) = upload_task.await.unwrap();
+    let mut server = server;
+    if let Some(exit) = server.child.try_wait().unwrap() {
+        panic!(
+            "the server died during the race ({exit:?}); its log: {}",
+            log.display()
+        );
+    }
     assert_eq!(status, 507, "the upload larger than the free space: {body}");
     assert_eq!(body["error"]["code"], "disk_full", "{body}");
     assert!(
