@@ -48,6 +48,7 @@ impl ApiError {
                 }
                 CoreError::Conflict { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+                CoreError::Refused { .. } => StatusCode::FORBIDDEN,
                 CoreError::Db(_) | CoreError::Migrate(_) | CoreError::Io(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }

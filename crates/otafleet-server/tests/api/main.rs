@@ -13,4 +13,5 @@ mod field_wire;
 mod firmware;
 mod hostile;
 mod openapi;
+mod trust;
 mod ui;
