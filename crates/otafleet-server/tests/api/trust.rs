@@ -390,3 +390,55 @@ async fn closed_enrolment_refuses_unknown_macs_on_every_protocol() {
     assert_eq!(status, 200, "{ok}");
     app.stop().await;
 }
+
+/// The legacy device API and the esp32FOTA manifest cannot speak for a token-enrolled device
+/// either: with the MAC's (forgeable) legacy token, or its efuse id, the device stays as it was.
+#[tokio::test]
+async fn legacy_and_esp32fota_requests_cannot_touch_an_enrolled_device() {
+    let app = TestApp::start_with(|s| s.legacy_device_secret = Some("bench-secret".into())).await;
+    // The compat doc's worked example: this MAC's djb2 token under "bench-secret".
+    let mac = "24:6F:28:AA:BB:CC";
+    let (_token, _v1, _v2, id) = enrolled_and_offered(&app, mac).await;
+    let legacy = app
+        .http
+        .get(app.url("/api/firmware"))
+        .query(&[
+            ("device_id", "x"),
+            ("hardware", "esp32"),
+            ("version", "9.9.9"),
+            ("mac", mac),
+        ])
+        .header("X-Device-Auth", "fa4c71ab")
+        .send()
+        .await
+        .unwrap();
+    let legacy_status = legacy.status().as_u16();
+    let legacy_body: Value = legacy.json().await.unwrap_or(Value::Null);
+    // ESP.getEfuseMac() of 24:6F:28:AA:BB:CC, little-endian.
+    let efuse = u64::from_le_bytes([0x24, 0x6F, 0x28, 0xAA, 0xBB, 0xCC, 0, 0]);
+    let fota = app
+        .http
+        .get(app.url("/ota/esp32fota.json"))
+        .query(&[("id", efuse.to_string())])
+        .send()
+        .await
+        .unwrap();
+    let fota_status = fota.status().as_u16();
+    let fota_body: Value = fota.json().await.unwrap_or(Value::Null);
+
+    let d = device(&app, mac).await;
+    assert_eq!(d["protocol"], "native", "{d}");
+    assert_eq!(d["weak_auth"], false, "{d}");
+    assert_eq!(d["version"], "1.0.0");
+    assert_eq!(d["update"]["id"], id);
+    assert_eq!(d["update"]["state"], "offered");
+    assert_eq!(legacy_status, 403, "{legacy_body}");
+    assert!(
+        legacy_body["error"].as_str().unwrap().contains("native"),
+        "{legacy_body}"
+    );
+    assert_eq!(fota_status, 403, "{fota_body}");
+    assert_eq!(fota_body["error"]["code"], "enrolled_native");
+    assert_eq!(d["refused"]["count"], 2, "{d}");
+    app.stop().await;
+}
