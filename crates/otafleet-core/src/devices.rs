@@ -57,8 +57,8 @@ pub struct Device {
     /// When the service left (goodbye or expiry); null while it is on the LAN.
     pub mdns_gone: Option<String>,
     /// Which protocol may claim and serve this device: `native`, `arduino`, `esp8266`,
-    /// `esp32fota`, `legacy` or `any`; null until the first check-in claims it
-    /// ([`crate::trust`]).
+    /// `esp32fota`, `legacy` or `any`; null until the first check-in claims it (the trust
+    /// rules: docs/security.md).
     #[sqlx(default)]
     pub expect_protocol: Option<String>,
     /// Derived: see [`crate::discovered::online`].

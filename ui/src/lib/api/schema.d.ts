@@ -1046,8 +1046,8 @@ export interface components {
             enrolled: boolean;
             /**
              * @description Which protocol may claim and serve this device: `native`, `arduino`, `esp8266`,
-             *     `esp32fota`, `legacy` or `any`; null until the first check-in claims it
-             *     ([`crate::trust`]).
+             *     `esp32fota`, `legacy` or `any`; null until the first check-in claims it (the trust
+             *     rules: docs/security.md).
              */
             expect_protocol?: string | null;
             /** Format: int64 */
