@@ -4,7 +4,8 @@
 //! Token rules: an unknown MAC that checks in without a token is enrolled and handed a fresh token
 //! (we keep only its SHA-256). From then on a check-in for that MAC must carry that token. A token
 //! presented for an unknown MAC, or for another MAC than the one it was issued to, is refused: a
-//! second device cannot take over a first one's identity.
+//! second device cannot take over a first one's identity. Who may enrol at all (open enrolment, a
+//! device's expected protocol, its project) is [`crate::trust`]'s rule.
 
 use std::sync::atomic::AtomicU64;
 
@@ -16,7 +17,7 @@ use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::hot::Entry;
 use crate::updates::{self, Decision, Update};
-use crate::{validate, Fleet};
+use crate::{trust, validate, Fleet};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CheckinRequest {
@@ -158,39 +159,31 @@ async fn recorded(
         .fetch_optional(&mut *tx)
         .await?;
     let mut issued = None;
-    match (&existing, token) {
-        (Some(d), Some(t)) => {
-            if d.token_hash.as_deref() != Some(hash_token(t).as_str()) {
-                if d.token_hash.is_none() {
-                    // Known device that never enrolled (added by the admin): the token it holds
-                    // is not ours. Refuse rather than adopt a token we never issued.
-                    return Err(unauthorized("token_unknown", format!("device {} presented a token otafleet did not issue; reset it on the device, or check in without a token to enrol", c.mac)));
-                }
-                tracing::warn!(mac = %c.mac, "check-in with a wrong device token refused");
-                return Err(unauthorized("token_mismatch", format!("the token does not belong to device {}; a device keeps the token it got at enrolment (reset enrolment in otafleet if it was re-flashed)", c.mac)));
+    let verdict = admit(&mut tx, &c, existing.as_ref(), token).await?;
+    match verdict {
+        Ok(true) => issued = Some(new_token()),
+        Ok(false) => {}
+        Err(e) => {
+            if existing.is_some() {
+                trust::record(&mut tx, &c.mac, "native", c.ip.as_deref(), &e).await?;
+                tx.commit().await?;
+                drop(_writer);
+                fleet.publish_device(&c.mac).await;
+            } else {
+                tracing::warn!(mac = %c.mac, code = e.code(), error = %e, "check-in refused");
             }
+            return Err(e);
         }
-        (Some(d), None) => {
-            if d.token_hash.is_some() {
-                tracing::warn!(mac = %c.mac, "check-in without a token for an enrolled device refused");
-                return Err(unauthorized("token_required", format!("device {} is enrolled; send its token as 'Authorization: Bearer <token>' (reset enrolment in otafleet if the device lost it)", c.mac)));
-            }
-            issued = Some(new_token());
-        }
-        (None, Some(_)) => {
-            tracing::warn!(mac = %c.mac, "unknown device presented a token; refused");
-            return Err(unauthorized("token_unknown", format!("device {} is not enrolled, but presented a token; check in without a token to enrol", c.mac)));
-        }
-        (None, None) => issued = Some(new_token()),
     }
     let now = crate::time::now();
     sqlx::query(
         "INSERT INTO devices (mac, name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
-           token_hash, protocol, source, created_at, last_seen) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','checkin',?12,?12) \
+           token_hash, protocol, expect_protocol, source, created_at, last_seen) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12) \
          ON CONFLICT (mac) DO UPDATE SET name = COALESCE(?2, name), chip = ?3, project = ?4, \
            version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
-           token_hash = COALESCE(?11, token_hash), protocol = 'native', last_seen = ?12",
+           token_hash = COALESCE(?11, token_hash), protocol = 'native', \
+           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12",
     )
     .bind(&c.mac)
     .bind(&c.name)
@@ -265,6 +258,64 @@ async fn recorded(
         update: offer,
         checkin_interval_s: fleet.settings().checkin_interval_s,
     })
+}
+
+/// Decide whether this check-in may go on: the token rules, then the trust rules
+/// ([`crate::trust`]). `Ok(Ok(true))`: enrol (issue a token); `Ok(Ok(false))`: an enrolled
+/// device with its token; `Ok(Err(refusal))`: refused.
+async fn admit(
+    tx: &mut sqlx::SqliteConnection,
+    c: &Clean,
+    existing: Option<&Device>,
+    token: Option<&str>,
+) -> Result<Result<bool>> {
+    let mac = &c.mac;
+    let authenticated = match (existing, token) {
+        (Some(d), Some(t)) => {
+            if d.token_hash.as_deref() != Some(hash_token(t).as_str()) {
+                if d.token_hash.is_none() {
+                    // Known device that never enrolled (added by the admin): the token it holds
+                    // is not ours. Refuse rather than adopt a token we never issued.
+                    return Ok(Err(unauthorized("token_unknown", format!("device {mac} presented a token otafleet did not issue; reset it on the device, or check in without a token to enrol"))));
+                }
+                return Ok(Err(unauthorized("token_mismatch", format!("the token does not belong to device {mac}; a device keeps the token it got at enrolment (reset enrolment in otafleet if it was re-flashed)"))));
+            }
+            true
+        }
+        (Some(d), None) => {
+            if d.token_hash.is_some() {
+                return Ok(Err(unauthorized("token_required", format!("device {mac} is enrolled; send its token as 'Authorization: Bearer <token>' (reset enrolment in otafleet if the device lost it)"))));
+            }
+            false
+        }
+        (None, Some(_)) => {
+            return Ok(Err(unauthorized(
+                "token_unknown",
+                format!("device {mac} is not enrolled, but presented a token; check in without a token to enrol"),
+            )));
+        }
+        (None, None) => false,
+    };
+    // The setting matters only for a MAC nobody has claimed yet.
+    let open = match existing {
+        Some(d) if d.expect_protocol.is_some() || d.token_hash.is_some() => true,
+        _ => trust::open_enrolment(tx).await?,
+    };
+    if let Err(e) = trust::judge(mac, existing, "native", open, authenticated) {
+        return Ok(Err(e));
+    }
+    if let Some(d) = existing {
+        if authenticated {
+            if d.project.as_deref().is_some_and(|p| p != c.project) {
+                // The holder of the device's token re-flashed it with another project: allowed,
+                // and said.
+                tracing::warn!(%mac, from = d.project.as_deref(), to = %c.project, "device now runs another project");
+            }
+        } else if let Err(e) = trust::project_change(mac, d.project.as_deref(), Some(&c.project)) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(!authenticated))
 }
 
 /// The digest a remembered answer is keyed by: the token and every field of the report that the

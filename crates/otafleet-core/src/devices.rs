@@ -8,6 +8,7 @@ use sqlx::SqlitePool;
 
 use crate::error::{CoreError, Result};
 use crate::settings::Settings;
+use crate::trust::{self, Refusal};
 use crate::updates::{self, Update};
 use crate::validate;
 
@@ -55,6 +56,11 @@ pub struct Device {
     pub mdns_seen: Option<String>,
     /// When the service left (goodbye or expiry); null while it is on the LAN.
     pub mdns_gone: Option<String>,
+    /// Which protocol may claim and serve this device: `native`, `arduino`, `esp8266`,
+    /// `esp32fota`, `legacy` or `any`; null until the first check-in claims it (the trust
+    /// rules: docs/security.md).
+    #[sqlx(default)]
+    pub expect_protocol: Option<String>,
     /// Derived: see [`crate::discovered::online`].
     #[sqlx(skip)]
     pub online: bool,
@@ -64,6 +70,9 @@ pub struct Device {
     /// The most recent update attempt, if any.
     #[sqlx(skip)]
     pub update: Option<Update>,
+    /// Requests for this device the trust rules refused (the last one, and how many).
+    #[sqlx(skip)]
+    pub refused: Option<Refusal>,
 }
 
 /// Fields the admin may set when creating or editing a device.
@@ -76,6 +85,9 @@ pub struct DevicePatch {
     /// Forget the device's token so that its next check-in enrols again (a re-flashed device).
     #[serde(default)]
     pub reset_token: bool,
+    /// Which protocol may claim and serve it: `native`, `arduino`, `esp8266`, `esp32fota`,
+    /// `legacy` or `any`.
+    pub expect_protocol: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -85,11 +97,19 @@ pub struct NewDevice {
     pub name: Option<String>,
     pub chip: Option<String>,
     pub project: Option<String>,
+    /// Which protocol may claim it: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy` or
+    /// `any`. Unset: the first protocol that checks in claims it.
+    pub expect_protocol: Option<String>,
 }
 
 impl Device {
     /// Fill the derived fields.
-    pub(crate) fn finish(mut self, settings: &Settings, update: Option<Update>) -> Self {
+    pub(crate) fn finish(
+        mut self,
+        settings: &Settings,
+        update: Option<Update>,
+        refused: Option<Refusal>,
+    ) -> Self {
         self.online = crate::discovered::online(
             settings,
             self.last_seen.as_deref(),
@@ -99,6 +119,7 @@ impl Device {
         self.last_seen = crate::discovered::latest(self.last_seen.take(), self.mdns_seen.clone());
         self.enrolled = self.token_hash.is_some();
         self.update = update;
+        self.refused = refused;
         self
     }
 }
@@ -116,7 +137,8 @@ pub async fn get(db: &SqlitePool, settings: &Settings, mac: &str) -> Result<Devi
         .await?
         .ok_or_else(|| CoreError::not_found(format!("device {mac}")))?;
     let update = updates::latest_for(db, &mac).await?;
-    Ok(device.finish(settings, update))
+    let refused = trust::refusal_for(db, &mac).await?;
+    Ok(device.finish(settings, update, refused))
 }
 
 pub async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Device>> {
@@ -124,11 +146,13 @@ pub async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Device>> {
         .fetch_all(db)
         .await?;
     let mut latest = updates::latest_per_device(db).await?;
+    let mut refused = trust::all_refusals(db).await?;
     Ok(devices
         .into_iter()
         .map(|d| {
             let u = latest.remove(&d.mac);
-            d.finish(settings, u)
+            let r = refused.remove(&d.mac);
+            d.finish(settings, u, r)
         })
         .collect())
 }
@@ -157,14 +181,20 @@ pub async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Res
     let name = new.name.as_deref().map(validate::name).transpose()?;
     let chip = new.chip.as_deref().map(check_chip).transpose()?;
     let project = new.project.as_deref().map(validate::project).transpose()?;
+    let expect = new
+        .expect_protocol
+        .as_deref()
+        .map(trust::expect_protocol)
+        .transpose()?;
     let done = sqlx::query(
-        "INSERT INTO devices (mac, name, chip, project, source, created_at) VALUES (?,?,?,?,'admin',?) \
-         ON CONFLICT (mac) DO NOTHING",
+        "INSERT INTO devices (mac, name, chip, project, expect_protocol, source, created_at) \
+         VALUES (?,?,?,?,?,'admin',?) ON CONFLICT (mac) DO NOTHING",
     )
     .bind(&mac)
     .bind(name)
     .bind(chip)
     .bind(project)
+    .bind(expect)
     .bind(crate::time::now())
     .execute(db)
     .await?;
@@ -188,6 +218,11 @@ pub async fn patch(
         .as_deref()
         .map(validate::project)
         .transpose()?;
+    let expect = patch
+        .expect_protocol
+        .as_deref()
+        .map(trust::expect_protocol)
+        .transpose()?;
     let mut tx = crate::db::begin_write(db).await?;
     let exists: Option<String> = sqlx::query_scalar("SELECT mac FROM devices WHERE mac = ?")
         .bind(&mac)
@@ -198,12 +233,13 @@ pub async fn patch(
     }
     sqlx::query(
         "UPDATE devices SET name = COALESCE(?, name), chip = COALESCE(?, chip), \
-         project = COALESCE(?, project), token_hash = CASE WHEN ? THEN NULL ELSE token_hash END \
-         WHERE mac = ?",
+         project = COALESCE(?, project), expect_protocol = COALESCE(?, expect_protocol), \
+         token_hash = CASE WHEN ? THEN NULL ELSE token_hash END WHERE mac = ?",
     )
     .bind(name)
     .bind(chip)
     .bind(project)
+    .bind(expect)
     .bind(patch.reset_token)
     .bind(&mac)
     .execute(&mut *tx)

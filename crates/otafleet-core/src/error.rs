@@ -34,6 +34,10 @@ pub enum CoreError {
     /// does not belong to its stored images).
     #[error("{message}")]
     DataDir { code: &'static str, message: String },
+    /// The trust rules refuse this request for this device (`crate::trust`): a stock client for a
+    /// token-enrolled device, a protocol the device is not expected to speak, enrolment closed.
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("database error: {0}")]
     Db(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -111,7 +115,7 @@ impl CoreError {
             Self::Rejected(reason) => reason.code(),
             Self::TooLarge { .. } => "too_large",
             Self::Conflict { .. } => "conflict",
-            Self::Unauthorized { code, .. } => code,
+            Self::Unauthorized { code, .. } | Self::Refused { code, .. } => code,
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",

@@ -23,7 +23,7 @@ use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::firmware::{self, Firmware};
 use crate::updates::{self, Decision, Update};
-use crate::{validate, Fleet};
+use crate::{trust, validate, Fleet};
 
 /// What the device asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,15 +118,27 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     }
     let chip = running.as_ref().map(|f| f.chip.clone());
     let project = running.as_ref().and_then(|f| f.project.clone());
+    if let Err(e) = admit(&mut tx, &mac, existing.as_ref(), &req, running.as_ref()).await? {
+        if existing.is_some() {
+            trust::record(&mut tx, &mac, req.protocol, req.ip.as_deref(), &e).await?;
+            tx.commit().await?;
+            drop(_writer);
+            fleet.publish_device(&mac).await;
+        } else {
+            tracing::warn!(%mac, protocol = req.protocol, code = e.code(), error = %e, "field request refused");
+        }
+        return Err(e);
+    }
     let version = running.as_ref().and_then(|f| f.version.clone()).or(version);
     let now = crate::time::now();
     sqlx::query(
         "INSERT INTO devices (mac, chip, project, version, sha256, ip, free_space, protocol, weak_auth, \
-           source, created_at, last_seen) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,'checkin',?10,?10) \
+           expect_protocol, source, created_at, last_seen) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?8,'checkin',?10,?10) \
          ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, chip), project = COALESCE(?3, project), \
            version = COALESCE(?4, version), sha256 = COALESCE(?5, sha256), ip = COALESCE(?6, ip), \
            free_space = COALESCE(?7, free_space), protocol = ?8, weak_auth = (weak_auth OR ?9), \
-           last_seen = ?10",
+           expect_protocol = COALESCE(expect_protocol, ?8), last_seen = ?10",
     )
     .bind(&mac)
     .bind(&chip)
@@ -224,6 +236,34 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     Ok((device, answer))
 }
 
+/// The trust rules for a stock client ([`crate::trust`]): no token-enrolled device, only the
+/// expected protocol, enrolment open for new MACs, and no project change unless the device runs
+/// an image this server sent it (an admin's deployment of another project). The outer `Result`
+/// is the database's; the inner one the verdict.
+async fn admit(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    existing: Option<&Device>,
+    req: &FieldCheck,
+    running: Option<&Firmware>,
+) -> Result<Result<()>> {
+    let open = match existing {
+        Some(d) if d.expect_protocol.is_some() || d.token_hash.is_some() => true,
+        _ => trust::open_enrolment(conn).await?,
+    };
+    if let Err(e) = trust::judge(mac, existing, req.protocol, open, false) {
+        return Ok(Err(e));
+    }
+    if let (Some(d), Some(fw)) = (existing, running) {
+        if let Err(e) = trust::project_change(mac, d.project.as_deref(), fw.project.as_deref()) {
+            if !updates::was_sent(conn, mac, &fw.sha256).await? {
+                return Ok(Err(e));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
 fn device_reported_version(req: &FieldCheck) -> bool {
     req.version.is_some()
 }
@@ -256,11 +296,28 @@ async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
         .await?)
 }
 
+/// Who asks for a per-device download: the protocol of the route, the native device token when
+/// one was sent, and the address the request came from (for the refusal record).
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub protocol: &'static str,
+    pub token: Option<&'a str>,
+    pub from: Option<&'a str>,
+}
+
 /// The attempt a per-device download belongs to: the device's open update for this image, or a
 /// new one from [`updates::decide`] when the device's target is this image. A device whose chip
 /// is unknown and who fetches an image by itself (esp32FOTA picked it by its project name) is
-/// taken to be of that image's chip and project. `None`: the bytes are served uncounted.
-pub async fn download_for(fleet: &Fleet, mac: &str, fw: &Firmware) -> Result<Option<Update>> {
+/// taken to be of that image's chip and project. `None`: the bytes are served uncounted (an
+/// unknown MAC). A device the trust rules do not let `asker` speak for ([`crate::trust`]: a
+/// token-enrolled device without its token, another expected protocol) is refused with
+/// [`CoreError::Refused`], recorded, and nothing of it changes.
+pub async fn download_for(
+    fleet: &Fleet,
+    mac: &str,
+    fw: &Firmware,
+    asker: Asker<'_>,
+) -> Result<Option<Update>> {
     let mac = validate::mac(mac)?;
     let _writer = fleet.write_lock().await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
@@ -271,6 +328,18 @@ pub async fn download_for(fleet: &Fleet, mac: &str, fw: &Firmware) -> Result<Opt
     else {
         return Ok(None);
     };
+    let authenticated = asker.token.is_some_and(|t| {
+        device.token_hash.as_deref() == Some(crate::checkin::hash_token(t).as_str())
+    });
+    if !authenticated {
+        if let Err(e) = trust::judge(&mac, Some(&device), asker.protocol, true, false) {
+            trust::record(&mut tx, &mac, asker.protocol, asker.from, &e).await?;
+            tx.commit().await?;
+            drop(_writer);
+            fleet.publish_device(&mac).await;
+            return Err(e);
+        }
+    }
     if let Some(open) = updates::open_for(&mut tx, &mac).await? {
         if open.sha256 == fw.sha256 {
             return Ok(Some(open));

@@ -20,7 +20,7 @@ use crate::hot::{self, Hot};
 use crate::settings::Settings;
 use crate::updates::{self, Update};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
-use crate::{db, validate};
+use crate::{db, trust, validate};
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -377,6 +377,25 @@ impl Fleet {
         let u = checkin::progress(self, token, req).await?;
         self.publish_device(&u.mac).await;
         Ok(u)
+    }
+
+    // --- trust settings -------------------------------------------------------------------
+
+    /// Whether MACs the server does not know may enrol ([`crate::trust`]); on by default.
+    pub async fn open_enrolment(&self) -> Result<bool> {
+        let mut conn = self.db().acquire().await?;
+        trust::open_enrolment(&mut conn).await
+    }
+
+    /// Turn open enrolment on or off (persisted). Returns the new value.
+    pub async fn set_open_enrolment(&self, open: bool) -> Result<bool> {
+        {
+            let _w = self.write_lock().await;
+            let mut conn = self.db().acquire().await?;
+            trust::set_open_enrolment(&mut conn, open).await?;
+        }
+        tracing::info!(open, "open enrolment changed");
+        Ok(open)
     }
 
     // --- watch folders --------------------------------------------------------------------

@@ -132,6 +132,8 @@ pub async fn assign(
                 name: a.name.clone(),
                 chip: fw.as_ref().map(|f| f.chip.clone()),
                 project: fw.as_ref().and_then(|f| f.project.clone()),
+                // Made through the legacy admin API: a legacy device, which nothing else may claim.
+                expect_protocol: Some("legacy".into()),
             })
             .await?;
     } else {
@@ -143,6 +145,7 @@ pub async fn assign(
                     chip: fw.as_ref().map(|f| f.chip.clone()),
                     project: fw.as_ref().and_then(|f| f.project.clone()),
                     reset_token: false,
+                    expect_protocol: None,
                 },
             )
             .await?;

@@ -14,6 +14,9 @@
 //! addresses, versions, names — sits in [`validate`]. Nothing here knows HTTP or Tauri: errors are
 //! [`CoreError`], which the server maps to status codes in one place.
 //!
+//! Who may claim and serve a device (token-enrolled devices only over the native protocol, the
+//! expected protocol, open enrolment) is decided in [`trust`].
+//!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
 
@@ -34,6 +37,7 @@ pub mod legacy;
 pub mod manifest;
 pub mod settings;
 pub mod time;
+pub mod trust;
 pub mod updates;
 pub mod validate;
 pub mod watch_folders;

@@ -184,6 +184,17 @@ pub async fn target_for(
     Ok(fw.map(|fw| (deployment_id, rollback, fw)))
 }
 
+/// Did this server ever offer this image to this device (an update row for it)?
+pub async fn was_sent(conn: &mut SqliteConnection, mac: &str, sha256: &str) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM updates WHERE mac = ? AND sha256 = ? LIMIT 1")
+            .bind(mac)
+            .bind(sha256)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Does the device run this image? By hash when the device reports one, else by version.
 pub fn runs(device: &Device, fw: &Firmware) -> bool {
     match device.sha256.as_deref() {

@@ -48,6 +48,7 @@ impl ApiError {
                 }
                 CoreError::Conflict { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+                CoreError::Refused { .. } => StatusCode::FORBIDDEN,
                 CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
                 CoreError::Db(_)
                 | CoreError::Migrate(_)

@@ -8,7 +8,10 @@
 //!
 //! `esp_https_ota` is only a downloader; the check is the application's. Here the app checks in
 //! over the native protocol and downloads from its per-device URL `/ota/firmware/{mac}/{sha256}`,
-//! which counts the bytes, so progress shows even for an app that reports none.
+//! which counts the bytes, so progress shows even for an app that reports none. The device is
+//! enrolled with a token, so that URL answers it only with that token (`Authorization: Bearer`,
+//! set by the app with `esp_http_client_set_header` in `http_client_init_cb`); without it the
+//! request is refused (issue 11, see `trust.rs`).
 
 use otafleet_image::Chip;
 use serde_json::json;
@@ -65,7 +68,8 @@ async fn idf_partial_download_updates_from_check_to_confirmed() {
     let mut s = TcpStream::connect(app.addr).await.unwrap();
     let req = |method: &str, range: Option<String>| {
         let mut r = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ESP32 HTTP Client/1.0\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ESP32 HTTP Client/1.0\r\n\
+             Authorization: Bearer {token}\r\n",
             app.addr
         );
         if let Some(range) = range {
@@ -136,7 +140,8 @@ async fn idf_download_cut_halfway_resumes_with_range() {
     let mut s = sock.connect(app.addr).await.unwrap();
     s.write_all(
         format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nRange: bytes=0-\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ESP32 HTTP Client/1.0\r\n\
+             Authorization: Bearer {token}\r\nRange: bytes=0-\r\n\r\n",
             app.addr
         )
         .as_bytes(),
@@ -168,6 +173,7 @@ async fn idf_download_cut_halfway_resumes_with_range() {
         .http
         .get(app.url(&path))
         .header("User-Agent", "ESP32 HTTP Client/1.0")
+        .bearer_auth(&token)
         .header("Range", format!("bytes={}-", body.len()))
         .header("If-Range", format!("\"{sha}\""))
         .send()

@@ -15,5 +15,6 @@ mod hostile;
 mod input_hostile;
 mod openapi;
 mod storage;
+mod trust;
 mod ui;
 mod version_order;

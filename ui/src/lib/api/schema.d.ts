@@ -811,7 +811,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settings in effect (read-only). */
+        /** Settings in effect. Admin only; changes nothing. */
         get: {
             parameters: {
                 query?: never;
@@ -836,7 +836,49 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change the settings kept in the database: `open_enrolment`. Admin only (the admin token); it
+         *     changes only those settings, persisted across restarts, and answers with all settings.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SettingsPatch"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ServerSettings"];
+                    };
+                };
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/api/v1/watch-folders": {
@@ -1002,6 +1044,12 @@ export interface components {
             created_at: string;
             /** @description Whether the device holds a token (it enrolled through the native protocol). */
             enrolled: boolean;
+            /**
+             * @description Which protocol may claim and serve this device: `native`, `arduino`, `esp8266`,
+             *     `esp32fota`, `legacy` or `any`; null until the first check-in claims it (the trust
+             *     rules: docs/security.md).
+             */
+            expect_protocol?: string | null;
             /** Format: int64 */
             free_space?: number | null;
             /**
@@ -1038,6 +1086,7 @@ export interface components {
             project?: string | null;
             /** @description The protocol of the last check-in: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy`. */
             protocol?: string | null;
+            refused?: null | components["schemas"]["Refusal"];
             /** Format: int64 */
             rssi?: number | null;
             /** @description SHA-256 of the image the device last reported running. */
@@ -1055,6 +1104,11 @@ export interface components {
         /** @description Fields the admin may set when creating or editing a device. */
         DevicePatch: {
             chip?: string | null;
+            /**
+             * @description Which protocol may claim and serve it: `native`, `arduino`, `esp8266`, `esp32fota`,
+             *     `legacy` or `any`.
+             */
+            expect_protocol?: string | null;
             name?: string | null;
             project?: string | null;
             /** @description Forget the device's token so that its next check-in enrols again (a re-flashed device). */
@@ -1202,6 +1256,11 @@ export interface components {
         };
         NewDevice: {
             chip?: string | null;
+            /**
+             * @description Which protocol may claim it: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy` or
+             *     `any`. Unset: the first protocol that checks in claims it.
+             */
+            expect_protocol?: string | null;
             mac: string;
             name?: string | null;
             project?: string | null;
@@ -1237,6 +1296,23 @@ export interface components {
             /** Format: int64 */
             update_id: number;
         };
+        /** @description The last refused attempt at a device, and how many there were. */
+        Refusal: {
+            /**
+             * Format: int64
+             * @description Refused attempts since the first one.
+             */
+            count: number;
+            first_at: string;
+            last_at: string;
+            /** @description Stable code of the refusal (`enrolled_native`, `protocol_not_allowed`, ...). */
+            last_code: string;
+            /** @description IP address the last refused request came from, when known. */
+            last_from?: string | null;
+            /** @description The protocol the last refused request spoke. */
+            last_protocol: string;
+            last_reason: string;
+        };
         /** @description The server's settings as they are in effect. */
         ServerSettings: {
             /**
@@ -1248,7 +1324,10 @@ export interface components {
             checkin_path: string;
             /** @description Where the database and firmware blobs live. */
             data_dir: string;
-            /** @description False: settings are read-only over the API for now (set them at start). */
+            /**
+             * @description False: the settings above other than `open_enrolment` are read-only over the API (set
+             *     them at start).
+             */
             editable: boolean;
             /**
              * @description Whether the legacy "ESP32 OTA Update Server" shared secret is set (the scheme is off
@@ -1269,6 +1348,16 @@ export interface components {
              * @description A device not seen for this many seconds is shown offline.
              */
             offline_after_s: number;
+            /**
+             * @description Whether MACs this server does not know may enrol (trust on first use, every protocol).
+             *     Off: an unknown device is refused until the admin adds it. Changed with `PATCH`.
+             */
+            open_enrolment: boolean;
+        };
+        /** @description The settings `PATCH /api/v1/settings` changes; absent fields stay as they are. */
+        SettingsPatch: {
+            /** @description Let MACs this server does not know enrol (on by default). */
+            open_enrolment?: boolean | null;
         };
         Update: {
             /**

@@ -11,6 +11,7 @@ import type {
   NewDeployment,
   NewWatchFolder,
   ServerSettings,
+  SettingsPatch,
   Update,
   WatchFolder,
 } from '../api/types';
@@ -73,6 +74,8 @@ export interface Backend {
   stopDeployment(id: number): Promise<Deployment>;
 
   settings(): Promise<ServerSettings>;
+  /** Change the settings kept by the server (open enrolment); returns all settings. */
+  patchSettings(p: SettingsPatch): Promise<ServerSettings>;
 
   /** Build output folders whose new images the server imports by itself. */
   listWatchFolders(): Promise<WatchFolder[]>;

@@ -57,6 +57,15 @@ describe('HttpBackend', () => {
     expect((calls[0].init.headers as Record<string, string>)['content-type']).toBeUndefined();
   });
 
+  test('open enrolment is changed with a PATCH of the settings', async () => {
+    const { f, calls } = fakeFetch([json(200, { open_enrolment: false })]);
+    const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
+    expect((await b.patchSettings({ open_enrolment: false })).open_enrolment).toBe(false);
+    expect(calls[0].url).toBe('/api/v1/settings');
+    expect(calls[0].init.method).toBe('PATCH');
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ open_enrolment: false });
+  });
+
   test('a dry run deployment posts JSON', async () => {
     const { f, calls } = fakeFetch([json(200, { reach: 5 })]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });

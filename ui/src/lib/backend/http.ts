@@ -8,6 +8,7 @@ import type {
   NewDeployment,
   NewWatchFolder,
   ServerSettings,
+  SettingsPatch,
   Update,
   WatchFolder,
 } from '../api/types';
@@ -152,6 +153,9 @@ export class HttpBackend implements Backend {
   }
   settings() {
     return this.#request<ServerSettings>('GET', '/api/v1/settings');
+  }
+  patchSettings(p: SettingsPatch) {
+    return this.#request<ServerSettings>('PATCH', '/api/v1/settings', JSON.stringify(p));
   }
   listWatchFolders() {
     return this.#request<WatchFolder[]>('GET', '/api/v1/watch-folders');

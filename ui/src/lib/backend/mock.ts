@@ -1,6 +1,6 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
-import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, NewWatchFolder, Update, WatchFolder } from '../api/types';
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, NewWatchFolder, ServerSettings, SettingsPatch, Update, WatchFolder } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
@@ -58,7 +58,11 @@ export class MockBackend implements Backend {
   async deleteDevice(mac: string) { this.calls.push(`deleteDevice ${mac}`); }
   async patchDevice(mac: string, patch: DevicePatch) {
     this.calls.push(`patchDevice ${mac} ${JSON.stringify(patch)}`);
-    return { ...this.devices.find((d) => d.mac === mac)!, ...(patch.reset_token ? { enrolled: false } : {}) } as Device;
+    return {
+      ...this.devices.find((d) => d.mac === mac)!,
+      ...(patch.reset_token ? { enrolled: false } : {}),
+      ...(patch.expect_protocol ? { expect_protocol: patch.expect_protocol } : {}),
+    } as Device;
   }
   async listFirmware() { this.calls.push('listFirmware'); return this.firmwareList; }
   async uploadFirmware(file: File) {
@@ -81,10 +85,16 @@ export class MockBackend implements Backend {
     } as Deployment;
   }
   async stopDeployment(id: number) { return { ...this.deployments.find((d) => d.id === id)!, active: false }; }
-  async settings() {
+  openEnrolment = true;
+  async settings(): Promise<ServerSettings> {
     return { listen: '127.0.0.1:8470', checkin_path: '/api/v1/device/checkin', checkin_interval_s: 60,
       offline_after_s: 190, max_image_size: 16777216, legacy_secret_configured: false, mdns_name: null,
-      data_dir: '/tmp/d', editable: false };
+      data_dir: '/tmp/d', open_enrolment: this.openEnrolment, editable: false };
+  }
+  async patchSettings(p: SettingsPatch) {
+    this.calls.push(`patchSettings ${JSON.stringify(p)}`);
+    if (p.open_enrolment != null) this.openEnrolment = p.open_enrolment;
+    return this.settings();
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;

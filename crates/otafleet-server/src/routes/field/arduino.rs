@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use otafleet_core::field::{self, FieldAnswer, FieldCheck, FieldMode};
+use otafleet_core::CoreError;
 
 use super::counted::counted;
 use crate::error::{ApiError, ApiResult};
@@ -53,6 +54,13 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// Anyone on the LAN may call it (a stock client cannot authenticate; the MAC header is its only
+/// identity). It registers an unknown MAC (when open enrolment is on), refreshes a device this
+/// protocol may speak for, starts and confirms its attempts. A MAC it may not speak for
+/// (`otafleet_core::trust`: a token-enrolled device, a device expected to speak another protocol,
+/// an unknown MAC with enrolment off, a running image of another project) gets `304` ("no update"
+/// to HTTPUpdate) with the refusal code in `x-otafleet-refused`; the refusal is logged and
+/// recorded on the device, and nothing else of it changes.
 async fn arduino(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -96,7 +104,16 @@ async fn arduino(
         weak_auth: false,
         only_newer: false,
     };
-    let (device, answer) = field::check(&s.fleet, check).await?;
+    let (device, answer) = match field::check(&s.fleet, check).await {
+        Err(e @ CoreError::Refused { .. }) => {
+            return Ok(Response::builder()
+                .status(StatusCode::NOT_MODIFIED)
+                .header("x-otafleet-refused", e.code())
+                .body(Body::empty())
+                .expect("valid response"));
+        }
+        other => other?,
+    };
     match answer {
         FieldAnswer::Nothing { reason } => {
             tracing::debug!(mac = %device.mac, %reason, "arduino: nothing to do");

@@ -13,7 +13,9 @@
 //! esp32FOTA manifests (with `?id=`) hand out, so their downloads are counted for the right device.
 
 use axum::body::Body;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -27,7 +29,7 @@ use otafleet_core::Fleet;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiResult;
-use crate::extract::Path;
+use crate::extract::{bearer, Path};
 use crate::routes::download::file_response;
 use crate::AppState;
 
@@ -36,15 +38,28 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The bytes of an image for one device; counted against that device's attempt when it has one.
+/// Anyone may call it for a MAC the server does not know (served uncounted: images are public by
+/// hash). For a known device it changes that device's attempt (byte count, `downloading`,
+/// `installing`, `interrupted`), so only who may speak for the device may call it: a
+/// token-enrolled device's own token (`Authorization: Bearer`, an ESP-IDF app), otherwise a device
+/// expected to speak esp32FOTA (or any protocol). Anyone else gets 403, recorded on the device,
+/// and nothing of it changes.
 async fn per_device(
     State(s): State<AppState>,
     Path((mac, sha256)): Path<(String, String)>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let found = s.firmwares.get(&s.fleet, &sha256).await?;
     let (fw, path) = &*found;
-    let update = field::download_for(&s.fleet, &mac, fw).await?;
+    let from = remote.ip().to_canonical().to_string();
+    let asker = field::Asker {
+        protocol: "esp32fota",
+        token: bearer(&headers),
+        from: Some(&from),
+    };
+    let update = field::download_for(&s.fleet, &mac, fw, asker).await?;
     let resp = file_response(fw, path, &method, &headers).await?;
     Ok(match update {
         Some(u) => counted(&s.fleet, &method, resp, &u, fw),

@@ -50,6 +50,11 @@ pub fn efuse_id_to_mac(id: &str) -> Option<String> {
     )
 }
 
+/// Anyone on the LAN may call it. Without `id` it changes nothing (the manifest of every
+/// deployed project). With `id` it registers or refreshes that device like a check-in
+/// (`otafleet_core::field::check`), so the trust rules apply: a device esp32FOTA may not speak for
+/// (token-enrolled, another expected protocol, unknown with enrolment off) gets `403` with the
+/// reason (esp32FOTA then updates nothing), recorded on the device, nothing else changed.
 async fn fota(
     State(s): State<AppState>,
     Query(p): Query<Params>,

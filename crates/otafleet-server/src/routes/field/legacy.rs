@@ -78,6 +78,10 @@ fn encode(name: &str) -> String {
         .collect()
 }
 
+/// `GET /api/firmware`: devices holding the legacy shared-secret token for their MAC (weak: one
+/// sniffed request forges it). It refreshes a device the admin added (never registers one) and
+/// starts its attempt. The trust rules apply (`otafleet_core::trust`): a token-enrolled device or
+/// one expected to speak another protocol gets `403` with the reason, recorded, nothing changed.
 async fn check(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -151,6 +155,12 @@ async fn check(
         }))
         .into_response(),
         Err(CoreError::NotFound { .. }) => error(StatusCode::FORBIDDEN, "Device not authorized"),
+        // The trust rules (a token-enrolled device, another expected protocol, enrolment off):
+        // the legacy sketch treats 403 as "no update"; the body says why.
+        Err(e @ CoreError::Refused { .. }) => error(
+            StatusCode::FORBIDDEN,
+            &format!("Device not authorized: {e}"),
+        ),
         Err(e) if e.is_internal() => {
             tracing::error!(error = %e, "legacy check failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
@@ -161,9 +171,12 @@ async fn check(
 
 /// `GET /firmware/{filename}`: the library image of that name, `200` only (the legacy sketch
 /// accepts nothing else), with `Content-Length`, no auth. `?device=` (the URL our check answers
-/// hand out) pins the image that device was offered and counts the bytes for it.
+/// hand out) pins the image that device was offered and counts the bytes for it, unless the trust
+/// rules do not let a legacy client speak for that device: then the bytes go out uncounted and
+/// the refusal is recorded. Anyone may call it; it changes only a pinned device's attempt.
 async fn firmware(
     State(s): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     axum::extract::Path(name): axum::extract::Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -196,8 +209,16 @@ async fn firmware(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    // A device the trust rules do not let a legacy client speak for gets the bytes (the image is
+    // public by name) but nothing is counted for it; the refusal is recorded by the core.
+    let from = remote.ip().to_canonical().to_string();
+    let asker = field::Asker {
+        protocol: "legacy",
+        token: None,
+        from: Some(&from),
+    };
     let update = match pinned {
-        Some((mac, fw)) => field::download_for(&s.fleet, &mac, &fw)
+        Some((mac, fw)) => field::download_for(&s.fleet, &mac, &fw, asker)
             .await
             .ok()
             .flatten(),
