@@ -46,7 +46,7 @@ impl ApiError {
                 CoreError::Invalid { .. } | CoreError::Rejected(_) | CoreError::TooLarge { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
-                CoreError::Conflict { .. } => StatusCode::CONFLICT,
+                CoreError::Conflict { .. } | CoreError::StaleReport { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
                 CoreError::Db(_) | CoreError::Migrate(_) | CoreError::Io(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
