@@ -346,38 +346,53 @@ pub(crate) async fn progress(
             "progress is a percentage from 0 to 100",
         ));
     }
-    let error = req.error.as_deref().map(|e| validate::printable(e, 500));
     let token_hash = hash_token(token);
-    let unknown = || {
-        unauthorized(
-            "token_unknown",
-            "this device token is not known; check in first",
-        )
-    };
-    // Who is this? Asked outside the writer's lock: a read never waits for the writer (WAL), and
-    // the token index (migration 0012) makes it cost the same at any fleet size.
-    let mac: String = sqlx::query_scalar(TOKEN_LOOKUP)
-        .bind(&token_hash)
+    let mac = device_of(fleet, &token_hash).await?;
+    record_progress(fleet, &mac, &token_hash, req).await
+}
+
+fn token_unknown() -> CoreError {
+    unauthorized(
+        "token_unknown",
+        "this device token is not known; check in first",
+    )
+}
+
+/// Who a progress report comes from. Asked outside the writer's lock: a read never waits for the
+/// writer (WAL), and the token index (migration 0012) makes it cost the same at any fleet size.
+async fn device_of(fleet: &Fleet, token_hash: &str) -> Result<String> {
+    sqlx::query_scalar(TOKEN_LOOKUP)
+        .bind(token_hash)
         .fetch_optional(fleet.db())
         .await?
         .ok_or_else(|| {
             tracing::warn!("progress report with an unknown device token refused");
-            unknown()
-        })?;
+            token_unknown()
+        })
+}
+
+/// Record a progress report of device `mac`, found by [`device_of`] from `token_hash`.
+async fn record_progress(
+    fleet: &Fleet,
+    mac: &str,
+    token_hash: &str,
+    req: ProgressRequest,
+) -> Result<Update> {
+    let error = req.error.as_deref().map(|e| validate::printable(e, 500));
     // Progress changes only this device's rows: its memory is dropped, nobody else's.
-    let _writer = fleet.device_write_lock(&mac).await;
+    let _writer = fleet.device_write_lock(mac).await;
     let mut tx = fleet.db().begin().await?;
     // Between the lookup and the lock the admin may have reset the device's enrolment or deleted
     // it: the token must still be this device's now, under the lock, or nothing is written.
     let still_enrolled: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
-            .bind(&mac)
-            .bind(&token_hash)
+            .bind(mac)
+            .bind(token_hash)
             .fetch_optional(&mut *tx)
             .await?;
     if still_enrolled.is_none() {
         tracing::warn!(%mac, "progress report with a token reset meanwhile refused");
-        return Err(unknown());
+        return Err(token_unknown());
     }
     let update = updates::get(&mut tx, req.update_id).await?;
     if update.mac != mac {
@@ -436,7 +451,7 @@ pub(crate) async fn progress(
     let last_seen = crate::time::now();
     sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
         .bind(&last_seen)
-        .bind(&mac)
+        .bind(mac)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
