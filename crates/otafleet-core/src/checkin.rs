@@ -371,6 +371,9 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
     })
 }
 
+/// The device a progress report's token belongs to (`token_hash` is the SHA-256 hex of the token).
+pub(crate) const TOKEN_LOOKUP: &str = "SELECT mac FROM devices WHERE token_hash = ?";
+
 pub(crate) async fn progress(
     fleet: &Fleet,
     token: Option<&str>,
@@ -394,37 +397,96 @@ pub(crate) async fn progress(
             "progress is a percentage from 0 to 100",
         ));
     }
-    let error = req.error.as_deref().map(|e| validate::printable(e, 500));
-    // Progress changes only this device's rows: its memory is dropped below, nobody else's.
-    let _writer = fleet.quiet_write_lock().await;
-    let mut tx = crate::db::begin_write(fleet.db()).await?;
-    let device: Device = sqlx::query_as("SELECT * FROM devices WHERE token_hash = ?")
-        .bind(hash_token(token))
-        .fetch_optional(&mut *tx)
+    let token_hash = hash_token(token);
+    let mac = device_of(fleet, &token_hash).await?;
+    record_progress(fleet, &mac, &token_hash, req).await
+}
+
+fn token_unknown() -> CoreError {
+    unauthorized(
+        "token_unknown",
+        "this device token is not known; check in first",
+    )
+}
+
+/// Who a progress report comes from. Asked outside the writer's lock: a read never waits for the
+/// writer (WAL), and the token index (migration 0012) makes it cost the same at any fleet size.
+async fn device_of(fleet: &Fleet, token_hash: &str) -> Result<String> {
+    sqlx::query_scalar(TOKEN_LOOKUP)
+        .bind(token_hash)
+        .fetch_optional(fleet.db())
         .await?
         .ok_or_else(|| {
-            unauthorized(
-                "token_unknown",
-                "this device token is not known; check in first",
-            )
-        })?;
-    fleet.hot().forget(&device.mac);
+            tracing::warn!("progress report with an unknown device token refused");
+            token_unknown()
+        })
+}
+
+/// Record a progress report of device `mac`, found by [`device_of`] from `token_hash`.
+async fn record_progress(
+    fleet: &Fleet,
+    mac: &str,
+    token_hash: &str,
+    req: ProgressRequest,
+) -> Result<Update> {
+    let error = req.error.as_deref().map(|e| validate::printable(e, 500));
+    // Progress changes only this device's rows: its memory is dropped, nobody else's.
+    let _writer = fleet.device_write_lock(mac).await;
+    let mut tx = crate::db::begin_write(fleet.db()).await?;
+    // Between the lookup and the lock the admin may have reset the device's enrolment or deleted
+    // it: the token must still be this device's now, under the lock, or nothing is written.
+    let still_enrolled: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
+            .bind(mac)
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if still_enrolled.is_none() {
+        tracing::warn!(%mac, "progress report with a token reset meanwhile refused");
+        return Err(token_unknown());
+    }
     let update = updates::get(&mut tx, req.update_id).await?;
-    if update.mac != device.mac {
+    if update.mac != mac {
         return Err(CoreError::not_found(format!(
             "update {} for device {}",
-            req.update_id, device.mac
+            req.update_id, mac
         )));
     }
-    if update.is_finished() && update.state == req.state {
-        // A repeat of the final state (a device saying "done" after its confirming check-in).
-        return Ok(update);
-    }
+    // What the report means for the update: a device's "done" is its last word before the
+    // reboot; only a check-in on the new image confirms.
+    let target = if req.state == "done" {
+        "rebooting"
+    } else {
+        req.state.as_str()
+    };
     if update.is_finished() {
-        return Err(CoreError::conflict(format!(
-            "update {} is already {}; check in to get a new offer",
-            update.id, update.state
-        )));
+        if update.state == req.state {
+            // A repeat of the final state (a device saying "done" after its confirming check-in).
+            return Ok(update);
+        }
+        tracing::warn!(%mac, update = update.id, state = %req.state, current = %update.state,
+            "progress report for a finished update refused");
+        return Err(CoreError::StaleReport {
+            code: "update_finished",
+            message: format!(
+                "update {} is already {}; nothing more is recorded for it (check in to get a new offer)",
+                update.id, update.state
+            ),
+        });
+    }
+    if updates::stage(target) < updates::stage(&update.state) {
+        // A late or reordered report: recording it would move the update back and hide what
+        // already happened (a `rebooting` update going back to `flashing` would never be seen
+        // to fail its boot).
+        tracing::warn!(%mac, update = update.id, state = %req.state, current = %update.state,
+            "progress report that would move an update backwards refused");
+        return Err(CoreError::StaleReport {
+            code: "update_moved_on",
+            message: format!(
+                "update {} is already {}, past '{}'; an update's state only moves forward (downloading, verifying, flashing, rebooting), so this report was not recorded",
+                update.id, update.state, req.state
+            ),
+        });
     }
     let (state, progress, error) = match req.state.as_str() {
         // Only a check-in on the new image confirms; a device saying "done" is about to reboot.
@@ -440,7 +502,7 @@ pub(crate) async fn progress(
     let last_seen = crate::time::now();
     sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
         .bind(&last_seen)
-        .bind(&device.mac)
+        .bind(mac)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -450,3 +512,6 @@ pub(crate) async fn progress(
     });
     Ok(updated)
 }
+
+#[cfg(test)]
+mod tests;

@@ -55,6 +55,22 @@ impl Update {
     }
 }
 
+/// How far along its lifecycle an update in `state` is: `offered` 0, `downloading` (and a stock
+/// client's `interrupted` download) 1, `verifying` 2, `flashing` 3, `rebooting` (and a stock
+/// client's `installing`) 4, `done`/`failed` 5. A device's report may keep an update where it is
+/// or move it on, never back: a late `flashing` must not hide that the device already rebooted.
+pub fn stage(state: &str) -> u8 {
+    match state {
+        "offered" => 0,
+        "downloading" | "interrupted" => 1,
+        "verifying" => 2,
+        "flashing" => 3,
+        "rebooting" | "installing" => 4,
+        // `done`, `failed`, and anything unknown: nothing comes after it.
+        _ => 5,
+    }
+}
+
 /// States a device may report over the native protocol.
 pub const DEVICE_STATES: &[&str] = &[
     "downloading",

@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod blob_cache;
 pub mod error;
+pub mod event_hub;
 pub mod extract;
 pub mod firmware_index;
 pub mod routes;
@@ -52,6 +53,8 @@ pub struct Shared {
     /// Firmware rows for downloads, so that they need not ask the database
     /// ([`firmware_index::FirmwareIndex`] says why and how deletes are seen).
     pub firmwares: Arc<firmware_index::FirmwareIndex>,
+    /// The one serializer and fan-out behind every event-stream client ([`event_hub`]).
+    pub event_hub: event_hub::EventHub,
 }
 
 impl std::ops::Deref for AppState {
@@ -81,6 +84,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             info: Arc::new(ServerInfo::default()),
             firmwares: Default::default(),
+            event_hub: Default::default(),
         }))
     }
 
@@ -93,6 +97,7 @@ impl AppState {
             shutdown: s.shutdown.clone(),
             info: Arc::new(info),
             firmwares: s.firmwares.clone(),
+            event_hub: s.event_hub.clone(),
         }))
     }
 }

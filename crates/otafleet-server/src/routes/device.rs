@@ -36,7 +36,12 @@ async fn checkin(
     ))
 }
 
-/// Report progress of an offered update.
+/// Report progress of an offered update. Who: an enrolled device, with its own token, about an
+/// update offered to it (another device's update is 404). What it changes: that update's state,
+/// progress and error, and the device's `last_seen` — forward only: a report that would move the
+/// update back (a late `flashing` after `rebooting`) is 409 `update_moved_on`, one for a finished
+/// update 409 `update_finished` (a repeat of its final state is 200); both are logged and change
+/// nothing.
 #[utoipa::path(post, operation_id = "device_progress", path = "/api/v1/device/progress", tag = "device", request_body = ProgressRequest,
     security(("device" = [])),
     responses((status = 200, body = Update), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),

@@ -261,3 +261,87 @@ async fn device_reported_failure_is_recorded_with_its_reason() {
     assert_eq!(r.status(), 409);
     app.stop().await;
 }
+
+/// Red-team finding: a late progress report moved an update back from `rebooting`, so the failed
+/// boot that followed was never recorded. An update's state only moves forward; a late report is
+/// refused with `update_moved_on`, one for a finished update with `update_finished`.
+#[tokio::test]
+async fn late_progress_report_cannot_move_an_update_back_from_rebooting() {
+    let app = TestApp::start().await;
+    let fw = app
+        .upload_ok(
+            "blink.bin",
+            app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
+        )
+        .await;
+    let (_, first) = app.checkin(None, checkin_body(MAC, "1.0.0", None)).await;
+    let token = first["token"].as_str().unwrap().to_string();
+    app.deploy(json!({"firmware_id": fw["id"], "devices": [MAC]}))
+        .await;
+    let (_, c) = app
+        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
+    let id = c["update"]["id"].as_i64().unwrap();
+    let report = |state: &'static str, progress: i64| {
+        app.http
+            .post(app.url("/api/v1/device/progress"))
+            .bearer_auth(&token)
+            .json(&json!({"update_id": id, "state": state, "progress": progress}))
+            .send()
+    };
+    for (state, progress) in [
+        ("downloading", 10),
+        ("downloading", 100),
+        ("verifying", 100),
+        ("flashing", 100),
+        ("done", 100),
+    ] {
+        assert_eq!(
+            report(state, progress).await.unwrap().status(),
+            200,
+            "{state}"
+        );
+    }
+    // The late one: a "flashing" that arrives after the device said it reboots.
+    let r = report("flashing", 100).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "update_moved_on", "{body}");
+    let device = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
+    assert_eq!(device["update"]["state"], "rebooting");
+    // Saying "done" again keeps it where it is.
+    assert_eq!(report("done", 100).await.unwrap().status(), 200);
+    // The boot fails: the device is back on 1.0.0, and that is seen (a new attempt is offered).
+    app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
+        .await;
+    let attempt = |history: Value| {
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let first_attempt = attempt(
+        app.get_json(&format!("/api/v1/devices/{MAC}/updates"))
+            .await,
+    );
+    assert_eq!(first_attempt["state"], "failed", "{first_attempt}");
+    assert_eq!(
+        first_attempt["error"],
+        "device still runs the previous image"
+    );
+    // Anything but a repeat of the final state is refused for a finished update.
+    let r = report("rebooting", 100).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "update_finished", "{body}");
+    assert_eq!(report("failed", 100).await.unwrap().status(), 200);
+    let first_attempt = attempt(
+        app.get_json(&format!("/api/v1/devices/{MAC}/updates"))
+            .await,
+    );
+    assert_eq!(first_attempt["state"], "failed", "{first_attempt}");
+    app.stop().await;
+}

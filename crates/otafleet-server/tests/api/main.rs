@@ -4,6 +4,7 @@
 mod common;
 mod device_protocol;
 mod download;
+mod events;
 mod field_arduino;
 mod field_fota;
 mod field_hostile;

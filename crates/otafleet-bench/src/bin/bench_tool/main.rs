@@ -6,6 +6,9 @@
 //! - `inflight`: open N downloads with a tiny receive buffer and read only their first bytes, so
 //!   every one stays in flight on the server like a slow ESP32; read the server's RSS at steps.
 //! - `image`: write a synthetic app image of a given size (the download benchmark's file).
+//! - `progress`: the cost of a progress report at a small and at a large fleet, and their ratio
+//!   (`progress.rs`).
+//! - `sse`: hold event-stream clients that read everything they are sent (`sse.rs`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -15,6 +18,9 @@ use futures_util::stream::{self, StreamExt};
 use otafleet_bench::rss_kib;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod progress;
+mod sse;
 
 #[derive(Parser)]
 struct Cli {
@@ -46,6 +52,41 @@ enum Cmd {
         version: String,
         #[arg(long)]
         out: String,
+    },
+    Progress {
+        #[arg(long)]
+        server: String,
+        #[arg(long, default_value = "bench")]
+        admin_token: String,
+        /// Server process whose CPU time to read (from /proc).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Devices that report progress: the small fleet.
+        #[arg(long, default_value_t = 10)]
+        reporters: u32,
+        /// Enrolled devices in all for the second measurement.
+        #[arg(long, default_value_t = 50_000)]
+        fleet: u32,
+        /// Reports per round.
+        #[arg(long, default_value_t = 4000)]
+        reports: u32,
+        /// Reports in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Exit non-zero when large/small is above this.
+        #[arg(long, default_value_t = 1.5)]
+        max_ratio: f64,
+    },
+    Sse {
+        /// host:port of the server.
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value = "bench")]
+        admin_token: String,
+        #[arg(long, default_value_t = 550)]
+        clients: usize,
     },
     Inflight {
         /// host:port of the server.
@@ -79,6 +120,39 @@ async fn main() {
             pid,
             steps,
         } => inflight(&addr, &path, pid, &steps).await,
+        Cmd::Progress {
+            server,
+            admin_token,
+            pid,
+            reporters,
+            fleet,
+            reports,
+            concurrency,
+            rounds,
+            max_ratio,
+        } => {
+            let ok = progress::run(progress::Args {
+                server,
+                admin_token,
+                pid,
+                reporters,
+                fleet,
+                reports,
+                concurrency,
+                rounds,
+                max_ratio,
+            })
+            .await;
+            if !ok {
+                eprintln!("progress reports at the large fleet cost more than {max_ratio}x their cost at the small one");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Sse {
+            addr,
+            admin_token,
+            clients,
+        } => sse::run(&addr, &admin_token, clients).await,
         Cmd::Image { size, version, out } => {
             let bytes = otafleet_image::synth::AppImage::new(otafleet_image::Chip::Esp32)
                 .project("bench")
@@ -92,12 +166,32 @@ async fn main() {
 }
 
 async fn enroll(server: &str, n: u32, project: &str, lua: Option<String>, prefix: u8) {
+    let pairs = enroll_macs(server, n, project, prefix, 32).await;
+    println!("enrolled {} devices", pairs.len());
+    if let Some(path) = lua {
+        let mut f = std::fs::File::create(&path).expect("create lua file");
+        writeln!(f, "devices = {{").unwrap();
+        for (mac, token) in &pairs {
+            writeln!(f, "  {{\"{mac}\", \"{token}\"}},").unwrap();
+        }
+        writeln!(f, "}}").unwrap();
+    }
+}
+
+/// Enrol `n` devices over the native check-in, `parallel` at a time; their `(mac, token)`.
+pub(crate) async fn enroll_macs(
+    server: &str,
+    n: u32,
+    project: &str,
+    prefix: u8,
+    parallel: usize,
+) -> Vec<(String, String)> {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(32)
+        .pool_max_idle_per_host(parallel)
         .build()
         .unwrap();
     let url = format!("{server}/api/v1/device/checkin");
-    let pairs: Vec<(String, String)> = stream::iter(0..n)
+    stream::iter(0..n)
         .map(|i| {
             let (client, url) = (client.clone(), url.clone());
             let mac = format!(
@@ -125,18 +219,23 @@ async fn enroll(server: &str, n: u32, project: &str, lua: Option<String>, prefix
                 )
             }
         })
-        .buffer_unordered(32)
+        .buffer_unordered(parallel)
         .collect()
-        .await;
-    println!("enrolled {} devices", pairs.len());
-    if let Some(path) = lua {
-        let mut f = std::fs::File::create(&path).expect("create lua file");
-        writeln!(f, "devices = {{").unwrap();
-        for (mac, token) in &pairs {
-            writeln!(f, "  {{\"{mac}\", \"{token}\"}},").unwrap();
-        }
-        writeln!(f, "}}").unwrap();
-    }
+        .await
+}
+
+/// utime + stime of a process, in clock ticks, from `/proc/<pid>/stat`.
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Microseconds per clock tick (`CLK_TCK` is 100 on Linux).
+pub(crate) fn tick_us() -> f64 {
+    1e6 / 100.0
 }
 
 async fn inflight(addr: &str, path: &str, pid: u32, steps: &[usize]) {
