@@ -123,6 +123,16 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A test that fails half-way leaves no server behind (stop() has already reaped it).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn mac(i: usize) -> String {
     format!("02:00:00:00:{:02X}:{:02X}", i / 256, i % 256)
 }
