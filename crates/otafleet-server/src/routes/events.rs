@@ -19,9 +19,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
-/// Live changes as `text/event-stream`. Browsers may pass the admin token as `?token=`.
+/// Live changes as `text/event-stream`. The admin token goes in the `Authorization` header as
+/// for every admin route (read the stream with `fetch()`); a `?token=` in the URL is refused.
 #[utoipa::path(get, operation_id = "event_stream", path = "/api/v1/events", tag = "events",
-    params(("token" = Option<String>, Query, description = "admin token, for EventSource which cannot set headers")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, content_type = "text/event-stream", body = otafleet_core::events::Event)))]
 async fn events(

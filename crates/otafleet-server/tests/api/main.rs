@@ -2,6 +2,7 @@
 //! dir, spoken to over HTTP the way devices and the UI do. One binary; modules mirror the routes.
 
 mod common;
+mod connections;
 mod device_protocol;
 mod download;
 mod field_arduino;
@@ -12,5 +13,6 @@ mod field_legacy;
 mod field_wire;
 mod firmware;
 mod hostile;
+mod hostile_http;
 mod openapi;
 mod ui;
