@@ -66,6 +66,9 @@ fn help_explains_every_flag() {
         "--no-mdns",
         "--mdns-name",
         "--max-image-size",
+        "--allowed-host",
+        "--max-connections",
+        "--header-timeout",
         "OTAFLEET_ADMIN_TOKEN",
         "8470",
     ] {
@@ -247,4 +250,118 @@ fn walk(dir: &std::path::Path) -> usize {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Run `otafleet serve` expecting it to fail at start: (exit code, the `otafleet:` error lines).
+fn failed_start(data_dir: &std::path::Path, listen: &str) -> (Option<i32>, Vec<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+        .args([
+            "serve",
+            "--no-mdns",
+            "--admin-token",
+            TOKEN,
+            "--listen",
+            listen,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run otafleet");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stderr
+        .lines()
+        .filter(|l| l.starts_with("otafleet:"))
+        .map(str::to_owned)
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn startup_errors_are_printed_once_with_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database that cannot be opened (a directory in its place): sqlx's error repeats its
+    // cause's text, which used to appear three times.
+    let data = dir.path().join("db-is-a-dir");
+    std::fs::create_dir_all(data.join("otafleet.db")).unwrap();
+    // A port in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    // A data directory that cannot be created (its parent is a file).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    for (data_dir, listen, cause) in [
+        (data.clone(), "127.0.0.1:0", "unable to open database file"),
+        (
+            dir.path().join("ok"),
+            taken_addr.as_str(),
+            "Address already in use",
+        ),
+        (file.join("sub"), "127.0.0.1:0", "Not a directory"),
+    ] {
+        let (code, lines) = failed_start(&data_dir, listen);
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "exit code {code:?} for {cause}"
+        );
+        assert_eq!(lines.len(), 1, "one error line for {cause}: {lines:?}");
+        assert_eq!(
+            lines[0].matches(cause).count(),
+            1,
+            "the cause said once: {}",
+            lines[0]
+        );
+    }
+}
+
+/// (soft, hard) "Max open files" of a running process, from /proc.
+fn open_files_of(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (f.next().unwrap().into(), f.next().unwrap().into())
+}
+
+#[test]
+fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_otafleet"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--admin-token",
+        TOKEN,
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    // Start it the way a login shell would: soft limit 1024 (below the hard one, if that is
+    // higher; else the same).
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = lim.rlim_max.min(1024);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("otafleet listening on"), "{line:?}");
+    let (soft, hard) = open_files_of(child.id());
+    signal(&child, libc::SIGTERM);
+    child.wait().unwrap();
+    assert_eq!(soft, hard, "soft limit raised to the hard limit");
 }
