@@ -567,13 +567,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Live changes as `text/event-stream`. Browsers may pass the admin token as `?token=`. */
+        /**
+         * Live changes as `text/event-stream`. The admin token goes in the `Authorization` header as
+         *     for every admin route (read the stream with `fetch()`); a `?token=` in the URL is refused.
+         */
         get: {
             parameters: {
-                query?: {
-                    /** @description admin token, for EventSource which cannot set headers */
-                    token?: string;
-                };
+                query?: never;
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -668,6 +668,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Firmware"];
+                    };
+                };
+                /** @description a form field other than `file` is too long */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
                 /** @description not a flashable app image, too large, or bad name */
