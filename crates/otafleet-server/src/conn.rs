@@ -56,6 +56,10 @@ pub const MAX_DEFAULT_CONNECTIONS: usize = 16_384;
 /// Default header-read (and keep-alive idle) timeout.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How many connections beyond the cap may be open while the ones told to close finish closing
+/// (taken from [`RESERVED_FDS`]).
+const CLOSING_SLACK: usize = 32;
+
 /// How long the accept loop rests after running out of file descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -151,7 +155,16 @@ pub(crate) async fn run(
     let max = limits.max_connections.max(1);
     let mut next_id = 0u64;
     let mut emfile_logged = false;
-    loop {
+    'accept: loop {
+        // Connections told to close go on their own tasks; under a flood the accept loop must
+        // not run ahead of them by more than a few, or the descriptors run out after all.
+        while open.len() >= max + CLOSING_SLACK {
+            tokio::select! {
+                _ = open.closed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = stop.cancelled() => break 'accept,
+            }
+        }
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = stop.cancelled() => break,
@@ -267,6 +280,8 @@ struct Slot {
 struct Registry {
     slots: Mutex<BTreeMap<u64, Arc<Slot>>>,
     len: AtomicUsize,
+    /// Woken when a connection closes.
+    closed: tokio::sync::Notify,
 }
 
 impl Registry {
@@ -286,6 +301,8 @@ impl Registry {
         let mut slots = self.slots.lock().expect("connection registry");
         slots.remove(&id);
         self.len.store(slots.len(), Ordering::Relaxed);
+        drop(slots);
+        self.closed.notify_waiters();
     }
 
     /// Tell the oldest connection with no request in flight (and not already told) to close;
