@@ -235,9 +235,8 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         .context("cannot start the folder watcher (inotify)")?;
     // Presence recorded by an earlier run says nothing about now; the browser re-learns it.
     fleet.mdns_forget_presence().await?;
-    let listener = std::net::TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    listener.set_nonblocking(true)?;
+    let listener =
+        bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
     let ui_dir = args.ui_dir.or_else(default_ui_dir);
@@ -260,6 +259,22 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         allowed_hosts: args.allowed_hosts,
         limits,
     })
+}
+
+/// Bind with a deep accept queue (1024, not std's 128): under a flood of connections a device's
+/// SYN then waits in the queue for the accept loop, which refuses or evicts quickly, instead of
+/// being dropped and retried a second later.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(1024)?.into_std()?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// Advertise `_otafleet._tcp` on the bound address and browse for devices, unless mDNS is off.

@@ -8,6 +8,14 @@ use std::time::Duration;
 
 const TOKEN: &str = "cli-test-token";
 
+/// The binary under test: `$OTAFLEET_BIN` when set (as the firmware, UI and sim tests take it),
+/// else the one cargo built for this test.
+fn bin() -> std::path::PathBuf {
+    std::env::var_os("OTAFLEET_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_otafleet").into())
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -15,7 +23,7 @@ struct Server {
 }
 
 fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    let mut child = Command::new(bin())
         .args([
             "serve",
             "--listen",
@@ -54,7 +62,7 @@ fn signal(child: &Child, sig: i32) {
 
 #[test]
 fn help_explains_every_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    let out = Command::new(bin())
         .args(["serve", "--help"])
         .output()
         .unwrap();
@@ -104,7 +112,7 @@ async fn prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
 #[tokio::test]
 async fn generated_admin_token_is_kept_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    let mut child = Command::new(bin())
         .args([
             "serve",
             "--listen",
@@ -254,7 +262,7 @@ fn walk(dir: &std::path::Path) -> usize {
 
 /// Run `otafleet serve` expecting it to fail at start: (exit code, the `otafleet:` error lines).
 fn failed_start(data_dir: &std::path::Path, listen: &str) -> (Option<i32>, Vec<String>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    let out = Command::new(bin())
         .args([
             "serve",
             "--no-mdns",
@@ -330,7 +338,7 @@ fn open_files_of(pid: u32) -> (String, String) {
 fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_otafleet"));
+    let mut cmd = Command::new(bin());
     cmd.args([
         "serve",
         "--listen",
