@@ -19,8 +19,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
-/// Live changes as `text/event-stream`. The admin token goes in the `Authorization` header as
-/// for every admin route (read the stream with `fetch()`); a `?token=` in the URL is refused.
+/// Live changes as `text/event-stream`. Admin only; changes nothing. The admin token goes in
+/// the `Authorization` header as for every admin route (read the stream with `fetch()`); a
+/// `?token=` in the URL is refused (401 `admin_token_in_url`).
 #[utoipa::path(get, operation_id = "event_stream", path = "/api/v1/events", tag = "events",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, content_type = "text/event-stream", body = otafleet_core::events::Event)))]

@@ -46,7 +46,9 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
 
 /// Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
 /// with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
-/// already in the library; 422 with the reason when the file is not a flashable app image.
+/// already in the library; 422 with the reason when the file is not a flashable app image; 413
+/// when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]. Admin only;
+/// adds one image to the library (nothing when refused).
 #[utoipa::path(post, operation_id = "upload_firmware", path = "/api/v1/firmware", tag = "firmware",
     params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image (or multipart/form-data with a `file` field)"),
