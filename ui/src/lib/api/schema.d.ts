@@ -568,8 +568,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Live changes as `text/event-stream`. The admin token goes in the `Authorization` header as
-         *     for every admin route (read the stream with `fetch()`); a `?token=` in the URL is refused.
+         * Live changes as `text/event-stream`. Admin only; changes nothing. The admin token goes in
+         *     the `Authorization` header as for every admin route (read the stream with `fetch()`); a
+         *     `?token=` in the URL is refused (401 `admin_token_in_url`).
          */
         get: {
             parameters: {
@@ -629,7 +630,9 @@ export interface paths {
         /**
          * Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
          *     with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
-         *     already in the library; 422 with the reason when the file is not a flashable app image.
+         *     already in the library; 422 with the reason when the file is not a flashable app image; 413
+         *     when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]. Admin only;
+         *     adds one image to the library (nothing when refused).
          */
         post: {
             parameters: {
