@@ -373,3 +373,76 @@ fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
     child.wait().unwrap();
     assert_eq!(soft, hard, "soft limit raised to the hard limit");
 }
+
+#[tokio::test]
+async fn running_out_of_descriptors_does_not_lock_devices_out() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin());
+    // A cap far above what the descriptors allow: accept itself runs into EMFILE.
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--admin-token",
+        TOKEN,
+        "--max-connections",
+        "10000",
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 96,
+                rlim_max: 96,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = Killed(cmd.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("otafleet listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    // More idle connections than the server has descriptors.
+    let mut crowd = Vec::new();
+    for _ in 0..150 {
+        crowd.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let body = serde_json::json!({
+        "mac": "24:6F:28:00:EE:01", "chip": "esp32", "project": "blink", "version": "1.0.0",
+        "sha256": null, "free_space": 1_310_720, "rssi": -61, "uptime_s": 12
+    });
+    let checkin = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/device/checkin"))
+        .json(&body)
+        .send();
+    let r = tokio::time::timeout(Duration::from_secs(60), checkin)
+        .await
+        .expect("no answer to a check-in while descriptors ran out")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Still alive and serving.
+    assert!(child.0.try_wait().unwrap().is_none(), "the server exited");
+    drop(crowd);
+}
+
+/// A child process killed when dropped, also when the test fails half-way.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
