@@ -250,8 +250,16 @@ fn refuse(tcp: TcpStream) {
         BODY.len()
     );
     let _ = tcp.try_write(head.as_bytes());
-    // Close the sending side cleanly so the 503 is read before the reset an unread request
-    // would cause; the socket is dropped right after, never awaited.
+    // Read what already came of the request (a little, without waiting), so that closing
+    // sends FIN, not the reset that unread bytes cause and that can discard the 503 at the
+    // client; then close the sending side. Nothing here awaits.
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        match tcp.try_read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
     let mut tcp = tcp;
     let _ = futures_util::FutureExt::now_or_never(tcp.shutdown());
 }
