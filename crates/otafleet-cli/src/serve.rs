@@ -325,11 +325,19 @@ pub async fn serve_prepared(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(prepared.listener)?;
+    // The `.local` name mDNS advertises is the host name made DNS-safe (`Lab_PC` → `lab-pc`),
+    // which the server's own `<host>.local` need not match.
+    let mut allowed_hosts = prepared.allowed_hosts;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    allowed_hosts.push(format!(
+        "{}.local",
+        otafleet_mdns::advertise::host_label(&host)
+    ));
     let info = otafleet_server::ServerInfo {
         listen: Some(prepared.addr),
         mdns_name,
         ui_dir: prepared.ui_dir,
-        allowed_hosts: prepared.allowed_hosts,
+        allowed_hosts,
     };
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
     otafleet_server::serve_with(listener, state, prepared.limits, shutdown).await?;
