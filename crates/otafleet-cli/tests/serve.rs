@@ -23,6 +23,10 @@ struct Server {
 }
 
 fn start(data_dir: &std::path::Path) -> Server {
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(bin())
         .args([
             "serve",
@@ -31,8 +35,9 @@ fn start(data_dir: &std::path::Path) -> Server {
             "--no-mdns",
             "--admin-token",
             TOKEN,
-            "--data-dir",
         ])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -445,4 +450,34 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[tokio::test]
+async fn header_timeout_and_allowed_host_flags_take_effect() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_with(
+        dir.path(),
+        &["--header-timeout", "1", "--allowed-host", "ota.lab.example"],
+    );
+    // A connection that sends nothing is closed by the server (waited for, at most 30 s).
+    let mut idle = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut buf))
+        .await
+        .expect("the server never closed a connection that sent nothing");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // The allowed name is answered, another is not.
+    let c = reqwest::Client::new();
+    for (host, want) in [("ota.lab.example", 200), ("other.example", 421)] {
+        let r = c
+            .get(format!("{}/api/v1/health", server.base))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Host {host}");
+    }
+    signal(&server.child, libc::SIGTERM);
+    server.child.wait().unwrap();
 }
