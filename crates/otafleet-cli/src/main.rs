@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the OTA server and admin API without a window (and serve the web UI to browsers).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// List otafleet servers and ESP devices that answer mDNS on this LAN (a debugging aid).
     Discover(discover::DiscoverArgs),
 }
@@ -39,14 +39,14 @@ fn main() -> std::process::ExitCode {
         .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Discover(args) => discover::run(args).await,
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("otafleet: {e:#}");
+            eprintln!("otafleet: {}", otafleet_cli::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -88,6 +88,28 @@ pub struct ServeArgs {
     /// Without a UI, `/` shows a short page that links the API docs.
     #[arg(long, value_name = "DIR", env = "OTAFLEET_UI_DIR")]
     pub ui_dir: Option<PathBuf>,
+
+    /// A host name devices or browsers use to reach this server (repeatable). Requests are
+    /// answered only when their Host header is an IP address, localhost, this machine's host
+    /// name (or <host>.local), the mDNS name (.local), or a name given here; others get 421
+    /// (a guard against DNS rebinding). Requests without a Host header (HTTP/1.0) are answered.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Most connections open at once. When full, the oldest idle connection is closed to make
+    /// room; when every connection is busy, new ones get 503 at once. Default: the open-files
+    /// limit (raised to its hard limit at start) minus 256 kept for the database and images, at
+    /// most 16384.
+    #[arg(long, value_name = "N", env = "OTAFLEET_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// Seconds a connection may take to send a complete request head, counted from accept and
+    /// again after each response (so also how long an idle keep-alive connection is kept).
+    /// Downloads and the event stream in progress are never cut by it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, env = "OTAFLEET_HEADER_TIMEOUT",
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub header_timeout: u32,
 }
 
 /// `ui/dist` in the source tree this binary was compiled from (a developer's checkout): good
@@ -150,11 +172,36 @@ pub struct Prepared {
     pub mdns_name: Option<String>,
     /// The built web UI served at `/`, if any.
     pub ui_dir: Option<PathBuf>,
+    /// `--allowed-host` names.
+    pub allowed_hosts: Vec<String>,
+    /// Header-read timeout and connection cap.
+    pub limits: otafleet_server::conn::ConnLimits,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
-/// watch folders and bind the listener. Must run inside a tokio runtime.
+/// watch folders and bind the listener; first raise the open-files soft limit to the hard limit.
+/// Must run inside a tokio runtime.
 pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
+    match otafleet_server::conn::raise_open_files_limit() {
+        Ok((before, after, hard)) if before != after => {
+            tracing::info!(before, after, hard, "raised the open-files limit")
+        }
+        Ok((_, after, hard)) => tracing::info!(soft = after, hard, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
+    let limits = otafleet_server::conn::ConnLimits {
+        header_timeout: std::time::Duration::from_secs(args.header_timeout.into()),
+        max_connections: args
+            .max_connections
+            .map_or_else(otafleet_server::conn::default_max_connections, |n| {
+                n as usize
+            }),
+    };
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = args.header_timeout,
+        "connection limits"
+    );
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir()?,
@@ -188,9 +235,8 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         .context("cannot start the folder watcher (inotify)")?;
     // Presence recorded by an earlier run says nothing about now; the browser re-learns it.
     fleet.mdns_forget_presence().await?;
-    let listener = std::net::TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    listener.set_nonblocking(true)?;
+    let listener =
+        bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
     let ui_dir = args.ui_dir.or_else(default_ui_dir);
@@ -210,7 +256,25 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         mdns: !args.no_mdns,
         mdns_name: args.mdns_name,
         ui_dir,
+        allowed_hosts: args.allowed_hosts,
+        limits,
     })
+}
+
+/// Bind with a deep accept queue (1024, not std's 128): under a flood of connections a device's
+/// SYN then waits in the queue for the accept loop, which refuses or evicts quickly, instead of
+/// being dropped and retried a second later.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(1024)?.into_std()?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// Advertise `_otafleet._tcp` on the bound address and browse for devices, unless mDNS is off.
@@ -261,13 +325,22 @@ pub async fn serve_prepared(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(prepared.listener)?;
+    // The `.local` name mDNS advertises is the host name made DNS-safe (`Lab_PC` → `lab-pc`),
+    // which the server's own `<host>.local` need not match.
+    let mut allowed_hosts = prepared.allowed_hosts;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    allowed_hosts.push(format!(
+        "{}.local",
+        otafleet_mdns::advertise::host_label(&host)
+    ));
     let info = otafleet_server::ServerInfo {
         listen: Some(prepared.addr),
         mdns_name,
         ui_dir: prepared.ui_dir,
+        allowed_hosts,
     };
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
-    otafleet_server::serve(listener, state, shutdown).await?;
+    otafleet_server::serve_with(listener, state, prepared.limits, shutdown).await?;
     Ok(())
 }
 

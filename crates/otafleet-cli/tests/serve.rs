@@ -8,6 +8,14 @@ use std::time::Duration;
 
 const TOKEN: &str = "cli-test-token";
 
+/// The binary under test: `$OTAFLEET_BIN` when set (as the firmware, UI and sim tests take it),
+/// else the one cargo built for this test.
+fn bin() -> std::path::PathBuf {
+    std::env::var_os("OTAFLEET_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_otafleet").into())
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -15,7 +23,11 @@ struct Server {
 }
 
 fn start(data_dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    start_with(data_dir, &[])
+}
+
+fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(bin())
         .args([
             "serve",
             "--listen",
@@ -23,8 +35,9 @@ fn start(data_dir: &std::path::Path) -> Server {
             "--no-mdns",
             "--admin-token",
             TOKEN,
-            "--data-dir",
         ])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -54,7 +67,7 @@ fn signal(child: &Child, sig: i32) {
 
 #[test]
 fn help_explains_every_flag() {
-    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    let out = Command::new(bin())
         .args(["serve", "--help"])
         .output()
         .unwrap();
@@ -66,6 +79,9 @@ fn help_explains_every_flag() {
         "--no-mdns",
         "--mdns-name",
         "--max-image-size",
+        "--allowed-host",
+        "--max-connections",
+        "--header-timeout",
         "OTAFLEET_ADMIN_TOKEN",
         "8470",
     ] {
@@ -101,7 +117,7 @@ async fn prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
 #[tokio::test]
 async fn generated_admin_token_is_kept_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
+    let mut child = Command::new(bin())
         .args([
             "serve",
             "--listen",
@@ -247,4 +263,221 @@ fn walk(dir: &std::path::Path) -> usize {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Run `otafleet serve` expecting it to fail at start: (exit code, the `otafleet:` error lines).
+fn failed_start(data_dir: &std::path::Path, listen: &str) -> (Option<i32>, Vec<String>) {
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--no-mdns",
+            "--admin-token",
+            TOKEN,
+            "--listen",
+            listen,
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run otafleet");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stderr
+        .lines()
+        .filter(|l| l.starts_with("otafleet:"))
+        .map(str::to_owned)
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn startup_errors_are_printed_once_with_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database that cannot be opened (a directory in its place): sqlx's error repeats its
+    // cause's text, which used to appear three times.
+    let data = dir.path().join("db-is-a-dir");
+    std::fs::create_dir_all(data.join("otafleet.db")).unwrap();
+    // A port in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    // A data directory that cannot be created (its parent is a file).
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    for (data_dir, listen, cause) in [
+        (data.clone(), "127.0.0.1:0", "unable to open database file"),
+        (
+            dir.path().join("ok"),
+            taken_addr.as_str(),
+            "Address already in use",
+        ),
+        (file.join("sub"), "127.0.0.1:0", "Not a directory"),
+    ] {
+        let (code, lines) = failed_start(&data_dir, listen);
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "exit code {code:?} for {cause}"
+        );
+        assert_eq!(lines.len(), 1, "one error line for {cause}: {lines:?}");
+        assert_eq!(
+            lines[0].matches(cause).count(),
+            1,
+            "the cause said once: {}",
+            lines[0]
+        );
+    }
+}
+
+/// (soft, hard) "Max open files" of a running process, from /proc.
+fn open_files_of(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut f = line["Max open files".len()..].split_whitespace();
+    (f.next().unwrap().into(), f.next().unwrap().into())
+}
+
+#[test]
+fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--admin-token",
+        TOKEN,
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    // Start it the way a login shell would: soft limit 1024 (below the hard one, if that is
+    // higher; else the same).
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = lim.rlim_max.min(1024);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("otafleet listening on"), "{line:?}");
+    let (soft, hard) = open_files_of(child.id());
+    signal(&child, libc::SIGTERM);
+    child.wait().unwrap();
+    assert_eq!(soft, hard, "soft limit raised to the hard limit");
+}
+
+#[tokio::test]
+async fn running_out_of_descriptors_does_not_lock_devices_out() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin());
+    // A cap far above what the descriptors allow: accept itself runs into EMFILE.
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--admin-token",
+        TOKEN,
+        "--max-connections",
+        "10000",
+    ])
+    .arg("--data-dir")
+    .arg(dir.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 96,
+                rlim_max: 96,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let mut child = Killed(cmd.spawn().unwrap());
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("otafleet listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    // More idle connections than the server has descriptors.
+    let mut crowd = Vec::new();
+    for _ in 0..150 {
+        crowd.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let body = serde_json::json!({
+        "mac": "24:6F:28:00:EE:01", "chip": "esp32", "project": "blink", "version": "1.0.0",
+        "sha256": null, "free_space": 1_310_720, "rssi": -61, "uptime_s": 12
+    });
+    let checkin = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/device/checkin"))
+        .json(&body)
+        .send();
+    let r = tokio::time::timeout(Duration::from_secs(60), checkin)
+        .await
+        .expect("no answer to a check-in while descriptors ran out")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Still alive and serving.
+    assert!(child.0.try_wait().unwrap().is_none(), "the server exited");
+    drop(crowd);
+}
+
+/// A child process killed when dropped, also when the test fails half-way.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn header_timeout_and_allowed_host_flags_take_effect() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_with(
+        dir.path(),
+        &["--header-timeout", "1", "--allowed-host", "ota.lab.example"],
+    );
+    // A connection that sends nothing is closed by the server (waited for, at most 30 s).
+    let mut idle = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut buf))
+        .await
+        .expect("the server never closed a connection that sent nothing");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // The allowed name is answered, another is not.
+    let c = reqwest::Client::new();
+    for (host, want) in [("ota.lab.example", 200), ("other.example", 421)] {
+        let r = c
+            .get(format!("{}/api/v1/health", server.base))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "Host {host}");
+    }
+    signal(&server.child, libc::SIGTERM);
+    server.child.wait().unwrap();
 }

@@ -18,17 +18,18 @@
 
 pub mod auth;
 pub mod blob_cache;
+pub mod conn;
 pub mod error;
 pub mod event_hub;
 pub mod extract;
 pub mod firmware_index;
+pub mod host;
 pub mod routes;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use otafleet_core::Fleet;
 use tokio::net::TcpListener;
@@ -44,6 +45,11 @@ pub struct Shared {
     pub fleet: Fleet,
     /// The admin token, compared in constant time by [`auth`].
     pub admin_token: Arc<str>,
+    /// SHA-256 of the admin token: [`auth`] compares digests, so the comparison takes the same
+    /// time whatever the length of what was presented.
+    pub admin_digest: [u8; 32],
+    /// The host names this server answers to ([`host`]).
+    pub hosts: Arc<host::HostPolicy>,
     /// Cancelled when the server shuts down, so that endless responses (the event stream) end
     /// and graceful shutdown does not wait for them forever.
     pub shutdown: CancellationToken,
@@ -74,15 +80,22 @@ pub struct ServerInfo {
     pub mdns_name: Option<String>,
     /// A built UI (`ui/dist`) to serve at `/`; without one `/` shows a small placeholder page.
     pub ui_dir: Option<std::path::PathBuf>,
+    /// Host names to answer to besides IP literals, `localhost` and this machine's own names
+    /// (`otafleet serve --allowed-host`; [`host`]).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl AppState {
     pub fn new(fleet: Fleet, admin_token: impl Into<Arc<str>>) -> Self {
+        let admin_token: Arc<str> = admin_token.into();
+        let info = ServerInfo::default();
         Self(Arc::new(Shared {
             fleet,
-            admin_token: admin_token.into(),
+            admin_digest: auth::digest(admin_token.as_bytes()),
+            admin_token,
             shutdown: CancellationToken::new(),
-            info: Arc::new(ServerInfo::default()),
+            hosts: Arc::new(host::HostPolicy::new(&info)),
+            info: Arc::new(info),
             firmwares: Default::default(),
             event_hub: Default::default(),
         }))
@@ -94,7 +107,9 @@ impl AppState {
         Self(Arc::new(Shared {
             fleet: s.fleet.clone(),
             admin_token: s.admin_token.clone(),
+            admin_digest: s.admin_digest,
             shutdown: s.shutdown.clone(),
+            hosts: Arc::new(host::HostPolicy::new(&info)),
             info: Arc::new(info),
             firmwares: s.firmwares.clone(),
             event_hub: s.event_hub.clone(),
@@ -108,26 +123,35 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serve `app(state)` on an already bound listener until `shutdown` resolves; then stop taking
-/// connections, let running requests finish, and close the database.
+/// connections, let running requests finish, and close the database. Connections are limited
+/// as [`conn::ConnLimits::default`] says.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, conn::ConnLimits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit connection limits (header-read timeout, connection cap; [`conn`]).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: conn::ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let fleet = state.fleet.clone();
     let stopping = state.shutdown.clone();
     let router = app(state);
-    // Bytes of cached images leave with sendfile(2) (`blob_cache::send` says why and how).
-    // `tap_io` only so that `ConnectInfo<SocketAddr>` keeps working with our listener type.
-    axum::serve(
-        blob_cache::send::SendfileListener(listener).tap_io(|_| {}),
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        stopping.cancel();
-    })
-    .await?;
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.cancel();
+        }
+    });
+    // Connections are wrapped for sendfile(2) (`blob_cache::send` says why and how).
+    conn::run(listener, router, limits, stopping).await;
     fleet.close().await;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! `rep_movs_alternative`), a copy nginx does not make: it hands the kernel page-cache pages
 //! with `sendfile(2)`. hyper only writes from memory, but what it writes for a cached image
 //! are slices of one [`Bytes`](bytes::Bytes) per image whose file we keep open. So the socket
-//! under hyper ([`SendfileStream`], from [`SendfileListener`]) looks at each write: when the
+//! under hyper ([`SendfileStream`], which [`crate::conn`] wraps every accepted socket in) looks at each write: when the
 //! bytes to send lie inside such a copy, it calls `sendfile` on the file at the same offset
 //! instead. The bytes on the wire are identical either way, so HTTP framing, ranges, byte
 //! counting and every other protocol detail stay hyper's and are untouched. Everything else
@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[cfg(target_os = "linux")]
 pub(super) use linux::{register, unregister};
@@ -29,23 +29,6 @@ pub fn sendfile_bytes() -> u64 {
     return linux::SENT.load(std::sync::atomic::Ordering::Relaxed);
     #[cfg(not(target_os = "linux"))]
     0
-}
-
-/// A [`TcpListener`] whose connections are [`SendfileStream`]s (for `axum::serve`).
-pub struct SendfileListener(pub TcpListener);
-
-impl axum::serve::Listener for SendfileListener {
-    type Io = SendfileStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
-        (SendfileStream(io), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
 }
 
 /// A TCP connection that sends bytes of cached images with `sendfile(2)` (module docs).

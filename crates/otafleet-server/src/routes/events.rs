@@ -27,12 +27,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
-/// Live changes as `text/event-stream`. Who: the admin (header, or `?token=` for EventSource,
-/// which cannot set headers). Changes nothing. First a `hello` event (reload now: anything
-/// before it was missed), then every change; `lagged` when this client fell so far behind that
-/// events were dropped for it (reload again). The stream ends when the server shuts down.
+/// Live changes as `text/event-stream`. Who: the admin only, with the token in the
+/// `Authorization` header as for every admin route (read the stream with `fetch()`); a `?token=`
+/// in the URL is refused (401 `admin_token_in_url`). Changes nothing. First a `hello` event
+/// (reload now: anything before it was missed), then every change; `lagged` when this client fell
+/// so far behind that events were dropped for it (reload again). The stream ends when the server
+/// shuts down.
 #[utoipa::path(get, operation_id = "event_stream", path = "/api/v1/events", tag = "events",
-    params(("token" = Option<String>, Query, description = "admin token, for EventSource which cannot set headers")),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, content_type = "text/event-stream", body = otafleet_core::events::Event)))]
 async fn events(State(s): State<AppState>) -> Response {

@@ -46,7 +46,9 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
 
 /// Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
 /// with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
-/// already in the library; 422 with the reason when the file is not a flashable app image.
+/// already in the library; 422 with the reason when the file is not a flashable app image; 413
+/// when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]. Admin only;
+/// adds one image to the library (nothing when refused).
 #[utoipa::path(post, operation_id = "upload_firmware", path = "/api/v1/firmware", tag = "firmware",
     params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image (or multipart/form-data with a `file` field)"),
@@ -54,6 +56,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
     responses(
         (status = 201, body = Firmware, description = "imported"),
         (status = 200, body = Firmware, description = "same bytes already in the library: the existing record"),
+        (status = 413, body = ErrorBody, description = "a form field other than `file` is too long"),
         (status = 422, body = ErrorBody, description = "not a flashable app image, too large, or bad name")))]
 async fn upload(
     State(s): State<AppState>,
@@ -115,8 +118,8 @@ async fn upload_multipart(
     };
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
         match field.name() {
-            Some("project") => project = Some(field.text().await.map_err(bad)?),
-            Some("version") => version = Some(field.text().await.map_err(bad)?),
+            Some("project") => project = Some(small_field(field, "project").await?),
+            Some("version") => version = Some(small_field(field, "version").await?),
             Some("file") => {
                 let filename = field
                     .file_name()
@@ -151,6 +154,40 @@ async fn upload_multipart(
         "file_required",
         "the form has no 'file' field: send the image as a part named 'file' (project and version fields, if any, before it)",
     ))
+}
+
+/// Longest text field (`project`, `version`) a multipart upload may carry, in bytes.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// A short text part of the form, read chunk by chunk and refused (413) as soon as it grows past
+/// [`MAX_FIELD_BYTES`], so a huge field costs no memory (the `file` part alone is streamed).
+async fn small_field(
+    mut field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> ApiResult<String> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| {
+        ApiError::bad_request(
+            "bad_multipart",
+            format!("the multipart body is malformed: {}", e.body_text()),
+        )
+    })? {
+        if buf.len() + chunk.len() > MAX_FIELD_BYTES {
+            tracing::warn!(field = name, "upload refused: form field too large");
+            return Err(ApiError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "field_too_large",
+                format!("the form field '{name}' is longer than {MAX_FIELD_BYTES} bytes; send a short {name} (only the 'file' part may be large)"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| {
+        ApiError::bad_request(
+            "bad_multipart",
+            format!("the form field '{name}' is not UTF-8 text"),
+        )
+    })
 }
 
 /// One image.

@@ -15,8 +15,10 @@ pub mod settings;
 pub mod ui;
 pub mod watch_folders;
 
+use axum::http::{header, HeaderValue};
 use axum::middleware;
 use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -87,8 +89,28 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::router(api))
         .merge(field::router(state.clone()))
         .merge(ui::router(ui_dir))
+        // No page of ours may be framed by another site (clickjacking the UI), and no response
+        // is sniffed into another type than it says.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(ui::cors())
         .layer(TraceLayer::new_for_http())
         .merge(device_router)
+        // Outermost, for every route: a Host that does not name this server (DNS rebinding)
+        // never reaches a handler.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::host::require_known_host,
+        ))
         .with_state(state)
 }

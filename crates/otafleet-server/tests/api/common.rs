@@ -7,7 +7,8 @@ use futures_util::StreamExt;
 use otafleet_core::{Fleet, Settings};
 use otafleet_image::synth;
 use otafleet_image::Chip;
-use otafleet_server::AppState;
+use otafleet_server::conn::ConnLimits;
+use otafleet_server::{AppState, ServerInfo};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -28,6 +29,24 @@ impl TestApp {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_full(tweak, ServerInfo::default(), ConnLimits::default()).await
+    }
+
+    /// A server with the given connection limits (header timeout, connection cap).
+    pub async fn start_limited(limits: ConnLimits) -> Self {
+        Self::start_full(|_| {}, ServerInfo::default(), limits).await
+    }
+
+    /// A server told what its front end would tell it (e.g. `--allowed-host` names).
+    pub async fn start_info(info: ServerInfo) -> Self {
+        Self::start_full(|_| {}, info, ConnLimits::default()).await
+    }
+
+    pub async fn start_full(
+        tweak: impl FnOnce(&mut Settings),
+        info: ServerInfo,
+        limits: ConnLimits,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::new(dir.path());
         tweak(&mut settings);
@@ -35,9 +54,9 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(fleet.clone(), ADMIN);
+        let state = AppState::new(fleet.clone(), ADMIN).with_info(info);
         let task = tokio::spawn(async move {
-            otafleet_server::serve(listener, state, async {
+            otafleet_server::serve_with(listener, state, limits, async {
                 let _ = rx.await;
             })
             .await
@@ -247,6 +266,34 @@ pub fn synth_arduino(n: u8) -> Vec<u8> {
         .build()
 }
 
+/// Send raw bytes on a new connection and read until the server closes it; returns the status
+/// code and everything after the head. For requests a client library would not make (a foreign
+/// `Host`, none at all, HTTP/1.0).
+pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut buf),
+    )
+    .await
+    .expect("the server answered and closed within 30 s")
+    .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
 /// Reads `/api/v1/events` as a browser would and waits for a matching event.
 pub struct Events {
     stream:
@@ -259,7 +306,7 @@ impl Events {
         let r = app
             .http
             .get(app.url("/api/v1/events"))
-            .query(&[("token", ADMIN)])
+            .bearer_auth(ADMIN)
             .send()
             .await
             .unwrap();

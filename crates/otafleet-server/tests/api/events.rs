@@ -81,7 +81,9 @@ async fn stalled_client(addr: SocketAddr) -> tokio::net::TcpStream {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(addr).await.unwrap();
-    let req = format!("GET /api/v1/events?token={ADMIN} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let req = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
@@ -102,7 +104,7 @@ async fn stalled_event_stream_client_holds_up_nothing_and_is_told_to_reload() {
     let mut stalled = stalled_client(s.addr).await;
     let healthy = http
         .get(format!("{base}/api/v1/events"))
-        .query(&[("token", ADMIN)])
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap();

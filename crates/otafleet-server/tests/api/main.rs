@@ -2,6 +2,7 @@
 //! dir, spoken to over HTTP the way devices and the UI do. One binary; modules mirror the routes.
 
 mod common;
+mod connections;
 mod device_protocol;
 mod download;
 mod events;
@@ -13,6 +14,7 @@ mod field_legacy;
 mod field_wire;
 mod firmware;
 mod hostile;
+mod hostile_http;
 mod input_hostile;
 mod openapi;
 mod storage;

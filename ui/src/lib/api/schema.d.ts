@@ -259,7 +259,14 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Report progress of an offered update. */
+        /**
+         * Report progress of an offered update. Who: an enrolled device, with its own token, about an
+         *     update offered to it (another device's update is 404). What it changes: that update's state,
+         *     progress and error, and the device's `last_seen` — forward only: a report that would move the
+         *     update back (a late `flashing` after `rebooting`) is 409 `update_moved_on`, one for a finished
+         *     update 409 `update_finished` (a repeat of its final state is 200); both are logged and change
+         *     nothing.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -567,13 +574,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Live changes as `text/event-stream`. Browsers may pass the admin token as `?token=`. */
+        /**
+         * Live changes as `text/event-stream`. Who: the admin only, with the token in the
+         *     `Authorization` header as for every admin route (read the stream with `fetch()`); a `?token=`
+         *     in the URL is refused (401 `admin_token_in_url`). Changes nothing. First a `hello` event
+         *     (reload now: anything before it was missed), then every change; `lagged` when this client fell
+         *     so far behind that events were dropped for it (reload again). The stream ends when the server
+         *     shuts down.
+         */
         get: {
             parameters: {
-                query?: {
-                    /** @description admin token, for EventSource which cannot set headers */
-                    token?: string;
-                };
+                query?: never;
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -629,7 +640,9 @@ export interface paths {
         /**
          * Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
          *     with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
-         *     already in the library; 422 with the reason when the file is not a flashable app image.
+         *     already in the library; 422 with the reason when the file is not a flashable app image; 413
+         *     when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]. Admin only;
+         *     adds one image to the library (nothing when refused).
          */
         post: {
             parameters: {
@@ -668,6 +681,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Firmware"];
+                    };
+                };
+                /** @description a form field other than `file` is too long */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
                 /** @description not a flashable app image, too large, or bad name */

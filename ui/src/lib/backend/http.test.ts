@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { BackendError, isAuthError } from './backend';
 import { HttpBackend } from './http';
 
@@ -73,34 +73,41 @@ describe('HttpBackend', () => {
     expect(calls[0].init.body).toBe('{"firmware_id":1,"dry_run":true}');
   });
 
-  test('the event stream gets the token as a query parameter and turns events into typed objects', () => {
-    const made: FakeES[] = [];
-    class FakeES {
-      static CLOSED = 2;
-      readyState = 1;
-      listeners = new Map<string, (m: MessageEvent) => void>();
-      onerror: (() => void) | null = null;
-      constructor(readonly url: string) {
-        made.push(this);
-      }
-      addEventListener(name: string, fn: (m: MessageEvent) => void) {
-        this.listeners.set(name, fn);
-      }
-      close() {}
-      fire(name: string, data: string) {
-        this.listeners.get(name)!({ data } as MessageEvent);
-      }
-    }
-    const b = new HttpBackend({ baseUrl: '', token: 'a b', EventSource: FakeES as unknown as typeof EventSource });
+  test('the event stream sends the token as a header, never in the URL, and turns events into typed objects', async () => {
+    const enc = new TextEncoder();
+    let push!: (s: string) => void;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        push = (s) => c.enqueue(enc.encode(s));
+      },
+    });
+    const { f, calls } = fakeFetch([new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } })]);
+    const b = new HttpBackend({ baseUrl: '', token: 'a b', fetch: f });
     const got: unknown[] = [];
     const states: string[] = [];
-    b.subscribe((e) => got.push(e), (s) => states.push(s));
-    expect(made[0].url).toBe('/api/v1/events?token=a%20b');
-    made[0].fire('hello', '{}');
-    made[0].fire('device_removed', '{"type":"device_removed","mac":"AA"}');
-    made[0].fire('update', 'not json');
-    made[0].fire('lagged', '{"missed":3}');
+    const stop = b.subscribe((e) => got.push(e), (s) => states.push(s));
+    // Events split across chunks are put back together.
+    push('event: hello\ndata: {}\n\nevent: device_removed\ndata: {"type":"device_');
+    push('removed","mac":"AA"}\n\nevent: update\ndata: not json\n\n: keep-alive\n\nevent: lagged\ndata: {"missed":3}\n\n');
+    await vi.waitFor(() => expect(got.length).toBe(3));
+    expect(calls[0].url).toBe('/api/v1/events');
+    expect(calls[0].url).not.toContain('token');
+    expect((calls[0].init.headers as Record<string, string>).authorization).toBe('Bearer a b');
     expect(got).toEqual([{ type: 'hello' }, { type: 'device_removed', mac: 'AA' }, { type: 'lagged' }]);
     expect(states).toEqual(['connecting', 'open']);
+    stop();
+  });
+
+  test('the event stream reconnects after a drop and gives up on a refused token', async () => {
+    const { f, calls } = fakeFetch([
+      new Response('event: hello\ndata: {}\n\n', { status: 200 }),
+      json(401, { error: { code: 'admin_token_invalid', message: 'wrong' } }),
+    ]);
+    const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f, sleep: async () => {} });
+    const states: string[] = [];
+    b.subscribe(() => {}, (s) => states.push(s));
+    await vi.waitFor(() => expect(states.at(-1)).toBe('down'));
+    expect(calls.length).toBe(2);
+    expect(states).toEqual(['connecting', 'open', 'connecting', 'down']);
   });
 });

@@ -1,5 +1,9 @@
-// The HTTP + server-sent-events backend: the admin API with `Authorization: Bearer`, the event
-// stream with `?token=` (EventSource cannot set headers). Used in browsers and in the Tauri window.
+// The HTTP + server-sent-events backend: the admin API and the event stream, both with
+// `Authorization: Bearer`. The stream is read with fetch() and parsed by eventsource-parser rather
+// than with EventSource, which cannot set headers and would put the token in the URL (where
+// servers and proxies log it and browsers keep it in history). Used in browsers and in the Tauri
+// window.
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type {
   Deployment,
   Device,
@@ -44,8 +48,13 @@ export type HttpBackendOptions = {
   /** Called when the token changes (the browser keeps it in localStorage). */
   onToken?: (token: string | null) => void;
   fetch?: typeof fetch;
-  EventSource?: typeof EventSource;
+  /** Waits between reconnects of the event stream (tests pass a quick one). */
+  sleep?: (ms: number) => Promise<void>;
 };
+
+/** First and longest wait before the event stream reconnects after a drop. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 15000;
 
 export class HttpBackend implements Backend {
   readonly baseUrl: string;
@@ -168,28 +177,66 @@ export class HttpBackend implements Backend {
   }
 
   subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void): () => void {
-    const ES = this.#opts.EventSource ?? EventSource;
-    const url = `${this.baseUrl}/api/v1/events?token=${encodeURIComponent(this.#token ?? '')}`;
-    onStatus?.('connecting');
-    // EventSource reconnects by itself after a drop; each reconnect starts with `hello`.
-    const es = new ES(url);
-    for (const name of EVENT_NAMES) {
-      es.addEventListener(name, (m: MessageEvent) => {
-        if (name === 'hello') {
-          onStatus?.('open');
-          onEvent({ type: 'hello' });
-        } else if (name === 'lagged') {
-          onEvent({ type: 'lagged' });
-        } else {
-          try {
-            onEvent(JSON.parse(m.data) as LiveEvent);
-          } catch {
-            // A malformed event is dropped; the next `lagged`/`hello` reload repairs the view.
-          }
+    const f = this.#opts.fetch ?? fetch;
+    const sleep = this.#opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const abort = new AbortController();
+    let stopped = false;
+    const deliver = (m: EventSourceMessage) => {
+      const name = m.event ?? 'message';
+      if (name === 'hello') {
+        onStatus?.('open');
+        onEvent({ type: 'hello' });
+      } else if (name === 'lagged') {
+        onEvent({ type: 'lagged' });
+      } else if ((EVENT_NAMES as readonly string[]).includes(name)) {
+        try {
+          onEvent(JSON.parse(m.data) as LiveEvent);
+        } catch {
+          // A malformed event is dropped; the next `lagged`/`hello` reload repairs the view.
         }
-      });
-    }
-    es.onerror = () => onStatus?.(es.readyState === ES.CLOSED ? 'down' : 'connecting');
-    return () => es.close();
+      }
+    };
+    // One connection: resolves when the stream ends or fails; 'down' for good on a refused token.
+    const connect = async (): Promise<'again' | 'refused'> => {
+      const headers: Record<string, string> = { accept: 'text/event-stream' };
+      if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+      const res = await f(`${this.baseUrl}/api/v1/events`, { headers, signal: abort.signal, cache: 'no-store' });
+      if (res.status === 401 || res.status === 403) return 'refused';
+      if (!res.ok || !res.body) return 'again';
+      const parser = createParser({ onEvent: deliver });
+      const reader = res.body.getReader();
+      const text = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return 'again';
+        parser.feed(text.decode(value, { stream: true }));
+      }
+    };
+    void (async () => {
+      let wait = RETRY_FIRST_MS;
+      while (!stopped) {
+        onStatus?.('connecting');
+        let outcome: 'again' | 'refused' = 'again';
+        const started = Date.now();
+        try {
+          outcome = await connect();
+        } catch {
+          // Network error or abort: retry unless unsubscribed.
+        }
+        if (stopped) return;
+        if (outcome === 'refused') {
+          onStatus?.('down');
+          return;
+        }
+        // A stream that stayed up a while was healthy: start the back-off afresh.
+        if (Date.now() - started > RETRY_MAX_MS) wait = RETRY_FIRST_MS;
+        await sleep(wait);
+        wait = Math.min(wait * 2, RETRY_MAX_MS);
+      }
+    })();
+    return () => {
+      stopped = true;
+      abort.abort();
+    };
   }
 }

@@ -25,7 +25,7 @@ pub async fn run(addr: &str, token: &str, clients: usize) {
                 .await
                 .expect("connect");
             let req = format!(
-                "GET /api/v1/events?token={token} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+                "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
             );
             s.write_all(req.as_bytes()).await.unwrap();
             let mut buf = vec![0u8; 64 * 1024];

@@ -18,7 +18,6 @@ use otafleet_core::firmware::Firmware;
 use otafleet_core::legacy::{self, Assignment};
 use otafleet_core::CoreError;
 use serde_json::{json, Map, Value};
-use subtle::ConstantTimeEq;
 
 use crate::AppState;
 
@@ -68,7 +67,7 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
                 .insert(header::WWW_AUTHENTICATE, "APIKey".parse().expect("valid"));
             r
         }
-        Some(k) if bool::from(k.as_bytes().ct_eq(s.admin_token.as_bytes())) => next.run(req).await,
+        Some(k) if crate::auth::token_matches(k.as_bytes(), &s.admin_digest) => next.run(req).await,
         Some(_) => {
             tracing::warn!(path = %req.uri().path(), "legacy admin request with a wrong key");
             detail(StatusCode::FORBIDDEN, "Invalid API key")

@@ -1,0 +1,421 @@
+//! Connections: accepting them, timing out the ones that send nothing, and capping how many are
+//! open, so that a crowd of idle sockets can neither exhaust the open-files limit nor lock
+//! devices and the UI out.
+//!
+//! - **Header-read timeout** ([`ConnLimits::header_timeout`]): hyper's HTTP/1 timer. A
+//!   connection must deliver a complete request head within it, counted from when the server
+//!   starts waiting for one: right after accept, and again after each response on a keep-alive
+//!   connection. So it is also the keep-alive idle timeout. It never runs while a request is
+//!   being answered: a long download to a slow device and the event stream are not cut.
+//! - **Connection cap** ([`ConnLimits::max_connections`]): when a new connection would exceed it,
+//!   the oldest *idle* connection (no request in flight: it has sent nothing yet, or sits
+//!   between requests) is closed to make room, so a crowd of idle sockets cannot keep a device's
+//!   fresh connection out. When every connection is busy answering a request, the new one gets
+//!   a minimal `503` and is closed at once, instead of waiting in the accept queue.
+//! - **Accept errors**: `EMFILE`/`ENFILE` (out of file descriptors) close the oldest idle
+//!   connection and back off briefly; the loop keeps going. Errors about the one connection
+//!   (reset before accept) are skipped.
+//! - **Open-files limit**: [`raise_open_files_limit`] lifts the soft limit to the hard one; the
+//!   default cap ([`default_max_connections`]) is derived from the result, leaving room for the
+//!   database, blob files, the folder watcher and mDNS.
+//!
+//! Only HTTP/1.x is spoken (what ESP devices and browsers use over plain HTTP).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tower::Service;
+
+use crate::blob_cache::send::SendfileStream;
+
+/// File descriptors kept free of connections by the default cap: the database and its WAL
+/// (one set per pooled connection), blob files held open by the image cache, images being
+/// streamed from disk, the folder watcher, mDNS sockets, the runtime's own descriptors.
+pub const RESERVED_FDS: u64 = 256;
+
+/// The default cap never goes above this, even with a huge open-files limit: each idle
+/// connection costs memory too.
+pub const MAX_DEFAULT_CONNECTIONS: usize = 16_384;
+
+/// Default header-read (and keep-alive idle) timeout.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many connections beyond the cap may be open while the ones told to close finish closing
+/// (taken from [`RESERVED_FDS`]).
+const CLOSING_SLACK: usize = 32;
+
+/// How long the accept loop rests after running out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Limits on connections (module docs).
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// A connection that does not deliver a complete request head within this long after the
+    /// server starts waiting for one is closed.
+    pub header_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// The open-files limit as (soft, hard); `None` where it cannot be read (not Unix).
+pub fn open_files_limit() -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid, exclusively borrowed rlimit.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return None;
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every Unix
+        Some((lim.rlim_cur as u64, lim.rlim_max as u64))
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Raise the open-files soft limit to the hard limit; returns (soft before, soft after, hard).
+/// Idle sockets are cheap for the kernel, and the common default soft limit of 1024 is far too
+/// low for a server that devices and browsers keep connections open to.
+pub fn raise_open_files_limit() -> io::Result<(u64, u64, u64)> {
+    #[cfg(unix)]
+    {
+        let (soft, hard) = open_files_limit().ok_or_else(io::Error::last_os_error)?;
+        // macOS refuses RLIM_INFINITY for RLIMIT_NOFILE; OPEN_MAX is its real ceiling.
+        #[cfg(target_os = "macos")]
+        let hard = hard.min(libc::OPEN_MAX as u64);
+        if soft >= hard {
+            return Ok((soft, soft, hard));
+        }
+        let lim = libc::rlimit {
+            rlim_cur: hard as libc::rlim_t,
+            rlim_max: hard as libc::rlim_t,
+        };
+        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the hard one is allowed.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((soft, hard, hard))
+    }
+    #[cfg(not(unix))]
+    Err(io::Error::other("no open-files limit on this system"))
+}
+
+/// The cap derived from the current open-files soft limit: what is left after
+/// [`RESERVED_FDS`], at least 32, at most [`MAX_DEFAULT_CONNECTIONS`].
+pub fn default_max_connections() -> usize {
+    match open_files_limit() {
+        Some((soft, _)) => {
+            (soft.saturating_sub(RESERVED_FDS) as usize).clamp(32, MAX_DEFAULT_CONNECTIONS)
+        }
+        None => 1024,
+    }
+}
+
+/// Serve `router` on `listener` until `stop` is cancelled, then let requests in flight finish.
+pub(crate) async fn run(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) {
+    let open = Arc::new(Registry::default());
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let max = limits.max_connections.max(1);
+    let mut next_id = 0u64;
+    let mut emfile_logged = false;
+    'accept: loop {
+        // Connections told to close go on their own tasks; under a flood the accept loop must
+        // not run ahead of them by more than a few, or the descriptors run out after all.
+        while open.len() >= max + CLOSING_SLACK {
+            tokio::select! {
+                _ = open.closed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = stop.cancelled() => break 'accept,
+            }
+        }
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.cancelled() => break,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(c) => {
+                emfile_logged = false;
+                c
+            }
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Out of descriptors (or memory): make room and rest a moment instead of
+                // spinning on an error that will not go away by itself.
+                if !emfile_logged {
+                    tracing::warn!(error = %e, open = open.len(), "accept failed; closing an idle connection and backing off");
+                    emfile_logged = true;
+                }
+                open.evict_oldest_idle();
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        if open.len() >= max && !open.evict_oldest_idle() {
+            tracing::warn!(%addr, open = open.len(), max, "connection refused: every connection is busy (--max-connections)");
+            refuse(tcp);
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        next_id += 1;
+        let slot = open.insert(next_id);
+        let svc = ConnService {
+            router: router.clone(),
+            addr,
+            slot: slot.clone(),
+        };
+        let conn = http.serve_connection(TokioIo::new(SendfileStream(tcp)), svc);
+        let stop = stop.clone();
+        let open = open.clone();
+        let id = next_id;
+        tracker.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%addr, error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    // Evicted to make room, or the server stops: an idle connection just goes;
+                    // one that is answering a request finishes that and then closes.
+                    _ = slot.close.cancelled(), if !closing => {
+                        if slot.busy.load(Ordering::Acquire) == 0 {
+                            break;
+                        }
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = stop.cancelled(), if !closing => {
+                        if slot.busy.load(Ordering::Acquire) == 0 {
+                            break;
+                        }
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            open.remove(id);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Answer a connection over the cap with a minimal 503 (when the socket takes it at once) and
+/// close it.
+fn refuse(tcp: TcpStream) {
+    const BODY: &str = r#"{"error":{"code":"too_many_connections","message":"the server has too many connections open; try again shortly (raise --max-connections if this is normal load)"}}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tcp.try_write(head.as_bytes());
+    // Read what already came of the request (a little, without waiting), so that closing
+    // sends FIN, not the reset that unread bytes cause and that can discard the 503 at the
+    // client; then close the sending side. Nothing here awaits.
+    let mut sink = [0u8; 4096];
+    for _ in 0..4 {
+        match tcp.try_read(&mut sink) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+    let mut tcp = tcp;
+    let _ = futures_util::FutureExt::now_or_never(tcp.shutdown());
+}
+
+/// Errors about one connection that went away before we took it, not about the listener.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// One open connection: how many requests it is answering, and how to make it close.
+#[derive(Default)]
+struct Slot {
+    busy: AtomicUsize,
+    close: CancellationToken,
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Registry {
+    slots: Mutex<BTreeMap<u64, Arc<Slot>>>,
+    len: AtomicUsize,
+    /// Woken when a connection closes.
+    closed: tokio::sync::Notify,
+}
+
+impl Registry {
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    fn insert(&self, id: u64) -> Arc<Slot> {
+        let slot = Arc::new(Slot::default());
+        let mut slots = self.slots.lock().expect("connection registry");
+        slots.insert(id, slot.clone());
+        self.len.store(slots.len(), Ordering::Relaxed);
+        slot
+    }
+
+    fn remove(&self, id: u64) {
+        let mut slots = self.slots.lock().expect("connection registry");
+        slots.remove(&id);
+        self.len.store(slots.len(), Ordering::Relaxed);
+        drop(slots);
+        self.closed.notify_waiters();
+    }
+
+    /// Tell the oldest connection with no request in flight (and not already told) to close;
+    /// false when every connection is busy.
+    fn evict_oldest_idle(&self) -> bool {
+        let slots = self.slots.lock().expect("connection registry");
+        let victim = slots
+            .values()
+            .find(|s| s.busy.load(Ordering::Acquire) == 0 && !s.close.is_cancelled());
+        match victim {
+            Some(s) => {
+                s.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The router as a hyper service for one connection: adds the peer address (what
+/// `ConnectInfo<SocketAddr>` extracts) and counts the request as in flight until its response
+/// body has been sent or dropped.
+struct ConnService {
+    router: Router,
+    addr: SocketAddr,
+    slot: Arc<Slot>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
+    type Response = hyper::Response<Tracked>;
+    type Error = Infallible;
+    type Future = TrackedFuture;
+
+    fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(ConnectInfo(self.addr));
+        let busy = Busy::new(self.slot.clone());
+        let mut router = self.router.clone();
+        TrackedFuture {
+            inner: router.call(req),
+            busy: Some(busy),
+        }
+    }
+}
+
+/// Counts one request as in flight while alive.
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn new(slot: Arc<Slot>) -> Self {
+        slot.busy.fetch_add(1, Ordering::AcqRel);
+        Self(slot)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's response future, handing the in-flight mark on to the body.
+    pub(crate) struct TrackedFuture {
+        #[pin]
+        inner: axum::routing::future::RouteFuture<Infallible>,
+        busy: Option<Busy>,
+    }
+}
+
+impl Future for TrackedFuture {
+    type Output = Result<hyper::Response<Tracked>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx))?;
+        let busy = this.busy.take();
+        Poll::Ready(Ok(res.map(|body| Tracked { body, _busy: busy })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight until it is dropped.
+    pub(crate) struct Tracked {
+        #[pin]
+        body: axum::body::Body,
+        _busy: Option<Busy>,
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
