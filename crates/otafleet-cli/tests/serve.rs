@@ -294,8 +294,8 @@ fn failed_start(data_dir: &std::path::Path, listen: &str) -> (Option<i32>, Vec<S
 #[test]
 fn startup_errors_are_printed_once_with_their_cause() {
     let dir = tempfile::tempdir().unwrap();
-    // A database that cannot be opened (a directory in its place): sqlx's error repeats its
-    // cause's text, which used to appear three times.
+    // A database that cannot be opened (a directory in its place): sqlx's error repeated its
+    // cause's text three times; the data directory's check now says what is wrong, once.
     let data = dir.path().join("db-is-a-dir");
     std::fs::create_dir_all(data.join("otafleet.db")).unwrap();
     // A port in use.
@@ -305,7 +305,7 @@ fn startup_errors_are_printed_once_with_their_cause() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     for (data_dir, listen, cause) in [
-        (data.clone(), "127.0.0.1:0", "unable to open database file"),
+        (data.clone(), "127.0.0.1:0", "is not a file"),
         (
             dir.path().join("ok"),
             taken_addr.as_str(),

@@ -113,6 +113,17 @@ pub async fn check_database(data_dir: &Path) -> Result<()> {
         ),
     };
     let len = match std::fs::metadata(&path) {
+        Ok(m) if !m.is_file() => {
+            return Err(CoreError::DataDir {
+                code: "database_mismatch",
+                message: format!(
+                    "{} is not a file (a folder or something else is in its place); move it away \
+                     so that otafleet can keep its database there, or point --data-dir at the \
+                     right folder",
+                    path.display()
+                ),
+            })
+        }
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if images > 0 {
