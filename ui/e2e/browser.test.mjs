@@ -155,11 +155,12 @@ test('the device page shows the update history with its error, and can reset enr
   assert.ok((await d.checkin()).token, 'a new token after the reset');
 });
 
-test('settings show how the server runs, read-only; the library refuses deleting a deployed image until it is stopped', async () => {
+test('settings show how the server runs; the library refuses deleting a deployed image until it is stopped', async () => {
   await page.getByRole('link', { name: 'Settings' }).click();
   const table = page.getByRole('table', { name: 'Server settings' });
   await table.getByText(server.base.replace('http://', '')).first().waitFor();
-  await page.getByText('not yet', { exact: false }).or(page.getByText('not built yet')).first().waitFor();
+  await page.getByText('read-only here', { exact: false }).first().waitFor();
+  assert.ok(await page.getByLabel(/Open enrolment/).isChecked(), 'open enrolment is on by default');
 
   await page.getByRole('link', { name: 'Firmware' }).click();
   const row = page.locator('tr', { hasText: '1.5.0' });
