@@ -11,10 +11,12 @@
 //! Mounting a tmpfs needs root. Without root the test says SKIPPED and passes, except under CI,
 //! where it must run.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+mod support;
 use std::sync::Arc;
+use support::{serve_command, Server};
 
 use otafleet_image::synth::AppImage;
 use otafleet_image::Chip;
@@ -68,69 +70,16 @@ impl Drop for Tmpfs {
     }
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path, log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otafleet"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-mdns",
-                "--admin-token",
-                TOKEN,
-                "--max-image-size",
-                "64000000",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start otafleet");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("otafleet listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Self {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    fn stop(mut self, signal: i32) {
-        unsafe {
-            libc::kill(self.child.id() as i32, signal);
-        }
-        let status = self.child.wait().unwrap();
-        if signal == libc::SIGTERM {
-            assert!(status.success(), "a clean stop: {status:?}");
-        }
-    }
-}
-
-impl Drop for Server {
-    /// A test that fails half-way leaves no server behind (stop() has already reaped it).
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+fn start(data_dir: &Path, log: &Path) -> Server {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Server::spawn(
+        serve_command(data_dir, TOKEN, &["--max-image-size", "64000000"]),
+        log.into(),
+    )
 }
 
 fn mac(i: usize) -> String {
@@ -327,7 +276,7 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("durability-server.log");
     let _ = std::fs::remove_file(&log);
     eprintln!("server log: {}", log.display());
-    let server = Server::start(&data, &log);
+    let server = start(&data, &log);
     let base = server.base.clone();
     let http = reqwest::Client::new();
     let mut acked = Acked::default();
@@ -441,10 +390,10 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
 
     // A clean restart, then a kill -9: everything acknowledged is still there.
     server.stop(libc::SIGTERM);
-    let server = Server::start(&data, &log);
+    let server = start(&data, &log);
     verify(&http, &server.base, &acked, true, "after a clean restart").await;
     server.stop(libc::SIGKILL);
-    let server = Server::start(&data, &log);
+    let server = start(&data, &log);
     verify(&http, &server.base, &acked, true, "after kill -9").await;
     server.stop(libc::SIGTERM);
     drop(disk);
@@ -457,18 +406,8 @@ fn a_second_server_on_the_same_data_dir_refuses_to_start_and_names_the_first() {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let log = scratch.path().join("first.log");
-    let first = Server::start(&data, &log);
-    let out = Command::new(env!("CARGO_BIN_EXE_otafleet"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--admin-token",
-            TOKEN,
-        ])
-        .arg("--data-dir")
-        .arg(&data)
+    let first = start(&data, &log);
+    let out = serve_command(&data, TOKEN, &[])
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -8,61 +8,15 @@ use std::time::Duration;
 
 const TOKEN: &str = "cli-test-token";
 
-/// The binary under test: `$OTAFLEET_BIN` when set (as the firmware, UI and sim tests take it),
-/// else the one cargo built for this test.
-fn bin() -> std::path::PathBuf {
-    std::env::var_os("OTAFLEET_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_otafleet").into())
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    addr: String,
-}
+mod support;
+use support::{bin, listening_addr, serve_command, signal, Server};
 
 fn start(data_dir: &std::path::Path) -> Server {
     start_with(data_dir, &[])
 }
 
 fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--admin-token",
-            TOKEN,
-        ])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start otafleet");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("otafleet listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server {
-        child,
-        base: format!("http://{addr}"),
-        addr,
-    }
-}
-
-fn signal(child: &Child, sig: i32) {
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
+    Server::spawn(serve_command(data_dir, TOKEN, extra), Stdio::null())
 }
 
 #[test]
@@ -244,9 +198,7 @@ async fn crash_during_upload_leaves_no_half_image() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let mut child = server.child;
-    signal(&child, libc::SIGTERM);
-    child.wait().unwrap();
+    server.stop(libc::SIGTERM);
 }
 
 fn walk(dir: &std::path::Path) -> usize {
@@ -343,19 +295,8 @@ fn open_files_of(pid: u32) -> (String, String) {
 fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin());
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--admin-token",
-        TOKEN,
-    ])
-    .arg("--data-dir")
-    .arg(dir.path())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    let mut cmd = serve_command(dir.path(), TOKEN, &[]);
+    cmd.stderr(Stdio::null());
     // Start it the way a login shell would: soft limit 1024 (below the hard one, if that is
     // higher; else the same).
     unsafe {
@@ -368,11 +309,7 @@ fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
         });
     }
     let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("otafleet listening on"), "{line:?}");
+    listening_addr(&mut child);
     let (soft, hard) = open_files_of(child.id());
     signal(&child, libc::SIGTERM);
     child.wait().unwrap();
@@ -410,15 +347,7 @@ async fn running_out_of_descriptors_does_not_lock_devices_out() {
         });
     }
     let mut child = Killed(cmd.spawn().unwrap());
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("otafleet listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
+    let addr = listening_addr(&mut child.0);
     // More idle connections than the server has descriptors.
     let mut crowd = Vec::new();
     for _ in 0..150 {
