@@ -41,11 +41,13 @@ test('add a device from the Devices page: a bad MAC is refused in the form, a go
   await page.screenshot({ path: join(shots, 'browser-add-device-refused.png'), animations: 'disabled' });
 
   await mac.fill('24:0a:c4:a3:15:3c');
+  await alert.waitFor({ state: 'detached' }); // the refusal was about the MAC just corrected
   await dialog.getByLabel('Name').fill('bench-relay');
   await dialog.getByLabel('Project').fill('blink');
   await dialog.getByLabel('Chip').selectOption('esp32');
   assert.equal(await dialog.getByLabel('Expected protocol').inputValue(), 'any', 'nothing to go by: any');
   await dialog.getByLabel('Expected protocol').selectOption('native');
+  await page.screenshot({ path: join(shots, 'browser-add-device-form.png'), animations: 'disabled' });
   await dialog.getByRole('button', { name: 'Add device' }).click();
   await dialog.waitFor({ state: 'detached' });
   await page.getByRole('status').filter({ hasText: 'Added bench-relay (24:0A:C4:A3:15:3C): only native may serve it' }).waitFor();

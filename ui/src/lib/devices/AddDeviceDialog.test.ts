@@ -38,5 +38,9 @@ describe('AddDeviceDialog', () => {
     expect(mac.getAttribute('aria-invalid')).toBe('true');
     expect(document.activeElement).toBe(mac);
     expect(onadded).not.toHaveBeenCalled();
+    // Editing the refused MAC takes the stale refusal away.
+    await fireEvent.input(mac, { target: { value: '24:0a:c4:a3:15:3d' } });
+    expect(screen.queryByRole('alert')).toBeNull();
+    expect(mac.getAttribute('aria-invalid')).toBe('false');
   });
 });

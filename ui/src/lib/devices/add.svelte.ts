@@ -84,6 +84,12 @@ export class AddDeviceForm {
   suggestion = $derived.by(() => suggestProtocol(this.project, this.chip, this.devices()));
   expect = $derived(this.chosen ?? this.suggestion.protocol);
 
+  /** A field was edited: a refusal about that field (or about none in particular) no longer
+   *  describes what the form holds, so it goes; one about another field stays. */
+  edited(field: Field) {
+    if (this.error && (this.invalid === null || this.invalid === field)) this.error = null;
+  }
+
   /** What is posted: trimmed, with blank fields left out (the server keeps them unset). */
   body(): NewDevice {
     const d: NewDevice = { mac: this.mac.trim(), expect_protocol: this.expect };

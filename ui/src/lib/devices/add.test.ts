@@ -68,9 +68,15 @@ describe('AddDeviceForm', () => {
     b.createError = new BackendError('invalid_project', "'a b' is not a usable project name", 422);
     await form.submit();
     expect(form.invalid).toBe('project');
+    form.edited('name'); // the project is still what was refused
+    expect(form.invalid).toBe('project');
+    form.edited('project');
+    expect(form.error).toBeNull();
     b.createError = new BackendError('admin_token_invalid', 'the admin token is wrong', 401);
     await form.submit();
     expect([form.error?.code, form.invalid]).toEqual(['admin_token_invalid', null]);
+    form.edited('name'); // about no field in particular: any edit retires it
+    expect(form.error).toBeNull();
     b.createError = null;
     expect(await form.submit()).not.toBeNull();
     expect(form.error).toBeNull();
