@@ -43,6 +43,7 @@ test('settings: listen address, token (masked until shown), legacy scheme off; o
   assert.ok(await toggle.isChecked());
   await toggle.uncheck();
   await page.getByText('Off: unknown devices are refused').waitFor();
+  await page.getByText('"Add device…" on the', { exact: false }).waitFor(); // points at the button, not only the API
   const settings = async () =>
     (await fetch(`${server.base}/api/v1/settings`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
   assert.equal((await settings()).open_enrolment, false);

@@ -5,6 +5,7 @@ import type { components } from './schema';
 type S = components['schemas'];
 export type Device = S['Device'];
 export type DevicePatch = S['DevicePatch'];
+export type NewDevice = S['NewDevice'];
 export type Update = S['Update'];
 export type Firmware = S['Firmware'];
 export type Deployment = S['Deployment'];

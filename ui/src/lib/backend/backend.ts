@@ -9,6 +9,7 @@ import type {
   FleetEvent,
   Firmware,
   NewDeployment,
+  NewDevice,
   NewWatchFolder,
   ServerSettings,
   SettingsPatch,
@@ -60,6 +61,8 @@ export interface Backend {
   clearToken(): void;
 
   listDevices(): Promise<Device[]>;
+  /** Add a device before it checks in (with open enrolment off, the only way in). */
+  createDevice(d: NewDevice): Promise<Device>;
   getDevice(mac: string): Promise<Device>;
   deviceHistory(mac: string): Promise<Update[]>;
   deleteDevice(mac: string): Promise<void>;

@@ -66,6 +66,19 @@ describe('HttpBackend', () => {
     expect(JSON.parse(calls[0].init.body as string)).toEqual({ open_enrolment: false });
   });
 
+  test('adding a device posts its fields as JSON; a refusal keeps its code', async () => {
+    const { f, calls } = fakeFetch([
+      json(201, { mac: '24:0A:C4:A3:15:3C' }),
+      json(409, { error: { code: 'conflict', message: 'device 24:0A:C4:A3:15:3C already exists' } }),
+    ]);
+    const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
+    expect((await b.createDevice({ mac: '24:0a:c4:a3:15:3c', expect_protocol: 'native' })).mac).toBe('24:0A:C4:A3:15:3C');
+    expect([calls[0].url, calls[0].init.method]).toEqual(['/api/v1/devices', 'POST']);
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ mac: '24:0a:c4:a3:15:3c', expect_protocol: 'native' });
+    const e = await b.createDevice({ mac: '24:0a:c4:a3:15:3c' }).catch((e) => e);
+    expect([e.code, e.status]).toEqual(['conflict', 409]);
+  });
+
   test('a dry run deployment posts JSON', async () => {
     const { f, calls } = fakeFetch([json(200, { reach: 5 })]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });

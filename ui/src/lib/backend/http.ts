@@ -10,6 +10,7 @@ import type {
   DevicePatch,
   Firmware,
   NewDeployment,
+  NewDevice,
   NewWatchFolder,
   ServerSettings,
   SettingsPatch,
@@ -125,6 +126,9 @@ export class HttpBackend implements Backend {
 
   listDevices() {
     return this.#request<Device[]>('GET', '/api/v1/devices');
+  }
+  createDevice(d: NewDevice) {
+    return this.#request<Device>('POST', '/api/v1/devices', JSON.stringify(d));
   }
   getDevice(mac: string) {
     return this.#request<Device>('GET', `/api/v1/devices/${encodeURIComponent(mac)}`);

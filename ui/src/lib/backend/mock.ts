@@ -1,6 +1,6 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
-import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, NewWatchFolder, ServerSettings, SettingsPatch, Update, WatchFolder } from '../api/types';
+import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, NewDevice, NewWatchFolder, ServerSettings, SettingsPatch, Update, WatchFolder } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
@@ -52,6 +52,16 @@ export class MockBackend implements Backend {
     this.calls.push('listDevices');
     if (this.listError) throw this.listError;
     return this.devices;
+  }
+  /** The refusal the next createDevice throws (e.g. `invalid_mac`), if any. */
+  createError: BackendError | null = null;
+  async createDevice(d: NewDevice): Promise<Device> {
+    this.calls.push(`createDevice ${JSON.stringify(d)}`);
+    if (this.createError) throw this.createError;
+    return device(d.mac.toUpperCase(), {
+      name: d.name ?? null, chip: d.chip ?? null, project: d.project ?? null, version: null, protocol: null,
+      expect_protocol: d.expect_protocol ?? null, source: 'admin', last_seen: null, online: false, enrolled: false,
+    });
   }
   async getDevice(mac: string) { return this.devices.find((d) => d.mac === mac)!; }
   async deviceHistory() { return []; }
