@@ -143,6 +143,18 @@ test('a deployment made in the UI reaches the project\'s devices and the bars mo
 test('the device page shows the update history with its error, and can reset enrolment', async () => {
   await page.locator('[data-mac="24:0A:C4:12:00:01"] a').click();
   await page.getByRole('heading', { name: /bench-01/ }).waitFor();
+  // Someone on the LAN poses as this token-enrolled device through the Arduino route: refused
+  // ("no update" for HTTPUpdate), nothing of the device changes, and its page says so.
+  const before = await (await fetch(`${server.base}/api/v1/devices/24:0A:C4:12:00:01`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+  const forged = await fetch(`${server.base}/ota/arduino`, {
+    headers: { 'x-esp32-sta-mac': '24:0A:C4:12:00:01', 'x-esp32-sketch-md5': '0'.repeat(32), 'x-esp32-mode': 'sketch', 'user-agent': 'ESP32-http-Update' },
+  });
+  assert.equal(forged.status, 304, 'HTTPUpdate is told there is no update');
+  await page.getByText(/Refused requests/).waitFor();
+  await page.getByText(/over arduino/).waitFor();
+  await page.screenshot({ path: join(shots, 'browser-device-refused.png'), fullPage: true, animations: 'disabled' });
+  const after = await (await fetch(`${server.base}/api/v1/devices/24:0A:C4:12:00:01`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
+  for (const k of ['version', 'project', 'protocol', 'sha256', 'state']) assert.deepEqual(after[k], before[k], `${k} unchanged`);
   const history = page.getByRole('table', { name: 'Update history' });
   await history.getByText('download interrupted: connection reset').waitFor();
   await history.getByText('1.4.0 → 1.5.0').waitFor();
