@@ -320,22 +320,9 @@ fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
 async fn running_out_of_descriptors_does_not_lock_devices_out() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin());
     // A cap far above what the descriptors allow: accept itself runs into EMFILE.
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--admin-token",
-        TOKEN,
-        "--max-connections",
-        "10000",
-    ])
-    .arg("--data-dir")
-    .arg(dir.path())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    let mut cmd = serve_command(dir.path(), TOKEN, &["--max-connections", "10000"]);
+    cmd.stderr(Stdio::null());
     unsafe {
         cmd.pre_exec(|| {
             let lim = libc::rlimit {

@@ -86,6 +86,24 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
+    /// DELETE an admin resource; returns the status.
+    pub async fn admin_delete(&self, path: &str) -> reqwest::StatusCode {
+        self.admin(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    /// GET an image by SHA-256 from the native download route, as a device does.
+    pub async fn download(&self, sha256: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/api/v1/device/firmware/{sha256}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GET a public (unauthenticated) JSON resource.
     pub async fn public_json(&self, path: &str) -> Value {
         let r = self.http.get(self.url(path)).send().await.unwrap();

@@ -26,12 +26,7 @@ async fn re_uploading_an_image_whose_file_went_missing_restores_it() {
     assert!(status == 200 || status == 201, "{status} {again}");
     assert_eq!(again["id"], first["id"], "the same library entry");
     assert!(blob.exists(), "the stored file is back");
-    let r = app
-        .http
-        .get(app.url(&format!("/api/v1/device/firmware/{sha}")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.download(&sha).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
 }
@@ -61,24 +56,14 @@ async fn deleting_an_image_ends_the_attempts_still_open_for_it() {
     let update_id = offer["update"]["id"].as_i64().expect("an offer");
 
     // Stop the deployment, then delete the image while the device's attempt is still open.
-    let r = app
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/deployments/{}", dep["id"]),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "stop: {}", r.status());
-    let r = app
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/firmware/{}", fw["id"]),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "delete: {}", r.status());
+    let stop = app
+        .admin_delete(&format!("/api/v1/deployments/{}", dep["id"]))
+        .await;
+    assert!(stop.is_success(), "stop: {stop}");
+    let delete = app
+        .admin_delete(&format!("/api/v1/firmware/{}", fw["id"]))
+        .await;
+    assert!(delete.is_success(), "delete: {delete}");
 
     let history = app
         .get_json(&format!("/api/v1/devices/{MAC}/updates"))
