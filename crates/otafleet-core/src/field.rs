@@ -3,7 +3,8 @@
 //! contracts 2–4.
 //!
 //! These clients say little: a MAC, sometimes the running image's MD5 or SHA-256, sometimes a
-//! free-text version, never the chip. [`check`] turns one such request into the same rules the
+//! free-text version, never the chip (only ESP8266httpUpdate's headers name its family, and that
+//! family has one chip). [`check`] turns one such request into the same rules the
 //! native protocol follows: the device is registered (or refreshed) by MAC; when its hash matches
 //! a library image, chip, project and version come from that image; an open attempt is
 //! reconciled (`done` when it runs the new image, `failed` when it came back on the old one after
@@ -116,7 +117,13 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     if existing.is_none() && !req.register {
         return Err(CoreError::not_found(format!("device {mac}")));
     }
-    let chip = running.as_ref().map(|f| f.chip.clone());
+    // ESP8266httpUpdate names its chip family in every header (`x-ESP8266-…`) and there is one
+    // ESP8266 family, so its chip is known even when its sketch is not in the library. (The ESP32
+    // headers are sent by every ESP32-family chip alike, so they say nothing about the chip.)
+    let chip = running
+        .as_ref()
+        .map(|f| f.chip.clone())
+        .or_else(|| (req.protocol == "esp8266").then(|| "esp8266".to_string()));
     let project = running.as_ref().and_then(|f| f.project.clone());
     if let Err(e) = admit(&mut tx, &mac, existing.as_ref(), &req, running.as_ref()).await? {
         if existing.is_some() {

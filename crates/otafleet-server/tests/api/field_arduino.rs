@@ -249,3 +249,27 @@ async fn esp8266_httpupdate_updates_from_check_to_confirmed() {
     assert_eq!(d["sha256"], fw2["sha256"]);
     app.stop().await;
 }
+
+/// An ESP8266httpUpdate device whose running sketch is not in the library: its headers name the
+/// ESP8266 family (there is only one), so its chip is known and an image deployed to it by MAC is
+/// offered. Before, it was held for good with "the device's chip is not known yet".
+#[tokio::test]
+async fn esp8266_running_an_unknown_sketch_is_known_to_be_an_esp8266() {
+    const MAC8266: &str = "CC:50:E3:17:C4:22";
+    let app = TestApp::start().await;
+    let v2 = Esp8266App::arduino().payload_len(90_000).build();
+    let fw2 = app.upload_ok("thermo_v1.1.0.bin", v2.clone()).await;
+    let unknown_md5 = "0123456789abcdef0123456789abcdef";
+    let r = send(&app, &esp8266_request(&app, MAC8266, unknown_md5, "sketch")).await;
+    assert_eq!(r.status, 304, "nothing deployed yet");
+    let d = crate::field_arduino::device(&app, MAC8266).await;
+    assert_eq!(d["chip"], "esp8266");
+
+    app.deploy(json!({"firmware_id": fw2["id"], "devices": [MAC8266]}))
+        .await;
+    let r = send(&app, &esp8266_request(&app, MAC8266, unknown_md5, "sketch")).await;
+    assert_eq!(r.status, 200, "the deployed image is offered");
+    assert_eq!(r.header("x-md5"), Some(md5_hex(&v2).as_str()));
+    assert_eq!(r.body, v2);
+    app.stop().await;
+}
