@@ -4,8 +4,9 @@
 Why it exists: the integration test needs firmware that `otafleet serve`
 accepts (it inspects every upload) with a version of our choosing, without an
 ESP32 toolchain. The layout follows ESP-IDF's esp_image_header_t and
-esp_app_desc_t (see /work/shared/reference/device-protocols.md 3.1-3.2 and
-shared/testdata/firmware/inspect.py, which the test uses to check the output):
+esp_app_desc_t (the same layout crates/otafleet-image reads: header.rs and app_desc.rs; the
+integration test also checks the output with the firmware corpus's inspect.py when
+the corpus is there):
 
   24-byte header: magic 0xE9, segment count, SPI mode/speed/size, entry,
       wp_pin 0xEE, chip id at 12, chip revisions, hash_appended=1 at 23

@@ -1,4 +1,4 @@
-//! The native device protocol v1 (DESIGN.md, contract 1): check-in with trust-on-first-use device
+//! The native device protocol v1 (docs/protocols.md §1): check-in with trust-on-first-use device
 //! tokens, and progress reports.
 //!
 //! Token rules: an unknown MAC that checks in without a token is enrolled and handed a fresh token

@@ -1,6 +1,6 @@
 //! Field protocols: devices that run a stock updater and cannot be changed (Arduino `HTTPUpdate`,
-//! `ESP8266httpUpdate`, esp32FOTA, the legacy "ESP32 OTA Update Server" firmware). DESIGN.md
-//! contracts 2–4.
+//! `ESP8266httpUpdate`, esp32FOTA, the legacy "ESP32 OTA Update Server" firmware). docs/protocols.md
+//! §2–4.
 //!
 //! These clients say little: a MAC, sometimes the running image's MD5 or SHA-256, sometimes a
 //! free-text version, never the chip (only ESP8266httpUpdate's headers name its family, and that

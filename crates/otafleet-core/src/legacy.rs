@@ -1,5 +1,5 @@
-//! The legacy "ESP32 OTA Update Server" model mapped onto ours (DESIGN.md contract 4,
-//! ota-server-compat.md). Its devices carry one assignment each (`target_version`,
+//! The legacy "ESP32 OTA Update Server" model mapped onto ours (docs/protocols.md
+//! §4). Its devices carry one assignment each (`target_version`,
 //! `firmware_url`, `checksum`); here an assignment is a deployment naming the device, whose image
 //! is found in the library by its MD5 (`checksum`) or file name (last part of `firmware_url`).
 //!
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn both_token_forms_from_the_compat_doc() {
-        // ota-server-compat.md §3, worked example: secret bench-secret, MAC 24:6F:28:AA:BB:CC.
+        // A worked example of the scheme (docs/protocols.md §4): secret bench-secret, MAC 24:6F:28:AA:BB:CC.
         assert!(token_ok("24:6F:28:AA:BB:CC", "bench-secret", "fa4c71ab"));
         assert!(token_ok("24:6F:28:AA:BB:CC", "bench-secret", "FA4C71AB"));
         assert!(token_ok("24:6F:28:AA:BB:CC", "bench-secret", "559525B0"));

@@ -1,4 +1,4 @@
-//! What an esp32FOTA manifest lists (DESIGN.md contract 3): one entry per project that has a
+//! What an esp32FOTA manifest lists (docs/protocols.md §3): one entry per project that has a
 //! project-wide deployment, plus, for a device that identifies itself (`?id=`), the image
 //! deployed to it by name, which replaces its project's project-wide entry. esp32FOTA picks the
 //! entry whose `type` equals its compiled-in name, so `type` is the project name; images without

@@ -1,6 +1,6 @@
 //! One virtual device running a stock Arduino HTTP updater: `HTTPUpdate` of Arduino-ESP32
-//! (DESIGN.md contract 2, device-protocols.md §1.1) or `ESP8266httpUpdate` of the ESP8266 core
-//! (§1.2), which is the same design under other header names ([`Flavor`]).
+//! (docs/protocols.md §2) or `ESP8266httpUpdate` of the ESP8266 core
+//! (same section), which is the same design under other header names ([`Flavor`]).
 //!
 //! The device polls `GET /ota/arduino` over HTTP/1.0 with `Connection: close` (`useHTTP10(true)`),
 //! sending the `x-ESP32-*` / `x-ESP8266-*` headers its library sends (STA and AP MAC, free space,

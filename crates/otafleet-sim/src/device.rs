@@ -1,4 +1,4 @@
-//! One virtual device speaking the native protocol v1 (DESIGN.md contract 1), as the reference
+//! One virtual device speaking the native protocol v1 (docs/protocols.md §1), as the reference
 //! client does: check in every interval (with jitter), take an offered update, stream the image
 //! (hashing as it goes, never holding it whole), verify SHA-256 and MD5, report progress, reboot
 //! after a delay and check in on the new image, which is what makes the server call it `done`.

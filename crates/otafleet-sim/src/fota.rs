@@ -1,5 +1,5 @@
-//! One virtual device running esp32FOTA (chrisjoyce911/esp32FOTA; DESIGN.md contract 3,
-//! device-protocols.md §2), built with `use_device_id`: it polls the manifest
+//! One virtual device running esp32FOTA (chrisjoyce911/esp32FOTA; docs/protocols.md
+//! §3), built with `use_device_id`: it polls the manifest
 //! `GET /ota/esp32fota.json?id=<ESP.getEfuseMac() as a decimal u64>` with the stock `HTTPClient`
 //! (HTTP/1.1), takes the first entry whose `type` is its compiled-in firmware name (the project)
 //! and whose version is strictly newer than its own (semver), GETs that entry's `url`, which must

@@ -1,5 +1,5 @@
-//! One virtual device built for the legacy "ESP32 OTA Update Server" (DESIGN.md contract 4,
-//! ota-server-compat.md §2, PanicButton.ino `checkForUpdates` / `downloadAndUpdate`).
+//! One virtual device built for the legacy "ESP32 OTA Update Server" (docs/protocols.md §4;
+//! that server's PanicButton.ino `checkForUpdates` / `downloadAndUpdate`).
 //!
 //! Check: `GET /api/firmware?device_id=PanicAlarm_XXXX&hardware=…&version=…&mac=AA:BB:…` with the
 //! stock `HTTPClient` (HTTP/1.1), `hardware` url-encoded with `+`, the MAC not encoded, and
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn token_and_device_id_match_the_compat_doc() {
-        // ota-server-compat.md §3, worked example.
+        // A worked example of the scheme (docs/protocols.md §4).
         assert_eq!(token("24:6F:28:AA:BB:CC", "bench-secret"), "fa4c71ab");
         assert_eq!(device_id("24:6F:28:AA:BB:CC"), "PanicAlarm_BBCC");
     }

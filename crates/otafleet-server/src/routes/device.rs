@@ -1,4 +1,4 @@
-//! Native device protocol v1 (DESIGN.md contract 1): `POST /api/v1/device/checkin` and
+//! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin` and
 //! `POST /api/v1/device/progress`. The device token travels as `Authorization: Bearer`.
 
 use std::net::SocketAddr;

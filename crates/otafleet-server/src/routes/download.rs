@@ -1,4 +1,4 @@
-//! Firmware downloads as every ESP updater needs them (DESIGN.md, "Device contracts"): `200` with
+//! Firmware downloads as every ESP updater needs them (docs/protocols.md §0): `200` with
 //! an explicit `Content-Length` (never chunked, so HTTP/1.0 clients work), `HEAD`, a single
 //! `Range` → `206` with `Content-Range` (ESP-IDF resumes with it), `If-Range`, `ETag` = the
 //! SHA-256 with `If-None-Match` → `304`, and `x-MD5` / `x-SHA256` on every answer.

@@ -1,5 +1,5 @@
 //! Issue 3, devices and scripts built for the legacy "ESP32 OTA Update Server": the requests are
-//! those of /work/shared/reference/ota-server-compat.md §2 (PanicButton.ino `checkForUpdates`:
+//! those of that server's devices (docs/protocols.md §4; PanicButton.ino `checkForUpdates`:
 //! stock HTTPClient GET, HTTP/1.1, `X-Device-Auth` only, `hardware` url-encoded with `+`, `mac`
 //! not encoded; `downloadAndUpdate`: plain GET of `firmware_url`, needs 200 + Content-Length),
 //! §3 (evaluation order table) and §6 (admin API shapes).

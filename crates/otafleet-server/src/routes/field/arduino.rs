@@ -1,5 +1,5 @@
-//! `GET /ota/arduino`: stock Arduino `HTTPUpdate` (ESP32) and `ESP8266httpUpdate` (DESIGN.md
-//! contract 2, device-protocols.md §1.1–1.2).
+//! `GET /ota/arduino`: stock Arduino `HTTPUpdate` (ESP32) and `ESP8266httpUpdate` (docs/protocols.md
+//! §2).
 //!
 //! The device is its STA MAC header (`x-ESP32-STA-MAC` / `x-ESP8266-STA-MAC`; header names are
 //! case-insensitive), the running image its sketch MD5 or SHA-256. Answers: `304` when there is

@@ -1,5 +1,5 @@
-//! `GET /ota/esp32fota.json[?id=<efuse MAC, decimal>]`: the esp32FOTA manifest (DESIGN.md
-//! contract 3; chrisjoyce911/esp32FOTA `src/esp32FOTA.cpp`, `execHTTPcheck` and
+//! `GET /ota/esp32fota.json[?id=<efuse MAC, decimal>]`: the esp32FOTA manifest (docs/protocols.md
+//! §3; chrisjoyce911/esp32FOTA `src/esp32FOTA.cpp`, `execHTTPcheck` and
 //! `checkJSONManifest`). An array of `{type, version, url}`; `url` is absolute, built from the
 //! request's `Host`. With `?id=` the device is registered by its MAC and its entries point at the
 //! per-device download route, so the bytes it fetches are counted for it; a device that asks

@@ -1,5 +1,5 @@
-//! The legacy "ESP32 OTA Update Server" device API (DESIGN.md contract 4, ota-server-compat.md
-//! §3–4): `GET /api/firmware` and `GET /firmware/{filename}`.
+//! The legacy "ESP32 OTA Update Server" device API (docs/protocols.md
+//! §4): `GET /api/firmware` and `GET /firmware/{filename}`.
 //!
 //! Deliberate exception to "errors are mapped once in error.rs": devices and scripts built for
 //! that server read its own bodies (`{"error": …}`, FastAPI's `{"detail": …}`), so this module

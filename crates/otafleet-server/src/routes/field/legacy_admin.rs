@@ -1,4 +1,4 @@
-//! The legacy server's admin API under `/admin/api/` (ota-server-compat.md §6), so scripts
+//! The legacy server's admin API under `/admin/api/` (docs/protocols.md §4), so scripts
 //! written for it keep working: `X-Admin-API-Key` (= our admin token), devices keyed by MAC with
 //! `target_version` / `firmware_url` / `checksum` mapped onto deployments (see
 //! `otafleet_core::legacy`), and the firmware library by file name ([`super::legacy_firmware`]).

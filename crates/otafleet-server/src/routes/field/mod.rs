@@ -1,5 +1,5 @@
-//! Routes for devices already in the field, which keep their stock updaters (DESIGN.md contracts
-//! 2–4): Arduino `HTTPUpdate` / `ESP8266httpUpdate` ([`arduino`]), esp32FOTA manifests ([`fota`]),
+//! Routes for devices already in the field, which keep their stock updaters (docs/protocols.md
+//! §2–4): Arduino `HTTPUpdate` / `ESP8266httpUpdate` ([`arduino`]), esp32FOTA manifests ([`fota`]),
 //! the legacy "ESP32 OTA Update Server" API ([`legacy`], [`legacy_admin`], [`legacy_firmware`]), and byte counting for
 //! all of them ([`counted`]). The rules themselves live in `otafleet_core::field`.
 //!
