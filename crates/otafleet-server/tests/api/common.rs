@@ -157,6 +157,36 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A device `mac` on 1.0.0, enrolled, with image 2.0.0 (project `blink`) deployed to it and
+    /// offered at its second check-in: (its token, the offered update's id).
+    pub async fn enrolled_with_offer(&self, mac: &str) -> (String, i64) {
+        let fw = self
+            .upload_ok(
+                "blink.bin",
+                app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
+            )
+            .await;
+        let (_, first) = self.checkin(None, checkin_body(mac, "1.0.0", None)).await;
+        let token = first["token"].as_str().unwrap().to_string();
+        self.deploy(json!({"firmware_id": fw["id"], "devices": [mac]}))
+            .await;
+        let (_, c) = self
+            .checkin(Some(&token), checkin_body(mac, "1.0.0", None))
+            .await;
+        (token, c["update"]["id"].as_i64().expect("an offer"))
+    }
+
+    /// A native progress report with `token`.
+    pub async fn progress(&self, token: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/v1/device/progress"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Files in the blob store (to prove that refused uploads stored nothing).
     pub fn blob_count(&self) -> usize {
         walk(&self.dir.path().join("blobs"))

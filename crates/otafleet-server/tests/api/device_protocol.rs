@@ -223,41 +223,24 @@ async fn device_that_returns_on_the_old_image_is_failed_and_retried_three_times_
 #[tokio::test]
 async fn device_reported_failure_is_recorded_with_its_reason() {
     let app = TestApp::start().await;
-    let fw = app
-        .upload_ok(
-            "blink.bin",
-            app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
+    let (token, id) = app.enrolled_with_offer(MAC).await;
+    let r = app
+        .progress(
+            &token,
+            json!({"update_id": id, "state": "failed", "progress": 40, "error": "sha256 mismatch"}),
         )
         .await;
-    let (_, first) = app.checkin(None, checkin_body(MAC, "1.0.0", None)).await;
-    let token = first["token"].as_str().unwrap().to_string();
-    app.deploy(json!({"firmware_id": fw["id"], "devices": [MAC]}))
-        .await;
-    let (_, c) = app
-        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
-        .await;
-    let id = c["update"]["id"].as_i64().unwrap();
-    let r = app
-        .http
-        .post(app.url("/api/v1/device/progress"))
-        .bearer_auth(&token)
-        .json(&json!({"update_id": id, "state": "failed", "progress": 40, "error": "sha256 mismatch"}))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(r.status(), 200);
     let device = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
     assert_eq!(device["update"]["state"], "failed");
     assert_eq!(device["update"]["error"], "sha256 mismatch");
     // A finished update takes no more progress.
     let r = app
-        .http
-        .post(app.url("/api/v1/device/progress"))
-        .bearer_auth(&token)
-        .json(&json!({"update_id": id, "state": "downloading", "progress": 50}))
-        .send()
-        .await
-        .unwrap();
+        .progress(
+            &token,
+            json!({"update_id": id, "state": "downloading", "progress": 50}),
+        )
+        .await;
     assert_eq!(r.status(), 409);
     app.stop().await;
 }
@@ -268,26 +251,12 @@ async fn device_reported_failure_is_recorded_with_its_reason() {
 #[tokio::test]
 async fn late_progress_report_cannot_move_an_update_back_from_rebooting() {
     let app = TestApp::start().await;
-    let fw = app
-        .upload_ok(
-            "blink.bin",
-            app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
-        )
-        .await;
-    let (_, first) = app.checkin(None, checkin_body(MAC, "1.0.0", None)).await;
-    let token = first["token"].as_str().unwrap().to_string();
-    app.deploy(json!({"firmware_id": fw["id"], "devices": [MAC]}))
-        .await;
-    let (_, c) = app
-        .checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
-        .await;
-    let id = c["update"]["id"].as_i64().unwrap();
+    let (token, id) = app.enrolled_with_offer(MAC).await;
     let report = |state: &'static str, progress: i64| {
-        app.http
-            .post(app.url("/api/v1/device/progress"))
-            .bearer_auth(&token)
-            .json(&json!({"update_id": id, "state": state, "progress": progress}))
-            .send()
+        app.progress(
+            &token,
+            json!({"update_id": id, "state": state, "progress": progress}),
+        )
     };
     for (state, progress) in [
         ("downloading", 10),
@@ -296,21 +265,17 @@ async fn late_progress_report_cannot_move_an_update_back_from_rebooting() {
         ("flashing", 100),
         ("done", 100),
     ] {
-        assert_eq!(
-            report(state, progress).await.unwrap().status(),
-            200,
-            "{state}"
-        );
+        assert_eq!(report(state, progress).await.status(), 200, "{state}");
     }
     // The late one: a "flashing" that arrives after the device said it reboots.
-    let r = report("flashing", 100).await.unwrap();
+    let r = report("flashing", 100).await;
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "update_moved_on", "{body}");
     let device = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
     assert_eq!(device["update"]["state"], "rebooting");
     // Saying "done" again keeps it where it is.
-    assert_eq!(report("done", 100).await.unwrap().status(), 200);
+    assert_eq!(report("done", 100).await.status(), 200);
     // The boot fails: the device is back on 1.0.0, and that is seen (a new attempt is offered).
     app.checkin(Some(&token), checkin_body(MAC, "1.0.0", None))
         .await;
@@ -333,11 +298,11 @@ async fn late_progress_report_cannot_move_an_update_back_from_rebooting() {
         "device still runs the previous image"
     );
     // Anything but a repeat of the final state is refused for a finished update.
-    let r = report("rebooting", 100).await.unwrap();
+    let r = report("rebooting", 100).await;
     assert_eq!(r.status(), 409);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "update_finished", "{body}");
-    assert_eq!(report("failed", 100).await.unwrap().status(), 200);
+    assert_eq!(report("failed", 100).await.status(), 200);
     let first_attempt = attempt(
         app.get_json(&format!("/api/v1/devices/{MAC}/updates"))
             .await,
