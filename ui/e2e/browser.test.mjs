@@ -155,6 +155,17 @@ test('the device page shows the update history with its error, and can reset enr
   await page.screenshot({ path: join(shots, 'browser-device-refused.png'), fullPage: true, animations: 'disabled' });
   const after = await (await fetch(`${server.base}/api/v1/devices/24:0A:C4:12:00:01`, { headers: { authorization: `Bearer ${ADMIN}` } })).json();
   for (const k of ['version', 'project', 'protocol', 'sha256', 'state']) assert.deepEqual(after[k], before[k], `${k} unchanged`);
+  // The admin lets every protocol serve it from the device page; the server keeps that.
+  await page.getByLabel('Expected protocol', { exact: true }).selectOption('any');
+  await expect(
+    async () => (await (await fetch(`${server.base}/api/v1/devices/24:0A:C4:12:00:01`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()).expect_protocol,
+    'any',
+  );
+  await page.getByLabel('Expected protocol', { exact: true }).selectOption('native');
+  await expect(
+    async () => (await (await fetch(`${server.base}/api/v1/devices/24:0A:C4:12:00:01`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()).expect_protocol,
+    'native',
+  );
   const history = page.getByRole('table', { name: 'Update history' });
   await history.getByText('download interrupted: connection reset').waitFor();
   await history.getByText('1.4.0 → 1.5.0').waitFor();
