@@ -16,7 +16,7 @@ use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::hot::Entry;
-use crate::updates::{self, Decision, Update};
+use crate::updates::{self, Decision, Update, UpdateState};
 use crate::{trust, validate, Fleet};
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -207,26 +207,29 @@ async fn recorded(
     if let Some(u) = updates::reconcile(&mut tx, &device).await? {
         changed.push(u);
     }
-    let (decision, created) = updates::decide(&mut tx, &device).await?;
-    let offer = match decision {
+    let decided = updates::decide(&mut tx, &device).await?;
+    changed.extend(decided.closed);
+    let (offer, applied) = match decided.decision {
         Decision::Offer { update, firmware } => {
-            if created {
+            if decided.created {
                 changed.push((*update).clone());
             }
-            Some(Offer {
+            let offer = Offer {
                 id: update.id,
                 version: firmware.version,
                 url: format!("/api/v1/device/firmware/{}", firmware.sha256),
                 size: firmware.size,
                 sha256: firmware.sha256,
                 md5: firmware.md5,
-            })
+            };
+            (Some(offer), None)
         }
-        Decision::Nothing { reason } => {
+        Decision::Nothing { reason, .. } => {
             tracing::debug!(mac = %c.mac, %reason, "no update offered");
-            None
+            (None, decided.deployment_id)
         }
     };
+    let deployments = crate::deployments::after_change(&mut tx, &changed, applied).await?;
     // Nothing offered and nothing under way: the same report will get the same answer until
     // something changes, so the next ones can be answered from memory.
     let rememberable = offer.is_none()
@@ -251,6 +254,7 @@ async fn recorded(
             update: Box::new(u),
         });
     }
+    fleet.publish_deployments(deployments).await;
     fleet.publish_device(&c.mac).await;
     Ok(CheckinResponse {
         device_id: c.mac,
@@ -385,12 +389,15 @@ pub(crate) async fn progress(
             "progress reports need the device token as 'Authorization: Bearer <token>'",
         )
     })?;
-    if !updates::DEVICE_STATES.contains(&req.state.as_str()) {
-        return Err(CoreError::invalid(
-            "invalid_state",
-            format!("state must be one of {}", updates::DEVICE_STATES.join(", ")),
-        ));
-    }
+    let reported = UpdateState::parse(&req.state)
+        .filter(|s| updates::DEVICE_STATES.contains(s))
+        .ok_or_else(|| {
+            let names: Vec<&str> = updates::DEVICE_STATES.iter().map(|s| s.as_str()).collect();
+            CoreError::invalid(
+                "invalid_state",
+                format!("state must be one of {}", names.join(", ")),
+            )
+        })?;
     if !(0..=100).contains(&req.progress) {
         return Err(CoreError::invalid(
             "invalid_progress",
@@ -399,7 +406,7 @@ pub(crate) async fn progress(
     }
     let token_hash = hash_token(token);
     let mac = device_of(fleet, &token_hash).await?;
-    record_progress(fleet, &mac, &token_hash, req).await
+    record_progress(fleet, &mac, &token_hash, reported, req).await
 }
 
 fn token_unknown() -> CoreError {
@@ -427,6 +434,7 @@ async fn record_progress(
     fleet: &Fleet,
     mac: &str,
     token_hash: &str,
+    reported: UpdateState,
     req: ProgressRequest,
 ) -> Result<Update> {
     let error = req.error.as_deref().map(|e| validate::printable(e, 500));
@@ -454,13 +462,13 @@ async fn record_progress(
     }
     // What the report means for the update: a device's "done" is its last word before the
     // reboot; only a check-in on the new image confirms.
-    let target = if req.state == "done" {
-        "rebooting"
+    let target = if reported == UpdateState::Done {
+        UpdateState::Rebooting
     } else {
-        req.state.as_str()
+        reported
     };
     if update.is_finished() {
-        if update.state == req.state {
+        if update.state == reported {
             // A repeat of the final state (a device saying "done" after its confirming check-in).
             return Ok(update);
         }
@@ -474,7 +482,7 @@ async fn record_progress(
             ),
         });
     }
-    if updates::stage(target) < updates::stage(&update.state) {
+    if target.stage() < update.state.stage() {
         // A late or reordered report: recording it would move the update back and hide what
         // already happened (a `rebooting` update going back to `flashing` would never be seen
         // to fail its boot).
@@ -488,17 +496,19 @@ async fn record_progress(
             ),
         });
     }
-    let (state, progress, error) = match req.state.as_str() {
+    let (state, progress, error) = match reported {
         // Only a check-in on the new image confirms; a device saying "done" is about to reboot.
-        "done" => ("rebooting", 100, None),
-        "failed" => (
-            "failed",
+        UpdateState::Done => (UpdateState::Rebooting, 100, None),
+        UpdateState::Failed => (
+            UpdateState::Failed,
             req.progress,
             Some(error.unwrap_or_else(|| "the device reported a failure without a reason".into())),
         ),
         s => (s, req.progress, None),
     };
     let updated = updates::set_state(&mut tx, update.id, state, progress, error.as_deref()).await?;
+    let deployments =
+        crate::deployments::after_change(&mut tx, std::slice::from_ref(&updated), None).await?;
     let last_seen = crate::time::now();
     sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
         .bind(&last_seen)
@@ -510,7 +520,57 @@ async fn record_progress(
     fleet.events().publish(Event::Update {
         update: Box::new(updated.clone()),
     });
+    fleet.publish_deployments(deployments).await;
     Ok(updated)
+}
+
+/// The open attempt at image `sha256` of the device that holds `token`, for counting the bytes
+/// of its download (docs/protocols.md §1). `None` for an unknown token or no such attempt: the
+/// download is served all the same (images are public by hash), uncounted.
+pub(crate) async fn download_attempt(
+    fleet: &Fleet,
+    token: &str,
+    sha256: &str,
+) -> Result<Option<Update>> {
+    let Some(mac): Option<String> = sqlx::query_scalar(TOKEN_LOOKUP)
+        .bind(hash_token(token))
+        .fetch_optional(fleet.db())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut conn = fleet.db().acquire().await?;
+    Ok(updates::open_for(&mut conn, &mac)
+        .await?
+        .filter(|u| u.sha256 == sha256))
+}
+
+/// Count `bytes` more sent for a native device's attempt; a pass from byte 0 (`restart`)
+/// starts the count afresh. Only the count: the device reports its own state and progress.
+pub(crate) async fn download_sent(
+    fleet: &Fleet,
+    update: &Update,
+    bytes: i64,
+    restart: bool,
+) -> Result<Update> {
+    let u = {
+        let _writer = fleet.device_write_lock(&update.mac).await;
+        let mut conn = fleet.db().acquire().await?;
+        sqlx::query(
+            "UPDATE updates SET bytes_sent = CASE WHEN ? THEN 0 ELSE bytes_sent END + ? \
+             WHERE id = ? AND state NOT IN ('done','failed','cancelled')",
+        )
+        .bind(restart)
+        .bind(bytes)
+        .bind(update.id)
+        .execute(&mut *conn)
+        .await?;
+        updates::get(&mut conn, update.id).await?
+    };
+    fleet.events().publish(Event::Update {
+        update: Box::new(u.clone()),
+    });
+    Ok(u)
 }
 
 #[cfg(test)]

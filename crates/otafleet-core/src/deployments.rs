@@ -1,12 +1,78 @@
 //! Deployments: the admin's "these devices should run this image". Either an explicit list of
-//! devices, or every device of a project and chip (present and future). The newest active
-//! deployment that covers a device wins; [`crate::updates::decide`] turns it into an offer.
+//! devices, or every device of a project and chip (present and future). The newest deployment
+//! that covers a device and was not stopped is its target; [`crate::offer::verdict`] says what
+//! the device gets from it.
+//!
+//! Lifecycle ([`DeploymentStatus`]): `active` while some device it targets is offered the image
+//! or updating; `completed` once every one is done or given up (held, failed to the attempt
+//! limit); back to `active` when a device needs it again (a Retry, a late joiner). A completed
+//! deployment still targets its devices, so nothing drifts back to an older deployment. `stopped`
+//! (by the admin, or superseded by a newer deployment that covers all its devices) targets
+//! nothing, and stopping closes its attempts that had not started as `cancelled`.
+//!
+//! The dry run ([`plan`]) creates the deployment inside a transaction, asks the verdict of every
+//! device it would cover, and rolls back: what it promises is what the same code then does.
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::devices::Device;
 use crate::error::{CoreError, Result};
-use crate::{firmware, validate};
+use crate::firmware::Firmware;
+use crate::offer::{self, Rule, Verdict, VerdictKind};
+use crate::updates::{self, Update, UpdateState};
+use crate::validate;
+
+/// Where a deployment stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    /// Some device it targets is offered the image or updating.
+    Active,
+    /// Every device it targets is done or given up; it goes on targeting them.
+    Completed,
+    /// Stopped by the admin or superseded; it targets nothing.
+    Stopped,
+}
+
+/// How the devices a deployment covers stand, by the status bar's buckets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Tally {
+    /// Running the image.
+    pub done: i64,
+    /// Downloading, verifying, flashing, rebooting or installing it.
+    pub in_progress: i64,
+    /// Offered (at their next check), or not yet known to take it.
+    pub waiting: i64,
+    /// Given up after the attempt limit.
+    pub failed: i64,
+    /// Not offered, for a reason (newer version, other chip or project, too big, ...).
+    pub held: i64,
+    /// Targeted by a newer deployment now.
+    pub superseded: i64,
+}
+
+impl Tally {
+    fn add(&mut self, v: &Verdict) {
+        match v {
+            Verdict::AlreadyRunning => self.done += 1,
+            Verdict::InProgress { state, .. } if *state != UpdateState::Offered => {
+                self.in_progress += 1
+            }
+            Verdict::Offer | Verdict::InProgress { .. } | Verdict::Waiting { .. } => {
+                self.waiting += 1
+            }
+            Verdict::Failed { .. } => self.failed += 1,
+            Verdict::Superseded { .. } => self.superseded += 1,
+            _ => self.held += 1,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Deployment {
@@ -17,17 +83,26 @@ pub struct Deployment {
     pub chip: Option<String>,
     /// Allows installing an older version than the device runs.
     pub rollback: bool,
-    pub active: bool,
+    /// Allows installing the image on devices of another project.
+    pub allow_other_project: bool,
+    pub status: DeploymentStatus,
     pub created_at: String,
+    /// When it was completed or stopped.
+    pub ended_at: Option<String>,
+    /// Why it was stopped (or completed).
+    pub end_reason: Option<String>,
     /// Explicit device list (empty for project-wide deployments).
     #[sqlx(skip)]
     pub devices: Vec<String>,
-    /// How many known devices it reaches now.
+    /// How many known devices it covers now.
     #[sqlx(skip)]
     pub reach: i64,
+    /// How they stand.
+    #[sqlx(skip)]
+    pub tally: Tally,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeployment {
     pub firmware_id: i64,
@@ -37,62 +112,248 @@ pub struct NewDeployment {
     pub project: Option<String>,
     /// Defaults to the image's chip; must match it.
     pub chip: Option<String>,
+    /// Install an older version than a device runs.
     #[serde(default)]
     pub rollback: bool,
-    /// Only compute `reach` and validate; store nothing.
+    /// Install the image on devices that run another project (the device then belongs to the
+    /// image's project). Without it, a deployment that would do so is refused with
+    /// `other_project` (409), naming the devices.
+    #[serde(default)]
+    pub allow_other_project: bool,
+    /// Only plan: the same as `?dry_run=true`.
     #[serde(default)]
     pub dry_run: bool,
 }
 
+/// One covered device and what it gets.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceVerdict {
+    pub mac: String,
+    pub name: Option<String>,
+    pub protocol: Option<String>,
+    pub project: Option<String>,
+    pub version: Option<String>,
+    pub verdict: Verdict,
+    /// Why, in a sentence (also for `offer`).
+    pub reason: String,
+    /// The device's latest attempt in this deployment.
+    pub update: Option<Update>,
+}
+
+/// Devices that share a verdict.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VerdictGroup {
+    pub kind: VerdictKind,
+    pub count: i64,
+    pub devices: Vec<DeviceVerdict>,
+}
+
+/// A deployment dry run: what each device it would cover would get.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Plan {
+    pub firmware_id: i64,
+    pub project: Option<String>,
+    pub chip: Option<String>,
+    pub rollback: bool,
+    pub allow_other_project: bool,
+    /// Devices it would cover.
+    pub reach: i64,
+    /// Devices that would be offered the image (or are already getting it).
+    pub offered: i64,
+    /// One group per verdict, largest first.
+    pub groups: Vec<VerdictGroup>,
+    /// Older deployments this one would stop (every device of theirs is covered by it).
+    pub supersedes: Vec<i64>,
+}
+
+/// A deployment and every device it covers.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeploymentDetail {
+    pub deployment: Deployment,
+    pub devices: Vec<DeviceVerdict>,
+}
+
+/// The coverage rule as SQL over the deployment `d`, for a device given by three SQL
+/// expressions: deployments that name the device, or (naming none) cover its project and chip.
+/// A device of the project whose chip is not known yet is covered too, so that the deployment
+/// can say why it gets nothing. One text for the check-in ([`updates::target_for`]) and the
+/// bulk reads here.
+pub(crate) fn covers(d: &str, mac: &str, project: &str, chip: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM deployment_devices cd WHERE cd.deployment_id = {d}.id AND cd.mac = {mac}) \
+         OR ({d}.project IS NOT NULL AND {d}.project = {project} AND ({chip} IS NULL OR {d}.chip = {chip}) \
+             AND NOT EXISTS (SELECT 1 FROM deployment_devices cd WHERE cd.deployment_id = {d}.id)))"
+    )
+}
+
 pub async fn list(db: &SqlitePool) -> Result<Vec<Deployment>> {
+    let mut conn = db.acquire().await?;
     let rows: Vec<Deployment> = sqlx::query_as("SELECT * FROM deployments ORDER BY id DESC")
-        .fetch_all(db)
+        .fetch_all(&mut *conn)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for d in rows {
-        out.push(fill(db, d).await?);
+        out.push(fill(&mut conn, d).await?.0);
+    }
+    Ok(out)
+}
+
+/// The deployments that are not stopped, newest first, without their tallies (cheap).
+pub(crate) async fn live(conn: &mut SqliteConnection) -> Result<Vec<Deployment>> {
+    let rows: Vec<Deployment> =
+        sqlx::query_as("SELECT * FROM deployments WHERE status != 'stopped' ORDER BY id DESC")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for mut d in rows {
+        d.devices = explicit_devices(conn, d.id).await?;
+        out.push(d);
     }
     Ok(out)
 }
 
 pub async fn get(db: &SqlitePool, id: i64) -> Result<Deployment> {
-    let d: Deployment = sqlx::query_as("SELECT * FROM deployments WHERE id = ?")
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| CoreError::not_found(format!("deployment {id}")))?;
-    fill(db, d).await
+    let mut conn = db.acquire().await?;
+    let d = row(&mut conn, id).await?;
+    Ok(fill(&mut conn, d).await?.0)
 }
 
-async fn fill(db: &SqlitePool, mut d: Deployment) -> Result<Deployment> {
-    d.devices = sqlx::query_scalar(
+pub async fn detail(db: &SqlitePool, id: i64) -> Result<DeploymentDetail> {
+    let mut conn = db.acquire().await?;
+    let d = row(&mut conn, id).await?;
+    let (deployment, devices) = fill(&mut conn, d).await?;
+    Ok(DeploymentDetail {
+        deployment,
+        devices,
+    })
+}
+
+async fn row(conn: &mut SqliteConnection, id: i64) -> Result<Deployment> {
+    sqlx::query_as("SELECT * FROM deployments WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CoreError::not_found(format!("deployment {id}")))
+}
+
+async fn explicit_devices(conn: &mut SqliteConnection, id: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
         "SELECT mac FROM deployment_devices WHERE deployment_id = ? ORDER BY mac",
     )
-    .bind(d.id)
-    .fetch_all(db)
-    .await?;
-    d.reach = if d.devices.is_empty() {
-        sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE project = ? AND chip = ?")
-            .bind(&d.project)
-            .bind(&d.chip)
-            .fetch_one(db)
-            .await?
-    } else {
-        d.devices.len() as i64
-    };
-    Ok(d)
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
-/// Validate and store a deployment (or, with `dry_run`, only validate and count).
-pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
-    let fw = firmware::get(db, new.firmware_id)
-        .await
-        .map_err(|e| match e {
-            CoreError::NotFound { .. } => CoreError::invalid(
+/// Fill the derived fields, and the verdict of every device it covers.
+async fn fill(
+    conn: &mut SqliteConnection,
+    mut d: Deployment,
+) -> Result<(Deployment, Vec<DeviceVerdict>)> {
+    d.devices = explicit_devices(conn, d.id).await?;
+    let verdicts = evaluate(conn, &d).await?;
+    d.reach = verdicts.len() as i64;
+    d.tally = Tally::default();
+    for v in &verdicts {
+        d.tally.add(&v.verdict);
+    }
+    Ok((d, verdicts))
+}
+
+/// The devices deployment `d` covers, each with the deployment that targets it now, and what it
+/// gets from `d`. An esp32FOTA device that never said its project is listed under a
+/// project-wide deployment: the manifest offers it the project's entry.
+async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<DeviceVerdict>> {
+    let fw: Option<Firmware> =
+        sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+            .bind(d.firmware_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(fw) = fw else {
+        return Ok(Vec::new());
+    };
+    let this = covers("d", "dev.mac", "dev.project", "dev.chip");
+    let sql = format!(
+        "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {} \
+             ORDER BY t.id DESC LIMIT 1) AS target \
+         FROM devices dev JOIN deployments d ON d.id = ?1 \
+         WHERE {this} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id)) \
+         ORDER BY dev.mac",
+        covers("t", "dev.mac", "dev.project", "dev.chip")
+    );
+    let rows: Vec<(Device, Option<i64>)> = {
+        use sqlx::Row;
+        sqlx::query(&sql)
+            .bind(d.id)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let target: Option<i64> = r.try_get("target").unwrap_or(None);
+                sqlx::FromRow::from_row(&r).map(|dev| (dev, target))
+            })
+            .collect::<std::result::Result<_, _>>()?
+    };
+    // Every attempt these devices' verdicts read: this deployment's, and any unfinished one.
+    let attempts: Vec<Update> = sqlx::query_as(
+        "SELECT * FROM updates WHERE deployment_id = ? \
+         OR state NOT IN ('done','failed','cancelled') ORDER BY id DESC",
+    )
+    .bind(d.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_mac: HashMap<&str, Vec<Update>> = HashMap::new();
+    for u in &attempts {
+        by_mac.entry(u.mac.as_str()).or_default().push(u.clone());
+    }
+    let rule = Rule {
+        deployment_id: d.id,
+        rollback: d.rollback,
+        allow_other_project: d.allow_other_project,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (dev, target) in rows {
+        let history = by_mac.remove(dev.mac.as_str()).unwrap_or_default();
+        let verdict = match target {
+            Some(t) if t > d.id && d.status != DeploymentStatus::Stopped => {
+                Verdict::Superseded { by: t }
+            }
+            _ => offer::verdict(&dev, &rule, &fw, &history),
+        };
+        let update = history
+            .iter()
+            .filter(|u| u.deployment_id == Some(d.id))
+            .max_by_key(|u| u.id)
+            .cloned();
+        out.push(DeviceVerdict {
+            reason: verdict.reason(),
+            mac: dev.mac,
+            name: dev.name,
+            protocol: dev.protocol,
+            project: dev.project,
+            version: dev.version,
+            verdict,
+            update,
+        });
+    }
+    Ok(out)
+}
+
+/// The image, project and chip of a new deployment, and its explicit devices, checked.
+async fn check(
+    conn: &mut SqliteConnection,
+    new: &NewDeployment,
+) -> Result<(Firmware, Option<String>, Option<String>, Vec<String>)> {
+    let fw: Firmware = sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        .bind(new.firmware_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| {
+            CoreError::invalid(
                 "unknown_firmware",
                 format!("there is no firmware {} in the library", new.firmware_id),
-            ),
-            other => other,
+            )
         })?;
     if let Some(chip) = new.chip.as_deref() {
         let chip = crate::devices::chip(chip)?;
@@ -104,7 +365,7 @@ pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
         }
     }
     let mut macs = Vec::new();
-    let (project, chip) = match &new.devices {
+    match &new.devices {
         Some(list) => {
             if list.is_empty() {
                 return Err(CoreError::invalid(
@@ -117,7 +378,7 @@ pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
                 let chip: Option<Option<String>> =
                     sqlx::query_scalar("SELECT chip FROM devices WHERE mac = ?")
                         .bind(&mac)
-                        .fetch_optional(db)
+                        .fetch_optional(&mut *conn)
                         .await?;
                 match chip {
                     None => {
@@ -141,7 +402,7 @@ pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
                     macs.push(mac);
                 }
             }
-            (None, None)
+            Ok((fw, None, None, macs))
         }
         None => {
             let project = match new.project.as_deref() {
@@ -156,62 +417,350 @@ pub async fn create(db: &SqlitePool, new: NewDeployment) -> Result<Deployment> {
                     )
                 })?,
             };
-            (Some(project), Some(fw.chip.clone()))
+            let chip = Some(fw.chip.clone());
+            Ok((fw, Some(project), chip, macs))
         }
-    };
-    if new.dry_run {
-        let reach = if macs.is_empty() {
-            sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE project = ? AND chip = ?")
-                .bind(&project)
-                .bind(&chip)
-                .fetch_one(db)
-                .await?
-        } else {
-            macs.len() as i64
-        };
-        return Ok(Deployment {
-            id: 0,
-            firmware_id: fw.id,
-            project,
-            chip,
-            rollback: new.rollback,
-            active: false,
-            created_at: crate::time::now(),
-            devices: macs,
-            reach,
-        });
     }
-    let mut tx = crate::db::begin_write(db).await?;
+}
+
+/// Insert the deployment and stop the older ones it covers entirely. Returns its id, the ids it
+/// superseded and the attempts their stopping closed.
+async fn insert(
+    conn: &mut SqliteConnection,
+    new: &NewDeployment,
+    fw: &Firmware,
+    project: &Option<String>,
+    chip: &Option<String>,
+    macs: &[String],
+) -> Result<(i64, Vec<i64>, Vec<Update>)> {
+    let now = crate::time::now();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO deployments (firmware_id, project, chip, rollback, active, created_at) \
-         VALUES (?,?,?,?,1,?) RETURNING id",
+        "INSERT INTO deployments (firmware_id, project, chip, rollback, allow_other_project, status, created_at) \
+         VALUES (?,?,?,?,?,'active',?) RETURNING id",
     )
     .bind(fw.id)
-    .bind(&project)
-    .bind(&chip)
+    .bind(project)
+    .bind(chip)
     .bind(new.rollback)
-    .bind(crate::time::now())
-    .fetch_one(&mut *tx)
+    .bind(new.allow_other_project)
+    .bind(&now)
+    .fetch_one(&mut *conn)
     .await?;
-    for mac in &macs {
+    for mac in macs {
         sqlx::query("INSERT INTO deployment_devices (deployment_id, mac) VALUES (?, ?)")
             .bind(id)
             .bind(mac)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await?;
-    get(db, id).await
+    // An older deployment is superseded when the new one covers everything it could cover: the
+    // same project and chip (project-wide), or every device it names.
+    let older: Vec<i64> = sqlx::query_scalar(
+        "SELECT o.id FROM deployments o WHERE o.id != ?1 AND o.status != 'stopped' AND ( \
+           (?2 IS NOT NULL AND o.project = ?2 AND o.chip = ?3) \
+           OR (EXISTS (SELECT 1 FROM deployment_devices od WHERE od.deployment_id = o.id) \
+               AND NOT EXISTS (SELECT 1 FROM deployment_devices od JOIN devices dev ON dev.mac = od.mac \
+                   WHERE od.deployment_id = o.id AND NOT ( \
+                     EXISTS (SELECT 1 FROM deployment_devices nd WHERE nd.deployment_id = ?1 AND nd.mac = od.mac) \
+                     OR COALESCE(?2 IS NOT NULL AND dev.project = ?2 AND (dev.chip IS NULL OR dev.chip = ?3), 0)))))",
+    )
+    .bind(id)
+    .bind(project)
+    .bind(chip)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut closed = Vec::new();
+    for o in &older {
+        closed.extend(
+            end(
+                conn,
+                *o,
+                DeploymentStatus::Stopped,
+                &format!("superseded by deployment {id}"),
+            )
+            .await?,
+        );
+    }
+    Ok((id, older, closed))
 }
 
-/// Stop a deployment: devices it covered are no longer offered its image.
-pub async fn stop(db: &SqlitePool, id: i64) -> Result<Deployment> {
-    let done = sqlx::query("UPDATE deployments SET active = 0 WHERE id = ?")
+/// End a deployment as `status`; stopping closes its attempts that had not started.
+async fn end(
+    conn: &mut SqliteConnection,
+    id: i64,
+    status: DeploymentStatus,
+    reason: &str,
+) -> Result<Vec<Update>> {
+    sqlx::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
+        .bind(status)
+        .bind(crate::time::now())
+        .bind(reason)
         .bind(id)
-        .execute(db)
+        .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(CoreError::not_found(format!("deployment {id}")));
+    if status != DeploymentStatus::Stopped {
+        return Ok(Vec::new());
     }
-    get(db, id).await
+    let open: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM updates WHERE deployment_id = ? AND state IN ('offered','interrupted')",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut closed = Vec::with_capacity(open.len());
+    for u in open {
+        closed.push(
+            updates::set_state(
+                conn,
+                u,
+                UpdateState::Cancelled,
+                0,
+                Some(&format!("deployment {id} was stopped before it started")),
+            )
+            .await?,
+        );
+    }
+    Ok(closed)
+}
+
+fn group(verdicts: Vec<DeviceVerdict>) -> Vec<VerdictGroup> {
+    let mut by: BTreeMap<VerdictKind, Vec<DeviceVerdict>> = BTreeMap::new();
+    for v in verdicts {
+        by.entry(v.verdict.kind()).or_default().push(v);
+    }
+    let mut groups: Vec<VerdictGroup> = by
+        .into_iter()
+        .map(|(kind, devices)| VerdictGroup {
+            kind,
+            count: devices.len() as i64,
+            devices,
+        })
+        .collect();
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.kind.cmp(&b.kind)));
+    groups
+}
+
+/// What a deployment would do, device by device, without storing anything.
+pub async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let (fw, project, chip, macs) = check(&mut tx, new).await?;
+    let (id, supersedes, _) = insert(&mut tx, new, &fw, &project, &chip, &macs).await?;
+    let d = row(&mut tx, id).await?;
+    let verdicts = evaluate(&mut tx, &d).await?;
+    tx.rollback().await?;
+    let offered = verdicts.iter().filter(|v| v.verdict.offers()).count() as i64;
+    Ok(Plan {
+        firmware_id: fw.id,
+        project,
+        chip,
+        rollback: new.rollback,
+        allow_other_project: new.allow_other_project,
+        reach: verdicts.len() as i64,
+        offered,
+        groups: group(verdicts),
+        supersedes,
+    })
+}
+
+/// Store a deployment. Refused with `other_project` (409) when it would install another
+/// project's image on some device and `allow_other_project` is not set. Returns it, the
+/// deployments it superseded, and the attempts their stopping closed.
+pub async fn create(
+    db: &SqlitePool,
+    new: &NewDeployment,
+) -> Result<(Deployment, Vec<i64>, Vec<Update>)> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let (fw, project, chip, macs) = check(&mut tx, new).await?;
+    let (id, supersedes, closed) = insert(&mut tx, new, &fw, &project, &chip, &macs).await?;
+    let d = row(&mut tx, id).await?;
+    let (d, verdicts) = fill(&mut tx, d).await?;
+    let other: Vec<&DeviceVerdict> = verdicts
+        .iter()
+        .filter(|v| v.verdict.kind() == VerdictKind::OtherProject)
+        .collect();
+    if !other.is_empty() {
+        let names: Vec<String> = other
+            .iter()
+            .take(5)
+            .map(|v| format!("{} ({})", v.mac, v.project.as_deref().unwrap_or("?")))
+            .collect();
+        return Err(CoreError::NeedsConsent {
+            code: "other_project",
+            message: format!(
+                "{} device(s) run another project than the image ({}): {}{}; confirm with allow_other_project to install it on them",
+                other.len(),
+                fw.project.as_deref().unwrap_or("no project"),
+                names.join(", "),
+                if other.len() > 5 { ", …" } else { "" }
+            ),
+        });
+    }
+    let d = settle_status(&mut tx, d, &verdicts).await?;
+    tx.commit().await?;
+    Ok((d, supersedes, closed))
+}
+
+/// Stop a deployment: devices it covered are no longer offered its image; its unstarted
+/// attempts are closed as `cancelled`.
+pub async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Update>)> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let d = row(&mut tx, id).await?;
+    if d.status == DeploymentStatus::Stopped {
+        return Err(CoreError::conflict(format!(
+            "deployment {id} is already stopped"
+        )));
+    }
+    let closed = end(&mut tx, id, DeploymentStatus::Stopped, "stopped by the admin").await?;
+    tx.commit().await?;
+    Ok((get(db, id).await?, closed))
+}
+
+/// Move `d` between `active` and `completed` as its devices' verdicts say.
+async fn settle_status(
+    conn: &mut SqliteConnection,
+    mut d: Deployment,
+    verdicts: &[DeviceVerdict],
+) -> Result<Deployment> {
+    if d.status == DeploymentStatus::Stopped {
+        return Ok(d);
+    }
+    let pending = verdicts.iter().any(|v| v.verdict.pending());
+    let next = if pending {
+        DeploymentStatus::Active
+    } else {
+        DeploymentStatus::Completed
+    };
+    if next != d.status {
+        let (ended, reason) = match next {
+            DeploymentStatus::Completed => (
+                Some(crate::time::now()),
+                Some(format!(
+                    "{} done, {} failed, {} held",
+                    d.tally.done, d.tally.failed, d.tally.held
+                )),
+            ),
+            _ => (None, None),
+        };
+        sqlx::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
+            .bind(next)
+            .bind(&ended)
+            .bind(&reason)
+            .bind(d.id)
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(deployment = d.id, status = ?next, "deployment status changed");
+        d.status = next;
+        d.ended_at = ended;
+        d.end_reason = reason;
+    }
+    Ok(d)
+}
+
+/// Re-read deployment `id` and move it between `active` and `completed`. `Some` when its status
+/// changed (for the event).
+pub(crate) async fn refresh(conn: &mut SqliteConnection, id: i64) -> Result<Option<Deployment>> {
+    let Some(d): Option<Deployment> = sqlx::query_as("SELECT * FROM deployments WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if d.status == DeploymentStatus::Stopped {
+        return Ok(None);
+    }
+    let before = d.status;
+    let (d, verdicts) = fill(conn, d).await?;
+    let d = settle_status(conn, d, &verdicts).await?;
+    Ok((d.status != before).then_some(d))
+}
+
+/// A new attempt for every device of deployment `id` that reached the attempt limit (or only
+/// `mac`): the limit counts afresh from it. Returns the attempts opened.
+pub async fn retry(
+    db: &SqlitePool,
+    id: i64,
+    mac: Option<&str>,
+) -> Result<(Vec<Update>, Option<Deployment>)> {
+    let mut tx = crate::db::begin_write(db).await?;
+    let d = row(&mut tx, id).await?;
+    if d.status == DeploymentStatus::Stopped {
+        return Err(CoreError::conflict(format!(
+            "deployment {id} is stopped; deploy the image again instead"
+        )));
+    }
+    let fw: Firmware = sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        .bind(d.firmware_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let (d, verdicts) = fill(&mut tx, d).await?;
+    let mut opened = Vec::new();
+    for v in &verdicts {
+        if mac.is_some_and(|m| m != v.mac) {
+            continue;
+        }
+        match &v.verdict {
+            Verdict::Failed { .. } => {}
+            other if mac.is_some() => {
+                return Err(CoreError::conflict(format!(
+                    "device {} has nothing to retry in deployment {id}: {}",
+                    v.mac,
+                    other.reason()
+                )))
+            }
+            _ => continue,
+        }
+        let device: Device = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+            .bind(&v.mac)
+            .fetch_one(&mut *tx)
+            .await?;
+        opened.push(updates::open_attempt(&mut tx, &device, &fw, id, true).await?);
+    }
+    if let (Some(m), true) = (mac, opened.is_empty()) {
+        return Err(CoreError::not_found(format!(
+            "device {m} in deployment {id}"
+        )));
+    }
+    let changed = refresh(&mut tx, d.id).await?;
+    tx.commit().await?;
+    Ok((opened, changed))
+}
+
+/// The deployment that targets `mac` now (the newest that covers it and was not stopped).
+pub async fn target_of(db: &SqlitePool, device: &Device) -> Result<Option<i64>> {
+    let mut conn = db.acquire().await?;
+    Ok(updates::target_for(&mut conn, device)
+        .await?
+        .map(|(rule, _)| rule.deployment_id))
+}
+
+/// After a check-in, progress report or download changed attempts: move the deployments they
+/// belong to between `active` and `completed`. `applied` is the deployment the device's verdict
+/// came from, when it offered nothing (a device found done or given up may complete it).
+/// Returns the deployments whose status changed.
+pub(crate) async fn after_change(
+    conn: &mut SqliteConnection,
+    changed: &[Update],
+    applied: Option<i64>,
+) -> Result<Vec<Deployment>> {
+    let mut ids: Vec<i64> = changed
+        .iter()
+        .filter(|u| u.is_finished())
+        .filter_map(|u| u.deployment_id)
+        .collect();
+    if let Some(id) = applied {
+        let active: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM deployments WHERE id = ? AND status = 'active'")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        ids.extend(active);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(refresh(conn, id).await?);
+    }
+    Ok(out)
 }

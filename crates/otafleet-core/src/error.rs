@@ -23,6 +23,10 @@ pub enum CoreError {
     /// The request conflicts with the current state (e.g. deleting a deployed image).
     #[error("{message}")]
     Conflict { message: String },
+    /// The request would do something that needs the admin's explicit consent (`other_project`:
+    /// another project's image on a device); nothing changed. 409.
+    #[error("{message}")]
+    NeedsConsent { code: &'static str, message: String },
     /// A device's progress report that would move its update backwards or reopen a finished one
     /// (`update_finished`, `update_moved_on`): refused, nothing changed.
     #[error("{message}")]
@@ -122,7 +126,7 @@ impl CoreError {
             Self::Unauthorized { code, .. } | Self::Refused { code, .. } => code,
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
-            Self::StaleReport { code, .. } => code,
+            Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }

@@ -15,15 +15,13 @@
 //! These clients report no progress either, so the server counts what it sends: see
 //! [`download_for`], [`download_started`], [`download_bytes`] and [`download_ended`].
 
-use std::cmp::Ordering;
-
 use sqlx::SqliteConnection;
 
 use crate::devices::Device;
 use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::firmware::{self, Firmware};
-use crate::updates::{self, Decision, Update};
+use crate::updates::{self, Decision, Update, UpdateState};
 use crate::{trust, validate, Fleet};
 
 /// What the device asks for.
@@ -53,8 +51,6 @@ pub struct FieldCheck {
     pub register: bool,
     /// The device authenticated with the forgeable legacy shared secret.
     pub weak_auth: bool,
-    /// Offer only versions strictly newer than the running one (the legacy server's rule).
-    pub only_newer: bool,
 }
 
 #[derive(Debug)]
@@ -168,8 +164,10 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
         // download has rebooted; we infer it runs the new image (if it does not, it downloads
         // the image again, which opens a new pass).
         if let Some(open) = updates::open_for(&mut tx, &mac).await? {
-            if open.state == "installing" {
-                changed.push(updates::set_state(&mut tx, open.id, "done", 100, None).await?);
+            if open.state == UpdateState::Installing {
+                changed.push(
+                    updates::set_state(&mut tx, open.id, UpdateState::Done, 100, None).await?,
+                );
                 sqlx::query(
                     "UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?",
                 )
@@ -185,13 +183,14 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     let target = updates::target_for(&mut tx, &device).await?;
     let wanted = target
         .as_ref()
-        .is_some_and(|(_, _, fw)| !updates::runs(&device, fw));
+        .is_some_and(|(_, fw)| !updates::runs(&device, fw));
+    let mut applied = None;
     let answer = match req.mode {
         FieldMode::Filesystem => FieldAnswer::Nothing {
             reason: "the device asked for a filesystem image (mode spiffs); otafleet serves application images only for now".into(),
         },
         FieldMode::VersionOnly => match target {
-            Some((_, _, fw)) if device.chip.as_deref() == Some(fw.chip.as_str()) => {
+            Some((_, fw)) if device.chip.as_deref() == Some(fw.chip.as_str()) => {
                 FieldAnswer::Target {
                     firmware: Box::new(fw),
                 }
@@ -200,19 +199,24 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
                 reason: "no image is deployed for this device".into(),
             },
         },
-        FieldMode::App => match older_or_same(&req, &device, target.as_ref()) {
-            Some(reason) => FieldAnswer::Nothing { reason },
-            None => match updates::decide(&mut tx, &device).await? {
-                (Decision::Offer { update, firmware }, created) => {
-                    if created {
+        FieldMode::App => {
+            let decided = updates::decide(&mut tx, &device).await?;
+            changed.extend(decided.closed);
+            match decided.decision {
+                Decision::Offer { update, firmware } => {
+                    if decided.created {
                         changed.push((*update).clone());
                     }
                     FieldAnswer::Offer { update, firmware }
                 }
-                (Decision::Nothing { reason }, _) => FieldAnswer::Nothing { reason },
-            },
-        },
+                Decision::Nothing { reason, .. } => {
+                    applied = decided.deployment_id;
+                    FieldAnswer::Nothing { reason }
+                }
+            }
+        }
     };
+    let deployments = crate::deployments::after_change(&mut tx, &changed, applied).await?;
     let hold = match &answer {
         // Version queries (ESP8266 `mode: version`, esp32FOTA manifests) start nothing, so
         // there is nothing to hold.
@@ -238,6 +242,7 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
             update: Box::new(u),
         });
     }
+    fleet.publish_deployments(deployments).await;
     fleet.publish_device(&mac).await;
     let device = fleet.device(&mac).await?;
     Ok((device, answer))
@@ -273,27 +278,6 @@ async fn admit(
 
 fn device_reported_version(req: &FieldCheck) -> bool {
     req.version.is_some()
-}
-
-/// The legacy rule: only a strictly newer version is offered (by `validate::compare_versions`;
-/// a version that cannot be ordered is not newer).
-fn older_or_same(
-    req: &FieldCheck,
-    device: &Device,
-    target: Option<&(i64, bool, Firmware)>,
-) -> Option<String> {
-    let (_, _, fw) = target?;
-    if !req.only_newer {
-        return None;
-    }
-    let (Some(running), Some(offered)) = (device.version.as_deref(), fw.version.as_deref()) else {
-        return Some(
-            "the deployed image has no version; legacy devices only take newer versions".into(),
-        );
-    };
-    (validate::compare_versions(offered, running) != Some(Ordering::Greater)).then(|| {
-        format!("the deployed version {offered} is not newer than the running {running}; legacy devices only take newer versions")
-    })
 }
 
 async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
@@ -361,13 +345,18 @@ pub async fn download_for(
             .await?;
         device = load(&mut tx, &mac).await?;
     }
-    let (decision, created) = updates::decide(&mut tx, &device).await?;
-    let update = match decision {
+    let decided = updates::decide(&mut tx, &device).await?;
+    let update = match decided.decision {
         Decision::Offer { update, firmware } if firmware.sha256 == fw.sha256 => Some(*update),
         _ => None,
     };
     tx.commit().await?;
-    if let (Some(u), true) = (&update, created) {
+    for u in decided.closed {
+        fleet.events().publish(Event::Update {
+            update: Box::new(u),
+        });
+    }
+    if let (Some(u), true) = (&update, decided.created) {
         fleet.events().publish(Event::Update {
             update: Box::new(u.clone()),
         });
@@ -383,7 +372,7 @@ pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Resu
     let u = updates::get(&mut conn, update_id).await?;
     // A range that starts mid-image after the last byte went out is a straggler of the same
     // pass (ranges are recorded by separate tasks); it must not undo `installing`.
-    if u.is_finished() || (start > 0 && u.state == "installing") {
+    if u.is_finished() || (start > 0 && u.state == UpdateState::Installing) {
         return Ok(u);
     }
     if start == 0 {
@@ -393,7 +382,7 @@ pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Resu
             .await?;
     }
     let progress = if start == 0 { 0 } else { u.progress };
-    let u = updates::set_state(&mut conn, update_id, "downloading", progress, None).await?;
+    let u = updates::set_state(&mut conn, update_id, UpdateState::Downloading, progress, None).await?;
     drop(_writer);
     publish(fleet, u.clone()).await;
     Ok(u)
@@ -431,7 +420,7 @@ pub async fn download_ended(
             updates::set_state(
                 &mut conn,
                 update_id,
-                "interrupted",
+                UpdateState::Interrupted,
                 u.progress,
                 Some("the connection closed before the whole image was sent"),
             )
@@ -439,7 +428,7 @@ pub async fn download_ended(
         } else if reached_end {
             // The image's last byte went out whole. Earlier ranges may still be counting in
             // their own tasks; their bytes land after this and bring the count to the size.
-            updates::set_state(&mut conn, update_id, "installing", 100, None).await?
+            updates::set_state(&mut conn, update_id, UpdateState::Installing, 100, None).await?
         } else {
             return Ok(());
         }

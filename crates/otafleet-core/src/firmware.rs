@@ -16,7 +16,7 @@ use tokio::io::AsyncRead;
 
 use crate::blobs::BlobStore;
 use crate::error::{CoreError, Result};
-use crate::updates::{self, Update};
+use crate::updates::{self, Update, UpdateState};
 use crate::validate;
 
 /// One image in the library.
@@ -294,7 +294,7 @@ fn pick<const N: usize>(
 }
 
 /// Delete an image, refused while an active deployment uses it. Attempts still open for it end
-/// as failed (the device can no longer download it); they are returned so the caller can publish
+/// as cancelled (the device can no longer download it); they are returned so the caller can publish
 /// them.
 pub async fn delete(
     db: &SqlitePool,
@@ -304,7 +304,7 @@ pub async fn delete(
     let fw = get(db, id).await?;
     let mut tx = crate::db::begin_write(db).await?;
     let deployed: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND active = 1")
+        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND status != 'stopped'")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -315,7 +315,7 @@ pub async fn delete(
         )));
     }
     let open: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM updates WHERE firmware_id = ? AND state NOT IN ('done','failed')",
+        "SELECT id FROM updates WHERE firmware_id = ? AND state NOT IN ('done','failed','cancelled')",
     )
     .bind(id)
     .fetch_all(&mut *tx)
@@ -326,9 +326,9 @@ pub async fn delete(
             updates::set_state(
                 &mut tx,
                 update,
-                "failed",
+                UpdateState::Cancelled,
                 0,
-                Some("cancelled: the image was deleted from the library"),
+                Some("the image was deleted from the library"),
             )
             .await?,
         );

@@ -11,14 +11,14 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::blobs::BlobStore;
 use crate::checkin::{self, CheckinRequest, CheckinResponse, ProgressRequest};
 use crate::datadir::{self, DataDirLock};
-use crate::deployments::{self, Deployment, NewDeployment};
+use crate::deployments::{self, Deployment, DeploymentDetail, NewDeployment, Plan};
 use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
 use crate::events::{Event, EventBus};
 use crate::firmware::{self, Firmware, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
 use crate::settings::Settings;
-use crate::updates::{self, Update};
+use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
 use crate::{db, trust, validate};
 
@@ -331,35 +331,153 @@ impl Fleet {
         deployments::list(self.db()).await
     }
 
-    pub async fn deployment_create(&self, new: NewDeployment) -> Result<Deployment> {
-        let dry = new.dry_run;
-        let d = {
-            let _w = self.write_lock().await;
-            deployments::create(self.db(), new).await?
-        };
-        if !dry {
-            tracing::info!(
-                id = d.id,
-                firmware = d.firmware_id,
-                reach = d.reach,
-                "deployment created"
-            );
-            self.events().publish(Event::Deployment {
-                deployment: Box::new(d.clone()),
-            });
-        }
-        Ok(d)
+    /// A deployment and every device it covers, with what each gets from it.
+    pub async fn deployment(&self, id: i64) -> Result<DeploymentDetail> {
+        deployments::detail(self.db(), id).await
     }
 
-    pub async fn deployment_stop(&self, id: i64) -> Result<Deployment> {
-        let d = {
+    /// What a deployment would do, device by device; nothing is stored.
+    pub async fn deployment_plan(&self, new: &NewDeployment) -> Result<Plan> {
+        let _w = self.quiet_write_lock().await;
+        deployments::plan(self.db(), new).await
+    }
+
+    pub async fn deployment_create(&self, new: NewDeployment) -> Result<Deployment> {
+        let (d, superseded, closed) = {
             let _w = self.write_lock().await;
-            deployments::stop(self.db(), id).await?
+            deployments::create(self.db(), &new).await?
         };
+        tracing::info!(
+            id = d.id,
+            firmware = d.firmware_id,
+            reach = d.reach,
+            rollback = d.rollback,
+            allow_other_project = d.allow_other_project,
+            ?superseded,
+            "deployment created"
+        );
+        for id in superseded {
+            if let Ok(old) = deployments::get(self.db(), id).await {
+                self.events().publish(Event::Deployment {
+                    deployment: Box::new(old),
+                });
+            }
+        }
+        self.publish_updates(closed).await;
         self.events().publish(Event::Deployment {
             deployment: Box::new(d.clone()),
         });
         Ok(d)
+    }
+
+    /// Stop a deployment; its attempts that had not started are closed as `cancelled`.
+    pub async fn deployment_stop(&self, id: i64) -> Result<Deployment> {
+        let (d, closed) = {
+            let _w = self.write_lock().await;
+            deployments::stop(self.db(), id).await?
+        };
+        tracing::info!(id, cancelled = closed.len(), "deployment stopped");
+        self.publish_updates(closed).await;
+        self.events().publish(Event::Deployment {
+            deployment: Box::new(d.clone()),
+        });
+        Ok(d)
+    }
+
+    /// Retry every device of deployment `id` that reached the attempt limit: each gets a new
+    /// attempt, and the limit counts afresh from it.
+    pub async fn deployment_retry(&self, id: i64) -> Result<Vec<Update>> {
+        self.retry(id, None).await
+    }
+
+    /// Retry one device that reached the attempt limit in the deployment that targets it.
+    pub async fn device_retry(&self, mac: &str) -> Result<Update> {
+        let device = self.device(mac).await?;
+        let id = deployments::target_of(self.db(), &device)
+            .await?
+            .ok_or_else(|| {
+                CoreError::conflict(format!(
+                    "no deployment targets device {}; deploy an image to it instead",
+                    device.mac
+                ))
+            })?;
+        let mut opened = self.retry(id, Some(&device.mac)).await?;
+        Ok(opened.remove(0))
+    }
+
+    async fn retry(&self, id: i64, mac: Option<&str>) -> Result<Vec<Update>> {
+        let (opened, changed) = {
+            let _w = self.write_lock().await;
+            deployments::retry(self.db(), id, mac).await?
+        };
+        tracing::info!(deployment = id, devices = opened.len(), "retry");
+        self.publish_updates(opened.clone()).await;
+        self.publish_deployments(changed.into_iter().collect()).await;
+        Ok(opened)
+    }
+
+    /// Roll one device back to the image it ran before its last completed update: a new
+    /// deployment to that device alone, as a rollback (and of another project if that image
+    /// was).
+    pub async fn device_rollback(&self, mac: &str) -> Result<Deployment> {
+        let device = self.device(mac).await?;
+        let last: Option<Update> = self
+            .device_history(&device.mac)
+            .await?
+            .into_iter()
+            .find(|u| u.state == UpdateState::Done);
+        let Some(last) = last else {
+            return Err(CoreError::conflict(format!(
+                "device {} has no completed update to roll back",
+                device.mac
+            )));
+        };
+        let Some(previous) = last.from_sha256.as_deref() else {
+            return Err(CoreError::conflict(format!(
+                "otafleet does not know which image device {} ran before update {} (it did not report a hash); deploy that image to it as a rollback",
+                device.mac, last.id
+            )));
+        };
+        let fw = firmware::by_any_hash(self.db(), previous)
+            .await?
+            .ok_or_else(|| {
+                CoreError::conflict(format!(
+                    "the image device {} ran before ({}) is not in the library; add it, then deploy it as a rollback",
+                    device.mac,
+                    last.from_version.as_deref().unwrap_or(previous)
+                ))
+            })?;
+        self.deployment_create(NewDeployment {
+            firmware_id: fw.id,
+            devices: Some(vec![device.mac.clone()]),
+            rollback: true,
+            allow_other_project: true,
+            ..NewDeployment::default()
+        })
+        .await
+    }
+
+    pub(crate) async fn publish_updates(&self, updates: Vec<Update>) {
+        let mut macs: Vec<String> = updates.iter().map(|u| u.mac.clone()).collect();
+        for u in updates {
+            self.events().publish(Event::Update {
+                update: Box::new(u),
+            });
+        }
+        macs.sort();
+        macs.dedup();
+        for mac in macs {
+            self.publish_device(&mac).await;
+        }
+    }
+
+    /// Publish deployments whose status changed.
+    pub(crate) async fn publish_deployments(&self, changed: Vec<Deployment>) {
+        for d in changed {
+            self.events().publish(Event::Deployment {
+                deployment: Box::new(d),
+            });
+        }
     }
 
     // --- native device protocol -------------------------------------------------------------
@@ -377,6 +495,21 @@ impl Fleet {
         let u = checkin::progress(self, token, req).await?;
         self.publish_device(&u.mac).await;
         Ok(u)
+    }
+
+    /// The open attempt a native device's download belongs to (by its token), for counting.
+    pub async fn native_download(&self, token: &str, sha256: &str) -> Result<Option<Update>> {
+        checkin::download_attempt(self, token, sha256).await
+    }
+
+    /// Count bytes sent for a native device's download ([`Fleet::native_download`]).
+    pub async fn native_download_sent(
+        &self,
+        update: &Update,
+        bytes: i64,
+        restart: bool,
+    ) -> Result<Update> {
+        checkin::download_sent(self, update, bytes, restart).await
     }
 
     // --- trust settings -------------------------------------------------------------------

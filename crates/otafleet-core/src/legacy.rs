@@ -59,7 +59,7 @@ pub async fn target(fleet: &Fleet, device: &Device) -> Result<Option<Firmware>> 
     let mut conn = fleet.db().acquire().await?;
     Ok(updates::target_for(&mut conn, device)
         .await?
-        .map(|(_, _, fw)| fw))
+        .map(|(_, fw)| fw))
 }
 
 /// What the legacy admin API sends to create or change a device.
@@ -167,8 +167,7 @@ pub async fn assign(
                 devices: Some(vec![mac.clone()]),
                 project: None,
                 chip: None,
-                rollback: false,
-                dry_run: false,
+                ..NewDeployment::default()
             })
             .await?;
     }

@@ -8,7 +8,8 @@
 //! - the [`events::EventBus`] that tells the UI (over server-sent events) what changed.
 //!
 //! Modules are split by resource: [`firmware`] (import, inspect, list, delete), [`devices`],
-//! [`deployments`], [`updates`] (which image a device is offered and how far it got) and
+//! [`deployments`] (with their lifecycle and dry run), [`offer`] (the one pure rule for what a
+//! device is offered), [`updates`] (attempts and how far each got) and
 //! [`checkin`] (the native device protocol); [`watch_folders`] lists the build folders whose images
 //! are imported by themselves. Input parsing that every caller needs — MAC
 //! addresses, versions, names — sits in [`validate`]. Nothing here knows HTTP or Tauri: errors are
@@ -35,6 +36,7 @@ mod fleet;
 pub mod hot;
 pub mod legacy;
 pub mod manifest;
+pub mod offer;
 pub mod settings;
 pub mod time;
 pub mod trust;

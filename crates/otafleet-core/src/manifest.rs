@@ -1,43 +1,71 @@
-//! What an esp32FOTA manifest lists (docs/protocols.md §3): one entry per project that has a
-//! project-wide deployment, plus, for a device that identifies itself (`?id=`), the image
-//! deployed to it by name, which replaces its project's project-wide entry. esp32FOTA picks the
-//! entry whose `type` equals its compiled-in name, so `type` is the project name; images without
-//! a version are left out (esp32FOTA would read them as 0.0.0 and never install them).
+//! What an esp32FOTA manifest lists (docs/protocols.md §3). esp32FOTA picks the entry whose
+//! `type` equals the project name compiled into it, and installs it only when its version is
+//! newer than its own; images without a version are never listed (esp32FOTA would read them as
+//! 0.0.0 and never install them).
+//!
+//! - A device that identifies itself (`?id=`) and whose project is known gets at most one entry:
+//!   its target image, named after its project, exactly when [`crate::offer::verdict`] offers it
+//!   (so the dry run and the manifest agree).
+//! - A device whose project is not known yet (esp32FOTA says nothing about itself), or a request
+//!   without `?id=`, gets one entry per project with a project-wide deployment, plus the image
+//!   deployed to that device by name, which replaces its project's entry.
 
 use std::collections::BTreeMap;
 
+use crate::devices::Device;
 use crate::error::Result;
-use crate::firmware::{self, Firmware};
-use crate::{deployments, Fleet};
+use crate::firmware::Firmware;
+use crate::offer;
+use crate::{deployments, updates, Fleet};
 
 /// esp32FOTA parses the manifest into a 2 KiB JSON document: a handful of entries at most.
 pub const MAX_ENTRIES: usize = 8;
 
-/// `(project, image)` pairs, newest deployment first within a project, at most [`MAX_ENTRIES`].
+/// `(type, image)` pairs, at most [`MAX_ENTRIES`].
 pub async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
-    let mut by_project: BTreeMap<String, (bool, i64, Firmware)> = BTreeMap::new();
-    // Newest first, so the first entry seen for a project wins unless a device-specific one comes.
-    for d in deployments::list(fleet.db()).await? {
-        if !d.active {
-            continue;
-        }
-        let for_device = match mac {
-            Some(m) => d.devices.iter().any(|x| x == m),
-            None => false,
+    let mut conn = fleet.db().acquire().await?;
+    let device: Option<Device> = match mac {
+        Some(m) => sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+            .bind(m)
+            .fetch_optional(&mut *conn)
+            .await?,
+        None => None,
+    };
+    if let Some(device) = device.as_ref().filter(|d| d.project.is_some()) {
+        let Some((rule, fw)) = updates::target_for(&mut conn, device).await? else {
+            return Ok(Vec::new());
         };
+        let history = updates::recent(&mut conn, &device.mac).await?;
+        let verdict = offer::verdict(device, &rule, &fw, &history);
+        if !verdict.offers() {
+            tracing::debug!(mac = %device.mac, reason = %verdict.reason(), "esp32FOTA manifest lists nothing");
+            return Ok(Vec::new());
+        }
+        let project = device.project.clone().unwrap_or_default();
+        return Ok(vec![(project, fw)]);
+    }
+    let mut by_project: BTreeMap<String, (bool, Firmware)> = BTreeMap::new();
+    // Newest first, so the first entry seen for a project wins unless a device-specific one comes.
+    for d in deployments::live(&mut conn).await? {
+        let for_device = mac.is_some_and(|m| d.devices.iter().any(|x| x == m));
         if !d.devices.is_empty() && !for_device {
             continue;
         }
-        let fw = firmware::get(fleet.db(), d.firmware_id).await?;
+        let fw: Option<Firmware> =
+            sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+                .bind(d.firmware_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some(fw) = fw else { continue };
         let (Some(project), Some(_)) = (fw.project.clone(), fw.version.as_ref()) else {
             continue;
         };
         let replace = match by_project.get(&project) {
             None => true,
-            Some((specific, _, _)) => for_device && !specific,
+            Some((specific, _)) => for_device && !specific,
         };
         if replace {
-            by_project.insert(project, (for_device, d.id, fw));
+            by_project.insert(project, (for_device, fw));
         }
     }
     if by_project.len() > MAX_ENTRIES {
@@ -49,6 +77,6 @@ pub async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(String, Fi
     Ok(by_project
         .into_iter()
         .take(MAX_ENTRIES)
-        .map(|(p, (_, _, fw))| (p, fw))
+        .map(|(p, (_, fw))| (p, fw))
         .collect())
 }

@@ -1,28 +1,119 @@
-//! Updates: one row per attempt to bring one device onto one image, and the rules that decide
-//! whether a device is offered an image at all.
+//! Updates: one row per attempt to bring one device onto one image.
 //!
-//! Rules ([`decide`]): the newest active deployment that names the device (or covers its project
-//! and chip) is its target. A device is offered the target only when it runs a different image,
-//! the target is for the same chip, and the target is not older than what the device runs unless
-//! the deployment is a rollback. After [`MAX_ATTEMPTS`](crate::settings::MAX_ATTEMPTS) failed
-//! attempts at one image the device is left alone, so a broken image does not loop forever.
+//! Whether a device is offered an image is [`crate::offer::verdict`]'s rule; [`decide`] applies
+//! it to the device's target ([`target_for`]: the newest deployment that covers it and was not
+//! stopped) and opens or reuses the attempt.
 //!
-//! States: `offered → downloading → verifying → flashing → rebooting → done`, or `failed` with a
-//! reason; clients that report nothing move through `downloading → installing` (bytes counted by
-//! the server) or `interrupted`. `done` is set only by [`reconcile`], when the device checks in
-//! running the new image.
+//! States ([`UpdateState`]): `offered → downloading → verifying → flashing → rebooting → done`,
+//! or `failed` with a reason; clients that report nothing move through `downloading →
+//! installing` (bytes counted by the server) or `interrupted`; `cancelled` closes an attempt
+//! whose deployment was stopped or replaced before it started. `done` is set only by
+//! [`reconcile`], when the device checks in running the new image.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::devices::Device;
 use crate::error::{CoreError, Result};
 use crate::firmware::Firmware;
-use crate::settings::MAX_ATTEMPTS;
-use crate::validate;
+use crate::offer::{self, Rule, Verdict};
+
+/// Where one attempt stands. Stored as its lowercase name (`updates.state`); the UI gets these
+/// variants through the OpenAPI document.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum UpdateState {
+    /// Offered at a check-in; the device has not started (or, a stock client, not asked) yet.
+    Offered,
+    Downloading,
+    Verifying,
+    Flashing,
+    /// The device flashed the image and is restarting; its next check-in confirms.
+    Rebooting,
+    /// A stock client received the whole image (counted by the server) and is installing it.
+    Installing,
+    /// A stock client's download was cut; it starts over at its next check.
+    Interrupted,
+    /// The device checked in running the image.
+    Done,
+    Failed,
+    /// Closed without an outcome: its deployment was stopped or replaced before it started.
+    Cancelled,
+}
+
+impl UpdateState {
+    pub const ALL: [UpdateState; 10] = [
+        UpdateState::Offered,
+        UpdateState::Downloading,
+        UpdateState::Verifying,
+        UpdateState::Flashing,
+        UpdateState::Rebooting,
+        UpdateState::Installing,
+        UpdateState::Interrupted,
+        UpdateState::Done,
+        UpdateState::Failed,
+        UpdateState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Offered => "offered",
+            UpdateState::Downloading => "downloading",
+            UpdateState::Verifying => "verifying",
+            UpdateState::Flashing => "flashing",
+            UpdateState::Rebooting => "rebooting",
+            UpdateState::Installing => "installing",
+            UpdateState::Interrupted => "interrupted",
+            UpdateState::Done => "done",
+            UpdateState::Failed => "failed",
+            UpdateState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Nothing more happens to an attempt in this state.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            UpdateState::Done | UpdateState::Failed | UpdateState::Cancelled
+        )
+    }
+
+    /// How far along its lifecycle an attempt is: `offered` 0, `downloading` (and a stock
+    /// client's `interrupted` download) 1, `verifying` 2, `flashing` 3, `rebooting` (and a stock
+    /// client's `installing`) 4, finished 5. A device's report may keep an update where it is or
+    /// move it on, never back: a late `flashing` must not hide that the device already rebooted.
+    pub fn stage(self) -> u8 {
+        match self {
+            UpdateState::Offered => 0,
+            UpdateState::Downloading | UpdateState::Interrupted => 1,
+            UpdateState::Verifying => 2,
+            UpdateState::Flashing => 3,
+            UpdateState::Rebooting | UpdateState::Installing => 4,
+            UpdateState::Done | UpdateState::Failed | UpdateState::Cancelled => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for UpdateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for UpdateState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Update {
@@ -36,14 +127,15 @@ pub struct Update {
     pub version: Option<String>,
     pub from_version: Option<String>,
     pub from_sha256: Option<String>,
-    /// `offered`, `downloading`, `verifying`, `flashing`, `rebooting`, `installing`, `interrupted`,
-    /// `done` or `failed`.
-    pub state: String,
+    pub state: UpdateState,
     /// 0–100.
     pub progress: i64,
     /// Bytes the server has sent for this update (all clients).
     pub bytes_sent: i64,
     pub error: Option<String>,
+    /// Started by an admin's Retry: the attempt limit counts failures from this attempt on.
+    #[sqlx(default)]
+    pub retry: bool,
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
@@ -51,34 +143,18 @@ pub struct Update {
 
 impl Update {
     pub fn is_finished(&self) -> bool {
-        self.state == "done" || self.state == "failed"
-    }
-}
-
-/// How far along its lifecycle an update in `state` is: `offered` 0, `downloading` (and a stock
-/// client's `interrupted` download) 1, `verifying` 2, `flashing` 3, `rebooting` (and a stock
-/// client's `installing`) 4, `done`/`failed` 5. A device's report may keep an update where it is
-/// or move it on, never back: a late `flashing` must not hide that the device already rebooted.
-pub fn stage(state: &str) -> u8 {
-    match state {
-        "offered" => 0,
-        "downloading" | "interrupted" => 1,
-        "verifying" => 2,
-        "flashing" => 3,
-        "rebooting" | "installing" => 4,
-        // `done`, `failed`, and anything unknown: nothing comes after it.
-        _ => 5,
+        self.state.is_finished()
     }
 }
 
 /// States a device may report over the native protocol.
-pub const DEVICE_STATES: &[&str] = &[
-    "downloading",
-    "verifying",
-    "flashing",
-    "rebooting",
-    "done",
-    "failed",
+pub const DEVICE_STATES: &[UpdateState] = &[
+    UpdateState::Downloading,
+    UpdateState::Verifying,
+    UpdateState::Flashing,
+    UpdateState::Rebooting,
+    UpdateState::Done,
+    UpdateState::Failed,
 ];
 
 pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Update> {
@@ -119,7 +195,7 @@ pub async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String, Update
 /// The unfinished attempt of a device, if any.
 pub async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Update>> {
     Ok(sqlx::query_as(
-        "SELECT * FROM updates WHERE mac = ? AND state NOT IN ('done','failed') ORDER BY id DESC LIMIT 1",
+        "SELECT * FROM updates WHERE mac = ? AND state NOT IN ('done','failed','cancelled') ORDER BY id DESC LIMIT 1",
     )
     .bind(mac)
     .fetch_optional(conn)
@@ -130,12 +206,12 @@ pub async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<U
 pub async fn set_state(
     conn: &mut SqliteConnection,
     id: i64,
-    state: &str,
+    state: UpdateState,
     progress: i64,
     error: Option<&str>,
 ) -> Result<Update> {
     let now = crate::time::now();
-    let finished = (state == "done" || state == "failed").then_some(now.clone());
+    let finished = state.is_finished().then_some(now.clone());
     sqlx::query(
         "UPDATE updates SET state = ?, progress = ?, error = ?, updated_at = ?, \
          finished_at = COALESCE(?, finished_at) WHERE id = ?",
@@ -172,24 +248,23 @@ pub async fn add_bytes(
     get(conn, id).await
 }
 
-/// The image a device should run, from the newest active deployment that covers it.
+/// The image a device should run: the newest deployment that covers it and was not stopped
+/// (a completed one still does: it says its devices are done, not that they may drift).
 pub async fn target_for(
     conn: &mut SqliteConnection,
     device: &Device,
-) -> Result<Option<(i64, bool, Firmware)>> {
-    let row: Option<(i64, bool, i64)> = sqlx::query_as(
-        "SELECT d.id, d.rollback, d.firmware_id FROM deployments d WHERE d.active = 1 AND ( \
-            EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id AND dd.mac = ?1) \
-            OR (d.project IS NOT NULL AND d.project = ?2 AND d.chip = ?3 \
-                AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id))) \
-         ORDER BY d.id DESC LIMIT 1",
-    )
+) -> Result<Option<(Rule, Firmware)>> {
+    let row: Option<(i64, bool, bool, i64)> = sqlx::query_as(&format!(
+        "SELECT d.id, d.rollback, d.allow_other_project, d.firmware_id FROM deployments d \
+         WHERE d.status != 'stopped' AND {} ORDER BY d.id DESC LIMIT 1",
+        crate::deployments::covers("d", "?1", "?2", "?3")
+    ))
     .bind(&device.mac)
     .bind(&device.project)
     .bind(&device.chip)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((deployment_id, rollback, firmware_id)) = row else {
+    let Some((deployment_id, rollback, allow_other_project, firmware_id)) = row else {
         return Ok(None);
     };
     let fw: Option<Firmware> =
@@ -197,7 +272,26 @@ pub async fn target_for(
             .bind(firmware_id)
             .fetch_optional(&mut *conn)
             .await?;
-    Ok(fw.map(|fw| (deployment_id, rollback, fw)))
+    Ok(fw.map(|fw| {
+        (
+            Rule {
+                deployment_id,
+                rollback,
+                allow_other_project,
+            },
+            fw,
+        )
+    }))
+}
+
+/// The device's recent attempts, newest first: what [`offer::verdict`] reads.
+pub async fn recent(conn: &mut SqliteConnection, mac: &str) -> Result<Vec<Update>> {
+    Ok(
+        sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
+            .bind(mac)
+            .fetch_all(conn)
+            .await?,
+    )
 }
 
 /// Did this server ever offer this image to this device (an update row for it)?
@@ -211,14 +305,9 @@ pub async fn was_sent(conn: &mut SqliteConnection, mac: &str, sha256: &str) -> R
     Ok(found.is_some())
 }
 
-/// Does the device run this image? By hash when the device reports one, else by version.
+/// Does the device run this image? ([`offer::runs`].)
 pub fn runs(device: &Device, fw: &Firmware) -> bool {
-    match device.sha256.as_deref() {
-        Some(sha) => {
-            sha == fw.sha256 || Some(sha) == fw.appended_sha256.as_deref() || sha == fw.md5
-        }
-        None => device.version.is_some() && device.version == fw.version,
-    }
+    offer::runs(device, fw)
 }
 
 /// What to tell a device that asks for an update.
@@ -229,83 +318,102 @@ pub enum Decision {
         update: Box<Update>,
         firmware: Box<Firmware>,
     },
-    /// Nothing to do, and why (for logs and the UI).
-    Nothing { reason: String },
+    /// Nothing to do, and why (for logs and the UI). `verdict` is `None` when no deployment
+    /// covers the device.
+    Nothing {
+        reason: String,
+        verdict: Option<Verdict>,
+    },
 }
 
-/// Decide whether to offer the device its target image, creating (or reusing) the update row.
-/// `free_space`, when the device reports it, must hold the image.
-pub async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<(Decision, bool)> {
-    let nothing = |reason: String| Ok((Decision::Nothing { reason }, false));
-    let Some((deployment_id, rollback, fw)) = target_for(conn, device).await? else {
-        return nothing("no deployment covers this device".into());
+/// What [`decide`] did: the decision, whether it opened a new attempt, attempts it closed, and
+/// the deployment it applied.
+#[derive(Debug)]
+pub struct Decided {
+    pub decision: Decision,
+    pub created: bool,
+    pub closed: Vec<Update>,
+    pub deployment_id: Option<i64>,
+}
+
+/// Decide whether to offer the device its target image ([`offer::verdict`]), opening (or
+/// reusing) the attempt. An unfinished attempt at another image is closed as `cancelled` when
+/// the new one opens.
+pub async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<Decided> {
+    let Some((rule, fw)) = target_for(conn, device).await? else {
+        return Ok(Decided {
+            decision: Decision::Nothing {
+                reason: "no deployment covers this device".into(),
+                verdict: None,
+            },
+            created: false,
+            closed: Vec::new(),
+            deployment_id: None,
+        });
     };
-    if runs(device, &fw) {
-        return nothing(format!("already runs {}", fw.sha256));
-    }
-    match device.chip.as_deref() {
-        None => return nothing("the device's chip is not known yet; refusing to guess".into()),
-        Some(chip) if chip != fw.chip => {
-            return nothing(format!(
-                "the deployed image is for {}, the device is {chip}",
-                fw.chip
-            ))
+    let history = recent(conn, &device.mac).await?;
+    let verdict = offer::verdict(device, &rule, &fw, &history);
+    let mut decided = Decided {
+        decision: Decision::Nothing {
+            reason: verdict.reason(),
+            verdict: Some(verdict.clone()),
+        },
+        created: false,
+        closed: Vec::new(),
+        deployment_id: Some(rule.deployment_id),
+    };
+    match verdict {
+        Verdict::InProgress { .. } => {
+            let open = open_for(conn, &device.mac)
+                .await?
+                .filter(|u| u.sha256 == fw.sha256);
+            if let Some(open) = open {
+                decided.decision = Decision::Offer {
+                    update: Box::new(open),
+                    firmware: Box::new(fw),
+                };
+            }
+        }
+        Verdict::Offer => {
+            if let Some(open) = open_for(conn, &device.mac).await? {
+                // The target changed under an unfinished attempt: that attempt is over.
+                let closed = set_state(
+                    conn,
+                    open.id,
+                    UpdateState::Cancelled,
+                    open.progress,
+                    Some(&format!(
+                        "replaced by deployment {} before it finished",
+                        rule.deployment_id
+                    )),
+                )
+                .await?;
+                decided.closed.push(closed);
+            }
+            let update = open_attempt(conn, device, &fw, rule.deployment_id, false).await?;
+            decided.created = true;
+            decided.decision = Decision::Offer {
+                update: Box::new(update),
+                firmware: Box::new(fw),
+            };
         }
         _ => {}
     }
-    if !rollback {
-        if let (Some(running), Some(target)) = (device.version.as_deref(), fw.version.as_deref()) {
-            if validate::compare_versions(target, running) == Some(Ordering::Less) {
-                return nothing(format!(
-                    "the deployed version {target} is older than the running {running}; deploy it as a rollback to install it"
-                ));
-            }
-        }
-    }
-    if let Some(free) = device.free_space {
-        if free < fw.size {
-            return nothing(format!(
-                "the image ({} bytes) does not fit the device's free space ({free} bytes)",
-                fw.size
-            ));
-        }
-    }
-    if let Some(open) = open_for(conn, &device.mac).await? {
-        if open.sha256 == fw.sha256 {
-            return Ok((
-                Decision::Offer {
-                    update: Box::new(open),
-                    firmware: Box::new(fw),
-                },
-                false,
-            ));
-        }
-        // The target changed under an unfinished attempt: that attempt is over.
-        set_state(
-            conn,
-            open.id,
-            "failed",
-            open.progress,
-            Some("superseded by a newer deployment"),
-        )
-        .await?;
-    }
-    let failures: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM updates WHERE mac = ? AND sha256 = ? AND state = 'failed'",
-    )
-    .bind(&device.mac)
-    .bind(&fw.sha256)
-    .fetch_one(&mut *conn)
-    .await?;
-    if failures >= MAX_ATTEMPTS {
-        return nothing(format!(
-            "{failures} attempts at this image failed; deploy it again or fix the device"
-        ));
-    }
+    Ok(decided)
+}
+
+/// Open a new attempt at `fw` for `device` in deployment `deployment_id`.
+pub(crate) async fn open_attempt(
+    conn: &mut SqliteConnection,
+    device: &Device,
+    fw: &Firmware,
+    deployment_id: i64,
+    retry: bool,
+) -> Result<Update> {
     let now = crate::time::now();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO updates (mac, firmware_id, deployment_id, sha256, version, from_version, from_sha256, \
-         state, progress, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'offered',0,?,?) RETURNING id",
+         state, progress, retry, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'offered',0,?,?,?) RETURNING id",
     )
     .bind(&device.mac)
     .bind(fw.id)
@@ -314,49 +422,68 @@ pub async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<(Dec
     .bind(&fw.version)
     .bind(&device.version)
     .bind(&device.sha256)
+    .bind(retry)
     .bind(&now)
     .bind(&now)
     .fetch_one(&mut *conn)
     .await?;
-    let update = get(conn, id).await?;
-    Ok((
-        Decision::Offer {
-            update: Box::new(update),
-            firmware: Box::new(fw),
-        },
-        true,
-    ))
+    get(conn, id).await
 }
 
-/// A device reported what it runs: finish its open attempt. Running the attempt's image → `done`.
-/// Back on the old image after it had everything it needed to install → `failed`.
-pub async fn reconcile(conn: &mut SqliteConnection, device: &Device) -> Result<Option<Update>> {
-    let Some(open) = open_for(conn, &device.mac).await? else {
-        return Ok(None);
-    };
-    let on_new = match device.sha256.as_deref() {
+/// Does `device` run the image of update `u`? By hash (whole file, appended digest or MD5) when
+/// it reports one, else by version.
+async fn runs_update_image(
+    conn: &mut SqliteConnection,
+    device: &Device,
+    u: &Update,
+) -> Result<bool> {
+    Ok(match device.sha256.as_deref() {
         Some(sha) => {
-            sha == open.sha256 || {
+            sha == u.sha256 || {
                 let fw: Option<(Option<String>, String)> =
                     sqlx::query_as("SELECT appended_sha256, md5 FROM firmware WHERE sha256 = ?")
-                        .bind(&open.sha256)
+                        .bind(&u.sha256)
                         .fetch_optional(&mut *conn)
                         .await?;
                 fw.is_some_and(|(app, md5)| Some(sha) == app.as_deref() || sha == md5)
             }
         }
-        None => device.version.is_some() && device.version == open.version,
+        None => device.version.is_some() && device.version == u.version,
+    })
+}
+
+/// A device reported what it runs: finish its open attempt. Running the attempt's image → `done`
+/// (and the device's project follows the image). Back on the old image after it had everything
+/// it needed to install → `failed`. With no attempt open, a device found running the image of
+/// its latest attempt, which had failed or was cancelled, is `done` too: what it runs is the
+/// truth, whatever happened before.
+pub async fn reconcile(conn: &mut SqliteConnection, device: &Device) -> Result<Option<Update>> {
+    let Some(latest) = recent(conn, &device.mac).await?.into_iter().next() else {
+        return Ok(None);
     };
-    if on_new {
-        return Ok(Some(set_state(conn, open.id, "done", 100, None).await?));
+    let open = !latest.is_finished();
+    if !open && latest.state == UpdateState::Done {
+        return Ok(None);
     }
-    if matches!(open.state.as_str(), "rebooting" | "installing") {
+    if runs_update_image(conn, device, &latest).await? {
+        let done = set_state(conn, latest.id, UpdateState::Done, 100, None).await?;
+        sqlx::query(
+            "UPDATE devices SET project = COALESCE((SELECT project FROM firmware WHERE sha256 = ?), project) \
+             WHERE mac = ?",
+        )
+        .bind(&done.sha256)
+        .bind(&device.mac)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(Some(done));
+    }
+    if open && matches!(latest.state, UpdateState::Rebooting | UpdateState::Installing) {
         return Ok(Some(
             set_state(
                 conn,
-                open.id,
-                "failed",
-                open.progress,
+                latest.id,
+                UpdateState::Failed,
+                latest.progress,
                 Some("device still runs the previous image"),
             )
             .await?,

@@ -46,7 +46,9 @@ impl ApiError {
                 CoreError::Invalid { .. } | CoreError::Rejected(_) | CoreError::TooLarge { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
-                CoreError::Conflict { .. } | CoreError::StaleReport { .. } => StatusCode::CONFLICT,
+                CoreError::Conflict { .. }
+                | CoreError::StaleReport { .. }
+                | CoreError::NeedsConsent { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
                 CoreError::Refused { .. } => StatusCode::FORBIDDEN,
                 CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,

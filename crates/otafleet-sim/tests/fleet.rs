@@ -70,7 +70,7 @@ impl Server {
                 .expect("the server knows it");
             let mut history = self.fleet.device_history(&r.mac).await.unwrap();
             history.sort_by_key(|u| u.id);
-            let states = history.into_iter().map(|u| u.state).collect();
+            let states = history.into_iter().map(|u| u.state.to_string()).collect();
             out.insert(r.mac.clone(), (d.protocol.unwrap_or_default(), states));
         }
         out

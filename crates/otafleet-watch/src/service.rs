@@ -240,10 +240,7 @@ async fn handle(fleet: &Fleet, set: &FolderSet, path: &Path) {
                     .deployment_create(NewDeployment {
                         firmware_id: fw.id,
                         devices: None,
-                        project: None,
-                        chip: None,
-                        rollback: false,
-                        dry_run: false,
+                        ..NewDeployment::default()
                     })
                     .await;
                 match deployed {

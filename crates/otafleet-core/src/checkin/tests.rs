@@ -118,10 +118,7 @@ async fn a_token_reset_between_lookup_and_write_refuses_the_report() {
         .deployment_create(NewDeployment {
             firmware_id: fw.id,
             devices: Some(vec![mac.into()]),
-            project: None,
-            chip: None,
-            rollback: false,
-            dry_run: false,
+            ..NewDeployment::default()
         })
         .await
         .unwrap();
@@ -149,6 +146,7 @@ async fn a_token_reset_between_lookup_and_write_refuses_the_report() {
         &fleet,
         mac,
         &token_hash,
+        crate::updates::UpdateState::Downloading,
         ProgressRequest {
             update_id: offer.id,
             state: "downloading".into(),

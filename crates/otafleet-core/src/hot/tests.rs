@@ -125,10 +125,7 @@ async fn a_deployment_made_after_a_quiet_answer_is_offered_at_the_next_check_in(
         .deployment_create(NewDeployment {
             firmware_id: id,
             devices: None,
-            project: None,
-            chip: None,
-            rollback: false,
-            dry_run: false,
+            ..NewDeployment::default()
         })
         .await
         .unwrap();

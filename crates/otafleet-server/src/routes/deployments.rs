@@ -1,24 +1,30 @@
-//! `/api/v1/deployments`: assign an image to devices (explicit list, or a whole project + chip).
-//! `dry_run: true` answers how many devices a deployment would reach without storing it, which is
-//! what the UI's confirmation shows.
+//! `/api/v1/deployments`: assign an image to devices (explicit list, or a whole project + chip),
+//! plan one first (`?dry_run=true`: what each device would get, by the same rule check-ins then
+//! follow), follow each one's devices, stop one, retry its failed devices. Admin only (token);
+//! every change here is the admin's.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json as AxumJson;
-use otafleet_core::deployments::{Deployment, NewDeployment};
+use otafleet_core::deployments::{Deployment, DeploymentDetail, NewDeployment, Plan};
+use otafleet_core::updates::Update;
+use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
-        .routes(routes!(stop))
+        .routes(routes!(get_one, stop))
+        .routes(routes!(stop_post))
+        .routes(routes!(retry))
 }
 
-/// All deployments, newest first.
+/// All deployments, newest first, each with how its devices stand (`tally`).
 #[utoipa::path(get, operation_id = "list_deployments", path = "/api/v1/deployments", tag = "deployments",
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<Deployment>)))]
@@ -26,30 +32,81 @@ async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<Deployment>>>
     Ok(AxumJson(s.fleet.deployments().await?))
 }
 
-/// Create a deployment (201), or with `dry_run` validate and count its reach (200).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CreateParams {
+    /// Plan only: answer what every device it would cover would get (200, a `Plan`), store
+    /// nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Create a deployment (201). With `?dry_run=true` (or `dry_run` in the body) answer its `Plan`
+/// (200): the devices it would cover, grouped by what each would get. A deployment that would
+/// install another project's image on some device needs `allow_other_project: true` (else 409
+/// `other_project`, nothing stored). Creating one stops the older deployments it covers
+/// entirely (their unstarted attempts are cancelled).
 #[utoipa::path(post, operation_id = "create_deployment", path = "/api/v1/deployments", tag = "deployments", request_body = NewDeployment,
+    params(CreateParams),
     security(("admin" = []), ("admin_key" = [])),
-    responses((status = 201, body = Deployment), (status = 200, body = Deployment, description = "dry run"),
+    responses((status = 201, body = Deployment), (status = 200, body = Plan, description = "dry run"),
+        (status = 409, body = ErrorBody, description = "other_project: confirm with allow_other_project"),
         (status = 422, body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
+    Query(p): Query<CreateParams>,
     Json(new): Json<NewDeployment>,
-) -> ApiResult<(StatusCode, AxumJson<Deployment>)> {
-    let dry = new.dry_run;
+) -> ApiResult<Response> {
+    if p.dry_run || new.dry_run {
+        let plan = s.fleet.deployment_plan(&new).await?;
+        return Ok((StatusCode::OK, AxumJson(plan)).into_response());
+    }
     let d = s.fleet.deployment_create(new).await?;
-    let status = if dry {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, AxumJson(d)))
+    Ok((StatusCode::CREATED, AxumJson(d)).into_response())
 }
 
-/// Stop a deployment: its devices are no longer offered its image.
+/// One deployment and every device it covers, with what each gets from it and its latest
+/// attempt in it.
+#[utoipa::path(get, operation_id = "get_deployment", path = "/api/v1/deployments/{id}", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = DeploymentDetail), (status = 404, body = ErrorBody)))]
+async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<AxumJson<DeploymentDetail>> {
+    Ok(AxumJson(s.fleet.deployment(id).await?))
+}
+
+/// Stop a deployment: its devices are no longer offered its image, and its attempts that had not
+/// started are closed as `cancelled` (attempts under way finish). 409 when already stopped.
 #[utoipa::path(delete, operation_id = "stop_deployment", path = "/api/v1/deployments/{id}", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),
-    responses((status = 200, body = Deployment), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn stop(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<AxumJson<Deployment>> {
     Ok(AxumJson(s.fleet.deployment_stop(id).await?))
+}
+
+/// The same as `DELETE /api/v1/deployments/{id}`: stop it (the record stays).
+#[utoipa::path(post, operation_id = "stop_deployment_post", path = "/api/v1/deployments/{id}/stop", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn stop_post(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<AxumJson<Deployment>> {
+    Ok(AxumJson(s.fleet.deployment_stop(id).await?))
+}
+
+/// Retry every device of the deployment that reached the attempt limit: each gets a new
+/// attempt (marked `retry`), from which the limit counts afresh. Answers the attempts opened
+/// (possibly none). 409 for a stopped deployment.
+#[utoipa::path(post, operation_id = "retry_deployment", path = "/api/v1/deployments/{id}/retry", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<AxumJson<Vec<Update>>> {
+    Ok(AxumJson(s.fleet.deployment_retry(id).await?))
 }

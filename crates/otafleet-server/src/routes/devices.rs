@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as AxumJson;
+use otafleet_core::deployments::Deployment;
 use otafleet_core::devices::{Device, DevicePatch, NewDevice};
 use otafleet_core::discovered::ListedDevice;
 use otafleet_core::updates::Update;
@@ -18,6 +19,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get_one, patch, delete))
         .routes(routes!(history))
+        .routes(routes!(retry))
+        .routes(routes!(rollback))
 }
 
 /// Every device with its current update, then the services found by mDNS that did not tell
@@ -88,4 +91,32 @@ async fn history(
     Path(mac): Path<String>,
 ) -> ApiResult<AxumJson<Vec<Update>>> {
     Ok(AxumJson(s.fleet.device_history(&mac).await?))
+}
+
+/// Retry a device that reached the attempt limit in the deployment that targets it: a new
+/// attempt (marked `retry`), from which the limit counts afresh. Admin only. 409 when that
+/// deployment has nothing to retry for it (with what it gets instead).
+#[utoipa::path(post, operation_id = "retry_device", path = "/api/v1/devices/{mac}/retry", tag = "devices",
+    params(("mac" = String, Path, description = "MAC address")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Update), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retry(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<AxumJson<Update>> {
+    Ok(AxumJson(s.fleet.device_retry(&mac).await?))
+}
+
+/// Roll a device back to the image it ran before its last completed update: a new deployment
+/// to that device alone, as a rollback (201). Admin only. 409 when there is no completed update,
+/// or the previous image is unknown or no longer in the library (the message says which).
+#[utoipa::path(post, operation_id = "rollback_device", path = "/api/v1/devices/{mac}/rollback", tag = "devices",
+    params(("mac" = String, Path, description = "MAC address")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 201, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rollback(
+    State(s): State<AppState>,
+    Path(mac): Path<String>,
+) -> ApiResult<(StatusCode, AxumJson<Deployment>)> {
+    Ok((
+        StatusCode::CREATED,
+        AxumJson(s.fleet.device_rollback(&mac).await?),
+    ))
 }

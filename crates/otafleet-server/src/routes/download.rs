@@ -18,7 +18,8 @@ use tokio_util::io::ReaderStream;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Path;
+use crate::extract::{bearer, Path};
+use crate::routes::field::counted::{counted, Counting};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,7 +27,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The bytes of an image, by SHA-256 (the `url` of an update offer points here). No auth: images
-/// are addressed by their hash, and stock clients cannot send tokens.
+/// are addressed by their hash, and stock clients cannot send tokens. A native device that sends
+/// its token (`Authorization: Bearer`) has the bytes counted against its open attempt at this
+/// image (the count only; nothing else of the device changes, and an unknown token is simply
+/// not counted).
 #[utoipa::path(get, path = "/api/v1/device/firmware/{sha256}", tag = "device",
     params(("sha256" = String, Path, description = "SHA-256 of the image")),
     responses(
@@ -42,7 +46,18 @@ async fn download(
 ) -> ApiResult<Response> {
     let found = s.firmwares.get(&s.fleet, &sha256).await?;
     let (fw, path) = &*found;
-    file_response(fw, path, &method, &headers).await
+    let resp = file_response(fw, path, &method, &headers).await?;
+    let Some(token) = bearer(&headers).filter(|_| method == Method::GET) else {
+        return Ok(resp);
+    };
+    match s.fleet.native_download(token, &fw.sha256).await {
+        Ok(Some(u)) => Ok(counted(&s.fleet, &method, resp, &u, fw, Counting::Native)),
+        Ok(None) => Ok(resp),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look up the download's attempt; serving it uncounted");
+            Ok(resp)
+        }
+    }
 }
 
 /// A requested byte range, inclusive.

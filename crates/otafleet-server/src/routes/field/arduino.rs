@@ -20,7 +20,7 @@ use axum::Router;
 use otafleet_core::field::{self, FieldAnswer, FieldCheck, FieldMode};
 use otafleet_core::CoreError;
 
-use super::counted::counted;
+use super::counted::{counted, Counting};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::download::file_response;
 use crate::AppState;
@@ -102,7 +102,6 @@ async fn arduino(
         ip: Some(remote.ip().to_canonical().to_string()),
         register: true,
         weak_auth: false,
-        only_newer: false,
     };
     let (device, answer) = match field::check(&s.fleet, check).await {
         Err(e @ CoreError::Refused { .. }) => {
@@ -137,7 +136,7 @@ async fn arduino(
                 resp.headers_mut().insert("x-version", v);
             }
             tracing::info!(mac = %device.mac, update = update.id, sha256 = %fw.sha256, "arduino: sending image");
-            Ok(counted(&s.fleet, &Method::GET, resp, &update, &fw))
+            Ok(counted(&s.fleet, &Method::GET, resp, &update, &fw, Counting::Stock))
         }
     }
 }

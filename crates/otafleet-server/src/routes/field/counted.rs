@@ -62,9 +62,19 @@ async fn per_device(
     let update = field::download_for(&s.fleet, &mac, fw, asker).await?;
     let resp = file_response(fw, path, &method, &headers).await?;
     Ok(match update {
-        Some(u) => counted(&s.fleet, &method, resp, &u, fw),
+        Some(u) => counted(&s.fleet, &method, resp, &u, fw, Counting::Stock),
         None => resp,
     })
+}
+
+/// Who the counted bytes go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// A client that reports nothing: the count also moves the attempt (`downloading`,
+    /// `installing`, `interrupted`).
+    Stock,
+    /// A native device, which reports its own state: only the byte count moves.
+    Native,
 }
 
 /// Wrap a firmware response so its bytes count for `update`. Responses without image bytes
@@ -75,6 +85,7 @@ pub fn counted(
     resp: Response,
     update: &Update,
     fw: &Firmware,
+    mode: Counting,
 ) -> Response {
     let status = resp.status();
     if method != Method::GET || (status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT)
@@ -101,7 +112,14 @@ pub fn counted(
         .unwrap_or(0);
     let (parts, body) = resp.into_parts();
     let (tx, rx) = mpsc::unbounded_channel::<Sent>();
-    tokio::spawn(record(fleet.clone(), update.id, size, start, len, rx));
+    match mode {
+        Counting::Stock => {
+            tokio::spawn(record(fleet.clone(), update.id, size, start, len, rx));
+        }
+        Counting::Native => {
+            tokio::spawn(record_native(fleet.clone(), update.clone(), size, start, rx));
+        }
+    }
     let reaches_end = start + len >= size;
     let mut taken = 0u64;
     // Counted in frames of at most 32 KiB (zero-copy slices), so that progress moves in steps
@@ -194,6 +212,47 @@ async fn record(
     if !recorded_end {
         ended(&fleet, update_id, sent, len, start + len >= size).await;
     }
+}
+
+/// The byte count of a native device's download, written every 5 % of the image (at least
+/// every 64 KiB) and when the body is gone. A pass from byte 0 starts the count afresh.
+async fn record_native(
+    fleet: Fleet,
+    update: Update,
+    size: u64,
+    start: u64,
+    mut rx: mpsc::UnboundedReceiver<Sent>,
+) {
+    let step = (size / 20).max(64 * 1024);
+    let (mut unflushed, mut restart, mut sent) = (0u64, start == 0, 0u64);
+    let write = |n: u64, restart: bool| {
+        let fleet = fleet.clone();
+        let update = update.clone();
+        async move {
+            if let Err(e) = fleet.native_download_sent(&update, n as i64, restart).await {
+                tracing::warn!(update_id = update.id, error = %e, "could not record bytes sent");
+            }
+        }
+    };
+    while let Some(msg) = rx.recv().await {
+        let n = match msg {
+            Sent::Frame(n) => n as u64,
+            Sent::Last(n, ack) => {
+                let _ = ack.send(());
+                n as u64
+            }
+        };
+        sent += n;
+        unflushed += n;
+        if unflushed >= step {
+            write(std::mem::take(&mut unflushed), restart).await;
+            restart = false;
+        }
+    }
+    if unflushed > 0 || restart {
+        write(unflushed, restart).await;
+    }
+    tracing::debug!(update_id = update.id, sent, "native firmware response ended");
 }
 
 /// Record how a pass ended (idempotent: a finished attempt is left alone).

@@ -89,7 +89,6 @@ async fn fota(
                 ip: None,
                 register: true,
                 weak_auth: false,
-                only_newer: false,
             },
         )
         .await?;

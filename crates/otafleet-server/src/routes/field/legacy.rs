@@ -19,7 +19,7 @@ use otafleet_core::field::{self, FieldAnswer, FieldCheck, FieldMode};
 use otafleet_core::{legacy, CoreError};
 use serde_json::{json, Value};
 
-use super::counted::counted;
+use super::counted::{counted, Counting};
 use crate::routes::download::file_response;
 use crate::AppState;
 
@@ -137,7 +137,6 @@ async fn check(
         ip: Some(remote.ip().to_canonical().to_string()),
         register: false,
         weak_auth: true,
-        only_newer: true,
     };
     match field::check(&s.fleet, req).await {
         Ok((device, FieldAnswer::Offer { firmware, .. })) => {
@@ -225,7 +224,7 @@ async fn firmware(
         None => None,
     };
     match update {
-        Some(u) => counted(&s.fleet, &Method::GET, resp, &u, &fw),
+        Some(u) => counted(&s.fleet, &Method::GET, resp, &u, &fw, Counting::Stock),
         None => resp,
     }
 }

@@ -87,7 +87,7 @@ async fn record(s: &AppState, base: &str, d: &Device) -> Result<Value, CoreError
         "last_check": d.last_seen,
         "current_version": d.version,
         "ip_address": d.ip,
-        "status": d.update.as_ref().map(|u| u.state.clone()).unwrap_or_else(|| "unknown".into()),
+        "status": d.update.as_ref().map_or("unknown", |u| u.state.as_str()),
         "weak_auth": d.weak_auth,
     }))
 }
