@@ -764,3 +764,31 @@ pub(crate) async fn after_change(
     }
     Ok(out)
 }
+
+/// What the deployment that targets a device now gives it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceTarget {
+    pub deployment_id: i64,
+    pub firmware_id: i64,
+    pub version: Option<String>,
+    pub verdict: Verdict,
+    /// Why, in a sentence.
+    pub reason: String,
+}
+
+/// The deployment that targets `device` now and its verdict; `None` when none covers it.
+pub async fn target_verdict(db: &SqlitePool, device: &Device) -> Result<Option<DeviceTarget>> {
+    let mut conn = db.acquire().await?;
+    let Some((rule, fw)) = updates::target_for(&mut conn, device).await? else {
+        return Ok(None);
+    };
+    let history = updates::recent(&mut conn, &device.mac).await?;
+    let verdict = offer::verdict(device, &rule, &fw, &history);
+    Ok(Some(DeviceTarget {
+        deployment_id: rule.deployment_id,
+        firmware_id: fw.id,
+        version: fw.version,
+        reason: verdict.reason(),
+        verdict,
+    }))
+}

@@ -11,7 +11,9 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::blobs::BlobStore;
 use crate::checkin::{self, CheckinRequest, CheckinResponse, ProgressRequest};
 use crate::datadir::{self, DataDirLock};
-use crate::deployments::{self, Deployment, DeploymentDetail, NewDeployment, Plan};
+use crate::deployments::{
+    self, Deployment, DeploymentDetail, DeviceTarget, NewDeployment, Plan,
+};
 use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
 use crate::events::{Event, EventBus};
@@ -382,6 +384,12 @@ impl Fleet {
             deployment: Box::new(d.clone()),
         });
         Ok(d)
+    }
+
+    /// The deployment that targets a device now and what it gives the device.
+    pub async fn device_target(&self, mac: &str) -> Result<Option<DeviceTarget>> {
+        let device = self.device(mac).await?;
+        deployments::target_verdict(self.db(), &device).await
     }
 
     /// Retry every device of deployment `id` that reached the attempt limit: each gets a new

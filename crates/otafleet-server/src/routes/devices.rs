@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as AxumJson;
-use otafleet_core::deployments::Deployment;
+use otafleet_core::deployments::{Deployment, DeviceTarget};
 use otafleet_core::devices::{Device, DevicePatch, NewDevice};
 use otafleet_core::discovered::ListedDevice;
 use otafleet_core::updates::Update;
@@ -19,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(get_one, patch, delete))
         .routes(routes!(history))
+        .routes(routes!(target))
         .routes(routes!(retry))
         .routes(routes!(rollback))
 }
@@ -119,4 +120,17 @@ async fn rollback(
         StatusCode::CREATED,
         AxumJson(s.fleet.device_rollback(&mac).await?),
     ))
+}
+
+/// The deployment that targets the device now and what the device gets from it (the same rule
+/// its check-ins follow), or `null` when no deployment covers it. Admin only; changes nothing.
+#[utoipa::path(get, operation_id = "device_target", path = "/api/v1/devices/{mac}/target", tag = "devices",
+    params(("mac" = String, Path, description = "MAC address")),
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Option<DeviceTarget>), (status = 404, body = ErrorBody)))]
+async fn target(
+    State(s): State<AppState>,
+    Path(mac): Path<String>,
+) -> ApiResult<AxumJson<Option<DeviceTarget>>> {
+    Ok(AxumJson(s.fleet.device_target(&mac).await?))
 }

@@ -8,7 +8,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All deployments, newest first. */
+        /** All deployments, newest first, each with how its devices stand (`tally`). */
         get: {
             parameters: {
                 query?: never;
@@ -29,10 +29,22 @@ export interface paths {
             };
         };
         put?: never;
-        /** Create a deployment (201), or with `dry_run` validate and count its reach (200). */
+        /**
+         * Create a deployment (201). With `?dry_run=true` (or `dry_run` in the body) answer its `Plan`
+         *     (200): the devices it would cover, grouped by what each would get. A deployment that would
+         *     install another project's image on some device needs `allow_other_project: true` (else 409
+         *     `other_project`, nothing stored). Creating one stops the older deployments it covers
+         *     entirely (their unstarted attempts are cancelled).
+         */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    /**
+                     * @description Plan only: answer what every device it would cover would get (200, a `Plan`), store
+                     *     nothing.
+                     */
+                    dry_run?: boolean;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -49,7 +61,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["Deployment"];
+                        "application/json": components["schemas"]["Plan"];
                     };
                 };
                 201: {
@@ -58,6 +70,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                /** @description other_project: confirm with allow_other_project */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
                 422: {
@@ -83,10 +104,46 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * One deployment and every device it covers, with what each gets from it and its latest
+         *     attempt in it.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description deployment id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeploymentDetail"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
         put?: never;
         post?: never;
-        /** Stop a deployment: its devices are no longer offered its image. */
+        /**
+         * Stop a deployment: its devices are no longer offered its image, and its attempts that had not
+         *     started are closed as `cancelled` (attempts under way finish). 409 when already stopped.
+         */
         delete: {
             parameters: {
                 query?: never;
@@ -115,8 +172,128 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry every device of the deployment that reached the attempt limit: each gets a new
+         *     attempt (marked `retry`), from which the limit counts afresh. Answers the attempts opened
+         *     (possibly none). 409 for a stopped deployment.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description deployment id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Update"][];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The same as `DELETE /api/v1/deployments/{id}`: stop it (the record stays). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description deployment id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -189,7 +366,10 @@ export interface paths {
         };
         /**
          * The bytes of an image, by SHA-256 (the `url` of an update offer points here). No auth: images
-         *     are addressed by their hash, and stock clients cannot send tokens.
+         *     are addressed by their hash, and stock clients cannot send tokens. A native device that sends
+         *     its token (`Authorization: Bearer`) has the bytes counted against its open attempt at this
+         *     image (the count only; nothing else of the device changes, and an unknown token is simply
+         *     not counted).
          */
         get: {
             parameters: {
@@ -519,6 +699,171 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a device that reached the attempt limit in the deployment that targets it: a new
+         *     attempt (marked `retry`), from which the limit counts afresh. Admin only. 409 when that
+         *     deployment has nothing to retry for it (with what it gets instead).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Update"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll a device back to the image it ran before its last completed update: a new deployment
+         *     to that device alone, as a rollback (201). Admin only. 409 when there is no completed update,
+         *     or the previous image is unknown or no longer in the library (the message says which).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/target": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The deployment that targets the device now and what the device gets from it (the same rule
+         *     its check-ins follow), or `null` when no deployment covers it. Admin only; changes nothing.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": null | components["schemas"]["DeviceTarget"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/devices/{mac}/updates": {
@@ -1042,11 +1387,16 @@ export interface components {
             update?: null | components["schemas"]["Offer"];
         };
         Deployment: {
-            active: boolean;
+            /** @description Allows installing the image on devices of another project. */
+            allow_other_project: boolean;
             chip?: string | null;
             created_at: string;
             /** @description Explicit device list (empty for project-wide deployments). */
             devices: string[];
+            /** @description Why it was stopped (or completed). */
+            end_reason?: string | null;
+            /** @description When it was completed or stopped. */
+            ended_at?: string | null;
             /** Format: int64 */
             firmware_id: number;
             /** Format: int64 */
@@ -1055,12 +1405,25 @@ export interface components {
             project?: string | null;
             /**
              * Format: int64
-             * @description How many known devices it reaches now.
+             * @description How many known devices it covers now.
              */
             reach: number;
             /** @description Allows installing an older version than the device runs. */
             rollback: boolean;
+            status: components["schemas"]["DeploymentStatus"];
+            /** @description How they stand. */
+            tally: components["schemas"]["Tally"];
         };
+        /** @description A deployment and every device it covers. */
+        DeploymentDetail: {
+            deployment: components["schemas"]["Deployment"];
+            devices: components["schemas"]["DeviceVerdict"][];
+        };
+        /**
+         * @description Where a deployment stands.
+         * @enum {string}
+         */
+        DeploymentStatus: "active" | "completed" | "stopped";
         Device: {
             chip?: string | null;
             created_at: string;
@@ -1135,6 +1498,29 @@ export interface components {
             project?: string | null;
             /** @description Forget the device's token so that its next check-in enrols again (a re-flashed device). */
             reset_token?: boolean;
+        };
+        /** @description What the deployment that targets a device now gives it. */
+        DeviceTarget: {
+            /** Format: int64 */
+            deployment_id: number;
+            /** Format: int64 */
+            firmware_id: number;
+            /** @description Why, in a sentence. */
+            reason: string;
+            verdict: components["schemas"]["Verdict"];
+            version?: string | null;
+        };
+        /** @description One covered device and what it gets. */
+        DeviceVerdict: {
+            mac: string;
+            name?: string | null;
+            project?: string | null;
+            protocol?: string | null;
+            /** @description Why, in a sentence (also for `offer`). */
+            reason: string;
+            update?: null | components["schemas"]["Update"];
+            verdict: components["schemas"]["Verdict"];
+            version?: string | null;
         };
         /**
          * @description A discovered service with no MAC, listed next to the devices. Same field names as
@@ -1264,16 +1650,23 @@ export interface components {
         /** @description One row of `GET /api/v1/devices`: a device (keyed by MAC) or a MAC-less discovered host. */
         ListedDevice: components["schemas"]["Device"] | components["schemas"]["DiscoveredHost"];
         NewDeployment: {
+            /**
+             * @description Install the image on devices that run another project (the device then belongs to the
+             *     image's project). Without it, a deployment that would do so is refused with
+             *     `other_project` (409), naming the devices.
+             */
+            allow_other_project?: boolean;
             /** @description Defaults to the image's chip; must match it. */
             chip?: string | null;
             /** @description Explicit MAC addresses. When absent, the deployment covers `project` + `chip`. */
             devices?: string[] | null;
-            /** @description Only compute `reach` and validate; store nothing. */
+            /** @description Only plan: the same as `?dry_run=true`. */
             dry_run?: boolean;
             /** Format: int64 */
             firmware_id: number;
             /** @description Defaults to the image's project. */
             project?: string | null;
+            /** @description Install an older version than a device runs. */
             rollback?: boolean;
         };
         NewDevice: {
@@ -1305,6 +1698,29 @@ export interface components {
             /** @description Path of the download, relative to the server (`/api/v1/device/firmware/<sha256>`). */
             url: string;
             version?: string | null;
+        };
+        /** @description A deployment dry run: what each device it would cover would get. */
+        Plan: {
+            allow_other_project: boolean;
+            chip?: string | null;
+            /** Format: int64 */
+            firmware_id: number;
+            /** @description One group per verdict, largest first. */
+            groups: components["schemas"]["VerdictGroup"][];
+            /**
+             * Format: int64
+             * @description Devices that would be offered the image (or are already getting it).
+             */
+            offered: number;
+            project?: string | null;
+            /**
+             * Format: int64
+             * @description Devices it would cover.
+             */
+            reach: number;
+            rollback: boolean;
+            /** @description Older deployments this one would stop (every device of theirs is covered by it). */
+            supersedes: number[];
         };
         ProgressRequest: {
             error?: string | null;
@@ -1381,6 +1797,39 @@ export interface components {
             /** @description Let MACs this server does not know enrol (on by default). */
             open_enrolment?: boolean | null;
         };
+        /** @description How the devices a deployment covers stand, by the status bar's buckets. */
+        Tally: {
+            /**
+             * Format: int64
+             * @description Running the image.
+             */
+            done: number;
+            /**
+             * Format: int64
+             * @description Given up after the attempt limit.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Not offered, for a reason (newer version, other chip or project, too big, ...).
+             */
+            held: number;
+            /**
+             * Format: int64
+             * @description Downloading, verifying, flashing, rebooting or installing it.
+             */
+            in_progress: number;
+            /**
+             * Format: int64
+             * @description Targeted by a newer deployment now.
+             */
+            superseded: number;
+            /**
+             * Format: int64
+             * @description Offered (at their next check), or not yet known to take it.
+             */
+            waiting: number;
+        };
         Update: {
             /**
              * Format: int64
@@ -1404,17 +1853,91 @@ export interface components {
              * @description 0–100.
              */
             progress: number;
+            /** @description Started by an admin's Retry: the attempt limit counts failures from this attempt on. */
+            retry: boolean;
             /** @description SHA-256 of the image being installed. */
             sha256: string;
-            /**
-             * @description `offered`, `downloading`, `verifying`, `flashing`, `rebooting`, `installing`, `interrupted`,
-             *     `done` or `failed`.
-             */
-            state: string;
+            state: components["schemas"]["UpdateState"];
             updated_at: string;
             /** @description Version of the image being installed. */
             version?: string | null;
         };
+        /**
+         * @description Where one attempt stands. Stored as its lowercase name (`updates.state`); the UI gets these
+         *     variants through the OpenAPI document.
+         * @enum {string}
+         */
+        UpdateState: "offered" | "downloading" | "verifying" | "flashing" | "rebooting" | "installing" | "interrupted" | "done" | "failed" | "cancelled";
+        /** @description What a device gets from a deployment. */
+        Verdict: {
+            /** @enum {string} */
+            kind: "offer";
+        } | {
+            /** @enum {string} */
+            kind: "in_progress";
+            /** Format: int64 */
+            progress: number;
+            state: components["schemas"]["UpdateState"];
+        } | {
+            /** @enum {string} */
+            kind: "already_running";
+        } | {
+            /** @enum {string} */
+            kind: "newer_running";
+            running: string;
+            target: string;
+        } | {
+            device: string;
+            image: string;
+            /** @enum {string} */
+            kind: "other_chip";
+        } | {
+            device: string;
+            image?: string | null;
+            /** @enum {string} */
+            kind: "other_project";
+        } | {
+            /** Format: int64 */
+            free: number;
+            /** @enum {string} */
+            kind: "too_big";
+            /** Format: int64 */
+            size: number;
+        } | {
+            /** Format: int64 */
+            attempts: number;
+            /** @enum {string} */
+            kind: "failed";
+        } | {
+            /** @enum {string} */
+            kind: "chip_unknown";
+            why: string;
+        } | {
+            /** @enum {string} */
+            kind: "unsupported";
+            why: string;
+        } | {
+            /** @enum {string} */
+            kind: "waiting";
+            why: string;
+        } | {
+            /** Format: int64 */
+            by: number;
+            /** @enum {string} */
+            kind: "superseded";
+        };
+        /** @description Devices that share a verdict. */
+        VerdictGroup: {
+            /** Format: int64 */
+            count: number;
+            devices: components["schemas"]["DeviceVerdict"][];
+            kind: components["schemas"]["VerdictKind"];
+        };
+        /**
+         * @description The verdicts by name, for counts (`VerdictKind` keys in a dry run).
+         * @enum {string}
+         */
+        VerdictKind: "offer" | "in_progress" | "already_running" | "newer_running" | "other_chip" | "other_project" | "too_big" | "failed" | "chip_unknown" | "unsupported" | "waiting" | "superseded";
         WatchFolder: {
             /** @description Deploy each new image to every device of its project and chip. */
             auto_deploy: boolean;
