@@ -610,7 +610,13 @@ pub async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Update>)>
             "deployment {id} is already stopped"
         )));
     }
-    let closed = end(&mut tx, id, DeploymentStatus::Stopped, "stopped by the admin").await?;
+    let closed = end(
+        &mut tx,
+        id,
+        DeploymentStatus::Stopped,
+        "stopped by the admin",
+    )
+    .await?;
     tx.commit().await?;
     Ok((get(db, id).await?, closed))
 }

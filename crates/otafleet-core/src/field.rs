@@ -382,7 +382,14 @@ pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Resu
             .await?;
     }
     let progress = if start == 0 { 0 } else { u.progress };
-    let u = updates::set_state(&mut conn, update_id, UpdateState::Downloading, progress, None).await?;
+    let u = updates::set_state(
+        &mut conn,
+        update_id,
+        UpdateState::Downloading,
+        progress,
+        None,
+    )
+    .await?;
     drop(_writer);
     publish(fleet, u.clone()).await;
     Ok(u)

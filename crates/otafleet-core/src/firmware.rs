@@ -303,11 +303,12 @@ pub async fn delete(
 ) -> Result<(Firmware, Vec<Update>)> {
     let fw = get(db, id).await?;
     let mut tx = crate::db::begin_write(db).await?;
-    let deployed: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND status != 'stopped'")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let deployed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND status != 'stopped'",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     if deployed > 0 {
         return Err(CoreError::conflict(format!(
             "firmware {id} ({}) is deployed; stop its deployment first, then delete it",

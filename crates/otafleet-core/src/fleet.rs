@@ -11,9 +11,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::blobs::BlobStore;
 use crate::checkin::{self, CheckinRequest, CheckinResponse, ProgressRequest};
 use crate::datadir::{self, DataDirLock};
-use crate::deployments::{
-    self, Deployment, DeploymentDetail, DeviceTarget, NewDeployment, Plan,
-};
+use crate::deployments::{self, Deployment, DeploymentDetail, DeviceTarget, NewDeployment, Plan};
 use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
 use crate::events::{Event, EventBus};
@@ -420,7 +418,8 @@ impl Fleet {
         };
         tracing::info!(deployment = id, devices = opened.len(), "retry");
         self.publish_updates(opened.clone()).await;
-        self.publish_deployments(changed.into_iter().collect()).await;
+        self.publish_deployments(changed.into_iter().collect())
+            .await;
         Ok(opened)
     }
 

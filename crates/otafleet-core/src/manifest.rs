@@ -25,10 +25,12 @@ pub const MAX_ENTRIES: usize = 8;
 pub async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
     let mut conn = fleet.db().acquire().await?;
     let device: Option<Device> = match mac {
-        Some(m) => sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-            .bind(m)
-            .fetch_optional(&mut *conn)
-            .await?,
+        Some(m) => {
+            sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+                .bind(m)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
         None => None,
     };
     if let Some(device) = device.as_ref().filter(|d| d.project.is_some()) {

@@ -67,9 +67,7 @@ pub enum Verdict {
 }
 
 /// The verdicts by name, for counts (`VerdictKind` keys in a dry run).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
     Offer,
@@ -237,7 +235,10 @@ pub fn verdict(device: &Device, rule: &Rule, image: &Firmware, history: &[Update
         (Some(running), Some(target)) => compare_versions(target, running),
         _ => None,
     };
-    if order == Some(Ordering::Less) && !rule.rollback {
+    // Versions of two projects say nothing about each other: moving a device to another project
+    // (with consent) is not a downgrade, whatever the numbers.
+    let same_line = device.project.is_none() || device.project == image.project;
+    if order == Some(Ordering::Less) && !rule.rollback && same_line {
         return Verdict::NewerRunning {
             running: device.version.clone().unwrap_or_default(),
             target: image.version.clone().unwrap_or_default(),

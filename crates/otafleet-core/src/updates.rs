@@ -477,7 +477,12 @@ pub async fn reconcile(conn: &mut SqliteConnection, device: &Device) -> Result<O
         .await?;
         return Ok(Some(done));
     }
-    if open && matches!(latest.state, UpdateState::Rebooting | UpdateState::Installing) {
+    if open
+        && matches!(
+            latest.state,
+            UpdateState::Rebooting | UpdateState::Installing
+        )
+    {
         return Ok(Some(
             set_state(
                 conn,

@@ -199,6 +199,16 @@ fn cases() -> Vec<Case> {
             expect: [Offer; 5],
         },
         Case {
+            what: "another project with a lower version, allowed (not a downgrade)",
+            setup: |_, f, r, _| {
+                f.project = Some("benchlab".into());
+                f.version = Some("0.9.0".into());
+                r.allow_other_project = true;
+            },
+            // The legacy sketch and esp32FOTA compare the numbers themselves.
+            expect: [Offer, Offer, Offer, Unsupported, Unsupported],
+        },
+        Case {
             what: "too big for its free space",
             setup: |d, _, _, _| d.free_space = Some(50_000),
             expect: [TooBig; 5],
@@ -264,7 +274,13 @@ fn cases() -> Vec<Case> {
             setup: |d, _, _, _| d.chip = None,
             // esp32FOTA devices never say their chip; one of a known project takes the image by
             // name (a download then sets its chip).
-            expect: [ChipUnknown, ChipUnknown, ChipUnknown, ChipUnknown, ChipUnknown],
+            expect: [
+                ChipUnknown,
+                ChipUnknown,
+                ChipUnknown,
+                ChipUnknown,
+                ChipUnknown,
+            ],
         },
         Case {
             what: "project unknown",

@@ -3,8 +3,10 @@
 
 mod common;
 mod connections;
+mod deployments;
 mod device_protocol;
 mod download;
+mod dry_run;
 mod events;
 mod field_arduino;
 mod field_fota;

@@ -136,7 +136,14 @@ async fn arduino(
                 resp.headers_mut().insert("x-version", v);
             }
             tracing::info!(mac = %device.mac, update = update.id, sha256 = %fw.sha256, "arduino: sending image");
-            Ok(counted(&s.fleet, &Method::GET, resp, &update, &fw, Counting::Stock))
+            Ok(counted(
+                &s.fleet,
+                &Method::GET,
+                resp,
+                &update,
+                &fw,
+                Counting::Stock,
+            ))
         }
     }
 }

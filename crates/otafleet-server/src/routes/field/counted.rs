@@ -117,7 +117,13 @@ pub fn counted(
             tokio::spawn(record(fleet.clone(), update.id, size, start, len, rx));
         }
         Counting::Native => {
-            tokio::spawn(record_native(fleet.clone(), update.clone(), size, start, rx));
+            tokio::spawn(record_native(
+                fleet.clone(),
+                update.clone(),
+                size,
+                start,
+                rx,
+            ));
         }
     }
     let reaches_end = start + len >= size;
@@ -252,7 +258,11 @@ async fn record_native(
     if unflushed > 0 || restart {
         write(unflushed, restart).await;
     }
-    tracing::debug!(update_id = update.id, sent, "native firmware response ended");
+    tracing::debug!(
+        update_id = update.id,
+        sent,
+        "native firmware response ended"
+    );
 }
 
 /// Record how a pass ended (idempotent: a finished attempt is left alone).
