@@ -7,7 +7,7 @@
 import { SvelteSet } from 'svelte/reactivity';
 import type { Device, Update } from '../api/types';
 import { sortVersions } from '../versions';
-import { isFailed, isUpdating, stateLabel, targetVersion } from './status';
+import { isFailed, isUpdating, showsProgress, stateLabel, targetVersion } from './status';
 
 export type SortKey = 'name' | 'chip' | 'project' | 'version' | 'target' | 'state' | 'progress' | 'ip' | 'rssi' | 'last_seen';
 export type StatusFilter = 'all' | 'online' | 'offline' | 'updating' | 'failed';
@@ -23,7 +23,7 @@ function sortValue(d: Device, key: SortKey): string | number | null {
     case 'state':
       return stateLabel(d);
     case 'progress':
-      return d.update && d.update.state !== 'done' ? d.update.progress : null;
+      return showsProgress(d.update) ? d.update.progress : null;
     case 'last_seen':
       return d.last_seen ? Date.parse(d.last_seen) : null;
     case 'ip':
