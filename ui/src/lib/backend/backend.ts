@@ -4,13 +4,16 @@
 // import @tauri-apps themselves, so Vitest and Playwright run them in a plain browser.
 import type {
   Deployment,
+  DeploymentDetail,
   Device,
   DevicePatch,
+  DeviceTarget,
   FleetEvent,
   Firmware,
   NewDeployment,
   NewDevice,
   NewWatchFolder,
+  Plan,
   ServerSettings,
   SettingsPatch,
   Update,
@@ -67,14 +70,30 @@ export interface Backend {
   deviceHistory(mac: string): Promise<Update[]>;
   deleteDevice(mac: string): Promise<void>;
   patchDevice(mac: string, patch: DevicePatch): Promise<Device>;
+  /** What the deployment that targets the device now gives it and why; null when none covers it. */
+  deviceTarget(mac: string): Promise<DeviceTarget | null>;
+  /** A new attempt for a device that reached the attempt limit (409 when there is nothing to retry). */
+  retryDevice(mac: string): Promise<Update>;
+  /** Back to the image the device ran before its last completed update: a rollback deployment
+   *  to it alone (409 with the reason when that image is not known). */
+  rollbackDevice(mac: string): Promise<Deployment>;
 
   listFirmware(): Promise<Firmware[]>;
   uploadFirmware(file: File): Promise<UploadOutcome>;
   deleteFirmware(id: number): Promise<void>;
 
   listDeployments(): Promise<Deployment[]>;
+  /** One deployment and every device it covers, with what each gets and its latest attempt. */
+  getDeployment(id: number): Promise<DeploymentDetail>;
+  /** The dry run: what every device the deployment would cover would get; stores nothing. */
+  planDeployment(d: NewDeployment): Promise<Plan>;
+  /** Create it (409 `other_project` when it would install another project's image on some
+   *  device and `allow_other_project` is not set). */
   createDeployment(d: NewDeployment): Promise<Deployment>;
+  /** Stop one deployment; its unstarted attempts are cancelled. */
   stopDeployment(id: number): Promise<Deployment>;
+  /** A new attempt for every device of it that reached the attempt limit. */
+  retryDeployment(id: number): Promise<Update[]>;
 
   settings(): Promise<ServerSettings>;
   /** Change the settings kept by the server (open enrolment); returns all settings. */

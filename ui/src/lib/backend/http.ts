@@ -6,12 +6,15 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type {
   Deployment,
+  DeploymentDetail,
   Device,
   DevicePatch,
+  DeviceTarget,
   Firmware,
   NewDeployment,
   NewDevice,
   NewWatchFolder,
+  Plan,
   ServerSettings,
   SettingsPatch,
   Update,
@@ -142,6 +145,15 @@ export class HttpBackend implements Backend {
   patchDevice(mac: string, patch: DevicePatch) {
     return this.#request<Device>('PATCH', `/api/v1/devices/${encodeURIComponent(mac)}`, JSON.stringify(patch));
   }
+  deviceTarget(mac: string) {
+    return this.#request<DeviceTarget | null>('GET', `/api/v1/devices/${encodeURIComponent(mac)}/target`);
+  }
+  retryDevice(mac: string) {
+    return this.#request<Update>('POST', `/api/v1/devices/${encodeURIComponent(mac)}/retry`);
+  }
+  rollbackDevice(mac: string) {
+    return this.#request<Deployment>('POST', `/api/v1/devices/${encodeURIComponent(mac)}/rollback`);
+  }
   listFirmware() {
     return this.#request<Firmware[]>('GET', '/api/v1/firmware');
   }
@@ -158,11 +170,20 @@ export class HttpBackend implements Backend {
   listDeployments() {
     return this.#request<Deployment[]>('GET', '/api/v1/deployments');
   }
+  getDeployment(id: number) {
+    return this.#request<DeploymentDetail>('GET', `/api/v1/deployments/${id}`);
+  }
+  planDeployment(d: NewDeployment) {
+    return this.#request<Plan>('POST', '/api/v1/deployments?dry_run=true', JSON.stringify(d));
+  }
   createDeployment(d: NewDeployment) {
     return this.#request<Deployment>('POST', '/api/v1/deployments', JSON.stringify(d));
   }
   stopDeployment(id: number) {
-    return this.#request<Deployment>('DELETE', `/api/v1/deployments/${id}`);
+    return this.#request<Deployment>('POST', `/api/v1/deployments/${id}/stop`);
+  }
+  retryDeployment(id: number) {
+    return this.#request<Update[]>('POST', `/api/v1/deployments/${id}/retry`);
   }
   settings() {
     return this.#request<ServerSettings>('GET', '/api/v1/settings');

@@ -1,6 +1,9 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
-import type { Deployment, Device, DevicePatch, Firmware, NewDeployment, NewDevice, NewWatchFolder, ServerSettings, SettingsPatch, Update, WatchFolder } from '../api/types';
+import type {
+  Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, Firmware, NewDeployment, NewDevice,
+  NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
+} from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
@@ -15,7 +18,7 @@ export function device(mac: string, over: Partial<Device> = {}): Device {
 export function update(mac: string, over: Partial<Update> = {}): Update {
   return {
     id: 1, mac, firmware_id: 1, deployment_id: 1, sha256: 'ab'.repeat(32), version: '2.0.0', from_version: '1.0.0',
-    from_sha256: null, state: 'downloading', progress: 0, bytes_sent: 0, error: null,
+    from_sha256: null, state: 'downloading', progress: 0, bytes_sent: 0, error: null, retry: false,
     created_at: '2026-11-22T20:00:00Z', updated_at: '2026-11-22T20:00:00Z', finished_at: null, ...over,
   } as Update;
 }
@@ -26,6 +29,31 @@ export function firmware(id: number, over: Partial<Firmware> = {}): Firmware {
     chip: 'esp32', format: 'esp32_app', project: 'blink', project_source: 'image', version: `2.0.${id}`,
     version_source: 'image', source: 'upload', uploaded_at: '2026-11-22T20:00:00Z', devices_running: 0, ...over,
   } as Firmware;
+}
+
+export function deployment(id: number, over: Partial<Deployment> = {}): Deployment {
+  return {
+    id, firmware_id: 1, project: 'blink', chip: 'esp32', rollback: false, allow_other_project: false, status: 'active',
+    created_at: '2026-11-22T20:00:00Z', ended_at: null, end_reason: null, devices: [], reach: 0,
+    tally: { done: 0, in_progress: 0, waiting: 0, failed: 0, held: 0, superseded: 0 }, ...over,
+  };
+}
+
+export function verdict(mac: string, v: Verdict, over: Partial<DeviceVerdict> = {}): DeviceVerdict {
+  return { mac, name: null, protocol: 'native', project: 'blink', version: '1.0.0', verdict: v, reason: `reason for ${mac}`, update: null, ...over };
+}
+
+/** A dry-run answer made of groups; `offered` counts the offer and in_progress groups, as the server does. */
+export function plan(groups: VerdictGroup[], over: Partial<Plan> = {}): Plan {
+  const offered = groups.filter((g) => g.kind === 'offer' || g.kind === 'in_progress').reduce((n, g) => n + g.count, 0);
+  return {
+    firmware_id: 1, project: null, chip: null, rollback: false, allow_other_project: false,
+    reach: groups.reduce((n, g) => n + g.count, 0), offered, groups, supersedes: [], ...over,
+  };
+}
+
+export function group(kind: VerdictGroup['kind'], devices: DeviceVerdict[]): VerdictGroup {
+  return { kind, count: devices.length, devices };
 }
 
 export class MockBackend implements Backend {
@@ -39,6 +67,17 @@ export class MockBackend implements Backend {
   uploads = new Map<string, UploadOutcome | BackendError>();
   deleteError: BackendError | null = null;
   reach = 3;
+  /** The dry run's answer to a request (default: `reach` devices, all offered). */
+  planFor: (d: NewDeployment) => Plan = () =>
+    plan([group('offer', Array.from({ length: this.reach }, (_, i) => verdict(`AA:00:00:00:00:0${i}`, { kind: 'offer' })))]);
+  /** The refusal the next createDeployment throws (e.g. `other_project` unless allowed). */
+  createErrorFor: (d: NewDeployment) => BackendError | null = () => null;
+  details = new Map<number, DeploymentDetail>();
+  targets = new Map<string, DeviceTarget | null>();
+  history = new Map<string, Update[]>();
+  /** What retryDevice / rollbackDevice answer: a value, or an error to throw. */
+  retryResult: Update | BackendError | null = null;
+  rollbackResult: Deployment | BackendError | null = null;
   #token: string | null = 'T';
   #listener: ((e: LiveEvent) => void) | null = null;
   listError: BackendError | null = null;
@@ -64,7 +103,20 @@ export class MockBackend implements Backend {
     });
   }
   async getDevice(mac: string) { return this.devices.find((d) => d.mac === mac)!; }
-  async deviceHistory() { return []; }
+  async deviceHistory(mac: string) { return this.history.get(mac) ?? []; }
+  async deviceTarget(mac: string) { this.calls.push(`target ${mac}`); return this.targets.get(mac) ?? null; }
+  async retryDevice(mac: string) {
+    this.calls.push(`retryDevice ${mac}`);
+    const r = this.retryResult ?? update(mac, { id: 99, state: 'offered', retry: true });
+    if (r instanceof BackendError) throw r;
+    return r;
+  }
+  async rollbackDevice(mac: string) {
+    this.calls.push(`rollbackDevice ${mac}`);
+    const r = this.rollbackResult ?? deployment(8, { devices: [mac], rollback: true, allow_other_project: true });
+    if (r instanceof BackendError) throw r;
+    return r;
+  }
   async deleteDevice(mac: string) { this.calls.push(`deleteDevice ${mac}`); }
   async patchDevice(mac: string, patch: DevicePatch) {
     this.calls.push(`patchDevice ${mac} ${JSON.stringify(patch)}`);
@@ -86,15 +138,36 @@ export class MockBackend implements Backend {
     this.calls.push(`delete ${id}`);
     if (this.deleteError) throw this.deleteError;
   }
-  async listDeployments() { return this.deployments; }
+  async listDeployments() { this.calls.push('listDeployments'); return this.deployments; }
+  async getDeployment(id: number) {
+    this.calls.push(`getDeployment ${id}`);
+    const d = this.details.get(id);
+    if (!d) throw new BackendError('not_found', `deployment ${id} not found`, 404);
+    return d;
+  }
+  async planDeployment(d: NewDeployment) {
+    this.calls.push(`plan ${JSON.stringify(d)}`);
+    return this.planFor(d);
+  }
   async createDeployment(d: NewDeployment): Promise<Deployment> {
     this.calls.push(`deploy ${JSON.stringify(d)}`);
-    return {
-      id: 7, firmware_id: d.firmware_id, project: d.project ?? null, chip: d.chip ?? null, rollback: false,
-      active: !d.dry_run, created_at: '2026-11-22T20:00:00Z', devices: d.devices ?? [], reach: this.reach,
-    } as Deployment;
+    const refusal = this.createErrorFor(d);
+    if (refusal) throw refusal;
+    return deployment(7, {
+      firmware_id: d.firmware_id, project: d.project ?? null, chip: d.chip ?? null, rollback: d.rollback ?? false,
+      allow_other_project: d.allow_other_project ?? false, devices: d.devices ?? [], reach: this.reach,
+    });
   }
-  async stopDeployment(id: number) { return { ...this.deployments.find((d) => d.id === id)!, active: false }; }
+  async stopDeployment(id: number) {
+    this.calls.push(`stop ${id}`);
+    const d = { ...this.deployments.find((d) => d.id === id)!, status: 'stopped' as const, end_reason: 'stopped by the admin' };
+    this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
+    return d;
+  }
+  async retryDeployment(id: number) {
+    this.calls.push(`retryDeployment ${id}`);
+    return [update('A', { id: 50, deployment_id: id, state: 'offered', retry: true })];
+  }
   openEnrolment = true;
   async settings(): Promise<ServerSettings> {
     return { listen: '127.0.0.1:8470', checkin_path: '/api/v1/device/checkin', checkin_interval_s: 60,
