@@ -1,28 +1,108 @@
-import { fireEvent, render, screen } from '@testing-library/svelte';
+import { fireEvent, render, screen, within } from '@testing-library/svelte';
 import { describe, expect, test, vi } from 'vitest';
-import { MockBackend, firmware } from '../backend/mock';
+import type { NewDeployment } from '../api/types';
+import { BackendError } from '../backend/backend';
+import { MockBackend, firmware, group, plan, verdict } from '../backend/mock';
 import DeployDialog from './DeployDialog.svelte';
 import { DeploymentStore } from './deployments.svelte';
 
+/** 42 to offer, 35 running it, 8 newer (offered with rollback), 3 of another project (offered with consent). */
+function breakdown(d: NewDeployment) {
+  const n = (prefix: string, count: number, v: Parameters<typeof verdict>[1], over = {}) =>
+    Array.from({ length: count }, (_, i) => verdict(`${prefix}:${String(i).padStart(2, '0')}`, v, { reason: `why ${prefix}`, ...over }));
+  const offer = n('OF', 42, { kind: 'offer' });
+  const newer = n('NW', 8, { kind: 'newer_running', running: '3.0.0', target: '2.0.2' });
+  const other = n('OP', 3, { kind: 'other_project', device: 'door', image: 'blink' }, { project: 'door' });
+  const groups = [
+    group('offer', [...offer, ...(d.rollback ? newer : []), ...(d.allow_other_project ? other : [])]),
+    group('already_running', n('AR', 35, { kind: 'already_running' })),
+    ...(d.rollback ? [] : [group('newer_running', newer)]),
+    ...(d.allow_other_project ? [] : [group('other_project', other)]),
+  ];
+  return plan(groups, { rollback: !!d.rollback, allow_other_project: !!d.allow_other_project });
+}
+
+function setup(selected: string[] = []) {
+  const b = new MockBackend();
+  b.planFor = breakdown;
+  const store = new DeploymentStore(b);
+  const onclose = vi.fn();
+  render(DeployDialog, { firmware: firmware(2), selected, store, onclose });
+  return { b, store, onclose };
+}
+
+const groupText = (kind: string) => screen.getByTestId(`group-${kind}`).textContent?.replace(/\s+/g, ' ').trim();
+
 describe('DeployDialog', () => {
-  test('says how many devices it will reach before deploying', async () => {
-    const b = new MockBackend();
-    b.reach = 4;
-    const store = new DeploymentStore(b);
-    const onclose = vi.fn();
-    render(DeployDialog, { firmware: firmware(2), selected: [], store, onclose });
-    expect((await screen.findByTestId('reach')).textContent).toBe('4');
-    await fireEvent.click(screen.getByRole('button', { name: 'Deploy to 4 devices' }));
-    await vi.waitFor(() => expect(onclose).toHaveBeenCalled());
-    expect(b.calls.at(-1)).toBe('deploy {"firmware_id":2,"project":"blink","chip":"esp32"}');
+  test('shows the dry run as a breakdown, and the button says how many will be offered', async () => {
+    const { b } = setup();
+    expect((await screen.findByTestId('reach')).textContent).toBe('88');
+    expect(groupText('offer')).toBe('▸ 42 will be offered the image');
+    expect(groupText('already_running')).toBe('▸ 35 already run it');
+    expect(groupText('newer_running')).toBe('▸ 8 run a newer version — allow rollback');
+    expect(groupText('other_project')).toBe('▸ 3 run another project — install on devices of another project');
+    expect(screen.getByRole('button', { name: 'Deploy to 42 devices' })).toBeTruthy();
+    expect(b.calls).toEqual(['plan {"firmware_id":2,"project":"blink","chip":"esp32","rollback":false,"allow_other_project":false}']);
   });
 
-  test('with devices ticked, targets exactly those', async () => {
-    const b = new MockBackend();
-    b.reach = 2;
-    const store = new DeploymentStore(b);
-    render(DeployDialog, { firmware: firmware(2), selected: ['A1', 'A2'], store, onclose: () => {} });
+  test('a group opens to its devices with their reasons', async () => {
+    setup();
     await screen.findByTestId('reach');
-    expect(b.calls[0]).toBe('deploy {"firmware_id":2,"devices":["A1","A2"],"dry_run":true}');
+    await fireEvent.click(within(screen.getByTestId('group-newer_running')).getByRole('button'));
+    const table = screen.getByRole('table', { name: /run a newer version/ });
+    expect(within(table).getAllByRole('row')).toHaveLength(9);
+    expect(within(table).getAllByText('why NW')).toHaveLength(8);
+  });
+
+  test('"allow rollback" plans again with rollback: true and offers the newer devices too', async () => {
+    const { b, onclose } = setup();
+    await screen.findByTestId('reach');
+    await fireEvent.click(screen.getByLabelText('allow rollback'));
+    await screen.findByRole('button', { name: 'Deploy to 50 devices' });
+    expect(b.calls.at(-1)).toBe('plan {"firmware_id":2,"project":"blink","chip":"esp32","rollback":true,"allow_other_project":false}');
+    // The newer group is gone; the option stays, ticked, so it can be turned off again.
+    expect(screen.queryByTestId('group-newer_running')).toBeNull();
+    expect((screen.getByLabelText('allow rollback') as HTMLInputElement).checked).toBe(true);
+    await fireEvent.click(screen.getByRole('button', { name: 'Deploy to 50 devices' }));
+    await vi.waitFor(() => expect(onclose).toHaveBeenCalled());
+    expect(b.calls.at(-1)).toBe('deploy {"firmware_id":2,"project":"blink","chip":"esp32","rollback":true,"allow_other_project":false}');
+  });
+
+  test('"install on devices of another project" plans again with allow_other_project: true', async () => {
+    const { b } = setup();
+    await screen.findByTestId('reach');
+    await fireEvent.click(screen.getByLabelText('install on devices of another project'));
+    await screen.findByRole('button', { name: 'Deploy to 45 devices' });
+    expect(b.calls.at(-1)).toContain('"allow_other_project":true');
+  });
+
+  test('Deploy is off when nothing would be offered, and says why', async () => {
+    const b = new MockBackend();
+    b.planFor = () => plan([group('already_running', [verdict('A1', { kind: 'already_running' })])]);
+    render(DeployDialog, { firmware: firmware(2), selected: [], store: new DeploymentStore(b), onclose: () => {} });
+    const button = (await screen.findByRole('button', { name: 'Deploy to 0 devices' })) as HTMLButtonElement;
+    expect(button.disabled).toBe(true);
+    expect(screen.getByTestId('nothing-offered').textContent).toContain('No device would be offered this image');
+  });
+
+  test('with devices ticked, plans exactly those', async () => {
+    const { b } = setup(['A1', 'A2']);
+    await screen.findByTestId('reach');
+    expect(b.calls[0]).toBe('plan {"firmware_id":2,"devices":["A1","A2"],"rollback":false,"allow_other_project":false}');
+  });
+
+  test("the server's other_project refusal is a question, not an error; confirming deploys with consent", async () => {
+    const b = new MockBackend();
+    b.planFor = breakdown;
+    b.createErrorFor = (d) => (d.allow_other_project ? null : new BackendError('other_project', '3 device(s) run another project than the image (blink): …', 409));
+    const onclose = vi.fn();
+    render(DeployDialog, { firmware: firmware(2), selected: [], store: new DeploymentStore(b), onclose });
+    await fireEvent.click(await screen.findByRole('button', { name: 'Deploy to 42 devices' }));
+    const question = await screen.findByRole('alertdialog', { name: 'Install on devices of another project?' });
+    expect(question.textContent).toContain('3 device(s) run another project than the image (blink)');
+    expect(screen.queryByRole('alert')).toBeNull();
+    await fireEvent.click(within(question).getByRole('button', { name: 'Install on them too' }));
+    await vi.waitFor(() => expect(onclose).toHaveBeenCalled());
+    expect(b.calls.at(-1)).toBe('deploy {"firmware_id":2,"project":"blink","chip":"esp32","rollback":false,"allow_other_project":true}');
   });
 });
