@@ -4,6 +4,7 @@ import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
 import { DeviceStore } from './devices/devices.svelte';
+import { UPDATE_STATES } from './devices/status';
 import { FirmwareStore } from './firmware/firmware.svelte';
 import { WatchStore } from './firmware/watch.svelte';
 import { EventBatcher, frameScheduler, type Scheduler } from './live';
@@ -91,8 +92,9 @@ export class Fleet {
     // An update reaching done (a check-in on the new image: a `device` event) or failed.
     const noteTransition = (was: Update | null | undefined, now: Update | null | undefined) => {
       if (!was || !now || was.id !== now.id || was.state === now.state) return;
-      if (now.state === 'done') finished.push(now.mac);
-      if (now.state === 'failed') failed.push(now.mac);
+      const s = UPDATE_STATES[now.state];
+      if (s.finished && s.tone === 'ok') finished.push(now.mac);
+      if (s.finished && s.problem) failed.push(now.mac);
     };
     for (const e of batch) {
       switch (e.type) {
@@ -139,7 +141,11 @@ export class Fleet {
           break;
       }
     }
-    if (devicesChanged) this.devices.commit();
+    if (devicesChanged) {
+      this.devices.commit();
+      // Attempts moved: the tallies of the deployments on screen did too.
+      this.deployments.noteActivity();
+    }
     if (versionsChanged) this.firmware.markStale();
     if (reload) void this.reload();
     this.#notify(finished, failed);

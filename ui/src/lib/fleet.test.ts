@@ -1,6 +1,6 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { BackendError } from './backend/backend';
-import { MockBackend, device, firmware, update } from './backend/mock';
+import { MockBackend, deployment, device, firmware, update } from './backend/mock';
 import { Fleet } from './fleet.svelte';
 import { EventBatcher } from './live';
 
@@ -55,6 +55,29 @@ describe('Fleet', () => {
     await Promise.resolve();
     await new Promise((r) => setTimeout(r));
     expect(fleet.devices.counts.total).toBe(2);
+  });
+
+  test("attempts moving refresh the deployments' tallies while a page watches them", async () => {
+    const b = new MockBackend();
+    b.devices = [device('A1')];
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule);
+    await fleet.start();
+    const loads = () => b.calls.filter((c) => c === 'listDeployments').length;
+    const before = loads();
+    vi.useFakeTimers();
+    try {
+      const release = fleet.deployments.watch();
+      b.deployments = [deployment(1, { tally: { done: 1, in_progress: 0, waiting: 0, failed: 0, held: 0, superseded: 0 } })];
+      b.emit({ type: 'update', update: update('A1', { state: 'rebooting', progress: 100 }) });
+      frames.frame();
+      await vi.runAllTimersAsync();
+      expect(loads()).toBe(before + 1);
+      expect(fleet.deployments.items[0].tally.done).toBe(1);
+      release();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   test('asks for a token on auth errors (by code), shows other errors', async () => {

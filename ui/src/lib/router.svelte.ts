@@ -1,8 +1,10 @@
-// A tiny history router: four views do not need a library. Paths: `/`, `/devices/<mac>`,
-// `/firmware`, `/settings`. The server answers unknown paths with index.html, so reloads work.
+// A tiny history router: five views do not need a library. Paths: `/`, `/devices/<mac>`,
+// `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/settings`.
+// The server answers unknown paths with index.html, so reloads work.
 export type Route =
   | { name: 'devices' }
   | { name: 'device'; mac: string }
+  | { name: 'deployments'; id?: number }
   | { name: 'firmware' }
   | { name: 'settings' };
 
@@ -10,6 +12,8 @@ export function parse(path: string): Route {
   const p = path.replace(/\/index\.html$/, '/').replace(/\/+$/, '') || '/';
   const m = p.match(/^\/devices\/([^/]+)$/);
   if (m) return { name: 'device', mac: decodeURIComponent(m[1]) };
+  const d = p.match(/^\/deployments(?:\/(\d+))?$/);
+  if (d) return d[1] ? { name: 'deployments', id: Number(d[1]) } : { name: 'deployments' };
   if (p === '/firmware') return { name: 'firmware' };
   if (p === '/settings') return { name: 'settings' };
   return { name: 'devices' };
@@ -21,6 +25,8 @@ export function href(r: Route): string {
       return '/';
     case 'device':
       return `/devices/${encodeURIComponent(r.mac)}`;
+    case 'deployments':
+      return r.id != null ? `/deployments/${r.id}` : '/deployments';
     case 'firmware':
       return '/firmware';
     case 'settings':
