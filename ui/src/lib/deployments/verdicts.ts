@@ -30,11 +30,13 @@ type VerdictInfo = {
   option?: 'rollback' | 'allow_other_project';
   /** An admin's Retry gives the device a new attempt. */
   retry?: boolean;
+  /** The device gets (or is getting) the image: the deployment still has work to do for it. */
+  offers?: boolean;
 };
 
 export const VERDICTS: Record<VerdictKind, VerdictInfo> = {
-  offer: { one: 'will be offered the image', many: 'will be offered the image', label: 'offered', tone: 'run' },
-  in_progress: { one: 'is getting it already', many: 'are getting it already', label: 'updating', tone: 'run' },
+  offer: { one: 'will be offered the image', many: 'will be offered the image', label: 'offered', tone: 'run', offers: true },
+  in_progress: { one: 'is getting it already', many: 'are getting it already', label: 'updating', tone: 'run', offers: true },
   already_running: { one: 'already runs it', many: 'already run it', label: 'runs it', tone: 'ok' },
   newer_running: { one: 'runs a newer version', many: 'run a newer version', label: 'newer running', tone: 'warn', option: 'rollback' },
   other_chip: { one: 'is another chip', many: 'are another chip', label: 'other chip', tone: 'muted' },

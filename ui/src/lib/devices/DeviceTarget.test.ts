@@ -13,15 +13,23 @@ describe('device page: current deployment', () => {
     const b = new MockBackend();
     b.targets.set(mac, { deployment_id: 4, firmware_id: 2, version: '1.1.0', verdict: { kind: 'failed', attempts: 3 },
       reason: '3 attempts at this image failed; press Retry to try again, or fix the device' });
-    render(DeviceTarget, { device: device(mac), history: [], deployments: new DeploymentStore(b) });
+    const deployments = new DeploymentStore(b);
+    const failed = device(mac, { update: update(mac, { id: 3, state: 'failed' }) });
+    const { rerender } = render(DeviceTarget, { device: failed, history: [], deployments });
     const target = await screen.findByTestId('target');
     await vi.waitFor(() => expect(target.textContent).toContain('3 attempts at this image failed'));
     expect(target.textContent).toContain('Deployment 4');
     b.targets.set(mac, { deployment_id: 4, firmware_id: 2, version: '1.1.0', verdict: { kind: 'in_progress', state: 'offered', progress: 0 }, reason: 'an attempt is under way (offered)' });
     await fireEvent.click(screen.getByRole('button', { name: 'Retry' }));
-    await screen.findByText(/A new attempt: the image is offered at its next check-in/);
     expect(b.calls).toContain(`retryDevice ${mac}`);
+    // The server's event brings the new attempt (id 99): the note stays while it is under way.
+    await rerender({ device: device(mac, { update: update(mac, { id: 99, state: 'offered', retry: true }) }), history: [], deployments });
+    await screen.findByText(/A new attempt: the image is offered at its next check-in/);
     expect(screen.queryByRole('button', { name: 'Retry' })).toBeNull();
+    b.targets.set(mac, { deployment_id: 4, firmware_id: 2, version: '1.1.0', verdict: { kind: 'already_running' }, reason: 'the device runs this image already' });
+    await rerender({ device: device(mac, { version: '1.1.0', update: update(mac, { id: 99, state: 'done', retry: true }) }), history: [], deployments });
+    await vi.waitFor(() => expect(screen.queryByText(/A new attempt/)).toBeNull());
+    await vi.waitFor(() => expect(screen.getByTestId('target').textContent).toContain('runs it'));
   });
 
   test('no Retry for a device the deployment holds for another reason', async () => {
@@ -41,6 +49,7 @@ describe('device page: current deployment', () => {
     ];
     expect(previousImage(history)?.version).toBe('1.0.0');
     const store = new DeploymentStore(b);
+    b.targets.set(mac, { deployment_id: 8, firmware_id: 1, version: '1.0.0', verdict: { kind: 'offer' }, reason: 'the image is offered' });
     render(DeviceTarget, { device: device(mac, { name: 'bench-01', version: '1.1.0' }), history, deployments: store });
     await fireEvent.click(await screen.findByRole('button', { name: 'Roll back to 1.0.0…' }));
     expect(b.calls.some((c) => c.startsWith('rollbackDevice'))).toBe(false);
