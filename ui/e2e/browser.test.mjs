@@ -1,6 +1,7 @@
 // Browser end-to-end: the built UI, served by the real server, in real Chromium. Simulated devices
 // check in; the test uploads through the drop zone, deploys through the UI, and watches the
 // progress bars move to done as the devices report. No sleeps: every wait is for a condition.
+// (Truthful deployments — plans, retry, rollback, the Deployments page — are in deployments.test.mjs.)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -101,7 +102,7 @@ test('a deployment made in the UI reaches the project\'s devices and the bars mo
   // The dry run counts exactly the ten bench-sensor devices, not the door controllers.
   await dialog.getByTestId('reach').filter({ hasText: '10' }).waitFor();
   await dialog.getByRole('button', { name: 'Deploy to 10 devices' }).click();
-  await page.getByRole('status').filter({ hasText: 'offered to 10 devices' }).waitFor();
+  await page.getByRole('status').filter({ hasText: '10 devices will be offered bench-sensor 1.5.0' }).waitFor();
 
   await page.getByRole('link', { name: 'Devices' }).click();
   const bench = devices.filter((d) => d.project === PROJECT);
@@ -195,9 +196,16 @@ test('settings show how the server runs; the library refuses deleting a deployed
   await page.getByRole('alert').filter({ hasText: /deploy/i }).waitFor();
   await page.locator('tr', { hasText: '1.5.0' }).first().waitFor();
   await page.screenshot({ path: join(shots, 'browser-firmware.png'), animations: 'disabled' });
-  // Stop the deployment from the library; then the delete goes through.
-  await row.getByRole('button', { name: 'stop' }).click();
-  await row.getByText('active deployment').waitFor({ state: 'detached' });
+  // The row leads to the deployment that uses the image; stopping it there asks first and stops
+  // that one only. Then the delete goes through.
+  await row.getByRole('link', { name: 'deployment 1' }).click();
+  const card = page.locator('article[data-deployment="1"]');
+  await card.getByRole('table', { name: 'Devices of deployment 1' }).waitFor();
+  await card.getByRole('button', { name: 'Stop…' }).click();
+  await card.getByRole('button', { name: 'Stop deployment 1' }).click();
+  await card.getByTestId('status').filter({ hasText: 'stopped' }).waitFor();
+  await page.getByRole('link', { name: 'Firmware' }).click();
+  await row.getByText('deployed:').waitFor({ state: 'detached' });
   await row.getByRole('button', { name: 'Delete' }).click();
   await row.getByRole('button', { name: 'Really delete' }).click();
   await page.locator('tr', { hasText: '1.5.0' }).waitFor({ state: 'detached' });

@@ -27,7 +27,7 @@ export function makeImage(dir, project, version, chipId = 0) {
   execFileSync('python3', [join(repo, 'firmware/test/mkimage.py'), '--project', project, '--version', version,
     '--chip-id', String(chipId), '--payload', '20000', '-o', out]);
   const bytes = readFileSync(out);
-  return { path: out, bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  return { path: out, bytes, project, version, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /** Start `otafleet serve` and wait for its one "listening" line. */
@@ -58,12 +58,38 @@ export async function startServer(dataDir) {
   };
 }
 
-/** A device speaking the native protocol v1, as the reference client does. */
+/** Admin API calls with the test's token: `get(path)`, `post(path, body)`, `upload(image, name)`.
+ *  Each answers the parsed JSON; a status other than 2xx throws with the server's body. */
+export function adminApi(base) {
+  const call = async (method, path, body) => {
+    const headers = { authorization: `Bearer ${ADMIN}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    const json = text ? JSON.parse(text) : null;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return json;
+  };
+  return {
+    get: (path) => call('GET', path),
+    post: (path, body) => call('POST', path, body),
+    async upload(image, filename) {
+      const res = await fetch(`${base}/api/v1/firmware?filename=${encodeURIComponent(filename)}`, {
+        method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/octet-stream' }, body: image.bytes,
+      });
+      if (!res.ok) throw new Error(`upload ${filename}: ${res.status} ${await res.text()}`);
+      return res.json();
+    },
+  };
+}
+
+/** A device speaking the native protocol v1, as the reference client does. `failFirst: N` makes
+ *  its first N installs fail (a flash write error), as a device with a bad flash sector would. */
 export class SimDevice {
   token = null;
   offer = null;
-  constructor(base, { mac, name, chip = 'esp32', project, version, sha256, ip, rssi }) {
-    Object.assign(this, { base, mac, name, chip, project, version, sha256, ip, rssi });
+  constructor(base, { mac, name, chip = 'esp32', project, version, sha256, ip, rssi, failFirst = 0 }) {
+    Object.assign(this, { base, mac, name, chip, project, version, sha256, ip, rssi, failuresLeft: failFirst });
   }
 
   async #post(path, body) {
@@ -94,6 +120,33 @@ export class SimDevice {
     this.version = this.offer.version;
     this.sha256 = image.sha256;
     return this.checkin();
+  }
+
+  /** One pass of the reference client's loop: check in and, when an image is offered, download
+   *  it (the real bytes, checked against the offer's SHA-256), verify, flash and reboot into it,
+   *  or fail at flashing while `failFirst` lasts. The device then runs an image it reported, so
+   *  the project follows the image's (`images`: what makeImage made, to know the project).
+   *  Answers 'idle' (nothing offered), 'failed' or 'done'. */
+  async cycle(images) {
+    await this.checkin();
+    if (!this.offer) return 'idle';
+    const res = await fetch(`${this.base}${this.offer.url}`, { headers: { authorization: `Bearer ${this.token}` } });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (createHash('sha256').update(bytes).digest('hex') !== this.offer.sha256) throw new Error(`${this.mac}: the download does not match the offer`);
+    await this.progress('downloading', 100);
+    await this.progress('verifying', 100);
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      await this.progress('failed', 40, 'flash write failed at 0x110000 (simulated bad sector)');
+      return 'failed';
+    }
+    await this.progress('flashing', 100);
+    await this.progress('rebooting', 100);
+    const image = images.find((i) => i.sha256 === this.offer.sha256);
+    if (!image) throw new Error(`${this.mac}: offered an image the test did not make`);
+    this.project = image.project;
+    await this.finish(image);
+    return 'done';
   }
 }
 
