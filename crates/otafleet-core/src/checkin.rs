@@ -154,10 +154,7 @@ async fn recorded(
 ) -> Result<CheckinResponse> {
     let _writer = fleet.device_write_lock(&c.mac).await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
-    let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-        .bind(&c.mac)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing = devices::find(&mut tx, &c.mac).await?;
     let mut issued = None;
     let verdict = admit(&mut tx, &c, existing.as_ref(), token).await?;
     match verdict {
@@ -176,33 +173,25 @@ async fn recorded(
         }
     }
     let now = crate::time::now();
-    sqlx::query(
-        "INSERT INTO devices (mac, name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
-           token_hash, protocol, expect_protocol, source, created_at, last_seen) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12) \
-         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(?2, name), chip = ?3, project = ?4, \
-           version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
-           token_hash = COALESCE(?11, token_hash), protocol = 'native', \
-           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12",
+    devices::record_native(
+        &mut tx,
+        &devices::NativeReport {
+            mac: &c.mac,
+            name: c.name.as_deref(),
+            chip: &c.chip,
+            project: &c.project,
+            version: &c.version,
+            sha256: c.sha256.as_deref(),
+            ip: c.ip.as_deref(),
+            rssi: req.rssi,
+            free_space: req.free_space,
+            uptime_s: req.uptime_s,
+            token_hash: issued.as_deref().map(hash_token),
+            now: &now,
+        },
     )
-    .bind(&c.mac)
-    .bind(&c.name)
-    .bind(&c.chip)
-    .bind(&c.project)
-    .bind(&c.version)
-    .bind(&c.sha256)
-    .bind(&c.ip)
-    .bind(req.rssi)
-    .bind(req.free_space)
-    .bind(req.uptime_s)
-    .bind(issued.as_deref().map(hash_token))
-    .bind(&now)
-    .execute(&mut *tx)
     .await?;
-    let device: Device = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-        .bind(&c.mac)
-        .fetch_one(&mut *tx)
-        .await?;
+    let device = devices::load(&mut tx, &c.mac).await?;
     let mut changed: Vec<Update> = Vec::new();
     if let Some(u) = updates::reconcile(&mut tx, &device).await? {
         changed.push(u);
@@ -375,9 +364,6 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
     })
 }
 
-/// The device a progress report's token belongs to (`token_hash` is the SHA-256 hex of the token).
-pub(crate) const TOKEN_LOOKUP: &str = "SELECT mac FROM devices WHERE token_hash = ?";
-
 pub(crate) async fn progress(
     fleet: &Fleet,
     token: Option<&str>,
@@ -419,9 +405,7 @@ fn token_unknown() -> CoreError {
 /// Who a progress report comes from. Asked outside the writer's lock: a read never waits for the
 /// writer (WAL), and the token index (migration 0012) makes it cost the same at any fleet size.
 async fn device_of(fleet: &Fleet, token_hash: &str) -> Result<String> {
-    sqlx::query_scalar(TOKEN_LOOKUP)
-        .bind(token_hash)
-        .fetch_optional(fleet.db())
+    devices::mac_by_token(fleet.db(), token_hash)
         .await?
         .ok_or_else(|| {
             tracing::warn!("progress report with an unknown device token refused");
@@ -443,13 +427,7 @@ async fn record_progress(
     let mut tx = crate::db::begin_write(fleet.db()).await?;
     // Between the lookup and the lock the admin may have reset the device's enrolment or deleted
     // it: the token must still be this device's now, under the lock, or nothing is written.
-    let still_enrolled: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
-            .bind(mac)
-            .bind(token_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if still_enrolled.is_none() {
+    if !devices::holds_token(&mut tx, mac, token_hash).await? {
         tracing::warn!(%mac, "progress report with a token reset meanwhile refused");
         return Err(token_unknown());
     }
@@ -510,11 +488,7 @@ async fn record_progress(
     let deployments =
         crate::deployments::after_change(&mut tx, std::slice::from_ref(&updated), None).await?;
     let last_seen = crate::time::now();
-    sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
-        .bind(&last_seen)
-        .bind(mac)
-        .execute(&mut *tx)
-        .await?;
+    devices::touch(&mut tx, mac, &last_seen).await?;
     tx.commit().await?;
     drop(_writer);
     fleet.events().publish(Event::Update {
@@ -532,11 +506,7 @@ pub(crate) async fn download_attempt(
     token: &str,
     sha256: &str,
 ) -> Result<Option<Update>> {
-    let Some(mac): Option<String> = sqlx::query_scalar(TOKEN_LOOKUP)
-        .bind(hash_token(token))
-        .fetch_optional(fleet.db())
-        .await?
-    else {
+    let Some(mac) = devices::mac_by_token(fleet.db(), &hash_token(token)).await? else {
         return Ok(None);
     };
     let mut conn = fleet.db().acquire().await?;

@@ -98,7 +98,7 @@ fn stored_images(data_dir: &Path) -> usize {
 
 /// Refuse a database that cannot be this directory's: zero-length or missing while images are
 /// stored, not SQLite at all, or SQLite without otafleet's schema while it holds other tables.
-pub async fn check_database(data_dir: &Path) -> Result<()> {
+pub(crate) async fn check_database(data_dir: &Path) -> Result<()> {
     let path = data_dir.join(crate::db::FILE_NAME);
     let images = stored_images(data_dir);
     let refuse = |found: String| CoreError::DataDir {
@@ -184,7 +184,7 @@ pub async fn check_database(data_dir: &Path) -> Result<()> {
 }
 
 /// Remove stored blobs that no firmware row points at, and say which rows lost their blob.
-pub async fn collect_orphans(db: &SqlitePool, blobs: &BlobStore) -> Result<usize> {
+pub(crate) async fn collect_orphans(db: &SqlitePool, blobs: &BlobStore) -> Result<usize> {
     let rows: HashSet<String> = sqlx::query_scalar("SELECT sha256 FROM firmware")
         .fetch_all(db)
         .await?

@@ -33,7 +33,7 @@ use crate::error::Result;
 pub const FILE_NAME: &str = "otafleet.db";
 
 /// Open (creating if needed) `otafleet.db` in `data_dir` and bring its schema up to date.
-pub async fn open(data_dir: &Path) -> Result<SqlitePool> {
+pub(crate) async fn open(data_dir: &Path) -> Result<SqlitePool> {
     open_with(data_dir, 8).await
 }
 
@@ -84,7 +84,7 @@ pub enum ConnState {
 
 /// Whether a connection may serve another caller: sqlx counts no open transaction and SQLite is
 /// in autocommit mode. Anything else means the connection must be closed.
-pub async fn state(conn: &mut SqliteConnection) -> ConnState {
+pub(crate) async fn state(conn: &mut SqliteConnection) -> ConnState {
     let sqlx_open = conn.is_in_transaction();
     let autocommit = match conn.lock_handle().await {
         Ok(mut handle) => {
@@ -107,7 +107,7 @@ pub async fn state(conn: &mut SqliteConnection) -> ConnState {
 /// Start a write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock at once (a writer never
 /// has to upgrade a read lock, which WAL can refuse), and sqlx refuses it on a connection that is
 /// already inside a transaction instead of turning it into a savepoint.
-pub async fn begin_write(db: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+pub(crate) async fn begin_write(db: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
     Ok(db.begin_with("BEGIN IMMEDIATE").await?)
 }
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::devices::Device;
+use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::firmware::Firmware;
 use crate::offer::{self, Rule, Verdict, VerdictKind};
@@ -186,7 +186,7 @@ pub(crate) fn covers(d: &str, mac: &str, project: &str, chip: &str) -> String {
     )
 }
 
-pub async fn list(db: &SqlitePool) -> Result<Vec<Deployment>> {
+pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Deployment>> {
     let mut conn = db.acquire().await?;
     let rows: Vec<Deployment> = sqlx::query_as("SELECT * FROM deployments ORDER BY id DESC")
         .fetch_all(&mut *conn)
@@ -212,13 +212,13 @@ pub(crate) async fn live(conn: &mut SqliteConnection) -> Result<Vec<Deployment>>
     Ok(out)
 }
 
-pub async fn get(db: &SqlitePool, id: i64) -> Result<Deployment> {
+pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<Deployment> {
     let mut conn = db.acquire().await?;
     let d = row(&mut conn, id).await?;
     Ok(fill(&mut conn, d).await?.0)
 }
 
-pub async fn detail(db: &SqlitePool, id: i64) -> Result<DeploymentDetail> {
+pub(crate) async fn detail(db: &SqlitePool, id: i64) -> Result<DeploymentDetail> {
     let mut conn = db.acquire().await?;
     let d = row(&mut conn, id).await?;
     let (deployment, devices) = fill(&mut conn, d).await?;
@@ -272,29 +272,13 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
     let Some(fw) = fw else {
         return Ok(Vec::new());
     };
-    let this = covers("d", "dev.mac", "dev.project", "dev.chip");
-    let sql = format!(
-        "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {} \
-             ORDER BY t.id DESC LIMIT 1) AS target \
-         FROM devices dev JOIN deployments d ON d.id = ?1 \
-         WHERE {this} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id)) \
-         ORDER BY dev.mac",
-        covers("t", "dev.mac", "dev.project", "dev.chip")
-    );
-    let rows: Vec<(Device, Option<i64>)> = {
-        use sqlx::Row;
-        sqlx::query(&sql)
-            .bind(d.id)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|r| {
-                let target: Option<i64> = r.try_get("target").unwrap_or(None);
-                sqlx::FromRow::from_row(&r).map(|dev| (dev, target))
-            })
-            .collect::<std::result::Result<_, _>>()?
-    };
+    let rows = devices::covered_by(
+        conn,
+        d.id,
+        &covers("d", "dev.mac", "dev.project", "dev.chip"),
+        &covers("t", "dev.mac", "dev.project", "dev.chip"),
+    )
+    .await?;
     // Every attempt these devices' verdicts read: this deployment's, and any unfinished one.
     let attempts: Vec<Update> = sqlx::query_as(
         "SELECT * FROM updates WHERE deployment_id = ? \
@@ -375,11 +359,7 @@ async fn check(
             }
             for m in list {
                 let mac = validate::mac(m)?;
-                let chip: Option<Option<String>> =
-                    sqlx::query_scalar("SELECT chip FROM devices WHERE mac = ?")
-                        .bind(&mac)
-                        .fetch_optional(&mut *conn)
-                        .await?;
+                let chip = devices::chip_of(conn, &mac).await?;
                 match chip {
                     None => {
                         return Err(CoreError::invalid(
@@ -541,7 +521,7 @@ fn group(verdicts: Vec<DeviceVerdict>) -> Vec<VerdictGroup> {
 }
 
 /// What a deployment would do, device by device, without storing anything.
-pub async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
+pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
     let mut tx = crate::db::begin_write(db).await?;
     let (fw, project, chip, macs) = check(&mut tx, new).await?;
     let (id, supersedes, _) = insert(&mut tx, new, &fw, &project, &chip, &macs).await?;
@@ -565,7 +545,7 @@ pub async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
 /// Store a deployment. Refused with `other_project` (409) when it would install another
 /// project's image on some device and `allow_other_project` is not set. Returns it, the
 /// deployments it superseded, and the attempts their stopping closed.
-pub async fn create(
+pub(crate) async fn create(
     db: &SqlitePool,
     new: &NewDeployment,
 ) -> Result<(Deployment, Vec<i64>, Vec<Update>)> {
@@ -602,7 +582,7 @@ pub async fn create(
 
 /// Stop a deployment: devices it covered are no longer offered its image; its unstarted
 /// attempts are closed as `cancelled`.
-pub async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Update>)> {
+pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Update>)> {
     let mut tx = crate::db::begin_write(db).await?;
     let d = row(&mut tx, id).await?;
     if d.status == DeploymentStatus::Stopped {
@@ -683,7 +663,7 @@ pub(crate) async fn refresh(conn: &mut SqliteConnection, id: i64) -> Result<Opti
 
 /// A new attempt for every device of deployment `id` that reached the attempt limit (or only
 /// `mac`): the limit counts afresh from it. Returns the attempts opened.
-pub async fn retry(
+pub(crate) async fn retry(
     db: &SqlitePool,
     id: i64,
     mac: Option<&str>,
@@ -716,10 +696,7 @@ pub async fn retry(
             }
             _ => continue,
         }
-        let device: Device = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-            .bind(&v.mac)
-            .fetch_one(&mut *tx)
-            .await?;
+        let device = devices::load(&mut tx, &v.mac).await?;
         opened.push(updates::open_attempt(&mut tx, &device, &fw, id, true).await?);
     }
     if let (Some(m), true) = (mac, opened.is_empty()) {
@@ -733,7 +710,7 @@ pub async fn retry(
 }
 
 /// The deployment that targets `mac` now (the newest that covers it and was not stopped).
-pub async fn target_of(db: &SqlitePool, device: &Device) -> Result<Option<i64>> {
+pub(crate) async fn target_of(db: &SqlitePool, device: &Device) -> Result<Option<i64>> {
     let mut conn = db.acquire().await?;
     Ok(updates::target_for(&mut conn, device)
         .await?
@@ -783,7 +760,10 @@ pub struct DeviceTarget {
 }
 
 /// The deployment that targets `device` now and its verdict; `None` when none covers it.
-pub async fn target_verdict(db: &SqlitePool, device: &Device) -> Result<Option<DeviceTarget>> {
+pub(crate) async fn target_verdict(
+    db: &SqlitePool,
+    device: &Device,
+) -> Result<Option<DeviceTarget>> {
     let mut conn = db.acquire().await?;
     let Some((rule, fw)) = updates::target_for(&mut conn, device).await? else {
         return Ok(None);

@@ -4,7 +4,7 @@
 //! present on the LAN by mDNS (the rule is [`crate::discovered::online`]).
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::error::{CoreError, Result};
 use crate::settings::Settings;
@@ -124,14 +124,14 @@ impl Device {
     }
 }
 
-pub async fn get_raw(db: &SqlitePool, mac: &str) -> Result<Option<Device>> {
+pub(crate) async fn get_raw(db: &SqlitePool, mac: &str) -> Result<Option<Device>> {
     Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
         .bind(mac)
         .fetch_optional(db)
         .await?)
 }
 
-pub async fn get(db: &SqlitePool, settings: &Settings, mac: &str) -> Result<Device> {
+pub(crate) async fn get(db: &SqlitePool, settings: &Settings, mac: &str) -> Result<Device> {
     let mac = validate::mac(mac)?;
     let device = get_raw(db, &mac)
         .await?
@@ -141,7 +141,7 @@ pub async fn get(db: &SqlitePool, settings: &Settings, mac: &str) -> Result<Devi
     Ok(device.finish(settings, update, refused))
 }
 
-pub async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Device>> {
+pub(crate) async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Device>> {
     let devices: Vec<Device> = sqlx::query_as("SELECT * FROM devices ORDER BY mac")
         .fetch_all(db)
         .await?;
@@ -176,7 +176,7 @@ pub fn chip(chip: &str) -> Result<String> {
     check_chip(chip)
 }
 
-pub async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Result<Device> {
+pub(crate) async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Result<Device> {
     let mac = validate::mac(&new.mac)?;
     let name = new.name.as_deref().map(validate::name).transpose()?;
     let chip = new.chip.as_deref().map(check_chip).transpose()?;
@@ -204,7 +204,7 @@ pub async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Res
     get(db, settings, &mac).await
 }
 
-pub async fn patch(
+pub(crate) async fn patch(
     db: &SqlitePool,
     settings: &Settings,
     mac: &str,
@@ -248,7 +248,7 @@ pub async fn patch(
     get(db, settings, &mac).await
 }
 
-pub async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {
+pub(crate) async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {
     let mac = validate::mac(mac)?;
     let done = sqlx::query("DELETE FROM devices WHERE mac = ?")
         .bind(&mac)
@@ -262,4 +262,342 @@ pub async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {
         return Err(CoreError::not_found(format!("device {mac}")));
     }
     Ok(mac)
+}
+
+// --- The device rows as the other modules change them. This module alone holds the `devices`
+// table's SQL; each function below runs on the caller's connection, inside its transaction.
+
+/// One device by (normalised) MAC.
+pub(crate) async fn find(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Device>> {
+    Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+        .bind(mac)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// One device that must exist.
+pub(crate) async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
+    find(conn, mac)
+        .await?
+        .ok_or_else(|| CoreError::not_found(format!("device {mac}")))
+}
+
+/// Just the chip of a device: `None` for an unknown MAC, `Some(None)` for an unknown chip.
+pub(crate) async fn chip_of(
+    conn: &mut SqliteConnection,
+    mac: &str,
+) -> Result<Option<Option<String>>> {
+    Ok(sqlx::query_scalar("SELECT chip FROM devices WHERE mac = ?")
+        .bind(mac)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// What a native check-in reports (docs/protocols.md §1), validated.
+pub(crate) struct NativeReport<'a> {
+    pub mac: &'a str,
+    pub name: Option<&'a str>,
+    pub chip: &'a str,
+    pub project: &'a str,
+    pub version: &'a str,
+    pub sha256: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub rssi: Option<i64>,
+    pub free_space: Option<i64>,
+    pub uptime_s: Option<i64>,
+    /// Set on enrolment: the hash of the token just issued.
+    pub token_hash: Option<String>,
+    pub now: &'a str,
+}
+
+/// Record a native check-in: create the device or refresh everything it reports.
+pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO devices (mac, name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
+           token_hash, protocol, expect_protocol, source, created_at, last_seen) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12) \
+         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(?2, name), chip = ?3, project = ?4, \
+           version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
+           token_hash = COALESCE(?11, token_hash), protocol = 'native', \
+           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12",
+    )
+    .bind(r.mac)
+    .bind(r.name)
+    .bind(r.chip)
+    .bind(r.project)
+    .bind(r.version)
+    .bind(r.sha256)
+    .bind(r.ip)
+    .bind(r.rssi)
+    .bind(r.free_space)
+    .bind(r.uptime_s)
+    .bind(&r.token_hash)
+    .bind(r.now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What a stock updater's check says about the device (docs/protocols.md §2–4); each `None`
+/// keeps what is known.
+pub(crate) struct FieldReport<'a> {
+    pub mac: &'a str,
+    pub chip: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub version: Option<&'a str>,
+    pub sha256: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub free_space: Option<i64>,
+    pub protocol: &'a str,
+    pub weak_auth: bool,
+    pub now: &'a str,
+}
+
+/// Record a stock updater's check: create the device or refresh what the check said.
+pub(crate) async fn record_field(conn: &mut SqliteConnection, r: &FieldReport<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO devices (mac, chip, project, version, sha256, ip, free_space, protocol, weak_auth, \
+           expect_protocol, source, created_at, last_seen) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?8,'checkin',?10,?10) \
+         ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, chip), project = COALESCE(?3, project), \
+           version = COALESCE(?4, version), sha256 = COALESCE(?5, sha256), ip = COALESCE(?6, ip), \
+           free_space = COALESCE(?7, free_space), protocol = ?8, weak_auth = (weak_auth OR ?9), \
+           expect_protocol = COALESCE(expect_protocol, ?8), last_seen = ?10",
+    )
+    .bind(r.mac)
+    .bind(r.chip)
+    .bind(r.project)
+    .bind(r.version)
+    .bind(r.sha256)
+    .bind(r.ip)
+    .bind(r.free_space)
+    .bind(r.protocol)
+    .bind(r.weak_auth)
+    .bind(r.now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The device runs this image now (inferred: esp32FOTA reports nothing).
+pub(crate) async fn set_running(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    sha256: &str,
+    version: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?")
+        .bind(sha256)
+        .bind(version)
+        .bind(mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Why the device's last request got nothing although it may need an image (`None` clears it).
+pub(crate) async fn set_hold(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    hold: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE devices SET hold = ? WHERE mac = ?")
+        .bind(hold)
+        .bind(mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A device of unknown chip fetched an image by itself: it is of that image's chip (and, if it
+/// had none, project).
+pub(crate) async fn adopt_image(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    chip: &str,
+    project: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE devices SET chip = ?, project = COALESCE(project, ?) WHERE mac = ?")
+        .bind(chip)
+        .bind(project)
+        .bind(mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The device's project follows the image it was seen running (by its SHA-256).
+pub(crate) async fn follow_image_project(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    sha256: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE devices SET project = COALESCE((SELECT project FROM firmware WHERE sha256 = ?), project) \
+         WHERE mac = ?",
+    )
+    .bind(sha256)
+    .bind(mac)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A sign of life that changes nothing else (a progress report).
+pub(crate) async fn touch(conn: &mut SqliteConnection, mac: &str, now: &str) -> Result<()> {
+    sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
+        .bind(now)
+        .bind(mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The statement behind [`mac_by_token`] (its query plan is tested).
+pub(crate) const TOKEN_LOOKUP: &str = "SELECT mac FROM devices WHERE token_hash = ?";
+
+/// The device a token belongs to, by the token's SHA-256 hex (through the `devices_token_hash`
+/// index, so it costs the same at any fleet size).
+pub(crate) async fn mac_by_token(db: &SqlitePool, token_hash: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT mac FROM devices WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// Does device `mac` still hold the token of this hash?
+pub(crate) async fn holds_token(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    token_hash: &str,
+) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
+            .bind(mac)
+            .bind(token_hash)
+            .fetch_optional(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Write queued heartbeats (`[{m, t, r, u}]` as JSON: MAC, last seen, RSSI, uptime) in one
+/// statement. A row the database path wrote later than the beat keeps its values: `last_seen` is
+/// fixed-width UTC text, so text order is time order.
+pub(crate) async fn write_heartbeats(
+    conn: &mut SqliteConnection,
+    beats_json: String,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE devices SET last_seen = b.value ->> '$.t', rssi = b.value ->> '$.r', \
+           uptime_s = b.value ->> '$.u' \
+         FROM json_each(?1) AS b \
+         WHERE devices.mac = b.value ->> '$.m' \
+           AND (devices.last_seen IS NULL OR devices.last_seen < b.value ->> '$.t')",
+    )
+    .bind(beats_json)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An mDNS service that named its MAC was resolved: create the device or refresh its mDNS facts
+/// (never what it reported at check-in), and mark it present.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn mdns_seen(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    name: Option<&str>,
+    ip: Option<&str>,
+    hostname: &str,
+    service: &str,
+    instance: &str,
+    port: i64,
+    txt: &sqlx::types::Json<std::collections::BTreeMap<String, String>>,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO devices (mac, name, ip, source, created_at, hostname, mdns_service, \
+           mdns_instance, mdns_port, mdns_txt, mdns_seen, mdns_gone) \
+         VALUES (?1, ?2, ?3, 'mdns', ?4, ?5, ?6, ?7, ?8, ?9, ?4, NULL) \
+         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(devices.name, excluded.name), \
+           ip = COALESCE(excluded.ip, devices.ip), hostname = excluded.hostname, \
+           mdns_service = excluded.mdns_service, mdns_instance = excluded.mdns_instance, \
+           mdns_port = excluded.mdns_port, mdns_txt = excluded.mdns_txt, \
+           mdns_seen = excluded.mdns_seen, mdns_gone = NULL",
+    )
+    .bind(mac)
+    .bind(name)
+    .bind(ip)
+    .bind(now)
+    .bind(hostname)
+    .bind(service)
+    .bind(instance)
+    .bind(port)
+    .bind(txt)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The device's mDNS service left the LAN.
+pub(crate) async fn mdns_gone(conn: &mut SqliteConnection, mac: &str, now: &str) -> Result<()> {
+    sqlx::query("UPDATE devices SET mdns_gone = ? WHERE mac = ? AND mdns_gone IS NULL")
+        .bind(now)
+        .bind(mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every device present by mDNS counts as gone since its last sighting (server start).
+pub(crate) async fn mdns_forget_presence(conn: &mut SqliteConnection) -> Result<()> {
+    sqlx::query(
+        "UPDATE devices SET mdns_gone = mdns_seen WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every device present by mDNS was seen now.
+pub(crate) async fn mdns_touch_present(conn: &mut SqliteConnection, now: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE devices SET mdns_seen = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
+    )
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The devices deployment `deployment_id` covers (`covers`: its coverage rule over `d`), each
+/// with the deployment that targets it now (`target`: the same rule over `t`). An esp32FOTA
+/// device that never said its project is listed under a project-wide deployment.
+pub(crate) async fn covered_by(
+    conn: &mut SqliteConnection,
+    deployment_id: i64,
+    covers: &str,
+    target: &str,
+) -> Result<Vec<(Device, Option<i64>)>> {
+    use sqlx::Row;
+    let sql = format!(
+        "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {target} \
+             ORDER BY t.id DESC LIMIT 1) AS target \
+         FROM devices dev JOIN deployments d ON d.id = ?1 \
+         WHERE {covers} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id)) \
+         ORDER BY dev.mac"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(deployment_id)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let target: Option<i64> = r.try_get("target").unwrap_or(None);
+            Ok((sqlx::FromRow::from_row(&r)?, target))
+        })
+        .collect()
 }

@@ -17,7 +17,7 @@
 
 use sqlx::SqliteConnection;
 
-use crate::devices::Device;
+use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::firmware::{self, Firmware};
@@ -81,7 +81,7 @@ fn md5(input: &str) -> Result<String> {
 }
 
 /// Register or refresh the device, reconcile its open attempt, and decide what it gets.
-pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswer)> {
+pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswer)> {
     let mac = validate::mac(&req.mac)?;
     let md5 = req.md5.as_deref().map(md5).transpose()?;
     let sha = req.sha256.as_deref().map(validate::sha256).transpose()?;
@@ -106,10 +106,7 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     let reported_hash = running.as_ref().map(|f| f.sha256.clone()).or(sha).or(md5);
     let _writer = fleet.write_lock().await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
-    let existing: Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-        .bind(&mac)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let existing = devices::find(&mut tx, &mac).await?;
     if existing.is_none() && !req.register {
         return Err(CoreError::not_found(format!("device {mac}")));
     }
@@ -134,28 +131,23 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     }
     let version = running.as_ref().and_then(|f| f.version.clone()).or(version);
     let now = crate::time::now();
-    sqlx::query(
-        "INSERT INTO devices (mac, chip, project, version, sha256, ip, free_space, protocol, weak_auth, \
-           expect_protocol, source, created_at, last_seen) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?8,'checkin',?10,?10) \
-         ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, chip), project = COALESCE(?3, project), \
-           version = COALESCE(?4, version), sha256 = COALESCE(?5, sha256), ip = COALESCE(?6, ip), \
-           free_space = COALESCE(?7, free_space), protocol = ?8, weak_auth = (weak_auth OR ?9), \
-           expect_protocol = COALESCE(expect_protocol, ?8), last_seen = ?10",
+    devices::record_field(
+        &mut tx,
+        &devices::FieldReport {
+            mac: &mac,
+            chip: chip.as_deref(),
+            project: project.as_deref(),
+            version: version.as_deref(),
+            sha256: reported_hash.as_deref(),
+            ip: req.ip.as_deref(),
+            free_space: req.free_space,
+            protocol: req.protocol,
+            weak_auth: req.weak_auth,
+            now: &now,
+        },
     )
-    .bind(&mac)
-    .bind(&chip)
-    .bind(&project)
-    .bind(&version)
-    .bind(&reported_hash)
-    .bind(&req.ip)
-    .bind(req.free_space)
-    .bind(req.protocol)
-    .bind(req.weak_auth)
-    .bind(&now)
-    .execute(&mut *tx)
     .await?;
-    let mut device = load(&mut tx, &mac).await?;
+    let mut device = devices::load(&mut tx, &mac).await?;
     let mut changed: Vec<Update> = Vec::new();
     if reported_hash.is_some() || device_reported_version(&req) {
         changed.extend(updates::reconcile(&mut tx, &device).await?);
@@ -168,15 +160,8 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
                 changed.push(
                     updates::set_state(&mut tx, open.id, UpdateState::Done, 100, None).await?,
                 );
-                sqlx::query(
-                    "UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?",
-                )
-                .bind(&open.sha256)
-                .bind(&open.version)
-                .bind(&mac)
-                .execute(&mut *tx)
-                .await?;
-                device = load(&mut tx, &mac).await?;
+                devices::set_running(&mut tx, &mac, &open.sha256, open.version.as_deref()).await?;
+                device = devices::load(&mut tx, &mac).await?;
             }
         }
     }
@@ -230,11 +215,7 @@ pub async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswe
     if let Some(reason) = &hold {
         tracing::info!(%mac, protocol = req.protocol, %reason, "device not offered its deployed image");
     }
-    sqlx::query("UPDATE devices SET hold = ? WHERE mac = ?")
-        .bind(&hold)
-        .bind(&mac)
-        .execute(&mut *tx)
-        .await?;
+    devices::set_hold(&mut tx, &mac, hold.as_deref()).await?;
     tx.commit().await?;
     drop(_writer);
     for u in changed {
@@ -280,13 +261,6 @@ fn device_reported_version(req: &FieldCheck) -> bool {
     req.version.is_some()
 }
 
-async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
-    Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-        .bind(mac)
-        .fetch_one(conn)
-        .await?)
-}
-
 /// Who asks for a per-device download: the protocol of the route, the native device token when
 /// one was sent, and the address the request came from (for the refusal record).
 #[derive(Debug, Clone, Copy)]
@@ -303,7 +277,7 @@ pub struct Asker<'a> {
 /// unknown MAC). A device the trust rules do not let `asker` speak for ([`crate::trust`]: a
 /// token-enrolled device without its token, another expected protocol) is refused with
 /// [`CoreError::Refused`], recorded, and nothing of it changes.
-pub async fn download_for(
+pub(crate) async fn download_for(
     fleet: &Fleet,
     mac: &str,
     fw: &Firmware,
@@ -312,11 +286,7 @@ pub async fn download_for(
     let mac = validate::mac(mac)?;
     let _writer = fleet.write_lock().await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
-    let Some(mut device): Option<Device> = sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-        .bind(&mac)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
+    let Some(mut device) = devices::find(&mut tx, &mac).await? else {
         return Ok(None);
     };
     let authenticated = asker.token.is_some_and(|t| {
@@ -337,13 +307,8 @@ pub async fn download_for(
         }
     }
     if device.chip.is_none() {
-        sqlx::query("UPDATE devices SET chip = ?, project = COALESCE(project, ?) WHERE mac = ?")
-            .bind(&fw.chip)
-            .bind(&fw.project)
-            .bind(&mac)
-            .execute(&mut *tx)
-            .await?;
-        device = load(&mut tx, &mac).await?;
+        devices::adopt_image(&mut tx, &mac, &fw.chip, fw.project.as_deref()).await?;
+        device = devices::load(&mut tx, &mac).await?;
     }
     let decided = updates::decide(&mut tx, &device).await?;
     let update = match decided.decision {
@@ -366,7 +331,7 @@ pub async fn download_for(
 
 /// A counted response starts sending: the attempt is `downloading`. A pass from byte 0 starts
 /// the byte count afresh, so a restarted download does not count its first bytes twice.
-pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Result<Update> {
+pub(crate) async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Result<Update> {
     let _writer = fleet.write_lock().await;
     let mut conn = fleet.db().acquire().await?;
     let u = updates::get(&mut conn, update_id).await?;
@@ -396,7 +361,12 @@ pub async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Resu
 }
 
 /// Record `bytes` more sent for an attempt at an image of `size` bytes.
-pub async fn download_bytes(fleet: &Fleet, update_id: i64, bytes: i64, size: i64) -> Result<()> {
+pub(crate) async fn download_bytes(
+    fleet: &Fleet,
+    update_id: i64,
+    bytes: i64,
+    size: i64,
+) -> Result<()> {
     let u = {
         let _writer = fleet.write_lock().await;
         let mut conn = fleet.db().acquire().await?;
@@ -410,7 +380,7 @@ pub async fn download_bytes(fleet: &Fleet, update_id: i64, bytes: i64, size: i64
 
 /// A counted response ended. Cut short → `interrupted`; delivered whole up to the image's last
 /// byte → `installing` (the device flashes and reboots; its next request confirms).
-pub async fn download_ended(
+pub(crate) async fn download_ended(
     fleet: &Fleet,
     update_id: i64,
     complete: bool,

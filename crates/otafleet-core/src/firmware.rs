@@ -93,13 +93,13 @@ const SELECT: &str = "SELECT f.*, (SELECT COUNT(*) FROM devices d WHERE d.sha256
     OR (d.sha256 IS NULL AND d.project = f.project AND d.version = f.version AND d.chip = f.chip)) AS devices_running \
     FROM firmware f";
 
-pub async fn list(db: &SqlitePool) -> Result<Vec<Firmware>> {
+pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Firmware>> {
     Ok(sqlx::query_as(&format!("{SELECT} ORDER BY f.id DESC"))
         .fetch_all(db)
         .await?)
 }
 
-pub async fn get(db: &SqlitePool, id: i64) -> Result<Firmware> {
+pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<Firmware> {
     sqlx::query_as(&format!("{SELECT} WHERE f.id = ?"))
         .bind(id)
         .fetch_optional(db)
@@ -107,7 +107,7 @@ pub async fn get(db: &SqlitePool, id: i64) -> Result<Firmware> {
         .ok_or_else(|| CoreError::not_found(format!("firmware {id}")))
 }
 
-pub async fn by_sha256(db: &SqlitePool, sha256: &str) -> Result<Option<Firmware>> {
+pub(crate) async fn by_sha256(db: &SqlitePool, sha256: &str) -> Result<Option<Firmware>> {
     Ok(sqlx::query_as(&format!("{SELECT} WHERE f.sha256 = ?"))
         .bind(sha256)
         .fetch_optional(db)
@@ -116,7 +116,7 @@ pub async fn by_sha256(db: &SqlitePool, sha256: &str) -> Result<Option<Firmware>
 
 /// Find the library image a device runs, by any hash a device might report: the whole-file SHA-256,
 /// the appended SHA-256 (Arduino's sketch SHA), or the MD5 (Arduino's sketch MD5).
-pub async fn by_any_hash(db: &SqlitePool, hash: &str) -> Result<Option<Firmware>> {
+pub(crate) async fn by_any_hash(db: &SqlitePool, hash: &str) -> Result<Option<Firmware>> {
     let hash = hash.to_ascii_lowercase();
     Ok(sqlx::query_as(&format!(
         "{SELECT} WHERE f.sha256 = ?1 OR f.appended_sha256 = ?1 OR f.md5 = ?1 LIMIT 1"
@@ -136,21 +136,9 @@ pub struct Prepared {
     version_override: Option<String>,
 }
 
-/// Import one image: [`prepare`] then [`store`].
-pub async fn import<R: AsyncRead + Unpin>(
-    db: &SqlitePool,
-    blobs: &BlobStore,
-    max_size: u64,
-    req: ImportRequest,
-    reader: R,
-) -> Result<ImportOutcome> {
-    let prepared = prepare(blobs, max_size, req, reader).await?;
-    store(db, blobs, prepared).await
-}
-
 /// Validate the request, stream the bytes to a temporary file and inspect them. Touches no
 /// database, so callers run it without holding the writer lock (an upload may be slow).
-pub async fn prepare<R: AsyncRead + Unpin>(
+pub(crate) async fn prepare<R: AsyncRead + Unpin>(
     blobs: &BlobStore,
     max_size: u64,
     req: ImportRequest,
@@ -187,7 +175,7 @@ pub async fn prepare<R: AsyncRead + Unpin>(
 }
 
 /// Make a prepared image part of the library (or return the record of the same bytes).
-pub async fn store(
+pub(crate) async fn store(
     db: &SqlitePool,
     blobs: &BlobStore,
     prepared: Prepared,
@@ -296,7 +284,7 @@ fn pick<const N: usize>(
 /// Delete an image, refused while an active deployment uses it. Attempts still open for it end
 /// as cancelled (the device can no longer download it); they are returned so the caller can publish
 /// them.
-pub async fn delete(
+pub(crate) async fn delete(
     db: &SqlitePool,
     blobs: &BlobStore,
     id: i64,

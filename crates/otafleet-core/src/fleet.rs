@@ -15,12 +15,14 @@ use crate::deployments::{self, Deployment, DeploymentDetail, DeviceTarget, NewDe
 use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
 use crate::events::{Event, EventBus};
+use crate::field::{self, Asker, FieldAnswer, FieldCheck};
 use crate::firmware::{self, Firmware, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
+use crate::legacy::{self, Assignment};
 use crate::settings::Settings;
 use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
-use crate::{db, trust, validate};
+use crate::{db, manifest, trust, validate};
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -110,7 +112,7 @@ impl Fleet {
         &self.inner.hot
     }
 
-    pub fn db(&self) -> &SqlitePool {
+    pub(crate) fn db(&self) -> &SqlitePool {
         &self.inner.db
     }
 
@@ -517,6 +519,68 @@ impl Fleet {
         restart: bool,
     ) -> Result<Update> {
         checkin::download_sent(self, update, bytes, restart).await
+    }
+
+    // --- stock updaters (docs/protocols.md §2–4) ------------------------------------------
+
+    /// A stock updater's check ([`field::check`]).
+    pub async fn field_check(&self, req: FieldCheck) -> Result<(Device, FieldAnswer)> {
+        field::check(self, req).await
+    }
+
+    /// The attempt a per-device download belongs to ([`field::download_for`]).
+    pub async fn field_download_for(
+        &self,
+        mac: &str,
+        fw: &Firmware,
+        asker: Asker<'_>,
+    ) -> Result<Option<Update>> {
+        field::download_for(self, mac, fw, asker).await
+    }
+
+    /// A counted download of a stock client starts ([`field::download_started`]).
+    pub async fn field_download_started(&self, update_id: i64, start: u64) -> Result<Update> {
+        field::download_started(self, update_id, start).await
+    }
+
+    /// Bytes sent on a counted download of a stock client ([`field::download_bytes`]).
+    pub async fn field_download_bytes(&self, update_id: i64, bytes: i64, size: i64) -> Result<()> {
+        field::download_bytes(self, update_id, bytes, size).await
+    }
+
+    /// A counted download of a stock client ended ([`field::download_ended`]).
+    pub async fn field_download_ended(
+        &self,
+        update_id: i64,
+        complete: bool,
+        reached_end: bool,
+    ) -> Result<()> {
+        field::download_ended(self, update_id, complete, reached_end).await
+    }
+
+    /// The esp32FOTA manifest's `(type, image)` entries ([`manifest::entries`]).
+    pub async fn fota_manifest(&self, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
+        manifest::entries(self, mac).await
+    }
+
+    /// The image a legacy device's deployment gives it ([`legacy::target`]).
+    pub async fn legacy_target(&self, device: &Device) -> Result<Option<Firmware>> {
+        legacy::target(self, device).await
+    }
+
+    /// A legacy admin's assignment ([`legacy::assign`]).
+    pub async fn legacy_assign(
+        &self,
+        mac: &str,
+        a: Assignment,
+        create: bool,
+    ) -> Result<(Device, Firmware)> {
+        legacy::assign(self, mac, a, create).await
+    }
+
+    /// The newest image uploaded under `name` (the legacy `/firmware/<name>` route).
+    pub async fn legacy_firmware(&self, name: &str) -> Result<Option<Firmware>> {
+        legacy::by_filename(self.db(), name).await
     }
 
     // --- trust settings -------------------------------------------------------------------

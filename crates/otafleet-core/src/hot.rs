@@ -238,17 +238,8 @@ impl Hot {
         };
         let json = serde_json::to_string(&beats).expect("beats serialize");
         // A row the database path wrote later than the beat (same device, newer check-in) keeps
-        // its values: `last_seen` is fixed-width UTC text, so text order is time order.
-        let result = sqlx::query(
-            "UPDATE devices SET last_seen = b.value ->> '$.t', rssi = b.value ->> '$.r', \
-               uptime_s = b.value ->> '$.u' \
-             FROM json_each(?1) AS b \
-             WHERE devices.mac = b.value ->> '$.m' \
-               AND (devices.last_seen IS NULL OR devices.last_seen < b.value ->> '$.t')",
-        )
-        .bind(json)
-        .execute(conn)
-        .await;
+        // its values (`devices::write_heartbeats`).
+        let result = crate::devices::write_heartbeats(conn, json).await;
         if let Err(e) = result {
             // Keep them for the next flush (unless a newer beat arrived meanwhile).
             let mut maps = self.maps();
@@ -256,7 +247,7 @@ impl Hot {
             for b in beats {
                 pending.entry(b.mac.clone()).or_insert(b);
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(beats.len())
     }

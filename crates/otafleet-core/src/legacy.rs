@@ -45,7 +45,7 @@ fn digest(s: &str) -> [u8; 32] {
 const FW_SELECT: &str = "SELECT *, 0 AS devices_running FROM firmware";
 
 /// The newest library image with this file name.
-pub async fn by_filename(db: &SqlitePool, name: &str) -> Result<Option<Firmware>> {
+pub(crate) async fn by_filename(db: &SqlitePool, name: &str) -> Result<Option<Firmware>> {
     Ok(sqlx::query_as(&format!(
         "{FW_SELECT} WHERE filename = ? ORDER BY id DESC LIMIT 1"
     ))
@@ -55,7 +55,7 @@ pub async fn by_filename(db: &SqlitePool, name: &str) -> Result<Option<Firmware>
 }
 
 /// The image a device is deployed to run (its legacy "assignment"), if any.
-pub async fn target(fleet: &Fleet, device: &Device) -> Result<Option<Firmware>> {
+pub(crate) async fn target(fleet: &Fleet, device: &Device) -> Result<Option<Firmware>> {
     let mut conn = fleet.db().acquire().await?;
     Ok(updates::target_for(&mut conn, device)
         .await?
@@ -122,7 +122,7 @@ async fn find_image(fleet: &Fleet, a: &Assignment) -> Result<Firmware> {
 
 /// Create (`create`) or re-target a device: it takes the image's chip and project, and a
 /// deployment naming it makes the image its target.
-pub async fn assign(
+pub(crate) async fn assign(
     fleet: &Fleet,
     mac: &str,
     a: Assignment,

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::devices::Device;
+use crate::devices::{self, Device};
 use crate::error::Result;
 use crate::firmware::Firmware;
 use crate::offer;
@@ -22,15 +22,10 @@ use crate::{deployments, updates, Fleet};
 pub const MAX_ENTRIES: usize = 8;
 
 /// `(type, image)` pairs, at most [`MAX_ENTRIES`].
-pub async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
+pub(crate) async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
     let mut conn = fleet.db().acquire().await?;
     let device: Option<Device> = match mac {
-        Some(m) => {
-            sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
-                .bind(m)
-                .fetch_optional(&mut *conn)
-                .await?
-        }
+        Some(m) => devices::find(&mut conn, m).await?,
         None => None,
     };
     if let Some(device) = device.as_ref().filter(|d| d.project.is_some()) {

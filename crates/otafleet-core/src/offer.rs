@@ -150,7 +150,7 @@ pub fn failures(rule: &Rule, image: &Firmware, history: &[Update]) -> i64 {
         .iter()
         .filter(|u| u.deployment_id == Some(rule.deployment_id) && u.sha256 == image.sha256)
         .collect();
-    newest_first.sort_by(|a, b| b.id.cmp(&a.id));
+    newest_first.sort_by_key(|u| std::cmp::Reverse(u.id));
     let mut n = 0;
     for u in newest_first {
         if u.state == UpdateState::Failed {

@@ -140,7 +140,7 @@ pub fn project_change(mac: &str, current: Option<&str>, reported: Option<&str>) 
 
 /// Count a refused attempt at a known device (nothing is recorded for unknown MACs: a flood of
 /// made-up MACs must not grow the database). Runs in the caller's transaction.
-pub async fn record(
+pub(crate) async fn record(
     conn: &mut SqliteConnection,
     mac: &str,
     protocol: &str,
@@ -167,14 +167,14 @@ pub async fn record(
     Ok(())
 }
 
-pub async fn refusal_for(db: &SqlitePool, mac: &str) -> Result<Option<Refusal>> {
+pub(crate) async fn refusal_for(db: &SqlitePool, mac: &str) -> Result<Option<Refusal>> {
     Ok(sqlx::query_as("SELECT * FROM refusals WHERE mac = ?")
         .bind(mac)
         .fetch_optional(db)
         .await?)
 }
 
-pub async fn all_refusals(db: &SqlitePool) -> Result<HashMap<String, Refusal>> {
+pub(crate) async fn all_refusals(db: &SqlitePool) -> Result<HashMap<String, Refusal>> {
     let rows: Vec<Refusal> = sqlx::query_as("SELECT * FROM refusals")
         .fetch_all(db)
         .await?;
@@ -182,7 +182,7 @@ pub async fn all_refusals(db: &SqlitePool) -> Result<HashMap<String, Refusal>> {
 }
 
 /// Whether unknown MACs may enrol (on unless the admin turned it off).
-pub async fn open_enrolment(conn: &mut SqliteConnection) -> Result<bool> {
+pub(crate) async fn open_enrolment(conn: &mut SqliteConnection) -> Result<bool> {
     let v: Option<String> =
         sqlx::query_scalar("SELECT value FROM server_settings WHERE key = 'open_enrolment'")
             .fetch_optional(conn)
@@ -190,7 +190,7 @@ pub async fn open_enrolment(conn: &mut SqliteConnection) -> Result<bool> {
     Ok(v.as_deref() != Some("0"))
 }
 
-pub async fn set_open_enrolment(conn: &mut SqliteConnection, open: bool) -> Result<()> {
+pub(crate) async fn set_open_enrolment(conn: &mut SqliteConnection, open: bool) -> Result<()> {
     sqlx::query(
         "INSERT INTO server_settings (key, value) VALUES ('open_enrolment', ?) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -157,7 +157,7 @@ pub const DEVICE_STATES: &[UpdateState] = &[
     UpdateState::Failed,
 ];
 
-pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Update> {
+pub(crate) async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Update> {
     sqlx::query_as("SELECT * FROM updates WHERE id = ?")
         .bind(id)
         .fetch_optional(conn)
@@ -165,7 +165,7 @@ pub async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Update> {
         .ok_or_else(|| CoreError::not_found(format!("update {id}")))
 }
 
-pub async fn latest_for(db: &SqlitePool, mac: &str) -> Result<Option<Update>> {
+pub(crate) async fn latest_for(db: &SqlitePool, mac: &str) -> Result<Option<Update>> {
     Ok(
         sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 1")
             .bind(mac)
@@ -174,7 +174,7 @@ pub async fn latest_for(db: &SqlitePool, mac: &str) -> Result<Option<Update>> {
     )
 }
 
-pub async fn history(db: &SqlitePool, mac: &str) -> Result<Vec<Update>> {
+pub(crate) async fn history(db: &SqlitePool, mac: &str) -> Result<Vec<Update>> {
     Ok(
         sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
             .bind(mac)
@@ -183,7 +183,7 @@ pub async fn history(db: &SqlitePool, mac: &str) -> Result<Vec<Update>> {
     )
 }
 
-pub async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String, Update>> {
+pub(crate) async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String, Update>> {
     let rows: Vec<Update> = sqlx::query_as(
         "SELECT u.* FROM updates u JOIN (SELECT MAX(id) AS id FROM updates GROUP BY mac) m ON u.id = m.id",
     )
@@ -193,7 +193,7 @@ pub async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String, Update
 }
 
 /// The unfinished attempt of a device, if any.
-pub async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Update>> {
+pub(crate) async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Update>> {
     Ok(sqlx::query_as(
         "SELECT * FROM updates WHERE mac = ? AND state NOT IN ('done','failed','cancelled') ORDER BY id DESC LIMIT 1",
     )
@@ -203,7 +203,7 @@ pub async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<U
 }
 
 /// Move an update to a new state. Finishing states stamp `finished_at`.
-pub async fn set_state(
+pub(crate) async fn set_state(
     conn: &mut SqliteConnection,
     id: i64,
     state: UpdateState,
@@ -228,7 +228,7 @@ pub async fn set_state(
 }
 
 /// Count bytes a server response delivered for an update (clients that report nothing).
-pub async fn add_bytes(
+pub(crate) async fn add_bytes(
     conn: &mut SqliteConnection,
     id: i64,
     bytes: i64,
@@ -250,7 +250,7 @@ pub async fn add_bytes(
 
 /// The image a device should run: the newest deployment that covers it and was not stopped
 /// (a completed one still does: it says its devices are done, not that they may drift).
-pub async fn target_for(
+pub(crate) async fn target_for(
     conn: &mut SqliteConnection,
     device: &Device,
 ) -> Result<Option<(Rule, Firmware)>> {
@@ -285,7 +285,7 @@ pub async fn target_for(
 }
 
 /// The device's recent attempts, newest first: what [`offer::verdict`] reads.
-pub async fn recent(conn: &mut SqliteConnection, mac: &str) -> Result<Vec<Update>> {
+pub(crate) async fn recent(conn: &mut SqliteConnection, mac: &str) -> Result<Vec<Update>> {
     Ok(
         sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
             .bind(mac)
@@ -295,7 +295,7 @@ pub async fn recent(conn: &mut SqliteConnection, mac: &str) -> Result<Vec<Update
 }
 
 /// Did this server ever offer this image to this device (an update row for it)?
-pub async fn was_sent(conn: &mut SqliteConnection, mac: &str, sha256: &str) -> Result<bool> {
+pub(crate) async fn was_sent(conn: &mut SqliteConnection, mac: &str, sha256: &str) -> Result<bool> {
     let found: Option<i64> =
         sqlx::query_scalar("SELECT id FROM updates WHERE mac = ? AND sha256 = ? LIMIT 1")
             .bind(mac)
@@ -339,7 +339,7 @@ pub struct Decided {
 /// Decide whether to offer the device its target image ([`offer::verdict`]), opening (or
 /// reusing) the attempt. An unfinished attempt at another image is closed as `cancelled` when
 /// the new one opens.
-pub async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<Decided> {
+pub(crate) async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<Decided> {
     let Some((rule, fw)) = target_for(conn, device).await? else {
         return Ok(Decided {
             decision: Decision::Nothing {
@@ -457,7 +457,10 @@ async fn runs_update_image(
 /// it needed to install → `failed`. With no attempt open, a device found running the image of
 /// its latest attempt, which had failed or was cancelled, is `done` too: what it runs is the
 /// truth, whatever happened before.
-pub async fn reconcile(conn: &mut SqliteConnection, device: &Device) -> Result<Option<Update>> {
+pub(crate) async fn reconcile(
+    conn: &mut SqliteConnection,
+    device: &Device,
+) -> Result<Option<Update>> {
     let Some(latest) = recent(conn, &device.mac).await?.into_iter().next() else {
         return Ok(None);
     };
@@ -467,14 +470,7 @@ pub async fn reconcile(conn: &mut SqliteConnection, device: &Device) -> Result<O
     }
     if runs_update_image(conn, device, &latest).await? {
         let done = set_state(conn, latest.id, UpdateState::Done, 100, None).await?;
-        sqlx::query(
-            "UPDATE devices SET project = COALESCE((SELECT project FROM firmware WHERE sha256 = ?), project) \
-             WHERE mac = ?",
-        )
-        .bind(&done.sha256)
-        .bind(&device.mac)
-        .execute(&mut *conn)
-        .await?;
+        crate::devices::follow_image_project(conn, &device.mac, &done.sha256).await?;
         return Ok(Some(done));
     }
     if open

@@ -35,13 +35,13 @@ pub struct NewWatchFolder {
     pub auto_deploy: bool,
 }
 
-pub async fn list(db: &SqlitePool) -> Result<Vec<WatchFolder>> {
+pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<WatchFolder>> {
     Ok(sqlx::query_as("SELECT * FROM watch_folders ORDER BY id")
         .fetch_all(db)
         .await?)
 }
 
-pub async fn get(db: &SqlitePool, id: i64) -> Result<WatchFolder> {
+pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<WatchFolder> {
     sqlx::query_as("SELECT * FROM watch_folders WHERE id = ?")
         .bind(id)
         .fetch_optional(db)
@@ -50,7 +50,7 @@ pub async fn get(db: &SqlitePool, id: i64) -> Result<WatchFolder> {
 }
 
 /// Add a folder (or update `auto_deploy` of one already watched). It must exist and be a folder.
-pub async fn add(db: &SqlitePool, new: NewWatchFolder) -> Result<WatchFolder> {
+pub(crate) async fn add(db: &SqlitePool, new: NewWatchFolder) -> Result<WatchFolder> {
     let path = Path::new(new.path.trim());
     if !path.is_absolute() {
         return Err(CoreError::invalid(
@@ -92,7 +92,7 @@ pub async fn add(db: &SqlitePool, new: NewWatchFolder) -> Result<WatchFolder> {
         .await?)
 }
 
-pub async fn remove(db: &SqlitePool, id: i64) -> Result<()> {
+pub(crate) async fn remove(db: &SqlitePool, id: i64) -> Result<()> {
     let done = sqlx::query("DELETE FROM watch_folders WHERE id = ?")
         .bind(id)
         .execute(db)
@@ -104,7 +104,7 @@ pub async fn remove(db: &SqlitePool, id: i64) -> Result<()> {
 }
 
 /// Record what happened to a file in a folder.
-pub async fn record(
+pub(crate) async fn record(
     db: &SqlitePool,
     id: i64,
     file: &str,

@@ -1,10 +1,9 @@
 //! Progress reports: the token lookup is indexed and runs outside the writer's lock.
 
-use crate::checkin::{
-    device_of, hash_token, record_progress, CheckinRequest, ProgressRequest, TOKEN_LOOKUP,
-};
+use crate::checkin::{device_of, hash_token, record_progress, CheckinRequest, ProgressRequest};
 use crate::deployments::NewDeployment;
 use crate::devices::DevicePatch;
+use crate::devices::TOKEN_LOOKUP;
 use crate::firmware::{ImportRequest, ImportSource};
 use crate::{Fleet, Settings};
 use otafleet_image::{synth, Chip};

@@ -73,26 +73,18 @@ impl Fleet {
             let mut tx = crate::db::begin_write(self.db()).await?;
             match &key {
                 DiscoveryKey::Mac(mac) => {
-                    sqlx::query(
-                        "INSERT INTO devices (mac, name, ip, source, created_at, hostname, mdns_service, \
-                           mdns_instance, mdns_port, mdns_txt, mdns_seen, mdns_gone) \
-                         VALUES (?1, ?2, ?3, 'mdns', ?4, ?5, ?6, ?7, ?8, ?9, ?4, NULL) \
-                         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(devices.name, excluded.name), \
-                           ip = COALESCE(excluded.ip, devices.ip), hostname = excluded.hostname, \
-                           mdns_service = excluded.mdns_service, mdns_instance = excluded.mdns_instance, \
-                           mdns_port = excluded.mdns_port, mdns_txt = excluded.mdns_txt, \
-                           mdns_seen = excluded.mdns_seen, mdns_gone = NULL",
+                    crate::devices::mdns_seen(
+                        &mut tx,
+                        mac,
+                        d.display_name().as_deref(),
+                        d.ip.as_deref(),
+                        &d.hostname,
+                        &d.service,
+                        &d.instance,
+                        i64::from(d.port),
+                        &txt,
+                        &now,
                     )
-                    .bind(mac)
-                    .bind(d.display_name())
-                    .bind(&d.ip)
-                    .bind(&now)
-                    .bind(&d.hostname)
-                    .bind(&d.service)
-                    .bind(&d.instance)
-                    .bind(i64::from(d.port))
-                    .bind(&txt)
-                    .execute(&mut *tx)
                     .await?;
                     // It may have been listed without a MAC before its TXT said one.
                     sqlx::query("DELETE FROM mdns_hosts WHERE service = ? AND instance = ?")
@@ -134,13 +126,8 @@ impl Fleet {
             let _w = self.write_lock().await;
             match key {
                 DiscoveryKey::Mac(mac) => {
-                    sqlx::query(
-                        "UPDATE devices SET mdns_gone = ? WHERE mac = ? AND mdns_gone IS NULL",
-                    )
-                    .bind(&now)
-                    .bind(mac)
-                    .execute(self.db())
-                    .await?
+                    let mut conn = self.db().acquire().await?;
+                    crate::devices::mdns_gone(&mut conn, mac, &now).await?;
                 }
                 DiscoveryKey::Host { service, instance } => {
                     sqlx::query(
@@ -151,9 +138,9 @@ impl Fleet {
                     .bind(service)
                     .bind(instance)
                     .execute(self.db())
-                    .await?
+                    .await?;
                 }
-            };
+            }
         }
         self.publish_discovered(key).await;
         Ok(())
@@ -165,11 +152,7 @@ impl Fleet {
     pub async fn mdns_forget_presence(&self) -> Result<()> {
         let _w = self.write_lock().await;
         let mut tx = crate::db::begin_write(self.db()).await?;
-        sqlx::query(
-            "UPDATE devices SET mdns_gone = mdns_seen WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
-        )
-        .execute(&mut *tx)
-        .await?;
+        crate::devices::mdns_forget_presence(&mut tx).await?;
         sqlx::query("UPDATE mdns_hosts SET mdns_gone = mdns_seen WHERE mdns_gone IS NULL")
             .execute(&mut *tx)
             .await?;
@@ -185,12 +168,7 @@ impl Fleet {
         let now = crate::time::now();
         let _w = self.write_lock().await;
         let mut tx = crate::db::begin_write(self.db()).await?;
-        sqlx::query(
-            "UPDATE devices SET mdns_seen = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
-        )
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+        crate::devices::mdns_touch_present(&mut tx, &now).await?;
         sqlx::query("UPDATE mdns_hosts SET mdns_seen = ? WHERE mdns_gone IS NULL")
             .bind(&now)
             .execute(&mut *tx)

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use otafleet_core::field::{self, FieldAnswer, FieldCheck, FieldMode};
+use otafleet_core::field::{FieldAnswer, FieldCheck, FieldMode};
 use otafleet_core::CoreError;
 
 use super::counted::{counted, Counting};
@@ -103,7 +103,7 @@ async fn arduino(
         register: true,
         weak_auth: false,
     };
-    let (device, answer) = match field::check(&s.fleet, check).await {
+    let (device, answer) = match s.fleet.field_check(check).await {
         Err(e @ CoreError::Refused { .. }) => {
             return Ok(Response::builder()
                 .status(StatusCode::NOT_MODIFIED)

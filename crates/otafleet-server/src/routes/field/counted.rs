@@ -59,7 +59,7 @@ async fn per_device(
         token: bearer(&headers),
         from: Some(&from),
     };
-    let update = field::download_for(&s.fleet, &mac, fw, asker).await?;
+    let update = s.fleet.field_download_for(&mac, fw, asker).await?;
     let resp = file_response(fw, path, &method, &headers).await?;
     Ok(match update {
         Some(u) => counted(&s.fleet, &method, resp, &u, fw, Counting::Stock),
@@ -190,7 +190,7 @@ async fn record(
     mut rx: mpsc::UnboundedReceiver<Sent>,
 ) {
     let step = (size / 20).max(64 * 1024);
-    if let Err(e) = field::download_started(&fleet, update_id, start).await {
+    if let Err(e) = fleet.field_download_started(update_id, start).await {
         tracing::warn!(update_id, error = %e, "could not mark the download started");
     }
     let (mut sent, mut unflushed, mut recorded_end) = (0u64, 0u64, false);
@@ -268,7 +268,10 @@ async fn record_native(
 /// Record how a pass ended (idempotent: a finished attempt is left alone).
 async fn ended(fleet: &Fleet, update_id: i64, sent: u64, len: u64, reached_end: bool) {
     let complete = sent >= len;
-    if let Err(e) = field::download_ended(fleet, update_id, complete, reached_end).await {
+    if let Err(e) = fleet
+        .field_download_ended(update_id, complete, reached_end)
+        .await
+    {
         tracing::warn!(update_id, error = %e, "could not record the end of a download");
     }
 }
@@ -278,7 +281,10 @@ async fn flush(fleet: &Fleet, update_id: i64, unflushed: &mut u64, size: u64) {
         return;
     }
     let n = std::mem::take(unflushed);
-    if let Err(e) = field::download_bytes(fleet, update_id, n as i64, size as i64).await {
+    if let Err(e) = fleet
+        .field_download_bytes(update_id, n as i64, size as i64)
+        .await
+    {
         tracing::warn!(update_id, error = %e, "could not record bytes sent");
     }
 }

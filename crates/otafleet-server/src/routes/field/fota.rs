@@ -9,8 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use otafleet_core::field::{self, FieldCheck, FieldMode};
-use otafleet_core::manifest;
+use otafleet_core::field::{FieldCheck, FieldMode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -76,9 +75,8 @@ async fn fota(
         })?),
     };
     if let Some(mac) = &mac {
-        field::check(
-            &s.fleet,
-            FieldCheck {
+        s.fleet
+            .field_check(FieldCheck {
                 mac: mac.clone(),
                 protocol: "esp32fota",
                 mode: FieldMode::VersionOnly,
@@ -89,11 +87,10 @@ async fn fota(
                 ip: None,
                 register: true,
                 weak_auth: false,
-            },
-        )
-        .await?;
+            })
+            .await?;
     }
-    let entries = manifest::entries(&s.fleet, mac.as_deref()).await?;
+    let entries = s.fleet.fota_manifest(mac.as_deref()).await?;
     Ok(Json(
         entries
             .into_iter()

@@ -138,7 +138,7 @@ async fn check(
         register: false,
         weak_auth: true,
     };
-    match field::check(&s.fleet, req).await {
+    match s.fleet.field_check(req).await {
         Ok((device, FieldAnswer::Offer { firmware, .. })) => {
             let mac12 = device.mac.replace(':', "");
             Json(json!({
@@ -185,7 +185,7 @@ async fn firmware(
     let mut pinned = None;
     if let Some(mac) = q.get("device") {
         if let Ok(d) = s.fleet.device(mac).await {
-            if let Ok(Some(fw)) = legacy::target(&s.fleet, &d).await {
+            if let Ok(Some(fw)) = s.fleet.legacy_target(&d).await {
                 if fw.filename == name {
                     pinned = Some((d.mac, fw));
                 }
@@ -194,7 +194,7 @@ async fn firmware(
     }
     let fw = match pinned.as_ref() {
         Some((_, fw)) => fw.clone(),
-        None => match legacy::by_filename(s.fleet.db(), &name).await {
+        None => match s.fleet.legacy_firmware(&name).await {
             Ok(Some(fw)) => fw,
             Ok(None) => return error(StatusCode::NOT_FOUND, "Firmware file not found"),
             Err(e) => {
@@ -217,7 +217,9 @@ async fn firmware(
         from: Some(&from),
     };
     let update = match pinned {
-        Some((mac, fw)) => field::download_for(&s.fleet, &mac, &fw, asker)
+        Some((mac, fw)) => s
+            .fleet
+            .field_download_for(&mac, &fw, asker)
             .await
             .ok()
             .flatten(),

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use otafleet_core::devices::Device;
 use otafleet_core::firmware::Firmware;
-use otafleet_core::legacy::{self, Assignment};
+use otafleet_core::legacy::Assignment;
 use otafleet_core::CoreError;
 use serde_json::{json, Map, Value};
 
@@ -42,7 +42,7 @@ pub fn detail(status: StatusCode, message: &str) -> Response {
 pub fn core_detail(e: CoreError) -> Response {
     let status = match &e {
         CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
-        CoreError::Conflict { .. } => StatusCode::CONFLICT,
+        CoreError::Conflict { .. } | CoreError::NeedsConsent { .. } => StatusCode::CONFLICT,
         CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
         e if e.is_internal() => {
             tracing::error!(error = %e, "legacy admin request failed");
@@ -77,7 +77,7 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
 
 /// The legacy record of one device.
 async fn record(s: &AppState, base: &str, d: &Device) -> Result<Value, CoreError> {
-    let target: Option<Firmware> = legacy::target(&s.fleet, d).await?;
+    let target: Option<Firmware> = s.fleet.legacy_target(d).await?;
     Ok(json!({
         "device_id": d.name.clone().unwrap_or_else(|| d.mac.clone()),
         "hardware_version": "1.0",
@@ -179,7 +179,7 @@ async fn create(
         firmware_url: text(&body, "firmware_url"),
         checksum: text(&body, "checksum"),
     };
-    match legacy::assign(&s.fleet, &mac, a, true).await {
+    match s.fleet.legacy_assign(&mac, a, true).await {
         Ok((d, _)) => match record(&s, &base(&headers), &d).await {
             Ok(r) => {
                 Json(json!({"success": true, "mac_address": mac, "device": r})).into_response()
@@ -238,7 +238,7 @@ async fn update(
         firmware_url: text(&body, "firmware_url"),
         checksum: text(&body, "checksum"),
     };
-    match legacy::assign(&s.fleet, &mac, a, false).await {
+    match s.fleet.legacy_assign(&mac, a, false).await {
         Ok((d, _)) => match record(&s, &base(&headers), &d).await {
             Ok(r) => Json(json!({"success": true, "device": r})).into_response(),
             Err(e) => core_detail(e),

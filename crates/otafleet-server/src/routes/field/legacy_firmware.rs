@@ -10,7 +10,6 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use futures_util::TryStreamExt;
 use otafleet_core::firmware::{Firmware, ImportRequest, ImportSource};
-use otafleet_core::legacy;
 use serde_json::{json, Value};
 use tokio_util::io::StreamReader;
 
@@ -39,7 +38,7 @@ async fn list(State(s): State<AppState>) -> Response {
 }
 
 async fn find(s: &AppState, name: &str) -> Result<Firmware, Box<Response>> {
-    match legacy::by_filename(s.fleet.db(), name).await {
+    match s.fleet.legacy_firmware(name).await {
         Ok(Some(fw)) => Ok(fw),
         Ok(None) => Err(Box::new(detail(
             StatusCode::NOT_FOUND,
