@@ -459,12 +459,10 @@ pub(crate) const TOKEN_LOOKUP: &str = "SELECT mac FROM devices WHERE token_hash 
 /// The device a token belongs to, by the token's SHA-256 hex (through the `devices_token_hash`
 /// index, so it costs the same at any fleet size).
 pub(crate) async fn mac_by_token(db: &SqlitePool, token_hash: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT mac FROM devices WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(db)
-            .await?,
-    )
+    Ok(sqlx::query_scalar(TOKEN_LOOKUP)
+        .bind(token_hash)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Does device `mac` still hold the token of this hash?
