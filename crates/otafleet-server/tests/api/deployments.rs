@@ -392,3 +392,87 @@ async fn native_downloads_are_counted() {
     assert_eq!(dev["update"]["bytes_sent"], v2.len());
     app.stop().await;
 }
+
+/// Hostile: every route the OpenAPI document marks as the admin's — the new deployment and
+/// device actions among them — refuses a LAN peer without the admin token, with a wrong one, and
+/// with a device's own token, and nothing changes.
+#[tokio::test]
+async fn every_admin_route_refuses_a_peer_without_the_admin_token_and_changes_nothing() {
+    let app = TestApp::start().await;
+    let v1 = app_image(Chip::Esp32, "climate", "1.0.0", 20_000);
+    let v2 = app_image(Chip::Esp32, "climate", "1.1.0", 20_000);
+    app.upload_ok("climate.bin", v1.clone()).await;
+    let fw2 = app.upload_ok("climate.bin", v2).await;
+    let mut d = Device::new(MAC, "climate", &v1, "1.0.0");
+    d.checkin(&app).await;
+    let dep = app.deploy(json!({"firmware_id": fw2["id"]})).await;
+    let offer = d.checkin(&app).await;
+    d.report(&app, offer["id"].as_i64().unwrap(), "failed")
+        .await;
+    let before = (
+        app.get_json("/api/v1/deployments").await,
+        app.get_json("/api/v1/devices").await,
+        app.get_json(&format!("/api/v1/devices/{MAC}/updates"))
+            .await,
+    );
+
+    let doc = app.public_json("/api/v1/openapi.json").await;
+    let mut checked = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let admin = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("admin").is_some()));
+            if !admin {
+                continue;
+            }
+            let url = path
+                .replace("{id}", &dep["id"].to_string())
+                .replace("{mac}", MAC)
+                .replace("{sha256}", fw2["sha256"].as_str().unwrap());
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for (who, token) in [
+                ("nobody", None),
+                ("a wrong token", Some("not-the-admin")),
+                ("a device's own token", d.token.as_deref()),
+            ] {
+                let mut req = app
+                    .http
+                    .request(method.clone(), app.url(&url))
+                    .json(&json!({}));
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let r = req.send().await.unwrap();
+                assert_eq!(r.status(), 401, "{method} {url} by {who}");
+            }
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    for route in [
+        "POST /api/v1/deployments/{id}/stop",
+        "POST /api/v1/deployments/{id}/retry",
+        "GET /api/v1/deployments/{id}",
+        "POST /api/v1/devices/{mac}/retry",
+        "POST /api/v1/devices/{mac}/rollback",
+        "GET /api/v1/devices/{mac}/target",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == route),
+            "{route} is not an admin route: {checked:?}"
+        );
+    }
+    let after = (
+        app.get_json("/api/v1/deployments").await,
+        app.get_json("/api/v1/devices").await,
+        app.get_json(&format!("/api/v1/devices/{MAC}/updates"))
+            .await,
+    );
+    assert_eq!(before.0, after.0, "no deployment changed");
+    assert_eq!(before.2, after.2, "no attempt changed");
+    assert_eq!(
+        before.1.as_array().unwrap().len(),
+        after.1.as_array().unwrap().len()
+    );
+    app.stop().await;
+}
