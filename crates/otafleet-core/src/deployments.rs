@@ -567,11 +567,13 @@ pub(crate) async fn create(
         return Err(CoreError::NeedsConsent {
             code: "other_project",
             message: format!(
-                "{} device(s) run another project than the image ({}): {}{}; confirm with allow_other_project to install it on them",
-                other.len(),
+                "{} run{} another project than the image ({}): {}{}. Installing it on {} needs your consent: tick \"install on devices of another project\" (in the API, allow_other_project: true). Nothing was deployed.",
+                if other.len() == 1 { "1 device".to_string() } else { format!("{} devices", other.len()) },
+                if other.len() == 1 { "s" } else { "" },
                 fw.project.as_deref().unwrap_or("no project"),
                 names.join(", "),
-                if other.len() > 5 { ", …" } else { "" }
+                if other.len() > 5 { ", …" } else { "" },
+                if other.len() == 1 { "it" } else { "them" },
             ),
         });
     }
