@@ -10,6 +10,7 @@
 //! | [`NOTICE`] | [`Notice`]: `{title, body, level}` (also shown as a desktop notification) |
 
 use otafleet_core::events::Event;
+use otafleet_core::updates::UpdateState;
 use otafleet_core::Fleet;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager, Runtime};
@@ -44,13 +45,13 @@ pub fn notice_for(event: &Event) -> Option<Notice> {
         return None;
     };
     let version = update.version.as_deref().unwrap_or("the new image");
-    match update.state.as_str() {
-        "done" => Some(Notice {
+    match update.state {
+        UpdateState::Done => Some(Notice {
             title: "Update finished".into(),
             body: format!("{} now runs {version}", update.mac),
             level: "info",
         }),
-        "failed" => Some(Notice {
+        UpdateState::Failed => Some(Notice {
             title: "Update failed".into(),
             body: format!(
                 "{} could not install {version}: {}",
@@ -119,10 +120,11 @@ mod tests {
                 version: Some("2.0.0".into()),
                 from_version: Some("1.0.0".into()),
                 from_sha256: None,
-                state: state.into(),
+                state: UpdateState::parse(state).expect("a state"),
                 progress: 100,
                 bytes_sent: 0,
                 error: error.map(Into::into),
+                retry: false,
                 created_at: String::new(),
                 updated_at: String::new(),
                 finished_at: None,
@@ -141,7 +143,13 @@ mod tests {
             failed.body.contains("checksum mismatch"),
             "the reason is shown"
         );
-        for busy in ["offered", "downloading", "flashing", "rebooting"] {
+        for busy in [
+            "offered",
+            "downloading",
+            "flashing",
+            "rebooting",
+            "cancelled",
+        ] {
             assert_eq!(notice_for(&update(busy, None)), None, "{busy} is not news");
         }
         assert_eq!(notice_for(&Event::DeviceRemoved { mac: "x".into() }), None);
