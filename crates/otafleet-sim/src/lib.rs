@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod arduino;
+pub mod backoff;
 pub mod config;
 pub mod device;
 pub mod error;
