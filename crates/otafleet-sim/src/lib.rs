@@ -22,6 +22,7 @@ pub mod fota;
 pub mod http;
 pub mod images;
 pub mod legacy;
+pub mod life;
 pub mod mdns;
 pub mod run;
 pub mod stock;
@@ -29,5 +30,5 @@ pub mod summary;
 
 pub use config::{Args, Config};
 pub use error::SimError;
-pub use run::run;
+pub use run::{run, run_until};
 pub use summary::Summary;
