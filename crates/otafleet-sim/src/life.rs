@@ -376,8 +376,12 @@ impl<'a> Dev<'a> {
             Some(Ok(reached)) => reached,
             Some(Err(DeviceError::Stopped)) => (
                 Outcome::Unexpected(format!(
-                    "the run ended before the device's first outcome ({})",
-                    self.phase
+                    "the run ended before the device's first outcome ({}{})",
+                    self.phase,
+                    self.last_error
+                        .as_ref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
                 )),
                 None,
             ),

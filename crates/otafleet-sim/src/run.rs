@@ -191,9 +191,24 @@ pub async fn run_until(
     drop(done_tx);
 
     let ticker = tokio::spawn(tick(shared.clone(), bar.clone()));
+    // The end of a run whose devices live on (never for one whose devices stop at their first
+    // outcome: then `stop` is not even polled).
+    let end = async {
+        match cfg.lifetime {
+            Lifetime::For(d) => tokio::select! {
+                () = tokio::time::sleep_until((started + d).into()) => {}
+                () = stop => {}
+            },
+            Lifetime::Forever => stop.await,
+            Lifetime::FirstOutcome => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end);
+    // The run ended before it deployed anything.
+    let mut ended_early = false;
     let mut targets: BTreeMap<Family, Image> = BTreeMap::new();
     let mut admin_error = None;
-    if let (Some(token), false) = (&cfg.admin_token, cfg.wait_for_deployment) {
+    if cfg.admin_token.is_some() && !cfg.wait_for_deployment {
         // Deploy once the fleet has enrolled, as an engineer would after seeing it appear.
         let deadline = Instant::now() + cfg.timeout;
         while shared.stats.enrolled.load(Ordering::Relaxed)
@@ -201,8 +216,16 @@ pub async fn run_until(
             < n as u64
             && Instant::now() < deadline
         {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = &mut end => {
+                    ended_early = true;
+                    break;
+                }
+            }
         }
+    }
+    if let (Some(token), false, false) = (&cfg.admin_token, cfg.wait_for_deployment, ended_early) {
         let version = format!("1.{}.0", unix_secs());
         for family in &families {
             let (bytes, image) = family.build(&cfg, &version, 2);
@@ -228,7 +251,7 @@ pub async fn run_until(
                 }
             }
         }
-    } else {
+    } else if !ended_early {
         for family in &families {
             bar.println(format!(
                 "waiting for a deployment to project {} (chip {})",
@@ -242,19 +265,9 @@ pub async fn run_until(
     // end of the run. Some go on polling after that (device::linger).
     let mut results = Vec::with_capacity(n);
     if cfg.lifetime.lives_on() {
-        let end = async {
-            match cfg.lifetime {
-                Lifetime::For(d) => tokio::select! {
-                    () = tokio::time::sleep_until((started + d).into()) => {}
-                    () = stop => {}
-                },
-                _ => stop.await,
-            }
-        };
-        tokio::pin!(end);
         // Until the end (or every task ended: an admin error aborted them).
         let mut ended = false;
-        while !ended {
+        while !ended && !ended_early {
             tokio::select! {
                 () = &mut end => break,
                 more = collect(&mut done_rx, &mut tasks, &mut results) => ended = !more,
