@@ -3,9 +3,13 @@
 //! `tests/fleet.rs`). After the first wave the test deploys a later release, then a rollback, as
 //! an engineer would, and the fleet must take each as its clients do; the run is ended when the
 //! server's records say the fleet is where it should be (the stand-in for Ctrl-C), and its summary
-//! and the server's records must agree. Every wait is for a condition, up to [`DEADLINE`];
-//! nothing asserts on time.
+//! and the server's records must agree. A proxy between the fleet and the server ([`Proxy`])
+//! plays a server that goes away in the middle of a download, at a byte count rather than a
+//! moment. Every wait is for a condition, up to [`DEADLINE`], except that outage; nothing asserts
+//! on time.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -17,7 +21,9 @@ use otafleet_sim::http::Http;
 use otafleet_sim::images::Family;
 use otafleet_sim::{admin, Args, Config, Summary};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 
 const ADMIN: &str = "sim-live-test-admin";
 const SECRET: &str = "sim-live-test-legacy-secret";
@@ -381,4 +387,157 @@ fn the_lifetime_and_failed_boot_flags_are_checked() {
     assert!(err.contains("--failed-boots"), "{err}");
     let err = parse(&["--failed-boots", "10", "--failed-boot-times", "0"]).unwrap_err();
     assert!(err.contains("--failed-boot-times"), "{err}");
+}
+
+/// How long the proxy refuses connections after it cut them: longer than the shared client's
+/// quick retries (about 1.5 s), so the devices must back off and come back at a later check.
+const OUTAGE: Duration = Duration::from_secs(3);
+
+/// A TCP proxy in front of the server that, once one connection has carried `trip` bytes to the
+/// client (a download well under way), cuts every connection and refuses new ones for
+/// [`OUTAGE`], as a server restart does. It counts the requests that resume with `Range`.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    tripped: Arc<AtomicBool>,
+    ranges: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr, trip: usize) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tripped = Arc::new(AtomicBool::new(false));
+        let ranges = Arc::new(AtomicUsize::new(0));
+        let (cut_tx, cut_rx) = watch::channel(false);
+        let cut_tx = Arc::new(cut_tx);
+        let (t, r) = (tripped.clone(), ranges.clone());
+        tokio::spawn(async move {
+            let mut listener = Some(listener);
+            // After the outage connections are never cut again: they watch a channel that
+            // never fires (its sender lives as long as the proxy).
+            let quiet = watch::channel(false).0;
+            let mut cut = cut_rx;
+            loop {
+                let l = listener.as_ref().expect("listening");
+                // A connection, or `None` when the proxy cuts.
+                let accepted = tokio::select! {
+                    accepted = l.accept() => accepted.ok().map(|(c, _)| c),
+                    _ = cut.wait_for(|c| *c) => None,
+                };
+                if let Some(client) = accepted {
+                    let (t, r) = (t.clone(), r.clone());
+                    let (tx, rx) = (cut_tx.clone(), cut.clone());
+                    tokio::spawn(pipe(client, upstream, trip, t, r, tx, rx));
+                } else if *cut.borrow() {
+                    // The server is away: nothing listens, then it is back on the same port.
+                    drop(listener.take());
+                    tokio::time::sleep(OUTAGE).await;
+                    listener = Some(TcpListener::bind(addr).await.expect("the port again"));
+                    cut = quiet.subscribe();
+                }
+            }
+        });
+        Proxy {
+            addr,
+            tripped,
+            ranges,
+        }
+    }
+}
+
+/// One client connection through the proxy, until either side closes or the proxy cuts.
+async fn pipe(
+    mut client: TcpStream,
+    upstream: std::net::SocketAddr,
+    trip: usize,
+    tripped: Arc<AtomicBool>,
+    ranges: Arc<AtomicUsize>,
+    cut_tx: Arc<watch::Sender<bool>>,
+    mut cut_rx: watch::Receiver<bool>,
+) {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut cr, mut cw) = client.split();
+    let (mut sr, mut sw) = server.split();
+    let up = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+            ranges.fetch_add(text.matches("\r\nrange: bytes=").count(), Ordering::Relaxed);
+            if sw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut sent = 0;
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if cw.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+            sent += n;
+            if sent >= trip && !tripped.swap(true, Ordering::Relaxed) {
+                // This connection ends here, the others at their next poll.
+                cut_tx.send_replace(true);
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+        _ = cut_rx.wait_for(|c| *c) => {}
+    }
+}
+
+/// The server goes away in the middle of native downloads: each device keeps what arrived,
+/// backs off, and at the check-in after the outage resumes its download with `Range`, so every
+/// byte of every image crosses the wire once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_download_cut_by_the_server_going_away_resumes_with_range() {
+    let server = start_server().await;
+    let upstream = server.base.trim_start_matches("http://").parse().unwrap();
+    let size = 1024 * 1024;
+    let proxy = Proxy::start(upstream, size / 4).await;
+    let via = format!("http://{}", proxy.addr);
+    let cfg = config(
+        &via,
+        &[
+            "--devices",
+            "4",
+            "--protocols",
+            "native=1",
+            "--image-size",
+            &size.to_string(),
+            // A regression fails in a minute, not ten.
+            "--timeout",
+            "60",
+        ],
+    );
+    let summary = otafleet_sim::run(cfg).await.expect("the run completes");
+    println!("{summary}");
+    assert!(proxy.tripped.load(Ordering::Relaxed), "a download was cut");
+    assert!(summary.success(), "{summary}");
+    assert!(summary.backoffs > 0, "the devices backed off:\n{summary}");
+    assert!(
+        proxy.ranges.load(Ordering::Relaxed) >= 1,
+        "a cut download resumed with Range:\n{summary}"
+    );
+    let image = summary.results[0].runs.size;
+    assert_eq!(
+        summary.bytes,
+        4 * image,
+        "resumed, not started over: each image's bytes arrived once\n{summary}"
+    );
+    server.stop().await;
 }
