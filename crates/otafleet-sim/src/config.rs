@@ -114,9 +114,9 @@ pub struct Args {
     pub failed_boots: u8,
 
     /// With --failed-boots: a device picked fails only its first N boots of an image, then boots
-    /// it fine (at N at or above the server's attempt limit it ends with its failed boots on
-    /// record; offered the image again later, e.g. after a retry, it updates). Default: every
-    /// boot of every image fails.
+    /// it fine. With N at least the server's attempt limit (3) its first outcome is the failed
+    /// boots on record, and (with --duration/--forever) it updates when the image is offered
+    /// again later, e.g. after a retry. Default: every boot of every image fails.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub failed_boot_times: Option<u32>,
 

@@ -2,8 +2,8 @@
 //! it (or fail to, as injected), and from what the server answers next decide the device's first
 //! outcome ([`Outcome`]); with `--duration` / `--forever`, live on after it.
 //!
-//! Each protocol module only speaks its protocol: a check ([`Client::check`]) answers nothing or
-//! an [`Offer`], an install ([`Client::install`]) downloads and verifies it into a [`Flashed`]
+//! Each protocol module only speaks its protocol: a check (`Client::check`) answers nothing or
+//! an [`Offer`], an install (`Client::install`) downloads and verifies it into a [`Flashed`]
 //! image (or `None`: a stock client's download broke, the next check starts over). What the
 //! device runs is tracked the same way for all: its image (version, SHA-256, MD5, size) and
 //! project, replaced by each image it boots, whatever the image is (a retry of the same one, a
