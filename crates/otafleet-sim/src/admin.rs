@@ -1,6 +1,6 @@
 //! The simulator's admin side: upload images, deploy them to each family's project, register the
 //! legacy devices through the legacy admin API, and at the end ask the server what it recorded
-//! for every device ([`check`]).
+//! for every device ([`check`]; [`check_live`] when the devices lived on).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -148,6 +148,9 @@ pub struct ServerCheck {
     /// succeeded. Not an error of the run: a server that counts bytes sent cannot see a cut
     /// when the rest of the image fits in the sockets' buffers (several MB on loopback).
     pub cuts_seen_whole: usize,
+    /// Devices the end of a run whose devices live on stopped in the middle of an update: the
+    /// server's records of them are not compared.
+    pub in_flight: usize,
 }
 
 impl ServerCheck {
@@ -297,6 +300,119 @@ pub async fn check(
                 }
             }
             Outcome::Unexpected(_) => {}
+        }
+    }
+    out
+}
+
+/// The check of a run whose devices lived on (`--duration` / `--forever`): the server's records
+/// are compared with where each device is at the end, not with its first outcome, which later
+/// updates may have moved on from. For every device whose last check was answered "nothing to
+/// do" ([`DeviceResult::settled`]): the server lists it under its protocol, thinks it runs the
+/// image it runs (by version for legacy devices, which report nothing else), and its latest
+/// update is `done` if it installs that image, else `failed` (an attempt it came back from).
+/// Every injected failed boot of a first outcome must be a `failed` attempt, as in [`check`].
+pub async fn check_live(http: &Http, token: &str, results: &[DeviceResult]) -> ServerCheck {
+    let mut out = ServerCheck::default();
+    let devices = match get(http, token, "/api/v1/devices").await {
+        Ok(Value::Array(list)) => list,
+        Ok(other) => {
+            out.mismatches
+                .push(format!("GET /api/v1/devices: not a list: {other}"));
+            return out;
+        }
+        Err(e) => {
+            out.mismatches.push(e.to_string());
+            return out;
+        }
+    };
+    let by_mac: HashMap<String, &Value> = devices
+        .iter()
+        .filter_map(|d| Some((d["mac"].as_str()?.to_uppercase(), d)))
+        .collect();
+    for res in results {
+        let (mac, proto) = (&res.mac, res.protocol);
+        let Some(d) = by_mac.get(&mac.to_uppercase()) else {
+            out.disagree(
+                proto,
+                format!("{mac} ({}): the server does not list it", proto.name()),
+            );
+            continue;
+        };
+        if !matches!(res.outcome, Outcome::Unexpected(_)) && d["protocol"] != proto.name() {
+            out.disagree(
+                proto,
+                format!(
+                    "{mac}: a {} device, but the server records protocol {}",
+                    proto.name(),
+                    d["protocol"]
+                ),
+            );
+        }
+        if let Outcome::BootFailedAsInjected { update_id } = &res.outcome {
+            let path = format!("/api/v1/devices/{mac}/updates");
+            let failed = get(http, token, &path).await.ok().is_some_and(|h| {
+                h.as_array().is_some_and(|a| {
+                    a.iter().any(|u| {
+                        u["state"] == "failed"
+                            && update_id.is_none_or(|id| u["id"].as_i64() == Some(id))
+                    })
+                })
+            });
+            if !failed {
+                out.disagree(
+                    proto,
+                    format!(
+                        "{mac} ({}): its boot of update {update_id:?} failed, but the server has no failed attempt of it",
+                        proto.name()
+                    ),
+                );
+            }
+        }
+        if !res.settled {
+            out.in_flight += 1;
+            continue;
+        }
+        out.checked += 1;
+        let runs = &res.runs;
+        let agrees = if proto == Protocol::Legacy {
+            d["version"].as_str() == Some(runs.version.as_str())
+        } else {
+            d["sha256"].as_str() == Some(runs.sha256.as_str())
+        };
+        if !agrees {
+            out.disagree(
+                proto,
+                format!(
+                    "{mac} ({}): runs {} / {}, but the server thinks it runs {} / {}",
+                    proto.name(),
+                    runs.version,
+                    runs.sha256,
+                    d["version"],
+                    d["sha256"]
+                ),
+            );
+        }
+        let u = &d["update"];
+        if !u.is_null() {
+            let want = if u["sha256"].as_str() == Some(runs.sha256.as_str()) {
+                "done"
+            } else {
+                "failed"
+            };
+            if u["state"] != want {
+                out.disagree(
+                    proto,
+                    format!(
+                        "{mac} ({}): runs {}, but the server's latest update {} (sha256 {}) is {}, not {want}",
+                        proto.name(),
+                        runs.version,
+                        u["id"],
+                        u["sha256"],
+                        u["state"]
+                    ),
+                );
+            }
         }
     }
     out

@@ -11,19 +11,19 @@
 //! wrote, "reboots" and polls again on the new image, which is what makes the server call the
 //! attempt `done`. It reports nothing: the server counts the bytes it sends.
 //!
-//! These libraries cannot resume: a cut download is dropped and the next poll starts over. An
-//! injected failed boot comes back with the old sketch MD5, which the server must record as a
-//! failed attempt; the device takes the image again while it is offered, until the server's
-//! attempt limit answers `304`.
+//! These libraries cannot resume: a cut download (injected, or by the server going away) is
+//! dropped and the next poll starts over. An injected failed boot comes back with the old sketch
+//! MD5, which the server must record as a failed attempt; the device takes the image again while
+//! it is offered, until the server's attempt limit answers `304`. This module speaks the protocol
+//! ([`check`], [`install`]); the device's life, outcomes and back-off are [`crate::life`]'s.
 
-use std::sync::atomic::Ordering;
+use tokio::sync::OwnedSemaphorePermit;
 
-use rand::Rng;
-
-use crate::device::{give_up, DeviceSpec, Outcome, MAX_FAILED_BOOTS};
+use crate::device::DeviceSpec;
 use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::images::Image;
+use crate::life::{Dev, Flashed};
 use crate::run::Shared;
 use crate::stock;
 
@@ -78,15 +78,6 @@ fn chip_id(mac: &str) -> u32 {
         .fold(0, |acc, b| (acc << 8) | u32::from(b))
 }
 
-/// Run one device to its end (or the run's timeout).
-pub async fn run(sh: &Shared, spec: DeviceSpec, flavor: Flavor) -> Outcome {
-    match tokio::time::timeout(sh.cfg.timeout, life(sh, spec, flavor)).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
-        Err(_) => Outcome::Unexpected(DeviceError::Timeout("polling /ota/arduino").to_string()),
-    }
-}
-
 /// The request its library sends for the running image.
 fn poll(sh: &Shared, spec: &DeviceSpec, flavor: Flavor, free: u64) -> reqwest::RequestBuilder {
     let running = &spec.running;
@@ -124,92 +115,106 @@ fn poll(sh: &Shared, spec: &DeviceSpec, flavor: Flavor, free: u64) -> reqwest::R
     }
 }
 
-async fn life(sh: &Shared, mut spec: DeviceSpec, flavor: Flavor) -> Result<Outcome, DeviceError> {
-    let first = sh.cfg.interval.mul_f64(rand::thread_rng().gen::<f64>());
-    tokio::time::sleep(first).await;
-    let (mut enrolled, mut booted, mut after_cut) = (false, false, false);
-    let mut failed_boots = 0;
-    let mut cut_pending = spec.cut_download;
-    // The next OTA slot: room for the image (a 1.875 MB slot, or more when the run's images are
-    // bigger).
-    let free = (0x1E_0000u64).max(sh.cfg.image_size as u64 * 2);
-    loop {
-        let (r, _slot) = sh
-            .http
-            .send(flavor.what(), || poll(sh, &spec, flavor, free).send())
-            .await?;
-        if !enrolled {
-            enrolled = true;
-            sh.stats.enrolled.fetch_add(1, Ordering::Relaxed);
-        }
-        match r.status().as_u16() {
-            304 if booted => {
-                return Ok(Outcome::Updated {
-                    update_id: None,
-                    resumed: after_cut,
-                })
-            }
-            // Back on the old image, the server stopped offering the image after its attempt
-            // limit: every attempt is on record as failed.
-            304 if failed_boots > 0 => {
-                return Ok(Outcome::BootFailedAsInjected { update_id: None })
-            }
-            304 => tokio::time::sleep(sh.jittered(sh.cfg.interval)).await,
-            200 if failed_boots >= MAX_FAILED_BOOTS => return Err(give_up(failed_boots)),
-            200 if booted => {
-                return Err(DeviceError::Protocol(
-                    "the server sent the image again to a device that runs it".into(),
-                ))
-            }
-            200 => {
-                let header = |n: &str| {
-                    r.headers()
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                // HTTPUpdate passes x-MD5 to Update.setMD5(); it must be there for the check the
-                // run asks for (a malformed one is -105).
-                let want_md5 = header("x-MD5").ok_or_else(|| {
-                    DeviceError::Protocol("an image without x-MD5 (HTTPUpdate needs it)".into())
-                })?;
-                if want_md5.len() != 32 || !want_md5.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(DeviceError::Protocol(format!(
-                        "x-MD5 '{want_md5}' is not 32 hex characters (HTTP_UE_SERVER_FAULTY_MD5)"
-                    )));
-                }
-                let version = header("x-version").unwrap_or_default();
-                let size = stock::content_length(&r)?;
-                if size > free {
-                    return Err(DeviceError::Protocol(format!(
-                        "an image of {size} bytes for a free space of {free} (HTTP_UE_TOO_LESS_SPACE)"
-                    )));
-                }
-                let streamed = stock::stream_image(sh, r, cut_pending).await?;
-                if let Some(img) =
-                    stock::whole(sh, streamed, &mut cut_pending, &mut after_cut).await
-                {
-                    check_header(flavor, &img.head)?;
-                    if img.md5 != want_md5.to_lowercase() {
-                        return Err(DeviceError::Protocol(format!(
-                            "the image's MD5 {} is not the announced {want_md5} (UPDATE_ERROR_MD5)",
-                            img.md5
-                        )));
-                    }
-                    if stock::reboot(sh, spec.failed_boot, &mut failed_boots).await {
-                        spec.running = Image {
-                            version,
-                            sha256: img.sha256,
-                            md5: img.md5,
-                            size: img.size,
-                        };
-                        booted = true;
-                    }
-                }
-            }
-            _ => return Err(status_error(flavor.what(), r).await),
-        }
+/// What the library got in answer to its poll: the image, streaming.
+pub struct Offer {
+    r: reqwest::Response,
+    /// The connection slot the response holds while its body streams.
+    _slot: Option<OwnedSemaphorePermit>,
+    md5: String,
+    version: String,
+}
+
+impl Offer {
+    /// The MD5 the server announced (`x-MD5`), lower case.
+    pub fn md5(&self) -> &str {
+        &self.md5
     }
+}
+
+/// The next OTA slot: room for the image (a 1.875 MB slot, or more when the run's images are
+/// bigger).
+fn free_space(sh: &Shared) -> u64 {
+    (0x1E_0000u64).max(sh.cfg.image_size as u64 * 2)
+}
+
+/// One poll for the image the device runs: `304` is nothing to do, `200` the image, which the
+/// library checks the headers of before it takes a byte.
+pub async fn check(dev: &mut Dev<'_>, flavor: Flavor) -> Result<Option<Offer>, DeviceError> {
+    let sh = dev.sh;
+    let free = free_space(sh);
+    let spec = &dev.spec;
+    let (r, slot) = sh
+        .http
+        .send(flavor.what(), || poll(sh, spec, flavor, free).send())
+        .await?;
+    dev.enrolled();
+    match r.status().as_u16() {
+        304 => Ok(None),
+        200 => {
+            let header = |n: &str| {
+                r.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            // HTTPUpdate passes x-MD5 to Update.setMD5(); it must be there for the check the
+            // run asks for (a malformed one is -105).
+            let want_md5 = header("x-MD5").ok_or_else(|| {
+                DeviceError::Protocol("an image without x-MD5 (HTTPUpdate needs it)".into())
+            })?;
+            if want_md5.len() != 32 || !want_md5.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(DeviceError::Protocol(format!(
+                    "x-MD5 '{want_md5}' is not 32 hex characters (HTTP_UE_SERVER_FAULTY_MD5)"
+                )));
+            }
+            let version = header("x-version").unwrap_or_default();
+            let size = stock::content_length(&r)?;
+            if size > free {
+                return Err(DeviceError::Protocol(format!(
+                    "an image of {size} bytes for a free space of {free} (HTTP_UE_TOO_LESS_SPACE)"
+                )));
+            }
+            Ok(Some(Offer {
+                r,
+                _slot: slot,
+                md5: want_md5.to_lowercase(),
+                version,
+            }))
+        }
+        _ => Err(status_error(flavor.what(), r).await),
+    }
+}
+
+/// Take the image of a `200`: stream it into flash, check the header and the announced MD5.
+/// `None` when the download broke (the next poll starts over).
+pub async fn install(
+    dev: &mut Dev<'_>,
+    flavor: Flavor,
+    o: Offer,
+) -> Result<Option<Flashed>, DeviceError> {
+    dev.phase = "downloading";
+    let streamed = stock::stream_image(dev.sh, o.r, dev.cut_pending).await?;
+    let Some(img) = stock::whole(dev, streamed) else {
+        return Ok(None);
+    };
+    check_header(flavor, &img.head)?;
+    if img.md5 != o.md5 {
+        return Err(DeviceError::Protocol(format!(
+            "the image's MD5 {} is not the announced {} (UPDATE_ERROR_MD5)",
+            img.md5, o.md5
+        )));
+    }
+    Ok(Some(Flashed {
+        image: Image {
+            version: o.version,
+            sha256: img.sha256,
+            md5: img.md5,
+            size: img.size,
+        },
+        project: None,
+        update_id: None,
+        announced: true,
+    }))
 }
 
 /// The library's look at the first bytes. ESP32: the magic byte. ESP8266: magic or gzip, and

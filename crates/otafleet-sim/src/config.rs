@@ -113,6 +113,25 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failed_boots: u8,
 
+    /// With --failed-boots: a device picked fails only its first N boots of an image, then boots
+    /// it fine. With N at least the server's attempt limit (3) its first outcome is the failed
+    /// boots on record, and (with --duration/--forever) it updates when the image is offered
+    /// again later, e.g. after a retry. Default: every boot of every image fails.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_boot_times: Option<u32>,
+
+    /// Devices live on for SECS seconds from the start of the run instead of stopping at their
+    /// first outcome: they keep checking in at --interval and take any image the server offers
+    /// later (a retry, a rollback, a later release), verify, flash and boot it as at first. Then
+    /// the run checks the server's records against what each device runs and exits 0 when
+    /// nothing unexpected happened. SIGINT or SIGTERM ends it early, the same way.
+    #[arg(long, value_name = "SECS", conflicts_with = "forever")]
+    pub duration: Option<f64>,
+
+    /// Like --duration, until SIGINT (Ctrl-C) or SIGTERM; a second Ctrl-C quits at once.
+    #[arg(long)]
+    pub forever: bool,
+
     /// Progress is reported every this many percent of a download.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub progress_step: u8,
@@ -121,7 +140,14 @@ pub struct Args {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub connections: u32,
 
-    /// Give up on devices that have not finished after this many seconds.
+    /// Give up on a device that has not reached its first outcome (updated, or its injected
+    /// failed boots on record) after this many seconds, counted as an unexpected failure. Until
+    /// then an unreachable server (connection refused or cut, a timeout, a 5xx: a restart) is
+    /// ridden out as a real device does: it backs off, from --interval doubling up to 30 s (or
+    /// --interval when longer), with jitter, and tries again; a cut download is resumed (native,
+    /// Range) or started over (stock clients) at the next check. With --duration or --forever the
+    /// clock starts at the device's first offer (it waits for a deployment as long as the run
+    /// lasts), and a device given up on goes on checking in until the run ends.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
 
@@ -198,6 +224,25 @@ impl Protocol {
     }
 }
 
+/// How long the devices live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// Each device stops at its first outcome, and the run when every device has one (the
+    /// default).
+    FirstOutcome,
+    /// `--duration`: the devices live on for this long from the start of the run.
+    For(Duration),
+    /// `--forever`: until SIGINT or SIGTERM (or the future given to [`crate::run::run_until`]).
+    Forever,
+}
+
+impl Lifetime {
+    /// Devices go on checking in after their first outcome.
+    pub fn lives_on(self) -> bool {
+        self != Lifetime::FirstOutcome
+    }
+}
+
 /// The checked run description.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -219,6 +264,9 @@ pub struct Config {
     pub reboot: Duration,
     pub cut_downloads: u8,
     pub failed_boots: u8,
+    /// `--failed-boot-times`: a device picked fails only this many boots of an image.
+    pub failed_boot_times: Option<u32>,
+    pub lifetime: Lifetime,
     pub progress_step: u8,
     pub connections: u32,
     pub timeout: Duration,
@@ -298,6 +346,22 @@ impl Config {
                 "--interval must be a positive number of seconds".into(),
             ));
         }
+        if a.failed_boot_times.is_some() && a.failed_boots == 0 {
+            return Err(SimError::Usage(
+                "--failed-boot-times limits the failed boots --failed-boots PCT injects: give both"
+                    .into(),
+            ));
+        }
+        let lifetime = match (a.duration, a.forever) {
+            (Some(d), _) if !(d.is_finite() && d > 0.0 && d <= 1e9) => {
+                return Err(SimError::Usage(
+                    "--duration must be a positive number of seconds".into(),
+                ))
+            }
+            (Some(d), _) => Lifetime::For(Duration::from_secs_f64(d)),
+            (None, true) => Lifetime::Forever,
+            (None, false) => Lifetime::FirstOutcome,
+        };
         let seed = a.seed.unwrap_or_else(rand::random);
         Ok(Config {
             server,
@@ -317,6 +381,8 @@ impl Config {
             reboot: Duration::from_millis(a.reboot_ms),
             cut_downloads: a.cut_downloads,
             failed_boots: a.failed_boots,
+            failed_boot_times: a.failed_boot_times,
+            lifetime,
             progress_step: a.progress_step,
             connections: a.connections,
             timeout: Duration::from_secs(a.timeout),

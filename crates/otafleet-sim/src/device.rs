@@ -2,15 +2,27 @@
 //! client does: check in every interval (with jitter), take an offered update, stream the image
 //! (hashing as it goes, never holding it whole), verify SHA-256 and MD5, report progress, reboot
 //! after a delay and check in on the new image, which is what makes the server call it `done`.
+//! What it runs next is read from the image as ESP-IDF does: the offer's version, and the
+//! project in the image's `esp_app_desc_t`.
 //!
 //! Injected failures are decided per device before it starts ([`DeviceSpec`]): a cut download
 //! stops reading halfway, drops the connection and resumes with `Range` + `If-Range`; a failed
 //! boot reports `done`, "reboots" and comes back on the old image, which the server must record
 //! as a failed attempt. Such a device takes the image again whenever it is offered (and fails
-//! again), until the server's attempt limit stops the offers: then nothing is left open.
+//! again, or with `--failed-boot-times` boots it at last), until the server's attempt limit stops
+//! the offers: then nothing is left open.
+//!
+//! When the server goes away (a restart), progress reports are best effort, as the reference
+//! client's are: one that cannot be delivered is dropped (the server only keeps or advances an
+//! update's stage, so nothing is lost that a later report or check-in does not bring). A download
+//! cut by it keeps what arrived, and the device resumes it with `Range` when the server offers the
+//! same image again at a later check-in. The back-off between those check-ins is the device's
+//! life's ([`crate::life`]); this module only speaks the protocol.
+//!
+//! The types every protocol shares ([`DeviceSpec`], [`Outcome`], [`DeviceResult`]) are here too.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use md5::Md5;
@@ -20,16 +32,17 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::arduino::{self, Flavor};
 use crate::config::Protocol;
 use crate::error::DeviceError;
 use crate::http::status_error;
 pub use crate::images::Image;
+use crate::images::{descriptor, DESCRIPTOR_END};
+use crate::life::{Dev, Flashed, Later};
 use crate::run::Shared;
 
 /// A device whose boot of the new image fails keeps taking the image, as its client would, until
 /// the server stops offering it (after the server's attempt limit, 3 today). Past this many
-/// failed boots the server is taken never to stop, which is an error.
+/// failed boots of one image the server is taken never to stop, which is an error.
 pub const MAX_FAILED_BOOTS: usize = 10;
 
 /// The error of a device the server offers an image it failed to boot too many times.
@@ -44,8 +57,10 @@ pub fn give_up(failures: usize) -> DeviceError {
 pub struct DeviceSpec {
     pub mac: String,
     pub protocol: Protocol,
-    /// The project its firmware belongs to (esp32FOTA's compiled-in firmware type).
+    /// The project its firmware belongs to (esp32FOTA's compiled-in firmware type). A native
+    /// device takes the one of each image it boots from the image's descriptor.
     pub project: String,
+    /// The image it runs at the start (and, as the device lives, the one it runs now).
     pub running: Image,
     pub cut_download: bool,
     pub failed_boot: bool,
@@ -67,7 +82,9 @@ pub enum Outcome {
     Unexpected(String),
 }
 
-/// One device's end, as the summary and the server check read it.
+/// One device's end, as the summary and the server check read it. `outcome` is its first
+/// outcome; with `--duration`/`--forever` the rest of its life is in `later`, and `runs`,
+/// `project` and `settled` say where it was when the run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceResult {
     pub mac: String,
@@ -77,6 +94,19 @@ pub struct DeviceResult {
     pub failed_boot_injected: bool,
     /// A cut download was injected into this device.
     pub cut_injected: bool,
+    /// Boots that failed (as injected) before the first outcome: with `--failed-boot-times`, an
+    /// updated device may have failed some first.
+    pub boots_failed: usize,
+    /// What happened after the first outcome (`--duration` / `--forever`).
+    pub later: Later,
+    /// The image it runs at the end.
+    pub runs: Image,
+    /// The project of that image.
+    pub project: String,
+    /// Its last check was answered "nothing to do" for the image it runs, so the server's records
+    /// of it must be complete. A device the end of the run stopped in the middle of an update is
+    /// not compared with them.
+    pub settled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,57 +115,64 @@ struct CheckinResponse {
     update: Option<Offer>,
 }
 
+/// An update the server offers, as the check-in answer carries it.
 #[derive(Debug, Clone, Deserialize)]
-struct Offer {
-    id: i64,
-    version: Option<String>,
-    url: String,
-    size: u64,
-    sha256: String,
-    md5: String,
+pub struct Offer {
+    pub id: i64,
+    pub version: Option<String>,
+    pub url: String,
+    pub size: u64,
+    pub sha256: String,
+    pub md5: String,
 }
 
-struct Device<'a> {
-    sh: &'a Shared,
-    spec: DeviceSpec,
+/// The protocol state of a native device: its token, and what arrived of a download the server's
+/// going away cut.
+#[derive(Default)]
+pub struct Native {
     token: Option<String>,
-    booted: Instant,
-    /// What the device is doing, for the timeout message.
-    phase: &'static str,
-    resumed: bool,
+    partial: Option<Box<Partial>>,
 }
 
-/// Run one device to its end (or the run's timeout). With the outcome comes, for a device whose
-/// success the server records only at a later poll (esp32FOTA), the device to keep polling
-/// ([`linger`]) until the run has read the server's records.
-pub async fn run(sh: &Shared, spec: DeviceSpec) -> (Outcome, Option<DeviceSpec>) {
-    match spec.protocol {
-        Protocol::Native => {}
-        Protocol::Arduino => return (arduino::run(sh, spec, Flavor::Esp32).await, None),
-        Protocol::Esp8266 => return (arduino::run(sh, spec, Flavor::Esp8266).await, None),
-        Protocol::Esp32Fota => return crate::fota::run(sh, spec).await,
-        Protocol::Legacy => return (crate::legacy::run(sh, spec).await, None),
+/// A download in progress: the bytes so far, as the hashers saw them.
+struct Partial {
+    sha256: String,
+    got: u64,
+    sha: Sha256,
+    md5: Md5,
+    /// The first bytes, for the app descriptor.
+    head: Vec<u8>,
+}
+
+impl Partial {
+    fn new(sha256: &str) -> Self {
+        Partial {
+            sha256: sha256.to_string(),
+            got: 0,
+            sha: Sha256::new(),
+            md5: Md5::new(),
+            head: Vec::with_capacity(DESCRIPTOR_END),
+        }
     }
-    let mut dev = Device {
-        sh,
-        spec,
-        token: None,
-        booted: Instant::now(),
-        phase: "starting",
-        resumed: false,
-    };
-    let result = tokio::time::timeout(sh.cfg.timeout, dev.life()).await;
-    let outcome = match result {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
-        Err(_) => Outcome::Unexpected(DeviceError::Timeout(dev.phase).to_string()),
-    };
-    (outcome, None)
+
+    fn restart(&mut self) {
+        *self = Partial::new(&self.sha256);
+    }
+
+    fn take(&mut self, data: &[u8]) {
+        if self.head.len() < DESCRIPTOR_END {
+            let n = data.len().min(DESCRIPTOR_END - self.head.len());
+            self.head.extend_from_slice(&data[..n]);
+        }
+        self.sha.update(data);
+        self.md5.update(data);
+        self.got += data.len() as u64;
+    }
 }
 
 /// A finished device goes on polling at its interval, as the real one does forever, until the run
 /// says stop (`Shared::stop`). Only what the poll makes the server record matters here.
-pub async fn linger(sh: &Shared, spec: DeviceSpec) {
+pub async fn linger(sh: &Shared, spec: &DeviceSpec) {
     let mut stop = sh.stop.subscribe();
     loop {
         if *stop.borrow_and_update() {
@@ -145,105 +182,29 @@ pub async fn linger(sh: &Shared, spec: DeviceSpec) {
             changed = stop.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(sh.jittered(sh.cfg.interval)) => {
                 if spec.protocol == Protocol::Esp32Fota {
-                    crate::fota::quiet_poll(sh, &spec).await;
+                    crate::fota::quiet_poll(sh, spec).await;
                 }
             }
         }
     }
 }
 
-impl Device<'_> {
-    async fn life(&mut self) -> Result<Outcome, DeviceError> {
-        // Devices power up spread over one interval, like a fleet does.
-        let first = self
-            .sh
-            .cfg
-            .interval
-            .mul_f64(rand::thread_rng().gen::<f64>());
-        tokio::time::sleep(first).await;
-        let mut booted_update: Option<i64> = None;
-        let mut failed_updates: Vec<i64> = Vec::new();
-        loop {
-            self.phase = "checking in";
-            let offer = self.checkin().await?;
-            if let Some(first) = failed_updates.first().copied() {
-                // The check-in on the old image closed the attempt as failed; the server may
-                // offer a new attempt (up to its limit), but never a failed one again.
-                match offer {
-                    Some(o) if failed_updates.contains(&o.id) => {
-                        return Err(DeviceError::Protocol(format!(
-                            "the server still offers update {} after the device came back on the old image",
-                            o.id
-                        )))
-                    }
-                    Some(_) if failed_updates.len() >= MAX_FAILED_BOOTS => {
-                        return Err(give_up(failed_updates.len()))
-                    }
-                    Some(o) => {
-                        self.install(&o).await?;
-                        failed_updates.push(o.id);
-                        self.booted = Instant::now();
-                        continue;
-                    }
-                    None => {
-                        return Ok(Outcome::BootFailedAsInjected {
-                            update_id: Some(first),
-                        })
-                    }
-                }
-            }
-            match (offer, booted_update) {
-                (None, Some(id)) => {
-                    return Ok(Outcome::Updated {
-                        update_id: Some(id),
-                        resumed: self.resumed,
-                    })
-                }
-                (Some(o), Some(id)) => {
-                    return Err(DeviceError::Protocol(format!(
-                        "the server offered update {} although the device runs update {id}'s image",
-                        o.id
-                    )))
-                }
-                (Some(o), None) => {
-                    self.install(&o).await?;
-                    if self.spec.failed_boot {
-                        failed_updates.push(o.id);
-                        self.sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        self.spec.running = Image {
-                            version: o.version.clone().unwrap_or_default(),
-                            sha256: o.sha256.clone(),
-                            md5: o.md5.clone(),
-                            size: o.size,
-                        };
-                        booted_update = Some(o.id);
-                    }
-                    self.booted = Instant::now();
-                    // A rebooted device checks in at once.
-                }
-                (None, None) => {
-                    self.phase = "waiting for an update";
-                    tokio::time::sleep(self.sh.jittered(self.sh.cfg.interval)).await;
-                }
-            }
-        }
-    }
-
-    async fn checkin(&mut self) -> Result<Option<Offer>, DeviceError> {
-        let cfg = &self.sh.cfg;
+impl Native {
+    /// One check-in for the image the device runs; the offer, if any.
+    pub async fn checkin(&mut self, dev: &mut Dev<'_>) -> Result<Option<Offer>, DeviceError> {
+        let cfg = &dev.sh.cfg;
         let body = json!({
-            "mac": self.spec.mac,
+            "mac": dev.spec.mac,
             "chip": cfg.chip.to_string(),
-            "project": self.spec.project,
-            "version": self.spec.running.version,
-            "sha256": self.spec.running.sha256,
+            "project": dev.spec.project,
+            "version": dev.spec.running.version,
+            "sha256": dev.spec.running.sha256,
             // A 1.875 MB OTA slot, or room for the image when the run uses bigger ones.
             "free_space": (0x1E_0000u64).max(cfg.image_size as u64 * 2),
-            "rssi": -40 - (self.spec.mac.len() as i64 % 40),
-            "uptime_s": self.booted.elapsed().as_secs(),
+            "rssi": -40 - (dev.spec.mac.len() as i64 % 40),
+            "uptime_s": dev.booted.elapsed().as_secs(),
         });
-        let http = &self.sh.http;
+        let http = &dev.sh.http;
         let url = http.url("/api/v1/device/checkin");
         let token = self.token.clone();
         let (r, _slot) = http
@@ -269,7 +230,7 @@ impl Device<'_> {
                 ));
             }
             self.token = Some(t);
-            self.sh.stats.enrolled.fetch_add(1, Ordering::Relaxed);
+            dev.enrolled();
         }
         if self.token.is_none() {
             return Err(DeviceError::Protocol(
@@ -282,13 +243,14 @@ impl Device<'_> {
     /// Report progress. `in_slot`: the device holds a connection slot already (mid-download).
     async fn progress(
         &self,
+        dev: &Dev<'_>,
         o: &Offer,
         state: &str,
         pct: u64,
         error: Option<&str>,
         in_slot: bool,
     ) -> Result<(), DeviceError> {
-        let http = &self.sh.http;
+        let http = &dev.sh.http;
         let url = http.url("/api/v1/device/progress");
         let token = self.token.clone().unwrap_or_default();
         let body = json!({"update_id": o.id, "state": state, "progress": pct, "error": error});
@@ -310,51 +272,128 @@ impl Device<'_> {
         Ok(())
     }
 
-    async fn install(&mut self, o: &Offer) -> Result<(), DeviceError> {
-        self.phase = "downloading";
-        self.progress(o, "downloading", 0, None, false).await?;
-        self.sh.stats.downloading.fetch_add(1, Ordering::Relaxed);
-        let digest = self.download(o).await;
-        self.sh.stats.downloading.fetch_sub(1, Ordering::Relaxed);
-        let (sha, md5) = digest?;
-        self.phase = "verifying";
-        self.progress(o, "verifying", 100, None, false).await?;
+    /// A progress report, best effort as the reference client's: `false` when the server could
+    /// not be reached (the report is dropped); a refusal is an error.
+    async fn report(
+        &self,
+        dev: &Dev<'_>,
+        o: &Offer,
+        state: &str,
+        pct: u64,
+        error: Option<&str>,
+        in_slot: bool,
+    ) -> Result<bool, DeviceError> {
+        match self.progress(dev, o, state, pct, error, in_slot).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(mac = %dev.spec.mac, update = o.id, state, error = %e, "progress report dropped");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Download, verify and flash an offered image, reporting progress; the reboot is the
+    /// caller's. A download the server's going away cut is kept for the next offer of the image.
+    pub async fn install(&mut self, dev: &mut Dev<'_>, o: &Offer) -> Result<Flashed, DeviceError> {
+        dev.phase = "downloading";
+        let so_far = self
+            .partial
+            .as_ref()
+            .filter(|p| p.sha256 == o.sha256)
+            .map_or(0, |p| p.got * 100 / o.size.max(1));
+        self.report(dev, o, "downloading", so_far, None, false)
+            .await?;
+        dev.sh.stats.downloading.fetch_add(1, Ordering::Relaxed);
+        let got = self.download(dev, o).await;
+        dev.sh.stats.downloading.fetch_sub(1, Ordering::Relaxed);
+        let (sha, md5, head) = got?;
+        dev.phase = "verifying";
+        self.report(dev, o, "verifying", 100, None, false).await?;
         if sha != o.sha256 || md5 != o.md5 {
             let why = format!(
                 "image hashes differ from the offer: sha256 {sha} (want {}), md5 {md5} (want {})",
                 o.sha256, o.md5
             );
-            self.progress(o, "failed", 100, Some(&why), false).await?;
+            self.report(dev, o, "failed", 100, Some(&why), false)
+                .await?;
             return Err(DeviceError::Download {
                 update_id: o.id,
                 detail: why,
             });
         }
-        self.phase = "flashing";
-        self.progress(o, "flashing", 100, None, false).await?;
-        self.progress(o, "done", 100, None, false).await?;
-        self.phase = "rebooting";
-        tokio::time::sleep(self.sh.jittered(self.sh.cfg.reboot)).await;
-        Ok(())
+        dev.phase = "flashing";
+        self.report(dev, o, "flashing", 100, None, false).await?;
+        // `done` means "about to reboot": the server now knows to fail the attempt if the device
+        // comes back on the old image.
+        let announced = self.report(dev, o, "done", 100, None, false).await?;
+        let desc = descriptor(&head);
+        Ok(Flashed {
+            image: Image {
+                version: o
+                    .version
+                    .clone()
+                    .or_else(|| desc.as_ref().map(|d| d.version.clone()))
+                    .unwrap_or_default(),
+                sha256: o.sha256.clone(),
+                md5: o.md5.clone(),
+                size: o.size,
+            },
+            project: desc.map(|d| d.project),
+            update_id: Some(o.id),
+            announced,
+        })
     }
 
-    /// Stream the image into the hashers; returns (sha256, md5) in lowercase hex.
-    async fn download(&mut self, o: &Offer) -> Result<(String, String), DeviceError> {
-        let http = &self.sh.http;
+    /// Stream the image into the hashers, from where an earlier try of the same image stopped;
+    /// returns (sha256, md5) in lowercase hex and the image's first bytes.
+    async fn download(
+        &mut self,
+        dev: &mut Dev<'_>,
+        o: &Offer,
+    ) -> Result<(String, String, Vec<u8>), DeviceError> {
+        let mut p = match self.partial.take() {
+            Some(p) if p.sha256 == o.sha256 && p.got <= o.size => p,
+            _ => Box::new(Partial::new(&o.sha256)),
+        };
+        match self.fetch(dev, o, &mut p).await {
+            Ok(()) => Ok((
+                hex::encode(p.sha.finalize()),
+                hex::encode(p.md5.finalize()),
+                p.head,
+            )),
+            Err(e) => {
+                if e.is_transient() && p.got > 0 {
+                    self.partial = Some(p);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        dev: &mut Dev<'_>,
+        o: &Offer,
+        p: &mut Partial,
+    ) -> Result<(), DeviceError> {
+        let sh = dev.sh;
+        let http = &sh.http;
         let url = http.url(&o.url);
         let fail = |detail: String| DeviceError::Download {
             update_id: o.id,
             detail,
         };
-        let mut sha = Sha256::new();
-        let mut md5 = Md5::new();
-        let mut got: u64 = 0;
-        let mut cut_at = self.spec.cut_download.then_some(o.size / 2);
-        let step = u64::from(self.sh.cfg.progress_step);
-        let mut next_report = step;
+        // The injected cut, halfway through the image, unless this try starts past it.
+        let mut cut_at = dev
+            .cut_pending
+            .then_some(o.size / 2)
+            .filter(|at| *at > p.got);
+        let step = u64::from(sh.cfg.progress_step);
+        let mut next_report = (p.got * 100 / o.size.max(1) / step + 1) * step;
         let mut broken_streams = 0;
-        while got < o.size || o.size == 0 {
-            let from = got;
+        while p.got < o.size || o.size == 0 {
+            let from = p.got;
             let (r, _slot) = http
                 .send("download", || {
                     let mut b = http.client.get(&url);
@@ -369,7 +408,7 @@ impl Device<'_> {
             match r.status().as_u16() {
                 200 if from > 0 => {
                     // The server ignored the range: start over, as a device would.
-                    (sha, md5, got) = (Sha256::new(), Md5::new(), 0);
+                    p.restart();
                 }
                 200 => {}
                 206 if from > 0 => {
@@ -403,34 +442,31 @@ impl Device<'_> {
                                 "the stream broke {broken_streams} times: {e}"
                             )));
                         }
-                        self.sh.http.retried.fetch_add(1, Ordering::Relaxed);
+                        http.retried.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
                 };
                 let mut data = &chunk[..];
                 if let Some(at) = cut_at {
-                    if got + data.len() as u64 >= at {
-                        data = &data[..(at - got) as usize];
+                    if p.got + data.len() as u64 >= at {
+                        data = &data[..(at - p.got) as usize];
                         cut = true;
                     }
                 }
-                if got + data.len() as u64 > o.size {
+                if p.got + data.len() as u64 > o.size {
                     return Err(fail(format!(
                         "the server sent more than the offered {} bytes",
                         o.size
                     )));
                 }
-                sha.update(data);
-                md5.update(data);
-                got += data.len() as u64;
-                self.sh
-                    .stats
+                p.take(data);
+                sh.stats
                     .bytes
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                let pct = got * 100 / o.size.max(1);
+                let pct = p.got * 100 / o.size.max(1);
                 if pct >= next_report && pct < 100 {
                     next_report = (pct / step + 1) * step;
-                    self.progress(o, "downloading", pct, None, true).await?;
+                    self.report(dev, o, "downloading", pct, None, true).await?;
                 }
                 if cut {
                     break;
@@ -440,15 +476,15 @@ impl Device<'_> {
                 // Drop the response mid-body: the connection closes, as when Wi-Fi drops. Once
                 // per device: a later attempt (after a failed boot) is not cut again.
                 cut_at = None;
-                self.spec.cut_download = false;
-                self.resumed = true;
-                self.sh.stats.cut_downloads.fetch_add(1, Ordering::Relaxed);
+                dev.cut_pending = false;
+                dev.after_cut = true;
+                sh.stats.cut_downloads.fetch_add(1, Ordering::Relaxed);
             }
             if o.size == 0 {
                 break;
             }
         }
-        Ok((hex::encode(sha.finalize()), hex::encode(md5.finalize())))
+        Ok(())
     }
 }
 
@@ -458,5 +494,16 @@ impl Shared {
         let j = self.cfg.jitter;
         let f = 1.0 + j * (rand::thread_rng().gen::<f64>() * 2.0 - 1.0);
         d.mul_f64(f.max(0.0))
+    }
+
+    /// Wait `d`, unless the run ends first (`--duration` / `--forever`): then
+    /// [`DeviceError::Stopped`]. A device stops only at such waits (between check-ins, in a
+    /// back-off), never in the middle of a request, so what it last told the server holds.
+    pub async fn pause(&self, d: Duration) -> Result<(), DeviceError> {
+        let mut ending = self.ending.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(d) => Ok(()),
+            _ = ending.wait_for(|e| *e) => Err(DeviceError::Stopped),
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Errors of the simulator. [`SimError`] stops a run before or around the fleet (bad usage, no
-//! server, an admin call refused); [`DeviceError`] ends one virtual device and is counted as an
-//! unexpected failure in the summary.
+//! server, an admin call refused); a [`DeviceError`] is counted as an unexpected failure of one
+//! virtual device in the summary, except a transient one ([`DeviceError::is_transient`]: the
+//! server unreachable, a timeout, a 5xx), which the device rides out with back-off as a real one
+//! does, and [`DeviceError::Stopped`], which only says the run has ended.
 
 use thiserror::Error;
 
@@ -36,6 +38,30 @@ pub enum DeviceError {
     Download { update_id: i64, detail: String },
     #[error("{0}")]
     Protocol(String),
-    #[error("timed out ({0})")]
-    Timeout(&'static str),
+    #[error(
+        "timed out ({phase}{})",
+        last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    )]
+    Timeout {
+        /// What the device was doing.
+        phase: &'static str,
+        /// The last transient error it was riding out, if any.
+        last_error: Option<String>,
+    },
+    /// The run ended (`--duration` / `--forever`) while the device waited: not a failure.
+    #[error("the run ended")]
+    Stopped,
+}
+
+impl DeviceError {
+    /// A failure a real device rides out by trying again later: the server unreachable or gone
+    /// mid-answer (a restart), a timeout, a `5xx` or `429`. Anything else (a `4xx`, a wrong
+    /// answer, a bad image) is an error of the server, the simulator or the setup.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DeviceError::Transport { .. } => true,
+            DeviceError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
 }

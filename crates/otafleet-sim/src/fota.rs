@@ -8,25 +8,27 @@
 //! this device beyond `Update`'s magic byte. It "reboots" and polls the manifest again; the
 //! server takes a poll after a complete download as the sign that the device runs the new image.
 //!
-//! esp32FOTA cannot resume: a cut download is dropped and the next poll starts over. It reports
-//! nothing about what it runs, so a failed boot is invisible to the server (the device would just
-//! download the image again); the run never injects one here (`Protocol::failed_boot_visible`).
+//! esp32FOTA cannot resume: a cut download (injected, or by the server going away) is dropped and
+//! the next poll starts over. It reports nothing about what it runs, so a failed boot is
+//! invisible to the server (the device would just download the image again); the run never
+//! injects one here (`Protocol::failed_boot_visible`). It installs only a strictly newer version,
+//! so it never takes a rollback, however the server offers one.
 //!
 //! The server writes the end of a download after the fact (it counts bytes as they go out), so
 //! the poll right after the reboot can come before it knows the download was complete; the real
 //! device polls again at its interval, and so does this one ([`quiet_poll`]) until the run has
-//! read the server's records.
+//! read the server's records. This module speaks the protocol ([`check`], [`install`]); the
+//! device's life, outcomes and back-off are [`crate::life`]'s.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::sync::atomic::Ordering;
 
-use rand::Rng;
 use serde_json::Value;
 
-use crate::device::{DeviceSpec, Outcome};
+use crate::device::DeviceSpec;
 use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::images::Image;
+use crate::life::{Dev, Flashed};
 use crate::run::Shared;
 use crate::stock;
 
@@ -89,19 +91,6 @@ pub fn pick(manifest: &Value, firmware_type: &str, running: &str) -> Option<(Str
     })
 }
 
-/// Run one device to its end (or the run's timeout); an updated device comes back to go on
-/// polling ([`crate::device::linger`]).
-pub async fn run(sh: &Shared, spec: DeviceSpec) -> (Outcome, Option<DeviceSpec>) {
-    match tokio::time::timeout(sh.cfg.timeout, life(sh, spec)).await {
-        Ok(Ok((o, spec))) => (o, Some(spec)),
-        Ok(Err(e)) => (Outcome::Unexpected(e.to_string()), None),
-        Err(_) => (
-            Outcome::Unexpected(DeviceError::Timeout("polling /ota/esp32fota.json").to_string()),
-            None,
-        ),
-    }
-}
-
 fn manifest_url(sh: &Shared, spec: &DeviceSpec) -> String {
     sh.http
         .url(&format!("/ota/esp32fota.json?id={}", efuse_id(&spec.mac)))
@@ -136,73 +125,70 @@ fn get(sh: &Shared, url: &str) -> reqwest::RequestBuilder {
         .header("Accept-Encoding", stock::HTTPCLIENT_ACCEPT_ENCODING)
 }
 
-async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<(Outcome, DeviceSpec), DeviceError> {
-    let first = sh.cfg.interval.mul_f64(rand::thread_rng().gen::<f64>());
-    tokio::time::sleep(first).await;
-    let manifest_url = manifest_url(sh, &spec);
-    let (mut enrolled, mut booted, mut after_cut) = (false, false, false);
-    let mut cut_pending = spec.cut_download;
-    loop {
-        let (r, slot) = sh
-            .http
-            .send("esp32fota manifest", || get(sh, &manifest_url).send())
-            .await?;
-        // The library accepts 200 (and, oddly, 301) for the manifest.
-        if r.status().as_u16() != 200 {
-            return Err(status_error("esp32fota manifest", r).await);
-        }
-        let manifest: Value = r.json().await.map_err(|e| DeviceError::Transport {
-            what: "esp32fota manifest body",
-            source: e,
-        })?;
-        drop(slot);
-        if !enrolled {
-            enrolled = true;
-            sh.stats.enrolled.fetch_add(1, Ordering::Relaxed);
-        }
-        let offer = pick(&manifest, &spec.project, &spec.running.version);
-        match offer {
-            None if booted => {
-                let outcome = Outcome::Updated {
-                    update_id: None,
-                    resumed: after_cut,
-                };
-                return Ok((outcome, spec));
-            }
-            None => tokio::time::sleep(sh.jittered(sh.cfg.interval)).await,
-            Some((version, _)) if booted => {
-                return Err(DeviceError::Protocol(format!(
-                    "the manifest offers {version} to a device that runs {}",
-                    spec.running.version
-                )))
-            }
-            Some((version, url)) => {
-                let (r, _slot) = sh
-                    .http
-                    .send("esp32fota download", || get(sh, &url).send())
-                    .await?;
-                if r.status().as_u16() != 200 {
-                    return Err(status_error("esp32fota download", r).await);
-                }
-                let streamed = stock::stream_image(sh, r, cut_pending).await?;
-                if let Some(img) =
-                    stock::whole(sh, streamed, &mut cut_pending, &mut after_cut).await
-                {
-                    stock::check_magic(&img.head)?;
-                    // Failed boots are not injected here: esp32FOTA reports nothing that would
-                    // let the server see one.
-                    tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
-                    spec.running = Image {
-                        version,
-                        sha256: img.sha256,
-                        md5: img.md5,
-                        size: img.size,
-                    };
-                    booted = true;
-                }
-            }
-        }
+/// The entry the library picked: a newer version of its firmware.
+pub struct Offer {
+    version: String,
+    url: String,
+}
+
+impl Offer {
+    pub fn version(&self) -> &str {
+        &self.version
     }
+}
+
+/// One poll of the manifest: the entry the library would install, if any.
+pub async fn check(dev: &mut Dev<'_>) -> Result<Option<Offer>, DeviceError> {
+    let sh = dev.sh;
+    let manifest_url = manifest_url(sh, &dev.spec);
+    let (r, slot) = sh
+        .http
+        .send("esp32fota manifest", || get(sh, &manifest_url).send())
+        .await?;
+    // The library accepts 200 (and, oddly, 301) for the manifest.
+    if r.status().as_u16() != 200 {
+        return Err(status_error("esp32fota manifest", r).await);
+    }
+    let manifest: Value = r.json().await.map_err(|e| DeviceError::Transport {
+        what: "esp32fota manifest body",
+        source: e,
+    })?;
+    drop(slot);
+    dev.enrolled();
+    Ok(
+        pick(&manifest, &dev.spec.project, &dev.spec.running.version)
+            .map(|(version, url)| Offer { version, url }),
+    )
+}
+
+/// Download the entry's image (a `200` with a positive `Content-Length`) and check the magic
+/// byte, all esp32FOTA checks. `None` when the download broke (the next poll starts over).
+pub async fn install(dev: &mut Dev<'_>, o: Offer) -> Result<Option<Flashed>, DeviceError> {
+    let sh = dev.sh;
+    dev.phase = "downloading";
+    let (r, _slot) = sh
+        .http
+        .send("esp32fota download", || get(sh, &o.url).send())
+        .await?;
+    if r.status().as_u16() != 200 {
+        return Err(status_error("esp32fota download", r).await);
+    }
+    let streamed = stock::stream_image(sh, r, dev.cut_pending).await?;
+    let Some(img) = stock::whole(dev, streamed) else {
+        return Ok(None);
+    };
+    stock::check_magic(&img.head)?;
+    Ok(Some(Flashed {
+        image: Image {
+            version: o.version,
+            sha256: img.sha256,
+            md5: img.md5,
+            size: img.size,
+        },
+        project: None,
+        update_id: None,
+        announced: true,
+    }))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! reqwest pools connections per host but does not cap them, so a 10,000-device fleet would open
 //! 10,000 sockets. A semaphore with `connections` permits is taken for every request (and held
 //! for a whole download), which caps open connections at the same number and keeps the pool warm.
-//! Transient failures (connection errors, 5xx, 429) are retried with backoff and counted.
+//! Transient failures (connection errors, 5xx, 429) are retried a few times at once, with a
+//! short backoff, and counted: enough for a blip. A longer outage (a server restart) is the
+//! device's to ride out, at its own pace ([`crate::life`], [`crate::backoff`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::DeviceError;
 
-/// Retries of one request before the device gives up.
+/// Tries of one request before it fails (and the device backs off, if the failure is transient).
 const ATTEMPTS: u32 = 6;
 
 #[derive(Clone)]

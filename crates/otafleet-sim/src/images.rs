@@ -36,6 +36,37 @@ impl Image {
     }
 }
 
+/// Where an ESP32-family app's `esp_app_desc_t` starts (the first segment's data) and how far a
+/// device must have read to know the image's version and project (both 32-byte fields, at 16 and
+/// 48 into it).
+const DESCRIPTOR_AT: usize = 32;
+pub const DESCRIPTOR_END: usize = DESCRIPTOR_AT + 80;
+const DESCRIPTOR_MAGIC: u32 = 0xABCD_5432;
+
+/// What an ESP32-family app says about itself in its `esp_app_desc_t`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub version: String,
+    pub project: String,
+}
+
+/// The descriptor in the first [`DESCRIPTOR_END`] bytes of an image, as ESP-IDF reads the one of
+/// the image it runs; `None` when there is none (ESP8266 images, apps built before ESP-IDF 3.3).
+pub fn descriptor(head: &[u8]) -> Option<Descriptor> {
+    let d = head.get(DESCRIPTOR_AT..DESCRIPTOR_END)?;
+    if u32::from_le_bytes(d[..4].try_into().ok()?) != DESCRIPTOR_MAGIC {
+        return None;
+    }
+    let text = |raw: &[u8]| {
+        let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+        String::from_utf8_lossy(&raw[..end]).trim().to_string()
+    };
+    Some(Descriptor {
+        version: text(&d[16..48]),
+        project: text(&d[48..80]),
+    })
+}
+
 /// Which image line a device is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Family {
@@ -101,6 +132,24 @@ pub fn esp8266_arduino(project: &str, version: &str, payload: usize) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_reads_version_and_project_from_the_descriptor() {
+        let bytes = AppImage::new(Chip::Esp32)
+            .project("sim-1234")
+            .version("1.2.3")
+            .payload_len(2048)
+            .build();
+        assert_eq!(
+            descriptor(&bytes[..DESCRIPTOR_END]),
+            Some(Descriptor {
+                version: "1.2.3".into(),
+                project: "sim-1234".into()
+            })
+        );
+        assert_eq!(descriptor(&bytes[..DESCRIPTOR_END - 1]), None);
+        assert_eq!(descriptor(&esp8266_arduino("p", "1.0.0", 2048)), None);
+    }
 
     #[test]
     fn esp8266_images_are_valid_arduino_files_and_differ_by_project_and_version() {

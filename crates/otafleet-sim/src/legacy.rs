@@ -13,19 +13,18 @@
 //!
 //! The legacy server knows only devices its admin added (no auto-enrolment): the run registers
 //! them through the legacy admin API first (`admin::register_legacy`). These devices report
-//! nothing and cannot resume; a failed boot comes back with the old version, which the server
-//! must record as a failed attempt, and takes the image again while it is offered, until the
-//! server's attempt limit answers `update_available: false`.
+//! nothing and cannot resume (a download cut, injected or by the server going away, starts over
+//! at the next check); a failed boot comes back with the old version, which the server must
+//! record as a failed attempt, and takes the image again while it is offered, until the server's
+//! attempt limit answers `update_available: false`. This module speaks the protocol ([`check`],
+//! [`install`]); the device's life, outcomes and back-off are [`crate::life`]'s.
 
-use std::sync::atomic::Ordering;
-
-use rand::Rng;
 use serde::Deserialize;
 
-use crate::device::{give_up, DeviceSpec, Outcome, MAX_FAILED_BOOTS};
 use crate::error::DeviceError;
 use crate::http::status_error;
 use crate::images::Image;
+use crate::life::{Dev, Flashed};
 use crate::run::Shared;
 use crate::stock;
 
@@ -61,15 +60,6 @@ struct CheckAnswer {
     checksum: Option<String>,
 }
 
-/// Run one device to its end (or the run's timeout).
-pub async fn run(sh: &Shared, spec: DeviceSpec) -> Outcome {
-    match tokio::time::timeout(sh.cfg.timeout, life(sh, spec)).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => Outcome::Unexpected(e.to_string()),
-        Err(_) => Outcome::Unexpected(DeviceError::Timeout("polling /api/firmware").to_string()),
-    }
-}
-
 fn get(sh: &Shared, url: &str) -> reqwest::RequestBuilder {
     sh.http
         .client
@@ -79,114 +69,118 @@ fn get(sh: &Shared, url: &str) -> reqwest::RequestBuilder {
         .header("Accept-Encoding", stock::HTTPCLIENT_ACCEPT_ENCODING)
 }
 
-async fn life(sh: &Shared, mut spec: DeviceSpec) -> Result<Outcome, DeviceError> {
-    let secret = sh.cfg.legacy_device_secret.clone().ok_or_else(|| {
+/// The `X-Device-Auth` this device sends, from the run's `--legacy-device-secret`.
+pub fn auth(sh: &Shared, mac: &str) -> Result<String, DeviceError> {
+    let secret = sh.cfg.legacy_device_secret.as_deref().ok_or_else(|| {
         DeviceError::Protocol("a legacy device without --legacy-device-secret".into())
     })?;
-    let auth = token(&spec.mac, &secret);
-    let first = sh.cfg.interval.mul_f64(rand::thread_rng().gen::<f64>());
-    tokio::time::sleep(first).await;
-    let (mut enrolled, mut booted, mut after_cut) = (false, false, false);
-    let mut failed_boots = 0;
-    let mut cut_pending = spec.cut_download;
-    loop {
-        let url = sh.http.url(&format!(
-            "/api/firmware?device_id={}&hardware={HARDWARE}&version={}&mac={}",
-            device_id(&spec.mac),
-            spec.running.version,
-            spec.mac
-        ));
-        let (r, slot) = sh
-            .http
-            .send("legacy check", || {
-                get(sh, &url).header("X-Device-Auth", &auth).send()
-            })
-            .await?;
-        // The sketch takes any other status as "no update"; here it means the server or the
-        // run's setup is wrong (the devices were registered before they started).
-        if r.status().as_u16() != 200 {
-            return Err(status_error("legacy check", r).await);
-        }
-        let answer: CheckAnswer = r.json().await.map_err(|e| DeviceError::Transport {
-            what: "legacy check body",
-            source: e,
-        })?;
-        drop(slot);
-        if !enrolled {
-            enrolled = true;
-            sh.stats.enrolled.fetch_add(1, Ordering::Relaxed);
-        }
-        match (answer.update_available, booted) {
-            (false, true) => {
-                return Ok(Outcome::Updated {
-                    update_id: None,
-                    resumed: after_cut,
-                })
-            }
-            // Back on the old version, the server stopped offering the image after its attempt
-            // limit: every attempt is on record as failed.
-            (false, false) if failed_boots > 0 => {
-                return Ok(Outcome::BootFailedAsInjected { update_id: None })
-            }
-            (false, false) => tokio::time::sleep(sh.jittered(sh.cfg.interval)).await,
-            (true, true) => {
-                return Err(DeviceError::Protocol(format!(
-                    "the server offers {:?} to a device that runs {}",
-                    answer.firmware_version, spec.running.version
-                )))
-            }
-            (true, false) if failed_boots >= MAX_FAILED_BOOTS => return Err(give_up(failed_boots)),
-            (true, false) => {
-                let url = answer.firmware_url.clone().ok_or_else(|| {
-                    DeviceError::Protocol("update_available without firmware_url".into())
-                })?;
-                // Update.setMD5() ignores anything that is not 32 characters: then there is no
-                // integrity check at all, which the run counts as an error.
-                let want_md5 = answer
-                    .checksum
-                    .clone()
-                    .filter(|c| c.len() == 32)
-                    .ok_or_else(|| {
-                        DeviceError::Protocol(format!(
-                            "checksum {:?} is not a 32-character MD5: the device would flash unchecked",
-                            answer.checksum
-                        ))
-                    })?;
-                let (r, _slot) = sh
-                    .http
-                    .send("legacy download", || get(sh, &url).send())
-                    .await?;
-                // `httpCode == 200` only: the sketch follows no redirect and takes no 206.
-                if r.status().as_u16() != 200 {
-                    return Err(status_error("legacy download", r).await);
-                }
-                let streamed = stock::stream_image(sh, r, cut_pending).await?;
-                if let Some(img) =
-                    stock::whole(sh, streamed, &mut cut_pending, &mut after_cut).await
-                {
-                    stock::check_magic(&img.head)?;
-                    if img.md5 != want_md5.to_lowercase() {
-                        return Err(DeviceError::Protocol(format!(
-                            "the image's MD5 {} is not the checksum {want_md5} (UPDATE_ERROR_MD5)",
-                            img.md5
-                        )));
-                    }
-                    if stock::reboot(sh, spec.failed_boot, &mut failed_boots).await {
-                        spec.running = Image {
-                            version: answer
-                                .firmware_version
-                                .clone()
-                                .unwrap_or_else(|| "unknown".into()),
-                            sha256: img.sha256,
-                            md5: img.md5,
-                            size: img.size,
-                        };
-                        booted = true;
-                    }
-                }
-            }
-        }
+    Ok(token(mac, secret))
+}
+
+/// An update the check announced.
+pub struct Offer {
+    version: Option<String>,
+    url: String,
+    md5: String,
+}
+
+impl Offer {
+    pub fn md5(&self) -> &str {
+        &self.md5
     }
+
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+}
+
+/// One check for the version the device runs.
+pub async fn check(dev: &mut Dev<'_>, auth: &str) -> Result<Option<Offer>, DeviceError> {
+    let sh = dev.sh;
+    let url = sh.http.url(&format!(
+        "/api/firmware?device_id={}&hardware={HARDWARE}&version={}&mac={}",
+        device_id(&dev.spec.mac),
+        dev.spec.running.version,
+        dev.spec.mac
+    ));
+    let (r, slot) = sh
+        .http
+        .send("legacy check", || {
+            get(sh, &url).header("X-Device-Auth", auth).send()
+        })
+        .await?;
+    // The sketch takes any other status as "no update"; here it means the server or the run's
+    // setup is wrong (the devices were registered before they started).
+    if r.status().as_u16() != 200 {
+        return Err(status_error("legacy check", r).await);
+    }
+    let answer: CheckAnswer = r.json().await.map_err(|e| DeviceError::Transport {
+        what: "legacy check body",
+        source: e,
+    })?;
+    drop(slot);
+    dev.enrolled();
+    if !answer.update_available {
+        return Ok(None);
+    }
+    let url = answer
+        .firmware_url
+        .clone()
+        .ok_or_else(|| DeviceError::Protocol("update_available without firmware_url".into()))?;
+    // Update.setMD5() ignores anything that is not 32 characters: then there is no integrity
+    // check at all, which the run counts as an error.
+    let md5 = answer
+        .checksum
+        .clone()
+        .filter(|c| c.len() == 32)
+        .ok_or_else(|| {
+            DeviceError::Protocol(format!(
+                "checksum {:?} is not a 32-character MD5: the device would flash unchecked",
+                answer.checksum
+            ))
+        })?;
+    Ok(Some(Offer {
+        version: answer.firmware_version,
+        url,
+        md5: md5.to_lowercase(),
+    }))
+}
+
+/// Download the announced image, check the magic byte and the MD5. `None` when the download broke
+/// (the next check starts over).
+pub async fn install(dev: &mut Dev<'_>, o: Offer) -> Result<Option<Flashed>, DeviceError> {
+    let sh = dev.sh;
+    dev.phase = "downloading";
+    let (r, _slot) = sh
+        .http
+        .send("legacy download", || get(sh, &o.url).send())
+        .await?;
+    // `httpCode == 200` only: the sketch follows no redirect and takes no 206.
+    if r.status().as_u16() != 200 {
+        return Err(status_error("legacy download", r).await);
+    }
+    let streamed = stock::stream_image(sh, r, dev.cut_pending).await?;
+    let Some(img) = stock::whole(dev, streamed) else {
+        return Ok(None);
+    };
+    stock::check_magic(&img.head)?;
+    if img.md5 != o.md5 {
+        return Err(DeviceError::Protocol(format!(
+            "the image's MD5 {} is not the checksum {} (UPDATE_ERROR_MD5)",
+            img.md5, o.md5
+        )));
+    }
+    Ok(Some(Flashed {
+        image: Image {
+            version: o.version.unwrap_or_else(|| "unknown".into()),
+            sha256: img.sha256,
+            md5: img.md5,
+            size: img.size,
+        },
+        project: None,
+        update_id: None,
+        announced: true,
+    }))
 }
 
 #[cfg(test)]

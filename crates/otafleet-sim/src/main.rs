@@ -1,11 +1,14 @@
 //! `otafleet-sim`: parse the command line, find the server over mDNS if asked (`--mdns`, saying
 //! which one it uses), run the fleet, print the summary. Exit code 0 only when every device ended
 //! as asked (see `Summary::success`), 1 when not, 2 on a usage or setup error (no server found
-//! over mDNS included).
+//! over mDNS included). With `--duration` / `--forever`, SIGINT or SIGTERM ends the run with its
+//! summary; a second one quits at once (exit code 130).
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use otafleet_sim::config::Lifetime;
+use otafleet_sim::run::shutdown_signal;
 use otafleet_sim::{Args, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -56,7 +59,28 @@ async fn main() -> ExitCode {
         mix.join(","),
         cfg.server
     );
-    match otafleet_sim::run(cfg).await {
+    match cfg.lifetime {
+        Lifetime::FirstOutcome => {}
+        Lifetime::For(d) => println!(
+            "otafleet-sim: the devices live on for {:.1} s (--duration; Ctrl-C ends it early)",
+            d.as_secs_f64()
+        ),
+        Lifetime::Forever => {
+            println!("otafleet-sim: the devices live on until Ctrl-C or SIGTERM (--forever)")
+        }
+    }
+    let stop = async {
+        shutdown_signal().await;
+        eprintln!(
+            "otafleet-sim: stopping: every device stops at its next wait, then the summary \
+             (Ctrl-C again quits at once)"
+        );
+        tokio::spawn(async {
+            shutdown_signal().await;
+            std::process::exit(130);
+        });
+    };
+    match otafleet_sim::run_until(cfg, stop).await {
         Ok(summary) => {
             println!("{summary}");
             if summary.success() {

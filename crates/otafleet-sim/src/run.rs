@@ -12,8 +12,15 @@
 //! With an admin token the run ends by asking the server what it recorded: every updated device
 //! must be `done` on its family's new image, every injected failed boot a `failed` attempt. A run
 //! is a success only when the devices and the server agree.
+//!
+//! With `--duration` / `--forever` ([`Lifetime`]) the devices live on after their first outcome
+//! ([`crate::life`]) until the time is up, SIGINT or SIGTERM arrives ([`run`]), or the future given
+//! to [`run_until`] resolves. Then every device stops at its next wait (a device in the middle of
+//! a request or a download finishes that first, for at most [`STOP_GRACE`]), and the server's
+//! records are compared with what each device runs at the end ([`admin::check_live`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,11 +32,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin;
-use crate::config::{Config, Protocol};
-use crate::device::{self, DeviceResult, DeviceSpec, Outcome};
+use crate::config::{Config, Lifetime, Protocol};
+use crate::device::{DeviceResult, DeviceSpec, Outcome};
 use crate::error::SimError;
 use crate::http::Http;
 use crate::images::{Family, Image};
+use crate::life::{self, Later};
 use crate::summary::Summary;
 
 /// Counters the devices bump and the progress bar reads.
@@ -40,7 +48,12 @@ pub struct Stats {
     pub bytes: AtomicU64,
     pub cut_downloads: AtomicU64,
     pub boot_failures: AtomicU64,
+    /// Devices that reached their first outcome.
     pub finished: AtomicU64,
+    /// Images booted after a first outcome (`--duration` / `--forever`).
+    pub later_updates: AtomicU64,
+    /// Waits of devices that found the server unreachable ([`crate::backoff`]).
+    pub backoffs: AtomicU64,
 }
 
 /// What every device task shares.
@@ -48,13 +61,49 @@ pub struct Shared {
     pub cfg: Config,
     pub http: Http,
     pub stats: Stats,
-    /// Set once the run has what it needs: devices that go on polling stop ([`device::linger`]).
+    /// Set once the run has what it needs: devices that go on polling stop
+    /// ([`crate::device::linger`]).
     pub stop: watch::Sender<bool>,
+    /// Set when a run whose devices live on ends: each stops at its next wait ([`Shared::pause`]).
+    pub ending: watch::Sender<bool>,
 }
 
+/// How long, after a run whose devices live on ends, a device may take to finish the request,
+/// download or reboot it is in before the run goes on without it (counted as an error).
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
 /// Run the fleet to its end, after finding the server over mDNS if `cfg` asks for it (the binary
-/// finds it first, to print the choice).
-pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
+/// finds it first, to print the choice). With `--duration` / `--forever`, SIGINT or SIGTERM ends
+/// it early (the signals are taken only then).
+pub async fn run(cfg: Config) -> Result<Summary, SimError> {
+    run_until(cfg, shutdown_signal()).await
+}
+
+/// SIGINT or SIGTERM (Ctrl-C where there are no such signals).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// [`run`], but a run whose devices live on (`--duration`, `--forever`) ends when `stop`
+/// resolves (or its duration is up), not at a signal. `stop` is not polled otherwise.
+pub async fn run_until(
+    mut cfg: Config,
+    stop: impl Future<Output = ()>,
+) -> Result<Summary, SimError> {
     if let Some(found) = cfg.locate_server().await? {
         for line in found.report() {
             tracing::info!("{line}");
@@ -129,6 +178,7 @@ pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
         http,
         stats: Stats::default(),
         stop: watch::channel(false).0,
+        ending: watch::channel(false).0,
     });
     let bar = progress_bar(&cfg);
     let mut tasks = JoinSet::new();
@@ -136,33 +186,29 @@ pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
     for spec in specs.iter().cloned() {
         let sh = shared.clone();
         let done = done_tx.clone();
-        tasks.spawn(async move {
-            let (mac, protocol, failed_boot_injected, cut_injected) = (
-                spec.mac.clone(),
-                spec.protocol,
-                spec.failed_boot,
-                spec.cut_download,
-            );
-            let (outcome, linger) = device::run(&sh, spec).await;
-            sh.stats.finished.fetch_add(1, Ordering::Relaxed);
-            let _ = done.send(DeviceResult {
-                mac,
-                protocol,
-                outcome,
-                failed_boot_injected,
-                cut_injected,
-            });
-            if let Some(spec) = linger {
-                device::linger(&sh, spec).await;
-            }
-        });
+        tasks.spawn(async move { life::run(&sh, spec, &done).await });
     }
     drop(done_tx);
 
     let ticker = tokio::spawn(tick(shared.clone(), bar.clone()));
+    // The end of a run whose devices live on (never for one whose devices stop at their first
+    // outcome: then `stop` is not even polled).
+    let end = async {
+        match cfg.lifetime {
+            Lifetime::For(d) => tokio::select! {
+                () = tokio::time::sleep_until((started + d).into()) => {}
+                () = stop => {}
+            },
+            Lifetime::Forever => stop.await,
+            Lifetime::FirstOutcome => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end);
+    // The run ended before it deployed anything.
+    let mut ended_early = false;
     let mut targets: BTreeMap<Family, Image> = BTreeMap::new();
     let mut admin_error = None;
-    if let (Some(token), false) = (&cfg.admin_token, cfg.wait_for_deployment) {
+    if cfg.admin_token.is_some() && !cfg.wait_for_deployment {
         // Deploy once the fleet has enrolled, as an engineer would after seeing it appear.
         let deadline = Instant::now() + cfg.timeout;
         while shared.stats.enrolled.load(Ordering::Relaxed)
@@ -170,8 +216,16 @@ pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
             < n as u64
             && Instant::now() < deadline
         {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                () = &mut end => {
+                    ended_early = true;
+                    break;
+                }
+            }
         }
+    }
+    if let (Some(token), false, false) = (&cfg.admin_token, cfg.wait_for_deployment, ended_early) {
         let version = format!("1.{}.0", unix_secs());
         for family in &families {
             let (bytes, image) = family.build(&cfg, &version, 2);
@@ -197,7 +251,7 @@ pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
                 }
             }
         }
-    } else {
+    } else if !ended_early {
         for family in &families {
             bar.println(format!(
                 "waiting for a deployment to project {} (chip {})",
@@ -207,31 +261,54 @@ pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
         }
     }
 
-    // Every device reports its outcome once; some go on polling after that (device::linger).
+    // Every device reports its outcome once: at its first outcome, or when it lives on, at the
+    // end of the run. Some go on polling after that (device::linger).
     let mut results = Vec::with_capacity(n);
-    while results.len() < n {
-        tokio::select! {
-            r = done_rx.recv() => match r {
-                Some(r) => results.push(r),
-                None => break,
-            },
-            joined = tasks.join_next() => match joined {
-                Some(Err(e)) if e.is_panic() => results.push(DeviceResult {
-                    mac: "?".into(),
-                    protocol: Protocol::Native,
-                    outcome: Outcome::Unexpected(format!("device task: {e}")),
-                    failed_boot_injected: false,
-                    cut_injected: false,
-                }),
-                Some(_) => {}
-                // Every task ended (or was aborted): whatever was reported is in the channel.
-                None => {
-                    while let Ok(r) = done_rx.try_recv() {
-                        results.push(r);
-                    }
-                    break;
+    if cfg.lifetime.lives_on() {
+        // Until the end (or every task ended: an admin error aborted them).
+        let mut ended = false;
+        while !ended && !ended_early {
+            tokio::select! {
+                () = &mut end => break,
+                more = collect(&mut done_rx, &mut tasks, &mut results) => ended = !more,
+            }
+        }
+        if !ended {
+            bar.println("the run's time is up: every device stops at its next wait");
+            let _ = shared.ending.send(true);
+            let grace = tokio::time::sleep(STOP_GRACE + cfg.reboot);
+            tokio::pin!(grace);
+            while results.len() < n {
+                tokio::select! {
+                    () = &mut grace => break,
+                    more = collect(&mut done_rx, &mut tasks, &mut results) => if !more { break },
                 }
-            },
+            }
+        }
+        // A device still busy after the grace is an error of its own.
+        let seen: BTreeSet<String> = results.iter().map(|r| r.mac.clone()).collect();
+        for spec in specs.iter().filter(|s| !seen.contains(&s.mac)) {
+            results.push(DeviceResult {
+                mac: spec.mac.clone(),
+                protocol: spec.protocol,
+                outcome: Outcome::Unexpected(format!(
+                    "still busy {} s after the end of the run",
+                    (STOP_GRACE + cfg.reboot).as_secs()
+                )),
+                failed_boot_injected: spec.failed_boot,
+                cut_injected: spec.cut_download,
+                boots_failed: 0,
+                later: Later::default(),
+                runs: spec.running.clone(),
+                project: spec.project.clone(),
+                settled: false,
+            });
+        }
+    } else {
+        while results.len() < n {
+            if !collect(&mut done_rx, &mut tasks, &mut results).await {
+                break;
+            }
         }
     }
     if let Some(e) = admin_error {
@@ -252,6 +329,10 @@ pub async fn run(mut cfg: Config) -> Result<Summary, SimError> {
         summary.server_check = Some(settle(&shared, token, &summary, &targets, &bar).await);
     }
     let _ = shared.stop.send(true);
+    if cfg.lifetime.lives_on() {
+        // Devices still busy after the grace are not waited for.
+        tasks.abort_all();
+    }
     while tasks.join_next().await.is_some() {}
     ticker.abort();
     bar.finish_and_clear();
@@ -273,7 +354,11 @@ async fn settle(
     let budget = (sh.cfg.interval * 20).max(Duration::from_secs(5));
     let mut waited = Duration::ZERO;
     loop {
-        let mut check = admin::check(&sh.http, token, &summary.results, targets).await;
+        let mut check = if sh.cfg.lifetime.lives_on() {
+            admin::check_live(&sh.http, token, &summary.results).await
+        } else {
+            admin::check(&sh.http, token, &summary.results, targets).await
+        };
         let only_polling =
             check.disagreeing.len() == 1 && check.disagreeing.contains(&Protocol::Esp32Fota);
         if !only_polling || started.elapsed() >= budget {
@@ -287,6 +372,44 @@ async fn settle(
         tokio::time::sleep(sh.cfg.interval).await;
         waited = started.elapsed();
     }
+}
+
+/// Wait for the next device result, or a device task's end; `false` once every task has ended
+/// (what they reported is then in `results`). A task that panicked is an unexpected failure.
+async fn collect(
+    done_rx: &mut mpsc::UnboundedReceiver<DeviceResult>,
+    tasks: &mut JoinSet<()>,
+    results: &mut Vec<DeviceResult>,
+) -> bool {
+    tokio::select! {
+        r = done_rx.recv() => match r {
+            Some(r) => results.push(r),
+            None => return false,
+        },
+        joined = tasks.join_next() => match joined {
+            Some(Err(e)) if e.is_panic() => results.push(DeviceResult {
+                mac: "?".into(),
+                protocol: Protocol::Native,
+                outcome: Outcome::Unexpected(format!("device task: {e}")),
+                failed_boot_injected: false,
+                cut_injected: false,
+                boots_failed: 0,
+                later: Later::default(),
+                runs: crate::images::Image::of("?", &[]),
+                project: String::new(),
+                settled: false,
+            }),
+            Some(_) => {}
+            // Every task ended (or was aborted): whatever was reported is in the channel.
+            None => {
+                while let Ok(r) = done_rx.try_recv() {
+                    results.push(r);
+                }
+                return false;
+            }
+        },
+    }
+    true
 }
 
 /// The version every device runs at the start.
@@ -362,14 +485,25 @@ async fn tick(sh: Arc<Shared>, bar: ProgressBar) {
     loop {
         let s = &sh.stats;
         bar.set_position(s.finished.load(Ordering::Relaxed));
-        bar.set_message(format!(
+        let mut msg = format!(
             "enrolled {}  downloading {}  {:.1} MB  cut {}  boot failures {}",
             s.enrolled.load(Ordering::Relaxed),
             s.downloading.load(Ordering::Relaxed),
             s.bytes.load(Ordering::Relaxed) as f64 / 1e6,
             s.cut_downloads.load(Ordering::Relaxed),
             s.boot_failures.load(Ordering::Relaxed),
-        ));
+        );
+        if sh.cfg.lifetime.lives_on() {
+            msg += &format!(
+                "  later updates {}",
+                s.later_updates.load(Ordering::Relaxed)
+            );
+        }
+        match s.backoffs.load(Ordering::Relaxed) {
+            0 => {}
+            b => msg += &format!("  back-offs {b}"),
+        }
+        bar.set_message(msg);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

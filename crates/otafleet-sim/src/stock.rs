@@ -5,8 +5,9 @@
 //! the protocol gave them, and cannot resume: a download that breaks is dropped and the next check
 //! starts over. None of them reports progress; the server counts the bytes it sends.
 //!
-//! [`stream_image`] is that download, with the injected cut; [`Outcome`](crate::device::Outcome)
-//! decisions stay in each protocol's module.
+//! [`stream_image`] is that download, with the injected cut, and [`whole`] what the device keeps
+//! of it; what a check answers and how an image is checked stay in each protocol's module, and
+//! the outcomes in [`crate::life`].
 
 use std::sync::atomic::Ordering;
 
@@ -15,6 +16,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::error::DeviceError;
+use crate::life::Dev;
 use crate::run::Shared;
 
 /// The stock `HTTPClient`'s headers on an HTTP/1.1 GET (esp32FOTA, the legacy sketch).
@@ -43,39 +45,21 @@ pub struct Whole {
 }
 
 /// The image, when it arrived whole. Otherwise the stock clients drop the download and start
-/// over at their next poll (none of them resumes): wait one interval and say `None`. The injected
-/// cut happens once per device, and its later update counts as one "after a cut".
-pub async fn whole(
-    sh: &Shared,
-    streamed: Streamed,
-    cut_pending: &mut bool,
-    after_cut: &mut bool,
-) -> Option<Whole> {
+/// over at their next poll (none of them resumes; the wait until then is the device's life's,
+/// [`crate::life`]). The injected cut happens once per device, and its later update counts as
+/// one "after a cut".
+pub fn whole(dev: &mut Dev<'_>, streamed: Streamed) -> Option<Whole> {
     match streamed {
         Streamed::Whole(w) => return Some(w),
         Streamed::Cut => {
-            *cut_pending = false;
-            *after_cut = true;
+            dev.cut_pending = false;
+            dev.after_cut = true;
         }
-        Streamed::Short { .. } => {}
+        Streamed::Short { got, size } => {
+            tracing::debug!(mac = %dev.spec.mac, got, size, "download broke; starting over at the next poll");
+        }
     }
-    tokio::time::sleep(sh.jittered(sh.cfg.interval)).await;
     None
-}
-
-/// The reboot after flashing; `true` when the device comes back on the new image. An injected
-/// failed boot leaves it on the old one (counted once per device), and it takes the image again
-/// if the server offers it.
-pub async fn reboot(sh: &Shared, failed_boot: bool, failed_boots: &mut usize) -> bool {
-    tokio::time::sleep(sh.jittered(sh.cfg.reboot)).await;
-    if !failed_boot {
-        return true;
-    }
-    if *failed_boots == 0 {
-        sh.stats.boot_failures.fetch_add(1, Ordering::Relaxed);
-    }
-    *failed_boots += 1;
-    false
 }
 
 /// The `Content-Length` a stock client insists on (`-101`, "no content" otherwise).

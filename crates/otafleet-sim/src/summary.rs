@@ -1,6 +1,12 @@
 //! The end-of-run summary: what each device ended as, per protocol and in total, bytes, time, what
 //! the server recorded, and whether that is what the run asked for ([`Summary::success`], the
 //! exit code). Injected failures (cut downloads, failed boots) are counted apart from errors.
+//!
+//! A device's first outcome is what the counts are made of, as in a run whose devices stop there.
+//! With `--duration` / `--forever` each device's result also says how many images it booted
+//! after it and what it runs at the end ([`DeviceResult::later`], [`DeviceResult::runs`]); an
+//! unexpected error after the first outcome counts as an error of that device too. Waits for an
+//! unreachable server (a restart) are counted, never as errors.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,9 +14,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::admin::ServerCheck;
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Lifetime, Protocol};
 use crate::device::{DeviceResult, Outcome};
+use crate::life::short;
 use crate::run::Shared;
+
+/// Up to this many devices, the printed summary of a run whose devices live on lists each.
+pub const LISTED_DEVICES: usize = 50;
 
 /// How the devices of one protocol ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,7 +35,12 @@ pub struct Tally {
     pub failed_boots_asked: usize,
     /// Cut downloads injected into this protocol's devices.
     pub cuts_asked: usize,
-    /// Errors: anything not asked for.
+    /// Devices with an injected failed boot that updated after failing their first boots
+    /// (`--failed-boot-times`).
+    pub updated_after_failed_boots: usize,
+    /// Images booted after the first outcome (`--duration` / `--forever`).
+    pub later_updates: usize,
+    /// Errors: devices that ended, or later met, anything not asked for.
     pub errors: usize,
 }
 
@@ -48,6 +63,18 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Present when the run had an admin token to read the server's records with.
     pub server_check: Option<ServerCheck>,
+    /// How long the devices lived.
+    pub lifetime: Lifetime,
+    /// `--failed-boot-times`.
+    pub failed_boot_times: Option<u32>,
+    /// Devices with an injected failed boot that updated after failing their first boots.
+    pub updated_after_failed_boots: usize,
+    /// Images booted after the first outcome, by all devices.
+    pub later_updates: usize,
+    /// Boots that failed (as injected) after the first outcome.
+    pub later_failed_boots: usize,
+    /// Waits of devices that found the server unreachable (ridden out, not errors).
+    pub backoffs: u64,
 }
 
 impl Summary {
@@ -68,14 +95,20 @@ impl Summary {
             t.devices += 1;
             t.failed_boots_asked += usize::from(r.failed_boot_injected);
             t.cuts_asked += usize::from(r.cut_injected);
+            let later_errors = usize::from(r.later.error_count > 0);
+            t.later_updates += r.later.updates;
             match &r.outcome {
                 Outcome::Updated { resumed, .. } => {
                     t.updated += 1;
                     t.updated_after_cut += usize::from(*resumed);
+                    t.updated_after_failed_boots +=
+                        usize::from(r.failed_boot_injected && r.boots_failed > 0);
+                    t.errors += later_errors;
                 }
                 // A failed boot where none was injected would be a bug: counted as an error.
                 Outcome::BootFailedAsInjected { .. } if r.failed_boot_injected => {
-                    t.failed_injected += 1
+                    t.failed_injected += 1;
+                    t.errors += later_errors;
                 }
                 Outcome::BootFailedAsInjected { .. } | Outcome::Unexpected(_) => t.errors += 1,
             }
@@ -87,24 +120,31 @@ impl Summary {
             updated_after_cut: sum(|t| t.updated_after_cut),
             failed_injected: sum(|t| t.failed_injected),
             failed_unexpected: sum(|t| t.errors),
-            per_protocol,
             cut_downloads: sh.stats.cut_downloads.load(Ordering::Relaxed),
             expected_failed_boots,
             bytes: sh.stats.bytes.load(Ordering::Relaxed),
             requests: sh.http.requests.load(Ordering::Relaxed),
             retried: sh.http.retried.load(Ordering::Relaxed),
             elapsed,
+            lifetime: cfg.lifetime,
+            failed_boot_times: cfg.failed_boot_times,
+            updated_after_failed_boots: sum(|t| t.updated_after_failed_boots),
+            later_updates: sum(|t| t.later_updates),
+            per_protocol,
+            later_failed_boots: results.iter().map(|r| r.later.failed_boots).sum(),
+            backoffs: sh.stats.backoffs.load(Ordering::Relaxed),
             results,
             server_check: None,
         }
     }
 
-    /// Every device ended as asked: updated, or failed exactly where a failure was injected, and
-    /// the server (when asked) agrees.
+    /// Every device ended as asked: updated, or failed exactly where a failure was injected (or,
+    /// with `--failed-boot-times`, updated after its failed boots), nothing unexpected happened
+    /// after, and the server (when asked) agrees.
     pub fn success(&self) -> bool {
         self.failed_unexpected == 0
             && self.results.len() == self.devices
-            && self.failed_injected == self.expected_failed_boots
+            && self.failed_injected + self.updated_after_failed_boots == self.expected_failed_boots
             && self.updated + self.failed_injected == self.devices
             && self
                 .server_check
@@ -115,6 +155,70 @@ impl Summary {
     /// Errors in total: devices that ended unasked-for plus server records that disagree.
     pub fn errors(&self) -> usize {
         self.failed_unexpected + self.server_check.as_ref().map_or(0, |c| c.mismatches.len())
+    }
+}
+
+impl Summary {
+    /// The part of the printed summary about the devices' lives after their first outcome.
+    fn fmt_later(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let took: usize = self.results.iter().filter(|r| r.later.updates > 0).count();
+        writeln!(
+            f,
+            "later updates      {} images booted after the first outcome, by {took} devices ({} failed boots, injected)",
+            self.later_updates, self.later_failed_boots
+        )?;
+        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut images: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+        for r in &self.results {
+            *counts.entry(r.later.updates).or_default() += 1;
+            *images
+                .entry((
+                    r.project.as_str(),
+                    r.runs.version.as_str(),
+                    short(&r.runs.sha256),
+                ))
+                .or_default() += 1;
+        }
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(later, k)| format!("{k} × {later}"))
+            .collect();
+        writeln!(
+            f,
+            "  per device       {} (devices × later updates)",
+            counts.join(", ")
+        )?;
+        for ((project, version, sha), k) in &images {
+            writeln!(
+                f,
+                "  at the end       {k} run {project} {version} (sha256 {sha})"
+            )?;
+        }
+        if self.results.len() <= LISTED_DEVICES {
+            for r in &self.results {
+                writeln!(
+                    f,
+                    "  {}  {:<9} {} later{}  runs {} {} ({}){}",
+                    r.mac,
+                    r.protocol.name(),
+                    r.later.updates,
+                    if r.later.failed_boots > 0 {
+                        format!(" ({} failed boots)", r.later.failed_boots)
+                    } else {
+                        String::new()
+                    },
+                    r.project,
+                    r.runs.version,
+                    short(&r.runs.sha256),
+                    if r.later.error_count > 0 {
+                        format!("  {} errors", r.later.error_count)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -132,6 +236,15 @@ impl fmt::Display for Summary {
             "failed, injected   {} failed boots (asked for {})",
             self.failed_injected, self.expected_failed_boots
         )?;
+        if self.failed_boot_times.is_some() || self.updated_after_failed_boots > 0 {
+            writeln!(
+                f,
+                "  of the updated   {} after their injected failed boots (--failed-boot-times {})",
+                self.updated_after_failed_boots,
+                self.failed_boot_times
+                    .map_or_else(|| "not given".to_string(), |n| n.to_string())
+            )?;
+        }
         writeln!(f, "failed, unexpected {}", self.failed_unexpected)?;
         writeln!(f, "downloads cut      {} (injected)", self.cut_downloads)?;
         writeln!(
@@ -145,6 +258,13 @@ impl fmt::Display for Summary {
             "requests           {} ({} transient errors retried)",
             self.requests, self.retried
         )?;
+        if self.backoffs > 0 {
+            writeln!(
+                f,
+                "server unreachable {} back-offs of devices that rode it out",
+                self.backoffs
+            )?;
+        }
         writeln!(f, "time               {secs:.2} s")?;
         writeln!(
             f,
@@ -163,10 +283,20 @@ impl fmt::Display for Summary {
                 t.errors
             )?;
         }
+        if self.lifetime.lives_on() {
+            self.fmt_later(f)?;
+        }
+        let settled = match self.server_check.as_ref().map_or(0, |c| c.in_flight) {
+            0 if self.lifetime.lives_on() => " devices at the end".to_string(),
+            0 => " finished devices".to_string(),
+            k => format!(
+                " devices at the end ({k} stopped in the middle of an update, not compared)"
+            ),
+        };
         match &self.server_check {
             Some(c) if c.mismatches.is_empty() => writeln!(
                 f,
-                "server records     agree for all {} finished devices{}",
+                "server records     agree for all {}{settled}{}",
                 c.checked,
                 if !c.settled_after.is_zero() {
                     format!(
@@ -196,6 +326,11 @@ impl fmt::Display for Summary {
         let mut reasons: BTreeMap<(&str, &str), usize> = BTreeMap::new();
         for r in &self.results {
             if let Outcome::Unexpected(why) = &r.outcome {
+                *reasons
+                    .entry((r.protocol.name(), why.as_str()))
+                    .or_default() += 1;
+            }
+            for why in &r.later.errors {
                 *reasons
                     .entry((r.protocol.name(), why.as_str()))
                     .or_default() += 1;
