@@ -392,11 +392,16 @@ impl Native {
         let step = u64::from(sh.cfg.progress_step);
         let mut next_report = (p.got * 100 / o.size.max(1) / step + 1) * step;
         let mut broken_streams = 0;
+        // The token makes the server count this download's bytes against the device's attempt.
+        let token = self.token.clone();
         while p.got < o.size || o.size == 0 {
             let from = p.got;
             let (r, _slot) = http
                 .send("download", || {
                     let mut b = http.client.get(&url);
+                    if let Some(t) = &token {
+                        b = b.bearer_auth(t);
+                    }
                     if from > 0 {
                         b = b
                             .header(RANGE, format!("bytes={from}-"))
