@@ -11,6 +11,18 @@
 //! counting and every other protocol detail stay hyper's and are untouched. Everything else
 //! (headers, JSON, images streamed from disk) is written as before. Other systems than Linux
 //! always write.
+//!
+//! **Segments.** Like nginx's `tcp_nopush`, the socket is corked (`TCP_CORK`) from the moment
+//! bytes of a cached copy are about to be written (the response head, then the file) until hyper
+//! flushes, which it does as soon as it has nothing more to write at once: at the end of the
+//! response, or when its body has no frame ready. So the head leaves in the same segment as the
+//! first image bytes and the image in full-sized segments, the last partial one at the flush.
+//! Without the cork, `MSG_MORE` on the head and the "more to come" sendfile gives the kernel
+//! between its 64 KiB steps hold a partial segment only until the next ACK is processed
+//! (`TCP_NODELAY` then pushes it): strace showed the head leaving alone in a 602-byte packet and a
+//! 53-byte tail after each 64 KiB step, ~65 packets per 1.5 MB response against nginx's ~50
+//! (BENCHMARKS.md, "Downloads over kept-alive connections"). The cork never outlives a flush, so
+//! it cannot delay a response's end; the kernel would send corked bytes after 200 ms anyway.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -32,7 +44,29 @@ pub fn sendfile_bytes() -> u64 {
 }
 
 /// A TCP connection that sends bytes of cached images with `sendfile(2)` (module docs).
-pub struct SendfileStream(pub TcpStream);
+pub struct SendfileStream {
+    tcp: TcpStream,
+    /// `TCP_CORK` is on (module docs, "Segments").
+    corked: bool,
+}
+
+impl SendfileStream {
+    pub fn new(tcp: TcpStream) -> Self {
+        Self { tcp, corked: false }
+    }
+
+    /// Lift the cork (pushes what it held); a failure is only logged: the kernel sends corked
+    /// bytes after 200 ms in any case.
+    fn uncork(&mut self) {
+        if self.corked {
+            self.corked = false;
+            #[cfg(target_os = "linux")]
+            if let Err(e) = linux::set_cork(&self.tcp, false) {
+                tracing::debug!(error = %e, "TCP_CORK off failed");
+            }
+        }
+    }
+}
 
 impl AsyncRead for SendfileStream {
     fn poll_read(
@@ -40,7 +74,7 @@ impl AsyncRead for SendfileStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
     }
 }
 
@@ -59,10 +93,13 @@ impl AsyncWrite for SendfileStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         #[cfg(target_os = "linux")]
-        if let Some(done) = linux::poll_write(&self.0, cx, bufs) {
-            return done;
+        {
+            let this = &mut *self;
+            if let Some(done) = linux::poll_write(&this.tcp, &mut this.corked, cx, bufs) {
+                return done;
+            }
         }
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -70,11 +107,13 @@ impl AsyncWrite for SendfileStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        self.uncork();
+        Pin::new(&mut self.tcp).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        self.uncork();
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
@@ -177,13 +216,43 @@ mod linux {
         }
     }
 
+    /// Turn `TCP_CORK` on or off; off sends what it held at once (the socket has `TCP_NODELAY`).
+    pub fn set_cork(tcp: &TcpStream, on: bool) -> io::Result<()> {
+        let v: libc::c_int = on.into();
+        // SAFETY: the descriptor is open (we hold the stream) and `v` is a valid c_int option.
+        let r = unsafe {
+            libc::setsockopt(
+                tcp.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// `None`: not for us, write as usual.
     pub fn poll_write(
         tcp: &TcpStream,
+        corked: &mut bool,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Option<Poll<io::Result<usize>>> {
-        match plan(bufs) {
+        let plan = plan(bufs);
+        // Cork before the head (or the first image bytes) of a response goes out; the flush
+        // that follows the response lifts it (`SendfileStream::poll_flush`).
+        if !matches!(plan, Plan::Write) && !*corked {
+            match set_cork(tcp, true) {
+                Ok(()) => *corked = true,
+                Err(e) => tracing::debug!(error = %e, "TCP_CORK on failed"),
+            }
+        }
+        match plan {
             Plan::Write => None,
             Plan::Head(n) => Some(poll_io(tcp, cx, || send_more(tcp, &bufs[..n]))),
             Plan::File { file, offset, len } => {
@@ -256,6 +325,80 @@ mod linux {
 
         fn registered(at: usize) -> bool {
             REGIONS.read().unwrap().iter().any(|r| r.start == at)
+        }
+
+        /// `TCP_CORK` as the kernel sees it on `tcp`.
+        fn cork_of(tcp: &tokio::net::TcpStream) -> bool {
+            use std::os::fd::AsRawFd;
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: the descriptor is open and `v`/`len` are valid, exclusively borrowed.
+            let r = unsafe {
+                libc::getsockopt(
+                    tcp.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_CORK,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(r, 0, "getsockopt TCP_CORK");
+            v != 0
+        }
+
+        /// A response with image bytes is corked while it is written and uncorked by the flush
+        /// hyper makes after it, so nothing of it is held back; ordinary writes never cork.
+        #[tokio::test]
+        async fn the_cork_lasts_from_the_head_to_the_flush() {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+            let mut file = tempfile::NamedTempFile::new().unwrap();
+            let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+            file.write_all(&data).unwrap();
+            let bytes = crate::blob_cache::load(file.path().to_path_buf())
+                .await
+                .unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let mut s = super::super::SendfileStream::new(tcp);
+
+            // JSON and other ordinary responses: no cork.
+            const JSON: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+            s.write_all(JSON).await.unwrap();
+            assert!(!cork_of(&s.tcp));
+            s.flush().await.unwrap();
+
+            // Head + image bytes in one vectored write, as hyper queues them.
+            let head = b"HTTP/1.1 206 Partial Content\r\ncontent-length: 200000\r\n\r\n";
+            let body = bytes.slice(50_000..250_000);
+            let reader = tokio::spawn(async move {
+                let mut got = vec![0u8; JSON.len() + head.len() + 200_000];
+                client.read_exact(&mut got).await.unwrap();
+                got
+            });
+            let mut bufs = [IoSlice::new(head), IoSlice::new(&body)];
+            let mut bufs = &mut bufs[..];
+            let mut sent_any_image_bytes = false;
+            while !bufs.is_empty() {
+                let n = s.write_vectored(bufs).await.unwrap();
+                assert!(cork_of(&s.tcp), "corked while the response is written");
+                IoSlice::advance_slices(&mut bufs, n);
+                sent_any_image_bytes = true;
+            }
+            assert!(sent_any_image_bytes);
+            s.flush().await.unwrap();
+            assert!(!cork_of(&s.tcp), "the flush lifts the cork");
+            let got = reader.await.unwrap();
+            assert_eq!(&got[..JSON.len()], JSON);
+            assert_eq!(&got[JSON.len()..JSON.len() + head.len()], head);
+            assert!(
+                got[JSON.len() + head.len()..] == data[50_000..250_000],
+                "the bytes differ"
+            );
         }
 
         #[tokio::test]

@@ -6,6 +6,7 @@ mod connections;
 mod deployments;
 mod device_protocol;
 mod download;
+mod download_ranges;
 mod dry_run;
 mod events;
 mod field_arduino;
