@@ -7,10 +7,11 @@
 //! short backoff, and counted: enough for a blip. A longer outage (a server restart) is the
 //! device's to ride out, at its own pace ([`crate::life`], [`crate::backoff`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -28,6 +29,9 @@ pub struct Http {
     pub retried: Arc<AtomicU64>,
     /// Requests sent, retries included.
     pub requests: Arc<AtomicU64>,
+    /// Time from sending each request to its response head, in microseconds, by what the
+    /// request was for (the summary reports the check requests'; failed tries not counted).
+    pub latencies: Arc<Mutex<BTreeMap<&'static str, Vec<u32>>>>,
 }
 
 impl Http {
@@ -44,6 +48,7 @@ impl Http {
             slots: Arc::new(Semaphore::new(connections as usize)),
             retried: Arc::default(),
             requests: Arc::default(),
+            latencies: Arc::default(),
         })
     }
 
@@ -112,7 +117,18 @@ impl Http {
                 None
             };
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let transient = match make().await {
+            let sent = Instant::now();
+            let answer = make().await;
+            if answer.is_ok() {
+                let us = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                self.latencies
+                    .lock()
+                    .expect("latencies lock")
+                    .entry(what)
+                    .or_default()
+                    .push(us);
+            }
+            let transient = match answer {
                 Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
                     if attempt == ATTEMPTS {
                         return Err(status_error(what, r).await);

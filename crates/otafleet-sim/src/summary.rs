@@ -75,6 +75,64 @@ pub struct Summary {
     pub later_failed_boots: usize,
     /// Waits of devices that found the server unreachable (ridden out, not errors).
     pub backoffs: u64,
+    /// Check requests (what a device asks to learn whether there is an update: native
+    /// check-ins, stock clients' polls and manifests, legacy checks): kind, count, p50, p99 and
+    /// max time to the response head.
+    pub check_latency: Vec<Latency>,
+}
+
+/// Request latencies of one kind (time from sending to the response head).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latency {
+    pub what: String,
+    pub count: usize,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+/// What `Http::send` is told for the requests that are checks (not downloads or progress).
+pub const CHECK_REQUESTS: [&str; 5] = [
+    "check-in",
+    "arduino poll",
+    "esp8266 poll",
+    "esp32fota manifest",
+    "legacy check",
+];
+
+fn latency(what: &str, us: &mut [u32]) -> Option<Latency> {
+    if us.is_empty() {
+        return None;
+    }
+    us.sort_unstable();
+    let at = |q: f64| {
+        let i = ((us.len() as f64 * q).ceil() as usize).clamp(1, us.len()) - 1;
+        Duration::from_micros(u64::from(us[i]))
+    };
+    Some(Latency {
+        what: what.to_string(),
+        count: us.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+        max: Duration::from_micros(u64::from(us[us.len() - 1])),
+    })
+}
+
+/// The check requests' latencies, by kind and then all together.
+fn check_latency(sh: &Shared) -> Vec<Latency> {
+    let by_kind = sh.http.latencies.lock().expect("latencies lock");
+    let mut out = Vec::new();
+    let mut all = Vec::new();
+    for what in CHECK_REQUESTS {
+        if let Some(us) = by_kind.get(what) {
+            all.extend_from_slice(us);
+            out.extend(latency(what, &mut us.clone()));
+        }
+    }
+    if out.len() > 1 {
+        out.extend(latency("all checks", &mut all));
+    }
+    out
 }
 
 impl Summary {
@@ -133,6 +191,7 @@ impl Summary {
             per_protocol,
             later_failed_boots: results.iter().map(|r| r.later.failed_boots).sum(),
             backoffs: sh.stats.backoffs.load(Ordering::Relaxed),
+            check_latency: check_latency(sh),
             results,
             server_check: None,
         }
@@ -266,6 +325,24 @@ impl fmt::Display for Summary {
             )?;
         }
         writeln!(f, "time               {secs:.2} s")?;
+        if !self.check_latency.is_empty() {
+            writeln!(
+                f,
+                "check latency      to the response head: count, p50, p99, max"
+            )?;
+            let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+            for l in &self.check_latency {
+                writeln!(
+                    f,
+                    "  {:<18} {:>7}  {:>10}  {:>10}  {:>10}",
+                    l.what,
+                    l.count,
+                    ms(l.p50),
+                    ms(l.p99),
+                    ms(l.max)
+                )?;
+            }
+        }
         writeln!(
             f,
             "per protocol       devices  updated  (after a cut)  cuts asked  failed boots (asked)  errors"
@@ -345,5 +422,30 @@ impl fmt::Display for Summary {
             "result             {}",
             if self.success() { "OK" } else { "FAILED" }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn latency_percentiles_are_nearest_rank() {
+        let mut us: Vec<u32> = (1..=200).rev().collect();
+        let l = super::latency("check-in", &mut us).unwrap();
+        assert_eq!(l.count, 200);
+        assert_eq!(l.p50, Duration::from_micros(100));
+        assert_eq!(l.p99, Duration::from_micros(198));
+        assert_eq!(l.max, Duration::from_micros(200));
+        let one = super::latency("x", &mut [7]).unwrap();
+        assert_eq!(
+            (one.p50, one.p99, one.max),
+            (
+                Duration::from_micros(7),
+                Duration::from_micros(7),
+                Duration::from_micros(7)
+            )
+        );
+        assert!(super::latency("x", &mut []).is_none());
     }
 }

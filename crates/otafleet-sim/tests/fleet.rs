@@ -148,6 +148,17 @@ async fn twenty_native_devices_update_with_one_cut_download_and_one_failed_boot(
         check.mismatches.is_empty() && check.checked == 20,
         "the server must record 19 done and 1 failed attempt: {check:?}"
     );
+    // Every check-in's time to its answer is in the summary (each device checks in at least
+    // twice: the offer, then on the image it booted or failed to).
+    let lat = &summary.check_latency;
+    assert_eq!(lat.len(), 1, "native devices only make check-ins: {lat:?}");
+    assert_eq!(lat[0].what, "check-in");
+    assert!(lat[0].count >= 40, "{lat:?}");
+    assert!(
+        lat[0].p50 <= lat[0].p99 && lat[0].p99 <= lat[0].max,
+        "{lat:?}"
+    );
+    assert!(summary.to_string().contains("check latency"), "{summary}");
     server.stop().await;
 }
 
