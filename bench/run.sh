@@ -3,32 +3,59 @@
 # on a quiet machine, from the repository root or anywhere:  bench/run.sh
 # Everything listens on 127.0.0.1 only. Needs wrk and nginx (Debian: apt-get install wrk nginx-light).
 # Env: DUR (wrk duration, default 15s), CONNS (default 64), FLEET (simulated devices, default 10000),
-#      OUT (results directory, default bench/out), ROUNDS (check-in rounds, default 3).
+#      OUT (results directory, default bench/out), ROUNDS (rounds of every wrk row, default 3),
+#      CHECK_DEVICES (devices per check row, default 1000),
+#      PARTS (default "checkins checks downloads fleet memory import": the parts to run),
+#      BIN (a directory of built otafleet, otafleet-sim, bench-tool, bare-checkin: no build),
+#      OTAFLEET_BIN (measure this otafleet binary instead, e.g. an older build, against the same
+#      baselines), SEED1_DIR (a checkout of the seed-1 "ESP32 OTA Update Server", FastAPI:
+#      its device check is measured too; run in a venv, SEED1_VENV, default
+#      ~/.cache/otafleet-bench/seed1-venv, with the versions pinned below, one uvicorn worker).
+# Every answer is checked: wrk's non-2xx and socket errors, and the Lua scripts' answer checks
+# (bench/expect.lua), fail the run; downloads are checked byte for byte once per server before
+# they are timed, and `bench-tool ranges` checks every range it reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15s}; CONNS=${CONNS:-64}; FLEET=${FLEET:-10000}; OUT=${OUT:-bench/out}; ROUNDS=${ROUNDS:-3}
-P_OTA=18470; P_BARE=18490; P_NGINX=18480
-mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"
+CHECK_DEVICES=${CHECK_DEVICES:-1000}
+PARTS=${PARTS:-checkins checks downloads fleet memory import}
+P_OTA=18470; P_BARE=18490; P_NGINX=18480; P_SEED1=18500
+SECRET=bench-secret  # the legacy devices' shared secret (their OTA_UPDATE_KEY)
+mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"; T="$OUT/table.md"; : > "$T"
 W=$(mktemp -d /tmp/otafleet-bench.XXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 say() { echo "$*" | tee -a "$R"; }
+row() { echo "$*" >> "$T"; }
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 wait_http() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+secs() { case $1 in *ms) echo "0.${1%ms}";; *m) echo $(( ${1%m} * 60 ));; *s) echo "${1%s}";; *) echo "$1";; esac; }
 
-cargo build --release -q -p otafleet-cli -p otafleet-sim -p otafleet-bench
-B=${CARGO_TARGET_DIR:-target}/release  # honours CARGO_TARGET_DIR, like the cargo build above
+if [ -n "${BIN:-}" ]; then B=$BIN; else
+  cargo build --release -q -p otafleet-cli -p otafleet-sim -p otafleet-bench
+  B=${CARGO_TARGET_DIR:-target}/release  # honours CARGO_TARGET_DIR, like the cargo build above
+fi
+OTA_BIN=${OTAFLEET_BIN:-$B/otafleet}
 
 say "== machine"
 say "date: $(date -u +%FT%TZ)  host cores: $(nproc)  cpu: $(lscpu | sed -n 's/^Model name: *//p')"
 say "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "rustc: $(rustc -V)  wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)  nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
+say "otafleet measured: $OTA_BIN ($(git log -1 --format=%h 2>/dev/null)$([ -n "${OTAFLEET_BIN:-}" ] && echo ', given by OTAFLEET_BIN'))"
 
 # --- servers ---------------------------------------------------------------------------------
-RUST_LOG=warn $B/otafleet serve --no-mdns --listen 127.0.0.1:$P_OTA --data-dir "$W/data" \
-  --admin-token bench --checkin-interval 60 > "$W/otafleet.log" 2>&1 & PIDS+=($!); OTA_PID=$!
+RUST_LOG=warn "$OTA_BIN" serve --no-mdns --listen 127.0.0.1:$P_OTA --data-dir "$W/data" \
+  --admin-token bench --checkin-interval 60 --legacy-device-secret "$SECRET" \
+  > "$W/otafleet.log" 2>&1 & PIDS+=($!); OTA_PID=$!
 $B/bare-checkin 127.0.0.1:$P_BARE > "$W/bare.log" 2>&1 & PIDS+=($!); BARE_PID=$!
 mkdir -p "$W/www" "$W/nginx"; chmod 755 "$W" "$W/www"  # nginx workers run as www-data
+# nginx serves the image (sendfile, as fast as a static server gets) and answers every device
+# check with a constant (`return`): the floor of what an HTTP server costs per check.
+OFFER_JSON='{"device_id":"AA:BB:CC:DD:EE:FF","token":null,"update":{"id":1234,"version":"2.0.0","url":"http://127.0.0.1:18470/api/v1/device/firmware/429cbd877c87514a95221fad68d3e2b35ca9c7b0681ebf7f9551071557045f6e","size":131104,"sha256":"429cbd877c87514a95221fad68d3e2b35ca9c7b0681ebf7f9551071557045f6e","md5":"0a4ad2de4bd4ac4e2e4a7b3e1c6b8d9f"},"checkin_interval_s":60}'
+LEGACY_JSON='{"update_available":false,"firmware_version":null,"firmware_url":null,"checksum":null}'
 cat > "$W/nginx.conf" <<NGX
 worker_processes auto;
 pid $W/nginx/nginx.pid;
@@ -38,78 +65,325 @@ http {
   access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
   client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
   uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
-  server { listen 127.0.0.1:$P_NGINX; root $W/www; }
+  server {
+    listen 127.0.0.1:$P_NGINX; root $W/www;
+    location = /ota/arduino { return 304; }
+    location = /api/firmware { default_type application/json; return 200 '$LEGACY_JSON'; }
+    location = /api/v1/device/checkin { default_type application/json; return 200 '$OFFER_JSON'; }
+  }
 }
 NGX
-nginx -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+nginx -c "$W/nginx.conf" -g 'daemon off;' & PIDS+=($!); NGINX_PID=$!
 wait_http http://127.0.0.1:$P_OTA/api/v1/health
 # A server left over on the port would answer the health check for ours: make sure ours runs.
 sleep 0.5; kill -0 $OTA_PID 2>/dev/null || { cat "$W/otafleet.log"; exit 1; }
+nginx_pids() { echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; }
+
+# Seed 1: the "ESP32 OTA Update Server" (FastAPI) our legacy API replaces, when a checkout is given.
+SEED1_PID=""
+if [ -n "${SEED1_DIR:-}" ]; then
+  SEED1_APP=""
+  for d in "$SEED1_DIR/ota-server/backend" "$SEED1_DIR/backend" "$SEED1_DIR"; do
+    [ -f "$d/app/main.py" ] && SEED1_APP=$d && break
+  done
+  [ -n "$SEED1_APP" ] || { echo "SEED1_DIR=$SEED1_DIR: no app/main.py under it (ota-server/backend, backend or itself)"; exit 1; }
+  SEED1_VENV=${SEED1_VENV:-$HOME/.cache/otafleet-bench/seed1-venv}
+  if [ ! -x "$SEED1_VENV/bin/uvicorn" ]; then
+    python3 -m venv "$SEED1_VENV"
+    "$SEED1_VENV/bin/pip" install -q pydantic==1.10.27 fastapi==0.125.0 starlette==0.50.0 \
+      uvicorn==0.54.0 python-multipart aiofiles python-dotenv
+  fi
+  mkdir -p "$W/seed1/firmware"
+  ( cd "$W/seed1" && OTA_SERVER_SHARED_SECRET_KEY=$SECRET OTA_SERVER_ADMIN_API_KEY=bench \
+      OTA_SERVER_DEVICES_FILE="$W/seed1/devices.json" OTA_SERVER_FIRMWARE_DIR="$W/seed1/firmware" \
+      OTA_SERVER_SERVER_HOST=127.0.0.1 OTA_SERVER_SERVER_PORT=$P_SEED1 \
+      exec "$SEED1_VENV/bin/uvicorn" --app-dir "$SEED1_APP" app.main:app \
+        --host 127.0.0.1 --port $P_SEED1 > "$W/seed1.log" 2>&1 ) & PIDS+=($!); SEED1_PID=$!
+  wait_http http://127.0.0.1:$P_SEED1/status
+  say "seed 1: $SEED1_APP (uvicorn $("$SEED1_VENV/bin/python" -c 'import uvicorn, fastapi, pydantic, starlette; print(uvicorn.__version__, "fastapi", fastapi.__version__, "pydantic", pydantic.VERSION, "starlette", starlette.__version__)'), one worker) on :$P_SEED1"
+else
+  say "seed 1: not measured (SEED1_DIR not set)"
+fi
+
+# --- one wrk run -----------------------------------------------------------------------------
+# wrk_run FILE "PIDS" wrk-args...: runs wrk --latency, and sets RPS, MIBS (MiB/s), P50, P99 (ms),
+# N (requests), BAD (non-2xx), SOCK (socket errors), UNEXP (answers the script found wrong) and
+# CPU_US (server CPU per request: utime+stime of PIDS from /proc, which does not depend on the
+# neighbours' load).
+cpu_ticks() { local t=0 p; for p in $1; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat") )); done; echo $t; }
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+ms_of() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) print v/1000; else if (v ~ /ms$/) print v+0; else if (v ~ /s$/) print v*1000; else print v }'; }
+wrk_run() {
+  local f=$1 pids=$2; shift 2
+  local c0; c0=$(cpu_ticks "$pids")
+  wrk --latency "$@" > "$f" 2>&1
+  local c1; c1=$(cpu_ticks "$pids")
+  N=$(awk '/requests in/ {print $1}' "$f")
+  RPS=$(awk '/^Requests\/sec/ {print $2}' "$f")
+  MIBS=$(awk '/^Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v=v*1024} else if (v ~ /MB/) {sub("MB","",v)} else if (v ~ /KB/) {sub("KB","",v); v=v/1024} else {sub("B","",v); v=v/1048576}; print v}' "$f")
+  P50=$(ms_of "$(awk '$1=="50%" {print $2}' "$f")"); P99=$(ms_of "$(awk '$1=="99%" {print $2}' "$f")")
+  BAD=$(awk '/Non-2xx/ {print $NF}' "$f"); BAD=${BAD:-0}
+  SOCK=$(awk '/Socket errors/ {n=0; for (i=1;i<=NF;i++) {v=$i; sub(",","",v); if (v ~ /^[0-9]+$/) n+=v}; print n}' "$f"); SOCK=${SOCK:-0}
+  UNEXP=$(awk '/^unexpected answers:/ {print $3}' "$f"); UNEXP=${UNEXP:-0}
+  CPU_US=$(( N > 0 ? (c1 - c0) * TICK_US / N : 0 ))
+}
+# Fail the run on anything but the expected answers; $2: whether 3xx are expected (wrk counts them).
+checked() {
+  local what=$1 allow3xx=${2:-no}
+  if [ "$N" = "" ] || [ "$N" = 0 ]; then echo "$what: no answers (see $F)"; exit 1; fi
+  if [ "$SOCK" != 0 ] || [ "$UNEXP" != 0 ] || { [ "$allow3xx" = no ] && [ "$BAD" != 0 ]; }; then
+    echo "$what: socket errors $SOCK, non-2xx $BAD, unexpected answers $UNEXP (see $F)"; grep -i "unexpected answer:" "$F" || true; exit 1
+  fi
+}
+
+# A check row: CHECK_SCRIPT, CHECK_ENV (env for the script), CHECK_3XX (yes when 304 is the
+# answer) against each "name:port:pids" in CHECK_SERVERS, ROUNDS rounds back to back; prints each
+# round, the medians and the per-round ratios of otafleet to each baseline, and adds a table row.
+check_row() {
+  local key=$1 title=$2 path=$3
+  local -A rps p99 cpu ratios
+  local names=() t name port pids round
+  for t in "${CHECK_SERVERS[@]}"; do names+=("${t%%:*}"); done
+  say "== $title: wrk -t2 -c$CONNS -d$DUR, $ROUNDS rounds, servers back to back: ${names[*]}"
+  for round in $(seq 1 "$ROUNDS"); do
+    for t in "${CHECK_SERVERS[@]}"; do
+      IFS=: read -r name port pids <<< "$t"
+      F="$OUT/wrk-$key-$name-$round.txt"
+      wrk_run "$F" "$pids" -t2 -c"$CONNS" -d"$DUR" -s "$CHECK_SCRIPT" "http://127.0.0.1:$port$path"
+      checked "$key on $name" "${CHECK_3XX:-no}"
+      say "round $round $key $name: ${RPS} req/s  p50 ${P50} ms  p99 ${P99} ms  server CPU ${CPU_US} us/req  (every answer checked: $N)"
+      rps[$name]+="$RPS "; p99[$name]+="$P99 "; cpu[$name]+="$CPU_US "
+      eval "R_$name=$RPS"
+    done
+    for name in "${names[@]:1}"; do
+      ratios[$name]+="$(ratio "$R_otafleet" "$(eval echo "\$R_$name")") "
+    done
+  done
+  local cells=() rcells=()
+  for name in "${names[@]}"; do
+    # shellcheck disable=SC2086
+    local line="$(median ${rps[$name]}) req/s, p99 $(median ${p99[$name]}) ms, $(median ${cpu[$name]}) µs CPU/req"
+    say "$key $name, median of $ROUNDS rounds: $line"
+    if [ "$name" = otafleet ]; then cells+=("$line"); else
+      # shellcheck disable=SC2086
+      local m; m=$(median ${ratios[$name]})
+      say "$key ratio otafleet/$name per round: ${ratios[$name]}, median $m"
+      cells+=("$name: $line"); rcells+=("/$name $m")
+    fi
+  done
+  row "| $title | ${cells[0]} | $(IFS=';'; echo "${cells[*]:1}" | sed 's/;/; /g') | ${rcells[*]} |"
+}
+
+if part checkins || part checks; then
+  row "| Device check | otafleet | baselines (same run) | ratio |"
+  row "| --- | --- | --- | --- |"
+fi
 
 # --- check-ins -------------------------------------------------------------------------------
+if part checkins; then
 say "== check-ins: wrk -t2 -c$CONNS -d$DUR, 1000 enrolled devices, authenticated POSTs, $ROUNDS rounds"
 $B/bench-tool enroll --server http://127.0.0.1:$P_OTA --devices 1000 --lua "$W/devices.lua" | tee -a "$R"
 # The two servers run back to back in each round, and the ratio is taken per round: on a shared
 # machine a neighbour's burst then hits one round, not one server. Server CPU per request
 # (utime+stime from /proc, in microseconds) is printed too: it does not depend on the load.
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
-RATIOS=()
+RATIOS=(); CK_RPS=(); CK_P99=(); CK_CPU=(); BARE_RPS=(); BARE_P99=(); BARE_CPU=()
 for round in $(seq 1 "$ROUNDS"); do
   for t in bare:$P_BARE:$BARE_PID otafleet:$P_OTA:$OTA_PID; do
     IFS=: read -r name port pid <<< "$t"
-    f="$OUT/wrk-checkin-$name-$round.txt"
-    c0=$(cpu_ticks "$pid")
-    DEVICES_LUA="$W/devices.lua" wrk -t2 -c"$CONNS" -d"$DUR" --latency -s bench/checkin.lua \
-      http://127.0.0.1:$port > "$f"
-    c1=$(cpu_ticks "$pid")
-    n=$(awk '/requests in/ {print $1}' "$f")
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$f")
-    bad=$(awk '/Non-2xx/ {print $NF}' "$f")
-    say "round $round checkin $name: ${rps} req/s  p50 $(awk '$1=="50%" {print $2}' "$f")  p99 $(awk '$1=="99%" {print $2}' "$f")  non-2xx ${bad:-0}  server CPU $(( (c1 - c0) * TICK_US / n )) us/req"
-    [ -z "$bad" ] || { echo "check-ins failed on $name"; exit 1; }
-    eval "RPS_$name=$rps"
+    F="$OUT/wrk-checkin-$name-$round.txt"
+    DEVICES_LUA="$W/devices.lua" wrk_run "$F" "$pid" -t2 -c"$CONNS" -d"$DUR" -s bench/checkin.lua http://127.0.0.1:$port
+    say "round $round checkin $name: ${RPS} req/s  p50 ${P50} ms  p99 ${P99} ms  non-2xx ${BAD}  server CPU ${CPU_US} us/req"
+    checked "check-ins on $name"
+    eval "RPS_$name=$RPS"
+    if [ $name = otafleet ]; then CK_RPS+=("$RPS"); CK_P99+=("$P99"); CK_CPU+=("$CPU_US"); else BARE_RPS+=("$RPS"); BARE_P99+=("$P99"); BARE_CPU+=("$CPU_US"); fi
   done
-  RATIOS+=("$(echo "scale=3; $RPS_otafleet / $RPS_bare" | bc)")
+  RATIOS+=("$(ratio "$RPS_otafleet" "$RPS_bare")")
   say "round $round checkin ratio otafleet/bare: ${RATIOS[-1]}"
 done
-say "checkin ratio otafleet/bare, median of $ROUNDS rounds: $(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')  (goal >= 0.7)"
+M=$(median "${RATIOS[@]}")
+say "checkin ratio otafleet/bare, median of $ROUNDS rounds: $M  (goal >= 0.7)"
+row "| Native check-in, nothing to do (1,000 enrolled devices, kept-alive) | $(median "${CK_RPS[@]}") req/s, p99 $(median "${CK_P99[@]}") ms, $(median "${CK_CPU[@]}") µs CPU/req | bare: $(median "${BARE_RPS[@]}") req/s, p99 $(median "${BARE_P99[@]}") ms, $(median "${BARE_CPU[@]}") µs CPU/req | /bare $M (goal ≥ 0.7) |"
+fi
+
+# --- device checks of every kind -------------------------------------------------------------
+if part checks; then
+run_check_row() {  # check_row with CHECK_ENV exported into wrk's environment (the Lua scripts read it)
+  local kv; for kv in "${CHECK_ENV[@]}"; do export "${kv?}"; done
+  check_row "$@"
+  for kv in "${CHECK_ENV[@]}"; do unset "${kv%%=*}"; done
+}
+
+# (a) Arduino HTTPUpdate whose running image is the deployed one: 304.
+$B/bench-tool image --size 1000000 --version 1.0.0 --project ardbench --out "$W/ardbench.bin" | tee -a "$R"
+FW=$(curl -fsS -H 'Authorization: Bearer bench' -H 'content-type: application/octet-stream' \
+  --data-binary @"$W/ardbench.bin" "http://127.0.0.1:$P_OTA/api/v1/firmware?filename=ardbench-1.0.0.bin")
+FW_ID=$(echo "$FW" | sed -n 's/.*"id":\([0-9]*\).*/\1/p' | head -1)
+curl -fsS -o /dev/null -H 'Authorization: Bearer bench' -H 'content-type: application/json' \
+  -d "{\"firmware_id\": $FW_ID}" http://127.0.0.1:$P_OTA/api/v1/deployments
+CHECK_ENV=("ARD_MD5=$(md5sum "$W/ardbench.bin" | cut -d' ' -f1)" \
+  "ARD_SHA=$(echo "$FW" | sed -n 's/.*"appended_sha256":"\([0-9a-f]*\)".*/\1/p' | tr a-f A-F)" \
+  "ARD_SIZE=$(stat -c %s "$W/ardbench.bin")" "ARD_DEVICES=$CHECK_DEVICES")
+CHECK_SCRIPT=bench/arduino.lua; CHECK_3XX=yes
+# The devices' first checks register them: once through, not counted.
+for kv in "${CHECK_ENV[@]}"; do export "${kv?}"; done
+F="$OUT/wrk-arduino-warmup.txt"; wrk_run "$F" "$OTA_PID" -t2 -c"$CONNS" -d3s -s bench/arduino.lua http://127.0.0.1:$P_OTA/ota/arduino
+checked "arduino warm-up on otafleet" yes
+for kv in "${CHECK_ENV[@]}"; do unset "${kv%%=*}"; done
+say "arduino: $CHECK_DEVICES devices on ardbench 1.0.0, deployed; warm-up: $N checks"
+CHECK_SERVERS=("otafleet:$P_OTA:$OTA_PID" "bare:$P_BARE:$BARE_PID" "nginx:$P_NGINX:$(nginx_pids)")
+run_check_row arduino "Arduino HTTPUpdate check, nothing to do → 304 ($CHECK_DEVICES devices, stock request: HTTP/1.0, a connection per check)" /ota/arduino
+[ -n "$SEED1_PID" ] && say "arduino: seed 1 has no such endpoint"
+
+# (b) The "ESP32 OTA Update Server" device check, devices on their target: update_available false.
+$B/bench-tool image --size 1000000 --version 1.3.8 --project PanicButton --out "$W/PanicButton_v1.3.8.bin" | tee -a "$R"
+LEGACY_SERVERS=("otafleet:$P_OTA:$OTA_PID")
+[ -n "$SEED1_PID" ] && LEGACY_SERVERS+=("seed1:$P_SEED1:$SEED1_PID")
+for t in "${LEGACY_SERVERS[@]}"; do
+  IFS=: read -r name port pid <<< "$t"
+  $B/bench-tool legacy-setup --server http://127.0.0.1:$port --admin-key bench --secret "$SECRET" \
+    --image "$W/PanicButton_v1.3.8.bin" --filename PanicButton_v1.3.8.bin --version 1.3.8 \
+    --devices "$CHECK_DEVICES" --lua "$W/legacy-$name.lua" | tee -a "$R"
+done
+cp "$W/legacy-otafleet.lua" "$W/legacy.lua"  # the same MACs and tokens for every server
+CHECK_ENV=("DEVICES_LUA=$W/legacy.lua" "VERSION=1.3.8"); CHECK_SCRIPT=bench/legacy.lua; CHECK_3XX=no
+CHECK_SERVERS=("otafleet:$P_OTA:$OTA_PID" "bare:$P_BARE:$BARE_PID" "nginx:$P_NGINX:$(nginx_pids)")
+[ -n "$SEED1_PID" ] && CHECK_SERVERS+=("seed1:$P_SEED1:$SEED1_PID")
+run_check_row legacy "Seed-1 device check GET /api/firmware, on target → update_available false ($CHECK_DEVICES devices, a connection per check)" /api/firmware
+[ -z "$SEED1_PID" ] && say "legacy: seed 1: not measured (SEED1_DIR not set)" && row "| (seed 1: not measured, SEED1_DIR not set) | | | |"
+
+# (c) Native check-ins that get an offer: enrolled devices on 1.0.0, a deployment of 2.0.0.
+$B/bench-tool enroll --server http://127.0.0.1:$P_OTA --devices "$CHECK_DEVICES" --project offerbench \
+  --prefix 192 --lua "$W/offer.lua" | tee -a "$R"
+$B/bench-tool image --size 131072 --version 2.0.0 --project offerbench --out "$W/offerbench.bin" | tee -a "$R"
+FW=$(curl -fsS -H 'Authorization: Bearer bench' -H 'content-type: application/octet-stream' \
+  --data-binary @"$W/offerbench.bin" "http://127.0.0.1:$P_OTA/api/v1/firmware?filename=offerbench-2.0.0.bin")
+FW_ID=$(echo "$FW" | sed -n 's/.*"id":\([0-9]*\).*/\1/p' | head -1)
+curl -fsS -o /dev/null -H 'Authorization: Bearer bench' -H 'content-type: application/json' \
+  -d "{\"firmware_id\": $FW_ID}" http://127.0.0.1:$P_OTA/api/v1/deployments
+CHECK_ENV=("DEVICES_LUA=$W/offer.lua" "PROJECT=offerbench" "VERSION=1.0.0" "EXPECT=offer")
+CHECK_SCRIPT=bench/checkin.lua; CHECK_3XX=no
+CHECK_SERVERS=("otafleet:$P_OTA:$OTA_PID" "bare:$P_BARE:$BARE_PID" "nginx:$P_NGINX:$(nginx_pids)")
+run_check_row offer "Native check-in answered with an offer ($CHECK_DEVICES enrolled devices on 1.0.0, 2.0.0 deployed, kept-alive)" /api/v1/device/checkin
+[ -n "$SEED1_PID" ] && say "offer: seed 1 has no such endpoint"
+fi
 
 # --- downloads -------------------------------------------------------------------------------
-say "== downloads: one 1.5 MB image, wrk -t2 -c$CONNS -d$DUR"
+if part downloads || part memory; then
 $B/bench-tool image --size 1572864 --version 9.9.9 --out "$W/www/image.bin" | tee -a "$R"
 SHA=$(sha256sum "$W/www/image.bin" | cut -d' ' -f1)
 curl -fsS -o /dev/null -H 'Authorization: Bearer bench' -H 'content-type: application/octet-stream' \
   --data-binary @"$W/www/image.bin" "http://127.0.0.1:$P_OTA/api/v1/firmware?filename=bench-9.9.9.bin"
-for t in nginx:$P_NGINX:/image.bin otafleet:$P_OTA:/api/v1/device/firmware/$SHA; do
-  IFS=: read -r name port path <<< "$t"
+fi
+if part downloads; then
+say "== downloads: one 1.5 MB image, $ROUNDS rounds of each mode, nginx and otafleet back to back"
+DL_SERVERS=("nginx:$P_NGINX:/image.bin:$(nginx_pids)" "otafleet:$P_OTA:/api/v1/device/firmware/$SHA:$OTA_PID")
+for t in "${DL_SERVERS[@]}"; do
+  IFS=: read -r name port path pids <<< "$t"
   curl -fsS "http://127.0.0.1:$port$path" | sha256sum | grep -q "$SHA" || { echo "$name serves other bytes"; exit 1; }
-  wrk -t2 -c"$CONNS" -d"$DUR" "http://127.0.0.1:$port$path" > "$OUT/wrk-download-$name.txt"
-  mbs=$(awk '/^Transfer\/sec/ {v=$2; if (v ~ /GB/) {sub("GB","",v); v=v*1024} else {sub("MB","",v)}; print v}' "$OUT/wrk-download-$name.txt")
-  say "download $name: ${mbs} MiB/s  ($(awk '/^Requests\/sec/ {print $2}' "$OUT/wrk-download-$name.txt") images/s)"
-  eval "MBS_$name=$mbs"
 done
-say "download ratio otafleet/nginx: $(echo "scale=3; $MBS_otafleet / $MBS_nginx" | bc)  (goal >= 0.9)"
+[ -s "$T" ] && row ""
+row "| Download of one 1.5 MB image | otafleet | nginx (same run) | ratio (MiB/s) | goal |"
+row "| --- | --- | --- | --- | --- |"
+# key|wrk threads|connections|extra wrk header|what|goal
+DL_MODES=("c$CONNS|2|$CONNS||kept-alive, wrk -t2 -c$CONNS|≥ 0.9×"
+          "c4|2|4||kept-alive, wrk -t2 -c4|≥ 0.9×, p99 < 10 ms"
+          "c1|1|1||kept-alive, wrk -t1 -c1|≥ 0.9×, p99 < 10 ms"
+          "c1close|1|1|Connection: close|a connection per request, wrk -t1 -c1 -H 'Connection: close'|—")
+for m in "${DL_MODES[@]}"; do
+  IFS='|' read -r key threads conns header desc goal <<< "$m"
+  extra=(); [ -n "$header" ] && extra=(-H "$header")
+  unset DMB DP99; declare -A DMB=() DP99=(); DRATIOS=()
+  for round in $(seq 1 "$ROUNDS"); do
+    for t in "${DL_SERVERS[@]}"; do
+      IFS=: read -r name port path pids <<< "$t"
+      F="$OUT/wrk-download-$key-$name-$round.txt"
+      wrk_run "$F" "$pids" -t"$threads" -c"$conns" "${extra[@]}" -d"$DUR" "http://127.0.0.1:$port$path"
+      checked "download $key on $name"
+      say "round $round download $key $name: ${MIBS} MiB/s ($RPS images/s)  p50 ${P50} ms  p99 ${P99} ms  server CPU ${CPU_US} us/image"
+      DMB[$name]+="$MIBS "; DP99[$name]+="$P99 "
+      eval "MB_$name=$MIBS"
+    done
+    DRATIOS+=("$(ratio "$MB_otafleet" "$MB_nginx")")
+  done
+  MR=$(median "${DRATIOS[@]}")
+  say "download $key ratio otafleet/nginx per round: ${DRATIOS[*]}, median $MR  ($desc; goal $goal)"
+  # shellcheck disable=SC2086
+  row "| $desc | $(median ${DMB[otafleet]}) MiB/s, p99 $(median ${DP99[otafleet]}) ms | $(median ${DMB[nginx]}) MiB/s, p99 $(median ${DP99[nginx]}) ms | **${MR}×** | $goal |"
+done
+# ESP-IDF's partial download: 64 KiB ranges over one kept-alive connection, every range checked.
+say "== ranges: ESP-IDF partial download, 64 KiB ranges on one kept-alive connection, $(secs "$DUR") s, $ROUNDS rounds"
+unset RMEAN RP99 RSLOW; declare -A RMEAN=() RP99=() RSLOW=(); RRATIOS=()
+for round in $(seq 1 "$ROUNDS"); do
+  for t in "${DL_SERVERS[@]}"; do
+    IFS=: read -r name port path pids <<< "$t"
+    line=$($B/bench-tool ranges --name "$name" --addr 127.0.0.1:$port --path "$path" --file "$W/www/image.bin" \
+      --piece 65536 --seconds "$(secs "$DUR")") || { echo "ranges on $name: wrong answer"; exit 1; }
+    say "round $round $line"
+    mean=$(echo "$line" | sed -n 's/.* mean \([0-9.]*\) ms.*/\1/p'); p99=$(echo "$line" | sed -n 's/.* p99 \([0-9.]*\) ms.*/\1/p')
+    RMEAN[$name]+="$mean "; RP99[$name]+="$p99 "; RSLOW[$name]+="$(echo "$line" | sed -n 's/.*over 30 ms: \([0-9]*\).*/\1/p') "
+    eval "RM_$name=$mean"
+  done
+  RRATIOS+=("$(ratio "$RM_nginx" "$RM_otafleet")")
+done
+# shellcheck disable=SC2086
+{
+  MR=$(median "${RRATIOS[@]}")
+  say "ranges speed ratio otafleet/nginx (nginx's mean time per range / otafleet's) per round: ${RRATIOS[*]}, median $MR"
+  row "| ESP-IDF partial download: 64 KiB ranges on one kept-alive connection, every range checked (time per range) | mean $(median ${RMEAN[otafleet]}) ms, p99 $(median ${RP99[otafleet]}) ms; over 30 ms: ${RSLOW[otafleet]}| mean $(median ${RMEAN[nginx]}) ms, p99 $(median ${RP99[nginx]}) ms; over 30 ms: ${RSLOW[nginx]}| **${MR}×** | — |"
+}
+fi
 
 # --- a whole fleet, end to end -----------------------------------------------------------------
-say "== fleet: otafleet-sim --devices $FLEET --connections 64 (native protocol), 128 KB images"
-( peak=0; while kill -0 $OTA_PID 2>/dev/null; do r=$(awk '/VmRSS/ {print $2}' /proc/$OTA_PID/status); \
-  [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" > "$W/peak"; sleep 0.2; done ) & PIDS+=($!)
-set +e
-$B/otafleet-sim --server http://127.0.0.1:$P_OTA --admin-token bench --devices "$FLEET" \
-  --protocols native=100 \
-  --connections 64 --interval 5 --reboot-ms 500 --image-size 131072 --no-progress --seed 42 \
-  | tee "$OUT/fleet.txt" | tee -a "$R"
-say "otafleet-sim exit code: ${PIPESTATUS[0]}"
-set -e
-say "server RSS peak during the fleet run: $(( $(cat "$W/peak") / 1024 )) MiB"
+fleet_run() {  # fleet_run KEY DESC sim-args...
+  local key=$1 desc=$2; shift 2
+  say "== fleet ($key): otafleet-sim --devices $FLEET $*"
+  rm -f "$W/peak"
+  ( peak=0; while kill -0 $OTA_PID 2>/dev/null; do r=$(awk '/VmRSS/ {print $2}' /proc/$OTA_PID/status); \
+    [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" > "$W/peak"; sleep 0.2; done ) & local watcher=$!
+  set +e
+  $B/otafleet-sim --server http://127.0.0.1:$P_OTA --admin-token bench --devices "$FLEET" "$@" \
+    | tee "$OUT/fleet-$key.txt" | tee -a "$R"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  kill $watcher 2>/dev/null || true
+  say "otafleet-sim exit code: $rc"
+  local peak_mib=$(( $(cat "$W/peak") / 1024 ))
+  say "server RSS peak during the fleet run: $peak_mib MiB"
+  local f="$OUT/fleet-$key.txt"
+  # The sim's "check latency" lines: all checks together when it mixed protocols, else check-ins.
+  local lat; lat=$(awk '$1=="all" && $2=="checks" {print "p50 " $4 " ms, p99 " $6 " ms"; exit}' "$f")
+  [ -n "$lat" ] || lat=$(awk '$1=="check-in" && $2 ~ /^[0-9]+$/ {print "p50 " $3 " ms, p99 " $5 " ms"; exit}' "$f")
+  row "| $desc | $(sed -n 's/^time *\([0-9.]*\) s/\1 s/p' "$f"), $(sed -n 's/^errors *//p' "$f") errors, $(sed -n 's/^updated *\([0-9]*\).*/\1/p' "$f") updated; check latency $lat; RSS peak $peak_mib MiB | — | — | 0 errors |"
+  [ "$rc" = 0 ] || { echo "fleet run $key failed"; exit 1; }
+}
+if part fleet; then
+  [ -s "$T" ] && row ""
+  row "| Fleet | result | | | goal |"
+  row "| --- | --- | --- | --- | --- |"
+  fleet_run native "$FLEET devices updated end to end, native, 128 KB images, 64 connections, 5 s check-in interval" \
+    --protocols native=100 --connections 64 --interval 5 --reboot-ms 500 --image-size 131072 --no-progress --seed 42
+  fleet_run mixed "$FLEET devices during a release, all five protocols (native 40, arduino 15, esp8266 15, esp32fota 15, legacy 15), 128 KB images, 64 connections, 5 s interval" \
+    --protocols native=40,arduino=15,esp8266=15,esp32fota=15,legacy=15 --legacy-device-secret "$SECRET" \
+    --connections 64 --interval 5 --reboot-ms 500 --image-size 131072 --no-progress --seed 43
+fi
 
 # --- memory with downloads in flight ---------------------------------------------------------
-say "== memory: downloads held in flight (4 KiB receive buffers), $((FLEET + 1000)) registered devices"
+if part memory; then
+say "== memory: downloads held in flight (4 KiB receive buffers), $(curl -fsS -H 'Authorization: Bearer bench' http://127.0.0.1:$P_OTA/api/v1/devices | grep -o '"mac":' | wc -l) registered devices"
 $B/bench-tool inflight --addr 127.0.0.1:$P_OTA --path /api/v1/device/firmware/$SHA --pid $OTA_PID \
-  --steps 0,250,500,1000 | tee -a "$R"
+  --steps 0,250,500,1000 | tee -a "$R" | tee "$W/inflight.txt"
+[ -s "$T" ] && row ""
+row "| Memory | otafleet | | | goal |"
+row "| --- | --- | --- | --- | --- |"
+row "| Server RSS, downloads held in flight (0 / 250 / 500 / 1,000) | $(awk -F'rss_mb=' '/^in_flight=[0-9]+ / {printf "%s%s", s, $2; s=" / "}' "$W/inflight.txt") MB | — | — | < 80 MB |"
+fi
 
 # --- import ----------------------------------------------------------------------------------
+if part import; then
 say "== import of a 4 MB image (criterion)"
 cargo bench -q -p otafleet-core --bench import -- --noplot 2>&1 | grep -E '^import_4mb|thrpt|time:' | tee -a "$R"
+fi
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+say ""
+say "== results table (BENCHMARKS.md)"
+tee -a "$R" < "$T"

@@ -5,7 +5,13 @@
 //!   without its token is refused, by design).
 //! - `inflight`: open N downloads with a tiny receive buffer and read only their first bytes, so
 //!   every one stays in flight on the server like a slow ESP32; read the server's RSS at steps.
-//! - `image`: write a synthetic app image of a given size (the download benchmark's file).
+//! - `image`: write a synthetic app image of a given size and project (the download benchmark's
+//!   file, and the images the check rows run and are offered).
+//! - `ranges`: an ESP-IDF partial download, 64 KiB ranges over one connection, every answer
+//!   checked, timed per range (`ranges.rs`).
+//! - `legacy-setup`: the "ESP32 OTA Update Server" check on otafleet or on that server itself:
+//!   its image and devices added through the admin API both speak, tokens as a Lua table
+//!   (`legacy.rs`).
 //! - `progress`: the cost of a progress report at a small and at a large fleet, and their ratio
 //!   (`progress.rs`).
 //! - `sse`: hold event-stream clients that read everything they are sent (`sse.rs`).
@@ -19,7 +25,9 @@ use otafleet_bench::rss_kib;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod legacy;
 mod progress;
+mod ranges;
 mod sse;
 
 #[derive(Parser)]
@@ -50,8 +58,54 @@ enum Cmd {
         size: usize,
         #[arg(long)]
         version: String,
+        #[arg(long, default_value = "bench")]
+        project: String,
         #[arg(long)]
         out: String,
+    },
+    /// Read an image in ranges over one kept-alive connection, as ESP-IDF's partial download.
+    Ranges {
+        /// Label for the printed line.
+        #[arg(long)]
+        name: String,
+        /// host:port of the server.
+        #[arg(long)]
+        addr: String,
+        /// Path of the image.
+        #[arg(long)]
+        path: String,
+        /// The image's bytes, to check every answer against.
+        #[arg(long)]
+        file: String,
+        #[arg(long, default_value_t = 65536)]
+        piece: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// Add "ESP32 OTA Update Server" devices and their image through the legacy admin API.
+    LegacySetup {
+        #[arg(long)]
+        server: String,
+        /// `X-Admin-API-Key`.
+        #[arg(long)]
+        admin_key: String,
+        /// The devices' shared secret (their `OTA_UPDATE_KEY`).
+        #[arg(long)]
+        secret: String,
+        /// The image file the devices run.
+        #[arg(long)]
+        image: String,
+        /// Its name in the library (`name_vX.Y.Z.bin`).
+        #[arg(long)]
+        filename: String,
+        /// The version the devices run and are targeted at.
+        #[arg(long)]
+        version: String,
+        #[arg(long, default_value_t = 1000)]
+        devices: u32,
+        /// The Lua file to write.
+        #[arg(long)]
+        lua: String,
     },
     Progress {
         #[arg(long)]
@@ -153,9 +207,62 @@ async fn main() {
             admin_token,
             clients,
         } => sse::run(&addr, &admin_token, clients).await,
-        Cmd::Image { size, version, out } => {
+        Cmd::Ranges {
+            name,
+            addr,
+            path,
+            file,
+            piece,
+            seconds,
+        } => {
+            if let Err(e) = ranges::run(ranges::Args {
+                name,
+                addr,
+                path,
+                file,
+                piece,
+                seconds,
+            })
+            .await
+            {
+                eprintln!("ranges: wrong answer: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::LegacySetup {
+            server,
+            admin_key,
+            secret,
+            image,
+            filename,
+            version,
+            devices,
+            lua,
+        } => {
+            if let Err(e) = legacy::run(legacy::Args {
+                server,
+                admin_key,
+                secret,
+                image,
+                filename,
+                version,
+                devices,
+                lua,
+            })
+            .await
+            {
+                eprintln!("legacy-setup: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Image {
+            size,
+            version,
+            project,
+            out,
+        } => {
             let bytes = otafleet_image::synth::AppImage::new(otafleet_image::Chip::Esp32)
-                .project("bench")
+                .project(&project)
                 .version(&version)
                 .payload_len(size.saturating_sub(1024))
                 .build();
