@@ -5,7 +5,7 @@
 # Env: DUR (wrk duration, default 15s), CONNS (default 64), FLEET (simulated devices, default 10000),
 #      OUT (results directory, default bench/out), ROUNDS (rounds of every wrk row, default 3),
 #      CHECK_DEVICES (devices per check row, default 1000),
-#      PARTS (default "checkins checks downloads fleet memory import": the parts to run),
+#      PARTS (default "checkins checks downloads ranges fleet memory import": the parts to run),
 #      BIN (a directory of built otafleet, otafleet-sim, bench-tool, bare-checkin: no build),
 #      OTAFLEET_BIN (measure this otafleet binary instead, e.g. an older build, against the same
 #      baselines), SEED1_DIR (a checkout of the seed-1 "ESP32 OTA Update Server", FastAPI:
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15s}; CONNS=${CONNS:-64}; FLEET=${FLEET:-10000}; OUT=${OUT:-bench/out}; ROUNDS=${ROUNDS:-3}
 CHECK_DEVICES=${CHECK_DEVICES:-1000}
-PARTS=${PARTS:-checkins checks downloads fleet memory import}
+PARTS=${PARTS:-checkins checks downloads ranges fleet memory import}
 P_OTA=18470; P_BARE=18490; P_NGINX=18480; P_SEED1=18500
 SECRET=bench-secret  # the legacy devices' shared secret (their OTA_UPDATE_KEY)
 mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"; T="$OUT/table.md"; : > "$T"
@@ -62,7 +62,7 @@ pid $W/nginx/nginx.pid;
 error_log $W/nginx/error.log;
 events { worker_connections 4096; }
 http {
-  access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000000;
   client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
   uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
   server {
@@ -268,7 +268,7 @@ run_check_row offer "Native check-in answered with an offer ($CHECK_DEVICES enro
 fi
 
 # --- downloads -------------------------------------------------------------------------------
-if part downloads || part memory; then
+if part downloads || part ranges || part memory; then
 $B/bench-tool image --size 1572864 --version 9.9.9 --out "$W/www/image.bin" | tee -a "$R"
 SHA=$(sha256sum "$W/www/image.bin" | cut -d' ' -f1)
 curl -fsS -o /dev/null -H 'Authorization: Bearer bench' -H 'content-type: application/octet-stream' \
@@ -310,7 +310,12 @@ for m in "${DL_MODES[@]}"; do
   # shellcheck disable=SC2086
   row "| $desc | $(median ${DMB[otafleet]}) MiB/s, p99 $(median ${DP99[otafleet]}) ms | $(median ${DMB[nginx]}) MiB/s, p99 $(median ${DP99[nginx]}) ms | **${MR}×** | $goal |"
 done
+fi
 # ESP-IDF's partial download: 64 KiB ranges over one kept-alive connection, every range checked.
+if part ranges; then
+DL_SERVERS=("nginx:$P_NGINX:/image.bin:$(nginx_pids)" "otafleet:$P_OTA:/api/v1/device/firmware/$SHA:$OTA_PID")
+[ -s "$T" ] && ! part downloads && row ""
+part downloads || { row "| Download of one 1.5 MB image | otafleet | nginx (same run) | ratio | goal |"; row "| --- | --- | --- | --- | --- |"; }
 say "== ranges: ESP-IDF partial download, 64 KiB ranges on one kept-alive connection, $(secs "$DUR") s, $ROUNDS rounds"
 unset RMEAN RP99 RSLOW; declare -A RMEAN=() RP99=() RSLOW=(); RRATIOS=()
 for round in $(seq 1 "$ROUNDS"); do
