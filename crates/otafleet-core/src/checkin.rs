@@ -8,6 +8,7 @@
 //! device's expected protocol, its project) is [`crate::trust`]'s rule.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::events::Event;
-use crate::hot::Entry;
+use crate::hot::{Entry, Heartbeat, Remembered};
 use crate::updates::{self, Decision, Update, UpdateState};
 use crate::{trust, validate, Fleet};
 
@@ -219,11 +220,13 @@ async fn recorded(
         }
     };
     let deployments = crate::deployments::after_change(&mut tx, &changed, applied).await?;
-    // Nothing offered and nothing under way: the same report will get the same answer until
-    // something changes, so the next ones can be answered from memory.
-    let rememberable = offer.is_none()
-        && device.token_hash.is_some()
-        && updates::open_for(&mut tx, &c.mac).await?.is_none();
+    // The same report gets the same answer until something changes, so the next ones can be
+    // answered from memory when the answer is "nothing" with nothing under way, or the offer of
+    // the attempt just opened or still open (repeating it writes nothing: `reconcile` and
+    // `decide` leave an offered attempt as it is for the same report). Anything else — an
+    // attempt being installed, waiting for the device to come back — takes this path each time.
+    let rememberable = device.token_hash.is_some()
+        && (offer.is_some() || updates::open_for(&mut tx, &c.mac).await?.is_none());
     tx.commit().await?;
     // An enrolled device has a token: the one just issued or the one it presented.
     if let (true, Some(token)) = (rememberable, issued.as_deref().or(token)) {
@@ -234,6 +237,7 @@ async fn recorded(
                 generation: fleet.hot().generation(),
                 digest: report_digest(&c, &req, token),
                 last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
+                answer: offer.clone().map(|o| Arc::new(Remembered::Offer(o))),
             },
         );
     }
@@ -338,16 +342,28 @@ fn report_digest(c: &Clean, req: &CheckinRequest, token: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Answer a check-in that repeats exactly what the database path last answered "nothing" to,
-/// from memory ([`crate::hot`]). `None`: take the database path.
+/// Answer a check-in that repeats exactly what the database path last answered, from memory
+/// ([`crate::hot`]). `None`: take the database path.
 fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<CheckinResponse> {
     // A different report — a wrong token included, which the database path refuses and logs —
     // takes the database path.
     let digest = report_digest(c, req, token);
     let now = crate::time::now();
-    let event_due = fleet
-        .hot()
-        .answer(&c.mac, &digest, &now, req.rssi, req.uptime_s)?;
+    let (event_due, answer) = fleet.hot().answer(
+        &c.mac,
+        &digest,
+        Heartbeat {
+            last_seen: now.clone(),
+            signal: Some((req.rssi, req.uptime_s)),
+        },
+    )?;
+    let update = match answer.as_deref() {
+        None => None,
+        Some(Remembered::Offer(o)) => Some(o.clone()),
+        // Only the native path records native entries; a stock client's entry for the same MAC
+        // has another digest and never gets here.
+        Some(Remembered::Field(_)) => return None,
+    };
     if event_due && fleet.events().has_watchers() {
         fleet.events().publish(Event::Seen {
             mac: c.mac.clone(),
@@ -359,7 +375,7 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
     Some(CheckinResponse {
         device_id: c.mac.clone(),
         token: None,
-        update: None,
+        update,
         checkin_interval_s: fleet.settings().checkin_interval_s,
     })
 }

@@ -488,8 +488,9 @@ pub(crate) async fn write_heartbeats(
     beats_json: String,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE devices SET last_seen = b.value ->> '$.t', rssi = b.value ->> '$.r', \
-           uptime_s = b.value ->> '$.u' \
+        "UPDATE devices SET last_seen = b.value ->> '$.t', \
+           rssi = CASE WHEN b.value ->> '$.k' THEN devices.rssi ELSE b.value ->> '$.r' END, \
+           uptime_s = CASE WHEN b.value ->> '$.k' THEN devices.uptime_s ELSE b.value ->> '$.u' END \
          FROM json_each(?1) AS b \
          WHERE devices.mac = b.value ->> '$.m' \
            AND (devices.last_seen IS NULL OR devices.last_seen < b.value ->> '$.t')",

@@ -15,12 +15,16 @@
 //! These clients report no progress either, so the server counts what it sends: see
 //! [`download_for`], [`download_started`], [`download_bytes`] and [`download_ended`].
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use sqlx::SqliteConnection;
 
 use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::firmware::{self, Firmware};
+use crate::hot::{Entry, Heartbeat, Remembered};
 use crate::updates::{self, Decision, Update, UpdateState};
 use crate::{trust, validate, Fleet};
 
@@ -31,8 +35,11 @@ pub enum FieldMode {
     App,
     /// A filesystem image (`x-…-mode: spiffs`): not served yet.
     Filesystem,
-    /// Only the version it would get (ESP8266 `x-ESP8266-mode: version`); nothing is recorded.
+    /// Only the version it would get (ESP8266 `x-ESP8266-mode: version`); no attempt is opened.
     VersionOnly,
+    /// esp32FOTA's manifest for a device that named itself (`?id=`): what it may install, no
+    /// attempt opened (it fetches the image by itself, which opens one).
+    Manifest,
 }
 
 /// One request of a field client, as parsed by the server.
@@ -53,7 +60,7 @@ pub struct FieldCheck {
     pub weak_auth: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum FieldAnswer {
     /// Install this image; the update row tracks the attempt.
     Offer {
@@ -64,6 +71,8 @@ pub enum FieldAnswer {
     Target { firmware: Box<Firmware> },
     /// Nothing to do, and why.
     Nothing { reason: String },
+    /// [`FieldMode::Manifest`]: the `(type, image)` entries of its esp32FOTA manifest.
+    Manifest { entries: Vec<(String, Firmware)> },
 }
 
 fn md5(input: &str) -> Result<String> {
@@ -80,8 +89,15 @@ fn md5(input: &str) -> Result<String> {
     Ok(s.to_ascii_lowercase())
 }
 
-/// Register or refresh the device, reconcile its open attempt, and decide what it gets.
-pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, FieldAnswer)> {
+/// Register or refresh the device, reconcile its open attempt, and decide what it gets. Returns
+/// the device's MAC as otafleet writes it and the answer.
+///
+/// A request that repeats exactly what the database path last answered (same protocol, mode,
+/// MAC, hashes, version, free space, address) is answered from memory ([`crate::hot`]): for a
+/// stock client as for a native one, the same report gets the same answer until something
+/// changes, and whatever changes it forgets the memory first. Only its time seen is written,
+/// with the other heartbeats.
+pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(String, FieldAnswer)> {
     let mac = validate::mac(&req.mac)?;
     let md5 = req.md5.as_deref().map(md5).transpose()?;
     let sha = req.sha256.as_deref().map(validate::sha256).transpose()?;
@@ -91,22 +107,105 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
             "free space cannot be negative",
         ));
     }
+    let digest = field_digest(&mac, &req, md5.as_deref(), sha.as_deref());
+    if let Some(answer) = quiet(fleet, &mac, &digest) {
+        return Ok((mac, answer));
+    }
+    // Boxed: the database path's future is large, and a quiet check would otherwise move it too.
+    let answer = Box::pin(recorded(fleet, &mac, req, md5, sha, digest)).await?;
+    Ok((mac, answer))
+}
+
+/// The digest a stock client's remembered answer is keyed by: everything of the request the
+/// database path reads, each field length-prefixed so that no two requests share a digest.
+fn field_digest(mac: &str, req: &FieldCheck, md5: Option<&str>, sha: Option<&str>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |v: Option<&[u8]>| match v {
+        Some(v) => {
+            h.update((v.len() as u64 + 1).to_le_bytes());
+            h.update(v);
+        }
+        None => h.update(0u64.to_le_bytes()),
+    };
+    // A prefix no native digest starts with (that one starts with a token's length).
+    field(Some(b"stock client"));
+    field(Some(req.protocol.as_bytes()));
+    field(Some(&[
+        req.mode as u8,
+        u8::from(req.register),
+        u8::from(req.weak_auth),
+    ]));
+    field(Some(mac.as_bytes()));
+    field(md5.map(str::as_bytes));
+    field(sha.map(str::as_bytes));
+    field(req.version.as_deref().map(str::as_bytes));
+    field(
+        req.free_space
+            .map(i64::to_le_bytes)
+            .as_ref()
+            .map(|b| &b[..]),
+    );
+    field(req.ip.as_deref().map(str::as_bytes));
+    h.finalize().into()
+}
+
+/// The answer from memory, if this exact request was answered before and nothing changed since.
+fn quiet(fleet: &Fleet, mac: &str, digest: &[u8; 32]) -> Option<FieldAnswer> {
+    let now = crate::time::now();
+    let (event_due, answer) = fleet.hot().answer(
+        mac,
+        digest,
+        Heartbeat {
+            last_seen: now.clone(),
+            signal: None,
+        },
+    )?;
+    let Some(Remembered::Field(answer)) = answer.as_deref() else {
+        return None;
+    };
+    if event_due && fleet.events().has_watchers() {
+        fleet.events().publish(Event::Seen {
+            mac: mac.to_string(),
+            last_seen: now,
+            rssi: None,
+            uptime_s: None,
+        });
+    }
+    Some(answer.clone())
+}
+
+/// The database path: register or refresh, reconcile, decide, all in one transaction under the
+/// writer's lock (for this device only: nothing here changes another device's answer).
+async fn recorded(
+    fleet: &Fleet,
+    mac: &str,
+    req: FieldCheck,
+    md5: Option<String>,
+    sha: Option<String>,
+    digest: [u8; 32],
+) -> Result<FieldAnswer> {
+    // The image lookups below read outside the lock: an answer is remembered only if no writer
+    // that may change it (an import, a delete) ran since they started.
+    let generation = fleet.hot().generation();
     // A sketch's version header is free text; an unusable one is ignored, not fatal.
     let version = req
         .version
         .as_deref()
         .and_then(|v| validate::version(v).ok());
-    let running = match (&sha, &md5) {
-        (Some(s), _) if firmware::by_any_hash(fleet.db(), s).await?.is_some() => {
-            firmware::by_any_hash(fleet.db(), s).await?
-        }
-        (_, Some(m)) => firmware::by_any_hash(fleet.db(), m).await?,
-        _ => None,
+    let by_sha = match &sha {
+        Some(s) => firmware::by_any_hash(fleet.db(), s).await?,
+        None => None,
+    };
+    let running = match (by_sha, &md5) {
+        (Some(fw), _) => Some(fw),
+        (None, Some(m)) => firmware::by_any_hash(fleet.db(), m).await?,
+        (None, None) => None,
     };
     let reported_hash = running.as_ref().map(|f| f.sha256.clone()).or(sha).or(md5);
-    let _writer = fleet.write_lock().await;
+    let _writer = fleet.device_write_lock(mac).await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
-    let existing = devices::find(&mut tx, &mac).await?;
+    let existing = devices::find(&mut tx, mac).await?;
     if existing.is_none() && !req.register {
         return Err(CoreError::not_found(format!("device {mac}")));
     }
@@ -118,12 +217,12 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
         .map(|f| f.chip.clone())
         .or_else(|| (req.protocol == "esp8266").then(|| "esp8266".to_string()));
     let project = running.as_ref().and_then(|f| f.project.clone());
-    if let Err(e) = admit(&mut tx, &mac, existing.as_ref(), &req, running.as_ref()).await? {
+    if let Err(e) = admit(&mut tx, mac, existing.as_ref(), &req, running.as_ref()).await? {
         if existing.is_some() {
-            trust::record(&mut tx, &mac, req.protocol, req.ip.as_deref(), &e).await?;
+            trust::record(&mut tx, mac, req.protocol, req.ip.as_deref(), &e).await?;
             tx.commit().await?;
             drop(_writer);
-            fleet.publish_device(&mac).await;
+            fleet.publish_device(mac).await;
         } else {
             tracing::warn!(%mac, protocol = req.protocol, code = e.code(), error = %e, "field request refused");
         }
@@ -134,7 +233,7 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
     devices::record_field(
         &mut tx,
         &devices::FieldReport {
-            mac: &mac,
+            mac,
             chip: chip.as_deref(),
             project: project.as_deref(),
             version: version.as_deref(),
@@ -147,7 +246,7 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
         },
     )
     .await?;
-    let mut device = devices::load(&mut tx, &mac).await?;
+    let mut device = devices::load(&mut tx, mac).await?;
     let mut changed: Vec<Update> = Vec::new();
     if reported_hash.is_some() || device_reported_version(&req) {
         changed.extend(updates::reconcile(&mut tx, &device).await?);
@@ -155,13 +254,13 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
         // esp32FOTA reports nothing about itself. A device that asks again after a complete
         // download has rebooted; we infer it runs the new image (if it does not, it downloads
         // the image again, which opens a new pass).
-        if let Some(open) = updates::open_for(&mut tx, &mac).await? {
+        if let Some(open) = updates::open_for(&mut tx, mac).await? {
             if open.state == UpdateState::Installing {
                 changed.push(
                     updates::set_state(&mut tx, open.id, UpdateState::Done, 100, None).await?,
                 );
-                devices::set_running(&mut tx, &mac, &open.sha256, open.version.as_deref()).await?;
-                device = devices::load(&mut tx, &mac).await?;
+                devices::set_running(&mut tx, mac, &open.sha256, open.version.as_deref()).await?;
+                device = devices::load(&mut tx, mac).await?;
             }
         }
     }
@@ -183,6 +282,9 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
             _ => FieldAnswer::Nothing {
                 reason: "no image is deployed for this device".into(),
             },
+        },
+        FieldMode::Manifest => FieldAnswer::Manifest {
+            entries: crate::manifest::entries_on(&mut tx, Some(&device)).await?,
         },
         FieldMode::App => {
             let decided = updates::decide(&mut tx, &device).await?;
@@ -215,8 +317,23 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
     if let Some(reason) = &hold {
         tracing::info!(%mac, protocol = req.protocol, %reason, "device not offered its deployed image");
     }
-    devices::set_hold(&mut tx, &mac, hold.as_deref()).await?;
+    devices::set_hold(&mut tx, mac, hold.as_deref()).await?;
     tx.commit().await?;
+    // The same request now gets the same answer (what was just written is a fixed point: an
+    // attempt closed or opened here stays as it is for the same report) until a writer changes
+    // something, so it is remembered — under the lock, after the commit, and only if no writer
+    // ran since the image lookups above.
+    if fleet.hot().generation() == generation {
+        fleet.hot().record(
+            mac,
+            Entry {
+                generation,
+                digest,
+                last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
+                answer: Some(Arc::new(Remembered::Field(answer.clone()))),
+            },
+        );
+    }
     drop(_writer);
     for u in changed {
         fleet.events().publish(Event::Update {
@@ -224,9 +341,8 @@ pub(crate) async fn check(fleet: &Fleet, req: FieldCheck) -> Result<(Device, Fie
         });
     }
     fleet.publish_deployments(deployments).await;
-    fleet.publish_device(&mac).await;
-    let device = fleet.device(&mac).await?;
-    Ok((device, answer))
+    fleet.publish_device(mac).await;
+    Ok(answer)
 }
 
 /// The trust rules for a stock client ([`crate::trust`]): no token-enrolled device, only the
@@ -284,7 +400,8 @@ pub(crate) async fn download_for(
     asker: Asker<'_>,
 ) -> Result<Option<Update>> {
     let mac = validate::mac(mac)?;
-    let _writer = fleet.write_lock().await;
+    // Only this device's rows change (its chip adopted, its attempt opened).
+    let _writer = fleet.device_write_lock(&mac).await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
     let Some(mut device) = devices::find(&mut tx, &mac).await? else {
         return Ok(None);
@@ -332,9 +449,11 @@ pub(crate) async fn download_for(
 /// A counted response starts sending: the attempt is `downloading`. A pass from byte 0 starts
 /// the byte count afresh, so a restarted download does not count its first bytes twice.
 pub(crate) async fn download_started(fleet: &Fleet, update_id: i64, start: u64) -> Result<Update> {
-    let _writer = fleet.write_lock().await;
+    // Only this attempt's device's answer changes: its memory is dropped before the write.
+    let _writer = fleet.quiet_write_lock().await;
     let mut conn = fleet.db().acquire().await?;
     let u = updates::get(&mut conn, update_id).await?;
+    fleet.hot().forget(&u.mac);
     // A range that starts mid-image after the last byte went out is a straggler of the same
     // pass (ranges are recorded by separate tasks); it must not undo `installing`.
     if u.is_finished() || (start > 0 && u.state == UpdateState::Installing) {
@@ -368,9 +487,13 @@ pub(crate) async fn download_bytes(
     size: i64,
 ) -> Result<()> {
     let u = {
-        let _writer = fleet.write_lock().await;
+        // A byte count changes no answer; the device's memory is dropped all the same, under the
+        // lock, so nothing remembered ever holds an older row than the database.
+        let _writer = fleet.quiet_write_lock().await;
         let mut conn = fleet.db().acquire().await?;
-        updates::add_bytes(&mut conn, update_id, bytes, size).await?
+        let u = updates::add_bytes(&mut conn, update_id, bytes, size).await?;
+        fleet.hot().forget(&u.mac);
+        u
     };
     fleet.events().publish(Event::Update {
         update: Box::new(u),
@@ -387,12 +510,13 @@ pub(crate) async fn download_ended(
     reached_end: bool,
 ) -> Result<()> {
     let u = {
-        let _writer = fleet.write_lock().await;
+        let _writer = fleet.quiet_write_lock().await;
         let mut conn = fleet.db().acquire().await?;
         let u = updates::get(&mut conn, update_id).await?;
         if u.is_finished() {
             return Ok(());
         }
+        fleet.hot().forget(&u.mac);
         if !complete {
             updates::set_state(
                 &mut conn,

@@ -523,8 +523,9 @@ impl Fleet {
 
     // --- stock updaters (docs/protocols.md §2–4) ------------------------------------------
 
-    /// A stock updater's check ([`field::check`]).
-    pub async fn field_check(&self, req: FieldCheck) -> Result<(Device, FieldAnswer)> {
+    /// A stock updater's check ([`field::check`]): the device's MAC as otafleet writes it, and
+    /// the answer.
+    pub async fn field_check(&self, req: FieldCheck) -> Result<(String, FieldAnswer)> {
         field::check(self, req).await
     }
 
@@ -558,9 +559,11 @@ impl Fleet {
         field::download_ended(self, update_id, complete, reached_end).await
     }
 
-    /// The esp32FOTA manifest's `(type, image)` entries ([`manifest::entries`]).
-    pub async fn fota_manifest(&self, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
-        manifest::entries(self, mac).await
+    /// The esp32FOTA manifest's `(type, image)` entries for a request that names no device
+    /// ([`manifest::entries`]); a device that names itself asks through [`Self::field_check`]
+    /// with [`FieldMode::Manifest`](crate::field::FieldMode::Manifest).
+    pub async fn fota_manifest(&self) -> Result<Vec<(String, Firmware)>> {
+        manifest::entries(self).await
     }
 
     /// The image a legacy device's deployment gives it ([`legacy::target`]).

@@ -1,21 +1,32 @@
-//! Quiet check-ins answered from memory, their heartbeats written in batches.
+//! Repeated check-ins answered from memory, their heartbeats written in batches.
 //!
-//! Why: almost every check-in of a fleet at rest says "still here, same image" and gets "nothing
-//! to do". Answering that through SQLite costs about nine statements under the one writer lock
-//! (each a thread hop through sqlx's worker), which capped check-ins at ~2,400/s. Here the answer
-//! comes from a per-device memory of the last check-in the database path answered, and the only
-//! thing such a check-in changes — `last_seen`, `rssi`, `uptime_s` — is queued and written for
-//! all devices in one statement every [`FLUSH_EVERY`].
+//! Why: almost every check-in of a fleet says what it said last time and gets the answer it got
+//! last time ("nothing to do", or during a release the same offer until it starts downloading).
+//! Answering that through SQLite costs about nine statements under the one writer lock (each a
+//! thread hop through sqlx's worker), which capped check-ins at ~2,400/s and stock clients at
+//! ~1,100/s. Here the answer comes from a per-device memory of the last answer the database path
+//! gave — native check-ins ([`crate::checkin`]) and stock clients' checks ([`crate::field`]:
+//! Arduino HTTPUpdate, ESP8266, the seed-1 check, esp32FOTA's manifest) alike — and the only thing
+//! such a check-in changes — `last_seen`, and for native devices `rssi` and `uptime_s` — is queued
+//! and written for all devices in one statement every [`FLUSH_EVERY`].
 //!
 //! Invariants (ARCHITECTURE.md repeats them):
 //! - An [`Entry`] is used only while the fleet's *generation* is the one it was recorded at, and
 //!   only when the check-in reports exactly what the entry holds (token, chip, project, version,
 //!   image hash, free space, name, IP). Every database writer bumps the generation when it takes
-//!   the write lock ([`crate::Fleet::write_lock`]); the only writers that do not are the native
-//!   check-in and progress for one device, and they drop that device's entry first
-//!   ([`crate::Fleet::device_write_lock`]). So an entry can never answer from a state the database
-//!   no longer has.
-//! - Entries are recorded only when the database path offered nothing and left no open update.
+//!   the write lock ([`crate::Fleet::write_lock`]); the only writers that do not are those that
+//!   change one device's own rows — its check-in (native or stock), its progress, the bytes a
+//!   download sends it — and they drop that device's entry first
+//!   ([`crate::Fleet::device_write_lock`]), since no offer rule reads another device's rows. So an
+//!   entry can never answer from a state the database no longer has, and one device's check-in
+//!   never drops another device's entry.
+//! - Entries are recorded after the database path committed, under the lock, and only if the
+//!   generation did not move since the path began (it reads images before taking the lock). An
+//!   answer is recorded when it is a fixed point: asked again with the same report, the database
+//!   path would answer the same and write nothing but the heartbeat. "Nothing to do" and a
+//!   standing offer of an open attempt are; an answer given while an attempt is under way and
+//!   not offered (the device is downloading or installing it) is not, so each such check-in
+//!   takes the database path.
 //! - Reads of devices overlay queued heartbeats ([`Hot::overlay`]), so what the API shows is never
 //!   older than what a device was told. A killed process loses at most [`FLUSH_EVERY`] of
 //!   heartbeats (last-seen times and signal levels, repeated by the next check-in); clean shutdown
@@ -38,16 +49,30 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// most this often (a watcher sees it alive; a chatty device cannot flood the event stream).
 pub const EVENT_EVERY: Duration = Duration::from_secs(1);
 
-/// What the database path last answered "nothing to do" to, for one device: kept small (a
-/// digest of the report, not the report), because every device of a fleet at rest has one.
+/// What the database path last answered a device, kept small (a digest of the report, not the
+/// report), because every device of a fleet at rest has one.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub generation: u64,
-    /// SHA-256 of the token and every field of the report except `rssi` and `uptime_s`
-    /// ([`crate::checkin`] computes it the same way on both paths).
+    /// SHA-256 of the token (for stock clients: the protocol and how it authenticated) and every
+    /// field of the report except the heartbeat (`rssi`, `uptime_s`, the time); the path that
+    /// records the entry and the quiet path compute it the same way.
     pub digest: [u8; 32],
     /// When a quiet check-in last published an event ([`Hot::since_start_ms`]).
     pub last_event_ms: AtomicU64,
+    /// The answer beyond a native "nothing to do" (`None`, the common case, costs nothing).
+    pub answer: Option<Arc<Remembered>>,
+}
+
+/// A remembered answer other than a native "nothing to do".
+#[derive(Debug)]
+pub(crate) enum Remembered {
+    /// A native check-in's offer: the same open attempt is offered again until the device reports
+    /// progress (which forgets the entry) or the attempt is closed (which bumps the generation).
+    Offer(crate::checkin::Offer),
+    /// A stock client's answer: nothing (and why), the target version, an offer, or an esp32FOTA
+    /// manifest ([`crate::field`]).
+    Field(crate::field::FieldAnswer),
 }
 
 impl Entry {
@@ -73,6 +98,17 @@ struct Beat {
     rssi: Option<i64>,
     #[serde(rename = "u")]
     uptime_s: Option<i64>,
+    /// A stock client's beat: it reports no signal level or uptime, so the stored ones stay.
+    #[serde(rename = "k", skip_serializing_if = "std::ops::Not::not")]
+    keep_signal: bool,
+}
+
+/// What a quiet check-in brings: when it was seen, and its signal level and uptime (`None` for
+/// a stock client, which reports neither: the stored values are kept).
+#[derive(Debug, Clone)]
+pub(crate) struct Heartbeat {
+    pub last_seen: String,
+    pub signal: Option<(Option<i64>, Option<i64>)>,
 }
 
 pub(crate) struct Hot {
@@ -89,12 +125,15 @@ struct Maps {
 }
 
 impl Maps {
-    fn queue(&mut self, mac: &str, last_seen: String, rssi: Option<i64>, uptime_s: Option<i64>) {
+    fn queue(&mut self, mac: &str, beat: Heartbeat) {
+        let keep_signal = beat.signal.is_none();
+        let (rssi, uptime_s) = beat.signal.unwrap_or_default();
         match self.pending.get_mut(mac) {
             Some(b) => {
-                b.last_seen = last_seen;
+                b.last_seen = beat.last_seen;
                 b.rssi = rssi;
                 b.uptime_s = uptime_s;
+                b.keep_signal = keep_signal;
             }
             None => {
                 let mac = mac.to_string();
@@ -102,9 +141,10 @@ impl Maps {
                     mac.clone(),
                     Beat {
                         mac,
-                        last_seen,
+                        last_seen: beat.last_seen,
                         rssi,
                         uptime_s,
+                        keep_signal,
                     },
                 );
             }
@@ -169,19 +209,24 @@ impl Hot {
 
     #[cfg(test)]
     pub fn queue(&self, mac: &str, last_seen: String, rssi: Option<i64>, uptime_s: Option<i64>) {
-        self.maps().queue(mac, last_seen, rssi, uptime_s);
+        self.maps().queue(
+            mac,
+            Heartbeat {
+                last_seen,
+                signal: Some((rssi, uptime_s)),
+            },
+        );
     }
 
-    /// A quiet check-in: if `mac` has a valid entry with this `digest`, queue its beat and say
-    /// whether an event is due (`Some(due)`); `None` when the database path must answer.
+    /// A quiet check-in: if `mac` has a valid entry with this `digest`, queue its beat and return
+    /// whether an event is due and the remembered answer; `None` when the database path must
+    /// answer.
     pub fn answer(
         &self,
         mac: &str,
         digest: &[u8; 32],
-        last_seen: &str,
-        rssi: Option<i64>,
-        uptime_s: Option<i64>,
-    ) -> Option<bool> {
+        beat: Heartbeat,
+    ) -> Option<(bool, Option<Arc<Remembered>>)> {
         let generation = self.generation();
         let mut maps = self.maps();
         let e = maps
@@ -189,8 +234,9 @@ impl Hot {
             .get(mac)
             .filter(|e| e.generation == generation && &e.digest == digest)?;
         let due = e.event_due(self.since_start_ms());
-        maps.queue(mac, last_seen.to_string(), rssi, uptime_s);
-        Some(due)
+        let answer = e.answer.clone();
+        maps.queue(mac, beat);
+        Some((due, answer))
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -216,8 +262,10 @@ impl Hot {
             return;
         }
         device.last_seen = Some(beat.last_seen.clone());
-        device.rssi = beat.rssi;
-        device.uptime_s = beat.uptime_s;
+        if !beat.keep_signal {
+            device.rssi = beat.rssi;
+            device.uptime_s = beat.uptime_s;
+        }
         device.online = crate::discovered::online(
             settings,
             device.last_seen.as_deref(),

@@ -12,7 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::devices::{self, Device};
+use sqlx::SqliteConnection;
+
+use crate::devices::Device;
 use crate::error::Result;
 use crate::firmware::Firmware;
 use crate::offer;
@@ -22,17 +24,23 @@ use crate::{deployments, updates, Fleet};
 pub const MAX_ENTRIES: usize = 8;
 
 /// `(type, image)` pairs, at most [`MAX_ENTRIES`].
-pub(crate) async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(String, Firmware)>> {
+/// For a request without `?id=` (no device).
+pub(crate) async fn entries(fleet: &Fleet) -> Result<Vec<(String, Firmware)>> {
     let mut conn = fleet.db().acquire().await?;
-    let device: Option<Device> = match mac {
-        Some(m) => devices::find(&mut conn, m).await?,
-        None => None,
-    };
-    if let Some(device) = device.as_ref().filter(|d| d.project.is_some()) {
-        let Some((rule, fw)) = updates::target_for(&mut conn, device).await? else {
+    entries_on(&mut conn, None).await
+}
+
+/// For `device` (as just recorded by its check, [`crate::field`]), or for no device.
+pub(crate) async fn entries_on(
+    conn: &mut SqliteConnection,
+    device: Option<&Device>,
+) -> Result<Vec<(String, Firmware)>> {
+    let mac = device.map(|d| d.mac.as_str());
+    if let Some(device) = device.filter(|d| d.project.is_some()) {
+        let Some((rule, fw)) = updates::target_for(conn, device).await? else {
             return Ok(Vec::new());
         };
-        let history = updates::recent(&mut conn, &device.mac).await?;
+        let history = updates::recent(conn, &device.mac).await?;
         let verdict = offer::verdict(device, &rule, &fw, &history);
         if !verdict.offers() {
             tracing::debug!(mac = %device.mac, reason = %verdict.reason(), "esp32FOTA manifest lists nothing");
@@ -43,7 +51,7 @@ pub(crate) async fn entries(fleet: &Fleet, mac: Option<&str>) -> Result<Vec<(Str
     }
     let mut by_project: BTreeMap<String, (bool, Firmware)> = BTreeMap::new();
     // Newest first, so the first entry seen for a project wins unless a device-specific one comes.
-    for d in deployments::live(&mut conn).await? {
+    for d in deployments::live(conn).await? {
         let for_device = mac.is_some_and(|m| d.devices.iter().any(|x| x == m));
         if !d.devices.is_empty() && !for_device {
             continue;

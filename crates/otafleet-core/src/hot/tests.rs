@@ -1,6 +1,8 @@
 //! The memory of quiet check-ins never answers from a state the database no longer has, and
 //! queued heartbeats are shown at once, written in batches, and never lost on a clean close.
 
+use std::sync::Arc;
+
 use otafleet_image::{synth, Chip};
 
 use crate::checkin::{CheckinRequest, CheckinResponse};
@@ -134,12 +136,147 @@ async fn a_deployment_made_after_a_quiet_answer_is_offered_at_the_next_check_in(
     let offer = answer.update.expect("the new deployment is offered");
     assert_eq!(offer.version.as_deref(), Some("2.0.0"));
     assert!(
-        fleet.hot().get(MAC).is_none(),
-        "an open update is never answered from memory"
+        fleet.hot().get(MAC).is_some(),
+        "the offer is remembered: the same report gets it again without the database"
     );
-    // The device keeps asking while it downloads: it keeps getting the same offer.
+    // The device keeps asking before it starts: it keeps getting the same offer, one attempt.
     let again = checkin(&fleet, Some(&token), report("1.0.0", -50, 4)).await;
     assert_eq!(again.update.map(|u| u.id), Some(offer.id));
+    assert_eq!(fleet.device_history(MAC).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_remembered_offer_ends_with_the_devices_progress_or_a_stopped_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    let id = import_v2(&fleet).await;
+    let deployment = fleet
+        .deployment_create(NewDeployment {
+            firmware_id: id,
+            ..NewDeployment::default()
+        })
+        .await
+        .unwrap();
+    let offer = checkin(&fleet, Some(&token), report("1.0.0", -50, 2))
+        .await
+        .update
+        .expect("offered");
+    assert!(fleet.hot().get(MAC).is_some());
+    // Progress is the device's own write: its memory goes, and the next check-in reads the
+    // attempt as it now is.
+    fleet
+        .progress(
+            Some(&token),
+            crate::checkin::ProgressRequest {
+                update_id: offer.id,
+                state: "downloading".into(),
+                progress: 10,
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(fleet.hot().get(MAC).is_none(), "progress forgets the offer");
+    let again = checkin(&fleet, Some(&token), report("1.0.0", -50, 3)).await;
+    assert_eq!(
+        again.update.map(|u| u.id),
+        Some(offer.id),
+        "still the same attempt"
+    );
+    // Stopping the deployment cancels the attempt: no remembered offer may outlive it.
+    fleet.deployment_stop(deployment.id).await.unwrap();
+    let after = checkin(&fleet, Some(&token), report("1.0.0", -50, 4)).await;
+    assert!(
+        after.update.is_none(),
+        "a stopped deployment offers nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_stock_clients_repeated_check_is_answered_from_memory_and_forgets_no_other_device() {
+    use crate::field::{FieldAnswer, FieldCheck, FieldMode};
+    const STOCK: &str = "24:0A:C4:00:00:01";
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let _token = enrol(&fleet).await;
+    let native = fleet
+        .hot()
+        .get(MAC)
+        .expect("the native device is remembered");
+    let check = |md5: &str| FieldCheck {
+        mac: STOCK.to_lowercase(),
+        protocol: "arduino",
+        mode: FieldMode::App,
+        md5: Some(md5.into()),
+        sha256: None,
+        version: None,
+        free_space: Some(1_310_720),
+        ip: Some("10.0.0.9".into()),
+        register: true,
+        weak_auth: false,
+    };
+    let md5 = "0123456789abcdef0123456789abcdef";
+    let (mac, first) = fleet.field_check(check(md5)).await.unwrap();
+    assert_eq!(mac, STOCK, "the MAC as otafleet writes it");
+    assert!(matches!(first, FieldAnswer::Nothing { .. }));
+    assert!(
+        fleet.hot().get(STOCK).is_some(),
+        "the stock answer is remembered"
+    );
+    assert!(
+        fleet
+            .hot()
+            .get(MAC)
+            .is_some_and(|e| Arc::ptr_eq(&e, &native)),
+        "a stock client's check keeps the native device's memory"
+    );
+    let remembered = fleet.hot().get(STOCK).unwrap();
+    let seen = fleet.device(STOCK).await.unwrap().last_seen;
+    let (_, second) = fleet.field_check(check(md5)).await.unwrap();
+    assert!(matches!(second, FieldAnswer::Nothing { .. }));
+    assert!(
+        fleet
+            .hot()
+            .get(STOCK)
+            .is_some_and(|e| Arc::ptr_eq(&e, &remembered)),
+        "the repeat was answered from memory, not recorded again"
+    );
+    // Only the time seen moved, shown at once and written with the heartbeats.
+    let shown = fleet.device(STOCK).await.unwrap();
+    assert!(shown.last_seen >= seen);
+    assert_eq!(shown.protocol.as_deref(), Some("arduino"));
+    fleet.flush_heartbeats().await.unwrap();
+    // Another image reported: the database path, which records it.
+    let (_, _) = fleet
+        .field_check(check("fedcba9876543210fedcba9876543210"))
+        .await
+        .unwrap();
+    assert_eq!(
+        fleet.device(STOCK).await.unwrap().sha256.as_deref(),
+        Some("fedcba9876543210fedcba9876543210")
+    );
+    // A deployment for the stock device's chip is a write that may change its answer.
+    let id = import_v2(&fleet).await;
+    assert!(
+        fleet.hot().get(STOCK).is_none(),
+        "an import forgets every answer"
+    );
+    fleet
+        .deployment_create(NewDeployment {
+            firmware_id: id,
+            devices: Some(vec![STOCK.into()]),
+            allow_other_project: true,
+            ..NewDeployment::default()
+        })
+        .await
+        .unwrap();
+    let (_, third) = fleet.field_check(check(md5)).await.unwrap();
+    assert!(
+        !matches!(third, FieldAnswer::Offer { .. }),
+        "its chip is still unknown (an HTTPUpdate sketch not in the library): held, not offered"
+    );
+    assert!(fleet.device(STOCK).await.unwrap().hold.is_some());
 }
 
 #[tokio::test]

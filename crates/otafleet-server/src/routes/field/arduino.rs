@@ -103,7 +103,7 @@ async fn arduino(
         register: true,
         weak_auth: false,
     };
-    let (device, answer) = match s.fleet.field_check(check).await {
+    let (mac, answer) = match s.fleet.field_check(check).await {
         Err(e @ CoreError::Refused { .. }) => {
             return Ok(Response::builder()
                 .status(StatusCode::NOT_MODIFIED)
@@ -115,7 +115,7 @@ async fn arduino(
     };
     match answer {
         FieldAnswer::Nothing { reason } => {
-            tracing::debug!(mac = %device.mac, %reason, "arduino: nothing to do");
+            tracing::debug!(%mac, %reason, "arduino: nothing to do");
             Ok(Response::builder()
                 .status(StatusCode::NOT_MODIFIED)
                 .body(Body::empty())
@@ -128,6 +128,11 @@ async fn arduino(
             .header(header::CONTENT_LENGTH, 0)
             .body(Body::empty())
             .expect("valid response")),
+        FieldAnswer::Manifest { .. } => Err(ApiError::with_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an HTTPUpdate check was answered with an esp32FOTA manifest",
+        )),
         FieldAnswer::Offer { update, firmware } => {
             let (fw, path) = s.fleet.firmware_file(&firmware.sha256).await?;
             // A plain 200 whatever the request carried: these clients accept nothing else.
@@ -135,7 +140,7 @@ async fn arduino(
             if let Some(v) = fw.version.as_deref().and_then(|v| v.parse().ok()) {
                 resp.headers_mut().insert("x-version", v);
             }
-            tracing::info!(mac = %device.mac, update = update.id, sha256 = %fw.sha256, "arduino: sending image");
+            tracing::info!(%mac, update = update.id, sha256 = %fw.sha256, "arduino: sending image");
             Ok(counted(
                 &s.fleet,
                 &Method::GET,

@@ -6,10 +6,10 @@
 //! again after a complete download is taken to run the new image (esp32FOTA reports nothing).
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use otafleet_core::field::{FieldCheck, FieldMode};
+use otafleet_core::field::{FieldAnswer, FieldCheck, FieldMode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -74,23 +74,36 @@ async fn fota(
             )
         })?),
     };
-    if let Some(mac) = &mac {
-        s.fleet
-            .field_check(FieldCheck {
-                mac: mac.clone(),
-                protocol: "esp32fota",
-                mode: FieldMode::VersionOnly,
-                md5: None,
-                sha256: None,
-                version: None,
-                free_space: None,
-                ip: None,
-                register: true,
-                weak_auth: false,
-            })
-            .await?;
-    }
-    let entries = s.fleet.fota_manifest(mac.as_deref()).await?;
+    let entries = match &mac {
+        Some(mac) => {
+            let (_, answer) = s
+                .fleet
+                .field_check(FieldCheck {
+                    mac: mac.clone(),
+                    protocol: "esp32fota",
+                    mode: FieldMode::Manifest,
+                    md5: None,
+                    sha256: None,
+                    version: None,
+                    free_space: None,
+                    ip: None,
+                    register: true,
+                    weak_auth: false,
+                })
+                .await?;
+            match answer {
+                FieldAnswer::Manifest { entries } => entries,
+                other => {
+                    return Err(ApiError::with_status(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        format!("the esp32FOTA check answered {other:?} instead of a manifest"),
+                    ))
+                }
+            }
+        }
+        None => s.fleet.fota_manifest().await?,
+    };
     Ok(Json(
         entries
             .into_iter()

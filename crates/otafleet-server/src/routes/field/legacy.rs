@@ -139,8 +139,8 @@ async fn check(
         weak_auth: true,
     };
     match s.fleet.field_check(req).await {
-        Ok((device, FieldAnswer::Offer { firmware, .. })) => {
-            let mac12 = device.mac.replace(':', "");
+        Ok((mac, FieldAnswer::Offer { firmware, .. })) => {
+            let mac12 = mac.replace(':', "");
             Json(json!({
                 "update_available": true,
                 "firmware_version": firmware.version,
