@@ -204,9 +204,22 @@ pub(crate) async fn live(conn: &mut SqliteConnection) -> Result<Vec<Deployment>>
         sqlx::query_as("SELECT * FROM deployments WHERE status != 'stopped' ORDER BY id DESC")
             .fetch_all(&mut *conn)
             .await?;
+    // Every list in one read (an esp32FOTA manifest asks this, and the legacy API makes a
+    // deployment per device): not a statement per deployment.
+    let pairs: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT dd.deployment_id, dd.mac FROM deployment_devices dd \
+         JOIN deployments d ON d.id = dd.deployment_id \
+         WHERE d.status != 'stopped' ORDER BY dd.deployment_id, dd.mac",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lists: HashMap<i64, Vec<String>> = HashMap::new();
+    for (id, mac) in pairs {
+        lists.entry(id).or_default().push(mac);
+    }
     let mut out = Vec::with_capacity(rows.len());
     for mut d in rows {
-        d.devices = explicit_devices(conn, d.id).await?;
+        d.devices = lists.remove(&d.id).unwrap_or_default();
         out.push(d);
     }
     Ok(out)
@@ -275,14 +288,21 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
     let rows = devices::covered_by(
         conn,
         d.id,
+        !d.devices.is_empty(),
         &covers("d", "dev.mac", "dev.project", "dev.chip"),
         &covers("t", "dev.mac", "dev.project", "dev.chip"),
     )
     .await?;
     // Every attempt these devices' verdicts read: this deployment's, and any unfinished one.
+    // Two indexed reads (this deployment's attempts; the open ones, through their partial index)
+    // rather than an OR that reads every attempt ever made.
     let attempts: Vec<Update> = sqlx::query_as(
-        "SELECT * FROM updates WHERE deployment_id = ? \
-         OR state NOT IN ('done','failed','cancelled') ORDER BY id DESC",
+        "SELECT * FROM updates WHERE deployment_id = ?1 \
+         UNION ALL \
+         SELECT * FROM updates INDEXED BY updates_open_by_deployment \
+             WHERE state NOT IN ('done', 'failed', 'cancelled') \
+             AND deployment_id IS NOT ?1 \
+         ORDER BY id DESC",
     )
     .bind(d.id)
     .fetch_all(&mut *conn)
@@ -745,10 +765,31 @@ pub(crate) async fn after_change(
     ids.dedup();
     let mut out = Vec::new();
     for id in ids {
+        // An active deployment with an attempt under way stays active (that device's verdict is
+        // pending), so the whole evaluation — every device it covers, O(fleet) — is skipped: in a
+        // release most finished attempts have others still open, and evaluating after each of
+        // them made a 10,000-device wave quadratic. The attempt that closes last settles it.
+        if stays_active(conn, id).await? {
+            continue;
+        }
         out.extend(refresh(conn, id).await?);
     }
     Ok(out)
 }
+
+/// Deployment `id` is active and has an attempt under way (through the partial index of open
+/// attempts, whatever the number of finished ones).
+async fn stays_active(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar(STAYS_ACTIVE)
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
+}
+
+const STAYS_ACTIVE: &str =
+    "SELECT EXISTS (SELECT 1 FROM deployments WHERE id = ?1 AND status = 'active') \
+    AND EXISTS (SELECT 1 FROM updates WHERE deployment_id = ?1 \
+        AND state NOT IN ('done', 'failed', 'cancelled'))";
 
 /// What the deployment that targets a device now gives it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -779,4 +820,27 @@ pub(crate) async fn target_verdict(
         reason: verdict.reason(),
         verdict,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Fleet, Settings};
+
+    #[tokio::test]
+    async fn whether_a_deployment_has_an_attempt_under_way_reads_only_open_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", super::STAYS_ACTIVE))
+                .bind(1_i64)
+                .fetch_all(fleet.db())
+                .await
+                .unwrap();
+        let plan = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+        assert!(
+            plan.contains("updates_open_by_deployment"),
+            "the open-attempt check must search the index of open attempts, not read every finished one: {plan}"
+        );
+        fleet.close().await;
+    }
 }

@@ -577,18 +577,32 @@ pub(crate) async fn mdns_touch_present(conn: &mut SqliteConnection, now: &str) -
 pub(crate) async fn covered_by(
     conn: &mut SqliteConnection,
     deployment_id: i64,
+    explicit: bool,
     covers: &str,
     target: &str,
 ) -> Result<Vec<(Device, Option<i64>)>> {
     use sqlx::Row;
-    let sql = format!(
-        "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {target} \
-             ORDER BY t.id DESC LIMIT 1) AS target \
-         FROM devices dev JOIN deployments d ON d.id = ?1 \
-         WHERE {covers} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id)) \
-         ORDER BY dev.mac"
-    );
+    // A deployment with a device list covers exactly those devices: read them through the list
+    // (its primary key) instead of weighing every device of the fleet, which made settling the
+    // legacy API's one-device deployments cost O(fleet) each.
+    let sql = if explicit {
+        format!(
+            "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {target} \
+                 ORDER BY t.id DESC LIMIT 1) AS target \
+             FROM deployment_devices dd JOIN devices dev ON dev.mac = dd.mac \
+             WHERE dd.deployment_id = ?1 \
+             ORDER BY dev.mac"
+        )
+    } else {
+        format!(
+            "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {target} \
+                 ORDER BY t.id DESC LIMIT 1) AS target \
+             FROM devices dev JOIN deployments d ON d.id = ?1 \
+             WHERE {covers} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id)) \
+             ORDER BY dev.mac"
+        )
+    };
     let rows = sqlx::query(&sql)
         .bind(deployment_id)
         .fetch_all(conn)

@@ -116,11 +116,14 @@ pub(crate) async fn by_sha256(db: &SqlitePool, sha256: &str) -> Result<Option<Fi
 
 /// Find the library image a device runs, by any hash a device might report: the whole-file SHA-256,
 /// the appended SHA-256 (Arduino's sketch SHA), or the MD5 (Arduino's sketch MD5).
+/// Its `devices_running` is 0: counting reads every device, and the callers (a stock client's
+/// check, a rollback) need the image, not the count.
 pub(crate) async fn by_any_hash(db: &SqlitePool, hash: &str) -> Result<Option<Firmware>> {
     let hash = hash.to_ascii_lowercase();
-    Ok(sqlx::query_as(&format!(
-        "{SELECT} WHERE f.sha256 = ?1 OR f.appended_sha256 = ?1 OR f.md5 = ?1 LIMIT 1"
-    ))
+    Ok(sqlx::query_as(
+        "SELECT *, 0 AS devices_running FROM firmware \
+         WHERE sha256 = ?1 OR appended_sha256 = ?1 OR md5 = ?1 LIMIT 1",
+    )
     .bind(hash)
     .fetch_optional(db)
     .await?)
