@@ -273,6 +273,32 @@ async fn fill(
     Ok((d, verdicts))
 }
 
+/// The attempts a project-wide deployment's verdicts read: its own, and every open one (through
+/// the partial index of open attempts). A project-wide deployment covers most of the fleet, so
+/// the open attempts of devices outside it are few to read and cheaper than naming the devices.
+pub(crate) const OPEN_ATTEMPTS_PROJECT_WIDE: &str =
+    "SELECT * FROM updates WHERE deployment_id = ?1 \
+     UNION ALL \
+     SELECT * FROM updates INDEXED BY updates_open_by_deployment \
+         WHERE state NOT IN ('done', 'failed', 'cancelled') \
+         AND deployment_id IS NOT ?1 \
+     ORDER BY id DESC";
+
+/// The attempts the verdicts of a deployment that names its devices read: its own, and the open
+/// ones of the devices it names, each found through that device's attempts (`updates_mac`). Not
+/// every open attempt of the fleet: the legacy admin API makes a deployment per device, and a
+/// release that supersedes a thousand of them reads each one's verdicts while every other device
+/// has an attempt open, so reading the whole fleet's here made that release O(deployments ×
+/// fleet).
+pub(crate) const OPEN_ATTEMPTS_OF_NAMED_DEVICES: &str =
+    "SELECT * FROM updates WHERE deployment_id = ?1 \
+     UNION ALL \
+     SELECT u.* FROM deployment_devices dd JOIN updates u INDEXED BY updates_mac ON u.mac = dd.mac \
+         WHERE dd.deployment_id = ?1 \
+         AND u.state NOT IN ('done', 'failed', 'cancelled') \
+         AND u.deployment_id IS NOT ?1 \
+     ORDER BY id DESC";
+
 /// The devices deployment `d` covers, each with the deployment that targets it now, and what it
 /// gets from `d`. An esp32FOTA device that never said its project is listed under a
 /// project-wide deployment: the manifest offers it the project's entry.
@@ -293,17 +319,13 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
         &covers("t", "dev.mac", "dev.project", "dev.chip"),
     )
     .await?;
-    // Every attempt these devices' verdicts read: this deployment's, and any unfinished one.
-    // Two indexed reads (this deployment's attempts; the open ones, through their partial index)
-    // rather than an OR that reads every attempt ever made.
-    let attempts: Vec<Update> = sqlx::query_as(
-        "SELECT * FROM updates WHERE deployment_id = ?1 \
-         UNION ALL \
-         SELECT * FROM updates INDEXED BY updates_open_by_deployment \
-             WHERE state NOT IN ('done', 'failed', 'cancelled') \
-             AND deployment_id IS NOT ?1 \
-         ORDER BY id DESC",
-    )
+    // Every attempt these devices' verdicts read: this deployment's, and any unfinished one of
+    // a device it covers. Two indexed reads rather than an OR that reads every attempt ever made.
+    let attempts: Vec<Update> = sqlx::query_as(if d.devices.is_empty() {
+        OPEN_ATTEMPTS_PROJECT_WIDE
+    } else {
+        OPEN_ATTEMPTS_OF_NAMED_DEVICES
+    })
     .bind(d.id)
     .fetch_all(&mut *conn)
     .await?;
@@ -840,6 +862,33 @@ mod tests {
         assert!(
             plan.contains("updates_open_by_deployment"),
             "the open-attempt check must search the index of open attempts, not read every finished one: {plan}"
+        );
+        fleet.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_deployment_that_names_its_devices_reads_only_their_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            super::OPEN_ATTEMPTS_OF_NAMED_DEVICES
+        ))
+        .bind(1_i64)
+        .fetch_all(fleet.db())
+        .await
+        .unwrap();
+        let plan = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+        // A release that supersedes a thousand one-device deployments (the legacy admin API makes
+        // one per device) reads each one's verdicts while the rest of the fleet has attempts open:
+        // reading the fleet's open attempts each time made it deployments × fleet.
+        assert!(
+            plan.contains("updates_mac") && !plan.contains("updates_open_by_deployment"),
+            "the open attempts of a deployment's named devices must be found through each device's attempts, not by reading every open attempt: {plan}"
+        );
+        assert!(
+            !plan.contains("SCAN u") && !plan.contains("SCAN updates"),
+            "no attempt table scan: {plan}"
         );
         fleet.close().await;
     }
