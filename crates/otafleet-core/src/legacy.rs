@@ -1,5 +1,5 @@
 //! The legacy "ESP32 OTA Update Server" model mapped onto ours (docs/protocols.md
-//! §4). Its devices carry one assignment each (`target_version`,
+//! §4; docs/seed1-compat.md §3 and §5). Its devices carry one assignment each (`target_version`,
 //! `firmware_url`, `checksum`); here an assignment is a deployment naming the device, whose image
 //! is found in the library by its MD5 (`checksum`) or file name (last part of `firmware_url`).
 //!
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn both_token_forms_from_the_compat_doc() {
-        // A worked example of the scheme (docs/protocols.md §4): secret bench-secret, MAC 24:6F:28:AA:BB:CC.
+        // The worked example of docs/seed1-compat.md §3: secret bench-secret, MAC 24:6F:28:AA:BB:CC.
         assert!(token_ok("24:6F:28:AA:BB:CC", "bench-secret", "fa4c71ab"));
         assert!(token_ok("24:6F:28:AA:BB:CC", "bench-secret", "FA4C71AB"));
         assert!(token_ok("24:6F:28:AA:BB:CC", "bench-secret", "559525B0"));

@@ -47,9 +47,9 @@
 //! ESP-IDF `esp_app_format.h`, `esp_app_desc.h`, `esp_image_format.h`,
 //! `esp_bootloader_desc.h`, `esp_partition.h`/`gen_esp32part.py` and
 //! `esp_ota_ops`; esptool `bin_image.py` (including the ESP8266 V1/V3
-//! writers); Arduino-ESP8266 `elf2bin.py`. The rules were checked against the
-//! real images and notes in `shared/testdata/firmware/PROVENANCE.md` (run by
-//! `tests/corpus.rs`) and mirror that folder's `inspect.py`.
+//! writers); Arduino-ESP8266 `elf2bin.py`. The rules were checked against a
+//! corpus of real images (`tests/corpus.rs`, which reads it when present). The
+//! contract, in the project's words: docs/images.md.
 //!
 //! # Test support
 //!

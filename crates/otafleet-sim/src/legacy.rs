@@ -1,5 +1,5 @@
 //! One virtual device built for the legacy "ESP32 OTA Update Server" (docs/protocols.md §4;
-//! that server's PanicButton.ino `checkForUpdates` / `downloadAndUpdate`).
+//! docs/seed1-compat.md §1, what that server's device sketch does).
 //!
 //! Check: `GET /api/firmware?device_id=PanicAlarm_XXXX&hardware=…&version=…&mac=AA:BB:…` with the
 //! stock `HTTPClient` (HTTP/1.1), `hardware` url-encoded with `+`, the MAC not encoded, and

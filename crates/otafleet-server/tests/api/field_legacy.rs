@@ -1,8 +1,8 @@
 //! Issue 3, devices and scripts built for the legacy "ESP32 OTA Update Server": the requests are
-//! those of that server's devices (docs/protocols.md §4; PanicButton.ino `checkForUpdates`:
-//! stock HTTPClient GET, HTTP/1.1, `X-Device-Auth` only, `hardware` url-encoded with `+`, `mac`
-//! not encoded; `downloadAndUpdate`: plain GET of `firmware_url`, needs 200 + Content-Length),
-//! §3 (evaluation order table) and §6 (admin API shapes).
+//! those of that server's devices (docs/protocols.md §4; docs/seed1-compat.md §1, its sketch's
+//! check: stock HTTPClient GET, HTTP/1.1, `X-Device-Auth` only, `hardware` url-encoded with `+`,
+//! `mac` not encoded; its download: plain GET of `firmware_url`, needs 200 + Content-Length),
+//! docs/seed1-compat.md §3 (evaluation order table) and §5 (admin API shapes).
 
 use otafleet_image::Chip;
 use serde_json::{json, Value};
@@ -12,7 +12,8 @@ use crate::field_wire::{md5_hex, send};
 
 const SECRET: &str = "bench-secret";
 const MAC: &str = "24:6F:28:AA:BB:CC";
-/// djb2 seed 0 over "246F28AABBCC" + secret, as the deployed firmware prints it (compat doc §3).
+/// djb2 seed 0 over "246F28AABBCC" + secret, as the deployed firmware prints it
+/// (docs/seed1-compat.md §3).
 const TOKEN: &str = "fa4c71ab";
 
 async fn legacy_app() -> TestApp {

@@ -396,7 +396,7 @@ async fn closed_enrolment_refuses_unknown_macs_on_every_protocol() {
 #[tokio::test]
 async fn legacy_and_esp32fota_requests_cannot_touch_an_enrolled_device() {
     let app = TestApp::start_with(|s| s.legacy_device_secret = Some("bench-secret".into())).await;
-    // The compat doc's worked example: this MAC's djb2 token under "bench-secret".
+    // The worked example of docs/seed1-compat.md §3: this MAC's djb2 token under "bench-secret".
     let mac = "24:6F:28:AA:BB:CC";
     let (_token, _v1, _v2, id) = enrolled_and_offered(&app, mac).await;
     let legacy = app

@@ -1,9 +1,9 @@
-//! The legacy "ESP32 OTA Update Server" device API (docs/protocols.md
-//! §4): `GET /api/firmware` and `GET /firmware/{filename}`.
+//! The legacy "ESP32 OTA Update Server" device API (docs/protocols.md §4; in full,
+//! docs/seed1-compat.md §3–4): `GET /api/firmware` and `GET /firmware/{filename}`.
 //!
 //! Deliberate exception to "errors are mapped once in error.rs": devices and scripts built for
 //! that server read its own bodies (`{"error": …}`, FastAPI's `{"detail": …}`), so this module
-//! builds them itself, in the evaluation order the compat doc's table gives, with the intended
+//! builds them itself, in the evaluation order of docs/seed1-compat.md §3, with the intended
 //! status codes (403/400/404) where the original answered 500 by accident. The scheme is off
 //! unless a shared secret is configured; devices that use it are marked `weak_auth`.
 

@@ -1,7 +1,8 @@
-//! The legacy server's admin API under `/admin/api/` (docs/protocols.md §4), so scripts
-//! written for it keep working: `X-Admin-API-Key` (= our admin token), devices keyed by MAC with
-//! `target_version` / `firmware_url` / `checksum` mapped onto deployments (see
-//! `otafleet_core::legacy`), and the firmware library by file name ([`super::legacy_firmware`]).
+//! The legacy server's admin API under `/admin/api/` (docs/protocols.md §4; in full,
+//! docs/seed1-compat.md §5), so scripts written for it keep working: `X-Admin-API-Key` (= our
+//! admin token), devices keyed by MAC with `target_version` / `firmware_url` / `checksum` mapped
+//! onto deployments (see `otafleet_core::legacy`), and the firmware library by file name
+//! ([`super::legacy_firmware`]).
 //!
 //! Like [`super::legacy`], it answers in the legacy body shape (`{"detail": …}`) on purpose.
 //! Unlike the original: no mass assignment (only the documented fields are read), no

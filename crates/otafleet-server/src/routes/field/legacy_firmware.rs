@@ -1,4 +1,4 @@
-//! The legacy admin API's firmware endpoints (docs/protocols.md §4, the admin scripts' firmware endpoints):
+//! The legacy admin API's firmware endpoints (docs/protocols.md §4; docs/seed1-compat.md §5):
 //! list, info, upload (multipart field `file`), delete, all by file name. Uploads go through our
 //! importer, so what is not an app image is refused (422) and nothing is overwritten: the same
 //! name uploaded again is a new library image. Deleting an image that is deployed is refused.
