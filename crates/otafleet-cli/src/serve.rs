@@ -58,9 +58,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = otafleet_core::settings::DEFAULT_MAX_IMAGE_SIZE)]
     pub max_image_size: u64,
 
-    /// Check-in interval handed to native devices, in seconds; a device missing three is offline.
+    // Its help states the offline rule from the core's one definition (`checkin_interval_help`).
     #[arg(long, value_name = "SECONDS", default_value_t = otafleet_core::settings::DEFAULT_CHECKIN_INTERVAL_S,
-          value_parser = clap::value_parser!(u32).range(1..=86400))]
+          value_parser = clap::value_parser!(u32).range(1..=86400), help = checkin_interval_help())]
     pub checkin_interval: u32,
 
     /// Watch a build output folder (repeatable): every new or rewritten .bin in it is imported
@@ -110,6 +110,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 15, env = "OTAFLEET_HEADER_TIMEOUT",
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub header_timeout: u32,
+}
+
+/// The help of `--checkin-interval`: the offline rule as the server applies it
+/// (`otafleet_core::settings::offline_after_s_for`, also `offline_after_s` in
+/// `GET /api/v1/settings`), with its figure at the default interval.
+fn checkin_interval_help() -> String {
+    use otafleet_core::settings::{
+        offline_after_s_for, DEFAULT_CHECKIN_INTERVAL_S, OFFLINE_SLACK_S,
+    };
+    format!(
+        "Check-in interval handed to native devices, in seconds. A device not seen for 3 intervals \
+         + {OFFLINE_SLACK_S} s is shown offline ({} s at the default interval of {DEFAULT_CHECKIN_INTERVAL_S} s)",
+        offline_after_s_for(DEFAULT_CHECKIN_INTERVAL_S)
+    )
 }
 
 /// `ui/dist` in the source tree this binary was compiled from (a developer's checkout): good

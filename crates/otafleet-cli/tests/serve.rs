@@ -46,6 +46,33 @@ fn help_explains_every_flag() {
     }
 }
 
+/// The help states the offline rule the server applies (and `GET /api/v1/settings` reports as
+/// `offline_after_s`), with the figure at the default interval from the same definition.
+#[test]
+fn help_states_the_offline_rule_the_server_applies() {
+    use otafleet_core::settings::{offline_after_s_for, DEFAULT_CHECKIN_INTERVAL_S};
+    let out = Command::new(bin())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    // Help text is wrapped to the terminal: compare with whitespace runs made single spaces.
+    let text = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let figure = format!("{} s", offline_after_s_for(DEFAULT_CHECKIN_INTERVAL_S));
+    assert!(
+        text.contains(&figure),
+        "serve --help does not say a device goes offline after {figure}:\n{text}"
+    );
+    let settings = otafleet_core::Settings::new("/nonexistent");
+    assert_eq!(
+        settings.offline_after_s(),
+        offline_after_s_for(DEFAULT_CHECKIN_INTERVAL_S),
+        "the help and the server's rule are one definition"
+    );
+}
+
 #[tokio::test]
 async fn prints_one_listening_line_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

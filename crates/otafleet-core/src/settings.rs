@@ -32,8 +32,20 @@ impl Settings {
         }
     }
 
-    /// Three missed check-ins (plus a little slack for a slow boot) make a device offline.
+    /// Seconds without a sign of life after which a device is shown offline:
+    /// [`offline_after_s_for`] of the check-in interval.
     pub fn offline_after_s(&self) -> i64 {
-        i64::from(self.checkin_interval_s) * 3 + 10
+        offline_after_s_for(self.checkin_interval_s)
     }
+}
+
+/// Slack added to three check-in intervals before a device counts as offline (a slow boot, a
+/// retry after a Wi-Fi reconnect).
+pub const OFFLINE_SLACK_S: i64 = 10;
+
+/// The one offline rule: a device not seen for three check-in intervals plus
+/// [`OFFLINE_SLACK_S`] is offline (190 s at the default interval of 60 s). The CLI's help and
+/// `GET /api/v1/settings` (`offline_after_s`) state it from here.
+pub const fn offline_after_s_for(checkin_interval_s: u32) -> i64 {
+    checkin_interval_s as i64 * 3 + OFFLINE_SLACK_S
 }
