@@ -126,7 +126,13 @@ fn clean(req: &CheckinRequest, remote_ip: Option<String>) -> Result<Clean> {
         version: validate::version(&req.version)?,
         sha256: req.sha256.as_deref().map(validate::sha256).transpose()?,
         ip,
-        name: req.name.as_deref().map(validate::name).transpose()?,
+        // An empty name says nothing: the device's reported name stays as it was.
+        name: req
+            .name
+            .as_deref()
+            .map(validate::name)
+            .transpose()?
+            .filter(|n| !n.is_empty()),
     })
 }
 

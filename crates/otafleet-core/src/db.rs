@@ -111,6 +111,38 @@ pub(crate) async fn begin_write(db: &SqlitePool) -> Result<Transaction<'static, 
     Ok(db.begin_with("BEGIN IMMEDIATE").await?)
 }
 
+/// For tests of a migration: a fleet over a database that the migrations up to version `upto`
+/// made and `fill` (SQL) wrote rows into, as an older otafleet would have left it; opening the
+/// fleet applies the later migrations.
+#[cfg(test)]
+pub(crate) async fn fleet_migrated_from(
+    upto: i64,
+    fill: &str,
+) -> (tempfile::TempDir, crate::Fleet) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join(FILE_NAME))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let mut older = sqlx::migrate!("./migrations");
+        older.migrations = older
+            .migrations
+            .iter()
+            .filter(|m| m.version <= upto)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        older.run(&pool).await.unwrap();
+        sqlx::raw_sql(fill).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let fleet = crate::Fleet::open(crate::Settings::new(dir.path()))
+        .await
+        .unwrap();
+    (dir, fleet)
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::{ConnectOptions, Connection};

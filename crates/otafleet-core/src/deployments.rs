@@ -354,8 +354,8 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
             .cloned();
         out.push(DeviceVerdict {
             reason: verdict.reason(),
+            name: dev.shown_name().0,
             mac: dev.mac,
-            name: dev.name,
             protocol: dev.protocol,
             project: dev.project,
             version: dev.version,

@@ -2,6 +2,11 @@
 //! protocol), by the admin, or by mDNS discovery; every check-in refreshes what it runs and where
 //! it is. "Online" is derived, never stored: checked in within [`Settings::offline_after_s`], or
 //! present on the LAN by mDNS (the rule is [`crate::discovered::online`]).
+//!
+//! What the admin says about a device is the admin's alone: its name (`admin_name`), notes and
+//! tags are written only by [`create`] and [`patch`]. A native check-in that names the device
+//! writes `reported_name`; the mDNS name is read from the stored announcement. The name shown is
+//! the admin's, else the reported one, else the mDNS one ([`Device::finish`]).
 
 use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
@@ -12,11 +17,79 @@ use crate::trust::{self, Refusal};
 use crate::updates::{self, Update};
 use crate::validate;
 
+/// Where the name shown for a device comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    /// Set by the admin (`admin_name`).
+    Admin,
+    /// Reported by the device at a native check-in (`reported_name`).
+    Reported,
+    /// Announced over mDNS (TXT `friendly_name`, else the service's instance name).
+    Mdns,
+}
+
+/// How the server recognises requests for this device, derived from what it checks
+/// (`crate::trust::judge` and the routes; docs/security.md). Never guessed from names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceAuth {
+    /// It holds a native device token: only native requests carrying that token are answered;
+    /// every stock-client route refuses its MAC.
+    Token,
+    /// Expected to speak the legacy "ESP32 OTA Update Server" protocol: its checks must carry
+    /// the djb2 of its MAC and the shared secret (forgeable from one sniffed request).
+    SharedSecret,
+    /// A stock updater (Arduino `HTTPUpdate`, `ESP8266httpUpdate`, esp32FOTA, or any protocol):
+    /// recognised by the MAC it sends and nothing else.
+    Mac,
+    /// Expected to speak the native protocol but holds no token (never enrolled, or its
+    /// enrolment was reset): its next native check-in without a token enrols it and is handed
+    /// one (trust on first use).
+    PendingEnrolment,
+    /// No protocol has claimed it yet (added by the admin, or only heard over mDNS): the first
+    /// protocol that checks in claims it, as open enrolment allows.
+    #[default]
+    Unclaimed,
+}
+
+impl DeviceAuth {
+    /// What the trust rules check for a device with this token state and expected protocol.
+    pub fn of(enrolled: bool, expect_protocol: Option<&str>) -> Self {
+        if enrolled {
+            return DeviceAuth::Token;
+        }
+        match expect_protocol {
+            None => DeviceAuth::Unclaimed,
+            Some("native") => DeviceAuth::PendingEnrolment,
+            Some("legacy") => DeviceAuth::SharedSecret,
+            // arduino, esp8266, esp32fota; `any` lets a stock client in with the MAC alone.
+            Some(_) => DeviceAuth::Mac,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Device {
     /// Upper case, colon separated: `24:0A:C4:A3:15:3C`.
     pub mac: String,
+    /// The name to show: `admin_name` if set, else `reported_name`, else the name the device
+    /// announces over mDNS; `name_source` says which.
+    #[sqlx(skip)]
     pub name: Option<String>,
+    /// Where `name` comes from; null when there is none.
+    #[sqlx(skip)]
+    pub name_source: Option<NameSource>,
+    /// The name the admin gave the device (`PATCH /api/v1/devices/{mac}`); no check-in or mDNS
+    /// announcement ever changes it.
+    pub admin_name: Option<String>,
+    /// The name the device last reported at a native check-in (stock updaters report none).
+    pub reported_name: Option<String>,
+    /// The admin's free-form notes; null when empty.
+    pub notes: Option<String>,
+    /// The admin's short labels (bench, rack, owner, ...), in the order given.
+    #[schema(value_type = Vec<String>)]
+    pub tags: sqlx::types::Json<Vec<String>>,
     pub chip: Option<String>,
     pub project: Option<String>,
     /// The version the device last reported running.
@@ -31,7 +104,7 @@ pub struct Device {
     pub token_hash: Option<String>,
     /// The protocol of the last check-in: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy`.
     pub protocol: Option<String>,
-    /// True when the device authenticates with the forgeable legacy shared-secret scheme.
+    /// True once the device has checked in with the forgeable legacy shared-secret scheme.
     pub weak_auth: bool,
     /// How the device became known: `checkin`, `admin` or `mdns`.
     pub source: String,
@@ -67,6 +140,9 @@ pub struct Device {
     /// Whether the device holds a token (it enrolled through the native protocol).
     #[sqlx(skip)]
     pub enrolled: bool,
+    /// How the server recognises requests for it, from what the trust rules check.
+    #[sqlx(skip)]
+    pub auth: DeviceAuth,
     /// The most recent update attempt, if any.
     #[sqlx(skip)]
     pub update: Option<Update>,
@@ -75,11 +151,26 @@ pub struct Device {
     pub refused: Option<Refusal>,
 }
 
-/// Fields the admin may set when creating or editing a device.
+/// Fields the admin may change on a device; an absent field stays as it is.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevicePatch {
-    pub name: Option<String>,
+    /// The admin's name for the device (at most 64 characters, no invisible or text-direction
+    /// characters). `null` or `""` clears it: the device's reported name (else its mDNS name)
+    /// shows again. Absent: unchanged. No check-in or announcement ever changes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Free-form notes (at most 4000 characters; line breaks and tabs allowed, other control,
+    /// invisible or text-direction characters not). `null` or `""` clears them. Absent:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+    /// Replaces the tags (`[]` clears them): at most 16, each trimmed, 1 to 32 characters,
+    /// without commas or invisible characters; repeats (ignoring case) are dropped. Absent or
+    /// null: unchanged.
+    pub tags: Option<Vec<String>>,
     pub chip: Option<String>,
     pub project: Option<String>,
     /// Forget the device's token so that its next check-in enrols again (a re-flashed device).
@@ -90,11 +181,16 @@ pub struct DevicePatch {
     pub expect_protocol: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     pub mac: String,
+    /// The admin's name for it (see [`DevicePatch::name`]).
     pub name: Option<String>,
+    /// Free-form notes (see [`DevicePatch::notes`]).
+    pub notes: Option<String>,
+    /// Short labels (see [`DevicePatch::tags`]).
+    pub tags: Option<Vec<String>>,
     pub chip: Option<String>,
     pub project: Option<String>,
     /// Which protocol may claim it: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy` or
@@ -102,7 +198,36 @@ pub struct NewDevice {
     pub expect_protocol: Option<String>,
 }
 
+/// A field that may be absent (outer `None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 impl Device {
+    /// The name to show and where it comes from: the admin's, else the reported one, else the
+    /// one announced over mDNS.
+    pub fn shown_name(&self) -> (Option<String>, Option<NameSource>) {
+        if let Some(n) = &self.admin_name {
+            return (Some(n.clone()), Some(NameSource::Admin));
+        }
+        if let Some(n) = &self.reported_name {
+            return (Some(n.clone()), Some(NameSource::Reported));
+        }
+        let mdns = self.mdns_instance.as_deref().and_then(|instance| {
+            let empty = std::collections::BTreeMap::new();
+            let txt = self.mdns_txt.as_ref().map_or(&empty, |t| &t.0);
+            crate::discovered::mdns_name(instance, txt)
+        });
+        match mdns {
+            Some(n) => (Some(n), Some(NameSource::Mdns)),
+            None => (None, None),
+        }
+    }
+
     /// Fill the derived fields.
     pub(crate) fn finish(
         mut self,
@@ -118,6 +243,8 @@ impl Device {
         );
         self.last_seen = crate::discovered::latest(self.last_seen.take(), self.mdns_seen.clone());
         self.enrolled = self.token_hash.is_some();
+        self.auth = DeviceAuth::of(self.enrolled, self.expect_protocol.as_deref());
+        (self.name, self.name_source) = self.shown_name();
         self.update = update;
         self.refused = refused;
         self
@@ -176,9 +303,21 @@ pub fn chip(chip: &str) -> Result<String> {
     check_chip(chip)
 }
 
+/// The admin's name: `None` (cleared) for an empty one.
+fn admin_name(input: &str) -> Result<Option<String>> {
+    Ok(Some(validate::name(input)?).filter(|n| !n.is_empty()))
+}
+
 pub(crate) async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Result<Device> {
     let mac = validate::mac(&new.mac)?;
-    let name = new.name.as_deref().map(validate::name).transpose()?;
+    let name = new.name.as_deref().map(admin_name).transpose()?.flatten();
+    let notes = new
+        .notes
+        .as_deref()
+        .map(validate::notes)
+        .transpose()?
+        .flatten();
+    let tags = validate::tags(new.tags.as_deref().unwrap_or_default())?;
     let chip = new.chip.as_deref().map(check_chip).transpose()?;
     let project = new.project.as_deref().map(validate::project).transpose()?;
     let expect = new
@@ -187,11 +326,13 @@ pub(crate) async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice)
         .map(trust::expect_protocol)
         .transpose()?;
     let done = sqlx::query(
-        "INSERT INTO devices (mac, name, chip, project, expect_protocol, source, created_at) \
-         VALUES (?,?,?,?,?,'admin',?) ON CONFLICT (mac) DO NOTHING",
+        "INSERT INTO devices (mac, admin_name, notes, tags, chip, project, expect_protocol, source, created_at) \
+         VALUES (?,?,?,?,?,?,?,'admin',?) ON CONFLICT (mac) DO NOTHING",
     )
     .bind(&mac)
     .bind(name)
+    .bind(notes)
+    .bind(sqlx::types::Json(tags))
     .bind(chip)
     .bind(project)
     .bind(expect)
@@ -211,7 +352,18 @@ pub(crate) async fn patch(
     patch: DevicePatch,
 ) -> Result<Device> {
     let mac = validate::mac(mac)?;
-    let name = patch.name.as_deref().map(validate::name).transpose()?;
+    // Outer `Some`: change it (to the inner value, `None` clearing it).
+    let name = match &patch.name {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(n)) => Some(admin_name(n)?),
+    };
+    let notes = match &patch.notes {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(n)) => Some(validate::notes(n)?),
+    };
+    let tags = patch.tags.as_deref().map(validate::tags).transpose()?;
     let chip = patch.chip.as_deref().map(check_chip).transpose()?;
     let project = patch
         .project
@@ -232,11 +384,17 @@ pub(crate) async fn patch(
         return Err(CoreError::not_found(format!("device {mac}")));
     }
     sqlx::query(
-        "UPDATE devices SET name = COALESCE(?, name), chip = COALESCE(?, chip), \
+        "UPDATE devices SET admin_name = CASE WHEN ? THEN ? ELSE admin_name END, \
+         notes = CASE WHEN ? THEN ? ELSE notes END, tags = COALESCE(?, tags), \
+         chip = COALESCE(?, chip), \
          project = COALESCE(?, project), expect_protocol = COALESCE(?, expect_protocol), \
          token_hash = CASE WHEN ? THEN NULL ELSE token_hash END WHERE mac = ?",
     )
-    .bind(name)
+    .bind(name.is_some())
+    .bind(name.flatten())
+    .bind(notes.is_some())
+    .bind(notes.flatten())
+    .bind(tags.map(sqlx::types::Json))
     .bind(chip)
     .bind(project)
     .bind(expect)
@@ -310,13 +468,14 @@ pub(crate) struct NativeReport<'a> {
     pub now: &'a str,
 }
 
-/// Record a native check-in: create the device or refresh everything it reports.
+/// Record a native check-in: create the device or refresh everything it reports. A name it
+/// reports is its `reported_name`; the admin's name, notes and tags are never touched.
 pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<'_>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO devices (mac, name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
+        "INSERT INTO devices (mac, reported_name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
            token_hash, protocol, expect_protocol, source, created_at, last_seen) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12) \
-         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(?2, name), chip = ?3, project = ?4, \
+         ON CONFLICT (mac) DO UPDATE SET reported_name = COALESCE(?2, reported_name), chip = ?3, project = ?4, \
            version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
            token_hash = COALESCE(?11, token_hash), protocol = 'native', \
            expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12",
@@ -502,12 +661,12 @@ pub(crate) async fn write_heartbeats(
 }
 
 /// An mDNS service that named its MAC was resolved: create the device or refresh its mDNS facts
-/// (never what it reported at check-in), and mark it present.
+/// (never what it reported at check-in, never a name: the mDNS name is read from the stored
+/// announcement), and mark it present.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn mdns_seen(
     conn: &mut SqliteConnection,
     mac: &str,
-    name: Option<&str>,
     ip: Option<&str>,
     hostname: &str,
     service: &str,
@@ -517,17 +676,16 @@ pub(crate) async fn mdns_seen(
     now: &str,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO devices (mac, name, ip, source, created_at, hostname, mdns_service, \
+        "INSERT INTO devices (mac, ip, source, created_at, hostname, mdns_service, \
            mdns_instance, mdns_port, mdns_txt, mdns_seen, mdns_gone) \
-         VALUES (?1, ?2, ?3, 'mdns', ?4, ?5, ?6, ?7, ?8, ?9, ?4, NULL) \
-         ON CONFLICT (mac) DO UPDATE SET name = COALESCE(devices.name, excluded.name), \
+         VALUES (?1, ?2, 'mdns', ?3, ?4, ?5, ?6, ?7, ?8, ?3, NULL) \
+         ON CONFLICT (mac) DO UPDATE SET \
            ip = COALESCE(excluded.ip, devices.ip), hostname = excluded.hostname, \
            mdns_service = excluded.mdns_service, mdns_instance = excluded.mdns_instance, \
            mdns_port = excluded.mdns_port, mdns_txt = excluded.mdns_txt, \
            mdns_seen = excluded.mdns_seen, mdns_gone = NULL",
     )
     .bind(mac)
-    .bind(name)
     .bind(ip)
     .bind(now)
     .bind(hostname)
@@ -614,3 +772,6 @@ pub(crate) async fn covered_by(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

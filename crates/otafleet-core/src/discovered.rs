@@ -59,13 +59,9 @@ impl Discovery {
         })
     }
 
-    /// A name for people: ESPHome's `friendly_name`, else the instance name.
+    /// A name for people: ESPHome's `friendly_name`, else the instance name ([`mdns_name`]).
     pub fn display_name(&self) -> Option<String> {
-        let friendly = self
-            .txt
-            .get("friendly_name")
-            .filter(|s| !s.trim().is_empty());
-        validate::name(friendly.unwrap_or(&self.instance)).ok()
+        mdns_name(&self.instance, &self.txt)
     }
 
     pub fn key(&self) -> DiscoveryKey {
@@ -77,6 +73,16 @@ impl Discovery {
             },
         }
     }
+}
+
+/// The name a service announces for people: ESPHome's TXT `friendly_name`, else the instance
+/// name; `None` when that is not a usable name ([`validate::name`]). A device's mDNS name is read
+/// from its stored announcement with this each time, never stored as its name (migration 0015).
+pub fn mdns_name(instance: &str, txt: &BTreeMap<String, String>) -> Option<String> {
+    let friendly = txt.get("friendly_name").filter(|s| !s.trim().is_empty());
+    validate::name(friendly.map_or(instance, String::as_str))
+        .ok()
+        .filter(|n| !n.is_empty())
 }
 
 /// Whether a device is online, from its last check-in and its mDNS presence.

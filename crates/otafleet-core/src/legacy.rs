@@ -140,6 +140,8 @@ pub(crate) async fn assign(
             .device_create(NewDevice {
                 mac: mac.clone(),
                 name: a.name.clone(),
+                notes: None,
+                tags: None,
                 chip: fw.as_ref().map(|f| f.chip.clone()),
                 project: fw.as_ref().and_then(|f| f.project.clone()),
                 // Made through the legacy admin API: a legacy device, which nothing else may claim.
@@ -151,7 +153,10 @@ pub(crate) async fn assign(
             .device_patch(
                 &mac,
                 DevicePatch {
-                    name: a.name.clone(),
+                    // The legacy admin API's `device_id` is the admin's name for the device.
+                    name: a.name.clone().map(Some),
+                    notes: None,
+                    tags: None,
                     chip: fw.as_ref().map(|f| f.chip.clone()),
                     project: fw.as_ref().and_then(|f| f.project.clone()),
                     reset_token: false,

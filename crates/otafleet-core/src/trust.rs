@@ -209,6 +209,11 @@ mod tests {
         Device {
             mac: "24:0A:C4:00:00:01".into(),
             name: None,
+            name_source: None,
+            admin_name: None,
+            reported_name: None,
+            notes: None,
+            tags: Default::default(),
             chip: None,
             project: None,
             version: None,
@@ -234,6 +239,7 @@ mod tests {
             expect_protocol: expect.map(str::to_owned),
             online: false,
             enrolled: token,
+            auth: Default::default(),
             update: None,
             refused: None,
         }

@@ -122,6 +122,91 @@ pub fn name(input: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
+/// Longest notes the admin may keep on a device, in characters.
+pub const MAX_NOTES_CHARS: usize = 4000;
+/// Most tags one device may carry.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 32;
+
+/// The admin's free-form notes on a device: trimmed, at most [`MAX_NOTES_CHARS`] characters;
+/// line breaks and tabs are fine, other controls and invisible or text-direction characters are
+/// refused as in [`name`]. `None` for notes that are empty once trimmed (clearing them).
+pub fn notes(input: &str) -> Result<Option<String>> {
+    let s = input.trim();
+    let n = s.chars().count();
+    if n > MAX_NOTES_CHARS {
+        return Err(CoreError::invalid(
+            "invalid_notes",
+            format!(
+                "the notes are {n} characters long; keep them to {MAX_NOTES_CHARS} (link to a longer document instead)"
+            ),
+        ));
+    }
+    let hidden = s
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !matches!(c, '\n' | '\r' | '\t') && is_hidden(*c));
+    if let Some((at, c)) = hidden {
+        return Err(CoreError::invalid(
+            "invalid_notes",
+            format!(
+                "the notes contain {} at character {}; remove it: notes may hold line breaks and tabs, but no other control, invisible or text-direction characters",
+                describe_char(c),
+                at + 1
+            ),
+        ));
+    }
+    Ok((!s.is_empty()).then(|| s.to_string()))
+}
+
+/// The admin's tags on a device: at most [`MAX_TAGS`], each trimmed, 1 to [`MAX_TAG_CHARS`]
+/// characters, no comma (lists of tags are written comma-separated) and no control, invisible
+/// or text-direction character. A tag repeated (ignoring case) is kept once, where it first
+/// appears; anything else wrong refuses the whole list, naming the tag.
+pub fn tags(input: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, raw) in input.iter().enumerate() {
+        let t = raw.trim();
+        let which = format!("tag {} ('{}')", i + 1, printable(t, 40));
+        let problem = if t.is_empty() {
+            Some("is empty; remove it".to_string())
+        } else if t.chars().count() > MAX_TAG_CHARS {
+            Some(format!(
+                "is longer than {MAX_TAG_CHARS} characters; keep tags short (bench-2, rack 4, owner: ana) and put longer text in the notes"
+            ))
+        } else if t.contains(',') {
+            Some("contains a comma; give each tag as its own list item".to_string())
+        } else {
+            hidden_char(t).map(|(at, c)| {
+                format!(
+                    "contains {} at character {at}; remove it: tags may not hold invisible or text-direction characters",
+                    describe_char(c)
+                )
+            })
+        };
+        if let Some(problem) = problem {
+            return Err(CoreError::invalid(
+                "invalid_tags",
+                format!("{which} {problem}"),
+            ));
+        }
+        if !out.iter().any(|o| o.to_lowercase() == t.to_lowercase()) {
+            out.push(t.to_string());
+        }
+    }
+    if out.len() > MAX_TAGS {
+        return Err(CoreError::invalid(
+            "invalid_tags",
+            format!(
+                "{} tags given; a device carries at most {MAX_TAGS}: merge some, or put the rest in the notes",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
 /// The first character (1-based position) that shows nothing or changes how the text around it
 /// is shown: controls (Cc), format characters (Cf: the bidi overrides, embeddings and isolates
 /// U+202A–U+202E and U+2066–U+2069, the marks U+200E/U+200F/U+061C, zero-width space, joiners
@@ -456,6 +541,40 @@ mod tests {
             split_filename("firmware.bin"),
             (Some("firmware".into()), None)
         );
+    }
+
+    #[test]
+    fn notes_and_tags() {
+        assert_eq!(
+            notes("  on bench 2\n\tUSB hub port 3 ").unwrap().as_deref(),
+            Some("on bench 2\n\tUSB hub port 3")
+        );
+        assert_eq!(notes("   ").unwrap(), None, "blank notes clear them");
+        assert!(notes(&"x".repeat(MAX_NOTES_CHARS + 1)).is_err());
+        assert!(notes("a\u{202E}b")
+            .unwrap_err()
+            .to_string()
+            .contains("U+202E"));
+        assert!(notes("bell\u{7}").is_err());
+        let t = |v: &[&str]| tags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            t(&[" bench-2 ", "Rack 4", "bench-2", "BENCH-2"]).unwrap(),
+            ["bench-2", "Rack 4"]
+        );
+        assert_eq!(t(&[]).unwrap(), Vec::<String>::new());
+        for (bad, why) in [
+            (vec![" "], "empty"),
+            (vec!["a,b"], "comma"),
+            (vec!["x\u{200B}y"], "U+200B"),
+            (vec!["a-very-long-tag-that-goes-on-and-on"], "32 characters"),
+        ] {
+            let e = t(&bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_tags");
+            assert!(e.to_string().contains(why), "{e}");
+            assert!(e.to_string().contains("tag 1"), "{e}");
+        }
+        let many: Vec<String> = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect();
+        assert!(tags(&many).unwrap_err().to_string().contains("at most 16"));
     }
 
     #[test]

@@ -76,7 +76,6 @@ impl Fleet {
                     crate::devices::mdns_seen(
                         &mut tx,
                         mac,
-                        d.display_name().as_deref(),
                         d.ip.as_deref(),
                         &d.hostname,
                         &d.service,

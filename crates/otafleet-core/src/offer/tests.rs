@@ -43,6 +43,11 @@ fn device(protocol: Option<&str>) -> Device {
     Device {
         mac: "24:0A:C4:00:00:01".into(),
         name: None,
+        name_source: None,
+        admin_name: None,
+        reported_name: None,
+        notes: None,
+        tags: Default::default(),
         chip: Some(chip.into()),
         project: Some("climate".into()),
         version: Some("1.0.0".into()),
@@ -68,6 +73,7 @@ fn device(protocol: Option<&str>) -> Device {
         expect_protocol: None,
         online: false,
         enrolled: false,
+        auth: Default::default(),
         update: None,
         refused: None,
     }

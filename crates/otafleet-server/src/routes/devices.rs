@@ -1,5 +1,6 @@
 //! `/api/v1/devices`: the fleet, for the admin. Devices appear by themselves when they check in;
-//! the admin can also add one ahead of time, rename it, reset its enrolment or remove it.
+//! the admin can also add one ahead of time, name it, keep notes and tags on it, reset its
+//! enrolment or remove it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -59,7 +60,11 @@ async fn get_one(
     Ok(AxumJson(s.fleet.device(&mac).await?))
 }
 
-/// Rename, set chip/project, or reset enrolment.
+/// Change what the admin says about a device: its name (`null` or `""` clears the admin's name,
+/// so the device's reported name, else its mDNS name, shows again), notes, tags, chip, project,
+/// expected protocol, or reset its enrolment. Absent fields stay as they are. Admin only; no
+/// check-in or mDNS announcement ever changes the name, notes or tags set here. 422 with the
+/// field and what is accepted when a value is invalid; nothing is changed then.
 #[utoipa::path(patch, operation_id = "patch_device", path = "/api/v1/devices/{mac}", tag = "devices", request_body = DevicePatch,
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),

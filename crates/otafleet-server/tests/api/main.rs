@@ -4,6 +4,7 @@
 mod common;
 mod connections;
 mod deployments;
+mod device_names;
 mod device_protocol;
 mod download;
 mod download_ranges;
