@@ -124,6 +124,7 @@ mod tests {
                 progress: 100,
                 bytes_sent: 0,
                 error: error.map(Into::into),
+                failure: None,
                 retry: false,
                 created_at: String::new(),
                 updated_at: String::new(),

@@ -506,7 +506,11 @@ async fn record_progress(
         ),
         s => (s, req.progress, None),
     };
-    let updated = updates::set_state(&mut tx, update.id, state, progress, error.as_deref()).await?;
+    let why = match &error {
+        Some(e) => updates::Why::failed(updates::UpdateFailure::DeviceReported, e),
+        None => updates::Why::NONE,
+    };
+    let updated = updates::set_state(&mut tx, update.id, state, progress, why).await?;
     let deployments =
         crate::deployments::after_change(&mut tx, std::slice::from_ref(&updated), None).await?;
     let last_seen = crate::time::now();

@@ -22,7 +22,7 @@ use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::firmware::Firmware;
 use crate::offer::{self, Rule, Verdict, VerdictKind};
-use crate::updates::{self, Update, UpdateState};
+use crate::updates::{self, Update, UpdateFailure, UpdateState};
 use crate::validate;
 
 /// Where a deployment stands.
@@ -499,6 +499,7 @@ async fn insert(
                 *o,
                 DeploymentStatus::Stopped,
                 &format!("superseded by deployment {id}"),
+                UpdateFailure::Superseded,
             )
             .await?,
         );
@@ -506,12 +507,14 @@ async fn insert(
     Ok((id, older, closed))
 }
 
-/// End a deployment as `status`; stopping closes its attempts that had not started.
+/// End a deployment as `status`; stopping closes its attempts that had not started, as
+/// `cancelled` with `why` (stopped by the admin, or superseded) and `reason` in their text.
 async fn end(
     conn: &mut SqliteConnection,
     id: i64,
     status: DeploymentStatus,
     reason: &str,
+    why: UpdateFailure,
 ) -> Result<Vec<Update>> {
     sqlx::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
         .bind(status)
@@ -529,6 +532,8 @@ async fn end(
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
+    // "deployment 4 was stopped by the admin before …", "… was superseded by deployment 7 …".
+    let text = format!("deployment {id} was {reason} before this attempt started");
     let mut closed = Vec::with_capacity(open.len());
     for u in open {
         closed.push(
@@ -537,7 +542,7 @@ async fn end(
                 u,
                 UpdateState::Cancelled,
                 0,
-                Some(&format!("deployment {id} was stopped before it started")),
+                updates::Why::failed(why, &text),
             )
             .await?,
         );
@@ -639,6 +644,7 @@ pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Up
         id,
         DeploymentStatus::Stopped,
         "stopped by the admin",
+        UpdateFailure::Stopped,
     )
     .await?;
     tx.commit().await?;

@@ -25,7 +25,7 @@ use crate::error::{CoreError, Result};
 use crate::events::Event;
 use crate::firmware::{self, Firmware};
 use crate::hot::{Entry, Heartbeat, Remembered};
-use crate::updates::{self, Decision, Update, UpdateState};
+use crate::updates::{self, Decision, Update, UpdateFailure, UpdateState, Why};
 use crate::{trust, validate, Fleet};
 
 /// What the device asks for.
@@ -257,7 +257,7 @@ async fn recorded(
         if let Some(open) = updates::open_for(&mut tx, mac).await? {
             if open.state == UpdateState::Installing {
                 changed.push(
-                    updates::set_state(&mut tx, open.id, UpdateState::Done, 100, None).await?,
+                    updates::set_state(&mut tx, open.id, UpdateState::Done, 100, Why::NONE).await?,
                 );
                 devices::set_running(&mut tx, mac, &open.sha256, open.version.as_deref()).await?;
                 device = devices::load(&mut tx, mac).await?;
@@ -471,7 +471,7 @@ pub(crate) async fn download_started(fleet: &Fleet, update_id: i64, start: u64) 
         update_id,
         UpdateState::Downloading,
         progress,
-        None,
+        Why::NONE,
     )
     .await?;
     drop(_writer);
@@ -523,13 +523,23 @@ pub(crate) async fn download_ended(
                 update_id,
                 UpdateState::Interrupted,
                 u.progress,
-                Some("the connection closed before the whole image was sent"),
+                Why::failed(
+                    UpdateFailure::DownloadCut,
+                    "the connection closed before the whole image was sent",
+                ),
             )
             .await?
         } else if reached_end {
             // The image's last byte went out whole. Earlier ranges may still be counting in
             // their own tasks; their bytes land after this and bring the count to the size.
-            updates::set_state(&mut conn, update_id, UpdateState::Installing, 100, None).await?
+            updates::set_state(
+                &mut conn,
+                update_id,
+                UpdateState::Installing,
+                100,
+                Why::NONE,
+            )
+            .await?
         } else {
             return Ok(());
         }

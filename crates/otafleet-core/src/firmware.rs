@@ -16,7 +16,7 @@ use tokio::io::AsyncRead;
 
 use crate::blobs::BlobStore;
 use crate::error::{CoreError, Result};
-use crate::updates::{self, Update, UpdateState};
+use crate::updates::{self, Update, UpdateFailure, UpdateState, Why};
 use crate::validate;
 
 /// One image in the library.
@@ -320,7 +320,10 @@ pub(crate) async fn delete(
                 update,
                 UpdateState::Cancelled,
                 0,
-                Some("the image was deleted from the library"),
+                Why::failed(
+                    UpdateFailure::ImageDeleted,
+                    "the image was deleted from the library",
+                ),
             )
             .await?,
         );

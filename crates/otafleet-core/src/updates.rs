@@ -9,6 +9,10 @@
 //! installing` (bytes counted by the server) or `interrupted`; `cancelled` closes an attempt
 //! whose deployment was stopped or replaced before it started. `done` is set only by
 //! [`reconcile`], when the device checks in running the new image.
+//!
+//! Every attempt that becomes `failed` or `cancelled` (and a stock client's `interrupted` pass)
+//! carries an [`UpdateFailure`] next to its human `error` text, written by the same call that
+//! sets the state ([`set_state`]), so nobody reads the kind out of the text.
 
 use std::collections::HashMap;
 
@@ -115,6 +119,48 @@ impl PartialEq<&str> for UpdateState {
     }
 }
 
+/// Why an attempt failed, was cancelled, or (a stock client's) download was cut: a stable kind
+/// for clients to branch on (the UI maps each to a hint), next to the human `error` text.
+/// Stored by name (`updates.failure`, migration 0016).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub enum UpdateFailure {
+    /// `failed`: the device reported the failure itself (native progress `failed`); `error`
+    /// holds its words.
+    DeviceReported,
+    /// `failed`: a native device reported `rebooting` (or `done`) and then checked in still
+    /// running the previous image: the new image did not boot, or the bootloader rolled back.
+    RolledBack,
+    /// `failed`: a stock client received the whole image but asked again still running the
+    /// previous one: its updater refused the image (MD5 check, flash write) or it did not boot.
+    NotInstalled,
+    /// `interrupted`: a stock client's download was cut before the whole image was sent; it
+    /// starts over at its next check (cleared when it does).
+    DownloadCut,
+    /// `cancelled`: another deployment's image replaced it before it finished (a newer
+    /// deployment superseded its deployment, or now targets the device).
+    Superseded,
+    /// `cancelled`: the admin stopped its deployment before the device started.
+    Stopped,
+    /// `cancelled`: its image was deleted from the library.
+    ImageDeleted,
+}
+
+impl UpdateFailure {
+    pub const ALL: [UpdateFailure; 7] = [
+        UpdateFailure::DeviceReported,
+        UpdateFailure::RolledBack,
+        UpdateFailure::NotInstalled,
+        UpdateFailure::DownloadCut,
+        UpdateFailure::Superseded,
+        UpdateFailure::Stopped,
+        UpdateFailure::ImageDeleted,
+    ];
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Update {
     pub id: i64,
@@ -132,7 +178,12 @@ pub struct Update {
     pub progress: i64,
     /// Bytes the server has sent for this update (all clients).
     pub bytes_sent: i64,
+    /// What went wrong, for a person (the device's own words when it reported the failure).
     pub error: Option<String>,
+    /// Why it failed, was cancelled or (a stock client's pass) was cut, as a stable kind; null
+    /// while it is under way or once it is done.
+    #[sqlx(default)]
+    pub failure: Option<UpdateFailure>,
     /// Started by an admin's Retry: the attempt limit counts failures from this attempt on.
     #[sqlx(default)]
     pub retry: bool,
@@ -202,23 +253,58 @@ pub(crate) async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<O
     .await?)
 }
 
-/// Move an update to a new state. Finishing states stamp `finished_at`.
+/// Why an attempt is moved to a state: its kind and text, for `failed`, `cancelled` and
+/// `interrupted`; nothing for the others.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Why<'a> {
+    pub failure: Option<UpdateFailure>,
+    pub error: Option<&'a str>,
+}
+
+impl Why<'static> {
+    /// No failure (a state on the way, or `done`): clears the kind and the text.
+    pub const NONE: Self = Why {
+        failure: None,
+        error: None,
+    };
+}
+
+impl<'a> Why<'a> {
+    pub fn failed(failure: UpdateFailure, error: &'a str) -> Self {
+        Why {
+            failure: Some(failure),
+            error: Some(error),
+        }
+    }
+}
+
+/// Move an update to a new state, with its failure kind and text (both cleared by
+/// [`Why::NONE`]). Finishing states stamp `finished_at`.
 pub(crate) async fn set_state(
     conn: &mut SqliteConnection,
     id: i64,
     state: UpdateState,
     progress: i64,
-    error: Option<&str>,
+    why: Why<'_>,
 ) -> Result<Update> {
+    debug_assert!(
+        why.failure.is_some()
+            == matches!(
+                state,
+                UpdateState::Failed | UpdateState::Cancelled | UpdateState::Interrupted
+            ),
+        "a failed, cancelled or interrupted attempt carries its kind, and only those do"
+    );
     let now = crate::time::now();
     let finished = state.is_finished().then_some(now.clone());
     sqlx::query(
-        "UPDATE updates SET state = ?, progress = ?, error = ?, updated_at = ?, \
+        "UPDATE updates SET state = ?, progress = ?, error = ?, failure = ?, updated_at = ?, \
          finished_at = COALESCE(?, finished_at) WHERE id = ?",
     )
     .bind(state)
     .bind(progress.clamp(0, 100))
-    .bind(error)
+    .bind(why.error)
+    .bind(why.failure)
     .bind(&now)
     .bind(finished)
     .bind(id)
@@ -382,10 +468,13 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, device: &Device) -> Resu
                     open.id,
                     UpdateState::Cancelled,
                     open.progress,
-                    Some(&format!(
-                        "replaced by deployment {} before it finished",
-                        rule.deployment_id
-                    )),
+                    Why::failed(
+                        UpdateFailure::Superseded,
+                        &format!(
+                            "replaced by deployment {} before it finished",
+                            rule.deployment_id
+                        ),
+                    ),
                 )
                 .await?;
                 decided.closed.push(closed);
@@ -469,26 +558,31 @@ pub(crate) async fn reconcile(
         return Ok(None);
     }
     if runs_update_image(conn, device, &latest).await? {
-        let done = set_state(conn, latest.id, UpdateState::Done, 100, None).await?;
+        let done = set_state(conn, latest.id, UpdateState::Done, 100, Why::NONE).await?;
         crate::devices::follow_image_project(conn, &device.mac, &done.sha256).await?;
         return Ok(Some(done));
     }
-    if open
-        && matches!(
-            latest.state,
-            UpdateState::Rebooting | UpdateState::Installing
-        )
-    {
+    // A native device said it was rebooting into the image; a stock client received all of it.
+    let failure = match latest.state {
+        _ if !open => None,
+        UpdateState::Rebooting => Some(UpdateFailure::RolledBack),
+        UpdateState::Installing => Some(UpdateFailure::NotInstalled),
+        _ => None,
+    };
+    if let Some(failure) = failure {
         return Ok(Some(
             set_state(
                 conn,
                 latest.id,
                 UpdateState::Failed,
                 latest.progress,
-                Some("device still runs the previous image"),
+                Why::failed(failure, "device still runs the previous image"),
             )
             .await?,
         ));
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests;

@@ -93,6 +93,7 @@ fn attempt(id: i64, deployment: i64, state: UpdateState, retry: bool) -> Update 
         progress: 40,
         bytes_sent: 0,
         error: None,
+        failure: None,
         retry,
         created_at: String::new(),
         updated_at: String::new(),

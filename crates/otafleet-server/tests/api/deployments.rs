@@ -184,6 +184,7 @@ async fn a_deployment_completes_and_stopping_one_cancels_only_its_unstarted_atte
         .find(|u| u["id"] == id)
         .unwrap();
     assert_eq!(attempt["state"], "cancelled", "{attempt}");
+    assert_eq!(attempt["failure"], "stopped", "{attempt}");
     let dev = app.get_json(&format!("/api/v1/devices/{MAC2}")).await;
     assert_eq!(
         dev["update"]["state"], "cancelled",
@@ -236,6 +237,7 @@ async fn a_newer_deployment_of_the_same_project_supersedes_the_older() {
         .find(|u| u["id"] == offered["id"])
         .unwrap();
     assert_eq!(replaced["state"], "cancelled");
+    assert_eq!(replaced["failure"], "superseded", "{replaced}");
     app.stop().await;
 }
 

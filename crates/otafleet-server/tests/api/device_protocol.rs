@@ -217,6 +217,10 @@ async fn device_that_returns_on_the_old_image_is_failed_and_retried_three_times_
         device["update"]["error"],
         "device still runs the previous image"
     );
+    assert_eq!(
+        device["update"]["failure"], "rolled_back",
+        "a native device back on its old image after rebooting: {device}"
+    );
     app.stop().await;
 }
 
@@ -234,6 +238,10 @@ async fn device_reported_failure_is_recorded_with_its_reason() {
     let device = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
     assert_eq!(device["update"]["state"], "failed");
     assert_eq!(device["update"]["error"], "sha256 mismatch");
+    assert_eq!(
+        device["update"]["failure"], "device_reported",
+        "the kind is the device's report, never read from its words"
+    );
     // A finished update takes no more progress.
     let r = app
         .progress(
@@ -297,6 +305,7 @@ async fn late_progress_report_cannot_move_an_update_back_from_rebooting() {
         first_attempt["error"],
         "device still runs the previous image"
     );
+    assert_eq!(first_attempt["failure"], "rolled_back", "{first_attempt}");
     // Anything but a repeat of the final state is refused for a finished update.
     let r = report("rebooting", 100).await;
     assert_eq!(r.status(), 409);

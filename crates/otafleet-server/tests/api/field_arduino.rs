@@ -160,6 +160,10 @@ async fn esp32_back_on_old_image_after_full_download_is_failed() {
         "device still runs the previous image"
     );
     assert_eq!(
+        failed["update"]["failure"], "not_installed",
+        "a stock client that got the whole image but still runs the old one: {failed}"
+    );
+    assert_eq!(
         r.status, 200,
         "a failed attempt is retried (up to the attempt limit)"
     );

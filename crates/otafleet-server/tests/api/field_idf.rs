@@ -168,6 +168,7 @@ async fn idf_download_cut_halfway_resumes_with_range() {
         .wait_for(|n, v| n == "update" && v["update"]["state"] == "interrupted")
         .await;
     assert!(cut["update"]["progress"].as_i64().unwrap() < 100, "{cut}");
+    assert_eq!(cut["update"]["failure"], "download_cut", "{cut}");
 
     let r = app
         .http

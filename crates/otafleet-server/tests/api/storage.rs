@@ -88,4 +88,5 @@ async fn deleting_an_image_ends_the_attempts_still_open_for_it() {
         attempt["error"].as_str().unwrap_or("").contains("deleted"),
         "{attempt}"
     );
+    assert_eq!(attempt["failure"], "image_deleted", "{attempt}");
 }
