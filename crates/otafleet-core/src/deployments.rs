@@ -711,6 +711,47 @@ pub(crate) async fn refresh(conn: &mut SqliteConnection, id: i64) -> Result<Opti
     Ok((d.status != before).then_some(d))
 }
 
+/// The live (not stopped) project-wide deployment of image `firmware_id` that covers `project`,
+/// if any: changing the image's project away from `project` would change what it covers.
+pub(crate) async fn following_image_project(
+    conn: &mut SqliteConnection,
+    firmware_id: i64,
+    project: &str,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM deployments WHERE firmware_id = ? AND status != 'stopped' AND project = ? \
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(firmware_id)
+    .bind(project)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// After the admin corrected image `firmware_id`'s identity: move the live deployments whose
+/// verdicts may have changed between `active` and `completed` — those of the image (its version
+/// orders it against what devices run), and those of `projects` (the projects devices running
+/// it left and joined). Returns the deployments whose status changed.
+pub(crate) async fn after_identity_change(
+    conn: &mut SqliteConnection,
+    firmware_id: i64,
+    projects: &[String],
+) -> Result<Vec<Deployment>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM deployments WHERE status != 'stopped' \
+         AND (firmware_id = ?1 OR project IN (SELECT value FROM json_each(?2))) ORDER BY id",
+    )
+    .bind(firmware_id)
+    .bind(sqlx::types::Json(projects))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(refresh(conn, id).await?);
+    }
+    Ok(out)
+}
+
 /// A new attempt for every device of deployment `id` that reached the attempt limit (or only
 /// `mac`): the limit counts afresh from it. Returns the attempts opened.
 pub(crate) async fn retry(

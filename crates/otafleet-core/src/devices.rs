@@ -602,6 +602,32 @@ pub(crate) async fn follow_image_project(
     Ok(())
 }
 
+/// The admin corrected the project and/or version of an image: devices of stock updaters that
+/// run it (by any of its hashes: whole-file SHA-256, appended SHA-256, MD5) take them, since
+/// their project and version are the image's. Native devices report their own and keep them.
+/// Returns the MACs of the devices changed.
+pub(crate) async fn follow_image_identity(
+    conn: &mut SqliteConnection,
+    image: &crate::firmware::Firmware,
+    project: Option<&str>,
+    version: Option<&str>,
+) -> Result<Vec<String>> {
+    if project.is_none() && version.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE devices SET project = COALESCE(?4, project), version = COALESCE(?5, version) \
+         WHERE protocol IS NOT 'native' AND sha256 IN (?1, ?2, ?3) RETURNING mac",
+    )
+    .bind(&image.sha256)
+    .bind(&image.appended_sha256)
+    .bind(&image.md5)
+    .bind(project)
+    .bind(version)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// A sign of life that changes nothing else (a progress report).
 pub(crate) async fn touch(conn: &mut SqliteConnection, mac: &str, now: &str) -> Result<()> {
     sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")

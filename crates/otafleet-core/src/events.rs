@@ -31,7 +31,8 @@ pub enum Event {
     MdnsHost {
         host: Box<crate::discovered::DiscoveredHost>,
     },
-    /// An image was added to the library.
+    /// An image was added to the library, or the admin corrected its project, version or file
+    /// name (the whole record, as `GET /api/v1/firmware/{id}` gives it).
     Firmware { firmware: Box<Firmware> },
     /// An image was deleted from the library.
     FirmwareRemoved { id: i64 },

@@ -9,8 +9,11 @@
 //! Arduino builds carry the core's descriptor (`arduino-lib-builder`), not the sketch's, so project
 //! and version come, in order, from explicit overrides, from the file name (`blink_v1.2.3.bin`) and
 //! from the descriptor; each value records where it came from (`project_source`, `version_source`).
+//! A generic build-output name (`firmware.bin`, `app.bin`: [`validate::is_generic_name`]) gives
+//! no project, so the UI asks instead of showing a guess. The admin corrects an image's project,
+//! version or file name afterwards with [`patch`] (source `admin`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use tokio::io::AsyncRead;
 
@@ -18,6 +21,26 @@ use crate::blobs::BlobStore;
 use crate::error::{CoreError, Result};
 use crate::updates::{self, Update, UpdateFailure, UpdateState, Why};
 use crate::validate;
+
+/// Where an image's project or version came from. Stored by name (`project_source`,
+/// `version_source`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// Given with the upload (`project` / `version` fields or query parameters).
+    Override,
+    /// Read from the image's ESP-IDF app descriptor.
+    AppDesc,
+    /// Read from the file name (`blink_v1.2.3.bin`); never from a generic one (`firmware.bin`).
+    Filename,
+    /// Set or corrected by the admin (`PATCH /api/v1/firmware/{id}`).
+    Admin,
+    /// Nothing said it: the value is null (the UI asks for it).
+    None,
+}
 
 /// One image in the library.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -33,11 +56,11 @@ pub struct Firmware {
     /// `esp32_app` or `esp8266`.
     pub format: String,
     pub project: Option<String>,
-    /// Where `project` came from: `override`, `app_desc`, `filename` or `none`.
-    pub project_source: String,
+    /// Where `project` came from.
+    pub project_source: IdentitySource,
     pub version: Option<String>,
-    /// Where `version` came from: `override`, `app_desc`, `filename` or `none`.
-    pub version_source: String,
+    /// Where `version` came from.
+    pub version_source: IdentitySource,
     pub idf_version: Option<String>,
     pub build_date: Option<String>,
     pub build_time: Option<String>,
@@ -219,14 +242,14 @@ pub(crate) async fn store(
         .filter(|_| !arduino)
         .and_then(|d| validate::version(&d.version).ok());
     let (project, project_source) = pick([
-        (project_override, "override"),
-        (desc_project, "app_desc"),
-        (name_project, "filename"),
+        (project_override, IdentitySource::Override),
+        (desc_project, IdentitySource::AppDesc),
+        (name_project, IdentitySource::Filename),
     ]);
     let (version, version_source) = pick([
-        (version_override, "override"),
-        (desc_version, "app_desc"),
-        (name_version, "filename"),
+        (version_override, IdentitySource::Override),
+        (desc_version, IdentitySource::AppDesc),
+        (name_version, IdentitySource::Filename),
     ]);
     let format = serde_json::to_value(info.format)
         .ok()
@@ -276,12 +299,86 @@ pub(crate) async fn store(
 }
 
 fn pick<const N: usize>(
-    candidates: [(Option<String>, &'static str); N],
-) -> (Option<String>, &'static str) {
+    candidates: [(Option<String>, IdentitySource); N],
+) -> (Option<String>, IdentitySource) {
     candidates
         .into_iter()
         .find_map(|(v, src)| v.map(|v| (Some(v), src)))
-        .unwrap_or((None, "none"))
+        .unwrap_or((None, IdentitySource::None))
+}
+
+/// The admin's correction of an image's identity (`PATCH /api/v1/firmware/{id}`): each field
+/// given is set, with its source `admin`; an absent (or null) field stays as it is.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwarePatch {
+    /// The project: 1 to 64 letters, digits, `.`, `_` or `-`. Devices of stock updaters that
+    /// run this image take it too (their project comes from the image they run), which changes
+    /// which project-wide deployments cover them. Refused (409) while a project-wide deployment
+    /// of this image covers the image's current project: stop it first.
+    pub project: Option<String>,
+    /// The version: 1 to 31 printable characters without spaces (`1.4.2`, `v2.0.0-rc1`).
+    /// Devices of stock updaters that run this image, and every attempt at it, take it too.
+    pub version: Option<String>,
+    /// The file name shown and used in the legacy `/firmware/<name>` URLs: one plain file name,
+    /// no folders.
+    pub filename: Option<String>,
+}
+
+/// A [`FirmwarePatch`], validated.
+pub(crate) struct CleanPatch {
+    pub project: Option<String>,
+    pub version: Option<String>,
+    pub filename: Option<String>,
+}
+
+impl FirmwarePatch {
+    /// Validate every field before anything is written.
+    pub(crate) fn clean(&self) -> Result<CleanPatch> {
+        Ok(CleanPatch {
+            project: self.project.as_deref().map(validate::project).transpose()?,
+            version: self.version.as_deref().map(validate::version).transpose()?,
+            filename: self
+                .filename
+                .as_deref()
+                .map(validate::filename)
+                .transpose()?,
+        })
+    }
+}
+
+/// Image `id` (without its running count), in the caller's transaction.
+pub(crate) async fn load(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<Firmware> {
+    sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| CoreError::not_found(format!("firmware {id}")))
+}
+
+/// Set the fields of `p` on image `id` (sources `admin`), in the caller's transaction.
+pub(crate) async fn set_identity(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    p: &CleanPatch,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE firmware SET \
+           project = COALESCE(?1, project), \
+           project_source = CASE WHEN ?1 IS NULL THEN project_source ELSE ?4 END, \
+           version = COALESCE(?2, version), \
+           version_source = CASE WHEN ?2 IS NULL THEN version_source ELSE ?4 END, \
+           filename = COALESCE(?3, filename) \
+         WHERE id = ?5",
+    )
+    .bind(&p.project)
+    .bind(&p.version)
+    .bind(&p.filename)
+    .bind(IdentitySource::Admin)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Delete an image, refused while an active deployment uses it. Attempts still open for it end

@@ -16,7 +16,7 @@ use crate::devices::{self, Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
 use crate::events::{Event, EventBus};
 use crate::field::{self, Asker, FieldAnswer, FieldCheck};
-use crate::firmware::{self, Firmware, ImportOutcome, ImportRequest, ImportSource};
+use crate::firmware::{self, Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
 use crate::legacy::{self, Assignment};
 use crate::settings::Settings;
@@ -236,6 +236,71 @@ impl Fleet {
 
     pub async fn firmware(&self, id: i64) -> Result<Firmware> {
         firmware::get(self.db(), id).await
+    }
+
+    /// The admin corrects an image's project, version or file name ([`FirmwarePatch`]; sources
+    /// become `admin`). One transaction, committed before it returns: devices of stock updaters
+    /// running the image take its project and version, every attempt at it its version, and the
+    /// deployments whose verdicts that changes are settled again. Refused with nothing changed
+    /// when a field is invalid (422) or when a project-wide deployment of this image covers its
+    /// current project (409: stop it first, or the correction would change what it covers).
+    /// Publishes the image, and the devices and deployments that changed.
+    pub async fn firmware_patch(&self, id: i64, patch: FirmwarePatch) -> Result<Firmware> {
+        let clean = patch.clean()?;
+        let (macs, deployments) = {
+            let _w = self.write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            let before = firmware::load(&mut tx, id).await?;
+            let project = clean
+                .project
+                .as_deref()
+                .filter(|p| Some(*p) != before.project.as_deref());
+            let version = clean
+                .version
+                .as_deref()
+                .filter(|v| Some(*v) != before.version.as_deref());
+            if let (Some(new), Some(old)) = (project, before.project.as_deref()) {
+                if let Some(dep) = deployments::following_image_project(&mut tx, id, old).await? {
+                    return Err(CoreError::conflict(format!(
+                        "firmware {id} ({}) is deployed to every device of project {old} by deployment {dep}; \
+                         making it project {new} would change which devices that deployment covers. \
+                         Stop deployment {dep} first, then change the project and deploy the image again",
+                        before.filename
+                    )));
+                }
+            }
+            firmware::set_identity(&mut tx, id, &clean).await?;
+            let mut macs =
+                devices::follow_image_identity(&mut tx, &before, project, version).await?;
+            if let Some(v) = version {
+                macs.extend(updates::set_image_version(&mut tx, id, v).await?);
+            }
+            let projects: Vec<String> = match project {
+                Some(new) => before
+                    .project
+                    .iter()
+                    .cloned()
+                    .chain([new.to_string()])
+                    .collect(),
+                None => Vec::new(),
+            };
+            let changed = deployments::after_identity_change(&mut tx, id, &projects).await?;
+            tx.commit().await?;
+            macs.sort();
+            macs.dedup();
+            (macs, changed)
+        };
+        let fw = firmware::get(self.db(), id).await?;
+        tracing::info!(id, project = ?fw.project, version = ?fw.version, filename = %fw.filename,
+            devices = macs.len(), "firmware identity corrected by the admin");
+        self.events().publish(Event::Firmware {
+            firmware: Box::new(fw.clone()),
+        });
+        for mac in macs {
+            self.publish_device(&mac).await;
+        }
+        self.publish_deployments(deployments).await;
+        Ok(fw)
     }
 
     pub async fn firmware_delete(&self, id: i64) -> Result<Firmware> {

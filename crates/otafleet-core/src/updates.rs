@@ -313,6 +313,25 @@ pub(crate) async fn set_state(
     get(conn, id).await
 }
 
+/// The admin corrected the version of image `firmware_id`: every attempt at it takes it (an
+/// attempt's `version` is its image's). Returns the devices whose attempts changed, once each.
+pub(crate) async fn set_image_version(
+    conn: &mut SqliteConnection,
+    firmware_id: i64,
+    version: &str,
+) -> Result<Vec<String>> {
+    let mut macs: Vec<String> = sqlx::query_scalar(
+        "UPDATE updates SET version = ?1 WHERE firmware_id = ?2 AND version IS NOT ?1 RETURNING mac",
+    )
+    .bind(version)
+    .bind(firmware_id)
+    .fetch_all(conn)
+    .await?;
+    macs.sort();
+    macs.dedup();
+    Ok(macs)
+}
+
 /// Count bytes a server response delivered for an update (clients that report nothing).
 pub(crate) async fn add_bytes(
     conn: &mut SqliteConnection,

@@ -303,8 +303,72 @@ pub fn printable(s: &str, max: usize) -> String {
     }
 }
 
+/// Words that build tools give every output file whatever it holds (PlatformIO and ESPHome
+/// `firmware.bin`, `firmware.ota.bin`, `firmware.factory.bin`; `app.bin`, `image.bin`, `ota.bin`,
+/// `update.bin`, `sketch.bin`, Arduino's `sketch.ino.bin`, ...): a file name made only of these
+/// (split at `.`, `_`, `-`) names no project. Chip and board family names count too
+/// (`esp32.bin`), as they name the target, not the firmware. docs/input.md lists them.
+pub const GENERIC_NAME_WORDS: &[&str] = &[
+    "firmware",
+    "fw",
+    "app",
+    "application",
+    "image",
+    "img",
+    "ota",
+    "update",
+    "upgrade",
+    "sketch",
+    "ino",
+    "main",
+    "program",
+    "build",
+    "output",
+    "out",
+    "bin",
+    "binary",
+    "flash",
+    "factory",
+    "merged",
+    "release",
+    "debug",
+    "default",
+    "new",
+    "latest",
+    "test",
+    "esp",
+    "esp32",
+    "esp32s2",
+    "esp32s3",
+    "esp32c2",
+    "esp32c3",
+    "esp32c5",
+    "esp32c6",
+    "esp32c61",
+    "esp32h2",
+    "esp32p4",
+    "esp8266",
+    "esp32dev",
+    "nodemcu",
+    "d1",
+    "mini",
+];
+
+/// Whether `stem` (a file name without `.bin` and version) is only generic build-output words
+/// ([`GENERIC_NAME_WORDS`]), so it says nothing about which firmware it is.
+pub fn is_generic_name(stem: &str) -> bool {
+    let mut words = stem
+        .split(['.', '_', '-'])
+        .filter(|w| !w.is_empty())
+        .peekable();
+    words.peek().is_some()
+        && words.all(|w| GENERIC_NAME_WORDS.iter().any(|g| g.eq_ignore_ascii_case(w)))
+}
+
 /// Split `blink_v1.2.3.bin` or `blink-1.2.3.bin` into (`blink`, `1.2.3`). Returns the stem as the
-/// project and no version when the name carries none.
+/// project and no version when the name carries none. A generic build-output name
+/// ([`is_generic_name`]: `firmware.bin`, `app_v1.2.bin`) gives no project (its version, if it
+/// carries one, is kept): guessing project `firmware` would group unrelated images.
 ///
 /// What surrounds the name is not part of it: trailing spaces and dots (which Windows drops
 /// anyway: `blink_v1.0.4.bin. ` is `blink_v1.0.4.bin`) and the `.bin` extension in any case,
@@ -319,6 +383,15 @@ pub fn split_filename(filename: &str) -> (Option<String>, Option<String>) {
             break;
         }
     }
+    // The Arduino IDE exports `<sketch>.ino.bin` (1.x: `<sketch>.ino.<board>.bin`): the sketch's
+    // name is the part before `.ino`.
+    if let Some(at) = stem
+        .to_ascii_lowercase()
+        .find(".ino.")
+        .or_else(|| stem.to_ascii_lowercase().strip_suffix(".ino").map(str::len))
+    {
+        stem = &stem[..at];
+    }
     // The version starts at the last separator ('_' or '-') followed by an optional 'v' and a digit.
     let bytes = stem.as_bytes();
     for i in (1..bytes.len()).rev() {
@@ -331,9 +404,16 @@ pub fn split_filename(filename: &str) -> (Option<String>, Option<String>) {
             if digits.starts_with(|c: char| c.is_ascii_digit()) && digits.contains('.') {
                 let project = &stem[..i - 1];
                 let project = project.trim_end_matches(['_', '-']);
-                return (self::project(project).ok(), self::version(digits).ok());
+                let project = Some(project).filter(|p| !is_generic_name(p));
+                return (
+                    project.and_then(|p| self::project(p).ok()),
+                    self::version(digits).ok(),
+                );
             }
         }
+    }
+    if is_generic_name(stem) {
+        return (None, None);
     }
     (self::project(stem).ok(), None)
 }
@@ -537,9 +617,44 @@ mod tests {
             split_filename("my-app_2.0.bin"),
             (Some("my-app".into()), Some("2.0".into()))
         );
+        // Generic build-output names name no project; a version they carry is kept.
+        for generic in [
+            "firmware.bin",
+            "FIRMWARE.BIN",
+            "app.bin",
+            "image.bin",
+            "ota.bin",
+            "update.bin",
+            "sketch.bin",
+            "sketch.ino.bin",
+            "firmware.ota.bin",
+            "firmware.factory.bin",
+            "esp32.bin",
+        ] {
+            assert_eq!(split_filename(generic), (None, None), "{generic}");
+        }
         assert_eq!(
-            split_filename("firmware.bin"),
-            (Some("firmware".into()), None)
+            split_filename("firmware_v1.2.3.bin"),
+            (None, Some("1.2.3".into()))
+        );
+        assert_eq!(split_filename("app-2.0.bin"), (None, Some("2.0".into())));
+        // A project name that merely contains such a word is a project name.
+        assert_eq!(
+            split_filename("doorbell-firmware_v1.0.bin"),
+            (Some("doorbell-firmware".into()), Some("1.0".into()))
+        );
+        assert_eq!(
+            split_filename("otaserver.bin"),
+            (Some("otaserver".into()), None)
+        );
+        // The Arduino IDE's exports are named after the sketch.
+        assert_eq!(
+            split_filename("Blink.ino.bin"),
+            (Some("Blink".into()), None)
+        );
+        assert_eq!(
+            split_filename("doorbell_v1.1.ino.esp32.bin"),
+            (Some("doorbell".into()), Some("1.1".into()))
         );
     }
 

@@ -17,16 +17,18 @@ use crate::error::ApiResult;
 ///
 /// Why: under `wrk -c64` on one 1.5 MB image, the lookup (`Fleet::firmware_file`, a query that
 /// also counts the devices running the image, so it grows with the fleet) was ~14 % of the
-/// server's CPU in sqlx's worker thread, plus the thread wake-ups to get there and back. A row
-/// never changes once imported (`devices_running` does, but downloads do not use it); it only
-/// goes away, so an entry stays valid until its image is deleted.
+/// server's CPU in sqlx's worker thread, plus the thread wake-ups to get there and back. A row's
+/// bytes never change once imported; its identity (project, version, file name) may be corrected
+/// by the admin, and it may go away, so an entry stays valid until its image is changed or
+/// deleted.
 ///
-/// Deletes: [`Fleet::firmware_delete`] publishes [`Event::FirmwareRemoved`] before it returns,
-/// and every lookup first applies the events published so far (`try_recv`, no waiting), so a
-/// download that starts after a delete returned never sees the deleted row, whoever deleted it
-/// (HTTP, legacy admin API, desktop shell). A lookup that races a delete does not store what it
-/// read (the removal count moved). If the receiver ever falls behind the bus, the index forgets
-/// everything.
+/// Changes and deletes: [`Fleet::firmware_patch`] publishes [`Event::Firmware`] and
+/// [`Fleet::firmware_delete`] [`Event::FirmwareRemoved`] before they return, and every lookup
+/// first applies the events published so far (`try_recv`, no waiting), dropping the entry of the
+/// image they name, so a download that starts after a change or delete returned never sees the
+/// old row, whoever made it (HTTP, legacy admin API, desktop shell). A lookup that races one
+/// does not store what it read (the removal count moved). If the receiver ever falls behind the
+/// bus, the index forgets everything.
 ///
 /// Cost elsewhere: the index listens to the bus only while downloads happen. A task applies the
 /// pending events every [`TICK`] (so that the bus does not hold them for this receiver) and,
@@ -62,10 +64,9 @@ impl Index {
                 return;
             };
             match rx.try_recv() {
-                Ok(Event::FirmwareRemoved { id }) => {
-                    self.by_sha256.retain(|_, f| f.0.id != id);
-                    self.removals += 1;
-                }
+                Ok(Event::FirmwareRemoved { id }) => self.drop_image(id),
+                // An import (nothing held yet) or the admin's correction of a row held here.
+                Ok(Event::Firmware { firmware }) => self.drop_image(firmware.id),
                 Ok(_) => {}
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Lagged(_)) => self.forget(),
@@ -76,6 +77,12 @@ impl Index {
                 }
             }
         }
+    }
+
+    /// Drop image `id`'s entry (deleted or changed): the next lookup reads it again.
+    fn drop_image(&mut self, id: i64) {
+        self.by_sha256.retain(|_, f| f.0.id != id);
+        self.removals += 1;
     }
 
     fn forget(&mut self) {

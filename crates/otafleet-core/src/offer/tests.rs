@@ -2,6 +2,7 @@
 //! in): one table, one row per (protocol, situation), each with the verdict it must give.
 
 use super::*;
+use crate::firmware::IdentitySource;
 use crate::updates::{Update, UpdateState};
 
 const PROTOCOLS: [&str; 5] = ["native", "arduino", "esp8266", "esp32fota", "legacy"];
@@ -16,9 +17,9 @@ fn image(chip: &str, project: &str, version: Option<&str>) -> Firmware {
         chip: chip.into(),
         format: "esp32_app".into(),
         project: Some(project.into()),
-        project_source: "app_desc".into(),
+        project_source: IdentitySource::AppDesc,
         version: version.map(Into::into),
-        version_source: "app_desc".into(),
+        version_source: IdentitySource::AppDesc,
         idf_version: None,
         build_date: None,
         build_time: None,

@@ -8,7 +8,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use futures_util::TryStreamExt;
-use otafleet_core::firmware::{Firmware, ImportOutcome, ImportRequest, ImportSource};
+use otafleet_core::firmware::{
+    Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource,
+};
 use serde::Deserialize;
 use tokio_util::io::StreamReader;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -20,7 +22,7 @@ use crate::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, upload))
-        .routes(routes!(get_one, delete))
+        .routes(routes!(get_one, patch, delete))
         // The importer enforces the configured image limit while streaming; this only bounds the
         // multipart framing around it.
         .layer(DefaultBodyLimit::disable())
@@ -197,6 +199,35 @@ async fn small_field(
     responses((status = 200, body = Firmware), (status = 404, body = ErrorBody)))]
 async fn get_one(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Firmware>> {
     Ok(Json(s.fleet.firmware(id).await?))
+}
+
+/// Correct an image's identity: its `project`, `version` or `filename` (each absent or null field
+/// stays as it is; a set `project`/`version` gets source `admin`). Who: the admin only (the admin
+/// token; a device's token is refused). What it changes: that image's record; the project and
+/// version of the stock-updater devices running it (theirs come from the image), which changes
+/// which project-wide deployments cover them; the version of every attempt at it; and the
+/// status of the deployments that reach those devices or deploy this image. Committed before
+/// the answer (a 2xx is on disk; a full disk answers 507 and changes nothing); publishes a
+/// `firmware` event (and `device`/`deployment` events for what changed). 422 with the reason
+/// when a field is invalid, 409 while a project-wide deployment of this image covers its current
+/// project (stop it first), 404 for an unknown id; nothing is changed then.
+#[utoipa::path(patch, operation_id = "patch_firmware", path = "/api/v1/firmware/{id}", tag = "firmware",
+    params(("id" = i64, Path, description = "firmware id")),
+    request_body = FirmwarePatch,
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Firmware, description = "the corrected record"),
+        (status = 400, body = ErrorBody, description = "the body is not valid JSON"),
+        (status = 401, body = ErrorBody, description = "no admin token"),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "a project-wide deployment of this image covers its current project"),
+        (status = 422, body = ErrorBody, description = "an unknown field, or an invalid project, version or file name (the message says which and what is accepted)"),
+        (status = 507, body = ErrorBody, description = "the disk is full: nothing was changed")))]
+async fn patch(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    crate::extract::Json(p): crate::extract::Json<FirmwarePatch>,
+) -> ApiResult<Json<Firmware>> {
+    Ok(Json(s.fleet.firmware_patch(id, p).await?))
 }
 
 /// Delete an image; refused (409) while a deployment uses it.

@@ -17,6 +17,7 @@ mod field_idf;
 mod field_legacy;
 mod field_wire;
 mod firmware;
+mod firmware_identity;
 mod hostile;
 mod hostile_http;
 mod input_hostile;
