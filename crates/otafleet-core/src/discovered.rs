@@ -122,7 +122,9 @@ pub fn latest(a: Option<String>, b: Option<String>) -> Option<String> {
 pub struct DiscoveredHost {
     /// `<service>/<instance>`, e.g. `_arduino._tcp/bench-relay`.
     pub key: String,
-    /// Always null: the service did not tell its MAC.
+    /// Always null: the service did not tell its MAC. (Typed `null` in the OpenAPI document, so
+    /// a client tells a host from a [`Device`], whose `mac` is a string, by `mac === null`.)
+    #[schema(schema_with = always_null, required = true)]
     pub mac: Option<String>,
     pub name: Option<String>,
     pub hostname: String,
@@ -140,7 +142,18 @@ pub struct DiscoveredHost {
     pub mdns_gone: Option<String>,
 }
 
-/// One row of `GET /api/v1/devices`: a device (keyed by MAC) or a MAC-less discovered host.
+/// The schema of a field that is always `null`.
+fn always_null() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .description(Some(
+            "Always null: the service did not tell its MAC (a Device's `mac` is a string).",
+        ))
+        .build()
+}
+
+/// One row of `GET /api/v1/devices`: a device (keyed by MAC, `mac` a string) or a MAC-less
+/// discovered host (`mac` null, `key` set). In the OpenAPI document a `oneOf` of the two.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum ListedDevice {

@@ -26,10 +26,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Every device with its current update, then the services found by mDNS that did not tell
-/// their MAC (`mac` null, `key` = `<service>/<instance>`).
+/// their MAC. Each item is a `Device` (`mac` a string) or a `DiscoveredHost` (`mac` null, `key` =
+/// `<service>/<instance>`): test `mac === null` to tell them apart. Admin only; changes nothing.
 #[utoipa::path(get, operation_id = "list_devices", path = "/api/v1/devices", tag = "devices",
     security(("admin" = []), ("admin_key" = [])),
-    responses((status = 200, body = Vec<ListedDevice>)))]
+    responses((status = 200, body = Vec<ListedDevice>,
+        description = "devices (`Device`), then MAC-less mDNS hosts (`DiscoveredHost`, `mac` null)")))]
 async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<ListedDevice>>> {
     Ok(AxumJson(s.fleet.devices_and_hosts().await?))
 }

@@ -1,5 +1,7 @@
 //! The OpenAPI document describes every route, and the docs page and health check are public.
 
+use serde_json::json;
+
 use crate::common::*;
 
 #[tokio::test]
@@ -35,6 +37,10 @@ async fn openapi_lists_the_api_and_docs_render() {
     }
     assert!(doc["components"]["schemas"]["Firmware"].is_object());
     assert!(doc["components"]["schemas"]["Device"].is_object());
+    assert!(
+        paths["/api/v1/firmware/{id}"]["patch"].is_object(),
+        "the admin's correction of an image is documented"
+    );
     let page = app
         .http
         .get(app.url("/api/v1/docs"))
@@ -47,5 +53,130 @@ async fn openapi_lists_the_api_and_docs_render() {
     assert!(page.contains("openapi.json"));
     let health = app.public_json("/api/v1/health").await;
     assert_eq!(health["status"], "ok");
+    app.stop().await;
+}
+
+/// What generated clients are typed from says what the server sends (issue 14): the device list
+/// is an array of `Device | DiscoveredHost` told apart by `mac` (a string, or null), every event
+/// the stream sends is in the `Event` union, and the new enums are closed sets.
+#[tokio::test]
+async fn openapi_types_the_device_list_and_events_as_sent() {
+    let app = TestApp::start().await;
+    let doc = app.public_json("/api/v1/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    let list = &doc["paths"]["/api/v1/devices"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert_eq!(list["type"], "array", "{list}");
+    let item = list["items"]["$ref"].as_str().expect("items by reference");
+    let union = &schemas[item.rsplit('/').next().unwrap()];
+    let refs: Vec<&str> = union["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a oneOf: {union}"))
+        .iter()
+        .map(|s| s["$ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            "#/components/schemas/Device",
+            "#/components/schemas/DiscoveredHost"
+        ]
+    );
+    let host = &schemas["DiscoveredHost"];
+    assert_eq!(host["properties"]["mac"]["type"], "null", "{host}");
+    assert!(host["required"].as_array().unwrap().contains(&json!("mac")));
+    let device = &schemas["Device"];
+    assert_eq!(device["properties"]["mac"]["type"], "string");
+    for field in [
+        "name",
+        "name_source",
+        "admin_name",
+        "reported_name",
+        "notes",
+        "tags",
+        "auth",
+    ] {
+        assert!(
+            device["properties"][field].is_object(),
+            "Device lacks {field}"
+        );
+    }
+    for required in ["mac", "tags", "auth"] {
+        assert!(
+            device["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(required)),
+            "Device.{required} is always sent"
+        );
+    }
+
+    let events: Vec<&str> = schemas["Event"]["oneOf"]
+        .as_array()
+        .expect("Event is a oneOf")
+        .iter()
+        .flat_map(|v| v["properties"]["type"]["enum"].as_array().unwrap())
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for name in [
+        "device",
+        "seen",
+        "device_removed",
+        "mdns_host",
+        "firmware",
+        "firmware_removed",
+        "deployment",
+        "update",
+        "watch_folders",
+        "watch",
+    ] {
+        assert!(
+            events.contains(&name),
+            "the Event union lacks {name}: {events:?}"
+        );
+    }
+    assert_eq!(
+        events.len(),
+        10,
+        "a new event type is added here and to the UI: {events:?}"
+    );
+
+    let values = |name: &str| -> Vec<String> {
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is an enum: {}", schemas[name]))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        values("UpdateFailure"),
+        [
+            "device_reported",
+            "rolled_back",
+            "not_installed",
+            "download_cut",
+            "superseded",
+            "stopped",
+            "image_deleted"
+        ]
+    );
+    assert_eq!(
+        values("DeviceAuth"),
+        [
+            "token",
+            "shared_secret",
+            "mac",
+            "pending_enrolment",
+            "unclaimed"
+        ]
+    );
+    assert_eq!(values("NameSource"), ["admin", "reported", "mdns"]);
+    assert_eq!(
+        values("IdentitySource"),
+        ["override", "app_desc", "filename", "admin", "none"]
+    );
+    let update = &schemas["Update"]["properties"]["failure"];
+    assert!(update.to_string().contains("UpdateFailure"), "{update}");
     app.stop().await;
 }
