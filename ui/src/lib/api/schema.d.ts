@@ -517,7 +517,8 @@ export interface paths {
         };
         /**
          * Every device with its current update, then the services found by mDNS that did not tell
-         *     their MAC (`mac` null, `key` = `<service>/<instance>`).
+         *     their MAC. Each item is a `Device` (`mac` a string) or a `DiscoveredHost` (`mac` null, `key` =
+         *     `<service>/<instance>`): test `mac === null` to tell them apart. Admin only; changes nothing.
          */
         get: {
             parameters: {
@@ -528,6 +529,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
+                /** @description devices (`Device`), then MAC-less mDNS hosts (`DiscoveredHost`, `mac` null) */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -656,7 +658,13 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** Rename, set chip/project, or reset enrolment. */
+        /**
+         * Change what the admin says about a device: its name (`null` or `""` clears the admin's name,
+         *     so the device's reported name, else its mDNS name, shows again), notes, tags, chip, project,
+         *     expected protocol, or reset its enrolment. Absent fields stay as they are. Admin only; no
+         *     check-in or mDNS announcement ever changes the name, notes or tags set here. 422 with the
+         *     field and what is accepted when a value is invalid; nothing is changed then.
+         */
         patch: {
             parameters: {
                 query?: never;
@@ -1133,7 +1141,98 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Correct an image's identity: its `project`, `version` or `filename` (each absent or null field
+         *     stays as it is; a set `project`/`version` gets source `admin`). Who: the admin only (the admin
+         *     token; a device's token is refused). What it changes: that image's record; the project and
+         *     version of the stock-updater devices running it (theirs come from the image), which changes
+         *     which project-wide deployments cover them; the version of every attempt at it; and the
+         *     status of the deployments that reach those devices or deploy this image. Committed before
+         *     the answer (a 2xx is on disk; a full disk answers 507 and changes nothing); publishes a
+         *     `firmware` event (and `device`/`deployment` events for what changed). 422 with the reason
+         *     when a field is invalid, 409 while a project-wide deployment of this image covers its current
+         *     project (stop it first), 404 for an unknown id; nothing is changed then.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description firmware id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FirmwarePatch"];
+                };
+            };
+            responses: {
+                /** @description the corrected record */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Firmware"];
+                    };
+                };
+                /** @description the body is not valid JSON */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description no admin token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description a project-wide deployment of this image covers its current project */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description an unknown field, or an invalid project, version or file name (the message says which and what is accepted) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description the disk is full: nothing was changed */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/api/v1/health": {
@@ -1425,6 +1524,13 @@ export interface components {
          */
         DeploymentStatus: "active" | "completed" | "stopped";
         Device: {
+            /**
+             * @description The name the admin gave the device (`PATCH /api/v1/devices/{mac}`); no check-in or mDNS
+             *     announcement ever changes it.
+             */
+            admin_name?: string | null;
+            /** @description How the server recognises requests for it, from what the trust rules check. */
+            auth: components["schemas"]["DeviceAuth"];
             chip?: string | null;
             created_at: string;
             /** @description Whether the device holds a token (it enrolled through the native protocol). */
@@ -1465,28 +1571,45 @@ export interface components {
             mdns_txt?: {
                 [key: string]: string;
             } | null;
+            /**
+             * @description The name to show: `admin_name` if set, else `reported_name`, else the name the device
+             *     announces over mDNS; `name_source` says which.
+             */
             name?: string | null;
+            name_source?: null | components["schemas"]["NameSource"];
+            /** @description The admin's free-form notes; null when empty. */
+            notes?: string | null;
             /** @description Derived: see [`crate::discovered::online`]. */
             online: boolean;
             project?: string | null;
             /** @description The protocol of the last check-in: `native`, `arduino`, `esp8266`, `esp32fota`, `legacy`. */
             protocol?: string | null;
             refused?: null | components["schemas"]["Refusal"];
+            /** @description The name the device last reported at a native check-in (stock updaters report none). */
+            reported_name?: string | null;
             /** Format: int64 */
             rssi?: number | null;
             /** @description SHA-256 of the image the device last reported running. */
             sha256?: string | null;
             /** @description How the device became known: `checkin`, `admin` or `mdns`. */
             source: string;
+            /** @description The admin's short labels (bench, rack, owner, ...), in the order given. */
+            tags: string[];
             update?: null | components["schemas"]["Update"];
             /** Format: int64 */
             uptime_s?: number | null;
             /** @description The version the device last reported running. */
             version?: string | null;
-            /** @description True when the device authenticates with the forgeable legacy shared-secret scheme. */
+            /** @description True once the device has checked in with the forgeable legacy shared-secret scheme. */
             weak_auth: boolean;
         };
-        /** @description Fields the admin may set when creating or editing a device. */
+        /**
+         * @description How the server recognises requests for this device, derived from what it checks
+         *     (`crate::trust::judge` and the routes; docs/security.md). Never guessed from names.
+         * @enum {string}
+         */
+        DeviceAuth: "token" | "shared_secret" | "mac" | "pending_enrolment" | "unclaimed";
+        /** @description Fields the admin may change on a device; an absent field stays as it is. */
         DevicePatch: {
             chip?: string | null;
             /**
@@ -1494,10 +1617,27 @@ export interface components {
              *     `legacy` or `any`.
              */
             expect_protocol?: string | null;
+            /**
+             * @description The admin's name for the device (at most 64 characters, no invisible or text-direction
+             *     characters). `null` or `""` clears it: the device's reported name (else its mDNS name)
+             *     shows again. Absent: unchanged. No check-in or announcement ever changes it.
+             */
             name?: string | null;
+            /**
+             * @description Free-form notes (at most 4000 characters; line breaks and tabs allowed, other control,
+             *     invisible or text-direction characters not). `null` or `""` clears them. Absent:
+             *     unchanged.
+             */
+            notes?: string | null;
             project?: string | null;
             /** @description Forget the device's token so that its next check-in enrols again (a re-flashed device). */
             reset_token?: boolean;
+            /**
+             * @description Replaces the tags (`[]` clears them): at most 16, each trimmed, 1 to 32 characters,
+             *     without commas or invisible characters; repeats (ignoring case) are dropped. Absent or
+             *     null: unchanged.
+             */
+            tags?: string[] | null;
         };
         /** @description What the deployment that targets a device now gives it. */
         DeviceTarget: {
@@ -1533,8 +1673,8 @@ export interface components {
             /** @description `<service>/<instance>`, e.g. `_arduino._tcp/bench-relay`. */
             key: string;
             last_seen?: string | null;
-            /** @description Always null: the service did not tell its MAC. */
-            mac?: string | null;
+            /** @description Always null: the service did not tell its MAC (a Device's `mac` is a string). */
+            mac: null;
             mdns_gone?: string | null;
             mdns_instance: string;
             /** Format: int64 */
@@ -1627,8 +1767,8 @@ export interface components {
             idf_version?: string | null;
             md5: string;
             project?: string | null;
-            /** @description Where `project` came from: `override`, `app_desc`, `filename` or `none`. */
-            project_source: string;
+            /** @description Where `project` came from. */
+            project_source: components["schemas"]["IdentitySource"];
             /** Format: int64 */
             secure_version?: number | null;
             /** @description SHA-256 of the whole file, lower-case hex; also its ETag and download name. */
@@ -1640,15 +1780,52 @@ export interface components {
             source_path?: string | null;
             uploaded_at: string;
             version?: string | null;
-            /** @description Where `version` came from: `override`, `app_desc`, `filename` or `none`. */
-            version_source: string;
+            /** @description Where `version` came from. */
+            version_source: components["schemas"]["IdentitySource"];
+        };
+        /**
+         * @description The admin's correction of an image's identity (`PATCH /api/v1/firmware/{id}`): each field
+         *     given is set, with its source `admin`; an absent (or null) field stays as it is.
+         */
+        FirmwarePatch: {
+            /**
+             * @description The file name shown and used in the legacy `/firmware/<name>` URLs: one plain file name,
+             *     no folders.
+             */
+            filename?: string | null;
+            /**
+             * @description The project: 1 to 64 letters, digits, `.`, `_` or `-`. Devices of stock updaters that
+             *     run this image take it too (their project comes from the image they run), which changes
+             *     which project-wide deployments cover them. Refused (409) while a project-wide deployment
+             *     of this image covers the image's current project: stop it first.
+             */
+            project?: string | null;
+            /**
+             * @description The version: 1 to 31 printable characters without spaces (`1.4.2`, `v2.0.0-rc1`).
+             *     Devices of stock updaters that run this image, and every attempt at it, take it too.
+             */
+            version?: string | null;
         };
         Health: {
             status: string;
             version: string;
         };
-        /** @description One row of `GET /api/v1/devices`: a device (keyed by MAC) or a MAC-less discovered host. */
+        /**
+         * @description Where an image's project or version came from. Stored by name (`project_source`,
+         *     `version_source`).
+         * @enum {string}
+         */
+        IdentitySource: "override" | "app_desc" | "filename" | "admin" | "none";
+        /**
+         * @description One row of `GET /api/v1/devices`: a device (keyed by MAC, `mac` a string) or a MAC-less
+         *     discovered host (`mac` null, `key` set). In the OpenAPI document a `oneOf` of the two.
+         */
         ListedDevice: components["schemas"]["Device"] | components["schemas"]["DiscoveredHost"];
+        /**
+         * @description Where the name shown for a device comes from.
+         * @enum {string}
+         */
+        NameSource: "admin" | "reported" | "mdns";
         NewDeployment: {
             /**
              * @description Install the image on devices that run another project (the device then belongs to the
@@ -1677,8 +1854,13 @@ export interface components {
              */
             expect_protocol?: string | null;
             mac: string;
+            /** @description The admin's name for it (see [`DevicePatch::name`]). */
             name?: string | null;
+            /** @description Free-form notes (see [`DevicePatch::notes`]). */
+            notes?: string | null;
             project?: string | null;
+            /** @description Short labels (see [`DevicePatch::tags`]). */
+            tags?: string[] | null;
         };
         NewWatchFolder: {
             auto_deploy?: boolean;
@@ -1839,7 +2021,9 @@ export interface components {
             created_at: string;
             /** Format: int64 */
             deployment_id?: number | null;
+            /** @description What went wrong, for a person (the device's own words when it reported the failure). */
             error?: string | null;
+            failure?: null | components["schemas"]["UpdateFailure"];
             finished_at?: string | null;
             /** Format: int64 */
             firmware_id?: number | null;
@@ -1862,6 +2046,13 @@ export interface components {
             /** @description Version of the image being installed. */
             version?: string | null;
         };
+        /**
+         * @description Why an attempt failed, was cancelled, or (a stock client's) download was cut: a stable kind
+         *     for clients to branch on (the UI maps each to a hint), next to the human `error` text.
+         *     Stored by name (`updates.failure`, migration 0016).
+         * @enum {string}
+         */
+        UpdateFailure: "device_reported" | "rolled_back" | "not_installed" | "download_cut" | "superseded" | "stopped" | "image_deleted";
         /**
          * @description Where one attempt stands. Stored as its lowercase name (`updates.state`); the UI gets these
          *     variants through the OpenAPI document.

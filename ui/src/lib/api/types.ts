@@ -4,12 +4,27 @@ import type { components } from './schema';
 
 type S = components['schemas'];
 export type Device = S['Device'];
+/** A MAC-less service heard over mDNS, listed after the devices; its `mac` is always `null`. */
+export type DiscoveredHost = S['DiscoveredHost'];
+/** One row of `GET /api/v1/devices`: `row.mac === null` narrows it to a `DiscoveredHost`. */
+export type ListedDevice = S['ListedDevice'];
+/** How the server recognises a device's requests (token | shared_secret | mac | pending_enrolment | unclaimed). */
+export type DeviceAuth = S['DeviceAuth'];
+/** Where a device's shown `name` comes from (admin | reported | mdns). */
+export type NameSource = S['NameSource'];
+/** `name`/`notes`: absent = unchanged, `null` or `""` = clear; `tags` replaces the list. */
 export type DevicePatch = S['DevicePatch'];
 export type NewDevice = S['NewDevice'];
 export type Update = S['Update'];
 /** Where one update attempt stands (the server's `UpdateState` enum). */
 export type UpdateState = S['UpdateState'];
+/** Why an attempt failed, was cancelled or (a stock client's pass) was cut; map it to a hint, never read `error`. */
+export type UpdateFailure = S['UpdateFailure'];
 export type Firmware = S['Firmware'];
+/** Where an image's project or version came from (override | app_desc | filename | admin | none). */
+export type IdentitySource = S['IdentitySource'];
+/** `PATCH /api/v1/firmware/{id}`: the admin's correction of project, version or file name. */
+export type FirmwarePatch = S['FirmwarePatch'];
 export type Deployment = S['Deployment'];
 /** active | completed | stopped (the server's `DeploymentStatus` enum). */
 export type DeploymentStatus = S['DeploymentStatus'];
