@@ -2,12 +2,11 @@ import { describe, expect, test, vi } from 'vitest';
 import { BackendError, isAuthError } from './backend';
 import { HttpBackend } from './http';
 
-type Call = { url: string; init: RequestInit };
-
+/** A fetch that records the Requests openapi-fetch makes and answers from a list. */
 function fakeFetch(responses: Response[] | (() => never)) {
-  const calls: Call[] = [];
-  const f = (async (url: string, init: RequestInit) => {
-    calls.push({ url, init });
+  const calls: Request[] = [];
+  const f = (async (req: Request) => {
+    calls.push(req);
     if (typeof responses === 'function') return responses();
     return responses.shift()!;
   }) as unknown as typeof fetch;
@@ -16,6 +15,8 @@ function fakeFetch(responses: Response[] | (() => never)) {
 
 const json = (status: number, body: unknown) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+/** Where a same-origin request goes in the test page (jsdom's location). */
+const origin = location.origin;
 
 describe('HttpBackend', () => {
   test('sends the admin token as a Bearer header', async () => {
@@ -23,7 +24,18 @@ describe('HttpBackend', () => {
     const b = new HttpBackend({ baseUrl: 'http://h:1/', token: 'T', fetch: f });
     await b.listDevices();
     expect(calls[0].url).toBe('http://h:1/api/v1/devices');
-    expect((calls[0].init.headers as Record<string, string>).authorization).toBe('Bearer T');
+    expect(calls[0].method).toBe('GET');
+    expect(calls[0].headers.get('authorization')).toBe('Bearer T');
+  });
+
+  test('path parameters are encoded; no token, no header', async () => {
+    const { f, calls } = fakeFetch([json(200, { mac: '24:0A:C4:00:00:01' }), new Response(null, { status: 204 })]);
+    const b = new HttpBackend({ baseUrl: '', fetch: f });
+    expect((await b.getDevice('24:0A:C4:00:00:01')).mac).toBe('24:0A:C4:00:00:01');
+    expect(calls[0].url).toBe(`${origin}/api/v1/devices/24%3A0A%3AC4%3A00%3A00%3A01`);
+    expect(calls[0].headers.get('authorization')).toBeNull();
+    await b.deleteFirmware(7);
+    expect([calls[1].method, calls[1].url]).toEqual(['DELETE', `${origin}/api/v1/firmware/7`]);
   });
 
   test('errors carry the server\'s code and message, untouched', async () => {
@@ -40,8 +52,26 @@ describe('HttpBackend', () => {
       throw new TypeError('Failed to fetch');
     });
     const e = await new HttpBackend({ baseUrl: 'http://10.0.0.2:8470', fetch: f }).settings().catch((e) => e);
+    expect(e).toBeInstanceOf(BackendError);
     expect(e.code).toBe('network');
     expect(e.message).toContain('http://10.0.0.2:8470');
+  });
+
+  test('an answer that is not the server\'s JSON is a "bad_response" that names the request', async () => {
+    const { f } = fakeFetch([
+      new Response('<html>proxy error</html>', { status: 502, statusText: 'Bad Gateway' }),
+      new Response('<html>a login page</html>', { status: 200, headers: { 'content-type': 'text/html' } }),
+      new Response('', { status: 200, headers: { 'content-length': '0' } }),
+    ]);
+    const b = new HttpBackend({ baseUrl: 'http://h:1', token: 'T', fetch: f });
+    const gateway = await b.listDeployments().catch((e) => e);
+    expect([gateway.code, gateway.status, gateway.message]).toEqual([
+      'bad_response', 502, 'The server answered 502 Bad Gateway to GET /api/v1/deployments.',
+    ]);
+    const html = await b.getDevice('AA').catch((e) => e);
+    expect([html.code, html.message]).toEqual(['bad_response', "The server's answer to GET /api/v1/devices/AA was not JSON."]);
+    const empty = await b.settings().catch((e) => e);
+    expect(empty.code).toBe('bad_response');
   });
 
   test('an upload is multipart with a "file" part; 201 means new, 200 means already there', async () => {
@@ -51,19 +81,22 @@ describe('HttpBackend', () => {
     const file = new File([new Uint8Array([0xe9])], 'app.bin');
     expect((await b.uploadFirmware(file)).created).toBe(true);
     expect((await b.uploadFirmware(file)).created).toBe(false);
-    const body = calls[0].init.body as FormData;
-    expect((body.get('file') as File).name).toBe('app.bin');
-    // The browser sets the multipart boundary itself: no content-type from us.
-    expect((calls[0].init.headers as Record<string, string>)['content-type']).toBeUndefined();
+    expect([calls[0].method, calls[0].url]).toEqual(['POST', `${origin}/api/v1/firmware`]);
+    // The multipart boundary is set by fetch itself, not a JSON content type by us.
+    expect(calls[0].headers.get('content-type')).toMatch(/^multipart\/form-data; boundary=/);
+    // (The test environment hands jsdom's File to Node's Request as a bare Blob, name and bytes
+    // lost on the way, so only the part is checked here; the browser e2e tests upload real files.)
+    expect((await calls[0].formData()).has('file')).toBe(true);
   });
 
   test('open enrolment is changed with a PATCH of the settings', async () => {
     const { f, calls } = fakeFetch([json(200, { open_enrolment: false })]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
     expect((await b.patchSettings({ open_enrolment: false })).open_enrolment).toBe(false);
-    expect(calls[0].url).toBe('/api/v1/settings');
-    expect(calls[0].init.method).toBe('PATCH');
-    expect(JSON.parse(calls[0].init.body as string)).toEqual({ open_enrolment: false });
+    expect(calls[0].url).toBe(`${origin}/api/v1/settings`);
+    expect(calls[0].method).toBe('PATCH');
+    expect(calls[0].headers.get('content-type')).toBe('application/json');
+    expect(await calls[0].json()).toEqual({ open_enrolment: false });
   });
 
   test('adding a device posts its fields as JSON; a refusal keeps its code', async () => {
@@ -73,17 +106,27 @@ describe('HttpBackend', () => {
     ]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
     expect((await b.createDevice({ mac: '24:0a:c4:a3:15:3c', expect_protocol: 'native' })).mac).toBe('24:0A:C4:A3:15:3C');
-    expect([calls[0].url, calls[0].init.method]).toEqual(['/api/v1/devices', 'POST']);
-    expect(JSON.parse(calls[0].init.body as string)).toEqual({ mac: '24:0a:c4:a3:15:3c', expect_protocol: 'native' });
+    expect([calls[0].url, calls[0].method]).toEqual([`${origin}/api/v1/devices`, 'POST']);
+    expect(await calls[0].json()).toEqual({ mac: '24:0a:c4:a3:15:3c', expect_protocol: 'native' });
     const e = await b.createDevice({ mac: '24:0a:c4:a3:15:3c' }).catch((e) => e);
-    expect([e.code, e.status]).toEqual(['conflict', 409]);
+    expect([e.code, e.status, e.message]).toEqual(['conflict', 409, 'device 24:0A:C4:A3:15:3C already exists']);
   });
 
-  test('a dry run deployment posts JSON', async () => {
-    const { f, calls } = fakeFetch([json(200, { reach: 5 })]);
+  test('a dry run asks with ?dry_run=true and answers the plan; creating answers the deployment', async () => {
+    const { f, calls } = fakeFetch([json(200, { reach: 5, offered: 5, groups: [] }), json(201, { id: 9, status: 'active' })]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
-    expect((await b.createDeployment({ firmware_id: 1, dry_run: true })).reach).toBe(5);
-    expect(calls[0].init.body).toBe('{"firmware_id":1,"dry_run":true}');
+    expect((await b.planDeployment({ firmware_id: 1 })).reach).toBe(5);
+    expect(calls[0].url).toBe(`${origin}/api/v1/deployments?dry_run=true`);
+    expect(await calls[0].text()).toBe('{"firmware_id":1}');
+    expect((await b.createDeployment({ firmware_id: 1 })).id).toBe(9);
+    expect(calls[1].url).toBe(`${origin}/api/v1/deployments`);
+  });
+
+  test('the device list leaves out mDNS services that told no MAC', async () => {
+    const host = { key: '_arduino._tcp/bench', mac: null, hostname: 'bench.local', online: true, source: 'mdns' };
+    const { f } = fakeFetch([json(200, [{ mac: 'AA:00:00:00:00:01', online: true }, host])]);
+    const list = await new HttpBackend({ baseUrl: '', token: 'T', fetch: f }).listDevices();
+    expect(list.map((d) => d.mac)).toEqual(['AA:00:00:00:00:01']);
   });
 
   test('the event stream sends the token as a header, never in the URL, and turns events into typed objects', async () => {
@@ -99,14 +142,18 @@ describe('HttpBackend', () => {
     const got: unknown[] = [];
     const states: string[] = [];
     const stop = b.subscribe((e) => got.push(e), (s) => states.push(s));
-    // Events split across chunks are put back together.
+    // Events split across chunks are put back together; an mDNS host event is delivered too.
     push('event: hello\ndata: {}\n\nevent: device_removed\ndata: {"type":"device_');
     push('removed","mac":"AA"}\n\nevent: update\ndata: not json\n\n: keep-alive\n\nevent: lagged\ndata: {"missed":3}\n\n');
-    await vi.waitFor(() => expect(got.length).toBe(3));
-    expect(calls[0].url).toBe('/api/v1/events');
+    push('event: mdns_host\ndata: {"type":"mdns_host","host":{"key":"k"}}\n\n');
+    await vi.waitFor(() => expect(got.length).toBe(4));
+    expect(calls[0].url).toBe(`${origin}/api/v1/events`);
     expect(calls[0].url).not.toContain('token');
-    expect((calls[0].init.headers as Record<string, string>).authorization).toBe('Bearer a b');
-    expect(got).toEqual([{ type: 'hello' }, { type: 'device_removed', mac: 'AA' }, { type: 'lagged' }]);
+    expect(calls[0].headers.get('authorization')).toBe('Bearer a b');
+    expect(calls[0].headers.get('accept')).toBe('text/event-stream');
+    expect(got).toEqual([
+      { type: 'hello' }, { type: 'device_removed', mac: 'AA' }, { type: 'lagged' }, { type: 'mdns_host', host: { key: 'k' } },
+    ]);
     expect(states).toEqual(['connecting', 'open']);
     stop();
   });

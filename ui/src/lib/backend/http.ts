@@ -1,9 +1,13 @@
 // The HTTP + server-sent-events backend: the admin API and the event stream, both with
-// `Authorization: Bearer`. The stream is read with fetch() and parsed by eventsource-parser rather
-// than with EventSource, which cannot set headers and would put the token in the URL (where
-// servers and proxies log it and browsers keep it in history). Used in browsers and in the Tauri
-// window.
+// `Authorization: Bearer`. Every request goes through openapi-fetch, typed from `paths` in the
+// generated schema.d.ts: a path, a parameter or a body the server does not have fails
+// `npm run check`, and every answer has the type the server documents. The stream is read with
+// fetch() and parsed by eventsource-parser rather than with EventSource, which cannot set headers
+// and would put the token in the URL (where servers and proxies log it and browsers keep it in
+// history). Used in browsers and in the Tauri window.
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import createClient, { type Client } from 'openapi-fetch';
+import type { paths } from '../api/schema';
 import type {
   Deployment,
   DeploymentDetail,
@@ -24,6 +28,7 @@ import {
   BAD_RESPONSE,
   BackendError,
   NETWORK,
+  isAuthError,
   type Backend,
   type LiveEvent,
   type LiveStatus,
@@ -31,13 +36,15 @@ import {
   type UploadOutcome,
 } from './backend';
 
-/** The server's event names (SSE `event:` field). */
+/** The event names (SSE `event:` field) this client delivers: every `type` of the server's
+ *  events, and the stream's own `hello` and `lagged`. */
 const EVENT_NAMES = [
   'hello',
   'lagged',
   'device',
   'seen',
   'device_removed',
+  'mdns_host',
   'firmware',
   'firmware_removed',
   'deployment',
@@ -45,6 +52,13 @@ const EVENT_NAMES = [
   'watch',
   'watch_folders',
 ] as const;
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Assert<T extends true> = T;
+/** Compile-time: the list above is exactly the generated event union's `type`s plus the control
+ *  events. An event the server adds (or drops) fails `npm run check` here, instead of being
+ *  dropped silently by the stream reader. */
+export type EventNamesMatchTheServer = Assert<Equal<(typeof EVENT_NAMES)[number], LiveEvent['type']>>;
 
 export type HttpBackendOptions = {
   baseUrl: string;
@@ -60,16 +74,25 @@ export type HttpBackendOptions = {
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 15000;
 
+/** What openapi-fetch answers; `error` never comes back here, since `#fetch` throws instead. */
+type Answer<T> = { data?: T; response: Response };
+
 export class HttpBackend implements Backend {
   readonly baseUrl: string;
   native?: NativeAdapter;
   #token: string | null;
   #opts: HttpBackendOptions;
+  #api: Client<paths>;
 
   constructor(opts: HttpBackendOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/$/, '');
     this.#token = opts.token ?? null;
     this.#opts = opts;
+    this.#api = createClient<paths>({
+      // Same origin in a browser: a Request needs an absolute URL outside one (tests).
+      baseUrl: this.baseUrl || (typeof location === 'undefined' ? '' : location.origin),
+      fetch: (req) => this.#fetch(req),
+    });
   }
 
   setToken(token: string) {
@@ -90,119 +113,160 @@ export class HttpBackend implements Backend {
     this.#opts.onToken?.(null);
   }
 
-  async #request<T>(method: string, path: string, body?: BodyInit, json = true): Promise<T> {
-    return (await this.#call<T>(method, path, body, json)).data;
-  }
-
-  async #call<T>(method: string, path: string, body?: BodyInit, json = true): Promise<{ status: number; data: T }> {
-    const headers: Record<string, string> = {};
-    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-    if (body !== undefined && json) headers['content-type'] = 'application/json';
-    const f = this.#opts.fetch ?? fetch;
+  /**
+   * Every request passes here: it adds the token, and turns whatever is not a usable answer into
+   * a BackendError — no answer at all (`network`), a refusal (the server's `error.code` and
+   * message, verbatim), anything else that is not 2xx or a 2xx that is not JSON (`bad_response`).
+   * So the typed calls below only ever see data of the documented type.
+   */
+  async #fetch(req: Request): Promise<Response> {
+    if (this.#token) req.headers.set('authorization', `Bearer ${this.#token}`);
+    const what = `${req.method} ${new URL(req.url).pathname}`;
     let res: Response;
     try {
-      res = await f(`${this.baseUrl}${path}`, { method, headers, body });
-    } catch {
+      res = await (this.#opts.fetch ?? globalThis.fetch)(req);
+    } catch (e) {
+      if (req.signal.aborted) throw e;
       throw new BackendError(
         NETWORK,
         `Cannot reach the otafleet server at ${this.baseUrl || location.origin}. Is it running, and is this the right address?`,
       );
     }
-    if (res.status === 204) return { status: 204, data: undefined as T };
-    const text = await res.text();
-    let data: unknown = undefined;
-    try {
-      data = text ? JSON.parse(text) : undefined;
-    } catch {
-      /* handled below */
-    }
     if (!res.ok) {
-      const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
-      if (err?.code) throw new BackendError(err.code, err.message ?? err.code, res.status);
-      throw new BackendError(BAD_RESPONSE, `The server answered ${res.status} ${res.statusText} to ${method} ${path}.`, res.status);
+      const text = await res.text().catch(() => '');
+      let err: { code?: unknown; message?: unknown } | undefined;
+      try {
+        err = (JSON.parse(text) as { error?: typeof err })?.error;
+      } catch {
+        /* not JSON: said below */
+      }
+      if (typeof err?.code === 'string') {
+        throw new BackendError(err.code, typeof err.message === 'string' ? err.message : err.code, res.status);
+      }
+      throw new BackendError(BAD_RESPONSE, `The server answered ${res.status} ${res.statusText} to ${what}.`, res.status);
     }
-    if (data === undefined) {
-      throw new BackendError(BAD_RESPONSE, `The server's answer to ${method} ${path} was not JSON.`, res.status);
+    // Every 2xx but a 204 and the event stream is JSON: anything else (a proxy's login page, an
+    // empty body) is not an answer from this server.
+    const stream = req.headers.get('accept') === 'text/event-stream';
+    const type = res.headers.get('content-type') ?? '';
+    const json = /^application\/([\w.+-]+\+)?json\b/i.test(type) && res.headers.get('content-length') !== '0';
+    if (res.status !== 204 && !stream && !json) {
+      throw new BackendError(BAD_RESPONSE, `The server's answer to ${what} was not JSON.`, res.status);
     }
-    return { status: res.status, data: data as T };
+    return res;
   }
 
-  listDevices() {
-    return this.#request<Device[]>('GET', '/api/v1/devices');
+  /** The typed answer of a call that returns data. */
+  async #data<T>(call: Promise<Answer<T>>): Promise<T> {
+    let answer: Answer<T>;
+    try {
+      answer = await call;
+    } catch (e) {
+      // A JSON content type with a body that does not parse (cut short, say).
+      if (e instanceof SyntaxError) throw new BackendError(BAD_RESPONSE, `The server's answer was not valid JSON: ${e.message}`);
+      throw e;
+    }
+    const { data, response } = answer;
+    if (data === undefined) throw new BackendError(BAD_RESPONSE, `The server's answer (${response.status}) was empty.`, response.status);
+    return data;
+  }
+
+  /** A call whose success has no body (204). */
+  async #done(call: Promise<{ response: Response }>): Promise<void> {
+    await call;
+  }
+
+  async listDevices(): Promise<Device[]> {
+    const listed = await this.#data(this.#api.GET('/api/v1/devices'));
+    // The list also carries services heard over mDNS that did not tell their MAC (`mac: null`
+    // and a `key`); they are not devices this UI can address yet. Told apart by `key`:
+    // openapi-fetch's response typing drops a property typed only `null` (its `Readable` maps
+    // `NonNullable<null>`, i.e. never, away), so `mac === null` does not narrow here.
+    return listed.filter((d): d is Device => !('key' in d));
   }
   createDevice(d: NewDevice) {
-    return this.#request<Device>('POST', '/api/v1/devices', JSON.stringify(d));
+    return this.#data(this.#api.POST('/api/v1/devices', { body: d }));
   }
   getDevice(mac: string) {
-    return this.#request<Device>('GET', `/api/v1/devices/${encodeURIComponent(mac)}`);
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}', { params: { path: { mac } } }));
   }
   deviceHistory(mac: string) {
-    return this.#request<Update[]>('GET', `/api/v1/devices/${encodeURIComponent(mac)}/updates`);
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}/updates', { params: { path: { mac } } }));
   }
   deleteDevice(mac: string) {
-    return this.#request<void>('DELETE', `/api/v1/devices/${encodeURIComponent(mac)}`);
+    return this.#done(this.#api.DELETE('/api/v1/devices/{mac}', { params: { path: { mac } } }));
   }
   patchDevice(mac: string, patch: DevicePatch) {
-    return this.#request<Device>('PATCH', `/api/v1/devices/${encodeURIComponent(mac)}`, JSON.stringify(patch));
+    return this.#data(this.#api.PATCH('/api/v1/devices/{mac}', { params: { path: { mac } }, body: patch }));
   }
-  deviceTarget(mac: string) {
-    return this.#request<DeviceTarget | null>('GET', `/api/v1/devices/${encodeURIComponent(mac)}/target`);
+  deviceTarget(mac: string): Promise<DeviceTarget | null> {
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}/target', { params: { path: { mac } } }));
   }
-  retryDevice(mac: string) {
-    return this.#request<Update>('POST', `/api/v1/devices/${encodeURIComponent(mac)}/retry`);
+  retryDevice(mac: string): Promise<Update> {
+    return this.#data(this.#api.POST('/api/v1/devices/{mac}/retry', { params: { path: { mac } } }));
   }
-  rollbackDevice(mac: string) {
-    return this.#request<Deployment>('POST', `/api/v1/devices/${encodeURIComponent(mac)}/rollback`);
+  rollbackDevice(mac: string): Promise<Deployment> {
+    return this.#data(this.#api.POST('/api/v1/devices/{mac}/rollback', { params: { path: { mac } } }));
   }
-  listFirmware() {
-    return this.#request<Firmware[]>('GET', '/api/v1/firmware');
+  listFirmware(): Promise<Firmware[]> {
+    return this.#data(this.#api.GET('/api/v1/firmware'));
   }
   async uploadFirmware(file: File): Promise<UploadOutcome> {
     const form = new FormData();
     form.append('file', file, file.name);
+    // The schema documents the raw-body form of this route (bytes); the multipart form the
+    // browser streams from a File is the same route. The serializer sends the form in place of
+    // the (empty) typed body, and the browser sets the multipart boundary itself.
+    let status = 0;
+    const firmware = await this.#data(
+      this.#api.POST('/api/v1/firmware', { body: [], bodySerializer: () => form }).then((a) => ((status = a.response.status), a)),
+    );
     // 201: a new image; 200: the same bytes were already in the library (the existing record).
-    const { status, data } = await this.#call<Firmware>('POST', '/api/v1/firmware', form, false);
-    return { firmware: data, created: status === 201 };
+    return { firmware, created: status === 201 };
   }
   deleteFirmware(id: number) {
-    return this.#request<void>('DELETE', `/api/v1/firmware/${id}`);
+    return this.#done(this.#api.DELETE('/api/v1/firmware/{id}', { params: { path: { id } } }));
   }
-  listDeployments() {
-    return this.#request<Deployment[]>('GET', '/api/v1/deployments');
+  listDeployments(): Promise<Deployment[]> {
+    return this.#data(this.#api.GET('/api/v1/deployments'));
   }
-  getDeployment(id: number) {
-    return this.#request<DeploymentDetail>('GET', `/api/v1/deployments/${id}`);
+  getDeployment(id: number): Promise<DeploymentDetail> {
+    return this.#data(this.#api.GET('/api/v1/deployments/{id}', { params: { path: { id } } }));
   }
-  planDeployment(d: NewDeployment) {
-    return this.#request<Plan>('POST', '/api/v1/deployments?dry_run=true', JSON.stringify(d));
+  async planDeployment(d: NewDeployment): Promise<Plan> {
+    const answer = await this.#data(this.#api.POST('/api/v1/deployments', { params: { query: { dry_run: true } }, body: d }));
+    // The route answers a Plan (200) to a dry run and a Deployment (201) otherwise.
+    if (!('groups' in answer)) throw new BackendError(BAD_RESPONSE, 'The server created a deployment where a dry run was asked for.');
+    return answer;
   }
-  createDeployment(d: NewDeployment) {
-    return this.#request<Deployment>('POST', '/api/v1/deployments', JSON.stringify(d));
+  async createDeployment(d: NewDeployment): Promise<Deployment> {
+    const answer = await this.#data(this.#api.POST('/api/v1/deployments', { body: d }));
+    if ('groups' in answer) throw new BackendError(BAD_RESPONSE, 'The server answered a dry run where a deployment was to be created.');
+    return answer;
   }
-  stopDeployment(id: number) {
-    return this.#request<Deployment>('POST', `/api/v1/deployments/${id}/stop`);
+  stopDeployment(id: number): Promise<Deployment> {
+    return this.#data(this.#api.POST('/api/v1/deployments/{id}/stop', { params: { path: { id } } }));
   }
-  retryDeployment(id: number) {
-    return this.#request<Update[]>('POST', `/api/v1/deployments/${id}/retry`);
+  retryDeployment(id: number): Promise<Update[]> {
+    return this.#data(this.#api.POST('/api/v1/deployments/{id}/retry', { params: { path: { id } } }));
   }
-  settings() {
-    return this.#request<ServerSettings>('GET', '/api/v1/settings');
+  settings(): Promise<ServerSettings> {
+    return this.#data(this.#api.GET('/api/v1/settings'));
   }
-  patchSettings(p: SettingsPatch) {
-    return this.#request<ServerSettings>('PATCH', '/api/v1/settings', JSON.stringify(p));
+  patchSettings(p: SettingsPatch): Promise<ServerSettings> {
+    return this.#data(this.#api.PATCH('/api/v1/settings', { body: p }));
   }
-  listWatchFolders() {
-    return this.#request<WatchFolder[]>('GET', '/api/v1/watch-folders');
+  listWatchFolders(): Promise<WatchFolder[]> {
+    return this.#data(this.#api.GET('/api/v1/watch-folders'));
   }
-  addWatchFolder(f: NewWatchFolder) {
-    return this.#request<WatchFolder>('POST', '/api/v1/watch-folders', JSON.stringify(f));
+  addWatchFolder(f: NewWatchFolder): Promise<WatchFolder> {
+    return this.#data(this.#api.POST('/api/v1/watch-folders', { body: f }));
   }
   removeWatchFolder(id: number) {
-    return this.#request<void>('DELETE', `/api/v1/watch-folders/${id}`);
+    return this.#done(this.#api.DELETE('/api/v1/watch-folders/{id}', { params: { path: { id } } }));
   }
 
   subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void): () => void {
-    const f = this.#opts.fetch ?? fetch;
     const sleep = this.#opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const abort = new AbortController();
     let stopped = false;
@@ -223,13 +287,21 @@ export class HttpBackend implements Backend {
     };
     // One connection: resolves when the stream ends or fails; 'down' for good on a refused token.
     const connect = async (): Promise<'again' | 'refused'> => {
-      const headers: Record<string, string> = { accept: 'text/event-stream' };
-      if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-      const res = await f(`${this.baseUrl}/api/v1/events`, { headers, signal: abort.signal, cache: 'no-store' });
-      if (res.status === 401 || res.status === 403) return 'refused';
-      if (!res.ok || !res.body) return 'again';
+      let body: ReadableStream<Uint8Array> | null | undefined;
+      try {
+        ({ data: body } = await this.#api.GET('/api/v1/events', {
+          parseAs: 'stream',
+          headers: { accept: 'text/event-stream' },
+          signal: abort.signal,
+          cache: 'no-store',
+        }));
+      } catch (e) {
+        // Refused (the token, or anything 401/403): retrying would not change the answer.
+        return isAuthError(e) || (e instanceof BackendError && (e.status === 401 || e.status === 403)) ? 'refused' : 'again';
+      }
+      if (!body) return 'again';
       const parser = createParser({ onEvent: deliver });
-      const reader = res.body.getReader();
+      const reader = body.getReader();
       const text = new TextDecoder();
       for (;;) {
         const { value, done } = await reader.read();
