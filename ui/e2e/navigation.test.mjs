@@ -1,6 +1,7 @@
 // Links and reloads, and what the device table shows, in the built UI on the real server:
-// client routes two levels deep load from a pasted link and survive a reload. Every wait is for
-// a condition.
+// client routes two levels deep load from a pasted link and survive a reload; the table's
+// filters live in the URL; a MAC is found however it is typed; the status counts follow the
+// project and chip filters. Every wait is for a condition.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -59,4 +60,55 @@ test('a device page and a deployment load from a pasted link and survive a reloa
   await page.reload();
   await card.getByRole('table', { name: `Devices of deployment ${deploymentId}` }).waitFor();
   assert.deepEqual(nested, [], 'no request below a client route');
+});
+
+test('a MAC is found without colons, with dashes, in any case', async () => {
+  await page.goto(server.base);
+  const search = page.getByLabel('Search devices');
+  for (const q of ['240ac40e000a', '24-0A-C4-0E-00-0A', '240A.C40E.000A']) {
+    await search.fill(q);
+    await expect(async () => (await rows().count()) === 1 && (await rows().first().getAttribute('data-mac')), '24:0A:C4:0E:00:0A');
+  }
+  await search.fill('');
+  await expect(() => rows().count(), 5);
+});
+
+test('the status counts follow the project and chip filters', async () => {
+  await page.goto(server.base);
+  await expect(() => rows().count(), 5);
+  assert.equal(await count('all'), '5');
+  assert.equal(await count('failed'), '1');
+  await page.getByLabel('Project').selectOption('door-controller');
+  await expect(() => count('all'), '3');
+  assert.equal(await count('failed'), '0');
+  await page.getByLabel('Chip').selectOption('esp32c3');
+  await expect(() => count('all'), '2');
+  assert.equal(await rows().count(), 2);
+  await page.getByLabel('Project').selectOption('');
+  await page.getByLabel('Chip').selectOption('');
+  await expect(() => count('all'), '5');
+});
+
+test('filters live in the URL: a reload and a shared link keep them', async () => {
+  await page.goto(server.base);
+  await page.getByLabel('Search devices').fill('door');
+  await statusButton('online').click();
+  await page.getByLabel('Project').selectOption('door-controller');
+  await page.getByLabel('Chip').selectOption('esp32c3');
+  await expect(() => rows().count(), 2);
+  await expect(() => new URL(page.url()).search, '?q=door&status=online&project=door-controller&chip=esp32c3');
+  await page.reload();
+  await expect(() => rows().count(), 2);
+  assert.equal(await page.getByLabel('Search devices').inputValue(), 'door');
+  assert.equal(await page.getByLabel('Project').inputValue(), 'door-controller');
+  assert.equal(await page.getByLabel('Chip').inputValue(), 'esp32c3');
+  assert.equal(await statusButton('online').getAttribute('aria-pressed'), 'true');
+  // A link that names only a status, opened afresh.
+  await page.goto(`${server.base}/?status=failed`);
+  await expect(() => rows().count(), 1);
+  assert.equal(await rows().first().getAttribute('data-mac'), failing.mac);
+  // Back to everything: the URL loses its query.
+  await statusButton('all').click();
+  await expect(() => new URL(page.url()).search, '');
+  await expect(() => rows().count(), 5);
 });

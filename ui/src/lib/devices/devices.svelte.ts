@@ -11,13 +11,33 @@ import { isFailed, isUpdating, showsProgress, stateLabel, targetVersion } from '
 
 export type SortKey = 'name' | 'chip' | 'project' | 'version' | 'target' | 'state' | 'progress' | 'ip' | 'rssi' | 'last_seen';
 export type StatusFilter = 'all' | 'online' | 'offline' | 'updating' | 'failed';
+export const STATUS_FILTERS: readonly StatusFilter[] = ['all', 'online', 'offline', 'updating', 'failed'];
 
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+/** A MAC's hex digits, upper case, without separators (`24:0a:c4-…` → `240AC4…`), or null when
+ *  it is not 12 hex digits. */
+export function macHex(mac: string): string | null {
+  const h = mac.replace(/[:.\-\s]/g, '').toUpperCase();
+  return /^[0-9A-F]{12}$/.test(h) ? h : null;
+}
+
+/** MACs in byte order: `…:01` < `…:0A` < `…:10`, whatever the case. (A collator reads `0A` as the
+ *  number 0 followed by a letter and puts it before `01`.) Anything that is not a MAC sorts after
+ *  the MACs, by text. */
+export function compareMacs(a: string, b: string): number {
+  const x = macHex(a);
+  const y = macHex(b);
+  // Fixed-width upper-case hex: text order is byte order.
+  if (x && y) return x < y ? -1 : x > y ? 1 : 0;
+  if (x || y) return x ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 function sortValue(d: Device, key: SortKey): string | number | null {
   switch (key) {
     case 'name':
-      return d.name || d.mac;
+      return d.name || null;
     case 'target':
       return targetVersion(d);
     case 'state':
@@ -35,28 +55,87 @@ function sortValue(d: Device, key: SortKey): string | number | null {
 }
 
 export function compareDevices(a: Device, b: Device, key: SortKey, dir: 1 | -1): number {
+  // Unnamed devices are listed by MAC, after the named ones, in byte order both ways.
+  if (key === 'name' && !a.name !== !b.name) return a.name ? -1 : 1;
+  if (key === 'name' && !a.name) return compareMacs(a.mac, b.mac) * dir;
   const x = sortValue(a, key);
   const y = sortValue(b, key);
   // Missing values sort last whatever the direction: an empty column should not lead.
-  if (x == null || y == null) return x == null && y == null ? collator.compare(a.mac, b.mac) : x == null ? 1 : -1;
+  if (x == null || y == null) return x == null && y == null ? compareMacs(a.mac, b.mac) : x == null ? 1 : -1;
   const c =
     typeof x === 'number' && typeof y === 'number'
       ? x - y
       : key === 'version' || key === 'target'
         ? sortVersions(String(x), String(y), collator.compare)
         : collator.compare(String(x), String(y));
-  return c !== 0 ? c * dir : collator.compare(a.mac, b.mac);
+  return c !== 0 ? c * dir : compareMacs(a.mac, b.mac);
 }
 
 export function matchesSearch(d: Device, q: string): boolean {
   if (!q) return true;
   const hay = `${d.name ?? ''} ${d.mac} ${d.ip ?? ''} ${d.project ?? ''} ${d.version ?? ''} ${d.chip ?? ''}`.toLowerCase();
-  // Every word must match somewhere: "c3 blink" finds ESP32-C3 devices running blink.
+  const hex = (macHex(d.mac) ?? '').toLowerCase();
+  // Every word must match somewhere: "c3 blink" finds ESP32-C3 devices running blink. A word
+  // made of hex digits and MAC separators also matches the MAC's digits, however it was
+  // written: 240ac4, 24-0A-C4, 240a.c412.
   return q
     .toLowerCase()
     .split(/\s+/)
     .filter(Boolean)
-    .every((w) => hay.includes(w));
+    .every((w) => {
+      if (hay.includes(w)) return true;
+      const digits = w.replace(/[:.\-]/g, '');
+      return digits.length >= 2 && /^[0-9a-f]+$/.test(digits) && hex.includes(digits);
+    });
+}
+
+/** The filters a link or a reload keeps: `?q=…&status=…&project=…&chip=…` (defaults left out). */
+export type Filters = { search: string; status: StatusFilter; project: string; chip: string };
+
+export function filtersToQuery(f: Filters): string {
+  const p = new URLSearchParams();
+  if (f.search.trim()) p.set('q', f.search);
+  if (f.status !== 'all') p.set('status', f.status);
+  if (f.project) p.set('project', f.project);
+  if (f.chip) p.set('chip', f.chip);
+  return p.toString();
+}
+
+export function filtersFromQuery(query: string): Filters {
+  const p = new URLSearchParams(query);
+  const status = p.get('status') as StatusFilter | null;
+  return {
+    search: p.get('q') ?? '',
+    status: status && STATUS_FILTERS.includes(status) ? status : 'all',
+    project: p.get('project') ?? '',
+    chip: p.get('chip') ?? '',
+  };
+}
+
+type Counts = { total: number; online: number; offline: number; updating: number; failed: number };
+
+function countOf(list: Iterable<Device>): Counts {
+  let total = 0;
+  let online = 0;
+  let updating = 0;
+  let failed = 0;
+  for (const d of list) {
+    total++;
+    if (d.online) online++;
+    if (isUpdating(d)) updating++;
+    if (isFailed(d)) failed++;
+  }
+  return { total, online, offline: total - online, updating, failed };
+}
+
+function matchesStatus(d: Device, status: StatusFilter): boolean {
+  return (
+    status === 'all' ||
+    (status === 'online' && d.online) ||
+    (status === 'offline' && !d.online) ||
+    (status === 'updating' && isUpdating(d)) ||
+    (status === 'failed' && isFailed(d))
+  );
 }
 
 export class DeviceStore {
@@ -78,17 +157,27 @@ export class DeviceStore {
     return [...this.#map.values()];
   });
 
-  counts = $derived.by(() => {
-    let online = 0;
-    let updating = 0;
-    let failed = 0;
-    for (const d of this.all) {
-      if (d.online) online++;
-      if (isUpdating(d)) updating++;
-      if (isFailed(d)) failed++;
-    }
-    return { total: this.all.length, online, offline: this.all.length - online, updating, failed };
+  /** The whole fleet (the page's summary line). */
+  counts = $derived(countOf(this.all));
+
+  /** What each status button would show with the other filters (project, chip, search) as they
+   *  are: the count on a button is the number of rows a click on it gives. */
+  filteredCounts = $derived.by(() => {
+    const { project, chip } = this;
+    const q = this.search.trim();
+    return countOf(this.all.filter((d) => (!project || d.project === project) && (!chip || d.chip === chip) && matchesSearch(d, q)));
   });
+
+  get filters(): Filters {
+    return { search: this.search, status: this.status, project: this.project, chip: this.chip };
+  }
+
+  set filters(f: Filters) {
+    this.search = f.search;
+    this.status = f.status;
+    this.project = f.project;
+    this.chip = f.chip;
+  }
 
   projects = $derived([...new Set(this.all.map((d) => d.project).filter((p): p is string => !!p))].sort(collator.compare));
   chips = $derived([...new Set(this.all.map((d) => d.chip).filter((c): c is string => !!c))].sort(collator.compare));
@@ -107,11 +196,7 @@ export class DeviceStore {
     }
     const rows = [...this.#map.values()].filter(
       (d) =>
-        (status === 'all' ||
-          (status === 'online' && d.online) ||
-          (status === 'offline' && !d.online) ||
-          (status === 'updating' && isUpdating(d)) ||
-          (status === 'failed' && isFailed(d))) &&
+        matchesStatus(d, status) &&
         (!project || d.project === project) &&
         (!chip || d.chip === chip) &&
         matchesSearch(d, q),

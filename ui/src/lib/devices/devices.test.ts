@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { device, update } from '../backend/mock';
-import { DeviceStore, compareDevices, matchesSearch } from './devices.svelte';
+import { DeviceStore, compareDevices, compareMacs, filtersFromQuery, filtersToQuery, matchesSearch } from './devices.svelte';
 import { stateLabel, targetVersion } from './status';
 
 describe('DeviceStore', () => {
@@ -97,6 +97,64 @@ describe('DeviceStore', () => {
     expect(s.visible).toHaveLength(10000);
     expect(s.visible[1].name).toBe('dev-1'); // numeric collation: dev-1 < dev-10 < dev-2
     expect(s.visible[2].name).toBe('dev-2');
+  });
+});
+
+describe('MACs, counts and filters', () => {
+  test('MACs sort by byte value, whatever the case: …:01 < …:0a < …:0F < …:10', () => {
+    const macs = ['24:0A:C4:00:00:10', '24:0a:c4:00:00:0f', '24:0A:C4:00:00:0A', '24:0A:C4:00:00:01', 'A4:00:00:00:00:00', '24:0A:C4:00:00:09'];
+    expect([...macs].sort(compareMacs)).toEqual([
+      '24:0A:C4:00:00:01', '24:0A:C4:00:00:09', '24:0A:C4:00:00:0A', '24:0a:c4:00:00:0f', '24:0A:C4:00:00:10', 'A4:00:00:00:00:00',
+    ]);
+    // Unnamed devices are listed by MAC in that order (after the named ones), both ways.
+    const s = new DeviceStore();
+    s.setAll(['24:0A:C4:00:00:10', '24:0A:C4:00:00:0A', '24:0A:C4:00:00:01'].map((m) => device(m)).concat(device('24:0A:C4:00:00:02', { name: 'zeta' })));
+    expect(s.visible.map((d) => d.name ?? d.mac)).toEqual(['zeta', '24:0A:C4:00:00:01', '24:0A:C4:00:00:0A', '24:0A:C4:00:00:10']);
+    s.sortBy('name');
+    expect(s.visible.map((d) => d.name ?? d.mac)).toEqual(['zeta', '24:0A:C4:00:00:10', '24:0A:C4:00:00:0A', '24:0A:C4:00:00:01']);
+    // Ties in another column fall back to the same byte order.
+    s.sortBy('chip');
+    expect(s.visible.map((d) => d.mac)).toEqual(['24:0A:C4:00:00:01', '24:0A:C4:00:00:02', '24:0A:C4:00:00:0A', '24:0A:C4:00:00:10']);
+  });
+
+  test('a MAC is found however it is typed: without separators, with dashes or dots, any case', () => {
+    const d = device('24:0A:C4:12:00:7F', { name: 'bench' });
+    for (const q of ['240ac412007f', '240AC4', '24-0a-c4-12-00-7f', '240a.c412.007f', '24:0a:c4', '12007F', 'bench 0ac4'])
+      expect(matchesSearch(d, q), q).toBe(true);
+    for (const q of ['240ac5', '24-0a-c5', 'zz:0a']) expect(matchesSearch(d, q), q).toBe(false);
+  });
+
+  test('the status buttons count within the project, chip and search filters', () => {
+    const s = new DeviceStore();
+    s.setAll([
+      device('AA:00:00:00:00:01', { project: 'door', chip: 'esp32c3' }),
+      device('AA:00:00:00:00:02', { project: 'door', chip: 'esp32', online: false }),
+      device('AA:00:00:00:00:03', { project: 'blink', update: update('AA:00:00:00:00:03', { state: 'failed' }) }),
+      device('AA:00:00:00:00:04', { project: 'blink', update: update('AA:00:00:00:00:04', { state: 'downloading' }) }),
+    ]);
+    expect(s.filteredCounts).toEqual({ total: 4, online: 3, offline: 1, updating: 1, failed: 1 });
+    s.project = 'door';
+    expect(s.filteredCounts).toEqual({ total: 2, online: 1, offline: 1, updating: 0, failed: 0 });
+    s.chip = 'esp32c3';
+    expect(s.filteredCounts).toEqual({ total: 1, online: 1, offline: 0, updating: 0, failed: 0 });
+    s.project = '';
+    s.chip = '';
+    s.search = 'blink';
+    expect(s.filteredCounts).toEqual({ total: 2, online: 2, offline: 0, updating: 1, failed: 1 });
+    // The fleet-wide summary is not filtered.
+    expect(s.counts.total).toBe(4);
+    // A button's count is the number of rows it shows.
+    s.status = 'failed';
+    expect(s.visible).toHaveLength(s.filteredCounts.failed);
+  });
+
+  test('filters go to and come back from the URL query', () => {
+    const f = { search: 'bench 24:0a', status: 'failed' as const, project: 'door controller', chip: 'esp32c3' };
+    const q = filtersToQuery(f);
+    expect(q).toBe('q=bench+24%3A0a&status=failed&project=door+controller&chip=esp32c3');
+    expect(filtersFromQuery(`?${q}`)).toEqual(f);
+    expect(filtersToQuery({ search: ' ', status: 'all', project: '', chip: '' })).toBe('');
+    expect(filtersFromQuery('?status=bogus&x=1')).toEqual({ search: '', status: 'all', project: '', chip: '' });
   });
 });
 
