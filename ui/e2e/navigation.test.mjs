@@ -1,7 +1,9 @@
 // Links and reloads, and what the device table shows, in the built UI on the real server:
 // client routes two levels deep load from a pasted link and survive a reload; the table's
 // filters live in the URL; a MAC is found however it is typed; the status counts follow the
-// project and chip filters. Every wait is for a condition.
+// project and chip filters; a 1024 px window shows every column; long versions end in "…" with
+// the whole value in the title; dates read YYYY-MM-DD HH:MM with their age; a failed update says
+// why on its row and on its page. Every wait is for a condition.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -62,6 +64,24 @@ test('a device page and a deployment load from a pasted link and survive a reloa
   assert.deepEqual(nested, [], 'no request below a client route');
 });
 
+test('a failed update says why on its row and at the top of its page; dates read YYYY-MM-DD HH:MM with their age', async () => {
+  await page.goto(`${server.base}/devices/${failing.mac}`);
+  const top = page.getByTestId('failure');
+  await top.waitFor();
+  assert.match(await top.innerText(), new RegExp(`failed: ${WHY.replace(/[()]/g, '\\$&')}`));
+  const fact = async (name) => page.locator('dt', { hasText: new RegExp(`^${name}$`) }).locator('xpath=following-sibling::dd[1]').innerText();
+  assert.match(await fact('Last seen'), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} \((just now|\d+ s ago|\d+ min ago)\)$/);
+  assert.match(await fact('Known since'), /^\d{4}-\d{2}-\d{2} \d{2}:\d{2} \(/);
+  const when = await page.getByRole('table', { name: 'Update history' }).locator('tbody td').first().innerText();
+  assert.match(when, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}\s+(just now|\d+ s ago|\d+ min ago)$/);
+  await page.screenshot({ path: join(shots, 'browser-device-failed.png'), fullPage: true, animations: 'disabled' });
+
+  await page.getByRole('link', { name: 'Devices', exact: true }).click();
+  const reason = page.locator(`[data-mac="${failing.mac}"]`).getByTestId('failure-reason');
+  assert.ok(await reason.isVisible(), 'the reason is on the row, not only in a tooltip');
+  assert.equal(await reason.innerText(), WHY);
+});
+
 test('a MAC is found without colons, with dashes, in any case', async () => {
   await page.goto(server.base);
   const search = page.getByLabel('Search devices');
@@ -111,4 +131,35 @@ test('filters live in the URL: a reload and a shared link keep them', async () =
   await statusButton('all').click();
   await expect(() => new URL(page.url()).search, '');
   await expect(() => rows().count(), 5);
+});
+
+test('at 1024 px every column of the device table is in view, and a long version ends in "…" with a title', async () => {
+  await page.setViewportSize({ width: 1024, height: 700 });
+  await page.goto(server.base);
+  await expect(() => rows().count(), 5);
+  const table = await page.getByRole('table', { name: 'Devices' }).boundingBox();
+  const last = await page.locator('[role=columnheader]').last().boundingBox();
+  assert.ok(last.x + last.width <= 1024, `the last header cell ends at ${last.x + last.width} px, past the 1024 px window`);
+  assert.ok(last.x + last.width <= table.x + table.width + 0.5, 'the last header cell is inside the table');
+  assert.equal(await page.locator('[role=columnheader]').last().innerText(), 'Last seen');
+  const lastCell = await rows().first().locator('[role=cell]').last().boundingBox();
+  assert.ok(lastCell.x + lastCell.width <= 1024, 'the last cell of a row is in view');
+
+  const running = page.locator('[data-mac="24:0A:C4:0E:00:0A"]').getByTestId('running');
+  assert.equal(await running.getAttribute('title'), LONG);
+  const cut = await running.evaluate((el) => ({ overflow: getComputedStyle(el).textOverflow, cut: el.scrollWidth > el.clientWidth }));
+  assert.deepEqual(cut, { overflow: 'ellipsis', cut: true });
+  await page.screenshot({ path: join(shots, 'browser-devices-1024.png'), animations: 'disabled' });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: join(shots, 'browser-devices-1024-dark.png'), animations: 'disabled' });
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // The other pages have nothing wider than the window either.
+  for (const path of ['/firmware', '/deployments', `/devices/${failing.mac}`, '/settings']) {
+    await page.goto(`${server.base}${path}`);
+    await page.locator('h1').first().waitFor();
+    const wide = await page.evaluate(() => [document.documentElement.scrollWidth, document.querySelector('main').scrollWidth, document.querySelector('main').clientWidth]);
+    assert.ok(wide[0] <= 1024 && wide[1] <= wide[2], `${path} is wider than the window: ${wide}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 720 });
 });

@@ -7,7 +7,8 @@ export function bytes(n: number | null | undefined): string {
   return `${(n / 1024 / 1024).toFixed(2)} MiB`;
 }
 
-/** "12 s ago", "3 min ago", "2 h ago", else the date. `now` is passed so a clock drives updates. */
+/** How long ago, in a few characters: "12 s ago", "3 min ago", "2 h ago", "5 d ago". `now` is
+ *  passed so one clock drives every label. Always relative: the absolute time is `dateTime`. */
 export function ago(iso: string | null | undefined, now: number): string {
   if (!iso) return 'never';
   const t = Date.parse(iso);
@@ -17,13 +18,25 @@ export function ago(iso: string | null | undefined, now: number): string {
   if (s < 60) return `${s} s ago`;
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
-  return new Date(t).toLocaleDateString();
+  return `${Math.floor(s / 86400)} d ago`;
 }
 
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** Local time as `YYYY-MM-DD HH:MM`: sorts as text, reads the same in every locale (never
+ *  11/22/2026 or 22/11/2026, which people read differently). */
 export function dateTime(iso: string | null | undefined): string {
   if (!iso) return '—';
   const t = Date.parse(iso);
-  return Number.isNaN(t) ? iso : new Date(t).toLocaleString();
+  if (Number.isNaN(t)) return iso;
+  const d = new Date(t);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** Both: `2026-11-22 20:00 (3 min ago)`. */
+export function when(iso: string | null | undefined, now: number): string {
+  if (!iso) return 'never';
+  return `${dateTime(iso)} (${ago(iso, now)})`;
 }
 
 export function shortHash(h: string | null | undefined, n = 10): string {

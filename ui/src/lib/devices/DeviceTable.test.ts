@@ -44,4 +44,25 @@ describe('DeviceTable', () => {
     const first = document.querySelector('[role=row][data-mac]');
     expect(first?.getAttribute('data-mac')).toBe('A2');
   });
+
+  test('a long version ends in "…" in its cell and shows whole in the title', () => {
+    const store = new DeviceStore();
+    const long = 'v2.14.0-rc.3-187-gd4572e1-dirty'; // 31 characters, the longest a device may report
+    store.setAll([device('A1', { name: 'one', version: long })]);
+    const { container } = render(DeviceTable, { store });
+    const cell = container.querySelector('[data-mac="A1"] [data-testid=running]') as HTMLElement;
+    expect(cell.textContent).toBe(long);
+    expect(cell.getAttribute('title')).toBe(long);
+    expect(cell.classList.contains('trunc')).toBe(true);
+  });
+
+  test('a failed update says why on the row, not only in a tooltip', () => {
+    const store = new DeviceStore();
+    const why = 'flash write failed at 0x110000 (simulated bad sector)';
+    store.setAll([device('A1', { name: 'one', update: update('A1', { state: 'failed', progress: 40, error: why }) })]);
+    const { container } = render(DeviceTable, { store });
+    const reason = container.querySelector('[data-mac="A1"] [data-testid=failure-reason]') as HTMLElement;
+    expect(reason.textContent).toBe(why);
+    expect(reason.getAttribute('title')).toBe(why);
+  });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import type { UpdateState } from '../api/types';
+import type { UpdateFailure, UpdateState } from '../api/types';
 import { device, update } from '../backend/mock';
-import { isDone, isFailed, isUpdating, showsProgress, stateLabel, targetVersion, UPDATE_STATES } from './status';
+import { failureText, isDone, isFailed, isUpdating, showsProgress, stateLabel, targetVersion, UPDATE_FAILURES, UPDATE_STATES } from './status';
 
 // Every variant of the server's UpdateState, spelled out once here: if the Rust enum gains one,
 // `UPDATE_STATES` stops type-checking, and this list (typed by the same enum) stops compiling too.
@@ -31,5 +31,15 @@ describe('UPDATE_STATES', () => {
     expect([isFailed(failed), showsProgress(failed.update), targetVersion(failed)]).toEqual([true, true, '2.0.0']);
     expect(isDone(update('A', { state: 'done' }))).toBe(true);
     expect(isDone(update('A', { state: 'rebooting' }))).toBe(false);
+  });
+});
+
+describe('UPDATE_FAILURES', () => {
+  const KINDS: UpdateFailure[] = ['device_reported', 'rolled_back', 'not_installed', 'download_cut', 'superseded', 'stopped', 'image_deleted'];
+  test('one line per kind; the server\'s own words first', () => {
+    expect(Object.keys(UPDATE_FAILURES).sort()).toEqual([...KINDS].sort());
+    expect(failureText(update('A', { state: 'failed', error: 'flash write failed', failure: 'device_reported' }))).toBe('flash write failed');
+    expect(failureText(update('A', { state: 'cancelled', error: null, failure: 'superseded' }))).toBe('replaced by a newer deployment');
+    expect(failureText(update('A', { state: 'failed', error: null }))).toBe('');
   });
 });

@@ -2,7 +2,7 @@
 // deployments page and the tests. `UPDATE_STATES` is keyed by the server's `UpdateState` enum
 // (generated into schema.d.ts): a state added on the Rust side fails `npm run check` here until
 // it has a label, a tone and its flags, instead of falling through string comparisons.
-import type { Device, Update, UpdateState } from '../api/types';
+import type { Device, Update, UpdateFailure, UpdateState } from '../api/types';
 
 /** The colour family a state or verdict is drawn in (progress bars, labels, tally segments). */
 export type Tone = 'run' | 'ok' | 'bad' | 'warn' | 'muted';
@@ -75,4 +75,22 @@ export function stateLabel(d: Device): string {
 
 export function updateLabel(u: Update): string {
   return UPDATE_STATES[u.state].history;
+}
+
+/** Why an attempt failed or was cancelled, by the server's `UpdateFailure` kind: a few words shown
+ *  with the server's own `error` text (the device's words when it reported the failure). A kind
+ *  added on the Rust side fails `npm run check` here until it has words. */
+export const UPDATE_FAILURES: Record<UpdateFailure, string> = {
+  device_reported: 'reported by the device',
+  rolled_back: 'the device went back to its previous image after rebooting',
+  not_installed: 'the device still runs its previous image after the whole download',
+  download_cut: 'the download was cut; it starts over at the next check',
+  superseded: 'replaced by a newer deployment',
+  stopped: 'the deployment was stopped',
+  image_deleted: 'the image was deleted from the library',
+};
+
+/** Why the attempt failed, in one line: the server's words, else the kind's. */
+export function failureText(u: Update): string {
+  return u.error || (u.failure ? UPDATE_FAILURES[u.failure] : '');
 }
