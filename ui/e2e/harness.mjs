@@ -30,10 +30,11 @@ export function makeImage(dir, project, version, chipId = 0) {
   return { path: out, bytes, project, version, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
-/** Start `otafleet serve` and wait for its one "listening" line. */
-export async function startServer(dataDir) {
+/** Start `otafleet serve` and wait for its one "listening" line: on a free port, or on `port`
+ *  (to bring a stopped server back where its clients look for it). */
+export async function startServer(dataDir, { port = 0 } = {}) {
   const bin = process.env.OTAFLEET_BIN ?? join(repo, 'target/debug/otafleet');
-  const child = spawn(bin, ['serve', '--no-mdns', '--listen', '127.0.0.1:0', '--data-dir', dataDir,
+  const child = spawn(bin, ['serve', '--no-mdns', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
     '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => (log += d));
@@ -48,6 +49,7 @@ export async function startServer(dataDir) {
   });
   return {
     base,
+    port: Number(new URL(base).port),
     log: () => log,
     async stop() {
       if (child.exitCode !== null) return;

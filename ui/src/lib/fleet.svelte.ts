@@ -15,6 +15,16 @@ export class Fleet {
   deployments: DeploymentStore;
   watch: WatchStore;
   live = $state<LiveStatus>('connecting');
+  /** The event stream dropped after it had been open: what is shown may be out of date (and
+   *  nothing is drawn as online) until the reload that follows reconnecting. */
+  lost = $state(false);
+  /** True for a few seconds after that reload, to say the data is fresh again. */
+  reconnected = $state(false);
+  /** Bumped after every full reload: views that read more than the lists (a device's history)
+   *  ask again, since anything may have changed while events were missed. */
+  reloads = $state(0);
+  #streamWasOpen = false;
+  #reconnectedTimer: ReturnType<typeof setTimeout> | null = null;
   /** Set when the admin token is missing or refused: the app asks for it. */
   needsToken = $state(false);
   /** A load failure a person should see (server down, ...). */
@@ -25,6 +35,8 @@ export class Fleet {
   constructor(
     readonly backend: Backend,
     schedule: Scheduler = frameScheduler,
+    /** How long "Reconnected" stays up. */
+    private readonly reconnectedMs = 4000,
   ) {
     this.firmware = new FirmwareStore(backend);
     this.deployments = new DeploymentStore(backend);
@@ -41,10 +53,32 @@ export class Fleet {
     }
     this.stop();
     if (!(await this.reload())) return;
+    this.#streamWasOpen = false;
     this.#unsubscribe = this.backend.subscribe(
       (e) => this.#batcher.push(e),
-      (s) => (this.live = s),
+      (s) => this.#onStatus(s),
     );
+  }
+
+  #onStatus(s: LiveStatus) {
+    this.live = s;
+    if (s === 'open') {
+      // The `hello` that follows reloads everything; `lost` is cleared once that reload lands.
+      this.#streamWasOpen = true;
+      return;
+    }
+    if (this.#streamWasOpen) this.#setLost(true);
+    // The stream gave up for good (the token was refused): the reload says so and asks for it.
+    if (s === 'down') void this.reload();
+  }
+
+  #setLost(lost: boolean) {
+    this.lost = lost;
+    this.devices.stale = lost;
+    if (lost) {
+      this.reconnected = false;
+      if (this.#reconnectedTimer) clearTimeout(this.#reconnectedTimer);
+    }
   }
 
   stop() {
@@ -57,12 +91,18 @@ export class Fleet {
       const [devices] = await Promise.all([
         this.backend.listDevices(),
         this.firmware.load(),
-        this.deployments.load(),
+        this.deployments.refresh(),
         this.watch.load(),
       ]);
       this.devices.setAll(devices);
       this.error = null;
       this.needsToken = false;
+      this.reloads++;
+      if (this.lost && this.live === 'open') {
+        this.#setLost(false);
+        this.reconnected = true;
+        this.#reconnectedTimer = setTimeout(() => (this.reconnected = false), this.reconnectedMs);
+      }
       return true;
     } catch (e) {
       if (isAuthError(e)) {
@@ -134,6 +174,9 @@ export class Fleet {
           break;
         case 'watch_folders':
           void this.watch.load().catch(() => undefined);
+          break;
+        case 'mdns_host':
+          // A service heard over mDNS that did not tell its MAC: not a device the UI lists yet.
           break;
         case 'hello': // (re)connected: anything may have happened while we were away
         case 'lagged': // the server dropped events for us

@@ -80,6 +80,49 @@ describe('Fleet', () => {
     }
   });
 
+  test('a dropped stream marks everything stale; reconnecting reloads it all and says so', async () => {
+    const b = new MockBackend();
+    b.devices = [device('A1', { online: true })];
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule, 50);
+    await fleet.start();
+    expect([fleet.lost, fleet.devices.stale]).toEqual([false, false]);
+    // The server goes away: the stream is retried, and nothing shown can be trusted as current.
+    b.status('connecting');
+    expect([fleet.lost, fleet.devices.stale, fleet.reconnected]).toEqual([true, true, false]);
+    // While it was down a device joined and another image was imported.
+    b.devices = [device('A1', { online: false }), device('A2')];
+    b.firmwareList = [firmware(9)];
+    b.deployments = [deployment(4)];
+    const calls = b.calls.length;
+    b.status('open');
+    expect(fleet.lost).toBe(true); // not before the reload that the hello brings
+    b.emit({ type: 'hello' });
+    frames.frame();
+    await vi.waitFor(() => expect(fleet.lost).toBe(false));
+    expect(b.calls.slice(calls)).toEqual(expect.arrayContaining(['listDevices', 'listFirmware', 'listDeployments']));
+    expect([fleet.devices.stale, fleet.reconnected]).toEqual([false, true]);
+    expect(fleet.devices.all.map((d) => d.mac)).toEqual(['A1', 'A2']);
+    expect(fleet.devices.get('A1')?.online).toBe(false);
+    expect(fleet.firmware.items.map((f) => f.id)).toEqual([9]);
+    expect(fleet.deployments.items.map((d) => d.id)).toEqual([4]);
+    await vi.waitFor(() => expect(fleet.reconnected).toBe(false));
+  });
+
+  test('the first connection is not a lost one; a refused stream asks for the token', async () => {
+    const b = new MockBackend();
+    const fleet = new Fleet(b);
+    b.subscribe = (_e, onStatus) => (onStatus?.('connecting'), () => {});
+    await fleet.start();
+    expect(fleet.lost).toBe(false);
+    let status!: (s: 'down') => void;
+    b.subscribe = (_e, onStatus) => ((status = onStatus!), () => {});
+    await fleet.start();
+    b.listError = new BackendError('admin_token_invalid', 'the admin token is wrong', 401);
+    status('down');
+    await vi.waitFor(() => expect(fleet.needsToken).toBe(true));
+  });
+
   test('asks for a token on auth errors (by code), shows other errors', async () => {
     const b = new MockBackend();
     b.listError = new BackendError('admin_token_invalid', 'the admin token is wrong', 401);

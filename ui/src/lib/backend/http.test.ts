@@ -170,4 +170,22 @@ describe('HttpBackend', () => {
     expect(calls.length).toBe(2);
     expect(states).toEqual(['connecting', 'open', 'connecting', 'down']);
   });
+
+  test('a server that is down is retried with a growing wait, from the first one again once it answers', async () => {
+    let n = 0;
+    const f = (async () => {
+      n++;
+      if (n <= 3) throw new TypeError('Failed to fetch');
+      if (n === 4) return new Response('event: hello\ndata: {}\n\n', { status: 200 });
+      throw new TypeError('Failed to fetch');
+    }) as unknown as typeof fetch;
+    const waits: number[] = [];
+    let stop = () => {};
+    // The sixth wait ends the test (the loop would go on for ever with waits that take no time).
+    const sleep = async (ms: number) => void (waits.push(ms) === 6 && stop());
+    const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f, sleep });
+    stop = b.subscribe(() => {});
+    await vi.waitFor(() => expect(waits.length).toBe(6));
+    expect(waits).toEqual([1000, 2000, 4000, 1000, 2000, 4000]);
+  });
 });

@@ -70,7 +70,7 @@ export type HttpBackendOptions = {
   sleep?: (ms: number) => Promise<void>;
 };
 
-/** First and longest wait before the event stream reconnects after a drop. */
+/** First and longest wait before the event stream reconnects after a drop (doubling between). */
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 15000;
 
@@ -270,9 +270,12 @@ export class HttpBackend implements Backend {
     const sleep = this.#opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const abort = new AbortController();
     let stopped = false;
+    let wait = RETRY_FIRST_MS;
     const deliver = (m: EventSourceMessage) => {
       const name = m.event ?? 'message';
       if (name === 'hello') {
+        // The server answered: the next drop starts the back-off afresh.
+        wait = RETRY_FIRST_MS;
         onStatus?.('open');
         onEvent({ type: 'hello' });
       } else if (name === 'lagged') {
@@ -310,11 +313,9 @@ export class HttpBackend implements Backend {
       }
     };
     void (async () => {
-      let wait = RETRY_FIRST_MS;
+      onStatus?.('connecting');
       while (!stopped) {
-        onStatus?.('connecting');
         let outcome: 'again' | 'refused' = 'again';
-        const started = Date.now();
         try {
           outcome = await connect();
         } catch {
@@ -325,8 +326,8 @@ export class HttpBackend implements Backend {
           onStatus?.('down');
           return;
         }
-        // A stream that stayed up a while was healthy: start the back-off afresh.
-        if (Date.now() - started > RETRY_MAX_MS) wait = RETRY_FIRST_MS;
+        // Said at once, not after the wait: the page shows the data may be stale from now on.
+        onStatus?.('connecting');
         await sleep(wait);
         wait = Math.min(wait * 2, RETRY_MAX_MS);
       }

@@ -194,10 +194,17 @@ export class MockBackend implements Backend {
     this.calls.push(`unwatch ${id}`);
     this.watchFolders = this.watchFolders.filter((f) => f.id !== id);
   }
+  #onStatus: ((s: LiveStatus) => void) | null = null;
   subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void) {
     this.#listener = onEvent;
+    this.#onStatus = onStatus ?? null;
     onStatus?.('open');
-    return () => (this.#listener = null);
+    return () => {
+      this.#listener = null;
+      this.#onStatus = null;
+    };
   }
   emit(e: LiveEvent) { this.#listener?.(e); }
+  /** The event stream's status changes (a drop: 'connecting'; back: 'open', then a `hello`). */
+  status(s: LiveStatus) { this.#onStatus?.(s); }
 }

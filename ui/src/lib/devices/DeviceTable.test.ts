@@ -65,4 +65,16 @@ describe('DeviceTable', () => {
     expect(reason.textContent).toBe(why);
     expect(reason.getAttribute('title')).toBe(why);
   });
+
+  test('while the connection is lost no dot is green', () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { online: true }), device('A2', { online: false })]);
+    const { container } = render(DeviceTable, { store });
+    const dots = () => [...container.querySelectorAll('[data-testid=status-dot]')].map((d) => d.classList.contains('on'));
+    expect(dots()).toEqual([true, false]);
+    store.stale = true;
+    flushSync();
+    expect(dots()).toEqual([false, false]);
+    expect(container.querySelector('[data-testid=status-dot]')?.getAttribute('title')).toBe('unknown: connection lost (was online)');
+  });
 });

@@ -151,6 +151,9 @@ export class DeviceStore {
   sortDir = $state<1 | -1>(1);
   /** MACs ticked in the table (for "deploy to selected"). */
   selected = new SvelteSet<string>();
+  /** The connection to the server is lost: what the store holds may be out of date, so nothing
+   *  is drawn as online (Fleet sets it; a reload after reconnecting clears it). */
+  stale = $state(false);
 
   all = $derived.by(() => {
     void this.#rev;
