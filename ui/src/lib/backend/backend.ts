@@ -10,6 +10,7 @@ import type {
   DeviceTarget,
   FleetEvent,
   Firmware,
+  FirmwarePatch,
   NewDeployment,
   NewDevice,
   NewWatchFolder,
@@ -81,6 +82,9 @@ export interface Backend {
   listFirmware(): Promise<Firmware[]>;
   uploadFirmware(file: File): Promise<UploadOutcome>;
   deleteFirmware(id: number): Promise<void>;
+  /** Correct what an image was read as (project, version, file name); the admin's values are
+   *  marked `admin` in `*_source`. 409 while a project-wide deployment of it would move. */
+  patchFirmware(id: number, patch: FirmwarePatch): Promise<Firmware>;
 
   listDeployments(): Promise<Deployment[]>;
   /** One deployment and every device it covers, with what each gets and its latest attempt. */

@@ -15,6 +15,7 @@ import type {
   DevicePatch,
   DeviceTarget,
   Firmware,
+  FirmwarePatch,
   NewDeployment,
   NewDevice,
   NewWatchFolder,
@@ -226,6 +227,9 @@ export class HttpBackend implements Backend {
   }
   deleteFirmware(id: number) {
     return this.#done(this.#api.DELETE('/api/v1/firmware/{id}', { params: { path: { id } } }));
+  }
+  patchFirmware(id: number, patch: FirmwarePatch): Promise<Firmware> {
+    return this.#data(this.#api.PATCH('/api/v1/firmware/{id}', { params: { path: { id } }, body: patch }));
   }
   listDeployments(): Promise<Deployment[]> {
     return this.#data(this.#api.GET('/api/v1/deployments'));

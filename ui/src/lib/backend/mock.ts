@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, Firmware, NewDeployment, NewDevice,
+  Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
@@ -26,8 +26,8 @@ export function update(mac: string, over: Partial<Update> = {}): Update {
 export function firmware(id: number, over: Partial<Firmware> = {}): Firmware {
   return {
     id, filename: `blink-${id}.bin`, size: 200000, sha256: String(id).padStart(64, '0'), md5: '0'.repeat(32),
-    chip: 'esp32', format: 'esp32_app', project: 'blink', project_source: 'image', version: `2.0.${id}`,
-    version_source: 'image', source: 'upload', uploaded_at: '2026-11-22T20:00:00Z', devices_running: 0, ...over,
+    chip: 'esp32', format: 'esp32_app', project: 'blink', project_source: 'app_desc', version: `2.0.${id}`,
+    version_source: 'app_desc', source: 'upload', uploaded_at: '2026-11-22T20:00:00Z', devices_running: 0, ...over,
   } as Firmware;
 }
 
@@ -137,6 +137,15 @@ export class MockBackend implements Backend {
   async deleteFirmware(id: number) {
     this.calls.push(`delete ${id}`);
     if (this.deleteError) throw this.deleteError;
+  }
+  async patchFirmware(id: number, patch: FirmwarePatch) {
+    this.calls.push(`patchFirmware ${id} ${JSON.stringify(patch)}`);
+    const f = this.firmwareList.find((x) => x.id === id);
+    if (!f) throw new BackendError('not_found', `firmware ${id} not found`, 404);
+    if (patch.project != null) Object.assign(f, { project: patch.project, project_source: 'admin' });
+    if (patch.version != null) Object.assign(f, { version: patch.version, version_source: 'admin' });
+    if (patch.filename != null) f.filename = patch.filename;
+    return f;
   }
   async listDeployments() { this.calls.push('listDeployments'); return this.deployments; }
   async getDeployment(id: number) {
