@@ -6,6 +6,8 @@
 //!   after space is freed, after a clean restart (SIGTERM) and after `kill -9`;
 //! - a write the disk could not take fails with 507 `disk_full` and a message that says so (never
 //!   a 500, never a silent success), and the upload larger than the free space gets 507;
+//! - the admin's corrections race them too: a device's notes and tags, an image's file name and
+//!   version (`PATCH`), each either on disk when acknowledged or refused with 507;
 //! - once space is freed, new writes succeed without a restart.
 //!
 //! Mounting a tmpfs needs root. Without root the test says SKIPPED and passes, except under CI,
@@ -26,6 +28,8 @@ use tokio::sync::Semaphore;
 const TOKEN: &str = "durability-token";
 const CHECKINS: usize = 500;
 const DEPLOYMENTS: usize = 50;
+/// Devices enrolled before the disk fills, whose notes the race then edits.
+const NOTED: usize = 40;
 
 /// A tmpfs of a fixed size, mounted for the test and unmounted when dropped.
 struct Tmpfs {
@@ -100,6 +104,10 @@ struct Acked {
     devices: Vec<(String, String)>,
     deployments: Vec<i64>,
     firmware: Vec<i64>,
+    /// (mac, notes) of every device PATCH answered 2xx.
+    notes: Vec<(String, String)>,
+    /// (id, file name, version) of every firmware PATCH answered 2xx.
+    corrected: Vec<(i64, String, String)>,
 }
 
 #[derive(Default)]
@@ -165,6 +173,30 @@ async fn upload(http: &reqwest::Client, base: &str, name: &str, bytes: Vec<u8>) 
     .await
 }
 
+async fn note(http: &reqwest::Client, base: &str, mac: &str, notes: &str) -> (u16, Value) {
+    send(
+        http.patch(format!("{base}/api/v1/devices/{mac}"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "notes": notes, "tags": ["bench", "rack-2"] })),
+    )
+    .await
+}
+
+async fn correct(
+    http: &reqwest::Client,
+    base: &str,
+    id: i64,
+    filename: &str,
+    version: &str,
+) -> (u16, Value) {
+    send(
+        http.patch(format!("{base}/api/v1/firmware/{id}"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "filename": filename, "version": version })),
+    )
+    .await
+}
+
 /// Every acknowledged thing is there: devices and deployments listed, images listed, and (when
 /// `check_tokens`) every device still answered with the token it was given.
 async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens: bool, when: &str) {
@@ -180,6 +212,24 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
         .iter()
         .map(|d| d["mac"].as_str().unwrap().to_string())
         .collect();
+    for (mac, notes) in &acked.notes {
+        let d = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["mac"] == mac.as_str())
+            .unwrap_or_else(|| panic!("{when}: noted device {mac} is gone"));
+        assert_eq!(
+            d["notes"],
+            notes.as_str(),
+            "{when}: {mac}'s acknowledged notes"
+        );
+        assert_eq!(
+            d["tags"],
+            json!(["bench", "rack-2"]),
+            "{when}: {mac}'s tags"
+        );
+    }
     let missing: Vec<&String> = acked
         .devices
         .iter()
@@ -230,6 +280,28 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
         .collect();
     for id in &acked.firmware {
         assert!(fw.contains(id), "{when}: acknowledged image {id} is gone");
+    }
+    for (id, filename, version) in &acked.corrected {
+        let f = firmware
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == *id)
+            .unwrap();
+        assert_eq!(
+            f["filename"],
+            filename.as_str(),
+            "{when}: image {id}'s file name"
+        );
+        assert_eq!(
+            f["version"],
+            version.as_str(),
+            "{when}: image {id}'s version"
+        );
+        assert_eq!(
+            f["version_source"], "admin",
+            "{when}: image {id}'s version source"
+        );
     }
     if check_tokens {
         let gate = Arc::new(Semaphore::new(16));
@@ -289,6 +361,16 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         acked.firmware.push(body["id"].as_i64().unwrap());
     }
 
+    // Devices whose notes the race edits, enrolled while there is room.
+    for i in 0..NOTED {
+        let i = CHECKINS + 10 + i;
+        let (status, body) = enrol(&http, &base, i).await;
+        assert_eq!(status, 200, "{body}");
+        acked
+            .devices
+            .push((mac(i), body["token"].as_str().unwrap().to_string()));
+    }
+
     // Leave about 3 MB: the 8 MB upload cannot fit, and the database's write-ahead log runs out
     // of room too while 500 enrolments and 50 deployments race it.
     let filler = disk.path.join("filler");
@@ -322,6 +404,47 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
             let _p = gate.acquire().await.unwrap();
             deploy(&http, &base, fw).await
         });
+    }
+    let mut notes = tokio::task::JoinSet::new();
+    for i in 0..NOTED {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        notes.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            let (m, n) = (mac(CHECKINS + 10 + i), format!("on the bench, slot {i}"));
+            let r = note(&http, &base, &m, &n).await;
+            (m, n, r)
+        });
+    }
+    let mut corrections = tokio::task::JoinSet::new();
+    for (k, id) in acked.firmware.clone().into_iter().enumerate() {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        corrections.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            let (name, version) = (format!("greenhouse_v2.0.{k}.bin"), format!("2.0.{k}"));
+            let r = correct(&http, &base, id, &name, &version).await;
+            (id, name, version, r)
+        });
+    }
+    while let Some(r) = notes.join_next().await {
+        let (m, n, (status, body)) = r.unwrap();
+        if (200..300).contains(&status) {
+            acked.notes.push((m, n));
+        } else {
+            record_refusal(&mut refused, format!("notes of {m}"), status, body);
+        }
+    }
+    while let Some(r) = corrections.join_next().await {
+        let (id, name, version, (status, body)) = r.unwrap();
+        if (200..300).contains(&status) {
+            acked.corrected.push((id, name, version));
+        } else {
+            record_refusal(
+                &mut refused,
+                format!("correction of image {id}"),
+                status,
+                body,
+            );
+        }
     }
     while let Some(r) = checkins.join_next().await {
         let (i, (status, body)) = r.unwrap();
@@ -363,9 +486,11 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         disk.free_bytes()
     );
     eprintln!(
-        "race: {} enrolments and {} deployments acknowledged, {} refused with 507",
+        "race: {} enrolments, {} deployments, {} notes and {} image corrections acknowledged, {} refused with 507",
         acked.devices.len(),
         acked.deployments.len(),
+        acked.notes.len(),
+        acked.corrected.len(),
         refused.disk_full
     );
 
@@ -386,6 +511,21 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
     let (status, body) = upload(&http, &base, "durable_v1.0.3.bin", image("1.0.3")).await;
     assert_eq!(status, 201, "an upload after space returned: {body}");
     acked.firmware.push(body["id"].as_i64().unwrap());
+    let m = mac(CHECKINS + 10);
+    let (status, body) = note(&http, &base, &m, "after space returned").await;
+    assert_eq!(status, 200, "notes after space returned: {body}");
+    acked.notes.retain(|(x, _)| *x != m);
+    acked.notes.push((m, "after space returned".into()));
+    let id = acked.firmware[0];
+    let (status, body) = correct(&http, &base, id, "greenhouse_v2.0.9.bin", "2.0.9").await;
+    assert_eq!(
+        status, 200,
+        "an image correction after space returned: {body}"
+    );
+    acked.corrected.retain(|(x, _, _)| *x != id);
+    acked
+        .corrected
+        .push((id, "greenhouse_v2.0.9.bin".into(), "2.0.9".into()));
     verify(&http, &base, &acked, true, "after space returned").await;
 
     // A clean restart, then a kill -9: everything acknowledged is still there.
