@@ -1,5 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
-import type { Update } from './api/types';
+import type { Device, DevicePatch, Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -88,13 +88,13 @@ export class Fleet {
 
   async reload(): Promise<boolean> {
     try {
-      const [devices] = await Promise.all([
+      const [list] = await Promise.all([
         this.backend.listDevices(),
         this.firmware.load(),
         this.deployments.refresh(),
         this.watch.load(),
       ]);
-      this.devices.setAll(devices);
+      this.devices.setAll(list.devices, list.hosts);
       this.error = null;
       this.needsToken = false;
       this.reloads++;
@@ -115,6 +115,15 @@ export class Fleet {
       this.error = e instanceof BackendError ? e : new BackendError('unexpected', String(e));
       return false;
     }
+  }
+
+  /** Change what the admin says about a device (name, notes, tags, …): the answer is applied
+   *  at once (its `device` event follows and changes nothing more). Throws the server's refusal. */
+  async patchDevice(mac: string, patch: DevicePatch): Promise<Device> {
+    const d = await this.backend.patchDevice(mac, patch);
+    this.devices.applyDevice(d);
+    this.devices.commit();
+    return d;
   }
 
   async useToken(token: string) {
@@ -176,7 +185,9 @@ export class Fleet {
           void this.watch.load().catch(() => undefined);
           break;
         case 'mdns_host':
-          // A service heard over mDNS that did not tell its MAC: not a device the UI lists yet.
+          // A service heard over mDNS that did not tell its MAC: its own row, by `key`.
+          this.devices.applyHost(e.host);
+          devicesChanged = true;
           break;
         case 'hello': // (re)connected: anything may have happened while we were away
         case 'lagged': // the server dropped events for us

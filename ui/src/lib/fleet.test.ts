@@ -1,6 +1,6 @@
 import { describe, expect, test, vi } from 'vitest';
 import { BackendError } from './backend/backend';
-import { MockBackend, deployment, device, firmware, update } from './backend/mock';
+import { MockBackend, deployment, device, firmware, host, update } from './backend/mock';
 import { Fleet } from './fleet.svelte';
 import { EventBatcher } from './live';
 
@@ -42,6 +42,28 @@ describe('Fleet', () => {
     expect(fleet.devices.counts.total).toBe(2);
     expect(fleet.devices.get('A1')?.update?.progress).toBe(100);
     expect(fleet.firmware.items.map((f) => f.id)).toEqual([5]);
+  });
+
+  test('MAC-less mDNS hosts load as their own rows and mdns_host events update one of them live', async () => {
+    const b = new MockBackend();
+    b.devices = [device('AA:00:00:00:00:01', { name: 'bench-relay' })];
+    b.hosts = [host('bench-relay'), host('bench-lamp')];
+    const frames = manualFrames();
+    const fleet = new Fleet(b, frames.schedule);
+    await fleet.start();
+    expect(fleet.devices.hosts.map((h) => h.mdns_instance)).toEqual(['bench-lamp', 'bench-relay']);
+    expect(fleet.devices.counts.total).toBe(1);
+    // The relay says goodbye: that row goes offline, the other host and the device stay as they were.
+    b.emit({ type: 'mdns_host', host: host('bench-relay', { online: false, mdns_gone: '2026-11-22T20:05:00Z' }) });
+    frames.frame();
+    expect(fleet.devices.getHost('_arduino._tcp/bench-relay')?.online).toBe(false);
+    expect(fleet.devices.getHost('_arduino._tcp/bench-lamp')?.online).toBe(true);
+    expect(fleet.devices.hosts).toHaveLength(2);
+    expect(fleet.devices.get('AA:00:00:00:00:01')?.online).toBe(true);
+    // A third one is announced: a third row.
+    b.emit({ type: 'mdns_host', host: host('garage') });
+    frames.frame();
+    expect(fleet.devices.hosts.map((h) => h.mdns_instance)).toEqual(['bench-lamp', 'bench-relay', 'garage']);
   });
 
   test('a lagged stream reloads everything', async () => {

@@ -8,6 +8,7 @@ import type {
   Device,
   DevicePatch,
   DeviceTarget,
+  DiscoveredHost,
   FleetEvent,
   Firmware,
   FirmwarePatch,
@@ -44,6 +45,10 @@ export function isAuthError(e: unknown): boolean {
   return e instanceof BackendError && AUTH_CODES.has(e.code);
 }
 
+/** `GET /api/v1/devices` split in two: the server lists both kinds in one array, told apart by a
+ *  host's `key`. */
+export type DeviceList = { devices: Device[]; hosts: DiscoveredHost[] };
+
 export type UploadOutcome = { firmware: Firmware; created: boolean };
 
 /** A live event: the server's tagged events plus the stream's own control events. */
@@ -64,7 +69,9 @@ export interface Backend {
   /** Forget the token (and its stored copy). */
   clearToken(): void;
 
-  listDevices(): Promise<Device[]>;
+  /** The device list: devices (keyed by MAC) and, apart from them, services heard over mDNS that
+   *  told no MAC (keyed by `key`): those are never merged with a device or with each other. */
+  listDevices(): Promise<DeviceList>;
   /** Add a device before it checks in (with open enrolment off, the only way in). */
   createDevice(d: NewDevice): Promise<Device>;
   getDevice(mac: string): Promise<Device>;

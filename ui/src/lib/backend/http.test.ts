@@ -122,11 +122,12 @@ describe('HttpBackend', () => {
     expect(calls[1].url).toBe(`${origin}/api/v1/deployments`);
   });
 
-  test('the device list leaves out mDNS services that told no MAC', async () => {
-    const host = { key: '_arduino._tcp/bench', mac: null, hostname: 'bench.local', online: true, source: 'mdns' };
-    const { f } = fakeFetch([json(200, [{ mac: 'AA:00:00:00:00:01', online: true }, host])]);
+  test('the device list keeps mDNS services that told no MAC apart from the devices', async () => {
+    const host = (name: string) => ({ key: `_arduino._tcp/${name}`, mac: null, hostname: `${name}.local`, online: true, source: 'mdns' });
+    const { f } = fakeFetch([json(200, [{ mac: 'AA:00:00:00:00:01', online: true }, host('bench'), host('relay')])]);
     const list = await new HttpBackend({ baseUrl: '', token: 'T', fetch: f }).listDevices();
-    expect(list.map((d) => d.mac)).toEqual(['AA:00:00:00:00:01']);
+    expect(list.devices.map((d) => d.mac)).toEqual(['AA:00:00:00:00:01']);
+    expect(list.hosts.map((h) => [h.key, h.mac])).toEqual([['_arduino._tcp/bench', null], ['_arduino._tcp/relay', null]]);
   });
 
   test('the event stream sends the token as a header, never in the URL, and turns events into typed objects', async () => {

@@ -14,6 +14,7 @@ import type {
   Device,
   DevicePatch,
   DeviceTarget,
+  DiscoveredHost,
   Firmware,
   FirmwarePatch,
   NewDeployment,
@@ -31,6 +32,7 @@ import {
   NETWORK,
   isAuthError,
   type Backend,
+  type DeviceList,
   type LiveEvent,
   type LiveStatus,
   type NativeAdapter,
@@ -177,13 +179,19 @@ export class HttpBackend implements Backend {
     await call;
   }
 
-  async listDevices(): Promise<Device[]> {
+  async listDevices(): Promise<DeviceList> {
     const listed = await this.#data(this.#api.GET('/api/v1/devices'));
     // The list also carries services heard over mDNS that did not tell their MAC (`mac: null`
-    // and a `key`); they are not devices this UI can address yet. Told apart by `key`:
-    // openapi-fetch's response typing drops a property typed only `null` (its `Readable` maps
-    // `NonNullable<null>`, i.e. never, away), so `mac === null` does not narrow here.
-    return listed.filter((d): d is Device => !('key' in d));
+    // and a `key`): kept apart, keyed by `key`, so two of them stay two rows and none merges
+    // with a device. Told apart by `key`: openapi-fetch's response typing drops a property
+    // typed only `null` (its `Readable` maps `NonNullable<null>`, i.e. never, away), so
+    // `mac === null` does not narrow here; the host gets its `mac: null` back.
+    const out: DeviceList = { devices: [], hosts: [] };
+    for (const d of listed) {
+      if ('key' in d) out.hosts.push({ ...d, mac: null } as DiscoveredHost);
+      else out.devices.push(d as Device);
+    }
+    return out;
   }
   createDevice(d: NewDevice) {
     return this.#data(this.#api.POST('/api/v1/devices', { body: d }));

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
@@ -11,8 +11,18 @@ export function device(mac: string, over: Partial<Device> = {}): Device {
     mac, name: null, chip: 'esp32', project: 'blink', version: '1.0.0', sha256: null, ip: null, rssi: null,
     free_space: null, uptime_s: null, protocol: 'native', weak_auth: false, source: 'checkin',
     created_at: '2026-11-22T20:00:00Z', last_seen: '2026-11-22T20:00:00Z', online: true, enrolled: true, update: null,
-    ...over,
+    tags: [], auth: 'token', ...over,
   } as Device;
+}
+
+/** A service heard over mDNS that told no MAC (`instance` names it within `_arduino._tcp`). */
+export function host(instance: string, over: Partial<DiscoveredHost> = {}): DiscoveredHost {
+  return {
+    key: `_arduino._tcp/${instance}`, mac: null, hostname: `${instance}.local`, name: null, ip: '10.0.0.50',
+    mdns_service: '_arduino._tcp', mdns_instance: instance, mdns_port: 3232, mdns_txt: { board: 'esp32' },
+    mdns_seen: '2026-11-22T20:00:00Z', mdns_gone: null, last_seen: '2026-11-22T20:00:00Z', online: true, source: 'mdns',
+    created_at: '2026-11-22T20:00:00Z', ...over,
+  };
 }
 
 export function update(mac: string, over: Partial<Update> = {}): Update {
@@ -60,6 +70,8 @@ export class MockBackend implements Backend {
   baseUrl = 'http://otafleet.test';
   native?: NativeAdapter;
   devices: Device[] = [];
+  /** MAC-less mDNS hosts the device list carries after the devices. */
+  hosts: DiscoveredHost[] = [];
   firmwareList: Firmware[] = [];
   deployments: Deployment[] = [];
   calls: string[] = [];
@@ -90,7 +102,7 @@ export class MockBackend implements Backend {
   async listDevices() {
     this.calls.push('listDevices');
     if (this.listError) throw this.listError;
-    return this.devices;
+    return { devices: this.devices, hosts: this.hosts };
   }
   /** The refusal the next createDevice throws (e.g. `invalid_mac`), if any. */
   createError: BackendError | null = null;
@@ -118,10 +130,20 @@ export class MockBackend implements Backend {
     return r;
   }
   async deleteDevice(mac: string) { this.calls.push(`deleteDevice ${mac}`); }
+  /** The refusal the next patchDevice throws (e.g. `invalid_tags`), if any. */
+  patchError: BackendError | null = null;
   async patchDevice(mac: string, patch: DevicePatch) {
     this.calls.push(`patchDevice ${mac} ${JSON.stringify(patch)}`);
+    if (this.patchError) throw this.patchError;
+    const d = this.devices.find((d) => d.mac === mac)!;
+    const named = patch.name === undefined ? {} : patch.name
+      ? { admin_name: patch.name, name: patch.name, name_source: 'admin' as const }
+      : { admin_name: null, name: d.reported_name ?? null, name_source: d.reported_name ? ('reported' as const) : null };
     return {
-      ...this.devices.find((d) => d.mac === mac)!,
+      ...d,
+      ...named,
+      ...(patch.notes !== undefined ? { notes: patch.notes || null } : {}),
+      ...(patch.tags ? { tags: patch.tags } : {}),
       ...(patch.reset_token ? { enrolled: false } : {}),
       ...(patch.expect_protocol ? { expect_protocol: patch.expect_protocol } : {}),
     } as Device;

@@ -1,11 +1,13 @@
-// The fleet as the UI sees it: devices keyed by MAC, updated from batches of live events.
+// The fleet as the UI sees it: devices keyed by MAC, updated from batches of live events, and,
+// apart from them, the MAC-less hosts heard over mDNS keyed by their `key` (`<service>/<instance>`):
+// a host is never merged with a device, nor two hosts with each other.
 //
 // Why a plain Map plus a revision counter instead of a deep $state: with 10,000 devices and
 // hundreds of events per second, proxying every device object would make each change cost more
 // than the frame. The Map is mutated freely inside a batch and `commit()` bumps `#rev` once,
 // which re-derives the filtered, sorted view once per animation frame.
 import { SvelteSet } from 'svelte/reactivity';
-import type { Device, Update } from '../api/types';
+import type { Device, DiscoveredHost, Update } from '../api/types';
 import { sortVersions } from '../versions';
 import { isFailed, isUpdating, showsProgress, stateLabel, targetVersion } from './status';
 
@@ -71,13 +73,9 @@ export function compareDevices(a: Device, b: Device, key: SortKey, dir: 1 | -1):
   return c !== 0 ? c * dir : compareMacs(a.mac, b.mac);
 }
 
-export function matchesSearch(d: Device, q: string): boolean {
-  if (!q) return true;
-  const hay = `${d.name ?? ''} ${d.mac} ${d.ip ?? ''} ${d.project ?? ''} ${d.version ?? ''} ${d.chip ?? ''}`.toLowerCase();
-  const hex = (macHex(d.mac) ?? '').toLowerCase();
-  // Every word must match somewhere: "c3 blink" finds ESP32-C3 devices running blink. A word
-  // made of hex digits and MAC separators also matches the MAC's digits, however it was
-  // written: 240ac4, 24-0A-C4, 240a.c412.
+/** Every word of `q` must match somewhere in `hay` (lower case), or, for a word made of hex digits
+ *  and MAC separators, in the MAC's digits `hex`. */
+function wordsMatch(hay: string, hex: string, q: string): boolean {
   return q
     .toLowerCase()
     .split(/\s+/)
@@ -89,8 +87,39 @@ export function matchesSearch(d: Device, q: string): boolean {
     });
 }
 
-/** The filters a link or a reload keeps: `?q=…&status=…&project=…&chip=…` (defaults left out). */
-export type Filters = { search: string; status: StatusFilter; project: string; chip: string };
+export function matchesSearch(d: Device, q: string): boolean {
+  if (!q) return true;
+  // The shown name and both names behind it (the admin's hides the reported one), the tags and
+  // the notes, with the MAC, IP, project, version and chip.
+  const hay = [d.name, d.admin_name, d.reported_name, d.mac, d.ip, d.project, d.version, d.chip, ...(d.tags ?? []), d.notes]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+  // Every word must match somewhere: "c3 blink" finds ESP32-C3 devices running blink. A word
+  // made of hex digits and MAC separators also matches the MAC's digits, however it was
+  // written: 240ac4, 24-0A-C4, 240a.c412.
+  return wordsMatch(hay, (macHex(d.mac) ?? '').toLowerCase(), q);
+}
+
+/** A MAC-less mDNS host matches by its name, host name, instance, service, IP and TXT values. */
+export function matchesHostSearch(h: DiscoveredHost, q: string): boolean {
+  if (!q) return true;
+  const hay = [h.name, h.hostname, h.mdns_instance, h.mdns_service, h.ip, ...Object.values(h.mdns_txt ?? {})]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+  return wordsMatch(hay, '', q);
+}
+
+/** Tags compare without regard to case, as the server drops repeats. */
+export function hasTag(d: Device, tag: string): boolean {
+  if (!tag) return true;
+  const t = tag.toLowerCase();
+  return (d.tags ?? []).some((x) => x.toLowerCase() === t);
+}
+
+/** The filters a link or a reload keeps: `?q=…&status=…&project=…&chip=…&tag=…` (defaults left out). */
+export type Filters = { search: string; status: StatusFilter; project: string; chip: string; tag: string };
 
 export function filtersToQuery(f: Filters): string {
   const p = new URLSearchParams();
@@ -98,6 +127,7 @@ export function filtersToQuery(f: Filters): string {
   if (f.status !== 'all') p.set('status', f.status);
   if (f.project) p.set('project', f.project);
   if (f.chip) p.set('chip', f.chip);
+  if (f.tag) p.set('tag', f.tag);
   return p.toString();
 }
 
@@ -109,6 +139,7 @@ export function filtersFromQuery(query: string): Filters {
     status: status && STATUS_FILTERS.includes(status) ? status : 'all',
     project: p.get('project') ?? '',
     chip: p.get('chip') ?? '',
+    tag: p.get('tag') ?? '',
   };
 }
 
@@ -138,8 +169,14 @@ function matchesStatus(d: Device, status: StatusFilter): boolean {
   );
 }
 
+/** What a host row is called: its announced name, else its mDNS instance. */
+export function hostLabel(h: DiscoveredHost): string {
+  return h.name || h.mdns_instance || h.hostname;
+}
+
 export class DeviceStore {
   #map = new Map<string, Device>();
+  #hosts = new Map<string, DiscoveredHost>();
   #rev = $state(0);
 
   loaded = $state(false);
@@ -147,6 +184,8 @@ export class DeviceStore {
   status = $state<StatusFilter>('all');
   project = $state('');
   chip = $state('');
+  /** Only devices with this tag (any case). */
+  tag = $state('');
   sortKey = $state<SortKey>('name');
   sortDir = $state<1 | -1>(1);
   /** MACs ticked in the table (for "deploy to selected"). */
@@ -166,13 +205,15 @@ export class DeviceStore {
   /** What each status button would show with the other filters (project, chip, search) as they
    *  are: the count on a button is the number of rows a click on it gives. */
   filteredCounts = $derived.by(() => {
-    const { project, chip } = this;
+    const { project, chip, tag } = this;
     const q = this.search.trim();
-    return countOf(this.all.filter((d) => (!project || d.project === project) && (!chip || d.chip === chip) && matchesSearch(d, q)));
+    return countOf(
+      this.all.filter((d) => (!project || d.project === project) && (!chip || d.chip === chip) && hasTag(d, tag) && matchesSearch(d, q)),
+    );
   });
 
   get filters(): Filters {
-    return { search: this.search, status: this.status, project: this.project, chip: this.chip };
+    return { search: this.search, status: this.status, project: this.project, chip: this.chip, tag: this.tag };
   }
 
   set filters(f: Filters) {
@@ -180,7 +221,15 @@ export class DeviceStore {
     this.status = f.status;
     this.project = f.project;
     this.chip = f.chip;
+    this.tag = f.tag;
   }
+
+  /** Every tag in use, once whatever its case (the first spelling seen), sorted. */
+  tags = $derived.by(() => {
+    const seen = new Map<string, string>();
+    for (const d of this.all) for (const t of d.tags ?? []) if (!seen.has(t.toLowerCase())) seen.set(t.toLowerCase(), t);
+    return [...seen.values()].sort(collator.compare);
+  });
 
   projects = $derived([...new Set(this.all.map((d) => d.project).filter((p): p is string => !!p))].sort(collator.compare));
   chips = $derived([...new Set(this.all.map((d) => d.chip).filter((c): c is string => !!c))].sort(collator.compare));
@@ -188,9 +237,9 @@ export class DeviceStore {
   /** What the table shows: filtered, searched, sorted. */
   visible = $derived.by(() => {
     void this.#rev;
-    const { status, project, chip, sortKey, sortDir } = this;
+    const { status, project, chip, tag, sortKey, sortDir } = this;
     const q = this.search.trim();
-    const params = [status, project, chip, sortKey, sortDir, q].join('\u0000');
+    const params = [status, project, chip, tag, sortKey, sortDir, q].join('\u0000');
     // Fast path: most live events (progress, check-ins) change neither which devices match nor
     // their order. Then the last order is reused and only the objects are refreshed: no
     // 10,000-row sort per frame during an update wave.
@@ -202,12 +251,28 @@ export class DeviceStore {
         matchesStatus(d, status) &&
         (!project || d.project === project) &&
         (!chip || d.chip === chip) &&
+        hasTag(d, tag) &&
         matchesSearch(d, q),
     );
     rows.sort((a, b) => compareDevices(a, b, sortKey, sortDir));
     this.#order = { params, macs: rows.map((d) => d.mac) };
     this.#viewDirty = false;
     return rows;
+  });
+
+  /** MAC-less mDNS hosts, "discovered, not enrolled": shown after the devices, by name, under
+   *  "All" and the search only: they have no project, chip, tags or update, and the status
+   *  buttons count devices (a button's number is the rows it shows). */
+  hosts = $derived.by(() => {
+    void this.#rev;
+    return [...this.#hosts.values()].sort((a, b) => collator.compare(hostLabel(a), hostLabel(b)) || (a.key < b.key ? -1 : 1));
+  });
+
+  visibleHosts = $derived.by(() => {
+    const { status, project, chip, tag } = this;
+    const q = this.search.trim();
+    if (project || chip || tag || status !== 'all') return [];
+    return this.hosts.filter((h) => matchesHostSearch(h, q));
   });
 
   // Plain fields (not reactive): bookkeeping for the fast path above.
@@ -222,6 +287,10 @@ export class DeviceStore {
       isUpdating(a) !== isUpdating(b) ||
       isFailed(a) !== isFailed(b) ||
       a.name !== b.name ||
+      a.admin_name !== b.admin_name ||
+      a.reported_name !== b.reported_name ||
+      a.notes !== b.notes ||
+      (a.tags ?? []).join(',') !== (b.tags ?? []).join(',') ||
       a.ip !== b.ip ||
       a.project !== b.project ||
       a.chip !== b.chip ||
@@ -235,9 +304,11 @@ export class DeviceStore {
     return this.#map.get(mac);
   }
 
-  /** Replace everything (initial load, reconnect, `lagged`). */
-  setAll(list: Device[]) {
+  /** Replace everything (initial load, reconnect, `lagged`): the devices, and the MAC-less hosts
+   *  when given. */
+  setAll(list: Device[], hosts?: DiscoveredHost[]) {
     this.#map = new Map(list.map((d) => [d.mac, d]));
+    if (hosts) this.#hosts = new Map(hosts.map((h) => [h.key, h]));
     this.#viewDirty = true;
     for (const mac of [...this.selected]) if (!this.#map.has(mac)) this.selected.delete(mac);
     this.loaded = true;
@@ -248,6 +319,16 @@ export class DeviceStore {
   applyDevice(d: Device) {
     if (this.#movesInView(this.#map.get(d.mac), d)) this.#viewDirty = true;
     this.#map.set(d.mac, d);
+  }
+
+  /** An `mdns_host` event: a MAC-less host announced, resolved or gone, by its `key`. */
+  applyHost(h: DiscoveredHost) {
+    this.#hosts.set(h.key, h);
+  }
+
+  getHost(key: string): DiscoveredHost | undefined {
+    void this.#rev;
+    return this.#hosts.get(key);
   }
 
   /** A check-in with nothing new: the device is alive, with this signal and uptime. */

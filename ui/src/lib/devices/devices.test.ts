@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { device, update } from '../backend/mock';
-import { DeviceStore, compareDevices, compareMacs, filtersFromQuery, filtersToQuery, matchesSearch } from './devices.svelte';
+import { device, host, update } from '../backend/mock';
+import { DeviceStore, compareDevices, compareMacs, filtersFromQuery, filtersToQuery, hasTag, matchesSearch } from './devices.svelte';
 import { stateLabel, targetVersion } from './status';
 
 describe('DeviceStore', () => {
@@ -149,12 +149,93 @@ describe('MACs, counts and filters', () => {
   });
 
   test('filters go to and come back from the URL query', () => {
-    const f = { search: 'bench 24:0a', status: 'failed' as const, project: 'door controller', chip: 'esp32c3' };
+    const f = { search: 'bench 24:0a', status: 'failed' as const, project: 'door controller', chip: 'esp32c3', tag: 'rack 2' };
     const q = filtersToQuery(f);
-    expect(q).toBe('q=bench+24%3A0a&status=failed&project=door+controller&chip=esp32c3');
+    expect(q).toBe('q=bench+24%3A0a&status=failed&project=door+controller&chip=esp32c3&tag=rack+2');
     expect(filtersFromQuery(`?${q}`)).toEqual(f);
-    expect(filtersToQuery({ search: ' ', status: 'all', project: '', chip: '' })).toBe('');
-    expect(filtersFromQuery('?status=bogus&x=1')).toEqual({ search: '', status: 'all', project: '', chip: '' });
+    expect(filtersToQuery({ search: ' ', status: 'all', project: '', chip: '', tag: '' })).toBe('');
+    expect(filtersFromQuery('?status=bogus&x=1')).toEqual({ search: '', status: 'all', project: '', chip: '', tag: '' });
+  });
+});
+
+describe('names, notes and tags', () => {
+  const fleet = () => [
+    // The admin's name hides the one the device reports: both are found.
+    device('AA:00:00:00:00:01', { name: 'Boiler room', name_source: 'admin', admin_name: 'Boiler room', reported_name: 'esp-7f3a', tags: ['Basement', 'heating'] }),
+    device('AA:00:00:00:00:02', { name: 'porch', name_source: 'reported', reported_name: 'porch', notes: 'Replaced the relay board in March', tags: ['outside'] }),
+    device('AA:00:00:00:00:03', { name: null, tags: [] }),
+  ];
+
+  test('the search finds the shown name, the reported name behind the admin\'s, a tag and the notes', () => {
+    const s = new DeviceStore();
+    s.setAll(fleet());
+    const find = (q: string) => ((s.search = q), s.visible.map((d) => d.mac.slice(-2)));
+    expect(find('boiler')).toEqual(['01']);
+    expect(find('esp-7f3a')).toEqual(['01']);
+    expect(find('heating')).toEqual(['01']);
+    expect(find('relay board')).toEqual(['02']);
+    expect(find('outside porch')).toEqual(['02']);
+    expect(find('basement relay')).toEqual([]);
+    expect(s.filteredCounts.total).toBe(0);
+  });
+
+  test('the tag filter keeps the devices with that tag, whatever its case, and counts within it', () => {
+    const s = new DeviceStore();
+    s.setAll(fleet());
+    expect(s.tags).toEqual(['Basement', 'heating', 'outside']);
+    s.tag = 'basement';
+    expect(s.visible.map((d) => d.mac.slice(-2))).toEqual(['01']);
+    expect(s.filteredCounts.total).toBe(1);
+    s.search = 'porch';
+    expect(s.visible).toEqual([]);
+    s.search = '';
+    s.tag = 'outside';
+    expect(s.visible.map((d) => d.mac.slice(-2))).toEqual(['02']);
+    expect(hasTag(fleet()[2], '')).toBe(true);
+    expect(matchesSearch(fleet()[2], '')).toBe(true);
+  });
+
+  test('a rename lands in the view at once: the fast path does not keep the old order', () => {
+    const s = new DeviceStore();
+    s.setAll(fleet());
+    expect(s.visible.map((d) => d.name)).toEqual(['Boiler room', 'porch', null]);
+    s.applyDevice({ ...s.get('AA:00:00:00:00:01')!, name: 'zz attic', admin_name: 'zz attic' });
+    s.commit();
+    expect(s.visible.map((d) => d.name)).toEqual(['porch', 'zz attic', null]);
+    // A tag added to a device makes it match the filter.
+    s.tag = 'attic';
+    expect(s.visible).toEqual([]);
+    s.applyDevice({ ...s.get('AA:00:00:00:00:02')!, tags: ['outside', 'Attic'] });
+    s.commit();
+    expect(s.visible.map((d) => d.name)).toEqual(['porch']);
+  });
+});
+
+describe('MAC-less mDNS hosts', () => {
+  test('two hosts stay two rows, apart from the devices, and a host never merges with a device', () => {
+    const s = new DeviceStore();
+    s.setAll([device('AA:00:00:00:00:01', { name: 'bench-relay', source: 'mdns' })], [host('bench-relay'), host('bench-lamp')]);
+    expect(s.hosts.map((h) => h.key)).toEqual(['_arduino._tcp/bench-lamp', '_arduino._tcp/bench-relay']);
+    expect(s.all.map((d) => d.mac)).toEqual(['AA:00:00:00:00:01']);
+    expect(s.counts.total).toBe(1);
+    expect(s.visibleHosts).toHaveLength(2);
+    // The same instance under another service is another host.
+    s.applyHost(host('bench-lamp', { key: '_esphomelib._tcp/bench-lamp', mdns_service: '_esphomelib._tcp' }));
+    s.commit();
+    expect(s.hosts).toHaveLength(3);
+  });
+
+  test('the search and the device-only filters apply to hosts too', () => {
+    const s = new DeviceStore();
+    s.setAll([device('AA:00:00:00:00:01')], [host('bench-relay', { mdns_txt: { board: 'esp32s3' } }), host('bench-lamp')]);
+    s.search = 'esp32s3';
+    expect(s.visibleHosts.map((h) => h.mdns_instance)).toEqual(['bench-relay']);
+    s.search = '';
+    s.tag = 'x';
+    expect(s.visibleHosts).toEqual([]);
+    s.tag = '';
+    s.status = 'online';
+    expect(s.visibleHosts).toEqual([]);
   });
 });
 
