@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import type { UpdateFailure, UpdateState } from '../api/types';
+import type { DeviceAuth, UpdateFailure, UpdateState } from '../api/types';
 import { device, update } from '../backend/mock';
-import { failureText, isDone, isFailed, isUpdating, showsProgress, stateLabel, targetVersion, UPDATE_FAILURES, UPDATE_STATES } from './status';
+import { DEVICE_AUTH, FAILURE_HINTS, failureHint, failuresByKind, failureText, isDone, isFailed, isUpdating, showsProgress, stateLabel, targetVersion, UPDATE_FAILURES, UPDATE_STATES } from './status';
 
 // Every variant of the server's UpdateState, spelled out once here: if the Rust enum gains one,
 // `UPDATE_STATES` stops type-checking, and this list (typed by the same enum) stops compiling too.
@@ -41,5 +41,43 @@ describe('UPDATE_FAILURES', () => {
     expect(failureText(update('A', { state: 'failed', error: 'flash write failed', failure: 'device_reported' }))).toBe('flash write failed');
     expect(failureText(update('A', { state: 'cancelled', error: null, failure: 'superseded' }))).toBe('replaced by a newer deployment');
     expect(failureText(update('A', { state: 'failed', error: null }))).toBe('');
+  });
+});
+
+describe('FAILURE_HINTS', () => {
+  const KINDS: UpdateFailure[] = ['device_reported', 'rolled_back', 'not_installed', 'download_cut', 'superseded', 'stopped', 'image_deleted'];
+  test('every kind says what to check, by the kind and never by the error text', () => {
+    expect(Object.keys(FAILURE_HINTS).sort()).toEqual([...KINDS].sort());
+    for (const k of KINDS) expect(FAILURE_HINTS[k].short.length).toBeLessThan(FAILURE_HINTS[k].hint.length);
+    const rolled = failureHint(update('A', { state: 'failed', failure: 'rolled_back', error: 'device still runs the previous image' }));
+    expect(rolled?.short).toMatch(/did not boot/);
+    expect(rolled?.hint).toMatch(/serial log/);
+    expect(rolled?.hint).toMatch(/partition/);
+    expect(failureHint(update('A', { state: 'failed', failure: 'not_installed' }))?.hint).toMatch(/free OTA space.*partition.*signature/s);
+    expect(failureHint(update('A', { state: 'interrupted', failure: 'download_cut' }))?.short).toMatch(/Wi-Fi or power.*retries/);
+    // Words in the error text that name another kind change nothing: the kind decides.
+    expect(failureHint(update('A', { state: 'failed', failure: 'device_reported', error: 'rolled back, download cut' }))).toBe(FAILURE_HINTS.device_reported);
+    expect(failureHint(update('A', { state: 'failed', failure: null, error: 'rolled back' }))).toBeNull();
+    expect(failureHint(null)).toBeNull();
+  });
+
+  test('failed attempts grouped by kind, largest group first; done and moving ones are not failures', () => {
+    const u = (state: UpdateState, failure: UpdateFailure | null) => update('A', { state, failure });
+    expect(failuresByKind([
+      u('failed', 'device_reported'), u('failed', 'rolled_back'), u('interrupted', 'download_cut'), u('failed', 'rolled_back'),
+      u('done', null), u('downloading', null), u('cancelled', 'superseded'), null, u('failed', null),
+    ])).toEqual([
+      { kind: 'rolled_back', count: 2 }, { kind: 'device_reported', count: 1 }, { kind: 'download_cut', count: 1 }, { kind: null, count: 1 },
+    ]);
+  });
+});
+
+describe('DEVICE_AUTH', () => {
+  test('one wording per auth the server derives; a stock client says plainly it holds no token', () => {
+    const ALL_AUTH: DeviceAuth[] = ['token', 'shared_secret', 'mac', 'pending_enrolment', 'unclaimed'];
+    expect(Object.keys(DEVICE_AUTH).sort()).toEqual([...ALL_AUTH].sort());
+    expect(DEVICE_AUTH.mac.label).toBe('MAC only');
+    expect(DEVICE_AUTH.mac.detail).toMatch(/holds no token/);
+    expect(DEVICE_AUTH.shared_secret.label).toMatch(/legacy/);
   });
 });

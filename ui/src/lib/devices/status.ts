@@ -2,7 +2,7 @@
 // deployments page and the tests. `UPDATE_STATES` is keyed by the server's `UpdateState` enum
 // (generated into schema.d.ts): a state added on the Rust side fails `npm run check` here until
 // it has a label, a tone and its flags, instead of falling through string comparisons.
-import type { Device, Update, UpdateFailure, UpdateState } from '../api/types';
+import type { Device, DeviceAuth, Update, UpdateFailure, UpdateState } from '../api/types';
 
 /** The colour family a state or verdict is drawn in (progress bars, labels, tally segments). */
 export type Tone = 'run' | 'ok' | 'bad' | 'warn' | 'muted';
@@ -94,3 +94,103 @@ export const UPDATE_FAILURES: Record<UpdateFailure, string> = {
 export function failureText(u: Update): string {
   return u.error || (u.failure ? UPDATE_FAILURES[u.failure] : '');
 }
+
+/** What to check, per failure kind: `short` fits a table row next to the error text, `hint` is
+ *  the device page's and the deployment's fuller advice. Keyed by the enum, never by the
+ *  `error` text: a kind added on the Rust side fails `npm run check` here until it has a hint. */
+export type FailureHint = { short: string; hint: string; tone: Tone };
+
+export const FAILURE_HINTS: Record<UpdateFailure, FailureHint> = {
+  device_reported: {
+    short: 'see the device’s message; retry once fixed',
+    hint:
+      'The device itself reported this while downloading, verifying or flashing: its message says what failed. ' +
+      'A write or verification error that comes back points at the flash or the partition table. Retry once the cause is fixed.',
+    tone: 'bad',
+  },
+  rolled_back: {
+    short: 'new image did not boot: check serial log, partition size',
+    hint:
+      'The device rebooted into the new image and came back on the previous one: the bootloader rolled back because the new ' +
+      'image did not start or did not mark itself valid. Check the serial log at boot, that the image fits the OTA partition, ' +
+      'and that it was built for this chip and partition table.',
+    tone: 'bad',
+  },
+  not_installed: {
+    short: 'downloaded but not installed: check free space, partition, signature',
+    hint:
+      'The stock updater received the whole image but the device still runs the old one: it refused to install it. ' +
+      'Check the free OTA space, the partition table, and, if the sketch checks a signature or MD5, that the image passes it.',
+    tone: 'bad',
+  },
+  download_cut: {
+    short: 'Wi-Fi or power dropped during the download; it retries by itself',
+    hint:
+      'The download stopped part-way, most often weak Wi-Fi or a power loss; nothing was installed. A native device resumes ' +
+      'at its next check-in, a stock updater starts over. If it keeps happening, check the signal and the power supply.',
+    tone: 'warn',
+  },
+  superseded: {
+    short: 'a newer deployment replaced it; nothing to do',
+    hint: 'A newer deployment that covers this device replaced this one before the device started; it is offered that image instead. Nothing to do.',
+    tone: 'muted',
+  },
+  stopped: {
+    short: 'the deployment was stopped; deploy again if still wanted',
+    hint: 'The deployment was stopped before the device started on it. Deploy the image again if the device should still get it.',
+    tone: 'muted',
+  },
+  image_deleted: {
+    short: 'the image was deleted; import it again to deploy it',
+    hint: 'The image was deleted from the library, so it can no longer be sent. Import it again and deploy it if the device should still get it.',
+    tone: 'muted',
+  },
+};
+
+/** The hint for an attempt that failed, was cancelled or was cut, or null when the server gave
+ *  no kind (an attempt from before kinds were recorded). */
+export function failureHint(u: Update | null | undefined): FailureHint | null {
+  return u?.failure ? FAILURE_HINTS[u.failure] : null;
+}
+
+/** The failed attempts among `updates`, grouped by their kind (`null`: no kind given), the
+ *  largest group first: a deployment's "2 rolled back · 1 download cut". */
+export function failuresByKind(updates: (Update | null | undefined)[]): { kind: UpdateFailure | null; count: number }[] {
+  const counts = new Map<UpdateFailure | null, number>();
+  for (const u of updates) {
+    if (!u || !UPDATE_STATES[u.state].problem) continue;
+    const k = u.failure ?? null;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return [...counts].map(([kind, count]) => ({ kind, count })).sort((a, b) => b.count - a.count);
+}
+
+/** How the server recognises a device's requests, from `device.auth` (never from `weak_auth` or
+ *  a name): the words of the device page. */
+export const DEVICE_AUTH: Record<DeviceAuth, { label: string; detail: string; tone: Tone }> = {
+  token: {
+    label: 'device token',
+    detail: 'Its native check-ins carry the token it was issued at enrolment; stock-client routes refuse its MAC.',
+    tone: 'ok',
+  },
+  shared_secret: {
+    label: 'shared secret (legacy)',
+    detail: 'The legacy sketch’s djb2 of its MAC and the shared secret: one sniffed request is enough to forge it.',
+    tone: 'warn',
+  },
+  mac: {
+    label: 'MAC only',
+    detail: 'A stock updater: it holds no token, so anything on the network that sends this MAC is taken for this device.',
+    tone: 'warn',
+  },
+  pending_enrolment: {
+    label: 'pending enrolment',
+    detail: 'Expects the native client and holds no token yet: its next native check-in enrols it and is handed one.',
+    tone: 'run',
+  },
+  unclaimed: {
+    label: 'unclaimed',
+    detail: 'No protocol has claimed it yet: the first one to check in does, if enrolment allows it.',
+    tone: 'muted',
+  },
+};
