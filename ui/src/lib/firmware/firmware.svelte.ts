@@ -1,6 +1,9 @@
-// The firmware library and the per-file results of uploads (browser) or native imports (desktop).
-import type { Firmware } from '../api/types';
+// The firmware library and the per-file results of uploads (browser) or native imports (desktop),
+// the firmware sheet that is open (what an image was read as, corrected by the admin), and the
+// notices of watch-folder imports that need a project or version.
+import type { Firmware, FirmwarePatch } from '../api/types';
 import { BackendError, type Backend, type NativeImportResult } from '../backend/backend';
+import { baseName, folderOf, needsIdentity } from './identity';
 
 export type UploadResult = {
   key: number;
@@ -11,6 +14,21 @@ export type UploadResult = {
   error?: { code: string; message: string };
 };
 
+/** What an import result asks of the admin: the identity the image lacks, or, for bytes already
+ *  in the library under another file name, whether to rename the record to the dropped name. */
+export function attention(u: UploadResult): 'rename' | 'identity' | null {
+  if (!u.firmware || (u.state !== 'accepted' && u.state !== 'existing')) return null;
+  if (u.state === 'existing' && u.name !== u.firmware.filename) return 'rename';
+  return needsIdentity(u.firmware) ? 'identity' : null;
+}
+
+/** Why the sheet is open: from the library, right after an import, from a watch folder's
+ *  notice, or to rename a record to the name its bytes were dropped again under. */
+export type SheetRequest = { id: number; why: 'library' | 'import' | 'watch' | 'rename'; rename?: string };
+
+/** A watch folder imported an image whose project or version is unknown. */
+export type WatchNotice = { id: number; file: string; folder: string };
+
 let nextKey = 1;
 
 export class FirmwareStore {
@@ -19,6 +37,11 @@ export class FirmwareStore {
   uploads = $state<UploadResult[]>([]);
   /** The refusal of the last delete, by firmware id (e.g. "still deployed"). */
   deleteErrors = $state<Record<number, { code: string; message: string }>>({});
+  /** The firmware sheet, when one is open. */
+  sheet = $state<SheetRequest | null>(null);
+  notices = $state<WatchNotice[]>([]);
+  /** Desktop: files are being dragged over the window (the shell imports them when dropped). */
+  hover = $state(false);
   #staleTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly backend: Backend) {}
@@ -35,10 +58,57 @@ export class FirmwareStore {
   applyFirmware(fw: Firmware) {
     const i = this.items.findIndex((f) => f.id === fw.id);
     this.items = i >= 0 ? this.items.with(i, fw) : [fw, ...this.items];
+    // A watch folder's new image nobody dropped: say so when it needs a project or version.
+    if (i < 0 && this.loaded && fw.source === 'watch' && needsIdentity(fw) && !this.notices.some((n) => n.id === fw.id)) {
+      const path = fw.source_path ?? fw.filename;
+      this.notices = [...this.notices, { id: fw.id, file: baseName(path), folder: folderOf(path) }];
+    }
+    if (!needsIdentity(fw)) this.dismissNotice(fw.id);
+    if (this.uploads.some((u) => u.firmware?.id === fw.id)) {
+      this.uploads = this.uploads.map((u) => (u.firmware?.id === fw.id ? { ...u, firmware: fw } : u));
+    }
   }
 
   applyRemoved(id: number) {
     this.items = this.items.filter((f) => f.id !== id);
+    this.dismissNotice(id);
+    if (this.sheet?.id === id) this.sheet = null;
+  }
+
+  openSheet(req: SheetRequest) {
+    this.sheet = req;
+  }
+
+  closeSheet() {
+    this.sheet = null;
+  }
+
+  dismissNotice(id: number) {
+    if (this.notices.some((n) => n.id === id)) this.notices = this.notices.filter((n) => n.id !== id);
+  }
+
+  /** Open the sheet for an import result that needs the admin, unless one is open already. */
+  #prompt(results: UploadResult[]) {
+    if (this.sheet) return;
+    for (const u of results) {
+      const need = attention(u);
+      if (!need) continue;
+      this.sheet = need === 'rename' ? { id: u.firmware!.id, why: 'rename', rename: u.name } : { id: u.firmware!.id, why: 'import' };
+      return;
+    }
+  }
+
+  /** The admin's correction; the server's answer replaces the record. Throws the server's
+   *  refusal (`invalid_project`, `invalid_version`, `invalid_filename`, `conflict`) as
+   *  `{code, message}`. */
+  async save(id: number, patch: FirmwarePatch): Promise<Firmware> {
+    try {
+      const fw = await this.backend.patchFirmware(id, patch);
+      this.applyFirmware(fw);
+      return fw;
+    } catch (e) {
+      throw errorOf(e);
+    }
   }
 
   /** Devices changed what they run: `devices_running` is the server's count, so reload the
@@ -53,8 +123,10 @@ export class FirmwareStore {
 
   /** Upload files one after the other, each with its own result line. */
   async upload(files: File[]) {
+    const keys: number[] = [];
     for (const file of files) {
       const key = nextKey++;
+      keys.push(key);
       this.uploads = [{ key, name: file.name, state: 'uploading' }, ...this.uploads];
       try {
         const { firmware, created } = await this.backend.uploadFirmware(file);
@@ -64,18 +136,22 @@ export class FirmwareStore {
         this.#settle(key, { state: 'rejected', error: errorOf(e) });
       }
     }
+    this.#prompt(keys.map((k) => this.uploads.find((u) => u.key === k)).filter((u) => u !== undefined));
   }
 
   /** Results the desktop shell reports for files it imported from native paths. */
   addNativeResults(results: NativeImportResult[]) {
+    const added: UploadResult[] = [];
     for (const r of results) {
-      const name = r.path.split(/[\\/]/).pop() ?? r.path;
+      const name = baseName(r.path);
       const entry: UploadResult = r.ok
         ? { key: nextKey++, name, state: r.created ? 'accepted' : 'existing', firmware: r.firmware }
         : { key: nextKey++, name, state: 'rejected', error: r.error };
       this.uploads = [entry, ...this.uploads];
+      added.push(entry);
       if (r.ok) this.applyFirmware(r.firmware);
     }
+    this.#prompt(added);
   }
 
   dismissUploads() {
