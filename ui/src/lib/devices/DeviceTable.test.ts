@@ -1,7 +1,8 @@
 import { fireEvent, render, screen } from '@testing-library/svelte';
 import { flushSync } from 'svelte';
-import { describe, expect, test } from 'vitest';
-import { device, update } from '../backend/mock';
+import { describe, expect, test, vi } from 'vitest';
+import { BackendError } from '../backend/backend';
+import { device, host, update } from '../backend/mock';
 import DeviceTable from './DeviceTable.svelte';
 import { DeviceStore } from './devices.svelte';
 
@@ -76,5 +77,53 @@ describe('DeviceTable', () => {
     flushSync();
     expect(dots()).toEqual([false, false]);
     expect(container.querySelector('[data-testid=status-dot]')?.getAttribute('title')).toBe('unknown: connection lost (was online)');
+  });
+
+  test('rename in place: Enter saves, Escape cancels, a refusal shows the server\'s message under the field', async () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { name: 'esp-7f3a', name_source: 'reported', reported_name: 'esp-7f3a' })]);
+    const rename = vi.fn(async (_mac: string, _name: string | null): Promise<unknown> => undefined);
+    const { container } = render(DeviceTable, { store, rename });
+    const input = () => container.querySelector('[data-mac="A1"] [data-testid=name-input]') as HTMLInputElement | null;
+
+    await fireEvent.click(screen.getByRole('button', { name: 'Rename esp-7f3a' }));
+    expect(input()?.value).toBe('esp-7f3a');
+    await fireEvent.input(input()!, { target: { value: 'Boiler room' } });
+    await fireEvent.keyDown(input()!, { key: 'Escape' });
+    expect(input()).toBeNull();
+    expect(rename).not.toHaveBeenCalled();
+
+    await fireEvent.click(screen.getByRole('button', { name: 'Rename esp-7f3a' }));
+    rename.mockRejectedValueOnce(new BackendError('invalid_name', 'A name holds at most 64 characters.', 422));
+    await fireEvent.input(input()!, { target: { value: 'x'.repeat(65) } });
+    await fireEvent.keyDown(input()!, { key: 'Enter' });
+    await vi.waitFor(() => expect(container.querySelector('[data-testid=name-error]')?.textContent).toBe('A name holds at most 64 characters.'));
+    expect(input()).not.toBeNull(); // still editing, the value kept to correct it
+
+    await fireEvent.input(input()!, { target: { value: '  Boiler room ' } });
+    await fireEvent.keyDown(input()!, { key: 'Enter' });
+    await vi.waitFor(() => expect(input()).toBeNull());
+    expect(rename.mock.calls.at(-1)).toEqual(['A1', 'Boiler room']);
+  });
+
+  test('tags show as chips; a click on one filters the table by it', async () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { name: 'one', tags: ['bench', 'rack 2'] }), device('A2', { name: 'two', tags: [] })]);
+    const { container } = render(DeviceTable, { store });
+    const chips = [...container.querySelectorAll('[data-mac="A1"] [data-testid=tag-chip]')].map((c) => c.textContent);
+    expect(chips).toEqual(['bench', 'rack 2']);
+    await fireEvent.click(container.querySelectorAll('[data-mac="A1"] [data-testid=tag-chip]')[1]);
+    expect(store.tag).toBe('rack 2');
+    expect([...container.querySelectorAll('[role=row][data-mac]')].map((r) => r.getAttribute('data-mac'))).toEqual(['A1']);
+  });
+
+  test('MAC-less hosts follow the devices as "discovered, not enrolled" rows, one per host', () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { name: 'bench-relay' })], [host('bench-relay'), host('bench-lamp', { online: false })]);
+    const { container } = render(DeviceTable, { store });
+    const hosts = [...container.querySelectorAll('[data-testid=host-row]')];
+    expect(hosts.map((r) => r.getAttribute('data-key'))).toEqual(['_arduino._tcp/bench-lamp', '_arduino._tcp/bench-relay']);
+    expect(hosts.map((r) => r.querySelector('[data-testid=host-state]')?.textContent)).toEqual(['discovered, not enrolled', 'discovered, not enrolled']);
+    expect(container.querySelectorAll('[role=row][data-mac]')).toHaveLength(1);
   });
 });
