@@ -4,7 +4,8 @@
 // playwright-core (no browser download, ever).
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,11 +32,16 @@ export function makeImage(dir, project, version, chipId = 0) {
 }
 
 /** Start `otafleet serve` and wait for its one "listening" line: on a free port, or on `port`
- *  (to bring a stopped server back where its clients look for it). */
-export async function startServer(dataDir, { port = 0 } = {}) {
+ *  (to bring a stopped server back where its clients look for it). `netns`: inside that network
+ *  namespace (see `netnsLan`), where `mdns: true` lets it browse and announce on the namespace's
+ *  LAN (everywhere else mDNS stays off: the machine's own network is never touched). */
+export async function startServer(dataDir, { port = 0, netns = null, mdns = false } = {}) {
   const bin = process.env.OTAFLEET_BIN ?? join(repo, 'target/debug/otafleet');
-  const child = spawn(bin, ['serve', '--no-mdns', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
-    '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['serve', ...(mdns ? ['--mdns-name', `otafleet-e2e-${process.pid}`] : ['--no-mdns']), '--listen', `127.0.0.1:${port}`,
+    '--data-dir', dataDir, '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist')];
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => (log += d));
   const base = await new Promise((resolve, reject) => {
@@ -75,6 +81,7 @@ export function adminApi(base) {
   return {
     get: (path) => call('GET', path),
     post: (path, body) => call('POST', path, body),
+    patch: (path, body) => call('PATCH', path, body),
     async upload(image, filename) {
       const res = await fetch(`${base}/api/v1/firmware?filename=${encodeURIComponent(filename)}`, {
         method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/octet-stream' }, body: image.bytes,
@@ -153,10 +160,19 @@ export class SimDevice {
 }
 
 /** Debian's Chromium with the flags this machine needs (see the env notes), on a fresh profile
- *  directory (playwright passes it as --user-data-dir). Returns the browser context. */
-export async function launchBrowser(profileDir, viewport) {
+ *  directory (playwright passes it as --user-data-dir). Returns the browser context. `netns`:
+ *  the browser runs inside that network namespace (through a wrapper that `ip netns exec`s it;
+ *  playwright drives it over a pipe, so no port has to cross the namespace). */
+export async function launchBrowser(profileDir, viewport, { netns = null } = {}) {
+  const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+  let executablePath = chromiumPath;
+  if (netns) {
+    executablePath = `${profileDir}-in-${netns}.sh`;
+    writeFileSync(executablePath, `#!/bin/sh\nexec ip netns exec ${netns} ${chromiumPath} "$@"\n`);
+    chmodSync(executablePath, 0o755);
+  }
   return chromium.launchPersistentContext(profileDir, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    executablePath,
     headless: true,
     viewport,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -184,4 +200,108 @@ export async function injectedSession(viewport) {
 
 export function cleanup(dir) {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A private LAN for mDNS (root only): two network namespaces joined by a veth pair, as the Rust
+ * LAN tests make it (crates/otafleet-cli/tests/mdns_lan/netns.rs): loopback up, the link up with
+ * multicast on and a route for 224.0.0.0/4 in each. The server and the browser go in `a`, the
+ * python-zeroconf peer in `b`, so announcements cross a real link and never reach the machine's
+ * own network. `close()` deletes both namespaces (and with them the pair).
+ */
+export function netnsLan() {
+  if (process.getuid?.() !== 0) throw new Error('the mDNS end-to-end test needs root to create network namespaces');
+  const id = `${process.pid % 100000}`;
+  const n = process.pid % 250;
+  const lan = { a: `ofe2e${id}a`, b: `ofe2e${id}b`, ipA: `10.232.${n}.1`, ipB: `10.232.${n}.2`, devA: `vofe${id}a`, devB: `vofe${id}b` };
+  const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const close = () => {
+    for (const ns of [lan.a, lan.b]) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        /* not made, or already gone */
+      }
+    }
+  };
+  try {
+    ip('netns', 'add', lan.a);
+    ip('netns', 'add', lan.b);
+    ip('link', 'add', lan.devA, 'netns', lan.a, 'type', 'veth', 'peer', 'name', lan.devB, 'netns', lan.b);
+    for (const [ns, dev, addr] of [[lan.a, lan.devA, lan.ipA], [lan.b, lan.devB, lan.ipB]]) {
+      ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      ip('-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on');
+      ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', dev);
+    }
+  } catch (e) {
+    close();
+    throw e;
+  }
+  return { ...lan, close };
+}
+
+/** A Python with python-zeroconf: the venv the Rust LAN tests make (target/tmp/zeroconf-venv),
+ *  made the same way when it is missing (`pip install zeroconf`), or `$OTAFLEET_ZEROCONF_PYTHON`. */
+export function zeroconfPython() {
+  if (process.env.OTAFLEET_ZEROCONF_PYTHON) return process.env.OTAFLEET_ZEROCONF_PYTHON;
+  const venv = join(process.env.CARGO_TARGET_DIR ?? join(repo, 'target'), 'tmp', 'zeroconf-venv');
+  const py = join(venv, 'bin', 'python');
+  const ready = () => {
+    try {
+      execFileSync(py, ['-c', 'import zeroconf'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!existsSync(py) || !ready()) {
+    execFileSync('python3', ['-m', 'venv', venv], { stdio: 'inherit' });
+    execFileSync(join(venv, 'bin', 'pip'), ['install', '-q', 'zeroconf>=0.150,<1'], { stdio: 'inherit' });
+  }
+  if (!ready()) throw new Error(`python-zeroconf is not importable from ${py}`);
+  return py;
+}
+
+/**
+ * The independent mDNS peer (crates/otafleet-cli/tests/mdns/peer.py, python-zeroconf) inside
+ * namespace `netns`, announcing `services` ([{type, name, host, ip, port, txt}]). Resolves once
+ * they are registered; `unregister()` sends their goodbyes; `stop()` ends it.
+ */
+export async function mdnsPeer(netns, services) {
+  const script = join(repo, 'crates/otafleet-cli/tests/mdns/peer.py');
+  const child = spawn('ip', ['netns', 'exec', netns, zeroconfPython(), script, 'advertise', JSON.stringify(services)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stderr.on('data', (d) => (log += d));
+  const waiters = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    for (const w of waiters.splice(0)) if (!w(line)) waiters.push(w);
+  });
+  const line = (event) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the mDNS peer never said ${event}:\n${log}`)), 30000);
+      waiters.push((l) => {
+        if (!l.includes(`"${event}"`)) return false;
+        clearTimeout(timer);
+        resolve(l);
+        return true;
+      });
+    });
+  await line('registered');
+  return {
+    async unregister() {
+      const done = line('unregistered');
+      child.stdin.write('unregister\n');
+      await done;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin.end();
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
