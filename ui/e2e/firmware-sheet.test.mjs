@@ -57,7 +57,7 @@ test('firmware.bin asks for its project and version; saved, the library and a st
   // The sheet opens by itself, on the project, and says why it asks.
   await sheet().waitFor();
   assert.equal(await page.getByRole('dialog').getAttribute('aria-label'), 'Which project and version is this?');
-  assert.match(await sheet().getByTestId('project-why').innerText(), /firmware\.bin names its project/);
+  assert.match(await sheet().getByTestId('project-why').innerText(), /firmware\.bin names a project/);
   assert.match(await sheet().getByTestId('version-why').innerText(), /gives a version/);
   assert.equal(await sheet().getByTestId('project-source').innerText(), 'unknown');
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'fw-project');

@@ -79,7 +79,7 @@ describe('Firmware sheet', () => {
     expect(screen.getByRole('dialog').getAttribute('aria-label')).toBe('Which project and version is this?');
     expect(document.activeElement).toBe(s.getByLabelText('Project'));
     expect(s.getByTestId('project-source').textContent).toBe('unknown');
-    expect(s.getByTestId('project-why').textContent).toMatch(/file name firmware\.bin names its project/);
+    expect(s.getByTestId('project-why').textContent).toMatch(/file name firmware\.bin names a project/);
     expect(s.getByTestId('version-why').textContent).toMatch(/gives a version/);
     await fireEvent.input(s.getByLabelText('Project'), { target: { value: 'doorbell' } });
     await fireEvent.input(s.getByLabelText('Version'), { target: { value: '1.0.0' } });

@@ -40,15 +40,11 @@ export function needsIdentity(f: Firmware): boolean {
 export function whyUnknown(f: Firmware, field: 'project' | 'version'): string {
   if (field === 'project') {
     return (
-      `Neither the image nor its file name ${f.filename} names its project` +
-      ' (a generic build-output name such as firmware.bin, or an Arduino build, whose descriptor names the Arduino core).' +
-      ' Deployments go to the devices of a project: set it.'
+      `Neither the image nor its file name ${f.filename} names a project (a generic build-output name;` +
+      " an Arduino build's descriptor names the Arduino core, not the sketch). Deployments go to a project's devices."
     );
   }
-  return (
-    `Neither the image nor its file name ${f.filename} gives a version.` +
-    ' Without one otafleet cannot tell whether it is newer than what a device runs: set it.'
-  );
+  return `Neither the image nor its file name gives a version: without one, nothing can tell whether it is newer than what a device runs.`;
 }
 
 export type FirmwareGroup = { project: string | null; items: Firmware[] };
