@@ -6,10 +6,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { SimDevice, adminApi, injectedSession, shots } from './harness.mjs';
+import { SimDevice, adminApi, injectedSession, makeImage, shots } from './harness.mjs';
 
 const MAC = '24:0A:C4:0D:00:01';
-let session, page, server, api, boiler;
+let session, page, server, api, boiler, porch;
 const row = (mac) => page.locator(`[role=row][data-mac="${mac}"]`);
 const rows = () => page.locator('[role=row][data-mac]');
 
@@ -19,7 +19,9 @@ before(async () => {
   api = adminApi(server.base);
   boiler = new SimDevice(server.base, { mac: MAC, name: 'esp-7f3a', project: 'heating', version: '1.4.0', ip: '10.0.0.21', rssi: -58 });
   await boiler.checkin();
-  await new SimDevice(server.base, { mac: '24:0A:C4:0D:00:02', name: 'porch-light', project: 'lights', version: '2.0.1', ip: '10.0.0.22', rssi: -71 }).checkin();
+  // Its first install fails (a bad flash sector), as the reference client reports it.
+  porch = new SimDevice(server.base, { mac: '24:0A:C4:0D:00:02', name: 'porch-light', project: 'lights', version: '2.0.1', ip: '10.0.0.22', rssi: -71, failFirst: 1 });
+  await porch.checkin();
   // A stock Arduino updater the admin added: the server recognises it by its MAC alone.
   await api.post('/api/v1/devices', { mac: '24:0A:C4:0D:00:03', name: 'garage door', expect_protocol: 'arduino', project: 'door' });
 });
@@ -148,6 +150,35 @@ test('notes and tags are saved on the device page, refused with the server\'s wo
   await page.getByLabel('Tag', { exact: true }).selectOption('');
   await expect(() => rows().count(), 3);
   assert.equal(new URL(page.url()).searchParams.get('tag'), null);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({ path: join(shots, 'browser-devices-tags-dark.png'), animations: 'disabled' });
+  await page.emulateMedia({ colorScheme: 'light' });
+});
+
+test('a failed update says what to check, by its kind: on the row, on the device page, and grouped on its deployment', async () => {
+  const image = makeImage(session.dir, 'lights', '2.1.0');
+  const fw = await api.upload(image, 'lights-2.1.0.bin');
+  const deployment = await api.post('/api/v1/deployments', { firmware_id: fw.id, devices: [porch.mac] });
+  assert.equal(await porch.cycle([image]), 'failed');
+  await expect(async () => (await api.get(`/api/v1/devices/${porch.mac}`)).update?.failure, 'device_reported');
+
+  await page.goto(server.base);
+  const hint = row(porch.mac).getByTestId('failure-hint');
+  await hint.waitFor();
+  assert.match(await hint.innerText(), /see the device’s message/);
+  assert.equal(await row(porch.mac).getByTestId('failure-reason').innerText(), 'flash write failed at 0x110000 (simulated bad sector)');
+
+  await page.goto(`${server.base}/devices/${porch.mac}`);
+  const advice = page.getByTestId('failure-hint');
+  await advice.waitFor();
+  assert.match(await advice.innerText(), /^What to check: The device itself reported this/);
+
+  await page.goto(`${server.base}/deployments/${deployment.id}`);
+  const groups = page.getByRole('list', { name: `Failed devices of deployment ${deployment.id} by reason` });
+  await groups.waitFor();
+  assert.deepEqual(await groups.locator('li').evaluateAll((li) => li.map((l) => l.dataset.failure)), ['device_reported']);
+  assert.match(await groups.locator('li').first().innerText(), /^1 reported by the device — The device itself reported/);
+  await page.screenshot({ path: join(shots, 'browser-deployment-failures-by-reason.png'), fullPage: true, animations: 'disabled' });
 });
 
 test('a stock client the admin added says plainly it holds no token', async () => {
