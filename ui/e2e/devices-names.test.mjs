@@ -166,6 +166,8 @@ test('a failed update says what to check, by its kind: on the row, on the device
   const hint = row(porch.mac).getByTestId('failure-hint');
   await hint.waitFor();
   assert.match(await hint.innerText(), /see the device’s message/);
+  // Beside the device's long message, not pushed out of the cell by it.
+  assert.ok((await hint.boundingBox()).width > 60, 'the hint has room on the row');
   assert.equal(await row(porch.mac).getByTestId('failure-reason').innerText(), 'flash write failed at 0x110000 (simulated bad sector)');
 
   await page.goto(`${server.base}/devices/${porch.mac}`);
