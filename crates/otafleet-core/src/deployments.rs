@@ -895,37 +895,33 @@ pub(crate) async fn target_verdict(
 mod tests {
     use crate::{Fleet, Settings};
 
-    #[tokio::test]
-    async fn whether_a_deployment_has_an_attempt_under_way_reads_only_open_attempts() {
+    /// SQLite's query plan for `sql` (its one parameter bound to 1) over a freshly migrated
+    /// database, one step per `; `.
+    async fn plan_of(sql: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
         let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", super::STAYS_ACTIVE))
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .bind(1_i64)
                 .fetch_all(fleet.db())
                 .await
                 .unwrap();
-        let plan = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+        fleet.close().await;
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+    }
+
+    #[tokio::test]
+    async fn whether_a_deployment_has_an_attempt_under_way_reads_only_open_attempts() {
+        let plan = plan_of(super::STAYS_ACTIVE).await;
         assert!(
             plan.contains("updates_open_by_deployment"),
             "the open-attempt check must search the index of open attempts, not read every finished one: {plan}"
         );
-        fleet.close().await;
     }
 
     #[tokio::test]
     async fn a_deployment_that_names_its_devices_reads_only_their_attempts() {
-        let dir = tempfile::tempdir().unwrap();
-        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
-            "EXPLAIN QUERY PLAN {}",
-            super::OPEN_ATTEMPTS_OF_NAMED_DEVICES
-        ))
-        .bind(1_i64)
-        .fetch_all(fleet.db())
-        .await
-        .unwrap();
-        let plan = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+        let plan = plan_of(super::OPEN_ATTEMPTS_OF_NAMED_DEVICES).await;
         // A release that supersedes a thousand one-device deployments (the legacy admin API makes
         // one per device) reads each one's verdicts while the rest of the fleet has attempts open:
         // reading the fleet's open attempts each time made it deployments × fleet.
@@ -937,6 +933,5 @@ mod tests {
             !plan.contains("SCAN u") && !plan.contains("SCAN updates"),
             "no attempt table scan: {plan}"
         );
-        fleet.close().await;
     }
 }
