@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { ADMIN, SimDevice, adminApi, cleanup, launchBrowser, makeImage, shots, startServer, tempDir } from './harness.mjs';
+import { SimDevice, adminApi, cleanup, adminPage, makeImage, shots, startServer, tempDir } from './harness.mjs';
 
 let dir, data, server, browser, page;
 const dots = () => page.locator('[role=row][data-mac] .dot');
@@ -19,9 +19,7 @@ before(async () => {
   server = await startServer(data);
   await Promise.all(['01', '02'].map((n) =>
     new SimDevice(server.base, { mac: `24:0A:C4:0C:00:${n}`, name: `desk-${n}`, project: 'blink', version: '1.0.0', ip: `10.0.0.${Number(n)}`, rssi: -50 }).checkin()));
-  browser = await launchBrowser(join(dir, 'chromium-profile'), { width: 1280, height: 720 });
-  await browser.addInitScript(({ token }) => (window.__OTAFLEET__ = { token }), { token: ADMIN });
-  page = await browser.newPage();
+  ({ browser, page } = await adminPage(dir, { width: 1280, height: 720 }));
 });
 
 after(async () => {

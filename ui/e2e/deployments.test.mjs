@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { ADMIN, SimDevice, adminApi, cleanup, launchBrowser, makeImage, shots, startServer, tempDir } from './harness.mjs';
+import { SimDevice, adminApi, cleanup, adminPage, makeImage, shots, startServer, tempDir } from './harness.mjs';
 
 let dir, server, browser, page, api;
 const images = [];
@@ -34,9 +34,7 @@ before(async () => {
   server = await startServer(join(dir, 'data'));
   api = adminApi(server.base);
   for (const img of images) fw[`${img.project} ${img.version}`] = await api.upload(img, `${img.project}-${img.version}.bin`);
-  browser = await launchBrowser(join(dir, 'chromium-profile'), { width: 1440, height: 900 });
-  await browser.addInitScript(({ token }) => (window.__OTAFLEET__ = { token }), { token: ADMIN });
-  page = await browser.newPage();
+  ({ browser, page } = await adminPage(dir, { width: 1440, height: 900 }));
 });
 
 after(async () => {

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { ADMIN, cleanup, launchBrowser, mdnsPeer, netnsLan, shots, startServer, tempDir } from './harness.mjs';
+import { cleanup, adminPage, mdnsPeer, netnsLan, shots, startServer, tempDir } from './harness.mjs';
 
 let lan, dir, server, browser, page, peer;
 const hostRows = () => page.getByTestId('host-row');
@@ -19,9 +19,7 @@ before(async () => {
   lan = netnsLan();
   dir = tempDir();
   server = await startServer(join(dir, 'data'), { netns: lan.a, mdns: true });
-  browser = await launchBrowser(join(dir, 'chromium-profile'), { width: 1280, height: 720 }, { netns: lan.a });
-  await browser.addInitScript(({ token }) => (window.__OTAFLEET__ = { token }), { token: ADMIN });
-  page = await browser.newPage();
+  ({ browser, page } = await adminPage(dir, { width: 1280, height: 720 }, { netns: lan.a }));
 });
 
 after(async () => {

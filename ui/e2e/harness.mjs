@@ -180,16 +180,19 @@ export async function launchBrowser(profileDir, viewport, { netns = null } = {})
   });
 }
 
-/** A fresh server and a browser page whose token is injected the way the desktop shell does it
- *  (window.__OTAFLEET__), so no prompt appears. `close()` stops both and removes the temp dir. */
+/** Chromium with its profile in `dir` and a page whose admin token is injected the way the
+ *  desktop shell does it (window.__OTAFLEET__), so no prompt appears. */
+export async function adminPage(dir, viewport, opts = {}) {
+  const browser = await launchBrowser(join(dir, 'chromium-profile'), viewport, opts);
+  await browser.addInitScript(({ token }) => (window.__OTAFLEET__ = { token }), { token: ADMIN });
+  return { browser, page: await browser.newPage() };
+}
+
+/** A fresh server and an [`adminPage`]. `close()` stops both and removes the temp dir. */
 export async function injectedSession(viewport) {
   const dir = tempDir();
   const server = await startServer(join(dir, 'data'));
-  const browser = await launchBrowser(join(dir, 'chromium-profile'), viewport);
-  await browser.addInitScript(({ token }) => {
-    window.__OTAFLEET__ = { token };
-  }, { token: ADMIN });
-  const page = await browser.newPage();
+  const { browser, page } = await adminPage(dir, viewport);
   const close = async () => {
     await browser.close();
     await server.stop();

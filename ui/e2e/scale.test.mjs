@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { ADMIN, SimDevice, cleanup, launchBrowser, makeImage, startServer, tempDir } from './harness.mjs';
+import { ADMIN, SimDevice, cleanup, adminPage, makeImage, startServer, tempDir } from './harness.mjs';
 
 const N = Number(process.env.E2E_SCALE_DEVICES ?? 10000);
 let dir, server, browser, page, image, devices;
@@ -27,9 +27,7 @@ before(async () => {
     name: `node-${String(i).padStart(5, '0')}`, project: 'swarm', version: '1.0.0', ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, rssi: -40 - (i % 50),
   }));
   await pool(devices, 32, (d) => d.checkin());
-  browser = await launchBrowser(join(dir, 'chromium-profile'), { width: 1440, height: 900 });
-  await browser.addInitScript(({ token }) => (window.__OTAFLEET__ = { token }), { token: ADMIN });
-  page = await browser.newPage();
+  ({ browser, page } = await adminPage(dir, { width: 1440, height: 900 }));
 });
 
 after(async () => {

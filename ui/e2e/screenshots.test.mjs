@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN, SimDevice, adminApi, cleanup, launchBrowser, makeImage, shots, startServer, tempDir } from './harness.mjs';
+import { SimDevice, adminApi, cleanup, adminPage, makeImage, shots, startServer, tempDir } from './harness.mjs';
 
 const SIZES = [{ width: 1024, height: 700 }, { width: 1440, height: 900 }, { width: 2560, height: 1440 }];
 const THEMES = ['light', 'dark'];
@@ -74,9 +74,7 @@ before(async () => {
   await api.post('/api/v1/deployments', { firmware_id: fw.door2.id, devices: [door[0].mac, door[1].mac], allow_other_project: false });
   for (const d of door.slice(0, 2)) await d.cycle(Object.values(img));
 
-  browser = await launchBrowser(join(dir, 'chromium-profile'), SIZES[0]);
-  await browser.addInitScript(({ token }) => (window.__OTAFLEET__ = { token }), { token: ADMIN });
-  page = await browser.newPage();
+  ({ browser, page } = await adminPage(dir, SIZES[0]));
 });
 
 after(async () => {
