@@ -8,6 +8,7 @@ use sqlx::SqlitePool;
 use tokio::io::AsyncRead;
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::audit::{self, AuditEntry, AuditFilter, NewAuditEntry, Outcome};
 use crate::blobs::BlobStore;
 use crate::checkin::{self, CheckinRequest, CheckinResponse, ProgressRequest};
 use crate::datadir::{self, DataDirLock};
@@ -711,5 +712,28 @@ impl Fleet {
             folder: Box::new(folder),
         });
         Ok(())
+    }
+
+    // --- audit log ------------------------------------------------------------------------
+
+    /// Write an admin request's audit row, `pending`, before the request is handled
+    /// ([`crate::audit`]). If this fails (a full disk: [`CoreError::DiskFull`]), the request must
+    /// not be handled. Returns the row's id for [`Fleet::audit_finish`].
+    pub async fn audit_record(&self, entry: &NewAuditEntry) -> Result<i64> {
+        // The log changes no device's answer: remembered check-ins stay valid.
+        let _w = self.quiet_write_lock().await;
+        audit::record(self.db(), entry).await
+    }
+
+    /// Record the HTTP status a request was answered with on its pending row — the one change an
+    /// audit row ever sees, once.
+    pub async fn audit_finish(&self, id: i64, status: u16) -> Result<Outcome> {
+        let _w = self.quiet_write_lock().await;
+        audit::finish(self.db(), id, status).await
+    }
+
+    /// Audit rows, newest first ([`AuditFilter`]). There is no API to change or delete them.
+    pub async fn audit_list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        audit::list(self.db(), filter).await
     }
 }

@@ -18,9 +18,12 @@
 //! Who may claim and serve a device (token-enrolled devices only over the native protocol, the
 //! expected protocol, open enrolment) is decided in [`trust`].
 //!
+//! Every admin change leaves one append-only row in the audit log ([`audit`]).
+//!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
 
+pub mod audit;
 pub mod blobs;
 pub mod checkin;
 pub mod datadir;
