@@ -29,13 +29,19 @@ pub fn token_matches(presented: &[u8], expected: &[u8; 32]) -> bool {
 }
 
 /// Every admin route: lets the request through with the admin token, refuses it (401) without.
-/// Changes nothing itself.
+/// Changes nothing itself; a refused request is logged here, never audited (`crate::audit`).
 pub async fn require_admin(
     State(state): State<AppState>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let headers = req.headers();
+    // Who is let in, for the audit log (crate::audit).
+    let actor = if bearer(headers).is_some() {
+        crate::audit::ADMIN
+    } else {
+        crate::audit::LEGACY_KEY
+    };
     let presented = bearer(headers).map(str::to_owned).or_else(|| {
         headers
             .get("x-admin-api-key")
@@ -56,7 +62,10 @@ pub async fn require_admin(
             "admin_token_required",
             "this is an admin endpoint: send 'Authorization: Bearer <admin token>' (the token is in the data directory's admin-token file, or what --admin-token set)",
         )),
-        Some(t) if token_matches(t.as_bytes(), &state.admin_digest) => Ok(next.run(req).await),
+        Some(t) if token_matches(t.as_bytes(), &state.admin_digest) => {
+            req.extensions_mut().insert(actor);
+            Ok(next.run(req).await)
+        }
         Some(_) => {
             tracing::warn!(path = %req.uri().path(), "admin request with a wrong token refused");
             Err(ApiError::with_status(

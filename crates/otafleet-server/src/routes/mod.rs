@@ -1,7 +1,9 @@
 //! The route table. Each resource has its own module with its handlers and a `router()`; this file
-//! merges them, puts the admin ones behind [`crate::auth::require_admin`], and collects their
+//! merges them, puts the admin ones behind [`crate::auth::require_admin`] and, inside it, the audit
+//! layer [`crate::audit::audit`], and collects their
 //! OpenAPI descriptions (utoipa) into the document served at `/api/v1/openapi.json`.
 
+pub mod audit;
 pub mod deployments;
 pub mod device;
 pub mod devices;
@@ -68,6 +70,20 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(watch_folders::router())
         .merge(settings::router())
+        .merge(audit::router());
+    // Every change an admin route makes is audited; its action is the operation id, looked up in
+    // this router's own OpenAPI document, so no documented admin route is left out. Order (the
+    // last layer runs first): require_admin → audit → handler.
+    let actions = std::sync::Arc::new(crate::audit::Actions::from_openapi(admin.get_openapi()));
+    let admin = admin
+        .route_layer(middleware::from_fn_with_state(
+            crate::audit::AuditState {
+                app: state.clone(),
+                actions,
+                legacy: false,
+            },
+            crate::audit::audit,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_admin,

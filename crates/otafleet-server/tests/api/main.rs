@@ -1,6 +1,7 @@
 //! Integration tests of the HTTP server: the real server on 127.0.0.1:0, real SQLite in a temp
 //! dir, spoken to over HTTP the way devices and the UI do. One binary; modules mirror the routes.
 
+mod audit;
 mod common;
 mod connections;
 mod deployments;

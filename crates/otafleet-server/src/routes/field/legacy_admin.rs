@@ -30,6 +30,15 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(get_one).put(update).delete(remove),
         )
         .merge(super::legacy_firmware::router())
+        // Inside the key check: every change an admin key makes is audited (crate::audit).
+        .route_layer(middleware::from_fn_with_state(
+            crate::audit::AuditState {
+                app: state.clone(),
+                actions: std::sync::Arc::new(crate::audit::Actions::legacy()),
+                legacy: true,
+            },
+            crate::audit::audit,
+        ))
         .route_layer(middleware::from_fn_with_state(state, require_key))
 }
 
@@ -54,7 +63,7 @@ pub fn core_detail(e: CoreError) -> Response {
     detail(status, &e.to_string())
 }
 
-async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Response {
+async fn require_key(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let key = req
         .headers()
         .get("x-admin-api-key")
@@ -68,7 +77,10 @@ async fn require_key(State(s): State<AppState>, req: Request, next: Next) -> Res
                 .insert(header::WWW_AUTHENTICATE, "APIKey".parse().expect("valid"));
             r
         }
-        Some(k) if crate::auth::token_matches(k.as_bytes(), &s.admin_digest) => next.run(req).await,
+        Some(k) if crate::auth::token_matches(k.as_bytes(), &s.admin_digest) => {
+            req.extensions_mut().insert(crate::audit::LEGACY_KEY);
+            next.run(req).await
+        }
         Some(_) => {
             tracing::warn!(path = %req.uri().path(), "legacy admin request with a wrong key");
             detail(StatusCode::FORBIDDEN, "Invalid API key")
