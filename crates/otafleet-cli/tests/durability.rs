@@ -8,7 +8,10 @@
 //!   a 500, never a silent success), and the upload larger than the free space gets 507;
 //! - the admin's corrections race them too: a device's notes and tags, an image's file name and
 //!   version (`PATCH`), each either on disk when acknowledged or refused with 507;
-//! - once space is freed, new writes succeed without a restart.
+//! - once space is freed, new writes succeed without a restart;
+//! - every acknowledged admin change has its audit row with outcome `ok` once space is back and
+//!   after each restart, no row is left `pending`, and a change refused with 507 had no effect
+//!   (no deployment, notes or image beyond those acknowledged).
 //!
 //! Mounting a tmpfs needs root. Without root the test says SKIPPED and passes, except under CI,
 //! where it must run.
@@ -108,6 +111,10 @@ struct Acked {
     notes: Vec<(String, String)>,
     /// (id, file name, version) of every firmware PATCH answered 2xx.
     corrected: Vec<(i64, String, String)>,
+    /// (operation id, path) of every admin change answered 2xx, for the audit log.
+    admin: Vec<(&'static str, String)>,
+    /// Devices whose notes PATCH was refused with 507: their notes stay empty.
+    notes_refused: Vec<String>,
 }
 
 #[derive(Default)]
@@ -303,6 +310,31 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
             "{when}: image {id}'s version source"
         );
     }
+    // A change refused with 507 had no effect: nothing beyond what was acknowledged.
+    assert_eq!(
+        ids.len(),
+        acked.deployments.len(),
+        "{when}: only acknowledged deployments exist"
+    );
+    assert!(
+        !firmware.to_string().contains("huge_v9.9.9"),
+        "{when}: the refused upload is not in the library"
+    );
+    for mac in &acked.notes_refused {
+        let d = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["mac"] == mac.as_str())
+            .unwrap();
+        assert!(
+            d["notes"].is_null(),
+            "{when}: {mac}'s refused notes were not written: {d}"
+        );
+    }
+    if check_tokens {
+        verify_audit(http, base, acked, when).await;
+    }
     if check_tokens {
         let gate = Arc::new(Semaphore::new(16));
         let mut set = tokio::task::JoinSet::new();
@@ -329,6 +361,44 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
             );
         }
     }
+}
+
+/// Every acknowledged admin change has its audit row, finished `ok` with its 2xx status; no row
+/// is left `pending`; every other row is a 507 refusal.
+async fn verify_audit(http: &reqwest::Client, base: &str, acked: &Acked, when: &str) {
+    let (status, rows) = send(
+        http.get(format!("{base}/api/v1/audit?limit=10000"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: audit log: {rows}");
+    let rows = rows.as_array().unwrap();
+    let mut ok = std::collections::HashMap::<(String, String), usize>::new();
+    for r in rows {
+        match r["outcome"].as_str().unwrap() {
+            "ok" => {
+                let s = r["status"].as_i64().unwrap();
+                assert!((200..300).contains(&s), "{when}: {r}");
+                *ok.entry((
+                    r["action"].as_str().unwrap().to_owned(),
+                    r["path"].as_str().unwrap().to_owned(),
+                ))
+                .or_default() += 1;
+            }
+            "failed" => assert_eq!(r["status"], 507, "{when}: {r}"),
+            other => panic!("{when}: audit row {other}: {r}"),
+        }
+    }
+    let mut want = std::collections::HashMap::<(String, String), usize>::new();
+    for (action, path) in &acked.admin {
+        *want
+            .entry(((*action).to_owned(), path.clone()))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        ok, want,
+        "{when}: one ok audit row per acknowledged admin change"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -359,6 +429,9 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         let (status, body) = upload(&http, &base, &format!("durable_v{v}.bin"), image(v)).await;
         assert_eq!(status, 201, "{body}");
         acked.firmware.push(body["id"].as_i64().unwrap());
+        acked
+            .admin
+            .push(("upload_firmware", "/api/v1/firmware".into()));
     }
 
     // Devices whose notes the race edits, enrolled while there is room.
@@ -428,14 +501,21 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
     while let Some(r) = notes.join_next().await {
         let (m, n, (status, body)) = r.unwrap();
         if (200..300).contains(&status) {
+            acked
+                .admin
+                .push(("patch_device", format!("/api/v1/devices/{m}")));
             acked.notes.push((m, n));
         } else {
+            acked.notes_refused.push(m.clone());
             record_refusal(&mut refused, format!("notes of {m}"), status, body);
         }
     }
     while let Some(r) = corrections.join_next().await {
         let (id, name, version, (status, body)) = r.unwrap();
         if (200..300).contains(&status) {
+            acked
+                .admin
+                .push(("patch_firmware", format!("/api/v1/firmware/{id}")));
             acked.corrected.push((id, name, version));
         } else {
             record_refusal(
@@ -461,6 +541,9 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         let (status, body) = r.unwrap();
         if (200..300).contains(&status) {
             acked.deployments.push(body["id"].as_i64().unwrap());
+            acked
+                .admin
+                .push(("create_deployment", "/api/v1/deployments".into()));
         } else {
             record_refusal(&mut refused, "deployment".into(), status, body);
         }
@@ -508,12 +591,22 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
     let (status, body) = deploy(&http, &base, acked.firmware[0]).await;
     assert_eq!(status, 201, "a deployment after space returned: {body}");
     acked.deployments.push(body["id"].as_i64().unwrap());
+    acked
+        .admin
+        .push(("create_deployment", "/api/v1/deployments".into()));
     let (status, body) = upload(&http, &base, "durable_v1.0.3.bin", image("1.0.3")).await;
     assert_eq!(status, 201, "an upload after space returned: {body}");
     acked.firmware.push(body["id"].as_i64().unwrap());
+    acked
+        .admin
+        .push(("upload_firmware", "/api/v1/firmware".into()));
     let m = mac(CHECKINS + 10);
     let (status, body) = note(&http, &base, &m, "after space returned").await;
     assert_eq!(status, 200, "notes after space returned: {body}");
+    acked
+        .admin
+        .push(("patch_device", format!("/api/v1/devices/{m}")));
+    acked.notes_refused.retain(|x| *x != m);
     acked.notes.retain(|(x, _)| *x != m);
     acked.notes.push((m, "after space returned".into()));
     let id = acked.firmware[0];
@@ -522,6 +615,9 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         status, 200,
         "an image correction after space returned: {body}"
     );
+    acked
+        .admin
+        .push(("patch_firmware", format!("/api/v1/firmware/{id}")));
     acked.corrected.retain(|(x, _, _)| *x != id);
     acked
         .corrected

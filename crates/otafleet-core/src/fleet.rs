@@ -43,6 +43,9 @@ struct Inner {
     /// This fleet's hold on its data directory ([`crate::datadir`]); released by
     /// [`Fleet::close`] or when the last handle is dropped.
     lock: std::sync::Mutex<Option<DataDirLock>>,
+    /// Audit results (row id, HTTP status) whose write failed (a full disk), written as soon as
+    /// the disk takes them ([`Fleet::audit_finish`]).
+    audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
 }
 
 impl Fleet {
@@ -71,6 +74,7 @@ impl Fleet {
                 write: Mutex::new(()),
                 hot: Hot::default(),
                 lock: std::sync::Mutex::new(Some(lock)),
+                audit_unwritten: std::sync::Mutex::new(Vec::new()),
             }),
         };
         fleet.spawn_heartbeat_writer();
@@ -93,6 +97,7 @@ impl Fleet {
                 if let Err(e) = fleet.flush_heartbeats().await {
                     tracing::warn!(error = %e, "could not write queued heartbeats; retrying");
                 }
+                fleet.audit_flush().await;
             }
         });
     }
@@ -156,6 +161,7 @@ impl Fleet {
         if let Err(e) = self.flush_heartbeats().await {
             tracing::warn!(error = %e, "could not write queued heartbeats at shutdown");
         }
+        self.audit_flush().await;
         self.inner.db.close().await;
         // The directory is free for the next server once the database is closed.
         drop(self.inner.lock.lock().map(|mut l| l.take()));
@@ -720,16 +726,52 @@ impl Fleet {
     /// ([`crate::audit`]). If this fails (a full disk: [`CoreError::DiskFull`]), the request must
     /// not be handled. Returns the row's id for [`Fleet::audit_finish`].
     pub async fn audit_record(&self, entry: &NewAuditEntry) -> Result<i64> {
+        self.audit_flush().await;
         // The log changes no device's answer: remembered check-ins stay valid.
         let _w = self.quiet_write_lock().await;
         audit::record(self.db(), entry).await
     }
 
     /// Record the HTTP status a request was answered with on its pending row — the one change an
-    /// audit row ever sees, once.
+    /// audit row ever sees, once. If the write fails for want of space, the result is kept in
+    /// memory and written as soon as the disk takes it (by the next audit write, every 500 ms,
+    /// and at [`Fleet::close`]); the error is still returned, to be logged. Only a server that
+    /// dies before then leaves the row `pending`.
     pub async fn audit_finish(&self, id: i64, status: u16) -> Result<Outcome> {
+        self.audit_flush().await;
         let _w = self.quiet_write_lock().await;
-        audit::finish(self.db(), id, status).await
+        let r = audit::finish(self.db(), id, status).await;
+        if let Err(CoreError::DiskFull { .. }) = &r {
+            self.audit_unwritten().push((id, status));
+        }
+        r
+    }
+
+    fn audit_unwritten(&self) -> std::sync::MutexGuard<'_, Vec<(i64, u16)>> {
+        self.inner
+            .audit_unwritten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write the audit results a full disk refused earlier; those it still refuses stay queued.
+    async fn audit_flush(&self) {
+        let queued = std::mem::take(&mut *self.audit_unwritten());
+        if queued.is_empty() {
+            return;
+        }
+        let _w = self.quiet_write_lock().await;
+        let mut left = Vec::new();
+        for (id, status) in queued {
+            match audit::finish(self.db(), id, status).await {
+                Ok(_) => tracing::info!(audit_id = id, status, "audit result written late"),
+                Err(CoreError::DiskFull { .. }) => left.push((id, status)),
+                Err(e) => {
+                    tracing::warn!(audit_id = id, status, error = %e, "audit result dropped: the row stays pending")
+                }
+            }
+        }
+        self.audit_unwritten().extend(left);
     }
 
     /// Audit rows, newest first ([`AuditFilter`]). There is no API to change or delete them.

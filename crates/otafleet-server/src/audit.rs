@@ -12,8 +12,9 @@
 //!    disk answers 507 `disk_full` through the usual error mapping — the handler is not run:
 //!    nothing changes unaudited.
 //! 2. **After** the handler, the row gets the HTTP status and outcome (`ok`, `refused`, `failed`),
-//!    once. If that write fails the row stays `pending` (= result unknown), a warning is logged,
-//!    and the client still gets the handler's answer.
+//!    once. If that write fails a warning is logged and the client still gets the handler's
+//!    answer; the row stays `pending` (= result unknown) until the core writes the result, which
+//!    it keeps in memory and retries once the disk takes it (`Fleet::audit_finish`).
 //!
 //! `action` is the route's OpenAPI operation id, looked up by matched route and method in a table
 //! built from the OpenAPI document when the router is built ([`Actions::from_openapi`]), so no
@@ -220,7 +221,7 @@ pub async fn audit(State(s): State<AuditState>, req: Request, next: Next) -> Res
     let resp = next.run(Request::from_parts(parts, body)).await;
     let status = resp.status().as_u16();
     if let Err(e) = s.app.fleet.audit_finish(id, status).await {
-        tracing::warn!(audit_id = id, action = %entry.action, status, error = %e, "the result of an admin request could not be recorded: its audit row stays pending");
+        tracing::warn!(audit_id = id, action = %entry.action, status, error = %e, "the result of an admin request could not be written: its audit row stays pending until the disk takes it");
     }
     resp
 }
