@@ -48,3 +48,7 @@ export type NewWatchFolder = S['NewWatchFolder'];
 export type ErrorBody = S['ErrorBody'];
 /** One server-sent event's payload, tagged by `type`. */
 export type FleetEvent = S['Event'];
+/** One row of the audit log (`GET /api/v1/audit`): an admin change, who made it and its result. */
+export type AuditEntry = S['AuditEntry'];
+/** pending (result unknown) | ok | refused | failed (the server's audit `Outcome` enum). */
+export type AuditOutcome = S['Outcome'];
