@@ -149,6 +149,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
             .map(|v| v.as_str().unwrap().to_string())
             .collect()
     };
+    assert_eq!(values("Outcome"), ["pending", "ok", "refused", "failed"]);
     assert_eq!(
         values("UpdateFailure"),
         [
