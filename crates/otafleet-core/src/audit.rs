@@ -8,6 +8,8 @@
 //! A row that stays `pending` means the result is unknown (the server stopped, or the disk was
 //! full when the result was to be written): the change may or may not have been made.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::SqlitePool;
@@ -77,11 +79,23 @@ pub struct AuditEntry {
     /// The HTTP status answered; none while pending.
     pub status: Option<i64>,
     pub outcome: Outcome,
-    /// What was sent, without secrets: `fields` (the names of the JSON body's fields), `values`
-    /// (the new value of a few harmless fields: project, version, name, …), `query` (the query's
-    /// parameter names).
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<Value>,
+    /// What was sent, without secrets.
+    pub detail: Option<AuditDetail>,
+}
+
+/// What an audited request sent, without secrets: names, and the values of harmless fields only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditDetail {
+    /// The names of the JSON body's fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// The names of the query's parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<String>,
+    /// The new value of a few harmless fields (project, version, file name, name, …): a short
+    /// string, a number, a boolean or null. Never a token, a secret, notes or tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, Value>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -123,7 +137,7 @@ pub struct NewAuditEntry {
     pub method: String,
     pub path: String,
     pub target: Option<String>,
-    pub detail: Option<Value>,
+    pub detail: Option<AuditDetail>,
 }
 
 /// Which rows [`list`] answers, newest first.
@@ -142,7 +156,10 @@ pub struct AuditFilter {
 
 /// Write a request's row, `pending`, before the request runs. Returns its id.
 pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> {
-    let detail = new.detail.as_ref().map(Value::to_string);
+    let detail = new
+        .detail
+        .as_ref()
+        .map(|d| serde_json::to_string(d).expect("names and plain values serialize"));
     let id = sqlx::query_scalar(
         "INSERT INTO audit (at, actor, action, method, path, target, detail)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -224,7 +241,10 @@ mod tests {
             method: "PATCH".into(),
             path: "/api/v1/firmware/1".into(),
             target: target.map(str::to_owned),
-            detail: Some(serde_json::json!({"fields": ["version"]})),
+            detail: Some(AuditDetail {
+                fields: vec!["version".into()],
+                ..Default::default()
+            }),
         }
     }
 

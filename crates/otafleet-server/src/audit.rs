@@ -31,9 +31,9 @@ use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use otafleet_core::audit::NewAuditEntry;
+use otafleet_core::audit::{AuditDetail, NewAuditEntry};
 use otafleet_core::CoreError;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -234,40 +234,25 @@ fn refuse(e: CoreError, legacy: bool) -> Response {
     }
 }
 
-/// `{"fields": [...], "query": [...], "values": {...}}`, each part only when there is something.
-fn detail(query: Option<&str>, body: Option<&Value>) -> Option<Value> {
-    let mut out = Map::new();
-    let mut values = Map::new();
+/// The names sent in the body and the query, and the values of [`SAFE_VALUES`] only; `None` when
+/// nothing was sent.
+fn detail(query: Option<&str>, body: Option<&Value>) -> Option<AuditDetail> {
+    let mut d = AuditDetail::default();
     if let Some(Value::Object(o)) = body {
-        out.insert("fields".into(), json!(o.keys().collect::<Vec<_>>()));
         for (k, v) in o {
+            d.fields.push(k.clone());
             if let Some(v) = safe(k, v) {
-                values.insert(k.clone(), v);
+                d.values.insert(k.clone(), v);
             }
         }
     }
-    let pairs: Vec<(String, String)> = query
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !pairs.is_empty() {
-        out.insert(
-            "query".into(),
-            json!(pairs.iter().map(|(k, _)| k).collect::<Vec<_>>()),
-        );
-        for (k, v) in &pairs {
-            if let Some(v) = safe(k, &Value::String(v.clone())) {
-                values.insert(k.clone(), v);
-            }
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if let Some(v) = safe(&k, &Value::String(v.into_owned())) {
+            d.values.insert(k.to_string(), v);
         }
+        d.query.push(k.into_owned());
     }
-    if !values.is_empty() {
-        out.insert("values".into(), Value::Object(values));
-    }
-    (!out.is_empty()).then_some(Value::Object(out))
+    (d != AuditDetail::default()).then_some(d)
 }
 
 fn safe(key: &str, v: &Value) -> Option<Value> {
@@ -285,16 +270,20 @@ fn safe(key: &str, v: &Value) -> Option<Value> {
 mod tests {
     use super::*;
 
+    use serde_json::json;
+
     #[test]
     fn detail_names_fields_and_keeps_only_harmless_values() {
         let body = json!({"version": "1.2.3", "notes": "the door code is 1234", "token": "s3cret",
             "tags": ["a"], "name": "x".repeat(500)});
         let d = detail(Some("dry_run=true&token=abc"), Some(&body)).unwrap();
-        assert_eq!(d["values"], json!({"version": "1.2.3", "dry_run": "true"}));
-        assert_eq!(d["query"], json!(["dry_run", "token"]));
-        let fields = d["fields"].as_array().unwrap();
-        assert_eq!(fields.len(), 5);
-        let text = d.to_string();
+        assert_eq!(
+            json!(d.values),
+            json!({"version": "1.2.3", "dry_run": "true"})
+        );
+        assert_eq!(d.query, ["dry_run", "token"]);
+        assert_eq!(d.fields.len(), 5);
+        let text = serde_json::to_string(&d).unwrap();
         for secret in ["s3cret", "abc", "1234"] {
             assert!(!text.contains(secret), "{text}");
         }

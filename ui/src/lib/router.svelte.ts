@@ -1,11 +1,13 @@
-// A tiny history router: five views do not need a library. Paths: `/`, `/devices/<mac>`,
-// `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/settings`.
+// A tiny history router: six views do not need a library. Paths: `/`, `/devices/<mac>`,
+// `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/activity`,
+// `/settings`.
 // The server answers unknown paths with index.html, so reloads work.
 export type Route =
   | { name: 'devices' }
   | { name: 'device'; mac: string }
   | { name: 'deployments'; id?: number }
   | { name: 'firmware' }
+  | { name: 'activity' }
   | { name: 'settings' };
 
 export function parse(path: string): Route {
@@ -15,6 +17,7 @@ export function parse(path: string): Route {
   const d = p.match(/^\/deployments(?:\/(\d+))?$/);
   if (d) return d[1] ? { name: 'deployments', id: Number(d[1]) } : { name: 'deployments' };
   if (p === '/firmware') return { name: 'firmware' };
+  if (p === '/activity') return { name: 'activity' };
   if (p === '/settings') return { name: 'settings' };
   return { name: 'devices' };
 }
@@ -29,6 +32,8 @@ export function href(r: Route): string {
       return r.id != null ? `/deployments/${r.id}` : '/deployments';
     case 'firmware':
       return '/firmware';
+    case 'activity':
+      return '/activity';
     case 'settings':
       return '/settings';
   }

@@ -9,6 +9,7 @@ describe('router', () => {
       { name: 'deployments' },
       { name: 'deployments', id: 12 },
       { name: 'firmware' },
+      { name: 'activity' },
       { name: 'settings' },
     ];
     for (const r of routes) expect(parse(href(r))).toEqual(r);

@@ -122,7 +122,10 @@ fn to_csv(rows: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
             r.target.clone().unwrap_or_default(),
             r.status.map(|s| s.to_string()).unwrap_or_default(),
             r.outcome.as_str().to_owned(),
-            r.detail.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+            r.detail
+                .as_ref()
+                .map(|d| serde_json::to_string(d).unwrap_or_default())
+                .unwrap_or_default(),
         ])?;
     }
     w.into_inner().map_err(|e| e.into_error().into())

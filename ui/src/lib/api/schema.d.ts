@@ -1605,6 +1605,20 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description What an audited request sent, without secrets: names, and the values of harmless fields only. */
+        AuditDetail: {
+            /** @description The names of the JSON body's fields. */
+            fields?: string[];
+            /** @description The names of the query's parameters. */
+            query?: string[];
+            /**
+             * @description The new value of a few harmless fields (project, version, file name, name, …): a short
+             *     string, a number, a boolean or null. Never a token, a secret, notes or tags.
+             */
+            values?: {
+                [key: string]: unknown;
+            };
+        };
         /** @description One audited admin request. */
         AuditEntry: {
             /**
@@ -1619,12 +1633,7 @@ export interface components {
             actor: string;
             /** @description When the request came in (UTC, milliseconds). */
             at: string;
-            /**
-             * @description What was sent, without secrets: `fields` (the names of the JSON body's fields), `values`
-             *     (the new value of a few harmless fields: project, version, name, …), `query` (the query's
-             *     parameter names).
-             */
-            detail?: Record<string, never> | null;
+            detail?: null | components["schemas"]["AuditDetail"];
             /** Format: int64 */
             id: number;
             method: string;

@@ -1,6 +1,6 @@
 // Names for the generated OpenAPI types (schema.d.ts, `npm run gen:api`). Never declare a DTO by
 // hand: add it to the Rust side with utoipa and regenerate.
-import type { components } from './schema';
+import type { components, paths } from './schema';
 
 type S = components['schemas'];
 export type Device = S['Device'];
@@ -52,3 +52,7 @@ export type FleetEvent = S['Event'];
 export type AuditEntry = S['AuditEntry'];
 /** pending (result unknown) | ok | refused | failed (the server's audit `Outcome` enum). */
 export type AuditOutcome = S['Outcome'];
+/** What an audited request sent: field and query names, and the values of harmless fields only. */
+export type AuditDetail = S['AuditDetail'];
+/** The filters of `GET /api/v1/audit` (since, until, action, target, outcome, limit). */
+export type AuditQuery = NonNullable<paths['/api/v1/audit']['get']['parameters']['query']>;

@@ -3,6 +3,8 @@
 // hang off `native`, which only tauri.ts fills. Components get a Backend from context and never
 // import @tauri-apps themselves, so Vitest and Playwright run them in a plain browser.
 import type {
+  AuditEntry,
+  AuditQuery,
   Deployment,
   DeploymentDetail,
   Device,
@@ -114,6 +116,9 @@ export interface Backend {
   listWatchFolders(): Promise<WatchFolder[]>;
   addWatchFolder(f: NewWatchFolder): Promise<WatchFolder>;
   removeWatchFolder(id: number): Promise<void>;
+
+  /** The audit log, newest first: one row per admin change, who made it and its result. */
+  listAudit(q?: AuditQuery): Promise<AuditEntry[]>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

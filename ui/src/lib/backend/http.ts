@@ -9,6 +9,8 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import createClient, { type Client } from 'openapi-fetch';
 import type { paths } from '../api/schema';
 import type {
+  AuditEntry,
+  AuditQuery,
   Deployment,
   DeploymentDetail,
   Device,
@@ -267,6 +269,9 @@ export class HttpBackend implements Backend {
   }
   patchSettings(p: SettingsPatch): Promise<ServerSettings> {
     return this.#data(this.#api.PATCH('/api/v1/settings', { body: p }));
+  }
+  listAudit(q: AuditQuery = {}): Promise<AuditEntry[]> {
+    return this.#data(this.#api.GET('/api/v1/audit', { params: { query: q } }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

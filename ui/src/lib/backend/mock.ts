@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
@@ -31,6 +31,13 @@ export function update(mac: string, over: Partial<Update> = {}): Update {
     from_sha256: null, state: 'downloading', progress: 0, bytes_sent: 0, error: null, retry: false,
     created_at: '2026-11-22T20:00:00Z', updated_at: '2026-11-22T20:00:00Z', finished_at: null, ...over,
   } as Update;
+}
+
+export function auditEntry(id: number, over: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    id, at: '2026-11-22T20:00:00.000Z', actor: 'admin', action: 'patch_firmware', method: 'PATCH',
+    path: `/api/v1/firmware/${id}`, target: `id=${id}`, status: 200, outcome: 'ok', detail: { fields: ['version'] }, ...over,
+  };
 }
 
 export function firmware(id: number, over: Partial<Firmware> = {}): Firmware {
@@ -209,6 +216,11 @@ export class MockBackend implements Backend {
     this.calls.push(`patchSettings ${JSON.stringify(p)}`);
     if (p.open_enrolment != null) this.openEnrolment = p.open_enrolment;
     return this.settings();
+  }
+  audit: AuditEntry[] = [];
+  async listAudit(q: AuditQuery = {}) {
+    this.calls.push(`listAudit ${JSON.stringify(q)}`);
+    return this.audit.filter((r) => (!q.outcome || r.outcome === q.outcome) && (!q.action || r.action === q.action));
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;
