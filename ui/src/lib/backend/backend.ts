@@ -119,6 +119,9 @@ export interface Backend {
 
   /** The audit log, newest first: one row per admin change, who made it and its result. */
   listAudit(q?: AuditQuery): Promise<AuditEntry[]>;
+  /** The same rows with the same filters as CSV (`GET /api/v1/audit.csv`, RFC 4180 with a header
+   *  row), for the person to save; the token goes in the header as for every request. */
+  auditCsv(q?: AuditQuery): Promise<Blob>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

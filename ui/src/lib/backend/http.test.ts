@@ -89,6 +89,33 @@ describe('HttpBackend', () => {
     expect((await calls[0].formData()).has('file')).toBe(true);
   });
 
+  test('the audit CSV: the filters in the query, the token in the header (never the URL), the CSV text back', async () => {
+    const text = 'id,at,actor,action,method,path,target,status,outcome,detail\r\n2,2026-12-06T03:45:18.000Z,admin,patch_device,PATCH,/api/v1/devices/AA,mac=AA,422,refused,\r\n';
+    const { f, calls } = fakeFetch([new Response(text, { status: 200, headers: { 'content-type': 'text/csv; charset=utf-8' } })]);
+    const b = new HttpBackend({ baseUrl: 'http://h:1', token: 'T', fetch: f });
+    const blob = await b.auditCsv({ outcome: 'refused', action: 'patch_device', limit: 500 });
+    expect(await blob.text()).toBe(text);
+    const url = new URL(calls[0].url);
+    expect([calls[0].method, url.origin + url.pathname]).toEqual(['GET', 'http://h:1/api/v1/audit.csv']);
+    expect(Object.fromEntries(url.searchParams)).toEqual({ outcome: 'refused', action: 'patch_device', limit: '500' });
+    expect(calls[0].headers.get('authorization')).toBe('Bearer T');
+    expect(calls[0].headers.get('accept')).toBe('text/csv');
+    expect(url.search).not.toMatch(/token|Bearer/i);
+  });
+
+  test('CSV is accepted only where it was asked for: the audit CSV route still refuses HTML, and JSON routes still refuse CSV', async () => {
+    const csv = () => new Response('a,b\r\n', { status: 200, headers: { 'content-type': 'text/csv' } });
+    const { f } = fakeFetch([
+      new Response('<html>a login page</html>', { status: 200, headers: { 'content-type': 'text/html' } }),
+      csv(),
+    ]);
+    const b = new HttpBackend({ baseUrl: 'http://h:1', token: 'T', fetch: f });
+    const html = await b.auditCsv().catch((e) => e);
+    expect([html.code, html.message]).toEqual(['bad_response', "The server's answer to GET /api/v1/audit.csv was not JSON."]);
+    const list = await b.listAudit().catch((e) => e);
+    expect([list.code, list.message]).toEqual(['bad_response', "The server's answer to GET /api/v1/audit was not JSON."]);
+  });
+
   test('open enrolment is changed with a PATCH of the settings', async () => {
     const { f, calls } = fakeFetch([json(200, { open_enrolment: false })]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });

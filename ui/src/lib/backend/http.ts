@@ -75,6 +75,9 @@ export type HttpBackendOptions = {
   sleep?: (ms: number) => Promise<void>;
 };
 
+/** The one route whose answer is not JSON (besides the event stream): the audit log as CSV. */
+const AUDIT_CSV = '/api/v1/audit.csv';
+
 /** First and longest wait before the event stream reconnects after a drop (doubling between). */
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 15000;
@@ -150,12 +153,14 @@ export class HttpBackend implements Backend {
       }
       throw new BackendError(BAD_RESPONSE, `The server answered ${res.status} ${res.statusText} to ${what}.`, res.status);
     }
-    // Every 2xx but a 204 and the event stream is JSON: anything else (a proxy's login page, an
-    // empty body) is not an answer from this server.
+    // Every 2xx but a 204, the event stream and the audit CSV is JSON: anything else (a proxy's
+    // login page, an empty body) is not an answer from this server. The CSV is the one exception,
+    // and only where it was asked for (`auditCsv`) and answered as CSV.
     const stream = req.headers.get('accept') === 'text/event-stream';
     const type = res.headers.get('content-type') ?? '';
     const json = /^application\/([\w.+-]+\+)?json\b/i.test(type) && res.headers.get('content-length') !== '0';
-    if (res.status !== 204 && !stream && !json) {
+    const csv = req.headers.get('accept') === 'text/csv' && new URL(req.url).pathname.endsWith(AUDIT_CSV) && /^text\/csv\b/i.test(type);
+    if (res.status !== 204 && !stream && !json && !csv) {
       throw new BackendError(BAD_RESPONSE, `The server's answer to ${what} was not JSON.`, res.status);
     }
     return res;
@@ -272,6 +277,9 @@ export class HttpBackend implements Backend {
   }
   listAudit(q: AuditQuery = {}): Promise<AuditEntry[]> {
     return this.#data(this.#api.GET('/api/v1/audit', { params: { query: q } }));
+  }
+  auditCsv(q: AuditQuery = {}): Promise<Blob> {
+    return this.#data(this.#api.GET(AUDIT_CSV, { params: { query: q }, parseAs: 'blob', headers: { accept: 'text/csv' } }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

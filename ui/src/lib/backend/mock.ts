@@ -222,6 +222,15 @@ export class MockBackend implements Backend {
     this.calls.push(`listAudit ${JSON.stringify(q)}`);
     return this.audit.filter((r) => (!q.outcome || r.outcome === q.outcome) && (!q.action || r.action === q.action));
   }
+  /** The CSV export: the same filter as `listAudit`, a header row and one line per row (no
+   *  quoting: the fixtures hold no commas). */
+  async auditCsv(q: AuditQuery = {}) {
+    this.calls.push(`auditCsv ${JSON.stringify(q)}`);
+    const rows = this.audit.filter((r) => (!q.outcome || r.outcome === q.outcome) && (!q.action || r.action === q.action));
+    const lines = ['id,at,actor,action,method,path,target,status,outcome,detail',
+      ...rows.map((r) => [r.id, r.at, r.actor, r.action, r.method, r.path, r.target ?? '', r.status ?? '', r.outcome, ''].join(','))];
+    return new Blob([lines.map((l) => `${l}\r\n`).join('')], { type: 'text/csv' });
+  }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;
   async listWatchFolders() { return this.watchFolders; }
