@@ -120,8 +120,11 @@ fn checkin_interval_help() -> String {
         offline_after_s_for, DEFAULT_CHECKIN_INTERVAL_S, OFFLINE_SLACK_S,
     };
     format!(
-        "Check-in interval handed to native devices, in seconds. A device not seen for 3 intervals \
-         + {OFFLINE_SLACK_S} s is shown offline ({} s at the default interval of {DEFAULT_CHECKIN_INTERVAL_S} s)",
+        "Default check-in interval handed to native devices, in seconds: in effect until the admin \
+         sets one in Settings (PATCH /api/v1/settings), which is kept in the data directory and wins \
+         over this flag until it is reset. A device not seen for 3 intervals + {OFFLINE_SLACK_S} s is \
+         shown offline ({} s at the default interval of {DEFAULT_CHECKIN_INTERVAL_S} s) unless the \
+         admin set an offline threshold",
         offline_after_s_for(DEFAULT_CHECKIN_INTERVAL_S)
     )
 }

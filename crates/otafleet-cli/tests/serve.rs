@@ -424,3 +424,58 @@ async fn header_timeout_and_allowed_host_flags_take_effect() {
     signal(&server.child, libc::SIGTERM);
     server.child.wait().unwrap();
 }
+
+/// The check-in interval and offline threshold set through the API are kept across a restart
+/// and win over `--checkin-interval`, which is back in effect once the admin resets them (null).
+#[tokio::test]
+async fn admin_checkin_timing_survives_a_restart_and_wins_over_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = reqwest::Client::new();
+    let settings = |base: &str| {
+        let req = c.get(format!("{base}/api/v1/settings")).bearer_auth(TOKEN);
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let server = start_with(dir.path(), &["--checkin-interval", "30"]);
+    let s = settings(&server.base).await;
+    assert_eq!(s["checkin_interval_s"], 30);
+    assert_eq!(s["checkin_interval_source"], "start");
+    assert_eq!(s["offline_after_s"], 100);
+    let r = c
+        .patch(format!("{}/api/v1/settings", server.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"checkin_interval_s": 120, "offline_after_s": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop(libc::SIGTERM);
+
+    let server = start_with(dir.path(), &["--checkin-interval", "45"]);
+    let s = settings(&server.base).await;
+    assert_eq!(s["checkin_interval_s"], 120, "{s}");
+    assert_eq!(s["checkin_interval_source"], "admin");
+    assert_eq!(s["checkin_interval_default_s"], 45);
+    assert_eq!(s["offline_after_s"], 500);
+    assert_eq!(s["offline_after_source"], "admin");
+    let r = c
+        .patch(format!("{}/api/v1/settings", server.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"checkin_interval_s": null, "offline_after_s": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let s: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(s["checkin_interval_s"], 45, "{s}");
+    assert_eq!(s["checkin_interval_source"], "start");
+    assert_eq!(s["offline_after_s"], 145);
+    assert_eq!(s["offline_after_source"], "start");
+    server.stop(libc::SIGTERM);
+}

@@ -259,7 +259,7 @@ async fn recorded(
         device_id: c.mac,
         token: issued,
         update: offer,
-        checkin_interval_s: fleet.settings().checkin_interval_s,
+        checkin_interval_s: fleet.timing().checkin_interval_s,
     })
 }
 
@@ -302,7 +302,7 @@ async fn admit(
     // The setting matters only for a MAC nobody has claimed yet.
     let open = match existing {
         Some(d) if d.expect_protocol.is_some() || d.token_hash.is_some() => true,
-        _ => trust::open_enrolment(tx).await?,
+        _ => crate::settings::open_enrolment(tx).await?,
     };
     if let Err(e) = trust::judge(mac, existing, "native", open, authenticated) {
         return Ok(Err(e));
@@ -382,7 +382,7 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
         device_id: c.mac.clone(),
         token: None,
         update,
-        checkin_interval_s: fleet.settings().checkin_interval_s,
+        checkin_interval_s: fleet.timing().checkin_interval_s,
     })
 }
 

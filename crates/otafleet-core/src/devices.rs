@@ -1,6 +1,6 @@
 //! Devices, keyed by normalised MAC address. A device is created by its first check-in (any
 //! protocol), by the admin, or by mDNS discovery; every check-in refreshes what it runs and where
-//! it is. "Online" is derived, never stored: checked in within [`Settings::offline_after_s`], or
+//! it is. "Online" is derived, never stored: checked in within the offline threshold in effect ([`crate::settings::Timing`]), or
 //! present on the LAN by mDNS (the rule is [`crate::discovered::online`]).
 //!
 //! What the admin says about a device is the admin's alone: its name (`admin_name`), notes and
@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::error::{CoreError, Result};
-use crate::settings::Settings;
 use crate::trust::{self, Refusal};
 use crate::updates::{self, Update};
 use crate::validate;
@@ -231,12 +230,12 @@ impl Device {
     /// Fill the derived fields.
     pub(crate) fn finish(
         mut self,
-        settings: &Settings,
+        offline_after_s: i64,
         update: Option<Update>,
         refused: Option<Refusal>,
     ) -> Self {
         self.online = crate::discovered::online(
-            settings,
+            offline_after_s,
             self.last_seen.as_deref(),
             self.mdns_seen.as_deref(),
             self.mdns_gone.as_deref(),
@@ -258,17 +257,17 @@ pub(crate) async fn get_raw(db: &SqlitePool, mac: &str) -> Result<Option<Device>
         .await?)
 }
 
-pub(crate) async fn get(db: &SqlitePool, settings: &Settings, mac: &str) -> Result<Device> {
+pub(crate) async fn get(db: &SqlitePool, offline_after_s: i64, mac: &str) -> Result<Device> {
     let mac = validate::mac(mac)?;
     let device = get_raw(db, &mac)
         .await?
         .ok_or_else(|| CoreError::not_found(format!("device {mac}")))?;
     let update = updates::latest_for(db, &mac).await?;
     let refused = trust::refusal_for(db, &mac).await?;
-    Ok(device.finish(settings, update, refused))
+    Ok(device.finish(offline_after_s, update, refused))
 }
 
-pub(crate) async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Device>> {
+pub(crate) async fn list(db: &SqlitePool, offline_after_s: i64) -> Result<Vec<Device>> {
     let devices: Vec<Device> = sqlx::query_as("SELECT * FROM devices ORDER BY mac")
         .fetch_all(db)
         .await?;
@@ -279,7 +278,7 @@ pub(crate) async fn list(db: &SqlitePool, settings: &Settings) -> Result<Vec<Dev
         .map(|d| {
             let u = latest.remove(&d.mac);
             let r = refused.remove(&d.mac);
-            d.finish(settings, u, r)
+            d.finish(offline_after_s, u, r)
         })
         .collect())
 }
@@ -308,7 +307,11 @@ fn admin_name(input: &str) -> Result<Option<String>> {
     Ok(Some(validate::name(input)?).filter(|n| !n.is_empty()))
 }
 
-pub(crate) async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice) -> Result<Device> {
+pub(crate) async fn create(
+    db: &SqlitePool,
+    offline_after_s: i64,
+    new: NewDevice,
+) -> Result<Device> {
     let mac = validate::mac(&new.mac)?;
     let name = new.name.as_deref().map(admin_name).transpose()?.flatten();
     let notes = new
@@ -342,12 +345,12 @@ pub(crate) async fn create(db: &SqlitePool, settings: &Settings, new: NewDevice)
     if done.rows_affected() == 0 {
         return Err(CoreError::conflict(format!("device {mac} already exists")));
     }
-    get(db, settings, &mac).await
+    get(db, offline_after_s, &mac).await
 }
 
 pub(crate) async fn patch(
     db: &SqlitePool,
-    settings: &Settings,
+    offline_after_s: i64,
     mac: &str,
     patch: DevicePatch,
 ) -> Result<Device> {
@@ -403,7 +406,7 @@ pub(crate) async fn patch(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    get(db, settings, &mac).await
+    get(db, offline_after_s, &mac).await
 }
 
 pub(crate) async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {

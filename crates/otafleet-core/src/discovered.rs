@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::devices::Device;
-use crate::settings::Settings;
 use crate::validate;
 
 /// One resolved mDNS service instance, as the browser hands it to the core.
@@ -87,11 +86,12 @@ pub fn mdns_name(instance: &str, txt: &BTreeMap<String, String>) -> Option<Strin
 
 /// Whether a device is online, from its last check-in and its mDNS presence.
 ///
-/// Present on mDNS → online. Otherwise a check-in within [`Settings::offline_after_s`] makes it
+/// Present on mDNS → online. Otherwise a check-in within `offline_after_s` (the threshold in effect,
+/// [`crate::settings::Timing::offline_after_s`]) makes it
 /// online, unless its mDNS service left *after* that check-in: the latest news wins, so a device
 /// that says goodbye goes offline at once instead of lingering for three check-in intervals.
 pub fn online(
-    settings: &Settings,
+    offline_after_s: i64,
     last_checkin: Option<&str>,
     mdns_seen: Option<&str>,
     mdns_gone: Option<&str>,
@@ -99,7 +99,7 @@ pub fn online(
     let present = mdns_seen.is_some() && mdns_gone.is_none();
     let checked_in_recently = last_checkin
         .and_then(crate::time::age_seconds)
-        .is_some_and(|age| age <= settings.offline_after_s());
+        .is_some_and(|age| age <= offline_after_s);
     let left_since = match (mdns_gone, last_checkin) {
         (Some(gone), Some(checkin)) => gone >= checkin,
         (Some(_), None) => true,

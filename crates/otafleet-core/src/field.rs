@@ -358,7 +358,7 @@ async fn admit(
 ) -> Result<Result<()>> {
     let open = match existing {
         Some(d) if d.expect_protocol.is_some() || d.token_hash.is_some() => true,
-        _ => trust::open_enrolment(conn).await?,
+        _ => crate::settings::open_enrolment(conn).await?,
     };
     if let Err(e) = trust::judge(mac, existing, req.protocol, open, false) {
         return Ok(Err(e));

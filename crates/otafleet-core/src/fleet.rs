@@ -20,10 +20,10 @@ use crate::field::{self, Asker, FieldAnswer, FieldCheck};
 use crate::firmware::{self, Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
 use crate::legacy::{self, Assignment};
-use crate::settings::Settings;
+use crate::settings::{self as settings_table, Live, Settings, SettingsChange, Timing};
 use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
-use crate::{db, manifest, trust, validate};
+use crate::{db, manifest, validate};
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -40,6 +40,8 @@ struct Inner {
     write: Mutex<()>,
     /// Quiet check-ins answered from memory, and their queued heartbeats ([`crate::hot`]).
     hot: Hot,
+    /// The check-in timing in effect ([`crate::settings::Timing`]), read without the database.
+    timing: Live,
     /// This fleet's hold on its data directory ([`crate::datadir`]); released by
     /// [`Fleet::close`] or when the last handle is dropped.
     lock: std::sync::Mutex<Option<DataDirLock>>,
@@ -58,6 +60,11 @@ impl Fleet {
         datadir::check_database(&settings.data_dir).await?;
         let db = db::open(&settings.data_dir).await?;
         let blobs = BlobStore::open(&settings.data_dir).await?;
+        let stored = {
+            let mut conn = db.acquire().await?;
+            settings_table::stored_timing(&mut conn).await?
+        };
+        let timing = Live::new(stored.timing(settings.checkin_interval_s));
         let orphans = datadir::collect_orphans(&db, &blobs).await?;
         if orphans > 0 {
             tracing::info!(
@@ -73,6 +80,7 @@ impl Fleet {
                 settings,
                 write: Mutex::new(()),
                 hot: Hot::default(),
+                timing,
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
             }),
@@ -132,6 +140,12 @@ impl Fleet {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The check-in interval and offline threshold in effect: the admin's, else the start
+    /// settings'. One atomic read: check-ins and device listings call it every time.
+    pub fn timing(&self) -> Timing {
+        self.inner.timing.get()
     }
 
     /// The one writer's lock. Whoever takes it may change any device's answer, so every quiet
@@ -340,16 +354,18 @@ impl Fleet {
     // --- devices --------------------------------------------------------------------------
 
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        let mut all = devices::list(self.db(), self.settings()).await?;
+        let offline = self.timing().offline_after_s();
+        let mut all = devices::list(self.db(), offline).await?;
         for d in &mut all {
-            self.inner.hot.overlay(d, self.settings());
+            self.inner.hot.overlay(d, offline);
         }
         Ok(all)
     }
 
     pub async fn device(&self, mac: &str) -> Result<Device> {
-        let mut d = devices::get(self.db(), self.settings(), mac).await?;
-        self.inner.hot.overlay(&mut d, self.settings());
+        let offline = self.timing().offline_after_s();
+        let mut d = devices::get(self.db(), offline, mac).await?;
+        self.inner.hot.overlay(&mut d, offline);
         Ok(d)
     }
 
@@ -361,7 +377,7 @@ impl Fleet {
     pub async fn device_create(&self, new: NewDevice) -> Result<Device> {
         let d = {
             let _w = self.write_lock().await;
-            devices::create(self.db(), self.settings(), new).await?
+            devices::create(self.db(), self.timing().offline_after_s(), new).await?
         };
         self.events().publish(Event::Device {
             device: Box::new(d.clone()),
@@ -372,7 +388,7 @@ impl Fleet {
     pub async fn device_patch(&self, mac: &str, patch: DevicePatch) -> Result<Device> {
         let d = {
             let _w = self.write_lock().await;
-            devices::patch(self.db(), self.settings(), mac, patch).await?
+            devices::patch(self.db(), self.timing().offline_after_s(), mac, patch).await?
         };
         self.events().publish(Event::Device {
             device: Box::new(d.clone()),
@@ -663,18 +679,48 @@ impl Fleet {
     /// Whether MACs the server does not know may enrol ([`crate::trust`]); on by default.
     pub async fn open_enrolment(&self) -> Result<bool> {
         let mut conn = self.db().acquire().await?;
-        trust::open_enrolment(&mut conn).await
+        settings_table::open_enrolment(&mut conn).await
     }
 
     /// Turn open enrolment on or off (persisted). Returns the new value.
     pub async fn set_open_enrolment(&self, open: bool) -> Result<bool> {
-        {
-            let _w = self.write_lock().await;
-            let mut conn = self.db().acquire().await?;
-            trust::set_open_enrolment(&mut conn, open).await?;
-        }
-        tracing::info!(open, "open enrolment changed");
+        self.change_settings(SettingsChange {
+            open_enrolment: Some(open),
+            ..Default::default()
+        })
+        .await?;
         Ok(open)
+    }
+
+    /// Change the settings kept in the database, validated as a whole and written in one
+    /// transaction: on `Ok` they are on disk, and the timing is in effect for the next check-in
+    /// and device listing (no restart). On `Err` nothing changed.
+    pub async fn change_settings(&self, change: SettingsChange) -> Result<Timing> {
+        let _w = self.write_lock().await;
+        let mut tx = self.db().begin().await?;
+        let before = settings_table::stored_timing(&mut tx).await?;
+        let default = self.inner.settings.checkin_interval_s;
+        let after = change.apply(before, default)?;
+        if after != before {
+            settings_table::store_timing(&mut tx, after).await?;
+        }
+        if let Some(open) = change.open_enrolment {
+            settings_table::set_open_enrolment(&mut tx, open).await?;
+        }
+        tx.commit().await?;
+        let timing = after.timing(default);
+        self.inner.timing.set(timing);
+        if let Some(open) = change.open_enrolment {
+            tracing::info!(open, "open enrolment changed");
+        }
+        if after != before {
+            tracing::info!(
+                checkin_interval_s = timing.checkin_interval_s,
+                offline_after_s = timing.offline_after_s(),
+                "check-in timing changed"
+            );
+        }
+        Ok(timing)
     }
 
     // --- watch folders --------------------------------------------------------------------

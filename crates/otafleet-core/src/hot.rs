@@ -41,7 +41,6 @@ use sqlx::SqliteConnection;
 
 use crate::devices::Device;
 use crate::error::Result;
-use crate::settings::Settings;
 
 /// How often queued heartbeats are written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -248,7 +247,7 @@ impl Hot {
     }
 
     /// Show a device as of its latest heartbeat, written or not.
-    pub fn overlay(&self, device: &mut Device, settings: &Settings) {
+    pub fn overlay(&self, device: &mut Device, offline_after_s: i64) {
         let maps = self.maps();
         let pending = &maps.pending;
         let Some(beat) = pending.get(&device.mac) else {
@@ -267,7 +266,7 @@ impl Hot {
             device.uptime_s = beat.uptime_s;
         }
         device.online = crate::discovered::online(
-            settings,
+            offline_after_s,
             device.last_seen.as_deref(),
             device.mdns_seen.as_deref(),
             device.mdns_gone.as_deref(),

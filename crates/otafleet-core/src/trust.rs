@@ -10,8 +10,8 @@
 //! - A request without a credential never changes a device's project (see [`project_change`]).
 //!
 //! A refusal changes nothing of the device; it is logged and counted per device in `refusals`
-//! (shown as [`Refusal`] on the device), which this module alone writes. It owns the tables
-//! `refusals` and `server_settings`.
+//! (shown as [`Refusal`] on the device), which this module alone writes. It owns the table
+//! `refusals`; the open-enrolment setting is kept by [`crate::settings`].
 
 use std::collections::HashMap;
 
@@ -179,26 +179,6 @@ pub(crate) async fn all_refusals(db: &SqlitePool) -> Result<HashMap<String, Refu
         .fetch_all(db)
         .await?;
     Ok(rows.into_iter().map(|r| (r.mac.clone(), r)).collect())
-}
-
-/// Whether unknown MACs may enrol (on unless the admin turned it off).
-pub(crate) async fn open_enrolment(conn: &mut SqliteConnection) -> Result<bool> {
-    let v: Option<String> =
-        sqlx::query_scalar("SELECT value FROM server_settings WHERE key = 'open_enrolment'")
-            .fetch_optional(conn)
-            .await?;
-    Ok(v.as_deref() != Some("0"))
-}
-
-pub(crate) async fn set_open_enrolment(conn: &mut SqliteConnection, open: bool) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO server_settings (key, value) VALUES ('open_enrolment', ?) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(if open { "1" } else { "0" })
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub const SAFE_VALUES: &[&str] = &[
     "chip",
     "expect_protocol",
     "open_enrolment",
+    "checkin_interval_s",
+    "offline_after_s",
     "auto_deploy",
     "firmware_id",
     "dry_run",

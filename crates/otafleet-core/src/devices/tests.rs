@@ -4,7 +4,7 @@
 use super::*;
 use crate::checkin::CheckinRequest;
 use crate::discovered::Discovery;
-use crate::Fleet;
+use crate::{Fleet, Settings};
 
 const NATIVE: &str = "24:0A:C4:00:15:01";
 const STOCK: &str = "24:0A:C4:00:15:02";

@@ -41,7 +41,7 @@ impl HostRow {
             mac: None,
             name,
             online: super::online(
-                fleet.settings(),
+                fleet.timing().offline_after_s(),
                 None,
                 Some(&self.mdns_seen),
                 self.mdns_gone.as_deref(),

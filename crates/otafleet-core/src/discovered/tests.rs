@@ -52,22 +52,22 @@ fn custom_names_bad_macs_and_esp8266_chip_ids_give_no_mac() {
 
 #[test]
 fn online_rule_latest_news_wins() {
-    let s = crate::Settings::new("/nonexistent");
+    let s = crate::Settings::new("/nonexistent").offline_after_s();
     let now = crate::time::now();
     let old = "2000-01-01T00:00:00.000Z";
     assert!(
-        online(&s, None, Some(old), None),
+        online(s, None, Some(old), None),
         "present on mDNS, never checked in"
     );
-    assert!(!online(&s, None, Some(old), Some(&now)), "left");
-    assert!(online(&s, Some(&now), None, None), "checked in just now");
-    assert!(!online(&s, Some(old), None, None), "checked in long ago");
+    assert!(!online(s, None, Some(old), Some(&now)), "left");
+    assert!(online(s, Some(&now), None, None), "checked in just now");
+    assert!(!online(s, Some(old), None, None), "checked in long ago");
     assert!(
-        !online(&s, Some(old), Some(old), Some(&now)),
+        !online(s, Some(old), Some(old), Some(&now)),
         "left after its last check-in"
     );
     assert!(
-        online(&s, Some(&now), Some(old), Some(old)),
+        online(s, Some(&now), Some(old), Some(old)),
         "checked in after it left"
     );
 }

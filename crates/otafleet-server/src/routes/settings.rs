@@ -1,10 +1,12 @@
 //! `GET /api/v1/settings`: how this server is set up, for the UI's settings page (and for a person
 //! asking "which URL do my devices need?"). Most settings come from the command line (or the
-//! desktop shell) at start; `PATCH` changes the ones kept in the database (open enrolment).
+//! desktop shell) at start; `PATCH` changes the ones kept in the database (open enrolment, the
+//! check-in interval, the offline threshold), in effect at once.
 
 use axum::extract::State;
 use axum::Json as AxumJson;
-use serde::{Deserialize, Serialize};
+use otafleet_core::settings::SettingsChange;
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiResult, ErrorBody};
@@ -22,10 +24,18 @@ pub struct ServerSettings {
     pub listen: Option<String>,
     /// Path native devices check in at (relative to the server's base URL).
     pub checkin_path: String,
-    /// Interval handed to native devices, in seconds.
+    /// Interval handed to native devices, in seconds (in effect: the admin's value, else the start
+    /// default). Changed with `PATCH`.
     pub checkin_interval_s: u32,
-    /// A device not seen for this many seconds is shown offline.
+    /// Where `checkin_interval_s` comes from.
+    pub checkin_interval_source: SettingSource,
+    /// The interval the server started with (`otafleet serve --checkin-interval`, 60 s unless
+    /// given): in effect while the admin has not set one.
+    pub checkin_interval_default_s: u32,
+    /// A device not seen for this many seconds is shown offline (in effect).
     pub offline_after_s: i64,
+    /// Where `offline_after_s` comes from: `start` means the rule 3 × interval + 10 s.
+    pub offline_after_source: SettingSource,
     /// Largest firmware image accepted, in bytes.
     pub max_image_size: u64,
     /// Whether the legacy "ESP32 OTA Update Server" shared secret is set (the scheme is off
@@ -38,9 +48,32 @@ pub struct ServerSettings {
     /// Whether MACs this server does not know may enrol (trust on first use, every protocol).
     /// Off: an unknown device is refused until the admin adds it. Changed with `PATCH`.
     pub open_enrolment: bool,
-    /// False: the settings above other than `open_enrolment` are read-only over the API (set
-    /// them at start).
+    /// False: the settings above other than `open_enrolment`, `checkin_interval_s` and
+    /// `offline_after_s` are read-only over the API (set them at start).
     pub editable: bool,
+}
+
+/// Where a setting's value in effect comes from.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingSource {
+    /// The server's start settings (a command-line flag, or its default / rule).
+    Start,
+    /// Set by the admin with `PATCH /api/v1/settings`, kept in the database.
+    Admin,
+}
+
+fn source(set: bool) -> SettingSource {
+    if set {
+        SettingSource::Admin
+    } else {
+        SettingSource::Start
+    }
+}
+
+/// `null` kept apart from an absent field: absent → `None`, `null` → `Some(None)`.
+fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// The settings `PATCH /api/v1/settings` changes; absent fields stay as they are.
@@ -49,6 +82,16 @@ pub struct ServerSettings {
 pub struct SettingsPatch {
     /// Let MACs this server does not know enrol (on by default).
     pub open_enrolment: Option<bool>,
+    /// Interval handed to native devices, 10..=86400 s; in the very next check-in answer.
+    /// `null` returns to the start default (`--checkin-interval`).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub checkin_interval_s: Option<Option<i64>>,
+    /// Seconds without a sign of life after which a device is shown offline; must be greater
+    /// than the check-in interval (at most a week). `null` returns to 3 × interval + 10 s.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>, nullable)]
+    pub offline_after_s: Option<Option<i64>>,
 }
 
 /// Settings in effect. Admin only; changes nothing.
@@ -59,31 +102,42 @@ async fn get_settings(State(s): State<AppState>) -> ApiResult<AxumJson<ServerSet
     current(&s).await
 }
 
-/// Change the settings kept in the database: `open_enrolment`. Admin only (the admin token); it
-/// changes only those settings, persisted across restarts, and answers with all settings.
+/// Change the settings kept in the database: `open_enrolment`, `checkin_interval_s`,
+/// `offline_after_s`. Admin only (the admin token). Validated as a whole (422 and nothing changed
+/// when a value is out of range), written in one transaction (a 2xx means it is on disk; 507 on a
+/// full disk), in effect at once without a restart; answers with all settings.
 #[utoipa::path(patch, operation_id = "patch_settings", path = "/api/v1/settings", tag = "settings",
     request_body = SettingsPatch,
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = ServerSettings), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
 async fn patch_settings(
     State(s): State<AppState>,
     Json(p): Json<SettingsPatch>,
 ) -> ApiResult<AxumJson<ServerSettings>> {
-    if let Some(open) = p.open_enrolment {
-        s.fleet.set_open_enrolment(open).await?;
-    }
+    s.fleet
+        .change_settings(SettingsChange {
+            open_enrolment: p.open_enrolment,
+            checkin_interval_s: p.checkin_interval_s,
+            offline_after_s: p.offline_after_s,
+        })
+        .await?;
     current(&s).await
 }
 
 async fn current(s: &AppState) -> ApiResult<AxumJson<ServerSettings>> {
     let core = s.fleet.settings();
     let open_enrolment = s.fleet.open_enrolment().await?;
+    let timing = s.fleet.timing();
     Ok(AxumJson(ServerSettings {
         listen: s.info.listen.map(|a| a.to_string()),
         checkin_path: "/api/v1/device/checkin".into(),
-        checkin_interval_s: core.checkin_interval_s,
-        offline_after_s: core.offline_after_s(),
+        checkin_interval_s: timing.checkin_interval_s,
+        checkin_interval_source: source(timing.interval_set),
+        checkin_interval_default_s: core.checkin_interval_s,
+        offline_after_s: timing.offline_after_s(),
+        offline_after_source: source(timing.offline_override_s.is_some()),
         max_image_size: core.max_image_size,
         legacy_secret_configured: core
             .legacy_device_secret

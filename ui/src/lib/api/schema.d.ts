@@ -1447,8 +1447,10 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Change the settings kept in the database: `open_enrolment`. Admin only (the admin token); it
-         *     changes only those settings, persisted across restarts, and answers with all settings.
+         * Change the settings kept in the database: `open_enrolment`, `checkin_interval_s`,
+         *     `offline_after_s`. Admin only (the admin token). Validated as a whole (422 and nothing changed
+         *     when a value is out of range), written in one transaction (a 2xx means it is on disk; 507 on a
+         *     full disk), in effect at once without a restart; answers with all settings.
          */
         patch: {
             parameters: {
@@ -1480,6 +1482,22 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2132,16 +2150,25 @@ export interface components {
         ServerSettings: {
             /**
              * Format: int32
-             * @description Interval handed to native devices, in seconds.
+             * @description The interval the server started with (`otafleet serve --checkin-interval`, 60 s unless
+             *     given): in effect while the admin has not set one.
+             */
+            checkin_interval_default_s: number;
+            /**
+             * Format: int32
+             * @description Interval handed to native devices, in seconds (in effect: the admin's value, else the start
+             *     default). Changed with `PATCH`.
              */
             checkin_interval_s: number;
+            /** @description Where `checkin_interval_s` comes from. */
+            checkin_interval_source: components["schemas"]["SettingSource"];
             /** @description Path native devices check in at (relative to the server's base URL). */
             checkin_path: string;
             /** @description Where the database and firmware blobs live. */
             data_dir: string;
             /**
-             * @description False: the settings above other than `open_enrolment` are read-only over the API (set
-             *     them at start).
+             * @description False: the settings above other than `open_enrolment`, `checkin_interval_s` and
+             *     `offline_after_s` are read-only over the API (set them at start).
              */
             editable: boolean;
             /**
@@ -2160,17 +2187,36 @@ export interface components {
             mdns_name?: string | null;
             /**
              * Format: int64
-             * @description A device not seen for this many seconds is shown offline.
+             * @description A device not seen for this many seconds is shown offline (in effect).
              */
             offline_after_s: number;
+            /** @description Where `offline_after_s` comes from: `start` means the rule 3 × interval + 10 s. */
+            offline_after_source: components["schemas"]["SettingSource"];
             /**
              * @description Whether MACs this server does not know may enrol (trust on first use, every protocol).
              *     Off: an unknown device is refused until the admin adds it. Changed with `PATCH`.
              */
             open_enrolment: boolean;
         };
+        /**
+         * @description Where a setting's value in effect comes from.
+         * @enum {string}
+         */
+        SettingSource: "start" | "admin";
         /** @description The settings `PATCH /api/v1/settings` changes; absent fields stay as they are. */
         SettingsPatch: {
+            /**
+             * Format: int64
+             * @description Interval handed to native devices, 10..=86400 s; in the very next check-in answer.
+             *     `null` returns to the start default (`--checkin-interval`).
+             */
+            checkin_interval_s?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds without a sign of life after which a device is shown offline; must be greater
+             *     than the check-in interval (at most a week). `null` returns to 3 × interval + 10 s.
+             */
+            offline_after_s?: number | null;
             /** @description Let MACs this server does not know enrol (on by default). */
             open_enrolment?: boolean | null;
         };

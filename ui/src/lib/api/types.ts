@@ -42,6 +42,8 @@ export type DeviceVerdict = S['DeviceVerdict'];
 export type DeviceTarget = S['DeviceTarget'];
 export type ServerSettings = S['ServerSettings'];
 export type SettingsPatch = S['SettingsPatch'];
+/** Where a setting's value in effect comes from: the server's start settings or the admin. */
+export type SettingSource = S['SettingSource'];
 export type Refusal = S['Refusal'];
 export type WatchFolder = S['WatchFolder'];
 export type NewWatchFolder = S['NewWatchFolder'];
