@@ -207,14 +207,29 @@ export class MockBackend implements Backend {
     return [update('A', { id: 50, deployment_id: id, state: 'offered', retry: true })];
   }
   openEnrolment = true;
+  /** The admin's check-in interval and offline threshold (null: the start default / the rule). */
+  interval: number | null = null;
+  offlineAfter: number | null = null;
+  /** The refusal the next patchSettings throws (e.g. `invalid_checkin_interval`), if any. */
+  settingsError: BackendError | null = null;
   async settings(): Promise<ServerSettings> {
-    return { listen: '127.0.0.1:8470', checkin_path: '/api/v1/device/checkin', checkin_interval_s: 60,
-      offline_after_s: 190, max_image_size: 16777216, legacy_secret_configured: false, mdns_name: null,
+    const interval = this.interval ?? 60;
+    return { listen: '127.0.0.1:8470', checkin_path: '/api/v1/device/checkin', checkin_interval_s: interval,
+      checkin_interval_source: this.interval == null ? 'start' : 'admin', checkin_interval_default_s: 60,
+      offline_after_s: this.offlineAfter ?? interval * 3 + 10, offline_after_source: this.offlineAfter == null ? 'start' : 'admin',
+      max_image_size: 16777216, legacy_secret_configured: false, mdns_name: null,
       data_dir: '/tmp/d', open_enrolment: this.openEnrolment, editable: false };
   }
   async patchSettings(p: SettingsPatch) {
     this.calls.push(`patchSettings ${JSON.stringify(p)}`);
+    if (this.settingsError) {
+      const e = this.settingsError;
+      this.settingsError = null;
+      throw e;
+    }
     if (p.open_enrolment != null) this.openEnrolment = p.open_enrolment;
+    if (p.checkin_interval_s !== undefined) this.interval = p.checkin_interval_s;
+    if (p.offline_after_s !== undefined) this.offlineAfter = p.offline_after_s;
     return this.settings();
   }
   audit: AuditEntry[] = [];
