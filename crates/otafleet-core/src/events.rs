@@ -40,6 +40,8 @@ pub enum Event {
     Deployment { deployment: Box<Deployment> },
     /// An update moved: new state, progress or error.
     Update { update: Box<Update> },
+    /// A device sent a report (`POST /api/v1/device/report`), now stored.
+    Report { report: Box<crate::reports::Report> },
     /// The list of watch folders changed (the watcher reloads it).
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
@@ -58,6 +60,7 @@ impl Event {
             Event::FirmwareRemoved { .. } => "firmware_removed",
             Event::Deployment { .. } => "deployment",
             Event::Update { .. } => "update",
+            Event::Report { .. } => "report",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
         }

@@ -20,6 +20,7 @@ use crate::field::{self, Asker, FieldAnswer, FieldCheck};
 use crate::firmware::{self, Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
 use crate::legacy::{self, Assignment};
+use crate::reports::{self, Report, ReportFilter, ReportRequest};
 use crate::settings::{self as settings_table, Live, Settings, SettingsChange, Timing};
 use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
@@ -592,6 +593,60 @@ impl Fleet {
         let u = checkin::progress(self, token, req).await?;
         self.publish_device(&u.mac).await;
         Ok(u)
+    }
+
+    /// Store a device's report (`POST /api/v1/device/report`) and publish it (`report`). Who: an
+    /// enrolled device, with its own token (`token`), about itself (`mac` must be the token's
+    /// device). No token or an unknown one is 401 as for progress; another device's MAC (or one
+    /// not enrolled) is 404 and nothing is stored. Bounded input ([`reports`]); the device's
+    /// reports beyond the newest [`reports::KEEP_PER_DEVICE`] are deleted in the same
+    /// transaction. Ok means it is on disk.
+    pub async fn report_add(
+        &self,
+        mac: &str,
+        token: Option<&str>,
+        req: &ReportRequest,
+    ) -> Result<Report> {
+        let token = token.ok_or_else(|| CoreError::Unauthorized {
+            code: "token_required",
+            message: "reports need the device token as 'Authorization: Bearer <token>'".into(),
+        })?;
+        let token_hash = checkin::hash_token(token);
+        let Some(owner) = devices::mac_by_token(self.db(), &token_hash).await? else {
+            tracing::warn!("report with an unknown device token refused");
+            return Err(CoreError::Unauthorized {
+                code: "token_unknown",
+                message: "this device token is not known; check in first".into(),
+            });
+        };
+        let mac = validate::mac(mac)?;
+        if owner != mac {
+            tracing::warn!(%owner, %mac, "report for another device refused");
+            return Err(CoreError::not_found(format!(
+                "device {mac} for this token: a device reports only for itself"
+            )));
+        }
+        let clean = reports::clean(req)?;
+        // A report changes no device's answer: remembered check-ins stay valid.
+        let _w = self.quiet_write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        if !devices::holds_token(&mut tx, &mac, &token_hash).await? {
+            return Err(CoreError::Unauthorized {
+                code: "token_unknown",
+                message: "this device token is not known; check in first".into(),
+            });
+        }
+        let report = reports::add(&mut tx, &mac, &clean, reports::KEEP_PER_DEVICE).await?;
+        tx.commit().await?;
+        self.inner.events.publish(Event::Report {
+            report: Box::new(report.clone()),
+        });
+        Ok(report)
+    }
+
+    /// Reports, newest first ([`ReportFilter`]: per device, per type, limit).
+    pub async fn reports(&self, filter: &ReportFilter) -> Result<Vec<Report>> {
+        reports::list(self.db(), filter).await
     }
 
     /// The open attempt a native device's download belongs to (by its token), for counting.

@@ -40,6 +40,7 @@ pub mod hot;
 pub mod legacy;
 pub mod manifest;
 pub mod offer;
+pub mod reports;
 pub mod settings;
 pub mod time;
 pub mod trust;

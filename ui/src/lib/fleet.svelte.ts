@@ -1,5 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
-import type { Device, DevicePatch, Update } from './api/types';
+import type { Device, DevicePatch, Report, Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -30,6 +30,7 @@ export class Fleet {
   /** A load failure a person should see (server down, ...). */
   error = $state<BackendError | null>(null);
   #unsubscribe: (() => void) | null = null;
+  #reportListeners = new Set<(r: Report) => void>();
   #batcher: EventBatcher<LiveEvent>;
 
   constructor(
@@ -131,6 +132,13 @@ export class Fleet {
     await this.start();
   }
 
+  /** Call `fn` with every report a device sends from now on (the `report` event); returns the
+   *  function that stops it. The device page and the Activity page list them without a reload. */
+  onReport(fn: (r: Report) => void): () => void {
+    this.#reportListeners.add(fn);
+    return () => this.#reportListeners.delete(fn);
+  }
+
   /** Apply one frame's worth of events; the device table re-derives once. */
   applyBatch(batch: LiveEvent[]) {
     let reload = false;
@@ -180,6 +188,9 @@ export class Fleet {
           break;
         case 'watch':
           this.watch.apply(e.folder);
+          break;
+        case 'report':
+          for (const fn of this.#reportListeners) fn(e.report);
           break;
         case 'watch_folders':
           void this.watch.load().catch(() => undefined);

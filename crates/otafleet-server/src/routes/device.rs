@@ -1,11 +1,12 @@
 //! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin` and
-//! `POST /api/v1/device/progress`. The device token travels as `Authorization: Bearer`.
+//! `POST /api/v1/device/progress` and `POST /api/v1/device/report`. The device token travels as `Authorization: Bearer`.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::Json as AxumJson;
 use otafleet_core::checkin::{CheckinRequest, CheckinResponse, ProgressRequest};
+use otafleet_core::reports::{Report, ReportRequest};
 use otafleet_core::updates::Update;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -17,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(checkin))
         .routes(routes!(progress))
+        .routes(routes!(report))
 }
 
 /// Check in: report what the device runs; get a token on first contact and an update offer when
@@ -52,4 +54,25 @@ async fn progress(
     Json(req): Json<ProgressRequest>,
 ) -> ApiResult<AxumJson<Update>> {
     Ok(AxumJson(s.fleet.progress(token.as_deref(), req).await?))
+}
+
+/// Send a report: `{mac, type: info|warn|error|success, subject, body, device_time?}`. Who: an
+/// enrolled device, with its own token, about itself — no token or an unknown one is 401 (as for
+/// progress), another device's MAC or one not enrolled is 404. What it changes: adds one report
+/// (subject ≤ 200 characters, body ≤ 8 KiB, else 422 saying what to shorten) and deletes the
+/// device's reports beyond its newest 1,000; nothing else. 200 means it is on disk (a full disk
+/// is 507). Published as the `report` event.
+#[utoipa::path(post, operation_id = "device_report", path = "/api/v1/device/report", tag = "device", request_body = ReportRequest,
+    security(("device" = [])),
+    responses((status = 200, body = Report), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
+async fn report(
+    State(s): State<AppState>,
+    DeviceToken(token): DeviceToken,
+    Json(req): Json<ReportRequest>,
+) -> ApiResult<AxumJson<Report>> {
+    let mac = req.mac.clone();
+    Ok(AxumJson(
+        s.fleet.report_add(&mac, token.as_deref(), &req).await?,
+    ))
 }

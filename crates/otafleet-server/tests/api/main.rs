@@ -23,6 +23,7 @@ mod hostile;
 mod hostile_http;
 mod input_hostile;
 mod openapi;
+mod reports;
 mod settings;
 mod storage;
 mod trust;

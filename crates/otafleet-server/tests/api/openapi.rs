@@ -127,6 +127,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         "firmware_removed",
         "deployment",
         "update",
+        "report",
         "watch_folders",
         "watch",
     ] {
@@ -137,7 +138,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     }
     assert_eq!(
         events.len(),
-        10,
+        11,
         "a new event type is added here and to the UI: {events:?}"
     );
 

@@ -652,6 +652,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/device/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a report: `{mac, type: info|warn|error|success, subject, body, device_time?}`. Who: an
+         *     enrolled device, with its own token, about itself — no token or an unknown one is 401 (as for
+         *     progress), another device's MAC or one not enrolled is 404. What it changes: adds one report
+         *     (subject ≤ 200 characters, body ≤ 8 KiB, else 422 saying what to shorten) and deletes the
+         *     device's reports beyond its newest 1,000; nothing else. 200 means it is on disk (a full disk
+         *     is 507). Published as the `report` event.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ReportRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Report"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/devices": {
         parameters: {
             query?: never;
@@ -1414,6 +1492,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Device reports, newest first, of one device (`mac`) or all, of one type or all. Admin only;
+         *     changes nothing (devices write reports; each keeps its newest 1,000).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only this device's reports (the MAC as listed, `AA:BB:CC:DD:EE:FF`). */
+                    mac?: string;
+                    /** @description Only reports of this type. */
+                    type?: components["schemas"]["ReportType"];
+                    /** @description At most this many rows: 100 when absent, at most 1000. */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Report"][];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description bad MAC, type or limit */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/settings": {
         parameters: {
             query?: never;
@@ -1946,6 +2086,10 @@ export interface components {
             type: "update";
             update: components["schemas"]["Update"];
         } | {
+            report: components["schemas"]["Report"];
+            /** @enum {string} */
+            type: "report";
+        } | {
             /** @enum {string} */
             type: "watch_folders";
         } | {
@@ -2146,6 +2290,40 @@ export interface components {
             last_protocol: string;
             last_reason: string;
         };
+        /** @description A stored report. */
+        Report: {
+            body: string;
+            /** @description The device's clock, as it sent it. */
+            device_time?: string | null;
+            /** Format: int64 */
+            id: number;
+            mac: string;
+            /** @description When the server stored it (UTC, milliseconds). */
+            received_at: string;
+            subject: string;
+            type: components["schemas"]["ReportType"];
+        };
+        /** @description What a device sends (`POST /api/v1/device/report`). */
+        ReportRequest: {
+            /** @description At most 8 KiB (UTF-8); may be empty. */
+            body?: string;
+            /**
+             * @description The device's own clock when it wrote the report, if it has one (kept as sent, at most 64
+             *     characters; not trusted for ordering).
+             */
+            device_time?: string | null;
+            /** @description The reporting device's MAC: it must be the device the token belongs to. */
+            mac: string;
+            /** @description One line, at most 200 characters. */
+            subject: string;
+            /** @description `info`, `warn`, `error` or `success`. */
+            type: string;
+        };
+        /**
+         * @description What kind of report. Stored by name (`reports.type`).
+         * @enum {string}
+         */
+        ReportType: "info" | "warn" | "error" | "success";
         /** @description The server's settings as they are in effect. */
         ServerSettings: {
             /**

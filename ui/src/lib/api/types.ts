@@ -58,3 +58,9 @@ export type AuditOutcome = S['Outcome'];
 export type AuditDetail = S['AuditDetail'];
 /** The filters of `GET /api/v1/audit` (since, until, action, target, outcome, limit). */
 export type AuditQuery = NonNullable<paths['/api/v1/audit']['get']['parameters']['query']>;
+/** One device report (`POST /api/v1/device/report`, listed by `GET /api/v1/reports`). */
+export type Report = S['Report'];
+/** info | warn | error | success. */
+export type ReportType = S['ReportType'];
+/** The filters of `GET /api/v1/reports` (mac, type, limit). */
+export type ReportsQuery = NonNullable<paths['/api/v1/reports']['get']['parameters']['query']>;

@@ -5,6 +5,8 @@
 import type {
   AuditEntry,
   AuditQuery,
+  Report,
+  ReportsQuery,
   Deployment,
   DeploymentDetail,
   Device,
@@ -122,6 +124,8 @@ export interface Backend {
   /** The same rows with the same filters as CSV (`GET /api/v1/audit.csv`, RFC 4180 with a header
    *  row), for the person to save; the token goes in the header as for every request. */
   auditCsv(q?: AuditQuery): Promise<Blob>;
+  /** Device reports, newest first, of one device (`mac`) or all, optionally of one type. */
+  listReports(q?: ReportsQuery): Promise<Report[]>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

@@ -11,6 +11,8 @@ import type { paths } from '../api/schema';
 import type {
   AuditEntry,
   AuditQuery,
+  Report,
+  ReportsQuery,
   Deployment,
   DeploymentDetail,
   Device,
@@ -54,6 +56,7 @@ const EVENT_NAMES = [
   'firmware_removed',
   'deployment',
   'update',
+  'report',
   'watch',
   'watch_folders',
 ] as const;
@@ -280,6 +283,9 @@ export class HttpBackend implements Backend {
   }
   auditCsv(q: AuditQuery = {}): Promise<Blob> {
     return this.#data(this.#api.GET(AUDIT_CSV, { params: { query: q }, parseAs: 'blob', headers: { accept: 'text/csv' } }));
+  }
+  listReports(q: ReportsQuery = {}): Promise<Report[]> {
+    return this.#data(this.#api.GET('/api/v1/reports', { params: { query: q } }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
@@ -37,6 +37,13 @@ export function auditEntry(id: number, over: Partial<AuditEntry> = {}): AuditEnt
   return {
     id, at: '2026-11-22T20:00:00.000Z', actor: 'admin', action: 'patch_firmware', method: 'PATCH',
     path: `/api/v1/firmware/${id}`, target: `id=${id}`, status: 200, outcome: 'ok', detail: { fields: ['version'] }, ...over,
+  };
+}
+
+export function report(id: number, over: Partial<Report> = {}): Report {
+  return {
+    id, mac: '24:6F:28:00:00:01', type: 'info', subject: `report ${id}`, body: '', device_time: null,
+    received_at: '2026-11-22T20:00:00.000Z', ...over,
   };
 }
 
@@ -245,6 +252,11 @@ export class MockBackend implements Backend {
     const lines = ['id,at,actor,action,method,path,target,status,outcome,detail',
       ...rows.map((r) => [r.id, r.at, r.actor, r.action, r.method, r.path, r.target ?? '', r.status ?? '', r.outcome, ''].join(','))];
     return new Blob([lines.map((l) => `${l}\r\n`).join('')], { type: 'text/csv' });
+  }
+  reports: Report[] = [];
+  async listReports(q: ReportsQuery = {}) {
+    this.calls.push(`listReports ${JSON.stringify(q)}`);
+    return this.reports.filter((r) => (!q.mac || r.mac === q.mac) && (!q.type || r.type === q.type)).sort((a, b) => b.id - a.id);
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;
