@@ -66,6 +66,25 @@ export async function startServer(dataDir, { port = 0, netns = null, mdns = fals
   };
 }
 
+/** Run `otafleet-sim` (target/debug/otafleet-sim, or OTAFLEET_SIM_BIN) against `base` with `args`
+ *  until `stop()` (SIGINT, as a person ends `--forever`). Its output is kept for failure messages. */
+export function startSim(base, args) {
+  const bin = process.env.OTAFLEET_SIM_BIN ?? join(repo, 'target/debug/otafleet-sim');
+  const child = spawn(bin, ['--server', base, '--no-progress', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  return {
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      return exited;
+    },
+  };
+}
+
 /** Admin API calls with the test's token: `get(path)`, `post(path, body)`, `upload(image, name)`.
  *  Each answers the parsed JSON; a status other than 2xx throws with the server's body. */
 export function adminApi(base) {

@@ -42,6 +42,10 @@ pub struct CheckinResponse {
     pub token: Option<String>,
     pub update: Option<Offer>,
     pub checkin_interval_s: u32,
+    /// Someone watches this device's logs: send log lines (`POST /api/v1/device/logs`) until an
+    /// answer says `false`. Devices without a log hook ignore it.
+    #[serde(default)]
+    pub logs: bool,
 }
 
 /// An image offered to a device.
@@ -255,11 +259,13 @@ async fn recorded(
     }
     fleet.publish_deployments(deployments).await;
     fleet.publish_device(&c.mac).await;
+    let logs = fleet.logs_wanted(&c.mac);
     Ok(CheckinResponse {
         device_id: c.mac,
         token: issued,
         update: offer,
         checkin_interval_s: fleet.timing().checkin_interval_s,
+        logs,
     })
 }
 
@@ -383,6 +389,7 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
         token: None,
         update,
         checkin_interval_s: fleet.timing().checkin_interval_s,
+        logs: fleet.logs_wanted(&c.mac),
     })
 }
 

@@ -46,6 +46,10 @@ pub enum CoreError {
     /// token-enrolled device, a protocol the device is not expected to speak, enrolment closed.
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// The device cannot do what was asked (`logs_unsupported`: a stock updater has no log
+    /// channel): 409, the message says why.
+    #[error("{message}")]
+    Unsupported { code: &'static str, message: String },
     #[error("database error: {0}")]
     Db(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -126,7 +130,9 @@ impl CoreError {
             Self::Unauthorized { code, .. } | Self::Refused { code, .. } => code,
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
-            Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,
+            Self::StaleReport { code, .. }
+            | Self::NeedsConsent { code, .. }
+            | Self::Unsupported { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }

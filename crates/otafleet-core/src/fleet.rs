@@ -20,11 +20,21 @@ use crate::field::{self, Asker, FieldAnswer, FieldCheck};
 use crate::firmware::{self, Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
 use crate::legacy::{self, Assignment};
+use crate::logs::{LogBatch, LogBatchAnswer, LogBatchOut, LogHub, LogLease, LogLine, LogSnapshot};
 use crate::reports::{self, Report, ReportFilter, ReportRequest};
 use crate::settings::{self as settings_table, Live, Settings, SettingsChange, Timing};
 use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
 use crate::{db, manifest, validate};
+
+/// A viewer of one device's logs ([`Fleet::logs_watch`]): hold `lease` while watching.
+pub struct LogWatch {
+    /// The lines already buffered, oldest first.
+    pub backlog: Vec<LogLine>,
+    /// Every later batch, in order. `Lagged` means lines were missed: re-read the snapshot.
+    pub rx: tokio::sync::broadcast::Receiver<LogBatchOut>,
+    pub lease: LogLease,
+}
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -49,6 +59,8 @@ struct Inner {
     /// Audit results (row id, HTTP status) whose write failed (a full disk), written as soon as
     /// the disk takes them ([`Fleet::audit_finish`]).
     audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
+    /// Live device logs and who watches them ([`crate::logs`]); memory only.
+    logs: Arc<LogHub>,
 }
 
 impl Fleet {
@@ -84,6 +96,7 @@ impl Fleet {
                 timing,
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
+                logs: Arc::new(LogHub::default()),
             }),
         };
         fleet.spawn_heartbeat_writer();
@@ -402,6 +415,7 @@ impl Fleet {
             let _w = self.write_lock().await;
             devices::delete(self.db(), mac).await?
         };
+        self.inner.logs.forget(&mac);
         self.events().publish(Event::DeviceRemoved { mac });
         Ok(())
     }
@@ -642,6 +656,64 @@ impl Fleet {
             report: Box::new(report.clone()),
         });
         Ok(report)
+    }
+
+    // --- live logs ([`crate::logs`]) ------------------------------------------------------
+
+    /// Whether someone watches `mac`'s logs now: its check-in answer says `logs: true`.
+    pub fn logs_wanted(&self, mac: &str) -> bool {
+        self.inner.logs.wanted(mac)
+    }
+
+    /// Keep a batch of log lines a device sent (`POST /api/v1/device/logs`). Who: an enrolled
+    /// device with its own token; the lines are its own (the token names the device). No token
+    /// or an unknown one is 401; a bad batch 422 and nothing kept. Lines are kept in memory only
+    /// (never on disk): the answer's `logs` says whether anyone still watches.
+    pub async fn logs_add(&self, token: Option<&str>, batch: LogBatch) -> Result<LogBatchAnswer> {
+        let token = token.ok_or_else(|| CoreError::Unauthorized {
+            code: "token_required",
+            message: "log lines need the device token as 'Authorization: Bearer <token>'".into(),
+        })?;
+        let Some(mac) = devices::mac_by_token(self.db(), &checkin::hash_token(token)).await? else {
+            tracing::warn!("log lines with an unknown device token refused");
+            return Err(CoreError::Unauthorized {
+                code: "token_unknown",
+                message: "this device token is not known; check in first".into(),
+            });
+        };
+        self.inner.logs.append(&mac, batch)
+    }
+
+    /// `mac`'s buffered log lines after `after` (0: all), at most `limit` (the newest), and
+    /// whether it is watched. 404 for an unknown device. Changes nothing.
+    pub async fn logs_snapshot(&self, mac: &str, after: u64, limit: usize) -> Result<LogSnapshot> {
+        let mac = validate::mac(mac)?;
+        let mut conn = self.db().acquire().await?;
+        devices::load(&mut conn, &mac).await?;
+        drop(conn);
+        Ok(self.inner.logs.snapshot(&mac, after, limit))
+    }
+
+    /// Start watching `mac`'s logs: the lines buffered after `after`, every later batch, and the
+    /// lease that keeps the device sending until it is dropped ([`crate::logs`]). Only a device
+    /// that speaks the native protocol with a token can send logs: any other is 409
+    /// `logs_unsupported`, saying why; an unknown one 404.
+    pub async fn logs_watch(&self, mac: &str, after: u64) -> Result<LogWatch> {
+        let mac = validate::mac(mac)?;
+        let device = {
+            let mut conn = self.db().acquire().await?;
+            devices::load(&mut conn, &mac).await?
+        };
+        if device.token_hash.is_none() {
+            return Err(CoreError::Unsupported {
+                code: "logs_unsupported",
+                message: format!(
+                    "device {mac} cannot send logs: only devices that speak otafleet's own protocol (the reference client, with a device token) stream logs; stock updaters (Arduino HTTPUpdate, ESP8266, esp32FOTA, the legacy OTA server's devices) have no log channel"
+                ),
+            });
+        }
+        let (backlog, rx, lease, _first) = self.inner.logs.watch(&mac, after);
+        Ok(LogWatch { backlog, rx, lease })
     }
 
     /// Reports, newest first ([`ReportFilter`]: per device, per type, limit).

@@ -18,7 +18,8 @@
 //! Who may claim and serve a device (token-enrolled devices only over the native protocol, the
 //! expected protocol, open enrolment) is decided in [`trust`].
 //!
-//! Every admin change leaves one append-only row in the audit log ([`audit`]).
+//! Every admin change leaves one append-only row in the audit log ([`audit`]). What devices report
+//! is kept in [`reports`]; their live log lines, in memory only, in [`logs`].
 //!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
@@ -38,6 +39,7 @@ pub mod firmware;
 mod fleet;
 pub mod hot;
 pub mod legacy;
+pub mod logs;
 pub mod manifest;
 pub mod offer;
 pub mod reports;
@@ -49,5 +51,5 @@ pub mod validate;
 pub mod watch_folders;
 
 pub use error::{CoreError, Result};
-pub use fleet::Fleet;
+pub use fleet::{Fleet, LogWatch};
 pub use settings::Settings;

@@ -132,6 +132,12 @@ pub struct Args {
     #[arg(long)]
     pub forever: bool,
 
+    /// Log lines a native device sends per second while someone watches its logs (the server's
+    /// check-in answer says `logs: true`), as the reference client's log hook does; it stops when
+    /// the server answers `logs: false`. 0: the devices have no log hook.
+    #[arg(long, default_value_t = 4.0)]
+    pub log_rate: f64,
+
     /// Progress is reported every this many percent of a download.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub progress_step: u8,
@@ -267,6 +273,8 @@ pub struct Config {
     /// `--failed-boot-times`: a device picked fails only this many boots of an image.
     pub failed_boot_times: Option<u32>,
     pub lifetime: Lifetime,
+    /// `--log-rate`: lines per second per watched native device (0: none).
+    pub log_rate: f64,
     pub progress_step: u8,
     pub connections: u32,
     pub timeout: Duration,
@@ -341,6 +349,11 @@ impl Config {
                     .into(),
             ));
         }
+        if !(a.log_rate.is_finite() && (0.0..=1000.0).contains(&a.log_rate)) {
+            return Err(SimError::Usage(
+                "--log-rate must be a number of lines per second from 0 to 1000".into(),
+            ));
+        }
         if !(a.interval.is_finite() && a.interval > 0.0) {
             return Err(SimError::Usage(
                 "--interval must be a positive number of seconds".into(),
@@ -383,6 +396,7 @@ impl Config {
             failed_boots: a.failed_boots,
             failed_boot_times: a.failed_boot_times,
             lifetime,
+            log_rate: a.log_rate,
             progress_step: a.progress_step,
             connections: a.connections,
             timeout: Duration::from_secs(a.timeout),

@@ -113,6 +113,9 @@ pub struct DeviceResult {
 struct CheckinResponse {
     token: Option<String>,
     update: Option<Offer>,
+    /// Someone watches this device's logs ([`crate::logs`]).
+    #[serde(default)]
+    logs: bool,
 }
 
 /// An update the server offers, as the check-in answer carries it.
@@ -132,6 +135,7 @@ pub struct Offer {
 pub struct Native {
     token: Option<String>,
     partial: Option<Box<Partial>>,
+    logs: crate::logs::LogHook,
 }
 
 /// A download in progress: the bytes so far, as the hashers saw them.
@@ -232,10 +236,22 @@ impl Native {
             self.token = Some(t);
             dev.enrolled();
         }
-        if self.token.is_none() {
+        let Some(token) = &self.token else {
             return Err(DeviceError::Protocol(
                 "the server issued no device token".into(),
             ));
+        };
+        if resp.logs {
+            self.logs.wanted(crate::logs::Sender {
+                client: http.client.clone(),
+                url: http.url("/api/v1/device/logs"),
+                token: token.clone(),
+                mac: dev.spec.mac.clone(),
+                rate: cfg.log_rate,
+                sent: dev.sh.stats.log_lines.clone(),
+                stop: dev.sh.stop.subscribe(),
+                ending: dev.sh.ending.subscribe(),
+            });
         }
         Ok(resp.update)
     }

@@ -31,6 +31,7 @@ pub mod http;
 pub mod images;
 pub mod legacy;
 pub mod life;
+pub mod logs;
 pub mod mdns;
 pub mod run;
 pub mod stock;

@@ -54,6 +54,8 @@ pub struct Stats {
     pub later_updates: AtomicU64,
     /// Waits of devices that found the server unreachable ([`crate::backoff`]).
     pub backoffs: AtomicU64,
+    /// Log lines the server accepted from native devices while watched ([`crate::logs`]).
+    pub log_lines: std::sync::Arc<AtomicU64>,
 }
 
 /// What every device task shares.

@@ -75,6 +75,8 @@ pub struct Summary {
     pub later_failed_boots: usize,
     /// Waits of devices that found the server unreachable (ridden out, not errors).
     pub backoffs: u64,
+    /// Log lines the server accepted from watched native devices (`--log-rate`).
+    pub log_lines: u64,
     /// Check requests (what a device asks to learn whether there is an update: native
     /// check-ins, stock clients' polls and manifests, legacy checks): kind, count, p50, p99 and
     /// max time to the response head.
@@ -191,6 +193,7 @@ impl Summary {
             per_protocol,
             later_failed_boots: results.iter().map(|r| r.later.failed_boots).sum(),
             backoffs: sh.stats.backoffs.load(Ordering::Relaxed),
+            log_lines: sh.stats.log_lines.load(Ordering::Relaxed),
             check_latency: check_latency(sh),
             results,
             server_check: None,
@@ -322,6 +325,13 @@ impl fmt::Display for Summary {
                 f,
                 "server unreachable {} back-offs of devices that rode it out",
                 self.backoffs
+            )?;
+        }
+        if self.log_lines > 0 {
+            writeln!(
+                f,
+                "log lines          {} sent while watched",
+                self.log_lines
             )?;
         }
         writeln!(f, "time               {secs:.2} s")?;

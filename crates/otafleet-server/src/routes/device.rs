@@ -1,11 +1,12 @@
-//! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin` and
-//! `POST /api/v1/device/progress` and `POST /api/v1/device/report`. The device token travels as `Authorization: Bearer`.
+//! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin`,
+//! `POST /api/v1/device/progress`, `POST /api/v1/device/report` and `POST /api/v1/device/logs`. The device token travels as `Authorization: Bearer`.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use axum::Json as AxumJson;
 use otafleet_core::checkin::{CheckinRequest, CheckinResponse, ProgressRequest};
+use otafleet_core::logs::{LogBatch, LogBatchAnswer};
 use otafleet_core::reports::{Report, ReportRequest};
 use otafleet_core::updates::Update;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(checkin))
         .routes(routes!(progress))
         .routes(routes!(report))
+        .routes(routes!(logs))
 }
 
 /// Check in: report what the device runs; get a token on first contact and an update offer when
@@ -75,4 +77,23 @@ async fn report(
     Ok(AxumJson(
         s.fleet.report_add(&mac, token.as_deref(), &req).await?,
     ))
+}
+
+/// Send log lines: `{lines: [{level, scope?, text, device_time?}]}`, 1 to 100 lines of at most
+/// 1 KiB each. Who: an enrolled device, with its own token — the token names the device, so a
+/// device sends only its own lines; no token or an unknown one is 401. What it changes: adds the
+/// lines to that device's in-memory buffer (its newest 1,000 are kept; nothing is written to
+/// disk) and hands them to whoever watches. A bad batch is 422 saying which line and what to
+/// change, and nothing is kept. The answer's `logs` is `false` when nobody watches any more: the
+/// device stops sending until a check-in answer says `logs: true` again.
+#[utoipa::path(post, operation_id = "device_logs_add", path = "/api/v1/device/logs", tag = "device", request_body = LogBatch,
+    security(("device" = [])),
+    responses((status = 200, body = LogBatchAnswer), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn logs(
+    State(s): State<AppState>,
+    DeviceToken(token): DeviceToken,
+    Json(batch): Json<LogBatch>,
+) -> ApiResult<AxumJson<LogBatchAnswer>> {
+    Ok(AxumJson(s.fleet.logs_add(token.as_deref(), batch).await?))
 }

@@ -371,6 +371,19 @@ impl Events {
         ev
     }
 
+    /// Read another server-sent-event stream (a 200 `text/event-stream` answer).
+    pub fn from_response(r: reqwest::Response) -> Self {
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        Self {
+            stream: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
     /// Next event for which `pred(name, data)` holds; fails after 10 s without one.
     pub async fn wait_for(&mut self, pred: impl Fn(&str, &Value) -> bool) -> Value {
         let fut = async {

@@ -574,6 +574,69 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/device/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send log lines: `{lines: [{level, scope?, text, device_time?}]}`, 1 to 100 lines of at most
+         *     1 KiB each. Who: an enrolled device, with its own token — the token names the device, so a
+         *     device sends only its own lines; no token or an unknown one is 401. What it changes: adds the
+         *     lines to that device's in-memory buffer (its newest 1,000 are kept; nothing is written to
+         *     disk) and hands them to whoever watches. A bad batch is 422 saying which line and what to
+         *     change, and nothing is kept. The answer's `logs` is `false` when nobody watches any more: the
+         *     device stops sending until a check-in answer says `logs: true` again.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["LogBatch"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LogBatchAnswer"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/device/progress": {
         parameters: {
             query?: never;
@@ -929,6 +992,161 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device's buffered log lines, oldest first, and whether anyone watches it. Admin only;
+         *     changes nothing (it does not ask the device to send: the stream does). 404 for an unknown
+         *     device. Lines live in memory only: a restarted server has none.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only lines with a `seq` above this one (a viewer that reconnects sends the last it has). */
+                    after?: number;
+                    /** @description At most this many (the newest): all buffered lines (at most 1,000) when absent. */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description the device's MAC */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["LogSnapshot"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/logs/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Watch a device's logs live, as `text/event-stream`. Who: the admin only (the token in the
+         *     `Authorization` header; read the stream with `fetch()`). What it changes: while the stream is
+         *     open the device is asked to send its log lines (its check-in and batch answers say
+         *     `logs: true`); 10 s after the last viewer's stream closed, the next answer tells it to stop.
+         *     Nothing is written to disk. Events: `lines` (data: an array of `LogLine`, first the buffered
+         *     ones after `?after=`, then each batch as it arrives) and `lagged` (this viewer fell behind and
+         *     missed lines: re-read `GET …/logs?after=`). 404 for an unknown device; 409 `logs_unsupported`
+         *     for one that cannot send logs (a stock updater), saying why.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only lines with a `seq` above this one (a viewer that reconnects sends the last it has). */
+                    after?: number;
+                    /** @description At most this many (the newest): all buffered lines (at most 1,000) when absent. */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description the device's MAC */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": components["schemas"]["LogLine"][];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/devices/{mac}/retry": {
@@ -1829,6 +2047,11 @@ export interface components {
             /** Format: int32 */
             checkin_interval_s: number;
             device_id: string;
+            /**
+             * @description Someone watches this device's logs: send log lines (`POST /api/v1/device/logs`) until an
+             *     answer says `false`. Devices without a log hook ignore it.
+             */
+            logs?: boolean;
             /** @description Present only on enrolment: the device must keep it and send it as a Bearer token. */
             token?: string | null;
             update?: null | components["schemas"]["Offer"];
@@ -2173,6 +2396,62 @@ export interface components {
          *     discovered host (`mac` null, `key` set). In the OpenAPI document a `oneOf` of the two.
          */
         ListedDevice: components["schemas"]["Device"] | components["schemas"]["DiscoveredHost"];
+        /** @description A batch of lines (`POST /api/v1/device/logs`). */
+        LogBatch: {
+            lines: components["schemas"]["LogLineIn"][];
+        };
+        /** @description The answer to a batch: whether the device should keep sending. */
+        LogBatchAnswer: {
+            /** @description Lines kept from this batch (all of them: a batch is taken whole or refused). */
+            accepted: number;
+            /** @description `false`: nobody watches; stop sending (drop what is buffered) until told again. */
+            logs: boolean;
+        };
+        /**
+         * @description How severe a line is. Stored and sent by name.
+         * @enum {string}
+         */
+        LogLevel: "error" | "warn" | "info" | "debug" | "verbose";
+        /** @description One stored line. */
+        LogLine: {
+            device_time?: string | null;
+            level: components["schemas"]["LogLevel"];
+            /** @description When the server received it (UTC, RFC 3339). */
+            received_at: string;
+            scope?: string | null;
+            /**
+             * Format: int64
+             * @description Per device, increasing from 1 for the life of the process: a viewer that reconnects asks
+             *     for the lines after the last one it has.
+             */
+            seq: number;
+            text: string;
+        };
+        /** @description One line as a device sends it. */
+        LogLineIn: {
+            /** @description The device's own clock, if it has one (kept as sent, not trusted). */
+            device_time?: string | null;
+            /** @description `error`, `warn`, `info`, `debug` or `verbose`. */
+            level: string;
+            /** @description Where on the device it came from (an ESP-IDF log tag, a module name); optional. */
+            scope?: string | null;
+            text: string;
+        };
+        /** @description A device's buffered lines and whether it is being watched (`GET /api/v1/devices/{mac}/logs`). */
+        LogSnapshot: {
+            /**
+             * Format: int64
+             * @description Lines dropped for this device because its buffer or the global budget was full.
+             */
+            dropped: number;
+            /** @description When the newest line arrived (RFC 3339), if any since the server started. */
+            last_line_at?: string | null;
+            /** @description Oldest first. */
+            lines: components["schemas"]["LogLine"][];
+            mac: string;
+            /** @description Someone watches this device's logs now (or did within the grace period). */
+            watched: boolean;
+        };
         /**
          * @description Where the name shown for a device comes from.
          * @enum {string}

@@ -64,3 +64,9 @@ export type Report = S['Report'];
 export type ReportType = S['ReportType'];
 /** The filters of `GET /api/v1/reports` (mac, type, limit). */
 export type ReportsQuery = NonNullable<paths['/api/v1/reports']['get']['parameters']['query']>;
+/** One log line a device sent (kept in the server's memory only; `seq` increases per device). */
+export type LogLine = S['LogLine'];
+/** error | warn | info | debug | verbose. */
+export type LogLevel = S['LogLevel'];
+/** A device's buffered log lines and whether someone watches it (`GET /api/v1/devices/{mac}/logs`). */
+export type LogSnapshot = S['LogSnapshot'];

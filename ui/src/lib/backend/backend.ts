@@ -15,6 +15,8 @@ import type {
   DiscoveredHost,
   FleetEvent,
   Firmware,
+  LogLine,
+  LogSnapshot,
   FirmwarePatch,
   NewDeployment,
   NewDevice,
@@ -59,6 +61,19 @@ export type UploadOutcome = { firmware: Firmware; created: boolean };
 export type LiveEvent = FleetEvent | { type: 'hello' } | { type: 'lagged' };
 
 export type LiveStatus = 'connecting' | 'open' | 'down';
+
+/** How a device's log stream stands: `open` (watching: the device is asked to send), `connecting`
+ *  (reconnecting after a drop), `refused` (for good: the device cannot send logs, is gone, or the
+ *  token was refused — `error` says which). */
+export type LogStreamStatus = 'connecting' | 'open' | 'refused';
+
+export interface LogWatcher {
+  /** New lines, oldest first (after a reconnect, only those after the last one delivered). */
+  lines(lines: LogLine[]): void;
+  /** Lines were missed (this viewer fell behind). */
+  lagged?(): void;
+  status?(s: LogStreamStatus, error?: BackendError): void;
+}
 
 export interface Backend {
   /** Where the API lives, for display (the check-in URL devices need). */
@@ -126,6 +141,12 @@ export interface Backend {
   auditCsv(q?: AuditQuery): Promise<Blob>;
   /** Device reports, newest first, of one device (`mac`) or all, optionally of one type. */
   listReports(q?: ReportsQuery): Promise<Report[]>;
+  /** A device's buffered log lines (after `after`), and whether someone watches it. Changes nothing. */
+  deviceLogs(mac: string, after?: number): Promise<LogSnapshot>;
+  /** Watch a device's logs live. While this is held the server asks the device to send its lines
+   *  (the log lease); the returned function stops watching, and the device is told to stop soon
+   *  after the last viewer left. Reconnects by itself after a drop, from the last line it had. */
+  watchLogs(mac: string, w: LogWatcher): () => void;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

@@ -9,6 +9,8 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import createClient, { type Client } from 'openapi-fetch';
 import type { paths } from '../api/schema';
 import type {
+  LogLine,
+  LogSnapshot,
   AuditEntry,
   AuditQuery,
   Report,
@@ -39,6 +41,7 @@ import {
   type DeviceList,
   type LiveEvent,
   type LiveStatus,
+  type LogWatcher,
   type NativeAdapter,
   type UploadOutcome,
 } from './backend';
@@ -286,6 +289,83 @@ export class HttpBackend implements Backend {
   }
   listReports(q: ReportsQuery = {}): Promise<Report[]> {
     return this.#data(this.#api.GET('/api/v1/reports', { params: { query: q } }));
+  }
+  deviceLogs(mac: string, after = 0): Promise<LogSnapshot> {
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}/logs', { params: { path: { mac }, query: { after } } }));
+  }
+  watchLogs(mac: string, w: LogWatcher): () => void {
+    const sleep = this.#opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const abort = new AbortController();
+    let stopped = false;
+    let after = 0;
+    let wait = RETRY_FIRST_MS;
+    const deliver = (m: EventSourceMessage) => {
+      if (m.event === 'lagged') {
+        w.lagged?.();
+        return;
+      }
+      if (m.event !== 'lines') return;
+      let lines: LogLine[];
+      try {
+        lines = JSON.parse(m.data) as LogLine[];
+      } catch {
+        return;
+      }
+      const fresh = lines.filter((l) => l.seq > after);
+      if (fresh.length === 0) return;
+      after = fresh[fresh.length - 1].seq;
+      w.lines(fresh);
+    };
+    // One connection; 'refused' for an answer that retrying would not change (409, 404, 401).
+    const connect = async (): Promise<'again' | BackendError> => {
+      let body: ReadableStream<Uint8Array> | null | undefined;
+      try {
+        ({ data: body } = await this.#api.GET('/api/v1/devices/{mac}/logs/stream', {
+          params: { path: { mac }, query: { after } },
+          parseAs: 'stream',
+          headers: { accept: 'text/event-stream' },
+          signal: abort.signal,
+          cache: 'no-store',
+        }));
+      } catch (e) {
+        if (e instanceof BackendError && e.status >= 400 && e.status < 500) return e;
+        return 'again';
+      }
+      if (!body) return 'again';
+      wait = RETRY_FIRST_MS;
+      w.status?.('open');
+      const parser = createParser({ onEvent: deliver });
+      const reader = body.getReader();
+      const text = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return 'again';
+        parser.feed(text.decode(value, { stream: true }));
+      }
+    };
+    void (async () => {
+      w.status?.('connecting');
+      while (!stopped) {
+        let outcome: 'again' | BackendError = 'again';
+        try {
+          outcome = await connect();
+        } catch {
+          // Network error or abort: retry unless stopped.
+        }
+        if (stopped) return;
+        if (outcome instanceof BackendError) {
+          w.status?.('refused', outcome);
+          return;
+        }
+        w.status?.('connecting');
+        await sleep(wait);
+        wait = Math.min(wait * 2, RETRY_MAX_MS);
+      }
+    })();
+    return () => {
+      stopped = true;
+      abort.abort();
+    };
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

@@ -1,10 +1,10 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, LogLine, LogSnapshot, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
-import { BackendError, type Backend, type LiveEvent, type LiveStatus, type NativeAdapter, type UploadOutcome } from './backend';
+import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
   return {
@@ -257,6 +257,41 @@ export class MockBackend implements Backend {
   async listReports(q: ReportsQuery = {}) {
     this.calls.push(`listReports ${JSON.stringify(q)}`);
     return this.reports.filter((r) => (!q.mac || r.mac === q.mac) && (!q.type || r.type === q.type)).sort((a, b) => b.id - a.id);
+  }
+  /** Log lines per device (`deviceLogs`), and the watchers `watchLogs` holds. */
+  logLines = new Map<string, LogLine[]>();
+  logWatchers = new Map<string, Set<LogWatcher>>();
+  /** The refusal `watchLogs` answers with (e.g. `logs_unsupported`). */
+  logRefusal: BackendError | null = null;
+  async deviceLogs(mac: string, after = 0): Promise<LogSnapshot> {
+    this.calls.push(`deviceLogs ${mac} ${after}`);
+    const lines = (this.logLines.get(mac) ?? []).filter((l) => l.seq > after);
+    return { mac, lines, watched: (this.logWatchers.get(mac)?.size ?? 0) > 0, last_line_at: lines.at(-1)?.received_at ?? null, dropped: 0 };
+  }
+  watchLogs(mac: string, w: LogWatcher): () => void {
+    this.calls.push(`watchLogs ${mac}`);
+    if (this.logRefusal) {
+      const e = this.logRefusal;
+      queueMicrotask(() => w.status?.('refused', e));
+      return () => {};
+    }
+    const set = this.logWatchers.get(mac) ?? new Set<LogWatcher>();
+    set.add(w);
+    this.logWatchers.set(mac, set);
+    const backlog = this.logLines.get(mac) ?? [];
+    queueMicrotask(() => {
+      w.status?.('open');
+      if (backlog.length) w.lines(backlog);
+    });
+    return () => {
+      this.calls.push(`unwatchLogs ${mac}`);
+      set.delete(w);
+    };
+  }
+  /** A device sends lines: kept, and handed to its watchers. */
+  emitLogs(mac: string, lines: LogLine[]) {
+    this.logLines.set(mac, [...(this.logLines.get(mac) ?? []), ...lines]);
+    for (const w of this.logWatchers.get(mac) ?? []) w.lines(lines);
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;
