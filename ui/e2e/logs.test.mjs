@@ -1,7 +1,7 @@
 // Live device logs in a real browser: the real server, a fleet of `otafleet-sim` devices (native
 // protocol, with a log hook that sends lines while the server asks), the built UI in Chromium.
-// Opening the Logs panel of a device makes that device send its lines, which appear live; the
-// level filter and the search narrow them; closing the panel releases the lease and the device
+// Opening the Logs tab of a device makes that device send its lines, which appear live; the
+// level filter and the search narrow them; leaving the tab releases the lease and the device
 // stops sending soon after. A stock device's page says why it has no logs. Every wait is for a
 // condition, never for time.
 import { after, before, test } from 'node:test';
@@ -31,7 +31,7 @@ after(async () => {
 
 const snapshot = (mac) => api.get(`/api/v1/devices/${mac}/logs`);
 
-test('watching a device shows its lines live; closing the panel makes it stop', async () => {
+test("the Logs tab shows a device's lines live; leaving the tab makes it stop", async () => {
   const devices = (await api.get('/api/v1/devices')).filter((d) => d.mac && d.auth === 'token');
   const mac = devices[0].mac;
   const quiet = devices[1].mac;
@@ -39,8 +39,9 @@ test('watching a device shows its lines live; closing the panel makes it stop', 
 
   await page.goto(`${server.base}/devices/${mac}`);
   await page.getByText('● live').waitFor();
+  await page.getByTestId('tab-logs').click();
+  assert.match(page.url(), /\/logs$/, 'the tab is in the URL');
   const panel = page.getByTestId('logs');
-  await panel.getByTestId('logs-toggle').click();
   await panel.getByTestId('logs-state').filter({ hasText: 'watching' }).waitFor();
   // Lines arrive without a reload (the device learns at its next check-in).
   const lines = panel.locator('[data-testid="logs-lines"] .line');
@@ -69,11 +70,10 @@ test('watching a device shows its lines live; closing the panel makes it stop', 
   const before = await lines.count();
   await held.click();
   await expect(async () => (await lines.count()) > before, true);
-  await panel.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, 'browser-device-logs.png'), animations: 'disabled' });
 
-  // Closing the panel releases the lease: the server stops asking, and the device stops sending.
-  await panel.getByTestId('logs-toggle').click();
+  // Leaving the tab releases the lease: the server stops asking, and the device stops sending.
+  await page.getByTestId('tab-overview').click();
   await expect(async () => (await snapshot(mac)).watched, false, { timeout: 60000 });
   // Once told (its next batch's answer), no new line arrives: the newest seq stays the same over
   // two reads a few batches apart.
@@ -86,8 +86,8 @@ test('watching a device shows its lines live; closing the panel makes it stop', 
 
 test('a device that cannot send logs says why', async () => {
   await api.post('/api/v1/devices', { mac: '24:0A:C4:99:00:01', name: 'stock-arduino' });
-  await page.goto(`${server.base}/devices/24:0A:C4:99:00:01`);
-  const panel = page.getByTestId('logs');
-  await panel.getByText('This device cannot send logs').waitFor();
-  assert.equal(await panel.getByTestId('logs-toggle').isDisabled(), true);
+  // Opened by its link (a reload of the tab lands here too).
+  await page.goto(`${server.base}/devices/24:0A:C4:99:00:01/logs`);
+  await page.getByTestId('logs-unsupported').waitFor();
+  assert.equal((await api.get('/api/v1/devices/24:0A:C4:99:00:01/logs')).watched, false, 'nothing was asked of it');
 });

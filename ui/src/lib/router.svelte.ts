@@ -1,10 +1,15 @@
-// A tiny history router: six views do not need a library. Paths: `/`, `/devices/<mac>`,
+// A tiny history router: six views do not need a library. Paths: `/`, `/devices/<mac>` (and
+// `/devices/<mac>/<tab>` for a tab of the device page other than its overview),
 // `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/activity`,
 // `/settings`.
 // The server answers unknown paths with index.html, so reloads work.
+/** The device page's tabs; `overview` is the page's own path. */
+export const DEVICE_TABS = ['overview', 'logs', 'reports'] as const;
+export type DeviceTab = (typeof DEVICE_TABS)[number];
+
 export type Route =
   | { name: 'devices' }
-  | { name: 'device'; mac: string }
+  | { name: 'device'; mac: string; tab?: DeviceTab }
   | { name: 'deployments'; id?: number }
   | { name: 'firmware' }
   | { name: 'activity' }
@@ -12,8 +17,11 @@ export type Route =
 
 export function parse(path: string): Route {
   const p = path.replace(/\/index\.html$/, '/').replace(/\/+$/, '') || '/';
-  const m = p.match(/^\/devices\/([^/]+)$/);
-  if (m) return { name: 'device', mac: decodeURIComponent(m[1]) };
+  const m = p.match(/^\/devices\/([^/]+)(?:\/([a-z]+))?$/);
+  if (m) {
+    const tab = DEVICE_TABS.find((t) => t === m[2] && t !== 'overview');
+    return tab ? { name: 'device', mac: decodeURIComponent(m[1]), tab } : { name: 'device', mac: decodeURIComponent(m[1]) };
+  }
   const d = p.match(/^\/deployments(?:\/(\d+))?$/);
   if (d) return d[1] ? { name: 'deployments', id: Number(d[1]) } : { name: 'deployments' };
   if (p === '/firmware') return { name: 'firmware' };
@@ -27,7 +35,7 @@ export function href(r: Route): string {
     case 'devices':
       return '/';
     case 'device':
-      return `/devices/${encodeURIComponent(r.mac)}`;
+      return `/devices/${encodeURIComponent(r.mac)}${r.tab && r.tab !== 'overview' ? `/${r.tab}` : ''}`;
     case 'deployments':
       return r.id != null ? `/deployments/${r.id}` : '/deployments';
     case 'firmware':

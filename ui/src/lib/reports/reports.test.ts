@@ -25,7 +25,7 @@ describe('device reports', () => {
       report(3, { mac: B, type: 'error', subject: 'not mine' }),
     ];
     const fleet = await started(backend);
-    render(DeviceDetailView, { fleet, mac: A });
+    render(DeviceDetailView, { fleet, mac: A, tab: 'reports' });
     const rows = await screen.findAllByTestId('report-row');
     expect(rows.length).toBe(2);
     expect(within(rows[0]).getByText('booted')).toBeTruthy();
