@@ -10,6 +10,7 @@
 //! | [`NOTICE`] | [`Notice`]: `{title, body, level}` (also shown as a desktop notification) |
 
 use otafleet_core::events::Event;
+use otafleet_core::reports::ReportType;
 use otafleet_core::updates::UpdateState;
 use otafleet_core::Fleet;
 use serde::Serialize;
@@ -39,8 +40,16 @@ pub struct Notice {
     pub level: &'static str,
 }
 
-/// Which core events deserve a notification: an update that finished or failed.
+/// Which core events deserve a notification: an update that finished or failed, and a device's
+/// error report (other reports wait on the Activity page).
 pub fn notice_for(event: &Event) -> Option<Notice> {
+    if let Event::Report { report } = event {
+        return (report.kind == ReportType::Error).then(|| Notice {
+            title: format!("Error reported by {}", report.mac),
+            body: report.subject.clone(),
+            level: "error",
+        });
+    }
     let Event::Update { update } = event else {
         return None;
     };
@@ -154,5 +163,30 @@ mod tests {
             assert_eq!(notice_for(&update(busy, None)), None, "{busy} is not news");
         }
         assert_eq!(notice_for(&Event::DeviceRemoved { mac: "x".into() }), None);
+    }
+
+    #[test]
+    fn a_device_error_report_notifies_and_other_reports_do_not() {
+        let report = |kind| Event::Report {
+            report: Box::new(otafleet_core::reports::Report {
+                id: 1,
+                mac: "24:6F:28:AA:BB:01".into(),
+                kind,
+                subject: "sensor bus stuck".into(),
+                body: String::new(),
+                device_time: None,
+                received_at: String::new(),
+            }),
+        };
+        let n = notice_for(&report(ReportType::Error)).expect("an error report notifies");
+        assert_eq!(n.level, "error");
+        assert!(n.title.contains("24:6F:28:AA:BB:01") && n.body == "sensor bus stuck");
+        for kind in [ReportType::Info, ReportType::Warn, ReportType::Success] {
+            assert_eq!(
+                notice_for(&report(kind)),
+                None,
+                "{kind:?} waits on the Activity page"
+            );
+        }
     }
 }
