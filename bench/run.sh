@@ -5,7 +5,7 @@
 # Env: DUR (wrk duration, default 15s), CONNS (default 64), FLEET (simulated devices, default 10000),
 #      OUT (results directory, default bench/out), ROUNDS (rounds of every wrk row, default 3),
 #      CHECK_DEVICES (devices per check row, default 1000),
-#      PARTS (default "checkins checks downloads ranges fleet memory import": the parts to run),
+#      PARTS (default "checkins checks downloads ranges fleet memory import logs": the parts to run),
 #      BIN (a directory of built otafleet, otafleet-sim, bench-tool, bare-checkin: no build),
 #      OTAFLEET_BIN (measure this otafleet binary instead, e.g. an older build, against the same
 #      baselines), SEED1_DIR (a checkout of the seed-1 "ESP32 OTA Update Server", FastAPI:
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15s}; CONNS=${CONNS:-64}; FLEET=${FLEET:-10000}; OUT=${OUT:-bench/out}; ROUNDS=${ROUNDS:-3}
 CHECK_DEVICES=${CHECK_DEVICES:-1000}
-PARTS=${PARTS:-checkins checks downloads ranges fleet memory import}
+PARTS=${PARTS:-checkins checks downloads ranges fleet memory import logs}
 P_OTA=18470; P_BARE=18490; P_NGINX=18480; P_SEED1=18500
 SECRET=bench-secret  # the legacy devices' shared secret (their OTA_UPDATE_KEY)
 mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"; T="$OUT/table.md"; : > "$T"
@@ -395,6 +395,33 @@ fi
 if part import; then
 say "== import of a 4 MB image (criterion)"
 cargo bench -q -p otafleet-core --bench import -- --noplot 2>&1 | grep -E '^import_4mb|thrpt|time:' | tee -a "$R"
+fi
+# --- live logs: 50 devices at 20 lines/s each watched, and the Logs tab of a 1,000 lines/s one ---
+if part logs; then
+say "== live logs: 50 devices x 20 lines/s, a viewer each; one device at 1,000 lines/s in the Logs tab (Chromium)"
+if [ ! -f ui/dist/index.html ] || [ ! -d ui/node_modules/playwright-core ]; then
+  say "logs: SKIPPED (not measured): needs the built UI and its node modules (npm --prefix ui ci && npm --prefix ui run build)"
+else
+  P_LOGS=18510
+  RUST_LOG=warn "$OTA_BIN" serve --no-mdns --listen 127.0.0.1:$P_LOGS --data-dir "$W/logs-data" \
+    --admin-token bench --ui-dir ui/dist > "$W/logs-server.log" 2>&1 & PIDS+=($!); LOGS_PID=$!
+  wait_http http://127.0.0.1:$P_LOGS/api/v1/health
+  LSECS=$(( $(secs "$DUR") + 10 ))
+  $B/bench-tool logs --server http://127.0.0.1:$P_LOGS --pid $LOGS_PID --devices 50 --rate 20 \
+    --seconds "$LSECS" > "$W/logs-fleet.txt" 2>&1 & LF=$!
+  $B/bench-tool logs --server http://127.0.0.1:$P_LOGS --devices 1 --rate 1000 --seconds "$LSECS" \
+    --project logbench-hot --prefix 197 > "$W/logs-hot.txt" 2>&1 & LH=$!
+  node bench/ui-logs.mjs http://127.0.0.1:$P_LOGS bench logbench-hot "$(secs "$DUR")" | tee -a "$R" | tee "$W/logs-ui.txt"
+  wait $LF || { cat "$W/logs-fleet.txt"; echo "logs: lines lost"; exit 1; }
+  wait $LH || { cat "$W/logs-hot.txt"; echo "logs: lines lost"; exit 1; }
+  tee -a "$R" < "$W/logs-fleet.txt"; tee -a "$R" < "$W/logs-hot.txt"
+  kill $LOGS_PID 2>/dev/null || true
+  [ -s "$T" ] && row ""
+  row "| Live logs | otafleet | | | goal |"
+  row "| --- | --- | --- | --- | --- |"
+  row "| 50 devices x 20 lines/s, one viewer each: $(sed -n 's/.*received \([0-9]*\).*/\1/p' "$W/logs-fleet.txt") of $(sed -n 's/.*sent \([0-9]*\) lines.*/\1/p' "$W/logs-fleet.txt") lines delivered | delivery $(sed -n 's/.*delivery \(p50 [0-9.]* ms p99 [0-9.]* ms\).*/\1/p' "$W/logs-fleet.txt"); $(sed -n 's/.*\(server CPU [0-9.]*% of one core\).*/\1/p' "$W/logs-fleet.txt") | — | — | none lost |"
+  row "| Logs tab of a device at 1,000 lines/s (while the 50 above send) | $(sed -n 's/^ui-logs device=[0-9A-Fa-f:]*: \(.*\)/\1/p' "$W/logs-ui.txt") | — | — | no stalls |"
+fi
 fi
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 say ""

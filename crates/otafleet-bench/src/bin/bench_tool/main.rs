@@ -15,6 +15,8 @@
 //! - `progress`: the cost of a progress report at a small and at a large fleet, and their ratio
 //!   (`progress.rs`).
 //! - `sse`: hold event-stream clients that read everything they are sent (`sse.rs`).
+//! - `logs`: devices sending log lines while a viewer per device watches its stream: delivery
+//!   time, throughput, server CPU and RSS (`logs.rs`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod legacy;
+mod logs;
 mod progress;
 mod ranges;
 mod sse;
@@ -133,6 +136,27 @@ enum Cmd {
         #[arg(long, default_value_t = 1.5)]
         max_ratio: f64,
     },
+    Logs {
+        #[arg(long)]
+        server: String,
+        #[arg(long, default_value = "bench")]
+        admin_token: String,
+        /// Server process whose CPU time and RSS to read (from /proc).
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long, default_value_t = 50)]
+        devices: u32,
+        /// Lines a second per device.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long, default_value = "logbench")]
+        project: String,
+        /// First byte of the MACs' last three (two runs at once need different ones).
+        #[arg(long, default_value_t = 0xC4)]
+        prefix: u8,
+    },
     Sse {
         /// host:port of the server.
         #[arg(long)]
@@ -168,6 +192,34 @@ async fn main() {
             lua,
             prefix,
         } => enroll(&server, devices, &project, lua, prefix).await,
+        Cmd::Logs {
+            server,
+            admin_token,
+            pid,
+            devices,
+            rate,
+            seconds,
+            project,
+            prefix,
+        } => {
+            let ok = logs::run(logs::Args {
+                server,
+                admin_token,
+                pid,
+                devices,
+                rate,
+                seconds,
+                project,
+                prefix,
+            })
+            .await;
+            if !ok {
+                eprintln!(
+                    "bench-tool logs: lines were lost, refused or lagged (see the line above)"
+                );
+                std::process::exit(1);
+            }
+        }
         Cmd::Inflight {
             addr,
             path,
