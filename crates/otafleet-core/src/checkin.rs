@@ -42,6 +42,9 @@ pub struct CheckinResponse {
     pub token: Option<String>,
     pub update: Option<Offer>,
     pub checkin_interval_s: u32,
+    /// Commands of this device that are queued or sent (not answered, cancelled or expired);
+    /// 0 when none. When not 0, fetch them: `GET /api/v1/device/commands`.
+    pub commands_pending: i64,
 }
 
 /// An image offered to a device.
@@ -231,7 +234,11 @@ async fn recorded(
     // the attempt just opened or still open (repeating it writes nothing: `reconcile` and
     // `decide` leave an offered attempt as it is for the same report). Anything else — an
     // attempt being installed, waiting for the device to come back — takes this path each time.
+    // A device with commands pending is not remembered: queuing one forgets the device's answer
+    // (`device_write_lock`), so a remembered answer always has none to tell.
+    let commands_pending = crate::commands::pending(&mut tx, &c.mac, &now).await?;
     let rememberable = device.token_hash.is_some()
+        && commands_pending == 0
         && (offer.is_some() || updates::open_for(&mut tx, &c.mac).await?.is_none());
     tx.commit().await?;
     // An enrolled device has a token: the one just issued or the one it presented.
@@ -260,6 +267,7 @@ async fn recorded(
         token: issued,
         update: offer,
         checkin_interval_s: fleet.timing().checkin_interval_s,
+        commands_pending,
     })
 }
 
@@ -383,6 +391,8 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
         token: None,
         update,
         checkin_interval_s: fleet.timing().checkin_interval_s,
+        // Only answers with no command pending are remembered (see `recorded`).
+        commands_pending: 0,
     })
 }
 

@@ -31,6 +31,12 @@ pub enum CoreError {
     /// (`update_finished`, `update_moved_on`): refused, nothing changed.
     #[error("{message}")]
     StaleReport { code: &'static str, message: String },
+    /// What was asked cannot be done for this thing as it is, and the message says why
+    /// (`commands_unsupported`: a stock or mDNS-only device has no command channel;
+    /// `command_finished`: cancelling a finished command; `too_many_commands`). 409; nothing
+    /// changed.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// A device presented no token, or the wrong one.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
@@ -127,6 +133,7 @@ impl CoreError {
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
             Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,
+            Self::Unavailable { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }

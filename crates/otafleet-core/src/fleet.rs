@@ -26,6 +26,8 @@ use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
 use crate::{db, manifest, validate};
 
+mod commands;
+
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Inner>,
@@ -49,6 +51,8 @@ struct Inner {
     /// Audit results (row id, HTTP status) whose write failed (a full disk), written as soon as
     /// the disk takes them ([`Fleet::audit_finish`]).
     audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
+    /// Devices' long polls waiting for a command (`fleet/commands.rs`).
+    command_waiters: crate::commands::Waiters,
 }
 
 impl Fleet {
@@ -84,9 +88,11 @@ impl Fleet {
                 timing,
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
+                command_waiters: Default::default(),
             }),
         };
         fleet.spawn_heartbeat_writer();
+        fleet.spawn_command_sweeper();
         Ok(fleet)
     }
 

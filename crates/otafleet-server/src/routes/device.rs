@@ -1,5 +1,8 @@
 //! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin` and
 //! `POST /api/v1/device/progress` and `POST /api/v1/device/report`. The device token travels as `Authorization: Bearer`.
+//! Commands (fetch and answer) are in the `commands` sub-module.
+
+mod commands;
 
 use std::net::SocketAddr;
 
@@ -19,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(checkin))
         .routes(routes!(progress))
         .routes(routes!(report))
+        .merge(commands::router())
 }
 
 /// Check in: report what the device runs; get a token on first contact and an update offer when
