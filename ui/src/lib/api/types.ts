@@ -64,3 +64,13 @@ export type Report = S['Report'];
 export type ReportType = S['ReportType'];
 /** The filters of `GET /api/v1/reports` (mac, type, limit). */
 export type ReportsQuery = NonNullable<paths['/api/v1/reports']['get']['parameters']['query']>;
+/** A command the admin queued for a device, and how far it got. */
+export type Command = S['Command'];
+/** restart | config | log | custom | update_abort. */
+export type CommandKind = S['CommandKind'];
+/** queued | sent | done | failed | rejected | expired | cancelled. */
+export type CommandState = S['CommandState'];
+/** A device's commands, newest first, and why it cannot take any (`unsupported`, or null). */
+export type CommandList = S['CommandList'];
+/** What the admin asks (`POST /api/v1/devices/{mac}/commands`). */
+export type NewCommand = S['NewCommand'];

@@ -5,6 +5,9 @@
 import type {
   AuditEntry,
   AuditQuery,
+  Command,
+  CommandList,
+  NewCommand,
   Report,
   ReportsQuery,
   Deployment,
@@ -126,6 +129,13 @@ export interface Backend {
   auditCsv(q?: AuditQuery): Promise<Blob>;
   /** Device reports, newest first, of one device (`mac`) or all, optionally of one type. */
   listReports(q?: ReportsQuery): Promise<Report[]>;
+
+  /** A device's commands, newest first, and why it cannot take commands (or null). */
+  listCommands(mac: string): Promise<CommandList>;
+  /** Queue a command for a device; a stock device is refused (409 `commands_unsupported`). */
+  queueCommand(mac: string, c: NewCommand): Promise<Command>;
+  /** Cancel a queued or sent command (409 `command_finished` once it is finished). */
+  cancelCommand(mac: string, id: number): Promise<Command>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

@@ -11,6 +11,9 @@ import type { paths } from '../api/schema';
 import type {
   AuditEntry,
   AuditQuery,
+  Command,
+  CommandList,
+  NewCommand,
   Report,
   ReportsQuery,
   Deployment,
@@ -57,6 +60,7 @@ const EVENT_NAMES = [
   'deployment',
   'update',
   'report',
+  'command',
   'watch',
   'watch_folders',
 ] as const;
@@ -286,6 +290,15 @@ export class HttpBackend implements Backend {
   }
   listReports(q: ReportsQuery = {}): Promise<Report[]> {
     return this.#data(this.#api.GET('/api/v1/reports', { params: { query: q } }));
+  }
+  listCommands(mac: string): Promise<CommandList> {
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}/commands', { params: { path: { mac } } }));
+  }
+  queueCommand(mac: string, c: NewCommand): Promise<Command> {
+    return this.#data(this.#api.POST('/api/v1/devices/{mac}/commands', { params: { path: { mac } }, body: c }));
+  }
+  cancelCommand(mac: string, id: number): Promise<Command> {
+    return this.#data(this.#api.POST('/api/v1/devices/{mac}/commands/{id}/cancel', { params: { path: { mac, id } } }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));
