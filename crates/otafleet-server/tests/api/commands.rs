@@ -612,3 +612,24 @@ async fn a_remembered_check_in_answer_learns_of_a_new_command() {
         .await;
     assert_eq!(ci["commands_pending"], 1, "{ci}");
 }
+
+#[tokio::test]
+async fn the_audit_log_names_the_command_kind_but_never_its_key_or_payload() {
+    let app = TestApp::start().await;
+    enrol(&app, A).await;
+    queued(
+        &app,
+        A,
+        json!({"kind": "custom", "key": "secret-door", "payload": {"pin": "4711"}}),
+    )
+    .await;
+    let rows = app.get_json("/api/v1/audit?action=queue_command").await;
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["target"], format!("mac={A}"));
+    assert_eq!(row["detail"]["values"]["kind"], "custom", "{row}");
+    let text = row.to_string();
+    assert!(
+        !text.contains("4711") && !text.contains("secret-door"),
+        "{text}"
+    );
+}
