@@ -592,8 +592,7 @@ impl Waiters {
         }
     }
 
-    /// Devices with someone waiting (for tests).
-    #[cfg(test)]
+    /// Devices with someone waiting.
     pub fn len(&self) -> usize {
         self.map().len()
     }

@@ -263,6 +263,11 @@ impl Fleet {
         }
     }
 
+    /// How many devices have a long poll waiting now (each device counted once).
+    pub fn commands_waiting(&self) -> usize {
+        self.inner.command_waiters.len()
+    }
+
     /// The device's unfinished commands now, queued ones marked `sent`.
     async fn deliver(&self, mac: &str, token_hash: &str) -> Result<Vec<DeviceCommand>> {
         let now = crate::time::now();

@@ -560,7 +560,8 @@ async fn a_long_poll_is_answered_when_a_command_is_queued_and_empty_when_none_is
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         })
     };
-    // Queue while it waits (it may or may not have started waiting yet: either way it gets it).
+    // Queue while it waits: wait for the condition first (the core says who is waiting).
+    wait_for_waiters(&app, 1).await;
     let c = queued(&app, A, json!({"kind": "custom", "key": "wake"})).await;
     let (status, got) = tokio::time::timeout(Duration::from_secs(20), poll)
         .await
@@ -573,6 +574,39 @@ async fn a_long_poll_is_answered_when_a_command_is_queued_and_empty_when_none_is
             n == "command" && v["command"]["id"] == c["id"] && v["command"]["state"] == "sent"
         })
         .await;
+}
+
+/// Wait until `n` devices have a long poll waiting.
+async fn wait_for_waiters(app: &TestApp, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.fleet.commands_waiting() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no long poll waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_long_poll_is_answered_empty_when_the_server_shuts_down() {
+    let app = TestApp::start().await;
+    let token = enrol(&app, A).await;
+    let poll = {
+        let http = app.http.clone();
+        let url = app.url("/api/v1/device/commands?wait=25");
+        tokio::spawn(async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    wait_for_waiters(&app, 1).await;
+    // Graceful shutdown waits for requests in progress: the poll must not hold it for 25 s.
+    tokio::time::timeout(Duration::from_secs(15), app.stop())
+        .await
+        .expect("the server stops without waiting out the long poll");
+    let (status, got) = poll.await.unwrap();
+    assert_eq!((status, got), (200, json!({"commands": []})));
 }
 
 #[tokio::test]

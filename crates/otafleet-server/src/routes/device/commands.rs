@@ -31,8 +31,9 @@ pub struct WaitQuery {
 /// Fetch this device's unfinished commands, oldest first. Who: an enrolled device, with its own
 /// token (none or an unknown one is 401); it only ever gets its own commands. Answered at once
 /// when there are any, else after up to `wait` seconds (0–25) as soon as one is queued, or with
-/// an empty list. What it changes: delivered `queued` commands become `sent`; `sent` ones not
-/// yet answered are delivered again.
+/// an empty list (also at once when the server shuts down, so a waiting device never holds up a
+/// restart). What it changes: delivered `queued` commands become `sent`; `sent` ones not yet
+/// answered are delivered again.
 #[utoipa::path(get, operation_id = "device_commands", path = "/api/v1/device/commands", tag = "device",
     params(WaitQuery),
     security(("device" = [])),
@@ -53,10 +54,14 @@ async fn device_commands(
         )
         .into());
     }
-    let commands = s
+    let fetched = s
         .fleet
-        .device_commands(token.as_deref(), Duration::from_secs(wait))
-        .await?;
+        .device_commands(token.as_deref(), Duration::from_secs(wait));
+    let commands = tokio::select! {
+        r = fetched => r?,
+        // The wait ends with the server: graceful shutdown waits for requests in progress.
+        () = s.shutdown.cancelled() => Vec::new(),
+    };
     Ok(AxumJson(DeviceCommands { commands }))
 }
 
