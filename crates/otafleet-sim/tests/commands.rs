@@ -158,6 +158,24 @@ async fn a_restart_reaches_the_device_which_checks_in_again_with_its_uptime_rese
     })
     .await;
 
+    for (body, result) in [
+        (json!({"kind": "update_abort"}), "no update in progress"),
+        (
+            json!({"kind": "config"}),
+            "config noted (the simulator does not fetch configs yet)",
+        ),
+    ] {
+        let c = api.queue(&mac, body).await;
+        let id = c["id"].clone();
+        let done = api
+            .until("the command is answered", async |api| {
+                let c = api.command(&mac, &id).await;
+                (c["state"] == "done").then_some(c)
+            })
+            .await;
+        assert_eq!(done["result"], result);
+    }
+
     let _ = stop_sim.send(());
     sim.await.unwrap().expect("the run completes");
     let _ = stop_server.send(());
