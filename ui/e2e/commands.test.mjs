@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from './expect.mjs';
-import { adminApi, adminPage, cleanup, repo, startServer, tempDir } from './harness.mjs';
+import { adminApi, adminPage, cleanup, repo, shots, startServer, tempDir } from './harness.mjs';
 
 let dir, server, browser, page, api, sim;
 
@@ -64,6 +64,8 @@ test('Restart from the device page → the command is done and the device comes 
     const d = await api.get(`/api/v1/devices/${mac}`);
     return d.uptime_s < before ? d.uptime_s : undefined;
   }, 'the device checks in with its uptime reset');
+  await panel.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, 'browser-device-commands.png'), fullPage: true, animations: 'disabled' });
   const list = await api.get(`/api/v1/devices/${mac}/commands`);
   assert.equal(list.commands[0].kind, 'restart');
   assert.equal(list.commands[0].state, 'done');
