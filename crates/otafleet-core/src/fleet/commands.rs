@@ -427,4 +427,89 @@ mod tests {
         assert_eq!(got[0].id, c.id);
         assert_eq!(fleet.inner.command_waiters.len(), 0, "no waiter, no entry");
     }
+
+    fn restart() -> NewCommand {
+        NewCommand {
+            kind: CommandKind::Restart,
+            key: None,
+            payload: None,
+            expires_in_s: None,
+        }
+    }
+
+    /// Each device keeps its newest finished commands only; unfinished ones are bounded too.
+    #[tokio::test]
+    async fn a_devices_history_is_bounded() {
+        use crate::commands::{KEEP_FINISHED_PER_DEVICE, MAX_UNFINISHED_PER_DEVICE};
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        fleet.checkin(report(), None, None).await.unwrap();
+        let mut first = None;
+        for _ in 0..KEEP_FINISHED_PER_DEVICE + 5 {
+            let c = fleet.command_queue(MAC, &restart(), "admin").await.unwrap();
+            first.get_or_insert(c.id);
+            fleet.command_cancel(MAC, c.id).await.unwrap();
+        }
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM commands WHERE mac = ?")
+            .bind(MAC)
+            .fetch_one(fleet.db())
+            .await
+            .unwrap();
+        assert_eq!(kept, KEEP_FINISHED_PER_DEVICE);
+        let oldest: i64 = sqlx::query_scalar("SELECT MIN(id) FROM commands")
+            .fetch_one(fleet.db())
+            .await
+            .unwrap();
+        assert_eq!(oldest, first.unwrap() + 5, "the oldest went first");
+
+        for _ in 0..MAX_UNFINISHED_PER_DEVICE {
+            fleet.command_queue(MAC, &restart(), "admin").await.unwrap();
+        }
+        let err = fleet
+            .command_queue(MAC, &restart(), "admin")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "too_many_commands");
+    }
+
+    /// The sweep writes `expired` for overdue commands and publishes them; the check-in stops
+    /// counting them.
+    #[tokio::test]
+    async fn the_sweep_expires_overdue_commands_and_publishes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        let token = fleet.checkin(report(), None, None).await.unwrap().token;
+        let c = fleet.command_queue(MAC, &restart(), "admin").await.unwrap();
+        let pending = fleet
+            .checkin(report(), token.as_deref(), None)
+            .await
+            .unwrap()
+            .commands_pending;
+        assert_eq!(pending, 1);
+        let mut events = fleet.events().subscribe();
+        sqlx::query("UPDATE commands SET expires_at = '2000-01-01T00:00:00.000Z'")
+            .execute(fleet.db())
+            .await
+            .unwrap();
+        // The background sweep may get there first: either way one event, once.
+        fleet.expire_commands().await.unwrap();
+        match events.recv().await.unwrap() {
+            crate::events::Event::Command { command } => {
+                assert_eq!(command.id, c.id);
+                assert_eq!(command.state, crate::commands::CommandState::Expired);
+                assert_eq!(
+                    command.finished_at.as_deref(),
+                    Some("2000-01-01T00:00:00.000Z")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(fleet.expire_commands().await.unwrap(), 0, "once");
+        let pending = fleet
+            .checkin(report(), token.as_deref(), None)
+            .await
+            .unwrap()
+            .commands_pending;
+        assert_eq!(pending, 0);
+    }
 }
