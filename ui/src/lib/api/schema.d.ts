@@ -582,8 +582,9 @@ export interface paths {
          * Fetch this device's unfinished commands, oldest first. Who: an enrolled device, with its own
          *     token (none or an unknown one is 401); it only ever gets its own commands. Answered at once
          *     when there are any, else after up to `wait` seconds (0–25) as soon as one is queued, or with
-         *     an empty list. What it changes: delivered `queued` commands become `sent`; `sent` ones not
-         *     yet answered are delivered again.
+         *     an empty list (also at once when the server shuts down, so a waiting device never holds up a
+         *     restart). What it changes: delivered `queued` commands become `sent`; `sent` ones not yet
+         *     answered are delivered again.
          */
         get: {
             parameters: {
