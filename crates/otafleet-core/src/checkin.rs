@@ -46,6 +46,9 @@ pub struct CheckinResponse {
     /// answer says `false`. Devices without a log hook ignore it.
     #[serde(default)]
     pub logs: bool,
+    /// Commands of this device that are queued or sent (not answered, cancelled or expired);
+    /// 0 when none. When not 0, fetch them: `GET /api/v1/device/commands`.
+    pub commands_pending: i64,
 }
 
 /// An image offered to a device.
@@ -235,7 +238,11 @@ async fn recorded(
     // the attempt just opened or still open (repeating it writes nothing: `reconcile` and
     // `decide` leave an offered attempt as it is for the same report). Anything else — an
     // attempt being installed, waiting for the device to come back — takes this path each time.
+    // A device with commands pending is not remembered: queuing one forgets the device's answer
+    // (`device_write_lock`), so a remembered answer always has none to tell.
+    let commands_pending = crate::commands::pending(&mut tx, &c.mac, &now).await?;
     let rememberable = device.token_hash.is_some()
+        && commands_pending == 0
         && (offer.is_some() || updates::open_for(&mut tx, &c.mac).await?.is_none());
     tx.commit().await?;
     // An enrolled device has a token: the one just issued or the one it presented.
@@ -266,6 +273,7 @@ async fn recorded(
         update: offer,
         checkin_interval_s: fleet.timing().checkin_interval_s,
         logs,
+        commands_pending,
     })
 }
 
@@ -390,6 +398,8 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
         update,
         checkin_interval_s: fleet.timing().checkin_interval_s,
         logs: fleet.logs_wanted(&c.mac),
+        // Only answers with no command pending are remembered (see `recorded`).
+        commands_pending: 0,
     })
 }
 

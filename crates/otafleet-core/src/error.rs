@@ -31,6 +31,12 @@ pub enum CoreError {
     /// (`update_finished`, `update_moved_on`): refused, nothing changed.
     #[error("{message}")]
     StaleReport { code: &'static str, message: String },
+    /// What was asked cannot be done for this thing as it is, and the message says why
+    /// (`commands_unsupported`: a stock or mDNS-only device has no command channel;
+    /// `command_finished`: cancelling a finished command; `too_many_commands`;
+    /// `logs_unsupported`: a stock updater has no log channel). 409; nothing changed.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// A device presented no token, or the wrong one.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
@@ -46,10 +52,6 @@ pub enum CoreError {
     /// token-enrolled device, a protocol the device is not expected to speak, enrolment closed.
     #[error("{message}")]
     Refused { code: &'static str, message: String },
-    /// The device cannot do what was asked (`logs_unsupported`: a stock updater has no log
-    /// channel): 409, the message says why.
-    #[error("{message}")]
-    Unsupported { code: &'static str, message: String },
     #[error("database error: {0}")]
     Db(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -130,9 +132,8 @@ impl CoreError {
             Self::Unauthorized { code, .. } | Self::Refused { code, .. } => code,
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
-            Self::StaleReport { code, .. }
-            | Self::NeedsConsent { code, .. }
-            | Self::Unsupported { code, .. } => code,
+            Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,
+            Self::Unavailable { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }

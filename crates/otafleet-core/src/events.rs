@@ -42,6 +42,11 @@ pub enum Event {
     Update { update: Box<Update> },
     /// A device sent a report (`POST /api/v1/device/report`), now stored.
     Report { report: Box<crate::reports::Report> },
+    /// A command was queued, delivered, answered, cancelled or expired (the whole record, as
+    /// `GET /api/v1/devices/{mac}/commands` lists it).
+    Command {
+        command: Box<crate::commands::Command>,
+    },
     /// The list of watch folders changed (the watcher reloads it).
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
@@ -61,6 +66,7 @@ impl Event {
             Event::Deployment { .. } => "deployment",
             Event::Update { .. } => "update",
             Event::Report { .. } => "report",
+            Event::Command { .. } => "command",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
         }

@@ -35,6 +35,7 @@ pub struct LogWatch {
     pub rx: tokio::sync::broadcast::Receiver<LogBatchOut>,
     pub lease: LogLease,
 }
+mod commands;
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -61,6 +62,8 @@ struct Inner {
     audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
     /// Live device logs and who watches them ([`crate::logs`]); memory only.
     logs: Arc<LogHub>,
+    /// Devices' long polls waiting for a command (`fleet/commands.rs`).
+    command_waiters: crate::commands::Waiters,
 }
 
 impl Fleet {
@@ -97,9 +100,11 @@ impl Fleet {
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
                 logs: Arc::new(LogHub::default()),
+                command_waiters: Default::default(),
             }),
         };
         fleet.spawn_heartbeat_writer();
+        fleet.spawn_command_sweeper();
         Ok(fleet)
     }
 
@@ -705,7 +710,7 @@ impl Fleet {
             devices::load(&mut conn, &mac).await?
         };
         if device.token_hash.is_none() {
-            return Err(CoreError::Unsupported {
+            return Err(CoreError::Unavailable {
                 code: "logs_unsupported",
                 message: format!(
                     "device {mac} cannot send logs: only devices that speak otafleet's own protocol (the reference client, with a device token) stream logs; stock updaters (Arduino HTTPUpdate, ESP8266, esp32FOTA, the legacy OTA server's devices) have no log channel"

@@ -27,6 +27,7 @@
 pub mod audit;
 pub mod blobs;
 pub mod checkin;
+pub mod commands;
 pub mod datadir;
 pub mod db;
 pub mod deployments;

@@ -67,6 +67,8 @@ pub const SAFE_VALUES: &[&str] = &[
     "mac",
     "target_version",
     "path",
+    "kind",
+    "expires_in_s",
 ];
 /// A JSON body larger than this (or of unknown length) is recorded without field names rather
 /// than read into memory.

@@ -49,7 +49,7 @@ impl ApiError {
                 CoreError::Conflict { .. }
                 | CoreError::StaleReport { .. }
                 | CoreError::NeedsConsent { .. }
-                | CoreError::Unsupported { .. } => StatusCode::CONFLICT,
+                | CoreError::Unavailable { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
                 CoreError::Refused { .. } => StatusCode::FORBIDDEN,
                 CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,

@@ -164,6 +164,16 @@ pub struct Args {
     /// No progress bar (also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Native devices take commands: once enrolled, each also long-polls
+    /// GET /api/v1/device/commands?wait=25 and answers what it gets — restart: done, then it
+    /// reboots (its uptime starts again) and checks in at once; log {"on": bool}: done;
+    /// custom: done, the result naming the key; update_abort: done, a download in progress is
+    /// stopped and reported failed; config: done (the config fetch is not simulated yet). Off by
+    /// default: each long poll holds a connection of its own, outside --connections. Useful
+    /// with --duration or --forever.
+    #[arg(long)]
+    pub commands: bool,
 }
 
 /// Seconds `--mdns` waits for a server when `--mdns-timeout` is not given.
@@ -280,6 +290,8 @@ pub struct Config {
     pub timeout: Duration,
     pub seed: u64,
     pub show_progress: bool,
+    /// `--commands`: native devices long-poll for commands and answer them.
+    pub commands: bool,
 }
 
 impl Config {
@@ -402,6 +414,7 @@ impl Config {
             timeout: Duration::from_secs(a.timeout),
             seed,
             show_progress: !a.no_progress,
+            commands: a.commands,
         })
     }
 

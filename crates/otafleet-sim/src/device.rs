@@ -233,6 +233,9 @@ impl Native {
                     "the server issued a second token to an enrolled device".into(),
                 ));
             }
+            if let Some(remote) = &dev.remote {
+                remote.token.send_replace(Some(t.clone()));
+            }
             self.token = Some(t);
             dev.enrolled();
         }
@@ -321,8 +324,27 @@ impl Native {
         self.report(dev, o, "downloading", so_far, None, false)
             .await?;
         dev.sh.stats.downloading.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = &dev.remote {
+            r.abort.store(false, Ordering::Relaxed);
+            r.downloading.store(true, Ordering::Relaxed);
+        }
         let got = self.download(dev, o).await;
+        if let Some(r) = &dev.remote {
+            r.downloading.store(false, Ordering::Relaxed);
+        }
         dev.sh.stats.downloading.fetch_sub(1, Ordering::Relaxed);
+        if let Err(DeviceError::Aborted { .. }) = &got {
+            self.partial = None;
+            self.report(
+                dev,
+                o,
+                "failed",
+                0,
+                Some("aborted by an update_abort command"),
+                false,
+            )
+            .await?;
+        }
         let (sha, md5, head) = got?;
         dev.phase = "verifying";
         self.report(dev, o, "verifying", 100, None, false).await?;
@@ -479,6 +501,13 @@ impl Native {
                         "the server sent more than the offered {} bytes",
                         o.size
                     )));
+                }
+                if dev
+                    .remote
+                    .as_ref()
+                    .is_some_and(|r| r.abort.swap(false, Ordering::Relaxed))
+                {
+                    return Err(DeviceError::Aborted { update_id: o.id });
                 }
                 p.take(data);
                 sh.stats

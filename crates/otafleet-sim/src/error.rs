@@ -48,6 +48,10 @@ pub enum DeviceError {
         /// The last transient error it was riding out, if any.
         last_error: Option<String>,
     },
+    /// An `update_abort` command stopped the download of this update (reported `failed` to the
+    /// server); the device checks again later. Not a failure of the run.
+    #[error("download of update {update_id} aborted by an update_abort command")]
+    Aborted { update_id: i64 },
     /// The run ended (`--duration` / `--forever`) while the device waited: not a failure.
     #[error("the run ended")]
     Stopped,

@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod arduino;
 pub mod backoff;
+pub mod commands;
 pub mod config;
 pub mod device;
 pub mod error;

@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng;
@@ -35,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::arduino::{self, Flavor};
 use crate::backoff::Backoff;
+use crate::commands::Remote;
 use crate::config::Protocol;
 use crate::device::{self, give_up, DeviceResult, DeviceSpec, Native, Outcome, MAX_FAILED_BOOTS};
 use crate::error::DeviceError;
@@ -217,12 +219,15 @@ pub struct Dev<'a> {
     later: Later,
     /// Its last check answered "nothing to do".
     settled: bool,
+    /// `--commands`, native devices: what the command loop and this life share.
+    pub remote: Option<Arc<Remote>>,
 }
 
 impl<'a> Dev<'a> {
     pub fn new(sh: &'a Shared, spec: DeviceSpec) -> Self {
         let now = Instant::now();
         let clock = (!sh.cfg.lifetime.lives_on()).then_some(now);
+        let remote = (sh.cfg.commands && spec_is_native(&spec)).then(Arc::default);
         Dev {
             sh,
             cut_pending: spec.cut_download,
@@ -239,6 +244,7 @@ impl<'a> Dev<'a> {
             clock: watch::channel(clock).0,
             later: Later::default(),
             settled: false,
+            remote,
         }
     }
 
@@ -256,7 +262,21 @@ impl<'a> Dev<'a> {
 
     async fn wait_interval(&mut self) -> Result<(), DeviceError> {
         self.phase = "waiting for an update";
-        self.pause(self.sh.jittered(self.sh.cfg.interval)).await
+        let d = self.sh.jittered(self.sh.cfg.interval);
+        let Some(remote) = self.remote.clone() else {
+            return self.pause(d).await;
+        };
+        // A restart asked by a command (answered `done` already) happens here, at a wait, as a
+        // real device finishes the request it is in first; then it checks in at once.
+        tokio::select! {
+            r = self.sh.pause(d) => return r,
+            () = remote.restart.notified() => {}
+        }
+        self.phase = "restarting";
+        self.pause(self.sh.jittered(self.sh.cfg.reboot)).await?;
+        self.booted = Instant::now();
+        tracing::debug!(mac = %self.spec.mac, "restarted by a command");
+        Ok(())
     }
 
     /// The server is away: back off, then let the caller try again.
@@ -308,6 +328,11 @@ impl<'a> Dev<'a> {
             }
             Err(e) if e.is_transient() => {
                 self.ride_out(e).await?;
+                Ok(None)
+            }
+            Err(DeviceError::Aborted { update_id }) => {
+                tracing::debug!(mac = %self.spec.mac, update_id, "download aborted by a command");
+                self.wait_interval().await?;
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -544,8 +569,27 @@ impl<'a> Dev<'a> {
 /// or, when it lives on, when the run ends. An esp32FOTA device then goes on polling quietly
 /// until the run has read the server's records ([`device::linger`]).
 pub async fn run(sh: &Shared, spec: DeviceSpec, done: &mpsc::UnboundedSender<DeviceResult>) {
+    let mac = spec.mac.clone();
+    let dev = Dev::new(sh, spec);
+    let Some(remote) = dev.remote.clone() else {
+        return life(sh, dev, done).await;
+    };
+    // `--commands`: the command loop runs beside the life until the run ends; the life then
+    // finishes as it would.
+    let life = life(sh, dev, done);
+    tokio::pin!(life);
+    tokio::select! {
+        () = &mut life => {}
+        () = crate::commands::serve(sh, &mac, remote) => life.await,
+    }
+}
+
+fn spec_is_native(spec: &DeviceSpec) -> bool {
+    spec.protocol == Protocol::Native
+}
+
+async fn life(sh: &Shared, mut dev: Dev<'_>, done: &mpsc::UnboundedSender<DeviceResult>) {
     let lives_on = sh.cfg.lifetime.lives_on();
-    let mut dev = Dev::new(sh, spec);
     let (mut client, outcome, pending) = match Client::new(sh, &dev.spec) {
         Ok(mut cl) => {
             let (outcome, pending) = dev.first_outcome(&mut cl).await;

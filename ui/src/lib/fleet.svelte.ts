@@ -1,5 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
-import type { Device, DevicePatch, Report, Update } from './api/types';
+import type { Command, Device, DevicePatch, Report, Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -31,6 +31,7 @@ export class Fleet {
   error = $state<BackendError | null>(null);
   #unsubscribe: (() => void) | null = null;
   #reportListeners = new Set<(r: Report) => void>();
+  #commandListeners = new Set<(c: Command) => void>();
   #batcher: EventBatcher<LiveEvent>;
 
   constructor(
@@ -139,6 +140,13 @@ export class Fleet {
     return () => this.#reportListeners.delete(fn);
   }
 
+  /** Call `fn` with every command change from now on (the `command` event: queued, sent,
+   *  answered, cancelled, expired); returns the function that stops it. */
+  onCommand(fn: (c: Command) => void): () => void {
+    this.#commandListeners.add(fn);
+    return () => this.#commandListeners.delete(fn);
+  }
+
   /** Apply one frame's worth of events; the device table re-derives once. */
   applyBatch(batch: LiveEvent[]) {
     let reload = false;
@@ -191,6 +199,9 @@ export class Fleet {
           break;
         case 'report':
           for (const fn of this.#reportListeners) fn(e.report);
+          break;
+        case 'command':
+          for (const fn of this.#commandListeners) fn(e.command);
           break;
         case 'watch_folders':
           void this.watch.load().catch(() => undefined);

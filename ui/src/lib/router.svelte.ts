@@ -4,7 +4,7 @@
 // `/settings`.
 // The server answers unknown paths with index.html, so reloads work.
 /** The device page's tabs; `overview` is the page's own path. */
-export const DEVICE_TABS = ['overview', 'logs', 'reports'] as const;
+export const DEVICE_TABS = ['overview', 'control', 'logs', 'reports'] as const;
 export type DeviceTab = (typeof DEVICE_TABS)[number];
 
 export type Route =

@@ -1,5 +1,9 @@
 //! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin`,
-//! `POST /api/v1/device/progress`, `POST /api/v1/device/report` and `POST /api/v1/device/logs`. The device token travels as `Authorization: Bearer`.
+//! `POST /api/v1/device/progress`, `POST /api/v1/device/report` and `POST /api/v1/device/logs`.
+//! The device token travels as `Authorization: Bearer`. Commands (fetch and answer) are in the
+//! `commands` sub-module.
+
+mod commands;
 
 use std::net::SocketAddr;
 
@@ -21,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(progress))
         .routes(routes!(report))
         .routes(routes!(logs))
+        .merge(commands::router())
 }
 
 /// Check in: report what the device runs; get a token on first contact and an update offer when

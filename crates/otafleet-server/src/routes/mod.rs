@@ -4,6 +4,7 @@
 //! OpenAPI descriptions (utoipa) into the document served at `/api/v1/openapi.json`.
 
 pub mod audit;
+pub mod commands;
 pub mod deployments;
 pub mod device;
 pub mod devices;
@@ -74,7 +75,8 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::router())
         .merge(audit::router())
         .merge(reports::router())
-        .merge(logs::router());
+        .merge(logs::router())
+        .merge(commands::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.

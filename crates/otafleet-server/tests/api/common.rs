@@ -19,6 +19,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The server's core, for tests that wait for a state the API does not show.
+    pub fleet: Fleet,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -55,6 +57,7 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let state = AppState::new(fleet.clone(), ADMIN).with_info(info);
+        let core = fleet.clone();
         let task = tokio::spawn(async move {
             otafleet_server::serve_with(listener, state, limits, async {
                 let _ = rx.await;
@@ -67,6 +70,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             http: reqwest::Client::new(),
             dir,
+            fleet: core,
             stop: Some(tx),
             task: Some(task),
         }

@@ -2,6 +2,7 @@
 //! dir, spoken to over HTTP the way devices and the UI do. One binary; modules mirror the routes.
 
 mod audit;
+mod commands;
 mod common;
 mod connections;
 mod deployments;

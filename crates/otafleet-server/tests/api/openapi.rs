@@ -128,6 +128,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         "deployment",
         "update",
         "report",
+        "command",
         "watch_folders",
         "watch",
     ] {
@@ -138,7 +139,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     }
     assert_eq!(
         events.len(),
-        11,
+        12,
         "a new event type is added here and to the UI: {events:?}"
     );
 
@@ -174,6 +175,22 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         ]
     );
     assert_eq!(values("NameSource"), ["admin", "reported", "mdns"]);
+    assert_eq!(
+        values("CommandKind"),
+        ["restart", "config", "log", "custom", "update_abort"]
+    );
+    assert_eq!(
+        values("CommandState"),
+        [
+            "queued",
+            "sent",
+            "done",
+            "failed",
+            "rejected",
+            "expired",
+            "cancelled"
+        ]
+    );
     assert_eq!(
         values("IdentitySource"),
         ["override", "app_desc", "filename", "admin", "none"]

@@ -145,6 +145,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue the same command for several devices: `{macs, kind, key?, payload?, expires_in_s?}`.
+         *     Who: the admin. The command is checked once (422 and nothing queued when it is bad, or when
+         *     a MAC is malformed or named twice); then each device gets its own `queued` command or its
+         *     own refusal in the list answered — `not_found`, `commands_unsupported` (with the reason),
+         *     `too_many_commands` — so stock devices do not fail the call. Each queued command is on disk
+         *     and published as the `command` event.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["BulkCommand"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["BulkResult"][];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deployments": {
         parameters: {
             query?: never;
@@ -486,6 +556,156 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/device/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fetch this device's unfinished commands, oldest first. Who: an enrolled device, with its own
+         *     token (none or an unknown one is 401); it only ever gets its own commands. Answered at once
+         *     when there are any, else after up to `wait` seconds (0–25) as soon as one is queued, or with
+         *     an empty list (also at once when the server shuts down, so a waiting device never holds up a
+         *     restart). What it changes: delivered `queued` commands become `sent`; `sent` ones not yet
+         *     answered are delivered again.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Seconds to wait for a command when none is waiting: 0 (answer at once, the default) to 25. */
+                    wait?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeviceCommands"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/device/commands/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a command: `{state: done|failed|rejected, result?}`. Who: an enrolled device, with its
+         *     own token (401 otherwise), about its own command (another device's is 404). What it changes:
+         *     that command's state, `result` (at most 4 KiB, else 422) and finish time. A command already
+         *     finished (answered, cancelled by the admin, expired) with another state is 409
+         *     `command_finished` and nothing changes; the same state again is 200. A `restart` is answered
+         *     `done` before the device restarts. Published as the `command` event.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description command id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["AckRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Command"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -992,6 +1212,226 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/commands": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device's commands, newest first (an unfinished one past its expiry is listed `expired`),
+         *     and `unsupported`: why the device cannot take commands, or null. Who: the admin. Changes
+         *     nothing. 404 for an unknown device.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description At most this many, newest first: 100 when absent, at most 500. */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CommandList"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Queue a command for a device: `{kind, key?, payload?, expires_in_s?}`. Who: the admin. What
+         *     it changes: adds one `queued` command (the device fetches it with its token, or is woken if
+         *     it waits), so its next check-in says `commands_pending`; it expires unanswered after
+         *     `expires_in_s` (10–86,400, default 600). 201 means it is on disk. 422 for a bad kind, key,
+         *     payload or expiry; 404 for an unknown device; 409 `commands_unsupported` for a device that
+         *     has no command channel (stock updaters, mDNS-only, not enrolled — the message says which),
+         *     409 `too_many_commands` when 100 are already waiting. Published as the `command` event.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewCommand"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Command"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/commands/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a queued or sent command. Who: the admin. What it changes: that command's state to
+         *     `cancelled`; a device that already fetched it may still act on it, and its answer is then
+         *     refused. 409 `command_finished` for a command already answered, cancelled or expired; 404
+         *     for another device's command or none. Published as the `command` event.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                    /** @description command id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Command"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/devices/{mac}/logs": {
@@ -1981,6 +2421,17 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A device's answer (`POST /api/v1/device/commands/{id}`). */
+        AckRequest: {
+            /** @description What happened, for the admin (at most 4 KiB). */
+            result?: string | null;
+            state: components["schemas"]["AckState"];
+        };
+        /**
+         * @description The answers a device may give (`POST /api/v1/device/commands/{id}`).
+         * @enum {string}
+         */
+        AckState: "done" | "failed" | "rejected";
         /** @description What an audited request sent, without secrets: names, and the values of harmless fields only. */
         AuditDetail: {
             /** @description The names of the JSON body's fields. */
@@ -2027,6 +2478,30 @@ export interface components {
              */
             target?: string | null;
         };
+        /** @description The same command for several devices. */
+        BulkCommand: {
+            /** Format: int64 */
+            expires_in_s?: number | null;
+            key?: string | null;
+            kind: components["schemas"]["CommandKind"];
+            /** @description 1 to 1,000 devices, each named once. */
+            macs: string[];
+            payload?: unknown;
+        };
+        /**
+         * @description Why a bulk request queued nothing for one device (the same code and message a single
+         *     request would have answered: `not_found`, `commands_unsupported`, `too_many_commands`, …).
+         */
+        BulkError: {
+            code: string;
+            message: string;
+        };
+        /** @description One device's result in a bulk request: the queued command, or why none was queued. */
+        BulkResult: {
+            command?: null | components["schemas"]["Command"];
+            error?: null | components["schemas"]["BulkError"];
+            mac: string;
+        };
         CheckinRequest: {
             chip: string;
             /** Format: int64 */
@@ -2046,6 +2521,12 @@ export interface components {
         CheckinResponse: {
             /** Format: int32 */
             checkin_interval_s: number;
+            /**
+             * Format: int64
+             * @description Commands of this device that are queued or sent (not answered, cancelled or expired);
+             *     0 when none. When not 0, fetch them: `GET /api/v1/device/commands`.
+             */
+            commands_pending: number;
             device_id: string;
             /**
              * @description Someone watches this device's logs: send log lines (`POST /api/v1/device/logs`) until an
@@ -2056,6 +2537,51 @@ export interface components {
             token?: string | null;
             update?: null | components["schemas"]["Offer"];
         };
+        /** @description A stored command, as the admin sees it. */
+        Command: {
+            /** @description Who queued it, as the audit log names them (`admin`). */
+            actor: string;
+            /** @description When the admin queued it (UTC, milliseconds). */
+            created_at: string;
+            /** @description An unfinished command past this time is `expired`. */
+            expires_at: string;
+            /** @description When it was answered, cancelled or expired. */
+            finished_at?: string | null;
+            /** Format: int64 */
+            id: number;
+            /** @description A custom command's key; null for the other kinds. */
+            key?: string | null;
+            kind: components["schemas"]["CommandKind"];
+            /** @description The device's MAC (upper case, colon separated). */
+            mac: string;
+            /** @description Any JSON, or null. */
+            payload?: unknown;
+            /** @description The device's answer (at most 4 KiB), if it gave one. */
+            result?: string | null;
+            /** @description When the device first fetched it. */
+            sent_at?: string | null;
+            state: components["schemas"]["CommandState"];
+        };
+        /**
+         * @description What a command asks. Stored by name (`commands.kind`).
+         * @enum {string}
+         */
+        CommandKind: "restart" | "config" | "log" | "custom" | "update_abort";
+        /** @description A device's commands as the admin lists them (`GET /api/v1/devices/{mac}/commands`). */
+        CommandList: {
+            /** @description Newest first. */
+            commands: components["schemas"]["Command"][];
+            /**
+             * @description Why this device cannot take commands (the message a queue would be refused with, 409
+             *     `commands_unsupported`); null when it can.
+             */
+            unsupported?: string | null;
+        };
+        /**
+         * @description How far a command got. Stored by name (`commands.state`).
+         * @enum {string}
+         */
+        CommandState: "queued" | "sent" | "done" | "failed" | "rejected" | "expired" | "cancelled";
         Deployment: {
             /** @description Allows installing the image on devices of another project. */
             allow_other_project: boolean;
@@ -2180,6 +2706,22 @@ export interface components {
          * @enum {string}
          */
         DeviceAuth: "token" | "shared_secret" | "mac" | "pending_enrolment" | "unclaimed";
+        /** @description A command as the device gets it. */
+        DeviceCommand: {
+            /** @description Drop it if it is still not done by then (RFC 3339, UTC). */
+            expires_at: string;
+            /** Format: int64 */
+            id: number;
+            /** @description A custom command's key; null for the other kinds. */
+            key?: string | null;
+            kind: components["schemas"]["CommandKind"];
+            /** @description `log`: `{"on": bool}`; `custom`: any JSON; otherwise null. */
+            payload?: unknown;
+        };
+        /** @description The answer to `GET /api/v1/device/commands`: every unfinished command, oldest first. */
+        DeviceCommands: {
+            commands: components["schemas"]["DeviceCommand"][];
+        };
         /** @description Fields the admin may change on a device; an absent field stays as it is. */
         DevicePatch: {
             chip?: string | null;
@@ -2312,6 +2854,10 @@ export interface components {
             report: components["schemas"]["Report"];
             /** @enum {string} */
             type: "report";
+        } | {
+            command: components["schemas"]["Command"];
+            /** @enum {string} */
+            type: "command";
         } | {
             /** @enum {string} */
             type: "watch_folders";
@@ -2457,6 +3003,19 @@ export interface components {
          * @enum {string}
          */
         NameSource: "admin" | "reported" | "mdns";
+        /** @description What the admin asks (`POST /api/v1/devices/{mac}/commands`). */
+        NewCommand: {
+            /**
+             * Format: int64
+             * @description Seconds the command waits for the device before it expires: 10 to 86,400, 600 when absent.
+             */
+            expires_in_s?: number | null;
+            /** @description Required for `custom` (1–64 characters: letters, digits, `_ - . :`); absent otherwise. */
+            key?: string | null;
+            kind: components["schemas"]["CommandKind"];
+            /** @description `log`: `{"on": bool}`; `custom`: any JSON (at most 4 KiB); absent or null otherwise. */
+            payload?: unknown;
+        };
         NewDeployment: {
             /**
              * @description Install the image on devices that run another project (the device then belongs to the

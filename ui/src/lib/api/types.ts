@@ -70,3 +70,13 @@ export type LogLine = S['LogLine'];
 export type LogLevel = S['LogLevel'];
 /** A device's buffered log lines and whether someone watches it (`GET /api/v1/devices/{mac}/logs`). */
 export type LogSnapshot = S['LogSnapshot'];
+/** A command the admin queued for a device, and how far it got. */
+export type Command = S['Command'];
+/** restart | config | log | custom | update_abort. */
+export type CommandKind = S['CommandKind'];
+/** queued | sent | done | failed | rejected | expired | cancelled. */
+export type CommandState = S['CommandState'];
+/** A device's commands, newest first, and why it cannot take any (`unsupported`, or null). */
+export type CommandList = S['CommandList'];
+/** What the admin asks (`POST /api/v1/devices/{mac}/commands`). */
+export type NewCommand = S['NewCommand'];

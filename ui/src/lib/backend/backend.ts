@@ -5,6 +5,9 @@
 import type {
   AuditEntry,
   AuditQuery,
+  Command,
+  CommandList,
+  NewCommand,
   Report,
   ReportsQuery,
   Deployment,
@@ -147,6 +150,13 @@ export interface Backend {
    *  (the log lease); the returned function stops watching, and the device is told to stop soon
    *  after the last viewer left. Reconnects by itself after a drop, from the last line it had. */
   watchLogs(mac: string, w: LogWatcher): () => void;
+
+  /** A device's commands, newest first, and why it cannot take commands (or null). */
+  listCommands(mac: string): Promise<CommandList>;
+  /** Queue a command for a device; a stock device is refused (409 `commands_unsupported`). */
+  queueCommand(mac: string, c: NewCommand): Promise<Command>;
+  /** Cancel a queued or sent command (409 `command_finished` once it is finished). */
+  cancelCommand(mac: string, id: number): Promise<Command>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

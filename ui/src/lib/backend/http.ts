@@ -13,6 +13,9 @@ import type {
   LogSnapshot,
   AuditEntry,
   AuditQuery,
+  Command,
+  CommandList,
+  NewCommand,
   Report,
   ReportsQuery,
   Deployment,
@@ -60,6 +63,7 @@ const EVENT_NAMES = [
   'deployment',
   'update',
   'report',
+  'command',
   'watch',
   'watch_folders',
 ] as const;
@@ -366,6 +370,15 @@ export class HttpBackend implements Backend {
       stopped = true;
       abort.abort();
     };
+  }
+  listCommands(mac: string): Promise<CommandList> {
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}/commands', { params: { path: { mac } } }));
+  }
+  queueCommand(mac: string, c: NewCommand): Promise<Command> {
+    return this.#data(this.#api.POST('/api/v1/devices/{mac}/commands', { params: { path: { mac } }, body: c }));
+  }
+  cancelCommand(mac: string, id: number): Promise<Command> {
+    return this.#data(this.#api.POST('/api/v1/devices/{mac}/commands/{id}/cancel', { params: { path: { mac, id } } }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, LogLine, LogSnapshot, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, Command, CommandList, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
@@ -44,6 +44,14 @@ export function report(id: number, over: Partial<Report> = {}): Report {
   return {
     id, mac: '24:6F:28:00:00:01', type: 'info', subject: `report ${id}`, body: '', device_time: null,
     received_at: '2026-11-22T20:00:00.000Z', ...over,
+  };
+}
+
+export function command(id: number, over: Partial<Command> = {}): Command {
+  return {
+    id, mac: '24:6F:28:00:00:01', kind: 'restart', key: null, payload: null, state: 'queued',
+    created_at: '2026-11-22T20:00:00.000Z', expires_at: '2026-11-22T20:10:00.000Z', sent_at: null, finished_at: null,
+    actor: 'admin', result: null, ...over,
   };
 }
 
@@ -292,6 +300,35 @@ export class MockBackend implements Backend {
   emitLogs(mac: string, lines: LogLine[]) {
     this.logLines.set(mac, [...(this.logLines.get(mac) ?? []), ...lines]);
     for (const w of this.logWatchers.get(mac) ?? []) w.lines(lines);
+  }
+  commands: Command[] = [];
+  /** Why the device of that MAC cannot take commands (a stock device), by MAC. */
+  commandsUnsupported: Record<string, string> = {};
+  async listCommands(mac: string): Promise<CommandList> {
+    this.calls.push(`listCommands ${mac}`);
+    return {
+      commands: this.commands.filter((c) => c.mac === mac).sort((a, b) => b.id - a.id),
+      unsupported: this.commandsUnsupported[mac] ?? null,
+    };
+  }
+  async queueCommand(mac: string, c: NewCommand): Promise<Command> {
+    this.calls.push(`queueCommand ${mac} ${JSON.stringify(c)}`);
+    const why = this.commandsUnsupported[mac];
+    if (why) throw new BackendError('commands_unsupported', why, 409);
+    const made = command(Math.max(0, ...this.commands.map((x) => x.id)) + 1, {
+      mac, kind: c.kind, key: c.key ?? null, payload: c.payload ?? null,
+    });
+    this.commands = [...this.commands, made];
+    return made;
+  }
+  async cancelCommand(mac: string, id: number): Promise<Command> {
+    this.calls.push(`cancelCommand ${mac} ${id}`);
+    const c = this.commands.find((x) => x.id === id && x.mac === mac);
+    if (!c) throw new BackendError('not_found', `command ${id} of device ${mac} not found`, 404);
+    if (c.state !== 'queued' && c.state !== 'sent') throw new BackendError('command_finished', `command ${id} is already ${c.state}`, 409);
+    const done = { ...c, state: 'cancelled' as const, finished_at: '2026-11-22T20:01:00.000Z' };
+    this.commands = this.commands.map((x) => (x.id === id ? done : x));
+    return done;
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;
