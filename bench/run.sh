@@ -5,7 +5,8 @@
 # Env: DUR (wrk duration, default 15s), CONNS (default 64), FLEET (simulated devices, default 10000),
 #      OUT (results directory, default bench/out), ROUNDS (rounds of every wrk row, default 3),
 #      CHECK_DEVICES (devices per check row, default 1000),
-#      PARTS (default "checkins checks downloads ranges fleet memory import logs": the parts to run),
+#      PARTS (default "checkins checks downloads ranges fleet memory import commands logs": the
+#      parts to run),
 #      BIN (a directory of built otafleet, otafleet-sim, bench-tool, bare-checkin: no build),
 #      OTAFLEET_BIN (measure this otafleet binary instead, e.g. an older build, against the same
 #      baselines), SEED1_DIR (a checkout of the seed-1 "ESP32 OTA Update Server", FastAPI:
@@ -18,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15s}; CONNS=${CONNS:-64}; FLEET=${FLEET:-10000}; OUT=${OUT:-bench/out}; ROUNDS=${ROUNDS:-3}
 CHECK_DEVICES=${CHECK_DEVICES:-1000}
-PARTS=${PARTS:-checkins checks downloads ranges fleet memory import logs}
+PARTS=${PARTS:-checkins checks downloads ranges fleet memory import commands logs}
 P_OTA=18470; P_BARE=18490; P_NGINX=18480; P_SEED1=18500
 SECRET=bench-secret  # the legacy devices' shared secret (their OTA_UPDATE_KEY)
 mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"; T="$OUT/table.md"; : > "$T"
@@ -396,6 +397,46 @@ if part import; then
 say "== import of a 4 MB image (criterion)"
 cargo bench -q -p otafleet-core --bench import -- --noplot 2>&1 | grep -E '^import_4mb|thrpt|time:' | tee -a "$R"
 fi
+# --- commands: 1,000 devices long-polling; delivery time, their memory, check-ins meanwhile ----
+if part commands; then
+say "== commands: 1,000 devices long-polling (wait=25); check-ins without and with them; 500 commands at 50/s"
+P_CMD=18520
+RUST_LOG=warn "$OTA_BIN" serve --no-mdns --listen 127.0.0.1:$P_CMD --data-dir "$W/cmd-data" \
+  --admin-token bench --checkin-interval 60 > "$W/cmd-server.log" 2>&1 & PIDS+=($!); CMD_PID=$!
+wait_http http://127.0.0.1:$P_CMD/api/v1/health
+$B/bench-tool enroll --server http://127.0.0.1:$P_CMD --devices 1000 --lua "$W/cmd-devices.lua" | tee -a "$R"
+CK_ALONE=(); CK_WAIT=()
+for round in $(seq 1 "$ROUNDS"); do
+  F="$OUT/wrk-checkin-alone-$round.txt"
+  DEVICES_LUA="$W/cmd-devices.lua" wrk_run "$F" "$CMD_PID" -t2 -c"$CONNS" -d"$DUR" -s bench/checkin.lua http://127.0.0.1:$P_CMD
+  checked "check-ins without waiting devices"; CK_ALONE+=("$RPS")
+  say "round $round check-ins, no device waiting: ${RPS} req/s p99 ${P99} ms, ${CPU_US} us CPU/req"
+done
+HOLD=$(( ROUNDS * ($(secs "$DUR") + 2) + 2 ))
+$B/bench-tool commands --server http://127.0.0.1:$P_CMD --pid $CMD_PID --devices 1000 --commands 500 \
+  --rate 50 --hold-seconds "$HOLD" > "$W/commands.txt" 2>&1 & CT=$!
+for _ in $(seq 1 600); do grep -q '^waiting' "$W/commands.txt" && break; sleep 0.1; done
+grep -q '^waiting' "$W/commands.txt" || { cat "$W/commands.txt"; echo "commands: the devices never all waited"; exit 1; }
+for round in $(seq 1 "$ROUNDS"); do
+  F="$OUT/wrk-checkin-waiting-$round.txt"
+  DEVICES_LUA="$W/cmd-devices.lua" wrk_run "$F" "$CMD_PID" -t2 -c"$CONNS" -d"$DUR" -s bench/checkin.lua http://127.0.0.1:$P_CMD
+  checked "check-ins with 1,000 waiting devices"; CK_WAIT+=("$RPS")
+  say "round $round check-ins, 1,000 devices waiting: ${RPS} req/s p99 ${P99} ms, ${CPU_US} us CPU/req"
+done
+wait $CT || { cat "$W/commands.txt"; echo "commands: not all delivered"; exit 1; }
+tee -a "$R" < "$W/commands.txt"
+kill $CMD_PID 2>/dev/null || true
+A=$(median "${CK_ALONE[@]}"); Bw=$(median "${CK_WAIT[@]}"); CR=$(ratio "$Bw" "$A")
+say "check-ins with/without 1,000 waiting devices: $Bw / $A req/s = $CR (goal >= 0.9)"
+CL=$(sed -n 's/^commands devices=[0-9]* waiting: \(.*\)/\1/p' "$W/commands.txt")
+[ -s "$T" ] && row ""
+row "| Commands | otafleet | | | goal |"
+row "| --- | --- | --- | --- | --- |"
+row "| 500 commands at 50/s to 1,000 long-polling devices: delivery | $(echo "$CL" | sed -n 's/.*\(delivery p50 [0-9.]* ms p99 [0-9.]* ms\).*/\1/p') | — | — | p50 < 100 ms, p99 < 500 ms |"
+row "| Server memory of 1,000 waiting devices | $(echo "$CL" | sed -n 's/.*server RSS \(.*\)/\1/p') | — | — | < 30 MB |"
+row "| Native check-ins while 1,000 devices wait (vs none, same server) | $Bw vs $A req/s | — | $CR | ≥ 0.9 |"
+fi
+
 # --- live logs: 50 devices at 20 lines/s each watched, and the Logs tab of a 1,000 lines/s one ---
 if part logs; then
 say "== live logs: 50 devices x 20 lines/s, a viewer each; one device at 1,000 lines/s in the Logs tab (Chromium)"

@@ -15,6 +15,8 @@
 //! - `progress`: the cost of a progress report at a small and at a large fleet, and their ratio
 //!   (`progress.rs`).
 //! - `sse`: hold event-stream clients that read everything they are sent (`sse.rs`).
+//! - `commands`: devices long-polling for commands; delivery time of commands queued through the
+//!   admin API, and the memory the waiting devices cost (`commands.rs`).
 //! - `logs`: devices sending log lines while a viewer per device watches its stream: delivery
 //!   time, throughput, server CPU and RSS (`logs.rs`).
 
@@ -27,6 +29,7 @@ use otafleet_bench::rss_kib;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod commands;
 mod legacy;
 mod logs;
 mod progress;
@@ -136,6 +139,26 @@ enum Cmd {
         #[arg(long, default_value_t = 1.5)]
         max_ratio: f64,
     },
+    Commands {
+        #[arg(long)]
+        server: String,
+        #[arg(long, default_value = "bench")]
+        admin_token: String,
+        /// Server process whose RSS to read (from /proc).
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long, default_value_t = 1000)]
+        devices: u32,
+        /// Commands to queue.
+        #[arg(long, default_value_t = 500)]
+        commands: u32,
+        /// Commands queued per second.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Seconds the devices wait before the commands are queued.
+        #[arg(long, default_value_t = 0.0)]
+        hold_seconds: f64,
+    },
     Logs {
         #[arg(long)]
         server: String,
@@ -192,6 +215,30 @@ async fn main() {
             lua,
             prefix,
         } => enroll(&server, devices, &project, lua, prefix).await,
+        Cmd::Commands {
+            server,
+            admin_token,
+            pid,
+            devices,
+            commands,
+            rate,
+            hold_seconds,
+        } => {
+            let ok = commands::run(commands::Args {
+                server,
+                admin_token,
+                pid,
+                devices,
+                commands,
+                rate,
+                hold_seconds,
+            })
+            .await;
+            if !ok {
+                eprintln!("bench-tool commands: commands were not delivered (see the line above)");
+                std::process::exit(1);
+            }
+        }
         Cmd::Logs {
             server,
             admin_token,
