@@ -20,6 +20,7 @@ use crate::field::{self, Asker, FieldAnswer, FieldCheck};
 use crate::firmware::{self, Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource};
 use crate::hot::{self, Hot};
 use crate::legacy::{self, Assignment};
+use crate::notify::{self, Channel, Delivery, DeliveryFilter, NotifyView, TestResult};
 use crate::reports::{self, Report, ReportFilter, ReportRequest};
 use crate::settings::{self as settings_table, Live, Settings, SettingsChange, Timing};
 use crate::updates::{self, Update, UpdateState};
@@ -49,7 +50,16 @@ struct Inner {
     /// Audit results (row id, HTTP status) whose write failed (a full disk), written as soon as
     /// the disk takes them ([`Fleet::audit_finish`]).
     audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
+    /// Woken when a delivery is queued ([`crate::notify`]); the dispatcher waits on it.
+    notify_wake: Arc<tokio::sync::Notify>,
+    /// The client every webhook call uses ([`notify::http_client`]).
+    http: reqwest::Client,
 }
+
+/// The longest the dispatcher sleeps before it looks again (and notices a closed fleet).
+const DISPATCH_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Due deliveries taken per round.
+const DISPATCH_BATCH: i64 = 32;
 
 impl Fleet {
     /// Open the data directory (creating it), migrate the database, clear unfinished uploads.
@@ -84,9 +94,14 @@ impl Fleet {
                 timing,
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
+                notify_wake: Arc::new(tokio::sync::Notify::new()),
+                http: notify::http_client(),
             }),
         };
         fleet.spawn_heartbeat_writer();
+        if fleet.settings().send_notifications {
+            fleet.spawn_dispatcher();
+        }
         Ok(fleet)
     }
 
@@ -109,6 +124,100 @@ impl Fleet {
                 fleet.audit_flush().await;
             }
         });
+    }
+
+    /// Send due notifications ([`crate::notify`]) until the fleet is dropped or closed: at once
+    /// when one is queued, else when the next retry is due (looking at least every
+    /// [`DISPATCH_IDLE`]). Queued deliveries of an earlier run are sent as soon as it starts.
+    fn spawn_dispatcher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.notify_wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = {
+                    let Some(inner) = weak.upgrade() else { break };
+                    let fleet = Fleet { inner };
+                    if fleet.db().is_closed() {
+                        break;
+                    }
+                    match fleet.dispatch_round().await {
+                        Ok(w) => w.min(DISPATCH_IDLE),
+                        Err(e) => {
+                            if !fleet.db().is_closed() {
+                                tracing::warn!(error = %e, "could not send notifications; retrying");
+                            }
+                            DISPATCH_IDLE
+                        }
+                    }
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        });
+    }
+
+    /// Send the deliveries due now, one at a time, recording each attempt; answers how long
+    /// until the next one is due.
+    async fn dispatch_round(&self) -> Result<std::time::Duration> {
+        let due = notify::due(self.db(), &crate::time::now(), DISPATCH_BATCH).await?;
+        if !due.is_empty() {
+            let cfg = {
+                let mut conn = self.db().acquire().await?;
+                settings_table::stored_notify(&mut conn).await?
+            };
+            let base = self.settings().notify_retry_base;
+            for d in due {
+                let attempt = d.attempts + 1;
+                let a = match d.channel {
+                    Channel::Webhook => match cfg.webhook.as_ref().filter(|w| w.enabled) {
+                        Some(w) => {
+                            notify::send_webhook(
+                                &self.inner.http,
+                                &d.recipient,
+                                &w.secret,
+                                d.id,
+                                attempt,
+                                false,
+                                &d.report,
+                            )
+                            .await
+                        }
+                        None => notify::Attempt::gone("the webhook was removed or turned off"),
+                    },
+                    Channel::Email => match cfg.smtp.as_ref().filter(|s| s.enabled) {
+                        Some(s) => notify::send_email(s, &d.recipient, false, &d.report).await,
+                        None => notify::Attempt::gone("e-mail was removed or turned off"),
+                    },
+                };
+                if !a.ok {
+                    tracing::info!(
+                        delivery = d.id,
+                        attempt,
+                        channel = ?d.channel,
+                        error = a.error.as_deref().unwrap_or(""),
+                        "notification not delivered"
+                    );
+                }
+                // The delivery log changes no device's answer.
+                let _w = self.quiet_write_lock().await;
+                let mut tx = db::begin_write(self.db()).await?;
+                notify::record(&mut tx, d.id, d.attempts, &a, base).await?;
+                tx.commit().await?;
+            }
+            return Ok(std::time::Duration::ZERO);
+        }
+        let next = notify::next_due(self.db()).await?;
+        Ok(next
+            .and_then(|t| crate::time::parse(&t))
+            .map(|t| {
+                let left = t - time::OffsetDateTime::now_utc();
+                std::time::Duration::try_from(left).unwrap_or_default()
+            })
+            .unwrap_or(DISPATCH_IDLE))
     }
 
     /// Write the heartbeats of quiet check-ins now (they are also shown before they are written).
@@ -637,7 +746,13 @@ impl Fleet {
             });
         }
         let report = reports::add(&mut tx, &mac, &clean, reports::KEEP_PER_DEVICE).await?;
+        // Its notifications are queued with it: a report acknowledged is never left unsent.
+        let cfg = settings_table::stored_notify(&mut tx).await?;
+        let queued = notify::queue(&mut tx, &report, &cfg).await?;
         tx.commit().await?;
+        if queued > 0 {
+            self.inner.notify_wake.notify_one();
+        }
         self.inner.events.publish(Event::Report {
             report: Box::new(report.clone()),
         });
@@ -647,6 +762,52 @@ impl Fleet {
     /// Reports, newest first ([`ReportFilter`]: per device, per type, limit).
     pub async fn reports(&self, filter: &ReportFilter) -> Result<Vec<Report>> {
         reports::list(self.db(), filter).await
+    }
+
+    /// The notification settings as shown: secrets only as `{"set": true}`.
+    pub async fn notify_settings(&self) -> Result<NotifyView> {
+        let mut conn = self.db().acquire().await?;
+        Ok(settings_table::stored_notify(&mut conn).await?.view())
+    }
+
+    /// The delivery log, newest first ([`DeliveryFilter`]).
+    pub async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+        notify::list(self.db(), filter).await
+    }
+
+    /// Send a test notification to each configured channel target (even one turned off), now,
+    /// and answer what happened. Writes nothing.
+    pub async fn notify_test(&self) -> Result<Vec<TestResult>> {
+        let cfg = {
+            let mut conn = self.db().acquire().await?;
+            settings_table::stored_notify(&mut conn).await?
+        };
+        let report = notify::test_payload();
+        let mut out = Vec::new();
+        if let Some(w) = &cfg.webhook {
+            let a = notify::send_webhook(&self.inner.http, &w.url, &w.secret, 0, 1, true, &report)
+                .await;
+            out.push(TestResult {
+                channel: Channel::Webhook,
+                recipient: w.url.clone(),
+                delivered: a.ok,
+                status: a.status,
+                error: a.error,
+            });
+        }
+        if let Some(s) = &cfg.smtp {
+            for to in &s.to {
+                let a = notify::send_email(s, to, true, &report).await;
+                out.push(TestResult {
+                    channel: Channel::Email,
+                    recipient: to.clone(),
+                    delivered: a.ok,
+                    status: a.status,
+                    error: a.error,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The open attempt a native device's download belongs to (by its token), for counting.
@@ -761,6 +922,19 @@ impl Fleet {
         }
         if let Some(open) = change.open_enrolment {
             settings_table::set_open_enrolment(&mut tx, open).await?;
+        }
+        if let Some(p) = &change.notify {
+            let before = settings_table::stored_notify(&mut tx).await?;
+            let after = p.apply(&before)?;
+            if after != before {
+                settings_table::store_notify(&mut tx, &after).await?;
+                // Named, never shown: the settings hold secrets.
+                tracing::info!(
+                    webhook = after.webhook.is_some(),
+                    email = after.smtp.is_some(),
+                    "notification settings changed"
+                );
+            }
         }
         tx.commit().await?;
         let timing = after.timing(default);

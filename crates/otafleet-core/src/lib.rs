@@ -20,6 +20,8 @@
 //!
 //! Every admin change leaves one append-only row in the audit log ([`audit`]).
 //!
+//! Device reports are fanned out by webhook and e-mail, with a delivery log ([`notify`]).
+//!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
 
@@ -39,6 +41,7 @@ mod fleet;
 pub mod hot;
 pub mod legacy;
 pub mod manifest;
+pub mod notify;
 pub mod offer;
 pub mod reports;
 pub mod settings;

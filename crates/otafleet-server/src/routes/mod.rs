@@ -13,6 +13,7 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 pub mod health;
+pub mod notify;
 pub mod reports;
 pub mod settings;
 pub mod ui;
@@ -72,7 +73,8 @@ pub fn router(state: AppState) -> Router {
         .merge(watch_folders::router())
         .merge(settings::router())
         .merge(audit::router())
-        .merge(reports::router());
+        .merge(reports::router())
+        .merge(notify::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.

@@ -22,6 +22,7 @@ mod firmware_identity;
 mod hostile;
 mod hostile_http;
 mod input_hostile;
+mod notify;
 mod openapi;
 mod reports;
 mod settings;
