@@ -42,6 +42,10 @@ pub enum Event {
     Update { update: Box<Update> },
     /// A device sent a report (`POST /api/v1/device/report`), now stored.
     Report { report: Box<crate::reports::Report> },
+    /// A report's delivery was queued or attempted (`GET /api/v1/deliveries` row, as it is now).
+    Delivery {
+        delivery: Box<crate::notify::Delivery>,
+    },
     /// The list of watch folders changed (the watcher reloads it).
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
@@ -61,6 +65,7 @@ impl Event {
             Event::Deployment { .. } => "deployment",
             Event::Update { .. } => "update",
             Event::Report { .. } => "report",
+            Event::Delivery { .. } => "delivery",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
         }

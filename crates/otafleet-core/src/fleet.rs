@@ -205,8 +205,13 @@ impl Fleet {
                 // The delivery log changes no device's answer.
                 let _w = self.quiet_write_lock().await;
                 let mut tx = db::begin_write(self.db()).await?;
-                notify::record(&mut tx, d.id, d.attempts, &a, base).await?;
+                let row = notify::record(&mut tx, d.id, d.attempts, &a, base).await?;
                 tx.commit().await?;
+                if let Some(row) = row {
+                    self.inner.events.publish(Event::Delivery {
+                        delivery: Box::new(row),
+                    });
+                }
             }
             return Ok(std::time::Duration::ZERO);
         }
@@ -750,12 +755,17 @@ impl Fleet {
         let cfg = settings_table::stored_notify(&mut tx).await?;
         let queued = notify::queue(&mut tx, &report, &cfg).await?;
         tx.commit().await?;
-        if queued > 0 {
-            self.inner.notify_wake.notify_one();
-        }
         self.inner.events.publish(Event::Report {
             report: Box::new(report.clone()),
         });
+        if !queued.is_empty() {
+            self.inner.notify_wake.notify_one();
+        }
+        for d in queued {
+            self.inner.events.publish(Event::Delivery {
+                delivery: Box::new(d),
+            });
+        }
         Ok(report)
     }
 

@@ -628,27 +628,28 @@ pub struct DeliveryFilter {
 /// Queue the deliveries of a just-stored `report` on `conn` (inside the report's write
 /// transaction): one for the webhook, one per e-mail recipient, for each enabled channel that
 /// wants the report's type. A recipient over its mails per hour gets a `rate_limited` row.
-/// Returns how many are pending.
+/// Returns the rows written.
 pub(crate) async fn queue(
     conn: &mut SqliteConnection,
     report: &Report,
     cfg: &NotifyConfig,
-) -> Result<usize> {
+) -> Result<Vec<Delivery>> {
     let now = crate::time::now();
-    let mut pending = 0;
+    let mut rows = Vec::new();
     if let Some(w) = cfg.webhook.as_ref().filter(|w| w.enabled) {
         if w.types.contains(&report.kind) {
-            insert(
-                conn,
-                report.id,
-                Channel::Webhook,
-                &w.url,
-                DeliveryState::Pending,
-                None,
-                &now,
-            )
-            .await?;
-            pending += 1;
+            rows.push(
+                insert(
+                    conn,
+                    report.id,
+                    Channel::Webhook,
+                    &w.url,
+                    DeliveryState::Pending,
+                    None,
+                    &now,
+                )
+                .await?,
+            );
         }
     }
     if let Some(s) = cfg.smtp.as_ref().filter(|s| s.enabled) {
@@ -670,33 +671,36 @@ pub(crate) async fn queue(
                         "rate limit: {sent} mails to this recipient in the last hour (at most {})",
                         s.max_per_hour
                     );
-                    insert(
-                        conn,
-                        report.id,
-                        Channel::Email,
-                        to,
-                        DeliveryState::RateLimited,
-                        Some(&why),
-                        &now,
-                    )
-                    .await?;
+                    rows.push(
+                        insert(
+                            conn,
+                            report.id,
+                            Channel::Email,
+                            to,
+                            DeliveryState::RateLimited,
+                            Some(&why),
+                            &now,
+                        )
+                        .await?,
+                    );
                 } else {
-                    insert(
-                        conn,
-                        report.id,
-                        Channel::Email,
-                        to,
-                        DeliveryState::Pending,
-                        None,
-                        &now,
-                    )
-                    .await?;
-                    pending += 1;
+                    rows.push(
+                        insert(
+                            conn,
+                            report.id,
+                            Channel::Email,
+                            to,
+                            DeliveryState::Pending,
+                            None,
+                            &now,
+                        )
+                        .await?,
+                    );
                 }
             }
         }
     }
-    Ok(pending)
+    Ok(rows)
 }
 
 async fn insert(
@@ -707,12 +711,12 @@ async fn insert(
     state: DeliveryState,
     error: Option<&str>,
     now: &str,
-) -> Result<()> {
+) -> Result<Delivery> {
     let next = (state == DeliveryState::Pending).then_some(now);
-    sqlx::query(
+    Ok(sqlx::query_as(
         "INSERT INTO deliveries (report_id, channel, recipient, attempts, state, last_error,
                                  next_attempt_at, created_at, updated_at)
-         VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING *",
     )
     .bind(report_id)
     .bind(channel)
@@ -722,9 +726,8 @@ async fn insert(
     .bind(next)
     .bind(now)
     .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await?)
 }
 
 pub(crate) async fn list(db: &SqlitePool, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
@@ -829,14 +832,15 @@ pub fn backoff(base: Duration, attempts: i64) -> Duration {
     base.saturating_mul(1u32 << shift).min(RETRY_CAP.max(base))
 }
 
-/// Record attempt number `attempts + 1` of delivery `id` on `conn` (inside a write transaction).
+/// Record attempt number `attempts + 1` of delivery `id` on `conn` (inside a write transaction);
+/// the row as it is now (`None` if it is gone or no longer pending).
 pub(crate) async fn record(
     conn: &mut SqliteConnection,
     id: i64,
     attempts: i64,
     a: &Attempt,
     base: Duration,
-) -> Result<()> {
+) -> Result<Option<Delivery>> {
     let n = attempts + 1;
     let now_t = time::OffsetDateTime::now_utc();
     let now = crate::time::format(now_t);
@@ -851,10 +855,10 @@ pub(crate) async fn record(
             Some(crate::time::format(now_t + wait)),
         )
     };
-    sqlx::query(
+    Ok(sqlx::query_as(
         "UPDATE deliveries SET attempts = ?, state = ?, last_status = ?, last_error = ?,
                 next_attempt_at = ?, updated_at = ?
-         WHERE id = ? AND state = 'pending'",
+         WHERE id = ? AND state = 'pending' RETURNING *",
     )
     .bind(n)
     .bind(state)
@@ -863,9 +867,8 @@ pub(crate) async fn record(
     .bind(next)
     .bind(&now)
     .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await?)
 }
 
 // --- sending -------------------------------------------------------------------------------------

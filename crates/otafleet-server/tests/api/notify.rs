@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use otafleet_core::notify::{signature, DELIVERY_HEADER, SIGNATURE_HEADER};
 use serde_json::{json, Value};
 
-use crate::common::{checkin_body, TestApp};
+use crate::common::{checkin_body, Events, TestApp};
 
 const A: &str = "24:6F:28:00:00:C1";
 const B: &str = "24:6F:28:00:00:C2";
@@ -493,6 +493,7 @@ async fn notify_email_an_error_report_arrives_as_a_mail() {
     assert_eq!(status, 200, "{s}");
     assert_eq!(s["notify"]["smtp"]["password"], json!({"set": false}));
     let token = enrol(&app, A).await;
+    let mut events = Events::open(&app).await;
     report(
         &app,
         &token,
@@ -502,6 +503,11 @@ async fn notify_email_an_error_report_arrives_as_a_mail() {
     )
     .await;
     let err = report(&app, &token, A, "error", "OTA partition corrupt").await;
+    // The UI follows each delivery live: queued, then delivered.
+    let ev = events
+        .wait_for(|name, v| name == "delivery" && v["delivery"]["state"] == "delivered")
+        .await;
+    assert_eq!(ev["delivery"]["report_id"], err["id"]);
     let rows = wait_deliveries(&app, &format!("?report_id={}", err["id"]), |r| {
         r.len() == 1 && r[0]["state"] == "delivered"
     })

@@ -128,6 +128,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         "deployment",
         "update",
         "report",
+        "delivery",
         "watch_folders",
         "watch",
     ] {
@@ -138,7 +139,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     }
     assert_eq!(
         events.len(),
-        11,
+        12,
         "a new event type is added here and to the UI: {events:?}"
     );
 

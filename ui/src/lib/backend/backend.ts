@@ -5,6 +5,9 @@
 import type {
   AuditEntry,
   AuditQuery,
+  DeliveriesQuery,
+  Delivery,
+  NotifyTestResult,
   Report,
   ReportsQuery,
   Deployment,
@@ -111,7 +114,7 @@ export interface Backend {
   retryDeployment(id: number): Promise<Update[]>;
 
   settings(): Promise<ServerSettings>;
-  /** Change the settings kept by the server (open enrolment); returns all settings. */
+  /** Change the settings kept by the server (open enrolment, timing, notifications); returns all settings. */
   patchSettings(p: SettingsPatch): Promise<ServerSettings>;
 
   /** Build output folders whose new images the server imports by itself. */
@@ -126,6 +129,10 @@ export interface Backend {
   auditCsv(q?: AuditQuery): Promise<Blob>;
   /** Device reports, newest first, of one device (`mac`) or all, optionally of one type. */
   listReports(q?: ReportsQuery): Promise<Report[]>;
+  /** The delivery log (webhook calls and mails of reports), newest first. */
+  listDeliveries(q?: DeliveriesQuery): Promise<Delivery[]>;
+  /** Send a test to each configured notification channel now; answers what happened per target. */
+  testNotify(): Promise<NotifyTestResult>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

@@ -11,6 +11,9 @@ import type { paths } from '../api/schema';
 import type {
   AuditEntry,
   AuditQuery,
+  DeliveriesQuery,
+  Delivery,
+  NotifyTestResult,
   Report,
   ReportsQuery,
   Deployment,
@@ -57,6 +60,7 @@ const EVENT_NAMES = [
   'deployment',
   'update',
   'report',
+  'delivery',
   'watch',
   'watch_folders',
 ] as const;
@@ -286,6 +290,12 @@ export class HttpBackend implements Backend {
   }
   listReports(q: ReportsQuery = {}): Promise<Report[]> {
     return this.#data(this.#api.GET('/api/v1/reports', { params: { query: q } }));
+  }
+  listDeliveries(q: DeliveriesQuery = {}): Promise<Delivery[]> {
+    return this.#data(this.#api.GET('/api/v1/deliveries', { params: { query: q } }));
+  }
+  testNotify(): Promise<NotifyTestResult> {
+    return this.#data(this.#api.POST('/api/v1/settings/notify/test'));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));
