@@ -76,6 +76,7 @@ impl Fleet {
             settings_table::stored_timing(&mut conn).await?
         };
         let timing = Live::new(stored.timing(settings.checkin_interval_s));
+        let http = notify::http_client(&settings.notify_extra_roots)?;
         let orphans = datadir::collect_orphans(&db, &blobs).await?;
         if orphans > 0 {
             tracing::info!(
@@ -95,7 +96,7 @@ impl Fleet {
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
                 notify_wake: Arc::new(tokio::sync::Notify::new()),
-                http: notify::http_client(),
+                http,
             }),
         };
         fleet.spawn_heartbeat_writer();
@@ -170,6 +171,7 @@ impl Fleet {
                 settings_table::stored_notify(&mut conn).await?
             };
             let base = self.settings().notify_retry_base;
+            let roots = &self.settings().notify_extra_roots;
             for d in due {
                 let attempt = d.attempts + 1;
                 let a = match d.channel {
@@ -189,7 +191,9 @@ impl Fleet {
                         None => notify::Attempt::gone("the webhook was removed or turned off"),
                     },
                     Channel::Email => match cfg.smtp.as_ref().filter(|s| s.enabled) {
-                        Some(s) => notify::send_email(s, &d.recipient, false, &d.report).await,
+                        Some(s) => {
+                            notify::send_email(s, roots, &d.recipient, false, &d.report).await
+                        }
                         None => notify::Attempt::gone("e-mail was removed or turned off"),
                     },
                 };
@@ -807,7 +811,9 @@ impl Fleet {
         }
         if let Some(s) = &cfg.smtp {
             for to in &s.to {
-                let a = notify::send_email(s, to, true, &report).await;
+                let a =
+                    notify::send_email(s, &self.settings().notify_extra_roots, to, true, &report)
+                        .await;
                 out.push(TestResult {
                     channel: Channel::Email,
                     recipient: to.clone(),

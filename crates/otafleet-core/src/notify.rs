@@ -896,15 +896,29 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// The client every webhook call uses: no proxy from the environment (the admin's URL is called
-/// directly), no redirects (a delivery goes only where the admin said), [`SEND_TIMEOUT`].
-pub(crate) fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// directly), no redirects (a delivery goes only where the admin said), [`SEND_TIMEOUT`]; it
+/// trusts the Mozilla roots and `extra_roots` (PEM).
+pub(crate) fn http_client(extra_roots: &[String]) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
         .timeout(SEND_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .user_agent(concat!("otafleet/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a client with rustls and no proxy builds")
+        .user_agent(concat!("otafleet/", env!("CARGO_PKG_VERSION")));
+    for pem in extra_roots {
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+            CoreError::invalid(
+                "invalid_ca",
+                format!("a notification CA certificate is not PEM: {e}"),
+            )
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| {
+        CoreError::invalid(
+            "invalid_ca",
+            format!("the webhook client could not be built: {}", error_chain(&e)),
+        )
+    })
 }
 
 /// POST one delivery to `url`, signed with `secret`.
@@ -967,14 +981,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s.chars().take(500).collect()
 }
 
-/// Send one mail about `report` to `to` over `cfg`'s SMTP server.
+/// Send one mail about `report` to `to` over `cfg`'s SMTP server, trusting the Mozilla roots and
+/// `extra_roots` (PEM) for its certificate.
 pub(crate) async fn send_email(
     cfg: &SmtpConfig,
+    extra_roots: &[String],
     to: &str,
     test: bool,
     report: &Payload,
 ) -> Attempt {
-    match try_email(cfg, to, test, report).await {
+    match try_email(cfg, extra_roots, to, test, report).await {
         Ok(()) => Attempt {
             ok: true,
             status: None,
@@ -1029,12 +1045,14 @@ fn mail_body(report: &Payload, test: bool) -> String {
 
 async fn try_email(
     cfg: &SmtpConfig,
+    extra_roots: &[String],
     to: &str,
     test: bool,
     report: &Payload,
 ) -> std::result::Result<(), String> {
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
     let from: lettre::message::Mailbox = cfg
@@ -1051,15 +1069,26 @@ async fn try_email(
         .header(ContentType::TEXT_PLAIN)
         .body(mail_body(report, test))
         .map_err(|e| format!("the mail could not be built: {e}"))?;
-    let builder = match cfg.security {
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host),
-        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host),
-        SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &cfg.host,
-        )),
-    }
-    .map_err(|e| error_chain(&e))?;
-    let mut builder = builder.port(cfg.port).timeout(Some(SEND_TIMEOUT));
+    let tls = || -> std::result::Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(cfg.host.clone());
+        for pem in extra_roots {
+            b = b.add_root_certificate(
+                Certificate::from_pem(pem.as_bytes()).map_err(|e| error_chain(&e))?,
+            );
+        }
+        b.build_rustls().map_err(|e| error_chain(&e))
+    };
+    // STARTTLS is required, never optional: a server (or a man in the middle) that does not
+    // offer it gets nothing in plain text.
+    let tls = match cfg.security {
+        SmtpSecurity::Tls => Tls::Wrapper(tls()?),
+        SmtpSecurity::Starttls => Tls::Required(tls()?),
+        SmtpSecurity::None => Tls::None,
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+        .port(cfg.port)
+        .tls(tls)
+        .timeout(Some(SEND_TIMEOUT));
     if let Some(user) = &cfg.username {
         let pass = cfg
             .password

@@ -33,6 +33,9 @@ pub struct Settings {
     /// Whether this fleet sends notifications (the dispatcher runs). Off, deliveries are still
     /// queued and wait for a fleet that sends them.
     pub send_notifications: bool,
+    /// Certificate authorities (PEM) trusted for notifications besides the Mozilla roots: a
+    /// private CA that signed the SMTP server's or the webhook's certificate. Empty by default.
+    pub notify_extra_roots: Vec<String>,
 }
 
 impl Settings {
@@ -44,6 +47,7 @@ impl Settings {
             legacy_device_secret: None,
             notify_retry_base: crate::notify::DEFAULT_RETRY_BASE,
             send_notifications: true,
+            notify_extra_roots: Vec::new(),
         }
     }
 

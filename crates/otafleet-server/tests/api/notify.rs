@@ -1,6 +1,7 @@
 //! Notifications: device reports fanned out by webhook and e-mail, against real receivers started
 //! here — an HTTP server on 127.0.0.1:0 that checks every delivery's signature, and an SMTP
-//! server (Python's aiosmtpd, as a subprocess) that writes each mail it takes to a directory.
+//! server (Python's aiosmtpd, as a subprocess) that writes each mail it takes to a directory,
+//! plain, with STARTTLS required, or over TLS, with a certificate from a private CA (rcgen).
 //! Retries run on a shortened back-off (`Settings::notify_retry_base`), never on sleeps.
 
 use std::net::SocketAddr;
@@ -374,10 +375,16 @@ async fn notify_hostile_callers_are_refused_and_secrets_never_leave() {
 
 /// An SMTP server (aiosmtpd) on a free loopback port that writes each mail it takes to `dir` as
 /// JSON `{from, to, data}`; it ends with the test (its stdin closes, and it is killed on drop).
+/// Arguments: the directory, then `plain`, or `starttls`/`tls` with a certificate and key file
+/// (`starttls`: the server refuses mail before STARTTLS; `tls`: TLS from the first byte).
 const SMTP_SINK: &str = r#"
-import asyncio, itertools, json, os, sys, threading
+import asyncio, itertools, json, os, ssl, sys, threading
 from aiosmtpd.smtp import SMTP
-out = sys.argv[1]
+out, mode = sys.argv[1], sys.argv[2]
+ctx = None
+if mode != "plain":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
 seq = itertools.count()
 class Sink:
     async def handle_DATA(self, server, session, envelope):
@@ -393,7 +400,11 @@ def watch_stdin():
 threading.Thread(target=watch_stdin, daemon=True).start()
 async def main():
     loop = asyncio.get_running_loop()
-    srv = await loop.create_server(lambda: SMTP(Sink(), hostname="localhost"), "127.0.0.1", 0)
+    if mode == "starttls":
+        factory = lambda: SMTP(Sink(), hostname="localhost", tls_context=ctx, require_starttls=True)
+    else:
+        factory = lambda: SMTP(Sink(), hostname="localhost")
+    srv = await loop.create_server(factory, "127.0.0.1", 0, ssl=ctx if mode == "tls" else None)
     print(srv.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
@@ -440,6 +451,11 @@ fn python_with_aiosmtpd() -> Option<String> {
 /// Start the SMTP sink, or say SKIPPED (never under CI, which installs aiosmtpd:
 /// scripts/setup-deps).
 async fn smtp_sink(test: &str) -> Option<SmtpSink> {
+    smtp_sink_with(test, &[]).await
+}
+
+/// [`smtp_sink`] with the sink's mode arguments after the directory (`plain` when empty).
+async fn smtp_sink_with(test: &str, mode: &[&std::ffi::OsStr]) -> Option<SmtpSink> {
     let Some(py) = python_with_aiosmtpd() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -453,6 +469,11 @@ async fn smtp_sink(test: &str) -> Option<SmtpSink> {
     let mut child = tokio::process::Command::new(py)
         .args(["-c", SMTP_SINK])
         .arg(dir.path())
+        .args(if mode.is_empty() {
+            vec![std::ffi::OsStr::new("plain")]
+        } else {
+            mode.to_vec()
+        })
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -571,5 +592,116 @@ async fn notify_email_rate_limit_per_recipient() {
     assert_eq!(deliveries(&app, "?state=rate_limited").await.len(), 1);
     let mails = sink.mails();
     assert_eq!(mails.len(), 2, "the third mail was held back: {mails:#?}");
+    app.stop().await;
+}
+
+/// A private CA and a certificate it signed for 127.0.0.1: (CA PEM, certificate PEM, key PEM).
+fn private_ca() -> (String, String, String) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "otafleet test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn notify_email_over_starttls_and_tls_with_a_private_ca() {
+    let test = "notify_email_over_starttls_and_tls_with_a_private_ca";
+    let (ca, cert, key) = private_ca();
+    let files = tempfile::tempdir().unwrap();
+    let (cert_file, key_file) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    for security in ["starttls", "tls"] {
+        let Some(sink) = smtp_sink_with(
+            test,
+            &[
+                security.as_ref(),
+                cert_file.as_os_str(),
+                key_file.as_os_str(),
+            ],
+        )
+        .await
+        else {
+            return;
+        };
+        let smtp = |port: u16| {
+            json!({"notify": {"smtp": {"host": "127.0.0.1", "port": port, "security": security,
+                "from": "ota@example.com", "to": ["ops@example.com"], "types": ["error"]}}})
+        };
+        // A server that does not trust the CA sends nothing: the test send says why.
+        let untrusting = TestApp::start_with(fast).await;
+        assert_eq!(patch_settings(&untrusting, smtp(sink.port)).await.0, 200);
+        let r: Value = untrusting
+            .admin(reqwest::Method::POST, "/api/v1/settings/notify/test")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["results"][0]["delivered"], false, "{security}: {r}");
+        let why = r["results"][0]["error"].as_str().unwrap().to_lowercase();
+        assert!(
+            why.contains("certificate") || why.contains("issuer"),
+            "{security}: {why}"
+        );
+        assert!(
+            sink.mails().is_empty(),
+            "{security}: nothing went out in the clear"
+        );
+        untrusting.stop().await;
+
+        let ca = ca.clone();
+        let app = TestApp::start_with(move |s| {
+            fast(s);
+            s.notify_extra_roots = vec![ca];
+        })
+        .await;
+        assert_eq!(patch_settings(&app, smtp(sink.port)).await.0, 200);
+        let token = enrol(&app, A).await;
+        let err = report(&app, &token, A, "error", "secure mail").await;
+        wait_deliveries(&app, &format!("?report_id={}", err["id"]), |r| {
+            r.len() == 1 && r[0]["state"] == "delivered"
+        })
+        .await;
+        let mails = sink.mails();
+        assert_eq!(mails.len(), 1, "{security}");
+        assert!(mails[0]["data"].as_str().unwrap().contains("secure mail"));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn notify_starttls_is_required_never_skipped() {
+    let test = "notify_starttls_is_required_never_skipped";
+    // A plain server that offers no STARTTLS: a channel set to starttls sends it nothing.
+    let Some(sink) = smtp_sink(test).await else {
+        return;
+    };
+    let app = TestApp::start().await;
+    let (status, _) = patch_settings(
+        &app,
+        json!({"notify": {"smtp": {"host": "127.0.0.1", "port": sink.port, "security": "starttls",
+            "from": "ota@example.com", "to": ["ops@example.com"]}}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r: Value = app
+        .admin(reqwest::Method::POST, "/api/v1/settings/notify/test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["results"][0]["delivered"], false, "{r}");
+    assert!(sink.mails().is_empty());
     app.stop().await;
 }
