@@ -175,7 +175,12 @@ impl Fleet {
             for d in due {
                 let attempt = d.attempts + 1;
                 let a = match d.channel {
+                    // A delivery goes only to a target still configured: a recipient removed or a
+                    // URL changed since it was queued gets nothing.
                     Channel::Webhook => match cfg.webhook.as_ref().filter(|w| w.enabled) {
+                        Some(w) if w.url != d.recipient => {
+                            notify::Attempt::gone("the webhook URL changed since this was queued")
+                        }
                         Some(w) => {
                             notify::send_webhook(
                                 &self.inner.http,
@@ -191,6 +196,9 @@ impl Fleet {
                         None => notify::Attempt::gone("the webhook was removed or turned off"),
                     },
                     Channel::Email => match cfg.smtp.as_ref().filter(|s| s.enabled) {
+                        Some(s) if !s.to.contains(&d.recipient) => notify::Attempt::gone(
+                            "this recipient was removed since this was queued",
+                        ),
                         Some(s) => {
                             notify::send_email(s, roots, &d.recipient, false, &d.report).await
                         }

@@ -229,8 +229,8 @@ pub struct WebhookPatch {
     /// `http://` or `https://` URL the reports are POSTed to.
     pub url: Option<String>,
     /// The HMAC-SHA256 key (1 to 256 characters). Write-only: never shown again.
-    #[schema(format = Password)]
-    pub secret: Option<String>,
+    #[schema(value_type = Option<String>, format = Password)]
+    pub secret: Option<Secret>,
     /// Report types to send (default `["error", "warn"]`); at least one.
     pub types: Option<Vec<ReportType>>,
     /// Default true.
@@ -254,7 +254,7 @@ pub struct SmtpPatch {
     /// Write-only: never shown again. `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, nullable, format = Password)]
-    pub password: Option<Option<String>>,
+    pub password: Option<Option<Secret>>,
     /// The sender mailbox, e.g. `otafleet <ota@example.com>`.
     pub from: Option<String>,
     /// 1 to 20 recipient addresses.
@@ -286,15 +286,15 @@ fn check_types(channel: &str, types: Vec<ReportType>) -> Result<Vec<ReportType>>
     Ok(t)
 }
 
-fn check_secret(field: &str, s: &str) -> Result<Secret> {
-    let n = s.chars().count();
+fn check_secret(field: &str, s: &Secret) -> Result<Secret> {
+    let n = s.0.chars().count();
     if n == 0 || n > MAX_SECRET_CHARS {
         return Err(CoreError::invalid(
             "invalid_notify_secret",
             format!("{field} must have 1 to {MAX_SECRET_CHARS} characters"),
         ));
     }
-    Ok(Secret(s.to_owned()))
+    Ok(s.clone())
 }
 
 fn check_url(url: &str) -> Result<String> {
@@ -1165,13 +1165,13 @@ mod tests {
         let p = NotifyPatch {
             webhook: Some(Some(WebhookPatch {
                 url: Some("https://h.example/x".into()),
-                secret: Some("topsecret".into()),
+                secret: Some(Secret("topsecret".into())),
                 ..Default::default()
             })),
             smtp: Some(Some(SmtpPatch {
                 host: Some("smtp.example.com".into()),
                 username: Some(Some("u".into())),
-                password: Some(Some("hunter2".into())),
+                password: Some(Some(Secret("hunter2".into()))),
                 from: Some("otafleet <ota@example.com>".into()),
                 to: Some(vec!["a@example.com".into()]),
                 ..Default::default()
@@ -1185,7 +1185,7 @@ mod tests {
             !shown.contains("topsecret") && !shown.contains("hunter2"),
             "{shown}"
         );
-        let debug = format!("{cfg:?}");
+        let debug = format!("{cfg:?} {p:?}");
         assert!(
             !debug.contains("topsecret") && !debug.contains("hunter2"),
             "{debug}"
@@ -1208,7 +1208,7 @@ mod tests {
         let wh = |url: &str, secret: Option<&str>, types: Option<Vec<ReportType>>| NotifyPatch {
             webhook: Some(Some(WebhookPatch {
                 url: Some(url.into()),
-                secret: secret.map(Into::into),
+                secret: secret.map(|s| Secret(s.into())),
                 types,
                 enabled: None,
             })),

@@ -234,6 +234,36 @@ async fn notify_a_queued_delivery_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn notify_a_pending_delivery_goes_only_where_the_settings_still_say() {
+    let (addr, hits) = webhook_receiver(0).await;
+    let app = TestApp::start_with(|s| s.send_notifications = false).await;
+    assert_eq!(patch_settings(&app, webhook_settings(addr)).await.0, 200);
+    let token = enrol(&app, A).await;
+    let first = report(&app, &token, A, "error", "queued for the old URL").await;
+    // The URL changes while the delivery waits: the old URL gets nothing.
+    let moved = json!({"notify": {"webhook": {"url": format!("http://{addr}/hook?v=2")}}});
+    assert_eq!(patch_settings(&app, moved).await.0, 200);
+    let second = report(&app, &token, A, "error", "queued for the new URL").await;
+    let app = app.restart_with(fast).await;
+    let rows = wait_deliveries(&app, "", |r| {
+        r.len() == 2 && r.iter().all(|d| d["state"] != "pending")
+    })
+    .await;
+    assert_eq!(rows[0]["report_id"], second["id"]);
+    assert_eq!(rows[0]["state"], "delivered");
+    assert_eq!(rows[1]["report_id"], first["id"]);
+    assert_eq!(rows[1]["state"], "failed");
+    assert!(rows[1]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("URL changed"));
+    let hits = hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].body["report"]["subject"], "queued for the new URL");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn notify_settings_are_validated_as_a_whole() {
     let app = TestApp::start().await;
     for (body, code) in [
