@@ -83,6 +83,11 @@ pub struct ServeArgs {
     )]
     pub legacy_device_secret: Option<String>,
 
+    /// A certificate authority (PEM file) trusted for notifications besides the Mozilla roots
+    /// (repeatable): the private CA that signed an SMTP relay's or a webhook's certificate.
+    #[arg(long = "notify-ca", value_name = "PEM_FILE")]
+    pub notify_ca: Vec<PathBuf>,
+
     /// Directory of the built web UI (`npm --prefix ui run build` writes `ui/dist`), served at
     /// `/`. Default: the `ui/dist` of the source tree this binary was built from, when it exists.
     /// Without a UI, `/` shows a short page that links the API docs.
@@ -234,6 +239,17 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         tracing::warn!(
             "legacy device API on: its shared-secret tokens can be forged from one sniffed request"
         );
+    }
+    for file in &args.notify_ca {
+        let pem = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --notify-ca {}", file.display()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            anyhow::bail!(
+                "--notify-ca {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                file.display()
+            );
+        }
+        settings.notify_extra_roots.push(pem);
     }
     let fleet = Fleet::open(settings)
         .await

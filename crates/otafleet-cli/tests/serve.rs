@@ -36,6 +36,7 @@ fn help_explains_every_flag() {
         "--allowed-host",
         "--max-connections",
         "--header-timeout",
+        "--notify-ca",
         "OTAFLEET_ADMIN_TOKEN",
         "8470",
     ] {
@@ -478,4 +479,28 @@ async fn admin_checkin_timing_survives_a_restart_and_wins_over_the_flag() {
     assert_eq!(s["offline_after_s"], 145);
     assert_eq!(s["offline_after_source"], "start");
     server.stop(libc::SIGTERM);
+}
+
+#[test]
+fn a_notify_ca_that_is_no_certificate_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for (ca, cause) in [
+        (not_pem, "holds no PEM certificate"),
+        (dir.path().join("missing.pem"), "cannot read --notify-ca"),
+    ] {
+        let out = Command::new(bin())
+            .args(["serve", "--no-mdns", "--admin-token", TOKEN])
+            .args(["--listen", "127.0.0.1:0", "--notify-ca"])
+            .arg(&ca)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run otafleet");
+        assert_ne!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(cause), "{cause}: {stderr}");
+    }
 }

@@ -47,6 +47,10 @@ pub enum Event {
     Command {
         command: Box<crate::commands::Command>,
     },
+    /// A report's delivery was queued or attempted (`GET /api/v1/deliveries` row, as it is now).
+    Delivery {
+        delivery: Box<crate::notify::Delivery>,
+    },
     /// The list of watch folders changed (the watcher reloads it).
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
@@ -67,6 +71,7 @@ impl Event {
             Event::Update { .. } => "update",
             Event::Report { .. } => "report",
             Event::Command { .. } => "command",
+            Event::Delivery { .. } => "delivery",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
         }

@@ -21,6 +21,7 @@ use crate::firmware::{self, Firmware, FirmwarePatch, ImportOutcome, ImportReques
 use crate::hot::{self, Hot};
 use crate::legacy::{self, Assignment};
 use crate::logs::{LogBatch, LogBatchAnswer, LogBatchOut, LogHub, LogLease, LogLine, LogSnapshot};
+use crate::notify::{self, Channel, Delivery, DeliveryFilter, NotifyView, TestResult};
 use crate::reports::{self, Report, ReportFilter, ReportRequest};
 use crate::settings::{self as settings_table, Live, Settings, SettingsChange, Timing};
 use crate::updates::{self, Update, UpdateState};
@@ -64,7 +65,16 @@ struct Inner {
     logs: Arc<LogHub>,
     /// Devices' long polls waiting for a command (`fleet/commands.rs`).
     command_waiters: crate::commands::Waiters,
+    /// Woken when a delivery is queued ([`crate::notify`]); the dispatcher waits on it.
+    notify_wake: Arc<tokio::sync::Notify>,
+    /// The client every webhook call uses ([`notify::http_client`]).
+    http: reqwest::Client,
 }
+
+/// The longest the dispatcher sleeps before it looks again (and notices a closed fleet).
+const DISPATCH_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Due deliveries taken per round.
+const DISPATCH_BATCH: i64 = 32;
 
 impl Fleet {
     /// Open the data directory (creating it), migrate the database, clear unfinished uploads.
@@ -81,6 +91,7 @@ impl Fleet {
             settings_table::stored_timing(&mut conn).await?
         };
         let timing = Live::new(stored.timing(settings.checkin_interval_s));
+        let http = notify::http_client(&settings.notify_extra_roots)?;
         let orphans = datadir::collect_orphans(&db, &blobs).await?;
         if orphans > 0 {
             tracing::info!(
@@ -101,10 +112,15 @@ impl Fleet {
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
                 logs: Arc::new(LogHub::default()),
                 command_waiters: Default::default(),
+                notify_wake: Arc::new(tokio::sync::Notify::new()),
+                http,
             }),
         };
         fleet.spawn_heartbeat_writer();
         fleet.spawn_command_sweeper();
+        if fleet.settings().send_notifications {
+            fleet.spawn_dispatcher();
+        }
         Ok(fleet)
     }
 
@@ -127,6 +143,116 @@ impl Fleet {
                 fleet.audit_flush().await;
             }
         });
+    }
+
+    /// Send due notifications ([`crate::notify`]) until the fleet is dropped or closed: at once
+    /// when one is queued, else when the next retry is due (looking at least every
+    /// [`DISPATCH_IDLE`]). Queued deliveries of an earlier run are sent as soon as it starts.
+    fn spawn_dispatcher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.notify_wake.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = {
+                    let Some(inner) = weak.upgrade() else { break };
+                    let fleet = Fleet { inner };
+                    if fleet.db().is_closed() {
+                        break;
+                    }
+                    match fleet.dispatch_round().await {
+                        Ok(w) => w.min(DISPATCH_IDLE),
+                        Err(e) => {
+                            if !fleet.db().is_closed() {
+                                tracing::warn!(error = %e, "could not send notifications; retrying");
+                            }
+                            DISPATCH_IDLE
+                        }
+                    }
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        });
+    }
+
+    /// Send the deliveries due now, one at a time, recording each attempt; answers how long
+    /// until the next one is due.
+    async fn dispatch_round(&self) -> Result<std::time::Duration> {
+        let due = notify::due(self.db(), &crate::time::now(), DISPATCH_BATCH).await?;
+        if !due.is_empty() {
+            let cfg = {
+                let mut conn = self.db().acquire().await?;
+                settings_table::stored_notify(&mut conn).await?
+            };
+            let base = self.settings().notify_retry_base;
+            let roots = &self.settings().notify_extra_roots;
+            for d in due {
+                let attempt = d.attempts + 1;
+                let a = match d.channel {
+                    // A delivery goes only to a target still configured: a recipient removed or a
+                    // URL changed since it was queued gets nothing.
+                    Channel::Webhook => match cfg.webhook.as_ref().filter(|w| w.enabled) {
+                        Some(w) if w.url != d.recipient => {
+                            notify::Attempt::gone("the webhook URL changed since this was queued")
+                        }
+                        Some(w) => {
+                            notify::send_webhook(
+                                &self.inner.http,
+                                &d.recipient,
+                                &w.secret,
+                                d.id,
+                                attempt,
+                                false,
+                                &d.report,
+                            )
+                            .await
+                        }
+                        None => notify::Attempt::gone("the webhook was removed or turned off"),
+                    },
+                    Channel::Email => match cfg.smtp.as_ref().filter(|s| s.enabled) {
+                        Some(s) if !s.to.contains(&d.recipient) => notify::Attempt::gone(
+                            "this recipient was removed since this was queued",
+                        ),
+                        Some(s) => {
+                            notify::send_email(s, roots, &d.recipient, false, &d.report).await
+                        }
+                        None => notify::Attempt::gone("e-mail was removed or turned off"),
+                    },
+                };
+                if !a.ok {
+                    tracing::info!(
+                        delivery = d.id,
+                        attempt,
+                        channel = ?d.channel,
+                        error = a.error.as_deref().unwrap_or(""),
+                        "notification not delivered"
+                    );
+                }
+                // The delivery log changes no device's answer.
+                let _w = self.quiet_write_lock().await;
+                let mut tx = db::begin_write(self.db()).await?;
+                let row = notify::record(&mut tx, d.id, d.attempts, &a, base).await?;
+                tx.commit().await?;
+                if let Some(row) = row {
+                    self.inner.events.publish(Event::Delivery {
+                        delivery: Box::new(row),
+                    });
+                }
+            }
+            return Ok(std::time::Duration::ZERO);
+        }
+        let next = notify::next_due(self.db()).await?;
+        Ok(next
+            .and_then(|t| crate::time::parse(&t))
+            .map(|t| {
+                let left = t - time::OffsetDateTime::now_utc();
+                std::time::Duration::try_from(left).unwrap_or_default()
+            })
+            .unwrap_or(DISPATCH_IDLE))
     }
 
     /// Write the heartbeats of quiet check-ins now (they are also shown before they are written).
@@ -656,10 +782,21 @@ impl Fleet {
             });
         }
         let report = reports::add(&mut tx, &mac, &clean, reports::KEEP_PER_DEVICE).await?;
+        // Its notifications are queued with it: a report acknowledged is never left unsent.
+        let cfg = settings_table::stored_notify(&mut tx).await?;
+        let queued = notify::queue(&mut tx, &report, &cfg).await?;
         tx.commit().await?;
         self.inner.events.publish(Event::Report {
             report: Box::new(report.clone()),
         });
+        if !queued.is_empty() {
+            self.inner.notify_wake.notify_one();
+        }
+        for d in queued {
+            self.inner.events.publish(Event::Delivery {
+                delivery: Box::new(d),
+            });
+        }
         Ok(report)
     }
 
@@ -724,6 +861,54 @@ impl Fleet {
     /// Reports, newest first ([`ReportFilter`]: per device, per type, limit).
     pub async fn reports(&self, filter: &ReportFilter) -> Result<Vec<Report>> {
         reports::list(self.db(), filter).await
+    }
+
+    /// The notification settings as shown: secrets only as `{"set": true}`.
+    pub async fn notify_settings(&self) -> Result<NotifyView> {
+        let mut conn = self.db().acquire().await?;
+        Ok(settings_table::stored_notify(&mut conn).await?.view())
+    }
+
+    /// The delivery log, newest first ([`DeliveryFilter`]).
+    pub async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+        notify::list(self.db(), filter).await
+    }
+
+    /// Send a test notification to each configured channel target (even one turned off), now,
+    /// and answer what happened. Writes nothing.
+    pub async fn notify_test(&self) -> Result<Vec<TestResult>> {
+        let cfg = {
+            let mut conn = self.db().acquire().await?;
+            settings_table::stored_notify(&mut conn).await?
+        };
+        let report = notify::test_payload();
+        let mut out = Vec::new();
+        if let Some(w) = &cfg.webhook {
+            let a = notify::send_webhook(&self.inner.http, &w.url, &w.secret, 0, 1, true, &report)
+                .await;
+            out.push(TestResult {
+                channel: Channel::Webhook,
+                recipient: w.url.clone(),
+                delivered: a.ok,
+                status: a.status,
+                error: a.error,
+            });
+        }
+        if let Some(s) = &cfg.smtp {
+            for to in &s.to {
+                let a =
+                    notify::send_email(s, &self.settings().notify_extra_roots, to, true, &report)
+                        .await;
+                out.push(TestResult {
+                    channel: Channel::Email,
+                    recipient: to.clone(),
+                    delivered: a.ok,
+                    status: a.status,
+                    error: a.error,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The open attempt a native device's download belongs to (by its token), for counting.
@@ -838,6 +1023,19 @@ impl Fleet {
         }
         if let Some(open) = change.open_enrolment {
             settings_table::set_open_enrolment(&mut tx, open).await?;
+        }
+        if let Some(p) = &change.notify {
+            let before = settings_table::stored_notify(&mut tx).await?;
+            let after = p.apply(&before)?;
+            if after != before {
+                settings_table::store_notify(&mut tx, &after).await?;
+                // Named, never shown: the settings hold secrets.
+                tracing::info!(
+                    webhook = after.webhook.is_some(),
+                    email = after.smtp.is_some(),
+                    "notification settings changed"
+                );
+            }
         }
         tx.commit().await?;
         let timing = after.timing(default);

@@ -21,6 +21,8 @@
 //! Every admin change leaves one append-only row in the audit log ([`audit`]). What devices report
 //! is kept in [`reports`]; their live log lines, in memory only, in [`logs`].
 //!
+//! Device reports are fanned out by webhook and e-mail, with a delivery log ([`notify`]).
+//!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
 
@@ -42,6 +44,7 @@ pub mod hot;
 pub mod legacy;
 pub mod logs;
 pub mod manifest;
+pub mod notify;
 pub mod offer;
 pub mod reports;
 pub mod settings;

@@ -27,6 +27,15 @@ pub struct Settings {
     pub checkin_interval_s: u32,
     /// Shared secret of the legacy "ESP32 OTA Update Server" scheme; `None` turns that scheme off.
     pub legacy_device_secret: Option<String>,
+    /// The first retry delay of a failed notification; each further one doubles
+    /// ([`crate::notify::backoff`]). 1 s unless a test shortens it.
+    pub notify_retry_base: std::time::Duration,
+    /// Whether this fleet sends notifications (the dispatcher runs). Off, deliveries are still
+    /// queued and wait for a fleet that sends them.
+    pub send_notifications: bool,
+    /// Certificate authorities (PEM) trusted for notifications besides the Mozilla roots: a
+    /// private CA that signed the SMTP server's or the webhook's certificate. Empty by default.
+    pub notify_extra_roots: Vec<String>,
 }
 
 impl Settings {
@@ -36,6 +45,9 @@ impl Settings {
             max_image_size: DEFAULT_MAX_IMAGE_SIZE,
             checkin_interval_s: DEFAULT_CHECKIN_INTERVAL_S,
             legacy_device_secret: None,
+            notify_retry_base: crate::notify::DEFAULT_RETRY_BASE,
+            send_notifications: true,
+            notify_extra_roots: Vec::new(),
         }
     }
 
@@ -110,6 +122,8 @@ pub struct SettingsChange {
     pub open_enrolment: Option<bool>,
     pub checkin_interval_s: Option<Option<i64>>,
     pub offline_after_s: Option<Option<i64>>,
+    /// The notification channels ([`crate::notify::NotifyPatch`]); `None` leaves them.
+    pub notify: Option<crate::notify::NotifyPatch>,
 }
 
 impl SettingsChange {
@@ -282,6 +296,54 @@ pub(crate) async fn store_timing(conn: &mut SqliteConnection, s: Stored) -> Resu
     .await
 }
 
+/// The notification channels ([`crate::notify`]). A value that does not parse (edited by hand)
+/// is ignored, with a warning that names the key only (it may hold a secret).
+pub(crate) async fn stored_notify(
+    conn: &mut SqliteConnection,
+) -> Result<crate::notify::NotifyConfig> {
+    fn parse<T: serde::de::DeserializeOwned>(key: &str, v: Option<String>) -> Option<T> {
+        v.and_then(|v| {
+            let t = serde_json::from_str(&v).ok();
+            if t.is_none() {
+                tracing::warn!(
+                    key,
+                    "ignoring a stored notification setting that does not parse"
+                );
+            }
+            t
+        })
+    }
+    let webhook = value(conn, "notify_webhook").await?;
+    let smtp = value(conn, "notify_smtp").await?;
+    Ok(crate::notify::NotifyConfig {
+        webhook: parse("notify_webhook", webhook),
+        smtp: parse("notify_smtp", smtp),
+    })
+}
+
+pub(crate) async fn store_notify(
+    conn: &mut SqliteConnection,
+    cfg: &crate::notify::NotifyConfig,
+) -> Result<()> {
+    let json = |v: serde_json::Result<String>| Some(v.expect("settings serialize"));
+    put(
+        conn,
+        "notify_webhook",
+        cfg.webhook
+            .as_ref()
+            .and_then(|w| json(serde_json::to_string(w))),
+    )
+    .await?;
+    put(
+        conn,
+        "notify_smtp",
+        cfg.smtp
+            .as_ref()
+            .and_then(|s| json(serde_json::to_string(s))),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +353,7 @@ mod tests {
             open_enrolment: None,
             checkin_interval_s: interval,
             offline_after_s: offline,
+            notify: None,
         }
     }
 

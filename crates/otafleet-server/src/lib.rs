@@ -9,7 +9,7 @@
 //! | who | routes |
 //! | --- | --- |
 //! | native devices | `POST /api/v1/device/checkin`, `POST /api/v1/device/progress`, `GET|HEAD /api/v1/device/firmware/{sha256}` |
-//! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/watch-folders…`, `/api/v1/events`, `/api/v1/settings`, `/api/v1/audit` |
+//! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/watch-folders…`, `/api/v1/events`, `/api/v1/settings`, `/api/v1/audit`, `/api/v1/reports`, `/api/v1/deliveries`, `/api/v1/settings/notify/test` |
 //! | field devices (stock updaters, [`routes::field`]) | `GET /ota/arduino`, `GET /ota/esp32fota.json`, `GET|HEAD /ota/firmware/{mac}/{sha256}`, `GET /api/firmware`, `GET /firmware/{filename}` |
 //! | legacy admin scripts (`X-Admin-API-Key`) | `/admin/api/devices…`, `/admin/api/firmware…` |
 //! | anyone | `/api/v1/health`, `/api/v1/openapi.json`, `/api/v1/docs`, the UI at `/` ([`routes::ui`]) |

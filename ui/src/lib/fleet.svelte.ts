@@ -1,5 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
-import type { Command, Device, DevicePatch, Report, Update } from './api/types';
+import type { Command, Delivery, Device, DevicePatch, Report, Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -32,6 +32,7 @@ export class Fleet {
   #unsubscribe: (() => void) | null = null;
   #reportListeners = new Set<(r: Report) => void>();
   #commandListeners = new Set<(c: Command) => void>();
+  #deliveryListeners = new Set<(d: Delivery) => void>();
   #batcher: EventBatcher<LiveEvent>;
 
   constructor(
@@ -147,6 +148,13 @@ export class Fleet {
     return () => this.#commandListeners.delete(fn);
   }
 
+  /** Call `fn` with every delivery of a report as it is queued or attempted (the `delivery`
+   *  event); returns the function that stops it. The Activity page shows where each report went. */
+  onDelivery(fn: (d: Delivery) => void): () => void {
+    this.#deliveryListeners.add(fn);
+    return () => this.#deliveryListeners.delete(fn);
+  }
+
   /** Apply one frame's worth of events; the device table re-derives once. */
   applyBatch(batch: LiveEvent[]) {
     let reload = false;
@@ -202,6 +210,9 @@ export class Fleet {
           break;
         case 'command':
           for (const fn of this.#commandListeners) fn(e.command);
+          break;
+        case 'delivery':
+          for (const fn of this.#deliveryListeners) fn(e.delivery);
           break;
         case 'watch_folders':
           void this.watch.load().catch(() => undefined);

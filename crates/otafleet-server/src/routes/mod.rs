@@ -15,6 +15,7 @@ pub mod field;
 pub mod firmware;
 pub mod health;
 pub mod logs;
+pub mod notify;
 pub mod reports;
 pub mod settings;
 pub mod ui;
@@ -76,7 +77,8 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(reports::router())
         .merge(logs::router())
-        .merge(commands::router());
+        .merge(commands::router())
+        .merge(notify::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.

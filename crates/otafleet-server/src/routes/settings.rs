@@ -5,6 +5,7 @@
 
 use axum::extract::State;
 use axum::Json as AxumJson;
+use otafleet_core::notify::{NotifyPatch, NotifyView};
 use otafleet_core::settings::SettingsChange;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -48,9 +49,12 @@ pub struct ServerSettings {
     /// Whether MACs this server does not know may enrol (trust on first use, every protocol).
     /// Off: an unknown device is refused until the admin adds it. Changed with `PATCH`.
     pub open_enrolment: bool,
-    /// False: the settings above other than `open_enrolment`, `checkin_interval_s` and
-    /// `offline_after_s` are read-only over the API (set them at start).
+    /// False: the settings above other than `open_enrolment`, `checkin_interval_s`,
+    /// `offline_after_s` and `notify` are read-only over the API (set them at start).
     pub editable: bool,
+    /// Where device reports are sent (webhook, e-mail; docs/notifications.md). Changed with
+    /// `PATCH`; secrets are shown only as `{"set": true}`.
+    pub notify: NotifyView,
 }
 
 /// Where a setting's value in effect comes from.
@@ -92,6 +96,9 @@ pub struct SettingsPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>, nullable)]
     pub offline_after_s: Option<Option<i64>>,
+    /// The notification channels: `webhook` and `smtp`, each changed field by field (absent
+    /// fields stay), `null` removes a channel. Secrets are write-only.
+    pub notify: Option<NotifyPatch>,
 }
 
 /// Settings in effect. Admin only; changes nothing.
@@ -103,7 +110,7 @@ async fn get_settings(State(s): State<AppState>) -> ApiResult<AxumJson<ServerSet
 }
 
 /// Change the settings kept in the database: `open_enrolment`, `checkin_interval_s`,
-/// `offline_after_s`. Admin only (the admin token). Validated as a whole (422 and nothing changed
+/// `offline_after_s`, `notify` (where device reports are sent). Admin only (the admin token). Validated as a whole (422 and nothing changed
 /// when a value is out of range), written in one transaction (a 2xx means it is on disk; 507 on a
 /// full disk), in effect at once without a restart; answers with all settings.
 #[utoipa::path(patch, operation_id = "patch_settings", path = "/api/v1/settings", tag = "settings",
@@ -121,6 +128,7 @@ async fn patch_settings(
             open_enrolment: p.open_enrolment,
             checkin_interval_s: p.checkin_interval_s,
             offline_after_s: p.offline_after_s,
+            notify: p.notify,
         })
         .await?;
     current(&s).await
@@ -147,5 +155,6 @@ async fn current(s: &AppState) -> ApiResult<AxumJson<ServerSettings>> {
         data_dir: core.data_dir.display().to_string(),
         open_enrolment,
         editable: false,
+        notify: s.fleet.notify_settings().await?,
     }))
 }

@@ -50,6 +50,32 @@ impl TestApp {
         limits: ConnLimits,
     ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, tweak, info, limits).await
+    }
+
+    /// Stop this server and start a new one on the same data directory (a restart).
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Settings)) -> Self {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        Self::start_in(
+            self.dir,
+            tweak,
+            ServerInfo::default(),
+            ConnLimits::default(),
+        )
+        .await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut Settings),
+        info: ServerInfo,
+        limits: ConnLimits,
+    ) -> Self {
         let mut settings = Settings::new(dir.path());
         tweak(&mut settings);
         let fleet = Fleet::open(settings).await.expect("open fleet");

@@ -24,6 +24,7 @@ mod hostile;
 mod hostile_http;
 mod input_hostile;
 mod logs;
+mod notify;
 mod openapi;
 mod reports;
 mod settings;

@@ -129,6 +129,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         "update",
         "report",
         "command",
+        "delivery",
         "watch_folders",
         "watch",
     ] {

@@ -215,6 +215,69 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The delivery log: each report's webhook call and mails, how many attempts, where each stands
+         *     (`pending`, `delivered`, `failed`, `rate_limited`) and the last error. Admin only; changes
+         *     nothing. No secret appears in it.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Only the deliveries of this report. */
+                    report_id?: number;
+                    /** @description Only deliveries in this state. */
+                    state?: components["schemas"]["DeliveryState"];
+                    /** @description At most this many rows: 100 when absent, at most 1000. */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Delivery"][];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description bad state or limit */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deployments": {
         parameters: {
             query?: never;
@@ -2246,7 +2309,7 @@ export interface paths {
         head?: never;
         /**
          * Change the settings kept in the database: `open_enrolment`, `checkin_interval_s`,
-         *     `offline_after_s`. Admin only (the admin token). Validated as a whole (422 and nothing changed
+         *     `offline_after_s`, `notify` (where device reports are sent). Admin only (the admin token). Validated as a whole (422 and nothing changed
          *     when a value is out of range), written in one transaction (a 2xx means it is on disk; 507 on a
          *     full disk), in effect at once without a restart; answers with all settings.
          */
@@ -2305,6 +2368,53 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/api/v1/settings/notify/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test notification now to each configured channel (the webhook, every e-mail
+         *     recipient; also a channel turned off) and answer what happened. Admin only. Changes nothing
+         *     on the server (no delivery row); it does send the test to the receivers.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["NotifyTestResult"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/watch-folders": {
@@ -2502,6 +2612,11 @@ export interface components {
             error?: null | components["schemas"]["BulkError"];
             mac: string;
         };
+        /**
+         * @description Which channel a delivery goes out on. Stored by name (`deliveries.channel`).
+         * @enum {string}
+         */
+        Channel: "webhook" | "email";
         CheckinRequest: {
             chip: string;
             /** Format: int64 */
@@ -2582,6 +2697,38 @@ export interface components {
          * @enum {string}
          */
         CommandState: "queued" | "sent" | "done" | "failed" | "rejected" | "expired" | "cancelled";
+        /** @description One row of the delivery log. */
+        Delivery: {
+            /**
+             * Format: int64
+             * @description Attempts made so far.
+             */
+            attempts: number;
+            channel: components["schemas"]["Channel"];
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            /** @description Why the last attempt failed, or why it was not sent. */
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description The webhook's last HTTP status (e-mail: none).
+             */
+            last_status?: number | null;
+            /** @description When a pending delivery is due next. */
+            next_attempt_at?: string | null;
+            /** @description The webhook URL, or the e-mail address. */
+            recipient: string;
+            /** Format: int64 */
+            report_id: number;
+            state: components["schemas"]["DeliveryState"];
+            updated_at: string;
+        };
+        /**
+         * @description Where a delivery stands. Stored by name (`deliveries.state`).
+         * @enum {string}
+         */
+        DeliveryState: "pending" | "delivered" | "failed" | "rate_limited";
         Deployment: {
             /** @description Allows installing the image on devices of another project. */
             allow_other_project: boolean;
@@ -2859,6 +3006,10 @@ export interface components {
             /** @enum {string} */
             type: "command";
         } | {
+            delivery: components["schemas"]["Delivery"];
+            /** @enum {string} */
+            type: "delivery";
+        } | {
             /** @enum {string} */
             type: "watch_folders";
         } | {
@@ -3056,6 +3207,24 @@ export interface components {
             auto_deploy?: boolean;
             path: string;
         };
+        /**
+         * @description A change of the notification settings (`PATCH /api/v1/settings`, field `notify`). An absent
+         *     channel stays as it is; `null` removes it (its pending deliveries then fail).
+         */
+        NotifyPatch: {
+            smtp?: null | components["schemas"]["SmtpPatch"];
+            webhook?: null | components["schemas"]["WebhookPatch"];
+        };
+        /** @description What a test send came to. */
+        NotifyTestResult: {
+            /** @description One entry per target: the webhook, each e-mail recipient. Empty when no channel is set. */
+            results: components["schemas"]["TestResult"][];
+        };
+        /** @description The notification settings as shown; `null` channels are not configured. */
+        NotifyView: {
+            smtp?: null | components["schemas"]["SmtpView"];
+            webhook?: null | components["schemas"]["WebhookView"];
+        };
         /** @description An image offered to a device. */
         Offer: {
             /**
@@ -3162,6 +3331,10 @@ export interface components {
          * @enum {string}
          */
         ReportType: "info" | "warn" | "error" | "success";
+        /** @description Whether a secret is set; the secret itself is never shown. */
+        SecretState: {
+            set: boolean;
+        };
         /** @description The server's settings as they are in effect. */
         ServerSettings: {
             /**
@@ -3183,8 +3356,8 @@ export interface components {
             /** @description Where the database and firmware blobs live. */
             data_dir: string;
             /**
-             * @description False: the settings above other than `open_enrolment`, `checkin_interval_s` and
-             *     `offline_after_s` are read-only over the API (set them at start).
+             * @description False: the settings above other than `open_enrolment`, `checkin_interval_s`,
+             *     `offline_after_s` and `notify` are read-only over the API (set them at start).
              */
             editable: boolean;
             /**
@@ -3201,6 +3374,11 @@ export interface components {
             max_image_size: number;
             /** @description mDNS instance name advertised as `_otafleet._tcp`, when mDNS runs. */
             mdns_name?: string | null;
+            /**
+             * @description Where device reports are sent (webhook, e-mail; docs/notifications.md). Changed with
+             *     `PATCH`; secrets are shown only as `{"set": true}`.
+             */
+            notify: components["schemas"]["NotifyView"];
             /**
              * Format: int64
              * @description A device not seen for this many seconds is shown offline (in effect).
@@ -3227,6 +3405,7 @@ export interface components {
              *     `null` returns to the start default (`--checkin-interval`).
              */
             checkin_interval_s?: number | null;
+            notify?: null | components["schemas"]["NotifyPatch"];
             /**
              * Format: int64
              * @description Seconds without a sign of life after which a device is shown offline; must be greater
@@ -3235,6 +3414,66 @@ export interface components {
             offline_after_s?: number | null;
             /** @description Let MACs this server does not know enrol (on by default). */
             open_enrolment?: boolean | null;
+        };
+        /**
+         * @description A change of the e-mail channel; absent fields stay as they are. `host`, `from` and `to` are
+         *     required when the channel is first set.
+         */
+        SmtpPatch: {
+            /** @description Default true. */
+            enabled?: boolean | null;
+            /** @description The sender mailbox, e.g. `otafleet <ota@example.com>`. */
+            from?: string | null;
+            host?: string | null;
+            /**
+             * Format: int64
+             * @description Mails per recipient per hour, 1 to 1000 (default 10).
+             */
+            max_per_hour?: number | null;
+            /**
+             * Format: password
+             * @description Write-only: never shown again. `null` clears it.
+             */
+            password?: string | null;
+            /**
+             * Format: int64
+             * @description Default by `security`: 587 (starttls), 465 (tls), 25 (none).
+             */
+            port?: number | null;
+            security?: null | components["schemas"]["SmtpSecurity"];
+            /** @description 1 to 20 recipient addresses. */
+            to?: string[] | null;
+            /** @description Report types to send (default `["error", "warn"]`); at least one. */
+            types?: components["schemas"]["ReportType"][] | null;
+            /** @description `null` or `""` sends no credentials (and clears the password). */
+            username?: string | null;
+        };
+        /**
+         * @description How the SMTP connection is secured.
+         * @enum {string}
+         */
+        SmtpSecurity: "starttls" | "tls" | "none";
+        /** @description The e-mail channel as shown (`GET /api/v1/settings`). */
+        SmtpView: {
+            enabled: boolean;
+            /** @description The sender, e.g. `otafleet <ota@example.com>`. */
+            from: string;
+            host: string;
+            /**
+             * Format: int32
+             * @description Mails per recipient in any hour; more are recorded `rate_limited` and not sent.
+             */
+            max_per_hour: number;
+            /** @description The SMTP password: only whether it is set. */
+            password: components["schemas"]["SecretState"];
+            /** Format: int32 */
+            port: number;
+            security: components["schemas"]["SmtpSecurity"];
+            /** @description Recipients, one mail each. */
+            to: string[];
+            /** @description Which report types are sent. */
+            types: components["schemas"]["ReportType"][];
+            username?: string | null;
         };
         /** @description How the devices a deployment covers stand, by the status bar's buckets. */
         Tally: {
@@ -3268,6 +3507,21 @@ export interface components {
              * @description Offered (at their next check), or not yet known to take it.
              */
             waiting: number;
+        };
+        /** @description What a test send (`POST /api/v1/settings/notify/test`) came to, per channel target. */
+        TestResult: {
+            channel: components["schemas"]["Channel"];
+            /** @description Whether the receiver took it. */
+            delivered: boolean;
+            /** @description Why it was not delivered. */
+            error?: string | null;
+            /** @description The webhook URL or the e-mail address. */
+            recipient: string;
+            /**
+             * Format: int64
+             * @description The webhook's HTTP status.
+             */
+            status?: number | null;
         };
         Update: {
             /**
@@ -3403,6 +3657,33 @@ export interface components {
             last_result?: string | null;
             /** @description Absolute path of the folder (watched recursively). */
             path: string;
+        };
+        /**
+         * @description A change of the webhook channel; absent fields stay as they are. `url` and `secret` are
+         *     required when the channel is first set.
+         */
+        WebhookPatch: {
+            /** @description Default true. */
+            enabled?: boolean | null;
+            /**
+             * Format: password
+             * @description The HMAC-SHA256 key (1 to 256 characters). Write-only: never shown again.
+             */
+            secret?: string | null;
+            /** @description Report types to send (default `["error", "warn"]`); at least one. */
+            types?: components["schemas"]["ReportType"][] | null;
+            /** @description `http://` or `https://` URL the reports are POSTed to. */
+            url?: string | null;
+        };
+        /** @description The webhook channel as shown (`GET /api/v1/settings`). */
+        WebhookView: {
+            enabled: boolean;
+            /** @description The HMAC secret: only whether it is set. */
+            secret: components["schemas"]["SecretState"];
+            /** @description Which report types are sent. */
+            types: components["schemas"]["ReportType"][];
+            /** @description Where reports are POSTed (http or https). */
+            url: string;
         };
     };
     responses: never;

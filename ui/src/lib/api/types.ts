@@ -80,3 +80,21 @@ export type CommandState = S['CommandState'];
 export type CommandList = S['CommandList'];
 /** What the admin asks (`POST /api/v1/devices/{mac}/commands`). */
 export type NewCommand = S['NewCommand'];
+/** Where device reports are sent (webhook, e-mail); secrets only as `{ set: boolean }`. */
+export type NotifyView = S['NotifyView'];
+export type WebhookView = S['WebhookView'];
+export type SmtpView = S['SmtpView'];
+/** `PATCH /api/v1/settings` field `notify`: absent fields stay, `null` removes a channel. */
+export type NotifyPatch = S['NotifyPatch'];
+export type WebhookPatch = S['WebhookPatch'];
+export type SmtpPatch = S['SmtpPatch'];
+/** starttls | tls | none. */
+export type SmtpSecurity = S['SmtpSecurity'];
+/** One row of the delivery log (`GET /api/v1/deliveries`). */
+export type Delivery = S['Delivery'];
+/** pending | delivered | failed | rate_limited. */
+export type DeliveryState = S['DeliveryState'];
+/** The filters of `GET /api/v1/deliveries` (report_id, state, limit). */
+export type DeliveriesQuery = NonNullable<paths['/api/v1/deliveries']['get']['parameters']['query']>;
+/** What `POST /api/v1/settings/notify/test` came to, per target. */
+export type NotifyTestResult = S['NotifyTestResult'];

@@ -8,6 +8,9 @@ import type {
   Command,
   CommandList,
   NewCommand,
+  DeliveriesQuery,
+  Delivery,
+  NotifyTestResult,
   Report,
   ReportsQuery,
   Deployment,
@@ -129,7 +132,7 @@ export interface Backend {
   retryDeployment(id: number): Promise<Update[]>;
 
   settings(): Promise<ServerSettings>;
-  /** Change the settings kept by the server (open enrolment); returns all settings. */
+  /** Change the settings kept by the server (open enrolment, timing, notifications); returns all settings. */
   patchSettings(p: SettingsPatch): Promise<ServerSettings>;
 
   /** Build output folders whose new images the server imports by itself. */
@@ -157,6 +160,10 @@ export interface Backend {
   queueCommand(mac: string, c: NewCommand): Promise<Command>;
   /** Cancel a queued or sent command (409 `command_finished` once it is finished). */
   cancelCommand(mac: string, id: number): Promise<Command>;
+  /** The delivery log (webhook calls and mails of reports), newest first. */
+  listDeliveries(q?: DeliveriesQuery): Promise<Delivery[]>;
+  /** Send a test to each configured notification channel now; answers what happened per target. */
+  testNotify(): Promise<NotifyTestResult>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

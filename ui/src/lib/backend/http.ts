@@ -16,6 +16,9 @@ import type {
   Command,
   CommandList,
   NewCommand,
+  DeliveriesQuery,
+  Delivery,
+  NotifyTestResult,
   Report,
   ReportsQuery,
   Deployment,
@@ -64,6 +67,7 @@ const EVENT_NAMES = [
   'update',
   'report',
   'command',
+  'delivery',
   'watch',
   'watch_folders',
 ] as const;
@@ -379,6 +383,12 @@ export class HttpBackend implements Backend {
   }
   cancelCommand(mac: string, id: number): Promise<Command> {
     return this.#data(this.#api.POST('/api/v1/devices/{mac}/commands/{id}/cancel', { params: { path: { mac, id } } }));
+  }
+  listDeliveries(q: DeliveriesQuery = {}): Promise<Delivery[]> {
+    return this.#data(this.#api.GET('/api/v1/deliveries', { params: { query: q } }));
+  }
+  testNotify(): Promise<NotifyTestResult> {
+    return this.#data(this.#api.POST('/api/v1/settings/notify/test'));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, Command, CommandList, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, Command, CommandList, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
@@ -233,8 +233,10 @@ export class MockBackend implements Backend {
       checkin_interval_source: this.interval == null ? 'start' : 'admin', checkin_interval_default_s: 60,
       offline_after_s: this.offlineAfter ?? interval * 3 + 10, offline_after_source: this.offlineAfter == null ? 'start' : 'admin',
       max_image_size: 16777216, legacy_secret_configured: false, mdns_name: null,
-      data_dir: '/tmp/d', open_enrolment: this.openEnrolment, editable: false };
+      data_dir: '/tmp/d', open_enrolment: this.openEnrolment, editable: false, notify: structuredClone(this.notify) };
   }
+  /** The notification channels as the server shows them (secrets only as `set`). */
+  notify: NotifyView = { webhook: null, smtp: null };
   async patchSettings(p: SettingsPatch) {
     this.calls.push(`patchSettings ${JSON.stringify(p)}`);
     if (this.settingsError) {
@@ -245,6 +247,7 @@ export class MockBackend implements Backend {
     if (p.open_enrolment != null) this.openEnrolment = p.open_enrolment;
     if (p.checkin_interval_s !== undefined) this.interval = p.checkin_interval_s;
     if (p.offline_after_s !== undefined) this.offlineAfter = p.offline_after_s;
+    if (p.notify) this.applyNotify(p.notify);
     return this.settings();
   }
   audit: AuditEntry[] = [];
@@ -260,6 +263,36 @@ export class MockBackend implements Backend {
     const lines = ['id,at,actor,action,method,path,target,status,outcome,detail',
       ...rows.map((r) => [r.id, r.at, r.actor, r.action, r.method, r.path, r.target ?? '', r.status ?? '', r.outcome, ''].join(','))];
     return new Blob([lines.map((l) => `${l}\r\n`).join('')], { type: 'text/csv' });
+  }
+  /** The server's merge of a notify patch: absent fields stay, `null` removes a channel. */
+  private applyNotify(n: NonNullable<SettingsPatch['notify']>) {
+    if (n.webhook === null) this.notify.webhook = null;
+    else if (n.webhook) {
+      const o = this.notify.webhook;
+      this.notify.webhook = { url: n.webhook.url ?? o?.url ?? '', secret: { set: !!(n.webhook.secret || o?.secret.set) },
+        types: n.webhook.types ?? o?.types ?? ['warn', 'error'], enabled: n.webhook.enabled ?? o?.enabled ?? true };
+    }
+    if (n.smtp === null) this.notify.smtp = null;
+    else if (n.smtp) {
+      const o = this.notify.smtp;
+      const security = n.smtp.security ?? o?.security ?? 'starttls';
+      const username = n.smtp.username === undefined ? (o?.username ?? null) : n.smtp.username || null;
+      this.notify.smtp = { host: n.smtp.host ?? o?.host ?? '', port: n.smtp.port ?? o?.port ?? 587, security, username,
+        password: { set: username != null && (n.smtp.password === undefined ? !!o?.password.set : !!n.smtp.password) },
+        from: n.smtp.from ?? o?.from ?? '', to: n.smtp.to ?? o?.to ?? [], types: n.smtp.types ?? o?.types ?? ['warn', 'error'],
+        enabled: n.smtp.enabled ?? o?.enabled ?? true, max_per_hour: n.smtp.max_per_hour ?? o?.max_per_hour ?? 10 };
+    }
+  }
+  deliveries: Delivery[] = [];
+  async listDeliveries(q: DeliveriesQuery = {}) {
+    this.calls.push(`listDeliveries ${JSON.stringify(q)}`);
+    return this.deliveries.filter((d) => (q.report_id == null || d.report_id === q.report_id) && (!q.state || d.state === q.state))
+      .sort((a, b) => b.id - a.id);
+  }
+  testResult: NotifyTestResult = { results: [] };
+  async testNotify() {
+    this.calls.push('testNotify');
+    return this.testResult;
   }
   reports: Report[] = [];
   async listReports(q: ReportsQuery = {}) {
