@@ -140,7 +140,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     }
     assert_eq!(
         events.len(),
-        12,
+        13,
         "a new event type is added here and to the UI: {events:?}"
     );
 
