@@ -31,6 +31,10 @@ pub enum CoreError {
     /// (`update_finished`, `update_moved_on`): refused, nothing changed.
     #[error("{message}")]
     StaleReport { code: &'static str, message: String },
+    /// The request conflicts with the current state, with a stable code (`project_exists`,
+    /// `project_in_use`, `config_version_unknown`); nothing changed. 409.
+    #[error("{message}")]
+    Clash { code: &'static str, message: String },
     /// A device presented no token, or the wrong one.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
@@ -126,7 +130,9 @@ impl CoreError {
             Self::Unauthorized { code, .. } | Self::Refused { code, .. } => code,
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
-            Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,
+            Self::StaleReport { code, .. }
+            | Self::NeedsConsent { code, .. }
+            | Self::Clash { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }

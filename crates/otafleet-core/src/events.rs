@@ -42,6 +42,18 @@ pub enum Event {
     Update { update: Box<Update> },
     /// A device sent a report (`POST /api/v1/device/report`), now stored.
     Report { report: Box<crate::reports::Report> },
+    /// A project was created or changed (its description, enrolment, variables or commands; a
+    /// secret default is shown as `{"set": bool}`).
+    Project {
+        project: Box<crate::projects::Project>,
+    },
+    /// A project was deleted.
+    ProjectRemoved { name: String },
+    /// A device's config changed: the admin changed its values or its project's variables, or
+    /// the device fetched or confirmed it (secrets masked).
+    DeviceConfig {
+        config: Box<crate::config::DeviceConfig>,
+    },
     /// The list of watch folders changed (the watcher reloads it).
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
@@ -61,6 +73,9 @@ impl Event {
             Event::Deployment { .. } => "deployment",
             Event::Update { .. } => "update",
             Event::Report { .. } => "report",
+            Event::Project { .. } => "project",
+            Event::ProjectRemoved { .. } => "project_removed",
+            Event::DeviceConfig { .. } => "device_config",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
         }

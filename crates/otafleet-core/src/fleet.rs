@@ -26,6 +26,8 @@ use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
 use crate::{db, manifest, validate};
 
+mod remote;
+
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Inner>,

@@ -18,6 +18,9 @@
 //! Who may claim and serve a device (token-enrolled devices only over the native protocol, the
 //! expected protocol, open enrolment) is decided in [`trust`].
 //!
+//! Projects ([`projects`]: description, enrolment, config variables, commands) and each device's
+//! versioned config ([`config`]) are the admin's remote management.
+//!
 //! Every admin change leaves one append-only row in the audit log ([`audit`]).
 //!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
@@ -26,6 +29,7 @@
 pub mod audit;
 pub mod blobs;
 pub mod checkin;
+pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod deployments;
@@ -40,6 +44,7 @@ pub mod hot;
 pub mod legacy;
 pub mod manifest;
 pub mod offer;
+pub mod projects;
 pub mod reports;
 pub mod settings;
 pub mod time;

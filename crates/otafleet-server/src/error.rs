@@ -48,7 +48,8 @@ impl ApiError {
                 }
                 CoreError::Conflict { .. }
                 | CoreError::StaleReport { .. }
-                | CoreError::NeedsConsent { .. } => StatusCode::CONFLICT,
+                | CoreError::NeedsConsent { .. }
+                | CoreError::Clash { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
                 CoreError::Refused { .. } => StatusCode::FORBIDDEN,
                 CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,

@@ -4,6 +4,7 @@
 //! OpenAPI descriptions (utoipa) into the document served at `/api/v1/openapi.json`.
 
 pub mod audit;
+pub mod config;
 pub mod deployments;
 pub mod device;
 pub mod devices;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 pub mod health;
+pub mod projects;
 pub mod reports;
 pub mod settings;
 pub mod ui;
@@ -72,7 +74,9 @@ pub fn router(state: AppState) -> Router {
         .merge(watch_folders::router())
         .merge(settings::router())
         .merge(audit::router())
-        .merge(reports::router());
+        .merge(reports::router())
+        .merge(projects::router())
+        .merge(config::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.

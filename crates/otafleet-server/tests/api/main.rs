@@ -3,6 +3,7 @@
 
 mod audit;
 mod common;
+mod config;
 mod connections;
 mod deployments;
 mod device_names;
@@ -23,6 +24,7 @@ mod hostile;
 mod hostile_http;
 mod input_hostile;
 mod openapi;
+mod projects;
 mod reports;
 mod settings;
 mod storage;

@@ -128,6 +128,9 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         "deployment",
         "update",
         "report",
+        "project",
+        "project_removed",
+        "device_config",
         "watch_folders",
         "watch",
     ] {
@@ -138,7 +141,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     }
     assert_eq!(
         events.len(),
-        11,
+        14,
         "a new event type is added here and to the UI: {events:?}"
     );
 
