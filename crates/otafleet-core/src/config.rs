@@ -90,7 +90,6 @@ pub struct DeviceConfigAnswer {
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 pub struct ConfigPatch {
     /// Per key: the new value (of the variable's type), or null for the project's default.
-    #[schema(value_type = Object)]
     pub values: Map<String, Value>,
 }
 

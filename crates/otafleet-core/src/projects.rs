@@ -117,7 +117,6 @@ pub struct VariableInput {
     /// The default, of the variable's type; null for none. For a secret, leaving it out (or
     /// sending `{"set": true}` as read) keeps the stored one.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Object, nullable)]
     pub default: Option<Value>,
 }
 

@@ -1,6 +1,6 @@
 // A tiny history router: six views do not need a library. Paths: `/`, `/devices/<mac>`,
 // `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/activity`,
-// `/settings`.
+// `/projects`, `/settings`.
 // The server answers unknown paths with index.html, so reloads work.
 export type Route =
   | { name: 'devices' }
@@ -8,6 +8,7 @@ export type Route =
   | { name: 'deployments'; id?: number }
   | { name: 'firmware' }
   | { name: 'activity' }
+  | { name: 'projects' }
   | { name: 'settings' };
 
 export function parse(path: string): Route {
@@ -18,6 +19,7 @@ export function parse(path: string): Route {
   if (d) return d[1] ? { name: 'deployments', id: Number(d[1]) } : { name: 'deployments' };
   if (p === '/firmware') return { name: 'firmware' };
   if (p === '/activity') return { name: 'activity' };
+  if (p === '/projects') return { name: 'projects' };
   if (p === '/settings') return { name: 'settings' };
   return { name: 'devices' };
 }
@@ -34,6 +36,8 @@ export function href(r: Route): string {
       return '/firmware';
     case 'activity':
       return '/activity';
+    case 'projects':
+      return '/projects';
     case 'settings':
       return '/settings';
   }
