@@ -92,3 +92,59 @@ async fn variables_give_the_projects_devices_a_version_and_values_overlay_defaul
     assert_eq!(got.version, v + 1);
     assert_eq!(json!(got.values), json!({"ssid": "lab", "pass": "p"}));
 }
+
+#[tokio::test]
+async fn a_changed_variable_drops_stale_values_and_a_move_to_another_project_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::open(crate::Settings::new(dir.path())).await.unwrap();
+    let token = enrolled(&fleet).await;
+    let vars = |t: &str| -> ProjectPatch {
+        serde_json::from_value(json!({"variables": [
+            {"key": "n", "type": t}, {"key": "s", "type": "string", "default": "d"},
+        ]}))
+        .unwrap()
+    };
+    fleet.project_patch("blink", vars("int")).await.unwrap();
+    let set = |v: serde_json::Value| ConfigPatch {
+        values: serde_json::from_value(v).unwrap(),
+    };
+    fleet
+        .device_config_patch(MAC, set(json!({"n": 5, "s": "mine"})))
+        .await
+        .unwrap();
+    let before = fleet.device_config(MAC).await.unwrap();
+    // `n` becomes a bool: its int value no longer fits and is dropped; `s` stays.
+    fleet.project_patch("blink", vars("bool")).await.unwrap();
+    let after = fleet.device_config(MAC).await.unwrap();
+    assert_eq!(after.version, before.version.map(|v| v + 1));
+    assert_eq!(json!(after.values), json!({"s": "mine"}));
+    // The same variables again change nothing.
+    fleet.project_patch("blink", vars("bool")).await.unwrap();
+    assert_eq!(
+        fleet.device_config(MAC).await.unwrap().version,
+        after.version
+    );
+
+    // Re-flashed with another project that has variables: a new version, the old values gone.
+    let other: ProjectPatch =
+        serde_json::from_value(json!({"variables": [{"key": "s", "type": "string"}]})).unwrap();
+    fleet
+        .checkin(report("other"), Some(&token), None)
+        .await
+        .unwrap();
+    fleet.project_patch("other", other).await.unwrap();
+    let moved = fleet
+        .checkin(report("other"), Some(&token), None)
+        .await
+        .unwrap()
+        .config_version
+        .unwrap();
+    assert!(moved > after.version.unwrap());
+    let got = fleet.device_config_read(Some(&token)).await.unwrap();
+    assert_eq!(got.version, moved);
+    assert_eq!(
+        json!(got.values),
+        json!({}),
+        "values were for the other project"
+    );
+}

@@ -136,7 +136,8 @@ impl Fleet {
 
     /// A device reads its own config (`GET /api/v1/device/config`, with its token): the effective
     /// values, secrets included — the one place they leave the server — and the version, which
-    /// is recorded as given. 404 when its project defines no variables.
+    /// is recorded as given (published as `device_config`, secrets masked). 404 when its project
+    /// defines no variables.
     pub async fn device_config_read(&self, token: Option<&str>) -> Result<DeviceConfigAnswer> {
         let (mac, hash) = self.config_caller(token).await?;
         let answer = {
@@ -150,6 +151,7 @@ impl Fleet {
             a
         };
         tracing::debug!(%mac, version = answer.version, "device read its config");
+        self.publish_config(&mac).await;
         Ok(answer)
     }
 
