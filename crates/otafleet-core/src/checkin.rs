@@ -49,6 +49,10 @@ pub struct CheckinResponse {
     /// Commands of this device that are queued or sent (not answered, cancelled or expired);
     /// 0 when none. When not 0, fetch them: `GET /api/v1/device/commands`.
     pub commands_pending: i64,
+    /// The device's current config version ([`crate::config`]); null when its project defines
+    /// no variables. When it differs from the version the device applied, the device reads
+    /// `GET /api/v1/device/config` and confirms with `POST /api/v1/device/config`.
+    pub config_version: Option<i64>,
 }
 
 /// An image offered to a device.
@@ -233,6 +237,8 @@ async fn recorded(
         }
     };
     let deployments = crate::deployments::after_change(&mut tx, &changed, applied).await?;
+    let config_version =
+        crate::config::checkin_version(&mut tx, &c.mac, device.project.as_deref()).await?;
     // The same report gets the same answer until something changes, so the next ones can be
     // answered from memory when the answer is "nothing" with nothing under way, or the offer of
     // the attempt just opened or still open (repeating it writes nothing: `reconcile` and
@@ -255,6 +261,7 @@ async fn recorded(
                 digest: report_digest(&c, &req, token),
                 last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
                 answer: offer.clone().map(|o| Arc::new(Remembered::Offer(o))),
+                config_version,
             },
         );
     }
@@ -274,6 +281,7 @@ async fn recorded(
         checkin_interval_s: fleet.timing().checkin_interval_s,
         logs,
         commands_pending,
+        config_version,
     })
 }
 
@@ -319,6 +327,10 @@ async fn admit(
         _ => crate::settings::open_enrolment(tx).await?,
     };
     if let Err(e) = trust::judge(mac, existing, "native", open, authenticated) {
+        return Ok(Err(e));
+    }
+    let allowed = crate::projects::enrolment_of(tx, &c.project).await?;
+    if let Err(e) = trust::project_protocol(mac, Some(&c.project), allowed.as_deref(), "native") {
         return Ok(Err(e));
     }
     if let Some(d) = existing {
@@ -369,7 +381,7 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
     // takes the database path.
     let digest = report_digest(c, req, token);
     let now = crate::time::now();
-    let (event_due, answer) = fleet.hot().answer(
+    let (event_due, answer, config_version) = fleet.hot().answer(
         &c.mac,
         &digest,
         Heartbeat {
@@ -400,6 +412,7 @@ fn quiet(fleet: &Fleet, c: &Clean, req: &CheckinRequest, token: &str) -> Option<
         logs: fleet.logs_wanted(&c.mac),
         // Only answers with no command pending are remembered (see `recorded`).
         commands_pending: 0,
+        config_version,
     })
 }
 

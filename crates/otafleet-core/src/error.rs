@@ -34,7 +34,8 @@ pub enum CoreError {
     /// What was asked cannot be done for this thing as it is, and the message says why
     /// (`commands_unsupported`: a stock or mDNS-only device has no command channel;
     /// `command_finished`: cancelling a finished command; `too_many_commands`;
-    /// `logs_unsupported`: a stock updater has no log channel). 409; nothing changed.
+    /// `logs_unsupported`: a stock updater has no log channel; `project_exists`, `project_in_use`,
+    /// `config_version_unknown`). 409; nothing changed.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
     /// A device presented no token, or the wrong one.

@@ -51,6 +51,18 @@ pub enum Event {
     Delivery {
         delivery: Box<crate::notify::Delivery>,
     },
+    /// A project was created or changed (its description, enrolment, variables or commands; a
+    /// secret default is shown as `{"set": bool}`).
+    Project {
+        project: Box<crate::projects::Project>,
+    },
+    /// A project was deleted.
+    ProjectRemoved { name: String },
+    /// A device's config changed: the admin changed its values or its project's variables, or
+    /// the device fetched or confirmed it (secrets masked).
+    DeviceConfig {
+        config: Box<crate::config::DeviceConfig>,
+    },
     /// The list of watch folders changed (the watcher reloads it).
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
@@ -72,6 +84,9 @@ impl Event {
             Event::Report { .. } => "report",
             Event::Command { .. } => "command",
             Event::Delivery { .. } => "delivery",
+            Event::Project { .. } => "project",
+            Event::ProjectRemoved { .. } => "project_removed",
+            Event::DeviceConfig { .. } => "device_config",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
         }

@@ -153,7 +153,7 @@ fn field_digest(mac: &str, req: &FieldCheck, md5: Option<&str>, sha: Option<&str
 /// The answer from memory, if this exact request was answered before and nothing changed since.
 fn quiet(fleet: &Fleet, mac: &str, digest: &[u8; 32]) -> Option<FieldAnswer> {
     let now = crate::time::now();
-    let (event_due, answer) = fleet.hot().answer(
+    let (event_due, answer, _) = fleet.hot().answer(
         mac,
         digest,
         Heartbeat {
@@ -331,6 +331,7 @@ async fn recorded(
                 digest,
                 last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
                 answer: Some(Arc::new(Remembered::Field(answer.clone()))),
+                config_version: None,
             },
         );
     }
@@ -362,6 +363,15 @@ async fn admit(
     };
     if let Err(e) = trust::judge(mac, existing, req.protocol, open, false) {
         return Ok(Err(e));
+    }
+    let project = running
+        .and_then(|fw| fw.project.as_deref())
+        .or(existing.and_then(|d| d.project.as_deref()));
+    if let Some(p) = project {
+        let allowed = crate::projects::enrolment_of(conn, p).await?;
+        if let Err(e) = trust::project_protocol(mac, Some(p), allowed.as_deref(), req.protocol) {
+            return Ok(Err(e));
+        }
     }
     if let (Some(d), Some(fw)) = (existing, running) {
         if let Err(e) = trust::project_change(mac, d.project.as_deref(), fw.project.as_deref()) {

@@ -37,6 +37,7 @@ pub struct LogWatch {
     pub lease: LogLease,
 }
 mod commands;
+mod remote;
 
 #[derive(Clone)]
 pub struct Fleet {

@@ -61,6 +61,10 @@ pub(crate) struct Entry {
     pub last_event_ms: AtomicU64,
     /// The answer beyond a native "nothing to do" (`None`, the common case, costs nothing).
     pub answer: Option<Arc<Remembered>>,
+    /// The native answer's `config_version` ([`crate::config`]): a change of the device's config
+    /// forgets its entry (its device lock), one of its project's variables every entry (the
+    /// writer's lock), so this is the current version while the entry is valid.
+    pub config_version: Option<i64>,
 }
 
 /// A remembered answer other than a native "nothing to do".
@@ -225,7 +229,7 @@ impl Hot {
         mac: &str,
         digest: &[u8; 32],
         beat: Heartbeat,
-    ) -> Option<(bool, Option<Arc<Remembered>>)> {
+    ) -> Option<(bool, Option<Arc<Remembered>>, Option<i64>)> {
         let generation = self.generation();
         let mut maps = self.maps();
         let e = maps
@@ -234,8 +238,9 @@ impl Hot {
             .filter(|e| e.generation == generation && &e.digest == digest)?;
         let due = e.event_due(self.since_start_ms());
         let answer = e.answer.clone();
+        let config_version = e.config_version;
         maps.queue(mac, beat);
-        Some((due, answer))
+        Some((due, answer, config_version))
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {

@@ -18,6 +18,9 @@
 //! Who may claim and serve a device (token-enrolled devices only over the native protocol, the
 //! expected protocol, open enrolment) is decided in [`trust`].
 //!
+//! Projects ([`projects`]: description, enrolment, config variables, commands) and each device's
+//! versioned config ([`config`]) are the admin's remote management, with commands ([`commands`]).
+//!
 //! Every admin change leaves one append-only row in the audit log ([`audit`]). What devices report
 //! is kept in [`reports`]; their live log lines, in memory only, in [`logs`].
 //!
@@ -30,6 +33,7 @@ pub mod audit;
 pub mod blobs;
 pub mod checkin;
 pub mod commands;
+pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod deployments;
@@ -46,6 +50,7 @@ pub mod logs;
 pub mod manifest;
 pub mod notify;
 pub mod offer;
+pub mod projects;
 pub mod reports;
 pub mod settings;
 pub mod time;

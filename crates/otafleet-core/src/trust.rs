@@ -8,6 +8,7 @@
 //! - "Open enrolment" (a persisted server setting, on by default) decides whether a MAC the server
 //!   does not know (or knows only from mDNS, which anyone on the LAN can announce) may enrol at all.
 //! - A request without a credential never changes a device's project (see [`project_change`]).
+//! - A project may list the protocols its devices may check in with ([`project_protocol`]).
 //!
 //! A refusal changes nothing of the device; it is logged and counted per device in `refusals`
 //! (shown as [`Refusal`] on the device), which this module alone writes. It owns the table
@@ -119,6 +120,27 @@ pub fn judge(
                 "device {mac} is expected to speak {p}, not {protocol}; change its expected protocol in otafleet if it was re-flashed"
             ),
         )),
+    }
+}
+
+/// A project's enrolment policy ([`crate::projects`]): a device of `project` speaking `protocol`
+/// is refused (`project_protocol_not_allowed`) when the project lists the protocols that may
+/// enrol its devices (`allowed`) and this is not one of them. `None`: any protocol.
+pub fn project_protocol(
+    mac: &str,
+    project: Option<&str>,
+    allowed: Option<&[String]>,
+    protocol: &str,
+) -> Result<()> {
+    match (project, allowed) {
+        (Some(p), Some(list)) if !list.iter().any(|a| a == protocol) => Err(refused(
+            "project_protocol_not_allowed",
+            format!(
+                "devices of project '{p}' may check in only over {}, not {protocol} (device {mac}); change the project's enrolment in otafleet (Projects page) if this device is meant to",
+                list.join(", ")
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -116,6 +116,16 @@ struct CheckinResponse {
     /// Someone watches this device's logs ([`crate::logs`]).
     #[serde(default)]
     logs: bool,
+    /// The device's current config version; null when its project defines no variables.
+    #[serde(default)]
+    config_version: Option<i64>,
+}
+
+/// What `GET /api/v1/device/config` answers.
+#[derive(Debug, Deserialize)]
+struct ConfigAnswer {
+    version: i64,
+    values: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An update the server offers, as the check-in answer carries it.
@@ -136,6 +146,10 @@ pub struct Native {
     token: Option<String>,
     partial: Option<Box<Partial>>,
     logs: crate::logs::LogHook,
+    /// The config version it applied last, and the values (as the reference client keeps them
+    /// in NVS).
+    config_applied: Option<i64>,
+    config: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A download in progress: the bytes so far, as the hashers saw them.
@@ -227,6 +241,8 @@ impl Native {
             what: "check-in body",
             source: e,
         })?;
+        // The config requests below take a slot of their own.
+        drop(_slot);
         if let Some(t) = resp.token {
             if self.token.is_some() {
                 return Err(DeviceError::Protocol(
@@ -256,7 +272,64 @@ impl Native {
                 ending: dev.sh.ending.subscribe(),
             });
         }
+        if let Some(v) = resp.config_version {
+            if self.config_applied != Some(v) {
+                // Best effort, as the reference client's: a config that cannot be fetched now is
+                // fetched at a later check-in (the answer keeps carrying the version).
+                match self.apply_config(dev).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_transient() => {
+                        tracing::debug!(mac = %dev.spec.mac, error = %e, "config not fetched now");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Ok(resp.update)
+    }
+
+    /// Fetch the device's config (`GET /api/v1/device/config`), keep it, and confirm its version
+    /// (`POST /api/v1/device/config`), as the reference client does when the check-in's
+    /// `config_version` differs from the one it applied (docs/protocols.md §1, Config).
+    async fn apply_config(&mut self, dev: &Dev<'_>) -> Result<(), DeviceError> {
+        let http = &dev.sh.http;
+        let url = http.url("/api/v1/device/config");
+        let token = self.token.clone().unwrap_or_default();
+        let (r, _slot) = http
+            .send("config", || {
+                http.client.get(&url).bearer_auth(&token).send()
+            })
+            .await?;
+        if !r.status().is_success() {
+            return Err(status_error("config", r).await);
+        }
+        let got: ConfigAnswer = r.json().await.map_err(|e| DeviceError::Transport {
+            what: "config body",
+            source: e,
+        })?;
+        drop(_slot);
+        let body = json!({"version": got.version});
+        let (r, _slot) = http
+            .send("config", || {
+                http.client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+            })
+            .await?;
+        if !r.status().is_success() {
+            return Err(status_error("config applied", r).await);
+        }
+        tracing::debug!(mac = %dev.spec.mac, version = got.version, keys = got.values.len(), "config applied");
+        self.config = got.values;
+        self.config_applied = Some(got.version);
+        Ok(())
+    }
+
+    /// The config it applied last: (version, values).
+    pub fn config(&self) -> (Option<i64>, &serde_json::Map<String, serde_json::Value>) {
+        (self.config_applied, &self.config)
     }
 
     /// Report progress. `in_slot`: the device holds a connection slot already (mid-download).

@@ -1,5 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
-import type { Command, Delivery, Device, DevicePatch, Report, Update } from './api/types';
+import type { Command, Delivery, Device, DeviceConfig, DevicePatch, Project, Report, Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -33,6 +33,8 @@ export class Fleet {
   #reportListeners = new Set<(r: Report) => void>();
   #commandListeners = new Set<(c: Command) => void>();
   #deliveryListeners = new Set<(d: Delivery) => void>();
+  #configListeners = new Set<(c: DeviceConfig) => void>();
+  #projectListeners = new Set<(p: Project | { removed: string }) => void>();
   #batcher: EventBatcher<LiveEvent>;
 
   constructor(
@@ -155,6 +157,19 @@ export class Fleet {
     return () => this.#deliveryListeners.delete(fn);
   }
 
+  /** Call `fn` with every device config change from now on (the `device_config` event: the
+   *  admin changed it, or the device fetched or applied it); returns the function that stops it. */
+  onConfig(fn: (c: DeviceConfig) => void): () => void {
+    this.#configListeners.add(fn);
+    return () => this.#configListeners.delete(fn);
+  }
+
+  /** Call `fn` with every project created or changed (`project`), or deleted (`{removed}`). */
+  onProject(fn: (p: Project | { removed: string }) => void): () => void {
+    this.#projectListeners.add(fn);
+    return () => this.#projectListeners.delete(fn);
+  }
+
   /** Apply one frame's worth of events; the device table re-derives once. */
   applyBatch(batch: LiveEvent[]) {
     let reload = false;
@@ -213,6 +228,15 @@ export class Fleet {
           break;
         case 'delivery':
           for (const fn of this.#deliveryListeners) fn(e.delivery);
+          break;
+        case 'device_config':
+          for (const fn of this.#configListeners) fn(e.config);
+          break;
+        case 'project':
+          for (const fn of this.#projectListeners) fn(e.project);
+          break;
+        case 'project_removed':
+          for (const fn of this.#projectListeners) fn({ removed: e.name });
           break;
         case 'watch_folders':
           void this.watch.load().catch(() => undefined);

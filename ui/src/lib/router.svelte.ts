@@ -1,10 +1,10 @@
 // A tiny history router: six views do not need a library. Paths: `/`, `/devices/<mac>` (and
 // `/devices/<mac>/<tab>` for a tab of the device page other than its overview),
 // `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/activity`,
-// `/settings`.
+// `/projects`, `/settings`.
 // The server answers unknown paths with index.html, so reloads work.
 /** The device page's tabs; `overview` is the page's own path. */
-export const DEVICE_TABS = ['overview', 'control', 'logs', 'reports'] as const;
+export const DEVICE_TABS = ['overview', 'control', 'config', 'logs', 'reports'] as const;
 export type DeviceTab = (typeof DEVICE_TABS)[number];
 
 export type Route =
@@ -13,6 +13,7 @@ export type Route =
   | { name: 'deployments'; id?: number }
   | { name: 'firmware' }
   | { name: 'activity' }
+  | { name: 'projects' }
   | { name: 'settings' };
 
 export function parse(path: string): Route {
@@ -26,6 +27,7 @@ export function parse(path: string): Route {
   if (d) return d[1] ? { name: 'deployments', id: Number(d[1]) } : { name: 'deployments' };
   if (p === '/firmware') return { name: 'firmware' };
   if (p === '/activity') return { name: 'activity' };
+  if (p === '/projects') return { name: 'projects' };
   if (p === '/settings') return { name: 'settings' };
   return { name: 'devices' };
 }
@@ -42,6 +44,8 @@ export function href(r: Route): string {
       return '/firmware';
     case 'activity':
       return '/activity';
+    case 'projects':
+      return '/projects';
     case 'settings':
       return '/settings';
   }

@@ -1,7 +1,7 @@
 //! Native device protocol v1 (docs/protocols.md §1): `POST /api/v1/device/checkin`,
-//! `POST /api/v1/device/progress`, `POST /api/v1/device/report` and `POST /api/v1/device/logs`.
-//! The device token travels as `Authorization: Bearer`. Commands (fetch and answer) are in the
-//! `commands` sub-module.
+//! `POST /api/v1/device/progress`, `POST /api/v1/device/report`, `POST /api/v1/device/logs`, and
+//! the device's own config (`GET`/`POST /api/v1/device/config`). The device token travels as
+//! `Authorization: Bearer`. Commands (fetch and answer) are in the `commands` sub-module.
 
 mod commands;
 
@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::Json as AxumJson;
 use otafleet_core::checkin::{CheckinRequest, CheckinResponse, ProgressRequest};
+use otafleet_core::config::{ConfigApplied, DeviceConfig, DeviceConfigAnswer};
 use otafleet_core::logs::{LogBatch, LogBatchAnswer};
 use otafleet_core::reports::{Report, ReportRequest};
 use otafleet_core::updates::Update;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report))
         .routes(routes!(logs))
         .merge(commands::router())
+        .routes(routes!(read_config, config_applied))
 }
 
 /// Check in: report what the device runs; get a token on first contact and an update offer when
@@ -101,4 +103,42 @@ async fn logs(
     Json(batch): Json<LogBatch>,
 ) -> ApiResult<AxumJson<LogBatchAnswer>> {
     Ok(AxumJson(s.fleet.logs_add(token.as_deref(), batch).await?))
+}
+
+/// Read the device's own config: `{version, values}`, the effective values typed (string,
+/// integer, bool; secrets as strings — the only route that answers a secret). Who: an enrolled
+/// device, with its own token; the token picks the device (no token or an unknown one is 401).
+/// What it changes: records `version` as given to the device (so it may confirm it). 404 when
+/// its project defines no variables (its check-in's `config_version` is null).
+#[utoipa::path(get, operation_id = "device_config_read", path = "/api/v1/device/config", tag = "device",
+    security(("device" = [])),
+    responses((status = 200, body = DeviceConfigAnswer), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 507, body = ErrorBody)))]
+async fn read_config(
+    State(s): State<AppState>,
+    DeviceToken(token): DeviceToken,
+) -> ApiResult<AxumJson<DeviceConfigAnswer>> {
+    Ok(AxumJson(
+        s.fleet.device_config_read(token.as_deref()).await?,
+    ))
+}
+
+/// Confirm the device applied config `{version}`. Who: an enrolled device, with its own token,
+/// about itself (401 without or with an unknown token). What it changes: the version its config
+/// is applied at (no longer `pending` once that is the current one); a version it was never
+/// given is 409 `config_version_unknown`, nothing changed. Answers the config as the admin sees
+/// it (secrets masked) and publishes `device_config`.
+#[utoipa::path(post, operation_id = "device_config_applied", path = "/api/v1/device/config", tag = "device",
+    request_body = ConfigApplied,
+    security(("device" = [])),
+    responses((status = 200, body = DeviceConfig), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
+async fn config_applied(
+    State(s): State<AppState>,
+    DeviceToken(token): DeviceToken,
+    Json(req): Json<ConfigApplied>,
+) -> ApiResult<AxumJson<DeviceConfig>> {
+    Ok(AxumJson(
+        s.fleet.device_config_applied(token.as_deref(), req).await?,
+    ))
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod commands;
+pub mod config;
 pub mod deployments;
 pub mod device;
 pub mod devices;
@@ -16,6 +17,7 @@ pub mod firmware;
 pub mod health;
 pub mod logs;
 pub mod notify;
+pub mod projects;
 pub mod reports;
 pub mod settings;
 pub mod ui;
@@ -78,7 +80,9 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::router())
         .merge(logs::router())
         .merge(commands::router())
-        .merge(notify::router());
+        .merge(notify::router())
+        .merge(projects::router())
+        .merge(config::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.

@@ -83,6 +83,24 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
         .json()
         .await
         .unwrap();
+    // A project nobody uses (to change and delete), and variables on the device's project (to
+    // change its config, with a secret that must not reach the log).
+    for body in [json!({"name": "gone"})] {
+        let r = app
+            .admin(Method::POST, "/api/v1/projects")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let r = app
+        .admin(Method::PATCH, "/api/v1/projects/blink")
+        .json(&json!({"variables": [{"key": "wifi_pass", "type": "secret"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 
     let doc = app.public_json("/api/v1/openapi.json").await;
     let mut walked = Vec::new();
@@ -123,6 +141,15 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                 ),
                 // No channel is configured here: the test send sends nothing and answers so.
                 "test_notify" => (None, Body::None),
+                "create_project" => (None, Body::Json(json!({"name": "audited"}))),
+                // Delete walks the same path as patch: "gone" is unused, so it is deleted
+                // after it was changed (paths are walked in order, methods too).
+                "patch_project" => (None, Body::Json(json!({"description": "walked"}))),
+                "delete_project" => (None, Body::None),
+                "patch_device_config" => (
+                    None,
+                    Body::Json(json!({"values": {"wifi_pass": "audit-secret-value"}})),
+                ),
                 other => panic!("add a body for {other} ({method} {path}) to this test's table"),
             };
             let mac = if op_id == "delete_device" {
@@ -132,7 +159,8 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
             };
             let url = path
                 .replace("{id}", &id.map(Value::to_string).unwrap_or_default())
-                .replace("{mac}", mac);
+                .replace("{mac}", mac)
+                .replace("{name}", "gone");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let mut req = app.admin(m.clone(), &url);
             req = match body {
@@ -176,6 +204,10 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
             }
             let text = row.to_string();
             assert!(!text.contains(ADMIN), "no token in the log: {text}");
+            assert!(
+                !text.contains("audit-secret-value"),
+                "no secret in the log: {text}"
+            );
             assert!(
                 !text.contains("behind the boiler"),
                 "notes stored by name only: {text}"

@@ -4,6 +4,7 @@
 mod audit;
 mod commands;
 mod common;
+mod config;
 mod connections;
 mod deployments;
 mod device_names;
@@ -26,6 +27,7 @@ mod input_hostile;
 mod logs;
 mod notify;
 mod openapi;
+mod projects;
 mod reports;
 mod settings;
 mod storage;

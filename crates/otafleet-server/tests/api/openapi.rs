@@ -130,6 +130,9 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         "report",
         "command",
         "delivery",
+        "project",
+        "project_removed",
+        "device_config",
         "watch_folders",
         "watch",
     ] {
@@ -140,7 +143,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     }
     assert_eq!(
         events.len(),
-        13,
+        16,
         "a new event type is added here and to the UI: {events:?}"
     );
 

@@ -442,3 +442,51 @@ async fn legacy_and_esp32fota_requests_cannot_touch_an_enrolled_device() {
     assert_eq!(d["refused"]["count"], 2, "{d}");
     app.stop().await;
 }
+
+/// A project that lists the protocols its devices may enrol with refuses the others
+/// (`project_protocol_not_allowed`), natively and for stock clients, and changes nothing.
+#[tokio::test]
+async fn a_projects_enrolment_policy_refuses_other_protocols() {
+    let app = TestApp::start().await;
+    let stock = "24:0A:C4:A3:15:51";
+    let native = "24:0A:C4:A3:15:52";
+    let v1 = app_image(Chip::Esp32, "locked", "1.0.0", 40_000);
+    app.upload_ok("locked.bin", v1.clone()).await;
+    let r = app
+        .admin(reqwest::Method::PATCH, "/api/v1/projects/locked")
+        .json(&json!({"enrolment": ["native"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A stock client running the project's image: refused, with the reason, and not recorded.
+    let r = send(&app, &arduino(&app, stock, &md5_hex(&v1))).await;
+    assert_eq!(r.status, 304);
+    assert_eq!(refused_code(&r), Some("project_protocol_not_allowed"));
+    // Natively: allowed.
+    let (status, ok) = app
+        .checkin(None, body(native, "locked", "1.0.0", &sha256_hex(&v1)))
+        .await;
+    assert_eq!(status, 200, "{ok}");
+
+    // Only esp32fota now: the native device is refused at its next check-in.
+    let r = app
+        .admin(reqwest::Method::PATCH, "/api/v1/projects/locked")
+        .json(&json!({"enrolment": ["esp32fota"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, e) = app
+        .checkin(
+            ok["token"].as_str(),
+            body(native, "locked", "1.0.0", &sha256_hex(&v1)),
+        )
+        .await;
+    assert_eq!(status, 403, "{e}");
+    assert_eq!(e["error"]["code"], "project_protocol_not_allowed");
+    let d = device(&app, native).await;
+    assert_eq!(d["refused"]["last_code"], "project_protocol_not_allowed");
+    app.stop().await;
+}

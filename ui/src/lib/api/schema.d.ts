@@ -784,6 +784,132 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/device/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read the device's own config: `{version, values}`, the effective values typed (string,
+         *     integer, bool; secrets as strings — the only route that answers a secret). Who: an enrolled
+         *     device, with its own token; the token picks the device (no token or an unknown one is 401).
+         *     What it changes: records `version` as given to the device (so it may confirm it). 404 when
+         *     its project defines no variables (its check-in's `config_version` is null).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeviceConfigAnswer"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Confirm the device applied config `{version}`. Who: an enrolled device, with its own token,
+         *     about itself (401 without or with an unknown token). What it changes: the version its config
+         *     is applied at (no longer `pending` once that is the current one); a version it was never
+         *     given is 409 `config_version_unknown`, nothing changed. Answers the config as the admin sees
+         *     it (secrets masked) and publishes `device_config`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ConfigApplied"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeviceConfig"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/device/firmware/{sha256}": {
         parameters: {
             query?: never;
@@ -1495,6 +1621,129 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/devices/{mac}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device's config: its version, the version it applied and since when it is pending, the
+         *     effective values (secrets masked), and each variable's default and whether the device has its
+         *     own value. Admin only; changes nothing.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeviceConfig"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a device's config: `{values: {key: value | null}}` (null = back to the project's
+         *     default). Admin only; changes only this device's values. Every key must be a variable of its
+         *     project (422 `unknown_config_key` naming the others) and every value of that variable's type
+         *     (422 `invalid_config_value`); then nothing is changed. A change makes a new version, which
+         *     the device's next check-in answer carries (`config_version`); it is `pending` until the
+         *     device confirms it.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description MAC address */
+                    mac: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ConfigPatch"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeviceConfig"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/api/v1/devices/{mac}/logs": {
@@ -2213,6 +2462,286 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every project, by name, with its variables (a secret's default shown as `{"set": bool}`),
+         *     commands, enrolment and how many devices and images name it. Admin only; changes nothing.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Project"][];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create a project: `{name, description?, enrolment?, variables?, commands?}`. Admin only; it
+         *     changes nothing else (devices and images name their project by this name). 409
+         *     `project_exists` for a name in use (change it with PATCH); 422 for a bad field (key syntax,
+         *     a default not of its variable's type, an unknown protocol), nothing stored.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewProject"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Project"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One project. Admin only; changes nothing. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description project name */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Project"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /**
+         * Delete a project with its variables and commands. Admin only. Refused with 409
+         *     `project_in_use` while a device or an image names it (move or delete them first).
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description project name */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /**
+         * Change a project: description, enrolment (null = any protocol), variables and commands (each
+         *     list, when sent, replaces the whole list; a secret variable sent without a default keeps its
+         *     stored one). Admin only. A change of the variables that changes the effective config gives
+         *     every device of the project a new config version (`pending` until each confirms); values of
+         *     removed variables, or of variables whose type changed, are dropped. 422 for a bad field,
+         *     nothing changed.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description project name */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ProjectPatch"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Project"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
     "/api/v1/reports": {
         parameters: {
             query?: never;
@@ -2642,6 +3171,13 @@ export interface components {
              *     0 when none. When not 0, fetch them: `GET /api/v1/device/commands`.
              */
             commands_pending: number;
+            /**
+             * Format: int64
+             * @description The device's current config version ([`crate::config`]); null when its project defines
+             *     no variables. When it differs from the version the device applied, the device reads
+             *     `GET /api/v1/device/config` and confirms with `POST /api/v1/device/config`.
+             */
+            config_version?: number | null;
             device_id: string;
             /**
              * @description Someone watches this device's logs: send log lines (`POST /api/v1/device/logs`) until an
@@ -2697,6 +3233,35 @@ export interface components {
          * @enum {string}
          */
         CommandState: "queued" | "sent" | "done" | "failed" | "rejected" | "expired" | "cancelled";
+        /** @description What a device confirms (`POST /api/v1/device/config`). */
+        ConfigApplied: {
+            /** Format: int64 */
+            version: number;
+        };
+        /** @description One variable of a device's config, as the admin sees it. */
+        ConfigEntry: {
+            /** @description The project's default (a secret's as `{"set": bool}`); null when none. */
+            default?: unknown;
+            description: string;
+            key: string;
+            /** @description Whether the device has its own value for it. */
+            set: boolean;
+            type: components["schemas"]["VarType"];
+            /** @description The device's own value (a secret's as `{"set": true}`); null when not set. */
+            value?: unknown;
+        };
+        /** @description A change of a device's values (`PATCH /api/v1/devices/{mac}/config`). */
+        ConfigPatch: {
+            /** @description Per key: the new value (of the variable's type), or null for the project's default. */
+            values: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * @description Whether a device runs the config it was given.
+         * @enum {string}
+         */
+        ConfigState: "applied" | "pending";
         /** @description One row of the delivery log. */
         Delivery: {
             /**
@@ -2869,6 +3434,46 @@ export interface components {
         DeviceCommands: {
             commands: components["schemas"]["DeviceCommand"][];
         };
+        /**
+         * @description A device's config, as the admin sees it (`GET /api/v1/devices/{mac}/config`, the
+         *     `device_config` event). Secrets are never in it.
+         */
+        DeviceConfig: {
+            applied_at?: string | null;
+            /**
+             * Format: int64
+             * @description The version the device confirmed; null when none.
+             */
+            applied_version?: number | null;
+            mac: string;
+            /**
+             * @description Since when the device has not confirmed its current config (null when applied, or when
+             *     it was never given any).
+             */
+            pending_since?: string | null;
+            project?: string | null;
+            state?: null | components["schemas"]["ConfigState"];
+            /** @description The effective config, secrets masked. */
+            values: {
+                [key: string]: unknown;
+            };
+            /** @description Each variable of the project with its default and the device's value. */
+            variables: components["schemas"]["ConfigEntry"][];
+            /**
+             * Format: int64
+             * @description The current version; null when the device's project has no variables.
+             */
+            version?: number | null;
+        };
+        /** @description What a device reads (`GET /api/v1/device/config`): the only place a secret leaves the server. */
+        DeviceConfigAnswer: {
+            /** @description The effective config, typed: string, integer, bool; secrets as strings. */
+            values: {
+                [key: string]: unknown;
+            };
+            /** Format: int64 */
+            version: number;
+        };
         /** @description Fields the admin may change on a device; an absent field stays as it is. */
         DevicePatch: {
             chip?: string | null;
@@ -3009,6 +3614,18 @@ export interface components {
             delivery: components["schemas"]["Delivery"];
             /** @enum {string} */
             type: "delivery";
+        } | {
+            project: components["schemas"]["Project"];
+            /** @enum {string} */
+            type: "project";
+        } | {
+            name: string;
+            /** @enum {string} */
+            type: "project_removed";
+        } | {
+            config: components["schemas"]["DeviceConfig"];
+            /** @enum {string} */
+            type: "device_config";
         } | {
             /** @enum {string} */
             type: "watch_folders";
@@ -3203,6 +3820,14 @@ export interface components {
             /** @description Short labels (see [`DevicePatch::tags`]). */
             tags?: string[] | null;
         };
+        /** @description A new project (`POST /api/v1/projects`). */
+        NewProject: {
+            commands?: components["schemas"]["ProjectCommand"][] | null;
+            description?: string | null;
+            enrolment?: string[] | null;
+            name: string;
+            variables?: components["schemas"]["VariableInput"][] | null;
+        };
         NewWatchFolder: {
             auto_deploy?: boolean;
             path: string;
@@ -3279,6 +3904,52 @@ export interface components {
             state: string;
             /** Format: int64 */
             update_id: number;
+        };
+        /** @description A project. */
+        Project: {
+            changed_at: string;
+            commands: components["schemas"]["ProjectCommand"][];
+            created_at: string;
+            description: string;
+            /**
+             * Format: int64
+             * @description Devices that name this project.
+             */
+            devices: number;
+            /**
+             * @description The protocols its devices may enrol and check in with (`native`, `arduino`, `esp8266`,
+             *     `esp32fota`, `legacy`); null = any.
+             */
+            enrolment?: string[] | null;
+            /**
+             * Format: int64
+             * @description Images that name this project.
+             */
+            images: number;
+            name: string;
+            variables: components["schemas"]["Variable"][];
+        };
+        /** @description A command offered on the project's devices' pages. */
+        ProjectCommand: {
+            /** @description Asked before the command is sent (at most 500 characters); null to send at once. */
+            confirmation?: string | null;
+            /** @description Sent as the command's `key` (1 to 64 letters, digits, `_`, `.`, `-`). */
+            key: string;
+            /** @description What the button says (1 to 64 characters). */
+            label: string;
+            /** @description The JSON payload sent with the command (at most 4 KiB as text); null for none. */
+            payload?: unknown;
+        };
+        /**
+         * @description A change to a project (`PATCH /api/v1/projects/{name}`): each field left out stays; lists
+         *     sent replace the whole list.
+         */
+        ProjectPatch: {
+            commands?: components["schemas"]["ProjectCommand"][] | null;
+            description?: string | null;
+            /** @description The protocols allowed to enrol; null = any. */
+            enrolment?: string[] | null;
+            variables?: components["schemas"]["VariableInput"][] | null;
         };
         /** @description The last refused attempt at a device, and how many there were. */
         Refusal: {
@@ -3570,6 +4241,34 @@ export interface components {
          * @enum {string}
          */
         UpdateState: "offered" | "downloading" | "verifying" | "flashing" | "rebooting" | "installing" | "interrupted" | "done" | "failed" | "cancelled";
+        /**
+         * @description A variable's type. Stored by name.
+         * @enum {string}
+         */
+        VarType: "string" | "int" | "bool" | "secret";
+        /** @description A config variable as the admin reads it. */
+        Variable: {
+            /**
+             * @description The default value, typed; null when none. A secret's is `{"set": true|false}`: it is
+             *     never read back.
+             */
+            default?: unknown;
+            description: string;
+            key: string;
+            type: components["schemas"]["VarType"];
+        };
+        /** @description A variable as the admin sends it (`POST`/`PATCH /api/v1/projects…`). */
+        VariableInput: {
+            /**
+             * @description The default, of the variable's type; null for none. For a secret, leaving it out (or
+             *     sending `{"set": true}` as read) keeps the stored one.
+             */
+            default?: unknown;
+            description?: string | null;
+            /** @description 1 to 64 characters: a letter or `_` first, then letters, digits, `_`, `.`, `-`. */
+            key: string;
+            type: components["schemas"]["VarType"];
+        };
         /** @description What a device gets from a deployment. */
         Verdict: {
             /** @enum {string} */

@@ -98,3 +98,20 @@ export type DeliveryState = S['DeliveryState'];
 export type DeliveriesQuery = NonNullable<paths['/api/v1/deliveries']['get']['parameters']['query']>;
 /** What `POST /api/v1/settings/notify/test` came to, per target. */
 export type NotifyTestResult = S['NotifyTestResult'];
+/** A project: description, enrolment protocols, config variables and commands (`/api/v1/projects`). */
+export type Project = S['Project'];
+export type NewProject = S['NewProject'];
+/** `PATCH /api/v1/projects/{name}`: absent = unchanged; lists replace; `enrolment: null` = any protocol. */
+export type ProjectPatch = S['ProjectPatch'];
+/** A config variable as read (a secret's default is `{"set": bool}`). */
+export type Variable = S['Variable'];
+/** A config variable as sent (a secret without `default` keeps its stored one). */
+export type VariableInput = S['VariableInput'];
+/** string | int | bool | secret. */
+export type VarType = S['VarType'];
+export type ProjectCommand = S['ProjectCommand'];
+/** A device's config as the admin sees it (secrets masked). */
+export type DeviceConfig = S['DeviceConfig'];
+export type ConfigEntry = S['ConfigEntry'];
+/** `PATCH /api/v1/devices/{mac}/config`: `{values: {key: value | null}}` (null = the default). */
+export type ConfigPatch = S['ConfigPatch'];

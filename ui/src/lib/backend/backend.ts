@@ -11,6 +11,11 @@ import type {
   DeliveriesQuery,
   Delivery,
   NotifyTestResult,
+  ConfigPatch,
+  DeviceConfig,
+  NewProject,
+  Project,
+  ProjectPatch,
   Report,
   ReportsQuery,
   Deployment,
@@ -164,6 +169,22 @@ export interface Backend {
   listDeliveries(q?: DeliveriesQuery): Promise<Delivery[]>;
   /** Send a test to each configured notification channel now; answers what happened per target. */
   testNotify(): Promise<NotifyTestResult>;
+
+  /** Every project (every name a device or image carries), with its variables (secret defaults
+   *  masked), commands, enrolment and how many devices and images use it. */
+  listProjects(): Promise<Project[]>;
+  /** 409 `project_exists` for a name in use. */
+  createProject(p: NewProject): Promise<Project>;
+  /** Lists sent replace the whole list; a changed variable gives every device of the project a
+   *  new config version. */
+  patchProject(name: string, p: ProjectPatch): Promise<Project>;
+  /** 409 `project_in_use` while a device or image names it. */
+  deleteProject(name: string): Promise<void>;
+  /** A device's config: version, applied version, pending since, values (secrets masked). */
+  deviceConfig(mac: string): Promise<DeviceConfig>;
+  /** Change a device's values (null = back to the default): a new version, pending until the
+   *  device confirms it. 422 `unknown_config_key` / `invalid_config_value`, nothing changed. */
+  patchDeviceConfig(mac: string, p: ConfigPatch): Promise<DeviceConfig>;
 
   /** Subscribe to live events; returns the unsubscribe function. After every (re)connect a
    *  `hello` arrives: the subscriber should reload, since events may have been missed. */

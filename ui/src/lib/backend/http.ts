@@ -19,6 +19,11 @@ import type {
   DeliveriesQuery,
   Delivery,
   NotifyTestResult,
+  ConfigPatch,
+  DeviceConfig,
+  NewProject,
+  Project,
+  ProjectPatch,
   Report,
   ReportsQuery,
   Deployment,
@@ -68,6 +73,9 @@ const EVENT_NAMES = [
   'report',
   'command',
   'delivery',
+  'project',
+  'project_removed',
+  'device_config',
   'watch',
   'watch_folders',
 ] as const;
@@ -389,6 +397,24 @@ export class HttpBackend implements Backend {
   }
   testNotify(): Promise<NotifyTestResult> {
     return this.#data(this.#api.POST('/api/v1/settings/notify/test'));
+  }
+  listProjects(): Promise<Project[]> {
+    return this.#data(this.#api.GET('/api/v1/projects'));
+  }
+  createProject(p: NewProject): Promise<Project> {
+    return this.#data(this.#api.POST('/api/v1/projects', { body: p }));
+  }
+  patchProject(name: string, p: ProjectPatch): Promise<Project> {
+    return this.#data(this.#api.PATCH('/api/v1/projects/{name}', { params: { path: { name } }, body: p }));
+  }
+  deleteProject(name: string) {
+    return this.#done(this.#api.DELETE('/api/v1/projects/{name}', { params: { path: { name } } }));
+  }
+  deviceConfig(mac: string): Promise<DeviceConfig> {
+    return this.#data(this.#api.GET('/api/v1/devices/{mac}/config', { params: { path: { mac } } }));
+  }
+  patchDeviceConfig(mac: string, p: ConfigPatch): Promise<DeviceConfig> {
+    return this.#data(this.#api.PATCH('/api/v1/devices/{mac}/config', { params: { path: { mac } }, body: p }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, Command, CommandList, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
@@ -52,6 +52,20 @@ export function command(id: number, over: Partial<Command> = {}): Command {
     id, mac: '24:6F:28:00:00:01', kind: 'restart', key: null, payload: null, state: 'queued',
     created_at: '2026-11-22T20:00:00.000Z', expires_at: '2026-11-22T20:10:00.000Z', sent_at: null, finished_at: null,
     actor: 'admin', result: null, ...over,
+  };
+}
+
+export function project(name: string, over: Partial<Project> = {}): Project {
+  return {
+    name, description: '', enrolment: null, variables: [], commands: [], devices: 0, images: 0,
+    created_at: '2026-11-22T20:00:00.000Z', changed_at: '2026-11-22T20:00:00.000Z', ...over,
+  };
+}
+
+export function deviceConfig(mac: string, over: Partial<DeviceConfig> = {}): DeviceConfig {
+  return {
+    mac, project: 'blink', version: 2, applied_version: 1, applied_at: null, pending_since: '2026-11-22T20:00:00.000Z',
+    state: 'pending', values: {}, variables: [], ...over,
   };
 }
 
@@ -362,6 +376,55 @@ export class MockBackend implements Backend {
     const done = { ...c, state: 'cancelled' as const, finished_at: '2026-11-22T20:01:00.000Z' };
     this.commands = this.commands.map((x) => (x.id === id ? done : x));
     return done;
+  }
+  projects: Project[] = [];
+  projectError: BackendError | null = null;
+  async listProjects() {
+    this.calls.push('listProjects');
+    return this.projects;
+  }
+  async createProject(p: NewProject): Promise<Project> {
+    this.calls.push(`createProject ${JSON.stringify(p)}`);
+    if (this.projectError) throw this.projectError;
+    const made = project(p.name, { description: p.description ?? '' });
+    this.projects = [...this.projects, made];
+    return made;
+  }
+  async patchProject(name: string, p: ProjectPatch): Promise<Project> {
+    this.calls.push(`patchProject ${name} ${JSON.stringify(p)}`);
+    if (this.projectError) throw this.projectError;
+    const old = this.projects.find((x) => x.name === name) ?? project(name);
+    const changed: Project = {
+      ...old,
+      description: p.description ?? old.description,
+      enrolment: p.enrolment !== undefined ? p.enrolment : old.enrolment,
+      commands: p.commands ?? old.commands,
+      variables: p.variables
+        ? p.variables.map((v) => ({ key: v.key, type: v.type, description: v.description ?? '',
+            default: v.type === 'secret' ? { set: v.default != null } : (v.default ?? null) }))
+        : old.variables,
+    };
+    this.projects = this.projects.map((x) => (x.name === name ? changed : x));
+    return changed;
+  }
+  async deleteProject(name: string) {
+    this.calls.push(`deleteProject ${name}`);
+    if (this.projectError) throw this.projectError;
+    this.projects = this.projects.filter((x) => x.name !== name);
+  }
+  configs = new Map<string, DeviceConfig>();
+  configError: BackendError | null = null;
+  async deviceConfig(mac: string) {
+    this.calls.push(`deviceConfig ${mac}`);
+    return this.configs.get(mac) ?? deviceConfig(mac);
+  }
+  async patchDeviceConfig(mac: string, p: ConfigPatch) {
+    this.calls.push(`patchDeviceConfig ${mac} ${JSON.stringify(p)}`);
+    if (this.configError) throw this.configError;
+    const old = this.configs.get(mac) ?? deviceConfig(mac);
+    const next = { ...old, version: (old.version ?? 1) + 1, state: 'pending' as const, pending_since: '2026-11-22T20:01:00.000Z' };
+    this.configs.set(mac, next);
+    return next;
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;
