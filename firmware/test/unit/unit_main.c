@@ -18,6 +18,7 @@ int main(void)
     suite_url();
     suite_proto();
     suite_client();
+    suite_mgmt();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }
