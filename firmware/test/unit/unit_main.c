@@ -19,6 +19,7 @@ int main(void)
     suite_proto();
     suite_client();
     suite_mgmt();
+    suite_manage();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }
