@@ -25,7 +25,7 @@
  *
  * Usage: hostdevice --server URL --state DIR --mac MAC [--image FILE]
  *          [--until enrolled|confirmed|update-failed|checkins:N|restarted|
- *                   config-applied|log-sent:N|report-sent]
+ *                   config-applied|log-sent:N|report-sent|commands:N]
  *          [--token TOKEN] [--corrupt-download] [--chunk N] [--max-polls N]
  *          [--report TYPE:SUBJECT] [--log-lines N]
  * Exit status: 0 when the --until condition was reached, 1 otherwise.
@@ -61,6 +61,7 @@ typedef struct host {
     int checkins, enrolled, done, failed;
     int good_checkins, restart_seen, restarted, config_applied, report_sent;
     unsigned logs_accepted, until_logs;
+    int commands, until_commands;
     /* scripted device behaviour */
     char report_type[16];
     const char *report_subject;
@@ -435,6 +436,7 @@ static void on_event(void *user, const ofc_event *ev)
         }
         break;
     case OFC_EV_RESTART: H.restart_seen = 1; break;
+    case OFC_EV_COMMAND: H.commands++; break;
     case OFC_EV_CONFIG: H.config_applied |= ev->state == NULL && ev->status == 200; break;
     case OFC_EV_LOGS_SENT: H.logs_accepted += ev->progress; break;
     case OFC_EV_REPORT: H.report_sent |= ev->status == 200; break;
@@ -484,6 +486,7 @@ static int reached(void)
     if (strcmp(H.until, "config-applied") == 0) return H.config_applied;
     if (strcmp(H.until, "report-sent") == 0) return H.report_sent;
     if (H.until_logs) return H.logs_accepted >= H.until_logs;
+    if (H.until_commands) return H.commands >= H.until_commands;
     if (strcmp(H.until, "enrolled") == 0) return H.enrolled;
     if (strcmp(H.until, "confirmed") == 0) return H.done;
     if (strcmp(H.until, "update-failed") == 0) return H.failed;
@@ -494,7 +497,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: hostdevice --server URL --state DIR --mac MAC [--image FILE]\n"
                     "  [--until enrolled|confirmed|update-failed|checkins:N] [--token T]\n"
-                    "  [--until restarted|config-applied|log-sent:N|report-sent]\n"
+                    "  [--until restarted|config-applied|log-sent:N|report-sent|commands:N]\n"
                     "  [--corrupt-download] [--chunk N] [--max-polls N] [--seed N]\n"
                     "  [--report TYPE:SUBJECT] [--log-lines N]\n");
     return 2;
@@ -535,6 +538,7 @@ int main(int argc, char **argv)
     }
     if (!server || !H.state || !H.mac || H.chunk == 0) return usage();
     if (strncmp(H.until, "checkins:", 9) == 0) H.until_checkins = atoi(H.until + 9);
+    if (strncmp(H.until, "commands:", 9) == 0 && (H.until_commands = atoi(H.until + 9)) <= 0) return usage();
     if (strncmp(H.until, "log-sent:", 9) == 0 && (H.until_logs = (unsigned)atoi(H.until + 9)) == 0) return usage();
     mkdir(H.state, 0755);
     path_of(p, sizeof p, "nvs");

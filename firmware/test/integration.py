@@ -9,7 +9,8 @@ the simulated reboot and the confirming check-in the server counts as done,
 and a corrupted download that ends in a "failed" report; then, on a second
 device, remote management: a report the admin lists, a restart command
 (acknowledged, reported, rebooted, back), a config change applied and
-acknowledged, and a log session driven by a `log` command.
+acknowledged, a custom command answered by the sketch, and a log session driven by a `log`
+command.
 
 The management checks other than the report need the commands, config and
 logs slices of issue 15 on the server; against a server without them they
@@ -324,6 +325,18 @@ def config_check(c, base, state):
             stored_v is not None and rc == 0 and not named(ev, "config") and "/device/config" not in out, tail(out + err))
 
 
+def custom_check(c, base, state):
+    cmd = queue_command(c, base, {"kind": "custom", "key": "blink", "payload": {"times": 3}}, "a custom command")
+    rc, ev, out, err = run_device(state, base, "--until", "commands:1", "--max-polls", MGMT_POLLS,
+                                  mac=MGMT_MAC) if cmd else NOT_ATTEMPTED
+    c.check("device hands the custom command to the sketch with its payload and acks it done",
+            rc == 0 and "command key=blink payload=" in out and named(ev, "command", text="blink", state="done",
+                                                                       status="200"), tail(out + err, 25))
+    cmd_st, detail = command_state(base, cmd.get("id")) if cmd else (None, "not queued")
+    c.check("server shows the custom command done with the sketch's result",
+            cmd_st == "done" and isinstance(detail, dict) and detail.get("result") == "echo blink", str(detail))
+
+
 def log_check(c, base, state):
     cmd = queue_command(c, base, {"kind": "log", "payload": {"on": True}}, "log forwarding on")
     rc, ev, out, err = run_device(state, base, "--log-lines", "5", "--until", "log-sent:5", "--max-polls",
@@ -341,6 +354,7 @@ def log_check(c, base, state):
 
 MGMT_NOT_RUN = [
     "restart command: acked, reported, rebooted, back; command done; report listed (3 checks + queuing)",
+    "custom command: handed to the sketch, acked done with its result (2 checks + queuing)",
     "config change: project, patch, device applies and acks, NVS, admin sees it applied, no refetch",
     "log session: log command, 5 lines posted, admin reads them",
 ]
@@ -354,6 +368,7 @@ def mgmt_scenario(c, base, work, images):
             print("NOT RUN - %s (OTAFLEET_MGMT_CHECKS=0)" % what)
         return
     restart_check(c, base, state)
+    custom_check(c, base, state)
     config_check(c, base, state)
     log_check(c, base, state)
 
