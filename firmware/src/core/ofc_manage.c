@@ -131,8 +131,9 @@ static void restart(ofc_client *c, const ofc_command *cmd)
 {
     int status = ack(c, cmd, OFC_CMD_DONE, "restarting");
     /* Without the ack the server delivers the command again: restarting
-     * anyway could loop. 409: it was already acknowledged done. */
-    if (!ok(status) && status != 409) return;
+     * anyway could loop. A 409 means it already ended otherwise (e.g. it
+     * was cancelled): no restart either. */
+    if (!ok(status)) return;
     ofc_client_report(c, "info", "restarting on request", NULL);
     ofc__log(c, 2, "restarting on request");
     ofc__emit(c, OFC_EV_RESTART, 0, NULL);

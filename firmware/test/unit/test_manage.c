@@ -117,6 +117,14 @@ static void test_restart_without_ack_does_not_reboot(void)
     CHECK_INT(f.reboot_calls, 0);
     CHECK_INT(fake_count_posts(&f, "/device/report", NULL), 0);
     CHECK_INT(ofc_client_phase(&client), OFC_PHASE_CHECKIN);
+
+    setup(); /* 409: the command already ended another way (cancelled) */
+    f.ack_status = 409;
+    fake_reply(&f, 200, PENDING(1));
+    fake_commands(&f, 200, "{\"commands\":[{\"id\":5,\"kind\":\"restart\"}]}");
+    start();
+    run_checkins(1);
+    CHECK_INT(f.reboot_calls, 0);
 }
 
 static void test_custom_commands(void)
