@@ -127,31 +127,30 @@ static int ack(ofc_client *c, const ofc_command *cmd, ofc_command_state state, c
     return status;
 }
 
-static void restart(ofc_client *c, const ofc_command *cmd)
+static int restart(ofc_client *c, const ofc_command *cmd)
 {
     int status = ack(c, cmd, OFC_CMD_DONE, "restarting");
     /* Without the ack the server delivers the command again: restarting
      * anyway could loop. A 409 means it already ended otherwise (e.g. it
      * was cancelled): no restart either. */
-    if (!ok(status)) return;
+    if (!ok(status)) return status;
     ofc_client_report(c, "info", "restarting on request", NULL);
     ofc__log(c, 2, "restarting on request");
     ofc__emit(c, OFC_EV_RESTART, 0, NULL);
     c->phase = OFC_PHASE_HALTED;
     c->p->reboot(c->pctx);
+    return status;
 }
 
-static void handle(ofc_client *c, const ofc_command *cmd)
+/* Handle one command and acknowledge it; returns the ack's status. */
+static int handle(ofc_client *c, const ofc_command *cmd)
 {
     char result[OFC_CMD_RESULT_MAX];
     int state = OFC_CMD_DONE;
     result[0] = '\0';
-    if (cmd->bad) {
-        ack(c, cmd, OFC_CMD_REJECTED, cmd->bad);
-        return;
-    }
+    if (cmd->bad) return ack(c, cmd, OFC_CMD_REJECTED, cmd->bad);
     switch (cmd->kind) {
-    case OFC_CMDK_RESTART: restart(c, cmd); return;
+    case OFC_CMDK_RESTART: return restart(c, cmd);
     case OFC_CMDK_CONFIG:
         if (apply_config(c, result, sizeof result) != 0) state = OFC_CMD_FAILED;
         break;
@@ -181,14 +180,14 @@ static void handle(ofc_client *c, const ofc_command *cmd)
         break;
     case OFC_CMDK_UNKNOWN: state = OFC_CMD_REJECTED; break; /* not reached: parsed as bad */
     }
-    ack(c, cmd, (ofc_command_state)state, result);
+    return ack(c, cmd, (ofc_command_state)state, result);
 }
 
 static void fetch_commands(ofc_client *c, uint32_t wait_s)
 {
     char suffix[40];
     size_t len, total, skipped;
-    int status, n, i;
+    int status, n, i, acked = 1;
     c->mg.fetch = 0;
     c->mg.rounds++;
     snprintf(suffix, sizeof suffix, "/device/commands?wait=%u", (unsigned)wait_s);
@@ -206,10 +205,12 @@ static void fetch_commands(ofc_client *c, uint32_t wait_s)
     }
     if (skipped) ofc__log(c, 1, "%u command(s) without a usable id ignored", (unsigned)skipped);
     for (i = 0; i < n; i++) {
-        handle(c, &c->cmds[i]);
+        if (!ok(handle(c, &c->cmds[i]))) acked = 0;
         if (c->phase == OFC_PHASE_HALTED) return;
     }
-    if (total > (size_t)n + skipped && c->mg.rounds < MAX_ROUNDS) c->mg.fetch = 1; /* more wait */
+    /* More wait: fetch again, unless an ack was refused (the command would
+     * come back at once and be handled twice in a row). */
+    if (acked && total > (size_t)n + skipped && c->mg.rounds < MAX_ROUNDS) c->mg.fetch = 1;
 }
 
 /* ---- logs ---- */

@@ -205,6 +205,17 @@ static void test_more_commands_than_one_batch(void)
     CHECK_INT(f.commands_gets, 2);
     CHECK_INT(fake_count_posts(&f, "/device/commands/6", "{\"state\":\"done\",\"result\":\"no update running\"}"), 1);
     CHECK_INT(fake_count_events(&f, OFC_EV_COMMAND), 6);
+
+    setup(); /* acks refused: no second fetch in this round (each would be handled again) */
+    f.ack_status = 500;
+    fake_reply(&f, 200, PENDING(6));
+    fake_commands(&f, 200, "{\"commands\":[{\"id\":1,\"kind\":\"update_abort\"},{\"id\":2,\"kind\":\"update_abort\"},"
+                           "{\"id\":3,\"kind\":\"update_abort\"},{\"id\":4,\"kind\":\"update_abort\"},"
+                           "{\"id\":5,\"kind\":\"update_abort\"}]}");
+    start();
+    run_checkins(1);
+    CHECK_INT(f.commands_gets, 1);
+    CHECK_INT(fake_count_events(&f, OFC_EV_COMMAND), 4);
 }
 
 static void test_update_abort_drops_the_offer(void)
