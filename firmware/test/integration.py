@@ -224,18 +224,20 @@ def scenario(c, base, work, images):
 # ---- remote management (issue 15) ----
 #
 # The admin-side shapes below belong to the commands and config slices, which
-# were not on main when these checks were written; they follow the issue's
-# wire contract and are kept here, in one place, to adjust if the merged
-# server spells them differently.
+# were not on main when these checks were written; they follow those slices'
+# work in progress (variable types string/int/bool/secret, PATCH {values},
+# GET .../config with applied_version, GET .../commands as {commands: [...]})
+# and are kept here, in one place, to adjust if the merged server differs.
 PROJECT_BODY = {
     "name": "otafleet-hostdevice",  # the project the generated images (mkimage) carry
     "variables": [
         {"key": "greeting", "type": "string", "default": "hello"},
-        {"key": "blink_ms", "type": "integer", "default": 500},
+        {"key": "blink_ms", "type": "int", "default": 500},
         {"key": "verbose", "type": "bool", "default": False},
+        {"key": "api_key", "type": "secret"},
     ],
 }
-CONFIG_PATCH = {"values": {"greeting": "bonjour", "blink_ms": 250}}
+CONFIG_PATCH = {"values": {"greeting": "bonjour", "blink_ms": 250, "api_key": "s3cret-for-the-device"}}
 MGMT_POLLS = "60"  # a device run that cannot reach its goal ends quickly
 # What a device run "returns" when the admin step before it failed: the check fails, saying why.
 NOT_ATTEMPTED = (-1, [], "", "not attempted: the admin request before it failed (see above)")
@@ -307,9 +309,10 @@ def config_check(c, base, state):
     except ValueError:
         values = None
     applied = named(ev, "config", status="200")
-    c.check("device fetches the config, hands it to the sketch and acknowledges it",
+    c.check("device fetches the config (the secret included), hands it to the sketch and acknowledges it",
             rc == 0 and applied and isinstance(values, dict) and values.get("greeting") == "bonjour"
-            and values.get("blink_ms") == 250 and values.get("verbose") is False, tail(out + err, 25))
+            and values.get("blink_ms") == 250 and values.get("verbose") is False
+            and values.get("api_key") == "s3cret-for-the-device", tail(out + err, 25))
     nvs = os.path.join(state, "nvs")
     stored_v = open(os.path.join(nvs, "cfg_v")).read() if os.path.exists(os.path.join(nvs, "cfg_v")) else None
     c.check("device keeps the values and the acknowledged version in NVS",

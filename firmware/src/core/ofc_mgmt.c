@@ -80,7 +80,7 @@ static int parse_command(const ofc_reader *r, int obj, ofc_command *c)
         return 0;
     }
     if (ofc__get_str(r, obj, "key", c->key, sizeof c->key, 0)) {
-        c->bad = "key is not a string of at most 63 bytes";
+        c->bad = "key is not a string of at most 64 bytes";
         return 0;
     }
     if (ofc__field(r, obj, "payload", 0, &p) == 1 && raw_text(r, p, c->payload, sizeof c->payload)) {

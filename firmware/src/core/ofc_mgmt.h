@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define OFC_CMD_KEY_MAX 64      /* custom command key, with NUL */
+#define OFC_CMD_KEY_MAX 65      /* custom command key (the server allows 64 characters), with NUL */
 #define OFC_CMD_PAYLOAD_MAX 256 /* payload as JSON text, with NUL */
 #define OFC_CMD_RESULT_MAX 160  /* result text sent with the ack, with NUL */
 #define OFC_CONFIG_MAX 1024     /* the config values object as JSON text, with NUL */

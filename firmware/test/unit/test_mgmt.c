@@ -88,8 +88,8 @@ static void test_commands_hostile_entries(void)
 {
     size_t total, skipped;
     char body[1024], longkey[100];
-    memset(longkey, 'k', 64);
-    longkey[64] = '\0';
+    memset(longkey, 'k', 65);
+    longkey[65] = '\0';
     /* without a usable id: skipped (cannot be acknowledged) */
     CHECK_INT(commands("{\"commands\":[7,\"x\",null,{\"kind\":\"restart\"},{\"id\":null,\"kind\":\"restart\"},"
                        "{\"id\":\"../admin\",\"kind\":\"restart\"},{\"id\":\"a b\",\"kind\":\"restart\"},"
@@ -113,8 +113,8 @@ static void test_commands_hostile_entries(void)
     CHECK(cmds[2].bad != NULL);
     snprintf(body, sizeof body, "{\"commands\":[{\"id\":8,\"kind\":\"custom\",\"key\":\"%s\"}]}", longkey);
     CHECK_INT(commands(body, &total, &skipped), 1);
-    CHECK_STR(cmds[0].bad, "key is not a string of at most 63 bytes");
-    longkey[63] = '\0';
+    CHECK_STR(cmds[0].bad, "key is not a string of at most 64 bytes");
+    longkey[64] = '\0';
     snprintf(body, sizeof body, "{\"commands\":[{\"id\":8,\"kind\":\"custom\",\"key\":\"%s\"}]}", longkey);
     CHECK_INT(commands(body, &total, &skipped), 1);
     CHECK(cmds[0].bad == NULL);
