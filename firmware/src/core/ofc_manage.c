@@ -29,7 +29,7 @@ void ofc__manage_start(ofc_client *c)
     const char *s;
     strcpy(c->cfg_values, "{}");
     if (c->p->kv_get(c->pctx, OFC_KEY_CFG_VERSION, v, sizeof v) != 0 || v[0] == '\0') return;
-    for (s = v; *s >= '0' && *s <= '9' && version < OFC_CONFIG_VERSION_MAX / 10; s++)
+    for (s = v; *s >= '0' && *s <= '9' && s - v < 19; s++) /* 19 digits cannot overflow */
         version = version * 10 + (uint64_t)(*s - '0');
     if (*s != '\0' || c->p->kv_get(c->pctx, OFC_KEY_CFG, c->cfg_values, sizeof c->cfg_values) != 0) {
         ofc__log(c, 1, "stored config unreadable: fetching it again");
@@ -87,13 +87,15 @@ static int apply_config(ofc_client *c, char *why, size_t cap)
         if (c->cfg.on_config) c->cfg.on_config(c->cfg.user, c->cfg_values);
         snprintf(v, sizeof v, "%llu", (unsigned long long)version);
         status = ofc__post(c, "/device/config", ofc_build_config_ack(c->body, sizeof c->body, version), &len);
-        if (ok(status) && c->p->kv_set(c->pctx, OFC_KEY_CFG_VERSION, v) == 0) {
+        if (!ok(status)) {
+            ofc__log(c, 1, "config %s applied; the server did not take the ack (status %d)", v, status);
+        } else if (c->p->kv_set(c->pctx, OFC_KEY_CFG_VERSION, v) != 0) {
+            ofc__log(c, 1, "config %s applied; its version could not be stored", v);
+        } else {
             c->mg.have_cfg = 1;
             c->mg.cfg_version = version;
-        } else {
-            ofc__log(c, 1, "config %s applied; the server did not take the ack (status %d)", v, status);
+            ofc__log(c, 2, "config %s applied", v);
         }
-        ofc__log(c, 2, "config %s applied", v);
         ev.status = status;
         ev.text = v;
         ofc__emit_event(c, &ev);
