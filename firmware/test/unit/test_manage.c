@@ -273,6 +273,30 @@ static void test_config_applied_and_acknowledged(void)
     CHECK_STR(s, "hi");
 }
 
+static void test_stored_config_read_at_start(void)
+{
+    setup();
+    fake_kv_put(&f, "cfg", "{\"a\":1}");
+    fake_kv_put(&f, "cfg_v", "9007199254740991");
+    start();
+    ofc_client_poll(&client);
+    CHECK(ofc_client_config_version(&client) == 9007199254740991u);
+    CHECK_STR(ofc_client_config_values(&client), "{\"a\":1}");
+
+    setup(); /* unreadable: treated as none, so the next check-in fetches it */
+    fake_kv_put(&f, "cfg", "{\"a\":1}");
+    fake_kv_put(&f, "cfg_v", "12x");
+    fake_reply(&f, 200, CFG(12));
+    f.config_body = "{\"version\":12,\"values\":{\"a\":2}}";
+    start();
+    ofc_client_poll(&client);
+    CHECK_INT(ofc_client_config_version(&client), 0);
+    CHECK_STR(ofc_client_config_values(&client), "{}");
+    run_checkins(1);
+    CHECK_INT(f.config_gets, 1);
+    CHECK_STR(fake_kv(&f, "cfg_v"), "12");
+}
+
 static void test_config_failures_keep_the_old_one(void)
 {
     char s[16];
@@ -487,6 +511,7 @@ void suite_manage(void)
     RUN(test_more_commands_than_one_batch);
     RUN(test_update_abort_drops_the_offer);
     RUN(test_config_applied_and_acknowledged);
+    RUN(test_stored_config_read_at_start);
     RUN(test_config_failures_keep_the_old_one);
     RUN(test_config_command_refetches);
     RUN(test_log_forwarding_by_command_and_checkin);
