@@ -239,7 +239,7 @@ static int p_get(void *ctx, const char *url, const char *bearer, const ofc_body_
         wrapped.sink_ctx = &k;
         sink = &wrapped;
     }
-    status = posix_http_request("GET", url, bearer, NULL, 0, sink, H.chunk, 30000, &hdr);
+    status = posix_http_request("GET", url, bearer, NULL, 0, sink, H.chunk, 10000, &hdr);
     if (strstr(url, "/device/firmware/"))
         printf("download url=%s status=%d x_sha256=%s x_md5=%s\n", url, status,
                hdr.x_sha256[0] ? hdr.x_sha256 : "-", hdr.x_md5[0] ? hdr.x_md5 : "-");
