@@ -14,10 +14,13 @@
 #include <WiFi.h>
 
 #include "esp_idf_version.h"
+#include "esp_log.h"
 #include "esp_ota_ops.h"
 #include "esp_partition.h"
 #include "esp_system.h"
 #include "esp_timer.h"
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
 #include "sdkconfig.h"
 #if ESP_IDF_VERSION_MAJOR >= 5
 #include "esp_app_desc.h"
@@ -25,6 +28,8 @@
 #endif
 
 static Preferences s_prefs;
+static OtaFleet *s_espLogTarget = nullptr; /* forwardEspLog(true) */
+static vprintf_like_t s_espLogPrevious = nullptr;
 
 static const uint16_t kHttpTimeoutMs = 15000;
 
@@ -235,7 +240,25 @@ void OtaFleet::reboot(void *)
 void OtaFleet::forwardEvent(void *user, const ofc_event *ev)
 {
     OtaFleet *f = self(user);
-    if (f->handler_) f->handler_(*ev);
+    if (f->handler_) {
+        f->inEvent_ = true;
+        f->handler_(*ev);
+        f->inEvent_ = false;
+    }
+}
+
+int OtaFleet::forwardCommand(void *user, const char *key, const char *payload, char *result, size_t cap)
+{
+    OtaFleet *f = self(user);
+    if (f->commandHandler_) return f->commandHandler_(key, payload, result, cap);
+    snprintf(result, cap, "no handler");
+    return OFC_CMD_REJECTED;
+}
+
+void OtaFleet::forwardConfig(void *user, const char *values)
+{
+    OtaFleet *f = self(user);
+    if (f->configHandler_) f->configHandler_(values);
 }
 
 const ofc_platform OtaFleet::kPlatform = {
@@ -259,6 +282,8 @@ bool OtaFleet::begin(const OtaFleetConfig &config)
     cfg.confirm_attempts = config_.confirmAttempts;
     cfg.refuse_downgrade = config_.refuseDowngrade;
     cfg.on_event = forwardEvent;
+    cfg.on_command = forwardCommand;
+    cfg.on_config = forwardConfig;
     cfg.user = this;
     ofc_client_init(&client_, &cfg, &kPlatform, this);
     started_ = true;
@@ -267,5 +292,98 @@ bool OtaFleet::begin(const OtaFleetConfig &config)
 
 void OtaFleet::loop()
 {
-    if (started_) ofc_client_poll(&client_);
+    if (!started_) return;
+    loopTask_ = xTaskGetCurrentTaskHandle();
+    polling_ = true;
+    ofc_client_poll(&client_);
+    polling_ = false;
+}
+
+int OtaFleet::report(const char *type, const char *subject, const char *body)
+{
+    if (!started_ || inEvent_) return OFC_HTTP_ETRANSPORT;
+    return ofc_client_report(&client_, type, subject, body);
+}
+
+bool OtaFleet::log(ofc_log_level level, const char *scope, const char *fmt, ...)
+{
+    char line[OFC_LOG_TEXT];
+    va_list args;
+    if (!started_ || !ofc_client_logs_on(&client_)) return false;
+    va_start(args, fmt);
+    vsnprintf(line, sizeof line, fmt, args);
+    va_end(args);
+    return ofc_client_log(&client_, level, scope, line) == 1;
+}
+
+/* "E (1234) wifi: text" -> level E, scope "wifi", text; colour codes and the
+ * newline dropped. Anything else is forwarded whole at info level. */
+int OtaFleet::espLogHook(const char *fmt, va_list args)
+{
+    char line[OFC_LOG_TEXT + 40], scope[OFC_LOG_SCOPE] = "esp_log";
+    va_list copy;
+    va_copy(copy, args);
+    int n = s_espLogPrevious ? s_espLogPrevious(fmt, copy) : vprintf(fmt, copy);
+    va_end(copy);
+    OtaFleet *f = s_espLogTarget;
+    if (f == nullptr || f->polling_ || xTaskGetCurrentTaskHandle() != f->loopTask_ ||
+        !ofc_client_logs_on(&f->client_))
+        return n;
+    vsnprintf(line, sizeof line, fmt, args);
+    char *p = line;
+    if (p[0] == '\033') { /* "\033[0;31m" */
+        char *m = strchr(p, 'm');
+        if (m) p = m + 1;
+    }
+    ofc_log_level level = OFC_LOG_INFO;
+    switch (p[0]) {
+    case 'E': level = OFC_LOG_ERROR; break;
+    case 'W': level = OFC_LOG_WARN; break;
+    case 'D': level = OFC_LOG_DEBUG; break;
+    case 'V': level = OFC_LOG_VERBOSE; break;
+    default: break;
+    }
+    char *close = (p[1] == ' ' && p[2] == '(') ? strstr(p, ") ") : nullptr;
+    char *colon = close ? strstr(close + 2, ": ") : nullptr;
+    if (colon && (size_t)(colon - (close + 2)) < sizeof scope) {
+        memcpy(scope, close + 2, colon - (close + 2));
+        scope[colon - (close + 2)] = '\0';
+        p = colon + 2;
+    }
+    char *end = p + strlen(p);
+    while (end > p && (end[-1] == '\n' || end[-1] == '\r')) *--end = '\0';
+    char *reset = strstr(p, "\033[0m");
+    if (reset) *reset = '\0';
+    if (*p) ofc_client_log(&f->client_, level, scope, p);
+    return n;
+}
+
+void OtaFleet::forwardEspLog(bool on)
+{
+    if (on && s_espLogTarget == nullptr) {
+        s_espLogTarget = this;
+        s_espLogPrevious = esp_log_set_vprintf(espLogHook);
+    } else if (!on && s_espLogTarget == this) {
+        esp_log_set_vprintf(s_espLogPrevious ? s_espLogPrevious : vprintf);
+        s_espLogTarget = nullptr;
+        s_espLogPrevious = nullptr;
+    }
+}
+
+String OtaFleet::configString(const char *key, const char *fallback) const
+{
+    char value[256];
+    return ofc_client_config_str(&client_, key, value, sizeof value) == 0 ? String(value) : String(fallback);
+}
+
+int64_t OtaFleet::configInt(const char *key, int64_t fallback) const
+{
+    int64_t value;
+    return ofc_client_config_int(&client_, key, &value) == 0 ? value : fallback;
+}
+
+bool OtaFleet::configBool(const char *key, bool fallback) const
+{
+    int value;
+    return ofc_client_config_bool(&client_, key, &value) == 0 ? value != 0 : fallback;
 }

@@ -2,10 +2,11 @@
  *
  * Why it exists: sketches get the whole native v1 client (mDNS discovery,
  * check-in, streamed and verified OTA with progress, confirmation and
- * rollback) from two calls: begin() in setup() and loop() in loop(). All the
- * logic is in the portable core (src/core, plain C, host-tested); this class
- * only binds it to WiFi, HTTPClient, ESPmDNS, Preferences, Update and the
- * esp_ota_* API.
+ * rollback; remote management: commands, config, log forwarding, reports)
+ * from two calls: begin() in setup() and loop() in loop(). All the logic is
+ * in the portable core (src/core, plain C, host-tested); this class only
+ * binds it to WiFi, HTTPClient, ESPmDNS, Preferences, Update, the esp_ota_*
+ * API and esp_log.
  */
 #ifndef OTAFLEET_H
 #define OTAFLEET_H
@@ -38,6 +39,13 @@ struct OtaFleetConfig {
 class OtaFleet {
 public:
     typedef void (*EventHandler)(const ofc_event &ev);
+    /* A custom command from the server: write an optional result text into
+     * result[0..cap) and return OFC_CMD_DONE, OFC_CMD_FAILED or
+     * OFC_CMD_REJECTED. Without a handler custom commands are rejected. */
+    typedef int (*CommandHandler)(const char *key, const char *payloadJson, char *result, size_t cap);
+    /* A new config was stored (values object as JSON); read values with
+     * configString/configInt/configBool. */
+    typedef void (*ConfigHandler)(const char *valuesJson);
 
     /* Call once, after WiFi.mode()/WiFi.begin(). The strings in `config`
      * must stay valid (string literals are fine). */
@@ -47,6 +55,31 @@ public:
      * off, and count towards rolling back an unconfirmed new image. */
     void loop();
     void onEvent(EventHandler handler) { handler_ = handler; }
+    void onCommand(CommandHandler handler) { commandHandler_ = handler; }
+    void onConfig(ConfigHandler handler) { configHandler_ = handler; }
+
+    /* POST a report: type "info", "warn", "error" or "success". Returns the
+     * HTTP status (200: stored) or < 0. Blocks for one request. Allowed in
+     * the command and config handlers, not in the event handler (the
+     * client's buffers are in use there). */
+    int report(const char *type, const char *subject, const char *body = nullptr);
+    /* Forward a log line (printf-style, cut at 159 bytes) while the server
+     * collects this device's logs; returns false (and keeps nothing) when it
+     * does not. Never blocks: the lines go out from loop(). Call it from
+     * the task that calls loop() (the line ring has no lock). */
+    bool log(ofc_log_level level, const char *scope, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+    bool logsForwarded() const { return ofc_client_logs_on(&client_) != 0; }
+    /* Also forward ESP_LOGx output (esp_log_set_vprintf; the previous
+     * output, e.g. the serial console, still gets every line). Only lines
+     * logged from the task that calls loop(), outside loop() itself, are
+     * forwarded: the line ring is not shared between tasks. */
+    void forwardEspLog(bool on);
+
+    /* The stored config (from NVS; the newest the server gave). */
+    String configString(const char *key, const char *fallback = "") const;
+    int64_t configInt(const char *key, int64_t fallback = 0) const;
+    bool configBool(const char *key, bool fallback = false) const;
+    uint64_t configVersion() const { return ofc_client_config_version(&client_); }
     /* Check in on the next loop() instead of waiting for the interval. */
     void checkInNow() { ofc_client_checkin_now(&client_); }
     /* True once the server has given this device a token. */
@@ -73,11 +106,19 @@ private:
     static void otaAbort(void *ctx);
     static void reboot(void *ctx);
     static void forwardEvent(void *user, const ofc_event *ev);
+    static int forwardCommand(void *user, const char *key, const char *payload, char *result, size_t cap);
+    static void forwardConfig(void *user, const char *values);
+    static int espLogHook(const char *fmt, va_list args);
 
     static const ofc_platform kPlatform;
 
     OtaFleetConfig config_;
     EventHandler handler_ = nullptr;
+    CommandHandler commandHandler_ = nullptr;
+    ConfigHandler configHandler_ = nullptr;
+    bool polling_ = false;     /* inside loop(): esp_log lines are not queued */
+    bool inEvent_ = false;     /* inside the event handler: no report() */
+    void *loopTask_ = nullptr; /* the task that calls loop() */
     bool started_ = false;
     bool mdnsStarted_ = false;
     char runningSha256_[65] = {0};

@@ -14,11 +14,20 @@
  *                    so back-off and check-in intervals cost no real time
  *   reboot           swaps ota.bin into running.bin and restarts the client
  * Every client event is printed to stdout as one "event=... key=value" line;
- * test/integration.py reads them.
+ * test/integration.py reads them. Remote management is driven from the
+ * server's side; the device's part is scripted by flags:
+ *   --report TYPE:SUBJECT  after the first good check-in, post this report
+ *   --log-lines N          once log forwarding is on, log N lines
+ *                          ("hostdevice line 1 of N", ...) through ofc_client_log
+ *   custom commands are answered "done" with the result "echo <key>"; a new
+ *   config prints "config values=<json>"; a restart command ends in the same
+ *   simulated reboot as an update.
  *
  * Usage: hostdevice --server URL --state DIR --mac MAC [--image FILE]
- *          [--until enrolled|confirmed|update-failed|checkins:N]
+ *          [--until enrolled|confirmed|update-failed|checkins:N|restarted|
+ *                   config-applied|log-sent:N|report-sent|commands:N]
  *          [--token TOKEN] [--corrupt-download] [--chunk N] [--max-polls N]
+ *          [--report TYPE:SUBJECT] [--log-lines N]
  * Exit status: 0 when the --until condition was reached, 1 otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -50,6 +59,14 @@ typedef struct host {
     const char *until;
     int until_checkins;
     int checkins, enrolled, done, failed;
+    int good_checkins, restart_seen, restarted, config_applied, report_sent;
+    unsigned logs_accepted, until_logs;
+    int commands, until_commands;
+    /* scripted device behaviour */
+    char report_type[16];
+    const char *report_subject;
+    int report_done;
+    int log_lines, logged;
 } host;
 
 static host H;
@@ -223,8 +240,11 @@ static int p_get(void *ctx, const char *url, const char *bearer, const ofc_body_
         sink = &wrapped;
     }
     status = posix_http_request("GET", url, bearer, NULL, 0, sink, H.chunk, 10000, &hdr);
-    printf("download url=%s status=%d x_sha256=%s x_md5=%s\n", url, status, hdr.x_sha256[0] ? hdr.x_sha256 : "-",
-           hdr.x_md5[0] ? hdr.x_md5 : "-");
+    if (strstr(url, "/device/firmware/"))
+        printf("download url=%s status=%d x_sha256=%s x_md5=%s\n", url, status,
+               hdr.x_sha256[0] ? hdr.x_sha256 : "-", hdr.x_md5[0] ? hdr.x_md5 : "-");
+    else
+        printf("get url=%s status=%d\n", url, status);
     fflush(stdout);
     return status;
 }
@@ -402,12 +422,24 @@ static void on_event(void *user, const ofc_event *ev)
     (void)user;
     printf("event=%s status=%d", ofc_event_name(ev->type), ev->status);
     if (ev->state) printf(" state=%s progress=%u", ev->state, ev->progress);
+    else if (ev->type == OFC_EV_LOGS_SENT) printf(" accepted=%u", ev->progress);
     if (ev->delay_ms) printf(" delay_ms=%u", (unsigned)ev->delay_ms);
     if (ev->text) printf(" text=\"%s\"", ev->text);
     printf("\n");
     fflush(stdout);
     switch (ev->type) {
-    case OFC_EV_CHECKIN: H.checkins++; break;
+    case OFC_EV_CHECKIN:
+        H.checkins++;
+        if (ev->status == 200) {
+            H.good_checkins++;
+            if (H.restart_seen) H.restarted = 1; /* back after the restart */
+        }
+        break;
+    case OFC_EV_RESTART: H.restart_seen = 1; break;
+    case OFC_EV_COMMAND: H.commands++; break;
+    case OFC_EV_CONFIG: H.config_applied |= ev->state == NULL && ev->status == 200; break;
+    case OFC_EV_LOGS_SENT: H.logs_accepted += ev->progress; break;
+    case OFC_EV_REPORT: H.report_sent |= ev->status == 200; break;
     case OFC_EV_ENROLLED: H.enrolled = 1; break;
     case OFC_EV_UPDATE_DONE: H.done = 1; break;
     case OFC_EV_UPDATE_FAILED: H.failed = 1; break;
@@ -415,8 +447,46 @@ static void on_event(void *user, const ofc_event *ev)
     }
 }
 
+/* Custom commands: echo the key back as the result. */
+static int on_command(void *user, const char *key, const char *payload, char *result, size_t cap)
+{
+    (void)user;
+    printf("command key=%s payload=%s\n", key, payload);
+    fflush(stdout);
+    snprintf(result, cap, "echo %s", key);
+    return OFC_CMD_DONE;
+}
+
+static void on_config(void *user, const char *values)
+{
+    (void)user;
+    printf("config values=%s\n", values);
+    fflush(stdout);
+}
+
+/* What the sketch would do between polls (never inside a callback: the
+ * client's buffers are in use there). */
+static void sketch(ofc_client *c)
+{
+    if (H.report_subject && !H.report_done && H.good_checkins > 0) {
+        H.report_done = 1;
+        ofc_client_report(c, H.report_type, H.report_subject, "sent by hostdevice --report");
+    }
+    while (H.logged < H.log_lines && ofc_client_logs_on(c)) {
+        char line[64];
+        H.logged++;
+        snprintf(line, sizeof line, "hostdevice line %d of %d", H.logged, H.log_lines);
+        ofc_client_log(c, H.logged % 2 ? OFC_LOG_INFO : OFC_LOG_WARN, "hostdevice", line);
+    }
+}
+
 static int reached(void)
 {
+    if (strcmp(H.until, "restarted") == 0) return H.restarted;
+    if (strcmp(H.until, "config-applied") == 0) return H.config_applied;
+    if (strcmp(H.until, "report-sent") == 0) return H.report_sent;
+    if (H.until_logs) return H.logs_accepted >= H.until_logs;
+    if (H.until_commands) return H.commands >= H.until_commands;
     if (strcmp(H.until, "enrolled") == 0) return H.enrolled;
     if (strcmp(H.until, "confirmed") == 0) return H.done;
     if (strcmp(H.until, "update-failed") == 0) return H.failed;
@@ -427,7 +497,9 @@ static int usage(void)
 {
     fprintf(stderr, "usage: hostdevice --server URL --state DIR --mac MAC [--image FILE]\n"
                     "  [--until enrolled|confirmed|update-failed|checkins:N] [--token T]\n"
-                    "  [--corrupt-download] [--chunk N] [--max-polls N] [--seed N]\n");
+                    "  [--until restarted|config-applied|log-sent:N|report-sent|commands:N]\n"
+                    "  [--corrupt-download] [--chunk N] [--max-polls N] [--seed N]\n"
+                    "  [--report TYPE:SUBJECT] [--log-lines N]\n");
     return 2;
 }
 
@@ -454,11 +526,20 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--chunk") == 0) H.chunk = (size_t)atol(v);
         else if (strcmp(a, "--max-polls") == 0) max_polls = atoi(v);
         else if (strcmp(a, "--seed") == 0) H.rng = (uint32_t)strtoul(v, NULL, 0) | 1u;
+        else if (strcmp(a, "--log-lines") == 0) H.log_lines = atoi(v);
+        else if (strcmp(a, "--report") == 0) {
+            const char *colon = strchr(v, ':');
+            if (colon == NULL || (size_t)(colon - v) >= sizeof H.report_type) return usage();
+            memcpy(H.report_type, v, (size_t)(colon - v));
+            H.report_subject = colon + 1;
+        }
         else return usage();
         i++;
     }
     if (!server || !H.state || !H.mac || H.chunk == 0) return usage();
     if (strncmp(H.until, "checkins:", 9) == 0) H.until_checkins = atoi(H.until + 9);
+    if (strncmp(H.until, "commands:", 9) == 0 && (H.until_commands = atoi(H.until + 9)) <= 0) return usage();
+    if (strncmp(H.until, "log-sent:", 9) == 0 && (H.until_logs = (unsigned)atoi(H.until + 9)) == 0) return usage();
     mkdir(H.state, 0755);
     path_of(p, sizeof p, "nvs");
     mkdir(p, 0755);
@@ -474,9 +555,13 @@ int main(int argc, char **argv)
     ofc_config_defaults(&cfg);
     cfg.server_url = server;
     cfg.on_event = on_event;
+    cfg.on_command = on_command;
+    cfg.on_config = on_config;
     ofc_client_init(&client, &cfg, &PLATFORM, NULL);
     for (polls = 0; polls < max_polls; polls++) {
         uint32_t wait = ofc_client_poll(&client);
+        if (reached()) return 0;
+        sketch(&client);
         if (reached()) return 0;
         if (H.reboot_requested) {
             H.reboot_requested = 0;

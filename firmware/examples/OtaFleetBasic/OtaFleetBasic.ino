@@ -3,7 +3,9 @@
  * Why it exists: it shows the whole integration of the OtaFleet library in a
  * sketch: join Wi-Fi, let OtaFleet find the server (mDNS _otafleet._tcp,
  * else OTAFLEET_SERVER_URL), check in, take updates with progress, and
- * confirm a new image only after it has checked in.
+ * confirm a new image only after it has checked in; and remote management:
+ * a custom "blink" command, a "blink_ms" config variable, a report at boot,
+ * and log lines (and ESP_LOGx output) forwarded while someone watches.
  *
  * Before building: copy secrets.h.example to secrets.h and fill it in.
  * Set the version this build reports with -DAPP_VERSION="..." (platformio.ini
@@ -23,6 +25,8 @@
 #endif
 
 OtaFleet fleet;
+static uint32_t blinkMs = 500;
+static uint32_t lastTick = 0;
 
 /* Arduino-ESP32 marks a new image valid during start-up unless this returns
  * true. Returning true leaves that to OtaFleet, which confirms the image
@@ -41,6 +45,24 @@ static void onFleetEvent(const ofc_event &ev)
     }
 }
 
+/* Custom command "blink" with payload {"times": n}; anything else is refused. */
+static int onFleetCommand(const char *key, const char *payloadJson, char *result, size_t cap)
+{
+    if (strcmp(key, "blink") != 0) {
+        snprintf(result, cap, "unknown command %s", key);
+        return OFC_CMD_REJECTED;
+    }
+    Serial.printf("otafleet: blink %s\n", payloadJson);
+    snprintf(result, cap, "blinked");
+    return OFC_CMD_DONE;
+}
+
+static void onFleetConfig(const char *valuesJson)
+{
+    blinkMs = (uint32_t)fleet.configInt("blink_ms", 500);
+    Serial.printf("otafleet: config %s\n", valuesJson);
+}
+
 void setup()
 {
     Serial.begin(115200);
@@ -54,11 +76,24 @@ void setup()
     config.project = "otafleet-basic";
     config.log = &Serial;
     fleet.onEvent(onFleetEvent);
+    fleet.onCommand(onFleetCommand);
+    fleet.onConfig(onFleetConfig);
     if (!fleet.begin(config)) Serial.println("otafleet: cannot open NVS");
+    blinkMs = (uint32_t)fleet.configInt("blink_ms", 500); /* the config stored last time */
+    fleet.forwardEspLog(true);
 }
 
 void loop()
 {
+    static bool reported = false;
     fleet.loop(); /* returns at once unless a check-in or download is due */
+    if (!reported && fleet.enrolled()) { /* once: reports are best effort */
+        reported = true;
+        fleet.report("info", "booted", APP_VERSION);
+    }
+    if (millis() - lastTick >= blinkMs * 20) {
+        lastTick = millis();
+        fleet.log(OFC_LOG_INFO, "app", "alive, uptime %lu s", millis() / 1000);
+    }
     delay(20);
 }

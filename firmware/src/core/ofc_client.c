@@ -13,7 +13,8 @@
 
 static const char *const event_names[] = {
     "?",        "server", "checkin", "enrolled", "unauthorized", "checkin_failed", "offer",
-    "progress", "update_failed", "reboot", "confirmed", "rollback", "update_done", "rolled_back"};
+    "progress", "update_failed", "reboot", "confirmed", "rollback", "update_done", "rolled_back",
+    "command",  "restart", "config", "log_forwarding", "logs_sent", "report"};
 
 const char *ofc_event_name(ofc_event_type t)
 {
@@ -31,6 +32,7 @@ void ofc_config_defaults(ofc_config *cfg)
     cfg->confirm_attempts = 5;
     cfg->rediscover_after = 3;
     cfg->max_offer_failures = 3;
+    cfg->log_flush_ms = 1000;
 }
 
 void ofc__log(ofc_client *c, int level, const char *fmt, ...)
@@ -44,7 +46,7 @@ void ofc__log(ofc_client *c, int level, const char *fmt, ...)
     c->p->log(c->pctx, level, line);
 }
 
-static void emit_full(ofc_client *c, const ofc_event *ev)
+void ofc__emit_event(ofc_client *c, const ofc_event *ev)
 {
     if (c->cfg.on_event) c->cfg.on_event(c->cfg.user, ev);
 }
@@ -56,7 +58,7 @@ void ofc__emit(ofc_client *c, ofc_event_type type, int status, const char *text)
     ev.type = type;
     ev.status = status;
     ev.text = text;
-    emit_full(c, &ev);
+    ofc__emit_event(c, &ev);
 }
 
 static uint32_t rng(void *ctx)
@@ -95,7 +97,58 @@ int ofc__report(ofc_client *c, const ofc_id *update_id, const char *state, unsig
     ev.state = state;
     ev.progress = progress;
     ev.text = error;
-    emit_full(c, &ev);
+    ofc__emit_event(c, &ev);
+    return status;
+}
+
+int ofc__post(ofc_client *c, const char *suffix, int n, size_t *len)
+{
+    *len = 0;
+    c->resp[0] = '\0';
+    if (n < 0 || ofc__api_url(c, suffix)) return OFC_HTTP_ETRANSPORT;
+    return c->p->http_post_json(c->pctx, c->api_url, c->token[0] ? c->token : NULL, c->body, (size_t)n,
+                                c->resp, sizeof c->resp, len);
+}
+
+/* Collects a small JSON answer into c->resp, refusing more than fits. */
+typedef struct collect {
+    ofc_client *c;
+    size_t len;
+} collect;
+
+static int collect_begin(void *ctx, int status, long content_length)
+{
+    (void)ctx;
+    (void)status;
+    (void)content_length;
+    return 0;
+}
+
+static int collect_data(void *ctx, const uint8_t *buf, size_t len)
+{
+    collect *k = (collect *)ctx;
+    if (len >= sizeof k->c->resp - k->len) return 1;
+    memcpy(k->c->resp + k->len, buf, len);
+    k->len += len;
+    k->c->resp[k->len] = '\0';
+    return 0;
+}
+
+int ofc__get_json(ofc_client *c, const char *suffix, size_t *len)
+{
+    collect k;
+    ofc_body_sink sink;
+    int status;
+    *len = 0;
+    c->resp[0] = '\0';
+    if (ofc__api_url(c, suffix)) return OFC_HTTP_ETRANSPORT;
+    k.c = c;
+    k.len = 0;
+    sink.begin = collect_begin;
+    sink.data = collect_data;
+    sink.sink_ctx = &k;
+    status = c->p->http_get(c->pctx, c->api_url, c->token[0] ? c->token : NULL, &sink);
+    *len = k.len;
     return status;
 }
 
@@ -114,6 +167,7 @@ void ofc_client_init(ofc_client *c, const ofc_config *cfg, const ofc_platform *p
     if (c->cfg.api_prefix == NULL) c->cfg.api_prefix = "/api/v1";
     if (c->cfg.default_interval_s == 0) c->cfg.default_interval_s = 60;
     if (c->cfg.confirm_attempts == 0) c->cfg.confirm_attempts = 1;
+    if (c->cfg.command_wait_s > 25) c->cfg.command_wait_s = 25; /* the server's limit */
     c->p = p;
     c->pctx = pctx;
     c->phase = OFC_PHASE_START;
@@ -152,6 +206,7 @@ static void do_start(ofc_client *c)
             c->p->kv_erase(c->pctx, OFC_KEY_PENDING);
         }
     }
+    ofc__manage_start(c);
     c->trial = c->p->image_is_trial ? c->p->image_is_trial(c->pctx) : 0;
     if (c->trial) ofc__log(c, 2, "running a trial image: it is confirmed after a good check-in");
     c->phase = OFC_PHASE_DISCOVER;
@@ -179,7 +234,7 @@ static void checkin_failed(ofc_client *c, ofc_event_type type, int status, const
     ev.status = status;
     ev.text = why;
     ev.delay_ms = delay;
-    emit_full(c, &ev);
+    ofc__emit_event(c, &ev);
 }
 
 static void do_discover(ofc_client *c)
@@ -291,23 +346,31 @@ static void do_checkin(ofc_client *c)
     }
     if (c->have_pending) settle_pending(c);
     ofc__schedule_interval(c);
+    ofc__manage_checkin(c, &reply);
     if (reply.has_update) consider_offer(c, &reply.update);
+}
+
+/* Milliseconds until the next due work (check-in, update or management). */
+static uint32_t until_due(ofc_client *c)
+{
+    int32_t wait = (int32_t)(c->next_at - c->p->now_ms(c->pctx));
+    uint32_t w = wait > 0 ? (uint32_t)wait : 0, m = ofc__manage_wait(c);
+    return m < w ? m : w;
 }
 
 uint32_t ofc_client_poll(ofc_client *c)
 {
-    int32_t wait;
     if (c->phase == OFC_PHASE_HALTED) return 0xFFFFFFFFu;
-    wait = (int32_t)(c->next_at - c->p->now_ms(c->pctx));
-    if (wait > 0) return (uint32_t)wait;
-    switch (c->phase) {
-    case OFC_PHASE_START: do_start(c); break;
-    case OFC_PHASE_DISCOVER: do_discover(c); break;
-    case OFC_PHASE_CHECKIN: do_checkin(c); break;
-    case OFC_PHASE_UPDATE: ofc__run_update(c); break;
-    case OFC_PHASE_HALTED: break;
+    if (!ofc__manage_step(c)) {
+        if ((int32_t)(c->next_at - c->p->now_ms(c->pctx)) > 0) return until_due(c);
+        switch (c->phase) {
+        case OFC_PHASE_START: do_start(c); break;
+        case OFC_PHASE_DISCOVER: do_discover(c); break;
+        case OFC_PHASE_CHECKIN: do_checkin(c); break;
+        case OFC_PHASE_UPDATE: ofc__run_update(c); break;
+        case OFC_PHASE_HALTED: break;
+        }
     }
     if (c->phase == OFC_PHASE_HALTED) return 0xFFFFFFFFu;
-    wait = (int32_t)(c->next_at - c->p->now_ms(c->pctx));
-    return wait > 0 ? (uint32_t)wait : 0;
+    return until_due(c);
 }

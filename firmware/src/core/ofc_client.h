@@ -18,6 +18,17 @@
  * A 401 never makes the client drop its token or re-enrol: another device
  * may be claiming this MAC, and the server's operator decides. The client
  * reports it (OFC_EV_UNAUTHORIZED) and keeps backing off.
+ *
+ * Remote management (ofc_manage.c) rides on the same polls, one request per
+ * call, between check-ins and before an offered update starts:
+ *   commands_pending > 0 -> GET the commands, handle each, acknowledge it
+ *       (restart: ack, report, reboot; config: fetch the config; log: forward
+ *       logs on/off; update_abort; custom: the sketch's on_command)
+ *   config_version differs from the stored one -> GET the config, store it in
+ *       NVS, on_config, POST the applied version (a failure keeps the old
+ *       config and tries again after the next check-in)
+ *   logs forwarded (the server asked) -> ofc_client_log() queues lines in a
+ *       fixed ring; polls send them in batches.
  */
 #ifndef OFC_CLIENT_H
 #define OFC_CLIENT_H
@@ -26,6 +37,8 @@
 
 #include "ofc_backoff.h"
 #include "ofc_hash.h"
+#include "ofc_logring.h"
+#include "ofc_mgmt.h"
 #include "ofc_platform.h"
 #include "ofc_proto.h"
 
@@ -46,7 +59,16 @@ typedef enum ofc_event_type {
     OFC_EV_CONFIRMED,     /* the trial image was marked valid */
     OFC_EV_ROLLBACK,      /* too many failed check-ins on a trial image */
     OFC_EV_UPDATE_DONE,   /* the new image checked in; "done" reported */
-    OFC_EV_ROLLED_BACK    /* the previous image is running again; "failed" reported */
+    OFC_EV_ROLLED_BACK,   /* the previous image is running again; "failed" reported */
+    OFC_EV_COMMAND,       /* a command was handled: text kind (custom: its key), state the ack's
+                             state; status: the server's reply to the ack */
+    OFC_EV_RESTART,       /* about to restart on a restart command */
+    OFC_EV_CONFIG,        /* a config was applied: text its version; status: reply to the
+                             applied-version POST. On failure status < 0 or the HTTP
+                             status of the fetch, text why, state "failed" */
+    OFC_EV_LOG_FORWARDING,/* log forwarding switched: status 1 on, 0 off */
+    OFC_EV_LOGS_SENT,     /* a batch of log lines was posted: status, progress = lines accepted */
+    OFC_EV_REPORT         /* ofc_client_report() sent: status, text the subject */
 } ofc_event_type;
 
 typedef struct ofc_event {
@@ -71,7 +93,18 @@ typedef struct ofc_config {
     uint32_t max_offer_failures; /* attempts at one offered update before skipping it; default 3 */
     int refuse_downgrade;        /* 1: fail offers older than the running version; default 0 */
     void (*on_event)(void *user, const ofc_event *ev); /* may be NULL */
+    /* A custom command: `key`, its payload as JSON text ("null" if none).
+     * Write an optional result text into result[0..cap) and return
+     * OFC_CMD_DONE, OFC_CMD_FAILED or OFC_CMD_REJECTED. NULL: custom
+     * commands are rejected ("no handler"). */
+    int (*on_command)(void *user, const char *key, const char *payload_json, char *result, size_t cap);
+    /* A new config was stored: the values object as JSON text (read one
+     * value with ofc_config_str/int/bool). May be NULL. */
+    void (*on_config)(void *user, const char *values_json);
     void *user;
+    uint32_t command_wait_s;     /* > 0: between check-ins, long-poll for commands this many s
+                                    (the HTTP timeout must exceed it); default 0 */
+    uint32_t log_flush_ms;       /* at most one log batch per this many ms; default 1000 */
 } ofc_config;
 
 typedef enum ofc_phase {
@@ -82,7 +115,9 @@ typedef enum ofc_phase {
     OFC_PHASE_HALTED /* rebooting (or the reboot returned, on the host) */
 } ofc_phase;
 
-/* All state lives here (about 6.5 KB): allocate it statically. Fields are
+#define OFC_CMD_BATCH 4 /* commands handled per GET; more are fetched again */
+
+/* All state lives here (about 13 KB): allocate it statically. Fields are
  * private to the core. */
 typedef struct ofc_client {
     ofc_config cfg;
@@ -111,9 +146,24 @@ typedef struct ofc_client {
     } dl;
     char api_url[OFC_URL_MAX];
     char fw_url[OFC_URL_MAX];
-    char body[768];
+    struct {
+        int fetch;             /* GET the commands on the next poll */
+        unsigned rounds;       /* GETs since the last check-in */
+        int lp_blocked;        /* no long-poll until the next good check-in */
+        uint32_t lp_next;      /* earliest next long-poll */
+        int cfg_due;           /* fetch and apply the config */
+        int have_cfg;          /* cfg_version/cfg_values hold a stored config */
+        uint64_t cfg_version;
+        int logs_on;
+        int logs_blocked;      /* a batch failed: wait for the next good check-in */
+        uint32_t logs_next;    /* earliest next batch */
+    } mg;
+    ofc_command cmds[OFC_CMD_BATCH];
+    ofc_logring logs;
+    char cfg_values[OFC_CONFIG_MAX];
+    char body[1536];
     char resp[2048];
-    ofc_json_tok toks[96];
+    ofc_json_tok toks[128];
 } ofc_client;
 
 void ofc_config_defaults(ofc_config *cfg);
@@ -129,6 +179,26 @@ uint32_t ofc_client_poll(ofc_client *c);
 void ofc_client_checkin_now(ofc_client *c);
 
 ofc_phase ofc_client_phase(const ofc_client *c);
+
+/* POST a report (type "info", "warn", "error" or "success"; body may be
+ * NULL) with the device token. Best effort, not retried. Returns the HTTP
+ * status (200 when stored), or < 0 (no token or server yet, body too large,
+ * bad type, transport error). */
+int ofc_client_report(ofc_client *c, const char *type, const char *subject, const char *body);
+
+/* Queue a log line for forwarding. Returns 1 when queued, 0 when the server
+ * is not collecting this device's logs (the line is not kept). Never blocks:
+ * a full ring drops its oldest line. Safe to call from the callbacks. */
+int ofc_client_log(ofc_client *c, ofc_log_level level, const char *scope, const char *text);
+int ofc_client_logs_on(const ofc_client *c);
+
+/* The stored config's values object ("{}" before any) and version (0). */
+const char *ofc_client_config_values(const ofc_client *c);
+uint64_t ofc_client_config_version(const ofc_client *c);
+/* One stored value by key; 0 or -1 (absent, other type, does not fit). */
+int ofc_client_config_str(const ofc_client *c, const char *key, char *out, size_t cap);
+int ofc_client_config_int(const ofc_client *c, const char *key, int64_t *out);
+int ofc_client_config_bool(const ofc_client *c, const char *key, int *out);
 
 const char *ofc_event_name(ofc_event_type t);
 

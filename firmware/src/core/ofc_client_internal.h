@@ -11,6 +11,8 @@
 
 #define OFC_KEY_TOKEN "token"
 #define OFC_KEY_PENDING "pending"
+#define OFC_KEY_CFG "cfg"            /* the applied config's values object */
+#define OFC_KEY_CFG_VERSION "cfg_v"  /* its version, written once the server took the ack */
 
 void ofc__log(ofc_client *c, int level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -19,6 +21,13 @@ void ofc__log(ofc_client *c, int level, const char *fmt, ...)
     ;
 
 void ofc__emit(ofc_client *c, ofc_event_type type, int status, const char *text);
+void ofc__emit_event(ofc_client *c, const ofc_event *ev);
+
+/* POST c->body[0..n) to the API path `suffix` with the token; the reply
+ * lands in c->resp (*len bytes). Returns the status or < 0. */
+int ofc__post(ofc_client *c, const char *suffix, int n, size_t *len);
+/* GET the API path `suffix` with the token into c->resp (*len bytes). */
+int ofc__get_json(ofc_client *c, const char *suffix, size_t *len);
 
 /* POST a progress report for `update_id`; returns the HTTP status (< 0 on
  * transport failure). Reports are best effort: callers do not retry. */
@@ -36,5 +45,11 @@ void ofc__run_update(ofc_client *c);
 void ofc__schedule_interval(ofc_client *c);
 
 int ofc__id_equal(const ofc_id *a, const ofc_id *b);
+
+/* Remote management (ofc_manage.c). */
+void ofc__manage_start(ofc_client *c);                               /* load the stored config */
+void ofc__manage_checkin(ofc_client *c, const ofc_checkin_reply *r); /* a good check-in: what is due */
+int ofc__manage_step(ofc_client *c);       /* do one due piece of work; 1 if it did */
+uint32_t ofc__manage_wait(ofc_client *c);  /* ms until work is due; 0xFFFFFFFF: none */
 
 #endif /* OFC_CLIENT_INTERNAL_H */

@@ -1,6 +1,8 @@
 /* ofc_proto.c - building and validating native v1 bodies; see ofc_proto.h. */
 #include "ofc_proto.h"
 
+#include "ofc_read.h"
+
 #include <string.h>
 
 int ofc_hex_normalize(const char *s, size_t n, char *out)
@@ -58,84 +60,22 @@ int ofc_build_progress(char *buf, size_t cap, const ofc_id *update_id, const cha
     return n < 0 ? OFC_PROTO_ETOOBIG : n;
 }
 
-/* ---- reading ---- */
+/* ---- reading (helpers in ofc_read.c) ---- */
 
-typedef struct reader {
-    const char *js;
-    const ofc_json_tok *toks;
-} reader;
-
-/* Absent and null both count as "not given" (returns 0); a value of the
- * wrong type is an error (-1); otherwise the token index. */
-static int field(const reader *r, int obj, const char *key, int want_type, int *idx)
-{
-    int i = ofc_json_find(r->js, r->toks, obj, key);
-    *idx = -1;
-    if (i < 0 || r->toks[i].type == OFC_JSON_NULL) return 0;
-    if (want_type && r->toks[i].type != want_type) return -1;
-    *idx = i;
-    return 1;
-}
-
-static int get_str(const reader *r, int obj, const char *key, char *out, size_t cap, int required)
-{
-    int i, f = field(r, obj, key, OFC_JSON_STRING, &i);
-    out[0] = '\0';
-    if (f < 0) return -1;
-    if (f == 0) return required ? -1 : 0;
-    return ofc_json_string(r->js, &r->toks[i], out, cap) < 0 ? -1 : 0;
-}
-
-static int get_id(const reader *r, int obj, const char *key, ofc_id *out, int required)
-{
-    int i = ofc_json_find(r->js, r->toks, obj, key);
-    const ofc_json_tok *t;
-    memset(out, 0, sizeof *out);
-    if (i < 0 || r->toks[i].type == OFC_JSON_NULL) return required ? -1 : 0;
-    t = &r->toks[i];
-    if (t->type == OFC_JSON_STRING) {
-        if (ofc_json_string(r->js, t, out->text, sizeof out->text) <= 0) return -1;
-        return 0;
-    }
-    if (t->type == OFC_JSON_NUMBER && t->end - t->start < sizeof out->text) {
-        memcpy(out->text, r->js + t->start, t->end - t->start);
-        out->text[t->end - t->start] = '\0';
-        out->is_number = 1;
-        return 0;
-    }
-    return -1;
-}
-
-static int get_uint(const reader *r, int obj, const char *key, uint64_t max, uint64_t *out)
-{
-    int i, f = field(r, obj, key, OFC_JSON_NUMBER, &i);
-    *out = 0;
-    if (f <= 0) return f;
-    return ofc_json_uint(r->js, &r->toks[i], max, out) == 0 ? 1 : -1;
-}
-
-/* A token goes into an HTTP header: visible ASCII only. */
-static int header_safe(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7F) return 0;
-    return 1;
-}
-
-static int parse_offer(const reader *r, int obj, ofc_offer *o)
+static int parse_offer(const ofc_reader *r, int obj, ofc_offer *o)
 {
     char hex[80];
     uint64_t size;
     memset(o, 0, sizeof *o);
-    if (get_id(r, obj, "id", &o->id, 1)) return -1;
-    if (get_str(r, obj, "version", o->version, sizeof o->version, 0)) return -1;
-    if (get_str(r, obj, "url", o->url, sizeof o->url, 1) || o->url[0] == '\0') return -1;
-    if (!header_safe(o->url)) return -1;
-    if (get_uint(r, obj, "size", 0xFFFFFFFFu, &size) != 1 || size == 0) return -1;
+    if (ofc__get_id(r, obj, "id", &o->id, 1)) return -1;
+    if (ofc__get_str(r, obj, "version", o->version, sizeof o->version, 0)) return -1;
+    if (ofc__get_str(r, obj, "url", o->url, sizeof o->url, 1) || o->url[0] == '\0') return -1;
+    if (!ofc__header_safe(o->url)) return -1;
+    if (ofc__get_uint(r, obj, "size", 0xFFFFFFFFu, &size) != 1 || size == 0) return -1;
     o->size = (uint32_t)size;
-    if (get_str(r, obj, "sha256", hex, sizeof hex, 1) || !ofc_hex_normalize(hex, 64, o->sha256))
+    if (ofc__get_str(r, obj, "sha256", hex, sizeof hex, 1) || !ofc_hex_normalize(hex, 64, o->sha256))
         return -1;
-    if (get_str(r, obj, "md5", hex, sizeof hex, 0)) return -1;
+    if (ofc__get_str(r, obj, "md5", hex, sizeof hex, 0)) return -1;
     if (hex[0] && !ofc_hex_normalize(hex, 32, o->md5)) return -1;
     return 0;
 }
@@ -143,25 +83,34 @@ static int parse_offer(const reader *r, int obj, ofc_offer *o)
 int ofc_parse_checkin(const char *body, size_t len, ofc_json_tok *toks, size_t ntoks,
                       ofc_checkin_reply *out)
 {
-    reader r;
+    ofc_reader r;
     int n, upd, f;
-    uint64_t interval;
+    uint64_t interval, pending;
     memset(out, 0, sizeof *out);
     n = ofc_json_parse(body, len, toks, ntoks);
     if (n < 1 || toks[0].type != OFC_JSON_OBJECT) return OFC_PROTO_EINVAL;
     r.js = body;
     r.toks = toks;
-    if (get_id(&r, 0, "device_id", &out->device_id, 0)) return OFC_PROTO_EINVAL;
-    if (get_str(&r, 0, "token", out->token, sizeof out->token, 0)) return OFC_PROTO_EINVAL;
-    if (!header_safe(out->token)) return OFC_PROTO_EINVAL;
-    f = field(&r, 0, "update", OFC_JSON_OBJECT, &upd);
+    if (ofc__get_id(&r, 0, "device_id", &out->device_id, 0)) return OFC_PROTO_EINVAL;
+    if (ofc__get_str(&r, 0, "token", out->token, sizeof out->token, 0)) return OFC_PROTO_EINVAL;
+    if (!ofc__header_safe(out->token)) return OFC_PROTO_EINVAL;
+    f = ofc__field(&r, 0, "update", OFC_JSON_OBJECT, &upd);
     if (f < 0) return OFC_PROTO_EINVAL;
     if (f == 1) {
         if (parse_offer(&r, upd, &out->update)) return OFC_PROTO_EINVAL;
         out->has_update = 1;
     }
-    if (get_uint(&r, 0, "checkin_interval_s", 10000000u, &interval) < 0) return OFC_PROTO_EINVAL;
+    if (ofc__get_uint(&r, 0, "checkin_interval_s", 10000000u, &interval) < 0) return OFC_PROTO_EINVAL;
     out->checkin_interval_s = (uint32_t)interval;
+    /* Remote management (all optional: an older server sends none). */
+    if (ofc__get_uint(&r, 0, "commands_pending", 0xFFFFFFFFu, &pending) < 0) return OFC_PROTO_EINVAL;
+    out->commands_pending = (uint32_t)pending;
+    f = ofc__get_uint(&r, 0, "config_version", OFC_CONFIG_VERSION_MAX, &out->config_version);
+    if (f < 0) return OFC_PROTO_EINVAL;
+    out->has_config_version = f;
+    out->logs = ofc__get_bool(&r, 0, "logs");
+    if (out->logs == -1) return OFC_PROTO_EINVAL;
+    if (out->logs == -2) out->logs = -1;
     return 0;
 }
 
@@ -181,17 +130,17 @@ int ofc_pending_encode(char *buf, size_t cap, const ofc_pending *p)
 
 int ofc_pending_decode(const char *text, ofc_json_tok *toks, size_t ntoks, ofc_pending *out)
 {
-    reader r;
+    ofc_reader r;
     int n = ofc_json_parse(text, strlen(text), toks, ntoks);
     memset(out, 0, sizeof *out);
     if (n < 1 || toks[0].type != OFC_JSON_OBJECT) return OFC_PROTO_EINVAL;
     r.js = text;
     r.toks = toks;
-    if (get_id(&r, 0, "update_id", &out->update_id, 1) ||
-        get_str(&r, 0, "sha256", out->sha256, sizeof out->sha256, 1) ||
-        get_str(&r, 0, "version", out->version, sizeof out->version, 0) ||
-        get_str(&r, 0, "prev_sha256", out->prev_sha256, sizeof out->prev_sha256, 0) ||
-        get_str(&r, 0, "prev_version", out->prev_version, sizeof out->prev_version, 0))
+    if (ofc__get_id(&r, 0, "update_id", &out->update_id, 1) ||
+        ofc__get_str(&r, 0, "sha256", out->sha256, sizeof out->sha256, 1) ||
+        ofc__get_str(&r, 0, "version", out->version, sizeof out->version, 0) ||
+        ofc__get_str(&r, 0, "prev_sha256", out->prev_sha256, sizeof out->prev_sha256, 0) ||
+        ofc__get_str(&r, 0, "prev_version", out->prev_version, sizeof out->prev_version, 0))
         return OFC_PROTO_EINVAL;
     return 0;
 }

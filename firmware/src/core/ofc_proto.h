@@ -3,7 +3,7 @@
  * Why it exists: this is the one place that knows the JSON shapes of
  *   POST /api/v1/device/checkin   {mac, chip, project, version, sha256?, ...}
  *     -> {device_id, token?, update: null | {id, version, url, size, sha256, md5},
- *         checkin_interval_s}
+ *         checkin_interval_s, commands_pending?, config_version?, logs?}
  *   POST /api/v1/device/progress  {update_id, state, progress, error?}
  * and of the small record the client keeps in NVS across the reboot into a
  * new image. Everything read from the network is validated here.
@@ -26,6 +26,7 @@ extern "C" {
 #define OFC_VERSION_MAX 64
 #define OFC_NAME_MAX 64
 #define OFC_ERROR_MAX 128
+#define OFC_CONFIG_VERSION_MAX 9007199254740991u /* 2^53 - 1: exact in every JSON reader */
 
 #define OFC_PROTO_EINVAL (-1)   /* malformed or missing required field */
 #define OFC_PROTO_ETOOBIG (-2)  /* does not fit a buffer */
@@ -66,6 +67,10 @@ typedef struct ofc_checkin_reply {
     int has_update;
     ofc_offer update;
     uint32_t checkin_interval_s; /* 0 when absent */
+    uint32_t commands_pending;   /* unfinished commands waiting; 0 when absent */
+    int has_config_version;      /* 0: absent or null (the project has no variables) */
+    uint64_t config_version;
+    int logs;                    /* 1 forward logs, 0 stop, -1 absent (no change) */
 } ofc_checkin_reply;
 
 /* Kept in NVS from "about to reboot into a new image" until the new image

@@ -1,8 +1,10 @@
 /* esp_idf.h (stand-in) - the ESP-IDF 5.x types and functions OtaFleet.cpp
  * uses (esp_ota_ops.h, esp_partition.h, esp_app_desc.h, esp_random.h,
- * esp_timer.h), declared as in ESP-IDF; the other stand-in IDF headers in
- * this folder include this one. See Arduino.h in this folder. */
+ * esp_timer.h, esp_log.h, freertos/task.h), declared as in ESP-IDF; the other
+ * stand-in IDF headers in this folder include this one. See Arduino.h in
+ * this folder. */
 #pragma once
+#include <stdarg.h>
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +44,10 @@ esp_err_t esp_partition_get_sha256(const esp_partition_t *partition, uint8_t *sh
 const esp_app_desc_t *esp_app_get_description(void);     /* IDF 5 */
 const esp_app_desc_t *esp_ota_get_app_description(void); /* IDF 4 */
 uint32_t esp_random(void);
+typedef int (*vprintf_like_t)(const char *, va_list);
+vprintf_like_t esp_log_set_vprintf(vprintf_like_t func);
+typedef struct tskTaskControlBlock *TaskHandle_t;
+TaskHandle_t xTaskGetCurrentTaskHandle(void);
 int64_t esp_timer_get_time(void);
 #ifdef __cplusplus
 }

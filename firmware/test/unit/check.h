@@ -62,5 +62,7 @@ void suite_backoff(void);
 void suite_url(void);
 void suite_proto(void);
 void suite_client(void);
+void suite_mgmt(void);
+void suite_manage(void);
 
 #endif /* CHECK_H */

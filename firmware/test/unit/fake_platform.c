@@ -49,6 +49,18 @@ static int f_post(void *ctx, const char *url, const char *bearer, const char *bo
         status = f->checkin_status[f->checkin_i];
         reply = f->checkin_body[f->checkin_i];
         f->checkin_i++;
+    } else if (ends_with(url, "/device/logs")) {
+        status = f->logs_status;
+        reply = f->logs_reply;
+    } else if (ends_with(url, "/device/config")) {
+        status = f->config_ack_status;
+        reply = "{}";
+    } else if (ends_with(url, "/device/report")) {
+        status = f->report_status;
+        reply = "{}";
+    } else if (strstr(url, "/device/commands/")) {
+        status = f->ack_status;
+        reply = "{}";
     } else {
         status = f->progress_status;
     }
@@ -58,9 +70,21 @@ static int f_post(void *ctx, const char *url, const char *bearer, const char *bo
     return status;
 }
 
-static int f_get(void *ctx, const char *url, const char *bearer, const ofc_body_sink *sink)
+/* A small JSON answer, delivered in pieces of 7 bytes. */
+static int serve_text(const ofc_body_sink *sink, int status, const char *text)
 {
-    fake *f = (fake *)ctx;
+    size_t off = 0, len = strlen(text);
+    if (sink->begin(sink->sink_ctx, status, (long)len) != 0) return OFC_HTTP_EABORTED;
+    while (off < len) {
+        size_t n = len - off < 7 ? len - off : 7;
+        if (sink->data(sink->sink_ctx, (const uint8_t *)text + off, n) != 0) return OFC_HTTP_EABORTED;
+        off += n;
+    }
+    return status;
+}
+
+static int serve_image(fake *f, const char *url, const char *bearer, const ofc_body_sink *sink)
+{
     size_t off = 0, limit = f->get_cut_at ? f->get_cut_at : f->image_len;
     long cl = f->get_content_length == -2 ? (long)f->image_len : f->get_content_length;
     f->get_calls++;
@@ -79,6 +103,25 @@ static int f_get(void *ctx, const char *url, const char *bearer, const ofc_body_
     return f->get_cut_at ? -5 : f->get_status;
 }
 
+/* Commands and config answers by URL; anything else is the image. */
+static int f_get(void *ctx, const char *url, const char *bearer, const ofc_body_sink *sink)
+{
+    fake *f = (fake *)ctx;
+    if (strstr(url, "/device/commands?")) {
+        int i = f->commands_i;
+        f->commands_gets++;
+        copy(f->commands_url, sizeof f->commands_url, url);
+        if (i >= f->commands_n) return serve_text(sink, 200, "{\"commands\":[]}");
+        f->commands_i++;
+        return serve_text(sink, f->commands_status[i], f->commands_body[i]);
+    }
+    if (ends_with(url, "/device/config")) {
+        f->config_gets++;
+        return serve_text(sink, f->config_status, f->config_body ? f->config_body : "{}");
+    }
+    return serve_image(f, url, bearer, sink);
+}
+
 static int f_discover(void *ctx, char *base_url, size_t cap)
 {
     fake *f = (fake *)ctx;
@@ -91,7 +134,7 @@ static int f_discover(void *ctx, char *base_url, size_t cap)
 static int slot(fake *f, const char *key)
 {
     int i;
-    for (i = 0; i < 8; i++)
+    for (i = 0; i < FAKE_KV; i++)
         if (f->kv_used[i] && strcmp(f->kv_key[i], key) == 0) return i;
     return -1;
 }
@@ -107,7 +150,12 @@ static int f_kv_get(void *ctx, const char *key, char *out, size_t cap)
 
 static int f_kv_set(void *ctx, const char *key, const char *value)
 {
-    fake_kv_put((fake *)ctx, key, value);
+    fake *f = (fake *)ctx;
+    if (f->kv_fail_prefix && strncmp(key, f->kv_fail_prefix, strlen(f->kv_fail_prefix)) == 0) {
+        f->kv_set_fail++;
+        return -1;
+    }
+    fake_kv_put(f, key, value);
     return 0;
 }
 
@@ -166,6 +214,12 @@ void fake_init(fake *f)
     f->get_content_length = -2;
     f->get_chunk = 100;
     f->corrupt_at = -1;
+    f->config_status = 200;
+    f->config_ack_status = 200;
+    f->ack_status = 200;
+    f->report_status = 200;
+    f->logs_status = 200;
+    f->logs_reply = "{\"logs\":true,\"accepted\":1}";
     strcpy(f->info.mac, "24:0A:C4:00:00:01");
     strcpy(f->info.chip, "esp32");
     strcpy(f->info.project, "demo");
@@ -205,12 +259,27 @@ void fake_kv_put(fake *f, const char *key, const char *value)
 {
     int i = slot(f, key);
     if (i < 0)
-        for (i = 0; i < 8 && f->kv_used[i]; i++) {
+        for (i = 0; i < FAKE_KV && f->kv_used[i]; i++) {
         }
-    if (i >= 8) return;
+    if (i >= FAKE_KV) return;
     f->kv_used[i] = 1;
     copy(f->kv_key[i], sizeof f->kv_key[i], key);
     copy(f->kv_val[i], sizeof f->kv_val[i], value);
+}
+
+void fake_commands(fake *f, int status, const char *body)
+{
+    f->commands_status[f->commands_n] = status;
+    f->commands_body[f->commands_n] = body;
+    f->commands_n++;
+}
+
+int fake_find_post(const fake *f, const char *suffix, int n)
+{
+    int i;
+    for (i = 0; i < f->nposts; i++)
+        if (ends_with(f->posts[i].url, suffix) && n-- == 0) return i;
+    return -1;
 }
 
 int fake_count_events(const fake *f, ofc_event_type t)

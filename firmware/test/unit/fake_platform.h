@@ -16,11 +16,12 @@
 
 #define FAKE_MAX_POSTS 128
 #define FAKE_MAX_EVENTS 256
+#define FAKE_KV 12
 
 typedef struct fake_post {
     char url[OFC_URL_MAX];
     char bearer[OFC_TOKEN_MAX]; /* "" when none was sent */
-    char body[800];
+    char body[1600];
 } fake_post;
 
 typedef struct fake {
@@ -28,9 +29,11 @@ typedef struct fake {
     uint32_t rng_state;
 
     /* key/value store */
-    char kv_key[8][16];
-    char kv_val[8][800];
-    int kv_used[8];
+    char kv_key[FAKE_KV][16];
+    char kv_val[FAKE_KV][1100];
+    int kv_used[FAKE_KV];
+    const char *kv_fail_prefix; /* non-NULL: kv_set of keys starting with it fails */
+    int kv_set_fail;            /* how many did */
 
     ofc_device_info info;
     int trial;
@@ -44,6 +47,21 @@ typedef struct fake {
     const char *checkin_body[32];
     int checkin_n, checkin_i;
     int progress_status; /* reply to progress reports, default 204 */
+
+    /* remote management: GET /device/commands answers, consumed in order
+     * (past the end: {"commands":[]}), and the other routes' replies */
+    const char *commands_body[8];
+    int commands_status[8];
+    int commands_n, commands_i, commands_gets;
+    char commands_url[OFC_URL_MAX];
+    int config_status;        /* GET /device/config, default 200 */
+    const char *config_body;
+    int config_gets;
+    int config_ack_status;    /* POST /device/config, default 200 */
+    int ack_status;           /* POST /device/commands/{id}, default 200 */
+    int report_status;        /* POST /device/report, default 200 */
+    int logs_status;          /* POST /device/logs, default 200 */
+    const char *logs_reply;   /* default {"logs":true,"accepted":1} */
 
     fake_post posts[FAKE_MAX_POSTS];
     int nposts;
@@ -79,6 +97,10 @@ void fake_on_event(void *user, const ofc_event *ev);
 
 /* Queue a reply for the next check-in. */
 void fake_reply(fake *f, int status, const char *body);
+/* Queue an answer for the next GET /device/commands. */
+void fake_commands(fake *f, int status, const char *body);
+/* Index of the n-th (0-based) POST whose URL ends with suffix, or -1. */
+int fake_find_post(const fake *f, const char *suffix, int n);
 const char *fake_kv(fake *f, const char *key); /* NULL if absent */
 void fake_kv_put(fake *f, const char *key, const char *value);
 

@@ -18,6 +18,8 @@ int main(void)
     suite_url();
     suite_proto();
     suite_client();
+    suite_mgmt();
+    suite_manage();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }

@@ -1,0 +1,3 @@
+/* freertos/FreeRTOS.h (stand-in) - see esp_idf.h in this folder. */
+#pragma once
+#include "../esp_idf.h"
