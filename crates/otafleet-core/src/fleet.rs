@@ -28,6 +28,9 @@ use crate::updates::{self, Update, UpdateState};
 use crate::watch_folders::{self, NewWatchFolder, WatchFolder};
 use crate::{db, manifest, validate};
 
+/// Who queues the `log` command that opening a device's logs sends (its command history says so).
+pub const LOG_VIEWER: &str = "log viewer";
+
 /// A viewer of one device's logs ([`Fleet::logs_watch`]): hold `lease` while watching.
 pub struct LogWatch {
     /// The lines already buffered, oldest first.
@@ -855,7 +858,20 @@ impl Fleet {
                 ),
             });
         }
-        let (backlog, rx, lease, _first) = self.inner.logs.watch(&mac, after);
+        let (backlog, rx, lease, first) = self.inner.logs.watch(&mac, after);
+        if first {
+            // The first viewer: a device waiting for commands learns at once (a `log` command),
+            // any other at its next check-in (`logs: true`). Best effort: the lease holds anyway.
+            let on = crate::commands::NewCommand {
+                kind: crate::commands::CommandKind::Log,
+                key: None,
+                payload: Some(serde_json::json!({"on": true})),
+                expires_in_s: Some(60),
+            };
+            if let Err(e) = self.command_queue(&mac, &on, LOG_VIEWER).await {
+                tracing::debug!(%mac, code = e.code(), "logs: no log command queued");
+            }
+        }
         Ok(LogWatch { backlog, rx, lease })
     }
 

@@ -5,7 +5,8 @@
 //! - `restart`: answers `done`, then reboots — at its next wait, since a real device finishes
 //!   the request it is in — its uptime starting again, and checks in at once ([`Remote`]'s
 //!   `restart` is what [`crate::life`] waits on);
-//! - `log` `{"on": bool}`: switches its (simulated) remote logging, `done`;
+//! - `log` `{"on": bool}`: `done`; on starts its log hook ([`crate::logs`]) at once, which sends
+//!   until the server's answer says nobody watches; off stops it at its next batch;
 //! - `custom`: `done`, the result naming the key;
 //! - `update_abort`: `done`; a download in progress stops, is reported `failed` and the device
 //!   checks again later (the server may offer the image again);
@@ -45,6 +46,8 @@ pub struct Remote {
     pub abort: AtomicBool,
     /// Remote logging is on (`log` commands).
     pub log_on: AtomicBool,
+    /// The device's log hook (started by a `log` command or a check-in answer's `logs: true`).
+    pub logs: crate::logs::LogHook,
 }
 
 impl Default for Remote {
@@ -55,6 +58,7 @@ impl Default for Remote {
             downloading: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             log_on: AtomicBool::new(false),
+            logs: crate::logs::LogHook::default(),
         }
     }
 }
@@ -106,7 +110,7 @@ pub async fn serve(sh: &Shared, mac: &str, remote: Arc<Remote>) {
             Ok(commands) => {
                 backoff.reset();
                 for c in commands {
-                    if let Err(e) = handle(sh, &token, &remote, &c).await {
+                    if let Err(e) = handle(sh, mac, &token, &remote, &c).await {
                         tracing::debug!(%mac, id = c.id, error = %e, "command answer not delivered");
                     }
                 }
@@ -152,7 +156,13 @@ async fn fetch(sh: &Shared, token: &str) -> Result<Vec<Command>, DeviceError> {
 }
 
 /// Do a command and answer it (a restart is answered before it happens).
-async fn handle(sh: &Shared, token: &str, remote: &Remote, c: &Command) -> Result<(), DeviceError> {
+async fn handle(
+    sh: &Shared,
+    mac: &str,
+    token: &str,
+    remote: &Remote,
+    c: &Command,
+) -> Result<(), DeviceError> {
     let (state, result) = match c.kind.as_str() {
         "restart" => {
             answer(sh, token, c.id, "done", "restarting").await?;
@@ -162,6 +172,11 @@ async fn handle(sh: &Shared, token: &str, remote: &Remote, c: &Command) -> Resul
         "log" => match c.payload.as_ref().and_then(|p| p["on"].as_bool()) {
             Some(on) => {
                 remote.log_on.store(on, Ordering::Relaxed);
+                if on {
+                    remote.logs.wanted(crate::logs::Sender::of(sh, mac, token));
+                } else {
+                    remote.logs.stop();
+                }
                 ("done", format!("logging {}", if on { "on" } else { "off" }))
             }
             None => ("rejected", "a log command needs {\"on\": bool}".into()),

@@ -261,16 +261,10 @@ impl Native {
             ));
         };
         if resp.logs {
-            self.logs.wanted(crate::logs::Sender {
-                client: http.client.clone(),
-                url: http.url("/api/v1/device/logs"),
-                token: token.clone(),
-                mac: dev.spec.mac.clone(),
-                rate: cfg.log_rate,
-                sent: dev.sh.stats.log_lines.clone(),
-                stop: dev.sh.stop.subscribe(),
-                ending: dev.sh.ending.subscribe(),
-            });
+            // One hook per device: the command loop's (a `log` command starts it too) when the
+            // device takes commands.
+            let hook = dev.remote.as_ref().map_or(&self.logs, |r| &r.logs);
+            hook.wanted(crate::logs::Sender::of(dev.sh, &dev.spec.mac, token));
         }
         if let Some(v) = resp.config_version {
             if self.config_applied != Some(v) {

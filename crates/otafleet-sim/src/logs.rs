@@ -20,9 +20,11 @@ struct Answer {
 }
 
 /// One device's log hook.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct LogHook {
     sending: Arc<AtomicBool>,
+    /// Set by a `log {"on": false}` command: the sender stops at its next batch.
+    stopped: Arc<AtomicBool>,
 }
 
 /// Where and how a hook sends.
@@ -41,13 +43,31 @@ pub struct Sender {
     pub ending: watch::Receiver<bool>,
 }
 
+impl Sender {
+    /// A sender for device `mac` of this run, with its token.
+    pub fn of(sh: &crate::run::Shared, mac: &str, token: &str) -> Self {
+        Sender {
+            client: sh.http.client.clone(),
+            url: sh.http.url("/api/v1/device/logs"),
+            token: token.to_string(),
+            mac: mac.to_string(),
+            rate: sh.cfg.log_rate,
+            sent: sh.stats.log_lines.clone(),
+            stop: sh.stop.subscribe(),
+            ending: sh.ending.subscribe(),
+        }
+    }
+}
+
 impl LogHook {
     /// The server asked for lines (`logs: true`): start sending unless already sending.
     pub fn wanted(&self, s: Sender) {
         if s.rate <= 0.0 || self.sending.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.stopped.store(false, Ordering::Release);
         let sending = self.sending.clone();
+        let stopped = self.stopped.clone();
         let Sender {
             client,
             url,
@@ -69,7 +89,7 @@ impl LogHook {
                     _ = stop.changed() => {}
                     _ = ending.changed() => {}
                 }
-                if *stop.borrow() || *ending.borrow() {
+                if *stop.borrow() || *ending.borrow() || stopped.load(Ordering::Acquire) {
                     break;
                 }
                 due += rate / BATCHES_PER_S;
@@ -109,6 +129,13 @@ impl LogHook {
             }
             sending.store(false, Ordering::Release);
         });
+    }
+}
+
+impl LogHook {
+    /// Stop sending (a `log {"on": false}` command), at the next batch.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
     }
 }
 

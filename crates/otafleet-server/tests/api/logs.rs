@@ -222,3 +222,34 @@ async fn a_device_that_cannot_send_logs_is_refused_with_the_reason_and_unknown_o
     assert_eq!(r.status(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_waiting_for_commands_is_asked_for_its_lines_at_once_when_someone_watches() {
+    let app = TestApp::start().await;
+    let token = enrol(&app, A).await;
+    // The device waits for a command (a long poll) before anyone watches.
+    let poll = {
+        let req = app
+            .http
+            .get(app.url("/api/v1/device/commands?wait=20"))
+            .bearer_auth(&token);
+        tokio::spawn(async move { req.send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    let _stream = Events::from_response(watch(&app, A).await);
+    let got = poll.await.unwrap();
+    let c = &got["commands"][0];
+    assert_eq!(c["kind"], "log", "{got}");
+    assert_eq!(c["payload"], json!({"on": true}));
+    // A second viewer asks nothing more.
+    let _second = Events::from_response(watch(&app, A).await);
+    let list = app.get_json(&format!("/api/v1/devices/{A}/commands")).await;
+    let logs = list["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "log")
+        .count();
+    assert_eq!(logs, 1, "{list}");
+    assert_eq!(list["commands"][0]["actor"], "log viewer");
+    app.stop().await;
+}
