@@ -197,13 +197,7 @@ pub(crate) async fn finish(db: &SqlitePool, id: i64, status: u16) -> Result<Outc
 }
 
 pub(crate) async fn list(db: &SqlitePool, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
-    let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(CoreError::invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}, not {limit}"),
-        ));
-    }
+    let limit = crate::validate::limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT * FROM audit
          WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2)

@@ -460,13 +460,7 @@ async fn trim(conn: &mut SqliteConnection, mac: &str) -> Result<()> {
 
 /// `mac`'s commands, newest first, as of now ([`Command::as_of`]).
 pub(crate) async fn list(db: &SqlitePool, mac: &str, limit: Option<i64>) -> Result<Vec<Command>> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(CoreError::invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}, not {limit}"),
-        ));
-    }
+    let limit = crate::validate::limit(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let now = crate::time::now();
     let rows: Vec<Command> =
         sqlx::query_as("SELECT * FROM commands WHERE mac = ? ORDER BY id DESC LIMIT ?")

@@ -128,11 +128,16 @@ impl Fleet {
         Ok(fleet)
     }
 
-    /// Write queued heartbeats every [`hot::FLUSH_EVERY`] until the fleet is dropped or closed.
-    fn spawn_heartbeat_writer(&self) {
+    /// Run `work` every `every` until the fleet is dropped or closed. The task holds the fleet
+    /// only while `work` runs, so it never keeps a dropped fleet alive.
+    pub(crate) fn spawn_periodic<F, Fut>(&self, every: std::time::Duration, work: F)
+    where
+        F: Fn(Fleet) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(hot::FLUSH_EVERY);
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -141,11 +146,18 @@ impl Fleet {
                 if fleet.db().is_closed() {
                     break;
                 }
-                if let Err(e) = fleet.flush_heartbeats().await {
-                    tracing::warn!(error = %e, "could not write queued heartbeats; retrying");
-                }
-                fleet.audit_flush().await;
+                work(fleet).await;
             }
+        });
+    }
+
+    /// Write queued heartbeats every [`hot::FLUSH_EVERY`] until the fleet is dropped or closed.
+    fn spawn_heartbeat_writer(&self) {
+        self.spawn_periodic(hot::FLUSH_EVERY, |fleet| async move {
+            if let Err(e) = fleet.flush_heartbeats().await {
+                tracing::warn!(error = %e, "could not write queued heartbeats; retrying");
+            }
+            fleet.audit_flush().await;
         });
     }
 

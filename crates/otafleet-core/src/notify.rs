@@ -731,13 +731,7 @@ async fn insert(
 }
 
 pub(crate) async fn list(db: &SqlitePool, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
-    let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(CoreError::invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}, not {limit}"),
-        ));
-    }
+    let limit = crate::validate::limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     Ok(sqlx::query_as(
         "SELECT * FROM deliveries
          WHERE (?1 IS NULL OR report_id = ?1) AND (?2 IS NULL OR state = ?2)

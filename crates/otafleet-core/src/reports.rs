@@ -200,13 +200,7 @@ pub(crate) async fn add(
 }
 
 pub(crate) async fn list(db: &SqlitePool, filter: &ReportFilter) -> Result<Vec<Report>> {
-    let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(CoreError::invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}, not {limit}"),
-        ));
-    }
+    let limit = crate::validate::limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     Ok(sqlx::query_as(
         "SELECT * FROM reports
          WHERE (?1 IS NULL OR mac = ?1) AND (?2 IS NULL OR type = ?2)

@@ -8,6 +8,18 @@ use crate::error::{CoreError, Result};
 
 /// Normalise a MAC address to upper case with colons (`24:0A:C4:A3:15:3C`). Accepts colons,
 /// hyphens or 12 bare hex digits; anything else is refused.
+/// A list's row limit: `given`, else `default`; 1 to `max`, else 422 `invalid_limit` saying so.
+pub fn limit(given: Option<i64>, default: i64, max: i64) -> Result<i64> {
+    let limit = given.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(CoreError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {max}, not {limit}"),
+        ));
+    }
+    Ok(limit)
+}
+
 pub fn mac(input: &str) -> Result<String> {
     let s = input.trim();
     let hex: String = if s.len() == 17 {

@@ -41,20 +41,9 @@ fn token_unknown() -> CoreError {
 impl Fleet {
     /// Write `expired` every [`SWEEP_EVERY`] until the fleet is dropped or closed.
     pub(super) fn spawn_command_sweeper(&self) {
-        let weak = std::sync::Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                let fleet = Fleet { inner };
-                if fleet.db().is_closed() {
-                    break;
-                }
-                if let Err(e) = fleet.expire_commands().await {
-                    tracing::warn!(error = %e, "could not expire commands; retrying");
-                }
+        self.spawn_periodic(SWEEP_EVERY, |fleet| async move {
+            if let Err(e) = fleet.expire_commands().await {
+                tracing::warn!(error = %e, "could not expire commands; retrying");
             }
         });
     }

@@ -310,78 +310,45 @@ export class HttpBackend implements Backend {
     return this.#data(this.#api.GET('/api/v1/devices/{mac}/logs', { params: { path: { mac }, query: { after } } }));
   }
   watchLogs(mac: string, w: LogWatcher): () => void {
-    const sleep = this.#opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-    const abort = new AbortController();
-    let stopped = false;
     let after = 0;
-    let wait = RETRY_FIRST_MS;
-    const deliver = (m: EventSourceMessage) => {
-      if (m.event === 'lagged') {
-        w.lagged?.();
-        return;
-      }
-      if (m.event !== 'lines') return;
-      let lines: LogLine[];
-      try {
-        lines = JSON.parse(m.data) as LogLine[];
-      } catch {
-        return;
-      }
-      const fresh = lines.filter((l) => l.seq > after);
-      if (fresh.length === 0) return;
-      after = fresh[fresh.length - 1].seq;
-      w.lines(fresh);
-    };
-    // One connection; 'refused' for an answer that retrying would not change (409, 404, 401).
-    const connect = async (): Promise<'again' | BackendError> => {
-      let body: ReadableStream<Uint8Array> | null | undefined;
-      try {
-        ({ data: body } = await this.#api.GET('/api/v1/devices/{mac}/logs/stream', {
+    return this.#follow(
+      (signal) =>
+        this.#api.GET('/api/v1/devices/{mac}/logs/stream', {
           params: { path: { mac }, query: { after } },
           parseAs: 'stream',
           headers: { accept: 'text/event-stream' },
-          signal: abort.signal,
+          signal,
           cache: 'no-store',
-        }));
-      } catch (e) {
-        if (e instanceof BackendError && e.status >= 400 && e.status < 500) return e;
-        return 'again';
-      }
-      if (!body) return 'again';
-      wait = RETRY_FIRST_MS;
-      w.status?.('open');
-      const parser = createParser({ onEvent: deliver });
-      const reader = body.getReader();
-      const text = new TextDecoder();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return 'again';
-        parser.feed(text.decode(value, { stream: true }));
-      }
-    };
-    void (async () => {
-      w.status?.('connecting');
-      while (!stopped) {
-        let outcome: 'again' | BackendError = 'again';
-        try {
-          outcome = await connect();
-        } catch {
-          // Network error or abort: retry unless stopped.
-        }
-        if (stopped) return;
-        if (outcome instanceof BackendError) {
-          w.status?.('refused', outcome);
-          return;
-        }
-        w.status?.('connecting');
-        await sleep(wait);
-        wait = Math.min(wait * 2, RETRY_MAX_MS);
-      }
-    })();
-    return () => {
-      stopped = true;
-      abort.abort();
-    };
+        }),
+      {
+        onOpen: (connected) => {
+          connected();
+          w.status?.('open');
+        },
+        onMessage: (m) => {
+          if (m.event === 'lagged') {
+            w.lagged?.();
+            return;
+          }
+          if (m.event !== 'lines') return;
+          let lines: LogLine[];
+          try {
+            lines = JSON.parse(m.data) as LogLine[];
+          } catch {
+            return;
+          }
+          // After a reconnect the server sends what came after `after`; never show a line twice.
+          const fresh = lines.filter((l) => l.seq > after);
+          if (fresh.length === 0) return;
+          after = fresh[fresh.length - 1].seq;
+          w.lines(fresh);
+        },
+        // 409 (cannot send logs), 404 (gone), 401: retrying would not change the answer.
+        final: (e) => (e instanceof BackendError && e.status >= 400 && e.status < 500 ? e : null),
+        onConnecting: () => w.status?.('connecting'),
+        onRefused: (e) => w.status?.('refused', e),
+      },
+    );
   }
   listCommands(mac: string): Promise<CommandList> {
     return this.#data(this.#api.GET('/api/v1/devices/{mac}/commands', { params: { path: { mac } } }));
@@ -427,43 +394,74 @@ export class HttpBackend implements Backend {
   }
 
   subscribe(onEvent: (e: LiveEvent) => void, onStatus?: (s: LiveStatus) => void): () => void {
+    return this.#follow(
+      (signal) =>
+        this.#api.GET('/api/v1/events', {
+          parseAs: 'stream',
+          headers: { accept: 'text/event-stream' },
+          signal,
+          cache: 'no-store',
+        }),
+      {
+        onMessage: (m, connected) => {
+          const name = m.event ?? 'message';
+          if (name === 'hello') {
+            // The server answered: the next drop starts the back-off afresh.
+            connected();
+            onStatus?.('open');
+            onEvent({ type: 'hello' });
+          } else if (name === 'lagged') {
+            onEvent({ type: 'lagged' });
+          } else if ((EVENT_NAMES as readonly string[]).includes(name)) {
+            try {
+              onEvent(JSON.parse(m.data) as LiveEvent);
+            } catch {
+              // A malformed event is dropped; the next `lagged`/`hello` reload repairs the view.
+            }
+          }
+        },
+        // Refused (the token, or anything 401/403): retrying would not change the answer.
+        final: (e) => (e instanceof BackendError && (isAuthError(e) || e.status === 401 || e.status === 403) ? e : null),
+        // Said at once, not after the wait: the page shows the data may be stale from now on.
+        onConnecting: () => onStatus?.('connecting'),
+        onRefused: () => onStatus?.('down'),
+      },
+    );
+  }
+
+  /** Read a server-sent-event stream and keep reading it: `open` sends the request (`signal`
+   *  aborts it); every message goes to `onMessage`. After a drop it reconnects, waiting
+   *  RETRY_FIRST_MS doubling up to RETRY_MAX_MS (`connected()` starts the wait afresh), until the
+   *  returned function is called or `final` calls an error one that retrying would not change
+   *  (`onRefused`, for good). Shared by the event stream and the log streams. */
+  #follow(
+    open: (signal: AbortSignal) => Promise<{ data?: ReadableStream<Uint8Array> | null }>,
+    h: {
+      onMessage: (m: EventSourceMessage, connected: () => void) => void;
+      onOpen?: (connected: () => void) => void;
+      final: (e: unknown) => BackendError | null;
+      onConnecting: () => void;
+      onRefused: (e: BackendError) => void;
+    },
+  ): () => void {
     const sleep = this.#opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const abort = new AbortController();
     let stopped = false;
     let wait = RETRY_FIRST_MS;
-    const deliver = (m: EventSourceMessage) => {
-      const name = m.event ?? 'message';
-      if (name === 'hello') {
-        // The server answered: the next drop starts the back-off afresh.
-        wait = RETRY_FIRST_MS;
-        onStatus?.('open');
-        onEvent({ type: 'hello' });
-      } else if (name === 'lagged') {
-        onEvent({ type: 'lagged' });
-      } else if ((EVENT_NAMES as readonly string[]).includes(name)) {
-        try {
-          onEvent(JSON.parse(m.data) as LiveEvent);
-        } catch {
-          // A malformed event is dropped; the next `lagged`/`hello` reload repairs the view.
-        }
-      }
+    const connected = () => {
+      wait = RETRY_FIRST_MS;
     };
-    // One connection: resolves when the stream ends or fails; 'down' for good on a refused token.
-    const connect = async (): Promise<'again' | 'refused'> => {
+    // One connection: resolves when the stream ends or fails, or with the refusal.
+    const connect = async (): Promise<'again' | BackendError> => {
       let body: ReadableStream<Uint8Array> | null | undefined;
       try {
-        ({ data: body } = await this.#api.GET('/api/v1/events', {
-          parseAs: 'stream',
-          headers: { accept: 'text/event-stream' },
-          signal: abort.signal,
-          cache: 'no-store',
-        }));
+        ({ data: body } = await open(abort.signal));
       } catch (e) {
-        // Refused (the token, or anything 401/403): retrying would not change the answer.
-        return isAuthError(e) || (e instanceof BackendError && (e.status === 401 || e.status === 403)) ? 'refused' : 'again';
+        return h.final(e) ?? 'again';
       }
       if (!body) return 'again';
-      const parser = createParser({ onEvent: deliver });
+      h.onOpen?.(connected);
+      const parser = createParser({ onEvent: (m) => h.onMessage(m, connected) });
       const reader = body.getReader();
       const text = new TextDecoder();
       for (;;) {
@@ -473,21 +471,20 @@ export class HttpBackend implements Backend {
       }
     };
     void (async () => {
-      onStatus?.('connecting');
+      h.onConnecting();
       while (!stopped) {
-        let outcome: 'again' | 'refused' = 'again';
+        let outcome: 'again' | BackendError = 'again';
         try {
           outcome = await connect();
         } catch {
-          // Network error or abort: retry unless unsubscribed.
+          // Network error or abort: retry unless stopped.
         }
         if (stopped) return;
-        if (outcome === 'refused') {
-          onStatus?.('down');
+        if (outcome instanceof BackendError) {
+          h.onRefused(outcome);
           return;
         }
-        // Said at once, not after the wait: the page shows the data may be stale from now on.
-        onStatus?.('connecting');
+        h.onConnecting();
         await sleep(wait);
         wait = Math.min(wait * 2, RETRY_MAX_MS);
       }
