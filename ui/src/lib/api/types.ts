@@ -80,6 +80,10 @@ export type CommandState = S['CommandState'];
 export type CommandList = S['CommandList'];
 /** What the admin asks (`POST /api/v1/devices/{mac}/commands`). */
 export type NewCommand = S['NewCommand'];
+/** The same command for several devices (`POST /api/v1/commands`). */
+export type BulkCommand = S['BulkCommand'];
+/** One device's outcome of a bulk command: the queued command, or the refusal (`error`). */
+export type BulkResult = S['BulkResult'];
 /** Where device reports are sent (webhook, e-mail); secrets only as `{ set: boolean }`. */
 export type NotifyView = S['NotifyView'];
 export type WebhookView = S['WebhookView'];

@@ -8,6 +8,8 @@ import type {
   Command,
   CommandList,
   NewCommand,
+  BulkCommand,
+  BulkResult,
   DeliveriesQuery,
   Delivery,
   NotifyTestResult,
@@ -165,6 +167,9 @@ export interface Backend {
   queueCommand(mac: string, c: NewCommand): Promise<Command>;
   /** Cancel a queued or sent command (409 `command_finished` once it is finished). */
   cancelCommand(mac: string, id: number): Promise<Command>;
+  /** Queue the same command for several devices; each device's outcome comes back (a stock or
+   *  unknown device is listed with its refusal, it does not fail the call). 422 for a bad command. */
+  bulkCommand(c: BulkCommand): Promise<BulkResult[]>;
   /** The delivery log (webhook calls and mails of reports), newest first. */
   listDeliveries(q?: DeliveriesQuery): Promise<Delivery[]>;
   /** Send a test to each configured notification channel now; answers what happened per target. */

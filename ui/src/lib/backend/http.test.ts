@@ -139,6 +139,19 @@ describe('HttpBackend', () => {
     expect([e.code, e.status, e.message]).toEqual(['conflict', 409, 'device 24:0A:C4:A3:15:3C already exists']);
   });
 
+  test('a bulk command posts the MACs and the command once and answers each device\'s outcome', async () => {
+    const out = [
+      { mac: 'A', command: { id: 1 }, error: null },
+      { mac: 'B', command: null, error: { code: 'commands_unsupported', message: 'no command channel' } },
+    ];
+    const { f, calls } = fakeFetch([json(200, out)]);
+    const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
+    const r = await b.bulkCommand({ macs: ['A', 'B'], kind: 'custom', key: 'blink', payload: { times: 3 } });
+    expect(r[1].error?.code).toBe('commands_unsupported');
+    expect([calls[0].url, calls[0].method]).toEqual([`${origin}/api/v1/commands`, 'POST']);
+    expect(await calls[0].json()).toEqual({ macs: ['A', 'B'], kind: 'custom', key: 'blink', payload: { times: 3 } });
+  });
+
   test('a dry run asks with ?dry_run=true and answers the plan; creating answers the deployment', async () => {
     const { f, calls } = fakeFetch([json(200, { reach: 5, offered: 5, groups: [] }), json(201, { id: 9, status: 'active' })]);
     const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });

@@ -16,6 +16,8 @@ import type {
   Command,
   CommandList,
   NewCommand,
+  BulkCommand,
+  BulkResult,
   DeliveriesQuery,
   Delivery,
   NotifyTestResult,
@@ -358,6 +360,9 @@ export class HttpBackend implements Backend {
   }
   cancelCommand(mac: string, id: number): Promise<Command> {
     return this.#data(this.#api.POST('/api/v1/devices/{mac}/commands/{id}/cancel', { params: { path: { mac, id } } }));
+  }
+  bulkCommand(c: BulkCommand): Promise<BulkResult[]> {
+    return this.#data(this.#api.POST('/api/v1/commands', { body: c }));
   }
   listDeliveries(q: DeliveriesQuery = {}): Promise<Delivery[]> {
     return this.#data(this.#api.GET('/api/v1/deliveries', { params: { query: q } }));

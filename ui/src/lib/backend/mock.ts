@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
@@ -376,6 +376,23 @@ export class MockBackend implements Backend {
     const done = { ...c, state: 'cancelled' as const, finished_at: '2026-11-22T20:01:00.000Z' };
     this.commands = this.commands.map((x) => (x.id === id ? done : x));
     return done;
+  }
+  async bulkCommand(c: BulkCommand): Promise<BulkResult[]> {
+    this.calls.push(`bulkCommand ${JSON.stringify(c)}`);
+    const out: BulkResult[] = [];
+    for (const mac of c.macs) {
+      const why = this.commandsUnsupported[mac];
+      if (why) {
+        out.push({ mac, command: null, error: { code: 'commands_unsupported', message: why } });
+        continue;
+      }
+      const made = command(Math.max(0, ...this.commands.map((x) => x.id)) + 1, {
+        mac, kind: c.kind, key: c.key ?? null, payload: c.payload ?? null,
+      });
+      this.commands = [...this.commands, made];
+      out.push({ mac, command: made, error: null });
+    }
+    return out;
   }
   projects: Project[] = [];
   projectError: BackendError | null = null;

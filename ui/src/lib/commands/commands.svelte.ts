@@ -1,4 +1,4 @@
-import type { Command, CommandKind, CommandState, NewCommand } from '../api/types';
+import type { BulkResult, Command, CommandKind, CommandState, NewCommand, Project, ProjectCommand } from '../api/types';
 import { errorOf } from '../firmware/firmware.svelte';
 import type { Fleet } from '../fleet.svelte';
 
@@ -95,5 +95,96 @@ export class CommandFeed {
     } catch (e) {
       this.error = errorOf(e);
     }
+  }
+}
+
+/** A project's command as the device gets it: kind `custom`, its key and its payload. */
+export function customCommand(c: ProjectCommand): NewCommand {
+  return { kind: 'custom', key: c.key, payload: c.payload ?? null };
+}
+
+/** The project commands every one of some devices can run, given each device's project (null
+ *  when it has none): those whose key is defined in every one of their projects (the first
+ *  project's label, payload and confirmation). When there are none, `why` says why. */
+export function sharedCommands(
+  deviceProjects: (string | null | undefined)[],
+  projects: Project[],
+): { commands: ProjectCommand[]; why: string | null } {
+  const none = deviceProjects.filter((p) => !p).length;
+  if (none > 0) {
+    const many = deviceProjects.length > 1;
+    return {
+      commands: [],
+      why: many ? `${none} of the selected devices ${none === 1 ? 'has' : 'have'} no project, so no project command fits them all.` : 'This device has no project, so it has no project commands.',
+    };
+  }
+  const names = [...new Set(deviceProjects as string[])].sort();
+  const lists = names.map((n) => projects.find((p) => p.name === n)?.commands ?? []);
+  const commands = (lists[0] ?? []).filter((c) => lists.every((l) => l.some((x) => x.key === c.key)));
+  if (commands.length) return { commands, why: null };
+  if (names.length === 1) return { commands, why: `Project ${names[0]} defines no commands.` };
+  return { commands, why: `No command key is defined in every one of the projects ${names.join(', ')}.` };
+}
+
+/** What a bulk action asks for, and how it is named in its confirmation. */
+export type BulkAction = { title: string; verb: string; command: NewCommand; confirmation?: string | null };
+
+/** One bulk command over the selected devices: asked first (naming how many), then sent with the
+ *  bulk route; each device's outcome (queued, or the refusal with its reason) is kept, and the
+ *  queued ones follow their live states (the `command` event) while the dialog is open. */
+export class BulkRun {
+  action = $state<BulkAction | null>(null);
+  macs = $state<string[]>([]);
+  results = $state<BulkResult[] | null>(null);
+  error = $state<{ code: string; message: string } | null>(null);
+  busy = $state(false);
+
+  constructor(private readonly fleet: Fleet) {}
+
+  ask(action: BulkAction, macs: string[]) {
+    this.action = action;
+    this.macs = [...macs];
+    this.results = null;
+    this.error = null;
+  }
+
+  close() {
+    this.action = null;
+    this.results = null;
+    this.error = null;
+  }
+
+  async run() {
+    if (!this.action || this.busy) return;
+    this.busy = true;
+    this.error = null;
+    try {
+      const c = this.action.command;
+      this.results = await this.fleet.backend.bulkCommand({ macs: this.macs, kind: c.kind, key: c.key ?? null, payload: c.payload ?? null });
+    } catch (e) {
+      this.error = errorOf(e);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** A live state of one of our commands; never goes back from a finished state. */
+  apply(c: Command) {
+    if (!this.results) return;
+    this.results = this.results.map((r) => {
+      if (!r.command || r.command.id !== c.id) return r;
+      if (COMMAND_STATES[r.command.state].finished && !COMMAND_STATES[c.state].finished) return r;
+      return { ...r, command: c };
+    });
+  }
+
+  follow(): () => void {
+    return this.fleet.onCommand((c) => this.apply(c));
+  }
+
+  /** How many were queued and how many refused, for the summary line. */
+  get counts() {
+    const r = this.results ?? [];
+    return { queued: r.filter((x) => x.command).length, refused: r.filter((x) => !x.command).length };
   }
 }
