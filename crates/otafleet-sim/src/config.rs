@@ -110,6 +110,7 @@ pub struct Args {
     /// Percent of devices whose boot of the new image fails (they stay on the old one, and take
     /// the image again until the server stops offering it), of each protocol's devices, rounded
     /// up. Not esp32fota devices: they report nothing the server could see a failed boot by.
+    /// Native devices send an `error` report after each failed boot (`success` after an update).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failed_boots: u8,
 

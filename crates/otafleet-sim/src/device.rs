@@ -12,7 +12,10 @@
 //! again, or with `--failed-boot-times` boots it at last), until the server's attempt limit stops
 //! the offers: then nothing is left open.
 //!
-//! When the server goes away (a restart), progress reports are best effort, as the reference
+//! After each boot of a flashed image the device reports how it went (`success` "updated to
+//! <version>", or `error` "boot of <version> failed, back on <old version>").
+//!
+//! When the server goes away (a restart), progress and boot reports are best effort, as the reference
 //! client's are: one that cannot be delivered is dropped (the server only keeps or advances an
 //! update's stage, so nothing is lost that a later report or check-in does not bring). A download
 //! cut by it keeps what arrived, and the device resumes it with `Range` when the server offers the
@@ -373,6 +376,66 @@ impl Native {
             Ok(()) => Ok(true),
             Err(e) if e.is_transient() => {
                 tracing::debug!(mac = %dev.spec.mac, update = o.id, state, error = %e, "progress report dropped");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Say how the boot of a flashed image went (`POST /api/v1/device/report`), as an application
+    /// on the reference client does: `success` "updated to <version>", or `error` "boot of
+    /// <version> failed, back on <old version>" with a line of detail. Best effort like progress
+    /// reports: `false` when the server could not be reached (the report is dropped); a refusal
+    /// is an error.
+    pub async fn boot_report(
+        &self,
+        dev: &Dev<'_>,
+        booted: bool,
+        new: &Image,
+        old: &Image,
+    ) -> Result<bool, DeviceError> {
+        let body = if booted {
+            json!({"mac": dev.spec.mac, "type": "success", "subject": format!("updated to {}", new.version)})
+        } else {
+            json!({
+                "mac": dev.spec.mac,
+                "type": "error",
+                "subject": format!("boot of {} failed, back on {}", new.version, old.version),
+                "body": format!(
+                    "The image {} (sha256 {}) did not boot; the bootloader rolled back to {} (sha256 {}).",
+                    new.version, new.sha256, old.version, old.sha256
+                ),
+            })
+        };
+        let http = &dev.sh.http;
+        let url = http.url("/api/v1/device/report");
+        let token = self.token.clone().unwrap_or_default();
+        let sent = http
+            .send("report", || {
+                http.client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+            })
+            .await;
+        let r = match sent {
+            Ok((r, _slot)) if r.status().is_success() => Ok(()),
+            Ok((r, _slot)) => Err(status_error("report", r).await),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => {
+                let n = if booted {
+                    &dev.sh.stats.reports_success
+                } else {
+                    &dev.sh.stats.reports_error
+                };
+                n.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) if e.is_transient() => {
+                tracing::debug!(mac = %dev.spec.mac, error = %e, "boot report dropped");
                 Ok(false)
             }
             Err(e) => Err(e),

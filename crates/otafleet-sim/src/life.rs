@@ -148,6 +148,21 @@ impl Client {
         })
     }
 
+    /// After a boot of a flashed image: a native device reports how it went (best effort);
+    /// stock clients report nothing.
+    async fn boot_report(
+        &self,
+        dev: &Dev<'_>,
+        booted: bool,
+        new: &Image,
+        old: &Image,
+    ) -> Result<(), DeviceError> {
+        if let Client::Native(n) = self {
+            n.boot_report(dev, booted, new, old).await?;
+        }
+        Ok(())
+    }
+
     async fn install(
         &mut self,
         dev: &mut Dev<'_>,
@@ -341,8 +356,8 @@ impl<'a> Dev<'a> {
 
     /// Reboot onto a flashed image; `true` when it boots. A device picked for failed boots fails
     /// the first `--failed-boot-times` boots of each image (every one by default) and comes back
-    /// on what it ran.
-    async fn boot(&mut self, f: Flashed) -> bool {
+    /// on what it ran. Either way a native device then reports how the boot went.
+    async fn boot(&mut self, cl: &Client, f: Flashed) -> Result<bool, DeviceError> {
         self.phase = "rebooting";
         tokio::time::sleep(self.sh.jittered(self.sh.cfg.reboot)).await;
         self.booted = Instant::now();
@@ -354,11 +369,13 @@ impl<'a> Dev<'a> {
                 .failed_boot_times
                 .is_none_or(|limit| *tries < limit);
         if !fails {
-            self.spec.running = f.image;
+            let old = std::mem::replace(&mut self.spec.running, f.image);
             if let Some(p) = f.project {
                 self.spec.project = p;
             }
-            return true;
+            let new = self.spec.running.clone();
+            cl.boot_report(self, true, &new, &old).await?;
+            return Ok(true);
         }
         *tries += 1;
         if self.failed_boots == 0 {
@@ -368,7 +385,9 @@ impl<'a> Dev<'a> {
         if let (Some(id), true) = (f.update_id, f.announced) {
             self.failed_updates.push(id);
         }
-        false
+        let old = self.spec.running.clone();
+        cl.boot_report(self, false, &f.image, &old).await?;
+        Ok(false)
     }
 
     /// A native attempt the device came back from on the old image, offered again.
@@ -484,7 +503,7 @@ impl<'a> Dev<'a> {
                 continue;
             };
             let id = f.update_id;
-            if self.boot(f).await {
+            if self.boot(cl, f).await? {
                 booted = Some(id);
             } else {
                 failed.push(id);
@@ -540,7 +559,7 @@ impl<'a> Dev<'a> {
         let Some(f) = self.take(cl, o).await? else {
             return Ok(());
         };
-        if self.boot(f).await {
+        if self.boot(cl, f).await? {
             self.later.updates += 1;
             self.sh.stats.later_updates.fetch_add(1, Ordering::Relaxed);
         } else {

@@ -56,6 +56,9 @@ pub struct Stats {
     pub backoffs: AtomicU64,
     /// Log lines the server accepted from native devices while watched ([`crate::logs`]).
     pub log_lines: std::sync::Arc<AtomicU64>,
+    /// Boot reports the server stored: `success` (updated) and `error` (a failed boot).
+    pub reports_success: AtomicU64,
+    pub reports_error: AtomicU64,
 }
 
 /// What every device task shares.

@@ -5,7 +5,8 @@
 //! A device's first outcome is what the counts are made of, as in a run whose devices stop there.
 //! With `--duration` / `--forever` each device's result also says how many images it booted
 //! after it and what it runs at the end ([`DeviceResult::later`], [`DeviceResult::runs`]); an
-//! unexpected error after the first outcome counts as an error of that device too. Waits for an
+//! unexpected error after the first outcome counts as an error of that device too. Native
+//! devices' boot reports the server stored are counted by type. Waits for an
 //! unreachable server (a restart) are counted, never as errors.
 
 use std::collections::BTreeMap;
@@ -77,6 +78,10 @@ pub struct Summary {
     pub backoffs: u64,
     /// Log lines the server accepted from watched native devices (`--log-rate`).
     pub log_lines: u64,
+    /// Boot reports the server stored from native devices: `success` ("updated to ...") and
+    /// `error` ("boot of ... failed, back on ...").
+    pub reports_success: u64,
+    pub reports_error: u64,
     /// Check requests (what a device asks to learn whether there is an update: native
     /// check-ins, stock clients' polls and manifests, legacy checks): kind, count, p50, p99 and
     /// max time to the response head.
@@ -194,6 +199,8 @@ impl Summary {
             later_failed_boots: results.iter().map(|r| r.later.failed_boots).sum(),
             backoffs: sh.stats.backoffs.load(Ordering::Relaxed),
             log_lines: sh.stats.log_lines.load(Ordering::Relaxed),
+            reports_success: sh.stats.reports_success.load(Ordering::Relaxed),
+            reports_error: sh.stats.reports_error.load(Ordering::Relaxed),
             check_latency: check_latency(sh),
             results,
             server_check: None,
@@ -332,6 +339,13 @@ impl fmt::Display for Summary {
                 f,
                 "log lines          {} sent while watched",
                 self.log_lines
+            )?;
+        }
+        if self.reports_success + self.reports_error > 0 {
+            writeln!(
+                f,
+                "boot reports       {} success, {} error (native devices)",
+                self.reports_success, self.reports_error
             )?;
         }
         writeln!(f, "time               {secs:.2} s")?;
