@@ -8,6 +8,8 @@
 //!   a 500, never a silent success), and the upload larger than the free space gets 507;
 //! - the admin's corrections race them too: a device's notes and tags, an image's file name and
 //!   version (`PATCH`), each either on disk when acknowledged or refused with 507;
+//! - so do remote management's writes: a command the admin queues for each device and a report
+//!   each device sends with its token — listed when acknowledged, absent when refused with 507;
 //! - once space is freed, new writes succeed without a restart;
 //! - every acknowledged admin change has its audit row with outcome `ok` once space is back and
 //!   after each restart, no row is left `pending`, and a change refused with 507 had no effect
@@ -115,6 +117,12 @@ struct Acked {
     admin: Vec<(&'static str, String)>,
     /// Devices whose notes PATCH was refused with 507: their notes stay empty.
     notes_refused: Vec<String>,
+    /// (mac, command id) of every command queued with 201; each racing device was sent one, so
+    /// a device missing here has none.
+    commands: Vec<(String, i64)>,
+    /// (mac, subject) of every device report answered 200; refused ones were never stored.
+    reports: Vec<(String, String)>,
+    reports_refused: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -185,6 +193,30 @@ async fn note(http: &reqwest::Client, base: &str, mac: &str, notes: &str) -> (u1
         http.patch(format!("{base}/api/v1/devices/{mac}"))
             .bearer_auth(TOKEN)
             .json(&json!({ "notes": notes, "tags": ["bench", "rack-2"] })),
+    )
+    .await
+}
+
+async fn queue_restart(http: &reqwest::Client, base: &str, mac: &str) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/devices/{mac}/commands"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "kind": "restart" })),
+    )
+    .await
+}
+
+async fn report(
+    http: &reqwest::Client,
+    base: &str,
+    mac: &str,
+    token: &str,
+    subject: &str,
+) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/device/report"))
+            .bearer_auth(token)
+            .json(&json!({ "mac": mac, "type": "error", "subject": subject })),
     )
     .await
 }
@@ -332,6 +364,7 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
             "{when}: {mac}'s refused notes were not written: {d}"
         );
     }
+    verify_remote(http, base, acked, when).await;
     if check_tokens {
         verify_audit(http, base, acked, when).await;
     }
@@ -365,6 +398,66 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
 
 /// Every acknowledged admin change has its audit row, finished `ok` with its 2xx status; no row
 /// is left `pending`; every other row is a 507 refusal.
+/// Every acknowledged command and report is listed; a refused one never is.
+async fn verify_remote(http: &reqwest::Client, base: &str, acked: &Acked, when: &str) {
+    let (status, reports) = send(
+        http.get(format!("{base}/api/v1/reports?limit=1000"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: reports: {reports}");
+    let stored: std::collections::HashSet<(String, String)> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["mac"].as_str().unwrap().to_owned(),
+                r["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for r in &acked.reports {
+        assert!(
+            stored.contains(r),
+            "{when}: acknowledged report {r:?} is listed"
+        );
+    }
+    for r in &acked.reports_refused {
+        assert!(
+            !stored.contains(r),
+            "{when}: refused report {r:?} was not stored"
+        );
+    }
+    let macs: std::collections::HashSet<&String> = acked.devices.iter().map(|(m, _)| m).collect();
+    for m in macs {
+        let (status, list) = send(
+            http.get(format!("{base}/api/v1/devices/{m}/commands"))
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{when}: commands of {m}: {list}");
+        let mut listed: Vec<i64> = list["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect();
+        let mut want: Vec<i64> = acked
+            .commands
+            .iter()
+            .filter(|(x, _)| x == m)
+            .map(|(_, id)| *id)
+            .collect();
+        listed.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(
+            listed, want,
+            "{when}: {m}'s commands are exactly the acknowledged ones"
+        );
+    }
+}
+
 async fn verify_audit(http: &reqwest::Client, base: &str, acked: &Acked, when: &str) {
     let (status, rows) = send(
         http.get(format!("{base}/api/v1/audit?limit=10000"))
@@ -488,6 +581,19 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
             (m, n, r)
         });
     }
+    // Remote management's writes race it too: a command queued by the admin, a report sent by
+    // the device with its token.
+    let mut remote = tokio::task::JoinSet::new();
+    for (m, token) in acked.devices.clone() {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        remote.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            let subject = format!("sensor bus stuck on {m}");
+            let c = queue_restart(&http, &base, &m).await;
+            let r = report(&http, &base, &m, &token, &subject).await;
+            (m, subject, c, r)
+        });
+    }
     let mut corrections = tokio::task::JoinSet::new();
     for (k, id) in acked.firmware.clone().into_iter().enumerate() {
         let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
@@ -508,6 +614,25 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         } else {
             acked.notes_refused.push(m.clone());
             record_refusal(&mut refused, format!("notes of {m}"), status, body);
+        }
+    }
+    while let Some(r) = remote.join_next().await {
+        let (m, subject, (cs, cb), (rs, rb)) = r.unwrap();
+        if cs == 201 {
+            acked
+                .admin
+                .push(("queue_command", format!("/api/v1/devices/{m}/commands")));
+            acked
+                .commands
+                .push((m.clone(), cb["id"].as_i64().expect("a queued command's id")));
+        } else {
+            record_refusal(&mut refused, format!("command for {m}"), cs, cb);
+        }
+        if rs == 200 {
+            acked.reports.push((m, subject));
+        } else {
+            record_refusal(&mut refused, format!("report of {m}"), rs, rb);
+            acked.reports_refused.push((m, subject));
         }
     }
     while let Some(r) = corrections.join_next().await {
@@ -569,11 +694,13 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         disk.free_bytes()
     );
     eprintln!(
-        "race: {} enrolments, {} deployments, {} notes and {} image corrections acknowledged, {} refused with 507",
+        "race: {} enrolments, {} deployments, {} notes, {} image corrections, {} commands and {} reports acknowledged, {} refused with 507",
         acked.devices.len(),
         acked.deployments.len(),
         acked.notes.len(),
         acked.corrected.len(),
+        acked.commands.len(),
+        acked.reports.len(),
         refused.disk_full
     );
 
@@ -608,7 +735,25 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         .push(("patch_device", format!("/api/v1/devices/{m}")));
     acked.notes_refused.retain(|x| *x != m);
     acked.notes.retain(|(x, _)| *x != m);
-    acked.notes.push((m, "after space returned".into()));
+    acked.notes.push((m.clone(), "after space returned".into()));
+    let (status, body) = queue_restart(&http, &base, &m).await;
+    assert_eq!(status, 201, "a command after space returned: {body}");
+    acked
+        .admin
+        .push(("queue_command", format!("/api/v1/devices/{m}/commands")));
+    acked
+        .commands
+        .push((m.clone(), body["id"].as_i64().unwrap()));
+    let token = acked
+        .devices
+        .iter()
+        .find(|(x, _)| *x == m)
+        .map(|(_, t)| t.clone())
+        .unwrap();
+    let subject = "flash nearly worn out".to_string();
+    let (status, body) = report(&http, &base, &m, &token, &subject).await;
+    assert_eq!(status, 200, "a report after space returned: {body}");
+    acked.reports.push((m.clone(), subject));
     let id = acked.firmware[0];
     let (status, body) = correct(&http, &base, id, "greenhouse_v2.0.9.bin", "2.0.9").await;
     assert_eq!(
