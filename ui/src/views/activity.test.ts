@@ -1,6 +1,6 @@
 import { fireEvent, render, screen } from '@testing-library/svelte';
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { auditEntry, MockBackend } from '../lib/backend/mock';
+import { auditEntry, command, MockBackend } from '../lib/backend/mock';
 import { Fleet } from '../lib/fleet.svelte';
 import ActivityView from './ActivityView.svelte';
 
@@ -19,6 +19,29 @@ describe('activity', () => {
     expect(backend.calls).toContain('listAudit {"outcome":"refused","limit":500}');
     await screen.findByText('refused (409)');
     expect((await screen.findAllByTestId('audit-row')).length).toBe(1);
+  });
+
+  test('a command queued elsewhere brings its audit row without a reload; Refresh reads the log again', async () => {
+    vi.useFakeTimers();
+    try {
+      const backend = new MockBackend();
+      backend.audit = [auditEntry(1)];
+      const frames: (() => void)[] = [];
+      const fleet = new Fleet(backend, (f) => void frames.push(f));
+      await fleet.start();
+      render(ActivityView, { fleet });
+      await vi.waitFor(() => expect(screen.getAllByTestId('audit-row').length).toBe(1));
+      backend.audit = [auditEntry(2, { action: 'queue_command', method: 'POST', status: 201 }), auditEntry(1)];
+      backend.emit({ type: 'command', command: command(7) });
+      for (const f of frames.splice(0)) f();
+      await vi.advanceTimersByTimeAsync(600);
+      await vi.waitFor(() => expect(screen.getAllByTestId('audit-row').length).toBe(2));
+      const reads = backend.calls.filter((c) => c.startsWith('listAudit')).length;
+      await fireEvent.click(screen.getByRole('button', { name: 'Refresh' }));
+      expect(backend.calls.filter((c) => c.startsWith('listAudit')).length).toBe(reads + 1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   const objectUrls = { create: URL.createObjectURL, revoke: URL.revokeObjectURL };
