@@ -160,6 +160,11 @@ pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> 
         .detail
         .as_ref()
         .map(|d| serde_json::to_string(d).expect("names and plain values serialize"));
+    // In a transaction committed on its own: an autocommit `INSERT … RETURNING` read with
+    // `fetch_one` hands back the id at the first row, before SQLite commits, so a commit a full
+    // disk refused went unseen — the change then ran with no audit row. Now that refusal is a 507
+    // and the change does not run.
+    let mut tx = crate::db::begin_write(db).await?;
     let id = sqlx::query_scalar(
         "INSERT INTO audit (at, actor, action, method, path, target, detail)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -171,8 +176,9 @@ pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> 
     .bind(&new.path)
     .bind(&new.target)
     .bind(detail)
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(id)
 }
 
