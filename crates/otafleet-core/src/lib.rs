@@ -26,6 +26,9 @@
 //!
 //! Device reports are fanned out by webhook and e-mail, with a delivery log ([`notify`]).
 //!
+//! The TLS certificate material — a local CA and the server certificate it signs — is made and
+//! kept by [`tls`] (not served yet).
+//!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
 
@@ -54,6 +57,7 @@ pub mod projects;
 pub mod reports;
 pub mod settings;
 pub mod time;
+pub mod tls;
 pub mod trust;
 pub mod updates;
 pub mod validate;
