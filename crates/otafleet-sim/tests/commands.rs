@@ -5,11 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+mod support;
+
 use clap::Parser;
-use otafleet_core::{Fleet, Settings};
-use otafleet_server::AppState;
 use otafleet_sim::{Args, Config};
 use serde_json::{json, Value};
+use support::Served;
 use tokio::sync::oneshot;
 
 const ADMIN: &str = "sim-commands-test-admin";
@@ -71,18 +72,8 @@ impl Api {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_reaches_the_device_which_checks_in_again_with_its_uptime_reset() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(otafleet_server::serve(
-        listener,
-        AppState::new(fleet.clone(), ADMIN),
-        async {
-            let _ = server_stopped.await;
-        },
-    ));
+    let served = Served::start(ADMIN).await;
+    let base = served.base.clone();
 
     let argv = [
         "otafleet-sim",
@@ -178,6 +169,5 @@ async fn a_restart_reaches_the_device_which_checks_in_again_with_its_uptime_rese
 
     let _ = stop_sim.send(());
     sim.await.unwrap().expect("the run completes");
-    let _ = stop_server.send(());
-    let _ = server.await;
+    served.stop().await;
 }

@@ -6,11 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+mod support;
+
 use clap::Parser;
-use otafleet_core::{Fleet, Settings};
-use otafleet_server::AppState;
 use otafleet_sim::{Args, Config};
 use serde_json::{json, Value};
+use support::Served;
 use tokio::sync::oneshot;
 
 const ADMIN: &str = "sim-config-test-admin";
@@ -58,19 +59,8 @@ async fn wait(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_sim_devices_fetch_and_confirm_their_config_pending_then_applied() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_rx) = oneshot::channel::<()>();
-    let served = fleet.clone();
-    let server = tokio::spawn(async move {
-        otafleet_server::serve(listener, AppState::new(served, ADMIN), async {
-            let _ = server_rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let served = Served::start(ADMIN).await;
+    let base = served.base.clone();
 
     let cfg = Config::from_args(Args::parse_from([
         "otafleet-sim",
@@ -169,6 +159,5 @@ async fn native_sim_devices_fetch_and_confirm_their_config_pending_then_applied(
     let _ = stop_sim.send(());
     let summary = sim.await.unwrap().expect("the run completes");
     assert_eq!(summary.errors(), 0, "{summary}");
-    let _ = stop_server.send(());
-    server.await.unwrap();
+    served.stop().await;
 }

@@ -3,12 +3,12 @@
 //! "boot of <version> failed, back on <old version>" after each failed boot, and one that updated
 //! reports `success` "updated to <version>"; the server stores them, and the summary counts them.
 
+mod support;
+
 use clap::Parser;
-use otafleet_core::{Fleet, Settings};
-use otafleet_server::AppState;
 use otafleet_sim::{Args, Config};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use support::Served;
 
 const ADMIN: &str = "sim-reports-test-admin";
 
@@ -25,19 +25,8 @@ async fn reports(http: &reqwest::Client, base: &str, query: &str) -> Vec<Value> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_boot_is_reported_as_an_error_and_an_update_as_a_success() {
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_server, server_rx) = oneshot::channel::<()>();
-    let served = fleet.clone();
-    let server = tokio::spawn(async move {
-        otafleet_server::serve(listener, AppState::new(served, ADMIN), async {
-            let _ = server_rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let served = Served::start(ADMIN).await;
+    let base = served.base.clone();
 
     // Two native devices, one with failed boots (50 % rounded up): the run uploads, deploys and
     // ends when each has its first outcome (updated; its failed boots on record).
@@ -120,6 +109,5 @@ async fn a_failed_boot_is_reported_as_an_error_and_an_update_as_a_success() {
         "{summary}"
     );
 
-    let _ = stop_server.send(());
-    server.await.unwrap();
+    served.stop().await;
 }
