@@ -8,8 +8,9 @@
 //!   a 500, never a silent success), and the upload larger than the free space gets 507;
 //! - the admin's corrections race them too: a device's notes and tags, an image's file name and
 //!   version (`PATCH`), each either on disk when acknowledged or refused with 507;
-//! - so do remote management's writes: a command the admin queues for each device and a report
-//!   each device sends with its token — listed when acknowledged, absent when refused with 507;
+//! - so do remote management's writes: a command the admin queues for each device, a change of
+//!   its config, and a report each device sends with its token — there when acknowledged, absent
+//!   when refused with 507;
 //! - once space is freed, new writes succeed without a restart;
 //! - every acknowledged admin change has its audit row with outcome `ok` once space is back and
 //!   after each restart, no row is left `pending`, and a change refused with 507 had no effect
@@ -123,6 +124,10 @@ struct Acked {
     /// (mac, subject) of every device report answered 200; refused ones were never stored.
     reports: Vec<(String, String)>,
     reports_refused: Vec<(String, String)>,
+    /// (mac, interval_s) of every device config PATCH answered 200; a refused one leaves the
+    /// device without a value of its own (the project's default applies).
+    config: Vec<(String, i64)>,
+    config_refused: Vec<String>,
 }
 
 #[derive(Default)]
@@ -217,6 +222,15 @@ async fn report(
         http.post(format!("{base}/api/v1/device/report"))
             .bearer_auth(token)
             .json(&json!({ "mac": mac, "type": "error", "subject": subject })),
+    )
+    .await
+}
+
+async fn set_config(http: &reqwest::Client, base: &str, mac: &str, interval: i64) -> (u16, Value) {
+    send(
+        http.patch(format!("{base}/api/v1/devices/{mac}/config"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "values": { "interval_s": interval } })),
     )
     .await
 }
@@ -398,8 +412,39 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
 
 /// Every acknowledged admin change has its audit row, finished `ok` with its 2xx status; no row
 /// is left `pending`; every other row is a 507 refusal.
-/// Every acknowledged command and report is listed; a refused one never is.
+/// Every acknowledged command, report and config change is there; a refused one never is.
 async fn verify_remote(http: &reqwest::Client, base: &str, acked: &Acked, when: &str) {
+    let config_of = |m: String| async move {
+        let (status, c) = send(
+            http.get(format!("{base}/api/v1/devices/{m}/config"))
+                .bearer_auth(TOKEN),
+        )
+        .await;
+        assert_eq!(status, 200, "{when}: config of {m}: {c}");
+        let entry = c["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["key"] == "interval_s")
+            .cloned()
+            .unwrap_or(Value::Null);
+        (entry["value"].clone(), entry)
+    };
+    for (m, v) in &acked.config {
+        let (value, entry) = config_of(m.clone()).await;
+        assert_eq!(
+            value,
+            json!(v),
+            "{when}: {m}'s acknowledged config: {entry}"
+        );
+    }
+    for m in &acked.config_refused {
+        let (value, entry) = config_of(m.clone()).await;
+        assert!(
+            value.is_null(),
+            "{when}: {m}'s refused config change was not kept: {entry}"
+        );
+    }
     let (status, reports) = send(
         http.get(format!("{base}/api/v1/reports?limit=1000"))
             .bearer_auth(TOKEN),
@@ -537,6 +582,18 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
             .push((mac(i), body["token"].as_str().unwrap().to_string()));
     }
 
+    // The devices' project gets a config variable, so the race can change their config.
+    let (status, body) = send(
+        http.patch(format!("{base}/api/v1/projects/durable"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "variables": [{ "key": "interval_s", "type": "int", "default": 60 }] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    acked
+        .admin
+        .push(("patch_project", "/api/v1/projects/durable".into()));
+
     // Leave about 3 MB: the 8 MB upload cannot fit, and the database's write-ahead log runs out
     // of room too while 500 enrolments and 50 deployments race it.
     let filler = disk.path.join("filler");
@@ -591,7 +648,8 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
             let subject = format!("sensor bus stuck on {m}");
             let c = queue_restart(&http, &base, &m).await;
             let r = report(&http, &base, &m, &token, &subject).await;
-            (m, subject, c, r)
+            let k = set_config(&http, &base, &m, 30).await;
+            (m, subject, c, r, k)
         });
     }
     let mut corrections = tokio::task::JoinSet::new();
@@ -617,7 +675,16 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         }
     }
     while let Some(r) = remote.join_next().await {
-        let (m, subject, (cs, cb), (rs, rb)) = r.unwrap();
+        let (m, subject, (cs, cb), (rs, rb), (ks, kb)) = r.unwrap();
+        if ks == 200 {
+            acked
+                .admin
+                .push(("patch_device_config", format!("/api/v1/devices/{m}/config")));
+            acked.config.push((m.clone(), 30));
+        } else {
+            record_refusal(&mut refused, format!("config of {m}"), ks, kb);
+            acked.config_refused.push(m.clone());
+        }
         if cs == 201 {
             acked
                 .admin
@@ -750,6 +817,14 @@ async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
         .find(|(x, _)| *x == m)
         .map(|(_, t)| t.clone())
         .unwrap();
+    let (status, body) = set_config(&http, &base, &m, 15).await;
+    assert_eq!(status, 200, "a config change after space returned: {body}");
+    acked
+        .admin
+        .push(("patch_device_config", format!("/api/v1/devices/{m}/config")));
+    acked.config.retain(|(x, _)| *x != m);
+    acked.config_refused.retain(|x| *x != m);
+    acked.config.push((m.clone(), 15));
     let subject = "flash nearly worn out".to_string();
     let (status, body) = report(&http, &base, &m, &token, &subject).await;
     assert_eq!(status, 200, "a report after space returned: {body}");
