@@ -56,7 +56,7 @@ test("a project command runs from the device's Control tab and comes back done w
   await page.screenshot({ path: join(shots, 'browser-device-project-commands.png'), fullPage: true, animations: 'disabled' });
 });
 
-test('two devices ticked in the table, restarted at once: both commands are done', async () => {
+test('two devices ticked in the table, restarted at once, then given the project command: all done', async () => {
   await page.goto(`${server.base}/`);
   await page.getByText('● live').waitFor();
   for (const mac of macs) {
@@ -75,5 +75,20 @@ test('two devices ticked in the table, restarted at once: both commands are done
     const c = (await api.get(`/api/v1/devices/${mac}/commands`)).commands[0];
     assert.equal(c.kind, 'restart');
     assert.equal(c.state, 'done');
+  }
+
+  // The same selection runs the project's command, after its own confirmation.
+  await dialog.getByRole('button', { name: 'Close' }).click();
+  const bar = page.getByTestId('bulk-commands');
+  await bar.getByLabel('Project command').selectOption('blink');
+  await bar.getByRole('button', { name: 'Run command…' }).click();
+  await dialog.getByText('Blink the LED three times?', { exact: false }).waitFor();
+  await dialog.getByTestId('bulk-confirm').click();
+  await expect(() => dialog.locator('[data-testid="bulk-result"][data-state="done"]').count(), 2, { timeout: 30000 });
+  for (const mac of macs) {
+    const c = (await api.get(`/api/v1/devices/${mac}/commands`)).commands[0];
+    assert.equal(c.key, 'blink');
+    assert.equal(c.state, 'done');
+    assert.equal(c.result, 'custom blink');
   }
 });
