@@ -30,22 +30,27 @@ export class ConfigEditor {
     readonly mac: string,
   ) {}
 
+  /** Read the config (on open, and again after every full reload of the fleet). */
   load() {
     return this.fleet.backend.deviceConfig(this.mac).then(
-      (c) => (this.#take(c), (this.error = null)),
+      (c) => (this.#arrive(c), (this.error = null)),
       (e) => (this.error = errorOf(e)),
     );
   }
 
-  /** Follow this device's config events; returns the function that stops following. Fields the
-   *  person is editing are kept; only the version and state move. */
+  /** Follow this device's config events; returns the function that stops following. */
   follow(): () => void {
     return this.fleet.onConfig((c) => {
-      if (c.mac !== this.mac) return;
-      const edited = this.dirty;
-      if (edited) this.config = c;
-      else this.#take(c);
+      if (c.mac === this.mac) this.#arrive(c);
     });
+  }
+
+  /** A newer config, read or pushed: fields the person is editing are kept (only the version
+   *  and state move), the others show it. A reload that lands while someone types must not
+   *  throw away what they typed. */
+  #arrive(c: DeviceConfig) {
+    if (this.config && this.dirty) this.config = c;
+    else this.#take(c);
   }
 
   #take(c: DeviceConfig) {

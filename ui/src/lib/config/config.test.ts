@@ -46,6 +46,20 @@ describe('config editor', () => {
     expect('error' in ed.changes()).toBe(true);
   });
 
+  test('a reload that lands while someone types keeps what they typed', async () => {
+    const backend = new MockBackend();
+    backend.configs.set(A, cfg);
+    const fleet = await started(backend);
+    const ed = new ConfigEditor(fleet, A);
+    await ed.load();
+    ed.fields.interval_s = '75';
+    backend.configs.set(A, { ...cfg, state: 'applied', applied_version: 3 });
+    await ed.load();
+    expect(ed.config?.state).toBe('applied');
+    expect(ed.fields.interval_s).toBe('75');
+    expect(ed.changes()).toEqual({ values: { interval_s: 75 } });
+  });
+
   test('follows device_config: pending, then applied, for its own device only', async () => {
     const backend = new MockBackend();
     backend.configs.set(A, cfg);
