@@ -206,6 +206,7 @@ pub(crate) async fn run(
         let svc = ConnService {
             router: router.clone(),
             addr,
+            transport: Transport::Plain,
             slot: slot.clone(),
         };
         let conn = http.serve_connection(TokioIo::new(SendfileStream::new(tcp)), svc);
@@ -284,6 +285,24 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// How a request reached the server, set on every request served over a connection ([`run`]) as
+/// a request extension: handlers read it with `Option<Extension<Transport>>` (absent — a test
+/// calling the router directly — means [`Transport::Plain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Plain HTTP: everything on the wire can be read and changed by anyone on the LAN.
+    #[default]
+    Plain,
+    /// HTTPS (TLS).
+    Tls,
+}
+
+impl Transport {
+    pub fn is_tls(self) -> bool {
+        self == Transport::Tls
+    }
+}
+
 /// One open connection: how many requests it is answering, and how to make it close.
 #[derive(Default)]
 struct Slot {
@@ -344,6 +363,7 @@ impl Registry {
 struct ConnService {
     router: Router,
     addr: SocketAddr,
+    transport: Transport,
     slot: Arc<Slot>,
 }
 
@@ -354,6 +374,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
 
     fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
         req.extensions_mut().insert(ConnectInfo(self.addr));
+        req.extensions_mut().insert(self.transport);
         let busy = Busy::new(self.slot.clone());
         let mut router = self.router.clone();
         TrackedFuture {
