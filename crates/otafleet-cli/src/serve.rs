@@ -115,6 +115,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 15, env = "OTAFLEET_HEADER_TIMEOUT",
           value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub header_timeout: u32,
+
+    /// HTTPS on the same port as HTTP (a connection's first byte tells which it speaks): `auto`
+    /// serves both, so stock updaters that cannot do TLS keep working; `require` refuses plain
+    /// HTTP (426) except from this machine; `off` serves plain HTTP only. The certificate is made
+    /// by a local CA kept in DATA_DIR/tls (its SHA-256 fingerprint is in the log, the UI, and the
+    /// mDNS record) and issued again by itself when this machine's addresses change.
+    #[arg(long, value_name = "MODE", default_value = "auto", env = "OTAFLEET_TLS")]
+    pub tls: otafleet_server::tls::Mode,
+
+    /// A name the HTTPS certificate must carry besides this machine's addresses, its host name
+    /// and <host>.local (repeatable): a DNS name devices use for this server, or an address
+    /// behind a NAT. Also answered as an --allowed-host.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+
+    /// Your own certificate chain (PEM, the server's certificate first) to serve instead of the
+    /// generated one; needs --tls-key. Nothing is generated then, and there is no CA to show.
+    #[arg(long, value_name = "PEM_FILE", requires = "tls_key", env = "OTAFLEET_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM_FILE", requires = "tls_cert", env = "OTAFLEET_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The help of `--checkin-interval`: the offline rule as the server applies it
@@ -198,6 +221,8 @@ pub struct Prepared {
     pub allowed_hosts: Vec<String>,
     /// Header-read timeout and connection cap.
     pub limits: otafleet_server::conn::ConnLimits,
+    /// HTTPS on the same port; `None` when off (or, under `auto`, when it could not be set up).
+    pub tls: Option<std::sync::Arc<otafleet_server::tls::Tls>>,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
@@ -251,6 +276,9 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         }
         settings.notify_extra_roots.push(pem);
     }
+    let tls = start_tls(args.tls, &data_dir, &args.tls_names, args.tls_cert, args.tls_key).await?;
+    let mut allowed_hosts = args.allowed_hosts;
+    allowed_hosts.extend(args.tls_names.iter().cloned());
     let fleet = Fleet::open(settings)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
@@ -289,9 +317,40 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         mdns: !args.no_mdns,
         mdns_name: args.mdns_name,
         ui_dir,
-        allowed_hosts: args.allowed_hosts,
+        allowed_hosts,
         limits,
+        tls,
     })
+}
+
+/// Load or make the HTTPS certificate (blocking work, off the runtime's threads). Under `auto` a
+/// failure (a full disk at first start, an unreadable `tls/` folder) is logged and the server
+/// serves plain HTTP alone rather than not at all; under `require`, or with the admin's own
+/// certificate, it stops the start with the reason.
+async fn start_tls(
+    mode: otafleet_server::tls::Mode,
+    data_dir: &Path,
+    names: &[String],
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Option<std::sync::Arc<otafleet_server::tls::Tls>>> {
+    use otafleet_server::tls::{Mode, Source, Tls};
+    let user = cert.is_some();
+    let source = match (cert, key) {
+        (Some(cert), Some(key)) => Source::User { cert, key },
+        _ => Source::Generated {
+            data_dir: data_dir.to_path_buf(),
+            extra: names.to_vec(),
+        },
+    };
+    match tokio::task::spawn_blocking(move || Tls::start(mode, source)).await? {
+        Ok(tls) => Ok(tls),
+        Err(e) if mode == Mode::Auto && !user => {
+            tracing::error!(error = %e, "HTTPS could not be set up: serving plain HTTP only (fix the cause and restart, or pass --tls off to silence this)");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cannot set up HTTPS")),
+    }
 }
 
 /// Bind with a deep accept queue (1024, not std's 128): under a flood of connections a device's
@@ -322,6 +381,12 @@ pub fn start_mdns(prepared: &Prepared) -> MdnsHandle {
         &prepared.fleet,
         prepared.addr,
         prepared.mdns_name.clone(),
+        prepared
+            .tls
+            .as_ref()
+            .map(|t| otafleet_mdns::advertise::TlsTxt {
+                ca_sha256: t.material().ca_fingerprint().map(|f| f.hex()),
+            }),
     ) {
         Ok(lan) => MdnsHandle(Some(lan)),
         Err(e) => {
@@ -371,6 +436,7 @@ pub async fn serve_prepared(
         mdns_name,
         ui_dir: prepared.ui_dir,
         allowed_hosts,
+        tls: prepared.tls,
     };
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
     otafleet_server::serve_with(listener, state, prepared.limits, shutdown).await?;
@@ -386,6 +452,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "otafleet listening on http://{}", prepared.addr)?;
+        if let Some(tls) = &prepared.tls {
+            match tls.material().ca_fingerprint() {
+                Some(fp) => writeln!(
+                    out,
+                    "otafleet serving HTTPS on the same port: https://{} (CA SHA-256 {})",
+                    prepared.addr,
+                    fp.colon()
+                )?,
+                None => writeln!(
+                    out,
+                    "otafleet serving HTTPS on the same port: https://{}",
+                    prepared.addr
+                )?,
+            }
+        }
         out.flush()?;
     }
     let mdns = start_mdns(&prepared);

@@ -17,10 +17,10 @@
 //! A certificate and key the admin already has can be used instead ([`Material::load_user`]):
 //! then nothing is generated or written, and there is no CA to show.
 //!
-//! This is the first slice: nothing is served over TLS yet, and [`crate::Fleet`] does not hold
-//! the material. A front end will call these functions at start (they do blocking file I/O and
-//! key generation: call them before the runtime or inside `spawn_blocking`) and give
-//! [`Material::server_chain`] and [`Material::server_key`] to a rustls `ServerConfig`.
+//! The server's front end calls these functions at start and when the machine's addresses change
+//! (they do blocking file I/O and key generation: call them before the runtime or inside
+//! `spawn_blocking`) and gives [`Material::server_chain`] and [`Material::server_key`] to rustls.
+//! [`snippets`] turns the CA into code a device can paste.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -732,6 +732,8 @@ fn write_atomic(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
     fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
+
+pub mod snippets;
 
 #[cfg(test)]
 mod tests;

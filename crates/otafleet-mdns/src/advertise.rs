@@ -6,9 +6,10 @@
 //! | --- | --- |
 //! | `v=1` | device protocol version: the paths below |
 //! | `api=/api/v1` | base of the native API (`POST /api/v1/device/checkin`, ...) |
-//! | `tls=0` | plain HTTP (`1` once the server speaks HTTPS on that port) |
+//! | `tls=0` / `tls=1` | `1`: the same port also speaks HTTPS (a connection's first byte decides) |
+//! | `ca=<64 hex>` | with `tls=1` and a CA of the server's own: the SHA-256 of the CA certificate, lower-case hex; a device that has no CA configured may trust the one `GET /api/v1/tls/ca.pem` gives when its hash matches (trust on first use) |
 //!
-//! Fixed paths on `http://<SRV host>:<SRV port>`: `/api/v1/device/checkin`,
+//! Fixed paths on `http(s)://<SRV host>:<SRV port>`: `/api/v1/device/checkin`,
 //! `/api/v1/device/progress`, `/api/v1/device/firmware/<sha256>` (native), `/ota/arduino`
 //! (Arduino `HTTPUpdate`), `/ota/esp32fota.json` (esp32FOTA), `/api/firmware` (legacy).
 
@@ -17,6 +18,13 @@ use std::net::{IpAddr, SocketAddr};
 use mdns_sd::ServiceInfo;
 
 use crate::{Result, SERVER_SERVICE};
+
+/// What the TXT record says about HTTPS when the server serves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsTxt {
+    /// SHA-256 of the server's own CA, lower-case hex; `None` for the admin's own certificate.
+    pub ca_sha256: Option<String>,
+}
 
 /// What to advertise and under which name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +37,8 @@ pub struct Advertisement {
     pub port: u16,
     /// Whether that port speaks HTTPS.
     pub tls: bool,
+    /// SHA-256 of the server's own CA certificate, lower-case hex (with `tls`).
+    pub ca_sha256: Option<String>,
     /// `None`: follow every non-loopback interface's addresses as they change (addr_auto).
     /// `Some(ip)`: the server listens on that address only, so advertise only it.
     pub only_ip: Option<IpAddr>,
@@ -52,17 +62,22 @@ impl Advertisement {
             host_label: host_label(&host),
             port: listen.port(),
             tls: false,
+            ca_sha256: None,
             only_ip: (!ip.is_unspecified()).then_some(ip),
         })
     }
 
     /// The TXT record, in a fixed order.
-    pub fn txt(&self) -> [(&'static str, &'static str); 3] {
-        [
+    pub fn txt(&self) -> Vec<(&'static str, &str)> {
+        let mut txt = vec![
             ("v", "1"),
             ("api", "/api/v1"),
             ("tls", if self.tls { "1" } else { "0" }),
-        ]
+        ];
+        if let (true, Some(ca)) = (self.tls, self.ca_sha256.as_deref()) {
+            txt.push(("ca", ca));
+        }
+        txt
     }
 
     /// The mdns-sd service description.
@@ -122,6 +137,17 @@ mod tests {
         let a = Advertisement::for_listener("0.0.0.0:8470".parse().unwrap(), Some("Bench".into()))
             .unwrap();
         assert_eq!(a.txt(), [("v", "1"), ("api", "/api/v1"), ("tls", "0")]);
+        let mut tls = a.clone();
+        tls.tls = true;
+        tls.ca_sha256 = Some("ab".repeat(32));
+        let ca = "ab".repeat(32);
+        assert_eq!(
+            tls.txt(),
+            [("v", "1"), ("api", "/api/v1"), ("tls", "1"), ("ca", ca.as_str())]
+        );
+        let info = tls.service_info().unwrap();
+        assert_eq!(info.get_property_val_str("tls"), Some("1"));
+        assert_eq!(info.get_property_val_str("ca"), Some(ca.as_str()));
         assert_eq!(a.instance, "Bench");
         assert_eq!(a.port, 8470);
         assert_eq!(a.only_ip, None, "0.0.0.0 follows every interface");

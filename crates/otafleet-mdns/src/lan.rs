@@ -48,10 +48,15 @@ impl Lan {
         fleet: &Fleet,
         listen: SocketAddr,
         name: Option<String>,
+        tls: Option<crate::advertise::TlsTxt>,
     ) -> Result<Self> {
         let mut lan = Self::new()?;
         match Advertisement::for_listener(listen, name) {
-            Some(ad) => {
+            Some(mut ad) => {
+                if let Some(t) = tls {
+                    ad.tls = true;
+                    ad.ca_sha256 = t.ca_sha256;
+                }
                 let fullname = lan.advertise(&ad)?;
                 tracing::info!(%fullname, port = ad.port, "advertising over mDNS");
             }

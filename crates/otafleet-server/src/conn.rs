@@ -144,6 +144,7 @@ pub(crate) async fn run(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<Arc<crate::tls::Tls>>,
     stop: CancellationToken,
 ) {
     let open = Arc::new(Registry::default());
@@ -203,47 +204,64 @@ pub(crate) async fn run(
         let _ = tcp.set_nodelay(true);
         next_id += 1;
         let slot = open.insert(next_id);
-        let svc = ConnService {
+        let conn = Conn {
             router: router.clone(),
             addr,
-            transport: Transport::Plain,
-            slot: slot.clone(),
+            slot,
+            stop: stop.clone(),
+            open: open.clone(),
+            id: next_id,
         };
-        let conn = http.serve_connection(TokioIo::new(SendfileStream::new(tcp)), svc);
-        let stop = stop.clone();
-        let open = open.clone();
-        let id = next_id;
-        tracker.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let mut closing = false;
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(%addr, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    // Evicted to make room, or the server stops: an idle connection just goes;
-                    // one that is answering a request finishes that and then closes.
-                    _ = slot.close.cancelled(), if !closing => {
-                        if slot.busy.load(Ordering::Acquire) == 0 {
-                            break;
-                        }
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ = stop.cancelled(), if !closing => {
-                        if slot.busy.load(Ordering::Acquire) == 0 {
-                            break;
-                        }
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                }
+        match &tls {
+            // Plain HTTP only: served at once, as always.
+            None => {
+                let svc = conn.service(Transport::Plain);
+                let io = TokioIo::new(SendfileStream::new(tcp));
+                let fut = http.serve_connection(io, svc);
+                tracker.spawn(conn.drive(fut));
             }
-            open.remove(id);
-        });
+            Some(tls) => {
+                let (tls, http) = (tls.clone(), http.clone());
+                let timeout = limits.header_timeout;
+                tracker.spawn(async move {
+                    match conn.sniff(&tcp, timeout).await {
+                        Some(Transport::Plain) => {
+                            let svc = conn.service(Transport::Plain);
+                            let io = TokioIo::new(SendfileStream::new(tcp));
+                            let fut = http.serve_connection(io, svc);
+                            conn.drive(fut).await;
+                        }
+                        Some(Transport::Tls) => {
+                            let handshake = tls.acceptor().accept(tcp);
+                            let stream = tokio::select! {
+                                r = tokio::time::timeout(timeout, handshake) => match r {
+                                    Ok(Ok(s)) => Some(s),
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(addr = %conn.addr, error = %e, "TLS handshake failed");
+                                        None
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(addr = %conn.addr, "TLS handshake timed out");
+                                        None
+                                    }
+                                },
+                                _ = conn.slot.close.cancelled() => None,
+                                _ = conn.stop.cancelled() => None,
+                            };
+                            match stream {
+                                Some(stream) => {
+                                    let svc = conn.service(Transport::Tls);
+                                    let fut = http.serve_connection(TokioIo::new(stream), svc);
+                                    conn.drive(fut).await;
+                                }
+                                None => conn.open.remove(conn.id),
+                            }
+                        }
+                        None => conn.open.remove(conn.id),
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     tracker.close();
@@ -283,6 +301,105 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
     )
+}
+
+/// One accepted connection on its way to being served.
+struct Conn {
+    router: Router,
+    addr: SocketAddr,
+    slot: Arc<Slot>,
+    stop: CancellationToken,
+    open: Arc<Registry>,
+    id: u64,
+}
+
+impl Conn {
+    fn service(&self, transport: Transport) -> ConnService {
+        ConnService {
+            router: self.router.clone(),
+            addr: self.addr,
+            transport,
+            slot: self.slot.clone(),
+        }
+    }
+
+    /// With HTTPS on: wait (at most `timeout`) for the connection's first byte and tell a TLS
+    /// handshake (`0x16`, a handshake record) from plain HTTP ([`crate::tls`]). `None`: the
+    /// connection closed, sent nothing in time, or must close (evicted, server stopping).
+    async fn sniff(&self, tcp: &TcpStream, timeout: Duration) -> Option<Transport> {
+        let mut first = [0u8; 1];
+        tokio::select! {
+            r = tokio::time::timeout(timeout, tcp.peek(&mut first)) => match r {
+                Ok(Ok(1)) if first[0] == 0x16 => Some(Transport::Tls),
+                Ok(Ok(1)) => Some(Transport::Plain),
+                _ => None,
+            },
+            _ = self.slot.close.cancelled() => None,
+            _ = self.stop.cancelled() => None,
+        }
+    }
+
+    /// Serve the connection until it ends; an idle one closes at once when evicted or when the
+    /// server stops, a busy one finishes its request first.
+    async fn drive<F, E>(self, conn: F)
+    where
+        F: Future<Output = Result<(), E>> + GracefulShutdown,
+        E: std::fmt::Display,
+    {
+        let Conn {
+            addr,
+            slot,
+            stop,
+            open,
+            id,
+            ..
+        } = self;
+        let mut conn = std::pin::pin!(conn);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%addr, error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = slot.close.cancelled(), if !closing => {
+                    if slot.busy.load(Ordering::Acquire) == 0 {
+                        break;
+                    }
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = stop.cancelled(), if !closing => {
+                    if slot.busy.load(Ordering::Acquire) == 0 {
+                        break;
+                    }
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+        open.remove(id);
+    }
+}
+
+/// hyper's HTTP/1 connection over any transport, as [`Conn::drive`] needs it.
+trait GracefulShutdown {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<I, S> GracefulShutdown for hyper::server::conn::http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::ResBody: http_body::Body + 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http1::Connection::graceful_shutdown(self)
+    }
 }
 
 /// How a request reached the server, set on every request served over a connection ([`run`]) as

@@ -26,6 +26,7 @@ pub mod extract;
 pub mod firmware_index;
 pub mod host;
 pub mod routes;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -84,6 +85,8 @@ pub struct ServerInfo {
     /// Host names to answer to besides IP literals, `localhost` and this machine's own names
     /// (`otafleet serve --allowed-host`; [`host`]).
     pub allowed_hosts: Vec<String>,
+    /// HTTPS on the same port ([`tls`]); `None`: plain HTTP only (`--tls off`).
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 impl AppState {
@@ -143,6 +146,10 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let fleet = state.fleet.clone();
     let stopping = state.shutdown.clone();
+    let tls = state.info.tls.clone();
+    if let Some(tls) = &tls {
+        tls.spawn_refresher(stopping.clone());
+    }
     let router = app(state);
     tokio::spawn({
         let stopping = stopping.clone();
@@ -152,7 +159,7 @@ pub async fn serve_with(
         }
     });
     // Connections are wrapped for sendfile(2) (`blob_cache::send` says why and how).
-    conn::run(listener, router, limits, stopping).await;
+    conn::run(listener, router, limits, tls, stopping).await;
     fleet.close().await;
     Ok(())
 }

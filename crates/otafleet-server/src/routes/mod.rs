@@ -15,6 +15,7 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 pub mod health;
+pub mod tls;
 pub mod logs;
 pub mod notify;
 pub mod projects;
@@ -110,10 +111,11 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(download::router())
         .merge(health::router())
+        .merge(tls::router())
         .split_for_parts();
     api.merge(device_api);
     let ui_dir = state.info.ui_dir.clone();
-    router
+    let router = router
         .merge(docs::router(api))
         .merge(field::router(state.clone()))
         .merge(ui::router(ui_dir))
@@ -139,6 +141,12 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::host::require_known_host,
-        ))
-        .with_state(state)
+        ));
+    // `--tls require`: plain HTTP from another machine is refused before anything else runs.
+    let router = if state.info.tls.as_ref().map(|t| t.mode()) == Some(crate::tls::Mode::Require) {
+        router.layer(middleware::from_fn(crate::tls::require_tls))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
