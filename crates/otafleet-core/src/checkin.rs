@@ -102,9 +102,11 @@ struct Clean {
     sha256: Option<String>,
     ip: Option<String>,
     name: Option<String>,
+    /// The check-in came over TLS (not part of the request body: how it reached the server).
+    tls: bool,
 }
 
-fn clean(req: &CheckinRequest, remote_ip: Option<String>) -> Result<Clean> {
+fn clean(req: &CheckinRequest, remote_ip: Option<String>, tls: bool) -> Result<Clean> {
     let ip = match req.ip.as_deref() {
         Some(ip) => Some(
             ip.parse::<std::net::IpAddr>()
@@ -144,6 +146,7 @@ fn clean(req: &CheckinRequest, remote_ip: Option<String>) -> Result<Clean> {
             .map(validate::name)
             .transpose()?
             .filter(|n| !n.is_empty()),
+        tls,
     })
 }
 
@@ -152,8 +155,9 @@ pub(crate) async fn checkin(
     req: CheckinRequest,
     token: Option<&str>,
     remote_ip: Option<String>,
+    tls: bool,
 ) -> Result<CheckinResponse> {
-    let c = clean(&req, remote_ip)?;
+    let c = clean(&req, remote_ip, tls)?;
     if let Some(answer) = token.and_then(|t| quiet(fleet, &c, &req, t)) {
         return Ok(answer);
     }
@@ -205,6 +209,7 @@ async fn recorded(
             free_space: req.free_space,
             uptime_s: req.uptime_s,
             token_hash: issued.as_deref().map(hash_token),
+            tls: c.tls,
             now: &now,
         },
     )
@@ -347,8 +352,10 @@ async fn admit(
     Ok(Ok(!authenticated))
 }
 
-/// The digest a remembered answer is keyed by: the token and every field of the report that the
-/// database path reads, each length-prefixed so that no two reports share a digest.
+/// The digest a remembered answer is keyed by: the token, every field of the report that the
+/// database path reads and the transport it came by, each length-prefixed so that no two reports
+/// share a digest. (The transport: a device that moves from plain HTTP to HTTPS, or back, takes
+/// the database path, which records it.)
 fn report_digest(c: &Clean, req: &CheckinRequest, token: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     let mut field = |v: Option<&[u8]>| match v {
@@ -365,6 +372,7 @@ fn report_digest(c: &Clean, req: &CheckinRequest, token: &str) -> [u8; 32] {
     field(c.sha256.as_deref().map(str::as_bytes));
     field(c.ip.as_deref().map(str::as_bytes));
     field(c.name.as_deref().map(str::as_bytes));
+    field(Some(&[u8::from(c.tls)]));
     field(
         req.free_space
             .map(i64::to_le_bytes)

@@ -105,6 +105,11 @@ pub struct Device {
     pub protocol: Option<String>,
     /// True once the device has checked in with the forgeable legacy shared-secret scheme.
     pub weak_auth: bool,
+    /// Whether the device's last check-in (native or a stock updater's) came over TLS: `true`
+    /// over HTTPS, `false` over plain HTTP, where its token and traffic can be read on the LAN.
+    /// Null until it checks in (devices added by the admin or only heard over mDNS).
+    #[sqlx(default)]
+    pub tls: Option<bool>,
     /// How the device became known: `checkin`, `admin` or `mdns`.
     pub source: String,
     pub created_at: String,
@@ -468,6 +473,8 @@ pub(crate) struct NativeReport<'a> {
     pub uptime_s: Option<i64>,
     /// Set on enrolment: the hash of the token just issued.
     pub token_hash: Option<String>,
+    /// The check-in came over TLS.
+    pub tls: bool,
     pub now: &'a str,
 }
 
@@ -476,12 +483,12 @@ pub(crate) struct NativeReport<'a> {
 pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO devices (mac, reported_name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
-           token_hash, protocol, expect_protocol, source, created_at, last_seen) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12) \
+           token_hash, protocol, expect_protocol, source, created_at, last_seen, tls) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12,?13) \
          ON CONFLICT (mac) DO UPDATE SET reported_name = COALESCE(?2, reported_name), chip = ?3, project = ?4, \
            version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
            token_hash = COALESCE(?11, token_hash), protocol = 'native', \
-           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12",
+           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12, tls = ?13",
     )
     .bind(r.mac)
     .bind(r.name)
@@ -495,6 +502,7 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
     .bind(r.uptime_s)
     .bind(&r.token_hash)
     .bind(r.now)
+    .bind(r.tls)
     .execute(conn)
     .await?;
     Ok(())
@@ -512,6 +520,8 @@ pub(crate) struct FieldReport<'a> {
     pub free_space: Option<i64>,
     pub protocol: &'a str,
     pub weak_auth: bool,
+    /// The check came over TLS.
+    pub tls: bool,
     pub now: &'a str,
 }
 
@@ -519,12 +529,12 @@ pub(crate) struct FieldReport<'a> {
 pub(crate) async fn record_field(conn: &mut SqliteConnection, r: &FieldReport<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO devices (mac, chip, project, version, sha256, ip, free_space, protocol, weak_auth, \
-           expect_protocol, source, created_at, last_seen) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?8,'checkin',?10,?10) \
+           expect_protocol, source, created_at, last_seen, tls) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?8,'checkin',?10,?10,?11) \
          ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, chip), project = COALESCE(?3, project), \
            version = COALESCE(?4, version), sha256 = COALESCE(?5, sha256), ip = COALESCE(?6, ip), \
            free_space = COALESCE(?7, free_space), protocol = ?8, weak_auth = (weak_auth OR ?9), \
-           expect_protocol = COALESCE(expect_protocol, ?8), last_seen = ?10",
+           expect_protocol = COALESCE(expect_protocol, ?8), last_seen = ?10, tls = ?11",
     )
     .bind(r.mac)
     .bind(r.chip)
@@ -536,6 +546,7 @@ pub(crate) async fn record_field(conn: &mut SqliteConnection, r: &FieldReport<'_
     .bind(r.protocol)
     .bind(r.weak_auth)
     .bind(r.now)
+    .bind(r.tls)
     .execute(conn)
     .await?;
     Ok(())

@@ -58,6 +58,8 @@ pub struct FieldCheck {
     pub register: bool,
     /// The device authenticated with the forgeable legacy shared secret.
     pub weak_auth: bool,
+    /// The request came over TLS (recorded as the device's `tls`).
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -93,7 +95,7 @@ fn md5(input: &str) -> Result<String> {
 /// the device's MAC as otafleet writes it and the answer.
 ///
 /// A request that repeats exactly what the database path last answered (same protocol, mode,
-/// MAC, hashes, version, free space, address) is answered from memory ([`crate::hot`]): for a
+/// MAC, hashes, version, free space, address, transport) is answered from memory ([`crate::hot`]): for a
 /// stock client as for a native one, the same report gets the same answer until something
 /// changes, and whatever changes it forgets the memory first. Only its time seen is written,
 /// with the other heartbeats.
@@ -135,6 +137,9 @@ fn field_digest(mac: &str, req: &FieldCheck, md5: Option<&str>, sha: Option<&str
         req.mode as u8,
         u8::from(req.register),
         u8::from(req.weak_auth),
+        // A device that moves between plain HTTP and HTTPS takes the database path, which
+        // records its transport.
+        u8::from(req.tls),
     ]));
     field(Some(mac.as_bytes()));
     field(md5.map(str::as_bytes));
@@ -242,6 +247,7 @@ async fn recorded(
             free_space: req.free_space,
             protocol: req.protocol,
             weak_auth: req.weak_auth,
+            tls: req.tls,
             now: &now,
         },
     )

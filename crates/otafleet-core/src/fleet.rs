@@ -741,13 +741,16 @@ impl Fleet {
 
     // --- native device protocol -------------------------------------------------------------
 
+    /// A native check-in (docs/protocols.md §1). `remote_ip`: the peer's address, used when the
+    /// report names none; `tls`: it came over HTTPS (recorded as the device's `tls`).
     pub async fn checkin(
         &self,
         req: CheckinRequest,
         token: Option<&str>,
         remote_ip: Option<String>,
+        tls: bool,
     ) -> Result<CheckinResponse> {
-        checkin::checkin(self, req, token, remote_ip).await
+        checkin::checkin(self, req, token, remote_ip, tls).await
     }
 
     pub async fn progress(&self, token: Option<&str>, req: ProgressRequest) -> Result<Update> {

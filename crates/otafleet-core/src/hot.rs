@@ -13,7 +13,7 @@
 //! Invariants (ARCHITECTURE.md repeats them):
 //! - An [`Entry`] is used only while the fleet's *generation* is the one it was recorded at, and
 //!   only when the check-in reports exactly what the entry holds (token, chip, project, version,
-//!   image hash, free space, name, IP). Every database writer bumps the generation when it takes
+//!   image hash, free space, name, IP, and whether it came over TLS). Every database writer bumps the generation when it takes
 //!   the write lock ([`crate::Fleet::write_lock`]); the only writers that do not are those that
 //!   change one device's own rows — its check-in (native or stock), its progress, the bytes a
 //!   download sends it — and they drop that device's entry first

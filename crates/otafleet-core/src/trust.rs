@@ -227,6 +227,7 @@ mod tests {
             token_hash: token.then(|| "x".into()),
             protocol: None,
             weak_auth: false,
+            tls: None,
             source: source.into(),
             created_at: String::new(),
             last_seen: None,

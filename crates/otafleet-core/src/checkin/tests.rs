@@ -41,7 +41,12 @@ async fn token_lookup_searches_the_token_index_instead_of_scanning_devices() {
     // Enrolled and never-enrolled devices alike, so the planner has rows to weigh.
     for i in 0..50u8 {
         let r = fleet
-            .checkin(report(&format!("24:0A:C4:00:00:{i:02X}")), None, None)
+            .checkin(
+                report(&format!("24:0A:C4:00:00:{i:02X}")),
+                None,
+                None,
+                false,
+            )
             .await
             .unwrap();
         assert!(r.token.is_some());
@@ -88,7 +93,7 @@ async fn a_token_reset_between_lookup_and_write_refuses_the_report() {
     let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
     let mac = "24:0A:C4:00:00:01";
     let token = fleet
-        .checkin(report(mac), None, None)
+        .checkin(report(mac), None, None, false)
         .await
         .unwrap()
         .token
@@ -122,7 +127,7 @@ async fn a_token_reset_between_lookup_and_write_refuses_the_report() {
         .await
         .unwrap();
     let offer = fleet
-        .checkin(report(mac), Some(&token), None)
+        .checkin(report(mac), Some(&token), None, false)
         .await
         .unwrap()
         .update

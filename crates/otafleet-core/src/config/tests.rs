@@ -49,7 +49,10 @@ async fn the_migration_makes_a_project_of_every_name_devices_and_images_carry() 
 }
 
 async fn enrolled(fleet: &Fleet) -> String {
-    let c = fleet.checkin(report("blink"), None, None).await.unwrap();
+    let c = fleet
+        .checkin(report("blink"), None, None, false)
+        .await
+        .unwrap();
     c.token.unwrap()
 }
 
@@ -60,7 +63,7 @@ async fn variables_give_the_projects_devices_a_version_and_values_overlay_defaul
     let token = enrolled(&fleet).await;
     assert_eq!(
         fleet
-            .checkin(report("blink"), Some(&token), None)
+            .checkin(report("blink"), Some(&token), None, false)
             .await
             .unwrap()
             .config_version,
@@ -73,7 +76,7 @@ async fn variables_give_the_projects_devices_a_version_and_values_overlay_defaul
     .unwrap();
     fleet.project_patch("blink", patch).await.unwrap();
     let v = fleet
-        .checkin(report("blink"), Some(&token), None)
+        .checkin(report("blink"), Some(&token), None, false)
         .await
         .unwrap()
         .config_version
@@ -129,12 +132,12 @@ async fn a_changed_variable_drops_stale_values_and_a_move_to_another_project_sta
     let other: ProjectPatch =
         serde_json::from_value(json!({"variables": [{"key": "s", "type": "string"}]})).unwrap();
     fleet
-        .checkin(report("other"), Some(&token), None)
+        .checkin(report("other"), Some(&token), None, false)
         .await
         .unwrap();
     fleet.project_patch("other", other).await.unwrap();
     let moved = fleet
-        .checkin(report("other"), Some(&token), None)
+        .checkin(report("other"), Some(&token), None, false)
         .await
         .unwrap()
         .config_version

@@ -103,7 +103,7 @@ async fn the_admins_name_survives_check_ins_and_announcements_that_name_the_devi
         .unwrap()
     };
     let token = fleet
-        .checkin(checkin("lamp-fw"), None, None)
+        .checkin(checkin("lamp-fw"), None, None, false)
         .await
         .unwrap()
         .token;
@@ -121,7 +121,7 @@ async fn the_admins_name_survives_check_ins_and_announcements_that_name_the_devi
         .await
         .unwrap();
     fleet
-        .checkin(checkin("lamp-fw-2"), token.as_deref(), None)
+        .checkin(checkin("lamp-fw-2"), token.as_deref(), None, false)
         .await
         .unwrap();
     fleet.mdns_seen(announcement("Living room")).await.unwrap();

@@ -96,7 +96,7 @@ async fn discovery_with_mac_merges_with_a_checked_in_device() {
     }))
     .unwrap();
     fleet
-        .checkin(req, None, Some("10.9.9.9".into()))
+        .checkin(req, None, Some("10.9.9.9".into()), false)
         .await
         .unwrap();
     // Timestamps have millisecond precision: put the check-in clearly before the goodbye.
@@ -198,7 +198,7 @@ async fn a_restart_keeps_devices_that_checked_in_since_their_last_sighting_onlin
         "mac": "24:0A:C4:A3:15:3C", "chip": "esp32", "project": "lamp", "version": "1.0.0"
     }))
     .unwrap();
-    fleet.checkin(req, None, None).await.unwrap();
+    fleet.checkin(req, None, None, false).await.unwrap();
     backdate(&fleet, "mdns_seen", 5).await;
     fleet.mdns_forget_presence().await.unwrap();
     let d = fleet.device("24:0A:C4:A3:15:3C").await.unwrap();

@@ -371,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
         let token = fleet
-            .checkin(report(), None, None)
+            .checkin(report(), None, None, false)
             .await
             .unwrap()
             .token
@@ -432,7 +432,7 @@ mod tests {
         use crate::commands::{KEEP_FINISHED_PER_DEVICE, MAX_UNFINISHED_PER_DEVICE};
         let dir = tempfile::tempdir().unwrap();
         let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-        fleet.checkin(report(), None, None).await.unwrap();
+        fleet.checkin(report(), None, None, false).await.unwrap();
         let mut first = None;
         for _ in 0..KEEP_FINISHED_PER_DEVICE + 5 {
             let c = fleet.command_queue(MAC, &restart(), "admin").await.unwrap();
@@ -467,10 +467,14 @@ mod tests {
     async fn the_sweep_expires_overdue_commands_and_publishes_them() {
         let dir = tempfile::tempdir().unwrap();
         let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-        let token = fleet.checkin(report(), None, None).await.unwrap().token;
+        let token = fleet
+            .checkin(report(), None, None, false)
+            .await
+            .unwrap()
+            .token;
         let c = fleet.command_queue(MAC, &restart(), "admin").await.unwrap();
         let pending = fleet
-            .checkin(report(), token.as_deref(), None)
+            .checkin(report(), token.as_deref(), None, false)
             .await
             .unwrap()
             .commands_pending;
@@ -495,7 +499,7 @@ mod tests {
         }
         assert_eq!(fleet.expire_commands().await.unwrap(), 0, "once");
         let pending = fleet
-            .checkin(report(), token.as_deref(), None)
+            .checkin(report(), token.as_deref(), None, false)
             .await
             .unwrap()
             .commands_pending;

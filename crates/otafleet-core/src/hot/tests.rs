@@ -33,7 +33,7 @@ async fn open(dir: &tempfile::TempDir) -> Fleet {
 }
 
 async fn checkin(fleet: &Fleet, token: Option<&str>, req: CheckinRequest) -> CheckinResponse {
-    fleet.checkin(req, token, None).await.unwrap()
+    fleet.checkin(req, token, None, false).await.unwrap()
 }
 
 /// Enrol the device; return its token.
@@ -215,6 +215,7 @@ async fn a_stock_clients_repeated_check_is_answered_from_memory_and_forgets_no_o
         ip: Some("10.0.0.9".into()),
         register: true,
         weak_auth: false,
+        tls: false,
     };
     let md5 = "0123456789abcdef0123456789abcdef";
     let (mac, first) = fleet.field_check(check(md5)).await.unwrap();
@@ -308,6 +309,88 @@ async fn a_changed_report_takes_the_database_path() {
 }
 
 #[tokio::test]
+async fn a_device_moving_between_plain_http_and_tls_is_recorded_after_a_remembered_answer() {
+    async fn over(fleet: &Fleet, token: &str, uptime_s: i64, tls: bool) {
+        let req = report("1.0.0", -60, uptime_s);
+        fleet.checkin(req, Some(token), None, tls).await.unwrap();
+    }
+    async fn stored_tls(fleet: &Fleet) -> Option<bool> {
+        devices::get_raw(fleet.db(), MAC)
+            .await
+            .unwrap()
+            .unwrap()
+            .tls
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let token = enrol(&fleet).await;
+    assert_eq!(
+        stored_tls(&fleet).await,
+        Some(false),
+        "enrolled over plain HTTP"
+    );
+    // The same report over plain HTTP again: answered from memory.
+    let remembered = fleet.hot().get(MAC).expect("remembered");
+    over(&fleet, &token, 2, false).await;
+    assert!(
+        fleet
+            .hot()
+            .get(MAC)
+            .is_some_and(|e| Arc::ptr_eq(&e, &remembered)),
+        "the repeat was answered from memory"
+    );
+    // The same report over TLS is not the remembered one: the database path records it.
+    over(&fleet, &token, 3, true).await;
+    assert_eq!(stored_tls(&fleet).await, Some(true), "written at once");
+    assert_eq!(fleet.device(MAC).await.unwrap().tls, Some(true));
+    let remembered = fleet.hot().get(MAC).expect("the TLS report is remembered");
+    over(&fleet, &token, 4, true).await;
+    assert!(
+        fleet
+            .hot()
+            .get(MAC)
+            .is_some_and(|e| Arc::ptr_eq(&e, &remembered)),
+        "and its repeat is answered from memory"
+    );
+    // Back to plain HTTP (say, re-flashed with an older image): recorded too.
+    over(&fleet, &token, 5, false).await;
+    assert_eq!(stored_tls(&fleet).await, Some(false));
+}
+
+#[tokio::test]
+async fn a_stock_client_moving_to_tls_is_recorded_after_a_remembered_answer() {
+    use crate::field::{FieldCheck, FieldMode};
+    const STOCK: &str = "24:0A:C4:00:00:01";
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = open(&dir).await;
+    let check = |tls: bool| FieldCheck {
+        mac: STOCK.into(),
+        protocol: "arduino",
+        mode: FieldMode::App,
+        md5: Some("0123456789abcdef0123456789abcdef".into()),
+        sha256: None,
+        version: None,
+        free_space: Some(1_310_720),
+        ip: Some("10.0.0.9".into()),
+        register: true,
+        weak_auth: false,
+        tls,
+    };
+    fleet.field_check(check(false)).await.unwrap();
+    let remembered = fleet.hot().get(STOCK).expect("remembered");
+    fleet.field_check(check(false)).await.unwrap();
+    assert!(fleet
+        .hot()
+        .get(STOCK)
+        .is_some_and(|e| Arc::ptr_eq(&e, &remembered)));
+    let stored = devices::get_raw(fleet.db(), STOCK).await.unwrap().unwrap();
+    assert_eq!(stored.tls, Some(false));
+    fleet.field_check(check(true)).await.unwrap();
+    let stored = devices::get_raw(fleet.db(), STOCK).await.unwrap().unwrap();
+    assert_eq!(stored.tls, Some(true), "the switch took the database path");
+}
+
+#[tokio::test]
 async fn a_quiet_check_in_publishes_a_seen_event() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = open(&dir).await;
@@ -355,7 +438,7 @@ async fn a_wrong_token_is_refused_even_for_a_remembered_device() {
     let fleet = open(&dir).await;
     enrol(&fleet).await;
     let err = fleet
-        .checkin(report("1.0.0", -50, 2), Some("not-the-token"), None)
+        .checkin(report("1.0.0", -50, 2), Some("not-the-token"), None, false)
         .await
         .unwrap_err();
     assert!(
@@ -389,7 +472,7 @@ async fn reset_and_delete_by_the_admin_end_the_remembered_token() {
         .await
         .unwrap();
     let err = fleet
-        .checkin(report("1.0.0", -50, 2), Some(&token), None)
+        .checkin(report("1.0.0", -50, 2), Some(&token), None, false)
         .await
         .unwrap_err();
     assert!(matches!(err, CoreError::Unauthorized { .. }), "{err}");
@@ -398,7 +481,7 @@ async fn reset_and_delete_by_the_admin_end_the_remembered_token() {
     checkin(&fleet, Some(&token), report("1.0.0", -50, 3)).await;
     fleet.device_delete(MAC).await.unwrap();
     let err = fleet
-        .checkin(report("1.0.0", -50, 4), Some(&token), None)
+        .checkin(report("1.0.0", -50, 4), Some(&token), None, false)
         .await
         .unwrap_err();
     assert!(

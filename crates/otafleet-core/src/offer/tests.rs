@@ -60,6 +60,7 @@ fn device(protocol: Option<&str>) -> Device {
         token_hash: None,
         protocol: protocol.map(Into::into),
         weak_auth: false,
+        tls: None,
         source: "checkin".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
         last_seen: None,

@@ -8,7 +8,7 @@ mod commands;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::Json as AxumJson;
+use axum::{Extension, Json as AxumJson};
 use otafleet_core::checkin::{CheckinRequest, CheckinResponse, ProgressRequest};
 use otafleet_core::config::{ConfigApplied, DeviceConfig, DeviceConfigAnswer};
 use otafleet_core::logs::{LogBatch, LogBatchAnswer};
@@ -16,6 +16,7 @@ use otafleet_core::reports::{Report, ReportRequest};
 use otafleet_core::updates::Update;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::conn::Transport;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{DeviceToken, Json};
 use crate::AppState;
@@ -38,12 +39,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn checkin(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<Transport>>,
     DeviceToken(token): DeviceToken,
     Json(req): Json<CheckinRequest>,
 ) -> ApiResult<AxumJson<CheckinResponse>> {
     let remote = Some(remote.ip().to_canonical().to_string());
+    // Recorded on the device (`tls`): the admin sees which devices still talk in the clear.
+    let tls = transport.is_some_and(|Extension(t)| t.is_tls());
     Ok(AxumJson(
-        s.fleet.checkin(req, token.as_deref(), remote).await?,
+        s.fleet.checkin(req, token.as_deref(), remote, tls).await?,
     ))
 }
 

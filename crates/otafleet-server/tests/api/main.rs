@@ -31,6 +31,7 @@ mod projects;
 mod reports;
 mod settings;
 mod storage;
+mod transport;
 mod trust;
 mod ui;
 mod version_order;

@@ -3404,6 +3404,12 @@ export interface components {
             source: string;
             /** @description The admin's short labels (bench, rack, owner, ...), in the order given. */
             tags: string[];
+            /**
+             * @description Whether the device's last check-in (native or a stock updater's) came over TLS: `true`
+             *     over HTTPS, `false` over plain HTTP, where its token and traffic can be read on the LAN.
+             *     Null until it checks in (devices added by the admin or only heard over mDNS).
+             */
+            tls?: boolean | null;
             update?: null | components["schemas"]["Update"];
             /** Format: int64 */
             uptime_s?: number | null;

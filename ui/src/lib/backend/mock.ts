@@ -9,7 +9,7 @@ import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWa
 export function device(mac: string, over: Partial<Device> = {}): Device {
   return {
     mac, name: null, chip: 'esp32', project: 'blink', version: '1.0.0', sha256: null, ip: null, rssi: null,
-    free_space: null, uptime_s: null, protocol: 'native', weak_auth: false, source: 'checkin',
+    free_space: null, uptime_s: null, protocol: 'native', weak_auth: false, tls: null, source: 'checkin',
     created_at: '2026-11-22T20:00:00Z', last_seen: '2026-11-22T20:00:00Z', online: true, enrolled: true, update: null,
     tags: [], auth: 'token', ...over,
   } as Device;

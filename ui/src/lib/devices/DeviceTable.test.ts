@@ -126,4 +126,22 @@ describe('DeviceTable', () => {
     expect(hosts.map((r) => r.querySelector('[data-testid=host-state]')?.textContent)).toEqual(['discovered, not enrolled', 'discovered, not enrolled']);
     expect(container.querySelectorAll('[role=row][data-mac]')).toHaveLength(1);
   });
+
+  test('a device that checks in over plain HTTP is marked beside its address; over HTTPS or not known yet, not', () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { tls: false, ip: '10.0.0.7' }), device('A2', { tls: true }), device('A3', { tls: null })]);
+    const { container } = render(DeviceTable, { store });
+    const marker = (mac: string) => container.querySelector(`[data-mac="${mac}"] [data-testid=plain-http]`);
+    expect(marker('A1')?.getAttribute('title')).toBe('Checks in over plain HTTP: its token and traffic can be read on the LAN');
+    expect(marker('A1')?.parentElement?.textContent).toContain('10.0.0.7');
+    expect(marker('A2')).toBeNull();
+    expect(marker('A3')).toBeNull();
+  });
+
+  test('the plain-HTTP marker stays away when the page turns it off', () => {
+    const store = new DeviceStore();
+    store.setAll([device('A1', { tls: false })]);
+    const { container } = render(DeviceTable, { store, markPlainHttp: false });
+    expect(container.querySelector('[data-testid=plain-http]')).toBeNull();
+  });
 });

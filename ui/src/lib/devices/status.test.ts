@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { DeviceAuth, UpdateFailure, UpdateState } from '../api/types';
 import { device, update } from '../backend/mock';
-import { DEVICE_AUTH, FAILURE_HINTS, failureHint, failuresByKind, failureText, isDone, isFailed, isUpdating, showsProgress, stateLabel, targetVersion, UPDATE_FAILURES, UPDATE_STATES } from './status';
+import { connectionLabel, DEVICE_AUTH, FAILURE_HINTS, failureHint, failuresByKind, failureText, isDone, isFailed, isUpdating, showsProgress, stateLabel, targetVersion, UPDATE_FAILURES, UPDATE_STATES } from './status';
 
 // Every variant of the server's UpdateState, spelled out once here: if the Rust enum gains one,
 // `UPDATE_STATES` stops type-checking, and this list (typed by the same enum) stops compiling too.
@@ -79,5 +79,11 @@ describe('DEVICE_AUTH', () => {
     expect(DEVICE_AUTH.mac.label).toBe('MAC only');
     expect(DEVICE_AUTH.mac.detail).toMatch(/holds no token/);
     expect(DEVICE_AUTH.shared_secret.label).toMatch(/legacy/);
+  });
+});
+
+describe('connectionLabel', () => {
+  test('says how the last check-in came, from device.tls', () => {
+    expect([true, false, null].map(connectionLabel)).toEqual(['HTTPS', 'Plain HTTP', 'not known yet']);
   });
 });

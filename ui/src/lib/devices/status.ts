@@ -165,6 +165,16 @@ export function failuresByKind(updates: (Update | null | undefined)[]): { kind: 
   return [...counts].map(([kind, count]) => ({ kind, count })).sort((a, b) => b.count - a.count);
 }
 
+/** What the table's marker says about a device whose last check-in came over plain HTTP. */
+export const PLAIN_HTTP_TITLE = 'Checks in over plain HTTP: its token and traffic can be read on the LAN';
+
+/** How the device's last check-in reached the server, from `device.tls` (null: it has not
+ *  checked in since the server started recording it, or never did). */
+export function connectionLabel(tls: boolean | null | undefined): string {
+  if (tls == null) return 'not known yet';
+  return tls ? 'HTTPS' : 'Plain HTTP';
+}
+
 /** How the server recognises a device's requests, from `device.auth` (never from `weak_auth` or
  *  a name): the words of the device page. */
 export const DEVICE_AUTH: Record<DeviceAuth, { label: string; detail: string; tone: Tone }> = {

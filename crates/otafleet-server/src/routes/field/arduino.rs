@@ -16,11 +16,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use otafleet_core::field::{FieldAnswer, FieldCheck, FieldMode};
 use otafleet_core::CoreError;
 
 use super::counted::{counted, Counting};
+use crate::conn::Transport;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::download::file_response;
 use crate::AppState;
@@ -64,6 +65,7 @@ fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn arduino(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<Transport>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let Some((fam, mac)) = FAMILIES
@@ -102,6 +104,7 @@ async fn arduino(
         ip: Some(remote.ip().to_canonical().to_string()),
         register: true,
         weak_auth: false,
+        tls: transport.is_some_and(|Extension(t)| t.is_tls()),
     };
     let (mac, answer) = match s.fleet.field_check(check).await {
         Err(e @ CoreError::Refused { .. }) => {

@@ -8,10 +8,11 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use otafleet_core::field::{FieldAnswer, FieldCheck, FieldMode};
 use serde::{Deserialize, Serialize};
 
+use crate::conn::Transport;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::AppState;
@@ -57,6 +58,7 @@ pub fn efuse_id_to_mac(id: &str) -> Option<String> {
 async fn fota(
     State(s): State<AppState>,
     Query(p): Query<Params>,
+    transport: Option<Extension<Transport>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Entry>>> {
     let base = super::base_url(&headers).ok_or_else(|| {
@@ -89,6 +91,7 @@ async fn fota(
                     ip: None,
                     register: true,
                     weak_auth: false,
+                    tls: transport.is_some_and(|Extension(t)| t.is_tls()),
                 })
                 .await?;
             match answer {

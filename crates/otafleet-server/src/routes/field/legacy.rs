@@ -14,12 +14,13 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use otafleet_core::field::{self, FieldAnswer, FieldCheck, FieldMode};
 use otafleet_core::{legacy, CoreError};
 use serde_json::{json, Value};
 
 use super::counted::{counted, Counting};
+use crate::conn::Transport;
 use crate::routes::download::file_response;
 use crate::AppState;
 
@@ -85,6 +86,7 @@ fn encode(name: &str) -> String {
 async fn check(
     State(s): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    transport: Option<Extension<Transport>>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -137,6 +139,7 @@ async fn check(
         ip: Some(remote.ip().to_canonical().to_string()),
         register: false,
         weak_auth: true,
+        tls: transport.is_some_and(|Extension(t)| t.is_tls()),
     };
     match s.fleet.field_check(req).await {
         Ok((mac, FieldAnswer::Offer { firmware, .. })) => {
