@@ -121,7 +121,12 @@ pub struct ServeArgs {
     /// HTTP (426) except from this machine; `off` serves plain HTTP only. The certificate is made
     /// by a local CA kept in DATA_DIR/tls (its SHA-256 fingerprint is in the log, the UI, and the
     /// mDNS record) and issued again by itself when this machine's addresses change.
-    #[arg(long, value_name = "MODE", default_value = "auto", env = "OTAFLEET_TLS")]
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "auto",
+        env = "OTAFLEET_TLS"
+    )]
     pub tls: otafleet_server::tls::Mode,
 
     /// A name the HTTPS certificate must carry besides this machine's addresses, its host name
@@ -132,11 +137,21 @@ pub struct ServeArgs {
 
     /// Your own certificate chain (PEM, the server's certificate first) to serve instead of the
     /// generated one; needs --tls-key. Nothing is generated then, and there is no CA to show.
-    #[arg(long, value_name = "PEM_FILE", requires = "tls_key", env = "OTAFLEET_TLS_CERT")]
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        requires = "tls_key",
+        env = "OTAFLEET_TLS_CERT"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "PEM_FILE", requires = "tls_cert", env = "OTAFLEET_TLS_KEY")]
+    #[arg(
+        long,
+        value_name = "PEM_FILE",
+        requires = "tls_cert",
+        env = "OTAFLEET_TLS_KEY"
+    )]
     pub tls_key: Option<PathBuf>,
 }
 
@@ -276,7 +291,14 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         }
         settings.notify_extra_roots.push(pem);
     }
-    let tls = start_tls(args.tls, &data_dir, &args.tls_names, args.tls_cert, args.tls_key).await?;
+    let tls = start_tls(
+        args.tls,
+        &data_dir,
+        &args.tls_names,
+        args.tls_cert,
+        args.tls_key,
+    )
+    .await?;
     let mut allowed_hosts = args.allowed_hosts;
     allowed_hosts.extend(args.tls_names.iter().cloned());
     let fleet = Fleet::open(settings)

@@ -143,7 +143,12 @@ mod tests {
         let ca = "ab".repeat(32);
         assert_eq!(
             tls.txt(),
-            [("v", "1"), ("api", "/api/v1"), ("tls", "1"), ("ca", ca.as_str())]
+            [
+                ("v", "1"),
+                ("api", "/api/v1"),
+                ("tls", "1"),
+                ("ca", ca.as_str())
+            ]
         );
         let info = tls.service_info().unwrap();
         assert_eq!(info.get_property_val_str("tls"), Some("1"));

@@ -71,7 +71,10 @@ impl std::str::FromStr for Mode {
 pub enum Source {
     /// Made and kept in `<data_dir>/tls/`, naming this machine's addresses, its host name and the
     /// extra names (`--tls-name`).
-    Generated { data_dir: PathBuf, extra: Vec<String> },
+    Generated {
+        data_dir: PathBuf,
+        extra: Vec<String>,
+    },
     /// The admin's own certificate chain and key (`--tls-cert`, `--tls-key`), used as they are.
     User { cert: PathBuf, key: PathBuf },
 }
@@ -211,11 +214,8 @@ impl Tls {
             return Ok(false);
         };
         let names = current_names(extra);
-        let wanted = otafleet_core::tls::san_list(
-            &names.addresses,
-            names.host.as_deref(),
-            &names.extra,
-        )?;
+        let wanted =
+            otafleet_core::tls::san_list(&names.addresses, names.host.as_deref(), &names.extra)?;
         if wanted == self.material().sans() {
             return Ok(false);
         }

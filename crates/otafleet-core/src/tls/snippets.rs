@@ -126,7 +126,17 @@ mod tests {
     fn every_snippet_names_the_fingerprint_or_carries_the_pem() {
         let s = all(PEM, "AB:CD", "https://10.0.0.5:8470", "10.0.0.5");
         let ids: Vec<_> = s.iter().map(|s| s.id).collect();
-        assert_eq!(ids, ["pem", "arduino", "esp_idf", "esp32fota", "esp_admin", "curl"]);
+        assert_eq!(
+            ids,
+            [
+                "pem",
+                "arduino",
+                "esp_idf",
+                "esp32fota",
+                "esp_admin",
+                "curl"
+            ]
+        );
         for snip in &s[1..] {
             assert!(snip.text.contains("AB:CD"), "{}", snip.id);
         }

@@ -15,12 +15,12 @@ pub mod events;
 pub mod field;
 pub mod firmware;
 pub mod health;
-pub mod tls;
 pub mod logs;
 pub mod notify;
 pub mod projects;
 pub mod reports;
 pub mod settings;
+pub mod tls;
 pub mod ui;
 pub mod watch_folders;
 

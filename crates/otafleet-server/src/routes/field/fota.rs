@@ -61,12 +61,13 @@ async fn fota(
     transport: Option<Extension<Transport>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Entry>>> {
-    let base = super::base_url(&headers).ok_or_else(|| {
-        ApiError::bad_request(
-            "host_required",
-            "send a Host header: manifest URLs are built from it",
-        )
-    })?;
+    let base = super::base_url(&headers, transport.as_ref().is_some_and(|t| t.is_tls()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "host_required",
+                "send a Host header: manifest URLs are built from it",
+            )
+        })?;
     let mac = match p.id.as_deref() {
         None => None,
         Some(id) => Some(efuse_id_to_mac(id).ok_or_else(|| {

@@ -125,7 +125,8 @@ async fn check(
     if !version_ok(version) {
         return error(StatusCode::BAD_REQUEST, "Invalid version format");
     }
-    let Some(base) = super::base_url(&headers) else {
+    let Some(base) = super::base_url(&headers, transport.as_ref().is_some_and(|t| t.is_tls()))
+    else {
         return error(StatusCode::BAD_REQUEST, "Host header required");
     };
     let req = FieldCheck {

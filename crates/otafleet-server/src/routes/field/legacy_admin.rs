@@ -106,7 +106,7 @@ async fn record(s: &AppState, base: &str, d: &Device) -> Result<Value, CoreError
 }
 
 fn base(headers: &HeaderMap) -> String {
-    super::base_url(headers).unwrap_or_default()
+    super::base_url(headers, false).unwrap_or_default()
 }
 
 /// The normalised MAC, or the legacy refusal (boxed: a response is large).

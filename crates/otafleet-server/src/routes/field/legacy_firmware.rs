@@ -91,7 +91,7 @@ async fn upload(State(s): State<AppState>, headers: HeaderMap, mut form: Multipa
         return match s.fleet.import(req, reader).await {
             Ok(out) => {
                 let fw = out.firmware;
-                let base = super::base_url(&headers).unwrap_or_default();
+                let base = super::base_url(&headers, false).unwrap_or_default();
                 Json(json!({
                     "filename": fw.filename, "checksum": fw.md5, "size": fw.size, "success": true,
                     "url": format!("{base}/firmware/{}", fw.filename),

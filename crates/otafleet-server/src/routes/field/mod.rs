@@ -27,9 +27,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(legacy_admin::router(state))
 }
 
-/// `http://<Host>` of the request, for absolute URLs handed to devices; `None` when the Host
-/// header is missing or not a plain host[:port] (every HTTP client the devices use sends one).
-pub fn base_url(headers: &HeaderMap) -> Option<String> {
+/// `http://<Host>` of the request (`https://` when it came over TLS, so a device that fetched its
+/// answer over HTTPS downloads over HTTPS too), for absolute URLs handed to devices; `None` when
+/// the Host header is missing or not a plain host[:port] (every HTTP client the devices use
+/// sends one).
+pub fn base_url(headers: &HeaderMap, tls: bool) -> Option<String> {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -40,5 +42,6 @@ pub fn base_url(headers: &HeaderMap) -> Option<String> {
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
         });
-    host.map(|h| format!("http://{h}"))
+    let scheme = if tls { "https" } else { "http" };
+    host.map(|h| format!("{scheme}://{h}"))
 }
