@@ -23,6 +23,7 @@ mod firmware;
 mod firmware_identity;
 mod hostile;
 mod hostile_http;
+mod https;
 mod input_hostile;
 mod logs;
 mod notify;
