@@ -27,7 +27,7 @@
 //! Device reports are fanned out by webhook and e-mail, with a delivery log ([`notify`]).
 //!
 //! The TLS certificate material — a local CA and the server certificate it signs — is made and
-//! kept by [`tls`] (not served yet).
+//! kept by [`tls`]; the server crate serves it.
 //!
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
