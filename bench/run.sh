@@ -5,7 +5,7 @@
 # Env: DUR (wrk duration, default 15s), CONNS (default 64), FLEET (simulated devices, default 10000),
 #      OUT (results directory, default bench/out), ROUNDS (rounds of every wrk row, default 3),
 #      CHECK_DEVICES (devices per check row, default 1000),
-#      PARTS (default "checkins checks downloads ranges fleet memory import commands logs": the
+#      PARTS (default "checkins checks downloads ranges fleet memory import commands logs tls": the
 #      parts to run),
 #      BIN (a directory of built otafleet, otafleet-sim, bench-tool, bare-checkin: no build),
 #      OTAFLEET_BIN (measure this otafleet binary instead, e.g. an older build, against the same
@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15s}; CONNS=${CONNS:-64}; FLEET=${FLEET:-10000}; OUT=${OUT:-bench/out}; ROUNDS=${ROUNDS:-3}
 CHECK_DEVICES=${CHECK_DEVICES:-1000}
-PARTS=${PARTS:-checkins checks downloads ranges fleet memory import commands logs}
+PARTS=${PARTS:-checkins checks downloads ranges fleet memory import commands logs tls}
 P_OTA=18470; P_BARE=18490; P_NGINX=18480; P_SEED1=18500
 SECRET=bench-secret  # the legacy devices' shared secret (their OTA_UPDATE_KEY)
 mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"; T="$OUT/table.md"; : > "$T"
@@ -463,6 +463,72 @@ else
   row "| 50 devices x 20 lines/s, one viewer each: $(sed -n 's/.*received \([0-9]*\).*/\1/p' "$W/logs-fleet.txt") of $(sed -n 's/.*sent \([0-9]*\) lines.*/\1/p' "$W/logs-fleet.txt") lines delivered | delivery $(sed -n 's/.*delivery \(p50 [0-9.]* ms p99 [0-9.]* ms\).*/\1/p' "$W/logs-fleet.txt"); $(sed -n 's/.*\(server CPU [0-9.]*% of one core\).*/\1/p' "$W/logs-fleet.txt") | — | — | none lost |"
   row "| Logs tab of a device at 1,000 lines/s (while the 50 above send) | $(sed -n 's/^ui-logs device=[0-9A-Fa-f:]*: \(.*\)/\1/p' "$W/logs-ui.txt") | — | — | no stalls |"
 fi
+fi
+# --- HTTPS: handshakes/s and check-ins/s over TLS, against nginx with the same certificate ------
+# otafleet serves HTTPS on its HTTP port. nginx, given otafleet's own ECDSA P-256 certificate and
+# key, answers the same paths with constants over TLS: the floor of what a TLS server costs.
+# Handshakes: every request on a new connection (Connection: close), so each is a full handshake;
+# nginx with its session cache and tickets off (otafleet's rustls issues no tickets; wrk opens
+# every connection without a session to resume).
+if part tls; then
+P_NGINX_TLS=18481
+cat > "$W/nginx-tls.conf" <<NGX
+worker_processes auto;
+pid $W/nginx/nginx-tls.pid;
+error_log $W/nginx/error-tls.log;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 100000000;
+  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
+  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
+  server {
+    listen 127.0.0.1:$P_NGINX_TLS ssl;
+    ssl_certificate $W/data/tls/server.pem; ssl_certificate_key $W/data/tls/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache off; ssl_session_tickets off;
+    location = /api/v1/health { default_type application/json; return 200 '{"status":"ok","version":"0.1.0"}'; }
+    location = /api/v1/device/checkin { default_type application/json; return 200 '$OFFER_JSON'; }
+  }
+}
+NGX
+nginx -c "$W/nginx-tls.conf" -g 'daemon off;' & PIDS+=($!); NGINX_TLS_PID=$!
+for _ in $(seq 1 100); do curl -fsS -o /dev/null --cacert "$W/data/tls/ca.pem" https://127.0.0.1:$P_NGINX_TLS/api/v1/health 2>/dev/null && break; sleep 0.1; done
+curl -fsS -o /dev/null --cacert "$W/data/tls/ca.pem" https://127.0.0.1:$P_OTA/api/v1/health || { echo "otafleet does not answer HTTPS"; exit 1; }
+nginx_tls_pids() { echo "$NGINX_TLS_PID $(pgrep -P "$NGINX_TLS_PID" | tr '\n' ' ')"; }
+[ -f "$W/devices.lua" ] || $B/bench-tool enroll --server http://127.0.0.1:$P_OTA --devices 1000 --lua "$W/devices.lua" | tee -a "$R"
+say "== HTTPS: wrk -t2 -c$CONNS -d$DUR, $ROUNDS rounds; otafleet over TLS, otafleet over plain HTTP, nginx over TLS, back to back"
+HS_O=(); HS_N=(); HS_R=(); HS_OC=(); HS_NC=(); KA_O=(); KA_P=(); KA_N=(); KA_RP=(); KA_OP99=(); KA_OC=()
+for round in $(seq 1 "$ROUNDS"); do
+  F="$OUT/wrk-handshake-otafleet-$round.txt"
+  wrk_run "$F" "$OTA_PID" -t2 -c"$CONNS" -d"$DUR" -H 'Connection: close' https://127.0.0.1:$P_OTA/api/v1/health
+  checked "TLS handshakes on otafleet"; HO=$RPS; HS_O+=("$RPS"); HS_OC+=("$CPU_US")
+  say "round $round handshakes otafleet: ${RPS}/s  p99 ${P99} ms  server CPU ${CPU_US} us/handshake"
+  F="$OUT/wrk-handshake-nginx-$round.txt"
+  wrk_run "$F" "$(nginx_tls_pids)" -t2 -c"$CONNS" -d"$DUR" -H 'Connection: close' https://127.0.0.1:$P_NGINX_TLS/api/v1/health
+  checked "TLS handshakes on nginx"; HS_N+=("$RPS"); HS_NC+=("$CPU_US")
+  say "round $round handshakes nginx: ${RPS}/s  p99 ${P99} ms  server CPU ${CPU_US} us/handshake"
+  HS_R+=("$(ratio "$HO" "$RPS")")
+  for t in otafleet-tls:https:$P_OTA otafleet-plain:http:$P_OTA nginx-tls:https:$P_NGINX_TLS; do
+    IFS=: read -r name scheme port <<< "$t"
+    pids=$OTA_PID; [ "$name" = nginx-tls ] && pids=$(nginx_tls_pids)
+    F="$OUT/wrk-checkin-$name-$round.txt"
+    DEVICES_LUA="$W/devices.lua" wrk_run "$F" "$pids" -t2 -c"$CONNS" -d"$DUR" -s bench/checkin.lua "$scheme://127.0.0.1:$port"
+    checked "check-ins on $name"
+    say "round $round checkin $name: ${RPS} req/s  p50 ${P50} ms  p99 ${P99} ms  server CPU ${CPU_US} us/req"
+    case $name in
+      otafleet-tls) KO=$RPS; KA_O+=("$RPS"); KA_OP99+=("$P99"); KA_OC+=("$CPU_US");;
+      otafleet-plain) KP=$RPS; KA_P+=("$RPS");;
+      nginx-tls) KA_N+=("$RPS"); KN=$RPS;;
+    esac
+  done
+  KA_RP+=("$(ratio "$KO" "$KP")")
+  say "round $round: handshakes otafleet/nginx ${HS_R[-1]}; check-ins over TLS/plain ${KA_RP[-1]}, otafleet TLS/nginx TLS $(ratio "$KO" "$KN")"
+done
+kill $NGINX_TLS_PID 2>/dev/null || true
+[ -s "$T" ] && row ""
+row "| HTTPS | otafleet | baseline (same run) | ratio |"
+row "| --- | --- | --- | --- |"
+row "| TLS handshakes (a new connection per request, ECDSA P-256, GET /api/v1/health) | $(median "${HS_O[@]}")/s, $(median "${HS_OC[@]}") µs CPU each | nginx TLS (same certificate, constant answer): $(median "${HS_N[@]}")/s, $(median "${HS_NC[@]}") µs CPU each | /nginx $(median "${HS_R[@]}") |"
+row "| Native check-in over HTTPS, kept-alive (1,000 enrolled devices) | $(median "${KA_O[@]}") req/s, p99 $(median "${KA_OP99[@]}") ms, $(median "${KA_OC[@]}") µs CPU/req | otafleet over plain HTTP: $(median "${KA_P[@]}") req/s; nginx TLS constant: $(median "${KA_N[@]}") req/s | /plain $(median "${KA_RP[@]}") |"
 fi
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 say ""
