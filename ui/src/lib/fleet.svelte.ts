@@ -8,12 +8,15 @@ import { UPDATE_STATES } from './devices/status';
 import { FirmwareStore } from './firmware/firmware.svelte';
 import { WatchStore } from './firmware/watch.svelte';
 import { EventBatcher, frameScheduler, type Scheduler } from './live';
+import { TlsStore } from './tls/tls.svelte';
 
 export class Fleet {
   devices = new DeviceStore();
   firmware: FirmwareStore;
   deployments: DeploymentStore;
   watch: WatchStore;
+  /** HTTPS on the server, asked on first use (`tls.load()`). */
+  tls: TlsStore;
   live = $state<LiveStatus>('connecting');
   /** The event stream dropped after it had been open: what is shown may be out of date (and
    *  nothing is drawn as online) until the reload that follows reconnecting. */
@@ -46,6 +49,7 @@ export class Fleet {
     this.firmware = new FirmwareStore(backend);
     this.deployments = new DeploymentStore(backend);
     this.watch = new WatchStore(backend);
+    this.tls = new TlsStore(backend);
     this.#batcher = new EventBatcher((batch) => this.applyBatch(batch), schedule);
     this.needsToken = !backend.hasToken();
   }
@@ -103,6 +107,8 @@ export class Fleet {
       this.error = null;
       this.needsToken = false;
       this.reloads++;
+      // A server restarted while the stream was down may serve HTTPS differently now.
+      if (this.tls.info) void this.tls.refresh();
       if (this.lost && this.live === 'open') {
         this.#setLost(false);
         this.reconnected = true;

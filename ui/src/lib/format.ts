@@ -51,3 +51,16 @@ export function signal(rssi: number | null | undefined): { bars: number; label: 
   if (rssi >= -75) return { bars: 2, label: `fair (${rssi} dBm)` };
   return { bars: 1, label: `weak (${rssi} dBm)` };
 }
+
+/** How far off a time is, either way: "in 3 d", "in 2 h", "5 min ago" (for expiry dates). */
+export function fromNow(iso: string | null | undefined, now: number): string {
+  if (!iso) return 'never';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  if (t <= now) return ago(iso, now);
+  const s = Math.round((t - now) / 1000);
+  if (s < 60) return `in ${s} s`;
+  if (s < 3600) return `in ${Math.floor(s / 60)} min`;
+  if (s < 86400) return `in ${Math.floor(s / 3600)} h`;
+  return `in ${Math.floor(s / 86400)} d`;
+}

@@ -2946,6 +2946,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How to reach this server over HTTPS and what to trust: the CA, its fingerprint, the
+         *     certificate's names and snippets for Arduino, ESP-IDF, esp32FOTA, ESP Admin and curl.
+         *     Anyone may read it (module docs); nothing changes.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TlsInfo"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tls/ca.pem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The CA's certificate as a file (`otafleet-ca.pem`) to import into a browser or a tool.
+         *     Anyone may read it (module docs). 404 `no_ca` when TLS is off or the admin's own certificate
+         *     is used.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/x-pem-file": string;
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/watch-folders": {
         parameters: {
             query?: never;
@@ -3773,6 +3859,11 @@ export interface components {
             watched: boolean;
         };
         /**
+         * @description `--tls`: whether HTTPS is served and whether plain HTTP still is.
+         * @enum {string}
+         */
+        Mode: "off" | "auto" | "require";
+        /**
          * @description Where the name shown for a device comes from.
          * @enum {string}
          */
@@ -4012,6 +4103,18 @@ export interface components {
         SecretState: {
             set: boolean;
         };
+        /** @description The server certificate in use. */
+        ServerCertificate: {
+            /** @description The names it carries: `DNS:…` and `IP:…`. */
+            names: string[];
+            /** @description When it ends (RFC 3339). */
+            not_after: string;
+            /**
+             * @description `generated` (by this server's CA, re-issued when the machine's addresses change) or
+             *     `user` (`--tls-cert`).
+             */
+            origin: string;
+        };
         /** @description The server's settings as they are in effect. */
         ServerSettings: {
             /**
@@ -4152,6 +4255,16 @@ export interface components {
             types: components["schemas"]["ReportType"][];
             username?: string | null;
         };
+        /** @description One snippet. */
+        Snippet: {
+            /** @description Stable id: `pem`, `arduino`, `esp_idf`, `esp32fota`, `esp_admin`, `curl`. */
+            id: string;
+            /** @description For syntax colouring: `pem`, `cpp`, `c`, `shell`. */
+            language: string;
+            text: string;
+            /** @description What it is for, for a person. */
+            title: string;
+        };
         /** @description How the devices a deployment covers stand, by the status bar's buckets. */
         Tally: {
             /**
@@ -4199,6 +4312,27 @@ export interface components {
              * @description The webhook's HTTP status.
              */
             status?: number | null;
+        };
+        /** @description HTTPS on this server. */
+        TlsInfo: {
+            /** @description The CA's certificate in PEM; null when TLS is off or the admin's own certificate is used. */
+            ca_pem?: string | null;
+            /**
+             * @description SHA-256 of the CA's certificate, upper-case hex pairs joined by colons (as browsers and
+             *     `openssl x509 -fingerprint -sha256` show it). The mDNS TXT record carries the same value as
+             *     64 lower-case hex digits without colons (`ca=`).
+             */
+            ca_sha256?: string | null;
+            certificate?: null | components["schemas"]["ServerCertificate"];
+            /**
+             * @description `off`: plain HTTP only; `auto`: HTTPS and plain HTTP on the same port; `require`: HTTPS
+             *     only (plain HTTP answered from this machine alone).
+             */
+            mode: components["schemas"]["Mode"];
+            /** @description Code to paste into a device so that it trusts the CA (empty unless the CA is ours). */
+            snippets: components["schemas"]["Snippet"][];
+            /** @description HTTPS addresses of this server, one per LAN address, then `<host>.local`; empty when off. */
+            urls: string[];
         };
         Update: {
             /**

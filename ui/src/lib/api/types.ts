@@ -119,3 +119,11 @@ export type DeviceConfig = S['DeviceConfig'];
 export type ConfigEntry = S['ConfigEntry'];
 /** `PATCH /api/v1/devices/{mac}/config`: `{values: {key: value | null}}` (null = the default). */
 export type ConfigPatch = S['ConfigPatch'];
+/** HTTPS on this server (`GET /api/v1/tls`, no token): mode, addresses, the CA and snippets. */
+export type TlsInfo = S['TlsInfo'];
+/** off (plain HTTP only) | auto (HTTPS beside HTTP on the same port) | require (HTTPS only). */
+export type TlsMode = S['Mode'];
+/** The server certificate in use: origin (generated | user), names, expiry. */
+export type ServerCertificate = S['ServerCertificate'];
+/** Code to paste into a device so that it trusts the CA (id: pem | arduino | esp_idf | esp32fota | esp_admin | curl). */
+export type TlsSnippet = S['Snippet'];

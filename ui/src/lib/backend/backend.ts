@@ -37,6 +37,7 @@ import type {
   Plan,
   ServerSettings,
   SettingsPatch,
+  TlsInfo,
   Update,
   WatchFolder,
 } from '../api/types';
@@ -141,6 +142,12 @@ export interface Backend {
   settings(): Promise<ServerSettings>;
   /** Change the settings kept by the server (open enrolment, timing, notifications); returns all settings. */
   patchSettings(p: SettingsPatch): Promise<ServerSettings>;
+
+  /** HTTPS on the server: mode, addresses, the CA (PEM, fingerprint), the certificate and device
+   *  snippets. Needs no token. */
+  tls(): Promise<TlsInfo>;
+  /** Where the CA certificate downloads (`otafleet-ca.pem`; no token needed, so a plain link). */
+  caPemUrl(): string;
 
   /** Build output folders whose new images the server imports by itself. */
   listWatchFolders(): Promise<WatchFolder[]>;

@@ -42,6 +42,7 @@ import type {
   Plan,
   ServerSettings,
   SettingsPatch,
+  TlsInfo,
   Update,
   WatchFolder,
 } from '../api/types';
@@ -101,6 +102,8 @@ export type HttpBackendOptions = {
 
 /** The one route whose answer is not JSON (besides the event stream): the audit log as CSV. */
 const AUDIT_CSV = '/api/v1/audit.csv';
+/** The CA certificate as a file, linked (not fetched) by the Settings page. */
+const CA_PEM = '/api/v1/tls/ca.pem' satisfies keyof paths;
 
 /** First and longest wait before the event stream reconnects after a drop (doubling between). */
 const RETRY_FIRST_MS = 1000;
@@ -298,6 +301,12 @@ export class HttpBackend implements Backend {
   }
   patchSettings(p: SettingsPatch): Promise<ServerSettings> {
     return this.#data(this.#api.PATCH('/api/v1/settings', { body: p }));
+  }
+  tls(): Promise<TlsInfo> {
+    return this.#data(this.#api.GET('/api/v1/tls'));
+  }
+  caPemUrl(): string {
+    return `${this.baseUrl}${CA_PEM}`;
   }
   listAudit(q: AuditQuery = {}): Promise<AuditEntry[]> {
     return this.#data(this.#api.GET('/api/v1/audit', { params: { query: q } }));

@@ -2,7 +2,7 @@
 // push live events by hand.
 import type {
   AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
-  NewWatchFolder, Plan, ServerSettings, SettingsPatch, Update, Verdict, VerdictGroup, WatchFolder,
+  NewWatchFolder, Plan, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
 
@@ -23,6 +23,29 @@ export function host(instance: string, over: Partial<DiscoveredHost> = {}): Disc
     mdns_seen: '2026-11-22T20:00:00Z', mdns_gone: null, last_seen: '2026-11-22T20:00:00Z', online: true, source: 'mdns',
     created_at: '2026-11-22T20:00:00Z', ...over,
   };
+}
+
+export const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIUTEST\n-----END CERTIFICATE-----\n';
+export const CA_SHA256 = Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).toUpperCase().padStart(2, '0')).join(':');
+
+/** `GET /api/v1/tls` as the server answers it: `off`; `auto`/`require` with the generated CA and
+ *  its snippets; `user` for `--tls-cert` (no CA, no snippets). */
+export function tlsInfo(kind: 'off' | 'auto' | 'require' | 'user', over: Partial<TlsInfo> = {}): TlsInfo {
+  if (kind === 'off') return { mode: 'off', urls: [], ca_pem: null, ca_sha256: null, certificate: null, snippets: [], ...over };
+  const certificate = { origin: kind === 'user' ? 'user' : 'generated', names: ['DNS:otafleet.local', 'IP:192.168.1.20'],
+    not_after: '2027-11-22T20:00:00Z' };
+  const urls = ['https://192.168.1.20:8470', 'https://otafleet.local:8470'];
+  if (kind === 'user') return { mode: 'auto', urls, ca_pem: null, ca_sha256: null, certificate, snippets: [], ...over };
+  const snippets = [
+    { id: 'pem', title: 'The CA certificate (PEM)', language: 'pem', text: CA_PEM },
+    { id: 'arduino', title: 'Arduino (WiFiClientSecure + HTTPUpdate / HTTPClient)', language: 'cpp',
+      text: `static const char OTAFLEET_CA[] PROGMEM = R"EOF(\n${CA_PEM})EOF";\nclient.setCACert(OTAFLEET_CA);\n` },
+    { id: 'esp_idf', title: 'ESP-IDF (esp_http_client / esp_https_ota: cert_pem)', language: 'c', text: 'extern const char ca[];\n' },
+    { id: 'esp32fota', title: 'esp32FOTA (root CA from program memory)', language: 'cpp', text: 'CryptoMemAsset *ca;\n' },
+    { id: 'esp_admin', title: 'ESP Admin SDK (include/credentials.h)', language: 'cpp', text: '#define OTA_CA "..."\n' },
+    { id: 'curl', title: 'curl (check the server against the CA)', language: 'shell', text: 'curl --cacert otafleet-ca.pem https://192.168.1.20:8470/api/v1/tls\n' },
+  ];
+  return { mode: kind, urls, ca_pem: CA_PEM, ca_sha256: CA_SHA256, certificate, snippets, ...over };
 }
 
 export function update(mac: string, over: Partial<Update> = {}): Update {
@@ -263,6 +286,15 @@ export class MockBackend implements Backend {
     if (p.offline_after_s !== undefined) this.offlineAfter = p.offline_after_s;
     if (p.notify) this.applyNotify(p.notify);
     return this.settings();
+  }
+  /** What `GET /api/v1/tls` answers (HTTPS off unless a test sets it; see `tlsInfo()`). */
+  tlsAnswer: TlsInfo = tlsInfo('off');
+  async tls(): Promise<TlsInfo> {
+    this.calls.push('tls');
+    return structuredClone(this.tlsAnswer);
+  }
+  caPemUrl() {
+    return '/api/v1/tls/ca.pem';
   }
   audit: AuditEntry[] = [];
   async listAudit(q: AuditQuery = {}) {
