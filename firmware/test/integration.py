@@ -455,6 +455,20 @@ def tls_scenario(c, base, work, images, ca_path):
     c.check("server shows the device tls: true (GET /api/v1/devices/{mac})", st == 200 and tls is True,
             "%s %s" % (st, dev))
 
+    # An update over TLS: the image streams through mbedTLS, progress and confirmation too.
+    st, fws = api(base, "GET", "/api/v1/firmware")
+    fw2 = [f for f in as_list(fws, "firmware") if isinstance(f, dict) and f.get("version") == "2.0.0"]
+    st, dep = api(base, "POST", "/api/v1/deployments",
+                  {"firmware_id": fw2[0].get("id") if fw2 else None, "devices": [TLS_MAC]})
+    rc, ev, out, err = run_device(state, base, "--ca", ca_path, "--until", "confirmed", "--max-polls", "200",
+                                  mac=TLS_MAC) if st == 201 else NOT_ATTEMPTED
+    dl = re.search(r"^download url=(\S+) status=(\d+) ", out, re.M)
+    c.check("CA configured: an update to 2.0.0 downloads over https://, reports and confirms",
+            rc == 0 and dl is not None and dl.group(1).startswith("https://") and dl.group(2) == "200"
+            and named(ev, "update_done") and all(u.startswith("https://") for _, u, _ in requests_of(out))
+            and not [e for e in named(ev, "progress") if e["status"] not in ("200", "204")],
+            "%s %s" % (st, dep) + tail(out + err))
+
     # (b) A wrong CA: the handshake fails, the device says so, the server sees nothing.
     wrong = wrong_ca(work)
     if c.check("a wrong CA made with openssl", wrong is not None, "openssl req failed"):
