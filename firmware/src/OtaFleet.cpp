@@ -12,6 +12,7 @@
 #include <Preferences.h>
 #include <Update.h>
 #include <WiFi.h>
+#include <WiFiClientSecure.h>
 
 #include "esp_idf_version.h"
 #include "esp_log.h"
@@ -76,6 +77,16 @@ static int collectData(void *ctx, const uint8_t *buf, size_t len)
 
 static OtaFleet *self(void *ctx) { return static_cast<OtaFleet *>(ctx); }
 
+/* The connection for `url`: https:// verified against the otafleet CA only
+ * (the core gave it through set_ca), else plain. nullptr: https:// without a CA. */
+static WiFiClient *connectionFor(const char *url, WiFiClient &plain, WiFiClientSecure &secure, const char *ca)
+{
+    if (strncmp(url, "https://", 8) != 0) return &plain;
+    if (ca == nullptr) return nullptr;
+    secure.setCACert(ca);
+    return &secure;
+}
+
 uint32_t OtaFleet::nowMs(void *) { return millis(); }
 uint32_t OtaFleet::random32(void *) { return esp_random(); }
 
@@ -86,15 +97,19 @@ void OtaFleet::logLine(void *ctx, int level, const char *msg)
     if (out) out->printf("[otafleet] %s %s\n", kLevel[level & 3], msg);
 }
 
-int OtaFleet::httpPost(void *, const char *url, const char *bearer, const char *body, size_t len, char *resp,
+int OtaFleet::httpPost(void *ctx, const char *url, const char *bearer, const char *body, size_t len, char *resp,
                        size_t cap, size_t *resp_len)
 {
+    *resp_len = 0;
     if (WiFi.status() != WL_CONNECTED) return OFC_HTTP_ETRANSPORT;
-    WiFiClient net;
+    WiFiClient plain;
+    WiFiClientSecure secure;
+    WiFiClient *net = connectionFor(url, plain, secure, self(ctx)->ca_);
+    if (net == nullptr) return OFC_HTTP_ETRANSPORT;
     HTTPClient http;
     http.setTimeout(kHttpTimeoutMs);
     http.useHTTP10(true); /* no chunked replies; one request per connection */
-    if (!http.begin(net, url)) return OFC_HTTP_ETRANSPORT;
+    if (!http.begin(*net, url)) return OFC_HTTP_ETRANSPORT;
     http.addHeader("Content-Type", "application/json");
     if (bearer) http.addHeader("Authorization", String("Bearer ") + bearer);
     int status = http.POST(reinterpret_cast<uint8_t *>(const_cast<char *>(body)), len);
@@ -111,14 +126,17 @@ int OtaFleet::httpPost(void *, const char *url, const char *bearer, const char *
     return status;
 }
 
-int OtaFleet::httpGet(void *, const char *url, const char *bearer, const ofc_body_sink *sink)
+int OtaFleet::httpGet(void *ctx, const char *url, const char *bearer, const ofc_body_sink *sink)
 {
     if (WiFi.status() != WL_CONNECTED) return OFC_HTTP_ETRANSPORT;
-    WiFiClient net;
+    WiFiClient plain;
+    WiFiClientSecure secure;
+    WiFiClient *net = connectionFor(url, plain, secure, self(ctx)->ca_);
+    if (net == nullptr) return OFC_HTTP_ETRANSPORT;
     HTTPClient http;
     http.setTimeout(kHttpTimeoutMs);
     http.useHTTP10(true);
-    if (!http.begin(net, url)) return OFC_HTTP_ETRANSPORT;
+    if (!http.begin(*net, url)) return OFC_HTTP_ETRANSPORT;
     if (bearer) http.addHeader("Authorization", String("Bearer ") + bearer);
     int status = http.GET();
     if (status <= 0) {
@@ -136,7 +154,13 @@ int OtaFleet::httpGet(void *, const char *url, const char *bearer, const ofc_bod
     return r < 0 ? r : status; /* a short body is caught by the core's byte count */
 }
 
-int OtaFleet::discover(void *ctx, char *base_url, size_t cap)
+int OtaFleet::setCa(void *ctx, const char *pem)
+{
+    self(ctx)->ca_ = pem;
+    return 0;
+}
+
+int OtaFleet::discover(void *ctx, ofc_discovered *out)
 {
     OtaFleet *f = self(ctx);
     if (!f->config_.useMdns || WiFi.status() != WL_CONNECTED) return -1;
@@ -152,7 +176,6 @@ int OtaFleet::discover(void *ctx, char *base_url, size_t cap)
     }
     int n = MDNS.queryService("otafleet", "tcp"); /* blocks up to ~3 s */
     for (int i = 0; i < n; i++) {
-        if (MDNS.hasTxt(i, "tls") && MDNS.txt(i, "tls") == "1") continue; /* this client speaks http only */
 #if defined(ESP_ARDUINO_VERSION_MAJOR) && ESP_ARDUINO_VERSION_MAJOR >= 3
         IPAddress ip = MDNS.address(i);
 #else
@@ -160,7 +183,12 @@ int OtaFleet::discover(void *ctx, char *base_url, size_t cap)
 #endif
         uint16_t port = MDNS.port(i);
         if (port == 0 || ip == IPAddress(0, 0, 0, 0)) continue;
-        snprintf(base_url, cap, "http://%s:%u", ip.toString().c_str(), (unsigned)port);
+        snprintf(out->base_url, sizeof out->base_url, "http://%s:%u", ip.toString().c_str(), (unsigned)port);
+        snprintf(out->host, sizeof out->host, "%s", MDNS.hostname(i).c_str());
+        /* tls=1 and ca=<sha256 of the CA>: the core trusts that CA on first use */
+        out->tls = MDNS.hasTxt(i, "tls") && MDNS.txt(i, "tls") == "1";
+        if (MDNS.hasTxt(i, "ca"))
+            snprintf(out->ca_sha256, sizeof out->ca_sha256, "%s", MDNS.txt(i, "ca").c_str());
         return 0;
     }
     return -1;
@@ -263,7 +291,7 @@ void OtaFleet::forwardConfig(void *user, const char *values)
 
 const ofc_platform OtaFleet::kPlatform = {
     nowMs,    random32,   logLine, httpPost,  httpGet,   discover,  kvGet,     kvSet,    kvErase,
-    deviceInfo, isTrial, markValid, rollback, otaBegin, otaWrite, otaFinish, otaAbort, reboot,
+    deviceInfo, isTrial, markValid, rollback, otaBegin, otaWrite, otaFinish, otaAbort, reboot, setCa,
 };
 
 bool OtaFleet::begin(const OtaFleetConfig &config)
@@ -277,6 +305,8 @@ bool OtaFleet::begin(const OtaFleetConfig &config)
     ofc_config cfg;
     ofc_config_defaults(&cfg);
     cfg.server_url = config_.serverUrl;
+    cfg.ca_pem = caCert_ ? caCert_ : config_.caCert;
+    cfg.ca_sha256 = caSha256_ ? caSha256_ : config_.caSha256;
     cfg.name = config_.name;
     cfg.default_interval_s = config_.defaultIntervalS;
     cfg.confirm_attempts = config_.confirmAttempts;

@@ -33,6 +33,10 @@ struct OtaFleetConfig {
     uint32_t confirmAttempts = 5;    /* failed check-ins before a trial image rolls back */
     bool refuseDowngrade = false;
     const char *nvsNamespace = "otafleet";
+    /* HTTPS (see setCACert/pinCA): the otafleet CA certificate as PEM, and/or
+     * its pinned SHA-256 (64 hex digits, ':' allowed). */
+    const char *caCert = nullptr;
+    const char *caSha256 = nullptr;
     Print *log = nullptr;            /* e.g. &Serial */
 };
 
@@ -50,6 +54,16 @@ public:
     /* Call once, after WiFi.mode()/WiFi.begin(). The strings in `config`
      * must stay valid (string literals are fine). */
     bool begin(const OtaFleetConfig &config);
+    /* Before begin(): trust this otafleet CA (PEM, from Settings -> Secure
+     * connection or GET /api/v1/tls; keep the string alive). Every request
+     * then goes to https:// (WiFiClientSecure::setCACert), and the token is
+     * never sent over plain http://. */
+    void setCACert(const char *pem) { caCert_ = pem; }
+    /* Before begin(): pin the CA by its SHA-256. The client fetches the CA
+     * from the server (without its token), accepts it only if it matches,
+     * and keeps it in NVS. Without a CA or pin, a server that advertises
+     * tls=1 and ca=<sha256> over mDNS is trusted on first use. */
+    void pinCA(const char *sha256hex) { caSha256_ = sha256hex; }
     /* Call from loop(). Returns at once when nothing is due; blocks while a
      * check-in or a download runs. Works offline too: failed check-ins back
      * off, and count towards rolling back an unconfirmed new image. */
@@ -92,7 +106,7 @@ private:
     static int httpPost(void *ctx, const char *url, const char *bearer, const char *body, size_t len,
                         char *resp, size_t cap, size_t *resp_len);
     static int httpGet(void *ctx, const char *url, const char *bearer, const ofc_body_sink *sink);
-    static int discover(void *ctx, char *base_url, size_t cap);
+    static int discover(void *ctx, ofc_discovered *out);
     static int kvGet(void *ctx, const char *key, char *out, size_t cap);
     static int kvSet(void *ctx, const char *key, const char *value);
     static int kvErase(void *ctx, const char *key);
@@ -105,6 +119,7 @@ private:
     static int otaFinish(void *ctx);
     static void otaAbort(void *ctx);
     static void reboot(void *ctx);
+    static int setCa(void *ctx, const char *pem);
     static void forwardEvent(void *user, const ofc_event *ev);
     static int forwardCommand(void *user, const char *key, const char *payload, char *result, size_t cap);
     static void forwardConfig(void *user, const char *values);
@@ -122,6 +137,9 @@ private:
     bool started_ = false;
     bool mdnsStarted_ = false;
     char runningSha256_[65] = {0};
+    const char *caCert_ = nullptr;   /* setCACert() */
+    const char *caSha256_ = nullptr; /* pinCA() */
+    const char *ca_ = nullptr;       /* the CA the core trusts (set_ca) */
     ofc_client client_;
 };
 

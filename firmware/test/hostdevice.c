@@ -62,11 +62,17 @@ typedef struct host {
     int good_checkins, restart_seen, restarted, config_applied, report_sent;
     unsigned logs_accepted, until_logs;
     int commands, until_commands;
+    int ca_refused;
     /* scripted device behaviour */
     char report_type[16];
     const char *report_subject;
     int report_done;
     int log_lines, logged;
+    /* TLS and discovery */
+    const char *ca; /* from the core's set_ca */
+    const char *server;
+    const char *mdns_txt;
+    const char *mdns_host;
 } host;
 
 static host H;
@@ -188,8 +194,10 @@ static int p_post(void *ctx, const char *url, const char *bearer, const char *bo
     sink.begin = collect_begin;
     sink.data = collect_data;
     sink.sink_ctx = &c;
-    status = posix_http_request("POST", url, bearer, body, body_len, &sink, 4096, 10000, NULL);
+    status = posix_http_request("POST", url, bearer, body, body_len, &sink, 4096, 10000, NULL, H.ca);
     *resp_len = c.len;
+    printf("post url=%s status=%d token=%d\n", url, status, bearer != NULL);
+    fflush(stdout);
     if (c.overflow) {
         fprintf(stderr, "hostdevice: reply from %s larger than %lu bytes\n", url, (unsigned long)resp_cap);
         return -1;
@@ -239,14 +247,36 @@ static int p_get(void *ctx, const char *url, const char *bearer, const ofc_body_
         wrapped.sink_ctx = &k;
         sink = &wrapped;
     }
-    status = posix_http_request("GET", url, bearer, NULL, 0, sink, H.chunk, 10000, &hdr);
+    status = posix_http_request("GET", url, bearer, NULL, 0, sink, H.chunk, 10000, &hdr, H.ca);
     if (strstr(url, "/device/firmware/"))
         printf("download url=%s status=%d x_sha256=%s x_md5=%s\n", url, status,
                hdr.x_sha256[0] ? hdr.x_sha256 : "-", hdr.x_md5[0] ? hdr.x_md5 : "-");
     else
-        printf("get url=%s status=%d\n", url, status);
+        printf("get url=%s status=%d token=%d\n", url, status, bearer != NULL);
     fflush(stdout);
     return status;
+}
+
+/* ---- platform: TLS and discovery ---- */
+
+static int p_set_ca(void *ctx, const char *pem)
+{
+    (void)ctx;
+    H.ca = pem;
+    return 0;
+}
+
+/* As if mDNS answered: the --server URL with the --mdns-txt keys. */
+static int p_discover(void *ctx, ofc_discovered *out)
+{
+    const char *t;
+    (void)ctx;
+    snprintf(out->base_url, sizeof out->base_url, "%s", H.server);
+    snprintf(out->host, sizeof out->host, "%s", H.mdns_host ? H.mdns_host : "");
+    out->tls = strstr(H.mdns_txt, "tls=1") != NULL;
+    if ((t = strstr(H.mdns_txt, "ca=")) != NULL)
+        snprintf(out->ca_sha256, sizeof out->ca_sha256, "%.*s", (int)strcspn(t + 3, " ,"), t + 3);
+    return 0;
 }
 
 /* ---- platform: NVS ---- */
@@ -398,10 +428,30 @@ static void p_reboot(void *ctx)
     H.reboot_requested = 1;
 }
 
-static const ofc_platform PLATFORM = {p_now,     p_rng,      p_log,        p_post,      p_get,
-                                      NULL,      p_kv_get,   p_kv_set,     p_kv_erase,  p_info,
-                                      p_is_trial, p_mark_valid, p_rollback, p_ota_begin, p_ota_write,
-                                      p_ota_finish, p_ota_abort, p_reboot};
+static ofc_platform PLATFORM = {p_now,      p_rng,        p_log,      p_post,      p_get,
+                                NULL,       p_kv_get,     p_kv_set,   p_kv_erase,  p_info,
+                                p_is_trial, p_mark_valid, p_rollback, p_ota_begin, p_ota_write,
+                                p_ota_finish, p_ota_abort, p_reboot,  p_set_ca};
+
+/* A whole (small) file into a malloc'd string, or NULL. */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = n >= 0 && n < 65536 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
 
 /* What the bootloader does at the next start. */
 static void simulate_boot(void)
@@ -441,6 +491,7 @@ static void on_event(void *user, const ofc_event *ev)
     case OFC_EV_LOGS_SENT: H.logs_accepted += ev->progress; break;
     case OFC_EV_REPORT: H.report_sent |= ev->status == 200; break;
     case OFC_EV_ENROLLED: H.enrolled = 1; break;
+    case OFC_EV_CA: if (ev->status == 0) H.ca_refused++; break;
     case OFC_EV_UPDATE_DONE: H.done = 1; break;
     case OFC_EV_UPDATE_FAILED: H.failed = 1; break;
     default: break;
@@ -490,6 +541,7 @@ static int reached(void)
     if (strcmp(H.until, "enrolled") == 0) return H.enrolled;
     if (strcmp(H.until, "confirmed") == 0) return H.done;
     if (strcmp(H.until, "update-failed") == 0) return H.failed;
+    if (strcmp(H.until, "ca-refused") == 0) return H.ca_refused > 0;
     return H.until_checkins > 0 && H.checkins >= H.until_checkins;
 }
 
@@ -499,7 +551,8 @@ static int usage(void)
                     "  [--until enrolled|confirmed|update-failed|checkins:N] [--token T]\n"
                     "  [--until restarted|config-applied|log-sent:N|report-sent|commands:N]\n"
                     "  [--corrupt-download] [--chunk N] [--max-polls N] [--seed N]\n"
-                    "  [--report TYPE:SUBJECT] [--log-lines N]\n");
+                    "  [--report TYPE:SUBJECT] [--log-lines N] [--until ca-refused]\n"
+                    "  [--ca PEMFILE] [--pin SHA256] [--mdns-txt \"tls=1 ca=HEX\"] [--mdns-host NAME]\n");
     return 2;
 }
 
@@ -507,7 +560,8 @@ int main(int argc, char **argv)
 {
     static ofc_client client;
     ofc_config cfg;
-    const char *server = NULL, *image = NULL, *token = NULL;
+    const char *server = NULL, *image = NULL, *token = NULL, *ca_file = NULL, *pin = NULL;
+    static char *ca_pem; /* reachable until exit (LeakSanitizer) */
     char p[512];
     int i, polls, max_polls = 400;
     H.chunk = 1024;
@@ -527,6 +581,10 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--max-polls") == 0) max_polls = atoi(v);
         else if (strcmp(a, "--seed") == 0) H.rng = (uint32_t)strtoul(v, NULL, 0) | 1u;
         else if (strcmp(a, "--log-lines") == 0) H.log_lines = atoi(v);
+        else if (strcmp(a, "--ca") == 0) ca_file = v;
+        else if (strcmp(a, "--pin") == 0) pin = v;
+        else if (strcmp(a, "--mdns-txt") == 0) H.mdns_txt = v;
+        else if (strcmp(a, "--mdns-host") == 0) H.mdns_host = v;
         else if (strcmp(a, "--report") == 0) {
             const char *colon = strchr(v, ':');
             if (colon == NULL || (size_t)(colon - v) >= sizeof H.report_type) return usage();
@@ -551,9 +609,17 @@ int main(int argc, char **argv)
         }
     }
     if (token) p_kv_set(NULL, "token", token);
+    if (ca_file && (ca_pem = read_text(ca_file)) == NULL) {
+        fprintf(stderr, "hostdevice: cannot read the CA file %s\n", ca_file);
+        return 2;
+    }
+    H.server = server;
+    if (H.mdns_txt) PLATFORM.discover = p_discover;
 
     ofc_config_defaults(&cfg);
     cfg.server_url = server;
+    cfg.ca_pem = ca_pem;
+    cfg.ca_sha256 = pin;
     cfg.on_event = on_event;
     cfg.on_command = on_command;
     cfg.on_config = on_config;

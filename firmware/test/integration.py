@@ -10,7 +10,10 @@ and a corrupted download that ends in a "failed" report; then, on a second
 device, remote management: a report the admin lists, a restart command
 (acknowledged, reported, rebooted, back), a config change applied and
 acknowledged, a custom command answered by the sketch, and a log session driven by a `log`
-command.
+command; then HTTPS (the server's --tls auto and require): a device given the server's CA
+enrols and checks in over TLS (the server records tls: true), a wrong CA fails the handshake
+with nothing reaching the server, and trust on first use from an mDNS-style tls=1 ca=
+answer stores and logs the CA, or refuses a mismatching one without sending the token.
 
 The management checks other than the report need the commands, config and
 logs slices of issue 15 on the server; against a server without them they
@@ -82,13 +85,13 @@ def api(base, method, path, body=None, raw=None, token=ADMIN_TOKEN, ctype="appli
         return status, text
 
 
-def start_server(binary, work):
+def start_server(binary, work, name="server", data="data", extra=()):
     """Start `otafleet serve` on port 0 and wait (bounded) for its ready line."""
-    out_path, err_path = os.path.join(work, "server.out"), os.path.join(work, "server.err")
+    out_path, err_path = os.path.join(work, name + ".out"), os.path.join(work, name + ".err")
     out, err = open(out_path, "wb"), open(err_path, "wb")
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data"),
-         "--admin-token", ADMIN_TOKEN, "--no-mdns"],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, data),
+         "--admin-token", ADMIN_TOKEN, "--no-mdns"] + list(extra),
         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     ready = re.compile(r"^otafleet listening on (http://127\.0\.0\.1:\d+)\s*$", re.M)
     for _ in range(40):  # poll every 0.5 s, at most 20 s
@@ -382,6 +385,175 @@ def mgmt_scenario(c, base, work, images):
     log_check(c, base, state)
 
 
+# ---- HTTPS: the CA given, a wrong CA, --tls require, trust on first use ----
+
+TLS_MAC = "24:0A:C4:70:00:01"
+WRONG_MAC = "24:0A:C4:70:00:02"
+REQUIRE_MAC = "24:0A:C4:70:00:03"
+TOFU_MAC = "24:0A:C4:70:00:04"
+TOFU_BAD_MAC = "24:0A:C4:70:00:05"
+PIN_MAC = "24:0A:C4:70:00:06"
+TLS_POLLS = "40"
+
+
+def ca_sha256(pem_path):
+    """SHA-256 of the first certificate's DER, lower-case hex."""
+    import ssl
+    text = open(pem_path).read()
+    end = text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(text[:end] + "\n")).hexdigest()
+
+
+def colon(hexfp):
+    return ":".join(hexfp[i:i + 2] for i in range(0, 64, 2)).upper()
+
+
+def requests_of(out):
+    """(method, url, token sent) for every request the host device made."""
+    return [(m.group(1), m.group(2), m.group(3) == "1")
+            for m in re.finditer(r"^(post|get) url=(\S+) status=\S+ token=(\d)$", out, re.M)]
+
+
+def device_tls(base, mac):
+    st, dev = api(base, "GET", "/api/v1/devices/" + mac)
+    return st, (dev.get("tls") if isinstance(dev, dict) else None), dev
+
+
+def wrong_ca(work):
+    """A CA of nobody's: a fresh self-signed certificate made with openssl."""
+    path, key = os.path.join(work, "wrong-ca.pem"), os.path.join(work, "wrong-ca.key")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-subj", "/CN=not the otafleet CA", "-days", "2", "-keyout", key, "-out", path],
+                       capture_output=True, text=True, timeout=60)
+    return path if r.returncode == 0 and os.path.exists(path) else None
+
+
+def tls_scenario(c, base, work, images, ca_path):
+    server_out = open(os.path.join(work, "server.out"), errors="replace").read()
+    fp = ca_sha256(ca_path) if os.path.exists(ca_path) else ""
+    m = re.search(r"^otafleet serving HTTPS on the same port: https://127\.0\.0\.1:\d+ \(CA SHA-256 ([0-9A-F:]+)\)$",
+                  server_out, re.M)
+    c.check("server (--tls auto) serves HTTPS and prints the SHA-256 of DATA_DIR/tls/ca.pem",
+            m is not None and fp and m.group(1) == colon(fp), tail(server_out))
+
+    # (a) The CA given to the device: the http:// URL becomes https://, every request uses it.
+    state = os.path.join(work, "tls-device")
+    rc, ev, out, err = run_device(state, base, "--image", images["1.0.0"], "--ca", ca_path, "--until", "enrolled",
+                                  "--max-polls", TLS_POLLS, mac=TLS_MAC)
+    reqs = requests_of(out)
+    c.check("CA configured: the device enrols over https:// (the http:// URL rewritten on the same port)",
+            rc == 0 and named(ev, "enrolled") and named(ev, "server", text=base.replace("http://", "https://"))
+            and reqs and all(u.startswith("https://") for _, u, _ in reqs), tail(out + err))
+    rc, ev, out, err = run_device(state, base, "--ca", ca_path, "--until", "checkins:1", "--max-polls", TLS_POLLS,
+                                  mac=TLS_MAC)
+    reqs = requests_of(out)
+    c.check("CA configured: the device checks in with its token over https:// (200)",
+            rc == 0 and named(ev, "checkin", status="200")
+            and any(u.endswith("/device/checkin") and tok and u.startswith("https://") for _, u, tok in reqs)
+            and all(u.startswith("https://") for _, u, _ in reqs), tail(out + err))
+    st, tls, dev = device_tls(base, TLS_MAC)
+    c.check("server shows the device tls: true (GET /api/v1/devices/{mac})", st == 200 and tls is True,
+            "%s %s" % (st, dev))
+
+    # An update over TLS: the image streams through mbedTLS, progress and confirmation too.
+    st, fws = api(base, "GET", "/api/v1/firmware")
+    fw2 = [f for f in as_list(fws, "firmware") if isinstance(f, dict) and f.get("version") == "2.0.0"]
+    st, dep = api(base, "POST", "/api/v1/deployments",
+                  {"firmware_id": fw2[0].get("id") if fw2 else None, "devices": [TLS_MAC]})
+    rc, ev, out, err = run_device(state, base, "--ca", ca_path, "--until", "confirmed", "--max-polls", "200",
+                                  mac=TLS_MAC) if st == 201 else NOT_ATTEMPTED
+    dl = re.search(r"^download url=(\S+) status=(\d+) ", out, re.M)
+    c.check("CA configured: an update to 2.0.0 downloads over https://, reports and confirms",
+            rc == 0 and dl is not None and dl.group(1).startswith("https://") and dl.group(2) == "200"
+            and named(ev, "update_done") and all(u.startswith("https://") for _, u, _ in requests_of(out))
+            and not [e for e in named(ev, "progress") if e["status"] not in ("200", "204")],
+            "%s %s" % (st, dep) + tail(out + err))
+
+    # (b) A wrong CA: the handshake fails, the device says so, the server sees nothing.
+    wrong = wrong_ca(work)
+    if c.check("a wrong CA made with openssl", wrong is not None, "openssl req failed"):
+        rc, ev, out, err = run_device(os.path.join(work, "wrong-ca-device"), base, "--image", images["1.0.0"],
+                                      "--ca", wrong, "--token", "wrong-ca-token-must-not-arrive",
+                                      "--until", "checkins:2", "--max-polls", TLS_POLLS, mac=WRONG_MAC)
+        checkins = named(ev, "checkin")
+        c.check("wrong CA: every check-in fails in the TLS handshake and the device logs why",
+                rc == 0 and len(checkins) == 2 and all(int(e["status"]) < 0 for e in checkins)
+                and "TLS handshake" in err and "not trusted" in err
+                and not any(u.startswith("http://") for _, u, _ in requests_of(out)), tail(out + err))
+        st, body = api(base, "GET", "/api/v1/devices/" + WRONG_MAC)
+        c.check("wrong CA: the server saw no check-in from that device (404)", st == 404, "%s %s" % (st, body))
+
+    # (d) Trust on first use from an mDNS-style answer (tls=1 ca=<sha256>).
+    state = os.path.join(work, "tofu-device")
+    rc, ev, out, err = run_device(state, base, "--image", images["1.0.0"], "--mdns-txt", "tls=1 ca=%s" % fp,
+                                  "--mdns-host", "otafleet-it.local", "--until", "enrolled", "--max-polls", TLS_POLLS,
+                                  mac=TOFU_MAC)
+    reqs = requests_of(out)
+    line = "trusting otafleet CA %s on first use (advertised over mDNS by otafleet-it.local)" % colon(fp)
+    stored = os.path.join(state, "nvs", "ca_pem")
+    c.check("TOFU: the CA fetched without the token, matching mDNS ca=, is trusted and logged",
+            rc == 0 and line in err and named(ev, "ca", status="1", text=colon(fp))
+            and any(u.endswith("/api/v1/tls/ca.pem") and not tok for _, u, tok in reqs), tail(out + err))
+    c.check("TOFU: the CA is stored in NVS (ca_pem) as the server's DATA_DIR/tls/ca.pem",
+            os.path.exists(stored) and ca_sha256(stored) == fp)
+    c.check("TOFU: then the device enrols over https:// only",
+            named(ev, "enrolled") and all(u.startswith("https://") for _, u, _ in reqs
+                                          if not u.endswith("/tls/ca.pem")), tail(out))
+    rc, ev, out, err = run_device(state, base, "--until", "checkins:1", "--max-polls", TLS_POLLS, mac=TOFU_MAC)
+    st, tls, dev = device_tls(base, TOFU_MAC)
+    c.check("TOFU: after a restart the stored CA is used (https:// check-in, server shows tls: true)",
+            rc == 0 and named(ev, "checkin", status="200") and "tls/ca.pem" not in out
+            and all(u.startswith("https://") for _, u, _ in requests_of(out)) and tls is True,
+            tail(out + err) + " %s %s" % (st, dev))
+
+    bad_fp = "0" * 64
+    state = os.path.join(work, "tofu-bad-device")
+    rc, ev, out, err = run_device(state, base, "--image", images["1.0.0"], "--mdns-txt", "tls=1 ca=%s" % bad_fp,
+                                  "--token", "tofu-token-must-not-leak", "--until", "ca-refused",
+                                  "--max-polls", TLS_POLLS, mac=TOFU_BAD_MAC)
+    reqs = requests_of(out)
+    c.check("TOFU mismatch: the CA is refused with a reason, not stored, the token sent nowhere",
+            rc == 0 and "refusing the CA served by" in err and named(ev, "ca", status="0")
+            and not os.path.exists(os.path.join(state, "nvs", "ca_pem"))
+            and reqs and not any(tok for _, _, tok in reqs) and not any(m == "post" for m, _, _ in reqs),
+            tail(out + err))
+    st, body = api(base, "GET", "/api/v1/devices/" + TOFU_BAD_MAC)
+    c.check("TOFU mismatch: the server saw no check-in (404)", st == 404, "%s %s" % (st, body))
+
+    # A pin always wins over mDNS.
+    rc, ev, out, err = run_device(os.path.join(work, "pin-device"), base, "--image", images["1.0.0"],
+                                  "--mdns-txt", "tls=1 ca=%s" % fp, "--pin", colon(bad_fp), "--until", "ca-refused",
+                                  "--max-polls", TLS_POLLS, mac=PIN_MAC)
+    c.check("a pinned fingerprint wins over mDNS ca=: the (other) CA is refused, nothing posted",
+            rc == 0 and "pin wins" in err and not any(m == "post" for m, _, _ in requests_of(out)), tail(out + err))
+
+
+def require_scenario(c, binary, work, images):
+    """(c) A `--tls require` server: the device given its CA works."""
+    proc, base = start_server(binary, work, name="require", data="data-require", extra=["--tls", "require"])
+    try:
+        if not c.check("second server with --tls require started", base is not None,
+                       tail(open(os.path.join(work, "require.out"), errors="replace").read()
+                            + open(os.path.join(work, "require.err"), errors="replace").read())):
+            return
+        ca_path = os.path.join(work, "data-require", "tls", "ca.pem")
+        rc, ev, out, err = run_device(os.path.join(work, "require-device"), base, "--image", images["1.0.0"],
+                                      "--ca", ca_path, "--until", "checkins:2", "--max-polls", TLS_POLLS,
+                                      mac=REQUIRE_MAC)
+        st, tls, dev = device_tls(base, REQUIRE_MAC)
+        c.check("--tls require: the device with the server's CA enrols and checks in over https://",
+                rc == 0 and named(ev, "enrolled") and len(named(ev, "checkin", status="200")) == 2
+                and all(u.startswith("https://") for _, u, _ in requests_of(out)) and tls is True,
+                tail(out + err) + " %s %s" % (st, dev))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def check_images(c, images):
     """Check the generated images with the team's inspect.py, when shared/ is beside the repo."""
     inspect_py = os.path.normpath(os.path.join(FIRMWARE_DIR, "..", "..", "shared", "testdata", "firmware",
@@ -430,6 +602,7 @@ def main():
                         + open(os.path.join(work, "server.err"), errors="replace").read())):
             scenario(c, base, work, images)
             mgmt_scenario(c, base, work, images)
+            tls_scenario(c, base, work, images, os.path.join(work, "data", "tls", "ca.pem"))
     finally:
         proc.terminate()
         try:
@@ -437,6 +610,7 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    require_scenario(c, binary, work, images)
     if c.failed:
         print("(work files kept in %s: server.out, server.err, device/)" % work)
     else:

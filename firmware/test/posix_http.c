@@ -13,16 +13,156 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "mbedtls/ctr_drbg.h"
+#include "mbedtls/entropy.h"
+#include "mbedtls/error.h"
+#include "mbedtls/net_sockets.h"
+#include "mbedtls/ssl.h"
+#include "mbedtls/x509_crt.h"
+
 #include "../src/core/ofc_url.h"
 
 #define HTTP_EPROTO (-3)
 #define HTTP_ESHORT (-4)
+#define HTTP_ETLS (-6)
 
 typedef struct conn {
     int fd;
+    mbedtls_ssl_context *ssl; /* NULL: plain http:// */
     unsigned char buf[8192];
     size_t start, end;
 } conn;
+
+/* ---- TLS (mbedTLS 2.28) ---- */
+
+static int send_all(int fd, const char *p, size_t n);
+
+typedef struct tls {
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+} tls;
+
+static mbedtls_entropy_context s_entropy;
+static mbedtls_ctr_drbg_context s_drbg;
+static int s_rng_ready;
+
+/* The socket has SO_RCVTIMEO/SO_SNDTIMEO: a timeout is an error, not a retry. */
+static int bio_send(void *ctx, const unsigned char *p, size_t n)
+{
+    ssize_t w;
+    do {
+        w = send(*(int *)ctx, p, n, MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    return w < 0 ? MBEDTLS_ERR_NET_SEND_FAILED : (int)w;
+}
+
+static int bio_recv(void *ctx, unsigned char *p, size_t n)
+{
+    ssize_t r;
+    do {
+        r = recv(*(int *)ctx, p, n, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? MBEDTLS_ERR_SSL_TIMEOUT : MBEDTLS_ERR_NET_RECV_FAILED;
+    return (int)r;
+}
+
+static void tls_error(const char *what, const ofc_url *u, int err)
+{
+    char msg[160];
+    mbedtls_strerror(err, msg, sizeof msg);
+    fprintf(stderr, "http: TLS %s with %s:%u failed: %s (-0x%04x)\n", what, u->host, (unsigned)u->port, msg,
+            (unsigned)-err);
+}
+
+static void tls_free(tls *t)
+{
+    mbedtls_ssl_free(&t->ssl);
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_x509_crt_free(&t->ca);
+}
+
+/* Handshake on c->fd, verifying the server against ca_pem and u->host. */
+static int tls_open(tls *t, conn *c, const ofc_url *u, const char *ca_pem, int timeout_ms)
+{
+    int r;
+    uint32_t flags;
+    mbedtls_ssl_init(&t->ssl);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_x509_crt_init(&t->ca);
+    if (!s_rng_ready) {
+        mbedtls_entropy_init(&s_entropy);
+        mbedtls_ctr_drbg_init(&s_drbg);
+        if ((r = mbedtls_ctr_drbg_seed(&s_drbg, mbedtls_entropy_func, &s_entropy,
+                                       (const unsigned char *)"otafleet-hostdevice", 19)) != 0) {
+            tls_error("random seeding", u, r);
+            return HTTP_ETLS;
+        }
+        s_rng_ready = 1;
+    }
+    if ((r = mbedtls_x509_crt_parse(&t->ca, (const unsigned char *)ca_pem, strlen(ca_pem) + 1)) != 0) {
+        tls_error("CA parsing", u, r);
+        return HTTP_ETLS;
+    }
+    if ((r = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+        tls_error("configuration", u, r);
+        return HTTP_ETLS;
+    }
+    mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL); /* the otafleet CA only */
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &s_drbg);
+    mbedtls_ssl_conf_read_timeout(&t->conf, (uint32_t)timeout_ms);
+    if ((r = mbedtls_ssl_setup(&t->ssl, &t->conf)) != 0 || (r = mbedtls_ssl_set_hostname(&t->ssl, u->host)) != 0) {
+        tls_error("setup", u, r);
+        return HTTP_ETLS;
+    }
+    mbedtls_ssl_set_bio(&t->ssl, &c->fd, bio_send, bio_recv, NULL);
+    while ((r = mbedtls_ssl_handshake(&t->ssl)) != 0) {
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) continue;
+        tls_error("handshake", u, r);
+        flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        if (flags != 0 && flags != (uint32_t)-1) {
+            char why[256];
+            mbedtls_x509_crt_verify_info(why, sizeof why, "  ", flags);
+            fprintf(stderr, "http: the server's certificate is not trusted (CA given to the device):\n%s", why);
+        }
+        return HTTP_ETLS;
+    }
+    c->ssl = &t->ssl;
+    return 0;
+}
+
+static int conn_send(conn *c, const char *p, size_t n)
+{
+    if (c->ssl == NULL) return send_all(c->fd, p, n);
+    while (n > 0) {
+        int w = mbedtls_ssl_write(c->ssl, (const unsigned char *)p, n);
+        if (w == MBEDTLS_ERR_SSL_WANT_READ || w == MBEDTLS_ERR_SSL_WANT_WRITE) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* recv() through TLS when on: > 0 bytes, 0 at the end, < 0 on error. */
+static long conn_recv(conn *c, unsigned char *out, size_t max)
+{
+    if (c->ssl == NULL) {
+        ssize_t r;
+        do {
+            r = recv(c->fd, out, max, 0);
+        } while (r < 0 && errno == EINTR);
+        return (long)r;
+    }
+    for (;;) {
+        int r = mbedtls_ssl_read(c->ssl, out, max);
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) continue;
+        if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_SSL_CONN_EOF) return 0;
+        return r;
+    }
+}
 
 static int connect_to(const ofc_url *u, int timeout_ms)
 {
@@ -70,26 +210,21 @@ static int send_all(int fd, const char *p, size_t n)
 /* Up to `max` bytes: buffered ones first. 0 at end of stream, < 0 on error. */
 static long conn_read(conn *c, unsigned char *out, size_t max)
 {
-    ssize_t r;
+    long r;
     if (c->start < c->end) {
         size_t n = c->end - c->start < max ? c->end - c->start : max;
         memcpy(out, c->buf + c->start, n);
         c->start += n;
         return (long)n;
     }
-    do {
-        r = recv(c->fd, out, max, 0);
-    } while (r < 0 && errno == EINTR);
+    r = conn_recv(c, out, max);
     return (long)r;
 }
 
 static int conn_byte(conn *c)
 {
     if (c->start == c->end) {
-        ssize_t r;
-        do {
-            r = recv(c->fd, c->buf, sizeof c->buf, 0);
-        } while (r < 0 && errno == EINTR);
+        long r = conn_recv(c, c->buf, sizeof c->buf);
         if (r <= 0) return -1;
         c->start = 0;
         c->end = (size_t)r;
@@ -149,6 +284,16 @@ static int pump_chunked(conn *c, const ofc_body_sink *sink, size_t chunk)
     return 0;
 }
 
+static void conn_close(conn *c, tls *t)
+{
+    if (c->ssl) {
+        mbedtls_ssl_close_notify(c->ssl);
+        tls_free(t);
+        c->ssl = NULL;
+    }
+    close(c->fd);
+}
+
 static void copy_value(char *dst, size_t cap, const char *v)
 {
     while (*v == ' ' || *v == '\t') v++;
@@ -157,9 +302,10 @@ static void copy_value(char *dst, size_t cap, const char *v)
 
 int posix_http_request(const char *method, const char *url, const char *bearer, const char *body,
                        size_t body_len, const ofc_body_sink *sink, size_t chunk, int timeout_ms,
-                       posix_http_headers *headers)
+                       posix_http_headers *headers, const char *ca_pem)
 {
     conn c; /* its own buffer: a progress POST runs while a GET is streaming */
+    tls t;
     ofc_url u;
     char req[1024], line[8192], host[OFC_HOST_MAX + 16];
     long content_length = -1;
@@ -170,7 +316,11 @@ int posix_http_request(const char *method, const char *url, const char *bearer, 
         return HTTP_EPROTO;
     }
     snprintf(host, sizeof host, strchr(u.host, ':') ? "[%s]" : "%s", u.host);
-    if (u.port != 80) snprintf(host + strlen(host), sizeof host - strlen(host), ":%u", (unsigned)u.port);
+    if (u.https && ca_pem == NULL) {
+        fprintf(stderr, "http: %s: no CA to verify the server against; not connecting\n", url);
+        return HTTP_ETLS;
+    }
+    if (u.port != (u.https ? 443 : 80)) snprintf(host + strlen(host), sizeof host - strlen(host), ":%u", (unsigned)u.port);
     n = snprintf(req, sizeof req,
                  "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: otafleet-hostdevice/1\r\nConnection: close\r\n"
                  "Accept: */*\r\n%s%s%s",
@@ -188,17 +338,23 @@ int posix_http_request(const char *method, const char *url, const char *bearer, 
     n += 2;
 
     c.fd = connect_to(&u, timeout_ms);
+    c.ssl = NULL;
     c.start = c.end = 0;
     if (c.fd < 0) return -1;
-    if (send_all(c.fd, req, (size_t)n) != 0 || (body && send_all(c.fd, body, body_len) != 0)) {
+    if (u.https && (r = tls_open(&t, &c, &u, ca_pem, timeout_ms)) != 0) {
+        tls_free(&t);
+        conn_close(&c, &t);
+        return r;
+    }
+    if (conn_send(&c, req, (size_t)n) != 0 || (body && conn_send(&c, body, body_len) != 0)) {
         fprintf(stderr, "http: sending the request to %s failed\n", url);
-        close(c.fd);
+        conn_close(&c, &t);
         return -2;
     }
     if (read_line(&c, line, sizeof line) < 0 || sscanf(line, "HTTP/1.%*1d %3d", &status) != 1 ||
         status < 100 || status > 599) {
         fprintf(stderr, "http: no valid status line from %s\n", url);
-        close(c.fd);
+        conn_close(&c, &t);
         return HTTP_EPROTO;
     }
     while ((r = read_line(&c, line, sizeof line)) > 0) {
@@ -221,12 +377,12 @@ int posix_http_request(const char *method, const char *url, const char *bearer, 
     }
     if (r < 0) {
         fprintf(stderr, "http: malformed response headers from %s\n", url);
-        close(c.fd);
+        conn_close(&c, &t);
         return HTTP_EPROTO;
     }
     if (chunked) content_length = -1;
     if (sink->begin(sink->sink_ctx, status, content_length) != 0) {
-        close(c.fd);
+        conn_close(&c, &t);
         return OFC_HTTP_EABORTED;
     }
     if (strcmp(method, "HEAD") == 0 || status == 204 || status == 304 || status < 200)
@@ -235,7 +391,7 @@ int posix_http_request(const char *method, const char *url, const char *bearer, 
         r = pump_chunked(&c, sink, chunk);
     else
         r = pump(&c, sink, content_length, chunk);
-    close(c.fd);
+    conn_close(&c, &t);
     if (r == HTTP_ESHORT) fprintf(stderr, "http: response body from %s ended early\n", url);
     return r != 0 ? r : status;
 }

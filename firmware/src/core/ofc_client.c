@@ -14,7 +14,7 @@
 static const char *const event_names[] = {
     "?",        "server", "checkin", "enrolled", "unauthorized", "checkin_failed", "offer",
     "progress", "update_failed", "reboot", "confirmed", "rollback", "update_done", "rolled_back",
-    "command",  "restart", "config", "log_forwarding", "logs_sent", "report"};
+    "command",  "restart", "config", "log_forwarding", "logs_sent", "report", "ca"};
 
 const char *ofc_event_name(ofc_event_type t)
 {
@@ -37,7 +37,7 @@ void ofc_config_defaults(ofc_config *cfg)
 
 void ofc__log(ofc_client *c, int level, const char *fmt, ...)
 {
-    char line[192];
+    char line[320];
     va_list ap;
     if (c->p->log == NULL) return;
     va_start(ap, fmt);
@@ -87,8 +87,8 @@ int ofc__report(ofc_client *c, const ofc_id *update_id, const char *state, unsig
     int status;
     ofc_event ev;
     if (n < 0 || ofc__api_url(c, "/device/progress")) return OFC_HTTP_ETRANSPORT;
-    status = c->p->http_post_json(c->pctx, c->api_url, c->token[0] ? c->token : NULL, c->body,
-                                  (size_t)n, c->resp, sizeof c->resp, &len);
+    status = ofc__http_post(c, c->api_url, c->token[0] ? c->token : NULL, c->body, (size_t)n, c->resp,
+                            sizeof c->resp, &len);
     if (status != 200 && status != 204)
         ofc__log(c, 1, "progress report %s %u%% not accepted (status %d)", state, progress, status);
     memset(&ev, 0, sizeof ev);
@@ -106,8 +106,33 @@ int ofc__post(ofc_client *c, const char *suffix, int n, size_t *len)
     *len = 0;
     c->resp[0] = '\0';
     if (n < 0 || ofc__api_url(c, suffix)) return OFC_HTTP_ETRANSPORT;
-    return c->p->http_post_json(c->pctx, c->api_url, c->token[0] ? c->token : NULL, c->body, (size_t)n,
-                                c->resp, sizeof c->resp, len);
+    return ofc__http_post(c, c->api_url, c->token[0] ? c->token : NULL, c->body, (size_t)n, c->resp,
+                          sizeof c->resp, len);
+}
+
+/* Is the token about to leave in the clear although the server's CA is known? */
+static int insecure(ofc_client *c, const char *url, const char *bearer)
+{
+    ofc_url u;
+    if (bearer == NULL || (c->ca == NULL && c->pin[0] == '\0')) return 0;
+    if (ofc_url_parse(url, &u) == 0 && u.https) return 0;
+    ofc__log(c, 0, "refusing to send the device token over plain http:// to %.120s: the server's CA is "
+                   "known, only https:// may carry it", url);
+    return 1;
+}
+
+int ofc__http_post(ofc_client *c, const char *url, const char *bearer, const char *body, size_t body_len,
+                   char *resp, size_t resp_cap, size_t *resp_len)
+{
+    *resp_len = 0;
+    if (insecure(c, url, bearer)) return OFC_HTTP_EINSECURE;
+    return c->p->http_post_json(c->pctx, url, bearer, body, body_len, resp, resp_cap, resp_len);
+}
+
+int ofc__http_get(ofc_client *c, const char *url, const char *bearer, const ofc_body_sink *sink)
+{
+    if (insecure(c, url, bearer)) return OFC_HTTP_EINSECURE;
+    return c->p->http_get(c->pctx, url, bearer, sink);
 }
 
 /* Collects a small JSON answer into c->resp, refusing more than fits. */
@@ -134,22 +159,29 @@ static int collect_data(void *ctx, const uint8_t *buf, size_t len)
     return 0;
 }
 
-int ofc__get_json(ofc_client *c, const char *suffix, size_t *len)
+int ofc__get_small(ofc_client *c, const char *url, const char *bearer, size_t *len)
 {
     collect k;
     ofc_body_sink sink;
     int status;
     *len = 0;
     c->resp[0] = '\0';
-    if (ofc__api_url(c, suffix)) return OFC_HTTP_ETRANSPORT;
     k.c = c;
     k.len = 0;
     sink.begin = collect_begin;
     sink.data = collect_data;
     sink.sink_ctx = &k;
-    status = c->p->http_get(c->pctx, c->api_url, c->token[0] ? c->token : NULL, &sink);
+    status = ofc__http_get(c, url, bearer, &sink);
     *len = k.len;
     return status;
+}
+
+int ofc__get_json(ofc_client *c, const char *suffix, size_t *len)
+{
+    *len = 0;
+    c->resp[0] = '\0';
+    if (ofc__api_url(c, suffix)) return OFC_HTTP_ETRANSPORT;
+    return ofc__get_small(c, c->api_url, c->token[0] ? c->token : NULL, len);
 }
 
 void ofc__schedule_interval(ofc_client *c)
@@ -207,6 +239,7 @@ static void do_start(ofc_client *c)
         }
     }
     ofc__manage_start(c);
+    ofc__trust_start(c);
     c->trial = c->p->image_is_trial ? c->p->image_is_trial(c->pctx) : 0;
     if (c->trial) ofc__log(c, 2, "running a trial image: it is confirmed after a good check-in");
     c->phase = OFC_PHASE_DISCOVER;
@@ -239,16 +272,24 @@ static void checkin_failed(ofc_client *c, ofc_event_type type, int status, const
 
 static void do_discover(ofc_client *c)
 {
-    char found[OFC_URL_MAX];
-    if (c->p->discover && c->p->discover(c->pctx, found, sizeof found) == 0 && set_base(c, found) == 0) {
-        ofc__log(c, 2, "server found by mDNS: %s", c->base_url);
-        ofc__emit(c, OFC_EV_SERVER, 1, c->base_url);
+    ofc_discovered d;
+    int by_mdns = 0;
+    memset(&d, 0, sizeof d);
+    if (c->p->discover && c->p->discover(c->pctx, &d) == 0 && set_base(c, d.base_url) == 0) {
+        by_mdns = 1;
+        ofc__log(c, 2, "server found by mDNS: %s%s", c->base_url, d.tls ? " (tls=1)" : "");
     } else if (c->cfg.server_url && set_base(c, c->cfg.server_url) == 0) {
-        ofc__emit(c, OFC_EV_SERVER, 0, c->base_url);
+        /* the configured URL */
     } else if (c->base_url[0] == '\0') {
         checkin_failed(c, OFC_EV_CHECKIN_FAILED, OFC_HTTP_ETRANSPORT, "no server found");
         return;
     } /* else: keep the last known address */
+    if (ofc__trust_server(c, by_mdns ? &d : NULL) != 0) {
+        checkin_failed(c, OFC_EV_CHECKIN_FAILED, OFC_HTTP_ETRANSPORT, "server's CA not trusted");
+        c->phase = OFC_PHASE_DISCOVER; /* nothing is sent with the token; look again later */
+        return;
+    }
+    ofc__emit(c, OFC_EV_SERVER, by_mdns, c->base_url);
     c->phase = OFC_PHASE_CHECKIN;
 }
 
@@ -309,8 +350,8 @@ static void do_checkin(ofc_client *c)
         checkin_failed(c, OFC_EV_CHECKIN_FAILED, OFC_HTTP_ETRANSPORT, "request too large");
         return;
     }
-    status = c->p->http_post_json(c->pctx, c->api_url, c->token[0] ? c->token : NULL, c->body,
-                                  (size_t)n, c->resp, sizeof c->resp, &len);
+    status = ofc__http_post(c, c->api_url, c->token[0] ? c->token : NULL, c->body, (size_t)n, c->resp,
+                            sizeof c->resp, &len);
     ofc__emit(c, OFC_EV_CHECKIN, status, NULL);
     if (status == 401) {
         ofc__log(c, 0, "server refused this device's token (401); not re-enrolling");

@@ -5,6 +5,18 @@
  * work per call and returns how long until it wants to be called again:
  *
  *   START -> DISCOVER (mDNS, else the configured URL) -> CHECKIN
+ *
+ * HTTPS: once the client knows the server's CA (ofc_config.ca_pem; or
+ * fetched from /api/v1/tls/ca.pem and checked against the pinned
+ * ofc_config.ca_sha256, or, with no pin, against the ca= fingerprint the
+ * server advertised over mDNS: trust on first use; then kept in NVS as
+ * "ca_pem"), every request goes to https:// on the same host and port,
+ * verified against that CA only, and a request that would carry the token
+ * over plain http:// is refused inside the core. A CA fetched over the
+ * network that does not match its fingerprint is refused, and the client
+ * does not check in at all (it backs off and discovers again). Without any
+ * CA or pin, and no tls=1 ca= from mDNS, the client speaks plain http://.
+ *
  *   CHECKIN ok, no update      -> wait the server's interval (+/-10% jitter)
  *   CHECKIN ok, update offered -> UPDATE: stream the image into the OTA slot,
  *       hashing it; report downloading every 5%, then verifying, flashing,
@@ -39,6 +51,7 @@
 #include "ofc_hash.h"
 #include "ofc_logring.h"
 #include "ofc_mgmt.h"
+#include "ofc_pem.h"
 #include "ofc_platform.h"
 #include "ofc_proto.h"
 
@@ -68,7 +81,9 @@ typedef enum ofc_event_type {
                              status of the fetch, text why, state "failed" */
     OFC_EV_LOG_FORWARDING,/* log forwarding switched: status 1 on, 0 off */
     OFC_EV_LOGS_SENT,     /* a batch of log lines was posted: status, progress = lines accepted */
-    OFC_EV_REPORT         /* ofc_client_report() sent: status, text the subject */
+    OFC_EV_REPORT,        /* ofc_client_report() sent: status, text the subject */
+    OFC_EV_CA             /* a CA fetched from the server: status 1 trusted (and stored), 0
+                             refused; text its SHA-256 (AA:BB:... form) */
 } ofc_event_type;
 
 typedef struct ofc_event {
@@ -82,6 +97,10 @@ typedef struct ofc_event {
 
 typedef struct ofc_config {
     const char *server_url;      /* fallback base URL, e.g. "http://192.168.1.10:8080"; may be NULL */
+    const char *ca_pem;          /* the otafleet CA certificate (PEM; Settings -> Secure connection
+                                    or GET /api/v1/tls); NULL: none configured */
+    const char *ca_sha256;       /* pinned SHA-256 of the CA certificate (64 hex, ':' allowed); a
+                                    fetched or stored CA must match it, TOFU never overrides it */
     const char *api_prefix;      /* default "/api/v1" */
     const char *name;            /* optional device name sent at check-in */
     uint32_t default_interval_s; /* until the server says otherwise; default 60 */
@@ -115,9 +134,10 @@ typedef enum ofc_phase {
     OFC_PHASE_HALTED /* rebooting (or the reboot returned, on the host) */
 } ofc_phase;
 
+#define OFC_CA_PEM_MAX 2048 /* a CA certificate as PEM (P-256: ~600 bytes, RSA-2048: ~1300) */
 #define OFC_CMD_BATCH 4 /* commands handled per GET; more are fetched again */
 
-/* All state lives here (about 13 KB): allocate it statically. Fields are
+/* All state lives here (about 15 KB): allocate it statically. Fields are
  * private to the core. */
 typedef struct ofc_client {
     ofc_config cfg;
@@ -135,6 +155,9 @@ typedef struct ofc_client {
     ofc_id failed_offer;
     uint32_t failed_offer_count;
     ofc_device_info info;
+    const char *ca;              /* the trusted CA (PEM): cfg.ca_pem or ca_pem below; NULL: none */
+    char pin[OFC_FP_HEX];        /* normalized cfg.ca_sha256; "" none; "!" unusable (matches nothing) */
+    char ca_pem[OFC_CA_PEM_MAX]; /* a stored or fetched CA */
     char base_url[OFC_URL_MAX];
     char token[OFC_TOKEN_MAX];
     struct {

@@ -13,6 +13,7 @@
 #define OFC_KEY_PENDING "pending"
 #define OFC_KEY_CFG "cfg"            /* the applied config's values object */
 #define OFC_KEY_CFG_VERSION "cfg_v"  /* its version, written once the server took the ack */
+#define OFC_KEY_CA "ca_pem"          /* the server's CA, trusted on first use or by the pin */
 
 void ofc__log(ofc_client *c, int level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -45,6 +46,22 @@ void ofc__run_update(ofc_client *c);
 void ofc__schedule_interval(ofc_client *c);
 
 int ofc__id_equal(const ofc_id *a, const ofc_id *b);
+
+/* Every request goes through these two: they refuse (OFC_HTTP_EINSECURE,
+ * nothing sent) a request with a bearer to a plain http:// URL once the
+ * server's CA is known or pinned. */
+int ofc__http_post(ofc_client *c, const char *url, const char *bearer, const char *body, size_t body_len,
+                   char *resp, size_t resp_cap, size_t *resp_len);
+int ofc__http_get(ofc_client *c, const char *url, const char *bearer, const ofc_body_sink *sink);
+
+/* Trust (ofc_trust.c). */
+void ofc__trust_start(ofc_client *c); /* the configured or stored CA; the pin */
+/* The base URL was chosen (d: what mDNS said, or NULL): fetch and check the
+ * CA if one is due, and move the base URL to https:// once a CA is known.
+ * Returns 0, or -1 when the server's CA was refused (do not check in). */
+int ofc__trust_server(ofc_client *c, const ofc_discovered *d);
+/* Collect a small body into c->resp (GET helper shared with ofc_trust.c). */
+int ofc__get_small(ofc_client *c, const char *url, const char *bearer, size_t *len);
 
 /* Remote management (ofc_manage.c). */
 void ofc__manage_start(ofc_client *c);                               /* load the stored config */

@@ -73,9 +73,19 @@ static void fail(ofc_client *c, const char *error)
 static int precheck(ofc_client *c, char *err, size_t cap)
 {
     const ofc_offer *o = &c->offer;
+    ofc_url u;
     int r = ofc_url_resolve(c->base_url, o->url, c->fw_url, sizeof c->fw_url);
+    if (r == 0 && c->ca && ofc_url_same_host_port(c->fw_url, c->base_url)) {
+        char tmp[OFC_URL_MAX];
+        memcpy(tmp, c->fw_url, sizeof tmp); /* the server itself: https:// like every request */
+        r = ofc_url_to_https(tmp, c->fw_url, sizeof c->fw_url);
+    }
     if (r == OFC_URL_ESCHEME) {
-        snprintf(err, cap, "unsupported URL scheme (only http://)");
+        snprintf(err, cap, "unsupported URL scheme (only http:// and https://)");
+        return -1;
+    }
+    if (r == 0 && c->ca == NULL && ofc_url_parse(c->fw_url, &u) == 0 && u.https) {
+        snprintf(err, cap, "unsupported URL scheme: https:// needs the server's CA (ca_pem)");
         return -1;
     }
     if (r != 0) {
@@ -152,7 +162,7 @@ void ofc__run_update(ofc_client *c)
     /* The device token goes only to the server it belongs to. */
     bearer = (c->token[0] && ofc_url_same_origin(c->fw_url, c->base_url)) ? c->token : NULL;
     ofc__log(c, 2, "downloading %s", c->fw_url);
-    status = c->p->http_get(c->pctx, c->fw_url, bearer, &sink);
+    status = ofc__http_get(c, c->fw_url, bearer, &sink);
     if (c->dl.error[0] == '\0' && status != 200)
         snprintf(c->dl.error, sizeof c->dl.error, "download failed (%d) after %lu of %lu bytes", status,
                  (unsigned long)c->dl.received, (unsigned long)c->offer.size);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "ofc_proto.h"
+#include "ofc_url.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,6 +24,17 @@ extern "C" {
 #define OFC_HTTP_ETRANSPORT (-1)
 /* The body sink asked to stop (the client knows why). */
 #define OFC_HTTP_EABORTED (-1000)
+/* The core refused the request: it would have sent the device token over
+ * plain http:// although the server's CA is known. Nothing was sent. */
+#define OFC_HTTP_EINSECURE (-1001)
+
+/* What mDNS found for _otafleet._tcp. */
+typedef struct ofc_discovered {
+    char base_url[OFC_URL_MAX]; /* "http://ip:port" */
+    char host[OFC_HOST_MAX];    /* the advertising host's name; "" if unknown */
+    int tls;                    /* TXT tls=1: the server also speaks HTTPS on that port */
+    char ca_sha256[72];         /* TXT ca=: SHA-256 of its CA certificate (hex); "" if absent */
+} ofc_discovered;
 
 /* Receives a response body as it streams in. */
 typedef struct ofc_body_sink {
@@ -42,8 +54,10 @@ typedef struct ofc_platform {
     /* A human-readable line; level 0 error, 1 warning, 2 info, 3 debug. May be NULL. */
     void (*log)(void *ctx, int level, const char *msg);
 
-    /* POST a JSON body. `bearer` is NULL or the device token for an
-     * "Authorization: Bearer" header. Fills resp (NUL-terminated) up to
+    /* POST a JSON body to an http:// or https:// URL. `bearer` is NULL or
+     * the device token for an "Authorization: Bearer" header. For https://
+     * the server must be verified against the CA given to set_ca (chain and
+     * host name), and the request refused (< 0) when there is none. Fills resp (NUL-terminated) up to
      * resp_cap-1 bytes and *resp_len; a longer body is an error.
      * Returns the HTTP status, or < 0 on transport failure. */
     int (*http_post_json)(void *ctx, const char *url, const char *bearer, const char *body,
@@ -53,9 +67,10 @@ typedef struct ofc_platform {
      * or another value < 0 on transport failure (incl. a short body). */
     int (*http_get)(void *ctx, const char *url, const char *bearer, const ofc_body_sink *sink);
 
-    /* Find the server by mDNS (_otafleet._tcp): write "http://ip:port" into
-     * base_url and return 0, or return < 0. May be NULL (no discovery). */
-    int (*discover)(void *ctx, char *base_url, size_t cap);
+    /* Find the server by mDNS (_otafleet._tcp): fill `out` (zeroed by the
+     * caller; base_url "http://ip:port", the TXT keys tls and ca) and return
+     * 0, or return < 0. May be NULL (no discovery). */
+    int (*discover)(void *ctx, ofc_discovered *out);
 
     /* Small persistent strings (NVS / Preferences). kv_get returns 0 and a
      * NUL-terminated value, or < 0 when absent or too long. */
@@ -81,6 +96,16 @@ typedef struct ofc_platform {
     /* Restart into the boot image. Returns on the host (the host device
      * simulates the restart); never returns on a device. */
     void (*reboot)(void *ctx);
+
+    /* The otafleet CA (PEM, NUL-terminated) that https:// servers must
+     * chain to; the only trust anchor for the client's requests (public
+     * CAs are not wanted: the server's certificate comes from its own local
+     * CA). Called once the core knows it (configured, stored or fetched on
+     * first use), before the first https:// request; the string stays valid
+     * while the client lives. Returns 0, or < 0 if the adapter cannot use
+     * it. May be NULL on a platform without TLS: the core then never sends
+     * the token once a CA is known (its https:// requests fail). */
+    int (*set_ca)(void *ctx, const char *ca_pem);
 } ofc_platform;
 
 #ifdef __cplusplus

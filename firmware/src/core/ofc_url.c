@@ -38,11 +38,13 @@ int ofc_url_parse(const char *url, ofc_url *out)
 {
     const char *h, *p, *host_end, *port_start = NULL;
     size_t hn;
+    int https;
     if (url == NULL || !clean(url)) return OFC_URL_EINVAL;
-    if (!has_prefix_ci(url, "http://")) {
+    https = has_prefix_ci(url, "https://");
+    if (!https && !has_prefix_ci(url, "http://")) {
         return has_scheme(url) ? OFC_URL_ESCHEME : OFC_URL_EINVAL;
     }
-    h = url + 7;
+    h = url + (https ? 8 : 7);
     p = h + strcspn(h, "/?#");
     if (*h == '[') { /* IPv6 literal */
         const char *close = memchr(h, ']', (size_t)(p - h));
@@ -64,7 +66,8 @@ int ofc_url_parse(const char *url, ofc_url *out)
     if (hn >= sizeof out->host) return OFC_URL_ETOOLONG;
     memcpy(out->host, h, hn);
     out->host[hn] = '\0';
-    out->port = 80;
+    out->https = https;
+    out->port = https ? 443 : 80;
     if (port_start) {
         unsigned long port = 0;
         const char *q;
@@ -98,11 +101,12 @@ int ofc_url_resolve(const char *base, const char *ref, char *out, size_t cap)
     r = ofc_url_parse(base, &tmp);
     if (r) return r;
     if (ref[0] == '/' && ref[1] == '/') { /* scheme-relative: a new authority */
-        n = snprintf(out, cap, "http:%s", ref);
+        n = snprintf(out, cap, "%s:%s", tmp.https ? "https" : "http", ref);
         if (n < 0 || (size_t)n >= cap) return OFC_URL_ETOOLONG;
         return ofc_url_parse(out, &tmp);
     }
-    alen = 7 + strcspn(base + 7, "/?#"); /* "http://" + authority */
+    alen = (tmp.https ? 8u : 7u);
+    alen += strcspn(base + alen, "/?#"); /* "http[s]://" + authority */
     path = base + alen;
     if (ref[0] != '/') {
         /* A relative path replaces the last segment of the base path. */
@@ -121,10 +125,39 @@ int ofc_url_resolve(const char *base, const char *ref, char *out, size_t cap)
 int ofc_url_same_origin(const char *a, const char *b)
 {
     ofc_url ua, ub;
+    if (ofc_url_parse(a, &ua) || ofc_url_parse(b, &ub)) return 0;
+    if (ua.https != ub.https) return 0;
+    return ofc_url_same_host_port(a, b);
+}
+
+int ofc_url_same_host_port(const char *a, const char *b)
+{
+    ofc_url ua, ub;
     size_t i;
     if (ofc_url_parse(a, &ua) || ofc_url_parse(b, &ub)) return 0;
     if (ua.port != ub.port || strlen(ua.host) != strlen(ub.host)) return 0;
     for (i = 0; ua.host[i]; i++)
         if (lower((unsigned char)ua.host[i]) != lower((unsigned char)ub.host[i])) return 0;
     return 1;
+}
+
+int ofc_url_to_https(const char *url, char *out, size_t cap)
+{
+    ofc_url u;
+    const char *auth, *rest, *host_end;
+    int r = ofc_url_parse(url, &u), n;
+    if (r) return r;
+    if (u.https) {
+        if (strlen(url) >= cap) return OFC_URL_ETOOLONG;
+        memcpy(out, url, strlen(url) + 1);
+        return 0;
+    }
+    auth = url + 7;
+    rest = auth + strcspn(auth, "/?#");
+    host_end = auth[0] == '[' ? (const char *)memchr(auth, ']', (size_t)(rest - auth)) : auth;
+    /* An absent port stays the one the server listens on for both (80). */
+    n = snprintf(out, cap, "https://%.*s%s%s", (int)(rest - auth), auth,
+                 memchr(host_end, ':', (size_t)(rest - host_end)) ? "" : ":80", rest);
+    if (n < 0 || (size_t)n >= cap) return OFC_URL_ETOOLONG;
+    return ofc_url_parse(out, &u);
 }

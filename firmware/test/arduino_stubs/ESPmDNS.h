@@ -10,6 +10,7 @@ public:
     IPAddress address(int idx);
     IPAddress IP(int idx);
     uint16_t port(int idx);
+    String hostname(int idx);
     bool hasTxt(int idx, const char *key);
     String txt(int idx, const char *key);
 };

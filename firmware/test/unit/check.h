@@ -64,5 +64,6 @@ void suite_proto(void);
 void suite_client(void);
 void suite_mgmt(void);
 void suite_manage(void);
+void suite_trust(void);
 
 #endif /* CHECK_H */

@@ -115,6 +115,11 @@ static int f_get(void *ctx, const char *url, const char *bearer, const ofc_body_
         f->commands_i++;
         return serve_text(sink, f->commands_status[i], f->commands_body[i]);
     }
+    if (ends_with(url, "/tls/ca.pem")) {
+        f->ca_gets++;
+        copy(f->ca_get_bearer, sizeof f->ca_get_bearer, bearer);
+        return f->ca_served ? serve_text(sink, 200, f->ca_served) : serve_text(sink, 404, "{}");
+    }
     if (ends_with(url, "/device/config")) {
         f->config_gets++;
         return serve_text(sink, f->config_status, f->config_body ? f->config_body : "{}");
@@ -122,12 +127,23 @@ static int f_get(void *ctx, const char *url, const char *bearer, const ofc_body_
     return serve_image(f, url, bearer, sink);
 }
 
-static int f_discover(void *ctx, char *base_url, size_t cap)
+static int f_discover(void *ctx, ofc_discovered *out)
 {
     fake *f = (fake *)ctx;
     f->discover_calls++;
     if (f->discover_result == NULL) return -1;
-    copy(base_url, cap, f->discover_result);
+    copy(out->base_url, sizeof out->base_url, f->discover_result);
+    copy(out->host, sizeof out->host, "otafleet-box.local");
+    out->tls = f->discover_tls;
+    copy(out->ca_sha256, sizeof out->ca_sha256, f->discover_ca);
+    return 0;
+}
+
+static int f_set_ca(void *ctx, const char *pem)
+{
+    fake *f = (fake *)ctx;
+    f->set_ca_calls++;
+    f->set_ca_pem = pem;
     return 0;
 }
 
@@ -202,7 +218,7 @@ static void f_reboot(void *ctx) { ((fake *)ctx)->reboot_calls++; }
 const ofc_platform fake_platform = {f_now,      f_rng,        f_log,        f_post,       f_get,
                                     f_discover, f_kv_get,     f_kv_set,     f_kv_erase,   f_info,
                                     f_is_trial, f_mark_valid, f_rollback,   f_ota_begin,  f_ota_write,
-                                    f_ota_finish, f_ota_abort, f_reboot};
+                                    f_ota_finish, f_ota_abort, f_reboot,  f_set_ca};
 
 void fake_init(fake *f)
 {

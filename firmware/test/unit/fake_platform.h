@@ -30,7 +30,7 @@ typedef struct fake {
 
     /* key/value store */
     char kv_key[FAKE_KV][16];
-    char kv_val[FAKE_KV][1100];
+    char kv_val[FAKE_KV][2100];
     int kv_used[FAKE_KV];
     const char *kv_fail_prefix; /* non-NULL: kv_set of keys starting with it fails */
     int kv_set_fail;            /* how many did */
@@ -40,7 +40,16 @@ typedef struct fake {
     int mark_valid_calls, rollback_calls, reboot_calls;
 
     const char *discover_result; /* NULL: discovery fails */
+    int discover_tls;            /* TXT tls=1 */
+    const char *discover_ca;     /* TXT ca=, NULL: absent */
     int discover_calls;
+
+    /* TLS: GET /tls/ca.pem answers ca_served (NULL: 404); set_ca records */
+    const char *ca_served;
+    int ca_gets;
+    char ca_get_bearer[OFC_TOKEN_MAX];
+    int set_ca_calls;
+    const char *set_ca_pem;
 
     /* check-in replies, consumed in order; past the end: transport error */
     int checkin_status[32];

@@ -32,7 +32,7 @@ static void test_parse_rejects(void)
         if (r == 0) fprintf(stderr, "  accepted: [%s]\n", bad[i]);
         CHECK(r != 0);
     }
-    CHECK_INT(ofc_url_parse("https://h/", &u), OFC_URL_ESCHEME);
+    CHECK_INT(ofc_url_parse("ftp://h/", &u), OFC_URL_ESCHEME);
     CHECK_INT(ofc_url_parse(NULL, &u), OFC_URL_EINVAL);
 }
 
@@ -60,7 +60,7 @@ static void test_resolve(void)
 static void test_resolve_rejects(void)
 {
     char out[32];
-    CHECK_INT(ofc_url_resolve("http://h", "https://h/f.bin", out, sizeof out), OFC_URL_ESCHEME);
+    CHECK_INT(ofc_url_resolve("http://h", "ftp://h/f.bin", out, sizeof out), OFC_URL_ESCHEME);
     CHECK_INT(ofc_url_resolve("http://h", "", out, sizeof out), OFC_URL_EINVAL);
     CHECK_INT(ofc_url_resolve("http://h", "/a b", out, sizeof out), OFC_URL_EINVAL);
     CHECK_INT(ofc_url_resolve("http://h", "/a\r\n", out, sizeof out), OFC_URL_EINVAL);
@@ -69,6 +69,36 @@ static void test_resolve_rejects(void)
               OFC_URL_ETOOLONG);
     CHECK_INT(ofc_url_resolve("http://h", "http://h/0123456789012345678901234567890", out, sizeof out),
               OFC_URL_ETOOLONG);
+}
+
+static void test_https(void)
+{
+    ofc_url u;
+    char out[OFC_URL_MAX];
+    CHECK_INT(ofc_url_parse("https://h/", &u), 0);
+    CHECK_INT(u.https, 1);
+    CHECK_INT(u.port, 443);
+    CHECK_INT(ofc_url_parse("HTTPS://h:8443/x", &u), 0);
+    CHECK_INT(u.port, 8443);
+    CHECK_INT(ofc_url_parse("http://h/", &u), 0);
+    CHECK_INT(u.https, 0);
+    CHECK_INT(ofc_url_resolve("https://10.0.0.2:8080", "/api/v1/x", out, sizeof out), 0);
+    CHECK_STR(out, "https://10.0.0.2:8080/api/v1/x");
+    CHECK_INT(ofc_url_resolve("https://h:1", "//cdn.lan/f.bin", out, sizeof out), 0);
+    CHECK_STR(out, "https://cdn.lan/f.bin");
+    CHECK_INT(ofc_url_to_https("http://10.0.0.2:8080", out, sizeof out), 0);
+    CHECK_STR(out, "https://10.0.0.2:8080");
+    CHECK_INT(ofc_url_to_https("http://h/p?q", out, sizeof out), 0);
+    CHECK_STR(out, "https://h:80/p?q");
+    CHECK_INT(ofc_url_to_https("http://[::1]", out, sizeof out), 0);
+    CHECK_STR(out, "https://[::1]:80");
+    CHECK_INT(ofc_url_to_https("http://[::1]:9/", out, sizeof out), 0);
+    CHECK_STR(out, "https://[::1]:9/");
+    CHECK_INT(ofc_url_to_https("https://h:1/x", out, sizeof out), 0);
+    CHECK_STR(out, "https://h:1/x");
+    CHECK_INT(ofc_url_to_https("ftp://h", out, sizeof out), OFC_URL_ESCHEME);
+    CHECK_INT(ofc_url_same_host_port("https://h:80/", "http://h/"), 1);
+    CHECK_INT(ofc_url_same_origin("https://h:80/", "http://h/"), 0);
 }
 
 static void test_same_origin(void)
@@ -83,6 +113,7 @@ void suite_url(void)
 {
     RUN(test_parse);
     RUN(test_parse_rejects);
+    RUN(test_https);
     RUN(test_resolve);
     RUN(test_resolve_rejects);
     RUN(test_same_origin);

@@ -20,6 +20,7 @@ int main(void)
     suite_client();
     suite_mgmt();
     suite_manage();
+    suite_trust();
     printf("%d passed, %d failed\n", tests_passed, tests_failed);
     return tests_failed ? 1 : 0;
 }
