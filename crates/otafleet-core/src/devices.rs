@@ -138,6 +138,11 @@ pub struct Device {
     /// rules: docs/security.md).
     #[sqlx(default)]
     pub expect_protocol: Option<String>,
+    /// For a device that runs the ESP Admin SDK: the id compiled into its firmware
+    /// (`deviceId`), its MQTT client id and the `<id>` of its `device/<id>/…` topics; its MAC
+    /// column is then an address otafleet made up (the SDK never reports one). Null otherwise.
+    #[sqlx(default)]
+    pub mqtt_id: Option<String>,
     /// Derived: see [`crate::discovered::online`].
     #[sqlx(skip)]
     pub online: bool,
@@ -815,3 +820,62 @@ pub(crate) async fn covered_by(
 
 #[cfg(test)]
 mod tests;
+
+/// What the admin gives to add a device that runs the ESP Admin SDK ([`crate::Fleet::esp_admin_create`]).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct NewEspAdminDevice {
+    /// The admin's name for it (see [`DevicePatch::name`]).
+    pub name: Option<String>,
+    /// Free-form notes.
+    pub notes: Option<String>,
+    /// Short labels.
+    pub tags: Option<Vec<String>>,
+    pub project: Option<String>,
+}
+
+/// Insert an ESP Admin device under the made-up `mac`, with its `mqtt_id` and the hash of its API
+/// key; `Ok(None)` when the MAC or the id is already taken (the caller draws again).
+pub(crate) async fn create_esp_admin(
+    db: &SqlitePool,
+    offline_after_s: i64,
+    new: &NewEspAdminDevice,
+    mac: &str,
+    mqtt_id: &str,
+    key_hash: &str,
+) -> Result<Option<Device>> {
+    let name = new.name.as_deref().map(admin_name).transpose()?.flatten();
+    let notes = new
+        .notes
+        .as_deref()
+        .map(validate::notes)
+        .transpose()?
+        .flatten();
+    let tags = validate::tags(new.tags.as_deref().unwrap_or_default())?;
+    let project = new.project.as_deref().map(validate::project).transpose()?;
+    let done = sqlx::query(
+        "INSERT INTO devices (mac, admin_name, notes, tags, project, expect_protocol, token_hash, mqtt_id, source, created_at) \
+         VALUES (?,?,?,?,?,'esp-admin',?,?,'admin',?) ON CONFLICT DO NOTHING",
+    )
+    .bind(mac)
+    .bind(name)
+    .bind(notes)
+    .bind(sqlx::types::Json(tags))
+    .bind(project)
+    .bind(key_hash)
+    .bind(mqtt_id)
+    .bind(crate::time::now())
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get(db, offline_after_s, mac).await.map(Some)
+}
+
+/// The device an ESP Admin id names, as stored (no derived fields).
+pub(crate) async fn by_mqtt_id(db: &SqlitePool, mqtt_id: &str) -> Result<Option<Device>> {
+    Ok(sqlx::query_as("SELECT * FROM devices WHERE mqtt_id = ?")
+        .bind(mqtt_id)
+        .fetch_optional(db)
+        .await?)
+}

@@ -40,6 +40,8 @@ pub struct LogWatch {
     pub lease: LogLease,
 }
 mod commands;
+mod esp_admin;
+pub use esp_admin::{valid_id as esp_admin_valid_id, EspAdminCreated, ESP_ADMIN};
 mod remote;
 
 #[derive(Clone)]

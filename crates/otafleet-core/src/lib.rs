@@ -64,5 +64,5 @@ pub mod validate;
 pub mod watch_folders;
 
 pub use error::{CoreError, Result};
-pub use fleet::{Fleet, LogWatch};
+pub use fleet::{esp_admin_valid_id, EspAdminCreated, Fleet, LogWatch, ESP_ADMIN};
 pub use settings::Settings;

@@ -240,6 +240,7 @@ mod tests {
             mdns_seen: None,
             mdns_gone: None,
             expect_protocol: expect.map(str::to_owned),
+            mqtt_id: None,
             online: false,
             enrolled: token,
             auth: Default::default(),

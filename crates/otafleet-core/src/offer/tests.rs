@@ -73,6 +73,7 @@ fn device(protocol: Option<&str>) -> Device {
         mdns_seen: None,
         mdns_gone: None,
         expect_protocol: None,
+        mqtt_id: None,
         online: false,
         enrolled: false,
         auth: Default::default(),
