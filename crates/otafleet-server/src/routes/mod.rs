@@ -11,6 +11,7 @@ pub mod device;
 pub mod devices;
 pub mod docs;
 pub mod download;
+pub mod esp_admin;
 pub mod events;
 pub mod field;
 pub mod firmware;
@@ -83,7 +84,8 @@ pub fn router(state: AppState) -> Router {
         .merge(commands::router())
         .merge(notify::router())
         .merge(projects::router())
-        .merge(config::router());
+        .merge(config::router())
+        .merge(esp_admin::admin_router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.
