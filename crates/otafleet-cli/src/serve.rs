@@ -1,4 +1,4 @@
-//! `otafleet serve`: open the data directory, bind, print the one listening line, serve until
+//! `otafleet serve`: open the data directory, bind, print the listening line(s), serve until
 //! SIGINT or SIGTERM, then shut down cleanly (mDNS goodbyes first, running requests finish, the
 //! database closes).
 //!
@@ -291,6 +291,13 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         }
         settings.notify_extra_roots.push(pem);
     }
+    let mut allowed_hosts = args.allowed_hosts;
+    allowed_hosts.extend(args.tls_names.iter().cloned());
+    let fleet = Fleet::open(settings)
+        .await
+        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    // After the data directory's lock: a second server on the same directory must never touch
+    // its `tls/` folder (it could issue the certificate the first one serves anew).
     let tls = start_tls(
         args.tls,
         &data_dir,
@@ -299,11 +306,6 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         args.tls_key,
     )
     .await?;
-    let mut allowed_hosts = args.allowed_hosts;
-    allowed_hosts.extend(args.tls_names.iter().cloned());
-    let fleet = Fleet::open(settings)
-        .await
-        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     for dir in &args.watch {
         let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         fleet
@@ -465,31 +467,32 @@ pub async fn serve_prepared(
     Ok(())
 }
 
-/// `otafleet serve`: prepare, print the one listening line, serve until SIGINT or SIGTERM.
+/// `otafleet serve`: prepare, print the listening line (and the HTTPS one), serve until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let prepared = prepare(args).await?;
     // Listen for the signals before saying we listen: a SIGTERM right after the line must stop
     // the server cleanly, not kill it.
     let signals = shutdown_signal();
     {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "otafleet listening on http://{}", prepared.addr)?;
+        // One write for all lines: a reader that takes the first line and closes the pipe (tests
+        // do) must not make the next line fail, and a stdout nobody reads any more must never
+        // stop the server — the lines are also in the log.
+        let mut lines = format!("otafleet listening on http://{}\n", prepared.addr);
         if let Some(tls) = &prepared.tls {
-            match tls.material().ca_fingerprint() {
-                Some(fp) => writeln!(
-                    out,
-                    "otafleet serving HTTPS on the same port: https://{} (CA SHA-256 {})",
-                    prepared.addr,
-                    fp.colon()
-                )?,
-                None => writeln!(
-                    out,
-                    "otafleet serving HTTPS on the same port: https://{}",
-                    prepared.addr
-                )?,
+            lines += &format!(
+                "otafleet serving HTTPS on the same port: https://{}",
+                prepared.addr
+            );
+            if let Some(fp) = tls.material().ca_fingerprint() {
+                lines += &format!(" (CA SHA-256 {})", fp.colon());
             }
+            lines.push('\n');
         }
-        out.flush()?;
+        tracing::info!(addr = %prepared.addr, https = prepared.tls.is_some(), "listening");
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "could not write the listening lines to stdout; serving anyway");
+        }
     }
     let mdns = start_mdns(&prepared);
     let name = mdns.advertised_name();

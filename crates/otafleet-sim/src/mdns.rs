@@ -3,7 +3,10 @@
 //! [`otafleet_mdns::scan::servers`], instead of being told `--server URL`.
 //!
 //! A device uses the SRV record alone (host + port, fixed paths), so the base URL is built the same
-//! way: `http://<IPv4>:<SRV port>`, `https` when TXT says `tls=1`. TXT is only checked: a server
+//! way: `http://<IPv4>:<SRV port>`. A server whose TXT says `tls=1` serves HTTPS on that same port
+//! beside plain HTTP; the simulator's devices are stock and native clients that speak plain HTTP,
+//! so they keep to it (a server run with `--tls require` answers them 426 and says so). TXT is
+//! only checked: a server
 //! that announces another protocol version (`v`) or another native API base (`api`) than the ones
 //! the simulator speaks is skipped, with the reason, rather than run into 404s. An address is
 //! used only if it is IPv4: devices use IPv4, and an IPv6 link-local address would need a scope.
@@ -130,12 +133,8 @@ fn usable(s: &Seen) -> Result<(Ipv4Addr, &'static str), String> {
                 }
             )
         })?;
-    let scheme = if s.txt.get("tls").is_some_and(|t| t == "1") {
-        "https"
-    } else {
-        "http"
-    };
-    Ok((ip, scheme))
+    // Plain HTTP even when `tls=1`: HTTPS is served on the same port beside it (module doc).
+    Ok((ip, "http"))
 }
 
 /// Pick the server from what answered (see the module doc), or say why none will do.
@@ -292,7 +291,10 @@ mod tests {
             server("c-tls", &["10.0.0.3"], &[("v", "1"), ("tls", "1")]),
         ];
         let f = choose(&find(None), answered.clone()).unwrap();
-        assert_eq!(f.url, "https://10.0.0.3:8470", "tls=1 means https");
+        assert_eq!(
+            f.url, "http://10.0.0.3:8470",
+            "tls=1: HTTPS beside plain HTTP on the same port; the sim's devices speak plain HTTP"
+        );
         let report = f.report().join("\n");
         assert!(
             report.contains("skipped \"a-v6-only\": no IPv4"),

@@ -30,7 +30,12 @@ fn python_zeroconf_resolves_our_server_follows_its_addresses_and_hears_its_goodb
     let seen: Value = serde_json::from_str(&line).unwrap();
     eprintln!("python-zeroconf resolved: {seen}");
     assert_eq!(seen["port"], port, "SRV port is the HTTP port");
-    assert_eq!(seen["txt"], json!({"v": "1", "api": "/api/v1", "tls": "0"}));
+    // HTTPS is on by default (same port), so TXT says so and carries the CA's fingerprint.
+    let ca = printed_ca(&server);
+    assert_eq!(
+        seen["txt"],
+        json!({"v": "1", "api": "/api/v1", "tls": "1", "ca": ca})
+    );
     assert!(
         seen["addresses"]
             .as_array()

@@ -90,6 +90,20 @@ pub fn serve(lan: &netns::Lan, data: &std::path::Path, name: &str) -> (Proc, u16
     (p, port)
 }
 
+/// The CA fingerprint `serve` printed on its HTTPS line, as mDNS TXT `ca` carries it (lower-case
+/// hex, no colons).
+pub fn printed_ca(p: &Proc) -> String {
+    let line = p.wait_line("the HTTPS line", |l| {
+        l.starts_with("otafleet serving HTTPS") && l.contains("CA SHA-256 ")
+    });
+    let fp = line
+        .split("CA SHA-256 ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')');
+    fp.replace(':', "").to_ascii_lowercase()
+}
+
 /// python-zeroconf inside namespace B.
 pub fn peer(lan: &netns::Lan, args: &[&str]) -> Proc {
     let mut cmd = lan.cmd(&lan.b, netns::zeroconf_python());
