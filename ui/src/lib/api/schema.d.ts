@@ -2112,6 +2112,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/esp-admin/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a device that runs the ESP Admin SDK: `{name?, project?, notes?, tags?}`. Admin only;
+         *     creates one device with a fresh id and API key — the key is in this answer only — and
+         *     changes nothing else. 422 for a bad field (nothing stored).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewEspAdminDevice"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EspAdminCreated"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -3467,6 +3534,12 @@ export interface components {
                 [key: string]: string;
             } | null;
             /**
+             * @description For a device that runs the ESP Admin SDK: the id compiled into its firmware
+             *     (`deviceId`), its MQTT client id and the `<id>` of its `device/<id>/…` topics; its MAC
+             *     column is then an address otafleet made up (the SDK never reports one). Null otherwise.
+             */
+            mqtt_id?: string | null;
+            /**
              * @description The name to show: `admin_name` if set, else `reported_name`, else the name the device
              *     announces over mDNS; `name_source` says which.
              */
@@ -3655,6 +3728,17 @@ export interface components {
             code: string;
             /** @description What went wrong and what to do, for a person. */
             message: string;
+        };
+        /** @description A new ESP Admin device and the two secrets its firmware needs; the key is never shown again. */
+        EspAdminCreated: {
+            /**
+             * @description `apiKey` of its `credentials.h`: 30 letters and digits, as ESP Admin makes them. Only its
+             *     hash is stored: lose it and the device needs a new key.
+             */
+            api_key: string;
+            device: components["schemas"]["Device"];
+            /** @description `deviceId` of its `credentials.h`: 24 lower-case hex digits, like the ids ESP Admin uses. */
+            id: string;
         };
         Event: {
             device: components["schemas"]["Device"];
@@ -3915,6 +3999,16 @@ export interface components {
             notes?: string | null;
             project?: string | null;
             /** @description Short labels (see [`DevicePatch::tags`]). */
+            tags?: string[] | null;
+        };
+        /** @description What the admin gives to add a device that runs the ESP Admin SDK ([`crate::Fleet::esp_admin_create`]). */
+        NewEspAdminDevice: {
+            /** @description The admin's name for it (see [`DevicePatch::name`]). */
+            name?: string | null;
+            /** @description Free-form notes. */
+            notes?: string | null;
+            project?: string | null;
+            /** @description Short labels. */
             tags?: string[] | null;
         };
         /** @description A new project (`POST /api/v1/projects`). */
