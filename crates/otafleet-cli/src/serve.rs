@@ -459,6 +459,7 @@ pub async fn serve_prepared(
         ui_dir: prepared.ui_dir,
         allowed_hosts,
         tls: prepared.tls,
+        mqtt: None,
     };
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
     otafleet_server::serve_with(listener, state, prepared.limits, shutdown).await?;

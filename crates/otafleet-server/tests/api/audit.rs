@@ -150,6 +150,7 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                     None,
                     Body::Json(json!({"values": {"wifi_pass": "audit-secret-value"}})),
                 ),
+                "create_esp_admin_device" => (None, Body::Json(json!({"name": "audited-esp"}))),
                 other => panic!("add a body for {other} ({method} {path}) to this test's table"),
             };
             let mac = if op_id == "delete_device" {
