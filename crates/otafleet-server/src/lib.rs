@@ -159,6 +159,18 @@ pub async fn serve_with(
     limits: conn::ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_many(vec![listener], state, limits, shutdown).await
+}
+
+/// [`serve_with`] on several listeners at once (`otafleet serve --https-port`: port 443 for ESP
+/// Admin devices beside the main port): one app, the same connection handling (first-byte
+/// sniff, TLS) on each; the connection cap applies per listener. Shuts down as one.
+pub async fn serve_many(
+    listeners: Vec<TcpListener>,
+    state: AppState,
+    limits: conn::ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let fleet = state.fleet.clone();
     let stopping = state.shutdown.clone();
     let tls = state.info.tls.clone();
@@ -174,7 +186,16 @@ pub async fn serve_with(
         }
     });
     // Connections are wrapped for sendfile(2) (`blob_cache::send` says why and how).
-    conn::run(listener, router, limits, tls, stopping).await;
+    let runs = listeners.into_iter().map(|listener| {
+        conn::run(
+            listener,
+            router.clone(),
+            limits.clone(),
+            tls.clone(),
+            stopping.clone(),
+        )
+    });
+    futures_util::future::join_all(runs).await;
     fleet.close().await;
     Ok(())
 }
