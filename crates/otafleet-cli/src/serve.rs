@@ -145,6 +145,13 @@ pub struct ServeArgs {
     )]
     pub tls_cert: Option<PathBuf>,
 
+    /// An extra HTTPS listener on the --listen address, served like the main port: ESP Admin SDK
+    /// devices always use port 443 (their httpHost has no port). Default 443 while HTTPS is on;
+    /// `0` picks a free port; `off` opens none. If the port cannot be bound (below 1024 as
+    /// non-root, or taken), the reason and how to allow it are logged and the main port serves.
+    #[arg(long, value_name = "PORT|off", env = "OTAFLEET_HTTPS_PORT", value_parser = parse_https_port)]
+    pub https_port: Option<HttpsPort>,
+
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(
         long,
@@ -217,6 +224,50 @@ fn admin_token(given: Option<String>, data_dir: &Path) -> anyhow::Result<String>
     Ok(token)
 }
 
+/// `--https-port`: a port, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpsPort {
+    Off,
+    Port(u16),
+}
+
+fn parse_https_port(s: &str) -> Result<HttpsPort, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(HttpsPort::Off);
+    }
+    s.parse::<u16>()
+        .map(HttpsPort::Port)
+        .map_err(|_| format!("'{s}' is not a port: use a number (0 for any free port) or off"))
+}
+
+/// Bind the extra HTTPS listener (`--https-port`), or say why not and how to allow it.
+fn bind_extra(listen: SocketAddr, port: u16) -> Option<std::net::TcpListener> {
+    let addr = SocketAddr::new(listen.ip(), port);
+    match bind(addr) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "<path of the otafleet binary>".into());
+            let how = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    "allow it with one of: sudo setcap 'cap_net_bind_service=+ep' {exe}  |  \
+                     sudo sysctl net.ipv4.ip_unprivileged_port_start={port}  |  \
+                     sudo iptables -t nat -A PREROUTING -p tcp --dport {port} -j REDIRECT --to-ports {main} \
+                     (nft: nft add rule ip nat prerouting tcp dport {port} redirect to :{main}); \
+                     or pass --https-port off",
+                    main = listen.port()
+                )
+            } else {
+                "free the port or pass --https-port off".to_string()
+            };
+            tracing::warn!(%addr, error = %e, "cannot listen for HTTPS on {addr} (ESP Admin devices need port 443): {how}; serving on the main port only");
+            eprintln!("otafleet: cannot listen on {addr}: {e}; {how}");
+            None
+        }
+    }
+}
+
 /// Everything `serve` opens before it answers requests. The listener is a bound
 /// `std::net::TcpListener` (non-blocking), so a caller outside an async context (the desktop
 /// shell's `setup`) knows the port at once and can hand the listener to any tokio runtime.
@@ -238,6 +289,8 @@ pub struct Prepared {
     pub limits: otafleet_server::conn::ConnLimits,
     /// HTTPS on the same port; `None` when off (or, under `auto`, when it could not be set up).
     pub tls: Option<std::sync::Arc<otafleet_server::tls::Tls>>,
+    /// The extra HTTPS listener (`--https-port`, 443 by default) and its address, when bound.
+    pub extra: Option<(std::net::TcpListener, SocketAddr)>,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
@@ -323,6 +376,18 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     let listener =
         bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let extra_port = match (args.https_port, &tls) {
+        (_, None) | (Some(HttpsPort::Off), _) => None,
+        (Some(HttpsPort::Port(p)), Some(_)) => Some(p),
+        (None, Some(_)) => Some(443),
+    };
+    let extra = extra_port
+        .filter(|p| *p != addr.port())
+        .and_then(|p| bind_extra(addr, p))
+        .and_then(|l| {
+            let a = l.local_addr().ok()?;
+            Some((l, a))
+        });
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
     let ui_dir = args.ui_dir.or_else(default_ui_dir);
     match &ui_dir {
@@ -344,6 +409,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         allowed_hosts,
         limits,
         tls,
+        extra,
     })
 }
 
@@ -461,9 +527,14 @@ pub async fn serve_prepared(
         ui_dir: prepared.ui_dir,
         allowed_hosts,
         tls: prepared.tls,
+        mqtt: None,
     };
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
-    otafleet_server::serve_with(listener, state, prepared.limits, shutdown).await?;
+    let mut listeners = vec![listener];
+    if let Some((extra, _)) = prepared.extra {
+        listeners.push(tokio::net::TcpListener::from_std(extra)?);
+    }
+    otafleet_server::serve_many(listeners, state, prepared.limits, shutdown).await?;
     Ok(())
 }
 
@@ -487,6 +558,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 lines += &format!(" (CA SHA-256 {})", fp.colon());
             }
             lines.push('\n');
+        }
+        if let Some((_, addr)) = &prepared.extra {
+            lines +=
+                &format!("otafleet serving HTTPS for ESP Admin devices also on: https://{addr}\n");
         }
         tracing::info!(addr = %prepared.addr, https = prepared.tls.is_some(), "listening");
         let mut out = std::io::stdout().lock();

@@ -300,6 +300,12 @@ async fn admit(
     token: Option<&str>,
 ) -> Result<Result<bool>> {
     let mac = &c.mac;
+    if let Some(d) = existing {
+        // Before the token: an ESP Admin device's API key is stored like a token.
+        if let Err(e) = trust::esp_admin_only(d, "native") {
+            return Ok(Err(e));
+        }
+    }
     let authenticated = match (existing, token) {
         (Some(d), Some(t)) => {
             if d.token_hash.as_deref() != Some(hash_token(t).as_str()) {

@@ -657,16 +657,41 @@ pub(crate) async fn touch(conn: &mut SqliteConnection, mac: &str, now: &str) -> 
     Ok(())
 }
 
-/// The statement behind [`mac_by_token`] (its query plan is tested).
-pub(crate) const TOKEN_LOOKUP: &str = "SELECT mac FROM devices WHERE token_hash = ?";
+/// The statement behind [`mac_by_token`] (its query plan is tested). An ESP Admin device's API
+/// key is stored in `token_hash` too, but it is no native device token: the native routes that
+/// find their device by token never find one.
+pub(crate) const TOKEN_LOOKUP: &str =
+    "SELECT mac FROM devices WHERE token_hash = ? AND expect_protocol IS NOT 'esp-admin'";
 
-/// The device a token belongs to, by the token's SHA-256 hex (through the `devices_token_hash`
-/// index, so it costs the same at any fleet size).
+/// The device a native token belongs to, by the token's SHA-256 hex (through the
+/// `devices_token_hash` index, so it costs the same at any fleet size).
 pub(crate) async fn mac_by_token(db: &SqlitePool, token_hash: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar(TOKEN_LOOKUP)
         .bind(token_hash)
         .fetch_optional(db)
         .await?)
+}
+
+/// An ESP Admin device asked for its settings (its sign of life): when and from where, over
+/// which transport. Nothing it could claim about itself is written (it reports nothing).
+pub(crate) async fn record_esp_admin(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    ip: Option<&str>,
+    tls: bool,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE devices SET last_seen = ?, ip = COALESCE(?, ip), tls = ?, protocol = 'esp-admin' \
+         WHERE mac = ?",
+    )
+    .bind(now)
+    .bind(ip)
+    .bind(tls)
+    .bind(mac)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Does device `mac` still hold the token of this hash?

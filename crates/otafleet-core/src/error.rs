@@ -35,7 +35,8 @@ pub enum CoreError {
     /// (`commands_unsupported`: a stock or mDNS-only device has no command channel;
     /// `command_finished`: cancelling a finished command; `too_many_commands`;
     /// `logs_unsupported`: a stock updater has no log channel; `project_exists`, `project_in_use`,
-    /// `config_version_unknown`). 409; nothing changed.
+    /// `config_version_unknown`, `release_not_offered`: an ESP Admin device started an image it is
+    /// not offered). 409; nothing changed.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
     /// A device presented no token, or the wrong one.

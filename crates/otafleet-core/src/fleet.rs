@@ -41,7 +41,10 @@ pub struct LogWatch {
 }
 mod commands;
 mod esp_admin;
-pub use esp_admin::{valid_id as esp_admin_valid_id, EspAdminCreated, ESP_ADMIN};
+pub use esp_admin::{
+    valid_id as esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported,
+    EspAdminTrigger, EspAdminUpdateReport, ESP_ADMIN,
+};
 mod remote;
 
 #[derive(Clone)]
@@ -793,16 +796,29 @@ impl Fleet {
             )));
         }
         let clean = reports::clean(req)?;
+        self.store_report(&mac, &clean, Some(&token_hash)).await
+    }
+
+    /// Store a cleaned report of device `mac` with its notifications and publish both. With
+    /// `token_hash`, the device must still hold that token when the report is written.
+    pub(crate) async fn store_report(
+        &self,
+        mac: &str,
+        clean: &reports::Clean,
+        token_hash: Option<&str>,
+    ) -> Result<Report> {
         // A report changes no device's answer: remembered check-ins stay valid.
         let _w = self.quiet_write_lock().await;
         let mut tx = db::begin_write(self.db()).await?;
-        if !devices::holds_token(&mut tx, &mac, &token_hash).await? {
-            return Err(CoreError::Unauthorized {
-                code: "token_unknown",
-                message: "this device token is not known; check in first".into(),
-            });
+        if let Some(token_hash) = token_hash {
+            if !devices::holds_token(&mut tx, mac, token_hash).await? {
+                return Err(CoreError::Unauthorized {
+                    code: "token_unknown",
+                    message: "this device token is not known; check in first".into(),
+                });
+            }
         }
-        let report = reports::add(&mut tx, &mac, &clean, reports::KEEP_PER_DEVICE).await?;
+        let report = reports::add(&mut tx, mac, clean, reports::KEEP_PER_DEVICE).await?;
         // Its notifications are queued with it: a report acknowledged is never left unsent.
         let cfg = settings_table::stored_notify(&mut tx).await?;
         let queued = notify::queue(&mut tx, &report, &cfg).await?;

@@ -64,5 +64,8 @@ pub mod validate;
 pub mod watch_folders;
 
 pub use error::{CoreError, Result};
-pub use fleet::{esp_admin_valid_id, EspAdminCreated, Fleet, LogWatch, ESP_ADMIN};
+pub use fleet::{
+    esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported, EspAdminTrigger,
+    EspAdminUpdateReport, Fleet, LogWatch, ESP_ADMIN,
+};
 pub use settings::Settings;

@@ -248,6 +248,30 @@ async fn put(conn: &mut SqliteConnection, key: &str, v: Option<String>) -> Resul
     Ok(())
 }
 
+/// The key ESP Admin download paths are derived with (HMAC-SHA256; `fleet/esp_admin.rs`): 32
+/// random bytes drawn at first use and kept, so a path handed to a device stays valid across
+/// restarts. Never shown through any route.
+pub(crate) async fn esp_admin_ota_key(conn: &mut SqliteConnection) -> Result<[u8; 32]> {
+    const KEY: &str = "esp_admin_ota_key";
+    let parse = |v: Option<String>| -> Option<[u8; 32]> {
+        let bytes = hex::decode(v?).ok()?;
+        bytes.try_into().ok()
+    };
+    if let Some(k) = parse(value(conn, KEY).await?) {
+        return Ok(k);
+    }
+    // Two first uses at once: the first insert wins and both read it back.
+    sqlx::query(
+        "INSERT INTO server_settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(KEY)
+    .bind(hex::encode(rand::random::<[u8; 32]>()))
+    .execute(&mut *conn)
+    .await?;
+    parse(value(conn, KEY).await?)
+        .ok_or_else(|| CoreError::conflict("the stored ESP Admin download key is unreadable"))
+}
+
 /// Whether unknown MACs may enrol (on unless the admin turned it off; [`crate::trust`]).
 pub(crate) async fn open_enrolment(conn: &mut SqliteConnection) -> Result<bool> {
     Ok(value(conn, "open_enrolment").await?.as_deref() != Some("0"))

@@ -96,6 +96,7 @@ pub fn judge(
             Err(closed(mac))
         };
     };
+    esp_admin_only(d, protocol)?;
     if d.token_hash.is_some() && !authenticated {
         return Err(refused(
             "enrolled_native",
@@ -121,6 +122,23 @@ pub fn judge(
             ),
         )),
     }
+}
+
+/// An ESP Admin device (issue 16) is answered only on its own routes, by its id and API key: its
+/// MAC is one otafleet made up, so a native check-in or a stock updater that claims it is
+/// refused (`esp_admin_device`), whatever credential it shows.
+pub fn esp_admin_only(device: &Device, protocol: &str) -> Result<()> {
+    const ESP_ADMIN: &str = crate::fleet::ESP_ADMIN;
+    if device.expect_protocol.as_deref() == Some(ESP_ADMIN) && protocol != ESP_ADMIN {
+        return Err(refused(
+            "esp_admin_device",
+            format!(
+                "device {} is an ESP Admin device: otafleet made up this MAC for it, and it is answered only on /api/device/<id>/… with its API key, never over {protocol}",
+                device.mac
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A project's enrolment policy ([`crate::projects`]): a device of `project` speaking `protocol`

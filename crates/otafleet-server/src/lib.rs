@@ -8,6 +8,7 @@
 //!
 //! | who | routes |
 //! | --- | --- |
+//! | ESP Admin SDK devices (`Api-Key`, [`routes::esp_admin`]) | `GET /api/device/{id}/settings`, `POST /api/device/{id}/report/update`, `POST /api/device/{id}/report/custom`, `GET /api/device/{id}/ota/{update_id}/{secret}.bin` (capability, no key) |
 //! | native devices | `POST /api/v1/device/checkin`, `POST /api/v1/device/progress`, `GET|HEAD /api/v1/device/firmware/{sha256}` |
 //! | admin (UI, scripts) | `/api/v1/firmware…`, `/api/v1/devices…`, `/api/v1/deployments…`, `/api/v1/watch-folders…`, `/api/v1/events`, `/api/v1/settings`, `/api/v1/audit`, `/api/v1/reports`, `/api/v1/deliveries`, `/api/v1/settings/notify/test` |
 //! | field devices (stock updaters, [`routes::field`]) | `GET /ota/arduino`, `GET /ota/esp32fota.json`, `GET|HEAD /ota/firmware/{mac}/{sha256}`, `GET /api/firmware`, `GET /firmware/{filename}` |
@@ -87,6 +88,20 @@ pub struct ServerInfo {
     pub allowed_hosts: Vec<String>,
     /// HTTPS on the same port ([`tls`]); `None`: plain HTTP only (`--tls off`).
     pub tls: Option<Arc<tls::Tls>>,
+    /// The MQTT broker ESP Admin devices are sent to (`GET /api/device/<id>/settings`); `None`:
+    /// no broker yet, and the settings answer empty URIs.
+    pub mqtt: Option<MqttEndpoint>,
+}
+
+/// Where ESP Admin devices reach the MQTT broker: the URIs their settings carry. The SDK uses
+/// `uri_tcp` when it is longer than 3 characters, else `uri_ws`; both are verified against the
+/// `mqttCert` of its `credentials.h` (otafleet's CA).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MqttEndpoint {
+    /// `mqtts://host:port`.
+    pub uri_tcp: String,
+    /// `wss://host:port/path`.
+    pub uri_ws: String,
 }
 
 impl AppState {
@@ -144,6 +159,18 @@ pub async fn serve_with(
     limits: conn::ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_many(vec![listener], state, limits, shutdown).await
+}
+
+/// [`serve_with`] on several listeners at once (`otafleet serve --https-port`: port 443 for ESP
+/// Admin devices beside the main port): one app, the same connection handling (first-byte
+/// sniff, TLS) on each; the connection cap applies per listener. Shuts down as one.
+pub async fn serve_many(
+    listeners: Vec<TcpListener>,
+    state: AppState,
+    limits: conn::ConnLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let fleet = state.fleet.clone();
     let stopping = state.shutdown.clone();
     let tls = state.info.tls.clone();
@@ -159,7 +186,16 @@ pub async fn serve_with(
         }
     });
     // Connections are wrapped for sendfile(2) (`blob_cache::send` says why and how).
-    conn::run(listener, router, limits, tls, stopping).await;
+    let runs = listeners.into_iter().map(|listener| {
+        conn::run(
+            listener,
+            router.clone(),
+            limits.clone(),
+            tls.clone(),
+            stopping.clone(),
+        )
+    });
+    futures_util::future::join_all(runs).await;
     fleet.close().await;
     Ok(())
 }

@@ -24,6 +24,8 @@ pub fn serve_command(data_dir: &Path, token: &str, extra: &[&str]) -> Command {
         "--listen",
         "127.0.0.1:0",
         "--no-mdns",
+        "--https-port",
+        "off",
         "--admin-token",
         token,
     ])

@@ -26,6 +26,43 @@ pub fn c_string(pem: &str, indent: &str) -> String {
         .join("\n")
 }
 
+/// A complete `include/credentials.h` for one ESP Admin SDK device: this server's `host` (no
+/// port: the SDK always uses 443), the device's id and API key, and the CA as both `httpCert` and
+/// `mqttCert` (otafleet's broker uses the same certificate). Wi-Fi stays for the user to fill.
+pub fn esp_admin_credentials(ca_pem: &str, host: &str, id: &str, api_key: &str) -> String {
+    credentials_h(ca_pem.trim_end(), None, host, id, api_key)
+}
+
+fn credentials_h(
+    pem: &str,
+    fingerprint: Option<&str>,
+    host: &str,
+    id: &str,
+    api_key: &str,
+) -> String {
+    let c_lit = c_string(pem, "    ");
+    let fp = fingerprint
+        .map(|f| format!(", SHA-256 {f}"))
+        .unwrap_or_default();
+    let q = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "#ifndef H_CREDENTIALS\n#define H_CREDENTIALS\n\n\
+         // ESP Admin devices reach otafleet over HTTPS on port 443 (httpHost has no port).\n\
+         const char *httpHost = \"{host}\";\n\
+         const char *deviceId = \"{id}\";\n\
+         const char *apiKey = \"{api_key}\";\n\
+         const char *ssid = \"\";\n\
+         const char *password = \"\";\n\
+         // otafleet CA{fp}\n\
+         const char *httpCert =\n{c_lit};\n\
+         const char *mqttCert =\n{c_lit};\n\n\
+         #endif\n",
+        host = q(host),
+        id = q(id),
+        api_key = q(api_key),
+    )
+}
+
 /// Every snippet for a CA (`ca_pem`, its fingerprint in colon form) and the server's HTTPS base
 /// URL (`https://192.168.1.10:8470`). `host` is the base URL's host alone (for ESP Admin's
 /// `httpHost`, which has no port).
@@ -80,19 +117,7 @@ pub fn all(ca_pem: &str, fingerprint: &str, base: &str, host: &str) -> Vec<Snipp
             id: "esp_admin",
             title: "ESP Admin SDK (include/credentials.h; the device id and API key come from \"Add ESP Admin device\")",
             language: "cpp",
-            text: format!(
-                "#ifndef H_CREDENTIALS\n#define H_CREDENTIALS\n\n\
-                 // ESP Admin devices reach otafleet over HTTPS on port 443 (httpHost has no port).\n\
-                 const char *httpHost = \"{host}\";\n\
-                 const char *deviceId = \"<device id>\";\n\
-                 const char *apiKey = \"<API key>\";\n\
-                 const char *ssid = \"\";\n\
-                 const char *password = \"\";\n\
-                 // otafleet CA, SHA-256 {fingerprint}\n\
-                 const char *httpCert =\n{c_lit};\n\
-                 const char *mqttCert =\n{c_lit};\n\n\
-                 #endif\n"
-            ),
+            text: credentials_h(pem, Some(fingerprint), host, "<device id>", "<API key>"),
         },
         Snippet {
             id: "curl",

@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .merge(download::router())
         .merge(health::router())
         .merge(tls::router())
+        .merge(esp_admin::device_router())
         .split_for_parts();
     api.merge(device_api);
     let ui_dir = state.info.ui_dir.clone();

@@ -105,16 +105,7 @@ async fn tls_info(State(state): State<AppState>, headers: HeaderMap) -> Json<Tls
         San::Dns(name) if name.ends_with(".local") => Some(with_port(name)),
         _ => None,
     }));
-    // The snippets name the host this request used when a device could use it too, else the
-    // first LAN address.
-    let asked = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| strip_port(h).to_string())
-        .filter(|h| !is_local(h));
-    let host = asked
-        .or_else(|| lan.first().map(|ip| ip.to_string()))
-        .unwrap_or_else(|| "localhost".into());
+    let host = device_host(&lan, &headers);
     let base = with_port(&if host.contains(':') {
         format!("[{host}]")
     } else {
@@ -177,6 +168,36 @@ async fn ca_pem(State(state): State<AppState>) -> ApiResult<Response> {
         pem,
     )
         .into_response())
+}
+
+/// The host to build devices with: the one this request used when a device could use it too,
+/// else the first LAN address of the certificate (`lan`, IPv4 first), else `localhost`.
+fn device_host(lan: &[std::net::IpAddr], headers: &HeaderMap) -> String {
+    let asked = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| strip_port(h).to_string())
+        .filter(|h| !is_local(h));
+    asked
+        .or_else(|| lan.first().map(|ip| ip.to_string()))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// [`device_host`] for a server's certificate material.
+pub(crate) fn device_host_for(
+    material: &otafleet_core::tls::Material,
+    headers: &HeaderMap,
+) -> String {
+    let mut lan: Vec<std::net::IpAddr> = material
+        .sans()
+        .iter()
+        .filter_map(|s| match s {
+            San::Ip(ip) if !ip.is_loopback() => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    lan.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    device_host(&lan, headers)
 }
 
 fn strip_port(host: &str) -> &str {

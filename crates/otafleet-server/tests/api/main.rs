@@ -12,6 +12,7 @@ mod device_protocol;
 mod download;
 mod download_ranges;
 mod dry_run;
+mod esp_admin;
 mod events;
 mod field_arduino;
 mod field_fota;
