@@ -1,5 +1,7 @@
 //! The test LAN: two network namespaces joined by a veth pair, so mDNS crosses a real link and
-//! never touches the machine's own network (mdns-sd joins multicast on every interface it sees).
+//! never touches the machine's own network (mdns-sd joins multicast on every interface it sees),
+//! and an address added inside one namespace (the HTTPS tests' certificate re-issue) changes
+//! nothing outside it. Shared by the mDNS and the HTTPS tests.
 //! Names are unique per test run, addresses come from a /24 that exists only inside the pair, and
 //! [`Lan`]'s `Drop` removes both namespaces, also when a test fails.
 //!
@@ -25,13 +27,13 @@ pub struct Lan {
 pub fn lan(test: &str) -> Option<Lan> {
     if std::env::var("OTAFLEET_SKIP_NETNS").is_ok_and(|v| v == "1") {
         eprintln!(
-            "SKIPPED {test}: OTAFLEET_SKIP_NETNS=1 (mDNS tests across network namespaces not run)"
+            "SKIPPED {test}: OTAFLEET_SKIP_NETNS=1 (tests across network namespaces not run)"
         );
         return None;
     }
     assert!(
         unsafe { libc::geteuid() } == 0,
-        "{test} needs root to create network namespaces for its mDNS peers (CI runs as root); \
+        "{test} needs root to create network namespaces (CI runs as root); \
          run the tests as root, or set OTAFLEET_SKIP_NETNS=1 to skip them knowingly"
     );
     assert!(

@@ -9,6 +9,10 @@
 //! address added while the server runs gets into a re-issued certificate under the same CA, and
 //! `--tls require` refuses the LAN's plain HTTP. `--tls off` serves no TLS at all.
 
+// The same test LAN as the mDNS tests (two namespaces and a veth pair); its python-zeroconf
+// helpers are unused here.
+#[path = "../mdns_lan/netns.rs"]
+#[allow(dead_code)]
 mod netns;
 mod support;
 
