@@ -84,16 +84,7 @@ async fn tls_info(State(state): State<AppState>, headers: HeaderMap) -> Json<Tls
             format!("https://{host}:{port}")
         }
     };
-    let mut lan: Vec<std::net::IpAddr> = material
-        .sans()
-        .iter()
-        .filter_map(|s| match s {
-            San::Ip(ip) if !ip.is_loopback() => Some(*ip),
-            _ => None,
-        })
-        .collect();
-    // IPv4 first: what ESP devices use.
-    lan.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    let lan = lan_ips(&material);
     let mut urls: Vec<String> = lan
         .iter()
         .map(|ip| match ip {
@@ -183,11 +174,8 @@ fn device_host(lan: &[std::net::IpAddr], headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// [`device_host`] for a server's certificate material.
-pub(crate) fn device_host_for(
-    material: &otafleet_core::tls::Material,
-    headers: &HeaderMap,
-) -> String {
+/// The certificate's addresses other than loopback, IPv4 first (what ESP devices use).
+fn lan_ips(material: &otafleet_core::tls::Material) -> Vec<std::net::IpAddr> {
     let mut lan: Vec<std::net::IpAddr> = material
         .sans()
         .iter()
@@ -197,7 +185,15 @@ pub(crate) fn device_host_for(
         })
         .collect();
     lan.sort_by_key(|ip| (ip.is_ipv6(), *ip));
-    device_host(&lan, headers)
+    lan
+}
+
+/// [`device_host`] for a server's certificate material.
+pub(crate) fn device_host_for(
+    material: &otafleet_core::tls::Material,
+    headers: &HeaderMap,
+) -> String {
+    device_host(&lan_ips(material), headers)
 }
 
 fn strip_port(host: &str) -> &str {
