@@ -1,0 +1,1 @@
+//! The bridge. (Being built.)
