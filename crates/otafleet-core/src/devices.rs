@@ -143,6 +143,11 @@ pub struct Device {
     /// column is then an address otafleet made up (the SDK never reports one). Null otherwise.
     #[sqlx(default)]
     pub mqtt_id: Option<String>,
+    /// Since when the device has been connected to the MQTT broker (its retained
+    /// `report/status`, or its last will, says); null while it is not, and for devices that do
+    /// not speak MQTT. A connected device is online.
+    #[sqlx(default)]
+    pub mqtt_connected_at: Option<String>,
     /// Derived: see [`crate::discovered::online`].
     #[sqlx(skip)]
     pub online: bool,
@@ -249,7 +254,7 @@ impl Device {
             self.last_seen.as_deref(),
             self.mdns_seen.as_deref(),
             self.mdns_gone.as_deref(),
-        );
+        ) || self.mqtt_connected_at.is_some();
         self.last_seen = crate::discovered::latest(self.last_seen.take(), self.mdns_seen.clone());
         self.enrolled = self.token_hash.is_some();
         self.auth = DeviceAuth::of(self.enrolled, self.expect_protocol.as_deref());
@@ -895,6 +900,63 @@ pub(crate) async fn create_esp_admin(
         return Ok(None);
     }
     get(db, offline_after_s, mac).await.map(Some)
+}
+
+/// Record what a device's MQTT `report/status` says: connected (since `now`, and seen now) or
+/// not. Returns whether the device's row changed; `None` when no device has that id.
+pub(crate) async fn mqtt_presence(
+    conn: &mut SqliteConnection,
+    mqtt_id: &str,
+    connected: bool,
+    now: &str,
+) -> Result<Option<(String, bool)>> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT mac, mqtt_connected_at FROM devices WHERE mqtt_id = ?")
+            .bind(mqtt_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((mac, was)) = row else {
+        return Ok(None);
+    };
+    if connected {
+        sqlx::query(
+            "UPDATE devices SET mqtt_connected_at = COALESCE(mqtt_connected_at, ?1), last_seen = ?1 \
+             WHERE mac = ?2",
+        )
+        .bind(now)
+        .bind(&mac)
+        .execute(&mut *conn)
+        .await?;
+        Ok(Some((mac, true)))
+    } else {
+        if was.is_some() {
+            sqlx::query("UPDATE devices SET mqtt_connected_at = NULL WHERE mac = ?")
+                .bind(&mac)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(Some((mac, was.is_some())))
+    }
+}
+
+/// Forget every device's MQTT presence (otafleet's own client has just (re)connected to the
+/// broker: the retained statuses it is about to receive are the truth). Returns the MACs whose
+/// row changed.
+pub(crate) async fn mqtt_presence_reset(conn: &mut SqliteConnection) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE devices SET mqtt_connected_at = NULL WHERE mqtt_connected_at IS NOT NULL RETURNING mac",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Every ESP Admin device: (id, MAC), by id.
+pub(crate) async fn mqtt_devices(db: &SqlitePool) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT mqtt_id, mac FROM devices WHERE mqtt_id IS NOT NULL ORDER BY mqtt_id",
+    )
+    .fetch_all(db)
+    .await?)
 }
 
 /// The device an ESP Admin id names, as stored (no derived fields).

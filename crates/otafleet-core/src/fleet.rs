@@ -45,6 +45,8 @@ pub use esp_admin::{
     valid_id as esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported,
     EspAdminTrigger, EspAdminUpdateReport, ESP_ADMIN,
 };
+mod mqtt;
+pub use mqtt::{MqttCommand, MqttDevice, MqttMessage};
 mod remote;
 
 #[derive(Clone)]

@@ -66,6 +66,6 @@ pub mod watch_folders;
 pub use error::{CoreError, Result};
 pub use fleet::{
     esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported, EspAdminTrigger,
-    EspAdminUpdateReport, Fleet, LogWatch, ESP_ADMIN,
+    EspAdminUpdateReport, Fleet, LogWatch, MqttCommand, MqttDevice, MqttMessage, ESP_ADMIN,
 };
 pub use settings::Settings;

@@ -168,6 +168,29 @@ pub(crate) fn clean(req: &ReportRequest) -> Result<Clean> {
     })
 }
 
+/// Whether device `mac` has a report like `report` (type, subject, body) received in the last
+/// `within_s` seconds (the same report sent over a second channel).
+pub(crate) async fn recent_same(
+    conn: &mut SqliteConnection,
+    mac: &str,
+    report: &Clean,
+    within_s: i64,
+) -> Result<bool> {
+    let since = crate::time::ago(within_s);
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM reports WHERE mac = ? AND type = ? AND subject = ? AND body = ?
+         AND received_at >= ?",
+    )
+    .bind(mac)
+    .bind(report.kind)
+    .bind(&report.subject)
+    .bind(&report.body)
+    .bind(since)
+    .fetch_one(conn)
+    .await?
+        > 0)
+}
+
 /// Store a report of device `mac` and delete its reports beyond the newest `keep`, on `conn`
 /// (inside the caller's write transaction).
 pub(crate) async fn add(

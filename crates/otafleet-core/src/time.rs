@@ -13,6 +13,11 @@ pub fn now() -> String {
     format(OffsetDateTime::now_utc())
 }
 
+/// The stored form of the time `seconds` ago.
+pub fn ago(seconds: i64) -> String {
+    format(OffsetDateTime::now_utc() - time::Duration::seconds(seconds))
+}
+
 pub fn format(t: OffsetDateTime) -> String {
     // Written out by hand: every check-in stamps its time, and this is several times cheaper
     // than interpreting FORMAT or going through `fmt` (the test below holds the two to the same

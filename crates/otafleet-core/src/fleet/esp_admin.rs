@@ -58,6 +58,9 @@ pub struct EspAdminTrigger {
     pub download_path: String,
     /// The image's size in bytes (the SDK's progress is a share of it).
     pub download_size: i64,
+    /// The attempt it starts (otafleet's own; not sent).
+    #[serde(skip)]
+    pub update_id: i64,
 }
 
 /// The body of `POST /api/device/<id>/report/update`, as the SDK sends it: `{releaseId, status:
@@ -355,6 +358,7 @@ impl Fleet {
             version: fw.version.clone().unwrap_or_default(),
             download_path: format!("/api/device/{id}/ota/{}/{secret}.bin", u.id),
             download_size: fw.size,
+            update_id: u.id,
         };
         Ok((id, trigger))
     }
@@ -362,7 +366,8 @@ impl Fleet {
     /// What ESP Admin device `id` should be triggered to install now: its verdict's offer, with
     /// the attempt opened (or the open one reused) as at any protocol's check, as a trigger
     /// payload. `None`: nothing to install (no deployment targets it, it runs the image, a rule
-    /// holds it back — the reason is logged). For the MQTT side: call it when the device
+    /// holds it back — the reason is logged —, or the device already started that update). For
+    /// the MQTT side: call it when the device
     /// connects and when a deployment may cover it. A device of unknown chip is taken to be of
     /// its target image's chip (its updater checks the chip in the image header and fails
     /// safely otherwise).
@@ -385,7 +390,9 @@ impl Fleet {
                     if decided.created {
                         changed.push((*update).clone());
                     }
-                    (Some(update.id), None)
+                    // Once the device reported `started`, a trigger would only be ignored.
+                    let unstarted = update.state.stage() < UpdateState::Downloading.stage();
+                    (unstarted.then_some(update.id), None)
                 }
                 Decision::Nothing { reason, .. } => {
                     tracing::debug!(%mac, %reason, "ESP Admin device: nothing to trigger");

@@ -183,7 +183,7 @@ impl Fleet {
         Ok(view)
     }
 
-    async fn publish_config(&self, mac: &str) {
+    pub(super) async fn publish_config(&self, mac: &str) {
         match self.device_config(mac).await {
             Ok(c) => self.events().publish(Event::DeviceConfig {
                 config: Box::new(c),

@@ -1,0 +1,5 @@
+-- MQTT presence (issue 16): since when a device has been connected to the MQTT broker, as its
+-- retained `device/<id>/report/status` (or its last will) says; NULL while it is not, and for
+-- every device that does not speak MQTT. A connected device is online however long ago it last
+-- made an HTTP request (the ESP Admin SDK sends no heartbeat). Written only by crate::devices.
+ALTER TABLE devices ADD COLUMN mqtt_connected_at TEXT;
