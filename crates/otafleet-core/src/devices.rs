@@ -148,6 +148,10 @@ pub struct Device {
     /// not speak MQTT. A connected device is online.
     #[sqlx(default)]
     pub mqtt_connected_at: Option<String>,
+    /// When its MQTT status last said disconnected (or the broker published its last will); it
+    /// is offline from then until it connects again or makes an HTTP request.
+    #[sqlx(default)]
+    pub mqtt_gone_at: Option<String>,
     /// Derived: see [`crate::discovered::online`].
     #[sqlx(skip)]
     pub online: bool,
@@ -254,7 +258,8 @@ impl Device {
             self.last_seen.as_deref(),
             self.mdns_seen.as_deref(),
             self.mdns_gone.as_deref(),
-        ) || self.mqtt_connected_at.is_some();
+        );
+        self.online = mqtt_online(self.online, &self);
         self.last_seen = crate::discovered::latest(self.last_seen.take(), self.mdns_seen.clone());
         self.enrolled = self.token_hash.is_some();
         self.auth = DeviceAuth::of(self.enrolled, self.expect_protocol.as_deref());
@@ -902,6 +907,19 @@ pub(crate) async fn create_esp_admin(
     get(db, offline_after_s, mac).await.map(Some)
 }
 
+/// A device's `online` once its MQTT presence is counted: connected is online; having left
+/// MQTT after its last HTTP request is offline; otherwise `by_others` (check-ins, mDNS).
+pub(crate) fn mqtt_online(by_others: bool, d: &Device) -> bool {
+    if d.mqtt_connected_at.is_some() {
+        return true;
+    }
+    match (&d.mqtt_gone_at, &d.last_seen) {
+        (Some(gone), Some(seen)) if gone >= seen => false,
+        (Some(_), None) => false,
+        _ => by_others,
+    }
+}
+
 /// Record what a device's MQTT `report/status` says: connected (since `now`, and seen now) or
 /// not. Returns whether the device's row changed; `None` when no device has that id.
 pub(crate) async fn mqtt_presence(
@@ -920,8 +938,8 @@ pub(crate) async fn mqtt_presence(
     };
     if connected {
         sqlx::query(
-            "UPDATE devices SET mqtt_connected_at = COALESCE(mqtt_connected_at, ?1), last_seen = ?1 \
-             WHERE mac = ?2",
+            "UPDATE devices SET mqtt_connected_at = COALESCE(mqtt_connected_at, ?1), \
+             mqtt_gone_at = NULL, last_seen = ?1 WHERE mac = ?2",
         )
         .bind(now)
         .bind(&mac)
@@ -929,12 +947,11 @@ pub(crate) async fn mqtt_presence(
         .await?;
         Ok(Some((mac, true)))
     } else {
-        if was.is_some() {
-            sqlx::query("UPDATE devices SET mqtt_connected_at = NULL WHERE mac = ?")
-                .bind(&mac)
-                .execute(&mut *conn)
-                .await?;
-        }
+        sqlx::query("UPDATE devices SET mqtt_connected_at = NULL, mqtt_gone_at = ? WHERE mac = ?")
+            .bind(now)
+            .bind(&mac)
+            .execute(&mut *conn)
+            .await?;
         Ok(Some((mac, was.is_some())))
     }
 }
@@ -944,8 +961,10 @@ pub(crate) async fn mqtt_presence(
 /// row changed.
 pub(crate) async fn mqtt_presence_reset(conn: &mut SqliteConnection) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "UPDATE devices SET mqtt_connected_at = NULL WHERE mqtt_connected_at IS NOT NULL RETURNING mac",
+        "UPDATE devices SET mqtt_connected_at = NULL, mqtt_gone_at = ? \
+         WHERE mqtt_connected_at IS NOT NULL RETURNING mac",
     )
+    .bind(crate::time::now())
     .fetch_all(conn)
     .await?)
 }

@@ -275,7 +275,8 @@ impl Hot {
             device.last_seen.as_deref(),
             device.mdns_seen.as_deref(),
             device.mdns_gone.as_deref(),
-        ) || device.mqtt_connected_at.is_some();
+        );
+        device.online = crate::devices::mqtt_online(device.online, device);
     }
 
     /// Write every queued beat in one statement. The caller holds the write lock.

@@ -468,7 +468,21 @@ impl Worker {
         match self.fleet.mqtt_commands(id).await {
             Ok(commands) => {
                 for c in commands {
+                    let switch = c
+                        .message
+                        .topic
+                        .ends_with("/command/log")
+                        .then(|| c.message.payload == b"on");
                     if self.publish(c.message).await {
+                        match switch {
+                            Some(true) => {
+                                self.log_on.insert(id.to_owned());
+                            }
+                            Some(false) => {
+                                self.log_on.remove(id);
+                            }
+                            None => {}
+                        }
                         if let Err(e) = self.fleet.mqtt_command_published(id, c.command_id).await {
                             tracing::warn!(%id, command = c.command_id, error = %e, "MQTT: cannot record a command as delivered");
                         }

@@ -1,0 +1,506 @@
+//! The bridge against the user's broker: a real Mosquitto with the documented ACLs
+//! (docs/mqtt.md), devices played by paho the way the ESP Admin SDK behaves, and a real `Fleet`
+//! in a temp dir. The same bridge runs against the embedded broker (tests/broker.rs).
+
+mod support;
+
+use otafleet_core::commands::{CommandKind, CommandState, NewCommand};
+use otafleet_core::devices::NewEspAdminDevice;
+use otafleet_core::firmware::ImportSource;
+use otafleet_core::reports::ReportFilter;
+use otafleet_core::{Fleet, Settings};
+use otafleet_image::synth;
+use otafleet_image::Chip;
+use otafleet_mqtt::bridge::{Bridge, BridgeOptions};
+use serde_json::{json, Value};
+use support::{wait_for, Device, Endpoint, Mosquitto};
+
+const SERVICE_PASSWORD: &str = "otafleet-test-password";
+
+struct Added {
+    id: String,
+    key: String,
+    mac: String,
+}
+
+async fn fleet(dir: &std::path::Path) -> Fleet {
+    Fleet::open(Settings::new(dir)).await.unwrap()
+}
+
+async fn project_with_threshold(fleet: &Fleet) {
+    let p = serde_json::from_value(json!({
+        "name": "sensor",
+        "variables": [{"key": "threshold", "type": "int", "default": 40}],
+    }))
+    .unwrap();
+    fleet.project_create(p).await.unwrap();
+}
+
+async fn add(fleet: &Fleet, name: &str) -> Added {
+    let c = fleet
+        .esp_admin_create(NewEspAdminDevice {
+            name: Some(name.into()),
+            project: Some("sensor".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    Added {
+        id: c.id,
+        key: c.api_key,
+        mac: c.device.mac,
+    }
+}
+
+fn bridge(fleet: &Fleet, port: u16) -> Bridge {
+    let opts = BridgeOptions::from_url(
+        &format!("mqtt://otafleet@127.0.0.1:{port}"),
+        Some(SERVICE_PASSWORD.into()),
+        None,
+    )
+    .unwrap();
+    Bridge::start(fleet.clone(), opts)
+}
+
+async fn up(b: &Bridge) {
+    let mut w = b.watch_connected();
+    wait_for("the bridge's session", || {
+        let up = *w.borrow_and_update();
+        async move { up.then_some(()) }
+    })
+    .await;
+}
+
+async fn broker_for(devices: &[&Added]) -> Mosquitto {
+    let mut users: Vec<(&str, &str)> = vec![("otafleet", SERVICE_PASSWORD)];
+    for d in devices {
+        users.push((&d.id, &d.key));
+    }
+    Mosquitto::start(&users).await
+}
+
+async fn connect(at: &Endpoint, d: &Added) -> Device {
+    let dev = Device::connect(at, &d.id, &d.id, &d.key, None).await;
+    assert_eq!(dev.connack(), Some(0), "{:?}", dev.seen);
+    dev
+}
+
+async fn online(fleet: &Fleet, mac: &str, want: bool) {
+    wait_for(&format!("{mac} online = {want}"), || async {
+        let d = fleet.device(mac).await.unwrap();
+        (d.online == want && d.mqtt_connected_at.is_some() == want).then_some(())
+    })
+    .await;
+}
+
+fn payload(m: &Value) -> Value {
+    serde_json::from_str(m["payload"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn presence_config_logs_reports_and_commands_go_through_the_users_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path()).await;
+    project_with_threshold(&fleet).await;
+    let a = add(&fleet, "greenhouse").await;
+    fleet
+        .device_config_patch(
+            &a.mac,
+            serde_json::from_value(json!({"values": {"threshold": 42}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mosq = broker_for(&[&a]).await;
+    let at = Endpoint {
+        port: mosq.port,
+        ca: None,
+    };
+    let b = bridge(&fleet, mosq.port);
+    up(&b).await;
+
+    // The SDK's boot: connect with its will, subscribe, say connected.
+    let mut dev = connect(&at, &a).await;
+    dev.come_online().await;
+    online(&fleet, &a.mac, true).await;
+    // Its config arrives from the database, retained, every value a string (ESP Admin's shape).
+    let m = dev
+        .message(&format!("device/{}/command/config", a.id))
+        .await;
+    assert_eq!(payload(&m), json!({"threshold": "42"}));
+    assert_eq!(m["retain"], true);
+    // Nobody watches its logs: the retained switch says off.
+    let m = dev.message(&format!("device/{}/command/log", a.id)).await;
+    assert_eq!(m["payload"], "off");
+
+    // A viewer opens its logs: on; its lines land in the same buffer as HTTP's.
+    let watch = fleet.logs_watch(&a.mac, 0).await.unwrap();
+    let m = dev.message(&format!("device/{}/command/log", a.id)).await;
+    assert_eq!(m["payload"], "on");
+    dev.publish_qos(
+        &format!("device/{}/logs/warn", a.id),
+        "[sensor] humidity sensor timeout",
+        false,
+        0,
+    )
+    .await;
+    let line = wait_for("the log line", || async {
+        let s = fleet.logs_snapshot(&a.mac, 0, 100).await.unwrap();
+        s.lines.into_iter().next()
+    })
+    .await;
+    assert_eq!(line.scope.as_deref(), Some("sensor"));
+    assert_eq!(line.text, "humidity sensor timeout");
+    assert_eq!(line.level.as_str(), "warn");
+    // The viewer leaves: off once the lease's grace is over.
+    drop(watch);
+    let log_topic = format!("device/{}/command/log", a.id);
+    dev.next_where("the log switch off", |e| {
+        e["topic"] == log_topic.as_str() && e["payload"] == "off"
+    })
+    .await;
+
+    // A report over MQTT is stored; the SDK's second copy of a report it sent over HTTP is not.
+    let report = json!({"type": "error", "subject": "boiler", "body": "over temperature"});
+    dev.publish(
+        &format!("device/{}/report/custom", a.id),
+        &report.to_string(),
+        false,
+    )
+    .await;
+    let reports = |fleet: Fleet, mac: String| async move {
+        fleet
+            .reports(&ReportFilter {
+                mac: Some(mac),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    wait_for("the MQTT report", || async {
+        (reports(fleet.clone(), a.mac.clone()).await.len() == 1).then_some(())
+    })
+    .await;
+    let d = fleet.device(&a.mac).await.unwrap();
+    fleet
+        .esp_admin_custom_report(
+            &d,
+            &serde_json::from_value(json!({"type": "warn", "subject": "door", "body": "open"}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    dev.publish(
+        &format!("device/{}/report/custom", a.id),
+        &json!({"type": "warn", "subject": "door", "body": "open"}).to_string(),
+        false,
+    )
+    .await;
+
+    // A command queued for the connected device is delivered and done.
+    let restart = fleet
+        .command_queue(
+            &a.mac,
+            &NewCommand {
+                kind: CommandKind::Restart,
+                key: None,
+                payload: None,
+                expires_in_s: None,
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    dev.message(&format!("device/{}/command/restart", a.id))
+        .await;
+    wait_for("the restart command done", || async {
+        let list = fleet.commands(&a.mac, None).await.unwrap();
+        list.commands
+            .iter()
+            .any(|c| c.id == restart.id && c.state == CommandState::Done)
+            .then_some(())
+    })
+    .await;
+    // Messages from one publisher arrive in order: the restart came after the MQTT copy of the
+    // door report was handled, so the count is final.
+    let all = reports(fleet.clone(), a.mac.clone()).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+
+    // A config change reaches the device at once.
+    fleet
+        .device_config_patch(
+            &a.mac,
+            serde_json::from_value(json!({"values": {"threshold": 43}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let m = dev
+        .message(&format!("device/{}/command/config", a.id))
+        .await;
+    assert_eq!(payload(&m), json!({"threshold": "43"}));
+
+    // Power loss: the broker publishes the will, and the device shows offline.
+    dev.kill().await;
+    online(&fleet, &a.mac, false).await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn one_device_can_neither_speak_for_nor_listen_to_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path()).await;
+    project_with_threshold(&fleet).await;
+    let a = add(&fleet, "a").await;
+    let bdev = add(&fleet, "b").await;
+    let mosq = broker_for(&[&a, &bdev]).await;
+    let at = Endpoint {
+        port: mosq.port,
+        ca: None,
+    };
+    let b = bridge(&fleet, mosq.port);
+    up(&b).await;
+    let mut da = connect(&at, &a).await;
+    da.come_online().await;
+    let mut db = connect(&at, &bdev).await;
+    db.come_online().await;
+    online(&fleet, &bdev.mac, true).await;
+
+    // A may ask for B's commands, or everything — Mosquitto grants the subscription and then
+    // delivers nothing its ACL does not let A read (checked at the end).
+    da.subscribe(&format!("device/{}/command/+", bdev.id)).await;
+    da.subscribe("#").await;
+    // A cannot say B went away, send a report as B, or command B.
+    da.publish(
+        &format!("device/{}/report/status", bdev.id),
+        r#"{"status":"disconnected"}"#,
+        true,
+    )
+    .await;
+    da.publish(
+        &format!("device/{}/report/custom", bdev.id),
+        r#"{"type":"error","subject":"forged","body":""}"#,
+        false,
+    )
+    .await;
+    da.publish(&format!("device/{}/command/restart", bdev.id), "", false)
+        .await;
+    // A command queued for B reaches B only; B saw no forged restart before it.
+    fleet
+        .command_queue(
+            &bdev.mac,
+            &NewCommand {
+                kind: CommandKind::Custom,
+                key: Some("blink".into()),
+                payload: Some(json!({"times": 3})),
+                expires_in_s: None,
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    let m = db
+        .message(&format!("device/{}/command/custom", bdev.id))
+        .await;
+    assert_eq!(
+        payload(&m),
+        json!({"key": "blink", "value": "{\"times\":3}"})
+    );
+    assert!(
+        !db.seen
+            .iter()
+            .any(|e| e["topic"] == format!("device/{}/command/restart", bdev.id)),
+        "{:?}",
+        db.seen
+    );
+    // A's own report marks the end of what it sent: everything before it was handled.
+    da.publish(
+        &format!("device/{}/report/custom", a.id),
+        r#"{"type":"info","subject":"marker","body":""}"#,
+        false,
+    )
+    .await;
+    wait_for("A's own report", || async {
+        let r = fleet
+            .reports(&ReportFilter {
+                mac: Some(a.mac.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (!r.is_empty()).then_some(())
+    })
+    .await;
+    let d = fleet.device(&bdev.mac).await.unwrap();
+    assert!(
+        d.online && d.mqtt_connected_at.is_some(),
+        "B still connected"
+    );
+    let rb = fleet
+        .reports(&ReportFilter {
+            mac: Some(bdev.mac.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(rb.is_empty(), "no forged report for B: {rb:?}");
+    assert!(
+        !da.seen
+            .iter()
+            .any(|e| e["event"] == "message" && e["topic"].as_str().unwrap().contains(&bdev.id)),
+        "A heard nothing of B's: {:?}",
+        da.seen
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path()).await;
+    project_with_threshold(&fleet).await;
+    let a = add(&fleet, "greenhouse").await;
+    let img = synth::AppImage::new(Chip::Esp32)
+        .project("sensor")
+        .version("1.4.0")
+        .payload_len(100_000)
+        .build();
+    let path = dir.path().join("sensor.bin");
+    std::fs::write(&path, &img).unwrap();
+    let fw = fleet
+        .import_path(&path, None, None, ImportSource::Path)
+        .await
+        .unwrap()
+        .firmware;
+    let mosq = broker_for(&[&a]).await;
+    let at = Endpoint {
+        port: mosq.port,
+        ca: None,
+    };
+    let b = bridge(&fleet, mosq.port);
+    up(&b).await;
+    let mut dev = connect(&at, &a).await;
+    dev.come_online().await;
+    online(&fleet, &a.mac, true).await;
+
+    // Deployed while it is connected: triggered at once.
+    fleet
+        .deployment_create(
+            serde_json::from_value(json!({"firmware_id": fw.id, "devices": [a.mac]})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let topic = format!("device/{}/command/update_trigger", a.id);
+    let t = payload(&dev.message(&topic).await);
+    assert_eq!(t["releaseId"], fw.id.to_string());
+    assert_eq!(t["version"], "1.4.0");
+    assert_eq!(t["downloadSize"], img.len());
+    let path = t["downloadPath"].as_str().unwrap().to_owned();
+    assert!(
+        path.starts_with(&format!("/api/device/{}/ota/", a.id)),
+        "{path}"
+    );
+
+    // It drops off before starting and comes back: triggered again.
+    dev.kill().await;
+    online(&fleet, &a.mac, false).await;
+    let mut dev = connect(&at, &a).await;
+    dev.come_online().await;
+    let again = payload(&dev.message(&topic).await);
+    assert_eq!(again["downloadPath"], path);
+
+    // It starts (over HTTP, as the SDK does) and reports progress over MQTT.
+    let d = fleet.device(&a.mac).await.unwrap();
+    let started = fleet
+        .esp_admin_update_report(
+            &d,
+            &serde_json::from_value(json!({"status": "started", "releaseId": fw.id.to_string()}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let update_id = match started {
+        otafleet_core::EspAdminReported::Started(u) => u.id,
+        other => panic!("{other:?}"),
+    };
+    dev.publish_qos(
+        &format!("device/{}/report/update_progress", a.id),
+        &json!({"releaseId": fw.id.to_string(), "deploymentId": update_id.to_string(), "progress": 55}).to_string(),
+        false,
+        0,
+    )
+    .await;
+    wait_for("progress 55", || async {
+        let d = fleet.device(&a.mac).await.unwrap();
+        d.update
+            .filter(|u| u.id == update_id && u.progress == 55)
+            .map(|_| ())
+    })
+    .await;
+
+    // Once started, a reconnect brings no trigger: a command queued after it is back arrives
+    // first (one publisher's messages keep their order).
+    dev.kill().await;
+    online(&fleet, &a.mac, false).await;
+    let mut dev = connect(&at, &a).await;
+    dev.come_online().await;
+    online(&fleet, &a.mac, true).await;
+    fleet
+        .command_queue(
+            &a.mac,
+            &NewCommand {
+                kind: CommandKind::Restart,
+                key: None,
+                payload: None,
+                expires_in_s: None,
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    dev.message(&format!("device/{}/command/restart", a.id))
+        .await;
+    assert!(
+        !dev.seen.iter().any(|e| e["topic"] == topic.as_str()),
+        "{:?}",
+        dev.seen
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn presence_and_config_survive_a_restart_of_otafleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = {
+        let fleet = fleet(dir.path()).await;
+        project_with_threshold(&fleet).await;
+        let a = add(&fleet, "greenhouse").await;
+        fleet.close().await;
+        a
+    };
+    let mosq = broker_for(&[&a]).await;
+    let at = Endpoint {
+        port: mosq.port,
+        ca: None,
+    };
+    let mut dev = connect(&at, &a).await;
+    dev.come_online().await;
+    let config_topic = format!("device/{}/command/config", a.id);
+    {
+        let fleet = fleet(dir.path()).await;
+        let b = bridge(&fleet, mosq.port);
+        up(&b).await;
+        online(&fleet, &a.mac, true).await;
+        let m = dev.message(&config_topic).await;
+        assert_eq!(payload(&m), json!({"threshold": "40"}));
+        b.stop().await;
+        fleet.close().await;
+    }
+    // otafleet is down; the device stays connected to the broker. otafleet comes back: the
+    // retained status says the device is connected, and its config is published again.
+    let fleet = fleet(dir.path()).await;
+    let b = bridge(&fleet, mosq.port);
+    up(&b).await;
+    online(&fleet, &a.mac, true).await;
+    let m = dev.message(&config_topic).await;
+    assert_eq!(payload(&m), json!({"threshold": "40"}));
+    b.stop().await;
+}
