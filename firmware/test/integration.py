@@ -91,7 +91,7 @@ def start_server(binary, work, name="server", data="data", extra=()):
     out, err = open(out_path, "wb"), open(err_path, "wb")
     proc = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, data),
-         "--admin-token", ADMIN_TOKEN, "--no-mdns"] + list(extra),
+         "--admin-token", ADMIN_TOKEN, "--no-mdns", "--https-port", "off", "--mqtt", "off"] + list(extra),
         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     ready = re.compile(r"^otafleet listening on (http://127\.0\.0\.1:\d+)\s*$", re.M)
     for _ in range(40):  # poll every 0.5 s, at most 20 s

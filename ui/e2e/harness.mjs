@@ -38,7 +38,9 @@ export function makeImage(dir, project, version, chipId = 0) {
 export async function startServer(dataDir, { port = 0, netns = null, mdns = false } = {}) {
   const bin = process.env.OTAFLEET_BIN ?? join(repo, 'target/debug/otafleet');
   const args = ['serve', ...(mdns ? ['--mdns-name', `otafleet-e2e-${process.pid}`] : ['--no-mdns']), '--listen', `127.0.0.1:${port}`,
-    '--data-dir', dataDir, '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist')];
+    '--data-dir', dataDir, '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist'),
+    // Many servers run at once: none takes port 443 or the MQTT port of the machine.
+    '--https-port', 'off', '--mqtt', 'off'];
   const child = netns
     ? spawn('ip', ['netns', 'exec', netns, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -2,6 +2,7 @@
 //! instead of copying it: [`serve`] holds the settings (flags and env vars), the data-directory and
 //! admin-token rules, and the way the server is started and stopped.
 
+pub mod mqtt;
 pub mod serve;
 
 /// An error and its causes on one line, each said once: `what failed: why: why that`.

@@ -152,6 +152,34 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PORT|off", env = "OTAFLEET_HTTPS_PORT", value_parser = parse_https_port)]
     pub https_port: Option<HttpsPort>,
 
+    /// MQTT for devices that speak it (ESP Admin SDK devices; docs/mqtt.md): `embedded` runs a
+    /// broker inside otafleet on --mqtt-port (TLS with otafleet's certificate while HTTPS is
+    /// on; each device logs in with its own id and key and may only use its own topics); a URL
+    /// (`mqtts://otafleet@broker.lan:8883`, password in OTAFLEET_MQTT_PASSWORD) uses your
+    /// broker instead; `off` runs none.
+    #[arg(long, value_name = "embedded|off|URL", default_value = "embedded", env = "OTAFLEET_MQTT", value_parser = crate::mqtt::parse_mqtt_mode)]
+    pub mqtt: crate::mqtt::MqttMode,
+
+    /// The embedded broker's port, on the --listen address. If it cannot be bound, the reason is
+    /// logged and otafleet serves without MQTT.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 8883,
+        env = "OTAFLEET_MQTT_PORT"
+    )]
+    pub mqtt_port: u16,
+
+    /// The CA (PEM) that signed your broker's certificate (with an mqtts:// --mqtt); it is also
+    /// the `mqttCert` of the credentials.h otafleet writes. Default: the system's trusted roots.
+    #[arg(long, value_name = "PEM_FILE", env = "OTAFLEET_MQTT_CA")]
+    pub mqtt_ca: Option<PathBuf>,
+
+    /// The broker URI devices are told (with a URL --mqtt): default that URL without its user
+    /// name, for when devices reach your broker by another name than otafleet does.
+    #[arg(long, value_name = "URI", env = "OTAFLEET_MQTT_DEVICE_URI")]
+    pub mqtt_device_uri: Option<String>,
+
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(
         long,
@@ -291,6 +319,8 @@ pub struct Prepared {
     pub tls: Option<std::sync::Arc<otafleet_server::tls::Tls>>,
     /// The extra HTTPS listener (`--https-port`, 443 by default) and its address, when bound.
     pub extra: Option<(std::net::TcpListener, SocketAddr)>,
+    /// The MQTT side (`--mqtt`), when on.
+    pub mqtt: Option<crate::mqtt::Mqtt>,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
@@ -388,6 +418,18 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
             let a = l.local_addr().ok()?;
             Some((l, a))
         });
+    let mqtt = crate::mqtt::start(
+        crate::mqtt::MqttArgs {
+            mode: args.mqtt,
+            port: args.mqtt_port,
+            ca: args.mqtt_ca,
+            device_uri: args.mqtt_device_uri,
+        },
+        &fleet,
+        addr,
+        tls.as_deref(),
+    )
+    .await?;
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
     let ui_dir = args.ui_dir.or_else(default_ui_dir);
     match &ui_dir {
@@ -410,6 +452,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         limits,
         tls,
         extra,
+        mqtt,
     })
 }
 
@@ -527,14 +570,18 @@ pub async fn serve_prepared(
         ui_dir: prepared.ui_dir,
         allowed_hosts,
         tls: prepared.tls,
-        mqtt: None,
+        mqtt: prepared.mqtt.as_ref().map(|m| m.endpoint.clone()),
     };
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
     let mut listeners = vec![listener];
     if let Some((extra, _)) = prepared.extra {
         listeners.push(tokio::net::TcpListener::from_std(extra)?);
     }
-    otafleet_server::serve_many(listeners, state, prepared.limits, shutdown).await?;
+    let served = otafleet_server::serve_many(listeners, state, prepared.limits, shutdown).await;
+    if let Some(m) = prepared.mqtt {
+        m.stop().await;
+    }
+    served?;
     Ok(())
 }
 
@@ -562,6 +609,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some((_, addr)) = &prepared.extra {
             lines +=
                 &format!("otafleet serving HTTPS for ESP Admin devices also on: https://{addr}\n");
+        }
+        if let Some(addr) = prepared.mqtt.as_ref().and_then(|m| m.broker_addr) {
+            let scheme = if prepared.tls.is_some() {
+                "mqtts"
+            } else {
+                "mqtt"
+            };
+            lines += &format!("otafleet MQTT broker on: {scheme}://{addr}\n");
         }
         tracing::info!(addr = %prepared.addr, https = prepared.tls.is_some(), "listening");
         let mut out = std::io::stdout().lock();

@@ -105,6 +105,10 @@ async fn generated_admin_token_is_kept_in_the_data_dir() {
             "--listen",
             "127.0.0.1:0",
             "--no-mdns",
+            "--https-port",
+            "off",
+            "--mqtt",
+            "off",
             "--data-dir",
         ])
         .arg(dir.path())
@@ -251,6 +255,10 @@ fn failed_start(data_dir: &std::path::Path, listen: &str) -> (Option<i32>, Vec<S
         .args([
             "serve",
             "--no-mdns",
+            "--https-port",
+            "off",
+            "--mqtt",
+            "off",
             "--admin-token",
             TOKEN,
             "--listen",

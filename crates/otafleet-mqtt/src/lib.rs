@@ -7,5 +7,6 @@
 //! - [`bridge`]: otafleet's own MQTT client. It is the one code path for both modes — the
 //!   embedded broker and a broker the user runs — and maps topics to `Fleet` calls and back.
 
+pub mod authority;
 pub mod bridge;
 pub mod broker;

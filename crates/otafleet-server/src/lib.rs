@@ -93,15 +93,44 @@ pub struct ServerInfo {
     pub mqtt: Option<MqttEndpoint>,
 }
 
-/// Where ESP Admin devices reach the MQTT broker: the URIs their settings carry. The SDK uses
-/// `uri_tcp` when it is longer than 3 characters, else `uri_ws`; both are verified against the
-/// `mqttCert` of its `credentials.h` (otafleet's CA).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MqttEndpoint {
-    /// `mqtts://host:port`.
-    pub uri_tcp: String,
-    /// `wss://host:port/path`.
-    pub uri_ws: String,
+/// Where ESP Admin devices reach the MQTT broker: what `GET /api/device/<id>/settings` answers
+/// (the SDK uses `uriTCP`) and the CA a `credentials.h` carries as `mqttCert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttEndpoint {
+    /// otafleet's embedded broker on `port` of this machine, over TLS with otafleet's CA when
+    /// `tls`: a device is sent to the host it reached otafleet by (its `httpHost`).
+    Embedded { port: u16, tls: bool },
+    /// The user's broker: the URI devices are given (`mqtts://host:port`), and its CA (PEM) for
+    /// `mqttCert`, when known.
+    User {
+        uri_tcp: String,
+        ca_pem: Option<String>,
+    },
+}
+
+impl MqttEndpoint {
+    /// The `uriTCP` for a device that reached otafleet by `host`.
+    pub fn uri_tcp(&self, host: &str) -> String {
+        match self {
+            MqttEndpoint::Embedded { port, tls } => {
+                let scheme = if *tls { "mqtts" } else { "mqtt" };
+                if host.contains(':') {
+                    format!("{scheme}://[{host}]:{port}")
+                } else {
+                    format!("{scheme}://{host}:{port}")
+                }
+            }
+            MqttEndpoint::User { uri_tcp, .. } => uri_tcp.clone(),
+        }
+    }
+
+    /// The broker's CA for `mqttCert`: otafleet's own (`ours`) for the embedded broker.
+    pub fn ca_pem<'a>(&'a self, ours: &'a str) -> Option<&'a str> {
+        match self {
+            MqttEndpoint::Embedded { .. } => Some(ours),
+            MqttEndpoint::User { ca_pem, .. } => ca_pem.as_deref(),
+        }
+    }
 }
 
 impl AppState {

@@ -198,6 +198,18 @@ impl Tls {
         self.mode
     }
 
+    /// A rustls server config for another protocol on the same certificate (the embedded MQTT
+    /// broker): the same live resolver — a re-issued certificate is served at once — and no
+    /// ALPN (MQTT clients send none).
+    pub fn server_config_without_alpn(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?
+            .with_no_client_auth()
+            .with_cert_resolver(self.resolver.clone());
+        Ok(Arc::new(config))
+    }
+
     /// The certificate in use.
     pub fn material(&self) -> Arc<Material> {
         self.material.read().expect("tls material").clone()

@@ -119,6 +119,7 @@ impl Serve {
     fn start(bin: &Path, data: &Path, port: u16) -> Serve {
         let mut child = Command::new(bin)
             .args(["serve", "--no-mdns", "--admin-token", TOKEN])
+            .args(["--https-port", "off", "--mqtt", "off"])
             .args(["--legacy-device-secret", SECRET])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")

@@ -26,6 +26,8 @@ pub fn serve_command(data_dir: &Path, token: &str, extra: &[&str]) -> Command {
         "--no-mdns",
         "--https-port",
         "off",
+        "--mqtt",
+        "off",
         "--admin-token",
         token,
     ])

@@ -107,6 +107,8 @@ impl Server {
         cmd.args([
             "serve",
             "--no-mdns",
+            "--mqtt",
+            "off",
             "--listen",
             listen,
             "--admin-token",

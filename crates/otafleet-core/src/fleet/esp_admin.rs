@@ -459,15 +459,21 @@ impl Fleet {
         self.esp_admin_authenticate(client_id, password, from).await
     }
 
-    /// Record what the broker refused a device (a subscription or publication outside its own
+    /// Record what the broker refused device `id` (a subscription or publication outside its own
     /// topics): counted in its refusals like any refused request; nothing else changes.
     pub async fn mqtt_refused(
         &self,
-        device: &Device,
+        id: &str,
         code: &'static str,
         message: String,
         from: Option<&str>,
     ) -> Result<()> {
+        if !valid_id(id) {
+            return Err(CoreError::not_found(format!("ESP Admin device {id}")));
+        }
+        let Some(device) = devices::by_mqtt_id(self.db(), id).await? else {
+            return Err(CoreError::not_found(format!("ESP Admin device {id}")));
+        };
         let e = trust::refused(code, message);
         let _w = self.device_write_lock(&device.mac).await;
         let mut tx = db::begin_write(self.db()).await?;

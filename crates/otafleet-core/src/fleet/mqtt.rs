@@ -278,7 +278,10 @@ impl Fleet {
                     tx.commit().await?;
                     a
                 }
-                Err(CoreError::NotFound { .. }) => return Ok(None),
+                Err(CoreError::NotFound { .. }) => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             }
         };

@@ -27,20 +27,49 @@ pub fn c_string(pem: &str, indent: &str) -> String {
 }
 
 /// A complete `include/credentials.h` for one ESP Admin SDK device: this server's `host` (no
-/// port: the SDK always uses 443), the device's id and API key, and the CA as both `httpCert` and
-/// `mqttCert` (otafleet's broker uses the same certificate). Wi-Fi stays for the user to fill.
-pub fn esp_admin_credentials(ca_pem: &str, host: &str, id: &str, api_key: &str) -> String {
-    credentials_h(ca_pem.trim_end(), None, host, id, api_key)
+/// port: the SDK always uses 443), the device's id and API key, otafleet's CA as `httpCert`, and
+/// the broker's CA as `mqttCert` (`mqtt_ca_pem`; otafleet's own broker uses otafleet's CA, so
+/// `None` means that one). `mqtt_uri`, when there is a broker, is named in a comment: the SDK
+/// takes it from otafleet's settings answer at every boot. Wi-Fi stays for the user to fill.
+pub fn esp_admin_credentials(
+    ca_pem: &str,
+    mqtt_ca_pem: Option<&str>,
+    mqtt_uri: Option<&str>,
+    host: &str,
+    id: &str,
+    api_key: &str,
+) -> String {
+    let broker = match mqtt_uri {
+        Some(u) => format!(
+            "// MQTT: {u} (otafleet's settings answer gives it to the device at every boot)\n"
+        ),
+        None => "// MQTT: none (otafleet runs with --mqtt off)\n".to_string(),
+    };
+    credentials_h(
+        ca_pem.trim_end(),
+        mqtt_ca_pem.map(str::trim_end),
+        &broker,
+        None,
+        host,
+        id,
+        api_key,
+    )
 }
 
 fn credentials_h(
     pem: &str,
+    mqtt_pem: Option<&str>,
+    broker: &str,
     fingerprint: Option<&str>,
     host: &str,
     id: &str,
     api_key: &str,
 ) -> String {
     let c_lit = c_string(pem, "    ");
+    let (mqtt_comment, mqtt_lit) = match mqtt_pem {
+        Some(m) if m != pem => ("// The MQTT broker's CA\n".to_string(), c_string(m, "    ")),
+        _ => (String::new(), c_lit.clone()),
+    };
     let fp = fingerprint
         .map(|f| format!(", SHA-256 {f}"))
         .unwrap_or_default();
@@ -55,7 +84,9 @@ fn credentials_h(
          const char *password = \"\";\n\
          // otafleet CA{fp}\n\
          const char *httpCert =\n{c_lit};\n\
-         const char *mqttCert =\n{c_lit};\n\n\
+         {broker}\
+         {mqtt_comment}\
+         const char *mqttCert =\n{mqtt_lit};\n\n\
          #endif\n",
         host = q(host),
         id = q(id),
@@ -117,7 +148,15 @@ pub fn all(ca_pem: &str, fingerprint: &str, base: &str, host: &str) -> Vec<Snipp
             id: "esp_admin",
             title: "ESP Admin SDK (include/credentials.h; the device id and API key come from \"Add ESP Admin device\")",
             language: "cpp",
-            text: credentials_h(pem, Some(fingerprint), host, "<device id>", "<API key>"),
+            text: credentials_h(
+                pem,
+                None,
+                "",
+                Some(fingerprint),
+                host,
+                "<device id>",
+                "<API key>",
+            ),
         },
         Snippet {
             id: "curl",

@@ -164,7 +164,9 @@ impl Device {
         password: &str,
         will: Option<&str>,
     ) -> Device {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/device.py");
+        // From the workspace root: this module is shared with the CLI's tests.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crates/otafleet-mqtt/tests/support/device.py");
         let ca = at
             .ca
             .as_ref()

@@ -77,8 +77,11 @@ async fn create_esp_admin_device(
         let material = tls.material();
         let host = crate::routes::tls::device_host_for(&material, &headers);
         let ca = material.ca_pem()?;
+        let mqtt = s.info.mqtt.as_ref();
         Some(otafleet_core::tls::snippets::esp_admin_credentials(
             ca,
+            mqtt.and_then(|m| m.ca_pem(ca)),
+            mqtt.map(|m| m.uri_tcp(&host)).as_deref(),
             &host,
             &created.id,
             &created.api_key,
@@ -138,10 +141,12 @@ async fn device(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EspAdminSettings {
-    /// `mqtts://host:port` of otafleet's broker; "" while there is none.
+    /// `mqtts://host:port` of the broker (otafleet's own, on the host the device reached
+    /// otafleet by, or the user's); "" while there is none (`--mqtt off`).
     #[serde(rename = "uriTCP")]
     pub uri_tcp: String,
-    /// `wss://host:port/path` of otafleet's broker; "" while there is none.
+    /// Always "": otafleet's broker takes no MQTT over WebSockets (the SDK uses `uriTCP` when
+    /// it is set).
     #[serde(rename = "uriWS")]
     pub uri_ws: String,
     /// The device's id: each device logs in as itself.
@@ -179,15 +184,21 @@ async fn settings(
         .unwrap_or("")
         .trim()
         .to_string();
-    let (uri_tcp, uri_ws) = s
+    // The broker is named by the host the device reached otafleet by (its httpHost).
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|h| crate::routes::tls::strip_port(h).to_string())
+        .unwrap_or_else(|| peer.ip().to_canonical().to_string());
+    let uri_tcp = s
         .info
         .mqtt
         .as_ref()
-        .map(|m| (m.uri_tcp.clone(), m.uri_ws.clone()))
+        .map(|m| m.uri_tcp(&host))
         .unwrap_or_default();
     Ok(AxumJson(EspAdminSettings {
         uri_tcp,
-        uri_ws,
+        uri_ws: String::new(),
         username: id,
         password: key,
     }))

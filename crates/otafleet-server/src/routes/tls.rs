@@ -196,7 +196,7 @@ pub(crate) fn device_host_for(
     device_host(&lan_ips(material), headers)
 }
 
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }

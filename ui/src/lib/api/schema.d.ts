@@ -3846,6 +3846,17 @@ export interface components {
                 [key: string]: string;
             } | null;
             /**
+             * @description Since when the device has been connected to the MQTT broker (its retained
+             *     `report/status`, or its last will, says); null while it is not, and for devices that do
+             *     not speak MQTT. A connected device is online.
+             */
+            mqtt_connected_at?: string | null;
+            /**
+             * @description When its MQTT status last said disconnected (or the broker published its last will); it
+             *     is offline from then until it connects again or makes an HTTP request.
+             */
+            mqtt_gone_at?: string | null;
+            /**
              * @description For a device that runs the ESP Admin SDK: the id compiled into its firmware
              *     (`deviceId`), its MQTT client id and the `<id>` of its `device/<id>/…` topics; its MAC
              *     column is then an address otafleet made up (the SDK never reports one). Null otherwise.
@@ -4085,9 +4096,15 @@ export interface components {
              *     hash).
              */
             password: string;
-            /** @description `mqtts://host:port` of otafleet's broker; "" while there is none. */
+            /**
+             * @description `mqtts://host:port` of the broker (otafleet's own, on the host the device reached
+             *     otafleet by, or the user's); "" while there is none (`--mqtt off`).
+             */
             uriTCP: string;
-            /** @description `wss://host:port/path` of otafleet's broker; "" while there is none. */
+            /**
+             * @description Always "": otafleet's broker takes no MQTT over WebSockets (the SDK uses `uriTCP` when
+             *     it is set).
+             */
             uriWS: string;
             /** @description The device's id: each device logs in as itself. */
             username: string;
