@@ -259,6 +259,8 @@ mod tests {
             mdns_gone: None,
             expect_protocol: expect.map(str::to_owned),
             mqtt_id: None,
+            mqtt_connected_at: None,
+            mqtt_gone_at: None,
             online: false,
             enrolled: token,
             auth: Default::default(),

@@ -74,6 +74,8 @@ fn device(protocol: Option<&str>) -> Device {
         mdns_gone: None,
         expect_protocol: None,
         mqtt_id: None,
+        mqtt_connected_at: None,
+        mqtt_gone_at: None,
         online: false,
         enrolled: false,
         auth: Default::default(),
