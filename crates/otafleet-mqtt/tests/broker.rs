@@ -536,6 +536,25 @@ async fn a_device_publishes_its_own_reports_and_logs_only() {
         let out = s.publish("A", "secret-A", topic, "forged").await;
         assert!(out.status.success(), "{}", out.text);
     }
+    // In MQTT v5 the PUBACK can say no, and does.
+    let mut v5 = s.device("mosquitto_pub", "A", "secret-A");
+    v5.args([
+        "-V",
+        "mqttv5",
+        "-q",
+        "1",
+        "-t",
+        "device/B/report/status",
+        "-m",
+        "forged",
+    ]);
+    let v5 = run(v5).await;
+    assert!(
+        v5.text.contains("Not authorized"),
+        "{:?} {}",
+        v5.status,
+        v5.text
+    );
     for topic in ["device/A/report/custom", "device/A/logs/info"] {
         let out = s.publish("A", "secret-A", topic, "fine").await;
         assert!(out.status.success(), "{}", out.text);
@@ -753,4 +772,58 @@ async fn refusals_carry_the_device_address_and_stop_drops_connections() {
     tokio::net::TcpListener::bind(listen)
         .await
         .expect("the device port is free after stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_tls_the_device_listener_is_plain_mqtt_with_the_same_rules() {
+    let authority = Arc::new(TestAuthority {
+        passwords: [("A".to_owned(), "secret-A".to_owned())].into(),
+        ..Default::default()
+    });
+    let opts = BrokerOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+    };
+    let broker = Broker::start(opts, authority.clone()).await.unwrap();
+    let port = broker.listen_addr().port().to_string();
+    let publish = |password: &str, topic: &str| {
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-i",
+            "A",
+            "-u",
+            "A",
+            "-P",
+            password,
+        ])
+        .args(["-q", "1", "-t", topic, "-m", "x"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        cmd
+    };
+    let ok = run(publish("secret-A", "device/A/report/x")).await;
+    assert!(ok.status.success(), "{}", ok.text);
+    let wrong = run(publish("nope", "device/A/report/x")).await;
+    assert!(
+        wrong.text.contains("bad user name or password"),
+        "{}",
+        wrong.text
+    );
+    let forged = run(publish("secret-A", "device/B/report/x")).await;
+    assert!(forged.status.success(), "{}", forged.text);
+    authority
+        .wait_refusal(
+            "A",
+            Refusal::Publish {
+                topic: "device/B/report/x".into(),
+            },
+        )
+        .await;
+    broker.stop().await;
 }
