@@ -7,8 +7,9 @@
 //! - **The device listener** ([`BrokerOptions::listen`], MQTT over TLS with otafleet's certificate,
 //!   or plain MQTT when no TLS configuration is given). Every CONNECT must carry a user name and
 //!   password, which [`Authority::authenticate`] checks for the client id; there are no anonymous
-//!   logins. A client id that is empty, contains `/`, `+`, `#` or NUL, or starts with
-//!   [`SERVICE_USER`] is refused before the `Authority` is asked. A refused login gets CONNACK
+//!   logins. A client id that contains `/`, `+`, `#` or NUL, or starts with [`SERVICE_USER`], is
+//!   refused before the `Authority` is asked (an empty one is given a random id, which no
+//!   `Authority` knows). A refused login gets CONNACK
 //!   "bad user name or password" (v3.1.1 return code 4, v5 reason 0x86). A logged-in device —
 //!   client id `<id>` — may:
 //!   - subscribe to `device/<id>/command/+` or `device/<id>/command/<name>` only. Any other filter
@@ -38,6 +39,11 @@
 //! (`front`): they terminate TLS with tokio-rustls (ring) and forward each connection's bytes to
 //! rmqtt behind a PROXY protocol line carrying the real peer address. One rmqtt hook handler
 //! (`hooks`) applies the rules above.
+//!
+//! rmqtt's two ports are on 127.0.0.1 and believe the PROXY line they are sent: a program on the
+//! same machine that connects to them directly can claim any peer address (for the logs and
+//! `Authority`), but not a login — the same credentials are needed, and the service user is
+//! admitted only on the service port.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -58,11 +58,21 @@ async fn forward(
     let local = stream.local_addr()?;
     match tls {
         Some(acceptor) => {
-            let tls_stream = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
-                .map_err(|_| {
-                    io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
-                })??;
+                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")));
+            let tls_stream = match handshake {
+                Ok(s) => s,
+                Err(e) => {
+                    // The usual causes are on the device's side; say so where the user looks.
+                    tracing::info!(
+                        %peer,
+                        "MQTT: TLS handshake failed ({e}): a device connecting without TLS, or \
+                         not trusting otafleet's certificate authority?"
+                    );
+                    return Ok(());
+                }
+            };
             pipe(tls_stream, peer, local, internal).await
         }
         None => pipe(stream, peer, local, internal).await,
