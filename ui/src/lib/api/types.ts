@@ -15,6 +15,10 @@ export type NameSource = S['NameSource'];
 /** `name`/`notes`: absent = unchanged, `null` or `""` = clear; `tags` replaces the list. */
 export type DevicePatch = S['DevicePatch'];
 export type NewDevice = S['NewDevice'];
+/** `POST /api/v1/esp-admin/devices`: a device that runs the ESP Admin SDK (name, project, notes, tags; all optional). */
+export type NewEspAdminDevice = S['NewEspAdminDevice'];
+/** The new ESP Admin device, its `id` and `api_key` (shown once) and its `credentials.h` (null without our CA). */
+export type EspAdminDeviceAdded = S['EspAdminDeviceAdded'];
 export type Update = S['Update'];
 /** Where one update attempt stands (the server's `UpdateState` enum). */
 export type UpdateState = S['UpdateState'];

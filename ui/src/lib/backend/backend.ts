@@ -33,6 +33,8 @@ import type {
   FirmwarePatch,
   NewDeployment,
   NewDevice,
+  NewEspAdminDevice,
+  EspAdminDeviceAdded,
   NewWatchFolder,
   Plan,
   ServerSettings,
@@ -107,6 +109,10 @@ export interface Backend {
   listDevices(): Promise<DeviceList>;
   /** Add a device before it checks in (with open enrolment off, the only way in). */
   createDevice(d: NewDevice): Promise<Device>;
+  /** Add a device that runs the ESP Admin SDK: its id, its API key (in this answer only: the
+   *  server keeps a hash) and a ready `credentials.h` (null when the server has no CA of its own
+   *  to put in it). 422 for a bad field, nothing stored. */
+  createEspAdminDevice(d: NewEspAdminDevice): Promise<EspAdminDeviceAdded>;
   getDevice(mac: string): Promise<Device>;
   deviceHistory(mac: string): Promise<Update[]>;
   deleteDevice(mac: string): Promise<void>;

@@ -139,6 +139,20 @@ describe('HttpBackend', () => {
     expect([e.code, e.status, e.message]).toEqual(['conflict', 409, 'device 24:0A:C4:A3:15:3C already exists']);
   });
 
+  test('adding an ESP Admin device posts to its own route and answers the id, the key and credentials.h', async () => {
+    const added = { device: { mac: '02:CF:46:6E:AC:B3' }, id: '1e0f438a7459a19bd5d8d637', api_key: 'FROjei3ShFYoxNogOEasKNNGA821Na', credentials_h: '#ifndef H_CREDENTIALS\n' };
+    const { f, calls } = fakeFetch([
+      json(201, added),
+      json(422, { error: { code: 'invalid_name', message: 'a device name has at most 64 characters and no control characters' } }),
+    ]);
+    const b = new HttpBackend({ baseUrl: '', token: 'T', fetch: f });
+    expect(await b.createEspAdminDevice({ name: 'greenhouse' })).toEqual(added);
+    expect([calls[0].url, calls[0].method, calls[0].headers.get('authorization')]).toEqual([`${origin}/api/v1/esp-admin/devices`, 'POST', 'Bearer T']);
+    expect(await calls[0].json()).toEqual({ name: 'greenhouse' });
+    const e = await b.createEspAdminDevice({ name: 'x'.repeat(65) }).catch((e) => e);
+    expect([e.code, e.status]).toEqual(['invalid_name', 422]);
+  });
+
   test('a bulk command posts the MACs and the command once and answers each device\'s outcome', async () => {
     const out = [
       { mac: 'A', command: { id: 1 }, error: null },

@@ -38,6 +38,8 @@ import type {
   FirmwarePatch,
   NewDeployment,
   NewDevice,
+  NewEspAdminDevice,
+  EspAdminDeviceAdded,
   NewWatchFolder,
   Plan,
   ServerSettings,
@@ -229,6 +231,9 @@ export class HttpBackend implements Backend {
   }
   createDevice(d: NewDevice) {
     return this.#data(this.#api.POST('/api/v1/devices', { body: d }));
+  }
+  createEspAdminDevice(d: NewEspAdminDevice): Promise<EspAdminDeviceAdded> {
+    return this.#data(this.#api.POST('/api/v1/esp-admin/devices', { body: d }));
   }
   getDevice(mac: string) {
     return this.#data(this.#api.GET('/api/v1/devices/{mac}', { params: { path: { mac } } }));

@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice,
+  AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice, NewEspAdminDevice, EspAdminDeviceAdded,
   NewWatchFolder, Plan, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
@@ -24,6 +24,10 @@ export function host(instance: string, over: Partial<DiscoveredHost> = {}): Disc
     created_at: '2026-11-22T20:00:00Z', ...over,
   };
 }
+
+/** The id and API key the mock's createEspAdminDevice answers. */
+export const ESP_ADMIN_ID = '1e0f438a7459a19bd5d8d637';
+export const ESP_ADMIN_KEY = 'FROjei3ShFYoxNogOEasKNNGA821Na';
 
 export const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIUTEST\n-----END CERTIFICATE-----\n';
 export const CA_SHA256 = Array.from({ length: 32 }, (_, i) => (i * 7 % 256).toString(16).toUpperCase().padStart(2, '0')).join(':');
@@ -172,6 +176,19 @@ export class MockBackend implements Backend {
       name: d.name ?? null, chip: d.chip ?? null, project: d.project ?? null, version: null, protocol: null,
       expect_protocol: d.expect_protocol ?? null, source: 'admin', last_seen: null, online: false, enrolled: false,
     });
+  }
+  /** The refusal the next createEspAdminDevice throws (e.g. `invalid_name`), if any. */
+  espAdminError: BackendError | null = null;
+  /** What the next createEspAdminDevice answers as `credentials_h` (null: HTTPS off). */
+  espAdminCredentials: string | null = `const char *deviceId = "${ESP_ADMIN_ID}";\nconst char *apiKey = "${ESP_ADMIN_KEY}";\n`;
+  async createEspAdminDevice(d: NewEspAdminDevice): Promise<EspAdminDeviceAdded> {
+    this.calls.push(`createEspAdminDevice ${JSON.stringify(d)}`);
+    if (this.espAdminError) throw this.espAdminError;
+    const dev = device('02:CF:46:6E:AC:B3', {
+      name: d.name ?? null, chip: null, project: d.project ?? null, version: null, protocol: null, notes: d.notes ?? null,
+      tags: d.tags ?? [], expect_protocol: 'esp-admin', mqtt_id: ESP_ADMIN_ID, source: 'admin', last_seen: null, online: false,
+    });
+    return { device: dev, id: ESP_ADMIN_ID, api_key: ESP_ADMIN_KEY, credentials_h: this.espAdminCredentials };
   }
   async getDevice(mac: string) { return this.devices.find((d) => d.mac === mac)!; }
   async deviceHistory(mac: string) { return this.history.get(mac) ?? []; }
