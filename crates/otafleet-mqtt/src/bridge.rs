@@ -596,12 +596,12 @@ impl Worker {
                     }
                 }
             }
-            Event::Command { command } => {
-                if command.state == otafleet_core::commands::CommandState::Queued {
-                    if let Some(id) = self.ids.get(&command.mac).cloned() {
-                        if self.online.contains(&id) {
-                            self.deliver(&id).await;
-                        }
+            Event::Command { command }
+                if command.state == otafleet_core::commands::CommandState::Queued =>
+            {
+                if let Some(id) = self.ids.get(&command.mac).cloned() {
+                    if self.online.contains(&id) {
+                        self.deliver(&id).await;
                     }
                 }
             }
@@ -611,12 +611,12 @@ impl Worker {
                     self.trigger(&id).await;
                 }
             }
-            Event::Update { update } => {
-                if update.state == otafleet_core::updates::UpdateState::Offered {
-                    if let Some(id) = self.ids.get(&update.mac).cloned() {
-                        if self.online.contains(&id) {
-                            self.trigger(&id).await;
-                        }
+            Event::Update { update }
+                if update.state == otafleet_core::updates::UpdateState::Offered =>
+            {
+                if let Some(id) = self.ids.get(&update.mac).cloned() {
+                    if self.online.contains(&id) {
+                        self.trigger(&id).await;
                     }
                 }
             }
