@@ -35,29 +35,34 @@ export function makeImage(dir, project, version, chipId = 0) {
  *  (to bring a stopped server back where its clients look for it). `netns`: inside that network
  *  namespace (see `netnsLan`), where `mdns: true` lets it browse and announce on the namespace's
  *  LAN (everywhere else mDNS stays off: the machine's own network is never touched). */
-export async function startServer(dataDir, { port = 0, netns = null, mdns = false } = {}) {
+export async function startServer(dataDir, { port = 0, netns = null, mdns = false, mqtt = false } = {}) {
   const bin = process.env.OTAFLEET_BIN ?? join(repo, 'target/debug/otafleet');
   const args = ['serve', ...(mdns ? ['--mdns-name', `otafleet-e2e-${process.pid}`] : ['--no-mdns']), '--listen', `127.0.0.1:${port}`,
     '--data-dir', dataDir, '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist'),
-    // Many servers run at once: none takes port 443 or the MQTT port of the machine.
-    '--https-port', 'off', '--mqtt', 'off'];
+    // Many servers run at once: none takes port 443 or the MQTT port of the machine (`mqtt`: the
+    // embedded broker on a free port, told by the `otafleet MQTT broker on:` line).
+    '--https-port', 'off', ...(mqtt ? ['--mqtt', 'embedded', '--mqtt-port', '0'] : ['--mqtt', 'off'])];
   const child = netns
     ? spawn('ip', ['netns', 'exec', netns, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => (log += d));
+  let mqttPort = null;
   const base = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
       const m = out.match(/otafleet listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
+      const b = out.match(/otafleet MQTT broker on: mqtts?:\/\/\S+:(\d+)/);
+      if (b) mqttPort = Number(b[1]);
+      if (m && (!mqtt || b)) resolve(m[1]);
     });
     child.on('exit', (code) => reject(new Error(`otafleet exited with ${code} before listening:\n${log}`)));
   });
   return {
     base,
     port: Number(new URL(base).port),
+    mqttPort,
     log: () => log,
     async stop() {
       if (child.exitCode !== null) return;
@@ -210,9 +215,9 @@ export async function adminPage(dir, viewport, opts = {}) {
 }
 
 /** A fresh server and an [`adminPage`]. `close()` stops both and removes the temp dir. */
-export async function injectedSession(viewport) {
+export async function injectedSession(viewport, serverOptions = {}) {
   const dir = tempDir();
-  const server = await startServer(join(dir, 'data'));
+  const server = await startServer(join(dir, 'data'), serverOptions);
   const { browser, page } = await adminPage(dir, viewport);
   const close = async () => {
     await browser.close();

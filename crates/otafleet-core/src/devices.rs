@@ -36,6 +36,10 @@ pub enum DeviceAuth {
     /// It holds a native device token: only native requests carrying that token are answered;
     /// every stock-client route refuses its MAC.
     Token,
+    /// An ESP Admin SDK device: its HTTPS requests carry its API key (`Api-Key`) and it logs in
+    /// to MQTT with it; only the key's hash is stored, and every other route refuses its
+    /// made-up MAC.
+    ApiKey,
     /// Expected to speak the legacy "ESP32 OTA Update Server" protocol: its checks must carry
     /// the djb2 of its MAC and the shared secret (forgeable from one sniffed request).
     SharedSecret,
@@ -56,7 +60,11 @@ impl DeviceAuth {
     /// What the trust rules check for a device with this token state and expected protocol.
     pub fn of(enrolled: bool, expect_protocol: Option<&str>) -> Self {
         if enrolled {
-            return DeviceAuth::Token;
+            return if expect_protocol == Some(crate::fleet::ESP_ADMIN) {
+                DeviceAuth::ApiKey
+            } else {
+                DeviceAuth::Token
+            };
         }
         match expect_protocol {
             None => DeviceAuth::Unclaimed,
@@ -399,12 +407,21 @@ pub(crate) async fn patch(
         .map(trust::expect_protocol)
         .transpose()?;
     let mut tx = crate::db::begin_write(db).await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT mac FROM devices WHERE mac = ?")
-        .bind(&mac)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_none() {
+    let exists: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT mac, mqtt_id FROM devices WHERE mac = ?")
+            .bind(&mac)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((_, mqtt_id)) = exists else {
         return Err(CoreError::not_found(format!("device {mac}")));
+    };
+    if mqtt_id.is_some() && (patch.reset_token || expect.is_some()) {
+        return Err(CoreError::Unavailable {
+            code: "esp_admin_device",
+            message: format!(
+                "device {mac} runs the ESP Admin SDK: its API key is compiled into its firmware and cannot be reset, and its protocol is fixed; for a new key, forget the device and add it again"
+            ),
+        });
     }
     sqlx::query(
         "UPDATE devices SET admin_name = CASE WHEN ? THEN ? ELSE admin_name END, \

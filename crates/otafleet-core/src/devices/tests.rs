@@ -152,6 +152,7 @@ async fn the_admins_name_survives_check_ins_and_announcements_that_name_the_devi
 #[test]
 fn auth_follows_what_the_trust_rules_check() {
     assert_eq!(DeviceAuth::of(true, Some("native")), DeviceAuth::Token);
+    assert_eq!(DeviceAuth::of(true, Some("esp-admin")), DeviceAuth::ApiKey);
     assert_eq!(
         DeviceAuth::of(true, Some("arduino")),
         DeviceAuth::Token,

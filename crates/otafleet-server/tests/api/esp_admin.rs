@@ -293,6 +293,26 @@ async fn wrong_keys_other_devices_and_guessed_paths_are_refused() {
     let d = app.get_json(&format!("/api/v1/devices/{mac_a}")).await;
     assert_eq!(d["refused"]["count"], 1);
     assert_eq!(d["refused"]["last_protocol"], "esp-admin");
+    assert_eq!(d["auth"], "api_key");
+    // The admin cannot reset an ESP Admin device's key (it is compiled into the firmware) nor
+    // change its protocol: 409, and the key still works.
+    for body in [
+        json!({"reset_token": true}),
+        json!({"expect_protocol": "native"}),
+    ] {
+        let res = app
+            .admin(reqwest::Method::PATCH, &format!("/api/v1/devices/{mac_a}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 409);
+        let e: Value = res.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "esp_admin_device", "{e}");
+    }
+    let d = app.get_json(&format!("/api/v1/devices/{mac_a}")).await;
+    assert_eq!(d["enrolled"], true);
+    assert_eq!(d["expect_protocol"], "esp-admin");
     // Another device's id with my key.
     let (s, _) = py(
         &app,

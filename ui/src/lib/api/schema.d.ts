@@ -3905,7 +3905,7 @@ export interface components {
          *     (`crate::trust::judge` and the routes; docs/security.md). Never guessed from names.
          * @enum {string}
          */
-        DeviceAuth: "token" | "shared_secret" | "mac" | "pending_enrolment" | "unclaimed";
+        DeviceAuth: "token" | "api_key" | "shared_secret" | "mac" | "pending_enrolment" | "unclaimed";
         /** @description A command as the device gets it. */
         DeviceCommand: {
             /** @description Drop it if it is still not done by then (RFC 3339, UTC). */

@@ -74,7 +74,7 @@ describe('FAILURE_HINTS', () => {
 
 describe('DEVICE_AUTH', () => {
   test('one wording per auth the server derives; a stock client says plainly it holds no token', () => {
-    const ALL_AUTH: DeviceAuth[] = ['token', 'shared_secret', 'mac', 'pending_enrolment', 'unclaimed'];
+    const ALL_AUTH: DeviceAuth[] = ['token', 'api_key', 'shared_secret', 'mac', 'pending_enrolment', 'unclaimed'];
     expect(Object.keys(DEVICE_AUTH).sort()).toEqual([...ALL_AUTH].sort());
     expect(DEVICE_AUTH.mac.label).toBe('MAC only');
     expect(DEVICE_AUTH.mac.detail).toMatch(/holds no token/);

@@ -183,6 +183,11 @@ export const DEVICE_AUTH: Record<DeviceAuth, { label: string; detail: string; to
     detail: 'Its native check-ins carry the token it was issued at enrolment; stock-client routes refuse its MAC.',
     tone: 'ok',
   },
+  api_key: {
+    label: 'API key (ESP Admin)',
+    detail: 'Its HTTPS requests and its MQTT login carry the API key made when it was added (otafleet keeps only its hash); every other route refuses its made-up MAC.',
+    tone: 'ok',
+  },
   shared_secret: {
     label: 'shared secret (legacy)',
     detail: 'The legacy sketch’s djb2 of its MAC and the shared secret: one sniffed request is enough to forge it.',
