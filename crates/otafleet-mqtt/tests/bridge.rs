@@ -1,8 +1,11 @@
-//! The bridge against the user's broker: a real Mosquitto with the documented ACLs
-//! (docs/mqtt.md), devices played by paho the way the ESP Admin SDK behaves, and a real `Fleet`
-//! in a temp dir. The same bridge runs against the embedded broker (tests/broker.rs).
+//! The bridge with real brokers — every test runs twice, against a real Mosquitto with the
+//! documented ACLs (docs/mqtt.md) and against otafleet's embedded broker (TLS, devices checked
+//! by `Fleet`) — with devices played by paho the way the ESP Admin SDK behaves, and a real
+//! `Fleet` in a temp dir.
 
 mod support;
+#[path = "support/tls.rs"]
+mod tls_support;
 
 use otafleet_core::commands::{CommandKind, CommandState, NewCommand};
 use otafleet_core::devices::NewEspAdminDevice;
@@ -11,9 +14,150 @@ use otafleet_core::reports::ReportFilter;
 use otafleet_core::{Fleet, Settings};
 use otafleet_image::synth;
 use otafleet_image::Chip;
+use otafleet_mqtt::authority::FleetAuthority;
 use otafleet_mqtt::bridge::{Bridge, BridgeOptions};
+use otafleet_mqtt::broker::{Broker, BrokerOptions};
 use serde_json::{json, Value};
 use support::{wait_for, Device, Endpoint, Mosquitto};
+
+/// Which broker a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// The user's broker: Mosquitto with docs/mqtt/mosquitto.acl; otafleet logs in as `otafleet`.
+    Mosquitto,
+    /// otafleet's own, over TLS with a test CA; otafleet logs in as the service user.
+    Embedded,
+}
+
+/// Run a test against both brokers.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn mosquitto() {
+                super::$name(super::Kind::Mosquitto).await
+            }
+            #[tokio::test]
+            async fn embedded() {
+                super::$name(super::Kind::Embedded).await
+            }
+        }
+    };
+}
+
+both!(presence_config_logs_reports_and_commands_go_through_the_broker);
+both!(one_device_can_neither_speak_for_nor_listen_to_another);
+both!(a_deployment_triggers_the_update_at_each_connect_until_it_starts);
+both!(presence_and_config_survive_a_restart_of_otafleet);
+
+/// A broker for one test.
+struct TestBroker {
+    kind: Kind,
+    _mosquitto: Option<Mosquitto>,
+    embedded: Option<Broker>,
+    port: u16,
+    ca: Option<std::path::PathBuf>,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// Start it; `devices` get passwords (Mosquitto's password file; the embedded broker asks
+    /// `fleet`).
+    async fn start(kind: Kind, fleet: &Fleet, devices: &[&Added]) -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        match kind {
+            Kind::Mosquitto => {
+                let mut users: Vec<(&str, &str)> = vec![("otafleet", SERVICE_PASSWORD)];
+                for d in devices {
+                    users.push((&d.id, &d.key));
+                }
+                let m = Mosquitto::start(&users).await;
+                TestBroker {
+                    kind,
+                    port: m.port,
+                    _mosquitto: Some(m),
+                    embedded: None,
+                    ca: None,
+                    tls: None,
+                    _dir: dir,
+                }
+            }
+            Kind::Embedded => {
+                let (tls, ca, _) = tls_support::tls_config(dir.path());
+                let mut b = TestBroker {
+                    kind,
+                    _mosquitto: None,
+                    embedded: None,
+                    port: 0,
+                    ca: Some(ca),
+                    tls: Some(tls),
+                    _dir: dir,
+                };
+                b.start_embedded(fleet).await;
+                b
+            }
+        }
+    }
+
+    async fn start_embedded(&mut self, fleet: &Fleet) {
+        let broker = Broker::start(
+            BrokerOptions {
+                listen: ([127, 0, 0, 1], self.port).into(),
+                tls: self.tls.clone(),
+            },
+            std::sync::Arc::new(FleetAuthority(fleet.clone())),
+        )
+        .await
+        .unwrap();
+        self.port = broker.listen_addr().port();
+        self.embedded = Some(broker);
+    }
+
+    /// otafleet stops: the embedded broker with it (its devices lose their connection).
+    async fn stop_with_otafleet(&mut self) {
+        if let Some(b) = self.embedded.take() {
+            b.stop().await;
+        }
+    }
+
+    /// otafleet starts again on `fleet`: the embedded broker on the same port.
+    async fn start_with_otafleet(&mut self, fleet: &Fleet) {
+        if self.kind == Kind::Embedded {
+            self.start_embedded(fleet).await;
+        }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            port: self.port,
+            ca: self.ca.clone(),
+        }
+    }
+
+    fn bridge(&self, fleet: &Fleet) -> Bridge {
+        let opts = match &self.embedded {
+            None => BridgeOptions::from_url(
+                &format!("mqtt://otafleet@127.0.0.1:{}", self.port),
+                Some(SERVICE_PASSWORD.into()),
+                None,
+            )
+            .unwrap(),
+            Some(b) => {
+                let (username, password) = b.service_credentials();
+                BridgeOptions {
+                    host: "127.0.0.1".into(),
+                    port: b.service_addr().port(),
+                    tls: None,
+                    username,
+                    password,
+                    client_id: otafleet_mqtt::bridge::client_id(),
+                }
+            }
+        };
+        Bridge::start(fleet.clone(), opts)
+    }
+}
 
 const SERVICE_PASSWORD: &str = "otafleet-test-password";
 
@@ -52,16 +196,6 @@ async fn add(fleet: &Fleet, name: &str) -> Added {
     }
 }
 
-fn bridge(fleet: &Fleet, port: u16) -> Bridge {
-    let opts = BridgeOptions::from_url(
-        &format!("mqtt://otafleet@127.0.0.1:{port}"),
-        Some(SERVICE_PASSWORD.into()),
-        None,
-    )
-    .unwrap();
-    Bridge::start(fleet.clone(), opts)
-}
-
 async fn up(b: &Bridge) {
     let mut w = b.watch_connected();
     wait_for("the bridge's session", || {
@@ -69,14 +203,6 @@ async fn up(b: &Bridge) {
         async move { up.then_some(()) }
     })
     .await;
-}
-
-async fn broker_for(devices: &[&Added]) -> Mosquitto {
-    let mut users: Vec<(&str, &str)> = vec![("otafleet", SERVICE_PASSWORD)];
-    for d in devices {
-        users.push((&d.id, &d.key));
-    }
-    Mosquitto::start(&users).await
 }
 
 async fn connect(at: &Endpoint, d: &Added) -> Device {
@@ -97,8 +223,7 @@ fn payload(m: &Value) -> Value {
     serde_json::from_str(m["payload"].as_str().unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn presence_config_logs_reports_and_commands_go_through_the_users_broker() {
+async fn presence_config_logs_reports_and_commands_go_through_the_broker(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let fleet = fleet(dir.path()).await;
     project_with_threshold(&fleet).await;
@@ -110,12 +235,9 @@ async fn presence_config_logs_reports_and_commands_go_through_the_users_broker()
         )
         .await
         .unwrap();
-    let mosq = broker_for(&[&a]).await;
-    let at = Endpoint {
-        port: mosq.port,
-        ca: None,
-    };
-    let b = bridge(&fleet, mosq.port);
+    let tb = TestBroker::start(kind, &fleet, &[&a]).await;
+    let at = tb.endpoint();
+    let b = tb.bridge(&fleet);
     up(&b).await;
 
     // The SDK's boot: connect with its will, subscribe, say connected.
@@ -244,19 +366,15 @@ async fn presence_config_logs_reports_and_commands_go_through_the_users_broker()
     b.stop().await;
 }
 
-#[tokio::test]
-async fn one_device_can_neither_speak_for_nor_listen_to_another() {
+async fn one_device_can_neither_speak_for_nor_listen_to_another(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let fleet = fleet(dir.path()).await;
     project_with_threshold(&fleet).await;
     let a = add(&fleet, "a").await;
     let bdev = add(&fleet, "b").await;
-    let mosq = broker_for(&[&a, &bdev]).await;
-    let at = Endpoint {
-        port: mosq.port,
-        ca: None,
-    };
-    let b = bridge(&fleet, mosq.port);
+    let tb = TestBroker::start(kind, &fleet, &[&a, &bdev]).await;
+    let at = tb.endpoint();
+    let b = tb.bridge(&fleet);
     up(&b).await;
     let mut da = connect(&at, &a).await;
     da.come_online().await;
@@ -334,6 +452,18 @@ async fn one_device_can_neither_speak_for_nor_listen_to_another() {
         d.online && d.mqtt_connected_at.is_some(),
         "B still connected"
     );
+    if kind == Kind::Embedded {
+        // The embedded broker tells otafleet what it refused: two subscriptions, three
+        // publications, all counted on A (Mosquitto refuses silently).
+        let ra = fleet
+            .device(&a.mac)
+            .await
+            .unwrap()
+            .refused
+            .expect("recorded");
+        assert_eq!(ra.count, 5, "{ra:?}");
+        assert_eq!(ra.last_protocol, "esp-admin");
+    }
     let rb = fleet
         .reports(&ReportFilter {
             mac: Some(bdev.mac.clone()),
@@ -352,8 +482,7 @@ async fn one_device_can_neither_speak_for_nor_listen_to_another() {
     b.stop().await;
 }
 
-#[tokio::test]
-async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts() {
+async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let fleet = fleet(dir.path()).await;
     project_with_threshold(&fleet).await;
@@ -370,12 +499,9 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts() {
         .await
         .unwrap()
         .firmware;
-    let mosq = broker_for(&[&a]).await;
-    let at = Endpoint {
-        port: mosq.port,
-        ca: None,
-    };
-    let b = bridge(&fleet, mosq.port);
+    let tb = TestBroker::start(kind, &fleet, &[&a]).await;
+    let at = tb.endpoint();
+    let b = tb.bridge(&fleet);
     up(&b).await;
     let mut dev = connect(&at, &a).await;
     dev.come_online().await;
@@ -466,8 +592,7 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts() {
     b.stop().await;
 }
 
-#[tokio::test]
-async fn presence_and_config_survive_a_restart_of_otafleet() {
+async fn presence_and_config_survive_a_restart_of_otafleet(kind: Kind) {
     let dir = tempfile::tempdir().unwrap();
     let a = {
         let fleet = fleet(dir.path()).await;
@@ -476,30 +601,29 @@ async fn presence_and_config_survive_a_restart_of_otafleet() {
         fleet.close().await;
         a
     };
-    let mosq = broker_for(&[&a]).await;
-    let at = Endpoint {
-        port: mosq.port,
-        ca: None,
-    };
+    let config_topic = format!("device/{}/command/config", a.id);
+    let fleet1 = fleet(dir.path()).await;
+    let mut tb = TestBroker::start(kind, &fleet1, &[&a]).await;
+    let at = tb.endpoint();
     let mut dev = connect(&at, &a).await;
     dev.come_online().await;
-    let config_topic = format!("device/{}/command/config", a.id);
-    {
-        let fleet = fleet(dir.path()).await;
-        let b = bridge(&fleet, mosq.port);
-        up(&b).await;
-        online(&fleet, &a.mac, true).await;
-        let m = dev.message(&config_topic).await;
-        assert_eq!(payload(&m), json!({"threshold": "40"}));
-        b.stop().await;
-        fleet.close().await;
-    }
-    // otafleet is down; the device stays connected to the broker. otafleet comes back: the
-    // retained status says the device is connected, and its config is published again.
-    let fleet = fleet(dir.path()).await;
-    let b = bridge(&fleet, mosq.port);
+    let b = tb.bridge(&fleet1);
     up(&b).await;
-    online(&fleet, &a.mac, true).await;
+    online(&fleet1, &a.mac, true).await;
+    let m = dev.message(&config_topic).await;
+    assert_eq!(payload(&m), json!({"threshold": "40"}));
+    // otafleet stops (with it the embedded broker: its devices lose their connection; a user's
+    // broker keeps them connected).
+    b.stop().await;
+    tb.stop_with_otafleet().await;
+    fleet1.close().await;
+    // otafleet comes back: the device is connected again (the retained status says so, or it
+    // reconnected to the embedded broker and said so), and its config is published again.
+    let fleet2 = fleet(dir.path()).await;
+    tb.start_with_otafleet(&fleet2).await;
+    let b = tb.bridge(&fleet2);
+    up(&b).await;
+    online(&fleet2, &a.mac, true).await;
     let m = dev.message(&config_topic).await;
     assert_eq!(payload(&m), json!({"threshold": "40"}));
     b.stop().await;

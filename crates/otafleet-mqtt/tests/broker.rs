@@ -2,6 +2,10 @@
 //! with a test CA, and rumqttc as otafleet's service client on the loopback service listener.
 //! Every wait is for a condition, with a deadline; nothing sleeps blindly.
 
+#[path = "support/tls.rs"]
+mod tls_support;
+use tls_support::tls_config;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -93,51 +97,6 @@ struct Setup {
     cafile: PathBuf,
     ca: rustls::pki_types::CertificateDer<'static>,
     _dir: tempfile::TempDir,
-}
-
-/// The test CA's PEM file is written to `dir`.
-fn tls_config(
-    dir: &std::path::Path,
-) -> (
-    Arc<rustls::ServerConfig>,
-    PathBuf,
-    rustls::pki_types::CertificateDer<'static>,
-) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "otafleet test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &issuer).unwrap();
-
-    let cafile = dir.join("ca.pem");
-    std::fs::write(&cafile, ca_cert.pem()).unwrap();
-
-    // ring, as otafleet's server uses (deprecated only for lacking post-quantum key exchange,
-    // which no ESP32 client offers).
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-        )
-        .unwrap();
-    (Arc::new(config), cafile, ca_cert.der().clone())
 }
 
 async fn setup() -> Setup {

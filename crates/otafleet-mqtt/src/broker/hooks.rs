@@ -20,10 +20,10 @@ pub(crate) struct Rules {
     pub(crate) service_password: String,
 }
 
-/// Compares without stopping at the first difference, so timing does not tell how much of a guess
-/// was right.
+/// Compares in constant time, so timing does not tell how much of a guess was right.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 fn allow(superuser: bool) -> ReturnType {

@@ -1,7 +1,8 @@
 """One MQTT device for the tests: a paho client that connects the way the ESP Admin SDK does
 (client id = user name = its id, last will retained on device/<id>/report/status), prints every
 event as a JSON line on stdout, and does what each JSON line on stdin says:
-{"sub": topic} | {"pub": topic, "payload": text, "retain": bool, "qos": n}."""
+{"sub": topic} | {"pub": topic, "payload": text, "retain": bool, "qos": n}. Like the SDK, it
+subscribes again and says "connected" again after every reconnect."""
 import json
 import sys
 import threading
@@ -26,7 +27,21 @@ c.username_pw_set(user, password)
 if cafile:
     c.tls_set(ca_certs=cafile)
 c.will_set(will_topic, json.dumps({"status": "disconnected"}), qos=1, retain=True)
-c.on_connect = lambda c, u, flags, rc: emit({"event": "connack", "rc": rc})
+subscribed = []  # re-subscribed after a reconnect, as the SDK does at every connect
+status = {}  # the "connected" status, said again after a reconnect
+
+
+def on_connect(c, u, flags, rc):
+    emit({"event": "connack", "rc": rc})
+    if rc == 0:
+        for t in subscribed:
+            c.subscribe(t, qos=1)
+        if status:
+            c.publish(status["topic"], status["payload"], qos=1, retain=True)
+
+
+c.on_connect = on_connect
+c.reconnect_delay_set(min_delay=1, max_delay=2)
 c.on_subscribe = lambda c, u, mid, granted: emit({"event": "suback", "granted": list(granted)})
 c.on_message = lambda c, u, m: emit(
     {"event": "message", "topic": m.topic, "payload": m.payload.decode(errors="replace"), "retain": bool(m.retain)}
@@ -41,8 +56,11 @@ c.loop_start()
 for line in sys.stdin:
     cmd = json.loads(line)
     if "sub" in cmd:
+        subscribed.append(cmd["sub"])
         c.subscribe(cmd["sub"], qos=1)
     elif "pub" in cmd:
+        if cmd["pub"].endswith("/report/status") and "disconnected" not in cmd.get("payload", ""):
+            status.update(topic=cmd["pub"], payload=cmd.get("payload", ""))
         info = c.publish(cmd["pub"], cmd.get("payload", ""), qos=cmd.get("qos", 1), retain=cmd.get("retain", False))
         info.wait_for_publish()
         emit({"event": "published", "topic": cmd["pub"]})
