@@ -401,8 +401,10 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     }
     otafleet_watch::spawn(fleet.clone(), otafleet_watch::WatchOptions::default())
         .context("cannot start the folder watcher (inotify)")?;
-    // Presence recorded by an earlier run says nothing about now; the browser re-learns it.
+    // Presence recorded by an earlier run says nothing about now; the browser re-learns it, and
+    // MQTT presence comes back from the broker (or not at all with --mqtt off).
     fleet.mdns_forget_presence().await?;
+    fleet.mqtt_presence_reset().await?;
     let listener =
         bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -572,16 +574,25 @@ pub async fn serve_prepared(
         tls: prepared.tls,
         mqtt: prepared.mqtt.as_ref().map(|m| m.endpoint.clone()),
     };
+    let fleet = prepared.fleet.clone();
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);
     let mut listeners = vec![listener];
     if let Some((extra, _)) = prepared.extra {
         listeners.push(tokio::net::TcpListener::from_std(extra)?);
     }
-    let served = otafleet_server::serve_many(listeners, state, prepared.limits, shutdown).await;
-    if let Some(m) = prepared.mqtt {
-        m.stop().await;
-    }
-    served?;
+    // MQTT stops first, while the database is open: the bridge is gone before the last wills
+    // arrive, so presence is forgotten here (the next start rebuilds it from the broker).
+    let mqtt = prepared.mqtt;
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(m) = mqtt {
+            m.stop().await;
+            if let Err(e) = fleet.mqtt_presence_reset().await {
+                tracing::warn!(error = %e, "could not forget MQTT presence at shutdown");
+            }
+        }
+    };
+    otafleet_server::serve_many(listeners, state, prepared.limits, shutdown).await?;
     Ok(())
 }
 

@@ -17,6 +17,8 @@
 //! - `sse`: hold event-stream clients that read everything they are sent (`sse.rs`).
 //! - `commands`: devices long-polling for commands; delivery time of commands queued through the
 //!   admin API, and the memory the waiting devices cost (`commands.rs`).
+//! - `mqtt`: ESP Admin devices on a broker sending log lines: time until all are online, lines
+//!   kept per second, server CPU and RSS (`mqtt.rs`).
 //! - `logs`: devices sending log lines while a viewer per device watches its stream: delivery
 //!   time, throughput, server CPU and RSS (`logs.rs`).
 
@@ -32,6 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 mod commands;
 mod legacy;
 mod logs;
+mod mqtt;
 mod progress;
 mod ranges;
 mod sse;
@@ -180,6 +183,28 @@ enum Cmd {
         #[arg(long, default_value_t = 0xC4)]
         prefix: u8,
     },
+    Mqtt {
+        #[arg(long)]
+        server: String,
+        #[arg(long, default_value = "bench")]
+        admin_token: String,
+        /// Server process whose CPU time and RSS to read (from /proc).
+        #[arg(long)]
+        pid: Option<u32>,
+        /// host:port of the broker the devices connect to.
+        #[arg(long)]
+        broker: String,
+        /// The broker's CA (PEM): TLS; absent, plain MQTT.
+        #[arg(long)]
+        ca: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        devices: u32,
+        /// Log lines a second per device.
+        #[arg(long, default_value_t = 1)]
+        rate: u32,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
     Sse {
         /// host:port of the server.
         #[arg(long)]
@@ -264,6 +289,31 @@ async fn main() {
                 eprintln!(
                     "bench-tool logs: lines were lost, refused or lagged (see the line above)"
                 );
+                std::process::exit(1);
+            }
+        }
+        Cmd::Mqtt {
+            server,
+            admin_token,
+            pid,
+            broker,
+            ca,
+            devices,
+            rate,
+            seconds,
+        } => {
+            let ok = mqtt::run(mqtt::Args {
+                server,
+                admin_token,
+                pid,
+                broker,
+                ca,
+                devices,
+                rate,
+                seconds,
+            })
+            .await;
+            if !ok {
                 std::process::exit(1);
             }
         }
