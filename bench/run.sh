@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark harness (BENCHMARKS.md says what each figure means and the goals). Run by hand,
 # on a quiet machine, from the repository root or anywhere:  bench/run.sh
-# Everything listens on 127.0.0.1 only. Needs wrk and nginx (Debian: apt-get install wrk nginx-light).
+# Everything listens on 127.0.0.1 only. Needs wrk, nginx and mosquitto (Debian: apt-get install wrk
+# nginx-light mosquitto).
 # Env: DUR (wrk duration, default 15s), CONNS (default 64), FLEET (simulated devices, default 10000),
 #      OUT (results directory, default bench/out), ROUNDS (rounds of every wrk row, default 3),
-#      CHECK_DEVICES (devices per check row, default 1000),
-#      PARTS (default "checkins checks downloads ranges fleet memory import commands logs tls": the
+#      CHECK_DEVICES (devices per check row, default 1000), MQTT_DEVICES and MQTT_RATE (the MQTT
+#      part: devices, default 1000, and log lines a second each, default 5),
+#      PARTS (default "checkins checks downloads ranges fleet memory import commands logs tls mqtt": the
 #      parts to run),
 #      BIN (a directory of built otafleet, otafleet-sim, bench-tool, bare-checkin: no build),
 #      OTAFLEET_BIN (measure this otafleet binary instead, e.g. an older build, against the same
@@ -19,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-15s}; CONNS=${CONNS:-64}; FLEET=${FLEET:-10000}; OUT=${OUT:-bench/out}; ROUNDS=${ROUNDS:-3}
 CHECK_DEVICES=${CHECK_DEVICES:-1000}
-PARTS=${PARTS:-checkins checks downloads ranges fleet memory import commands logs tls}
+PARTS=${PARTS:-checkins checks downloads ranges fleet memory import commands logs tls mqtt}
 P_OTA=18470; P_BARE=18490; P_NGINX=18480; P_SEED1=18500
 SECRET=bench-secret  # the legacy devices' shared secret (their OTA_UPDATE_KEY)
 mkdir -p "$OUT"; R="$OUT/results.txt"; : > "$R"; T="$OUT/table.md"; : > "$T"
@@ -529,6 +531,39 @@ row "| HTTPS | otafleet | baseline (same run) | ratio |"
 row "| --- | --- | --- | --- |"
 row "| TLS handshakes (a new connection per request, ECDSA P-256, GET /api/v1/health) | $(median "${HS_O[@]}")/s, $(median "${HS_OC[@]}") µs CPU each | nginx TLS (same certificate, constant answer): $(median "${HS_N[@]}")/s, $(median "${HS_NC[@]}") µs CPU each | /nginx $(median "${HS_R[@]}") |"
 row "| Native check-in over HTTPS, kept-alive (1,000 enrolled devices) | $(median "${KA_O[@]}") req/s, p99 $(median "${KA_OP99[@]}") ms, $(median "${KA_OC[@]}") µs CPU/req | otafleet over plain HTTP: $(median "${KA_P[@]}") req/s; nginx TLS constant: $(median "${KA_N[@]}") req/s | /plain $(median "${KA_RP[@]}") |"
+fi
+# --- MQTT: ESP Admin devices on the embedded broker, against Mosquitto as the user's broker ----
+# MQTT_DEVICES devices (default 1,000), added through the admin API, connect as the SDK does (id
+# and key, last will, subscribe, "connected") and each sends MQTT_RATE log lines a second (QoS 0)
+# for DUR. Once on otafleet's embedded broker (TLS with its CA), once on Mosquitto 2.0 (anonymous,
+# plain: the floor of a broker's cost) with otafleet as its client over the same bridge. CPU and
+# RSS are otafleet's, plus Mosquitto's in the second run.
+if part mqtt; then
+MQTT_DEVICES=${MQTT_DEVICES:-1000}; MQTT_RATE=${MQTT_RATE:-5}
+P_MQ=18530; P_MQB=18531; P_MOSQ=18532; P_MQ2=18533
+say "== MQTT: $MQTT_DEVICES ESP Admin devices x $MQTT_RATE log lines/s for $DUR; embedded broker, then Mosquitto with the same bridge"
+RUST_LOG=warn "$OTA_BIN" serve --no-mdns --listen 127.0.0.1:$P_MQ --https-port off --mqtt embedded \
+  --mqtt-port $P_MQB --data-dir "$W/mqtt-embedded" --admin-token bench > "$W/mqtt-embedded.log" 2>&1 & PIDS+=($!); MQ_PID=$!
+wait_http http://127.0.0.1:$P_MQ/api/v1/health
+$B/bench-tool mqtt --server http://127.0.0.1:$P_MQ --pid $MQ_PID --broker 127.0.0.1:$P_MQB \
+  --ca "$W/mqtt-embedded/tls/ca.pem" --devices "$MQTT_DEVICES" --rate "$MQTT_RATE" --seconds "$(secs "$DUR")" | tee -a "$R" | tee "$W/mqtt-embedded.txt"
+kill $MQ_PID 2>/dev/null || true
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n' $P_MOSQ > "$W/mosquitto.conf"
+mosquitto -c "$W/mosquitto.conf" > "$W/mosquitto.log" 2>&1 & PIDS+=($!); MOSQ_PID=$!
+RUST_LOG=warn "$OTA_BIN" serve --no-mdns --listen 127.0.0.1:$P_MQ2 --https-port off --mqtt mqtt://otafleet@127.0.0.1:$P_MOSQ \
+  --data-dir "$W/mqtt-mosquitto" --admin-token bench > "$W/mqtt-mosquitto.log" 2>&1 & PIDS+=($!); MQ2_PID=$!
+wait_http http://127.0.0.1:$P_MQ2/api/v1/health
+$B/bench-tool mqtt --server http://127.0.0.1:$P_MQ2 --pid $MQ2_PID --pid $MOSQ_PID --broker 127.0.0.1:$P_MOSQ \
+  --devices "$MQTT_DEVICES" --rate "$MQTT_RATE" --seconds "$(secs "$DUR")" | tee -a "$R" | tee "$W/mqtt-mosquitto.txt"
+kill $MQ2_PID $MOSQ_PID 2>/dev/null || true
+mq() { sed -n "s/.*$2.*/\1/p" "$W/mqtt-$1.txt"; }
+[ -s "$T" ] && row ""
+row "| MQTT, $MQTT_DEVICES ESP Admin devices x $MQTT_RATE log lines/s | embedded broker (TLS) | Mosquitto + the same bridge (plain) | ratio |"
+row "| --- | --- | --- | --- |"
+row "| All online (connect, subscribe, status seen by otafleet) | $(mq embedded 'all online in \([0-9.]* s\)') | $(mq mosquitto 'all online in \([0-9.]* s\)') | |"
+row "| Lines kept by otafleet | $(mq embedded 'kept \([0-9]* ([0-9.]*%)\)'), $(mq embedded ', \([0-9]*\) lines\/s kept')/s | $(mq mosquitto 'kept \([0-9]* ([0-9.]*%)\)'), $(mq mosquitto ', \([0-9]*\) lines\/s kept')/s | /Mosquitto $(ratio "$(mq embedded ', \([0-9]*\) lines\/s kept')" "$(mq mosquitto ', \([0-9]*\) lines\/s kept')") |"
+row "| CPU per line kept (otafleet, + Mosquitto in the reference) | $(mq embedded '= \([0-9.]*\) us\/line') µs | $(mq mosquitto '= \([0-9.]*\) us\/line') µs | $(ratio "$(mq embedded '= \([0-9.]*\) us\/line')" "$(mq mosquitto '= \([0-9.]*\) us\/line')") |"
+row "| RSS with all connected / under load | $(mq embedded 'RSS connected \([0-9]*\) MiB') / $(mq embedded 'RSS under load \([0-9]*\) MiB') MiB | $(mq mosquitto 'RSS connected \([0-9]*\) MiB') / $(mq mosquitto 'RSS under load \([0-9]*\) MiB') MiB | |"
 fi
 say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 say ""

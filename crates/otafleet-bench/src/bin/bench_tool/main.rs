@@ -188,9 +188,9 @@ enum Cmd {
         server: String,
         #[arg(long, default_value = "bench")]
         admin_token: String,
-        /// Server process whose CPU time and RSS to read (from /proc).
-        #[arg(long)]
-        pid: Option<u32>,
+        /// Processes whose CPU time and RSS to add up (repeatable: otafleet, an outside broker).
+        #[arg(long = "pid")]
+        pids: Vec<u32>,
         /// host:port of the broker the devices connect to.
         #[arg(long)]
         broker: String,
@@ -295,7 +295,7 @@ async fn main() {
         Cmd::Mqtt {
             server,
             admin_token,
-            pid,
+            pids,
             broker,
             ca,
             devices,
@@ -305,7 +305,7 @@ async fn main() {
             let ok = mqtt::run(mqtt::Args {
                 server,
                 admin_token,
-                pid,
+                pids,
                 broker,
                 ca,
                 devices,

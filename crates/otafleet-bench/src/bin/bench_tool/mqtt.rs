@@ -3,7 +3,8 @@
 //! "connected" (retained) — then each publishing R log lines a second (`logs/info`, QoS 0, as
 //! the SDK's logger does) for S seconds. Prints how long until otafleet showed all N online, the
 //! lines sent and the lines otafleet kept (read back from every device's log buffer), the
-//! throughput, and the server's CPU and RSS (from /proc) while connected and under load.
+//! throughput, and the CPU and RSS (from /proc) of the processes given with `--pid` (otafleet,
+//! and an outside broker: added up) while connected and under load.
 //!
 //! The broker is otafleet's embedded one (`--ca`: TLS with otafleet's CA) or any other that
 //! otafleet is a client of (plain MQTT): the same devices, the same bridge, so the two runs can be
@@ -22,12 +23,21 @@ use serde_json::{json, Value};
 pub struct Args {
     pub server: String,
     pub admin_token: String,
-    pub pid: Option<u32>,
+    /// Processes whose CPU time and RSS to add up (otafleet; and an outside broker).
+    pub pids: Vec<u32>,
     pub broker: String,
     pub ca: Option<String>,
     pub devices: u32,
     pub rate: u32,
     pub seconds: f64,
+}
+
+fn ticks(pids: &[u32]) -> Option<u64> {
+    (!pids.is_empty()).then(|| pids.iter().filter_map(|p| crate::cpu_ticks(*p)).sum())
+}
+
+fn rss(pids: &[u32]) -> Option<u64> {
+    (!pids.is_empty()).then(|| pids.iter().filter_map(|p| otafleet_bench::rss_kib(*p)).sum())
 }
 
 fn tls(ca: &str) -> Arc<rustls::ClientConfig> {
@@ -102,7 +112,7 @@ pub async fn run(a: Args) -> bool {
     let connected = Arc::new(AtomicU64::new(0));
     let go = Arc::new(tokio::sync::Notify::new());
     let stop = tokio_util::sync::CancellationToken::new();
-    let cpu0 = a.pid.and_then(crate::cpu_ticks);
+    let cpu0 = ticks(&a.pids);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (id, key, _) in &added {
@@ -199,11 +209,11 @@ pub async fn run(a: Args) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let online_s = t0.elapsed().as_secs_f64();
-    let cpu_connect = a.pid.and_then(crate::cpu_ticks);
-    let rss_connected = a.pid.and_then(otafleet_bench::rss_kib);
+    let cpu_connect = ticks(&a.pids);
+    let rss_connected = rss(&a.pids);
 
     // The load.
-    let cpu1 = a.pid.and_then(crate::cpu_ticks);
+    let cpu1 = ticks(&a.pids);
     let t1 = Instant::now();
     go.notify_waiters();
     tokio::time::sleep(Duration::from_secs_f64(a.seconds)).await;
@@ -245,8 +255,8 @@ pub async fn run(a: Args) -> bool {
         got = now;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let cpu2 = a.pid.and_then(crate::cpu_ticks);
-    let rss_load = a.pid.and_then(otafleet_bench::rss_kib);
+    let cpu2 = ticks(&a.pids);
+    let rss_load = rss(&a.pids);
     let pct = |a: Option<u64>, b: Option<u64>, secs: f64| match (a, b) {
         (Some(a), Some(b)) => format!(
             "{:.1}",
@@ -262,7 +272,7 @@ pub async fn run(a: Args) -> bool {
     };
     let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0));
     println!(
-        "mqtt devices={} rate={}/s each: all online in {online_s:.1} s (server CPU {}% of one core), RSS connected {} MiB; sent {want} lines in {wall:.1} s ({:.0}/s), otafleet kept {got} ({:.1}%), {:.0} lines/s kept, server CPU {}% of one core = {us_per} us/line, RSS under load {} MiB",
+        "mqtt devices={} rate={}/s each: all online in {online_s:.1} s (CPU {}% of one core), RSS connected {} MiB; sent {want} lines in {wall:.1} s ({:.0}/s), otafleet kept {got} ({:.1}%), {:.0} lines/s kept, CPU {}% of one core = {us_per} us/line, RSS under load {} MiB",
         a.devices,
         a.rate,
         pct(cpu0, cpu_connect, online_s),
