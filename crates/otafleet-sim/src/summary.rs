@@ -85,7 +85,8 @@ pub struct Summary {
     /// Restarts esp-admin devices did on a restart command over MQTT.
     pub mqtt_restarts: u64,
     /// Check requests (what a device asks to learn whether there is an update: native
-    /// check-ins, stock clients' polls and manifests, legacy checks): kind, count, p50, p99 and
+    /// check-ins, stock clients' polls and manifests, legacy checks, esp-admin devices'
+    /// settings at boot): kind, count, p50, p99 and
     /// max time to the response head.
     pub check_latency: Vec<Latency>,
 }
@@ -101,12 +102,14 @@ pub struct Latency {
 }
 
 /// What `Http::send` is told for the requests that are checks (not downloads or progress).
-pub const CHECK_REQUESTS: [&str; 5] = [
+pub const CHECK_REQUESTS: [&str; 6] = [
     "check-in",
     "arduino poll",
     "esp8266 poll",
     "esp32fota manifest",
     "legacy check",
+    // An ESP Admin device's boot (it learns of updates over MQTT).
+    "esp-admin settings",
 ];
 
 fn latency(what: &str, us: &mut [u32]) -> Option<Latency> {
@@ -129,7 +132,13 @@ fn latency(what: &str, us: &mut [u32]) -> Option<Latency> {
 
 /// The check requests' latencies, by kind and then all together.
 fn check_latency(sh: &Shared) -> Vec<Latency> {
-    let by_kind = sh.http.latencies.lock().expect("latencies lock");
+    let mut by_kind = sh.http.latencies.lock().expect("latencies lock").clone();
+    // esp-admin devices speak HTTPS over a client of their own.
+    if let Some(e) = &sh.esp_admin {
+        for (what, us) in e.http.latencies.lock().expect("latencies lock").iter() {
+            by_kind.entry(what).or_default().extend_from_slice(us);
+        }
+    }
     let mut out = Vec::new();
     let mut all = Vec::new();
     for what in CHECK_REQUESTS {

@@ -309,8 +309,34 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
         "one image for all: {devices:?}"
     );
 
-    // A restart goes out over MQTT; the device drops its session and connects again.
     let mac = devices[0]["mac"].as_str().unwrap().to_string();
+
+    // Someone watches its logs: otafleet switches `command/log` on over MQTT and the device's
+    // `[sim] …` lines arrive on `logs/info`.
+    let stream = api
+        .http
+        .get(format!("{}/api/v1/devices/{mac}/logs/stream", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let logs = api.get(&format!("/api/v1/devices/{mac}/logs")).await;
+        // The server keeps `[sim]` as the line's scope.
+        if logs.is_some_and(|l| l.to_string().contains("of a virtual ESP Admin device")) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no log line over MQTT within {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    drop(stream);
+
+    // A restart goes out over MQTT; the device drops its session and connects again.
     let before = api
         .until("the device online after its update", |list| {
             list.iter()
