@@ -383,3 +383,64 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
     assert!(check.mismatches.is_empty(), "{summary}");
     drop(server);
 }
+
+/// Without `--forever` the run ends at every device's first outcome and checks the server's
+/// records against it (each device's attempt, by the `deploymentId` it was given, `done` on the
+/// deployed image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_esp_admin_fleet_run_ends_at_the_first_outcome_with_the_records_agreeing() {
+    let Some(bin) = otafleet() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Serve::start(&bin, data.path());
+    let argv = [
+        "otafleet-sim",
+        "--server",
+        &server.base,
+        "--admin-token",
+        TOKEN,
+        "--devices",
+        "4",
+        "--protocols",
+        "esp-admin=1",
+        "--interval",
+        "0.3",
+        "--reboot-ms",
+        "50",
+        "--esp-admin-connect-wait-ms",
+        "100",
+        "--esp-admin-reset-ms",
+        "100",
+        "--image-size",
+        "65536",
+        "--timeout",
+        "90",
+        "--no-progress",
+        "--seed",
+        "17",
+    ];
+    let cfg = Config::from_args(Args::parse_from(argv)).expect("valid arguments");
+    let summary = otafleet_sim::run(cfg).await.expect("the run");
+    println!("{summary}");
+    assert!(summary.success(), "{summary}");
+    assert_eq!(summary.updated, 4, "{summary}");
+    let check = summary
+        .server_check
+        .as_ref()
+        .expect("the server's records read");
+    assert_eq!(check.checked, 4, "{summary}");
+    assert!(check.mismatches.is_empty(), "{summary}");
+    for r in &summary.results {
+        assert!(
+            matches!(
+                r.outcome,
+                otafleet_sim::device::Outcome::Updated {
+                    update_id: Some(_),
+                    ..
+                }
+            ),
+            "every device was given its attempt's id as the deploymentId: {summary}"
+        );
+    }
+}
