@@ -22,7 +22,8 @@
 //!    download path with no key (the path is the credential), streamed, with
 //!    `report/update_progress` `{releaseId, deploymentId, progress}` (QoS 0) each time the
 //!    progress rose 5 points; the bytes are checked (size, the `0xE9` magic byte, the app
-//!    descriptor's version against the trigger's), then `POST …/report/update`
+//!    descriptor's version against the trigger's and, when this run deployed that version, the
+//!    SHA-256 of the image it uploaded), then `POST …/report/update`
 //!    `{deploymentId, status: "succeded"}` (sic; `failed` when the download broke or the image is
 //!    wrong), `report/status` disconnected, the reset delay (`--esp-admin-reset-ms`; the SDK's
 //!    7 s), and the "reboot": MQTT dropped, the release and its version installed, and back to 1.
@@ -39,8 +40,9 @@
 //!
 //! **Not replayed.** The SDK's `report/custom` over HTTP and MQTT, and its `update_status`
 //! mirror on MQTT; MQTT over WebSockets (`uriWS`: the server leaves it empty). The SDK gets no
-//! hash of the image, so neither does this device check one (the run's end compares the hash
-//! the server records with the image it deployed). Cut downloads are not injected into these
+//! hash of the image: the SHA-256 check above is the simulator's own (an image deployed
+//! elsewhere, `--wait-for-deployment`, is checked by size, magic byte and version only). Cut
+//! downloads are not injected into these
 //! devices, nor failed boots (the SDK reports nothing the server could see one by). A restart or
 //! a lost MQTT session during a download is taken up after it.
 //!
@@ -599,6 +601,23 @@ impl EspAdmin {
                 _ => None,
             }
         };
+        let sha256 = hex::encode(sha.finalize());
+        // The SDK is given no hash; the image this run deployed under that version is known.
+        let known = sh
+            .deployed
+            .lock()
+            .expect("deployed lock")
+            .iter()
+            .find(|i| !o.version.is_empty() && i.version == o.version)
+            .cloned();
+        let wrong = wrong.or_else(|| {
+            known.filter(|k| k.sha256 != sha256).map(|k| {
+                format!(
+                    "SHA-256 {sha256}, not {} of the image deployed as version {}",
+                    k.sha256, k.version
+                )
+            })
+        });
         if let Some(why) = wrong {
             let _ = self.report_end(sh, &deployment, "failed").await;
             return Err(DeviceError::Download {
@@ -619,7 +638,7 @@ impl EspAdmin {
         Ok(Some(Flashed {
             image: Image {
                 version,
-                sha256: hex::encode(sha.finalize()),
+                sha256,
                 md5: hex::encode(md5.finalize()),
                 size: got,
             },

@@ -69,6 +69,9 @@ pub struct Shared {
     pub http: Http,
     /// How esp-admin devices reach the server (HTTPS with its CA, MQTT), when there are any.
     pub esp_admin: Option<crate::esp_admin::Env>,
+    /// The images this run uploaded and deployed: a device whose protocol gives no hash checks
+    /// an image of the same version against them (esp-admin).
+    pub deployed: std::sync::Mutex<Vec<Image>>,
     pub stats: Stats,
     /// Set once the run has what it needs: devices that go on polling stop
     /// ([`crate::device::linger`]).
@@ -206,6 +209,7 @@ pub async fn run_until(
         cfg: cfg.clone(),
         http,
         esp_admin,
+        deployed: Default::default(),
         stats: Stats::default(),
         stop: watch::channel(false).0,
         ending: watch::channel(false).0,
@@ -267,6 +271,12 @@ pub async fn run_until(
                 family.project(&cfg),
                 family.chip(&cfg)
             ));
+            // Known before the deployment exists, so no device can be offered it first.
+            shared
+                .deployed
+                .lock()
+                .expect("deployed lock")
+                .push(image.clone());
             match admin::upload_and_deploy(&shared.http, token, &cfg, *family, &version, bytes)
                 .await
             {
