@@ -105,13 +105,15 @@ pub struct Args {
 
     /// Percent of downloads cut halfway, of each protocol's devices, rounded up (native devices
     /// resume them with a Range request; the stock clients cannot resume and start over at their
-    /// next check).
+    /// next check). Not esp-admin devices: what follows the SDK's `failed` report is not
+    /// simulated.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub cut_downloads: u8,
 
     /// Percent of devices whose boot of the new image fails (they stay on the old one, and take
     /// the image again until the server stops offering it), of each protocol's devices, rounded
-    /// up. Not esp32fota devices: they report nothing the server could see a failed boot by.
+    /// up. Not esp32fota nor esp-admin devices: they report nothing the server could see a failed
+    /// boot by.
     /// Native devices send an `error` report after each failed boot (`success` after an update).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failed_boots: u8,
@@ -168,7 +170,7 @@ pub struct Args {
     #[arg(long)]
     pub no_progress: bool,
 
-    /// Native devices take commands: once enrolled, each also long-polls
+    /// Native devices take commands (esp-admin devices always do, over MQTT): once enrolled, each also long-polls
     /// GET /api/v1/device/commands?wait=25 and answers what it gets — restart: done, then it
     /// reboots (its uptime starts again) and checks in at once; log {"on": bool}: done;
     /// custom: done, the result naming the key; update_abort: done, a download in progress is

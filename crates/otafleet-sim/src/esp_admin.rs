@@ -31,6 +31,7 @@
 //!    kept. `command/log` `on`/`off`: while on, a `[sim] …` line on `device/<id>/logs/info`
 //!    (QoS 0) at `--log-rate` per second. `command/custom`: logged. `command/update_abort`
 //!    `{releaseId}`: a download of that release in progress stops and is reported `failed`.
+//!    These devices take commands whether or not `--commands` is given: the broker pushes them.
 //!
 //! **HTTPS.** When the server has a CA (`GET /api/v1/tls/ca.pem`, i.e. its TLS is on), every
 //! ESP Admin HTTP call goes over HTTPS to the same host and port as `--server` (otafleet serves
