@@ -133,6 +133,57 @@ pub async fn register_legacy(
     results.into_iter().collect()
 }
 
+/// Create `count` ESP Admin devices in the ESP32 family's project, as the admin does ("Add ESP
+/// Admin device"): `POST /api/v1/esp-admin/devices`. Each answer carries the device's id, its API
+/// key (shown this once) and the MAC the server drew for it.
+pub async fn create_esp_admin(
+    http: &Http,
+    token: &str,
+    cfg: &Config,
+    count: usize,
+) -> Result<Vec<crate::esp_admin::Creds>, SimError> {
+    let url = http.url("/api/v1/esp-admin/devices");
+    let project = Family::Esp32.project(cfg);
+    let results: Vec<Result<crate::esp_admin::Creds, SimError>> =
+        futures_util::stream::iter(0..count)
+            .map(|i| {
+                let body = json!({
+                    "name": format!("sim-esp-admin-{i}"),
+                    "project": project,
+                });
+                let url = url.clone();
+                async move {
+                    let r = http
+                        .client
+                        .post(&url)
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .map_err(|e| admin_err("ESP Admin device creation", e))?;
+                    let v = json_or_err("ESP Admin device creation", r).await?;
+                    let field = |v: &Value| v.as_str().map(str::to_owned);
+                    match (
+                        field(&v["id"]),
+                        field(&v["api_key"]),
+                        field(&v["device"]["mac"]),
+                    ) {
+                        (Some(id), Some(key), Some(mac)) => {
+                            Ok(crate::esp_admin::Creds { id, key, mac })
+                        }
+                        _ => Err(admin_err(
+                            "ESP Admin device creation",
+                            format!("no id, api_key and device.mac in {v}"),
+                        )),
+                    }
+                }
+            })
+            .buffered(16)
+            .collect()
+            .await;
+    results.into_iter().collect()
+}
+
 /// What the server recorded, compared with what the devices did.
 #[derive(Debug, Clone, Default)]
 pub struct ServerCheck {

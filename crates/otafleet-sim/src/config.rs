@@ -45,11 +45,13 @@ pub struct Args {
     /// Protocol mix as NAME=WEIGHT pairs: native (otafleet's own protocol), arduino
     /// (Arduino-ESP32 HTTPUpdate), esp8266 (ESP8266httpUpdate, on ESP8266 images of project
     /// <project>-8266), esp32fota (esp32FOTA manifests), legacy ("ESP32 OTA Update Server"
-    /// devices; needs --legacy-device-secret). Default: all five,
+    /// devices; needs --legacy-device-secret), esp-admin (ESP Admin SDK devices: HTTPS and MQTT;
+    /// never in the default mix: they need the server's MQTT broker). Default: all five others,
     /// native=40,arduino=15,esp8266=15,esp32fota=15,legacy=15, when --legacy-device-secret is
     /// given, else the other four, native=40,arduino=20,esp8266=20,esp32fota=20. Stock clients
     /// need --admin-token (their running images must be in the library, legacy devices must be
-    /// registered), so without it the default is native=100.
+    /// registered, esp-admin devices created by the admin), so without it the default is
+    /// native=100.
     #[arg(long, value_name = "MIX")]
     pub protocols: Option<String>,
 
@@ -103,13 +105,15 @@ pub struct Args {
 
     /// Percent of downloads cut halfway, of each protocol's devices, rounded up (native devices
     /// resume them with a Range request; the stock clients cannot resume and start over at their
-    /// next check).
+    /// next check). Not esp-admin devices: what follows the SDK's `failed` report is not
+    /// simulated.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub cut_downloads: u8,
 
     /// Percent of devices whose boot of the new image fails (they stay on the old one, and take
     /// the image again until the server stops offering it), of each protocol's devices, rounded
-    /// up. Not esp32fota devices: they report nothing the server could see a failed boot by.
+    /// up. Not esp32fota nor esp-admin devices: they report nothing the server could see a failed
+    /// boot by.
     /// Native devices send an `error` report after each failed boot (`success` after an update).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failed_boots: u8,
@@ -166,7 +170,7 @@ pub struct Args {
     #[arg(long)]
     pub no_progress: bool,
 
-    /// Native devices take commands: once enrolled, each also long-polls
+    /// Native devices take commands (esp-admin devices always do, over MQTT): once enrolled, each also long-polls
     /// GET /api/v1/device/commands?wait=25 and answers what it gets — restart: done, then it
     /// reboots (its uptime starts again) and checks in at once; log {"on": bool}: done;
     /// custom: done, the result naming the key; update_abort: done, a download in progress is
@@ -175,6 +179,16 @@ pub struct Args {
     /// with --duration or --forever.
     #[arg(long)]
     pub commands: bool,
+
+    /// esp-admin devices: milliseconds from the broker's CONNACK to their subscription and
+    /// "connected" status (the SDK waits 4 s).
+    #[arg(long, value_name = "MS", default_value_t = 4000)]
+    pub esp_admin_connect_wait_ms: u64,
+
+    /// esp-admin devices: milliseconds from "disconnected" to the reboot, after an update was
+    /// written or a restart command came (the SDK waits 7 s).
+    #[arg(long, value_name = "MS", default_value_t = 7000)]
+    pub esp_admin_reset_ms: u64,
 }
 
 /// Seconds `--mdns` waits for a server when `--mdns-timeout` is not given.
@@ -188,15 +202,29 @@ pub enum Protocol {
     Esp8266,
     Esp32Fota,
     Legacy,
+    /// The ESP Admin SDK: HTTP(S) for settings, reports and the download, MQTT for commands
+    /// and update triggers ([`crate::esp_admin`]).
+    EspAdmin,
 }
 
 impl Protocol {
+    /// The five protocols of the default mix (all but esp-admin).
     pub const ALL: [Protocol; 5] = [
         Protocol::Native,
         Protocol::Arduino,
         Protocol::Esp8266,
         Protocol::Esp32Fota,
         Protocol::Legacy,
+    ];
+
+    /// Every protocol the simulator speaks.
+    pub const EVERY: [Protocol; 6] = [
+        Protocol::Native,
+        Protocol::Arduino,
+        Protocol::Esp8266,
+        Protocol::Esp32Fota,
+        Protocol::Legacy,
+        Protocol::EspAdmin,
     ];
 
     /// The name in `--protocols`, which is also what the server records as the device's protocol.
@@ -207,18 +235,33 @@ impl Protocol {
             Protocol::Esp8266 => "esp8266",
             Protocol::Esp32Fota => "esp32fota",
             Protocol::Legacy => "legacy",
+            Protocol::EspAdmin => "esp-admin",
         }
     }
 
     /// A stock client: it needs its running image in the library (or, legacy, its record).
     pub fn is_stock(self) -> bool {
+        !matches!(self, Protocol::Native | Protocol::EspAdmin)
+    }
+
+    /// Its devices need the admin first: a stock client's running image in the library, a
+    /// legacy device's record, an ESP Admin device's creation.
+    pub fn needs_admin(self) -> bool {
         self != Protocol::Native
     }
 
     /// Can the server tell that a boot of the new image failed? Not for esp32FOTA: it never says
-    /// what it runs.
+    /// what it runs; nor for the ESP Admin SDK, which reports `succeded` before its reboot and
+    /// nothing of what it boots (docs/esp-admin.md).
     pub fn failed_boot_visible(self) -> bool {
-        self != Protocol::Esp32Fota
+        !matches!(self, Protocol::Esp32Fota | Protocol::EspAdmin)
+    }
+
+    /// Can the run cut its downloads? Not esp-admin devices' yet: the SDK reports a broken
+    /// download `failed`, which closes the attempt, and what the server offers after that is
+    /// not simulated.
+    pub fn cut_simulated(self) -> bool {
+        self != Protocol::EspAdmin
     }
 
     /// The image line its devices are on.
@@ -236,6 +279,7 @@ impl Protocol {
             "esp8266" => Protocol::Esp8266,
             "esp32fota" => Protocol::Esp32Fota,
             "legacy" => Protocol::Legacy,
+            "esp-admin" => Protocol::EspAdmin,
             _ => return None,
         })
     }
@@ -293,6 +337,10 @@ pub struct Config {
     pub show_progress: bool,
     /// `--commands`: native devices long-poll for commands and answer them.
     pub commands: bool,
+    /// esp-admin: from CONNACK to subscribing (the SDK's 4 s).
+    pub esp_admin_connect_wait: Duration,
+    /// esp-admin: from "disconnected" to the reboot (the SDK's 7 s).
+    pub esp_admin_reset: Duration,
 }
 
 impl Config {
@@ -342,15 +390,21 @@ impl Config {
             .unwrap_or_else(|| default_mix(a.admin_token.is_some(), secret.is_some()).to_string());
         let protocols = parse_mix(&mix)?;
         if a.admin_token.is_none() {
-            if let Some(p) = protocols.keys().find(|p| p.is_stock()) {
+            if let Some(p) = protocols.keys().find(|p| p.needs_admin()) {
                 return Err(SimError::Usage(format!(
-                    "{} devices need --admin-token: stock clients say only a MAC and a hash or \
-                     version, so the simulator puts their running image in the library{}",
+                    "{} devices need --admin-token: {}",
                     p.name(),
-                    if *p == Protocol::Legacy {
-                        " and registers them (the legacy API has no auto-enrolment)"
-                    } else {
-                        ""
+                    match p {
+                        Protocol::Legacy =>
+                            "stock clients say only a MAC and a hash or version, \
+                            so the simulator puts their running image in the library and \
+                            registers them (the legacy API has no auto-enrolment)",
+                        Protocol::EspAdmin =>
+                            "the admin creates every ESP Admin device \
+                            (POST /api/v1/esp-admin/devices) for its id and API key",
+                        _ =>
+                            "stock clients say only a MAC and a hash or version, so the \
+                            simulator puts their running image in the library",
                     }
                 )));
             }
@@ -416,6 +470,8 @@ impl Config {
             seed,
             show_progress: !a.no_progress,
             commands: a.commands,
+            esp_admin_connect_wait: Duration::from_millis(a.esp_admin_connect_wait_ms),
+            esp_admin_reset: Duration::from_millis(a.esp_admin_reset_ms),
         })
     }
 
@@ -468,7 +524,7 @@ pub fn parse_mix(mix: &str) -> Result<BTreeMap<Protocol, u32>, SimError> {
         let (name, weight) = part.split_once('=').unwrap_or((part, "1"));
         let proto = Protocol::parse(name.trim()).ok_or_else(|| {
             SimError::Usage(format!(
-                "unknown protocol '{name}' in --protocols (known: native, arduino, esp8266, esp32fota, legacy)"
+                "unknown protocol '{name}' in --protocols (known: native, arduino, esp8266, esp32fota, legacy, esp-admin)"
             ))
         })?;
         let weight: u32 = weight.trim().parse().map_err(|_| {
@@ -507,5 +563,26 @@ mod tests {
         assert!(parse_mix("telnet=1").is_err());
         assert!(parse_mix("native=x").is_err());
         assert!(parse_mix("native=0").is_err());
+    }
+
+    #[test]
+    fn esp_admin_is_asked_for_by_name_and_needs_the_admin() {
+        let mix = parse_mix("native=1,esp-admin=3").unwrap();
+        assert_eq!(mix.get(&Protocol::EspAdmin), Some(&3));
+        assert!(!parse_mix(default_mix(true, true))
+            .unwrap()
+            .contains_key(&Protocol::EspAdmin));
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["otafleet-sim", "--server", "http://127.0.0.1:1"];
+            argv.extend_from_slice(extra);
+            Config::from_args(Args::parse_from(argv))
+        };
+        let e = args(&["--wait-for-deployment", "--protocols", "esp-admin=1"]).unwrap_err();
+        assert!(e.to_string().contains("--admin-token"), "{e}");
+        let c = args(&["--admin-token", "t", "--protocols", "esp-admin=1"]).unwrap();
+        assert_eq!(c.esp_admin_connect_wait, Duration::from_secs(4));
+        assert_eq!(c.esp_admin_reset, Duration::from_secs(7));
+        assert!(!Protocol::EspAdmin.failed_boot_visible());
+        assert!(!Protocol::EspAdmin.cut_simulated());
     }
 }

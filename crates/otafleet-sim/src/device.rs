@@ -67,6 +67,8 @@ pub struct DeviceSpec {
     pub running: Image,
     pub cut_download: bool,
     pub failed_boot: bool,
+    /// An esp-admin device's identity, as the admin created it (its MAC is the server's).
+    pub esp_admin: Option<std::sync::Arc<crate::esp_admin::Creds>>,
 }
 
 /// How a device's run ended.

@@ -52,6 +52,10 @@ pub enum DeviceError {
     /// server); the device checks again later. Not a failure of the run.
     #[error("download of update {update_id} aborted by an update_abort command")]
     Aborted { update_id: i64 },
+    /// The MQTT broker could not be reached, or the session broke (esp-admin devices): ridden
+    /// out like the server away.
+    #[error("MQTT: {0}")]
+    Mqtt(String),
     /// The run ended (`--duration` / `--forever`) while the device waited: not a failure.
     #[error("the run ended")]
     Stopped,
@@ -63,7 +67,7 @@ impl DeviceError {
     /// answer, a bad image) is an error of the server, the simulator or the setup.
     pub fn is_transient(&self) -> bool {
         match self {
-            DeviceError::Transport { .. } => true,
+            DeviceError::Transport { .. } | DeviceError::Mqtt(_) => true,
             DeviceError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

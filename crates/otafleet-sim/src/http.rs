@@ -52,6 +52,19 @@ impl Http {
         })
     }
 
+    /// The same bounds and retries over a client of the caller's (esp-admin devices': HTTPS
+    /// trusting only the server's CA) and another base URL.
+    pub fn with_client(client: reqwest::Client, base: &str, connections: u32) -> Self {
+        Http {
+            client,
+            base: base.into(),
+            slots: Arc::new(Semaphore::new(connections as usize)),
+            retried: Arc::default(),
+            requests: Arc::default(),
+            latencies: Arc::default(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()

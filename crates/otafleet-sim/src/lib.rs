@@ -8,7 +8,8 @@
 //! Simulated: the native protocol v1 ([`device`]) and the stock clients devices already in the
 //! field run, each as it behaves on the wire: Arduino-ESP32 `HTTPUpdate` and `ESP8266httpUpdate`
 //! ([`arduino`]), esp32FOTA ([`fota`]) and the legacy "ESP32 OTA Update Server" sketch
-//! ([`legacy`]), sharing the download of [`stock`]. Those modules only speak their protocol; a
+//! ([`legacy`]), sharing the download of [`stock`], and the ESP Admin SDK over HTTPS and MQTT
+//! ([`esp_admin`]). Those modules only speak their protocol; a
 //! device's life is the same for all ([`life`]): check, take what is offered, boot it (or fail
 //! to, as injected, `--failed-boot-times` limiting that to an image's first boots), decide the
 //! first outcome from what the server answers next. A server that goes away (a restart) is
@@ -27,6 +28,7 @@ pub mod commands;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod esp_admin;
 pub mod fota;
 pub mod http;
 pub mod images;

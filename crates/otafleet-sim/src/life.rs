@@ -40,6 +40,7 @@ use crate::commands::Remote;
 use crate::config::Protocol;
 use crate::device::{self, give_up, DeviceResult, DeviceSpec, Native, Outcome, MAX_FAILED_BOOTS};
 use crate::error::DeviceError;
+use crate::esp_admin::{self, EspAdmin};
 use crate::images::Image;
 use crate::run::Shared;
 use crate::{fota, legacy};
@@ -50,6 +51,7 @@ pub enum Offer {
     Arduino(arduino::Offer),
     Fota(fota::Offer),
     Legacy(legacy::Offer),
+    EspAdmin(esp_admin::Offer),
 }
 
 impl Offer {
@@ -67,7 +69,7 @@ impl Offer {
             Offer::Native(o) => Some(&o.md5),
             Offer::Arduino(o) => Some(o.md5()),
             Offer::Legacy(o) => Some(o.md5()),
-            Offer::Fota(_) => None,
+            Offer::Fota(_) | Offer::EspAdmin(_) => None,
         }
     }
 
@@ -78,6 +80,7 @@ impl Offer {
             Offer::Arduino(o) => o.md5() == running.md5,
             Offer::Legacy(o) => o.md5() == running.md5,
             Offer::Fota(o) => o.version() == running.version,
+            Offer::EspAdmin(o) => !o.version.is_empty() && o.version == running.version,
         }
     }
 
@@ -92,6 +95,7 @@ impl Offer {
             Offer::Arduino(o) => format!("an image with x-MD5 {}", o.md5()),
             Offer::Legacy(o) => format!("version {:?} (md5 {})", o.version(), o.md5()),
             Offer::Fota(o) => format!("version {}", o.version()),
+            Offer::EspAdmin(o) => format!("release {} (version {:?})", o.release_id, o.version),
         }
     }
 }
@@ -116,6 +120,7 @@ pub enum Client {
     Fota,
     /// The `X-Device-Auth` value.
     Legacy(String),
+    EspAdmin(Box<EspAdmin>),
 }
 
 impl Client {
@@ -126,6 +131,9 @@ impl Client {
             Protocol::Esp8266 => Client::Arduino(Flavor::Esp8266),
             Protocol::Esp32Fota => Client::Fota,
             Protocol::Legacy => Client::Legacy(legacy::auth(sh, &spec.mac)?),
+            Protocol::EspAdmin => {
+                Client::EspAdmin(Box::new(EspAdmin::new(spec.esp_admin.clone())?))
+            }
         })
     }
 
@@ -136,6 +144,7 @@ impl Client {
             Client::Arduino(_) => "polling /ota/arduino",
             Client::Fota => "polling /ota/esp32fota.json",
             Client::Legacy(_) => "polling /api/firmware",
+            Client::EspAdmin(_) => "esp-admin: booting or waiting for a trigger",
         }
     }
 
@@ -145,6 +154,7 @@ impl Client {
             Client::Arduino(f) => arduino::check(dev, *f).await?.map(Offer::Arduino),
             Client::Fota => fota::check(dev).await?.map(Offer::Fota),
             Client::Legacy(auth) => legacy::check(dev, auth).await?.map(Offer::Legacy),
+            Client::EspAdmin(e) => e.check(dev).await?.map(Offer::EspAdmin),
         })
     }
 
@@ -173,6 +183,7 @@ impl Client {
             (Client::Arduino(f), Offer::Arduino(o)) => arduino::install(dev, *f, o).await,
             (Client::Fota, Offer::Fota(o)) => fota::install(dev, o).await,
             (Client::Legacy(_), Offer::Legacy(o)) => legacy::install(dev, o).await,
+            (Client::EspAdmin(e), Offer::EspAdmin(o)) => e.install(dev, o).await,
             _ => Err(DeviceError::Protocol(
                 "the simulator mixed up two protocols (a bug)".into(),
             )),

@@ -59,12 +59,19 @@ pub struct Stats {
     /// Boot reports the server stored: `success` (updated) and `error` (a failed boot).
     pub reports_success: AtomicU64,
     pub reports_error: AtomicU64,
+    /// Restarts esp-admin devices did on a `command/restart` over MQTT.
+    pub mqtt_restarts: AtomicU64,
 }
 
 /// What every device task shares.
 pub struct Shared {
     pub cfg: Config,
     pub http: Http,
+    /// How esp-admin devices reach the server (HTTPS with its CA, MQTT), when there are any.
+    pub esp_admin: Option<crate::esp_admin::Env>,
+    /// The images this run uploaded and deployed: a device whose protocol gives no hash checks
+    /// an image of the same version against them (esp-admin).
+    pub deployed: std::sync::Mutex<Vec<Image>>,
     pub stats: Stats,
     /// Set once the run has what it needs: devices that go on polling stop
     /// ([`crate::device::linger`]).
@@ -124,12 +131,14 @@ pub async fn run_until(
         .iter()
         .map(|f| (*f, f.build(&cfg, RUNNING_VERSION, 1)))
         .collect();
-    let cut = pick(&mut rng, &protocols, cfg.cut_downloads, |_| true);
+    let cut = pick(&mut rng, &protocols, cfg.cut_downloads, |p| {
+        p.cut_simulated()
+    });
     let failed = pick(&mut rng, &protocols, cfg.failed_boots, |p| {
         p.failed_boot_visible()
     });
     let prefix: [u8; 3] = [0x02, rng.gen(), rng.gen()];
-    let specs: Vec<DeviceSpec> = (0..n)
+    let mut specs: Vec<DeviceSpec> = (0..n)
         .map(|i| DeviceSpec {
             mac: format!(
                 "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
@@ -145,6 +154,7 @@ pub async fn run_until(
             running: running[&protocols[i].family()].1.clone(),
             cut_download: cut[i],
             failed_boot: failed[i],
+            esp_admin: None,
         })
         .collect();
     tracing::info!(server = %cfg.server, project = %cfg.project, devices = n, seed = cfg.seed, "starting the fleet");
@@ -176,11 +186,30 @@ pub async fn run_until(
         if !legacy.is_empty() {
             admin::register_legacy(&http, token, &cfg, legacy, &running[&Family::Esp32].1).await?;
         }
+        // ESP Admin devices exist only once the admin created them: the server draws their id,
+        // key and MAC.
+        let esp: Vec<usize> = (0..n)
+            .filter(|i| specs[*i].protocol == Protocol::EspAdmin)
+            .collect();
+        if !esp.is_empty() {
+            let created = admin::create_esp_admin(&http, token, &cfg, esp.len()).await?;
+            for (i, c) in esp.into_iter().zip(created) {
+                specs[i].mac = c.mac.clone();
+                specs[i].esp_admin = Some(Arc::new(c));
+            }
+        }
     }
+    let esp_admin = if cfg.protocols.contains_key(&Protocol::EspAdmin) {
+        Some(crate::esp_admin::Env::prepare(&cfg, &http).await?)
+    } else {
+        None
+    };
     drop(running);
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         http,
+        esp_admin,
+        deployed: Default::default(),
         stats: Stats::default(),
         stop: watch::channel(false).0,
         ending: watch::channel(false).0,
@@ -242,6 +271,12 @@ pub async fn run_until(
                 family.project(&cfg),
                 family.chip(&cfg)
             ));
+            // Known before the deployment exists, so no device can be offered it first.
+            shared
+                .deployed
+                .lock()
+                .expect("deployed lock")
+                .push(image.clone());
             match admin::upload_and_deploy(&shared.http, token, &cfg, *family, &version, bytes)
                 .await
             {
@@ -429,7 +464,7 @@ pub fn pick(
     eligible: impl Fn(Protocol) -> bool,
 ) -> Vec<bool> {
     let mut chosen = vec![false; protocols.len()];
-    for p in Protocol::ALL.into_iter().filter(|p| eligible(*p)) {
+    for p in Protocol::EVERY.into_iter().filter(|p| eligible(*p)) {
         let mut idx: Vec<usize> = (0..protocols.len())
             .filter(|i| protocols[*i] == p)
             .collect();

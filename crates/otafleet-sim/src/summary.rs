@@ -82,8 +82,11 @@ pub struct Summary {
     /// `error` ("boot of ... failed, back on ...").
     pub reports_success: u64,
     pub reports_error: u64,
+    /// Restarts esp-admin devices did on a restart command over MQTT.
+    pub mqtt_restarts: u64,
     /// Check requests (what a device asks to learn whether there is an update: native
-    /// check-ins, stock clients' polls and manifests, legacy checks): kind, count, p50, p99 and
+    /// check-ins, stock clients' polls and manifests, legacy checks, esp-admin devices'
+    /// settings at boot): kind, count, p50, p99 and
     /// max time to the response head.
     pub check_latency: Vec<Latency>,
 }
@@ -99,12 +102,14 @@ pub struct Latency {
 }
 
 /// What `Http::send` is told for the requests that are checks (not downloads or progress).
-pub const CHECK_REQUESTS: [&str; 5] = [
+pub const CHECK_REQUESTS: [&str; 6] = [
     "check-in",
     "arduino poll",
     "esp8266 poll",
     "esp32fota manifest",
     "legacy check",
+    // An ESP Admin device's boot (it learns of updates over MQTT).
+    "esp-admin settings",
 ];
 
 fn latency(what: &str, us: &mut [u32]) -> Option<Latency> {
@@ -127,7 +132,13 @@ fn latency(what: &str, us: &mut [u32]) -> Option<Latency> {
 
 /// The check requests' latencies, by kind and then all together.
 fn check_latency(sh: &Shared) -> Vec<Latency> {
-    let by_kind = sh.http.latencies.lock().expect("latencies lock");
+    let mut by_kind = sh.http.latencies.lock().expect("latencies lock").clone();
+    // esp-admin devices speak HTTPS over a client of their own.
+    if let Some(e) = &sh.esp_admin {
+        for (what, us) in e.http.latencies.lock().expect("latencies lock").iter() {
+            by_kind.entry(what).or_default().extend_from_slice(us);
+        }
+    }
     let mut out = Vec::new();
     let mut all = Vec::new();
     for what in CHECK_REQUESTS {
@@ -188,8 +199,15 @@ impl Summary {
             cut_downloads: sh.stats.cut_downloads.load(Ordering::Relaxed),
             expected_failed_boots,
             bytes: sh.stats.bytes.load(Ordering::Relaxed),
-            requests: sh.http.requests.load(Ordering::Relaxed),
-            retried: sh.http.retried.load(Ordering::Relaxed),
+            // esp-admin devices speak HTTPS over a client of their own.
+            requests: sh.http.requests.load(Ordering::Relaxed)
+                + sh.esp_admin
+                    .as_ref()
+                    .map_or(0, |e| e.http.requests.load(Ordering::Relaxed)),
+            retried: sh.http.retried.load(Ordering::Relaxed)
+                + sh.esp_admin
+                    .as_ref()
+                    .map_or(0, |e| e.http.retried.load(Ordering::Relaxed)),
             elapsed,
             lifetime: cfg.lifetime,
             failed_boot_times: cfg.failed_boot_times,
@@ -201,6 +219,7 @@ impl Summary {
             log_lines: sh.stats.log_lines.load(Ordering::Relaxed),
             reports_success: sh.stats.reports_success.load(Ordering::Relaxed),
             reports_error: sh.stats.reports_error.load(Ordering::Relaxed),
+            mqtt_restarts: sh.stats.mqtt_restarts.load(Ordering::Relaxed),
             check_latency: check_latency(sh),
             results,
             server_check: None,
@@ -346,6 +365,13 @@ impl fmt::Display for Summary {
                 f,
                 "boot reports       {} success, {} error (native devices)",
                 self.reports_success, self.reports_error
+            )?;
+        }
+        if self.mqtt_restarts > 0 {
+            writeln!(
+                f,
+                "MQTT restarts      {} (esp-admin devices, on a restart command)",
+                self.mqtt_restarts
             )?;
         }
         writeln!(f, "time               {secs:.2} s")?;

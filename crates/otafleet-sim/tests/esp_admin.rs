@@ -1,0 +1,446 @@
+//! `otafleet-sim --protocols native=..,esp-admin=..` against the real `otafleet serve` with its
+//! embedded MQTT broker and TLS on (`--tls auto`; mDNS off, everything on 127.0.0.1, the broker
+//! on a free port): the esp-admin devices are created by the admin, fetch their settings over
+//! HTTPS trusting only otafleet's CA, connect to the broker over TLS with the same CA and show
+//! online; the run's deployment reaches them as MQTT triggers, and each reports started,
+//! downloads, reports succeded, reboots and is `done` on the new image at its next settings
+//! call. Then a restart command queued in otafleet goes out over MQTT and the device comes back
+//! (a new MQTT connection). Every wait is for a condition, up to [`DEADLINE`].
+//!
+//! The binary: `$OTAFLEET_BIN`, else `cargo build -p otafleet-cli --bin otafleet` in this test's
+//! profile (nothing to do once it is built); without one the test says SKIPPED, except under
+//! `CI=true`, where that is a failure.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use otafleet_sim::config::Protocol;
+use otafleet_sim::{Args, Config};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "sim-esp-admin-test-admin";
+const ESP_ADMIN: usize = 3;
+const NATIVE: usize = 1;
+
+/// The longest wait for any condition.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// How often the server's records are read while waiting for a condition.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The `otafleet` binary, or `None` (with the reason printed) when there is none to test with.
+fn otafleet() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("OTAFLEET_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "OTAFLEET_BIN={} is not a file",
+            bin.display()
+        );
+        return Some(bin);
+    }
+    let built = build_otafleet();
+    if built.is_none() && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("no otafleet binary under CI: set OTAFLEET_BIN or let cargo build otafleet-cli");
+    }
+    if built.is_none() {
+        eprintln!(
+            "SKIPPED: no otafleet binary (set OTAFLEET_BIN, or let `cargo build -p otafleet-cli \
+             --bin otafleet` succeed)"
+        );
+    }
+    built
+}
+
+/// `cargo build -p otafleet-cli --bin otafleet` in this test's profile and target directory;
+/// the executable cargo names.
+fn build_otafleet() -> Option<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--locked",
+        "-p",
+        "otafleet-cli",
+        "--bin",
+        "otafleet",
+        "--message-format=json-render-diagnostics",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .stderr(Stdio::inherit());
+    // target/<profile dir>/deps/<this test>: build in the same profile.
+    let exe = std::env::current_exe().ok()?;
+    if let Some(profile) = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|p| p.to_str())
+        .filter(|p| *p != "debug")
+    {
+        cmd.args(["--profile", profile]);
+    }
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        eprintln!("cargo build -p otafleet-cli --bin otafleet failed");
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "otafleet")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+/// `otafleet serve` with the embedded broker and TLS on; killed when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Serve {
+    fn start(bin: &Path, data: &Path) -> Serve {
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns"])
+            .args(["--https-port", "off", "--tls", "auto"])
+            .args(["--mqtt", "embedded", "--mqtt-port", "0"])
+            .args(["--admin-token", TOKEN])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start otafleet serve");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let end = Instant::now() + DEADLINE;
+        let (mut base, mut broker) = (None, false);
+        while base.is_none() || !broker {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(a) = line.trim().strip_prefix("otafleet listening on http://") {
+                        base = Some(format!("http://{a}"));
+                    }
+                    broker |= line.starts_with("otafleet MQTT broker on: mqtts://");
+                }
+                Err(_) => {
+                    let status = child.try_wait();
+                    panic!("otafleet serve never said where it listens and where its broker is (exit: {status:?})");
+                }
+            }
+        }
+        Serve {
+            child,
+            base: base.expect("the listening line"),
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .ok()?;
+        r.json::<Value>().await.ok()
+    }
+
+    async fn esp_admin_devices(&self) -> Option<Vec<Value>> {
+        match self.get("/api/v1/devices").await? {
+            Value::Array(list) => Some(
+                list.into_iter()
+                    .filter(|d| d["mqtt_id"].is_string() || d["protocol"] == "esp-admin")
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Poll until `cond` gives something, up to [`DEADLINE`]; else panic with the last list.
+    async fn until<T>(&self, what: &str, cond: impl Fn(&[Value]) -> Option<T>) -> T {
+        let end = Instant::now() + DEADLINE;
+        let mut last = Vec::new();
+        while Instant::now() < end {
+            if let Some(list) = self.esp_admin_devices().await {
+                if let Some(t) = cond(&list) {
+                    return t;
+                }
+                last = list;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let lines: Vec<String> = last
+            .iter()
+            .map(|d| {
+                format!(
+                    "  {} {} online {} mqtt_connected_at {} runs {} / latest update {} {}",
+                    d["mac"],
+                    d["protocol"],
+                    d["online"],
+                    d["mqtt_connected_at"],
+                    d["version"],
+                    d["update"]["version"],
+                    d["update"]["state"]
+                )
+            })
+            .collect();
+        panic!(
+            "waited {DEADLINE:?} for {what}; the server's {} ESP Admin devices:\n{}",
+            last.len(),
+            lines.join("\n")
+        );
+    }
+}
+
+fn sim_config(base: &str) -> Config {
+    let devices = (ESP_ADMIN + NATIVE).to_string();
+    let mix = format!("native={NATIVE},esp-admin={ESP_ADMIN}");
+    let argv = [
+        "otafleet-sim",
+        "--server",
+        base,
+        "--admin-token",
+        TOKEN,
+        "--forever",
+        "--devices",
+        &devices,
+        "--protocols",
+        &mix,
+        "--interval",
+        "0.3",
+        "--reboot-ms",
+        "50",
+        "--esp-admin-connect-wait-ms",
+        "100",
+        // Long enough that a restart's reconnection is a later second on the server's clock.
+        "--esp-admin-reset-ms",
+        "1200",
+        "--image-size",
+        "65536",
+        "--timeout",
+        "90",
+        "--no-progress",
+        "--seed",
+        "16",
+    ];
+    Config::from_args(Args::parse_from(argv)).expect("valid arguments")
+}
+
+fn done_on_its_image(d: &Value) -> bool {
+    d["update"]["state"] == "done"
+        && d["update"]["sha256"].is_string()
+        && d["sha256"] == d["update"]["sha256"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
+    let Some(bin) = otafleet() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Serve::start(&bin, data.path());
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sim = tokio::spawn(otafleet_sim::run_until(sim_config(&server.base), async {
+        let _ = stop_rx.await;
+    }));
+
+    // The admin created them, they connected to the broker and show online.
+    api.until("every esp-admin device online over MQTT", |list| {
+        (list.len() == ESP_ADMIN
+            && list
+                .iter()
+                .all(|d| d["online"] == true && d["mqtt_connected_at"].is_string()))
+        .then_some(())
+    })
+    .await;
+
+    // The sim deployed once the fleet enrolled: every esp-admin device is done on the image.
+    let devices = api
+        .until(
+            "every esp-admin device done on the deployed image",
+            |list| {
+                (list.len() == ESP_ADMIN
+                    && list
+                        .iter()
+                        .all(|d| done_on_its_image(d) && d["protocol"] == "esp-admin"))
+                .then(|| list.to_vec())
+            },
+        )
+        .await;
+    // Their HTTP calls came over HTTPS (the sim trusts only otafleet's CA).
+    assert!(
+        devices.iter().all(|d| d["tls"] == true),
+        "esp-admin devices speak HTTPS: {devices:?}"
+    );
+    let target = devices[0]["update"]["sha256"].clone();
+    assert!(
+        devices.iter().all(|d| d["update"]["sha256"] == target),
+        "one image for all: {devices:?}"
+    );
+
+    let mac = devices[0]["mac"].as_str().unwrap().to_string();
+
+    // Someone watches its logs: otafleet switches `command/log` on over MQTT and the device's
+    // `[sim] …` lines arrive on `logs/info`.
+    let stream = api
+        .http
+        .get(format!("{}/api/v1/devices/{mac}/logs/stream", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let logs = api.get(&format!("/api/v1/devices/{mac}/logs")).await;
+        // The server keeps `[sim]` as the line's scope.
+        if logs.is_some_and(|l| l.to_string().contains("of a virtual ESP Admin device")) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no log line over MQTT within {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    drop(stream);
+
+    // A restart goes out over MQTT; the device drops its session and connects again.
+    let before = api
+        .until("the device online after its update", |list| {
+            list.iter()
+                .find(|d| d["mac"] == mac.as_str() && d["online"] == true)
+                .map(|d| d["mqtt_connected_at"].clone())
+        })
+        .await;
+    let r = api
+        .http
+        .post(format!("{}/api/v1/devices/{mac}/commands", api.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"kind": "restart"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    api.until("the restarted device back on MQTT", |list| {
+        list.iter()
+            .find(|d| {
+                d["mac"] == mac.as_str()
+                    && d["online"] == true
+                    && d["mqtt_connected_at"].is_string()
+                    && d["mqtt_connected_at"] != before
+            })
+            .map(|_| ())
+    })
+    .await;
+
+    stop_tx.send(()).unwrap();
+    let summary = sim.await.unwrap().expect("the run");
+    println!("{summary}");
+    assert!(summary.success(), "{summary}");
+    assert_eq!(summary.errors(), 0, "{summary}");
+    let per = &summary.per_protocol;
+    let esp = &per[&Protocol::EspAdmin];
+    assert_eq!(esp.devices, ESP_ADMIN, "{summary}");
+    assert_eq!(esp.updated, ESP_ADMIN, "{summary}");
+    assert_eq!(per[&Protocol::Native].updated, NATIVE, "{summary}");
+    assert!(summary.mqtt_restarts >= 1, "{summary}");
+    let check = summary
+        .server_check
+        .as_ref()
+        .expect("the server's records read");
+    assert!(check.mismatches.is_empty(), "{summary}");
+    drop(server);
+}
+
+/// Without `--forever` the run ends at every device's first outcome and checks the server's
+/// records against it (each device's attempt, by the `deploymentId` it was given, `done` on the
+/// deployed image).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_esp_admin_fleet_run_ends_at_the_first_outcome_with_the_records_agreeing() {
+    let Some(bin) = otafleet() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Serve::start(&bin, data.path());
+    let argv = [
+        "otafleet-sim",
+        "--server",
+        &server.base,
+        "--admin-token",
+        TOKEN,
+        "--devices",
+        "4",
+        "--protocols",
+        "esp-admin=1",
+        "--interval",
+        "0.3",
+        "--reboot-ms",
+        "50",
+        "--esp-admin-connect-wait-ms",
+        "100",
+        "--esp-admin-reset-ms",
+        "100",
+        "--image-size",
+        "65536",
+        "--timeout",
+        "90",
+        "--no-progress",
+        "--seed",
+        "17",
+    ];
+    let cfg = Config::from_args(Args::parse_from(argv)).expect("valid arguments");
+    let summary = otafleet_sim::run(cfg).await.expect("the run");
+    println!("{summary}");
+    assert!(summary.success(), "{summary}");
+    assert_eq!(summary.updated, 4, "{summary}");
+    let check = summary
+        .server_check
+        .as_ref()
+        .expect("the server's records read");
+    assert_eq!(check.checked, 4, "{summary}");
+    assert!(check.mismatches.is_empty(), "{summary}");
+    for r in &summary.results {
+        assert!(
+            matches!(
+                r.outcome,
+                otafleet_sim::device::Outcome::Updated {
+                    update_id: Some(_),
+                    ..
+                }
+            ),
+            "every device was given its attempt's id as the deploymentId: {summary}"
+        );
+    }
+}
