@@ -31,6 +31,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use otafleet_core::deployments::DeploymentStatus;
 use otafleet_core::events::Event;
 use otafleet_core::{Fleet, MqttMessage};
 use rumqttc::{AsyncClient, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
@@ -271,6 +272,7 @@ async fn run(
         log_on: HashSet::new(),
         config_version: HashMap::new(),
         triggered: HashMap::new(),
+        deployments: HashMap::new(),
     };
     worker.run(rx, stop).await;
     let _ = worker.client.disconnect().await;
@@ -339,6 +341,8 @@ struct Worker {
     config_version: HashMap<String, Option<i64>>,
     /// Id → the attempt last triggered in the device's current connection.
     triggered: HashMap<String, i64>,
+    /// Each deployment's status as last seen (its events repeat with every device's progress).
+    deployments: HashMap<i64, DeploymentStatus>,
 }
 
 impl Worker {
@@ -605,9 +609,27 @@ impl Worker {
                     }
                 }
             }
-            Event::Deployment { .. } => {
-                let online: Vec<String> = self.online.iter().cloned().collect();
-                for id in online {
+            Event::Deployment { deployment } => {
+                // Only a deployment that starts (or starts again) can offer something new; its
+                // progress events, one per device update, must not cost an offer per device.
+                let status = deployment.status;
+                if self.deployments.insert(deployment.id, status) == Some(status)
+                    || status != DeploymentStatus::Active
+                {
+                    return;
+                }
+                let targets: Vec<String> = if deployment.devices.is_empty() {
+                    self.online.iter().cloned().collect()
+                } else {
+                    deployment
+                        .devices
+                        .iter()
+                        .filter_map(|mac| self.ids.get(mac))
+                        .filter(|id| self.online.contains(*id))
+                        .cloned()
+                        .collect()
+                };
+                for id in targets {
                     self.trigger(&id).await;
                 }
             }
