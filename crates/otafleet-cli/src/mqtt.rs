@@ -112,7 +112,9 @@ pub async fn start(
                     tls: None,
                     username: user,
                     password,
-                    client_id: otafleet_mqtt::bridge::client_id(),
+                    client_id: otafleet_mqtt::bridge::client_id(
+                        otafleet_mqtt::broker::SERVICE_USER,
+                    ),
                 },
             );
             let addr = broker.listen_addr();

@@ -995,6 +995,16 @@ pub(crate) async fn mqtt_devices(db: &SqlitePool) -> Result<Vec<(String, String)
     .await?)
 }
 
+/// The MAC of the device an ESP Admin id names (one indexed lookup: every MQTT message asks it).
+pub(crate) async fn mac_by_mqtt_id(db: &SqlitePool, mqtt_id: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT mac FROM devices WHERE mqtt_id = ?")
+            .bind(mqtt_id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
 /// The device an ESP Admin id names, as stored (no derived fields).
 pub(crate) async fn by_mqtt_id(db: &SqlitePool, mqtt_id: &str) -> Result<Option<Device>> {
     Ok(sqlx::query_as("SELECT * FROM devices WHERE mqtt_id = ?")

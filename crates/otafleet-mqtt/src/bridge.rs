@@ -157,28 +157,18 @@ impl BridgeOptions {
             tls,
             username,
             password,
-            client_id: client_id(),
+            client_id: client_id("otafleet"),
         })
     }
 }
 
-/// A client id of its own per process, so two otafleet instances never take over each other's
-/// session.
-pub fn client_id() -> String {
-    format!("otafleet-{:08x}", rand_u32())
+/// A client id of its own per process (`<prefix>-<8 hex>`), so two otafleet instances never take
+/// over each other's session. On the embedded broker the prefix is its service user, a prefix no
+/// device may log in with.
+pub fn client_id(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() as u32
-}
 
 fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes())

@@ -151,7 +151,9 @@ impl TestBroker {
                     tls: None,
                     username,
                     password,
-                    client_id: otafleet_mqtt::bridge::client_id(),
+                    client_id: otafleet_mqtt::bridge::client_id(
+                        otafleet_mqtt::broker::SERVICE_USER,
+                    ),
                 }
             }
         };

@@ -81,9 +81,8 @@ impl Fleet {
         if !valid_id(id) {
             return Err(unknown(id));
         }
-        devices::by_mqtt_id(self.db(), id)
+        devices::mac_by_mqtt_id(self.db(), id)
             .await?
-            .map(|d| d.mac)
             .ok_or_else(|| unknown(id))
     }
 

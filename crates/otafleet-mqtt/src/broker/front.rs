@@ -18,6 +18,10 @@ use tokio_rustls::TlsAcceptor;
 /// How long a client has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections one listener holds at most; beyond, new ones are closed at once (a flood must not
+/// take every file descriptor the HTTP server needs too).
+const MAX_CONNECTIONS: usize = 16_384;
+
 /// Accepts on `listener` and forwards every connection to `internal`, through TLS if `tls`.
 pub(crate) async fn serve(
     name: &'static str,
@@ -29,6 +33,10 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) if connections.len() >= MAX_CONNECTIONS => {
+                    tracing::warn!(listener = name, %peer, "MQTT: {MAX_CONNECTIONS} connections open; refusing one more");
+                    drop(stream);
+                }
                 Ok((stream, peer)) => {
                     let tls = tls.clone();
                     connections.spawn(async move {
