@@ -141,6 +141,7 @@ impl Fleet {
             let mut tx = db::begin_write(self.db()).await?;
             let now = crate::time::now();
             let Some(r) = devices::mqtt_presence(&mut tx, id, connected, &now).await? else {
+                tx.rollback().await?;
                 return Err(unknown(id));
             };
             self.inner.hot.forget(&r.0);
@@ -238,16 +239,16 @@ impl Fleet {
         let changed = {
             let _w = self.device_write_lock(&mac).await;
             let mut tx = db::begin_write(self.db()).await?;
-            let Some(open) = updates::open_for(&mut tx, &mac).await? else {
+            // Nothing to move (another attempt, not downloading, no progress): roll back at once,
+            // so the connection goes back to the pool clean.
+            let open = updates::open_for(&mut tx, &mac).await?;
+            let progress = p.progress.clamp(0, 99);
+            let Some(open) = open.filter(|o| {
+                o.id == update_id && o.state == UpdateState::Downloading && progress > o.progress
+            }) else {
+                tx.rollback().await?;
                 return Ok(());
             };
-            let progress = p.progress.clamp(0, 99);
-            if open.id != update_id
-                || open.state != UpdateState::Downloading
-                || progress <= open.progress
-            {
-                return Ok(());
-            }
             let u = updates::set_state(
                 &mut tx,
                 open.id,
@@ -410,6 +411,7 @@ impl Fleet {
             let now = crate::time::now();
             let current = commands::get(&mut tx, mac, command_id).await?.as_of(&now);
             if !current.state.unfinished() {
+                tx.rollback().await?;
                 return Ok(());
             }
             let c = commands::finish(&mut tx, mac, command_id, state, Some(result)).await?;

@@ -37,7 +37,11 @@ fn ticks(pids: &[u32]) -> Option<u64> {
 }
 
 fn rss(pids: &[u32]) -> Option<u64> {
-    (!pids.is_empty()).then(|| pids.iter().filter_map(|p| otafleet_bench::rss_kib(*p)).sum())
+    (!pids.is_empty()).then(|| {
+        pids.iter()
+            .filter_map(|p| otafleet_bench::rss_kib(*p))
+            .sum()
+    })
 }
 
 fn tls(ca: &str) -> Arc<rustls::ClientConfig> {
