@@ -599,12 +599,16 @@ impl Worker {
                 }
             }
             Event::Deployment { deployment } => {
-                // Only a deployment that starts (or starts again) can offer something new; its
-                // progress events, one per device update, must not cost an offer per device.
+                // Only a new deployment (which may already count as completed: devices of unknown
+                // chip, as ESP Admin devices are, get no verdict until offered) or one that
+                // becomes active again can offer something new; its progress events, one per
+                // device update, must not cost an offer per device.
                 let status = deployment.status;
-                if self.deployments.insert(deployment.id, status) == Some(status)
-                    || status != DeploymentStatus::Active
-                {
+                let new_or_again = match self.deployments.insert(deployment.id, status) {
+                    None => status != DeploymentStatus::Stopped,
+                    Some(before) => before != status && status == DeploymentStatus::Active,
+                };
+                if !new_or_again {
                     return;
                 }
                 let targets: Vec<String> = if deployment.devices.is_empty() {

@@ -213,6 +213,23 @@ async fn connect(at: &Endpoint, d: &Added) -> Device {
     dev
 }
 
+/// The admin queues a restart for `mac`.
+async fn restart(fleet: &Fleet, mac: &str) -> otafleet_core::commands::Command {
+    fleet
+        .command_queue(
+            mac,
+            &NewCommand {
+                kind: CommandKind::Restart,
+                key: None,
+                payload: None,
+                expires_in_s: None,
+            },
+            "admin",
+        )
+        .await
+        .unwrap()
+}
+
 async fn online(fleet: &Fleet, mac: &str, want: bool) {
     wait_for(&format!("{mac} online = {want}"), || async {
         let d = fleet.device(mac).await.unwrap();
@@ -321,26 +338,14 @@ async fn presence_config_logs_reports_and_commands_go_through_the_broker(kind: K
     .await;
 
     // A command queued for the connected device is delivered and done.
-    let restart = fleet
-        .command_queue(
-            &a.mac,
-            &NewCommand {
-                kind: CommandKind::Restart,
-                key: None,
-                payload: None,
-                expires_in_s: None,
-            },
-            "admin",
-        )
-        .await
-        .unwrap();
+    let queued = restart(&fleet, &a.mac).await;
     dev.message(&format!("device/{}/command/restart", a.id))
         .await;
     wait_for("the restart command done", || async {
         let list = fleet.commands(&a.mac, None).await.unwrap();
         list.commands
             .iter()
-            .any(|c| c.id == restart.id && c.state == CommandState::Done)
+            .any(|c| c.id == queued.id && c.state == CommandState::Done)
             .then_some(())
     })
     .await;
@@ -501,7 +506,9 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: 
         .await
         .unwrap()
         .firmware;
-    let tb = TestBroker::start(kind, &fleet, &[&a]).await;
+    // B is off the network when the deployment is made.
+    let off = add(&fleet, "cellar").await;
+    let tb = TestBroker::start(kind, &fleet, &[&a, &off]).await;
     let at = tb.endpoint();
     let b = tb.bridge(&fleet);
     up(&b).await;
@@ -509,10 +516,11 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: 
     dev.come_online().await;
     online(&fleet, &a.mac, true).await;
 
-    // Deployed while it is connected: triggered at once.
+    // Deployed while A is connected: triggered at once.
     fleet
         .deployment_create(
-            serde_json::from_value(json!({"firmware_id": fw.id, "devices": [a.mac]})).unwrap(),
+            serde_json::from_value(json!({"firmware_id": fw.id, "devices": [a.mac, off.mac]}))
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -527,7 +535,22 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: 
         "{path}"
     );
 
-    // It drops off before starting and comes back: triggered again.
+    // B was offline when the deployment was made (ESP Admin loses such triggers): it gets its
+    // own when it connects.
+    let mut b_dev = connect(&at, &off).await;
+    b_dev.come_online().await;
+    let tb_trigger = payload(
+        &b_dev
+            .message(&format!("device/{}/command/update_trigger", off.id))
+            .await,
+    );
+    assert_eq!(tb_trigger["releaseId"], fw.id.to_string());
+    assert!(tb_trigger["downloadPath"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("/api/device/{}/ota/", off.id)));
+
+    // A drops off before starting and comes back: triggered again.
     dev.kill().await;
     online(&fleet, &a.mac, false).await;
     let mut dev = connect(&at, &a).await;
@@ -571,19 +594,7 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: 
     let mut dev = connect(&at, &a).await;
     dev.come_online().await;
     online(&fleet, &a.mac, true).await;
-    fleet
-        .command_queue(
-            &a.mac,
-            &NewCommand {
-                kind: CommandKind::Restart,
-                key: None,
-                payload: None,
-                expires_in_s: None,
-            },
-            "admin",
-        )
-        .await
-        .unwrap();
+    restart(&fleet, &a.mac).await;
     dev.message(&format!("device/{}/command/restart", a.id))
         .await;
     assert!(

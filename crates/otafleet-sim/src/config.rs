@@ -189,6 +189,12 @@ pub struct Args {
     /// written or a restart command came (the SDK waits 7 s).
     #[arg(long, value_name = "MS", default_value_t = 7000)]
     pub esp_admin_reset_ms: u64,
+
+    /// esp-admin devices: after every boot, report an application error (`{type: "error"}`,
+    /// numbered per boot) the way the SDK's `Report::send` does — over HTTP, then the same report
+    /// over MQTT. An injected failure of the device's application, not of its update.
+    #[arg(long)]
+    pub esp_admin_error_report: bool,
 }
 
 /// Seconds `--mdns` waits for a server when `--mdns-timeout` is not given.
@@ -341,6 +347,8 @@ pub struct Config {
     pub esp_admin_connect_wait: Duration,
     /// esp-admin: from "disconnected" to the reboot (the SDK's 7 s).
     pub esp_admin_reset: Duration,
+    /// `--esp-admin-error-report`.
+    pub esp_admin_error_report: bool,
 }
 
 impl Config {
@@ -472,6 +480,7 @@ impl Config {
             commands: a.commands,
             esp_admin_connect_wait: Duration::from_millis(a.esp_admin_connect_wait_ms),
             esp_admin_reset: Duration::from_millis(a.esp_admin_reset_ms),
+            esp_admin_error_report: a.esp_admin_error_report,
         })
     }
 

@@ -39,8 +39,12 @@
 //! the same CA. Without one, plain HTTP (the server allows it only from its own machine) and
 //! `mqtt://`.
 //!
-//! **Not replayed.** The SDK's `report/custom` over HTTP and MQTT, and its `update_status`
-//! mirror on MQTT; MQTT over WebSockets (`uriWS`: the server leaves it empty). The SDK gets no
+//! 6. Reports, as the SDK's `Report::send` (HTTP, then the same JSON over MQTT): `info` "config
+//!    applied" with the config each time `command/config` arrives (an application confirming it),
+//!    and with `--esp-admin-error-report` an `error` after every boot (an injected application
+//!    error, numbered per boot).
+//!
+//! **Not replayed.** The SDK's `update_status` mirror on MQTT; MQTT over WebSockets (`uriWS`: the server leaves it empty). The SDK gets no
 //! hash of the image: the SHA-256 check above is the simulator's own (an image deployed
 //! elsewhere, `--wait-for-deployment`, is checked by size, magic byte and version only). Cut
 //! downloads are not injected into these
@@ -188,6 +192,8 @@ enum Cmd {
     Trigger(Offer),
     Restart,
     Abort(String),
+    /// `command/config` arrived (retained: at every subscribe, and on every change).
+    Config(Value),
     /// The session broke (the broker or the network away).
     Lost(String),
 }
@@ -220,6 +226,10 @@ pub struct EspAdmin {
     installed: Option<String>,
     session: Option<Session>,
     pub side: Arc<Side>,
+    /// Boots so far (numbers the injected error reports).
+    boots: u64,
+    /// A config that came during a download, to report at the next check.
+    config_to_report: Option<Value>,
 }
 
 fn topic(id: &str, rest: &str) -> String {
@@ -239,6 +249,8 @@ impl EspAdmin {
             installed: None,
             session: None,
             side: Arc::default(),
+            boots: 0,
+            config_to_report: None,
         })
     }
 
@@ -364,6 +376,54 @@ impl EspAdmin {
             .map_err(lost)?;
         self.session = Some(s);
         tracing::debug!(mac = %self.creds.mac, %id, %uri, "esp-admin device connected");
+        if sh.cfg.esp_admin_error_report {
+            self.boots += 1;
+            let body = format!("boot {} of {}", self.boots, self.creds.id);
+            self.report(sh, "error", "sim: injected application error", &body)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The SDK's `Report::send`: `POST /api/device/<id>/report/custom` `{type, subject, body}`
+    /// over HTTP(S), then the same JSON on `device/<id>/report/custom` (QoS 1). otafleet keeps
+    /// the HTTP one and drops the MQTT copy.
+    async fn report(
+        &self,
+        sh: &Shared,
+        kind: &str,
+        subject: &str,
+        body: &str,
+    ) -> Result<(), DeviceError> {
+        let env = env(sh)?;
+        let id = &self.creds.id;
+        let report = json!({ "type": kind, "subject": subject, "body": body });
+        let url = env.http.url(&format!("/api/device/{id}/report/custom"));
+        let (r, _slot) = env
+            .http
+            .send("esp-admin report/custom", || {
+                env.http
+                    .client
+                    .post(&url)
+                    .header("Api-Key", &self.creds.key)
+                    .json(&report)
+                    .send()
+            })
+            .await?;
+        if !r.status().is_success() {
+            return Err(status_error("esp-admin report/custom", r).await);
+        }
+        if let Some(s) = &self.session {
+            s.client
+                .publish(
+                    topic(id, "report/custom"),
+                    QoS::AtLeastOnce,
+                    false,
+                    report.to_string(),
+                )
+                .await
+                .map_err(|e| DeviceError::Mqtt(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -394,6 +454,10 @@ impl EspAdmin {
         if self.session.is_none() {
             self.boot(dev).await?;
         }
+        if let Some(c) = self.config_to_report.take() {
+            self.report(dev.sh, "info", "config applied", &c.to_string())
+                .await?;
+        }
         dev.phase = "esp-admin: waiting for an update trigger";
         let wait = tokio::time::sleep(dev.sh.jittered(dev.sh.cfg.interval));
         tokio::pin!(wait);
@@ -416,6 +480,12 @@ impl EspAdmin {
                 }
                 Some(Cmd::Abort(release)) => {
                     tracing::debug!(mac = %self.creds.mac, %release, "update_abort with no download running");
+                }
+                Some(Cmd::Config(c)) => {
+                    // The application applies it and says so, as an app using the SDK's
+                    // `Command::onConfig` and `Report::send` would.
+                    self.report(dev.sh, "info", "config applied", &c.to_string())
+                        .await?;
                 }
                 Some(Cmd::Lost(e)) => {
                     self.session = None;
@@ -564,6 +634,8 @@ impl EspAdmin {
                     }
                     Some(Cmd::Abort(_)) | Some(Cmd::Trigger(_)) => {}
                     Some(Cmd::Restart) => restart_after = true,
+                    // Reported once the download is over (the next check).
+                    Some(Cmd::Config(c)) => self.config_to_report = Some(c),
                     Some(Cmd::Lost(e)) => lost = Some(e),
                     None => lost = Some("the session ended".into()),
                 },
@@ -690,6 +762,9 @@ async fn session(
                         "config" => {
                             let config = serde_json::from_slice::<Value>(&p.payload).ok();
                             tracing::debug!(%id, ?config, "esp-admin: config");
+                            if let Some(c) = &config {
+                                let _ = tx.send(Cmd::Config(c.clone()));
+                            }
                             *side.config.lock().expect("config lock") = config;
                         }
                         "log" => {

@@ -4,12 +4,18 @@
 //! HTTPS trusting only otafleet's CA, connect to the broker over TLS with the same CA and show
 //! online; the run's deployment reaches them as MQTT triggers, and each reports started,
 //! downloads, reports succeded, reboots and is `done` on the new image at its next settings
-//! call. Then a restart command queued in otafleet goes out over MQTT and the device comes back
-//! (a new MQTT connection). Every wait is for a condition, up to [`DEADLINE`].
+//! call. Then a log session (lines over MQTT), a restart command queued in otafleet that goes out
+//! over MQTT (the device comes back on a new connection), a config change the device reports
+//! applying, and the error report each device sends at every boot over HTTP and MQTT, kept once.
+//! Every wait is for a condition, up to [`DEADLINE`].
 //!
 //! The binary: `$OTAFLEET_BIN`, else `cargo build -p otafleet-cli --bin otafleet` in this test's
 //! profile (nothing to do once it is built); without one the test says SKIPPED, except under
 //! `CI=true`, where that is a failure.
+
+#[path = "support/bin.rs"]
+mod bin_support;
+use bin_support::otafleet;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -31,69 +37,6 @@ const DEADLINE: Duration = Duration::from_secs(90);
 
 /// How often the server's records are read while waiting for a condition.
 const POLL: Duration = Duration::from_millis(50);
-
-/// The `otafleet` binary, or `None` (with the reason printed) when there is none to test with.
-fn otafleet() -> Option<PathBuf> {
-    if let Some(bin) = std::env::var_os("OTAFLEET_BIN") {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "OTAFLEET_BIN={} is not a file",
-            bin.display()
-        );
-        return Some(bin);
-    }
-    let built = build_otafleet();
-    if built.is_none() && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("no otafleet binary under CI: set OTAFLEET_BIN or let cargo build otafleet-cli");
-    }
-    if built.is_none() {
-        eprintln!(
-            "SKIPPED: no otafleet binary (set OTAFLEET_BIN, or let `cargo build -p otafleet-cli \
-             --bin otafleet` succeed)"
-        );
-    }
-    built
-}
-
-/// `cargo build -p otafleet-cli --bin otafleet` in this test's profile and target directory;
-/// the executable cargo names.
-fn build_otafleet() -> Option<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--locked",
-        "-p",
-        "otafleet-cli",
-        "--bin",
-        "otafleet",
-        "--message-format=json-render-diagnostics",
-    ])
-    .current_dir(env!("CARGO_MANIFEST_DIR"))
-    .stderr(Stdio::inherit());
-    // target/<profile dir>/deps/<this test>: build in the same profile.
-    let exe = std::env::current_exe().ok()?;
-    if let Some(profile) = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .and_then(|p| p.to_str())
-        .filter(|p| *p != "debug")
-    {
-        cmd.args(["--profile", profile]);
-    }
-    let out = cmd.output().ok()?;
-    if !out.status.success() {
-        eprintln!("cargo build -p otafleet-cli --bin otafleet failed");
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "otafleet")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-}
 
 /// `otafleet serve` with the embedded broker and TLS on; killed when dropped.
 struct Serve {
@@ -242,6 +185,8 @@ fn sim_config(base: &str) -> Config {
         // Long enough that a restart's reconnection is a later second on the server's clock.
         "--esp-admin-reset-ms",
         "1200",
+        // Every boot reports an application error, over HTTP and then MQTT, as the SDK does.
+        "--esp-admin-error-report",
         "--image-size",
         "65536",
         "--timeout",
@@ -364,6 +309,84 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
             .map(|_| ())
     })
     .await;
+
+    // A config change: the project gets a variable, the admin sets the device's value; the
+    // retained `command/config` reaches the device over MQTT and its application reports it.
+    let project = devices[0]["project"].as_str().unwrap().to_string();
+    let vars = json!([{"key": "threshold", "type": "int", "default": 40}]);
+    let r = api
+        .http
+        .patch(format!("{}/api/v1/projects/{project}", api.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "variables": vars }))
+        .send()
+        .await
+        .unwrap();
+    if r.status() == 404 {
+        let r = api
+            .http
+            .post(format!("{}/api/v1/projects", api.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "name": project, "variables": vars }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    } else {
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+    let r = api
+        .http
+        .patch(format!("{}/api/v1/devices/{mac}/config", api.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"values": {"threshold": 43}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let reports = |mac: String| {
+        let api = &api;
+        async move {
+            api.get(&format!("/api/v1/reports?mac={mac}"))
+                .await
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+        }
+    };
+    let end = Instant::now() + DEADLINE;
+    while !reports(mac.clone()).await.iter().any(|r| {
+        r["subject"] == "config applied"
+            && r["body"]
+                .as_str()
+                .is_some_and(|b| b.contains(r#""threshold":"43""#))
+    }) {
+        assert!(
+            Instant::now() < end,
+            "no 'config applied' report with the new value within {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+
+    // Error reports: each device reported its injected error at every boot, over HTTP and then
+    // MQTT; otafleet kept each report once (the MQTT copy of one just sent over HTTP is dropped).
+    for d in &devices {
+        let mac = d["mac"].as_str().unwrap().to_string();
+        let errors: Vec<String> = reports(mac.clone())
+            .await
+            .iter()
+            .filter(|r| r["type"] == "error" && r["subject"] == "sim: injected application error")
+            .map(|r| r["body"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert!(!errors.is_empty(), "{mac}: no error report");
+        let mut unique = errors.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            errors.len(),
+            "{mac}: a report kept twice: {errors:?}"
+        );
+    }
 
     stop_tx.send(()).unwrap();
     let summary = sim.await.unwrap().expect("the run");

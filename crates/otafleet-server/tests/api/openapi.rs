@@ -172,6 +172,7 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
         values("DeviceAuth"),
         [
             "token",
+            "api_key",
             "shared_secret",
             "mac",
             "pending_enrolment",
