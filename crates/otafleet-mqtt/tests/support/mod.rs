@@ -250,6 +250,11 @@ impl Device {
         }
     }
 
+    /// Forget the events received but not yet waited for that `pred` matches (stale copies).
+    pub fn forget_pending(&mut self, pred: impl Fn(&Value) -> bool) {
+        self.pending.retain(|e| !pred(e));
+    }
+
     /// The next message on `topic`.
     pub async fn message(&mut self, topic: &str) -> Value {
         let t = topic.to_owned();
