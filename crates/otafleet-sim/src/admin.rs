@@ -479,3 +479,53 @@ async fn get(http: &Http, token: &str, path: &str) -> Result<Value, SimError> {
         .map_err(|e| admin_err("read back", e))?;
     json_or_err("read back", r).await
 }
+
+/// `--esp-admin-created-hook`: write each created device's `<id> <API key>` to a file of its own
+/// (mode 0600, removed afterwards) and run `sh -c CMD sh FILE`; an error unless it succeeds.
+pub async fn esp_admin_created_hook(
+    cmd: &str,
+    created: &[crate::esp_admin::Creds],
+) -> Result<(), SimError> {
+    let fail = |detail: String| SimError::Admin {
+        what: "--esp-admin-created-hook",
+        detail,
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "otafleet-sim-esp-admin-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let file = dir.join("devices.txt");
+    let text: String = created
+        .iter()
+        .map(|c| format!("{} {}\n", c.id, c.key))
+        .collect();
+    let written = {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        o.mode(0o600);
+        o.open(&file).and_then(|mut f| f.write_all(text.as_bytes()))
+    };
+    let result = match written {
+        Err(e) => Err(fail(format!("{}: {e}", file.display()))),
+        Ok(()) => match tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .arg("sh")
+            .arg(&file)
+            .status()
+            .await
+        {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(fail(format!("`{cmd}` ended with {s}"))),
+            Err(e) => Err(fail(format!("cannot run sh: {e}"))),
+        },
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

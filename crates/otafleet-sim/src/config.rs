@@ -195,6 +195,13 @@ pub struct Args {
     /// over MQTT. An injected failure of the device's application, not of its update.
     #[arg(long)]
     pub esp_admin_error_report: bool,
+
+    /// esp-admin devices with a broker of your own: once the admin created them, and before any
+    /// connects, run `sh -c CMD sh FILE`, where FILE lists each device's `<id> <API key>` on a
+    /// line — the step an admin takes to give each device its broker login (e.g.
+    /// `mosquitto_passwd -b` for each, then reload Mosquitto). The run stops if CMD fails.
+    #[arg(long, value_name = "CMD")]
+    pub esp_admin_created_hook: Option<String>,
 }
 
 /// Seconds `--mdns` waits for a server when `--mdns-timeout` is not given.
@@ -349,6 +356,8 @@ pub struct Config {
     pub esp_admin_reset: Duration,
     /// `--esp-admin-error-report`.
     pub esp_admin_error_report: bool,
+    /// `--esp-admin-created-hook`.
+    pub esp_admin_created_hook: Option<String>,
 }
 
 impl Config {
@@ -481,6 +490,7 @@ impl Config {
             esp_admin_connect_wait: Duration::from_millis(a.esp_admin_connect_wait_ms),
             esp_admin_reset: Duration::from_millis(a.esp_admin_reset_ms),
             esp_admin_error_report: a.esp_admin_error_report,
+            esp_admin_created_hook: a.esp_admin_created_hook,
         })
     }
 

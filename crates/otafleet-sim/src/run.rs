@@ -193,6 +193,9 @@ pub async fn run_until(
             .collect();
         if !esp.is_empty() {
             let created = admin::create_esp_admin(&http, token, &cfg, esp.len()).await?;
+            if let Some(cmd) = &cfg.esp_admin_created_hook {
+                admin::esp_admin_created_hook(cmd, &created).await?;
+            }
             for (i, c) in esp.into_iter().zip(created) {
                 specs[i].mac = c.mac.clone();
                 specs[i].esp_admin = Some(Arc::new(c));

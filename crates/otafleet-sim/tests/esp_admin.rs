@@ -46,10 +46,20 @@ struct Serve {
 
 impl Serve {
     fn start(bin: &Path, data: &Path) -> Serve {
-        let mut child = Command::new(bin)
+        Serve::start_with(bin, data, &["--mqtt", "embedded", "--mqtt-port", "0"], None)
+    }
+
+    /// With `mqtt` flags; `password`: otafleet's own password on the user's broker.
+    fn start_with(bin: &Path, data: &Path, mqtt: &[&str], password: Option<&str>) -> Serve {
+        let embedded = password.is_none();
+        let mut cmd = Command::new(bin);
+        if let Some(p) = password {
+            cmd.env("OTAFLEET_MQTT_PASSWORD", p);
+        }
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns"])
             .args(["--https-port", "off", "--tls", "auto"])
-            .args(["--mqtt", "embedded", "--mqtt-port", "0"])
+            .args(mqtt)
             .args(["--admin-token", TOKEN])
             .arg("--data-dir")
             .arg(data)
@@ -67,7 +77,8 @@ impl Serve {
             }
         });
         let end = Instant::now() + DEADLINE;
-        let (mut base, mut broker) = (None, false);
+        // The embedded broker says where it listens; the user's broker is known already.
+        let (mut base, mut broker) = (None, !embedded);
         while base.is_none() || !broker {
             match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
@@ -466,4 +477,155 @@ async fn an_esp_admin_fleet_run_ends_at_the_first_outcome_with_the_records_agree
             "every device was given its attempt's id as the deploymentId: {summary}"
         );
     }
+}
+
+/// A Mosquitto of this test's own, as docs/mqtt.md configures it: passwords, the documented
+/// pattern ACLs (the repository's file), client id = user name. Killed when dropped.
+struct Mosquitto {
+    child: Child,
+    port: u16,
+    passwd: std::path::PathBuf,
+}
+
+impl Mosquitto {
+    fn start(dir: &Path, otafleet_password: &str) -> Option<Mosquitto> {
+        let have = |tool: &str| {
+            Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("command -v {tool} || test -x /usr/sbin/{tool}"),
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !have("mosquitto") || !have("mosquitto_passwd") {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "mosquitto is not installed under CI (scripts/setup-deps installs it)"
+            );
+            eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
+            return None;
+        }
+        let passwd = dir.join("passwd");
+        std::fs::write(&passwd, "").unwrap();
+        let st = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(&passwd)
+            .args(["otafleet", otafleet_password])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let acl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/mqtt/mosquitto.acl");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\nuse_username_as_clientid true\npersistence false\n",
+                passwd.display(),
+                acl.display()
+            ),
+        )
+        .unwrap();
+        let bin = if Path::new("/usr/sbin/mosquitto").exists() {
+            "/usr/sbin/mosquitto"
+        } else {
+            "mosquitto"
+        };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let end = Instant::now() + DEADLINE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < end, "mosquitto never listened on {port}");
+            std::thread::sleep(POLL);
+        }
+        Some(Mosquitto {
+            child,
+            port,
+            passwd,
+        })
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The external-broker mode: otafleet is a client of the user's Mosquitto (passwords and the
+/// documented ACLs). The simulator's devices are created by the admin as before; the admin then
+/// gives each its broker login (`--esp-admin-created-hook`: `mosquitto_passwd`, then SIGHUP, which
+/// makes Mosquitto read its password file again) before any connects. They update as on the
+/// embedded broker, and the server's records agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esp_admin_devices_update_through_the_users_mosquitto() {
+    let Some(bin) = otafleet() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(mosq) = Mosquitto::start(dir.path(), "otafleet-secret") else {
+        return;
+    };
+    let url = format!("mqtt://otafleet@127.0.0.1:{}", mosq.port);
+    let server = Serve::start_with(
+        &bin,
+        &dir.path().join("data"),
+        &["--mqtt", &url],
+        Some("otafleet-secret"),
+    );
+    let hook = format!(
+        "while read id key; do mosquitto_passwd -b {} \"$id\" \"$key\" || exit 1; done < \"$1\" && kill -HUP {}",
+        mosq.passwd.display(),
+        mosq.child.id()
+    );
+    let argv = [
+        "otafleet-sim",
+        "--server",
+        &server.base,
+        "--admin-token",
+        TOKEN,
+        "--devices",
+        "4",
+        "--protocols",
+        "esp-admin=1",
+        "--interval",
+        "0.3",
+        "--reboot-ms",
+        "50",
+        "--esp-admin-connect-wait-ms",
+        "100",
+        "--esp-admin-reset-ms",
+        "100",
+        "--esp-admin-created-hook",
+        &hook,
+        "--image-size",
+        "65536",
+        "--timeout",
+        "90",
+        "--no-progress",
+        "--seed",
+        "18",
+    ];
+    let cfg = Config::from_args(Args::parse_from(argv)).expect("valid arguments");
+    let summary = otafleet_sim::run(cfg).await.expect("the run");
+    println!("{summary}");
+    assert!(summary.success(), "{summary}");
+    assert_eq!(summary.updated, 4, "{summary}");
+    let check = summary
+        .server_check
+        .as_ref()
+        .expect("the server's records read");
+    assert_eq!(check.checked, 4, "{summary}");
+    assert!(check.mismatches.is_empty(), "{summary}");
 }
