@@ -395,24 +395,10 @@ impl EspAdmin {
         subject: &str,
         body: &str,
     ) -> Result<(), DeviceError> {
-        let env = env(sh)?;
         let id = &self.creds.id;
         let report = json!({ "type": kind, "subject": subject, "body": body });
-        let url = env.http.url(&format!("/api/device/{id}/report/custom"));
-        let (r, _slot) = env
-            .http
-            .send("esp-admin report/custom", || {
-                env.http
-                    .client
-                    .post(&url)
-                    .header("Api-Key", &self.creds.key)
-                    .json(&report)
-                    .send()
-            })
+        self.post(sh, "esp-admin report/custom", "report/custom", &report)
             .await?;
-        if !r.status().is_success() {
-            return Err(status_error("esp-admin report/custom", r).await);
-        }
         if let Some(s) = &self.session {
             s.client
                 .publish(
@@ -515,26 +501,40 @@ impl EspAdmin {
         deployment: &str,
         status: &'static str,
     ) -> Result<(), DeviceError> {
+        let body = json!({ "deploymentId": deployment, "status": status });
+        self.post(sh, "esp-admin report/update", "report/update", &body)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /api/device/<id>/<path>` with `Api-Key` and a JSON body, over HTTP(S); an error
+    /// unless 2xx. Returns the answer and its connection slot.
+    async fn post(
+        &self,
+        sh: &Shared,
+        what: &'static str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(reqwest::Response, Option<tokio::sync::OwnedSemaphorePermit>), DeviceError> {
         let env = env(sh)?;
         let url = env
             .http
-            .url(&format!("/api/device/{}/report/update", self.creds.id));
-        let body = json!({ "deploymentId": deployment, "status": status });
-        let (r, _slot) = env
+            .url(&format!("/api/device/{}/{path}", self.creds.id));
+        let (r, slot) = env
             .http
-            .send("esp-admin report/update", || {
+            .send(what, || {
                 env.http
                     .client
                     .post(&url)
                     .header("Api-Key", &self.creds.key)
-                    .json(&body)
+                    .json(body)
                     .send()
             })
             .await?;
         if !r.status().is_success() {
-            return Err(status_error("esp-admin report/update", r).await);
+            return Err(status_error(what, r).await);
         }
-        Ok(())
+        Ok((r, slot))
     }
 
     /// Step 4: started, the download with progress over MQTT, the checks, succeded (or failed),
@@ -548,24 +548,15 @@ impl EspAdmin {
         let sh = dev.sh;
         let env = env(sh)?;
         dev.phase = "esp-admin: reporting started";
-        let url = env
-            .http
-            .url(&format!("/api/device/{}/report/update", self.creds.id));
         let body = json!({ "releaseId": o.release_id, "status": "started" });
-        let (r, slot) = env
-            .http
-            .send("esp-admin report/update started", || {
-                env.http
-                    .client
-                    .post(&url)
-                    .header("Api-Key", &self.creds.key)
-                    .json(&body)
-                    .send()
-            })
+        let (r, slot) = self
+            .post(
+                sh,
+                "esp-admin report/update started",
+                "report/update",
+                &body,
+            )
             .await?;
-        if !r.status().is_success() {
-            return Err(status_error("esp-admin report/update started", r).await);
-        }
         let deployment = r
             .text()
             .await
