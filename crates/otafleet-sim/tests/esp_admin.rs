@@ -4,10 +4,12 @@
 //! HTTPS trusting only otafleet's CA, connect to the broker over TLS with the same CA and show
 //! online; the run's deployment reaches them as MQTT triggers, and each reports started,
 //! downloads, reports succeded, reboots and is `done` on the new image at its next settings
-//! call. Then a log session (lines over MQTT), a restart command queued in otafleet that goes out
-//! over MQTT (the device comes back on a new connection), a config change the device reports
-//! applying, and the error report each device sends at every boot over HTTP and MQTT, kept once.
-//! Every wait is for a condition, up to [`DEADLINE`].
+//! call. Then, for every one of the 50 devices: a log session (lines over MQTT), a restart command
+//! queued in otafleet that goes out over MQTT (the device comes back on a new connection), a
+//! config change the device reports applying, and the error report each device sends at every
+//! boot over HTTP and MQTT, kept once. The same day runs on the embedded broker and through a
+//! Mosquitto of the test's own with the documented ACLs. Every wait is for a condition, up to
+//! [`DEADLINE`].
 //!
 //! The binary: `$OTAFLEET_BIN`, else `cargo build -p otafleet-cli --bin otafleet` in this test's
 //! profile (nothing to do once it is built); without one the test says SKIPPED, except under
@@ -29,11 +31,11 @@ use otafleet_sim::{Args, Config};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "sim-esp-admin-test-admin";
-const ESP_ADMIN: usize = 3;
+const ESP_ADMIN: usize = 50;
 const NATIVE: usize = 1;
 
 /// The longest wait for any condition.
-const DEADLINE: Duration = Duration::from_secs(90);
+const DEADLINE: Duration = Duration::from_secs(180);
 
 /// How often the server's records are read while waiting for a condition.
 const POLL: Duration = Duration::from_millis(50);
@@ -173,10 +175,10 @@ impl Api {
     }
 }
 
-fn sim_config(base: &str) -> Config {
+fn sim_config(base: &str, extra: &[&str]) -> Config {
     let devices = (ESP_ADMIN + NATIVE).to_string();
     let mix = format!("native={NATIVE},esp-admin={ESP_ADMIN}");
-    let argv = [
+    let mut argv = vec![
         "otafleet-sim",
         "--server",
         base,
@@ -201,11 +203,12 @@ fn sim_config(base: &str) -> Config {
         "--image-size",
         "65536",
         "--timeout",
-        "90",
+        "180",
         "--no-progress",
         "--seed",
         "16",
     ];
+    argv.extend_from_slice(extra);
     Config::from_args(Args::parse_from(argv)).expect("valid arguments")
 }
 
@@ -215,19 +218,18 @@ fn done_on_its_image(d: &Value) -> bool {
         && d["sha256"] == d["update"]["sha256"]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
-    let Some(bin) = otafleet() else {
-        return;
-    };
-    let data = tempfile::tempdir().expect("temp dir");
-    let server = Serve::start(&bin, data.path());
+/// The whole day of [`ESP_ADMIN`] ESP Admin devices (and [`NATIVE`] native ones) against a
+/// running `otafleet serve` at `base`, whichever broker it uses (`extra`: more simulator flags):
+/// an update wave, a log session on every device, a restart of every device, a config change on
+/// every device, and the error report each sends at every boot — then the run's summary: no
+/// error, every device updated, every device restarted over MQTT, the server's records agree.
+async fn a_day_of_esp_admin_devices(base: &str, extra: &[&str]) {
     let api = Api {
         http: reqwest::Client::new(),
-        base: server.base.clone(),
+        base: base.to_string(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let sim = tokio::spawn(otafleet_sim::run_until(sim_config(&server.base), async {
+    let sim = tokio::spawn(otafleet_sim::run_until(sim_config(base, extra), async {
         let _ = stop_rx.await;
     }));
 
@@ -264,65 +266,89 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
         devices.iter().all(|d| d["update"]["sha256"] == target),
         "one image for all: {devices:?}"
     );
+    let macs: Vec<String> = devices
+        .iter()
+        .map(|d| d["mac"].as_str().unwrap().to_string())
+        .collect();
 
-    let mac = devices[0]["mac"].as_str().unwrap().to_string();
-
-    // Someone watches its logs: otafleet switches `command/log` on over MQTT and the device's
-    // `[sim] …` lines arrive on `logs/info`.
-    let stream = api
-        .http
-        .get(format!("{}/api/v1/devices/{mac}/logs/stream", api.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), 200);
+    // Someone watches every device's logs: otafleet switches each one's `command/log` on over
+    // MQTT and its `[sim] …` lines arrive on `logs/info`.
+    let mut streams = Vec::new();
+    for mac in &macs {
+        let stream = api
+            .http
+            .get(format!("{}/api/v1/devices/{mac}/logs/stream", api.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
+        streams.push(stream);
+    }
+    let mut silent: Vec<&String> = macs.iter().collect();
     let end = Instant::now() + DEADLINE;
-    loop {
-        let logs = api.get(&format!("/api/v1/devices/{mac}/logs")).await;
-        // The server keeps `[sim]` as the line's scope.
-        if logs.is_some_and(|l| l.to_string().contains("of a virtual ESP Admin device")) {
-            break;
+    while !silent.is_empty() {
+        let mut still = Vec::new();
+        for mac in silent {
+            let logs = api.get(&format!("/api/v1/devices/{mac}/logs")).await;
+            // The server keeps `[sim]` as the line's scope.
+            if !logs.is_some_and(|l| l.to_string().contains("of a virtual ESP Admin device")) {
+                still.push(mac);
+            }
         }
+        silent = still;
         assert!(
-            Instant::now() < end,
-            "no log line over MQTT within {DEADLINE:?}"
+            silent.is_empty() || Instant::now() < end,
+            "no log line over MQTT within {DEADLINE:?} from {silent:?}"
         );
         tokio::time::sleep(POLL).await;
     }
-    drop(stream);
+    drop(streams);
 
-    // A restart goes out over MQTT; the device drops its session and connects again.
-    let before = api
-        .until("the device online after its update", |list| {
-            list.iter()
-                .find(|d| d["mac"] == mac.as_str() && d["online"] == true)
-                .map(|d| d["mqtt_connected_at"].clone())
+    // A restart of every device, queued in otafleet in one call, goes out over MQTT; each
+    // device drops its session and connects again.
+    let before: std::collections::HashMap<String, Value> = api
+        .until("every device online after its update", |list| {
+            (list.len() == ESP_ADMIN && list.iter().all(|d| d["online"] == true)).then(|| {
+                list.iter()
+                    .map(|d| {
+                        (
+                            d["mac"].as_str().unwrap().to_string(),
+                            d["mqtt_connected_at"].clone(),
+                        )
+                    })
+                    .collect()
+            })
         })
         .await;
     let r = api
         .http
-        .post(format!("{}/api/v1/devices/{mac}/commands", api.base))
+        .post(format!("{}/api/v1/commands", api.base))
         .bearer_auth(TOKEN)
-        .json(&json!({"kind": "restart"}))
+        .json(&json!({"macs": macs, "kind": "restart"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "{:?}", r.text().await);
-    api.until("the restarted device back on MQTT", |list| {
-        list.iter()
-            .find(|d| {
-                d["mac"] == mac.as_str()
-                    && d["online"] == true
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let queued: Vec<Value> = r.json().await.unwrap();
+    assert_eq!(queued.len(), ESP_ADMIN, "{queued:?}");
+    assert!(
+        queued.iter().all(|q| q["command"].is_object()),
+        "every restart queued: {queued:?}"
+    );
+    api.until("every restarted device back on MQTT", |list| {
+        (list.len() == ESP_ADMIN
+            && list.iter().all(|d| {
+                d["online"] == true
                     && d["mqtt_connected_at"].is_string()
-                    && d["mqtt_connected_at"] != before
-            })
-            .map(|_| ())
+                    && d["mqtt_connected_at"] != before[d["mac"].as_str().unwrap()]
+            }))
+        .then_some(())
     })
     .await;
 
-    // A config change: the project gets a variable, the admin sets the device's value; the
-    // retained `command/config` reaches the device over MQTT and its application reports it.
+    // A config change: the project gets a variable, the admin sets each device's own value; the
+    // retained `command/config` reaches each device over MQTT and its application reports it.
     let project = devices[0]["project"].as_str().unwrap().to_string();
     let vars = json!([{"key": "threshold", "type": "int", "default": 40}]);
     let r = api
@@ -346,15 +372,19 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
     } else {
         assert_eq!(r.status(), 200, "{:?}", r.text().await);
     }
-    let r = api
-        .http
-        .patch(format!("{}/api/v1/devices/{mac}/config", api.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({"values": {"threshold": 43}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    // Device i gets 100 + i, so a device applying another's value would show.
+    let wanted = |i: usize| format!(r#""threshold":"{}""#, 100 + i);
+    for (i, mac) in macs.iter().enumerate() {
+        let r = api
+            .http
+            .patch(format!("{}/api/v1/devices/{mac}/config", api.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({"values": {"threshold": 100 + i}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
     let reports = |mac: String| {
         let api = &api;
         async move {
@@ -364,39 +394,62 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
                 .unwrap_or_default()
         }
     };
+    let mut pending: Vec<usize> = (0..macs.len()).collect();
     let end = Instant::now() + DEADLINE;
-    while !reports(mac.clone()).await.iter().any(|r| {
-        r["subject"] == "config applied"
-            && r["body"]
-                .as_str()
-                .is_some_and(|b| b.contains(r#""threshold":"43""#))
-    }) {
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for i in pending {
+            let applied = reports(macs[i].clone()).await.iter().any(|r| {
+                r["subject"] == "config applied"
+                    && r["body"].as_str().is_some_and(|b| b.contains(&wanted(i)))
+            });
+            if !applied {
+                still.push(i);
+            }
+        }
+        pending = still;
         assert!(
-            Instant::now() < end,
-            "no 'config applied' report with the new value within {DEADLINE:?}"
+            pending.is_empty() || Instant::now() < end,
+            "no 'config applied' report with its new value within {DEADLINE:?} from {:?}",
+            pending.iter().map(|&i| &macs[i]).collect::<Vec<_>>()
         );
         tokio::time::sleep(POLL).await;
     }
 
-    // Error reports: each device reported its injected error at every boot, over HTTP and then
-    // MQTT; otafleet kept each report once (the MQTT copy of one just sent over HTTP is dropped).
-    for d in &devices {
-        let mac = d["mac"].as_str().unwrap().to_string();
-        let errors: Vec<String> = reports(mac.clone())
-            .await
-            .iter()
-            .filter(|r| r["type"] == "error" && r["subject"] == "sim: injected application error")
-            .map(|r| r["body"].as_str().unwrap_or_default().to_string())
-            .collect();
-        assert!(!errors.is_empty(), "{mac}: no error report");
-        let mut unique = errors.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(
-            unique.len(),
-            errors.len(),
-            "{mac}: a report kept twice: {errors:?}"
+    // Error reports: each device reported its injected error at every boot (at least two by
+    // now: the update and the restart), over HTTP and then MQTT; otafleet kept each report once
+    // (the MQTT copy of one just sent over HTTP is dropped).
+    let mut pending: Vec<&String> = macs.iter().collect();
+    let end = Instant::now() + DEADLINE;
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for mac in pending {
+            let errors: Vec<String> = reports(mac.clone())
+                .await
+                .iter()
+                .filter(|r| {
+                    r["type"] == "error" && r["subject"] == "sim: injected application error"
+                })
+                .map(|r| r["body"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let mut unique = errors.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                errors.len(),
+                "{mac}: a report kept twice: {errors:?}"
+            );
+            if errors.len() < 2 {
+                still.push(mac);
+            }
+        }
+        pending = still;
+        assert!(
+            pending.is_empty() || Instant::now() < end,
+            "fewer than two error reports within {DEADLINE:?} from {pending:?}"
         );
+        tokio::time::sleep(POLL).await;
     }
 
     stop_tx.send(()).unwrap();
@@ -409,12 +462,22 @@ async fn esp_admin_devices_update_over_mqtt_and_come_back_after_a_restart() {
     assert_eq!(esp.devices, ESP_ADMIN, "{summary}");
     assert_eq!(esp.updated, ESP_ADMIN, "{summary}");
     assert_eq!(per[&Protocol::Native].updated, NATIVE, "{summary}");
-    assert!(summary.mqtt_restarts >= 1, "{summary}");
+    assert!(summary.mqtt_restarts >= ESP_ADMIN as u64, "{summary}");
     let check = summary
         .server_check
         .as_ref()
         .expect("the server's records read");
     assert!(check.mismatches.is_empty(), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esp_admin_devices_live_a_day_on_the_embedded_broker() {
+    let Some(bin) = otafleet() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Serve::start(&bin, data.path());
+    a_day_of_esp_admin_devices(&server.base, &[]).await;
     drop(server);
 }
 
@@ -574,10 +637,10 @@ impl Drop for Mosquitto {
 /// The external-broker mode: otafleet is a client of the user's Mosquitto (passwords and the
 /// documented ACLs). The simulator's devices are created by the admin as before; the admin then
 /// gives each its broker login (`--esp-admin-created-hook`: `mosquitto_passwd`, then SIGHUP, which
-/// makes Mosquitto read its password file again) before any connects. They update as on the
-/// embedded broker, and the server's records agree.
+/// makes Mosquitto read its password file again) before any connects. They live the same day as
+/// on the embedded broker: update, log session, restart, config change, error reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn esp_admin_devices_update_through_the_users_mosquitto() {
+async fn esp_admin_devices_live_a_day_through_the_users_mosquitto() {
     let Some(bin) = otafleet() else {
         return;
     };
@@ -597,5 +660,6 @@ async fn esp_admin_devices_update_through_the_users_mosquitto() {
         mosq.passwd.display(),
         mosq.child.id()
     );
-    first_outcome_run(&server.base, "18", &["--esp-admin-created-hook", &hook]).await;
+    a_day_of_esp_admin_devices(&server.base, &["--esp-admin-created-hook", &hook]).await;
+    drop(server);
 }
