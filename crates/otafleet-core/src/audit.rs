@@ -182,6 +182,35 @@ pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> 
     Ok(id)
 }
 
+/// Write a finished row on `conn`, inside the caller's transaction: a change otafleet made by
+/// itself (a rollout pausing at its error limit), recorded with the change or not at all.
+pub(crate) async fn record_done(
+    conn: &mut sqlx::SqliteConnection,
+    new: &NewAuditEntry,
+    status: u16,
+) -> Result<()> {
+    let detail = new
+        .detail
+        .as_ref()
+        .map(|d| serde_json::to_string(d).expect("names and plain values serialize"));
+    sqlx::query(
+        "INSERT INTO audit (at, actor, action, method, path, target, detail, status, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(crate::time::now())
+    .bind(&new.actor)
+    .bind(&new.action)
+    .bind(&new.method)
+    .bind(&new.path)
+    .bind(&new.target)
+    .bind(detail)
+    .bind(i64::from(status))
+    .bind(Outcome::of_status(status))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Give a pending row its result. A row that already has one keeps it (the triggers would refuse
 /// the change anyway): a conflict.
 pub(crate) async fn finish(db: &SqlitePool, id: i64, status: u16) -> Result<Outcome> {

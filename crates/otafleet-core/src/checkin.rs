@@ -267,6 +267,8 @@ async fn recorded(
                 last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
                 answer: offer.clone().map(|o| Arc::new(Remembered::Offer(o))),
                 config_version,
+                booted_s: req.uptime_s.map(|u| crate::hot::unix_now() - u),
+                uptime_s: req.uptime_s,
             },
         );
     }

@@ -22,6 +22,7 @@ use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::firmware::Firmware;
 use crate::offer::{self, Rule, Verdict, VerdictKind};
+use crate::rollouts::{self, Preset, Rollout, RolloutPlan};
 use crate::updates::{self, Update, UpdateFailure, UpdateState};
 use crate::validate;
 
@@ -36,6 +37,10 @@ pub enum DeploymentStatus {
     Active,
     /// Every device it targets is done or given up; it goes on targeting them.
     Completed,
+    /// A rollout held by its error limit, after a wave for approval, or by the admin: no device
+    /// is offered its image until it is resumed ([`crate::rollouts`]). It goes on targeting its
+    /// devices.
+    Paused,
     /// Stopped by the admin or superseded; it targets nothing.
     Stopped,
 }
@@ -64,9 +69,12 @@ impl Tally {
             Verdict::InProgress { state, .. } if *state != UpdateState::Offered => {
                 self.in_progress += 1
             }
-            Verdict::Offer | Verdict::InProgress { .. } | Verdict::Waiting { .. } => {
-                self.waiting += 1
-            }
+            Verdict::Offer
+            | Verdict::InProgress { .. }
+            | Verdict::Waiting { .. }
+            | Verdict::WaitingForWave { .. }
+            | Verdict::Paused { .. }
+            | Verdict::Queued { .. } => self.waiting += 1,
             Verdict::Failed { .. } => self.failed += 1,
             Verdict::Superseded { .. } => self.superseded += 1,
             _ => self.held += 1,
@@ -91,6 +99,16 @@ pub struct Deployment {
     pub ended_at: Option<String>,
     /// Why it was stopped (or completed).
     pub end_reason: Option<String>,
+    /// The rollout plan: waves, thresholds, soak time ([`crate::rollouts`]). `None`: every
+    /// device at once.
+    #[schema(value_type = Option<RolloutPlan>)]
+    pub plan: Option<sqlx::types::Json<RolloutPlan>>,
+    /// The newest wave started (1 without a plan).
+    pub wave: i64,
+    pub wave_started_at: Option<String>,
+    pub paused_at: Option<String>,
+    /// Why it is paused.
+    pub pause_reason: Option<String>,
     /// Explicit device list (empty for project-wide deployments).
     #[sqlx(skip)]
     pub devices: Vec<String>,
@@ -123,6 +141,32 @@ pub struct NewDeployment {
     /// Only plan: the same as `?dry_run=true`.
     #[serde(default)]
     pub dry_run: bool,
+    /// Offer the image wave by wave ([`crate::rollouts`]); absent (and no `preset`): every
+    /// device at once.
+    pub plan: Option<RolloutPlan>,
+    /// A named plan instead of `plan`: `canary`, `all_at_once`, `one_at_a_time`.
+    pub preset: Option<Preset>,
+}
+
+impl NewDeployment {
+    /// The plan it asks for, checked: `plan` or `preset` (not both).
+    pub fn rollout_plan(&self) -> Result<Option<RolloutPlan>> {
+        let plan = match (&self.plan, self.preset) {
+            (Some(_), Some(_)) => {
+                return Err(CoreError::invalid(
+                    "invalid_plan",
+                    "give a plan or a preset, not both",
+                ))
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(p)) => Some(p.plan()),
+            (None, None) => None,
+        };
+        if let Some(p) = &plan {
+            p.validate()?;
+        }
+        Ok(plan)
+    }
 }
 
 /// One covered device and what it gets.
@@ -164,6 +208,8 @@ pub struct Plan {
     pub groups: Vec<VerdictGroup>,
     /// Older deployments this one would stop (every device of theirs is covered by it).
     pub supersedes: Vec<i64>,
+    /// With a plan: the waves it would make, device by device.
+    pub rollout: Option<Rollout>,
 }
 
 /// A deployment and every device it covers.
@@ -171,6 +217,8 @@ pub struct Plan {
 pub struct DeploymentDetail {
     pub deployment: Deployment,
     pub devices: Vec<DeviceVerdict>,
+    /// Its waves and where each device stands in them, for a rollout with a plan.
+    pub rollout: Option<Rollout>,
 }
 
 /// The coverage rule as SQL over the deployment `d`, for a device given by three SQL
@@ -235,9 +283,11 @@ pub(crate) async fn detail(db: &SqlitePool, id: i64) -> Result<DeploymentDetail>
     let mut conn = db.acquire().await?;
     let d = row(&mut conn, id).await?;
     let (deployment, devices) = fill(&mut conn, d).await?;
+    let rollout = rollouts::view(&mut conn, id, &devices).await?;
     Ok(DeploymentDetail {
         deployment,
         devices,
+        rollout,
     })
 }
 
@@ -338,6 +388,20 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
         rollback: d.rollback,
         allow_other_project: d.allow_other_project,
     };
+    // A rollout's gate: each device's wave, and how many devices update now.
+    let rollout = rollouts::row(conn, d.id).await?;
+    let stage = rollout.as_ref().and_then(|r| r.stage());
+    let paused_without_plan = rollout
+        .as_ref()
+        .filter(|r| r.plan.is_none())
+        .and_then(|r| r.paused());
+    let (waves, updating) = match &stage {
+        Some(_) => (
+            rollouts::waves_of(conn, d.id).await?,
+            rollouts::updating(conn, d.id, "").await?,
+        ),
+        None => Default::default(),
+    };
     let mut out = Vec::with_capacity(rows.len());
     for (dev, target) in rows {
         let history = by_mac.remove(dev.mac.as_str()).unwrap_or_default();
@@ -345,7 +409,24 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
             Some(t) if t > d.id && d.status != DeploymentStatus::Stopped => {
                 Verdict::Superseded { by: t }
             }
-            _ => offer::verdict(&dev, &rule, &fw, &history),
+            _ => {
+                let v = offer::verdict(&dev, &rule, &fw, &history);
+                match &stage {
+                    Some(stage) => {
+                        let wave = waves
+                            .get(&dev.mac)
+                            .copied()
+                            .unwrap_or_else(|| rollouts::late_wave(stage.current, stage.waves));
+                        rollouts::gate(v, stage, wave, updating)
+                    }
+                    None => match &paused_without_plan {
+                        Some(reason) if v == Verdict::Offer => Verdict::Paused {
+                            reason: reason.clone(),
+                        },
+                        _ => v,
+                    },
+                }
+            }
         };
         let update = history
             .iter()
@@ -491,6 +572,24 @@ async fn insert(
     .bind(chip)
     .fetch_all(&mut *conn)
     .await?;
+    if let Some(plan) = new.rollout_plan()? {
+        let rows = devices::covered_by(
+            conn,
+            id,
+            !macs.is_empty(),
+            &covers("d", "dev.mac", "dev.project", "dev.chip"),
+            &covers("t", "dev.mac", "dev.project", "dev.chip"),
+        )
+        .await?;
+        let candidates: Vec<rollouts::Candidate<'_>> = rows
+            .iter()
+            .map(|(dev, _)| rollouts::Candidate {
+                mac: &dev.mac,
+                tags: &dev.tags.0,
+            })
+            .collect();
+        rollouts::start(conn, id, &plan, &candidates).await?;
+    }
     let mut closed = Vec::new();
     for o in &older {
         closed.extend(
@@ -574,6 +673,7 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
     let (id, supersedes, _) = insert(&mut tx, new, &fw, &project, &chip, &macs).await?;
     let d = row(&mut tx, id).await?;
     let verdicts = evaluate(&mut tx, &d).await?;
+    let rollout = rollouts::view(&mut tx, id, &verdicts).await?;
     tx.rollback().await?;
     let offered = verdicts.iter().filter(|v| v.verdict.offers()).count() as i64;
     Ok(Plan {
@@ -586,6 +686,7 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
         offered,
         groups: group(verdicts),
         supersedes,
+        rollout,
     })
 }
 
@@ -657,7 +758,10 @@ async fn settle_status(
     mut d: Deployment,
     verdicts: &[DeviceVerdict],
 ) -> Result<Deployment> {
-    if d.status == DeploymentStatus::Stopped {
+    if matches!(
+        d.status,
+        DeploymentStatus::Stopped | DeploymentStatus::Paused
+    ) {
         return Ok(d);
     }
     let pending = verdicts.iter().any(|v| v.verdict.pending());
@@ -833,6 +937,21 @@ pub(crate) async fn after_change(
     ids.sort_unstable();
     ids.dedup();
     let mut out = Vec::new();
+    // A failed attempt of a rollout may cross its error limit: decided now, in this
+    // transaction, so the pause is part of the change that caused it.
+    let mut failed: Vec<i64> = changed
+        .iter()
+        .filter(|u| u.state == UpdateState::Failed)
+        .filter_map(|u| u.deployment_id)
+        .collect();
+    failed.sort_unstable();
+    failed.dedup();
+    for id in failed {
+        if let Some(d) = step_rollout(conn, id).await? {
+            ids.retain(|i| *i != id);
+            out.push(d);
+        }
+    }
     for id in ids {
         // An active deployment with an attempt under way stays active (that device's verdict is
         // pending), so the whole evaluation — every device it covers, O(fleet) — is skipped: in a
@@ -844,6 +963,31 @@ pub(crate) async fn after_change(
         out.extend(refresh(conn, id).await?);
     }
     Ok(out)
+}
+
+/// Let rollout `id` decide its devices' outcomes, pause at its error limit and start its next
+/// wave ([`rollouts::step`]). `Some`: the deployment, when anything changed (for the event).
+pub(crate) async fn step_rollout(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<Deployment>> {
+    let Some(r) = rollouts::row(conn, id).await? else {
+        return Ok(None);
+    };
+    if r.plan.is_none() || r.status != "active" {
+        return Ok(None);
+    }
+    let d = row(conn, id).await?;
+    let (_, verdicts) = fill(conn, d).await?;
+    let by_mac: HashMap<String, Verdict> =
+        verdicts.into_iter().map(|v| (v.mac, v.verdict)).collect();
+    let stepped = rollouts::step(conn, id, &by_mac).await?;
+    if !stepped.changed() {
+        return Ok(None);
+    }
+    let d = row(conn, id).await?;
+    let (d, verdicts) = fill(conn, d).await?;
+    Ok(Some(settle_status(conn, d, &verdicts).await?))
 }
 
 /// Deployment `id` is active and has an attempt under way (through the partial index of open
@@ -882,6 +1026,8 @@ pub(crate) async fn target_verdict(
     };
     let history = updates::recent(&mut conn, &device.mac).await?;
     let verdict = offer::verdict(device, &rule, &fw, &history);
+    let verdict =
+        rollouts::gated(&mut conn, rule.deployment_id, &device.mac, verdict, false).await?;
     Ok(Some(DeviceTarget {
         deployment_id: rule.deployment_id,
         firmware_id: fw.id,

@@ -123,6 +123,9 @@ pub struct Device {
     pub created_at: String,
     /// The latest sign of life on any channel: a check-in, or an mDNS announcement.
     pub last_seen: Option<String>,
+    /// When its uptime last went back without otafleet having asked (a native device that
+    /// restarted: a crash, for a rollout's health gate).
+    pub last_reset_at: Option<String>,
     /// Why the device's last request for an update got nothing although it may need one (free
     /// space too small, filesystem image asked for, chip unknown); `None` once an image is offered.
     #[sqlx(default)]
@@ -511,7 +514,8 @@ pub(crate) struct NativeReport<'a> {
 }
 
 /// Record a native check-in: create the device or refresh everything it reports. A name it
-/// reports is its `reported_name`; the admin's name, notes and tags are never touched.
+/// reports is its `reported_name`; the admin's name, notes and tags are never touched. An
+/// uptime that went back since the last check-in ([`RESET_SLACK_S`]) stamps `last_reset_at`.
 pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO devices (mac, reported_name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
@@ -520,7 +524,11 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
          ON CONFLICT (mac) DO UPDATE SET reported_name = COALESCE(?2, reported_name), chip = ?3, project = ?4, \
            version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
            token_hash = COALESCE(?11, token_hash), protocol = 'native', \
-           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12, tls = ?13",
+           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12, tls = ?13, \
+           last_reset_at = CASE WHEN ?10 IS NOT NULL AND uptime_s IS NOT NULL AND (?10 < uptime_s \
+             OR (last_seen IS NOT NULL \
+                 AND ?10 + ?14 < uptime_s + (julianday(?12) - julianday(last_seen)) * 86400.0)) \
+             THEN ?12 ELSE last_reset_at END",
     )
     .bind(r.mac)
     .bind(r.name)
@@ -535,10 +543,16 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
     .bind(&r.token_hash)
     .bind(r.now)
     .bind(r.tls)
+    .bind(RESET_SLACK_S)
     .execute(conn)
     .await?;
     Ok(())
 }
+
+/// A native device restarted when its uptime is below the one it reported last, or more than this
+/// many seconds below what it would be had it kept running since then (clocks and whole-second
+/// uptimes differ a little): `devices.last_reset_at`, the rollouts' crash signal.
+pub const RESET_SLACK_S: i64 = 3;
 
 /// What a stock updater's check says about the device (docs/protocols.md §2–4); each `None`
 /// keeps what is known.

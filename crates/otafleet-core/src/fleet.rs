@@ -48,6 +48,7 @@ pub use esp_admin::{
 mod mqtt;
 pub use mqtt::{MqttCommand, MqttDevice, MqttMessage};
 mod remote;
+mod rollouts;
 
 #[derive(Clone)]
 pub struct Fleet {
@@ -129,6 +130,7 @@ impl Fleet {
         };
         fleet.spawn_heartbeat_writer();
         fleet.spawn_command_sweeper();
+        fleet.spawn_rollout_stepper();
         if fleet.settings().send_notifications {
             fleet.spawn_dispatcher();
         }
@@ -739,6 +741,11 @@ impl Fleet {
 
     /// Publish deployments whose status changed.
     pub(crate) async fn publish_deployments(&self, changed: Vec<Deployment>) {
+        // A rollout that paused or started a wave changes what its devices are told: every
+        // remembered answer goes (a deployment's status change is rare).
+        if !changed.is_empty() {
+            self.hot().bump();
+        }
         for d in changed {
             self.events().publish(Event::Deployment {
                 deployment: Box::new(d),

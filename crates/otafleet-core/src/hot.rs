@@ -65,6 +65,19 @@ pub(crate) struct Entry {
     /// forgets its entry (its device lock), one of its project's variables every entry (the
     /// writer's lock), so this is the current version while the entry is valid.
     pub config_version: Option<i64>,
+    /// When the device booted (Unix seconds, from the uptime it reported), for native
+    /// check-ins: a later boot is a restart, which the database path records
+    /// (`devices.last_reset_at`), so such a check-in is not answered from memory.
+    pub booted_s: Option<i64>,
+    /// The uptime it reported then: an uptime below it is a restart too.
+    pub uptime_s: Option<i64>,
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A remembered answer other than a native "nothing to do".
@@ -236,6 +249,19 @@ impl Hot {
             .entries
             .get(mac)
             .filter(|e| e.generation == generation && &e.digest == digest)?;
+        if let Some((_, Some(uptime))) = beat.signal {
+            // An uptime that went back since the entry or the last queued beat, or a boot later
+            // than the entry's: the device restarted.
+            let before = maps.pending.get(mac).and_then(|b| b.uptime_s);
+            if before.is_some_and(|b| uptime < b)
+                || e.uptime_s.is_some_and(|u| uptime < u)
+                || e.booted_s.is_some_and(|booted| {
+                    unix_now() - uptime > booted + crate::devices::RESET_SLACK_S
+                })
+            {
+                return None;
+            }
+        }
         let due = e.event_due(self.since_start_ms());
         let answer = e.answer.clone();
         let config_version = e.config_version;

@@ -55,6 +55,7 @@ pub mod notify;
 pub mod offer;
 pub mod projects;
 pub mod reports;
+pub mod rollouts;
 pub mod settings;
 pub mod time;
 pub mod tls;

@@ -42,6 +42,8 @@ pub(crate) async fn entries_on(
         };
         let history = updates::recent(conn, &device.mac).await?;
         let verdict = offer::verdict(device, &rule, &fw, &history);
+        let verdict =
+            crate::rollouts::gated(conn, rule.deployment_id, &device.mac, verdict, false).await?;
         if !verdict.offers() {
             tracing::debug!(mac = %device.mac, reason = %verdict.reason(), "esp32FOTA manifest lists nothing");
             return Ok(Vec::new());
@@ -55,6 +57,15 @@ pub(crate) async fn entries_on(
         let for_device = mac.is_some_and(|m| d.devices.iter().any(|x| x == m));
         if !d.devices.is_empty() && !for_device {
             continue;
+        }
+        // A client that does not say who it is cannot be placed in a wave: a rollout's image is
+        // listed for it only once the last wave is open and the rollout is not paused.
+        if let Some(plan) = &d.plan {
+            if d.status == crate::deployments::DeploymentStatus::Paused
+                || d.wave < plan.wave_count()
+            {
+                continue;
+            }
         }
         let fw: Option<Firmware> =
             sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")

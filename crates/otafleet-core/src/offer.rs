@@ -64,6 +64,12 @@ pub enum Verdict {
     Waiting { why: String },
     /// A newer deployment targets the device.
     Superseded { by: i64 },
+    /// The device's wave of the rollout has not started ([`crate::rollouts`]).
+    WaitingForWave { wave: i64, current: i64 },
+    /// The rollout is paused, for this reason.
+    Paused { reason: String },
+    /// The rollout's limit of devices updating at once is reached.
+    Queued { max: i64 },
 }
 
 /// The verdicts by name, for counts (`VerdictKind` keys in a dry run).
@@ -82,6 +88,9 @@ pub enum VerdictKind {
     Unsupported,
     Waiting,
     Superseded,
+    WaitingForWave,
+    Paused,
+    Queued,
 }
 
 impl Verdict {
@@ -99,6 +108,9 @@ impl Verdict {
             Verdict::Unsupported { .. } => VerdictKind::Unsupported,
             Verdict::Waiting { .. } => VerdictKind::Waiting,
             Verdict::Superseded { .. } => VerdictKind::Superseded,
+            Verdict::WaitingForWave { .. } => VerdictKind::WaitingForWave,
+            Verdict::Paused { .. } => VerdictKind::Paused,
+            Verdict::Queued { .. } => VerdictKind::Queued,
         }
     }
 
@@ -108,9 +120,14 @@ impl Verdict {
     }
 
     /// The deployment still has work to do for this device. An esp32FOTA device of unknown
-    /// project is not counted: it may never be one of the deployment's.
+    /// project is not counted: it may never be one of the deployment's. A device a rollout
+    /// holds back (its wave, a pause, a free slot) is.
     pub fn pending(&self) -> bool {
         self.offers()
+            || matches!(
+                self,
+                Verdict::WaitingForWave { .. } | Verdict::Paused { .. } | Verdict::Queued { .. }
+            )
     }
 
     /// Why nothing is offered, in a sentence for logs, the device's hold and the UI.
@@ -139,6 +156,14 @@ impl Verdict {
             Verdict::Unsupported { why } => why.clone(),
             Verdict::Waiting { why } => why.clone(),
             Verdict::Superseded { by } => format!("deployment {by} targets this device now"),
+            Verdict::WaitingForWave { wave, current } => format!(
+                "waiting for wave {wave} of the rollout (wave {current} is under way)"
+            ),
+            Verdict::Paused { reason } => format!("the rollout is paused: {reason}"),
+            Verdict::Queued { max } => format!(
+                "waiting for a free slot: the rollout updates at most {max} device{} at once",
+                if *max == 1 { "" } else { "s" }
+            ),
         }
     }
 }

@@ -249,6 +249,7 @@ mod tests {
             source: source.into(),
             created_at: String::new(),
             last_seen: None,
+            last_reset_at: None,
             hold: None,
             hostname: None,
             mdns_service: None,

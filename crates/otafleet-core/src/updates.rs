@@ -458,6 +458,8 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, device: &Device) -> Resu
     };
     let history = recent(conn, &device.mac).await?;
     let verdict = offer::verdict(device, &rule, &fw, &history);
+    let verdict =
+        crate::rollouts::gated(conn, rule.deployment_id, &device.mac, verdict, true).await?;
     let mut decided = Decided {
         decision: Decision::Nothing {
             reason: verdict.reason(),

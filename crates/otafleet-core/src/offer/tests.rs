@@ -64,6 +64,7 @@ fn device(protocol: Option<&str>) -> Device {
         source: "checkin".into(),
         created_at: "2026-01-01T00:00:00Z".into(),
         last_seen: None,
+        last_reset_at: None,
         hold: None,
         hostname: None,
         mdns_service: None,

@@ -1,7 +1,10 @@
 //! `/api/v1/deployments`: assign an image to devices (explicit list, or a whole project + chip),
-//! plan one first (`?dry_run=true`: what each device would get, by the same rule check-ins then
-//! follow), follow each one's devices, stop one, retry its failed devices. Admin only (token);
-//! every change here is the admin's.
+//! at once or as a staged rollout (a `plan` of waves, or a `preset`), plan one first
+//! (`?dry_run=true`: what each device would get and which wave it is in, by the same rule
+//! check-ins then follow), follow each one's devices, stop one, retry its failed devices, pause
+//! and resume a rollout. Admin only (token); every change here is the admin's. A device can
+//! change nothing here: a rollout's pause by its error limit is otafleet's own, from what the
+//! devices' updates and health showed.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json as AxumJson;
 use otafleet_core::deployments::{Deployment, DeploymentDetail, NewDeployment, Plan};
 use otafleet_core::updates::Update;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiResult, ErrorBody};
@@ -22,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_one, stop))
         .routes(routes!(stop_post))
         .routes(routes!(retry))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 /// All deployments, newest first, each with how its devices stand (`tally`).
@@ -109,4 +114,65 @@ async fn stop_post(
     responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retry(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<AxumJson<Vec<Update>>> {
     Ok(AxumJson(s.fleet.deployment_retry(id).await?))
+}
+
+/// Why the admin pauses a rollout (optional, at most 200 characters, shown on its page).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Pause a rollout: no device is offered its image until it is resumed; attempts under way
+/// finish. Who: the admin. Changes: the deployment's status (`paused`) and reason. 409 unless it
+/// is active; 422 for a reason too long or on several lines.
+#[utoipa::path(post, operation_id = "pause_deployment", path = "/api/v1/deployments/{id}/pause", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id")),
+    request_body = PauseRequest,
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn pause(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Json(req): Json<PauseRequest>,
+) -> ApiResult<AxumJson<Deployment>> {
+    Ok(AxumJson(
+        s.fleet.deployment_pause(id, req.reason.as_deref()).await?,
+    ))
+}
+
+/// How to resume a rollout.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRequest {
+    /// Count its failed devices afresh, and give those at the attempt limit a new attempt.
+    #[serde(default)]
+    pub retry: bool,
+}
+
+/// A resumed rollout and the attempts its retry opened.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Resumed {
+    pub deployment: Deployment,
+    pub opened: Vec<Update>,
+}
+
+/// Resume a paused rollout: paused after a wave for approval, the next wave starts; paused by its
+/// error limit or by hand, it goes on where it stopped (with `retry`, its failed devices count
+/// afresh and get a new attempt). Who: the admin. Changes: the deployment's status, wave and its
+/// failed devices' outcomes and attempts. 409 unless it is paused.
+#[utoipa::path(post, operation_id = "resume_deployment", path = "/api/v1/deployments/{id}/resume", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id")),
+    request_body = ResumeRequest,
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = Resumed), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn resume(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Json(req): Json<ResumeRequest>,
+) -> ApiResult<AxumJson<Resumed>> {
+    let (deployment, opened) = s.fleet.deployment_resume(id, req.retry).await?;
+    Ok(AxumJson(Resumed { deployment, opened }))
 }

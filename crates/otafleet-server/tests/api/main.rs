@@ -31,6 +31,7 @@ mod notify;
 mod openapi;
 mod projects;
 mod reports;
+mod rollouts;
 mod settings;
 mod storage;
 mod transport;

@@ -181,6 +181,22 @@ async fn openapi_types_the_device_list_and_events_as_sent() {
     );
     assert_eq!(values("NameSource"), ["admin", "reported", "mdns"]);
     assert_eq!(
+        values("DeploymentStatus"),
+        ["active", "completed", "paused", "stopped"]
+    );
+    assert_eq!(
+        values("MemberState"),
+        [
+            "waiting",
+            "updating",
+            "soaking",
+            "succeeded",
+            "failed",
+            "skipped"
+        ]
+    );
+    assert_eq!(values("Preset"), ["canary", "all_at_once", "one_at_a_time"]);
+    assert_eq!(
         values("CommandKind"),
         ["restart", "config", "log", "custom", "update_abort"]
     );

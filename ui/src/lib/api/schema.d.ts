@@ -775,6 +775,139 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/deployments/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a rollout: no device is offered its image until it is resumed; attempts under way
+         *     finish. Who: the admin. Changes: the deployment's status (`paused`) and reason. 409 unless it
+         *     is active; 422 for a reason too long or on several lines.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description deployment id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PauseRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused rollout: paused after a wave for approval, the next wave starts; paused by its
+         *     error limit or by hand, it goes on where it stopped (with `retry`, its failed devices count
+         *     afresh and get a new attempt). Who: the admin. Changes: the deployment's status, wave and its
+         *     failed devices' outcomes and attempts. 409 unless it is paused.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description deployment id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ResumeRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Resumed"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deployments/{id}/retry": {
         parameters: {
             query?: never;
@@ -3774,6 +3907,10 @@ export interface components {
             firmware_id: number;
             /** Format: int64 */
             id: number;
+            /** @description Why it is paused. */
+            pause_reason?: string | null;
+            paused_at?: string | null;
+            plan?: null | components["schemas"]["RolloutPlan"];
             /** @description Set when the deployment covers a whole project (with `chip`). */
             project?: string | null;
             /**
@@ -3786,17 +3923,24 @@ export interface components {
             status: components["schemas"]["DeploymentStatus"];
             /** @description How they stand. */
             tally: components["schemas"]["Tally"];
+            /**
+             * Format: int64
+             * @description The newest wave started (1 without a plan).
+             */
+            wave: number;
+            wave_started_at?: string | null;
         };
         /** @description A deployment and every device it covers. */
         DeploymentDetail: {
             deployment: components["schemas"]["Deployment"];
             devices: components["schemas"]["DeviceVerdict"][];
+            rollout?: null | components["schemas"]["Rollout"];
         };
         /**
          * @description Where a deployment stands.
          * @enum {string}
          */
-        DeploymentStatus: "active" | "completed" | "stopped";
+        DeploymentStatus: "active" | "completed" | "paused" | "stopped";
         Device: {
             /**
              * @description The name the admin gave the device (`PATCH /api/v1/devices/{mac}`); no check-in or mDNS
@@ -3825,6 +3969,11 @@ export interface components {
             /** @description mDNS host name (`esp32-kitchen.local`), when the device was discovered on the LAN. */
             hostname?: string | null;
             ip?: string | null;
+            /**
+             * @description When its uptime last went back without otafleet having asked (a native device that
+             *     restarted: a crash, for a rollout's health gate).
+             */
+            last_reset_at?: string | null;
             /** @description The latest sign of life on any channel: a check-in, or an mDNS announcement. */
             last_seen?: string | null;
             /** @description Upper case, colon separated: `24:0A:C4:A3:15:3C`. */
@@ -4051,6 +4200,16 @@ export interface components {
             code: string;
             /** @description What went wrong and what to do, for a person. */
             message: string;
+        };
+        /**
+         * @description When the rollout pauses by itself: more failed devices than `devices`, or a larger share of
+         *     its started devices than `percent`. Neither set: it never pauses by itself.
+         */
+        ErrorLimit: {
+            /** Format: int64 */
+            devices?: number | null;
+            /** Format: int32 */
+            percent?: number | null;
         };
         /** @description A new ESP Admin device and the two secrets its firmware needs; the key is never shown again. */
         EspAdminCreated: {
@@ -4324,6 +4483,22 @@ export interface components {
             /** @description Someone watches this device's logs now (or did within the grace period). */
             watched: boolean;
         };
+        /** @description A device of a wave. */
+        Member: {
+            /** @description It joined after the rollout began. */
+            late: boolean;
+            mac: string;
+            name?: string | null;
+            protocol?: string | null;
+            /** @description Why it failed, is skipped or waits. */
+            reason?: string | null;
+            state: components["schemas"]["MemberState"];
+        };
+        /**
+         * @description One device's standing in a rollout.
+         * @enum {string}
+         */
+        MemberState: "waiting" | "updating" | "soaking" | "succeeded" | "failed" | "skipped";
         /**
          * @description `--tls`: whether HTTPS is served and whether plain HTTP still is.
          * @enum {string}
@@ -4362,6 +4537,8 @@ export interface components {
             dry_run?: boolean;
             /** Format: int64 */
             firmware_id: number;
+            plan?: null | components["schemas"]["RolloutPlan"];
+            preset?: null | components["schemas"]["Preset"];
             /** @description Defaults to the image's project. */
             project?: string | null;
             /** @description Install an older version than a device runs. */
@@ -4443,6 +4620,10 @@ export interface components {
          * @enum {string}
          */
         Outcome: "pending" | "ok" | "refused" | "failed";
+        /** @description Why the admin pauses a rollout (optional, at most 200 characters, shown on its page). */
+        PauseRequest: {
+            reason?: string | null;
+        };
         /** @description A deployment dry run: what each device it would cover would get. */
         Plan: {
             allow_other_project: boolean;
@@ -4463,9 +4644,15 @@ export interface components {
              */
             reach: number;
             rollback: boolean;
+            rollout?: null | components["schemas"]["Rollout"];
             /** @description Older deployments this one would stop (every device of theirs is covered by it). */
             supersedes: number[];
         };
+        /**
+         * @description The plans the UI and `?rollout=` offer by name.
+         * @enum {string}
+         */
+        Preset: "canary" | "all_at_once" | "one_at_a_time";
         ProgressRequest: {
             error?: string | null;
             /**
@@ -4575,6 +4762,61 @@ export interface components {
          * @enum {string}
          */
         ReportType: "info" | "warn" | "error" | "success";
+        /** @description How to resume a rollout. */
+        ResumeRequest: {
+            /** @description Count its failed devices afresh, and give those at the attempt limit a new attempt. */
+            retry?: boolean;
+        };
+        /** @description A resumed rollout and the attempts its retry opened. */
+        Resumed: {
+            deployment: components["schemas"]["Deployment"];
+            opened: components["schemas"]["Update"][];
+        };
+        /** @description A rollout's plan and where it stands. */
+        Rollout: {
+            /**
+             * Format: int64
+             * @description The newest wave started.
+             */
+            current_wave: number;
+            pause_reason?: string | null;
+            paused_at?: string | null;
+            plan: components["schemas"]["RolloutPlan"];
+            wave_started_at?: string | null;
+            waves: components["schemas"]["Wave"][];
+        };
+        /** @description How a rollout offers its image. */
+        RolloutPlan: {
+            /** @description When to pause by itself (default: more than 10 % failed). */
+            error_limit?: components["schemas"]["ErrorLimit"];
+            /**
+             * Format: int64
+             * @description Devices updating at once, at most (none: no limit).
+             */
+            max_parallel?: number | null;
+            /**
+             * Format: int64
+             * @description A device silent for longer than this during its soak time failed (seconds; default
+             *     180).
+             */
+            offline_limit_s?: number | null;
+            /** @description Pause after each wave until someone resumes it. */
+            pause_after_wave?: boolean;
+            /**
+             * Format: int64
+             * @description How long a device must stay healthy on the image before it counts as succeeded, in
+             *     seconds (default 60).
+             */
+            soak_s?: number;
+            /**
+             * Format: int32
+             * @description The share of a wave's devices (those that can take the image) that must succeed before
+             *     the next wave starts, in percent (default 100).
+             */
+            success_pct?: number;
+            /** @description The waves, in order (1 to 20). The last one takes every device left, whatever it says. */
+            waves: components["schemas"]["WaveSpec"][];
+        };
         /** @description Whether a secret is set; the secret itself is never shown. */
         SecretState: {
             set: boolean;
@@ -4942,6 +5184,22 @@ export interface components {
             by: number;
             /** @enum {string} */
             kind: "superseded";
+        } | {
+            /** Format: int64 */
+            current: number;
+            /** @enum {string} */
+            kind: "waiting_for_wave";
+            /** Format: int64 */
+            wave: number;
+        } | {
+            /** @enum {string} */
+            kind: "paused";
+            reason: string;
+        } | {
+            /** @enum {string} */
+            kind: "queued";
+            /** Format: int64 */
+            max: number;
         };
         /** @description Devices that share a verdict. */
         VerdictGroup: {
@@ -4954,7 +5212,7 @@ export interface components {
          * @description The verdicts by name, for counts (`VerdictKind` keys in a dry run).
          * @enum {string}
          */
-        VerdictKind: "offer" | "in_progress" | "already_running" | "newer_running" | "other_chip" | "other_project" | "too_big" | "failed" | "chip_unknown" | "unsupported" | "waiting" | "superseded";
+        VerdictKind: "offer" | "in_progress" | "already_running" | "newer_running" | "other_chip" | "other_project" | "too_big" | "failed" | "chip_unknown" | "unsupported" | "waiting" | "superseded" | "waiting_for_wave" | "paused" | "queued";
         WatchFolder: {
             /** @description Deploy each new image to every device of its project and chip. */
             auto_deploy: boolean;
@@ -4972,6 +5230,46 @@ export interface components {
             last_result?: string | null;
             /** @description Absolute path of the folder (watched recursively). */
             path: string;
+        };
+        /** @description A wave and its devices. */
+        Wave: {
+            devices: components["schemas"]["Member"][];
+            /** Format: int64 */
+            failed: number;
+            /** @description What it takes ("tag canary", "up to 10 %", "5 devices"). */
+            label: string;
+            /**
+             * Format: int64
+             * @description 1-based.
+             */
+            number: number;
+            /** Format: int64 */
+            skipped: number;
+            /** Format: int64 */
+            soaking: number;
+            started: boolean;
+            /** Format: int64 */
+            succeeded: number;
+            /** Format: int64 */
+            updating: number;
+            /** Format: int64 */
+            waiting: number;
+        };
+        /** @description Which devices a wave takes. */
+        WaveSpec: {
+            /** @enum {string} */
+            by: "tag";
+            tag: string;
+        } | {
+            /** @enum {string} */
+            by: "count";
+            /** Format: int64 */
+            count: number;
+        } | {
+            /** @enum {string} */
+            by: "percent";
+            /** Format: int32 */
+            percent: number;
         };
         /**
          * @description A change of the webhook channel; absent fields stay as they are. `url` and `secret` are

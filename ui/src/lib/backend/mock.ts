@@ -108,6 +108,7 @@ export function deployment(id: number, over: Partial<Deployment> = {}): Deployme
   return {
     id, firmware_id: 1, project: 'blink', chip: 'esp32', rollback: false, allow_other_project: false, status: 'active',
     created_at: '2026-11-22T20:00:00Z', ended_at: null, end_reason: null, devices: [], reach: 0,
+    plan: null, wave: 1, wave_started_at: null, paused_at: null, pause_reason: null,
     tally: { done: 0, in_progress: 0, waiting: 0, failed: 0, held: 0, superseded: 0 }, ...over,
   };
 }

@@ -6,7 +6,7 @@ import { imageLabel, targetLabel } from './describe';
 import { device, firmware } from '../backend/mock';
 
 const KINDS: VerdictKind[] = ['offer', 'in_progress', 'already_running', 'newer_running', 'other_chip', 'other_project', 'too_big', 'failed',
-  'chip_unknown', 'unsupported', 'waiting', 'superseded'];
+  'chip_unknown', 'unsupported', 'waiting', 'superseded', 'waiting_for_wave', 'paused', 'queued'];
 
 describe('verdict words', () => {
   test('every verdict kind reads as the dry-run breakdown says it', () => {
@@ -42,6 +42,10 @@ describe('verdict words', () => {
       [{ kind: 'superseded', by: 9 }, 'superseded'],
       [{ kind: 'too_big', size: 2, free: 1 }, 'held'],
       [{ kind: 'other_project', device: 'a', image: 'b' }, 'held'],
+      // A rollout holds these back; they still wait for the image.
+      [{ kind: 'waiting_for_wave', wave: 3, current: 1 }, 'waiting'],
+      [{ kind: 'paused', reason: 'error limit crossed' }, 'waiting'],
+      [{ kind: 'queued', max: 2 }, 'waiting'],
     ];
     for (const [v, bucket] of cases) expect([v.kind, bucketOf(v)]).toEqual([v.kind, bucket]);
     expect(TALLY_KEYS).toEqual(['done', 'in_progress', 'waiting', 'failed', 'held', 'superseded']);
@@ -51,9 +55,9 @@ describe('verdict words', () => {
 
 describe('deployment status', () => {
   test('completed deployments still target their devices; stopped ones do not', () => {
-    const all: DeploymentStatus[] = ['active', 'completed', 'stopped'];
+    const all: DeploymentStatus[] = ['active', 'completed', 'paused', 'stopped'];
     expect(Object.keys(DEPLOYMENT_STATUS).sort()).toEqual([...all].sort());
-    expect(all.map((status) => targets(deployment(1, { status })))).toEqual([true, true, false]);
+    expect(all.map((status) => targets(deployment(1, { status })))).toEqual([true, true, true, false]);
   });
 
   test('image and target in words', () => {

@@ -16,6 +16,7 @@ type StatusInfo = {
 export const DEPLOYMENT_STATUS: Record<DeploymentStatus, StatusInfo> = {
   active: { label: 'active', tone: 'run', targets: true, live: true },
   completed: { label: 'completed', tone: 'ok', targets: true, live: true },
+  paused: { label: 'paused', tone: 'warn', targets: true, live: true },
   stopped: { label: 'stopped', tone: 'muted', targets: false, live: false },
 };
 
@@ -47,6 +48,9 @@ export const VERDICTS: Record<VerdictKind, VerdictInfo> = {
   unsupported: { one: "has an updater that can't install it", many: "have an updater that can't install it", label: 'unsupported', tone: 'muted' },
   waiting: { one: 'has not said yet whether it takes it', many: 'have not said yet whether they take it', label: 'waiting', tone: 'muted' },
   superseded: { one: 'is targeted by a newer deployment', many: 'are targeted by a newer deployment', label: 'superseded', tone: 'muted' },
+  waiting_for_wave: { one: 'waits for its wave', many: 'wait for their wave', label: 'waiting for its wave', tone: 'muted', offers: true },
+  paused: { one: 'waits: the rollout is paused', many: 'wait: the rollout is paused', label: 'paused', tone: 'warn', offers: true },
+  queued: { one: 'waits for a free slot', many: 'wait for a free slot', label: 'queued', tone: 'muted', offers: true },
 };
 
 // The tagged union and the kinds enum must name the same variants.
@@ -62,6 +66,7 @@ export function groupPhrase(g: Pick<VerdictGroup, 'kind' | 'count'>): string {
 
 /** A device's verdict in a table cell: an attempt under way says its state and progress. */
 export function verdictLabel(v: Verdict): string {
+  if (v.kind === 'waiting_for_wave') return `wave ${v.wave}`;
   if (v.kind === 'in_progress') {
     const s = UPDATE_STATES[v.state];
     return s.moving && v.progress > 0 ? `${s.label} ${v.progress}%` : s.label;
@@ -96,6 +101,9 @@ export function bucketOf(v: Verdict): keyof Tally {
       return UPDATE_STATES[v.state].started ? 'in_progress' : 'waiting';
     case 'offer':
     case 'waiting':
+    case 'waiting_for_wave':
+    case 'paused':
+    case 'queued':
       return 'waiting';
     case 'failed':
       return 'failed';

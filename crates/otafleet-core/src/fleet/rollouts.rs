@@ -1,0 +1,119 @@
+//! [`Fleet`]'s rollout methods (issue 17): the admin pauses and resumes a rollout; every
+//! [`STEP_EVERY`] the rollouts that are under way decide their devices' outcomes, pause at their
+//! error limit and start their next wave ([`crate::rollouts`] owns the rules and the SQL).
+//!
+//! Locks: a step takes the writer's lock without invalidating remembered answers, and
+//! [`Fleet::publish_deployments`] invalidates them all when a rollout changed (a paused rollout
+//! or a new wave changes what its devices are told).
+
+use std::time::Duration;
+
+use super::Fleet;
+use crate::deployments::{self, Deployment};
+use crate::error::Result;
+use crate::rollouts;
+use crate::{db, updates::Update};
+
+/// How often rollouts under way are looked at (soak times ending, devices going quiet, error
+/// reports and restarts seen at check-ins).
+pub const STEP_EVERY: Duration = Duration::from_secs(1);
+
+impl Fleet {
+    /// Step the rollouts under way every [`STEP_EVERY`] until the fleet is dropped or closed.
+    pub(super) fn spawn_rollout_stepper(&self) {
+        self.spawn_periodic(STEP_EVERY, |fleet| async move {
+            if let Err(e) = fleet.step_rollouts().await {
+                if !fleet.db().is_closed() {
+                    tracing::warn!(error = %e, "could not step the rollouts; retrying");
+                }
+            }
+        });
+    }
+
+    /// One step of every rollout under way; returns the deployments that changed.
+    pub async fn step_rollouts(&self) -> Result<Vec<Deployment>> {
+        let ids = {
+            let mut conn = self.db().acquire().await?;
+            rollouts::active(&mut conn).await?
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = {
+            let _w = self.quiet_write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            let mut changed = Vec::new();
+            for id in ids {
+                changed.extend(deployments::step_rollout(&mut tx, id).await?);
+            }
+            tx.commit().await?;
+            changed
+        };
+        self.publish_deployments(changed.clone()).await;
+        Ok(changed)
+    }
+
+    /// Pause rollout `id` by hand: no device is offered its image until it is resumed; attempts
+    /// under way go on. 409 unless it is active.
+    pub async fn deployment_pause(&self, id: i64, reason: Option<&str>) -> Result<Deployment> {
+        let reason = match reason.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(r) if r.chars().count() > 200 || r.chars().any(char::is_control) => {
+                return Err(crate::error::CoreError::invalid(
+                    "invalid_reason",
+                    "the reason is at most 200 characters on one line",
+                ))
+            }
+            Some(r) => format!("paused by the admin: {r}"),
+            None => "paused by the admin".to_string(),
+        };
+        {
+            let _w = self.write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            rollouts::pause_by_admin(&mut tx, id, &reason).await?;
+            tx.commit().await?;
+        }
+        tracing::info!(id, %reason, "deployment paused");
+        let d = deployments::get(self.db(), id).await?;
+        self.publish_deployments(vec![d.clone()]).await;
+        Ok(d)
+    }
+
+    /// Resume paused rollout `id` (after a wave for approval: the next wave starts). With
+    /// `retry`, its failed devices count afresh and those at the attempt limit get a new
+    /// attempt. Returns it and the attempts opened.
+    pub async fn deployment_resume(
+        &self,
+        id: i64,
+        retry: bool,
+    ) -> Result<(Deployment, Vec<Update>)> {
+        let cleared = {
+            let _w = self.write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            let cleared = rollouts::resume(&mut tx, id, retry).await?;
+            tx.commit().await?;
+            cleared
+        };
+        let opened = if retry {
+            let (opened, changed) = {
+                let _w = self.write_lock().await;
+                deployments::retry(self.db(), id, None).await?
+            };
+            self.publish_deployments(changed.into_iter().collect())
+                .await;
+            opened
+        } else {
+            Vec::new()
+        };
+        tracing::info!(
+            id,
+            retry,
+            cleared = cleared.len(),
+            opened = opened.len(),
+            "deployment resumed"
+        );
+        self.publish_updates(opened.clone()).await;
+        let d = deployments::get(self.db(), id).await?;
+        self.publish_deployments(vec![d.clone()]).await;
+        Ok((d, opened))
+    }
+}
