@@ -161,9 +161,13 @@ pub(crate) async fn checkin(
     if let Some(answer) = token.and_then(|t| quiet(fleet, &c, &req, t)) {
         return Ok(answer);
     }
+    // What memory knows of a restart goes when the device's lock is taken: asked first.
+    let restarted = req
+        .uptime_s
+        .is_some_and(|u| fleet.hot().restarted(&c.mac, u));
     // Boxed: the database path's future is large, and every quiet check-in would otherwise
     // allocate and move it too.
-    Box::pin(recorded(fleet, c, req, token)).await
+    Box::pin(recorded(fleet, c, req, token, restarted)).await
 }
 
 /// The database path: authenticate, record the report, reconcile and decide, all in one
@@ -173,6 +177,7 @@ async fn recorded(
     c: Clean,
     req: CheckinRequest,
     token: Option<&str>,
+    restarted: bool,
 ) -> Result<CheckinResponse> {
     let _writer = fleet.device_write_lock(&c.mac).await;
     let mut tx = crate::db::begin_write(fleet.db()).await?;
@@ -210,6 +215,7 @@ async fn recorded(
             uptime_s: req.uptime_s,
             token_hash: issued.as_deref().map(hash_token),
             tls: c.tls,
+            restarted,
             now: &now,
         },
     )

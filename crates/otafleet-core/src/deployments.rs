@@ -974,7 +974,9 @@ pub(crate) async fn step_rollout(
     let Some(r) = rollouts::row(conn, id).await? else {
         return Ok(None);
     };
-    if r.plan.is_none() || r.status != "active" {
+    // A completed rollout's last devices may still be soaking, a paused one's attempts under
+    // way may finish: their outcomes are decided too.
+    if r.plan.is_none() || !matches!(r.status.as_str(), "active" | "completed" | "paused") {
         return Ok(None);
     }
     let d = row(conn, id).await?;

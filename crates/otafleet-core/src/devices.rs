@@ -510,6 +510,8 @@ pub(crate) struct NativeReport<'a> {
     pub token_hash: Option<String>,
     /// The check-in came over TLS.
     pub tls: bool,
+    /// Memory saw its uptime go back ([`crate::hot::Hot::restarted`]).
+    pub restarted: bool,
     pub now: &'a str,
 }
 
@@ -525,7 +527,7 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
            version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
            token_hash = COALESCE(?11, token_hash), protocol = 'native', \
            expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12, tls = ?13, \
-           last_reset_at = CASE WHEN ?10 IS NOT NULL AND uptime_s IS NOT NULL AND (?10 < uptime_s \
+           last_reset_at = CASE WHEN ?15 OR ?10 IS NOT NULL AND uptime_s IS NOT NULL AND (?10 < uptime_s \
              OR (last_seen IS NOT NULL \
                  AND ?10 + ?14 < uptime_s + (julianday(?12) - julianday(last_seen)) * 86400.0)) \
              THEN ?12 ELSE last_reset_at END",
@@ -544,6 +546,7 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
     .bind(r.now)
     .bind(r.tls)
     .bind(RESET_SLACK_S)
+    .bind(r.restarted)
     .execute(conn)
     .await?;
     Ok(())

@@ -47,6 +47,7 @@ pub use esp_admin::{
 };
 mod mqtt;
 pub use mqtt::{MqttCommand, MqttDevice, MqttMessage};
+pub use rollouts::{LeftDevice, RolledBack};
 mod remote;
 mod rollouts;
 

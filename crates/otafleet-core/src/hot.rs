@@ -80,6 +80,15 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// An uptime that went back since the entry or the last queued beat, or a boot later than the
+/// entry's: the device restarted.
+fn restarted(e: &Entry, pending: Option<&Beat>, uptime: i64) -> bool {
+    pending.and_then(|b| b.uptime_s).is_some_and(|b| uptime < b)
+        || e.uptime_s.is_some_and(|u| uptime < u)
+        || e.booted_s
+            .is_some_and(|booted| unix_now() - uptime > booted + crate::devices::RESET_SLACK_S)
+}
+
 /// A remembered answer other than a native "nothing to do".
 #[derive(Debug)]
 pub(crate) enum Remembered {
@@ -250,15 +259,7 @@ impl Hot {
             .get(mac)
             .filter(|e| e.generation == generation && &e.digest == digest)?;
         if let Some((_, Some(uptime))) = beat.signal {
-            // An uptime that went back since the entry or the last queued beat, or a boot later
-            // than the entry's: the device restarted.
-            let before = maps.pending.get(mac).and_then(|b| b.uptime_s);
-            if before.is_some_and(|b| uptime < b)
-                || e.uptime_s.is_some_and(|u| uptime < u)
-                || e.booted_s.is_some_and(|booted| {
-                    unix_now() - uptime > booted + crate::devices::RESET_SLACK_S
-                })
-            {
+            if restarted(e, maps.pending.get(mac), uptime) {
                 return None;
             }
         }
@@ -267,6 +268,19 @@ impl Hot {
         let config_version = e.config_version;
         maps.queue(mac, beat);
         Some((due, answer, config_version))
+    }
+
+    /// Did the device restart since what is remembered of it: an `uptime` below its entry's or
+    /// its last queued beat's, or a boot later than the entry's? Asked by the database path
+    /// before it takes the device's lock (which forgets both): the stored uptime may be older
+    /// than the last beat, and only the beat shows a restart within a second of the last one.
+    pub fn restarted(&self, mac: &str, uptime: i64) -> bool {
+        let maps = self.maps();
+        let pending = maps.pending.get(mac);
+        match maps.entries.get(mac) {
+            Some(e) => restarted(e, pending, uptime),
+            None => pending.and_then(|b| b.uptime_s).is_some_and(|b| uptime < b),
+        }
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {

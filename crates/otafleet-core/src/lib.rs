@@ -67,6 +67,7 @@ pub mod watch_folders;
 pub use error::{CoreError, Result};
 pub use fleet::{
     esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported, EspAdminTrigger,
-    EspAdminUpdateReport, Fleet, LogWatch, MqttCommand, MqttDevice, MqttMessage, ESP_ADMIN,
+    EspAdminUpdateReport, Fleet, LeftDevice, LogWatch, MqttCommand, MqttDevice, MqttMessage,
+    RolledBack, ESP_ADMIN,
 };
 pub use settings::Settings;

@@ -394,11 +394,13 @@ pub(crate) struct RolloutRow {
     pub paused_at: Option<String>,
     pub pause_reason: Option<String>,
     pub status: String,
+    /// Failures accepted by a resume without retry: the error limit counts only later ones.
+    pub failures_accepted: i64,
 }
 
 pub(crate) async fn row(conn: &mut SqliteConnection, id: i64) -> Result<Option<RolloutRow>> {
     Ok(sqlx::query_as(
-        "SELECT plan, wave, wave_started_at, paused_at, pause_reason, status \
+        "SELECT plan, wave, wave_started_at, paused_at, pause_reason, status, failures_accepted \
          FROM deployments WHERE id = ?",
     )
     .bind(id)
@@ -591,19 +593,27 @@ struct Facts {
     reason: Option<String>,
     state: Option<String>,
     finished_at: Option<String>,
-    error: Option<String>,
     last_seen: Option<String>,
     last_reset_at: Option<String>,
     mqtt_connected_at: Option<String>,
     mqtt_gone_at: Option<String>,
     last_error_report: Option<String>,
     last_restart_asked: Option<String>,
+    /// Why its newest failed attempt in this rollout failed (of the attempts made since a
+    /// resume with retry, if any: one under way before it belongs to the time before): a failed
+    /// attempt counts even when the device was offered the image again at once.
+    failed_error: Option<String>,
+    failed_any: bool,
 }
 
-const FACTS: &str = "SELECT m.mac, m.wave, m.outcome, m.reason, u.state, u.finished_at, u.error, \
+const FACTS: &str = "SELECT m.mac, m.wave, m.outcome, m.reason, u.state, u.finished_at, \
        dev.last_seen, dev.last_reset_at, dev.mqtt_connected_at, dev.mqtt_gone_at, \
        (SELECT MAX(r.received_at) FROM reports r WHERE r.mac = m.mac AND r.type = 'error') AS last_error_report, \
-       (SELECT MAX(c.created_at) FROM commands c WHERE c.mac = m.mac AND c.kind = 'restart') AS last_restart_asked \
+       (SELECT MAX(c.created_at) FROM commands c WHERE c.mac = m.mac AND c.kind = 'restart') AS last_restart_asked, \
+       (SELECT f.error FROM updates f WHERE f.deployment_id = m.deployment_id AND f.mac = m.mac AND f.state = 'failed' \
+           AND (m.cleared_at IS NULL OR f.created_at >= m.cleared_at) ORDER BY f.id DESC LIMIT 1) AS failed_error, \
+       EXISTS (SELECT 1 FROM updates f WHERE f.deployment_id = m.deployment_id AND f.mac = m.mac AND f.state = 'failed' \
+           AND (m.cleared_at IS NULL OR f.created_at >= m.cleared_at)) AS failed_any \
      FROM rollout_members m JOIN devices dev ON dev.mac = m.mac \
      LEFT JOIN updates u ON u.id = (SELECT MAX(x.id) FROM updates x WHERE x.deployment_id = m.deployment_id AND x.mac = m.mac) \
      WHERE m.deployment_id = ?1 AND m.wave <= ?2";
@@ -725,12 +735,12 @@ pub(crate) async fn step(
         let mut judged = Vec::new();
         for f in facts.iter().filter(|f| f.outcome.is_none()) {
             let j = match (f.state.as_deref(), f.finished_at.as_deref()) {
-                (Some("failed"), _) => Some(Judged {
+                _ if f.failed_any => Some(Judged {
                     mac: f.mac.clone(),
                     outcome: "failed",
                     reason: format!(
                         "the update failed: {}",
-                        f.error.as_deref().unwrap_or("no reason given")
+                        f.failed_error.as_deref().unwrap_or("no reason given")
                     ),
                 }),
                 (Some("done"), Some(done_at)) => health(f, done_at, &plan, now_s, offline_s),
@@ -776,8 +786,8 @@ pub(crate) async fn step(
             .filter(|f| outcome_of(f).as_deref() == Some("failed"))
             .collect();
         if !paused {
-            if let Some(why) = crossed(&plan.error_limit, failed.len() as i64, counted.len() as i64)
-            {
+            let new_failures = failed.len() as i64 - r.failures_accepted;
+            if let Some(why) = crossed(&plan.error_limit, new_failures, counted.len() as i64) {
                 let examples: Vec<String> = failed
                     .iter()
                     .take(3)
@@ -856,11 +866,13 @@ fn crossed(limit: &ErrorLimit, failed: i64, started: i64) -> Option<String> {
     None
 }
 
-/// A verdict under which a device cannot take the image at all: it counts for nothing.
+/// A verdict under which a device cannot take the image, or nothing says yet that it can (an
+/// esp32FOTA device that never said its project, a device never seen): it counts for nothing.
 fn is_skipped(v: &Verdict) -> bool {
     matches!(
         v,
-        Verdict::NewerRunning { .. }
+        Verdict::Waiting { .. }
+            | Verdict::NewerRunning { .. }
             | Verdict::OtherChip { .. }
             | Verdict::OtherProject { .. }
             | Verdict::TooBig { .. }
@@ -963,25 +975,60 @@ pub(crate) async fn resume(
     .execute(&mut *conn)
     .await?;
     if !retry {
+        // The failures so far are accepted: the error limit counts only new ones.
+        sqlx::query(
+            "UPDATE deployments SET failures_accepted = \
+             (SELECT COUNT(*) FROM rollout_members WHERE deployment_id = ?1 AND outcome = 'failed') \
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
         return Ok(Vec::new());
     }
+    // Counted afresh: only attempts made from now on can fail these devices — the failed ones,
+    // and the undecided ones (an attempt under way when it paused may fail yet).
+    sqlx::query("UPDATE deployments SET failures_accepted = 0 WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE rollout_members SET cleared_at = ? WHERE deployment_id = ? AND outcome IS NULL",
+    )
+    .bind(&now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     Ok(sqlx::query_scalar(
-        "UPDATE rollout_members SET outcome = NULL, reason = NULL, decided_at = NULL \
+        "UPDATE rollout_members SET outcome = NULL, reason = NULL, decided_at = NULL, cleared_at = ? \
          WHERE deployment_id = ? AND outcome = 'failed' RETURNING mac",
     )
+    .bind(&now)
     .bind(id)
     .fetch_all(conn)
     .await?)
 }
 
-/// The rollouts that may have something to decide: active, with a plan.
+/// The rollouts that may have something to decide: those with a plan that are active or paused
+/// (a paused one still decides the outcomes of attempts that were under way), and those
+/// completed within their soak time (plus a margin), whose last devices still soak.
 pub(crate) async fn active(conn: &mut SqliteConnection) -> Result<Vec<i64>> {
     Ok(sqlx::query_scalar(
-        "SELECT id FROM deployments WHERE status = 'active' AND plan IS NOT NULL ORDER BY id",
+        "SELECT id FROM deployments WHERE plan IS NOT NULL AND (status IN ('active', 'paused') \
+           OR (status = 'completed' AND ended_at IS NOT NULL \
+               AND (julianday(?1) - julianday(ended_at)) * 86400.0 \
+                   <= COALESCE(plan ->> '$.soak_s', 60) + ?2)) \
+         ORDER BY id",
     )
+    .bind(crate::time::now())
+    .bind(SOAK_MARGIN_S)
     .fetch_all(conn)
     .await?)
 }
+
+/// How long after a rollout completed its last devices' soak times are still followed, beyond
+/// the soak time itself.
+const SOAK_MARGIN_S: i64 = 10;
 
 /// A member's row: MAC, wave, late, outcome, reason.
 type MemberRow = (String, i64, bool, Option<String>, Option<String>);

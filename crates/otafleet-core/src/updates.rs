@@ -243,6 +243,18 @@ pub(crate) async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String,
     Ok(rows.into_iter().map(|u| (u.mac.clone(), u)).collect())
 }
 
+/// The newest `done` attempt of each device in deployment `id` (what a rollback undoes).
+pub(crate) async fn done_in_deployment(db: &sqlx::SqlitePool, id: i64) -> Result<Vec<Update>> {
+    Ok(sqlx::query_as(
+        "SELECT u.* FROM updates u WHERE u.deployment_id = ?1 AND u.state = 'done' \
+         AND u.id = (SELECT MAX(x.id) FROM updates x WHERE x.deployment_id = ?1 AND x.mac = u.mac \
+             AND x.state = 'done') ORDER BY u.mac",
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await?)
+}
+
 /// The unfinished attempt of a device, if any.
 pub(crate) async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Update>> {
     Ok(sqlx::query_as(

@@ -330,8 +330,9 @@ struct Worker {
     config_version: HashMap<String, Option<i64>>,
     /// Id → the attempt last triggered in the device's current connection.
     triggered: HashMap<String, i64>,
-    /// Each deployment's status as last seen (its events repeat with every device's progress).
-    deployments: HashMap<i64, DeploymentStatus>,
+    /// Each deployment's status and started wave as last seen (its events repeat with every
+    /// device's progress).
+    deployments: HashMap<i64, (DeploymentStatus, i64)>,
 }
 
 impl Worker {
@@ -600,13 +601,17 @@ impl Worker {
             }
             Event::Deployment { deployment } => {
                 // Only a new deployment (which may already count as completed: devices of unknown
-                // chip, as ESP Admin devices are, get no verdict until offered) or one that
-                // becomes active again can offer something new; its progress events, one per
-                // device update, must not cost an offer per device.
-                let status = deployment.status;
-                let new_or_again = match self.deployments.insert(deployment.id, status) {
-                    None => status != DeploymentStatus::Stopped,
-                    Some(before) => before != status && status == DeploymentStatus::Active,
+                // chip, as ESP Admin devices are, get no verdict until offered), one that becomes
+                // active again (a resumed rollout too) or a rollout that started its next wave
+                // can offer something new; its progress events, one per device update, must not
+                // cost an offer per device.
+                let (status, wave) = (deployment.status, deployment.wave);
+                let new_or_again = match self.deployments.insert(deployment.id, (status, wave)) {
+                    None => !matches!(status, DeploymentStatus::Stopped | DeploymentStatus::Paused),
+                    Some((before, before_wave)) => {
+                        status == DeploymentStatus::Active
+                            && (before != status || wave > before_wave)
+                    }
                 };
                 if !new_or_again {
                     return;

@@ -8,11 +8,33 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
 use super::Fleet;
-use crate::deployments::{self, Deployment};
-use crate::error::Result;
-use crate::rollouts;
-use crate::{db, updates::Update};
+use crate::deployments::{self, Deployment, NewDeployment};
+use crate::error::{CoreError, Result};
+use crate::rollouts::{self, Preset, RolloutPlan};
+use crate::{db, firmware, updates, updates::Update};
+
+/// What rolling a deployment back did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RolledBack {
+    /// The deployment rolled back, stopped first (no further device is offered its image).
+    pub stopped: Deployment,
+    /// One new deployment per image the devices ran before, naming those devices, as rollbacks.
+    pub created: Vec<Deployment>,
+    /// Devices it updated that are left as they are, and why.
+    pub left: Vec<LeftDevice>,
+}
+
+/// A device a rollback leaves as it is.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LeftDevice {
+    pub mac: String,
+    pub reason: String,
+}
 
 /// How often rollouts under way are looked at (soak times ending, devices going quiet, error
 /// reports and restarts seen at check-ins).
@@ -115,5 +137,87 @@ impl Fleet {
         let d = deployments::get(self.db(), id).await?;
         self.publish_deployments(vec![d.clone()]).await;
         Ok((d, opened))
+    }
+
+    /// Roll deployment `id` back: stop it, then return each device it updated to the image that
+    /// device ran before — one new deployment (a rollback, of another project if need be) per
+    /// such image, naming its devices, with `plan` or `preset` (default: all at once). A device
+    /// whose earlier image is not known or not in the library, or that runs another image by
+    /// now, is left as it is (`left`, with the reason). 409 when it updated no device.
+    pub async fn deployment_rollback(
+        &self,
+        id: i64,
+        plan: Option<RolloutPlan>,
+        preset: Option<Preset>,
+    ) -> Result<RolledBack> {
+        let d = deployments::get(self.db(), id).await?;
+        let done = updates::done_in_deployment(self.db(), id).await?;
+        if done.is_empty() {
+            return Err(CoreError::conflict(format!(
+                "deployment {id} updated no device: there is nothing to roll back"
+            )));
+        }
+        let mut groups: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        let mut left = Vec::new();
+        for u in done {
+            let device = self.device(&u.mac).await?;
+            if device.sha256.as_deref().is_some_and(|s| s != u.sha256)
+                || (device.sha256.is_none() && device.version != u.version)
+            {
+                left.push(LeftDevice {
+                    mac: u.mac,
+                    reason: "it runs another image than this deployment's by now".into(),
+                });
+                continue;
+            }
+            let previous = match u.from_sha256.as_deref() {
+                Some(h) => firmware::by_any_hash(self.db(), h).await?,
+                None => None,
+            };
+            match previous {
+                Some(fw) => groups.entry(fw.id).or_default().push(u.mac),
+                None => left.push(LeftDevice {
+                    reason: match (&u.from_sha256, &u.from_version) {
+                        (None, _) => "otafleet does not know which image it ran before (it did not report a hash); deploy that image to it as a rollback".into(),
+                        (Some(_), v) => format!(
+                            "the image it ran before ({}) is not in the library; add it, then roll back again",
+                            v.as_deref().unwrap_or("of unknown version")
+                        ),
+                    },
+                    mac: u.mac,
+                }),
+            }
+        }
+        let stopped = if d.status == deployments::DeploymentStatus::Stopped {
+            d
+        } else {
+            self.deployment_stop(id).await?
+        };
+        let mut created = Vec::new();
+        for (firmware_id, macs) in groups {
+            created.push(
+                self.deployment_create(NewDeployment {
+                    firmware_id,
+                    devices: Some(macs),
+                    rollback: true,
+                    allow_other_project: true,
+                    plan: plan.clone(),
+                    preset,
+                    ..NewDeployment::default()
+                })
+                .await?,
+            );
+        }
+        tracing::info!(
+            id,
+            created = created.len(),
+            left = left.len(),
+            "deployment rolled back"
+        );
+        Ok(RolledBack {
+            stopped,
+            created,
+            left,
+        })
     }
 }

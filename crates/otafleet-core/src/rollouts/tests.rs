@@ -465,3 +465,126 @@ async fn a_device_that_joins_after_the_rollout_began_waits_for_a_later_wave() {
     assert!(again.update.is_some(), "offered once wave 2 started");
     b.fleet.close().await;
 }
+
+#[tokio::test]
+async fn rolling_back_returns_each_device_to_its_own_previous_image() {
+    let b = bench(0).await;
+    let import = |version: &'static str| {
+        let fleet = b.fleet.clone();
+        async move {
+            let image = synth::AppImage::new(Chip::Esp32)
+                .project("blink")
+                .version(version)
+                .payload_len(20_000)
+                .build();
+            fleet
+                .import(
+                    ImportRequest {
+                        filename: format!("blink-{version}.bin"),
+                        project: None,
+                        version: None,
+                        source: ImportSource::Upload,
+                        source_path: None,
+                    },
+                    &image[..],
+                )
+                .await
+                .unwrap()
+                .firmware
+        }
+    };
+    let v10 = import("1.0.0").await;
+    let v11 = import("1.1.0").await;
+    // Three devices: two on 1.0.0, one on 1.1.0, each reporting its image's hash.
+    let devices: Vec<(String, &Firmware)> = vec![
+        ("24:0A:C4:00:04:01".into(), &v10),
+        ("24:0A:C4:00:04:02".into(), &v10),
+        ("24:0A:C4:00:04:03".into(), &v11),
+    ];
+    let mut tokens = Vec::new();
+    let checkin = |mac: &str, fw: &Firmware, token: Option<&str>, uptime: i64| {
+        let fleet = b.fleet.clone();
+        let req = report(
+            mac,
+            fw.version.as_deref().unwrap(),
+            Some(&fw.sha256),
+            uptime,
+        );
+        let token = token.map(str::to_string);
+        async move {
+            fleet
+                .checkin(req, token.as_deref(), None, false)
+                .await
+                .unwrap()
+        }
+    };
+    for (mac, fw) in &devices {
+        tokens.push(checkin(mac, fw, None, 100).await.token.unwrap());
+    }
+    let d = b
+        .fleet
+        .deployment_create(NewDeployment {
+            firmware_id: b.fw.id,
+            preset: Some(Preset::AllAtOnce),
+            ..NewDeployment::default()
+        })
+        .await
+        .unwrap();
+    // Every device takes 2.0.0.
+    for ((mac, fw), token) in devices.iter().zip(&tokens) {
+        let offer = checkin(mac, fw, Some(token), 110)
+            .await
+            .update
+            .expect("offered");
+        b.fleet
+            .progress(
+                Some(token),
+                ProgressRequest {
+                    update_id: offer.id,
+                    state: "downloading".into(),
+                    progress: 10,
+                    error: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(checkin(mac, &b.fw, Some(token), 1).await.update.is_none());
+    }
+    let rolled = b.fleet.deployment_rollback(d.id, None, None).await.unwrap();
+    assert_eq!(rolled.stopped.status, DeploymentStatus::Stopped);
+    assert!(rolled.left.is_empty(), "{:?}", rolled.left);
+    assert_eq!(rolled.created.len(), 2, "one rollback per earlier image");
+    // Each device is offered the image it ran before, and comes back on it.
+    for ((mac, fw), token) in devices.iter().zip(&tokens) {
+        let offer = checkin(mac, &b.fw, Some(token), 5)
+            .await
+            .update
+            .unwrap_or_else(|| panic!("{mac} offered its earlier image"));
+        assert_eq!(offer.sha256, fw.sha256, "{mac}");
+        b.fleet
+            .progress(
+                Some(token),
+                ProgressRequest {
+                    update_id: offer.id,
+                    state: "downloading".into(),
+                    progress: 10,
+                    error: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(checkin(mac, fw, Some(token), 1).await.update.is_none());
+        let dev = b.fleet.device(mac).await.unwrap();
+        assert_eq!(dev.sha256.as_deref(), Some(fw.sha256.as_str()));
+    }
+    // Nothing left to roll back twice.
+    let again = b
+        .fleet
+        .deployment_rollback(rolled.created[0].id, None, None)
+        .await;
+    assert!(
+        again.is_ok(),
+        "a rollback can itself be rolled back: {again:?}"
+    );
+    b.fleet.close().await;
+}

@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json as AxumJson;
 use otafleet_core::deployments::{Deployment, DeploymentDetail, NewDeployment, Plan};
+use otafleet_core::rollouts::{Preset, RolloutPlan};
 use otafleet_core::updates::Update;
+use otafleet_core::RolledBack;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -27,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(rollback))
 }
 
 /// All deployments, newest first, each with how its devices stand (`tally`).
@@ -175,4 +178,38 @@ async fn resume(
 ) -> ApiResult<AxumJson<Resumed>> {
     let (deployment, opened) = s.fleet.deployment_resume(id, req.retry).await?;
     Ok(AxumJson(Resumed { deployment, opened }))
+}
+
+/// How to roll a deployment back: the plan of the rollbacks (default: all at once).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub plan: Option<RolloutPlan>,
+    #[serde(default)]
+    pub preset: Option<Preset>,
+}
+
+/// Roll a deployment back: stop it, then return each device it updated to the image that
+/// device ran before (one new rollback deployment per such image, naming its devices, with the
+/// plan or preset given). Devices whose earlier image is unknown or not in the library, or that
+/// run another image by now, are left as they are and listed with the reason. Who: the admin.
+/// Changes: the deployment (stopped) and new deployments. 409 when it updated no device; 422 for
+/// a bad plan.
+#[utoipa::path(post, operation_id = "rollback_deployment", path = "/api/v1/deployments/{id}/rollback", tag = "deployments",
+    params(("id" = i64, Path, description = "deployment id")),
+    request_body = RollbackRequest,
+    security(("admin" = []), ("admin_key" = [])),
+    responses((status = 200, body = RolledBack), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn rollback(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Json(req): Json<RollbackRequest>,
+) -> ApiResult<AxumJson<RolledBack>> {
+    Ok(AxumJson(
+        s.fleet
+            .deployment_rollback(id, req.plan, req.preset)
+            .await?,
+    ))
 }

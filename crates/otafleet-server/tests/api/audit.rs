@@ -123,6 +123,7 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                 }
                 "pause_deployment" => (Some(&dep["id"]), Body::Json(json!({"reason": "audited"}))),
                 "resume_deployment" => (Some(&dep["id"]), Body::Json(json!({"retry": false}))),
+                "rollback_deployment" => (Some(&dep["id"]), Body::Json(json!({}))),
                 "create_device" => (None, Body::Json(json!({"mac": MAC_NEW, "name": "porch"}))),
                 "patch_device" => (None, Body::Json(json!({"notes": "behind the boiler"}))),
                 "delete_device" | "retry_device" | "rollback_device" => (None, Body::None),

@@ -454,6 +454,9 @@ async fn every_admin_route_refuses_a_peer_without_the_admin_token_and_changes_no
     for route in [
         "POST /api/v1/deployments/{id}/stop",
         "POST /api/v1/deployments/{id}/retry",
+        "POST /api/v1/deployments/{id}/pause",
+        "POST /api/v1/deployments/{id}/resume",
+        "POST /api/v1/deployments/{id}/rollback",
         "GET /api/v1/deployments/{id}",
         "POST /api/v1/devices/{mac}/retry",
         "POST /api/v1/devices/{mac}/rollback",

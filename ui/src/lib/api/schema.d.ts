@@ -966,6 +966,79 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/deployments/{id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll a deployment back: stop it, then return each device it updated to the image that
+         *     device ran before (one new rollback deployment per such image, naming its devices, with the
+         *     plan or preset given). Devices whose earlier image is unknown or not in the library, or that
+         *     run another image by now, are left as they are and listed with the reason. Who: the admin.
+         *     Changes: the deployment (stopped) and new deployments. 409 when it updated no device; 422 for
+         *     a bad plan.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description deployment id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["RollbackRequest"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RolledBack"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deployments/{id}/stop": {
         parameters: {
             query?: never;
@@ -4422,6 +4495,11 @@ export interface components {
          * @enum {string}
          */
         IdentitySource: "override" | "app_desc" | "filename" | "admin" | "none";
+        /** @description A device a rollback leaves as it is. */
+        LeftDevice: {
+            mac: string;
+            reason: string;
+        };
         /**
          * @description One row of `GET /api/v1/devices`: a device (keyed by MAC, `mac` a string) or a MAC-less
          *     discovered host (`mac` null, `key` set). In the OpenAPI document a `oneOf` of the two.
@@ -4771,6 +4849,20 @@ export interface components {
         Resumed: {
             deployment: components["schemas"]["Deployment"];
             opened: components["schemas"]["Update"][];
+        };
+        /** @description How to roll a deployment back: the plan of the rollbacks (default: all at once). */
+        RollbackRequest: {
+            plan?: null | components["schemas"]["RolloutPlan"];
+            preset?: null | components["schemas"]["Preset"];
+        };
+        /** @description What rolling a deployment back did. */
+        RolledBack: {
+            /** @description One new deployment per image the devices ran before, naming those devices, as rollbacks. */
+            created: components["schemas"]["Deployment"][];
+            /** @description Devices it updated that are left as they are, and why. */
+            left: components["schemas"]["LeftDevice"][];
+            /** @description The deployment rolled back, stopped first (no further device is offered its image). */
+            stopped: components["schemas"]["Deployment"];
         };
         /** @description A rollout's plan and where it stands. */
         Rollout: {
