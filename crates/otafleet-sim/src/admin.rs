@@ -53,7 +53,8 @@ pub async fn upload(
         .ok_or_else(|| admin_err("upload", format!("no firmware id in {fw}")))
 }
 
-/// Upload the new image of `family` and deploy it to that family's project and chip.
+/// Upload the new image of `family` and deploy it to that family's project and chip (as a
+/// staged rollout with `--rollout`); returns the deployment's id.
 pub async fn upload_and_deploy(
     http: &Http,
     token: &str,
@@ -61,22 +62,63 @@ pub async fn upload_and_deploy(
     family: Family,
     version: &str,
     bytes: Vec<u8>,
-) -> Result<(), SimError> {
+) -> Result<i64, SimError> {
     let id = upload(http, token, &family.filename(cfg, version), bytes).await?;
+    let mut body = json!({
+        "firmware_id": id,
+        "project": family.project(cfg),
+        "chip": family.chip(cfg).to_string(),
+    });
+    if let (Some(Value::Object(extra)), Value::Object(b)) = (&cfg.rollout, &mut body) {
+        b.extend(extra.clone());
+    }
     let r = http
         .client
         .post(http.url("/api/v1/deployments"))
         .bearer_auth(token)
-        .json(&json!({
-            "firmware_id": id,
-            "project": family.project(cfg),
-            "chip": family.chip(cfg).to_string(),
-        }))
+        .json(&body)
         .send()
         .await
         .map_err(|e| admin_err("deploy", e))?;
-    json_or_err("deploy", r).await?;
-    Ok(())
+    let d = json_or_err("deploy", r).await?;
+    d["id"]
+        .as_i64()
+        .ok_or_else(|| admin_err("deploy", format!("no deployment id in {d}")))
+}
+
+/// The MACs the server placed in wave `wave` of rollout `deployment`.
+pub async fn wave_members(
+    http: &Http,
+    token: &str,
+    deployment: i64,
+    wave: u32,
+) -> Result<BTreeSet<String>, SimError> {
+    let r = http
+        .client
+        .get(http.url(&format!("/api/v1/deployments/{deployment}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| admin_err("rollout waves", e))?;
+    let d = json_or_err("rollout waves", r).await?;
+    let waves = d["rollout"]["waves"].as_array().ok_or_else(|| {
+        admin_err(
+            "rollout waves",
+            format!("deployment {deployment} is not a rollout"),
+        )
+    })?;
+    let w = waves.get(wave as usize - 1).ok_or_else(|| {
+        admin_err(
+            "rollout waves",
+            format!("the rollout has {} waves, not {wave}", waves.len()),
+        )
+    })?;
+    Ok(w["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["mac"].as_str().map(str::to_string))
+        .collect())
 }
 
 /// Register legacy devices as their server's admin does, through the legacy admin API

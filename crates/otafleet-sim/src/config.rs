@@ -125,6 +125,22 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub failed_boot_times: Option<u32>,
 
+    /// With --rollout: --failed-boots PCT picks its devices among those the server placed in
+    /// wave N of the rollout (read from the rollout once it is made), not among all devices.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_boots_wave: Option<u32>,
+
+    /// Percent of native devices, rounded up, whose new image crash-loops: after booting it they
+    /// restart again and again (their uptime starts over every other check-in), while running
+    /// it. A staged rollout counts them as failed.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub crash_loop: u8,
+
+    /// Deploy each new image as a staged rollout: a preset (canary, all_at_once, one_at_a_time)
+    /// or a plan as JSON ({"waves": [{"by": "count", "count": 10}, …], "soak_s": 5, …}).
+    #[arg(long, value_name = "PRESET|JSON")]
+    pub rollout: Option<String>,
+
     /// Devices live on for SECS seconds from the start of the run instead of stopping at their
     /// first outcome: they keep checking in at --interval and take any image the server offers
     /// later (a retry, a rollback, a later release), verify, flash and boot it as at first. Then
@@ -340,6 +356,13 @@ pub struct Config {
     pub failed_boots: u8,
     /// `--failed-boot-times`: a device picked fails only this many boots of an image.
     pub failed_boot_times: Option<u32>,
+    /// `--failed-boots-wave`: the failed boots are picked in this wave of the rollout.
+    pub failed_boots_wave: Option<u32>,
+    /// `--crash-loop`: percent of native devices whose new image crash-loops.
+    pub crash_loop: u8,
+    /// `--rollout`: what the deployment's body gets besides the image and target:
+    /// `{"preset": …}` or `{"plan": …}`.
+    pub rollout: Option<serde_json::Value>,
     pub lifetime: Lifetime,
     /// `--log-rate`: lines per second per watched native device (0: none).
     pub log_rate: f64,
@@ -449,6 +472,31 @@ impl Config {
                     .into(),
             ));
         }
+        let rollout = match a.rollout.as_deref() {
+            None => None,
+            Some(p @ ("canary" | "all_at_once" | "one_at_a_time")) => {
+                Some(serde_json::json!({ "preset": p }))
+            }
+            Some(json) => {
+                let plan: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+                    SimError::Usage(format!(
+                        "--rollout takes a preset (canary, all_at_once, one_at_a_time) or a plan as JSON: {e}"
+                    ))
+                })?;
+                if !plan.is_object() {
+                    return Err(SimError::Usage(
+                        "--rollout's plan is a JSON object ({\"waves\": [...], ...})".into(),
+                    ));
+                }
+                Some(serde_json::json!({ "plan": plan }))
+            }
+        };
+        if a.failed_boots_wave.is_some() && (rollout.is_none() || a.failed_boots == 0) {
+            return Err(SimError::Usage(
+                "--failed-boots-wave picks --failed-boots PCT in a wave of --rollout: give all three"
+                    .into(),
+            ));
+        }
         let lifetime = match (a.duration, a.forever) {
             (Some(d), _) if !(d.is_finite() && d > 0.0 && d <= 1e9) => {
                 return Err(SimError::Usage(
@@ -479,6 +527,9 @@ impl Config {
             cut_downloads: a.cut_downloads,
             failed_boots: a.failed_boots,
             failed_boot_times: a.failed_boot_times,
+            failed_boots_wave: a.failed_boots_wave,
+            crash_loop: a.crash_loop,
+            rollout,
             lifetime,
             log_rate: a.log_rate,
             progress_step: a.progress_step,

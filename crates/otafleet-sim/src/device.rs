@@ -67,6 +67,8 @@ pub struct DeviceSpec {
     pub running: Image,
     pub cut_download: bool,
     pub failed_boot: bool,
+    /// `--crash-loop`: a new image it boots restarts every [`CRASH_AFTER`] (native devices).
+    pub crash_loop: bool,
     /// An esp-admin device's identity, as the admin created it (its MAC is the server's).
     pub esp_admin: Option<std::sync::Arc<crate::esp_admin::Creds>>,
 }
@@ -212,9 +214,20 @@ pub async fn linger(sh: &Shared, spec: &DeviceSpec) {
     }
 }
 
+/// How long a crash-looping image (`--crash-loop`) runs before it restarts again: its uptime,
+/// whole seconds in the check-in, visibly goes back.
+pub const CRASH_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Native {
     /// One check-in for the image the device runs; the offer, if any.
     pub async fn checkin(&mut self, dev: &mut Dev<'_>) -> Result<Option<Offer>, DeviceError> {
+        if dev.spec.crash_loop
+            && dev.spec.running.version != crate::run::RUNNING_VERSION
+            && dev.booted.elapsed() >= CRASH_AFTER
+        {
+            tracing::debug!(mac = %dev.spec.mac, "crash loop: the new image restarts");
+            dev.booted = std::time::Instant::now();
+        }
         let cfg = &dev.sh.cfg;
         let body = json!({
             "mac": dev.spec.mac,

@@ -373,7 +373,7 @@ impl<'a> Dev<'a> {
         tokio::time::sleep(self.sh.jittered(self.sh.cfg.reboot)).await;
         self.booted = Instant::now();
         let tries = self.boots_failed.entry(f.image.md5.clone()).or_default();
-        let fails = self.spec.failed_boot
+        let fails = self.sh.fails_boots(&self.spec)
             && self
                 .sh
                 .cfg
@@ -584,7 +584,7 @@ impl<'a> Dev<'a> {
             mac: self.spec.mac.clone(),
             protocol: self.spec.protocol,
             outcome,
-            failed_boot_injected: self.spec.failed_boot,
+            failed_boot_injected: self.sh.fails_boots(&self.spec),
             cut_injected: self.spec.cut_download,
             boots_failed,
             later: self.later.clone(),

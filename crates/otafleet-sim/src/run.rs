@@ -78,6 +78,20 @@ pub struct Shared {
     pub stop: watch::Sender<bool>,
     /// Set when a run whose devices live on ends: each stops at its next wait ([`Shared::pause`]).
     pub ending: watch::Sender<bool>,
+    /// `--failed-boots-wave`: the devices picked in that wave of the rollout, once it exists.
+    pub failing: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Shared {
+    /// Whether `mac` was picked for failed boots (at the start, or in a rollout's wave).
+    pub fn fails_boots(&self, spec: &DeviceSpec) -> bool {
+        spec.failed_boot
+            || self
+                .failing
+                .lock()
+                .expect("failing lock")
+                .contains(&spec.mac)
+    }
 }
 
 /// How long, after a run whose devices live on ends, a device may take to finish the request,
@@ -134,10 +148,21 @@ pub async fn run_until(
     let cut = pick(&mut rng, &protocols, cfg.cut_downloads, |p| {
         p.cut_simulated()
     });
-    let failed = pick(&mut rng, &protocols, cfg.failed_boots, |p| {
-        p.failed_boot_visible()
-    });
+    // With --failed-boots-wave the failed boots are picked in that wave once the rollout exists.
+    let at_start = if cfg.failed_boots_wave.is_some() {
+        0
+    } else {
+        cfg.failed_boots
+    };
+    let failed = pick(&mut rng, &protocols, at_start, |p| p.failed_boot_visible());
     let prefix: [u8; 3] = [0x02, rng.gen(), rng.gen()];
+    let crash = if cfg.crash_loop > 0 {
+        pick(&mut rng, &protocols, cfg.crash_loop, |p| {
+            p == Protocol::Native
+        })
+    } else {
+        vec![false; n]
+    };
     let mut specs: Vec<DeviceSpec> = (0..n)
         .map(|i| DeviceSpec {
             mac: format!(
@@ -154,6 +179,7 @@ pub async fn run_until(
             running: running[&protocols[i].family()].1.clone(),
             cut_download: cut[i],
             failed_boot: failed[i],
+            crash_loop: crash[i],
             esp_admin: None,
         })
         .collect();
@@ -216,6 +242,7 @@ pub async fn run_until(
         stats: Stats::default(),
         stop: watch::channel(false).0,
         ending: watch::channel(false).0,
+        failing: Default::default(),
     });
     let bar = progress_bar(&cfg);
     let mut tasks = JoinSet::new();
@@ -283,8 +310,27 @@ pub async fn run_until(
             match admin::upload_and_deploy(&shared.http, token, &cfg, *family, &version, bytes)
                 .await
             {
-                Ok(()) => {
+                Ok(deployment) => {
                     targets.insert(*family, image);
+                    if let Some(wave) = cfg.failed_boots_wave {
+                        match admin::wave_members(&shared.http, token, deployment, wave).await {
+                            Ok(members) => {
+                                let picked =
+                                    pick_in_wave(&mut rng, &specs, &members, cfg.failed_boots);
+                                bar.println(format!(
+                                    "failed boots injected in wave {wave} of rollout {deployment}: {} of its {} devices",
+                                    picked.len(),
+                                    members.len()
+                                ));
+                                shared.failing.lock().expect("failing lock").extend(picked);
+                            }
+                            Err(e) => {
+                                tasks.abort_all();
+                                admin_error = Some(e);
+                                break;
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     // Without a deployment the devices would wait until the timeout: stop now.
@@ -360,7 +406,8 @@ pub async fn run_until(
         return Err(e);
     }
     results.sort_by(|a, b| a.mac.cmp(&b.mac));
-    let expected_failed_boots = failed.iter().filter(|f| **f).count();
+    let expected_failed_boots =
+        failed.iter().filter(|f| **f).count() + shared.failing.lock().expect("failing lock").len();
     let mut summary = Summary::new(
         &cfg,
         &shared,
@@ -456,7 +503,7 @@ async fn collect(
 }
 
 /// The version every device runs at the start.
-const RUNNING_VERSION: &str = "1.0.0";
+pub(crate) const RUNNING_VERSION: &str = "1.0.0";
 
 /// `pct` percent of the devices of each protocol for which `eligible` holds, rounded up per
 /// protocol (so that every protocol of the mix meets the injected failure), chosen at random.
@@ -478,6 +525,24 @@ pub fn pick(
         }
     }
     chosen
+}
+
+/// `pct` percent, rounded up per protocol, of the devices in `members` whose protocol shows a
+/// failed boot to the server, chosen at random.
+fn pick_in_wave(
+    rng: &mut rand::rngs::StdRng,
+    specs: &[DeviceSpec],
+    members: &BTreeSet<String>,
+    pct: u8,
+) -> Vec<String> {
+    let inside: Vec<&DeviceSpec> = specs.iter().filter(|s| members.contains(&s.mac)).collect();
+    let protocols: Vec<Protocol> = inside.iter().map(|s| s.protocol).collect();
+    pick(rng, &protocols, pct, |p| p.failed_boot_visible())
+        .into_iter()
+        .zip(inside)
+        .filter(|(chosen, _)| *chosen)
+        .map(|(_, s)| s.mac.clone())
+        .collect()
 }
 
 /// Each device's protocol: counts proportional to the weights (largest remainders get the

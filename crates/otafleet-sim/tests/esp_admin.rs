@@ -17,12 +17,13 @@
 
 #[path = "support/bin.rs"]
 mod bin_support;
+#[path = "support/serve.rs"]
+mod serve_support;
 use bin_support::otafleet;
+use serve_support::Serve;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -39,77 +40,6 @@ const DEADLINE: Duration = Duration::from_secs(180);
 
 /// How often the server's records are read while waiting for a condition.
 const POLL: Duration = Duration::from_millis(50);
-
-/// `otafleet serve` with the embedded broker and TLS on; killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(bin: &Path, data: &Path) -> Serve {
-        Serve::start_with(bin, data, &["--mqtt", "embedded", "--mqtt-port", "0"], None)
-    }
-
-    /// With `mqtt` flags; `password`: otafleet's own password on the user's broker.
-    fn start_with(bin: &Path, data: &Path, mqtt: &[&str], password: Option<&str>) -> Serve {
-        let embedded = password.is_none();
-        let mut cmd = Command::new(bin);
-        if let Some(p) = password {
-            cmd.env("OTAFLEET_MQTT_PASSWORD", p);
-        }
-        let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns"])
-            .args(["--https-port", "off", "--tls", "auto"])
-            .args(mqtt)
-            .args(["--admin-token", TOKEN])
-            .arg("--data-dir")
-            .arg(data)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start otafleet serve");
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let end = Instant::now() + DEADLINE;
-        // The embedded broker says where it listens; the user's broker is known already.
-        let (mut base, mut broker) = (None, !embedded);
-        while base.is_none() || !broker {
-            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(a) = line.trim().strip_prefix("otafleet listening on http://") {
-                        base = Some(format!("http://{a}"));
-                    }
-                    broker |= line.starts_with("otafleet MQTT broker on: mqtts://");
-                }
-                Err(_) => {
-                    let status = child.try_wait();
-                    panic!("otafleet serve never said where it listens and where its broker is (exit: {status:?})");
-                }
-            }
-        }
-        Serve {
-            child,
-            base: base.expect("the listening line"),
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 struct Api {
     http: reqwest::Client,
@@ -476,7 +406,7 @@ async fn esp_admin_devices_live_a_day_on_the_embedded_broker() {
         return;
     };
     let data = tempfile::tempdir().expect("temp dir");
-    let server = Serve::start(&bin, data.path());
+    let server = Serve::start(&bin, data.path(), TOKEN, &[]);
     a_day_of_esp_admin_devices(&server.base, &[]).await;
     drop(server);
 }
@@ -534,7 +464,7 @@ async fn an_esp_admin_fleet_run_ends_at_the_first_outcome_with_the_records_agree
         return;
     };
     let data = tempfile::tempdir().expect("temp dir");
-    let server = Serve::start(&bin, data.path());
+    let server = Serve::start(&bin, data.path(), TOKEN, &[]);
     let summary = first_outcome_run(&server.base, "17", &[]).await;
     for r in &summary.results {
         assert!(
@@ -652,6 +582,7 @@ async fn esp_admin_devices_live_a_day_through_the_users_mosquitto() {
     let server = Serve::start_with(
         &bin,
         &dir.path().join("data"),
+        TOKEN,
         &["--mqtt", &url],
         Some("otafleet-secret"),
     );
