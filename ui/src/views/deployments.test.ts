@@ -1,6 +1,6 @@
 import { fireEvent, render, screen, within } from '@testing-library/svelte';
 import { describe, expect, test, vi } from 'vitest';
-import { MockBackend, deployment, firmware, update, verdict } from '../lib/backend/mock';
+import { CANARY, MockBackend, deployment, firmware, member, rollout, update, verdict } from '../lib/backend/mock';
 import { Fleet } from '../lib/fleet.svelte';
 import DeploymentsView from './DeploymentsView.svelte';
 
@@ -85,5 +85,54 @@ describe('Deployments page', () => {
     fleet.applyBatch([{ type: 'deployment', deployment: deployment(2, { firmware_id: 5, status: 'completed', tally: tally({ done: 10 }) }) }]);
     await vi.waitFor(() => expect(within(card).getByTestId('status').textContent).toBe('completed'));
     expect(within(card).getByRole('img').getAttribute('aria-label')).toBe('Deployment 2: 10 done');
+  });
+
+  test('a rollout shows its waves live, pauses with a reason shown prominently, and resumes', async () => {
+    const b = new MockBackend();
+    b.firmwareList = [firmware(5, { project: 'blink', version: '1.1.0' })];
+    b.deployments = [deployment(3, { firmware_id: 5, reach: 5, plan: CANARY, wave: 2, tally: tally({ done: 2, in_progress: 1, waiting: 2 }) })];
+    const waves = (second: Parameters<typeof member>[1]) => rollout([
+      [member('C1', { name: 'canary-1', state: 'succeeded' })],
+      [member('A1', { state: 'soaking' }), member('A2', second)],
+      [member('A3'), member('A9', { name: 'late-one', late: true })],
+      [member('A4', { state: 'skipped', reason: 'another chip' })],
+    ], { current_wave: 2 });
+    b.details.set(3, { deployment: b.deployments[0], devices: [], rollout: waves({ state: 'updating' }) });
+    const fleet = new Fleet(b);
+    await fleet.reload();
+    render(DeploymentsView, { fleet });
+    const card = await screen.findByRole('article', { name: 'Deployment 3' });
+    const list = await within(card).findByRole('list', { name: 'Waves of rollout 3' });
+    const wave = (n: number) => within(list).getByRole('listitem', { name: new RegExp(`^Wave ${n}:`) });
+    expect(wave(2).getAttribute('aria-current')).toBe('step');
+    expect(wave(2).textContent).toContain('under way');
+    expect(wave(2).textContent).toContain('1 updating · 1 soaking');
+    expect(within(wave(1)).getByRole('listitem', { name: 'canary-1: succeeded' })).toBeTruthy();
+    expect(within(wave(3)).getByRole('listitem', { name: 'late-one: waiting, late' }).textContent).toContain('late');
+    expect(within(wave(4)).getByRole('listitem', { name: 'A4: skipped' }).getAttribute('data-state')).toBe('skipped');
+    expect(within(card).getByTestId('rollout-wave').textContent).toContain('Wave 2 of 4 under way');
+
+    // Live: an event that decides an outcome redraws the waves.
+    b.details.set(3, { deployment: b.deployments[0], devices: [], rollout: waves({ state: 'failed', reason: 'it restarted while soaking' }) });
+    fleet.applyBatch([{ type: 'deployment', deployment: b.deployments[0] }]);
+    await vi.waitFor(() => expect(within(wave(2)).getByRole('listitem', { name: 'A2: failed' })).toBeTruthy());
+
+    // Pause asks for an optional reason first.
+    await fireEvent.click(within(card).getByRole('button', { name: 'Pause…' }));
+    expect(b.calls.some((c) => c.startsWith('pause'))).toBe(false);
+    await fireEvent.input(within(card).getByLabelText('Why (optional)'), { target: { value: 'A2 restarted' } });
+    b.details.set(3, { deployment: b.deployments[0], devices: [], rollout: waves({ state: 'failed' }) });
+    await fireEvent.click(within(card).getByRole('button', { name: 'Pause rollout 3' }));
+    await vi.waitFor(() => expect(within(card).getByTestId('status').textContent).toBe('paused'));
+    expect(b.calls).toContain('pause 3 "A2 restarted"');
+    expect(within(card).getByTestId('pause-reason').textContent).toContain('paused by the admin: A2 restarted');
+    expect(within(card).queryByRole('button', { name: 'Pause…' })).toBeNull();
+    expect(wave(2).textContent).toContain('paused');
+
+    await fireEvent.click(within(card).getByRole('button', { name: 'Resume and retry failed (1)' }));
+    await vi.waitFor(() => expect(within(card).getByTestId('status').textContent).toBe('active'));
+    expect(b.calls).toContain('resume 3 retry=true');
+    expect(within(card).queryByTestId('pause-reason')).toBeNull();
+    expect(await within(card).findByText('Resumed; 1 failed device gets a new attempt.')).toBeTruthy();
   });
 });

@@ -30,11 +30,27 @@ export type IdentitySource = S['IdentitySource'];
 /** `PATCH /api/v1/firmware/{id}`: the admin's correction of project, version or file name. */
 export type FirmwarePatch = S['FirmwarePatch'];
 export type Deployment = S['Deployment'];
-/** active | completed | stopped (the server's `DeploymentStatus` enum). */
+/** active | completed | paused | stopped (the server's `DeploymentStatus` enum). */
 export type DeploymentStatus = S['DeploymentStatus'];
 export type DeploymentDetail = S['DeploymentDetail'];
 export type Tally = S['Tally'];
 export type NewDeployment = S['NewDeployment'];
+/** How a rollout offers its image: waves, success share, error limit, soak time, parallelism. */
+export type RolloutPlan = S['RolloutPlan'];
+/** Which devices a wave takes, tagged by `by` (tag | count | percent). */
+export type WaveSpec = S['WaveSpec'];
+export type ErrorLimit = S['ErrorLimit'];
+/** canary | all_at_once | one_at_a_time: the plans the server offers by name. */
+export type Preset = S['Preset'];
+/** A rollout's plan and where it stands: its waves with their devices (dry run and detail). */
+export type Rollout = S['Rollout'];
+export type Wave = S['Wave'];
+/** A device of a wave, with its `MemberState` and whether it joined late. */
+export type Member = S['Member'];
+/** waiting | updating | soaking | succeeded | failed | skipped. */
+export type MemberState = S['MemberState'];
+/** A resumed rollout and the attempts its retry opened. */
+export type Resumed = S['Resumed'];
 /** A deployment dry run: what each device it would cover would get. */
 export type Plan = S['Plan'];
 export type VerdictGroup = S['VerdictGroup'];

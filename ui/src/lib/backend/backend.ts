@@ -37,6 +37,7 @@ import type {
   EspAdminDeviceAdded,
   NewWatchFolder,
   Plan,
+  Resumed,
   ServerSettings,
   SettingsPatch,
   TlsInfo,
@@ -144,6 +145,12 @@ export interface Backend {
   stopDeployment(id: number): Promise<Deployment>;
   /** A new attempt for every device of it that reached the attempt limit. */
   retryDeployment(id: number): Promise<Update[]>;
+  /** Pause an active rollout (409 otherwise): no device is offered its image until it resumes.
+   *  `reason`: one line, at most 200 characters (422 otherwise). */
+  pauseDeployment(id: number, reason: string | null): Promise<Deployment>;
+  /** Resume a paused rollout (409 otherwise); `retry`: its failed devices count afresh and get a
+   *  new attempt. */
+  resumeDeployment(id: number, retry: boolean): Promise<Resumed>;
 
   settings(): Promise<ServerSettings>;
   /** Change the settings kept by the server (open enrolment, timing, notifications); returns all settings. */

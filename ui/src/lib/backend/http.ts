@@ -42,6 +42,7 @@ import type {
   EspAdminDeviceAdded,
   NewWatchFolder,
   Plan,
+  Resumed,
   ServerSettings,
   SettingsPatch,
   TlsInfo,
@@ -300,6 +301,12 @@ export class HttpBackend implements Backend {
   }
   retryDeployment(id: number): Promise<Update[]> {
     return this.#data(this.#api.POST('/api/v1/deployments/{id}/retry', { params: { path: { id } } }));
+  }
+  pauseDeployment(id: number, reason: string | null): Promise<Deployment> {
+    return this.#data(this.#api.POST('/api/v1/deployments/{id}/pause', { params: { path: { id } }, body: { reason } }));
+  }
+  resumeDeployment(id: number, retry: boolean): Promise<Resumed> {
+    return this.#data(this.#api.POST('/api/v1/deployments/{id}/resume', { params: { path: { id } }, body: { retry } }));
   }
   settings(): Promise<ServerSettings> {
     return this.#data(this.#api.GET('/api/v1/settings'));

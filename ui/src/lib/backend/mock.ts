@@ -2,7 +2,7 @@
 // push live events by hand.
 import type {
   AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice, NewEspAdminDevice, EspAdminDeviceAdded,
-  NewWatchFolder, Plan, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
+  Member, NewWatchFolder, Plan, Rollout, RolloutPlan, Resumed, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
 
@@ -123,6 +123,38 @@ export function plan(groups: VerdictGroup[], over: Partial<Plan> = {}): Plan {
   return {
     firmware_id: 1, project: null, chip: null, rollback: false, allow_other_project: false,
     reach: groups.reduce((n, g) => n + g.count, 0), offered, groups, supersedes: [], ...over,
+  };
+}
+
+/** A device of a wave (waiting, not late, unless `over` says otherwise). */
+export function member(mac: string, over: Partial<Member> = {}): Member {
+  return { mac, name: null, protocol: 'native', state: 'waiting', reason: null, late: false, ...over };
+}
+
+/** The canary preset as the server defines it. */
+export const CANARY: RolloutPlan = {
+  waves: [{ by: 'tag', tag: 'canary' }, { by: 'percent', percent: 10 }, { by: 'percent', percent: 50 }, { by: 'percent', percent: 100 }],
+  success_pct: 100, error_limit: { devices: null, percent: 10 }, soak_s: 60, max_parallel: null, pause_after_wave: false, offline_limit_s: null,
+};
+
+/** A rollout of `plan` whose waves hold these members (labels as the server words them; each
+ *  wave's counts from its members' states). */
+export function rollout(waves: Member[][], over: Partial<Rollout> = {}, plan: RolloutPlan = CANARY): Rollout {
+  const current = over.current_wave ?? 1;
+  const label = (i: number) => {
+    if (i === waves.length - 1) return 'the rest';
+    const w = plan.waves[i];
+    return !w ? `wave ${i + 1}` : w.by === 'tag' ? `tag ${w.tag}` : w.by === 'count' ? `${w.count} devices` : `up to ${w.percent} %`;
+  };
+  return {
+    plan, current_wave: current, wave_started_at: '2026-11-22T20:00:00Z', paused_at: null, pause_reason: null, ...over,
+    waves: waves.map((devices, i) => {
+      const n = (s: Member['state']) => devices.filter((d) => d.state === s).length;
+      return {
+        number: i + 1, label: label(i), started: i + 1 <= current, devices,
+        succeeded: n('succeeded'), failed: n('failed'), soaking: n('soaking'), updating: n('updating'), waiting: n('waiting'), skipped: n('skipped'),
+      };
+    }),
   };
 }
 
@@ -251,7 +283,8 @@ export class MockBackend implements Backend {
     this.calls.push(`getDeployment ${id}`);
     const d = this.details.get(id);
     if (!d) throw new BackendError('not_found', `deployment ${id} not found`, 404);
-    return d;
+    // As the server: the detail carries the deployment as it is now (after a stop, pause, …).
+    return { ...d, deployment: this.deployments.find((x) => x.id === id) ?? d.deployment };
   }
   async planDeployment(d: NewDeployment) {
     this.calls.push(`plan ${JSON.stringify(d)}`);
@@ -271,6 +304,20 @@ export class MockBackend implements Backend {
     const d = { ...this.deployments.find((d) => d.id === id)!, status: 'stopped' as const, end_reason: 'stopped by the admin' };
     this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
     return d;
+  }
+  async pauseDeployment(id: number, reason: string | null) {
+    this.calls.push(`pause ${id} ${JSON.stringify(reason)}`);
+    const old = this.deployments.find((d) => d.id === id)!;
+    const d = { ...old, status: 'paused' as const, paused_at: '2026-11-22T20:05:00Z', pause_reason: `paused by the admin${reason ? `: ${reason}` : ''}` };
+    this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
+    return d;
+  }
+  async resumeDeployment(id: number, retry: boolean): Promise<Resumed> {
+    this.calls.push(`resume ${id} retry=${retry}`);
+    const old = this.deployments.find((d) => d.id === id)!;
+    const d = { ...old, status: 'active' as const, paused_at: null, pause_reason: null };
+    this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
+    return { deployment: d, opened: retry ? [update('A', { id: 51, deployment_id: id, state: 'offered', retry: true })] : [] };
   }
   async retryDeployment(id: number) {
     this.calls.push(`retryDeployment ${id}`);

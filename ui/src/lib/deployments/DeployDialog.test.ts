@@ -2,7 +2,7 @@ import { fireEvent, render, screen, within } from '@testing-library/svelte';
 import { describe, expect, test, vi } from 'vitest';
 import type { NewDeployment } from '../api/types';
 import { BackendError } from '../backend/backend';
-import { MockBackend, firmware, group, plan, verdict } from '../backend/mock';
+import { CANARY, MockBackend, firmware, group, member, plan, rollout, verdict } from '../backend/mock';
 import DeployDialog from './DeployDialog.svelte';
 import { DeploymentStore } from './deployments.svelte';
 
@@ -104,5 +104,49 @@ describe('DeployDialog', () => {
     await fireEvent.click(within(question).getByRole('button', { name: 'Install on them too' }));
     await vi.waitFor(() => expect(onclose).toHaveBeenCalled());
     expect(b.calls.at(-1)).toBe('deploy {"firmware_id":2,"project":"blink","chip":"esp32","rollback":false,"allow_other_project":true}');
+  });
+
+  test('Canary: the dry run shows each wave with its devices, and warns when no device is tagged canary', async () => {
+    const b = new MockBackend();
+    const waits = ['A1', 'A2', 'A3'].map((m) => verdict(m, { kind: 'waiting_for_wave', wave: 2, current: 1 }));
+    b.planFor = (d) => (d.preset === 'canary'
+      ? plan([group('waiting_for_wave', waits)], {
+        rollout: rollout([[], [member('A1', { name: 'bench-01' })], [member('A2')], [member('A3', { state: 'skipped', reason: 'another chip' })]]),
+      })
+      : plan([group('offer', waits.map((v) => ({ ...v, verdict: { kind: 'offer' as const } })))]));
+    render(DeployDialog, { firmware: firmware(2), selected: [], store: new DeploymentStore(b), onclose: vi.fn() });
+    await screen.findByRole('button', { name: 'Deploy to 3 devices' });
+    expect(screen.queryByRole('list', { name: 'Waves of the rollout' })).toBeNull();
+    await fireEvent.click(screen.getByRole('radio', { name: 'Canary' }));
+    const waves = await screen.findByRole('list', { name: 'Waves of the rollout' });
+    const wave = (n: number) => within(waves).getByRole('listitem', { name: new RegExp(`^Wave ${n}:`) });
+    expect(wave(1).textContent).toContain('No device is tagged canary: the first wave is empty and starts the next at once.');
+    expect(within(wave(2)).getByRole('listitem', { name: 'bench-01' }).textContent).toContain('A1');
+    expect(within(wave(4)).getByRole('listitem', { name: 'A3: skipped' }).getAttribute('title')).toContain('another chip');
+    expect(wave(4).textContent).toContain('the rest');
+    // Devices waiting for their wave get the image too: Deploy counts them.
+    expect(screen.getByRole('button', { name: 'Deploy to 3 devices in 4 waves' })).toBeTruthy();
+    expect(b.calls.at(-1)).toContain('"preset":"canary"');
+    expect(screen.getByTestId('rollout-hint').textContent).toContain('pauses by itself when more than 10 % failed');
+  });
+
+  test('Custom: rows are added and removed, and each change plans again with the edited plan', async () => {
+    const b = new MockBackend();
+    b.planFor = (d) => plan([group('offer', [verdict('A1', { kind: 'offer' })])], d.plan ? { rollout: rollout(d.plan.waves.map(() => []), {}, d.plan) } : {});
+    render(DeployDialog, { firmware: firmware(2), selected: [], store: new DeploymentStore(b), onclose: vi.fn() });
+    await screen.findByRole('button', { name: 'Deploy to 1 device' });
+    await fireEvent.click(screen.getByRole('radio', { name: 'Custom' }));
+    const rows = () => within(screen.getByRole('table', { name: 'Waves of the custom plan' })).getAllByRole('row');
+    expect(rows()).toHaveLength(4);
+    await fireEvent.click(screen.getByRole('button', { name: '+ Add wave' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove wave 1' }));
+    expect(rows()).toHaveLength(4);
+    await fireEvent.input(screen.getByLabelText('Max at once'), { target: { value: '2' } });
+    await fireEvent.change(screen.getByLabelText('Max at once'));
+    await vi.waitFor(() => expect(JSON.parse(b.calls.at(-1)!.replace(/^plan /, '')).plan).toMatchObject({
+      waves: [{ by: 'percent', percent: 10 }, { by: 'percent', percent: 50 }, { by: 'percent', percent: 75 }, { by: 'percent', percent: 100 }],
+      max_parallel: 2,
+    }));
+    expect(await screen.findByRole('button', { name: 'Deploy to 1 device in 4 waves' })).toBeTruthy();
   });
 });

@@ -2,9 +2,13 @@
 // (what every device would get and why), allow a rollback or another project's devices when the
 // person says so (each a new dry run), then create the deployment with the same request. A
 // refusal for another project's devices (409 `other_project`) becomes a question, not an error.
+// A rollout choice (a preset, or a custom plan) plans again too: the dry run then places every
+// device in its wave exactly as the rollout will.
 import type { Deployment, Firmware, NewDeployment, Plan, VerdictGroup } from '../api/types';
 import { errorOf } from '../firmware/firmware.svelte';
 import type { DeploymentStore } from './deployments.svelte';
+import { CUSTOM_START, RolloutDraft } from './draft.svelte';
+import { rolloutFields, type RolloutChoice } from './rollouts';
 import { VERDICTS } from './verdicts';
 
 export type DeployTarget = { kind: 'project' } | { kind: 'devices'; macs: string[] };
@@ -12,11 +16,19 @@ export type PlanOption = 'rollback' | 'allow_other_project';
 export type Phase = 'planning' | 'ready' | 'deploying' | 'consent' | 'failed';
 type ErrorInfo = { code: string; message: string };
 
-export function requestFor(fw: Firmware, target: DeployTarget, rollback = false, allowOther = false): NewDeployment {
+export function requestFor(
+  fw: Firmware, target: DeployTarget, rollback = false, allowOther = false, rollout: Pick<NewDeployment, 'preset' | 'plan'> = {},
+): NewDeployment {
   const base = target.kind === 'devices'
     ? { firmware_id: fw.id, devices: target.macs }
     : { firmware_id: fw.id, project: fw.project ?? null, chip: fw.chip };
-  return { ...base, rollback, allow_other_project: allowOther };
+  return { ...base, rollback, allow_other_project: allowOther, ...rollout };
+}
+
+/** Devices the deployment gives the image to: now, or when their wave starts, the rollout is
+ *  resumed or a slot frees up. */
+export function willGet(plan: Plan | null): number {
+  return plan?.groups.filter((g) => VERDICTS[g.kind].offers).reduce((n, g) => n + g.count, 0) ?? 0;
 }
 
 /** The group a plan option would move into "will be offered", if the plan has one. */
@@ -30,6 +42,9 @@ export class DeployFlow {
   macs = $state<string[]>([]);
   rollback = $state(false);
   allowOther = $state(false);
+  rollout = $state<RolloutChoice>('all_at_once');
+  /** The custom plan being edited; sent only while `rollout` is `custom`. */
+  readonly draft = new RolloutDraft();
   phase = $state<Phase>('planning');
   plan = $state.raw<Plan | null>(null);
   error = $state<ErrorInfo | null>(null);
@@ -51,12 +66,17 @@ export class DeployFlow {
   }
 
   request(): NewDeployment {
-    return requestFor(this.firmware, this.target, this.rollback, this.allowOther);
+    return requestFor(this.firmware, this.target, this.rollback, this.allowOther, rolloutFields(this.rollout, () => this.draft.plan()));
   }
 
-  /** Deploy is possible once the plan for the current choices is in and offers the image to someone. */
+  /** How many devices get the image, at once or wave by wave. */
+  get willGet(): number {
+    return willGet(this.plan);
+  }
+
+  /** Deploy is possible once the plan for the current choices is in and gives the image to someone. */
   get canDeploy(): boolean {
-    return this.phase === 'ready' && !!this.plan && this.plan.offered > 0;
+    return this.phase === 'ready' && this.willGet > 0;
   }
 
   /** Ask the server again; a newer choice wins over a slower answer to an older one. */
@@ -89,9 +109,17 @@ export class DeployFlow {
     return this.replan();
   }
 
+  /** Choose how the image rolls out. Custom starts from the plan on screen (a preset's, as the
+   *  server answered it), so "canary, but soak 5 min" is one change away. */
+  setRollout(choice: RolloutChoice) {
+    if (choice === 'custom' && this.rollout !== 'custom') this.draft.load(this.plan?.rollout?.plan ?? CUSTOM_START);
+    this.rollout = choice;
+    return this.replan();
+  }
+
   async deploy(): Promise<Deployment | null> {
     if (!this.canDeploy) return null;
-    const offered = this.plan!.offered;
+    const offered = this.willGet;
     this.phase = 'deploying';
     try {
       const d = await this.store.backend.createDeployment(this.request());

@@ -2,9 +2,11 @@
 // lists of the rows someone opened, and the actions on one deployment (stop, retry its failed
 // devices). A deployment's tally moves with every device's attempt, but the server publishes a
 // `deployment` event only when one is created, stopped or changes status; so while a page shows
-// deployments (`watch()`), device activity refreshes them, at most once per `delay`.
+// deployments (`watch()`), device activity refreshes them, at most once per `delay`. A rollout
+// on screen is followed (`follow()`): its detail (waves and members) is kept loaded and reloaded
+// with every `deployment` event (a pause, a wave started, outcomes decided) and every refresh.
 import { SvelteSet } from 'svelte/reactivity';
-import type { Deployment, DeploymentDetail, Update } from '../api/types';
+import type { Deployment, DeploymentDetail, Resumed, Update } from '../api/types';
 import type { Backend } from '../backend/backend';
 import { targets } from './verdicts';
 
@@ -22,6 +24,8 @@ export class DeploymentStore {
   rev = $state(0);
   last = $state<Created | null>(null);
   #watchers = 0;
+  /** Rollouts on screen, by id, with how many views follow each. */
+  #followed = new Map<number, number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
@@ -44,7 +48,28 @@ export class DeploymentStore {
     const i = this.items.findIndex((x) => x.id === d.id);
     this.items = i >= 0 ? this.items.with(i, d) : [d, ...this.items].sort((a, b) => b.id - a.id);
     this.rev++;
-    if (this.open.has(d.id)) void this.loadDetail(d.id).catch(() => undefined);
+    if (this.#wanted(d.id)) void this.loadDetail(d.id).catch(() => undefined);
+  }
+
+  /** Its detail is on screen: its device list is open, or its rollout is followed. */
+  #wanted(id: number): boolean {
+    return this.open.has(id) || this.#followed.has(id);
+  }
+
+  /** A view shows this rollout's waves: load its detail now and keep it current until the
+   *  returned release is called. */
+  follow(id: number): () => void {
+    const n = this.#followed.get(id) ?? 0;
+    this.#followed.set(id, n + 1);
+    if (n === 0 && !this.open.has(id)) void this.loadDetail(id).catch(() => undefined);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#followed.get(id) ?? 1) - 1;
+      if (left > 0) this.#followed.set(id, left);
+      else this.#followed.delete(id);
+    };
   }
 
   /** Deployments that still target devices with this image (its delete is refused then). */
@@ -74,9 +99,10 @@ export class DeploymentStore {
     }, this.delay);
   }
 
-  /** Re-read the list and every opened device list. */
+  /** Re-read the list, every opened device list and every followed rollout. */
   async refresh() {
-    await Promise.all([this.load(), ...[...this.open].map((id) => this.loadDetail(id))]);
+    const ids = new Set([...this.open, ...this.#followed.keys()]);
+    await Promise.all([this.load(), ...[...ids].map((id) => this.loadDetail(id))]);
   }
 
   async loadDetail(id: number) {
@@ -100,6 +126,20 @@ export class DeploymentStore {
     const d = await this.backend.stopDeployment(id);
     this.apply(d);
     return d;
+  }
+
+  /** Pause this rollout by hand; `reason` (optional) is shown wherever it is. */
+  async pause(id: number, reason: string | null): Promise<Deployment> {
+    const d = await this.backend.pauseDeployment(id, reason?.trim() || null);
+    this.apply(d);
+    return d;
+  }
+
+  /** Resume it; with `retry`, its failed devices count afresh and get a new attempt. */
+  async resume(id: number, retry: boolean): Promise<Resumed> {
+    const r = await this.backend.resumeDeployment(id, retry);
+    this.apply(r.deployment);
+    return r;
   }
 
   /** A new attempt for each of its devices at the attempt limit. */

@@ -11,13 +11,18 @@ type StatusInfo = {
   targets: boolean;
   /** Can be stopped; its failed devices can be retried. */
   live: boolean;
+  /** A rollout's devices may still move on their own: its page keeps its waves current. */
+  moving: boolean;
+  /** What a person can do to a rollout in this status besides stopping it (the server refuses
+   *  the other with 409). */
+  rollout: 'pause' | 'resume' | null;
 };
 
 export const DEPLOYMENT_STATUS: Record<DeploymentStatus, StatusInfo> = {
-  active: { label: 'active', tone: 'run', targets: true, live: true },
-  completed: { label: 'completed', tone: 'ok', targets: true, live: true },
-  paused: { label: 'paused', tone: 'warn', targets: true, live: true },
-  stopped: { label: 'stopped', tone: 'muted', targets: false, live: false },
+  active: { label: 'active', tone: 'run', targets: true, live: true, moving: true, rollout: 'pause' },
+  completed: { label: 'completed', tone: 'ok', targets: true, live: true, moving: false, rollout: null },
+  paused: { label: 'paused', tone: 'warn', targets: true, live: true, moving: true, rollout: 'resume' },
+  stopped: { label: 'stopped', tone: 'muted', targets: false, live: false, moving: false, rollout: null },
 };
 
 type VerdictInfo = {
