@@ -71,6 +71,19 @@ describe('Deployments page', () => {
     expect(within(screen.getByRole('article', { name: 'Deployment 1' })).getByTestId('status').textContent).toBe('completed');
   });
 
+  test('roll back asks first, then stops it and says where each device goes and which stay', async () => {
+    const { b } = await page();
+    const card = await screen.findByRole('article', { name: 'Deployment 2' });
+    await fireEvent.click(within(card).getByRole('button', { name: 'Roll back…' }));
+    expect(b.calls.some((c) => c.startsWith('rollback'))).toBe(false);
+    expect(within(card).getByText(/Roll back deployment 2\? It is stopped, and each of the 6 devices running blink 1.1.0 is offered the image it ran before/)).toBeTruthy();
+    await fireEvent.click(within(card).getByRole('button', { name: 'Roll back deployment 2' }));
+    await within(card).findByText(/Deployment 2 stopped and rolled back: rollback deployment #102 returns each device to the image it ran before\. 1 device is left as it is: B \(the image it ran before \(1\.0\.0\) is not in the library/);
+    expect(b.calls.filter((c) => c.startsWith('rollback'))).toEqual(['rollback 2']);
+    expect(within(card).getByTestId('status').textContent).toBe('stopped');
+    expect(await screen.findByRole('article', { name: 'Deployment 102' })).toBeTruthy();
+  });
+
   test('Retry failed asks the server for new attempts for that deployment', async () => {
     const { b } = await page();
     const card = await screen.findByRole('article', { name: 'Deployment 2' });

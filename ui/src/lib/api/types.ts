@@ -51,6 +51,7 @@ export type Member = S['Member'];
 export type MemberState = S['MemberState'];
 /** A resumed rollout and the attempts its retry opened. */
 export type Resumed = S['Resumed'];
+export type RolledBack = S['RolledBack'];
 /** A deployment dry run: what each device it would cover would get. */
 export type Plan = S['Plan'];
 export type VerdictGroup = S['VerdictGroup'];

@@ -38,6 +38,7 @@ import type {
   NewWatchFolder,
   Plan,
   Resumed,
+  RolledBack,
   ServerSettings,
   SettingsPatch,
   TlsInfo,
@@ -151,6 +152,10 @@ export interface Backend {
   /** Resume a paused rollout (409 otherwise); `retry`: its failed devices count afresh and get a
    *  new attempt. */
   resumeDeployment(id: number, retry: boolean): Promise<Resumed>;
+  /** Roll it back: it is stopped, and each device it updated is offered the image it ran before
+   *  (one rollback deployment per such image); devices it cannot return are listed with why.
+   *  409 when it updated no device. */
+  rollbackDeployment(id: number): Promise<RolledBack>;
 
   settings(): Promise<ServerSettings>;
   /** Change the settings kept by the server (open enrolment, timing, notifications); returns all settings. */

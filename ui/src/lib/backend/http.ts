@@ -43,6 +43,7 @@ import type {
   NewWatchFolder,
   Plan,
   Resumed,
+  RolledBack,
   ServerSettings,
   SettingsPatch,
   TlsInfo,
@@ -307,6 +308,9 @@ export class HttpBackend implements Backend {
   }
   resumeDeployment(id: number, retry: boolean): Promise<Resumed> {
     return this.#data(this.#api.POST('/api/v1/deployments/{id}/resume', { params: { path: { id } }, body: { retry } }));
+  }
+  rollbackDeployment(id: number): Promise<RolledBack> {
+    return this.#data(this.#api.POST('/api/v1/deployments/{id}/rollback', { params: { path: { id } }, body: {} }));
   }
   settings(): Promise<ServerSettings> {
     return this.#data(this.#api.GET('/api/v1/settings'));

@@ -2,7 +2,7 @@
 // push live events by hand.
 import type {
   AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice, NewEspAdminDevice, EspAdminDeviceAdded,
-  Member, NewWatchFolder, Plan, Rollout, RolloutPlan, Resumed, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
+  Member, NewWatchFolder, Plan, Rollout, RolloutPlan, Resumed, RolledBack, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
 
@@ -318,6 +318,13 @@ export class MockBackend implements Backend {
     const d = { ...old, status: 'active' as const, paused_at: null, pause_reason: null };
     this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
     return { deployment: d, opened: retry ? [update('A', { id: 51, deployment_id: id, state: 'offered', retry: true })] : [] };
+  }
+  async rollbackDeployment(id: number): Promise<RolledBack> {
+    this.calls.push(`rollback ${id}`);
+    const stopped = { ...this.deployments.find((d) => d.id === id)!, status: 'stopped' as const, end_reason: 'stopped by the admin' };
+    const back = deployment(id + 100, { firmware_id: 1, rollback: true, allow_other_project: true, devices: ['A'] });
+    this.deployments = [back, ...this.deployments.map((x) => (x.id === id ? stopped : x))];
+    return { stopped, created: [back], left: [{ mac: 'B', reason: 'the image it ran before (1.0.0) is not in the library; add it, then roll back again' }] };
   }
   async retryDeployment(id: number) {
     this.calls.push(`retryDeployment ${id}`);

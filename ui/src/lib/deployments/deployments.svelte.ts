@@ -6,7 +6,7 @@
 // on screen is followed (`follow()`): its detail (waves and members) is kept loaded and reloaded
 // with every `deployment` event (a pause, a wave started, outcomes decided) and every refresh.
 import { SvelteSet } from 'svelte/reactivity';
-import type { Deployment, DeploymentDetail, Resumed, Update } from '../api/types';
+import type { Deployment, DeploymentDetail, Resumed, RolledBack, Update } from '../api/types';
 import type { Backend } from '../backend/backend';
 import { targets } from './verdicts';
 
@@ -139,6 +139,15 @@ export class DeploymentStore {
   async resume(id: number, retry: boolean): Promise<Resumed> {
     const r = await this.backend.resumeDeployment(id, retry);
     this.apply(r.deployment);
+    return r;
+  }
+
+  /** Roll it back (stopped; each device it updated offered its earlier image); the list is
+   *  read again, with the new rollback deployments. */
+  async rollback(id: number): Promise<RolledBack> {
+    const r = await this.backend.rollbackDeployment(id);
+    this.apply(r.stopped);
+    await this.load();
     return r;
   }
 
