@@ -7,7 +7,7 @@
 //! second device cannot take over a first one's identity. Who may enrol at all (open enrolment, a
 //! device's expected protocol, its project) is [`crate::trust`]'s rule.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -227,6 +227,7 @@ async fn recorded(
     }
     let decided = updates::decide(&mut tx, &device).await?;
     changed.extend(decided.closed);
+    let mut slot_wait = false;
     let (offer, applied) = match decided.decision {
         Decision::Offer { update, firmware } => {
             if decided.created {
@@ -242,8 +243,9 @@ async fn recorded(
             };
             (Some(offer), None)
         }
-        Decision::Nothing { reason, .. } => {
+        Decision::Nothing { reason, verdict } => {
             tracing::debug!(mac = %c.mac, %reason, "no update offered");
+            slot_wait = matches!(verdict, Some(crate::offer::Verdict::Queued { .. }));
             (None, decided.deployment_id)
         }
     };
@@ -258,7 +260,10 @@ async fn recorded(
     // A device with commands pending is not remembered: queuing one forgets the device's answer
     // (`device_write_lock`), so a remembered answer always has none to tell.
     let commands_pending = crate::commands::pending(&mut tx, &c.mac, &now).await?;
+    // Not a device waiting for a rollout's free slot: the slot frees when another device's
+    // attempt ends, which changes no generation.
     let rememberable = device.token_hash.is_some()
+        && !slot_wait
         && commands_pending == 0
         && (offer.is_some() || updates::open_for(&mut tx, &c.mac).await?.is_none());
     tx.commit().await?;
@@ -274,7 +279,7 @@ async fn recorded(
                 answer: offer.clone().map(|o| Arc::new(Remembered::Offer(o))),
                 config_version,
                 booted_s: req.uptime_s.map(|u| crate::hot::unix_now() - u),
-                uptime_s: req.uptime_s,
+                uptime_s: AtomicI64::new(req.uptime_s.unwrap_or(i64::MIN)),
             },
         );
     }

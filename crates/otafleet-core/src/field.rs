@@ -15,7 +15,7 @@
 //! These clients report no progress either, so the server counts what it sends: see
 //! [`download_for`], [`download_started`], [`download_bytes`] and [`download_ended`].
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 
 use sqlx::SqliteConnection;
@@ -275,6 +275,7 @@ async fn recorded(
         .as_ref()
         .is_some_and(|(_, fw)| !updates::runs(&device, fw));
     let mut applied = None;
+    let mut slot_wait = false;
     let answer = match req.mode {
         FieldMode::Filesystem => FieldAnswer::Nothing {
             reason: "the device asked for a filesystem image (mode spiffs); otafleet serves application images only for now".into(),
@@ -302,8 +303,9 @@ async fn recorded(
                     }
                     FieldAnswer::Offer { update, firmware }
                 }
-                Decision::Nothing { reason, .. } => {
+                Decision::Nothing { reason, verdict } => {
                     applied = decided.deployment_id;
+                    slot_wait = matches!(verdict, Some(crate::offer::Verdict::Queued { .. }));
                     FieldAnswer::Nothing { reason }
                 }
             }
@@ -329,7 +331,9 @@ async fn recorded(
     // attempt closed or opened here stays as it is for the same report) until a writer changes
     // something, so it is remembered — under the lock, after the commit, and only if no writer
     // ran since the image lookups above.
-    if fleet.hot().generation() == generation {
+    // A device waiting for a rollout's free slot is not remembered: the slot frees when another
+    // device's attempt ends, which changes no generation.
+    if fleet.hot().generation() == generation && !slot_wait {
         fleet.hot().record(
             mac,
             Entry {
@@ -339,7 +343,7 @@ async fn recorded(
                 answer: Some(Arc::new(Remembered::Field(answer.clone()))),
                 config_version: None,
                 booted_s: None,
-                uptime_s: None,
+                uptime_s: AtomicI64::new(i64::MIN),
             },
         );
     }

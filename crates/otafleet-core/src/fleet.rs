@@ -1,6 +1,7 @@
 //! [`Fleet`]: the one handle front ends hold. Cheap to clone; every method validates its input,
 //! changes the database in a transaction, and publishes an [`Event`] for what it changed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,6 +79,9 @@ struct Inner {
     logs: Arc<LogHub>,
     /// Devices' long polls waiting for a command (`fleet/commands.rs`).
     command_waiters: crate::commands::Waiters,
+    /// Each deployment's status and started wave as last published: a change of either changes
+    /// what devices are told ([`Fleet::publish_deployments`]).
+    published: std::sync::Mutex<HashMap<i64, (crate::deployments::DeploymentStatus, i64)>>,
     /// Woken when a delivery is queued ([`crate::notify`]); the dispatcher waits on it.
     notify_wake: Arc<tokio::sync::Notify>,
     /// The client every webhook call uses ([`notify::http_client`]).
@@ -125,6 +129,7 @@ impl Fleet {
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
                 logs: Arc::new(LogHub::default()),
                 command_waiters: Default::default(),
+                published: Default::default(),
                 notify_wake: Arc::new(tokio::sync::Notify::new()),
                 http,
             }),
@@ -742,9 +747,17 @@ impl Fleet {
 
     /// Publish deployments whose status changed.
     pub(crate) async fn publish_deployments(&self, changed: Vec<Deployment>) {
-        // A rollout that paused or started a wave changes what its devices are told: every
-        // remembered answer goes (a deployment's status change is rare).
-        if !changed.is_empty() {
+        // A rollout that paused, resumed or started a wave changes what its devices are told:
+        // every remembered answer goes. Its other events (outcomes decided, tallies) change no
+        // answer and keep them: a rollout publishes one nearly every second while it runs.
+        let moved = {
+            let mut seen = self.inner.published.lock().expect("published lock");
+            changed.iter().fold(false, |moved, d| {
+                let now = (d.status, d.wave);
+                moved | (seen.insert(d.id, now) != Some(now))
+            })
+        };
+        if moved {
             self.hot().bump();
         }
         for d in changed {

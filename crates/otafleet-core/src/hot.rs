@@ -32,7 +32,7 @@
 //!   heartbeats (last-seen times and signal levels, repeated by the next check-in); clean shutdown
 //!   flushes them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,8 +69,10 @@ pub(crate) struct Entry {
     /// check-ins: a later boot is a restart, which the database path records
     /// (`devices.last_reset_at`), so such a check-in is not answered from memory.
     pub booted_s: Option<i64>,
-    /// The uptime it reported then: an uptime below it is a restart too.
-    pub uptime_s: Option<i64>,
+    /// The highest uptime it reported since (`i64::MIN`: none; a native check-in answered from
+    /// memory raises it): an uptime below it is a restart too, however long ago the last one
+    /// was written.
+    pub uptime_s: AtomicI64,
 }
 
 /// Unix seconds now.
@@ -80,11 +82,10 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// An uptime that went back since the entry or the last queued beat, or a boot later than the
-/// entry's: the device restarted.
-fn restarted(e: &Entry, pending: Option<&Beat>, uptime: i64) -> bool {
-    pending.and_then(|b| b.uptime_s).is_some_and(|b| uptime < b)
-        || e.uptime_s.is_some_and(|u| uptime < u)
+/// An uptime below the highest one the entry saw, or a boot later than the entry's: the device
+/// restarted.
+fn restarted(e: &Entry, uptime: i64) -> bool {
+    uptime < e.uptime_s.load(Ordering::Relaxed)
         || e.booted_s
             .is_some_and(|booted| unix_now() - uptime > booted + crate::devices::RESET_SLACK_S)
 }
@@ -259,9 +260,10 @@ impl Hot {
             .get(mac)
             .filter(|e| e.generation == generation && &e.digest == digest)?;
         if let Some((_, Some(uptime))) = beat.signal {
-            if restarted(e, maps.pending.get(mac), uptime) {
+            if restarted(e, uptime) {
                 return None;
             }
+            e.uptime_s.fetch_max(uptime, Ordering::Relaxed);
         }
         let due = e.event_due(self.since_start_ms());
         let answer = e.answer.clone();
@@ -277,10 +279,8 @@ impl Hot {
     pub fn restarted(&self, mac: &str, uptime: i64) -> bool {
         let maps = self.maps();
         let pending = maps.pending.get(mac);
-        match maps.entries.get(mac) {
-            Some(e) => restarted(e, pending, uptime),
-            None => pending.and_then(|b| b.uptime_s).is_some_and(|b| uptime < b),
-        }
+        pending.and_then(|b| b.uptime_s).is_some_and(|b| uptime < b)
+            || maps.entries.get(mac).is_some_and(|e| restarted(e, uptime))
     }
 
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {

@@ -584,7 +584,8 @@ struct Judged {
     reason: String,
 }
 
-/// The health facts of a member, read in one statement.
+/// The health facts of a member, read in one statement. Each member's attempts are found through
+/// its own (`updates_mac`), never by reading the rollout's: that made a step O(members²).
 #[derive(sqlx::FromRow)]
 struct Facts {
     mac: String,
@@ -610,12 +611,12 @@ const FACTS: &str = "SELECT m.mac, m.wave, m.outcome, m.reason, u.state, u.finis
        dev.last_seen, dev.last_reset_at, dev.mqtt_connected_at, dev.mqtt_gone_at, \
        (SELECT MAX(r.received_at) FROM reports r WHERE r.mac = m.mac AND r.type = 'error') AS last_error_report, \
        (SELECT MAX(c.created_at) FROM commands c WHERE c.mac = m.mac AND c.kind = 'restart') AS last_restart_asked, \
-       (SELECT f.error FROM updates f WHERE f.deployment_id = m.deployment_id AND f.mac = m.mac AND f.state = 'failed' \
+       (SELECT f.error FROM updates f INDEXED BY updates_mac WHERE f.mac = m.mac AND f.deployment_id = m.deployment_id AND f.state = 'failed' \
            AND (m.cleared_at IS NULL OR f.created_at >= m.cleared_at) ORDER BY f.id DESC LIMIT 1) AS failed_error, \
-       EXISTS (SELECT 1 FROM updates f WHERE f.deployment_id = m.deployment_id AND f.mac = m.mac AND f.state = 'failed' \
+       EXISTS (SELECT 1 FROM updates f INDEXED BY updates_mac WHERE f.mac = m.mac AND f.deployment_id = m.deployment_id AND f.state = 'failed' \
            AND (m.cleared_at IS NULL OR f.created_at >= m.cleared_at)) AS failed_any \
      FROM rollout_members m JOIN devices dev ON dev.mac = m.mac \
-     LEFT JOIN updates u ON u.id = (SELECT MAX(x.id) FROM updates x WHERE x.deployment_id = m.deployment_id AND x.mac = m.mac) \
+     LEFT JOIN updates u ON u.id = (SELECT MAX(x.id) FROM updates x INDEXED BY updates_mac WHERE x.mac = m.mac AND x.deployment_id = m.deployment_id) \
      WHERE m.deployment_id = ?1 AND m.wave <= ?2";
 
 /// The outcome of a member whose update is `done` at `done_at`, or `None` while it soaks.

@@ -85,12 +85,22 @@ impl Api {
 
     /// Poll until `cond` gives something, up to [`DEADLINE`].
     async fn until<T>(&self, what: &str, cond: impl AsyncFn(&Api) -> Option<T>) -> T {
+        match self.try_until(cond).await {
+            Some(t) => t,
+            None => panic!("waited {DEADLINE:?} for {what}"),
+        }
+    }
+
+    /// Poll until `cond` gives something, up to [`DEADLINE`]; `None` when it never did.
+    async fn try_until<T>(&self, cond: impl AsyncFn(&Api) -> Option<T>) -> Option<T> {
         let end = Instant::now() + DEADLINE;
         loop {
             if let Some(t) = cond(self).await {
-                return t;
+                return Some(t);
             }
-            assert!(Instant::now() < end, "waited {DEADLINE:?} for {what}");
+            if Instant::now() >= end {
+                return None;
+            }
             tokio::time::sleep(POLL).await;
         }
     }
@@ -326,17 +336,42 @@ async fn a_rollout_of_200_devices_pauses_at_its_error_limit_in_wave_2_and_finish
             .await;
         assert_eq!(r["deployment"]["status"], "active", "{r}");
     }
-    api.until("every rollout completed", async |api: &Api| {
-        let list = api.get("/api/v1/deployments").await;
-        let live: Vec<&Value> = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["plan"].is_object())
-            .collect();
-        (live.len() == 2 && live.iter().all(|d| d["status"] == "completed")).then_some(())
-    })
-    .await;
+    let completed = api
+        .try_until(async |api: &Api| {
+            let list = api.get("/api/v1/deployments").await;
+            let live: Vec<&Value> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["plan"].is_object())
+                .collect();
+            (live.len() == 2 && live.iter().all(|d| d["status"] == "completed")).then_some(())
+        })
+        .await;
+    if completed.is_none() {
+        // Say where each rollout stands and which devices hold it up.
+        let mut lines = Vec::new();
+        for d in api.rollouts().await {
+            let id = d["id"].as_i64().unwrap();
+            lines.push(format!(
+                "rollout {id}: {} wave {} tally {} {}",
+                d["status"], d["wave"], d["tally"], d["pause_reason"]
+            ));
+            let detail = api.get(&format!("/api/v1/deployments/{id}")).await;
+            for v in detail["devices"].as_array().unwrap() {
+                if v["verdict"]["kind"] != "already_running" {
+                    lines.push(format!(
+                        "  {} {} {} — {}",
+                        v["mac"], v["protocol"], v["verdict"], v["reason"]
+                    ));
+                }
+            }
+        }
+        panic!(
+            "waited {DEADLINE:?} for every rollout completed:\n{}",
+            lines.join("\n")
+        );
+    }
 
     stop_tx.send(()).unwrap();
     let summary = sim.await.unwrap().expect("the run");

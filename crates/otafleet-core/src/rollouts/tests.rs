@@ -588,3 +588,25 @@ async fn rolling_back_returns_each_device_to_its_own_previous_image() {
     );
     b.fleet.close().await;
 }
+
+#[tokio::test]
+async fn a_step_reads_each_members_attempts_through_its_own_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {FACTS}"))
+        .bind(1_i64)
+        .bind(1_i64)
+        .fetch_all(fleet.db())
+        .await
+        .unwrap();
+    let plan = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+    assert!(
+        plan.contains("updates_mac") && !plan.contains("updates_deployment"),
+        "a member's attempts must be found through its own, not by reading the rollout's: {plan}"
+    );
+    assert!(
+        !plan.contains("SCAN f") && !plan.contains("SCAN x") && !plan.contains("SCAN u"),
+        "{plan}"
+    );
+    fleet.close().await;
+}
