@@ -23,9 +23,9 @@
 //!   rollout at once with the reason. A wave whose share of succeeded devices reaches the
 //!   success threshold starts the next one, or pauses for approval when the plan asks for it.
 //!
-//! [`step`] runs in the writer's transaction that changed something — an attempt finished, a
-//! check-in found a restart, an error report — so the pause is part of that change, and every
-//! second for the rest (soak times ending, devices going quiet).
+//! [`step`] runs inside the writer's transaction of a failed attempt, so the pause it may cause is
+//! part of that change, and every second for the rest (restarts and error reports seen since,
+//! soak times ending, devices going quiet).
 
 use std::collections::HashMap;
 

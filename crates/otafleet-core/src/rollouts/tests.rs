@@ -530,24 +530,26 @@ async fn rolling_back_returns_each_device_to_its_own_previous_image() {
         })
         .await
         .unwrap();
+    let downloading = |token: &str, update_id: i64| {
+        let fleet = b.fleet.clone();
+        let token = token.to_string();
+        async move {
+            let report = ProgressRequest {
+                update_id,
+                state: "downloading".into(),
+                progress: 10,
+                error: None,
+            };
+            fleet.progress(Some(&token), report).await.unwrap();
+        }
+    };
     // Every device takes 2.0.0.
     for ((mac, fw), token) in devices.iter().zip(&tokens) {
         let offer = checkin(mac, fw, Some(token), 110)
             .await
             .update
             .expect("offered");
-        b.fleet
-            .progress(
-                Some(token),
-                ProgressRequest {
-                    update_id: offer.id,
-                    state: "downloading".into(),
-                    progress: 10,
-                    error: None,
-                },
-            )
-            .await
-            .unwrap();
+        downloading(token, offer.id).await;
         assert!(checkin(mac, &b.fw, Some(token), 1).await.update.is_none());
     }
     let rolled = b.fleet.deployment_rollback(d.id, None, None).await.unwrap();
@@ -561,18 +563,7 @@ async fn rolling_back_returns_each_device_to_its_own_previous_image() {
             .update
             .unwrap_or_else(|| panic!("{mac} offered its earlier image"));
         assert_eq!(offer.sha256, fw.sha256, "{mac}");
-        b.fleet
-            .progress(
-                Some(token),
-                ProgressRequest {
-                    update_id: offer.id,
-                    state: "downloading".into(),
-                    progress: 10,
-                    error: None,
-                },
-            )
-            .await
-            .unwrap();
+        downloading(token, offer.id).await;
         assert!(checkin(mac, fw, Some(token), 1).await.update.is_none());
         let dev = b.fleet.device(mac).await.unwrap();
         assert_eq!(dev.sha256.as_deref(), Some(fw.sha256.as_str()));
