@@ -278,7 +278,7 @@ async fn recorded(
                 last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
                 answer: offer.clone().map(|o| Arc::new(Remembered::Offer(o))),
                 config_version,
-                booted_s: req.uptime_s.map(|u| crate::hot::unix_now() - u),
+                booted: req.uptime_s.and_then(crate::hot::booted_at),
                 uptime_s: AtomicI64::new(req.uptime_s.unwrap_or(i64::MIN)),
             },
         );

@@ -517,7 +517,7 @@ pub(crate) struct NativeReport<'a> {
 
 /// Record a native check-in: create the device or refresh everything it reports. A name it
 /// reports is its `reported_name`; the admin's name, notes and tags are never touched. An
-/// uptime that went back since the last check-in ([`RESET_SLACK_S`]) stamps `last_reset_at`.
+/// uptime below the stored one, or a restart memory saw (`restarted`), stamps `last_reset_at`.
 pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO devices (mac, reported_name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
@@ -527,9 +527,7 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
            version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
            token_hash = COALESCE(?11, token_hash), protocol = 'native', \
            expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12, tls = ?13, \
-           last_reset_at = CASE WHEN ?15 OR ?10 IS NOT NULL AND uptime_s IS NOT NULL AND (?10 < uptime_s \
-             OR (last_seen IS NOT NULL \
-                 AND ?10 + ?14 < uptime_s + (julianday(?12) - julianday(last_seen)) * 86400.0)) \
+           last_reset_at = CASE WHEN ?14 OR (?10 IS NOT NULL AND uptime_s IS NOT NULL AND ?10 < uptime_s) \
              THEN ?12 ELSE last_reset_at END",
     )
     .bind(r.mac)
@@ -545,16 +543,17 @@ pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<
     .bind(&r.token_hash)
     .bind(r.now)
     .bind(r.tls)
-    .bind(RESET_SLACK_S)
     .bind(r.restarted)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// A native device restarted when its uptime is below the one it reported last, or more than this
-/// many seconds below what it would be had it kept running since then (clocks and whole-second
-/// uptimes differ a little): `devices.last_reset_at`, the rollouts' crash signal.
+/// A native device restarted when its uptime is below the one it reported last, or (seen in memory,
+/// on the monotonic clock: [`crate::hot`]) more than this many seconds below what it would be had
+/// it kept running since then (clocks and whole-second uptimes differ a little):
+/// `devices.last_reset_at`, the rollouts' crash signal. The wall clock is never used for it, so a
+/// step of the server's clock is not a restart of every device.
 pub const RESET_SLACK_S: i64 = 3;
 
 /// What a stock updater's check says about the device (docs/protocols.md §2–4); each `None`

@@ -342,7 +342,7 @@ async fn recorded(
                 last_event_ms: AtomicU64::new(fleet.hot().since_start_ms()),
                 answer: Some(Arc::new(Remembered::Field(answer.clone()))),
                 config_version: None,
-                booted_s: None,
+                booted: None,
                 uptime_s: AtomicI64::new(i64::MIN),
             },
         );

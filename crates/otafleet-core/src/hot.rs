@@ -65,29 +65,32 @@ pub(crate) struct Entry {
     /// forgets its entry (its device lock), one of its project's variables every entry (the
     /// writer's lock), so this is the current version while the entry is valid.
     pub config_version: Option<i64>,
-    /// When the device booted (Unix seconds, from the uptime it reported), for native
-    /// check-ins: a later boot is a restart, which the database path records
-    /// (`devices.last_reset_at`), so such a check-in is not answered from memory.
-    pub booted_s: Option<i64>,
+    /// When the device booted, on this process's monotonic clock (from the uptime it reported),
+    /// for native check-ins: a later boot is a restart, which the database path records
+    /// (`devices.last_reset_at`), so such a check-in is not answered from memory. Monotonic, so a
+    /// step of the wall clock (NTP) is not taken for a restart of every device.
+    pub booted: Option<Instant>,
     /// The highest uptime it reported since (`i64::MIN`: none; a native check-in answered from
     /// memory raises it): an uptime below it is a restart too, however long ago the last one
     /// was written.
     pub uptime_s: AtomicI64,
 }
 
-/// Unix seconds now.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// The moment `uptime_s` seconds before now on the monotonic clock (`None` before it began).
+pub(crate) fn booted_at(uptime_s: i64) -> Option<Instant> {
+    Instant::now().checked_sub(Duration::from_secs(uptime_s.max(0) as u64))
 }
 
 /// An uptime below the highest one the entry saw, or a boot later than the entry's: the device
 /// restarted.
 fn restarted(e: &Entry, uptime: i64) -> bool {
     uptime < e.uptime_s.load(Ordering::Relaxed)
-        || e.booted_s
-            .is_some_and(|booted| unix_now() - uptime > booted + crate::devices::RESET_SLACK_S)
+        || match (e.booted, booted_at(uptime)) {
+            (Some(before), Some(now)) => {
+                now > before + Duration::from_secs(crate::devices::RESET_SLACK_S as u64)
+            }
+            _ => false,
+        }
 }
 
 /// A remembered answer other than a native "nothing to do".

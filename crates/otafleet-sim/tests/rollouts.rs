@@ -7,8 +7,9 @@
 //!   failing only its first boot). Each rollout pauses at the failed attempt that crosses its
 //!   error limit — the pause is audited at most 2 s after that attempt failed (here in the same
 //!   transaction) — and no device of wave 3 is ever offered the image while it is paused.
-//!   Resumed with retry, each finishes: every device runs its new image, the simulator saw no
-//!   unexpected failure, and the server's records agree.
+//!   Resumed with retry (again while devices picked for a failed boot meet the image only after
+//!   a resume and pause it anew), each finishes: every device runs its new image, the simulator
+//!   saw no unexpected failure, and the server's records agree.
 //! - Native devices whose new image crash-loops (`--crash-loop`) count as failed: done, but
 //!   their uptime went back during the soak time.
 //!
@@ -325,29 +326,44 @@ async fn a_rollout_of_200_devices_pauses_at_its_error_limit_in_wave_2_and_finish
     .await;
     no_attempt_in_wave_3().await;
 
-    // Resume with retry: every rollout finishes, every device on its new image.
-    for d in &paused {
-        let id = d["id"].as_i64().unwrap();
-        let r = api
-            .post(
-                &format!("/api/v1/deployments/{id}/resume"),
-                json!({"retry": true}),
-            )
+    // Resume with retry: every rollout finishes, every device on its new image. A device picked
+    // for a failed boot that was not offered the image before the pause fails its first boot
+    // after the resume, and pauses its rollout again: resumed again, until every picked device
+    // had its one failed boot (the injection is then off) and each rollout completes.
+    let mut resumes = 0;
+    let completed = loop {
+        for d in api.rollouts().await {
+            if d["status"] == "paused" {
+                let id = d["id"].as_i64().unwrap();
+                let r = api
+                    .post(
+                        &format!("/api/v1/deployments/{id}/resume"),
+                        json!({"retry": true}),
+                    )
+                    .await;
+                assert_eq!(r["deployment"]["status"], "active", "{r}");
+                resumes += 1;
+            }
+        }
+        assert!(resumes <= 40, "resumed {resumes} times and it still pauses");
+        let state = api
+            .try_until(async |api: &Api| {
+                let list = api.rollouts().await;
+                if list.len() == 2 && list.iter().all(|d| d["status"] == "completed") {
+                    return Some(true);
+                }
+                list.iter()
+                    .any(|d| d["status"] == "paused")
+                    .then_some(false)
+            })
             .await;
-        assert_eq!(r["deployment"]["status"], "active", "{r}");
-    }
-    let completed = api
-        .try_until(async |api: &Api| {
-            let list = api.get("/api/v1/deployments").await;
-            let live: Vec<&Value> = list
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|d| d["plan"].is_object())
-                .collect();
-            (live.len() == 2 && live.iter().all(|d| d["status"] == "completed")).then_some(())
-        })
-        .await;
+        match state {
+            Some(true) => break Some(()),
+            Some(false) => continue,
+            None => break None,
+        }
+    };
+    println!("resumed {resumes} times in all");
     if completed.is_none() {
         // Say where each rollout stands and which devices hold it up.
         let mut lines = Vec::new();
