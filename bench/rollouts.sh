@@ -3,7 +3,7 @@
 # FLEET enrolled native devices (default 10,000); on one of them ROLLOUTS staged rollouts
 # (default 5) each cover FLEET/ROLLOUTS of the devices by name, with a first wave of one device
 # and a soak time of an hour, so they stay under way (stepped every second) for the whole run.
-# In each of ROUNDS rounds (default 6) both servers get DUR (default 10s) of
+# After an untimed warm-up of each server (WARMUP, below), in each of ROUNDS rounds (default 6) both servers get DUR (default 10s) of
 # `wrk -t2 -c$CONNS -s bench/checkin.lua` over all their devices, in an order that alternates.
 # Prints each round and the medians of req/s and p99, and the ratio with/without.
 # Env: BIN (a directory with otafleet and bench-tool; else cargo build --release), OUT.
@@ -51,6 +51,14 @@ while read -r body; do
     -d "$body" "http://127.0.0.1:${PORT[with]}/api/v1/deployments"
 done < "$W/rollouts.jsonl"
 say "rollouts under way on 'with': $(curl -fsS -H 'Authorization: Bearer bench' "http://127.0.0.1:${PORT[with]}/api/v1/deployments" | python3 -c 'import json,sys; print(sum(1 for d in json.load(sys.stdin) if d["plan"] and d["status"] == "active"))')"
+# Warm-up, not counted: making the rollouts changed what the 'with' server's devices are told,
+# so each one's next check-in takes the database path once (as after any new deployment) before
+# it is answered from memory again. One untimed WARMUP (default 30s) per server, so the rounds
+# compare the steady state; its figures are printed for what that first pass costs.
+for n in without with; do
+  DEVICES_LUA="$W/$n.lua" wrk -t2 -c"$CONNS" -d"${WARMUP:-30s}" --latency -s bench/checkin.lua "http://127.0.0.1:${PORT[$n]}" > "$W/wrk.txt" 2>&1
+  say "warm-up $n: $(awk '/Requests\/sec/ {print $2}' "$W/wrk.txt") req/s, p99 $(awk '$1 == "99%" {print $2}' "$W/wrk.txt")"
+done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
 ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}'; }
 declare -A RPS P99

@@ -246,7 +246,10 @@ async fn recorded(
         Decision::Nothing { reason, verdict } => {
             tracing::debug!(mac = %c.mac, %reason, "no update offered");
             slot_wait = matches!(verdict, Some(crate::offer::Verdict::Queued { .. }));
-            (None, decided.deployment_id)
+            (
+                None,
+                updates::settles(verdict.as_ref(), decided.deployment_id),
+            )
         }
     };
     let deployments = crate::deployments::after_change(&mut tx, &changed, applied).await?;

@@ -314,7 +314,7 @@ async fn fill(
     mut d: Deployment,
 ) -> Result<(Deployment, Vec<DeviceVerdict>)> {
     d.devices = explicit_devices(conn, d.id).await?;
-    let verdicts = evaluate(conn, &d).await?;
+    let verdicts = evaluate(conn, &d, None).await?;
     d.reach = verdicts.len() as i64;
     d.tally = Tally::default();
     for v in &verdicts {
@@ -352,7 +352,20 @@ pub(crate) const OPEN_ATTEMPTS_OF_NAMED_DEVICES: &str =
 /// The devices deployment `d` covers, each with the deployment that targets it now, and what it
 /// gets from `d`. An esp32FOTA device that never said its project is listed under a
 /// project-wide deployment: the manifest offers it the project's entry.
-async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<DeviceVerdict>> {
+/// The attempts the verdicts of a few devices (`?2`, a JSON array of MACs) read: each one's own
+/// in this deployment and its open ones, through its attempts (`updates_mac`).
+const ATTEMPTS_OF_THESE_DEVICES: &str =
+    "SELECT u.* FROM json_each(?2) j JOIN updates u INDEXED BY updates_mac ON u.mac = j.value \
+     WHERE u.deployment_id = ?1 OR u.state NOT IN ('done', 'failed', 'cancelled') \
+     ORDER BY u.id DESC";
+
+/// The verdict of every device deployment `d` covers; `only`: of just these devices (they need
+/// not be its devices: those it does not cover are left out).
+async fn evaluate(
+    conn: &mut SqliteConnection,
+    d: &Deployment,
+    only: Option<&[String]>,
+) -> Result<Vec<DeviceVerdict>> {
     let fw: Option<Firmware> =
         sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
             .bind(d.firmware_id)
@@ -361,24 +374,44 @@ async fn evaluate(conn: &mut SqliteConnection, d: &Deployment) -> Result<Vec<Dev
     let Some(fw) = fw else {
         return Ok(Vec::new());
     };
+    // Whether it names its devices, asked of the list itself: `d.devices` is not filled yet for
+    // a step's few devices.
+    let explicit: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM deployment_devices WHERE deployment_id = ?)",
+    )
+    .bind(d.id)
+    .fetch_one(&mut *conn)
+    .await?;
     let rows = devices::covered_by(
         conn,
         d.id,
-        !d.devices.is_empty(),
+        explicit,
         &covers("d", "dev.mac", "dev.project", "dev.chip"),
         &covers("t", "dev.mac", "dev.project", "dev.chip"),
+        only,
     )
     .await?;
     // Every attempt these devices' verdicts read: this deployment's, and any unfinished one of
     // a device it covers. Two indexed reads rather than an OR that reads every attempt ever made.
-    let attempts: Vec<Update> = sqlx::query_as(if d.devices.is_empty() {
-        OPEN_ATTEMPTS_PROJECT_WIDE
-    } else {
-        OPEN_ATTEMPTS_OF_NAMED_DEVICES
-    })
-    .bind(d.id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let attempts: Vec<Update> = match only {
+        Some(macs) => {
+            sqlx::query_as(ATTEMPTS_OF_THESE_DEVICES)
+                .bind(d.id)
+                .bind(sqlx::types::Json(macs))
+                .fetch_all(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query_as(if !explicit {
+                OPEN_ATTEMPTS_PROJECT_WIDE
+            } else {
+                OPEN_ATTEMPTS_OF_NAMED_DEVICES
+            })
+            .bind(d.id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
     let mut by_mac: HashMap<&str, Vec<Update>> = HashMap::new();
     for u in &attempts {
         by_mac.entry(u.mac.as_str()).or_default().push(u.clone());
@@ -579,6 +612,7 @@ async fn insert(
             !macs.is_empty(),
             &covers("d", "dev.mac", "dev.project", "dev.chip"),
             &covers("t", "dev.mac", "dev.project", "dev.chip"),
+            None,
         )
         .await?;
         let candidates: Vec<rollouts::Candidate<'_>> = rows
@@ -615,6 +649,23 @@ async fn end(
     reason: &str,
     why: UpdateFailure,
 ) -> Result<Vec<Update>> {
+    Ok(end_cutting(conn, id, status, reason, why, false)
+        .await?
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect())
+}
+
+/// [`end`], and with `downloads` also close the attempts downloading (the caller cuts their
+/// bodies): each closed attempt with whether it was downloading.
+async fn end_cutting(
+    conn: &mut SqliteConnection,
+    id: i64,
+    status: DeploymentStatus,
+    reason: &str,
+    why: UpdateFailure,
+    downloads: bool,
+) -> Result<Vec<(Update, bool)>> {
     sqlx::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
         .bind(status)
         .bind(crate::time::now())
@@ -625,26 +676,33 @@ async fn end(
     if status != DeploymentStatus::Stopped {
         return Ok(Vec::new());
     }
-    let open: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM updates WHERE deployment_id = ? AND state IN ('offered','interrupted')",
+    let open: Vec<(i64, bool)> = sqlx::query_as(
+        "SELECT id, state = 'downloading' FROM updates WHERE deployment_id = ? \
+         AND (state IN ('offered','interrupted') OR (? AND state = 'downloading'))",
     )
     .bind(id)
+    .bind(downloads)
     .fetch_all(&mut *conn)
     .await?;
     // "deployment 4 was stopped by the admin before …", "… was superseded by deployment 7 …".
-    let text = format!("deployment {id} was {reason} before this attempt started");
+    let before = format!("deployment {id} was {reason} before this attempt started");
+    let during = format!(
+        "deployment {id} was {reason} while this attempt downloaded: the download was cut, and the device keeps the image it runs"
+    );
     let mut closed = Vec::with_capacity(open.len());
-    for u in open {
-        closed.push(
+    for (u, downloading) in open {
+        let text = if downloading { &during } else { &before };
+        closed.push((
             updates::set_state(
                 conn,
                 u,
                 UpdateState::Cancelled,
                 0,
-                updates::Why::failed(why, &text),
+                updates::Why::failed(why, text),
             )
             .await?,
-        );
+            downloading,
+        ));
     }
     Ok(closed)
 }
@@ -672,7 +730,7 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
     let (fw, project, chip, macs) = check(&mut tx, new).await?;
     let (id, supersedes, _) = insert(&mut tx, new, &fw, &project, &chip, &macs).await?;
     let d = row(&mut tx, id).await?;
-    let verdicts = evaluate(&mut tx, &d).await?;
+    let verdicts = evaluate(&mut tx, &d, None).await?;
     let rollout = rollouts::view(&mut tx, id, &verdicts).await?;
     tx.rollback().await?;
     let offered = verdicts.iter().filter(|v| v.verdict.offers()).count() as i64;
@@ -732,7 +790,7 @@ pub(crate) async fn create(
 
 /// Stop a deployment: devices it covered are no longer offered its image; its unstarted
 /// attempts are closed as `cancelled`.
-pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Update>)> {
+pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<(Update, bool)>)> {
     let mut tx = crate::db::begin_write(db).await?;
     let d = row(&mut tx, id).await?;
     if d.status == DeploymentStatus::Stopped {
@@ -740,12 +798,13 @@ pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<Up
             "deployment {id} is already stopped"
         )));
     }
-    let closed = end(
+    let closed = end_cutting(
         &mut tx,
         id,
         DeploymentStatus::Stopped,
         "stopped by the admin",
         UpdateFailure::Stopped,
+        true,
     )
     .await?;
     tx.commit().await?;
@@ -971,25 +1030,48 @@ pub(crate) async fn step_rollout(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> Result<Option<Deployment>> {
-    let Some(r) = rollouts::row(conn, id).await? else {
-        return Ok(None);
-    };
-    // A completed rollout's last devices may still be soaking, a paused one's attempts under
-    // way may finish: their outcomes are decided too.
-    if r.plan.is_none() || !matches!(r.status.as_str(), "active" | "completed" | "paused") {
+    if !steps(conn, id).await? {
         return Ok(None);
     }
-    let d = row(conn, id).await?;
-    let (_, verdicts) = fill(conn, d).await?;
-    let by_mac: HashMap<String, Verdict> =
-        verdicts.into_iter().map(|v| (v.mac, v.verdict)).collect();
-    let stepped = rollouts::step(conn, id, &by_mac).await?;
+    let stepped = rollouts::step(conn, id, true).await?;
     if !stepped.changed() {
         return Ok(None);
     }
     let d = row(conn, id).await?;
     let (d, verdicts) = fill(conn, d).await?;
     Ok(Some(settle_status(conn, d, &verdicts).await?))
+}
+
+/// Would [`step_rollout`] change anything now? Reads only, so it needs no writer: the periodic
+/// step asks this first and takes the writer's lock only when the answer is yes.
+pub(crate) async fn rollout_would_step(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
+    Ok(steps(conn, id).await? && rollouts::step(conn, id, false).await?.changed())
+}
+
+/// Rollout `id` may have outcomes to decide: it has a plan and is active, paused (attempts
+/// under way may finish) or completed (its last devices may still soak).
+async fn steps(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
+    Ok(rollouts::row(conn, id).await?.is_some_and(|r| {
+        r.plan.is_some() && matches!(r.status.as_str(), "active" | "completed" | "paused")
+    }))
+}
+
+/// The verdicts of a few devices (`macs`) under deployment `id`, by MAC: a rollout's step weighs
+/// only its undecided members, not every device the deployment covers.
+pub(crate) async fn member_verdicts(
+    conn: &mut SqliteConnection,
+    id: i64,
+    macs: &[String],
+) -> Result<HashMap<String, Verdict>> {
+    if macs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let d = row(conn, id).await?;
+    Ok(evaluate(conn, &d, Some(macs))
+        .await?
+        .into_iter()
+        .map(|v| (v.mac, v.verdict))
+        .collect())
 }
 
 /// Deployment `id` is active and has an attempt under way (through the partial index of open

@@ -844,13 +844,15 @@ pub(crate) async fn mdns_touch_present(conn: &mut SqliteConnection, now: &str) -
 
 /// The devices deployment `deployment_id` covers (`covers`: its coverage rule over `d`), each
 /// with the deployment that targets it now (`target`: the same rule over `t`). An esp32FOTA
-/// device that never said its project is listed under a project-wide deployment.
+/// device that never said its project is listed under a project-wide deployment. `only`: just
+/// these of them (a rollout's step weighs only its undecided members).
 pub(crate) async fn covered_by(
     conn: &mut SqliteConnection,
     deployment_id: i64,
     explicit: bool,
     covers: &str,
     target: &str,
+    only: Option<&[String]>,
 ) -> Result<Vec<(Device, Option<i64>)>> {
     use sqlx::Row;
     // A deployment with a device list covers exactly those devices: read them through the list
@@ -862,6 +864,7 @@ pub(crate) async fn covered_by(
                  ORDER BY t.id DESC LIMIT 1) AS target \
              FROM deployment_devices dd JOIN devices dev ON dev.mac = dd.mac \
              WHERE dd.deployment_id = ?1 \
+             AND (?2 IS NULL OR dev.mac IN (SELECT value FROM json_each(?2))) \
              ORDER BY dev.mac"
         )
     } else {
@@ -869,13 +872,15 @@ pub(crate) async fn covered_by(
             "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {target} \
                  ORDER BY t.id DESC LIMIT 1) AS target \
              FROM devices dev JOIN deployments d ON d.id = ?1 \
-             WHERE {covers} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
-                 AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id)) \
+             WHERE ({covers} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
+                 AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id))) \
+             AND (?2 IS NULL OR dev.mac IN (SELECT value FROM json_each(?2))) \
              ORDER BY dev.mac"
         )
     };
     let rows = sqlx::query(&sql)
         .bind(deployment_id)
+        .bind(only.map(sqlx::types::Json))
         .fetch_all(conn)
         .await?;
     rows.into_iter()

@@ -304,7 +304,7 @@ async fn recorded(
                     FieldAnswer::Offer { update, firmware }
                 }
                 Decision::Nothing { reason, verdict } => {
-                    applied = decided.deployment_id;
+                    applied = updates::settles(verdict.as_ref(), decided.deployment_id);
                     slot_wait = matches!(verdict, Some(crate::offer::Verdict::Queued { .. }));
                     FieldAnswer::Nothing { reason }
                 }

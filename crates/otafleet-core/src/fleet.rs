@@ -79,6 +79,8 @@ struct Inner {
     logs: Arc<LogHub>,
     /// Devices' long polls waiting for a command (`fleet/commands.rs`).
     command_waiters: crate::commands::Waiters,
+    /// Image bodies being sent now, by attempt, so a stop can cut them ([`crate::inflight`]).
+    inflight: Arc<crate::inflight::InFlight>,
     /// Each deployment's status and started wave as last published: a change of either changes
     /// what devices are told ([`Fleet::publish_deployments`]).
     published: std::sync::Mutex<HashMap<i64, (crate::deployments::DeploymentStatus, i64)>>,
@@ -129,6 +131,7 @@ impl Fleet {
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
                 logs: Arc::new(LogHub::default()),
                 command_waiters: Default::default(),
+                inflight: Default::default(),
                 published: Default::default(),
                 notify_wake: Arc::new(tokio::sync::Notify::new()),
                 http,
@@ -296,6 +299,12 @@ impl Fleet {
         let mut conn = self.db().acquire().await?;
         self.inner.hot.flush(&mut conn).await?;
         Ok(())
+    }
+
+    /// Register an image body being sent for attempt `update_id`: the server checks the watch
+    /// before each frame and ends the body once a stop cut it ([`crate::inflight`]).
+    pub fn download_watch(&self, update_id: i64) -> crate::inflight::DownloadWatch {
+        self.inner.inflight.watch(update_id)
     }
 
     pub(crate) fn hot(&self) -> &Hot {
@@ -637,13 +646,47 @@ impl Fleet {
         Ok(d)
     }
 
-    /// Stop a deployment; its attempts that had not started are closed as `cancelled`.
+    /// Stop (cancel) a deployment: no device is offered its image any more; its attempts that
+    /// had not started, and those downloading, are closed as `cancelled`. Downloads in flight
+    /// are cut ([`crate::inflight`]): whatever the protocol, the device gets a short image,
+    /// which it never flashes, and stays on the image it runs. Devices that can be told
+    /// (native devices that take commands, ESP Admin devices over MQTT) also get an
+    /// `update_abort`. Attempts past their download (verifying, flashing, rebooting,
+    /// installing) go on to their outcome: stopping a flash halfway is what must never happen.
     pub async fn deployment_stop(&self, id: i64) -> Result<Deployment> {
         let (d, closed) = {
             let _w = self.write_lock().await;
             deployments::stop(self.db(), id).await?
         };
-        tracing::info!(id, cancelled = closed.len(), "deployment stopped");
+        let downloading: Vec<&Update> = closed.iter().filter(|(_, d)| *d).map(|(u, _)| u).collect();
+        let cut = self.inner.inflight.cut(downloading.iter().map(|u| u.id));
+        for u in &downloading {
+            // Only where the protocol has a way to say it (the cut reaches the rest).
+            let takes_commands = self
+                .device(&u.mac)
+                .await
+                .is_ok_and(|d| crate::commands::unsupported_reason(&d).is_none());
+            if !takes_commands {
+                continue;
+            }
+            let abort = crate::commands::NewCommand {
+                kind: crate::commands::CommandKind::UpdateAbort,
+                key: None,
+                payload: None,
+                expires_in_s: Some(60),
+            };
+            if let Err(e) = self.command_queue(&u.mac, &abort, "otafleet").await {
+                tracing::warn!(mac = %u.mac, error = %e, "could not queue update_abort after a stop");
+            }
+        }
+        tracing::info!(
+            id,
+            cancelled = closed.len(),
+            downloading = downloading.len(),
+            cut,
+            "deployment stopped"
+        );
+        let closed = closed.into_iter().map(|(u, _)| u).collect();
         self.publish_updates(closed).await;
         self.events().publish(Event::Deployment {
             deployment: Box::new(d.clone()),

@@ -48,6 +48,7 @@ pub mod field;
 pub mod firmware;
 mod fleet;
 pub mod hot;
+pub mod inflight;
 pub mod legacy;
 pub mod logs;
 pub mod manifest;

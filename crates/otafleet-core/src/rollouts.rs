@@ -584,14 +584,12 @@ struct Judged {
     reason: String,
 }
 
-/// The health facts of a member, read in one statement. Each member's attempts are found through
+/// The health facts of an undecided member, read in one statement. Each member's attempts are found through
 /// its own (`updates_mac`), never by reading the rollout's: that made a step O(members²).
 #[derive(sqlx::FromRow)]
 struct Facts {
     mac: String,
     wave: i64,
-    outcome: Option<String>,
-    reason: Option<String>,
     state: Option<String>,
     finished_at: Option<String>,
     last_seen: Option<String>,
@@ -607,7 +605,7 @@ struct Facts {
     failed_any: bool,
 }
 
-const FACTS: &str = "SELECT m.mac, m.wave, m.outcome, m.reason, u.state, u.finished_at, \
+const FACTS: &str = "SELECT m.mac, m.wave, u.state, u.finished_at, \
        dev.last_seen, dev.last_reset_at, dev.mqtt_connected_at, dev.mqtt_gone_at, \
        (SELECT MAX(r.received_at) FROM reports r WHERE r.mac = m.mac AND r.type = 'error') AS last_error_report, \
        (SELECT MAX(c.created_at) FROM commands c WHERE c.mac = m.mac AND c.kind = 'restart') AS last_restart_asked, \
@@ -617,7 +615,7 @@ const FACTS: &str = "SELECT m.mac, m.wave, m.outcome, m.reason, u.state, u.finis
            AND (m.cleared_at IS NULL OR f.created_at >= m.cleared_at)) AS failed_any \
      FROM rollout_members m JOIN devices dev ON dev.mac = m.mac \
      LEFT JOIN updates u ON u.id = (SELECT MAX(x.id) FROM updates x INDEXED BY updates_mac WHERE x.mac = m.mac AND x.deployment_id = m.deployment_id) \
-     WHERE m.deployment_id = ?1 AND m.wave <= ?2";
+     WHERE m.deployment_id = ?1 AND m.wave <= ?2 AND m.outcome IS NULL";
 
 /// The outcome of a member whose update is `done` at `done_at`, or `None` while it soaks.
 fn health(
@@ -705,13 +703,14 @@ impl Stepped {
 }
 
 /// Decide the open outcomes of rollout `id`'s started waves, pause it when the error limit is
-/// crossed, and start the next wave when the open one succeeded. `verdicts`: the current
-/// verdict of each device it covers (skipped devices count for nothing).
-pub(crate) async fn step(
-    conn: &mut SqliteConnection,
-    id: i64,
-    verdicts: &HashMap<String, Verdict>,
-) -> Result<Stepped> {
+/// crossed, and start the next wave when the open one succeeded. Only undecided members are
+/// weighed (their facts and verdicts); decided ones are counted by their stored outcome, so a
+/// step costs what is still open, not the rollout's size. A member whose verdict says it cannot
+/// take the image (another chip, a newer version, …) counts for nothing while undecided.
+///
+/// Without `apply` nothing is written: the answer says what a step would do (the periodic step
+/// asks so without the writer's lock, and steps for real only when something would change).
+pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> Result<Stepped> {
     let mut out = Stepped::default();
     let Some(r) = row(conn, id).await? else {
         return Ok(out);
@@ -728,13 +727,15 @@ pub(crate) async fn step(
     let mut current = r.wave;
     let mut paused = r.status == "paused";
     loop {
-        let facts: Vec<Facts> = sqlx::query_as(FACTS)
+        let open: Vec<Facts> = sqlx::query_as(FACTS)
             .bind(id)
             .bind(current)
             .fetch_all(&mut *conn)
             .await?;
+        let macs: Vec<String> = open.iter().map(|f| f.mac.clone()).collect();
+        let verdicts = crate::deployments::member_verdicts(conn, id, &macs).await?;
         let mut judged = Vec::new();
-        for f in facts.iter().filter(|f| f.outcome.is_none()) {
+        for f in &open {
             let j = match (f.state.as_deref(), f.finished_at.as_deref()) {
                 _ if f.failed_any => Some(Judged {
                     mac: f.mac.clone(),
@@ -757,62 +758,104 @@ pub(crate) async fn step(
             };
             judged.extend(j);
         }
-        for j in &judged {
-            sqlx::query(
-                "UPDATE rollout_members SET outcome = ?, reason = ?, decided_at = ? \
-                 WHERE deployment_id = ? AND mac = ? AND outcome IS NULL",
-            )
-            .bind(j.outcome)
-            .bind(&j.reason)
-            .bind(&now)
-            .bind(id)
-            .bind(&j.mac)
-            .execute(&mut *conn)
-            .await?;
-            tracing::info!(rollout = id, mac = %j.mac, outcome = j.outcome, reason = %j.reason, "rollout device decided");
+        // The members decided before this step, per wave and outcome (read before the new
+        // outcomes are written, so the two never overlap).
+        let decided: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT wave, outcome, COUNT(*) FROM rollout_members \
+             WHERE deployment_id = ? AND wave <= ? AND outcome IS NOT NULL GROUP BY wave, outcome",
+        )
+        .bind(id)
+        .bind(current)
+        .fetch_all(&mut *conn)
+        .await?;
+        if apply {
+            for j in &judged {
+                sqlx::query(
+                    "UPDATE rollout_members SET outcome = ?, reason = ?, decided_at = ? \
+                     WHERE deployment_id = ? AND mac = ? AND outcome IS NULL",
+                )
+                .bind(j.outcome)
+                .bind(&j.reason)
+                .bind(&now)
+                .bind(id)
+                .bind(&j.mac)
+                .execute(&mut *conn)
+                .await?;
+                tracing::info!(rollout = id, mac = %j.mac, outcome = j.outcome, reason = %j.reason, "rollout device decided");
+            }
         }
         out.decided += judged.len();
-        let outcome_of = |f: &Facts| -> Option<String> {
-            judged
-                .iter()
-                .find(|j| j.mac == f.mac)
-                .map(|j| j.outcome.to_string())
-                .or_else(|| f.outcome.clone())
-        };
-        let skipped = |f: &Facts| verdicts.get(&f.mac).is_some_and(is_skipped);
-        let counted: Vec<&Facts> = facts.iter().filter(|f| !skipped(f)).collect();
-        let failed: Vec<&Facts> = counted
-            .iter()
-            .copied()
-            .filter(|f| outcome_of(f).as_deref() == Some("failed"))
-            .collect();
+        // Tally: decided members by their outcome; undecided ones by this step's judgement,
+        // those that cannot take the image left out.
+        let mut counted = 0i64;
+        let mut failed = 0i64;
+        let (mut wave_counted, mut wave_succeeded) = (0usize, 0usize);
+        for (wave, outcome, n) in &decided {
+            counted += n;
+            if outcome == "failed" {
+                failed += n;
+            }
+            if *wave == current {
+                wave_counted += *n as usize;
+                if outcome == "succeeded" {
+                    wave_succeeded += *n as usize;
+                }
+            }
+        }
+        for f in &open {
+            let outcome = judged.iter().find(|j| j.mac == f.mac).map(|j| j.outcome);
+            if outcome.is_none() && verdicts.get(&f.mac).is_none_or(is_skipped) {
+                continue;
+            }
+            counted += 1;
+            if outcome == Some("failed") {
+                failed += 1;
+            }
+            if f.wave == current {
+                wave_counted += 1;
+                if outcome == Some("succeeded") {
+                    wave_succeeded += 1;
+                }
+            }
+        }
         if !paused {
-            let new_failures = failed.len() as i64 - r.failures_accepted;
-            if let Some(why) = crossed(&plan.error_limit, new_failures, counted.len() as i64) {
-                let examples: Vec<String> = failed
+            let new_failures = failed - r.failures_accepted;
+            if let Some(why) = crossed(&plan.error_limit, new_failures, counted) {
+                // The first failures named: this step's, then the newest decided before.
+                let mut examples: Vec<String> = judged
                     .iter()
+                    .filter(|j| j.outcome == "failed")
+                    .map(|j| format!("{}: {}", j.mac, j.reason))
                     .take(3)
-                    .map(|f| {
-                        let reason = judged
-                            .iter()
-                            .find(|j| j.mac == f.mac)
-                            .map(|j| j.reason.clone())
-                            .or_else(|| f.reason.clone())
-                            .unwrap_or_default();
-                        format!("{}: {reason}", f.mac)
-                    })
                     .collect();
+                if examples.len() < 3 {
+                    let earlier: Vec<(String, Option<String>)> = sqlx::query_as(
+                        "SELECT mac, reason FROM rollout_members WHERE deployment_id = ? \
+                         AND wave <= ? AND outcome = 'failed' ORDER BY decided_at DESC, mac LIMIT 3",
+                    )
+                    .bind(id)
+                    .bind(current)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    examples.extend(
+                        earlier
+                            .into_iter()
+                            .filter(|(m, _)| !judged.iter().any(|j| &j.mac == m))
+                            .map(|(m, reason)| format!("{m}: {}", reason.unwrap_or_default()))
+                            .take(3 - examples.len()),
+                    );
+                }
                 let reason = format!(
-                    "error limit crossed: {} of {} device{} in wave{} 1–{current} failed ({why}); first: {}",
-                    failed.len(),
-                    counted.len(),
-                    plural(counted.len() as i64),
+                    "error limit crossed: {failed} of {counted} device{} in wave{} 1–{current} failed ({why}); first: {}",
+                    plural(counted),
                     if current == 1 { "" } else { "s" },
                     examples.join("; ")
                 )
                 .replace("wave 1–1", "wave 1");
-                pause_by_itself(conn, id, &reason).await?;
-                tracing::warn!(rollout = id, %reason, "rollout paused by its error limit");
+                if apply {
+                    pause_by_itself(conn, id, &reason).await?;
+                    tracing::warn!(rollout = id, %reason, "rollout paused by its error limit");
+                }
                 out.paused = Some(reason);
                 paused = true;
             }
@@ -820,26 +863,27 @@ pub(crate) async fn step(
         if paused || current >= plan.wave_count() {
             break;
         }
-        let wave: Vec<&&Facts> = counted.iter().filter(|f| f.wave == current).collect();
-        let succeeded = wave
-            .iter()
-            .filter(|f| outcome_of(f).as_deref() == Some("succeeded"))
-            .count();
-        let need = (wave.len() * plan.success_pct as usize).div_ceil(100);
-        if succeeded < need {
+        let need = (wave_counted * plan.success_pct as usize).div_ceil(100);
+        if wave_succeeded < need {
             break;
         }
         if plan.pause_after_wave {
             let reason = format!(
-                "wave {current} finished ({succeeded} of {} succeeded); resume to start wave {}",
-                wave.len(),
+                "wave {current} finished ({wave_succeeded} of {wave_counted} succeeded); resume to start wave {}",
                 current + 1
             );
-            pause_by_itself(conn, id, &reason).await?;
+            if apply {
+                pause_by_itself(conn, id, &reason).await?;
+            }
             out.paused = Some(reason);
             break;
         }
         current += 1;
+        if !apply {
+            // Whether it goes further is the real step's to find out.
+            out.started.push(current);
+            break;
+        }
         sqlx::query("UPDATE deployments SET wave = ?, wave_started_at = ? WHERE id = ?")
             .bind(current)
             .bind(&now)

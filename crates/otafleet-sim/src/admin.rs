@@ -392,6 +392,30 @@ pub async fn check(
                     );
                 }
             }
+            Outcome::Withdrawn => {
+                // Back where it was: the server must not think it runs the new image.
+                out.checked += 1;
+                if let Some(t) = target {
+                    let thinks_new = if proto == Protocol::Legacy {
+                        d["version"].as_str() == Some(t.version.as_str())
+                    } else {
+                        d["sha256"].as_str() == Some(t.sha256.as_str())
+                    };
+                    if thinks_new != (res.runs.sha256 == t.sha256) {
+                        out.disagree(
+                            proto,
+                            format!(
+                                "{mac} ({}): withdrawn, running {} / {}, but the server thinks it runs {} / {}",
+                                proto.name(),
+                                res.runs.version,
+                                res.runs.sha256,
+                                d["version"],
+                                d["sha256"]
+                            ),
+                        );
+                    }
+                }
+            }
             Outcome::Unexpected(_) => {}
         }
     }

@@ -82,6 +82,12 @@ pub struct Args {
     #[arg(long, default_value_t = 128 * 1024, value_parser = clap::value_parser!(u32).range(4096..=16 * 1024 * 1024))]
     pub image_size: u32,
 
+    /// Each device reads a download at most this many KiB a second (a slow Wi-Fi link), so that
+    /// with a large --image-size downloads last long enough to be stopped or aborted midway.
+    /// Native, Arduino/ESP8266 and esp-admin devices. Default: as fast as the server sends.
+    #[arg(long, value_name = "KIB_PER_S", value_parser = clap::value_parser!(u32).range(1..))]
+    pub download_rate: Option<u32>,
+
     /// Admin token: upload the new images and deploy them to the devices' projects; put the
     /// running images of stock clients in the library and register legacy devices first.
     #[arg(long, env = "OTAFLEET_ADMIN_TOKEN", hide_env_values = true)]
@@ -347,6 +353,8 @@ pub struct Config {
     pub chip: Chip,
     pub project: String,
     pub image_size: usize,
+    /// `--download-rate`, in bytes a second.
+    pub download_rate: Option<u64>,
     pub admin_token: Option<String>,
     pub wait_for_deployment: bool,
     pub interval: Duration,
@@ -519,6 +527,7 @@ impl Config {
                 .project
                 .unwrap_or_else(|| format!("sim-{:04x}", seed & 0xffff)),
             image_size: a.image_size as usize,
+            download_rate: a.download_rate.map(|k| u64::from(k) * 1024),
             admin_token: a.admin_token,
             wait_for_deployment: a.wait_for_deployment,
             interval: Duration::from_secs_f64(a.interval),

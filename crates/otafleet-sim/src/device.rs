@@ -85,6 +85,9 @@ pub enum Outcome {
     /// The injected failed boot happened (at every attempt the server offered) and the device is
     /// back on the old image. `update_id`: the first failed attempt (native devices only).
     BootFailedAsInjected { update_id: Option<i64> },
+    /// Offered the image, then no longer while it took it (its deployment was stopped: the
+    /// download cut, aborted, or a progress report refused): it stays on the image it ran.
+    Withdrawn,
     /// Anything else: a bug in the server, the simulator or the setup.
     Unexpected(String),
 }
@@ -389,6 +392,10 @@ impl Native {
     ) -> Result<bool, DeviceError> {
         match self.progress(dev, o, state, pct, error, in_slot).await {
             Ok(()) => Ok(true),
+            // The server closed the attempt (409: its deployment was stopped): stop taking it.
+            Err(DeviceError::Status { status: 409, .. }) => {
+                Err(DeviceError::Withdrawn { update_id: o.id })
+            }
             Err(e) if e.is_transient() => {
                 tracing::debug!(mac = %dev.spec.mac, update = o.id, state, error = %e, "progress report dropped");
                 Ok(false)
@@ -620,9 +627,13 @@ impl Native {
             }
             let mut body = r.bytes_stream();
             let mut cut = false;
+            let started = std::time::Instant::now();
             while let Some(chunk) = body.next().await {
                 let chunk = match chunk {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        sh.throttle(started, p.got + c.len() as u64 - from).await;
+                        c
+                    }
                     Err(e) => {
                         broken_streams += 1;
                         if broken_streams > 5 {

@@ -52,6 +52,11 @@ pub enum DeviceError {
     /// server); the device checks again later. Not a failure of the run.
     #[error("download of update {update_id} aborted by an update_abort command")]
     Aborted { update_id: i64 },
+    /// The server closed this update while the device was taking it (a progress report
+    /// answered 409: its deployment was stopped); the device stops, keeps the image it runs and
+    /// checks again later. Not a failure of the run.
+    #[error("update {update_id} was closed by the server while the device took it")]
+    Withdrawn { update_id: i64 },
     /// The MQTT broker could not be reached, or the session broke (esp-admin devices): ridden
     /// out like the server away.
     #[error("MQTT: {0}")]

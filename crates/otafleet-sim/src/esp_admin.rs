@@ -502,9 +502,15 @@ impl EspAdmin {
         status: &'static str,
     ) -> Result<(), DeviceError> {
         let body = json!({ "deploymentId": deployment, "status": status });
-        self.post(sh, "esp-admin report/update", "report/update", &body)
-            .await?;
-        Ok(())
+        match self
+            .post(sh, "esp-admin report/update", "report/update", &body)
+            .await
+        {
+            // A failure of an attempt the server closed already (its deployment was stopped
+            // and the download cut): nothing left to say, as the SDK ignores the answer.
+            Err(DeviceError::Status { status: 409, .. }) if status == "failed" => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 
     /// `POST /api/device/<id>/<path>` with `Api-Key` and a JSON body, over HTTP(S); an error
@@ -549,14 +555,21 @@ impl EspAdmin {
         let env = env(sh)?;
         dev.phase = "esp-admin: reporting started";
         let body = json!({ "releaseId": o.release_id, "status": "started" });
-        let (r, slot) = self
+        let (r, slot) = match self
             .post(
                 sh,
                 "esp-admin report/update started",
                 "report/update",
                 &body,
             )
-            .await?;
+            .await
+        {
+            // The release is offered no more (its deployment was stopped since the trigger).
+            Err(DeviceError::Status { status: 409, .. }) => {
+                return Err(DeviceError::Withdrawn { update_id: 0 })
+            }
+            r => r?,
+        };
         let deployment = r
             .text()
             .await
@@ -588,12 +601,14 @@ impl EspAdmin {
         let mut restart_after = false;
         let mut lost = None;
         let mut body = r.bytes_stream();
+        let started = std::time::Instant::now();
         let progress_topic = topic(&self.creds.id, "report/update_progress");
         // A session is there: the check that gave the trigger just booted.
         while let Some(s) = self.session.as_mut() {
             tokio::select! {
                 chunk = body.next() => {
                     let Some(Ok(chunk)) = chunk else { break };
+                    sh.throttle(started, got + chunk.len() as u64).await;
                     if head.len() < DESCRIPTOR_END {
                         let take = chunk.len().min(DESCRIPTOR_END - head.len());
                         head.extend_from_slice(&chunk[..take]);

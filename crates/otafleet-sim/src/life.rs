@@ -356,8 +356,8 @@ impl<'a> Dev<'a> {
                 self.ride_out(e).await?;
                 Ok(None)
             }
-            Err(DeviceError::Aborted { update_id }) => {
-                tracing::debug!(mac = %self.spec.mac, update_id, "download aborted by a command");
+            Err(DeviceError::Aborted { update_id } | DeviceError::Withdrawn { update_id }) => {
+                tracing::debug!(mac = %self.spec.mac, update_id, "update aborted or closed by the server");
                 self.wait_interval().await?;
                 Ok(None)
             }
@@ -466,8 +466,15 @@ impl<'a> Dev<'a> {
         let mut booted: Option<Option<i64>> = None;
         // The attempts whose boot failed.
         let mut failed: Vec<Option<i64>> = Vec::new();
+        // The last offer taken ended without an image (cut, aborted, closed by the server).
+        let mut broke = false;
         loop {
             let Some(o) = self.check(cl).await? else {
+                if broke && booted.is_none() && failed.is_empty() {
+                    // Taking it broke off and the server offers it no more: withdrawn (a
+                    // stopped deployment). A broken download is otherwise offered again.
+                    return Ok((Outcome::Withdrawn, None));
+                }
                 if let Some(update_id) = booted {
                     let outcome = Outcome::Updated {
                         update_id,
@@ -511,8 +518,10 @@ impl<'a> Dev<'a> {
                 unset
             });
             let Some(f) = self.take(cl, o).await? else {
+                broke = true;
                 continue;
             };
+            broke = false;
             let id = f.update_id;
             if self.boot(cl, f).await? {
                 booted = Some(id);

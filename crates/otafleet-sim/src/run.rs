@@ -83,6 +83,15 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// With `--download-rate`: wait until `got` bytes of a download begun at `started` are due
+    /// at that rate (a slow link), reading no faster.
+    pub async fn throttle(&self, started: Instant, got: u64) {
+        if let Some(rate) = self.cfg.download_rate {
+            let due = started + Duration::from_secs_f64(got as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+
     /// Whether `mac` was picked for failed boots (at the start, or in a rollout's wave).
     pub fn fails_boots(&self, spec: &DeviceSpec) -> bool {
         spec.failed_boot

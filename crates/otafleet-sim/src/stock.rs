@@ -86,8 +86,10 @@ pub async fn stream_image(
     let mut head = Vec::with_capacity(16);
     let mut body = r.bytes_stream();
     let mut was_cut = false;
+    let started = std::time::Instant::now();
     while let Some(chunk) = body.next().await {
         let Ok(chunk) = chunk else { break };
+        sh.throttle(started, got + chunk.len() as u64).await;
         let mut data = &chunk[..];
         if cut && got + data.len() as u64 >= size / 2 {
             // The connection drops halfway through the image, whatever the chunking.

@@ -32,6 +32,8 @@ pub struct Tally {
     pub updated_after_cut: usize,
     /// Failed boots that happened where they were injected.
     pub failed_injected: usize,
+    /// Devices whose offer was withdrawn while they took it (a stopped deployment).
+    pub withdrawn: usize,
     /// Failed boots injected into this protocol's devices.
     pub failed_boots_asked: usize,
     /// Cut downloads injected into this protocol's devices.
@@ -54,6 +56,9 @@ pub struct Summary {
     /// Updated devices whose download was cut and resumed or restarted.
     pub updated_after_cut: usize,
     pub failed_injected: usize,
+    /// Devices whose offer was withdrawn while they took it (a stopped deployment): on the
+    /// image they ran.
+    pub withdrawn: usize,
     /// Errors: devices that ended in a way the run did not ask for.
     pub failed_unexpected: usize,
     pub cut_downloads: u64,
@@ -186,6 +191,10 @@ impl Summary {
                     t.failed_injected += 1;
                     t.errors += later_errors;
                 }
+                Outcome::Withdrawn => {
+                    t.withdrawn += 1;
+                    t.errors += later_errors;
+                }
                 Outcome::BootFailedAsInjected { .. } | Outcome::Unexpected(_) => t.errors += 1,
             }
         }
@@ -195,6 +204,7 @@ impl Summary {
             updated: sum(|t| t.updated),
             updated_after_cut: sum(|t| t.updated_after_cut),
             failed_injected: sum(|t| t.failed_injected),
+            withdrawn: sum(|t| t.withdrawn),
             failed_unexpected: sum(|t| t.errors),
             cut_downloads: sh.stats.cut_downloads.load(Ordering::Relaxed),
             expected_failed_boots,
@@ -233,7 +243,8 @@ impl Summary {
         self.failed_unexpected == 0
             && self.results.len() == self.devices
             && self.failed_injected + self.updated_after_failed_boots == self.expected_failed_boots
-            && self.updated + self.failed_injected == self.devices
+            // A withdrawn offer is the server's doing (a stopped deployment), not a failure.
+            && self.updated + self.failed_injected + self.withdrawn == self.devices
             && self
                 .server_check
                 .as_ref()
@@ -319,6 +330,13 @@ impl fmt::Display for Summary {
             "updated            {} ({} after a cut download)",
             self.updated, self.updated_after_cut
         )?;
+        if self.withdrawn > 0 {
+            writeln!(
+                f,
+                "withdrawn          {} (offered, then their deployment was stopped: on the image they ran)",
+                self.withdrawn
+            )?;
+        }
         writeln!(
             f,
             "failed, injected   {} failed boots (asked for {})",

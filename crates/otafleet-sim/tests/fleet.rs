@@ -311,6 +311,8 @@ async fn mixed_fleet(devices: u32, cut: u8, failed: u8) {
                 r.mac,
                 r.protocol.name()
             ),
+            // Only a stopped deployment withdraws an offer, and none is stopped here.
+            Outcome::Withdrawn => panic!("{}: the offer was withdrawn", r.mac),
             Outcome::Unexpected(ref why) => panic!("{}: {why}", r.mac),
         }
     }

@@ -12,6 +12,9 @@
 //!   saw no unexpected failure, and the server's records agree.
 //! - Native devices whose new image crash-loops (`--crash-loop`) count as failed: done, but
 //!   their uptime went back during the soak time.
+//! - A rollout stopped while its wave 2 downloads (native, Arduino, ESP Admin devices on a slow
+//!   link): the server cuts every download, no device flashes part of an image, each ends on a
+//!   complete one (old or new), and the simulator's devices and the server's records agree.
 //!
 //! Every wait is for a condition, up to [`DEADLINE`]; nothing asserts on speed.
 //!
@@ -456,5 +459,151 @@ async fn a_device_whose_new_image_crash_loops_counts_as_failed() {
         assert!(why.contains("uptime went back"), "{m}");
     }
     assert_eq!(wave["succeeded"], 8, "{wave}");
+    drop(server);
+}
+
+/// Cancel (stop) a rollout while its wave 2 downloads, on native, Arduino and ESP Admin devices
+/// reading at a slow link's pace: every download under way is cut by the server (and native and
+/// ESP Admin devices are also told `update_abort`), so no device flashes a part of the image;
+/// each device ends on a complete image — the new one for wave 1, its old one for wave 2 — and
+/// the server's records say the same. No attempt is opened after the stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_rollout_in_wave_2_leaves_every_device_on_a_complete_image() {
+    let Some(bin) = otafleet() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Serve::start(&bin, data.path(), TOKEN, &[]);
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let plan = json!({
+        "waves": [{"by": "count", "count": 3}, {"by": "percent", "percent": 100}],
+        "soak_s": 0,
+        "success_pct": 100,
+        "error_limit": {"devices": 100},
+    })
+    .to_string();
+    // 15 MiB images read at 1 MiB/s: a download lasts about 15 s and outgrows what the
+    // loopback's socket buffers take in (some 4 MiB for a slow reader), so a cut reaches a
+    // device before its last byte (a real device's window is a few KiB).
+    // Not --forever: the run ends when every device has its first outcome.
+    let mut cfg = config(
+        &server.base,
+        12,
+        "native=1,arduino=1,esp-admin=1",
+        &[
+            "--rollout",
+            &plan,
+            "--commands",
+            "--download-rate",
+            "1024",
+            "--image-size",
+            "15728640",
+        ],
+    );
+    cfg.lifetime = otafleet_sim::config::Lifetime::FirstOutcome;
+    let sim = tokio::spawn(otafleet_sim::run(cfg));
+
+    // Wave 2 under way: every one of its 9 devices downloading (at 1 MiB/s), bytes sent.
+    let (id, firmware_id) = api
+        .until("every device of wave 2 downloading", async |api: &Api| {
+            let list = api.rollouts().await;
+            let d = list.first()?;
+            if d["wave"] != 2 {
+                return None;
+            }
+            let id = d["id"].as_i64()?;
+            let devices = api.get("/api/v1/devices").await;
+            let downloading = devices
+                .as_array()?
+                .iter()
+                .filter(|dev| {
+                    let u = &dev["update"];
+                    u["deployment_id"] == id
+                        && u["state"] == "downloading"
+                        && u["bytes_sent"].as_i64().is_some_and(|b| b > 0)
+                })
+                .count();
+            (downloading == 9).then_some((id, d["firmware_id"].as_i64()?))
+        })
+        .await;
+    let stopped = api
+        .post(&format!("/api/v1/deployments/{id}/stop"), json!({}))
+        .await;
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    let stopped_at = secs(stopped["ended_at"].as_str().expect("ended_at"));
+
+    // Every device of the rollout has its last word in: no attempt open, and a check-in after
+    // its attempt ended (the sim device has seen that nothing is offered any more).
+    // The run ends by itself once every device has its first outcome: updated (wave 1), or
+    // withdrawn (wave 2: offered, then its download cut or aborted, and offered nothing since).
+    let summary = sim.await.unwrap().expect("the run");
+    println!("{summary}");
+    assert_eq!(summary.failed_unexpected, 0, "{summary}");
+    let check = summary
+        .server_check
+        .as_ref()
+        .expect("the server's records read");
+    assert!(check.mismatches.is_empty(), "{summary}");
+    assert!(summary.success(), "{summary}");
+    let devices = api.get("/api/v1/devices").await.as_array().unwrap().clone();
+    assert_eq!(devices.len(), 12);
+
+    let fw = api.get(&format!("/api/v1/firmware/{firmware_id}")).await;
+    let new_sha = fw["sha256"].as_str().unwrap().to_string();
+    let (mut updated, mut kept, mut cut_by_protocol) = (0, 0, BTreeMap::<String, usize>::new());
+    for dev in &devices {
+        let mac = dev["mac"].as_str().unwrap();
+        let history = api.get(&format!("/api/v1/devices/{mac}/updates")).await;
+        let attempts: Vec<&Value> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["deployment_id"] == id)
+            .collect();
+        assert!(
+            attempts
+                .iter()
+                .all(|u| secs(u["created_at"].as_str().unwrap()) <= stopped_at),
+            "{mac}: an attempt opened after the stop: {attempts:?}"
+        );
+        let last = attempts.iter().max_by_key(|u| u["id"].as_i64()).unwrap();
+        let runs_new = dev["sha256"].as_str() == Some(new_sha.as_str());
+        match last["state"].as_str().unwrap() {
+            "done" => {
+                assert!(runs_new, "{mac}: done but runs {}", dev["sha256"]);
+                updated += 1;
+            }
+            "cancelled" => {
+                assert!(!runs_new, "{mac}: cancelled yet runs the new image");
+                assert_eq!(last["failure"], "stopped", "{last}");
+                kept += 1;
+                if last["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("download was cut"))
+                {
+                    *cut_by_protocol
+                        .entry(dev["protocol"].as_str().unwrap().to_string())
+                        .or_default() += 1;
+                }
+            }
+            other => panic!("{mac}: its last attempt is {other}: {last}"),
+        }
+    }
+    println!(
+        "updated {updated}, kept their image {kept}, downloads cut by protocol {cut_by_protocol:?}"
+    );
+    assert!(updated >= 3, "wave 1 finished before wave 2 began");
+    assert_eq!(kept, 9, "every download of wave 2 was stopped");
+    assert_eq!(summary.withdrawn, kept, "{summary}");
+    for p in ["native", "arduino", "esp-admin"] {
+        assert!(
+            cut_by_protocol.get(p).copied().unwrap_or(0) > 0
+                || !devices.iter().any(|d| d["protocol"] == p),
+            "no {p} download was cut: {cut_by_protocol:?}"
+        );
+    }
     drop(server);
 }

@@ -394,9 +394,12 @@ impl Fleet {
                     let unstarted = update.state.stage() < UpdateState::Downloading.stage();
                     (unstarted.then_some(update.id), None)
                 }
-                Decision::Nothing { reason, .. } => {
+                Decision::Nothing { reason, verdict } => {
                     tracing::debug!(%mac, %reason, "ESP Admin device: nothing to trigger");
-                    (None, decided.deployment_id)
+                    (
+                        None,
+                        updates::settles(verdict.as_ref(), decided.deployment_id),
+                    )
                 }
             };
             let deployments = crate::deployments::after_change(&mut tx, &changed, applied).await?;

@@ -2,7 +2,8 @@
 //! [`STEP_EVERY`] the rollouts that are under way decide their devices' outcomes, pause at their
 //! error limit and start their next wave ([`crate::rollouts`] owns the rules and the SQL).
 //!
-//! Locks: a step takes the writer's lock without invalidating remembered answers, and
+//! Locks: a step first asks, reading only, whether anything would change; only then does it take
+//! the writer's lock (without invalidating remembered answers) and step for real, and
 //! [`Fleet::publish_deployments`] invalidates them all when a rollout changed (a paused rollout
 //! or a new wave changes what its devices are told).
 
@@ -58,6 +59,18 @@ impl Fleet {
             let mut conn = self.db().acquire().await?;
             rollouts::active(&mut conn).await?
         };
+        // Asked first without the writer: in the common second nothing changes, and a step
+        // then takes no lock at all (check-ins that write are never held up by it).
+        let mut due = Vec::new();
+        {
+            let mut conn = self.db().acquire().await?;
+            for id in ids {
+                if deployments::rollout_would_step(&mut conn, id).await? {
+                    due.push(id);
+                }
+            }
+        }
+        let ids = due;
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -86,8 +86,11 @@ async fn get_one(
     Ok(AxumJson(s.fleet.deployment(id).await?))
 }
 
-/// Stop a deployment: its devices are no longer offered its image, and its attempts that had not
-/// started are closed as `cancelled` (attempts under way finish). 409 when already stopped.
+/// Stop (cancel) a deployment: its devices are no longer offered its image; its attempts that
+/// had not started and those downloading are closed as `cancelled`, the downloads cut by the
+/// server (native and ESP Admin devices are also sent `update_abort`); attempts past their
+/// download finish, so every device ends on a complete image. Admin only. 409 when already
+/// stopped.
 #[utoipa::path(delete, operation_id = "stop_deployment", path = "/api/v1/deployments/{id}", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),

@@ -729,8 +729,11 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Stop a deployment: its devices are no longer offered its image, and its attempts that had not
-         *     started are closed as `cancelled` (attempts under way finish). 409 when already stopped.
+         * Stop (cancel) a deployment: its devices are no longer offered its image; its attempts that
+         *     had not started and those downloading are closed as `cancelled`, the downloads cut by the
+         *     server (native and ESP Admin devices are also sent `update_abort`); attempts past their
+         *     download finish, so every device ends on a complete image. Admin only. 409 when already
+         *     stopped.
          */
         delete: {
             parameters: {

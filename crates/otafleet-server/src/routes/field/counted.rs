@@ -9,6 +9,9 @@
 //! whole image may reboot and ask again at once, and that request must find the attempt
 //! `installing` to confirm (or fail) it.
 //!
+//! A body stops before its next frame once a stop of its deployment cut it
+//! ([`Fleet::download_watch`](otafleet_core::Fleet::download_watch)).
+//!
 //! Also the per-device download route `GET|HEAD /ota/firmware/{mac}/{sha256}`, the URL that
 //! esp32FOTA manifests (with `?id=`) hand out, so their downloads are counted for the right device.
 
@@ -128,6 +131,10 @@ pub fn counted(
     }
     let reaches_end = start + len >= size;
     let mut taken = 0u64;
+    // A stop of the deployment cuts the body before its next frame (`otafleet_core::inflight`):
+    // the device gets a short image, flashes nothing and keeps the one it runs.
+    let watch = fleet.download_watch(update.id);
+    let update_id = update.id;
     // Counted in frames of at most 32 KiB (zero-copy slices), so that progress moves in steps
     // however the body was framed; what is counted is what hyper has taken to send.
     let stream = body
@@ -135,6 +142,19 @@ pub fn counted(
         .flat_map(|chunk| futures_util::stream::iter(frames(chunk)))
         .then(move |chunk| {
             let mut recorded = None;
+            let chunk = match chunk {
+                Ok(_) if watch.is_cut() => {
+                    tracing::info!(
+                        update_id,
+                        sent = taken,
+                        "download cut: its deployment was stopped"
+                    );
+                    Err(axum::Error::new(std::io::Error::other(
+                        "the deployment was stopped: download cut",
+                    )))
+                }
+                other => other,
+            };
             if let Ok(bytes) = &chunk {
                 taken += bytes.len() as u64;
                 if reaches_end && taken >= len {
