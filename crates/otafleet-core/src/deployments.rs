@@ -208,8 +208,21 @@ pub struct Plan {
     pub groups: Vec<VerdictGroup>,
     /// Older deployments this one would stop (every device of theirs is covered by it).
     pub supersedes: Vec<i64>,
+    /// Live deployments (rollouts among them) that would go on but also cover some of its
+    /// devices: those devices follow this one, the newest. Largest overlap first.
+    pub overlaps: Vec<Overlap>,
     /// With a plan: the waves it would make, device by device.
     pub rollout: Option<Rollout>,
+}
+
+/// A live deployment that shares devices with a planned one ([`Plan::overlaps`]).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Overlap {
+    pub deployment_id: i64,
+    /// It is a staged rollout (it has a plan).
+    pub rollout: bool,
+    /// How many of the planned deployment's devices it covers too.
+    pub devices: i64,
 }
 
 /// A deployment and every device it covers.
@@ -732,6 +745,19 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
     let d = row(&mut tx, id).await?;
     let verdicts = evaluate(&mut tx, &d, None).await?;
     let rollout = rollouts::view(&mut tx, id, &verdicts).await?;
+    // Inside the transaction: the deployments it supersedes are stopped here already.
+    let macs: Vec<&str> = verdicts.iter().map(|v| v.mac.as_str()).collect();
+    let overlaps: Vec<Overlap> = sqlx::query_as(&format!(
+        "SELECT o.id AS deployment_id, o.plan IS NOT NULL AS rollout, COUNT(*) AS devices \
+         FROM json_each(?1) j JOIN devices dev ON dev.mac = j.value \
+         JOIN deployments o ON o.id != ?2 AND o.status != 'stopped' \
+         WHERE {} GROUP BY o.id ORDER BY devices DESC, o.id DESC",
+        covers("o", "dev.mac", "dev.project", "dev.chip")
+    ))
+    .bind(sqlx::types::Json(&macs))
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.rollback().await?;
     let offered = verdicts.iter().filter(|v| v.verdict.offers()).count() as i64;
     Ok(Plan {
@@ -744,6 +770,7 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
         offered,
         groups: group(verdicts),
         supersedes,
+        overlaps,
         rollout,
     })
 }

@@ -157,3 +157,56 @@ async fn a_canary_rollout_offers_the_canary_first_and_only_the_admin_pauses_or_r
     assert!(actions.contains(&"resume_deployment"), "{actions:?}");
     app.stop().await;
 }
+
+/// The dry run names the live deployments that share devices with the planned one (the newest
+/// wins those devices): a rollout over 4 named devices, then a plan over 2 of them and 2 more
+/// names it with the 2 shared; a project-wide plan names both and supersedes neither.
+#[tokio::test]
+async fn the_dry_run_names_the_rollouts_it_overlaps() {
+    let app = TestApp::start().await;
+    let fw = app
+        .upload_ok(
+            "blink.bin",
+            app_image(Chip::Esp32, "blink", "2.0.0", 20_000),
+        )
+        .await;
+    let macs: Vec<String> = (0..6).map(|i| format!("24:0A:C4:18:00:{i:02X}")).collect();
+    for mac in &macs {
+        let (status, first) = app.checkin(None, checkin_body(mac, "1.0.0", None)).await;
+        assert_eq!(status, 200, "{first}");
+    }
+    let first = app
+        .deploy(json!({"firmware_id": fw["id"], "devices": &macs[0..4], "preset": "one_at_a_time"}))
+        .await;
+    let (status, dry) = post(
+        &app,
+        "/api/v1/deployments?dry_run=true",
+        json!({"firmware_id": fw["id"], "devices": &macs[2..6]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(
+        dry["overlaps"],
+        json!([{"deployment_id": first["id"], "rollout": true, "devices": 2}])
+    );
+    assert_eq!(dry["supersedes"], json!([]));
+    // The dry run changed nothing: the rollout still holds its four devices.
+    let d = app
+        .get_json(&format!("/api/v1/deployments/{}", first["id"]))
+        .await;
+    assert_eq!(d["deployment"]["status"], "active");
+
+    // Project-wide: covers all six, and supersedes the rollout (every device of it covered).
+    let (_, wide) = post(
+        &app,
+        "/api/v1/deployments?dry_run=true",
+        json!({"firmware_id": fw["id"]}),
+    )
+    .await;
+    assert_eq!(wide["supersedes"], json!([first["id"]]), "{wide}");
+    assert_eq!(
+        wide["overlaps"],
+        json!([]),
+        "a superseded one is stopped, not shared"
+    );
+}

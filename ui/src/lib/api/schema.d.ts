@@ -4701,6 +4701,18 @@ export interface components {
          * @enum {string}
          */
         Outcome: "pending" | "ok" | "refused" | "failed";
+        /** @description A live deployment that shares devices with a planned one ([`Plan::overlaps`]). */
+        Overlap: {
+            /** Format: int64 */
+            deployment_id: number;
+            /**
+             * Format: int64
+             * @description How many of the planned deployment's devices it covers too.
+             */
+            devices: number;
+            /** @description It is a staged rollout (it has a plan). */
+            rollout: boolean;
+        };
         /** @description Why the admin pauses a rollout (optional, at most 200 characters, shown on its page). */
         PauseRequest: {
             reason?: string | null;
@@ -4718,6 +4730,11 @@ export interface components {
              * @description Devices that would be offered the image (or are already getting it).
              */
             offered: number;
+            /**
+             * @description Live deployments (rollouts among them) that would go on but also cover some of its
+             *     devices: those devices follow this one, the newest. Largest overlap first.
+             */
+            overlaps: components["schemas"]["Overlap"][];
             project?: string | null;
             /**
              * Format: int64

@@ -122,7 +122,7 @@ export function plan(groups: VerdictGroup[], over: Partial<Plan> = {}): Plan {
   const offered = groups.filter((g) => g.kind === 'offer' || g.kind === 'in_progress').reduce((n, g) => n + g.count, 0);
   return {
     firmware_id: 1, project: null, chip: null, rollback: false, allow_other_project: false,
-    reach: groups.reduce((n, g) => n + g.count, 0), offered, groups, supersedes: [], ...over,
+    reach: groups.reduce((n, g) => n + g.count, 0), offered, groups, supersedes: [], overlaps: [], ...over,
   };
 }
 

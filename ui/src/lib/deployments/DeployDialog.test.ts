@@ -149,4 +149,16 @@ describe('DeployDialog', () => {
     }));
     expect(await screen.findByRole('button', { name: 'Deploy to 1 device in 4 waves' })).toBeTruthy();
   });
+
+  test('the dry run names the live deployments that share devices with it: those devices follow the newest', async () => {
+    const b = new MockBackend();
+    b.planFor = (d) => ({ ...breakdown(d), overlaps: [{ deployment_id: 7, rollout: true, devices: 12 }, { deployment_id: 5, rollout: false, devices: 1 }] });
+    render(DeployDialog, { firmware: firmware(2), selected: [], store: new DeploymentStore(b), onclose: vi.fn() });
+    await screen.findByTestId('reach');
+    const lines = screen.getAllByTestId('overlap').map((p) => p.textContent?.replace(/\s+/g, ' ').trim());
+    expect(lines).toEqual([
+      'Rollout 7 also covers 12 of these devices: they follow this one, the newest; its other devices stay with it.',
+      'Deployment 5 also covers 1 of these devices: it follows this one, the newest; its other devices stay with it.',
+    ]);
+  });
 });
