@@ -9,6 +9,7 @@
 //! | [`IMPORT_RESULT`] | one [`crate::import::ImportResult`] per file |
 //! | [`NOTICE`] | [`Notice`]: `{title, body, level}` (also shown as a desktop notification) |
 
+use otafleet_core::deployments::{DeploymentStatus, PausedBy};
 use otafleet_core::events::Event;
 use otafleet_core::reports::ReportType;
 use otafleet_core::updates::UpdateState;
@@ -40,9 +41,22 @@ pub struct Notice {
     pub level: &'static str,
 }
 
-/// Which core events deserve a notification: an update that finished or failed, and a device's
-/// error report (other reports wait on the Activity page).
+/// Which core events deserve a notification: an update that finished or failed, a device's
+/// error report (other reports wait on the Activity page), and a rollout that paused by itself
+/// (its error limit crossed, or a wave finished that waits for approval; a pause by hand is the
+/// user's own doing).
 pub fn notice_for(event: &Event) -> Option<Notice> {
+    if let Event::Deployment { deployment: d } = event {
+        return (d.status == DeploymentStatus::Paused && d.paused_by == Some(PausedBy::Otafleet))
+            .then(|| Notice {
+                title: format!("Rollout {} paused", d.id),
+                body: d
+                    .pause_reason
+                    .clone()
+                    .unwrap_or_else(|| "paused by itself".into()),
+                level: "error",
+            });
+    }
     if let Event::Report { report } = event {
         return (report.kind == ReportType::Error).then(|| Notice {
             title: format!("Error reported by {}", report.mac),
@@ -73,16 +87,32 @@ pub fn notice_for(event: &Event) -> Option<Notice> {
     }
 }
 
+/// A pause is told once: a paused rollout's deployment event comes again whenever one of its
+/// devices' outcomes is decided. `Some(key)` for an event whose notice is told once per key.
+pub fn once_key(event: &Event) -> Option<String> {
+    match event {
+        Event::Deployment { deployment: d } => Some(format!(
+            "pause {} {}",
+            d.id,
+            d.paused_at.as_deref().unwrap_or("")
+        )),
+        _ => None,
+    }
+}
+
 /// Watch the core's event bus for the app's lifetime and turn events into [`NOTICE`]s and
 /// desktop notifications (when the notification plugin is registered).
 pub fn forward_core_events<R: Runtime>(app: AppHandle<R>, fleet: &Fleet) {
     let mut rx = fleet.events().subscribe();
     tauri::async_runtime::spawn(async move {
+        let mut told = std::collections::HashSet::new();
         loop {
             match rx.recv().await {
                 Ok(event) => {
                     if let Some(notice) = notice_for(&event) {
-                        show(&app, &notice);
+                        if once_key(&event).is_none_or(|k| told.insert(k)) {
+                            show(&app, &notice);
+                        }
                     }
                 }
                 // Missed events are only missed notifications; the UI reloads over HTTP.
@@ -188,5 +218,55 @@ mod tests {
                 "{kind:?} waits on the Activity page"
             );
         }
+    }
+
+    fn deployment(status: DeploymentStatus, by: Option<PausedBy>, at: &str) -> Event {
+        Event::Deployment {
+            deployment: Box::new(otafleet_core::deployments::Deployment {
+                id: 7,
+                firmware_id: 1,
+                project: Some("blink".into()),
+                chip: Some("esp32".into()),
+                rollback: false,
+                allow_other_project: false,
+                status,
+                created_at: String::new(),
+                ended_at: None,
+                end_reason: None,
+                plan: None,
+                wave: 2,
+                wave_started_at: None,
+                paused_at: by.map(|_| at.to_string()),
+                pause_reason: by.map(|_| "error limit crossed: 3 of 10 devices failed".to_string()),
+                paused_by: by,
+                devices: Vec::new(),
+                reach: 10,
+                tally: Default::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_rollout_that_paused_by_itself_notifies_once_and_a_pause_by_hand_does_not() {
+        let paused = deployment(DeploymentStatus::Paused, Some(PausedBy::Otafleet), "t1");
+        let n = notice_for(&paused).expect("a pause by itself notifies");
+        assert_eq!(n.title, "Rollout 7 paused");
+        assert!(n.body.starts_with("error limit crossed"), "{n:?}");
+        let by_hand = deployment(DeploymentStatus::Paused, Some(PausedBy::Admin), "t1");
+        assert_eq!(notice_for(&by_hand), None, "the admin paused it: no news");
+        assert_eq!(
+            notice_for(&deployment(DeploymentStatus::Active, None, "")),
+            None
+        );
+        // The same pause comes again with every decided outcome: one key; a later pause: another.
+        let again = deployment(DeploymentStatus::Paused, Some(PausedBy::Otafleet), "t1");
+        let later = deployment(DeploymentStatus::Paused, Some(PausedBy::Otafleet), "t2");
+        assert_eq!(once_key(&paused), once_key(&again));
+        assert_ne!(once_key(&paused), once_key(&later));
+        assert_eq!(
+            once_key(&update("done", None)),
+            None,
+            "updates are told each time"
+        );
     }
 }

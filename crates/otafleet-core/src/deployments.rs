@@ -26,6 +26,20 @@ use crate::rollouts::{self, Preset, Rollout, RolloutPlan};
 use crate::updates::{self, Update, UpdateFailure, UpdateState};
 use crate::validate;
 
+/// Who paused a rollout.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
+pub enum PausedBy {
+    /// The rollout itself: its error limit was crossed, or a wave finished and waits for
+    /// approval.
+    Otafleet,
+    /// The admin, by hand.
+    Admin,
+}
+
 /// Where a deployment stands.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
@@ -109,6 +123,10 @@ pub struct Deployment {
     pub paused_at: Option<String>,
     /// Why it is paused.
     pub pause_reason: Option<String>,
+    /// Who paused it: otafleet by itself (its error limit, or a wave that waits for approval) or
+    /// the admin; null while it is not paused.
+    #[sqlx(default)]
+    pub paused_by: Option<PausedBy>,
     /// Explicit device list (empty for project-wide deployments).
     #[sqlx(skip)]
     pub devices: Vec<String>,
@@ -362,9 +380,6 @@ pub(crate) const OPEN_ATTEMPTS_OF_NAMED_DEVICES: &str =
          AND u.deployment_id IS NOT ?1 \
      ORDER BY id DESC";
 
-/// The devices deployment `d` covers, each with the deployment that targets it now, and what it
-/// gets from `d`. An esp32FOTA device that never said its project is listed under a
-/// project-wide deployment: the manifest offers it the project's entry.
 /// The attempts the verdicts of a few devices (`?2`, a JSON array of MACs) read: each one's own
 /// in this deployment and its open ones, through its attempts (`updates_mac`).
 const ATTEMPTS_OF_THESE_DEVICES: &str =
@@ -372,8 +387,11 @@ const ATTEMPTS_OF_THESE_DEVICES: &str =
      WHERE u.deployment_id = ?1 OR u.state NOT IN ('done', 'failed', 'cancelled') \
      ORDER BY u.id DESC";
 
-/// The verdict of every device deployment `d` covers; `only`: of just these devices (they need
-/// not be its devices: those it does not cover are left out).
+/// The devices deployment `d` covers, each with the deployment that targets it now, and what it
+/// gets from `d`. An esp32FOTA device that never said its project is listed under a
+/// project-wide deployment: the manifest offers it the project's entry. `only`: just these
+/// devices (those of them it does not cover are left out) — a rollout's step weighs only its
+/// undecided members.
 async fn evaluate(
     conn: &mut SqliteConnection,
     d: &Deployment,

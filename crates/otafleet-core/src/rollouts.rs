@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 
+use crate::deployments::PausedBy;
 use crate::error::{CoreError, Result};
 use crate::offer::Verdict;
 
@@ -929,12 +930,14 @@ fn is_skipped(v: &Verdict) -> bool {
 
 /// Pause rollout `id` with `reason`, and audit it: otafleet is the actor when it paused by
 /// itself (the admin's own pause is audited by the route).
-async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str) -> Result<()> {
+async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str, by: PausedBy) -> Result<()> {
     sqlx::query(
-        "UPDATE deployments SET status = 'paused', paused_at = ?, pause_reason = ? WHERE id = ?",
+        "UPDATE deployments SET status = 'paused', paused_at = ?, pause_reason = ?, paused_by = ? \
+         WHERE id = ?",
     )
     .bind(crate::time::now())
     .bind(reason)
+    .bind(by)
     .bind(id)
     .execute(&mut *conn)
     .await?;
@@ -942,7 +945,7 @@ async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str) -> Result<()>
 }
 
 async fn pause_by_itself(conn: &mut SqliteConnection, id: i64, reason: &str) -> Result<()> {
-    pause(conn, id, reason).await?;
+    pause(conn, id, reason, PausedBy::Otafleet).await?;
     let mut detail = crate::audit::AuditDetail::default();
     detail
         .values
@@ -977,7 +980,7 @@ pub(crate) async fn pause_by_admin(
             r.status
         )));
     }
-    pause(conn, id, reason).await
+    pause(conn, id, reason, PausedBy::Admin).await
 }
 
 /// Resume paused rollout `id`: paused after a wave for approval, the next wave starts; paused by
@@ -1010,7 +1013,7 @@ pub(crate) async fn resume(
         r.wave
     };
     sqlx::query(
-        "UPDATE deployments SET status = 'active', paused_at = NULL, pause_reason = NULL, \
+        "UPDATE deployments SET status = 'active', paused_at = NULL, pause_reason = NULL, paused_by = NULL, \
          wave = ?, wave_started_at = CASE WHEN ? != wave THEN ? ELSE wave_started_at END WHERE id = ?",
     )
     .bind(next)

@@ -3986,6 +3986,7 @@ export interface components {
             /** @description Why it is paused. */
             pause_reason?: string | null;
             paused_at?: string | null;
+            paused_by?: null | components["schemas"]["PausedBy"];
             plan?: null | components["schemas"]["RolloutPlan"];
             /** @description Set when the deployment covers a whole project (with `chip`). */
             project?: string | null;
@@ -4717,6 +4718,11 @@ export interface components {
         PauseRequest: {
             reason?: string | null;
         };
+        /**
+         * @description Who paused a rollout.
+         * @enum {string}
+         */
+        PausedBy: "otafleet" | "admin";
         /** @description A deployment dry run: what each device it would cover would get. */
         Plan: {
             allow_other_project: boolean;
