@@ -22,7 +22,9 @@
 //! - **update triggers**: when a device connects and when a deployment changes, every connected
 //!   device's offer (`Fleet::esp_admin_offer`) is published as `command/update_trigger` —
 //!   again at each reconnect until the device reports `started` (ESP Admin loses triggers sent
-//!   while a device is offline).
+//!   while a device is offline), and, for a rollout that updates at most `max_parallel`
+//!   devices at once, whenever one of its attempts ends (a device held for a free slot is
+//!   triggered once one frees).
 //!
 //! Messages that name an id otafleet does not know, or carry junk, are logged and dropped: the
 //! bridge never stops on a device's input.
@@ -262,6 +264,7 @@ async fn run(
         config_version: HashMap::new(),
         triggered: HashMap::new(),
         deployments: HashMap::new(),
+        slotted: HashMap::new(),
     };
     worker.run(rx, stop).await;
     let _ = worker.client.disconnect().await;
@@ -333,6 +336,10 @@ struct Worker {
     /// Each deployment's status and started wave as last seen (its events repeat with every
     /// device's progress).
     deployments: HashMap<i64, (DeploymentStatus, i64)>,
+    /// Active rollouts that update at most `max_parallel` devices at once → the devices they
+    /// name (empty: project-wide). A device held for a free slot gets no trigger, so when one
+    /// of their attempts ends the waiting devices are triggered again.
+    slotted: HashMap<i64, Vec<String>>,
 }
 
 impl Worker {
@@ -606,6 +613,16 @@ impl Worker {
                 // can offer something new; its progress events, one per device update, must not
                 // cost an offer per device.
                 let (status, wave) = (deployment.status, deployment.wave);
+                let slots = deployment
+                    .plan
+                    .as_ref()
+                    .is_some_and(|p| p.max_parallel.is_some());
+                if slots && status == DeploymentStatus::Active {
+                    self.slotted
+                        .insert(deployment.id, deployment.devices.clone());
+                } else {
+                    self.slotted.remove(&deployment.id);
+                }
                 let new_or_again = match self.deployments.insert(deployment.id, (status, wave)) {
                     None => !matches!(status, DeploymentStatus::Stopped | DeploymentStatus::Paused),
                     Some((before, before_wave)) => {
@@ -616,19 +633,26 @@ impl Worker {
                 if !new_or_again {
                     return;
                 }
-                let targets: Vec<String> = if deployment.devices.is_empty() {
-                    self.online.iter().cloned().collect()
-                } else {
-                    deployment
-                        .devices
-                        .iter()
-                        .filter_map(|mac| self.ids.get(mac))
-                        .filter(|id| self.online.contains(*id))
-                        .cloned()
-                        .collect()
-                };
-                for id in targets {
+                for id in self.online_of(&deployment.devices) {
                     self.trigger(&id).await;
+                }
+            }
+            // A slot of a rollout with `max_parallel` freed: its waiting devices may go now.
+            Event::Update { update } if update.is_finished() => {
+                let devices = update
+                    .deployment_id
+                    .and_then(|d| self.slotted.get(&d))
+                    .cloned();
+                if let Some(devices) = devices {
+                    // The devices that waited first: the freed slot is not handed straight
+                    // back to the device whose attempt just ended (a failed one is offered
+                    // the image again).
+                    let own = self.ids.get(&update.mac).cloned();
+                    let mut ids = self.online_of(&devices);
+                    ids.sort_by_key(|id| Some(id) == own.as_ref());
+                    for id in ids {
+                        self.trigger(&id).await;
+                    }
                 }
             }
             Event::Update { update }
@@ -641,6 +665,19 @@ impl Worker {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The connected devices among `macs` (empty: every connected device).
+    fn online_of(&self, macs: &[String]) -> Vec<String> {
+        if macs.is_empty() {
+            self.online.iter().cloned().collect()
+        } else {
+            macs.iter()
+                .filter_map(|mac| self.ids.get(mac))
+                .filter(|id| self.online.contains(*id))
+                .cloned()
+                .collect()
         }
     }
 

@@ -647,3 +647,104 @@ async fn presence_and_config_survive_a_restart_of_otafleet(kind: Kind) {
     assert_eq!(payload(&m), json!({"threshold": "40"}));
     b.stop().await;
 }
+
+both!(a_device_held_for_a_free_slot_is_triggered_when_one_frees);
+
+/// A rollout that updates one device at a time: of two connected ESP Admin devices one is
+/// triggered and the other held for the slot (no trigger); when the first one's attempt ends
+/// (here it fails), the other is triggered.
+async fn a_device_held_for_a_free_slot_is_triggered_when_one_frees(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path()).await;
+    project_with_threshold(&fleet).await;
+    let a = add(&fleet, "bench-1").await;
+    let c = add(&fleet, "bench-2").await;
+    let img = synth::AppImage::new(Chip::Esp32)
+        .project("sensor")
+        .version("1.5.0")
+        .payload_len(50_000)
+        .build();
+    let path = dir.path().join("sensor.bin");
+    std::fs::write(&path, &img).unwrap();
+    let fw = fleet
+        .import_path(&path, None, None, ImportSource::Path)
+        .await
+        .unwrap()
+        .firmware;
+    let tb = TestBroker::start(kind, &fleet, &[&a, &c]).await;
+    let at = tb.endpoint();
+    let b = tb.bridge(&fleet);
+    up(&b).await;
+    let mut devs = Vec::new();
+    for d in [&a, &c] {
+        let mut dev = connect(&at, d).await;
+        dev.come_online().await;
+        online(&fleet, &d.mac, true).await;
+        devs.push(dev);
+    }
+    fleet
+        .deployment_create(
+            serde_json::from_value(json!({
+                "firmware_id": fw.id,
+                "devices": [a.mac, c.mac],
+                "plan": {"waves": [{"by": "percent", "percent": 100}], "max_parallel": 1,
+                         "error_limit": {"devices": 5}, "soak_s": 0},
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // One of them is triggered; the other is held for the slot.
+    let topic = |d: &Added| format!("device/{}/command/update_trigger", d.id);
+    let first = wait_for("one trigger", || {
+        let seen: Vec<bool> = [&a, &c]
+            .iter()
+            .zip(devs.iter_mut())
+            .map(|(d, dev)| {
+                dev.drain();
+                dev.seen.iter().any(|e| e["topic"] == topic(d).as_str())
+            })
+            .collect();
+        async move { seen.iter().position(|s| *s) }
+    })
+    .await;
+    let (goes, held) = if first == 0 { (&a, &c) } else { (&c, &a) };
+    let held_dev = if first == 0 { 1 } else { 0 };
+    devs[held_dev].drain();
+    assert!(
+        !devs[held_dev]
+            .seen
+            .iter()
+            .any(|e| e["topic"] == topic(held).as_str()),
+        "the held device got a trigger too: {:?}",
+        devs[held_dev].seen
+    );
+
+    // The first one starts and fails: the slot frees, the held one is triggered.
+    let d = fleet.device(&goes.mac).await.unwrap();
+    let started = fleet
+        .esp_admin_update_report(
+            &d,
+            &serde_json::from_value(json!({"status": "started", "releaseId": fw.id.to_string()}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let update_id = match started {
+        otafleet_core::EspAdminReported::Started(u) => u.id,
+        other => panic!("{other:?}"),
+    };
+    fleet
+        .esp_admin_update_report(
+            &d,
+            &serde_json::from_value(
+                json!({"status": "failed", "deploymentId": update_id.to_string()}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let t = payload(&devs[held_dev].message(&topic(held)).await);
+    assert_eq!(t["releaseId"], fw.id.to_string());
+    b.stop().await;
+}

@@ -250,6 +250,14 @@ impl Device {
         }
     }
 
+    /// Take in every event received so far (into `seen`, and pending for later waits).
+    pub fn drain(&mut self) {
+        while let Ok(e) = self.rx.try_recv() {
+            self.seen.push(e.clone());
+            self.pending.push_back(e);
+        }
+    }
+
     /// Forget the events received but not yet waited for that `pred` matches (stale copies).
     pub fn forget_pending(&mut self, pred: impl Fn(&Value) -> bool) {
         self.pending.retain(|e| !pred(e));
