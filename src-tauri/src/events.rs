@@ -9,7 +9,7 @@
 //! | [`IMPORT_RESULT`] | one [`crate::import::ImportResult`] per file |
 //! | [`NOTICE`] | [`Notice`]: `{title, body, level}` (also shown as a desktop notification) |
 
-use otafleet_core::deployments::{DeploymentStatus, PausedBy};
+use otafleet_core::deployments::{DeploymentStatus, PauseKind};
 use otafleet_core::events::Event;
 use otafleet_core::reports::ReportType;
 use otafleet_core::updates::UpdateState;
@@ -44,18 +44,26 @@ pub struct Notice {
 /// Which core events deserve a notification: an update that finished or failed, a device's
 /// error report (other reports wait on the Activity page), and a rollout that paused by itself
 /// (its error limit crossed, or a wave finished that waits for approval; a pause by hand is the
-/// user's own doing).
+/// user's own doing, [`PauseKind`]).
 pub fn notice_for(event: &Event) -> Option<Notice> {
     if let Event::Deployment { deployment: d } = event {
-        return (d.status == DeploymentStatus::Paused && d.paused_by == Some(PausedBy::Otafleet))
-            .then(|| Notice {
-                title: format!("Rollout {} paused", d.id),
-                body: d
-                    .pause_reason
-                    .clone()
-                    .unwrap_or_else(|| "paused by itself".into()),
+        if d.status != DeploymentStatus::Paused {
+            return None;
+        }
+        let reason = || d.pause_reason.clone().unwrap_or_default();
+        return match d.pause_kind? {
+            PauseKind::ErrorLimit => Some(Notice {
+                title: format!("Rollout {} paused: too many failures", d.id),
+                body: reason(),
                 level: "error",
-            });
+            }),
+            PauseKind::AfterWave => Some(Notice {
+                title: format!("Rollout {} waits for your approval", d.id),
+                body: reason(),
+                level: "info",
+            }),
+            PauseKind::Admin => None,
+        };
     }
     if let Event::Report { report } = event {
         return (report.kind == ReportType::Error).then(|| Notice {
@@ -220,7 +228,7 @@ mod tests {
         }
     }
 
-    fn deployment(status: DeploymentStatus, by: Option<PausedBy>, at: &str) -> Event {
+    fn deployment(status: DeploymentStatus, kind: Option<PauseKind>, at: &str) -> Event {
         Event::Deployment {
             deployment: Box::new(otafleet_core::deployments::Deployment {
                 id: 7,
@@ -236,9 +244,10 @@ mod tests {
                 plan: None,
                 wave: 2,
                 wave_started_at: None,
-                paused_at: by.map(|_| at.to_string()),
-                pause_reason: by.map(|_| "error limit crossed: 3 of 10 devices failed".to_string()),
-                paused_by: by,
+                paused_at: kind.map(|_| at.to_string()),
+                pause_reason: kind
+                    .map(|_| "error limit crossed: 3 of 10 devices failed".to_string()),
+                pause_kind: kind,
                 devices: Vec::new(),
                 reach: 10,
                 tally: Default::default(),
@@ -248,19 +257,26 @@ mod tests {
 
     #[test]
     fn a_rollout_that_paused_by_itself_notifies_once_and_a_pause_by_hand_does_not() {
-        let paused = deployment(DeploymentStatus::Paused, Some(PausedBy::Otafleet), "t1");
-        let n = notice_for(&paused).expect("a pause by itself notifies");
-        assert_eq!(n.title, "Rollout 7 paused");
+        let paused = deployment(DeploymentStatus::Paused, Some(PauseKind::ErrorLimit), "t1");
+        let n = notice_for(&paused).expect("a pause at the error limit notifies");
+        assert_eq!(n.title, "Rollout 7 paused: too many failures");
+        assert_eq!(n.level, "error");
         assert!(n.body.starts_with("error limit crossed"), "{n:?}");
-        let by_hand = deployment(DeploymentStatus::Paused, Some(PausedBy::Admin), "t1");
+        let approval = deployment(DeploymentStatus::Paused, Some(PauseKind::AfterWave), "t1");
+        let n = notice_for(&approval).expect("a wave that waits for approval notifies");
+        assert_eq!(
+            (n.title.as_str(), n.level),
+            ("Rollout 7 waits for your approval", "info")
+        );
+        let by_hand = deployment(DeploymentStatus::Paused, Some(PauseKind::Admin), "t1");
         assert_eq!(notice_for(&by_hand), None, "the admin paused it: no news");
         assert_eq!(
             notice_for(&deployment(DeploymentStatus::Active, None, "")),
             None
         );
         // The same pause comes again with every decided outcome: one key; a later pause: another.
-        let again = deployment(DeploymentStatus::Paused, Some(PausedBy::Otafleet), "t1");
-        let later = deployment(DeploymentStatus::Paused, Some(PausedBy::Otafleet), "t2");
+        let again = deployment(DeploymentStatus::Paused, Some(PauseKind::ErrorLimit), "t1");
+        let later = deployment(DeploymentStatus::Paused, Some(PauseKind::ErrorLimit), "t2");
         assert_eq!(once_key(&paused), once_key(&again));
         assert_ne!(once_key(&paused), once_key(&later));
         assert_eq!(

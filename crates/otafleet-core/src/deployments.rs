@@ -26,17 +26,18 @@ use crate::rollouts::{self, Preset, Rollout, RolloutPlan};
 use crate::updates::{self, Update, UpdateFailure, UpdateState};
 use crate::validate;
 
-/// Who paused a rollout.
+/// Why a rollout is paused.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
 )]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-pub enum PausedBy {
-    /// The rollout itself: its error limit was crossed, or a wave finished and waits for
-    /// approval.
-    Otafleet,
-    /// The admin, by hand.
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "TEXT", rename_all = "snake_case")]
+pub enum PauseKind {
+    /// It paused itself: its error limit was crossed.
+    ErrorLimit,
+    /// A wave finished and the plan asks for approval before the next (`pause_after_wave`).
+    AfterWave,
+    /// The admin paused it by hand.
     Admin,
 }
 
@@ -123,10 +124,10 @@ pub struct Deployment {
     pub paused_at: Option<String>,
     /// Why it is paused.
     pub pause_reason: Option<String>,
-    /// Who paused it: otafleet by itself (its error limit, or a wave that waits for approval) or
-    /// the admin; null while it is not paused.
+    /// Why it is paused: by itself at its error limit, after a wave for approval, or by the
+    /// admin; null while it is not paused.
     #[sqlx(default)]
-    pub paused_by: Option<PausedBy>,
+    pub pause_kind: Option<PauseKind>,
     /// Explicit device list (empty for project-wide deployments).
     #[sqlx(skip)]
     pub devices: Vec<String>,

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 
-use crate::deployments::PausedBy;
+use crate::deployments::PauseKind;
 use crate::error::{CoreError, Result};
 use crate::offer::Verdict;
 
@@ -854,7 +854,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
                 )
                 .replace("wave 1–1", "wave 1");
                 if apply {
-                    pause_by_itself(conn, id, &reason).await?;
+                    pause_by_itself(conn, id, &reason, PauseKind::ErrorLimit).await?;
                     tracing::warn!(rollout = id, %reason, "rollout paused by its error limit");
                 }
                 out.paused = Some(reason);
@@ -874,7 +874,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
                 current + 1
             );
             if apply {
-                pause_by_itself(conn, id, &reason).await?;
+                pause_by_itself(conn, id, &reason, PauseKind::AfterWave).await?;
             }
             out.paused = Some(reason);
             break;
@@ -930,22 +930,27 @@ fn is_skipped(v: &Verdict) -> bool {
 
 /// Pause rollout `id` with `reason`, and audit it: otafleet is the actor when it paused by
 /// itself (the admin's own pause is audited by the route).
-async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str, by: PausedBy) -> Result<()> {
+async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str, kind: PauseKind) -> Result<()> {
     sqlx::query(
-        "UPDATE deployments SET status = 'paused', paused_at = ?, pause_reason = ?, paused_by = ? \
+        "UPDATE deployments SET status = 'paused', paused_at = ?, pause_reason = ?, pause_kind = ? \
          WHERE id = ?",
     )
     .bind(crate::time::now())
     .bind(reason)
-    .bind(by)
+    .bind(kind)
     .bind(id)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-async fn pause_by_itself(conn: &mut SqliteConnection, id: i64, reason: &str) -> Result<()> {
-    pause(conn, id, reason, PausedBy::Otafleet).await?;
+async fn pause_by_itself(
+    conn: &mut SqliteConnection,
+    id: i64,
+    reason: &str,
+    kind: PauseKind,
+) -> Result<()> {
+    pause(conn, id, reason, kind).await?;
     let mut detail = crate::audit::AuditDetail::default();
     detail
         .values
@@ -980,7 +985,7 @@ pub(crate) async fn pause_by_admin(
             r.status
         )));
     }
-    pause(conn, id, reason, PausedBy::Admin).await
+    pause(conn, id, reason, PauseKind::Admin).await
 }
 
 /// Resume paused rollout `id`: paused after a wave for approval, the next wave starts; paused by
@@ -1013,7 +1018,7 @@ pub(crate) async fn resume(
         r.wave
     };
     sqlx::query(
-        "UPDATE deployments SET status = 'active', paused_at = NULL, pause_reason = NULL, paused_by = NULL, \
+        "UPDATE deployments SET status = 'active', paused_at = NULL, pause_reason = NULL, pause_kind = NULL, \
          wave = ?, wave_started_at = CASE WHEN ? != wave THEN ? ELSE wave_started_at END WHERE id = ?",
     )
     .bind(next)

@@ -232,7 +232,7 @@ async fn a_rollout_of_200_devices_pauses_at_its_error_limit_in_wave_2_and_finish
     for d in &paused {
         let id = d["id"].as_i64().unwrap();
         assert_eq!(d["wave"], 2, "paused in wave 2: {d}");
-        assert_eq!(d["paused_by"], "otafleet", "paused by itself: {d}");
+        assert_eq!(d["pause_kind"], "error_limit", "paused by itself: {d}");
         let detail = api.get(&format!("/api/v1/deployments/{id}")).await;
         let waves = detail["rollout"]["waves"].as_array().unwrap().clone();
         let members = |w: usize| -> Vec<Value> { waves[w]["devices"].as_array().unwrap().clone() };

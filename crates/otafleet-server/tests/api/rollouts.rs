@@ -124,7 +124,7 @@ async fn a_canary_rollout_offers_the_canary_first_and_only_the_admin_pauses_or_r
         paused["pause_reason"],
         "paused by the admin: lab power work"
     );
-    assert_eq!(paused["paused_by"], "admin");
+    assert_eq!(paused["pause_kind"], "admin");
     // Paused: the canary (not started yet) is told so, not offered.
     let target = app
         .get_json(&format!("/api/v1/devices/{}/target", macs[3]))
@@ -145,7 +145,7 @@ async fn a_canary_rollout_offers_the_canary_first_and_only_the_admin_pauses_or_r
     assert_eq!(status, 200, "{resumed}");
     assert_eq!(resumed["deployment"]["status"], "active");
     assert_eq!(resumed["deployment"]["wave"], 1);
-    assert_eq!(resumed["deployment"]["paused_by"], Value::Null);
+    assert_eq!(resumed["deployment"]["pause_kind"], Value::Null);
 
     // The admin's pause and resume are in the audit log.
     let audit = app.get_json("/api/v1/audit").await;

@@ -3983,10 +3983,10 @@ export interface components {
             firmware_id: number;
             /** Format: int64 */
             id: number;
+            pause_kind?: null | components["schemas"]["PauseKind"];
             /** @description Why it is paused. */
             pause_reason?: string | null;
             paused_at?: string | null;
-            paused_by?: null | components["schemas"]["PausedBy"];
             plan?: null | components["schemas"]["RolloutPlan"];
             /** @description Set when the deployment covers a whole project (with `chip`). */
             project?: string | null;
@@ -4714,15 +4714,15 @@ export interface components {
             /** @description It is a staged rollout (it has a plan). */
             rollout: boolean;
         };
+        /**
+         * @description Why a rollout is paused.
+         * @enum {string}
+         */
+        PauseKind: "error_limit" | "after_wave" | "admin";
         /** @description Why the admin pauses a rollout (optional, at most 200 characters, shown on its page). */
         PauseRequest: {
             reason?: string | null;
         };
-        /**
-         * @description Who paused a rollout.
-         * @enum {string}
-         */
-        PausedBy: "otafleet" | "admin";
         /** @description A deployment dry run: what each device it would cover would get. */
         Plan: {
             allow_other_project: boolean;

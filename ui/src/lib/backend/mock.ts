@@ -108,7 +108,7 @@ export function deployment(id: number, over: Partial<Deployment> = {}): Deployme
   return {
     id, firmware_id: 1, project: 'blink', chip: 'esp32', rollback: false, allow_other_project: false, status: 'active',
     created_at: '2026-11-22T20:00:00Z', ended_at: null, end_reason: null, devices: [], reach: 0,
-    plan: null, wave: 1, wave_started_at: null, paused_at: null, pause_reason: null, paused_by: null,
+    plan: null, wave: 1, wave_started_at: null, paused_at: null, pause_reason: null, pause_kind: null,
     tally: { done: 0, in_progress: 0, waiting: 0, failed: 0, held: 0, superseded: 0 }, ...over,
   };
 }
@@ -308,14 +308,14 @@ export class MockBackend implements Backend {
   async pauseDeployment(id: number, reason: string | null) {
     this.calls.push(`pause ${id} ${JSON.stringify(reason)}`);
     const old = this.deployments.find((d) => d.id === id)!;
-    const d = { ...old, status: 'paused' as const, paused_at: '2026-11-22T20:05:00Z', pause_reason: `paused by the admin${reason ? `: ${reason}` : ''}`, paused_by: 'admin' as const };
+    const d = { ...old, status: 'paused' as const, paused_at: '2026-11-22T20:05:00Z', pause_reason: `paused by the admin${reason ? `: ${reason}` : ''}`, pause_kind: 'admin' as const };
     this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
     return d;
   }
   async resumeDeployment(id: number, retry: boolean): Promise<Resumed> {
     this.calls.push(`resume ${id} retry=${retry}`);
     const old = this.deployments.find((d) => d.id === id)!;
-    const d = { ...old, status: 'active' as const, paused_at: null, pause_reason: null, paused_by: null };
+    const d = { ...old, status: 'active' as const, paused_at: null, pause_reason: null, pause_kind: null };
     this.deployments = this.deployments.map((x) => (x.id === id ? d : x));
     return { deployment: d, opened: retry ? [update('A', { id: 51, deployment_id: id, state: 'offered', retry: true })] : [] };
   }
