@@ -336,7 +336,7 @@ struct Worker {
     /// Each deployment's status and started wave as last seen (its events repeat with every
     /// device's progress).
     deployments: HashMap<i64, (DeploymentStatus, i64)>,
-    /// Active rollouts that update at most `max_parallel` devices at once → the devices they
+    /// Rollouts (not stopped or paused) that update at most `max_parallel` devices at once → the devices they
     /// name (empty: project-wide). A device held for a free slot gets no trigger, so when one
     /// of their attempts ends the waiting devices are triggered again.
     slotted: HashMap<i64, Vec<String>>,
@@ -617,7 +617,10 @@ impl Worker {
                     .plan
                     .as_ref()
                     .is_some_and(|p| p.max_parallel.is_some());
-                if slots && status == DeploymentStatus::Active {
+                // Completed counts too: a deployment of ESP Admin devices may be created
+                // completed (their chip is unknown until one is offered) and go on later.
+                if slots && !matches!(status, DeploymentStatus::Stopped | DeploymentStatus::Paused)
+                {
                     self.slotted
                         .insert(deployment.id, deployment.devices.clone());
                 } else {

@@ -198,6 +198,28 @@ async fn add(fleet: &Fleet, name: &str) -> Added {
     }
 }
 
+/// A synthetic image of project `sensor` imported into `fleet`: its bytes and its library entry.
+async fn sensor_image(
+    fleet: &Fleet,
+    dir: &std::path::Path,
+    version: &str,
+    len: usize,
+) -> (Vec<u8>, otafleet_core::firmware::Firmware) {
+    let img = synth::AppImage::new(Chip::Esp32)
+        .project("sensor")
+        .version(version)
+        .payload_len(len)
+        .build();
+    let path = dir.join(format!("sensor-{version}.bin"));
+    std::fs::write(&path, &img).unwrap();
+    let fw = fleet
+        .import_path(&path, None, None, ImportSource::Path)
+        .await
+        .unwrap()
+        .firmware;
+    (img, fw)
+}
+
 async fn up(b: &Bridge) {
     let mut w = b.watch_connected();
     wait_for("the bridge's session", || {
@@ -499,18 +521,7 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: 
     let fleet = fleet(dir.path()).await;
     project_with_threshold(&fleet).await;
     let a = add(&fleet, "greenhouse").await;
-    let img = synth::AppImage::new(Chip::Esp32)
-        .project("sensor")
-        .version("1.4.0")
-        .payload_len(100_000)
-        .build();
-    let path = dir.path().join("sensor.bin");
-    std::fs::write(&path, &img).unwrap();
-    let fw = fleet
-        .import_path(&path, None, None, ImportSource::Path)
-        .await
-        .unwrap()
-        .firmware;
+    let (img, fw) = sensor_image(&fleet, dir.path(), "1.4.0", 100_000).await;
     // B is off the network when the deployment is made.
     let off = add(&fleet, "cellar").await;
     let tb = TestBroker::start(kind, &fleet, &[&a, &off]).await;
@@ -659,18 +670,7 @@ async fn a_device_held_for_a_free_slot_is_triggered_when_one_frees(kind: Kind) {
     project_with_threshold(&fleet).await;
     let a = add(&fleet, "bench-1").await;
     let c = add(&fleet, "bench-2").await;
-    let img = synth::AppImage::new(Chip::Esp32)
-        .project("sensor")
-        .version("1.5.0")
-        .payload_len(50_000)
-        .build();
-    let path = dir.path().join("sensor.bin");
-    std::fs::write(&path, &img).unwrap();
-    let fw = fleet
-        .import_path(&path, None, None, ImportSource::Path)
-        .await
-        .unwrap()
-        .firmware;
+    let (_, fw) = sensor_image(&fleet, dir.path(), "1.5.0", 50_000).await;
     let tb = TestBroker::start(kind, &fleet, &[&a, &c]).await;
     let at = tb.endpoint();
     let b = tb.bridge(&fleet);
