@@ -392,8 +392,13 @@ impl Native {
     ) -> Result<bool, DeviceError> {
         match self.progress(dev, o, state, pct, error, in_slot).await {
             Ok(()) => Ok(true),
-            // The server closed the attempt (409: its deployment was stopped): stop taking it.
-            Err(DeviceError::Status { status: 409, .. }) => {
+            // The server closed the attempt (409 `update_finished`: its deployment was
+            // stopped): stop taking it. Any other refusal stays an error.
+            Err(DeviceError::Status {
+                status: 409,
+                ref body,
+                ..
+            }) if body.contains("\"update_finished\"") => {
                 Err(DeviceError::Withdrawn { update_id: o.id })
             }
             Err(e) if e.is_transient() => {

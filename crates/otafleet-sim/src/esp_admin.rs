@@ -508,7 +508,11 @@ impl EspAdmin {
         {
             // A failure of an attempt the server closed already (its deployment was stopped
             // and the download cut): nothing left to say, as the SDK ignores the answer.
-            Err(DeviceError::Status { status: 409, .. }) if status == "failed" => Ok(()),
+            Err(DeviceError::Status {
+                status: 409,
+                ref body,
+                ..
+            }) if status == "failed" && body.contains("\"update_finished\"") => Ok(()),
             r => r.map(|_| ()),
         }
     }
@@ -565,7 +569,11 @@ impl EspAdmin {
             .await
         {
             // The release is offered no more (its deployment was stopped since the trigger).
-            Err(DeviceError::Status { status: 409, .. }) => {
+            Err(DeviceError::Status {
+                status: 409,
+                ref body,
+                ..
+            }) if body.contains("\"release_not_offered\"") => {
                 return Err(DeviceError::Withdrawn { update_id: 0 })
             }
             r => r?,
