@@ -220,6 +220,20 @@ async fn sensor_image(
     (img, fw)
 }
 
+/// The device reports `started` for image `fw_id` over HTTP, as the SDK does: the attempt's id.
+async fn started(fleet: &Fleet, mac: &str, fw_id: i64) -> i64 {
+    let d = fleet.device(mac).await.unwrap();
+    let report = json!({"status": "started", "releaseId": fw_id.to_string()});
+    match fleet
+        .esp_admin_update_report(&d, &serde_json::from_value(report).unwrap())
+        .await
+        .unwrap()
+    {
+        otafleet_core::EspAdminReported::Started(u) => u.id,
+        other => panic!("{other:?}"),
+    }
+}
+
 async fn up(b: &Bridge) {
     let mut w = b.watch_connected();
     wait_for("the bridge's session", || {
@@ -575,19 +589,7 @@ async fn a_deployment_triggers_the_update_at_each_connect_until_it_starts(kind: 
     assert_eq!(again["downloadPath"], path);
 
     // It starts (over HTTP, as the SDK does) and reports progress over MQTT.
-    let d = fleet.device(&a.mac).await.unwrap();
-    let started = fleet
-        .esp_admin_update_report(
-            &d,
-            &serde_json::from_value(json!({"status": "started", "releaseId": fw.id.to_string()}))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let update_id = match started {
-        otafleet_core::EspAdminReported::Started(u) => u.id,
-        other => panic!("{other:?}"),
-    };
+    let update_id = started(&fleet, &a.mac, fw.id).await;
     dev.publish_qos(
         &format!("device/{}/report/update_progress", a.id),
         &json!({"releaseId": fw.id.to_string(), "deploymentId": update_id.to_string(), "progress": 55}).to_string(),
@@ -721,19 +723,8 @@ async fn a_device_held_for_a_free_slot_is_triggered_when_one_frees(kind: Kind) {
     );
 
     // The first one starts and fails: the slot frees, the held one is triggered.
+    let update_id = started(&fleet, &goes.mac, fw.id).await;
     let d = fleet.device(&goes.mac).await.unwrap();
-    let started = fleet
-        .esp_admin_update_report(
-            &d,
-            &serde_json::from_value(json!({"status": "started", "releaseId": fw.id.to_string()}))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let update_id = match started {
-        otafleet_core::EspAdminReported::Started(u) => u.id,
-        other => panic!("{other:?}"),
-    };
     fleet
         .esp_admin_update_report(
             &d,
