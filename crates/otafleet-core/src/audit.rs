@@ -10,10 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::SqlitePool;
 
+use crate::db;
 use crate::error::{CoreError, Result};
 
 /// Rows answered when the caller names no limit.
@@ -155,7 +156,7 @@ pub struct AuditFilter {
 }
 
 /// Write a request's row, `pending`, before the request runs. Returns its id.
-pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> {
+pub(crate) async fn record(db: &Db, new: &NewAuditEntry) -> Result<i64> {
     let detail = new
         .detail
         .as_ref()
@@ -165,7 +166,7 @@ pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> 
     // disk refused went unseen — the change then ran with no audit row. Now that refusal is a 507
     // and the change does not run.
     let mut tx = crate::db::begin_write(db).await?;
-    let id = sqlx::query_scalar(
+    let id = db::query_scalar(
         "INSERT INTO audit (at, actor, action, method, path, target, detail)
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
@@ -185,7 +186,7 @@ pub(crate) async fn record(db: &SqlitePool, new: &NewAuditEntry) -> Result<i64> 
 /// Write a finished row on `conn`, inside the caller's transaction: a change otafleet made by
 /// itself (a rollout pausing at its error limit), recorded with the change or not at all.
 pub(crate) async fn record_done(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::db::Conn,
     new: &NewAuditEntry,
     status: u16,
 ) -> Result<()> {
@@ -193,7 +194,7 @@ pub(crate) async fn record_done(
         .detail
         .as_ref()
         .map(|d| serde_json::to_string(d).expect("names and plain values serialize"));
-    sqlx::query(
+    db::query(
         "INSERT INTO audit (at, actor, action, method, path, target, detail, status, outcome)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
@@ -213,16 +214,15 @@ pub(crate) async fn record_done(
 
 /// Give a pending row its result. A row that already has one keeps it (the triggers would refuse
 /// the change anyway): a conflict.
-pub(crate) async fn finish(db: &SqlitePool, id: i64, status: u16) -> Result<Outcome> {
+pub(crate) async fn finish(db: &Db, id: i64, status: u16) -> Result<Outcome> {
     let outcome = Outcome::of_status(status);
-    let done = sqlx::query(
-        "UPDATE audit SET status = ?, outcome = ? WHERE id = ? AND outcome = 'pending'",
-    )
-    .bind(i64::from(status))
-    .bind(outcome)
-    .bind(id)
-    .execute(db)
-    .await?;
+    let done =
+        db::query("UPDATE audit SET status = ?, outcome = ? WHERE id = ? AND outcome = 'pending'")
+            .bind(i64::from(status))
+            .bind(outcome)
+            .bind(id)
+            .execute(db)
+            .await?;
     if done.rows_affected() != 1 {
         return Err(CoreError::conflict(format!(
             "audit row {id} is not pending: its result is written once"
@@ -231,9 +231,9 @@ pub(crate) async fn finish(db: &SqlitePool, id: i64, status: u16) -> Result<Outc
     Ok(outcome)
 }
 
-pub(crate) async fn list(db: &SqlitePool, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+pub(crate) async fn list(db: &Db, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
     let limit = crate::validate::limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = db::query_as(
         "SELECT * FROM audit
          WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2)
            AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR target = ?4)
@@ -295,7 +295,7 @@ mod tests {
             "UPDATE audit SET actor = 'someone else'",
             "UPDATE audit SET outcome = 'ok', status = 200",
         ] {
-            assert!(sqlx::query(sql).execute(db).await.is_err(), "{sql}");
+            assert!(db::query(sql).execute(db).await.is_err(), "{sql}");
         }
         let rows = fleet.audit_list(&AuditFilter::default()).await.unwrap();
         assert_eq!(rows.len(), 1);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::db;
 use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::events::Event;
@@ -310,7 +311,7 @@ async fn recorded(
 /// ([`crate::trust`]). `Ok(Ok(true))`: enrol (issue a token); `Ok(Ok(false))`: an enrolled
 /// device with its token; `Ok(Err(refusal))`: refused.
 async fn admit(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Conn,
     c: &Clean,
     existing: Option<&Device>,
     token: Option<&str>,
@@ -612,7 +613,7 @@ pub(crate) async fn download_sent(
     let u = {
         let _writer = fleet.device_write_lock(&update.mac).await;
         let mut conn = fleet.db().acquire().await?;
-        sqlx::query(
+        db::query(
             "UPDATE updates SET bytes_sent = CASE WHEN ? THEN 0 ELSE bytes_sent END + ? \
              WHERE id = ? AND state NOT IN ('done','failed','cancelled')",
         )

@@ -25,12 +25,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::db::{Conn, Db};
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 
+use crate::db;
 use crate::devices::Device;
 use crate::error::{CoreError, Result};
 
@@ -162,7 +163,7 @@ pub struct Command {
     pub key: Option<String>,
     /// Any JSON, or null.
     #[schema(value_type = Option<serde_json::Value>)]
-    pub payload: Option<sqlx::types::Json<Value>>,
+    pub payload: Option<crate::db::Json<Value>>,
     pub state: CommandState,
     /// When the admin queued it (UTC, milliseconds).
     pub created_at: String,
@@ -395,8 +396,8 @@ pub fn unsupported_reason(d: &Device) -> Option<String> {
 }
 
 /// The device's command `id`, if it is that device's (read on the caller's connection).
-pub(crate) async fn get(conn: &mut SqliteConnection, mac: &str, id: i64) -> Result<Command> {
-    let row: Option<Command> = sqlx::query_as("SELECT * FROM commands WHERE id = ? AND mac = ?")
+pub(crate) async fn get(conn: &mut Conn, mac: &str, id: i64) -> Result<Command> {
+    let row: Option<Command> = db::query_as("SELECT * FROM commands WHERE id = ? AND mac = ?")
         .bind(id)
         .bind(mac)
         .fetch_optional(conn)
@@ -405,29 +406,24 @@ pub(crate) async fn get(conn: &mut SqliteConnection, mac: &str, id: i64) -> Resu
 }
 
 /// How many commands of `mac` are queued or sent and not past their expiry at `now`.
-pub(crate) async fn pending(conn: &mut SqliteConnection, mac: &str, now: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn pending(conn: &mut Conn, mac: &str, now: &str) -> Result<i64> {
+    db::query_scalar(
         "SELECT COUNT(*) FROM commands
          WHERE mac = ? AND state IN ('queued', 'sent') AND expires_at > ?",
     )
     .bind(mac)
     .bind(now)
     .fetch_one(conn)
-    .await?)
+    .await
 }
 
 /// Store a queued command of `mac` and trim its finished history (inside the caller's write
 /// transaction).
-pub(crate) async fn queue(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    c: &Clean,
-    actor: &str,
-) -> Result<Command> {
+pub(crate) async fn queue(conn: &mut Conn, mac: &str, c: &Clean, actor: &str) -> Result<Command> {
     let now_t = time::OffsetDateTime::now_utc();
     let now = crate::time::format(now_t);
     let expires = crate::time::format(now_t + time::Duration::seconds(c.expires_in_s));
-    let row: Command = sqlx::query_as(
+    let row: Command = db::query_as(
         "INSERT INTO commands (mac, kind, key, payload, state, created_at, expires_at, actor)
          VALUES (?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING *",
     )
@@ -445,8 +441,8 @@ pub(crate) async fn queue(
 }
 
 /// Delete `mac`'s finished commands beyond the newest [`KEEP_FINISHED_PER_DEVICE`].
-async fn trim(conn: &mut SqliteConnection, mac: &str) -> Result<()> {
-    sqlx::query(
+async fn trim(conn: &mut Conn, mac: &str) -> Result<()> {
+    db::query(
         "DELETE FROM commands WHERE mac = ?1 AND state NOT IN ('queued', 'sent') AND id <= (
              SELECT id FROM commands WHERE mac = ?1 AND state NOT IN ('queued', 'sent')
              ORDER BY id DESC LIMIT 1 OFFSET ?2)",
@@ -459,11 +455,11 @@ async fn trim(conn: &mut SqliteConnection, mac: &str) -> Result<()> {
 }
 
 /// `mac`'s commands, newest first, as of now ([`Command::as_of`]).
-pub(crate) async fn list(db: &SqlitePool, mac: &str, limit: Option<i64>) -> Result<Vec<Command>> {
+pub(crate) async fn list(db: &Db, mac: &str, limit: Option<i64>) -> Result<Vec<Command>> {
     let limit = crate::validate::limit(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let now = crate::time::now();
     let rows: Vec<Command> =
-        sqlx::query_as("SELECT * FROM commands WHERE mac = ? ORDER BY id DESC LIMIT ?")
+        db::query_as("SELECT * FROM commands WHERE mac = ? ORDER BY id DESC LIMIT ?")
             .bind(mac)
             .bind(limit)
             .fetch_all(db)
@@ -472,46 +468,38 @@ pub(crate) async fn list(db: &SqlitePool, mac: &str, limit: Option<i64>) -> Resu
 }
 
 /// `mac`'s unfinished commands not past their expiry, oldest first.
-pub(crate) async fn unfinished(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    now: &str,
-) -> Result<Vec<Command>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn unfinished(conn: &mut Conn, mac: &str, now: &str) -> Result<Vec<Command>> {
+    db::query_as(
         "SELECT * FROM commands WHERE mac = ? AND state IN ('queued', 'sent') AND expires_at > ?
          ORDER BY id",
     )
     .bind(mac)
     .bind(now)
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Mark `mac`'s queued (unexpired) commands `sent`; returns those it moved.
-pub(crate) async fn mark_sent(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    now: &str,
-) -> Result<Vec<Command>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn mark_sent(conn: &mut Conn, mac: &str, now: &str) -> Result<Vec<Command>> {
+    db::query_as(
         "UPDATE commands SET state = 'sent', sent_at = ?2
          WHERE mac = ?1 AND state = 'queued' AND expires_at > ?2 RETURNING *",
     )
     .bind(mac)
     .bind(now)
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Finish command `id` with `state` (and the device's `result`), then trim the device's history.
 pub(crate) async fn finish(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     id: i64,
     state: CommandState,
     result: Option<&str>,
 ) -> Result<Command> {
-    let row: Command = sqlx::query_as(
+    let row: Command = db::query_as(
         "UPDATE commands SET state = ?, result = COALESCE(?, result), finished_at = ?
          WHERE id = ? AND mac = ? RETURNING *",
     )
@@ -527,25 +515,25 @@ pub(crate) async fn finish(
 }
 
 /// Whether any unfinished command is past its expiry (a read, asked before taking the lock).
-pub(crate) async fn any_due(db: &SqlitePool, now: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn any_due(db: &Db, now: &str) -> Result<bool> {
+    db::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM commands
          WHERE state IN ('queued', 'sent') AND expires_at <= ?)",
     )
     .bind(now)
     .fetch_one(db)
-    .await?)
+    .await
 }
 
 /// Write `expired` for every unfinished command past its expiry (finished at its `expires_at`).
-pub(crate) async fn expire_due(conn: &mut SqliteConnection, now: &str) -> Result<Vec<Command>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn expire_due(conn: &mut Conn, now: &str) -> Result<Vec<Command>> {
+    db::query_as(
         "UPDATE commands SET state = 'expired', finished_at = expires_at
          WHERE state IN ('queued', 'sent') AND expires_at <= ? RETURNING *",
     )
     .bind(now)
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Devices' long polls waiting for a command: one [`Notify`] per device while someone waits,

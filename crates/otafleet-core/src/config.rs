@@ -24,10 +24,11 @@
 //! **Secrets** are stored as given and leave the server only in [`for_device`], to the device
 //! itself: every admin read ([`DeviceConfig`], events included) shows `{"set": true}`.
 
+use crate::db::Conn;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use sqlx::SqliteConnection;
 
+use crate::db;
 use crate::error::{CoreError, Result};
 use crate::projects::{self, StoredVar, VarType};
 
@@ -109,19 +110,19 @@ struct Row {
     pending_since: Option<String>,
 }
 
-async fn row(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Row>> {
-    Ok(sqlx::query_as(
+async fn row(conn: &mut Conn, mac: &str) -> Result<Option<Row>> {
+    db::query_as(
         "SELECT project, version, given_version, applied_version, applied_at, pending_since
          FROM device_config WHERE mac = ?",
     )
     .bind(mac)
     .fetch_optional(&mut *conn)
-    .await?)
+    .await
 }
 
-async fn values(conn: &mut SqliteConnection, mac: &str) -> Result<Map<String, Value>> {
+async fn values(conn: &mut Conn, mac: &str) -> Result<Map<String, Value>> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT key, value FROM device_config_values WHERE mac = ?")
+        db::query_as("SELECT key, value FROM device_config_values WHERE mac = ?")
             .bind(mac)
             .fetch_all(&mut *conn)
             .await?;
@@ -131,8 +132,8 @@ async fn values(conn: &mut SqliteConnection, mac: &str) -> Result<Map<String, Va
         .collect())
 }
 
-async fn device_project(conn: &mut SqliteConnection, mac: &str) -> Result<Option<String>> {
-    let p: Option<Option<String>> = sqlx::query_scalar("SELECT project FROM devices WHERE mac = ?")
+async fn device_project(conn: &mut Conn, mac: &str) -> Result<Option<String>> {
+    let p: Option<Option<String>> = db::query_scalar("SELECT project FROM devices WHERE mac = ?")
         .bind(mac)
         .fetch_optional(&mut *conn)
         .await?;
@@ -160,12 +161,12 @@ fn effective(vars: &[StoredVar], own: &Map<String, Value>, mask: bool) -> Map<St
 
 /// Make a new version for `mac` (row created at version 2 if it had none: version 1 is the
 /// implicit one), pending since now unless already pending.
-async fn bump(conn: &mut SqliteConnection, mac: &str, project: &str, now: &str) -> Result<()> {
-    sqlx::query(
+async fn bump(conn: &mut Conn, mac: &str, project: &str, now: &str) -> Result<()> {
+    db::query(
         "INSERT INTO device_config (mac, project, version, pending_since, changed_at)
          VALUES (?1, ?2, 2, ?3, ?3)
-         ON CONFLICT (mac) DO UPDATE SET version = version + 1, project = ?2, changed_at = ?3,
-            pending_since = COALESCE(pending_since, ?3)",
+         ON CONFLICT (mac) DO UPDATE SET version = device_config.version + 1, project = ?2,
+            changed_at = ?3, pending_since = COALESCE(device_config.pending_since, ?3)",
     )
     .bind(mac)
     .bind(project)
@@ -176,7 +177,7 @@ async fn bump(conn: &mut SqliteConnection, mac: &str, project: &str, now: &str) 
 }
 
 /// The admin's view of a device's config; 404 for an unknown device.
-pub(crate) async fn admin_view(conn: &mut SqliteConnection, mac: &str) -> Result<DeviceConfig> {
+pub(crate) async fn admin_view(conn: &mut Conn, mac: &str) -> Result<DeviceConfig> {
     let project = device_project(conn, mac).await?;
     let vars = match &project {
         Some(p) => projects::variables(conn, p).await?,
@@ -239,11 +240,7 @@ pub(crate) async fn admin_view(conn: &mut SqliteConnection, mac: &str) -> Result
 /// its project (422 `unknown_config_key` naming the others), each value of the variable's type
 /// (422 `invalid_config_value`), null returns it to the default. A change makes a new version;
 /// the same values again change nothing. Returns whether anything changed.
-pub(crate) async fn patch(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    change: &Map<String, Value>,
-) -> Result<bool> {
+pub(crate) async fn patch(conn: &mut Conn, mac: &str, change: &Map<String, Value>) -> Result<bool> {
     let project = device_project(conn, mac).await?;
     let Some(project) = project else {
         return Err(CoreError::invalid(
@@ -291,7 +288,7 @@ pub(crate) async fn patch(
         changed = true;
         match t {
             Some(t) => {
-                sqlx::query(
+                db::query(
                     "INSERT INTO device_config_values (mac, key, value) VALUES (?, ?, ?)
                      ON CONFLICT (mac, key) DO UPDATE SET value = excluded.value",
                 )
@@ -302,7 +299,7 @@ pub(crate) async fn patch(
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM device_config_values WHERE mac = ? AND key = ?")
+                db::query("DELETE FROM device_config_values WHERE mac = ? AND key = ?")
                     .bind(mac)
                     .bind(k)
                     .execute(&mut *conn)
@@ -318,14 +315,14 @@ pub(crate) async fn patch(
 
 /// A device whose config row was made for another project has moved: drop its values (they were
 /// for the other project's variables) and make a new version. Returns whether it moved.
-async fn follow_project(conn: &mut SqliteConnection, mac: &str, project: &str) -> Result<bool> {
+async fn follow_project(conn: &mut Conn, mac: &str, project: &str) -> Result<bool> {
     let Some(r) = row(conn, mac).await? else {
         return Ok(false);
     };
     if r.project.as_deref() == Some(project) {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM device_config_values WHERE mac = ?")
+    db::query("DELETE FROM device_config_values WHERE mac = ?")
         .bind(mac)
         .execute(&mut *conn)
         .await?;
@@ -337,7 +334,7 @@ async fn follow_project(conn: &mut SqliteConnection, mac: &str, project: &str) -
 /// transaction: null when the device's project has no variables; a device that moved to another
 /// project since its config was made gets a new version first.
 pub(crate) async fn checkin_version(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     project: Option<&str>,
 ) -> Result<Option<i64>> {
@@ -345,7 +342,7 @@ pub(crate) async fn checkin_version(
         return Ok(None);
     };
     let has_vars: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM project_variables WHERE project = ? LIMIT 1")
+        db::query_scalar("SELECT 1 FROM project_variables WHERE project = ? LIMIT 1")
             .bind(project)
             .fetch_optional(&mut *conn)
             .await?;
@@ -361,37 +358,38 @@ pub(crate) async fn checkin_version(
 /// device of the project — set-based, a few statements whatever the project's size. Returns the
 /// devices.
 pub(crate) async fn project_changed(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     project: &str,
     dropped: &[String],
 ) -> Result<Vec<String>> {
-    let macs: Vec<String> = sqlx::query_scalar("SELECT mac FROM devices WHERE project = ?")
+    let macs: Vec<String> = db::query_scalar("SELECT mac FROM devices WHERE project = ?")
         .bind(project)
         .fetch_all(&mut *conn)
         .await?;
-    sqlx::query(
+    db::query(&format!(
         "DELETE FROM device_config_values
-         WHERE key IN (SELECT value FROM json_each(?2))
+         WHERE key IN (SELECT value FROM {})
            AND mac IN (SELECT mac FROM devices WHERE project = ?1)",
-    )
+        conn.backend().text_elements("?2", "k")
+    ))
     .bind(project)
     .bind(json!(dropped).to_string())
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    db::query(
         "DELETE FROM device_config_values WHERE mac IN (
              SELECT c.mac FROM device_config c JOIN devices d ON d.mac = c.mac
-             WHERE d.project = ?1 AND c.project IS NOT ?1)",
+             WHERE d.project = ?1 AND c.project IS DISTINCT FROM ?1)",
     )
     .bind(project)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    db::query(
         "INSERT INTO device_config (mac, project, version, pending_since, changed_at)
          SELECT mac, ?1, 2, ?2, ?2 FROM devices WHERE project = ?1
-         ON CONFLICT (mac) DO UPDATE SET version = version + 1, project = excluded.project,
-            changed_at = excluded.changed_at,
-            pending_since = COALESCE(pending_since, excluded.pending_since)",
+         ON CONFLICT (mac) DO UPDATE SET version = device_config.version + 1,
+            project = excluded.project, changed_at = excluded.changed_at,
+            pending_since = COALESCE(device_config.pending_since, excluded.pending_since)",
     )
     .bind(project)
     .bind(crate::time::now())
@@ -403,10 +401,7 @@ pub(crate) async fn project_changed(
 /// A device reads its config (in the caller's write transaction): its effective config with
 /// secrets, and the version, recorded as given. 404 `no_config` when its project has no
 /// variables.
-pub(crate) async fn for_device(
-    conn: &mut SqliteConnection,
-    mac: &str,
-) -> Result<DeviceConfigAnswer> {
+pub(crate) async fn for_device(conn: &mut Conn, mac: &str) -> Result<DeviceConfigAnswer> {
     let project = device_project(conn, mac).await?;
     let Some(version) = checkin_version(conn, mac, project.as_deref()).await? else {
         return Err(CoreError::NotFound {
@@ -419,12 +414,14 @@ pub(crate) async fn for_device(
     let vars = projects::variables(conn, &project).await?;
     let own = values(conn, mac).await?;
     let now = crate::time::now();
-    sqlx::query(
+    db::query(
         "INSERT INTO device_config (mac, project, version, given_version, pending_since, changed_at)
          VALUES (?1, ?2, ?3, ?3, ?4, ?4)
-         ON CONFLICT (mac) DO UPDATE SET given_version = MAX(COALESCE(given_version, 0), ?3),
-            pending_since = CASE WHEN COALESCE(applied_version, 0) < version
-                                 THEN COALESCE(pending_since, ?4) END",
+         ON CONFLICT (mac) DO UPDATE SET given_version =
+              CASE WHEN COALESCE(device_config.given_version, 0) > ?3
+                   THEN device_config.given_version ELSE ?3 END,
+            pending_since = CASE WHEN COALESCE(device_config.applied_version, 0) < device_config.version
+                                 THEN COALESCE(device_config.pending_since, ?4) END",
     )
     .bind(mac)
     .bind(&project)
@@ -440,7 +437,7 @@ pub(crate) async fn for_device(
 
 /// A device confirms it applied `version` (in the caller's write transaction). 409
 /// `config_version_unknown` for a version it was never given.
-pub(crate) async fn applied(conn: &mut SqliteConnection, mac: &str, version: i64) -> Result<()> {
+pub(crate) async fn applied(conn: &mut Conn, mac: &str, version: i64) -> Result<()> {
     let r = row(conn, mac).await?;
     let given = r.as_ref().and_then(|r| r.given_version).unwrap_or(0);
     if version < 1 || version > given {
@@ -451,10 +448,11 @@ pub(crate) async fn applied(conn: &mut SqliteConnection, mac: &str, version: i64
             ),
         });
     }
-    sqlx::query(
-        "UPDATE device_config SET applied_version = MAX(COALESCE(applied_version, 0), ?1),
+    db::query(
+        "UPDATE device_config SET applied_version =
+              CASE WHEN COALESCE(applied_version, 0) > ?1 THEN applied_version ELSE ?1 END,
             applied_at = ?2,
-            pending_since = CASE WHEN MAX(COALESCE(applied_version, 0), ?1) >= version
+            pending_since = CASE WHEN COALESCE(applied_version, 0) >= version OR ?1 >= version
                                  THEN NULL ELSE pending_since END
          WHERE mac = ?3",
     )

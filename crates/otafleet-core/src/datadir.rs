@@ -18,9 +18,10 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use sqlx::SqlitePool;
+use crate::db::Db;
 
 use crate::blobs::BlobStore;
+use crate::db;
 use crate::error::{CoreError, Result};
 
 /// The lock file's name inside the data directory.
@@ -159,7 +160,7 @@ pub(crate) async fn check_database(data_dir: &Path) -> Result<()> {
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let mut conn = sqlx::ConnectOptions::connect(&options).await?;
     let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+        db::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
             .fetch_all(&mut conn)
             .await?;
     sqlx::Connection::close(conn).await?;
@@ -184,8 +185,8 @@ pub(crate) async fn check_database(data_dir: &Path) -> Result<()> {
 }
 
 /// Remove stored blobs that no firmware row points at, and say which rows lost their blob.
-pub(crate) async fn collect_orphans(db: &SqlitePool, blobs: &BlobStore) -> Result<usize> {
-    let rows: HashSet<String> = sqlx::query_scalar("SELECT sha256 FROM firmware")
+pub(crate) async fn collect_orphans(db: &Db, blobs: &BlobStore) -> Result<usize> {
+    let rows: HashSet<String> = db::query_scalar("SELECT sha256 FROM firmware")
         .fetch_all(db)
         .await?
         .into_iter()

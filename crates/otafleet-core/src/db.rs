@@ -24,17 +24,354 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Connection, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::error::Result;
+
+mod query;
+pub(crate) use query::{query, query_as, query_scalar, Json};
 
 /// The database's file name inside the data directory.
 pub const FILE_NAME: &str = "otafleet.db";
 
-/// Open (creating if needed) `otafleet.db` in `data_dir` and bring its schema up to date.
-pub(crate) async fn open(data_dir: &Path) -> Result<SqlitePool> {
-    open_with(data_dir, 8).await
+/// Which database the fleet's state lives in. Statements are written once where one text serves
+/// both ([`query`]); [`Db::backend`] picks the text where they must differ.
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The two SQL dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection that statements run on: a pooled connection, a transaction, or a bare
+/// connection of either backend. Functions that run inside the caller's transaction take
+/// `&mut Conn`.
+pub(crate) trait Exec: Send {
+    fn raw(&mut self) -> Raw<'_>;
+}
+
+/// A connection of one backend or the other.
+pub(crate) enum Raw<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// What functions that run inside the caller's transaction (or on a held connection) take.
+pub(crate) type Conn = dyn Exec;
+
+impl Exec for SqliteConnection {
+    fn raw(&mut self) -> Raw<'_> {
+        Raw::Sqlite(self)
+    }
+}
+impl Exec for PgConnection {
+    fn raw(&mut self) -> Raw<'_> {
+        Raw::Postgres(self)
+    }
+}
+
+impl Backend {
+    /// A `FROM` item over the JSON array of text bound at `param` (`?2`): its elements as the
+    /// column `value` of `alias`.
+    pub(crate) fn text_elements(self, param: &str, alias: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("json_each({param}) AS {alias}"),
+            Backend::Postgres => {
+                format!("json_array_elements_text(CAST({param} AS json)) AS {alias}(value)")
+            }
+        }
+    }
+
+    /// A `FROM` item over the JSON array bound at `param`: its elements, as JSON, in the column
+    /// `value` of `alias` (read them with [`Backend::json_index`]).
+    pub(crate) fn json_elements(self, param: &str, alias: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("json_each({param}) AS {alias}"),
+            Backend::Postgres => {
+                format!("json_array_elements(CAST({param} AS json)) AS {alias}(value)")
+            }
+        }
+    }
+
+    /// Member `key` of the JSON object `expr` (a text column or expression), as text.
+    pub(crate) fn json_text(self, expr: &str, key: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("({expr} ->> '$.{key}')"),
+            Backend::Postgres => format!("(CAST({expr} AS json) ->> '{key}')"),
+        }
+    }
+
+    /// Element `i` of the JSON array `expr`, as text.
+    pub(crate) fn json_index(self, expr: &str, i: usize) -> String {
+        match self {
+            Backend::Sqlite => format!("({expr} ->> '$[{i}]')"),
+            Backend::Postgres => format!("(CAST({expr} AS json) ->> {i})"),
+        }
+    }
+
+    /// Seconds from the stored time `b` to the stored time `a` (both timestamp text), real.
+    pub(crate) fn seconds_between(self, a: &str, b: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("((julianday({a}) - julianday({b})) * 86400.0)"),
+            Backend::Postgres => format!(
+                "EXTRACT(EPOCH FROM (CAST({a} AS timestamptz) - CAST({b} AS timestamptz)))"
+            ),
+        }
+    }
+}
+
+impl dyn Exec {
+    /// Which dialect this connection speaks.
+    pub(crate) fn backend(&mut self) -> Backend {
+        match self.raw() {
+            Raw::Sqlite(_) => Backend::Sqlite,
+            Raw::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// A transaction on either backend; commits only by [`Tx::commit`], rolls back when dropped.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Exec for Tx {
+    fn raw(&mut self) -> Raw<'_> {
+        match self {
+            Tx::Sqlite(t) => Raw::Sqlite(t),
+            Tx::Postgres(t) => Raw::Postgres(t),
+        }
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            Tx::Sqlite(t) => {
+                let c: &SqliteConnection = t;
+                c
+            }
+            Tx::Postgres(t) => {
+                let c: &PgConnection = t;
+                c
+            }
+        }
+    }
+}
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            Tx::Sqlite(t) => {
+                let c: &mut SqliteConnection = t;
+                c
+            }
+            Tx::Postgres(t) => {
+                let c: &mut PgConnection = t;
+                c
+            }
+        }
+    }
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A connection taken from the pool for several statements; back to the pool when dropped.
+pub(crate) enum PoolConn {
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<Postgres>),
+}
+
+impl Exec for PoolConn {
+    fn raw(&mut self) -> Raw<'_> {
+        match self {
+            PoolConn::Sqlite(c) => Raw::Sqlite(c),
+            PoolConn::Postgres(c) => Raw::Postgres(c),
+        }
+    }
+}
+
+impl std::ops::Deref for PoolConn {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        match self {
+            PoolConn::Sqlite(c) => {
+                let c: &SqliteConnection = c;
+                c
+            }
+            PoolConn::Postgres(c) => {
+                let c: &PgConnection = c;
+                c
+            }
+        }
+    }
+}
+impl std::ops::DerefMut for PoolConn {
+    fn deref_mut(&mut self) -> &mut Conn {
+        match self {
+            PoolConn::Sqlite(c) => {
+                let c: &mut SqliteConnection = c;
+                c
+            }
+            PoolConn::Postgres(c) => {
+                let c: &mut PgConnection = c;
+                c
+            }
+        }
+    }
+}
+
+impl Db {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<PoolConn> {
+        Ok(match self {
+            Db::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// A transaction that reads a consistent snapshot (and writes nothing that needs the
+    /// writer's lock: writers use [`begin_write`]).
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Db::Sqlite(p) => p.is_closed(),
+            Db::Postgres(p) => p.is_closed(),
+        }
+    }
+
+    /// Connections the pool holds and how many of them are idle (tests wait for a quiet pool).
+    #[cfg(test)]
+    pub(crate) fn size_and_idle(&self) -> (u32, usize) {
+        match self {
+            Db::Sqlite(p) => (p.size(), p.num_idle()),
+            Db::Postgres(p) => (p.size(), p.num_idle()),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Open the fleet's database and bring its schema up to date: PostgreSQL when
+/// `settings.database_url` names one, otherwise `otafleet.db` in the data directory (created if
+/// needed).
+///
+/// The test suites run against PostgreSQL too: with `OTAFLEET_TEST_DATABASE_SERVER` set to a
+/// server's URL (and no `database_url`), each data directory gets its own database on that
+/// server, named after the directory, so a test's fleet (and a restarted one) is as isolated as
+/// with its own SQLite file.
+pub(crate) async fn open(settings: &crate::Settings) -> Result<Db> {
+    if let Some(url) = &settings.database_url {
+        return open_postgres(url).await;
+    }
+    if let Some(server) = std::env::var(TEST_SERVER_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        return open_postgres_for(&server, &settings.data_dir).await;
+    }
+    Ok(Db::Sqlite(open_with(&settings.data_dir, 8).await?))
+}
+
+/// Whether [`open`] would open the SQLite file in the data directory (the checks of that file in
+/// `datadir` apply only then).
+pub(crate) fn is_sqlite(settings: &crate::Settings) -> bool {
+    settings.database_url.is_none() && std::env::var(TEST_SERVER_ENV).map_or(true, |s| s.is_empty())
+}
+
+/// See [`open`].
+pub const TEST_SERVER_ENV: &str = "OTAFLEET_TEST_DATABASE_SERVER";
+
+/// The key of the advisory lock every PostgreSQL write transaction takes ([`begin_write`]):
+/// 0x6f7461666c656574 is "otafleet".
+const WRITER_LOCK: i64 = 0x6f74_6166_6c65_6574;
+
+async fn open_postgres(url: &str) -> Result<Db> {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("./migrations_pg").run(&pool).await?;
+    Ok(Db::Postgres(pool))
+}
+
+/// A database of its own on `server` for the data directory `data_dir` (created if missing).
+async fn open_postgres_for(server: &str, data_dir: &Path) -> Result<Db> {
+    use sha2::Digest;
+    let path = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
+    let name = format!("t_{}", &hex::encode(digest)[..24]);
+    let options = sqlx::postgres::PgConnectOptions::from_str(server)?;
+    let mut admin = sqlx::postgres::PgConnection::connect_with(&options).await?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut admin)
+        .await?;
+    if exists.is_none() {
+        // Two fleets opening the same new directory at once: the loser's "already exists" is fine.
+        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+        {
+            let duplicate = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04") || d.code().as_deref() == Some("23505"));
+            if !duplicate {
+                return Err(e.into());
+            }
+        }
+    }
+    admin.close().await?;
+    let options = options.database(&name);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("./migrations_pg").run(&pool).await?;
+    Ok(Db::Postgres(pool))
 }
 
 async fn open_with(data_dir: &Path, max_connections: u32) -> Result<SqlitePool> {
@@ -107,8 +444,22 @@ pub(crate) async fn state(conn: &mut SqliteConnection) -> ConnState {
 /// Start a write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock at once (a writer never
 /// has to upgrade a read lock, which WAL can refuse), and sqlx refuses it on a connection that is
 /// already inside a transaction instead of turning it into a savepoint.
-pub(crate) async fn begin_write(db: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-    Ok(db.begin_with("BEGIN IMMEDIATE").await?)
+pub(crate) async fn begin_write(db: &Db) -> Result<Tx> {
+    match db {
+        Db::Sqlite(p) => Ok(Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)),
+        Db::Postgres(p) => {
+            // PostgreSQL lets writers run side by side; otafleet's read-then-write transactions
+            // were written for SQLite's one writer at a time, so every write transaction of
+            // every instance takes the same transaction-scoped advisory lock first (released by
+            // its commit or rollback). Readers never wait for it.
+            let mut tx = p.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITER_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            Ok(Tx::Postgres(tx))
+        }
+    }
 }
 
 /// For tests of a migration: a fleet over a database that the migrations up to version `upto`
@@ -163,8 +514,8 @@ mod tests {
         n
     }
 
-    async fn insert(conn: &mut SqliteConnection, path: &str) {
-        sqlx::query(
+    async fn insert(conn: &mut Conn, path: &str) {
+        query(
             "INSERT INTO watch_folders (path, auto_deploy, created_at) VALUES (?, 0, '2026-01-01')",
         )
         .bind(path)
@@ -218,10 +569,10 @@ mod tests {
             {
                 // A request that fails half-way (its transaction is dropped, not committed).
                 let mut tx = pool.begin().await.unwrap();
-                insert(&mut tx, &format!("/dropped/{i}")).await;
+                insert(&mut *tx, &format!("/dropped/{i}")).await;
             }
             let mut tx = pool.begin().await.unwrap();
-            insert(&mut tx, &format!("/kept/{i}")).await;
+            insert(&mut *tx, &format!("/kept/{i}")).await;
             tx.commit().await.unwrap();
         }
         assert_eq!(
@@ -230,7 +581,7 @@ mod tests {
             "every committed write is visible to other connections"
         );
         pool.close().await;
-        let pool = open(dir.path()).await.unwrap();
+        let pool = open_with(dir.path(), 8).await.unwrap();
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM watch_folders")
             .fetch_one(&pool)
             .await
@@ -241,7 +592,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_transaction_is_never_nested() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open(dir.path()).await.unwrap();
+        let pool = open_with(dir.path(), 8).await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
         let mut outer = conn.begin().await.unwrap();
         let nested = outer.begin_with("BEGIN IMMEDIATE").await;
@@ -254,7 +605,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_left_in_a_transaction_is_not_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open(dir.path()).await.unwrap();
+        let pool = open_with(dir.path(), 8).await.unwrap();
         {
             let mut conn = pool.acquire().await.unwrap();
             // A raw BEGIN that sqlx does not know about.
@@ -262,10 +613,10 @@ mod tests {
                 .execute(&mut *conn)
                 .await
                 .unwrap();
-            insert(&mut conn, "/never-committed").await;
+            insert(&mut *conn, "/never-committed").await;
         }
         // The pool must not hand that connection out again: a write on any connection commits.
-        let mut tx = begin_write(&pool).await.unwrap();
+        let mut tx = begin_write(&Db::Sqlite(pool.clone())).await.unwrap();
         insert(&mut tx, "/committed").await;
         tx.commit().await.unwrap();
         assert_eq!(rows_seen_by_another_connection(dir.path()).await, 1);

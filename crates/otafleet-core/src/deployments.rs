@@ -15,9 +15,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::db::{Backend, Conn, Db};
 use serde::{Deserialize, Serialize};
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::firmware::Firmware;
@@ -117,7 +118,7 @@ pub struct Deployment {
     /// The rollout plan: waves, thresholds, soak time ([`crate::rollouts`]). `None`: every
     /// device at once.
     #[schema(value_type = Option<RolloutPlan>)]
-    pub plan: Option<sqlx::types::Json<RolloutPlan>>,
+    pub plan: Option<crate::db::Json<RolloutPlan>>,
     /// The newest wave started (1 without a plan).
     pub wave: i64,
     pub wave_started_at: Option<String>,
@@ -266,9 +267,9 @@ pub(crate) fn covers(d: &str, mac: &str, project: &str, chip: &str) -> String {
     )
 }
 
-pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Deployment>> {
+pub(crate) async fn list(db: &Db) -> Result<Vec<Deployment>> {
     let mut conn = db.acquire().await?;
-    let rows: Vec<Deployment> = sqlx::query_as("SELECT * FROM deployments ORDER BY id DESC")
+    let rows: Vec<Deployment> = db::query_as("SELECT * FROM deployments ORDER BY id DESC")
         .fetch_all(&mut *conn)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -279,14 +280,14 @@ pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Deployment>> {
 }
 
 /// The deployments that are not stopped, newest first, without their tallies (cheap).
-pub(crate) async fn live(conn: &mut SqliteConnection) -> Result<Vec<Deployment>> {
+pub(crate) async fn live(conn: &mut Conn) -> Result<Vec<Deployment>> {
     let rows: Vec<Deployment> =
-        sqlx::query_as("SELECT * FROM deployments WHERE status != 'stopped' ORDER BY id DESC")
+        db::query_as("SELECT * FROM deployments WHERE status != 'stopped' ORDER BY id DESC")
             .fetch_all(&mut *conn)
             .await?;
     // Every list in one read (an esp32FOTA manifest asks this, and the legacy API makes a
     // deployment per device): not a statement per deployment.
-    let pairs: Vec<(i64, String)> = sqlx::query_as(
+    let pairs: Vec<(i64, String)> = db::query_as(
         "SELECT dd.deployment_id, dd.mac FROM deployment_devices dd \
          JOIN deployments d ON d.id = dd.deployment_id \
          WHERE d.status != 'stopped' ORDER BY dd.deployment_id, dd.mac",
@@ -305,13 +306,13 @@ pub(crate) async fn live(conn: &mut SqliteConnection) -> Result<Vec<Deployment>>
     Ok(out)
 }
 
-pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<Deployment> {
+pub(crate) async fn get(db: &Db, id: i64) -> Result<Deployment> {
     let mut conn = db.acquire().await?;
     let d = row(&mut conn, id).await?;
     Ok(fill(&mut conn, d).await?.0)
 }
 
-pub(crate) async fn detail(db: &SqlitePool, id: i64) -> Result<DeploymentDetail> {
+pub(crate) async fn detail(db: &Db, id: i64) -> Result<DeploymentDetail> {
     let mut conn = db.acquire().await?;
     let d = row(&mut conn, id).await?;
     let (deployment, devices) = fill(&mut conn, d).await?;
@@ -323,28 +324,23 @@ pub(crate) async fn detail(db: &SqlitePool, id: i64) -> Result<DeploymentDetail>
     })
 }
 
-async fn row(conn: &mut SqliteConnection, id: i64) -> Result<Deployment> {
-    sqlx::query_as("SELECT * FROM deployments WHERE id = ?")
+async fn row(conn: &mut Conn, id: i64) -> Result<Deployment> {
+    db::query_as("SELECT * FROM deployments WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| CoreError::not_found(format!("deployment {id}")))
 }
 
-async fn explicit_devices(conn: &mut SqliteConnection, id: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT mac FROM deployment_devices WHERE deployment_id = ? ORDER BY mac",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?)
+async fn explicit_devices(conn: &mut Conn, id: i64) -> Result<Vec<String>> {
+    db::query_scalar("SELECT mac FROM deployment_devices WHERE deployment_id = ? ORDER BY mac")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
 }
 
 /// Fill the derived fields, and the verdict of every device it covers.
-async fn fill(
-    conn: &mut SqliteConnection,
-    mut d: Deployment,
-) -> Result<(Deployment, Vec<DeviceVerdict>)> {
+async fn fill(conn: &mut Conn, mut d: Deployment) -> Result<(Deployment, Vec<DeviceVerdict>)> {
     d.devices = explicit_devices(conn, d.id).await?;
     let verdicts = evaluate(conn, &d, None).await?;
     d.reach = verdicts.len() as i64;
@@ -363,7 +359,7 @@ pub(crate) const OPEN_ATTEMPTS_PROJECT_WIDE: &str =
      UNION ALL \
      SELECT * FROM updates INDEXED BY updates_open_by_deployment \
          WHERE state NOT IN ('done', 'failed', 'cancelled') \
-         AND deployment_id IS NOT ?1 \
+         AND deployment_id IS DISTINCT FROM ?1 \
      ORDER BY id DESC";
 
 /// The attempts the verdicts of a deployment that names its devices read: its own, and the open
@@ -378,15 +374,19 @@ pub(crate) const OPEN_ATTEMPTS_OF_NAMED_DEVICES: &str =
      SELECT u.* FROM deployment_devices dd JOIN updates u INDEXED BY updates_mac ON u.mac = dd.mac \
          WHERE dd.deployment_id = ?1 \
          AND u.state NOT IN ('done', 'failed', 'cancelled') \
-         AND u.deployment_id IS NOT ?1 \
+         AND u.deployment_id IS DISTINCT FROM ?1 \
      ORDER BY id DESC";
 
 /// The attempts the verdicts of a few devices (`?2`, a JSON array of MACs) read: each one's own
 /// in this deployment and its open ones, through its attempts (`updates_mac`).
-const ATTEMPTS_OF_THESE_DEVICES: &str =
-    "SELECT u.* FROM json_each(?2) j JOIN updates u INDEXED BY updates_mac ON u.mac = j.value \
-     WHERE u.deployment_id = ?1 OR u.state NOT IN ('done', 'failed', 'cancelled') \
-     ORDER BY u.id DESC";
+fn attempts_of_these_devices(backend: Backend) -> String {
+    format!(
+        "SELECT u.* FROM {} JOIN updates u INDEXED BY updates_mac ON u.mac = j.value \
+         WHERE u.deployment_id = ?1 OR u.state NOT IN ('done', 'failed', 'cancelled') \
+         ORDER BY u.id DESC",
+        backend.text_elements("?2", "j")
+    )
+}
 
 /// The devices deployment `d` covers, each with the deployment that targets it now, and what it
 /// gets from `d`. An esp32FOTA device that never said its project is listed under a
@@ -394,12 +394,12 @@ const ATTEMPTS_OF_THESE_DEVICES: &str =
 /// devices (those of them it does not cover are left out) — a rollout's step weighs only its
 /// undecided members.
 async fn evaluate(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     d: &Deployment,
     only: Option<&[String]>,
 ) -> Result<Vec<DeviceVerdict>> {
     let fw: Option<Firmware> =
-        sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
             .bind(d.firmware_id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -408,7 +408,7 @@ async fn evaluate(
     };
     // Whether it names its devices, asked of the list itself: `d.devices` is not filled yet for
     // a step's few devices.
-    let explicit: bool = sqlx::query_scalar(
+    let explicit: bool = db::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM deployment_devices WHERE deployment_id = ?)",
     )
     .bind(d.id)
@@ -427,14 +427,14 @@ async fn evaluate(
     // a device it covers. Two indexed reads rather than an OR that reads every attempt ever made.
     let attempts: Vec<Update> = match only {
         Some(macs) => {
-            sqlx::query_as(ATTEMPTS_OF_THESE_DEVICES)
+            db::query_as(&attempts_of_these_devices(conn.backend()))
                 .bind(d.id)
-                .bind(sqlx::types::Json(macs))
+                .bind(crate::db::Json(macs))
                 .fetch_all(&mut *conn)
                 .await?
         }
         None => {
-            sqlx::query_as(if !explicit {
+            db::query_as(if !explicit {
                 OPEN_ATTEMPTS_PROJECT_WIDE
             } else {
                 OPEN_ATTEMPTS_OF_NAMED_DEVICES
@@ -514,10 +514,10 @@ async fn evaluate(
 
 /// The image, project and chip of a new deployment, and its explicit devices, checked.
 async fn check(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     new: &NewDeployment,
 ) -> Result<(Firmware, Option<String>, Option<String>, Vec<String>)> {
-    let fw: Firmware = sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+    let fw: Firmware = db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
         .bind(new.firmware_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -594,7 +594,7 @@ async fn check(
 /// Insert the deployment and stop the older ones it covers entirely. Returns its id, the ids it
 /// superseded and the attempts their stopping closed.
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     new: &NewDeployment,
     fw: &Firmware,
     project: &Option<String>,
@@ -602,7 +602,7 @@ async fn insert(
     macs: &[String],
 ) -> Result<(i64, Vec<i64>, Vec<Update>)> {
     let now = crate::time::now();
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = db::query_scalar(
         "INSERT INTO deployments (firmware_id, project, chip, rollback, allow_other_project, status, created_at) \
          VALUES (?,?,?,?,?,'active',?) RETURNING id",
     )
@@ -615,7 +615,7 @@ async fn insert(
     .fetch_one(&mut *conn)
     .await?;
     for mac in macs {
-        sqlx::query("INSERT INTO deployment_devices (deployment_id, mac) VALUES (?, ?)")
+        db::query("INSERT INTO deployment_devices (deployment_id, mac) VALUES (?, ?)")
             .bind(id)
             .bind(mac)
             .execute(&mut *conn)
@@ -623,7 +623,7 @@ async fn insert(
     }
     // An older deployment is superseded when the new one covers everything it could cover: the
     // same project and chip (project-wide), or every device it names.
-    let older: Vec<i64> = sqlx::query_scalar(
+    let older: Vec<i64> = db::query_scalar(
         "SELECT o.id FROM deployments o WHERE o.id != ?1 AND o.status != 'stopped' AND ( \
            (?2 IS NOT NULL AND o.project = ?2 AND o.chip = ?3) \
            OR (EXISTS (SELECT 1 FROM deployment_devices od WHERE od.deployment_id = o.id) \
@@ -675,7 +675,7 @@ async fn insert(
 /// End a deployment as `status`; stopping closes its attempts that had not started, as
 /// `cancelled` with `why` (stopped by the admin, or superseded) and `reason` in their text.
 async fn end(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     status: DeploymentStatus,
     reason: &str,
@@ -691,14 +691,14 @@ async fn end(
 /// [`end`], and with `downloads` also close the attempts downloading (the caller cuts their
 /// bodies): each closed attempt with whether it was downloading.
 async fn end_cutting(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     status: DeploymentStatus,
     reason: &str,
     why: UpdateFailure,
     downloads: bool,
 ) -> Result<Vec<(Update, bool)>> {
-    sqlx::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
+    db::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
         .bind(status)
         .bind(crate::time::now())
         .bind(reason)
@@ -708,7 +708,7 @@ async fn end_cutting(
     if status != DeploymentStatus::Stopped {
         return Ok(Vec::new());
     }
-    let open: Vec<(i64, bool)> = sqlx::query_as(
+    let open: Vec<(i64, bool)> = db::query_as(
         "SELECT id, state = 'downloading' FROM updates WHERE deployment_id = ? \
          AND (state IN ('offered','interrupted') OR (? AND state = 'downloading'))",
     )
@@ -757,7 +757,7 @@ fn group(verdicts: Vec<DeviceVerdict>) -> Vec<VerdictGroup> {
 }
 
 /// What a deployment would do, device by device, without storing anything.
-pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
+pub(crate) async fn plan(db: &Db, new: &NewDeployment) -> Result<Plan> {
     let mut tx = crate::db::begin_write(db).await?;
     let (fw, project, chip, macs) = check(&mut tx, new).await?;
     let (id, supersedes, _) = insert(&mut tx, new, &fw, &project, &chip, &macs).await?;
@@ -766,14 +766,15 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
     let rollout = rollouts::view(&mut tx, id, &verdicts).await?;
     // Inside the transaction: the deployments it supersedes are stopped here already.
     let macs: Vec<&str> = verdicts.iter().map(|v| v.mac.as_str()).collect();
-    let overlaps: Vec<Overlap> = sqlx::query_as(&format!(
+    let overlaps: Vec<Overlap> = db::query_as(&format!(
         "SELECT o.id AS deployment_id, o.plan IS NOT NULL AS rollout, COUNT(*) AS devices \
-         FROM json_each(?1) j JOIN devices dev ON dev.mac = j.value \
+         FROM {} JOIN devices dev ON dev.mac = j.value \
          JOIN deployments o ON o.id != ?2 AND o.status != 'stopped' \
          WHERE {} GROUP BY o.id ORDER BY devices DESC, o.id DESC",
+        tx.backend().text_elements("?1", "j"),
         covers("o", "dev.mac", "dev.project", "dev.chip")
     ))
-    .bind(sqlx::types::Json(&macs))
+    .bind(crate::db::Json(&macs))
     .bind(id)
     .fetch_all(&mut *tx)
     .await?;
@@ -798,7 +799,7 @@ pub(crate) async fn plan(db: &SqlitePool, new: &NewDeployment) -> Result<Plan> {
 /// project's image on some device and `allow_other_project` is not set. Returns it, the
 /// deployments it superseded, and the attempts their stopping closed.
 pub(crate) async fn create(
-    db: &SqlitePool,
+    db: &Db,
     new: &NewDeployment,
 ) -> Result<(Deployment, Vec<i64>, Vec<Update>)> {
     let mut tx = crate::db::begin_write(db).await?;
@@ -836,7 +837,7 @@ pub(crate) async fn create(
 
 /// Stop a deployment: devices it covered are no longer offered its image; its unstarted
 /// attempts are closed as `cancelled`.
-pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<(Update, bool)>)> {
+pub(crate) async fn stop(db: &Db, id: i64) -> Result<(Deployment, Vec<(Update, bool)>)> {
     let mut tx = crate::db::begin_write(db).await?;
     let d = row(&mut tx, id).await?;
     if d.status == DeploymentStatus::Stopped {
@@ -859,7 +860,7 @@ pub(crate) async fn stop(db: &SqlitePool, id: i64) -> Result<(Deployment, Vec<(U
 
 /// Move `d` between `active` and `completed` as its devices' verdicts say.
 async fn settle_status(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mut d: Deployment,
     verdicts: &[DeviceVerdict],
 ) -> Result<Deployment> {
@@ -886,7 +887,7 @@ async fn settle_status(
             ),
             _ => (None, None),
         };
-        sqlx::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
+        db::query("UPDATE deployments SET status = ?, ended_at = ?, end_reason = ? WHERE id = ?")
             .bind(next)
             .bind(&ended)
             .bind(&reason)
@@ -903,8 +904,8 @@ async fn settle_status(
 
 /// Re-read deployment `id` and move it between `active` and `completed`. `Some` when its status
 /// changed (for the event).
-pub(crate) async fn refresh(conn: &mut SqliteConnection, id: i64) -> Result<Option<Deployment>> {
-    let Some(d): Option<Deployment> = sqlx::query_as("SELECT * FROM deployments WHERE id = ?")
+pub(crate) async fn refresh(conn: &mut Conn, id: i64) -> Result<Option<Deployment>> {
+    let Some(d): Option<Deployment> = db::query_as("SELECT * FROM deployments WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
@@ -923,18 +924,18 @@ pub(crate) async fn refresh(conn: &mut SqliteConnection, id: i64) -> Result<Opti
 /// The live (not stopped) project-wide deployment of image `firmware_id` that covers `project`,
 /// if any: changing the image's project away from `project` would change what it covers.
 pub(crate) async fn following_image_project(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     firmware_id: i64,
     project: &str,
 ) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
+    db::query_scalar(
         "SELECT id FROM deployments WHERE firmware_id = ? AND status != 'stopped' AND project = ? \
          ORDER BY id DESC LIMIT 1",
     )
     .bind(firmware_id)
     .bind(project)
     .fetch_optional(conn)
-    .await?)
+    .await
 }
 
 /// After the admin corrected image `firmware_id`'s identity: move the live deployments whose
@@ -942,16 +943,17 @@ pub(crate) async fn following_image_project(
 /// orders it against what devices run), and those of `projects` (the projects devices running
 /// it left and joined). Returns the deployments whose status changed.
 pub(crate) async fn after_identity_change(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     firmware_id: i64,
     projects: &[String],
 ) -> Result<Vec<Deployment>> {
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<i64> = db::query_scalar(&format!(
         "SELECT id FROM deployments WHERE status != 'stopped' \
-         AND (firmware_id = ?1 OR project IN (SELECT value FROM json_each(?2))) ORDER BY id",
-    )
+         AND (firmware_id = ?1 OR project IN (SELECT value FROM {})) ORDER BY id",
+        conn.backend().text_elements("?2", "p")
+    ))
     .bind(firmware_id)
-    .bind(sqlx::types::Json(projects))
+    .bind(crate::db::Json(projects))
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::new();
@@ -964,7 +966,7 @@ pub(crate) async fn after_identity_change(
 /// A new attempt for every device of deployment `id` that reached the attempt limit (or only
 /// `mac`): the limit counts afresh from it. Returns the attempts opened.
 pub(crate) async fn retry(
-    db: &SqlitePool,
+    db: &Db,
     id: i64,
     mac: Option<&str>,
 ) -> Result<(Vec<Update>, Option<Deployment>)> {
@@ -975,7 +977,7 @@ pub(crate) async fn retry(
             "deployment {id} is stopped; deploy the image again instead"
         )));
     }
-    let fw: Firmware = sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+    let fw: Firmware = db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
         .bind(d.firmware_id)
         .fetch_one(&mut *tx)
         .await?;
@@ -1010,7 +1012,7 @@ pub(crate) async fn retry(
 }
 
 /// The deployment that targets `mac` now (the newest that covers it and was not stopped).
-pub(crate) async fn target_of(db: &SqlitePool, device: &Device) -> Result<Option<i64>> {
+pub(crate) async fn target_of(db: &Db, device: &Device) -> Result<Option<i64>> {
     let mut conn = db.acquire().await?;
     Ok(updates::target_for(&mut conn, device)
         .await?
@@ -1022,7 +1024,7 @@ pub(crate) async fn target_of(db: &SqlitePool, device: &Device) -> Result<Option
 /// came from, when it offered nothing (a device found done or given up may complete it).
 /// Returns the deployments whose status changed.
 pub(crate) async fn after_change(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     changed: &[Update],
     applied: Option<i64>,
 ) -> Result<Vec<Deployment>> {
@@ -1033,7 +1035,7 @@ pub(crate) async fn after_change(
         .collect();
     if let Some(id) = applied {
         let active: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM deployments WHERE id = ? AND status = 'active'")
+            db::query_scalar("SELECT id FROM deployments WHERE id = ? AND status = 'active'")
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -1072,10 +1074,7 @@ pub(crate) async fn after_change(
 
 /// Let rollout `id` decide its devices' outcomes, pause at its error limit and start its next
 /// wave ([`rollouts::step`]). `Some`: the deployment, when anything changed (for the event).
-pub(crate) async fn step_rollout(
-    conn: &mut SqliteConnection,
-    id: i64,
-) -> Result<Option<Deployment>> {
+pub(crate) async fn step_rollout(conn: &mut Conn, id: i64) -> Result<Option<Deployment>> {
     if !steps(conn, id).await? {
         return Ok(None);
     }
@@ -1090,13 +1089,13 @@ pub(crate) async fn step_rollout(
 
 /// Would [`step_rollout`] change anything now? Reads only, so it needs no writer: the periodic
 /// step asks this first and takes the writer's lock only when the answer is yes.
-pub(crate) async fn rollout_would_step(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
+pub(crate) async fn rollout_would_step(conn: &mut Conn, id: i64) -> Result<bool> {
     Ok(steps(conn, id).await? && rollouts::step(conn, id, false).await?.changed())
 }
 
 /// Rollout `id` may have outcomes to decide: it has a plan and is active, paused (attempts
 /// under way may finish) or completed (its last devices may still soak).
-async fn steps(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
+async fn steps(conn: &mut Conn, id: i64) -> Result<bool> {
     Ok(rollouts::row(conn, id).await?.is_some_and(|r| {
         r.plan.is_some() && matches!(r.status.as_str(), "active" | "completed" | "paused")
     }))
@@ -1105,7 +1104,7 @@ async fn steps(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
 /// The verdicts of a few devices (`macs`) under deployment `id`, by MAC: a rollout's step weighs
 /// only its undecided members, not every device the deployment covers.
 pub(crate) async fn member_verdicts(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     macs: &[String],
 ) -> Result<HashMap<String, Verdict>> {
@@ -1122,11 +1121,11 @@ pub(crate) async fn member_verdicts(
 
 /// Deployment `id` is active and has an attempt under way (through the partial index of open
 /// attempts, whatever the number of finished ones).
-async fn stays_active(conn: &mut SqliteConnection, id: i64) -> Result<bool> {
-    Ok(sqlx::query_scalar(STAYS_ACTIVE)
+async fn stays_active(conn: &mut Conn, id: i64) -> Result<bool> {
+    db::query_scalar(STAYS_ACTIVE)
         .bind(id)
         .fetch_one(conn)
-        .await?)
+        .await
 }
 
 const STAYS_ACTIVE: &str =
@@ -1146,10 +1145,7 @@ pub struct DeviceTarget {
 }
 
 /// The deployment that targets `device` now and its verdict; `None` when none covers it.
-pub(crate) async fn target_verdict(
-    db: &SqlitePool,
-    device: &Device,
-) -> Result<Option<DeviceTarget>> {
+pub(crate) async fn target_verdict(db: &Db, device: &Device) -> Result<Option<DeviceTarget>> {
     let mut conn = db.acquire().await?;
     let Some((rule, fw)) = updates::target_for(&mut conn, device).await? else {
         return Ok(None);
@@ -1177,7 +1173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
         let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+            crate::db::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .bind(1_i64)
                 .fetch_all(fleet.db())
                 .await

@@ -8,9 +8,10 @@
 //! writes `reported_name`; the mDNS name is read from the stored announcement. The name shown is
 //! the admin's, else the reported one, else the mDNS one ([`Device::finish`]).
 
+use crate::db::{Backend, Conn, Db};
 use serde::{Deserialize, Serialize};
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::error::{CoreError, Result};
 use crate::trust::{self, Refusal};
 use crate::updates::{self, Update};
@@ -96,7 +97,7 @@ pub struct Device {
     pub notes: Option<String>,
     /// The admin's short labels (bench, rack, owner, ...), in the order given.
     #[schema(value_type = Vec<String>)]
-    pub tags: sqlx::types::Json<Vec<String>>,
+    pub tags: crate::db::Json<Vec<String>>,
     pub chip: Option<String>,
     pub project: Option<String>,
     /// The version the device last reported running.
@@ -139,7 +140,7 @@ pub struct Device {
     pub mdns_port: Option<i64>,
     /// The service's TXT record as an object (board, version, mac, platform, ...).
     #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
-    pub mdns_txt: Option<sqlx::types::Json<std::collections::BTreeMap<String, String>>>,
+    pub mdns_txt: Option<crate::db::Json<std::collections::BTreeMap<String, String>>>,
     /// When the service was last announced or resolved.
     pub mdns_seen: Option<String>,
     /// When the service left (goodbye or expiry); null while it is on the LAN.
@@ -281,14 +282,14 @@ impl Device {
     }
 }
 
-pub(crate) async fn get_raw(db: &SqlitePool, mac: &str) -> Result<Option<Device>> {
-    Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+pub(crate) async fn get_raw(db: &Db, mac: &str) -> Result<Option<Device>> {
+    db::query_as("SELECT * FROM devices WHERE mac = ?")
         .bind(mac)
         .fetch_optional(db)
-        .await?)
+        .await
 }
 
-pub(crate) async fn get(db: &SqlitePool, offline_after_s: i64, mac: &str) -> Result<Device> {
+pub(crate) async fn get(db: &Db, offline_after_s: i64, mac: &str) -> Result<Device> {
     let mac = validate::mac(mac)?;
     let device = get_raw(db, &mac)
         .await?
@@ -298,8 +299,8 @@ pub(crate) async fn get(db: &SqlitePool, offline_after_s: i64, mac: &str) -> Res
     Ok(device.finish(offline_after_s, update, refused))
 }
 
-pub(crate) async fn list(db: &SqlitePool, offline_after_s: i64) -> Result<Vec<Device>> {
-    let devices: Vec<Device> = sqlx::query_as("SELECT * FROM devices ORDER BY mac")
+pub(crate) async fn list(db: &Db, offline_after_s: i64) -> Result<Vec<Device>> {
+    let devices: Vec<Device> = db::query_as("SELECT * FROM devices ORDER BY mac")
         .fetch_all(db)
         .await?;
     let mut latest = updates::latest_per_device(db).await?;
@@ -338,11 +339,7 @@ fn admin_name(input: &str) -> Result<Option<String>> {
     Ok(Some(validate::name(input)?).filter(|n| !n.is_empty()))
 }
 
-pub(crate) async fn create(
-    db: &SqlitePool,
-    offline_after_s: i64,
-    new: NewDevice,
-) -> Result<Device> {
+pub(crate) async fn create(db: &Db, offline_after_s: i64, new: NewDevice) -> Result<Device> {
     let mac = validate::mac(&new.mac)?;
     let name = new.name.as_deref().map(admin_name).transpose()?.flatten();
     let notes = new
@@ -359,14 +356,14 @@ pub(crate) async fn create(
         .as_deref()
         .map(trust::expect_protocol)
         .transpose()?;
-    let done = sqlx::query(
+    let done = db::query(
         "INSERT INTO devices (mac, admin_name, notes, tags, chip, project, expect_protocol, source, created_at) \
          VALUES (?,?,?,?,?,?,?,'admin',?) ON CONFLICT (mac) DO NOTHING",
     )
     .bind(&mac)
     .bind(name)
     .bind(notes)
-    .bind(sqlx::types::Json(tags))
+    .bind(crate::db::Json(tags))
     .bind(chip)
     .bind(project)
     .bind(expect)
@@ -380,7 +377,7 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn patch(
-    db: &SqlitePool,
+    db: &Db,
     offline_after_s: i64,
     mac: &str,
     patch: DevicePatch,
@@ -411,7 +408,7 @@ pub(crate) async fn patch(
         .transpose()?;
     let mut tx = crate::db::begin_write(db).await?;
     let exists: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT mac, mqtt_id FROM devices WHERE mac = ?")
+        db::query_as("SELECT mac, mqtt_id FROM devices WHERE mac = ?")
             .bind(&mac)
             .fetch_optional(&mut *tx)
             .await?;
@@ -426,7 +423,7 @@ pub(crate) async fn patch(
             ),
         });
     }
-    sqlx::query(
+    db::query(
         "UPDATE devices SET admin_name = CASE WHEN ? THEN ? ELSE admin_name END, \
          notes = CASE WHEN ? THEN ? ELSE notes END, tags = COALESCE(?, tags), \
          chip = COALESCE(?, chip), \
@@ -437,7 +434,7 @@ pub(crate) async fn patch(
     .bind(name.flatten())
     .bind(notes.is_some())
     .bind(notes.flatten())
-    .bind(tags.map(sqlx::types::Json))
+    .bind(tags.map(crate::db::Json))
     .bind(chip)
     .bind(project)
     .bind(expect)
@@ -449,13 +446,13 @@ pub(crate) async fn patch(
     get(db, offline_after_s, &mac).await
 }
 
-pub(crate) async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {
+pub(crate) async fn delete(db: &Db, mac: &str) -> Result<String> {
     let mac = validate::mac(mac)?;
-    let done = sqlx::query("DELETE FROM devices WHERE mac = ?")
+    let done = db::query("DELETE FROM devices WHERE mac = ?")
         .bind(&mac)
         .execute(db)
         .await?;
-    sqlx::query("DELETE FROM deployment_devices WHERE mac = ?")
+    db::query("DELETE FROM deployment_devices WHERE mac = ?")
         .bind(&mac)
         .execute(db)
         .await?;
@@ -469,29 +466,26 @@ pub(crate) async fn delete(db: &SqlitePool, mac: &str) -> Result<String> {
 // table's SQL; each function below runs on the caller's connection, inside its transaction.
 
 /// One device by (normalised) MAC.
-pub(crate) async fn find(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Device>> {
-    Ok(sqlx::query_as("SELECT * FROM devices WHERE mac = ?")
+pub(crate) async fn find(conn: &mut Conn, mac: &str) -> Result<Option<Device>> {
+    db::query_as("SELECT * FROM devices WHERE mac = ?")
         .bind(mac)
         .fetch_optional(conn)
-        .await?)
+        .await
 }
 
 /// One device that must exist.
-pub(crate) async fn load(conn: &mut SqliteConnection, mac: &str) -> Result<Device> {
+pub(crate) async fn load(conn: &mut Conn, mac: &str) -> Result<Device> {
     find(conn, mac)
         .await?
         .ok_or_else(|| CoreError::not_found(format!("device {mac}")))
 }
 
 /// Just the chip of a device: `None` for an unknown MAC, `Some(None)` for an unknown chip.
-pub(crate) async fn chip_of(
-    conn: &mut SqliteConnection,
-    mac: &str,
-) -> Result<Option<Option<String>>> {
-    Ok(sqlx::query_scalar("SELECT chip FROM devices WHERE mac = ?")
+pub(crate) async fn chip_of(conn: &mut Conn, mac: &str) -> Result<Option<Option<String>>> {
+    db::query_scalar("SELECT chip FROM devices WHERE mac = ?")
         .bind(mac)
         .fetch_optional(conn)
-        .await?)
+        .await
 }
 
 /// What a native check-in reports (docs/protocols.md §1), validated.
@@ -518,17 +512,18 @@ pub(crate) struct NativeReport<'a> {
 /// Record a native check-in: create the device or refresh everything it reports. A name it
 /// reports is its `reported_name`; the admin's name, notes and tags are never touched. An
 /// uptime below the stored one, or a restart memory saw (`restarted`), stamps `last_reset_at`.
-pub(crate) async fn record_native(conn: &mut SqliteConnection, r: &NativeReport<'_>) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn record_native(conn: &mut Conn, r: &NativeReport<'_>) -> Result<()> {
+    db::query(
         "INSERT INTO devices (mac, reported_name, chip, project, version, sha256, ip, rssi, free_space, uptime_s, \
            token_hash, protocol, expect_protocol, source, created_at, last_seen, tls) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,'native','native','checkin',?12,?12,?13) \
-         ON CONFLICT (mac) DO UPDATE SET reported_name = COALESCE(?2, reported_name), chip = ?3, project = ?4, \
-           version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
-           token_hash = COALESCE(?11, token_hash), protocol = 'native', \
-           expect_protocol = COALESCE(expect_protocol, 'native'), last_seen = ?12, tls = ?13, \
-           last_reset_at = CASE WHEN ?14 OR (?10 IS NOT NULL AND uptime_s IS NOT NULL AND ?10 < uptime_s) \
-             THEN ?12 ELSE last_reset_at END",
+         ON CONFLICT (mac) DO UPDATE SET reported_name = COALESCE(?2, devices.reported_name), chip = ?3, \
+           project = ?4, version = ?5, sha256 = ?6, ip = ?7, rssi = ?8, free_space = ?9, uptime_s = ?10, \
+           token_hash = COALESCE(?11, devices.token_hash), protocol = 'native', \
+           expect_protocol = COALESCE(devices.expect_protocol, 'native'), last_seen = ?12, tls = ?13, \
+           last_reset_at = CASE WHEN ?14 OR (?10 IS NOT NULL AND devices.uptime_s IS NOT NULL \
+               AND ?10 < devices.uptime_s) \
+             THEN ?12 ELSE devices.last_reset_at END",
     )
     .bind(r.mac)
     .bind(r.name)
@@ -574,15 +569,17 @@ pub(crate) struct FieldReport<'a> {
 }
 
 /// Record a stock updater's check: create the device or refresh what the check said.
-pub(crate) async fn record_field(conn: &mut SqliteConnection, r: &FieldReport<'_>) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn record_field(conn: &mut Conn, r: &FieldReport<'_>) -> Result<()> {
+    db::query(
         "INSERT INTO devices (mac, chip, project, version, sha256, ip, free_space, protocol, weak_auth, \
            expect_protocol, source, created_at, last_seen, tls) \
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?8,'checkin',?10,?10,?11) \
-         ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, chip), project = COALESCE(?3, project), \
-           version = COALESCE(?4, version), sha256 = COALESCE(?5, sha256), ip = COALESCE(?6, ip), \
-           free_space = COALESCE(?7, free_space), protocol = ?8, weak_auth = (weak_auth OR ?9), \
-           expect_protocol = COALESCE(expect_protocol, ?8), last_seen = ?10, tls = ?11",
+         ON CONFLICT (mac) DO UPDATE SET chip = COALESCE(?2, devices.chip), \
+           project = COALESCE(?3, devices.project), version = COALESCE(?4, devices.version), \
+           sha256 = COALESCE(?5, devices.sha256), ip = COALESCE(?6, devices.ip), \
+           free_space = COALESCE(?7, devices.free_space), protocol = ?8, \
+           weak_auth = (devices.weak_auth OR ?9), \
+           expect_protocol = COALESCE(devices.expect_protocol, ?8), last_seen = ?10, tls = ?11",
     )
     .bind(r.mac)
     .bind(r.chip)
@@ -602,12 +599,12 @@ pub(crate) async fn record_field(conn: &mut SqliteConnection, r: &FieldReport<'_
 
 /// The device runs this image now (inferred: esp32FOTA reports nothing).
 pub(crate) async fn set_running(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     sha256: &str,
     version: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?")
+    db::query("UPDATE devices SET sha256 = ?, version = COALESCE(?, version) WHERE mac = ?")
         .bind(sha256)
         .bind(version)
         .bind(mac)
@@ -617,12 +614,8 @@ pub(crate) async fn set_running(
 }
 
 /// Why the device's last request got nothing although it may need an image (`None` clears it).
-pub(crate) async fn set_hold(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    hold: Option<&str>,
-) -> Result<()> {
-    sqlx::query("UPDATE devices SET hold = ? WHERE mac = ?")
+pub(crate) async fn set_hold(conn: &mut Conn, mac: &str, hold: Option<&str>) -> Result<()> {
+    db::query("UPDATE devices SET hold = ? WHERE mac = ?")
         .bind(hold)
         .bind(mac)
         .execute(conn)
@@ -633,12 +626,12 @@ pub(crate) async fn set_hold(
 /// A device of unknown chip fetched an image by itself: it is of that image's chip (and, if it
 /// had none, project).
 pub(crate) async fn adopt_image(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     chip: &str,
     project: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE devices SET chip = ?, project = COALESCE(project, ?) WHERE mac = ?")
+    db::query("UPDATE devices SET chip = ?, project = COALESCE(project, ?) WHERE mac = ?")
         .bind(chip)
         .bind(project)
         .bind(mac)
@@ -648,12 +641,8 @@ pub(crate) async fn adopt_image(
 }
 
 /// The device's project follows the image it was seen running (by its SHA-256).
-pub(crate) async fn follow_image_project(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    sha256: &str,
-) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn follow_image_project(conn: &mut Conn, mac: &str, sha256: &str) -> Result<()> {
+    db::query(
         "UPDATE devices SET project = COALESCE((SELECT project FROM firmware WHERE sha256 = ?), project) \
          WHERE mac = ?",
     )
@@ -669,7 +658,7 @@ pub(crate) async fn follow_image_project(
 /// their project and version are the image's. Native devices report their own and keep them.
 /// Returns the MACs of the devices changed.
 pub(crate) async fn follow_image_identity(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     image: &crate::firmware::Firmware,
     project: Option<&str>,
     version: Option<&str>,
@@ -677,9 +666,9 @@ pub(crate) async fn follow_image_identity(
     if project.is_none() && version.is_none() {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar(
+    db::query_scalar(
         "UPDATE devices SET project = COALESCE(?4, project), version = COALESCE(?5, version) \
-         WHERE protocol IS NOT 'native' AND sha256 IN (?1, ?2, ?3) RETURNING mac",
+         WHERE protocol IS DISTINCT FROM 'native' AND sha256 IN (?1, ?2, ?3) RETURNING mac",
     )
     .bind(&image.sha256)
     .bind(&image.appended_sha256)
@@ -687,12 +676,12 @@ pub(crate) async fn follow_image_identity(
     .bind(project)
     .bind(version)
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// A sign of life that changes nothing else (a progress report).
-pub(crate) async fn touch(conn: &mut SqliteConnection, mac: &str, now: &str) -> Result<()> {
-    sqlx::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
+pub(crate) async fn touch(conn: &mut Conn, mac: &str, now: &str) -> Result<()> {
+    db::query("UPDATE devices SET last_seen = ? WHERE mac = ?")
         .bind(now)
         .bind(mac)
         .execute(conn)
@@ -704,27 +693,27 @@ pub(crate) async fn touch(conn: &mut SqliteConnection, mac: &str, now: &str) -> 
 /// key is stored in `token_hash` too, but it is no native device token: the native routes that
 /// find their device by token never find one.
 pub(crate) const TOKEN_LOOKUP: &str =
-    "SELECT mac FROM devices WHERE token_hash = ? AND expect_protocol IS NOT 'esp-admin'";
+    "SELECT mac FROM devices WHERE token_hash = ? AND expect_protocol IS DISTINCT FROM 'esp-admin'";
 
 /// The device a native token belongs to, by the token's SHA-256 hex (through the
 /// `devices_token_hash` index, so it costs the same at any fleet size).
-pub(crate) async fn mac_by_token(db: &SqlitePool, token_hash: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(TOKEN_LOOKUP)
+pub(crate) async fn mac_by_token(db: &Db, token_hash: &str) -> Result<Option<String>> {
+    db::query_scalar(TOKEN_LOOKUP)
         .bind(token_hash)
         .fetch_optional(db)
-        .await?)
+        .await
 }
 
 /// An ESP Admin device asked for its settings (its sign of life): when and from where, over
 /// which transport. Nothing it could claim about itself is written (it reports nothing).
 pub(crate) async fn record_esp_admin(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     ip: Option<&str>,
     tls: bool,
     now: &str,
 ) -> Result<()> {
-    sqlx::query(
+    db::query(
         "UPDATE devices SET last_seen = ?, ip = COALESCE(?, ip), tls = ?, protocol = 'esp-admin' \
          WHERE mac = ?",
     )
@@ -738,13 +727,9 @@ pub(crate) async fn record_esp_admin(
 }
 
 /// Does device `mac` still hold the token of this hash?
-pub(crate) async fn holds_token(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    token_hash: &str,
-) -> Result<bool> {
+pub(crate) async fn holds_token(conn: &mut Conn, mac: &str, token_hash: &str) -> Result<bool> {
     let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
+        db::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
             .bind(mac)
             .bind(token_hash)
             .fetch_optional(conn)
@@ -755,18 +740,25 @@ pub(crate) async fn holds_token(
 /// Write queued heartbeats (`[{m, t, r, u}]` as JSON: MAC, last seen, RSSI, uptime) in one
 /// statement. A row the database path wrote later than the beat keeps its values: `last_seen` is
 /// fixed-width UTC text, so text order is time order.
-pub(crate) async fn write_heartbeats(
-    conn: &mut SqliteConnection,
-    beats_json: String,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE devices SET last_seen = b.value ->> '$.t', \
-           rssi = CASE WHEN b.value ->> '$.k' THEN devices.rssi ELSE b.value ->> '$.r' END, \
-           uptime_s = CASE WHEN b.value ->> '$.k' THEN devices.uptime_s ELSE b.value ->> '$.u' END \
-         FROM json_each(?1) AS b \
-         WHERE devices.mac = b.value ->> '$.m' \
-           AND (devices.last_seen IS NULL OR devices.last_seen < b.value ->> '$.t')",
-    )
+pub(crate) async fn write_heartbeats(conn: &mut Conn, beats_json: String) -> Result<()> {
+    let sql = match conn.backend() {
+        Backend::Sqlite => {
+            "UPDATE devices SET last_seen = b.value ->> '$.t', \
+               rssi = CASE WHEN b.value ->> '$.k' THEN devices.rssi ELSE b.value ->> '$.r' END, \
+               uptime_s = CASE WHEN b.value ->> '$.k' THEN devices.uptime_s ELSE b.value ->> '$.u' END \
+             FROM json_each(?1) AS b \
+             WHERE devices.mac = b.value ->> '$.m' \
+               AND (devices.last_seen IS NULL OR devices.last_seen < b.value ->> '$.t')"
+        }
+        Backend::Postgres => {
+            "UPDATE devices SET last_seen = b.t, \
+               rssi = CASE WHEN b.k THEN devices.rssi ELSE b.r END, \
+               uptime_s = CASE WHEN b.k THEN devices.uptime_s ELSE b.u END \
+             FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(m text, t text, r bigint, u bigint, k boolean) \
+             WHERE devices.mac = b.m AND (devices.last_seen IS NULL OR devices.last_seen < b.t)"
+        }
+    };
+    db::query(sql)
     .bind(beats_json)
     .execute(conn)
     .await?;
@@ -778,17 +770,17 @@ pub(crate) async fn write_heartbeats(
 /// announcement), and mark it present.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn mdns_seen(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     ip: Option<&str>,
     hostname: &str,
     service: &str,
     instance: &str,
     port: i64,
-    txt: &sqlx::types::Json<std::collections::BTreeMap<String, String>>,
+    txt: &crate::db::Json<std::collections::BTreeMap<String, String>>,
     now: &str,
 ) -> Result<()> {
-    sqlx::query(
+    db::query(
         "INSERT INTO devices (mac, ip, source, created_at, hostname, mdns_service, \
            mdns_instance, mdns_port, mdns_txt, mdns_seen, mdns_gone) \
          VALUES (?1, ?2, 'mdns', ?3, ?4, ?5, ?6, ?7, ?8, ?3, NULL) \
@@ -812,8 +804,8 @@ pub(crate) async fn mdns_seen(
 }
 
 /// The device's mDNS service left the LAN.
-pub(crate) async fn mdns_gone(conn: &mut SqliteConnection, mac: &str, now: &str) -> Result<()> {
-    sqlx::query("UPDATE devices SET mdns_gone = ? WHERE mac = ? AND mdns_gone IS NULL")
+pub(crate) async fn mdns_gone(conn: &mut Conn, mac: &str, now: &str) -> Result<()> {
+    db::query("UPDATE devices SET mdns_gone = ? WHERE mac = ? AND mdns_gone IS NULL")
         .bind(now)
         .bind(mac)
         .execute(conn)
@@ -822,8 +814,8 @@ pub(crate) async fn mdns_gone(conn: &mut SqliteConnection, mac: &str, now: &str)
 }
 
 /// Every device present by mDNS counts as gone since its last sighting (server start).
-pub(crate) async fn mdns_forget_presence(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query(
+pub(crate) async fn mdns_forget_presence(conn: &mut Conn) -> Result<()> {
+    db::query(
         "UPDATE devices SET mdns_gone = mdns_seen WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
     )
     .execute(conn)
@@ -832,13 +824,11 @@ pub(crate) async fn mdns_forget_presence(conn: &mut SqliteConnection) -> Result<
 }
 
 /// Every device present by mDNS was seen now.
-pub(crate) async fn mdns_touch_present(conn: &mut SqliteConnection, now: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE devices SET mdns_seen = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL",
-    )
-    .bind(now)
-    .execute(conn)
-    .await?;
+pub(crate) async fn mdns_touch_present(conn: &mut Conn, now: &str) -> Result<()> {
+    db::query("UPDATE devices SET mdns_seen = ? WHERE mdns_seen IS NOT NULL AND mdns_gone IS NULL")
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -847,24 +837,25 @@ pub(crate) async fn mdns_touch_present(conn: &mut SqliteConnection, now: &str) -
 /// device that never said its project is listed under a project-wide deployment. `only`: just
 /// these of them (a rollout's step weighs only its undecided members).
 pub(crate) async fn covered_by(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     deployment_id: i64,
     explicit: bool,
     covers: &str,
     target: &str,
     only: Option<&[String]>,
 ) -> Result<Vec<(Device, Option<i64>)>> {
-    use sqlx::Row;
     // A deployment with a device list covers exactly those devices: read them through the list
     // (its primary key) instead of weighing every device of the fleet, which made settling the
     // legacy API's one-device deployments cost O(fleet) each.
+    let only_sql = conn.backend().text_elements("?2", "o");
+    let only_from = only_sql.as_str();
     let sql = if explicit {
         format!(
             "SELECT dev.*, (SELECT t.id FROM deployments t WHERE t.status != 'stopped' AND {target} \
                  ORDER BY t.id DESC LIMIT 1) AS target \
              FROM deployment_devices dd JOIN devices dev ON dev.mac = dd.mac \
              WHERE dd.deployment_id = ?1 \
-             AND (?2 IS NULL OR dev.mac IN (SELECT value FROM json_each(?2))) \
+             AND (?2 IS NULL OR dev.mac IN (SELECT value FROM {only_from})) \
              ORDER BY dev.mac"
         )
     } else {
@@ -874,21 +865,22 @@ pub(crate) async fn covered_by(
              FROM devices dev JOIN deployments d ON d.id = ?1 \
              WHERE ({covers} OR (d.project IS NOT NULL AND dev.protocol = 'esp32fota' AND dev.project IS NULL \
                  AND NOT EXISTS (SELECT 1 FROM deployment_devices dd WHERE dd.deployment_id = d.id))) \
-             AND (?2 IS NULL OR dev.mac IN (SELECT value FROM json_each(?2))) \
+             AND (?2 IS NULL OR dev.mac IN (SELECT value FROM {only_from})) \
              ORDER BY dev.mac"
         )
     };
-    let rows = sqlx::query(&sql)
+    #[derive(sqlx::FromRow)]
+    struct Covered {
+        #[sqlx(flatten)]
+        device: Device,
+        target: Option<i64>,
+    }
+    let rows: Vec<Covered> = db::query_as(&sql)
         .bind(deployment_id)
-        .bind(only.map(sqlx::types::Json))
+        .bind(only.map(crate::db::Json))
         .fetch_all(conn)
         .await?;
-    rows.into_iter()
-        .map(|r| {
-            let target: Option<i64> = r.try_get("target").unwrap_or(None);
-            Ok((sqlx::FromRow::from_row(&r)?, target))
-        })
-        .collect()
+    Ok(rows.into_iter().map(|r| (r.device, r.target)).collect())
 }
 
 #[cfg(test)]
@@ -909,7 +901,7 @@ pub struct NewEspAdminDevice {
 /// Insert an ESP Admin device under the made-up `mac`, with its `mqtt_id` and the hash of its API
 /// key; `Ok(None)` when the MAC or the id is already taken (the caller draws again).
 pub(crate) async fn create_esp_admin(
-    db: &SqlitePool,
+    db: &Db,
     offline_after_s: i64,
     new: &NewEspAdminDevice,
     mac: &str,
@@ -925,14 +917,14 @@ pub(crate) async fn create_esp_admin(
         .flatten();
     let tags = validate::tags(new.tags.as_deref().unwrap_or_default())?;
     let project = new.project.as_deref().map(validate::project).transpose()?;
-    let done = sqlx::query(
+    let done = db::query(
         "INSERT INTO devices (mac, admin_name, notes, tags, project, expect_protocol, token_hash, mqtt_id, source, created_at) \
          VALUES (?,?,?,?,?,'esp-admin',?,?,'admin',?) ON CONFLICT DO NOTHING",
     )
     .bind(mac)
     .bind(name)
     .bind(notes)
-    .bind(sqlx::types::Json(tags))
+    .bind(crate::db::Json(tags))
     .bind(project)
     .bind(key_hash)
     .bind(mqtt_id)
@@ -961,13 +953,13 @@ pub(crate) fn mqtt_online(by_others: bool, d: &Device) -> bool {
 /// Record what a device's MQTT `report/status` says: connected (since `now`, and seen now) or
 /// not. Returns whether the device's row changed; `None` when no device has that id.
 pub(crate) async fn mqtt_presence(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mqtt_id: &str,
     connected: bool,
     now: &str,
 ) -> Result<Option<(String, bool)>> {
     let row: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT mac, mqtt_connected_at FROM devices WHERE mqtt_id = ?")
+        db::query_as("SELECT mac, mqtt_connected_at FROM devices WHERE mqtt_id = ?")
             .bind(mqtt_id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -975,7 +967,7 @@ pub(crate) async fn mqtt_presence(
         return Ok(None);
     };
     if connected {
-        sqlx::query(
+        db::query(
             "UPDATE devices SET mqtt_connected_at = COALESCE(mqtt_connected_at, ?1), \
              mqtt_gone_at = NULL, last_seen = ?1 WHERE mac = ?2",
         )
@@ -985,7 +977,7 @@ pub(crate) async fn mqtt_presence(
         .await?;
         Ok(Some((mac, true)))
     } else {
-        sqlx::query("UPDATE devices SET mqtt_connected_at = NULL, mqtt_gone_at = ? WHERE mac = ?")
+        db::query("UPDATE devices SET mqtt_connected_at = NULL, mqtt_gone_at = ? WHERE mac = ?")
             .bind(now)
             .bind(&mac)
             .execute(&mut *conn)
@@ -997,39 +989,35 @@ pub(crate) async fn mqtt_presence(
 /// Forget every device's MQTT presence (otafleet's own client has just (re)connected to the
 /// broker: the retained statuses it is about to receive are the truth). Returns the MACs whose
 /// row changed.
-pub(crate) async fn mqtt_presence_reset(conn: &mut SqliteConnection) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn mqtt_presence_reset(conn: &mut Conn) -> Result<Vec<String>> {
+    db::query_scalar(
         "UPDATE devices SET mqtt_connected_at = NULL, mqtt_gone_at = ? \
          WHERE mqtt_connected_at IS NOT NULL RETURNING mac",
     )
     .bind(crate::time::now())
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Every ESP Admin device: (id, MAC), by id.
-pub(crate) async fn mqtt_devices(db: &SqlitePool) -> Result<Vec<(String, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT mqtt_id, mac FROM devices WHERE mqtt_id IS NOT NULL ORDER BY mqtt_id",
-    )
-    .fetch_all(db)
-    .await?)
+pub(crate) async fn mqtt_devices(db: &Db) -> Result<Vec<(String, String)>> {
+    db::query_as("SELECT mqtt_id, mac FROM devices WHERE mqtt_id IS NOT NULL ORDER BY mqtt_id")
+            .fetch_all(db)
+            .await
 }
 
 /// The MAC of the device an ESP Admin id names (one indexed lookup: every MQTT message asks it).
-pub(crate) async fn mac_by_mqtt_id(db: &SqlitePool, mqtt_id: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT mac FROM devices WHERE mqtt_id = ?")
+pub(crate) async fn mac_by_mqtt_id(db: &Db, mqtt_id: &str) -> Result<Option<String>> {
+    db::query_scalar("SELECT mac FROM devices WHERE mqtt_id = ?")
             .bind(mqtt_id)
             .fetch_optional(db)
-            .await?,
-    )
+            .await
 }
 
 /// The device an ESP Admin id names, as stored (no derived fields).
-pub(crate) async fn by_mqtt_id(db: &SqlitePool, mqtt_id: &str) -> Result<Option<Device>> {
-    Ok(sqlx::query_as("SELECT * FROM devices WHERE mqtt_id = ?")
+pub(crate) async fn by_mqtt_id(db: &Db, mqtt_id: &str) -> Result<Option<Device>> {
+    db::query_as("SELECT * FROM devices WHERE mqtt_id = ?")
         .bind(mqtt_id)
         .fetch_optional(db)
-        .await?)
+        .await
 }

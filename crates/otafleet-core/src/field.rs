@@ -18,8 +18,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
+use crate::db;
 use crate::devices::{self, Device};
 use crate::error::{CoreError, Result};
 use crate::events::Event;
@@ -363,7 +364,7 @@ async fn recorded(
 /// an image this server sent it (an admin's deployment of another project). The outer `Result`
 /// is the database's; the inner one the verdict.
 async fn admit(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     existing: Option<&Device>,
     req: &FieldCheck,
@@ -482,7 +483,7 @@ pub(crate) async fn download_started(fleet: &Fleet, update_id: i64, start: u64) 
         return Ok(u);
     }
     if start == 0 {
-        sqlx::query("UPDATE updates SET bytes_sent = 0 WHERE id = ?")
+        db::query("UPDATE updates SET bytes_sent = 0 WHERE id = ?")
             .bind(update_id)
             .execute(&mut *conn)
             .await?;

@@ -13,11 +13,12 @@
 //! no project, so the UI asks instead of showing a guess. The admin corrects an image's project,
 //! version or file name afterwards with [`patch`] (source `admin`).
 
+use crate::db::Db;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 use tokio::io::AsyncRead;
 
 use crate::blobs::BlobStore;
+use crate::db;
 use crate::error::{CoreError, Result};
 use crate::updates::{self, Update, UpdateFailure, UpdateState, Why};
 use crate::validate;
@@ -116,40 +117,40 @@ const SELECT: &str = "SELECT f.*, (SELECT COUNT(*) FROM devices d WHERE d.sha256
     OR (d.sha256 IS NULL AND d.project = f.project AND d.version = f.version AND d.chip = f.chip)) AS devices_running \
     FROM firmware f";
 
-pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Firmware>> {
-    Ok(sqlx::query_as(&format!("{SELECT} ORDER BY f.id DESC"))
+pub(crate) async fn list(db: &Db) -> Result<Vec<Firmware>> {
+    db::query_as(&format!("{SELECT} ORDER BY f.id DESC"))
         .fetch_all(db)
-        .await?)
+        .await
 }
 
-pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<Firmware> {
-    sqlx::query_as(&format!("{SELECT} WHERE f.id = ?"))
+pub(crate) async fn get(db: &Db, id: i64) -> Result<Firmware> {
+    db::query_as(&format!("{SELECT} WHERE f.id = ?"))
         .bind(id)
         .fetch_optional(db)
         .await?
         .ok_or_else(|| CoreError::not_found(format!("firmware {id}")))
 }
 
-pub(crate) async fn by_sha256(db: &SqlitePool, sha256: &str) -> Result<Option<Firmware>> {
-    Ok(sqlx::query_as(&format!("{SELECT} WHERE f.sha256 = ?"))
+pub(crate) async fn by_sha256(db: &Db, sha256: &str) -> Result<Option<Firmware>> {
+    db::query_as(&format!("{SELECT} WHERE f.sha256 = ?"))
         .bind(sha256)
         .fetch_optional(db)
-        .await?)
+        .await
 }
 
 /// Find the library image a device runs, by any hash a device might report: the whole-file SHA-256,
 /// the appended SHA-256 (Arduino's sketch SHA), or the MD5 (Arduino's sketch MD5).
 /// Its `devices_running` is 0: counting reads every device, and the callers (a stock client's
 /// check, a rollback) need the image, not the count.
-pub(crate) async fn by_any_hash(db: &SqlitePool, hash: &str) -> Result<Option<Firmware>> {
+pub(crate) async fn by_any_hash(db: &Db, hash: &str) -> Result<Option<Firmware>> {
     let hash = hash.to_ascii_lowercase();
-    Ok(sqlx::query_as(
+    db::query_as(
         "SELECT *, 0 AS devices_running FROM firmware \
          WHERE sha256 = ?1 OR appended_sha256 = ?1 OR md5 = ?1 LIMIT 1",
     )
     .bind(hash)
     .fetch_optional(db)
-    .await?)
+    .await
 }
 
 /// An upload that is staged and inspected but not yet part of the library.
@@ -201,11 +202,7 @@ pub(crate) async fn prepare<R: AsyncRead + Unpin>(
 }
 
 /// Make a prepared image part of the library (or return the record of the same bytes).
-pub(crate) async fn store(
-    db: &SqlitePool,
-    blobs: &BlobStore,
-    prepared: Prepared,
-) -> Result<ImportOutcome> {
+pub(crate) async fn store(db: &Db, blobs: &BlobStore, prepared: Prepared) -> Result<ImportOutcome> {
     let Prepared {
         staged,
         info,
@@ -261,7 +258,7 @@ pub(crate) async fn store(
     let size = staged.size as i64;
     blobs.commit(staged).await?;
 
-    let inserted = sqlx::query(
+    let inserted = db::query(
         "INSERT INTO firmware (sha256, md5, size, filename, chip, format, project, project_source, \
          version, version_source, idf_version, build_date, build_time, secure_version, elf_sha256, \
          appended_sha256, source, source_path, uploaded_at) \
@@ -348,8 +345,8 @@ impl FirmwarePatch {
 }
 
 /// Image `id` (without its running count), in the caller's transaction.
-pub(crate) async fn load(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<Firmware> {
-    sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+pub(crate) async fn load(conn: &mut crate::db::Conn, id: i64) -> Result<Firmware> {
+    db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
@@ -358,11 +355,11 @@ pub(crate) async fn load(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<F
 
 /// Set the fields of `p` on image `id` (sources `admin`), in the caller's transaction.
 pub(crate) async fn set_identity(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::db::Conn,
     id: i64,
     p: &CleanPatch,
 ) -> Result<()> {
-    sqlx::query(
+    db::query(
         "UPDATE firmware SET \
            project = COALESCE(?1, project), \
            project_source = CASE WHEN ?1 IS NULL THEN project_source ELSE ?4 END, \
@@ -384,14 +381,10 @@ pub(crate) async fn set_identity(
 /// Delete an image, refused while an active deployment uses it. Attempts still open for it end
 /// as cancelled (the device can no longer download it); they are returned so the caller can publish
 /// them.
-pub(crate) async fn delete(
-    db: &SqlitePool,
-    blobs: &BlobStore,
-    id: i64,
-) -> Result<(Firmware, Vec<Update>)> {
+pub(crate) async fn delete(db: &Db, blobs: &BlobStore, id: i64) -> Result<(Firmware, Vec<Update>)> {
     let fw = get(db, id).await?;
     let mut tx = crate::db::begin_write(db).await?;
-    let deployed: i64 = sqlx::query_scalar(
+    let deployed: i64 = db::query_scalar(
         "SELECT COUNT(*) FROM deployments WHERE firmware_id = ? AND status != 'stopped'",
     )
     .bind(id)
@@ -403,7 +396,7 @@ pub(crate) async fn delete(
             fw.filename
         )));
     }
-    let open: Vec<i64> = sqlx::query_scalar(
+    let open: Vec<i64> = db::query_scalar(
         "SELECT id FROM updates WHERE firmware_id = ? AND state NOT IN ('done','failed','cancelled')",
     )
     .bind(id)
@@ -425,7 +418,7 @@ pub(crate) async fn delete(
             .await?,
         );
     }
-    sqlx::query("DELETE FROM firmware WHERE id = ?")
+    db::query("DELETE FROM firmware WHERE id = ?")
         .bind(id)
         .execute(&mut *tx)
         .await?;

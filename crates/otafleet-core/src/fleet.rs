@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
+use crate::db::Db;
 use tokio::io::AsyncRead;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -58,7 +58,7 @@ pub struct Fleet {
 }
 
 struct Inner {
-    db: SqlitePool,
+    db: Db,
     blobs: BlobStore,
     events: EventBus,
     settings: Settings,
@@ -102,8 +102,10 @@ impl Fleet {
         // Before anything is touched: no other server may be using this directory, and the
         // database must be the one that belongs to the stored images (`datadir` says why).
         let lock = DataDirLock::acquire(&settings.data_dir)?;
-        datadir::check_database(&settings.data_dir).await?;
-        let db = db::open(&settings.data_dir).await?;
+        if db::is_sqlite(&settings) {
+            datadir::check_database(&settings.data_dir).await?;
+        }
+        let db = db::open(&settings).await?;
         let blobs = BlobStore::open(&settings.data_dir).await?;
         let stored = {
             let mut conn = db.acquire().await?;
@@ -311,7 +313,7 @@ impl Fleet {
         &self.inner.hot
     }
 
-    pub(crate) fn db(&self) -> &SqlitePool {
+    pub(crate) fn db(&self) -> &Db {
         &self.inner.db
     }
 

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::db::Conn;
 use foldhash::HashMap;
-use sqlx::SqliteConnection;
 
 use crate::devices::Device;
 use crate::error::Result;
@@ -323,7 +323,7 @@ impl Hot {
     }
 
     /// Write every queued beat in one statement. The caller holds the write lock.
-    pub async fn flush(&self, conn: &mut SqliteConnection) -> Result<usize> {
+    pub async fn flush(&self, conn: &mut Conn) -> Result<usize> {
         let beats: Vec<Beat> = {
             let mut maps = self.maps();
             let pending = &mut maps.pending;

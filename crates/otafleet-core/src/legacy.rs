@@ -9,8 +9,9 @@
 //! forgeable from one sniffed request, which is why it is off unless a secret is configured and
 //! why devices using it are marked `weak_auth`.
 
-use sqlx::SqlitePool;
+use crate::db::Db;
 
+use crate::db;
 use crate::deployments::NewDeployment;
 use crate::devices::{Device, DevicePatch, NewDevice};
 use crate::error::{CoreError, Result};
@@ -45,13 +46,13 @@ fn digest(s: &str) -> [u8; 32] {
 const FW_SELECT: &str = "SELECT *, 0 AS devices_running FROM firmware";
 
 /// The newest library image with this file name.
-pub(crate) async fn by_filename(db: &SqlitePool, name: &str) -> Result<Option<Firmware>> {
-    Ok(sqlx::query_as(&format!(
+pub(crate) async fn by_filename(db: &Db, name: &str) -> Result<Option<Firmware>> {
+    db::query_as(&format!(
         "{FW_SELECT} WHERE filename = ? ORDER BY id DESC LIMIT 1"
     ))
     .bind(name)
     .fetch_optional(db)
-    .await?)
+    .await
 }
 
 /// The image a device is deployed to run (its legacy "assignment"), if any.
@@ -74,7 +75,7 @@ pub struct Assignment {
 async fn find_image(fleet: &Fleet, a: &Assignment) -> Result<Firmware> {
     let by_md5: Option<Firmware> = match a.checksum.as_deref() {
         Some(c) => {
-            sqlx::query_as(&format!(
+            db::query_as(&format!(
                 "{FW_SELECT} WHERE md5 = ? ORDER BY id DESC LIMIT 1"
             ))
             .bind(c.trim().to_ascii_lowercase())

@@ -12,8 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
+use crate::db;
 use crate::devices::Device;
 use crate::error::Result;
 use crate::firmware::Firmware;
@@ -32,7 +33,7 @@ pub(crate) async fn entries(fleet: &Fleet) -> Result<Vec<(String, Firmware)>> {
 
 /// For `device` (as just recorded by its check, [`crate::field`]), or for no device.
 pub(crate) async fn entries_on(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     device: Option<&Device>,
 ) -> Result<Vec<(String, Firmware)>> {
     let mac = device.map(|d| d.mac.as_str());
@@ -68,7 +69,7 @@ pub(crate) async fn entries_on(
             }
         }
         let fw: Option<Firmware> =
-            sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+            db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
                 .bind(d.firmware_id)
                 .fetch_optional(&mut *conn)
                 .await?;

@@ -23,10 +23,11 @@
 
 use std::time::Duration;
 
+use crate::db::{Conn, Db};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::error::{CoreError, Result};
 use crate::reports::{Report, ReportType};
 
@@ -630,7 +631,7 @@ pub struct DeliveryFilter {
 /// wants the report's type. A recipient over its mails per hour gets a `rate_limited` row.
 /// Returns the rows written.
 pub(crate) async fn queue(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     report: &Report,
     cfg: &NotifyConfig,
 ) -> Result<Vec<Delivery>> {
@@ -657,7 +658,7 @@ pub(crate) async fn queue(
             let hour_ago =
                 crate::time::format(time::OffsetDateTime::now_utc() - time::Duration::hours(1));
             for to in &s.to {
-                let sent: i64 = sqlx::query_scalar(
+                let sent: i64 = db::query_scalar(
                     "SELECT COUNT(*) FROM deliveries
                      WHERE channel = 'email' AND recipient = ? AND created_at > ?
                        AND state != 'rate_limited'",
@@ -704,7 +705,7 @@ pub(crate) async fn queue(
 }
 
 async fn insert(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     report_id: i64,
     channel: Channel,
     recipient: &str,
@@ -713,7 +714,7 @@ async fn insert(
     now: &str,
 ) -> Result<Delivery> {
     let next = (state == DeliveryState::Pending).then_some(now);
-    Ok(sqlx::query_as(
+    db::query_as(
         "INSERT INTO deliveries (report_id, channel, recipient, attempts, state, last_error,
                                  next_attempt_at, created_at, updated_at)
          VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING *",
@@ -727,12 +728,12 @@ async fn insert(
     .bind(now)
     .bind(now)
     .fetch_one(conn)
-    .await?)
+    .await
 }
 
-pub(crate) async fn list(db: &SqlitePool, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+pub(crate) async fn list(db: &Db, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
     let limit = crate::validate::limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    Ok(sqlx::query_as(
+    db::query_as(
         "SELECT * FROM deliveries
          WHERE (?1 IS NULL OR report_id = ?1) AND (?2 IS NULL OR state = ?2)
          ORDER BY id DESC LIMIT ?3",
@@ -741,7 +742,7 @@ pub(crate) async fn list(db: &SqlitePool, filter: &DeliveryFilter) -> Result<Vec
     .bind(filter.state)
     .bind(limit)
     .fetch_all(db)
-    .await?)
+    .await
 }
 
 /// A due delivery with what its message says.
@@ -773,8 +774,8 @@ pub struct Payload {
 }
 
 /// Pending deliveries due at `now`, oldest first, at most `limit`.
-pub(crate) async fn due(db: &SqlitePool, now: &str, limit: i64) -> Result<Vec<Due>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn due(db: &Db, now: &str, limit: i64) -> Result<Vec<Due>> {
+    db::query_as(
         "SELECT d.id, d.channel, d.recipient, d.attempts,
                 r.id AS report_id, r.mac, COALESCE(v.admin_name, v.reported_name) AS device_name,
                 v.project, r.type, r.subject, r.body, r.device_time, r.received_at
@@ -786,16 +787,14 @@ pub(crate) async fn due(db: &SqlitePool, now: &str, limit: i64) -> Result<Vec<Du
     .bind(now)
     .bind(limit)
     .fetch_all(db)
-    .await?)
+    .await
 }
 
 /// When the next pending delivery is due, if any.
-pub(crate) async fn next_due(db: &SqlitePool) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'")
+pub(crate) async fn next_due(db: &Db) -> Result<Option<String>> {
+    db::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'")
             .fetch_one(db)
-            .await?,
-    )
+            .await
 }
 
 /// What one attempt came to.
@@ -829,7 +828,7 @@ pub fn backoff(base: Duration, attempts: i64) -> Duration {
 /// Record attempt number `attempts + 1` of delivery `id` on `conn` (inside a write transaction);
 /// the row as it is now (`None` if it is gone or no longer pending).
 pub(crate) async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     attempts: i64,
     a: &Attempt,
@@ -849,7 +848,7 @@ pub(crate) async fn record(
             Some(crate::time::format(now_t + wait)),
         )
     };
-    Ok(sqlx::query_as(
+    db::query_as(
         "UPDATE deliveries SET attempts = ?, state = ?, last_status = ?, last_error = ?,
                 next_attempt_at = ?, updated_at = ?
          WHERE id = ? AND state = 'pending' RETURNING *",
@@ -862,7 +861,7 @@ pub(crate) async fn record(
     .bind(&now)
     .bind(id)
     .fetch_optional(conn)
-    .await?)
+    .await
 }
 
 // --- sending -------------------------------------------------------------------------------------

@@ -16,10 +16,11 @@
 //! and — since the change takes the writer's lock ([`crate::Fleet::write_lock`]) — every
 //! remembered check-in answer is forgotten, so the next check-in carries the new version.
 
+use crate::db::{Conn, Db};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::error::{CoreError, Result};
 
 /// The most variables a project may have.
@@ -404,21 +405,18 @@ const PROJECT_SELECT: &str =
      FROM projects p";
 
 /// A project's variables, in order.
-pub(crate) async fn variables(
-    conn: &mut SqliteConnection,
-    project: &str,
-) -> Result<Vec<StoredVar>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn variables(conn: &mut Conn, project: &str) -> Result<Vec<StoredVar>> {
+    db::query_as(
         "SELECT key, description, type, default_value FROM project_variables
          WHERE project = ? ORDER BY position",
     )
     .bind(project)
     .fetch_all(&mut *conn)
-    .await?)
+    .await
 }
 
-async fn commands(conn: &mut SqliteConnection, project: &str) -> Result<Vec<ProjectCommand>> {
-    let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+async fn commands(conn: &mut Conn, project: &str) -> Result<Vec<ProjectCommand>> {
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = db::query_as(
         "SELECT key, label, payload, confirmation FROM project_commands
          WHERE project = ? ORDER BY position",
     )
@@ -436,7 +434,7 @@ async fn commands(conn: &mut SqliteConnection, project: &str) -> Result<Vec<Proj
         .collect())
 }
 
-async fn assemble(conn: &mut SqliteConnection, row: ProjectRow) -> Result<Project> {
+async fn assemble(conn: &mut Conn, row: ProjectRow) -> Result<Project> {
     let variables = variables(conn, &row.name)
         .await?
         .iter()
@@ -460,9 +458,9 @@ async fn assemble(conn: &mut SqliteConnection, row: ProjectRow) -> Result<Projec
 }
 
 /// Every project, by name.
-pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Project>> {
+pub(crate) async fn list(db: &Db) -> Result<Vec<Project>> {
     let mut conn = db.acquire().await?;
-    let rows: Vec<ProjectRow> = sqlx::query_as(&format!("{PROJECT_SELECT} ORDER BY p.name"))
+    let rows: Vec<ProjectRow> = db::query_as(&format!("{PROJECT_SELECT} ORDER BY p.name"))
         .fetch_all(&mut *conn)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -473,8 +471,8 @@ pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<Project>> {
 }
 
 /// One project; 404 when there is none of that name.
-pub(crate) async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Project> {
-    let row: Option<ProjectRow> = sqlx::query_as(&format!("{PROJECT_SELECT} WHERE p.name = ?"))
+pub(crate) async fn get(conn: &mut Conn, name: &str) -> Result<Project> {
+    let row: Option<ProjectRow> = db::query_as(&format!("{PROJECT_SELECT} WHERE p.name = ?"))
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?;
@@ -485,12 +483,9 @@ pub(crate) async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Proje
 }
 
 /// The protocols a project lets enrol (`None`: any, or no such project).
-pub(crate) async fn enrolment_of(
-    conn: &mut SqliteConnection,
-    project: &str,
-) -> Result<Option<Vec<String>>> {
+pub(crate) async fn enrolment_of(conn: &mut Conn, project: &str) -> Result<Option<Vec<String>>> {
     let e: Option<Option<String>> =
-        sqlx::query_scalar("SELECT enrolment FROM projects WHERE name = ?")
+        db::query_scalar("SELECT enrolment FROM projects WHERE name = ?")
             .bind(project)
             .fetch_optional(&mut *conn)
             .await?;
@@ -518,9 +513,9 @@ pub(crate) fn clean_new(p: &NewProject) -> Result<CleanNew> {
 
 /// Create a project (in the caller's write transaction); 409 `project_exists` when the name is
 /// taken (also by a project only named by devices or images so far: change it instead).
-pub(crate) async fn create(conn: &mut SqliteConnection, p: &CleanNew) -> Result<()> {
+pub(crate) async fn create(conn: &mut Conn, p: &CleanNew) -> Result<()> {
     let now = crate::time::now();
-    let done = sqlx::query(
+    let done = db::query(
         "INSERT INTO projects (name, description, enrolment, created_at, changed_at)
          VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
     )
@@ -581,12 +576,8 @@ pub(crate) struct VariablesChanged {
 }
 
 /// Change a project (in the caller's write transaction); 404 when there is none.
-pub(crate) async fn patch(
-    conn: &mut SqliteConnection,
-    name: &str,
-    p: &CleanPatch,
-) -> Result<VariablesChanged> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM projects WHERE name = ?")
+pub(crate) async fn patch(conn: &mut Conn, name: &str, p: &CleanPatch) -> Result<VariablesChanged> {
+    let exists: Option<i64> = db::query_scalar("SELECT 1 FROM projects WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?;
@@ -594,7 +585,7 @@ pub(crate) async fn patch(
         return Err(CoreError::not_found(format!("project {name}")));
     }
     let now = crate::time::now();
-    sqlx::query(
+    db::query(
         "UPDATE projects SET description = COALESCE(?, description),
             enrolment = CASE WHEN ? THEN ? ELSE enrolment END, changed_at = ?
          WHERE name = ?",
@@ -634,12 +625,12 @@ pub(crate) async fn patch(
 }
 
 async fn write_variables(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     project: &str,
     vars: &[CleanVar],
     before: &[StoredVar],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM project_variables WHERE project = ?")
+    db::query("DELETE FROM project_variables WHERE project = ?")
         .bind(project)
         .execute(&mut *conn)
         .await?;
@@ -652,7 +643,7 @@ async fn write_variables(
         } else {
             v.default.clone()
         };
-        sqlx::query(
+        db::query(
             "INSERT INTO project_variables (project, key, description, type, default_value, position)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -668,17 +659,13 @@ async fn write_variables(
     Ok(())
 }
 
-async fn write_commands(
-    conn: &mut SqliteConnection,
-    project: &str,
-    cmds: &[ProjectCommand],
-) -> Result<()> {
-    sqlx::query("DELETE FROM project_commands WHERE project = ?")
+async fn write_commands(conn: &mut Conn, project: &str, cmds: &[ProjectCommand]) -> Result<()> {
+    db::query("DELETE FROM project_commands WHERE project = ?")
         .bind(project)
         .execute(&mut *conn)
         .await?;
     for (i, c) in cmds.iter().enumerate() {
-        sqlx::query(
+        db::query(
             "INSERT INTO project_commands (project, key, label, payload, confirmation, position)
              VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -696,7 +683,7 @@ async fn write_commands(
 
 /// Delete a project (in the caller's write transaction): 404 when there is none, 409
 /// `project_in_use` while a device or an image names it.
-pub(crate) async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<()> {
+pub(crate) async fn delete(conn: &mut Conn, name: &str) -> Result<()> {
     let p = get(conn, name).await?;
     if p.devices > 0 || p.images > 0 {
         return Err(CoreError::Unavailable {
@@ -707,7 +694,7 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, name: &str) -> Result<()
             ),
         });
     }
-    sqlx::query("DELETE FROM projects WHERE name = ?")
+    db::query("DELETE FROM projects WHERE name = ?")
         .bind(name)
         .execute(&mut *conn)
         .await?;

@@ -7,9 +7,10 @@
 //! newest [`KEEP_PER_DEVICE`] reports; older ones are deleted in the transaction that adds a new
 //! one, so a chatty device costs at most that many rows.
 
+use crate::db::{Conn, Db};
 use serde::{Deserialize, Serialize};
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::error::{CoreError, Result};
 
 /// The most characters a subject may have.
@@ -171,13 +172,13 @@ pub(crate) fn clean(req: &ReportRequest) -> Result<Clean> {
 /// Whether device `mac` has a report like `report` (type, subject, body) received in the last
 /// `within_s` seconds (the same report sent over a second channel).
 pub(crate) async fn recent_same(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     report: &Clean,
     within_s: i64,
 ) -> Result<bool> {
     let since = crate::time::ago(within_s);
-    Ok(sqlx::query_scalar::<_, i64>(
+    Ok(db::query_scalar::<i64>(
         "SELECT COUNT(*) FROM reports WHERE mac = ? AND type = ? AND subject = ? AND body = ?
          AND received_at >= ?",
     )
@@ -193,13 +194,8 @@ pub(crate) async fn recent_same(
 
 /// Store a report of device `mac` and delete its reports beyond the newest `keep`, on `conn`
 /// (inside the caller's write transaction).
-pub(crate) async fn add(
-    conn: &mut SqliteConnection,
-    mac: &str,
-    report: &Clean,
-    keep: i64,
-) -> Result<Report> {
-    let row: Report = sqlx::query_as(
+pub(crate) async fn add(conn: &mut Conn, mac: &str, report: &Clean, keep: i64) -> Result<Report> {
+    let row: Report = db::query_as(
         "INSERT INTO reports (mac, type, subject, body, device_time, received_at)
          VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
     )
@@ -211,7 +207,7 @@ pub(crate) async fn add(
     .bind(crate::time::now())
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query(
+    db::query(
         "DELETE FROM reports WHERE mac = ?1 AND id <= (
              SELECT id FROM reports WHERE mac = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
     )
@@ -222,9 +218,9 @@ pub(crate) async fn add(
     Ok(row)
 }
 
-pub(crate) async fn list(db: &SqlitePool, filter: &ReportFilter) -> Result<Vec<Report>> {
+pub(crate) async fn list(db: &Db, filter: &ReportFilter) -> Result<Vec<Report>> {
     let limit = crate::validate::limit(filter.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-    Ok(sqlx::query_as(
+    db::query_as(
         "SELECT * FROM reports
          WHERE (?1 IS NULL OR mac = ?1) AND (?2 IS NULL OR type = ?2)
          ORDER BY id DESC LIMIT ?3",
@@ -233,5 +229,5 @@ pub(crate) async fn list(db: &SqlitePool, filter: &ReportFilter) -> Result<Vec<R
     .bind(filter.kind)
     .bind(limit)
     .fetch_all(db)
-    .await?)
+    .await
 }

@@ -29,10 +29,11 @@
 
 use std::collections::HashMap;
 
+use crate::db::Conn;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
 
+use crate::db;
 use crate::deployments::PauseKind;
 use crate::error::{CoreError, Result};
 use crate::offer::Verdict;
@@ -359,7 +360,7 @@ pub fn gate(verdict: Verdict, stage: &Stage, wave: i64, updating: i64) -> Verdic
 /// device not placed in a wave yet joins late: written when `join` (the paths that offer),
 /// only computed otherwise.
 pub(crate) async fn gated(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     mac: &str,
     verdict: Verdict,
@@ -389,7 +390,7 @@ pub(crate) async fn gated(
 /// A rollout's columns of a deployment.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub(crate) struct RolloutRow {
-    pub plan: Option<sqlx::types::Json<RolloutPlan>>,
+    pub plan: Option<crate::db::Json<RolloutPlan>>,
     pub wave: i64,
     pub wave_started_at: Option<String>,
     pub paused_at: Option<String>,
@@ -399,14 +400,14 @@ pub(crate) struct RolloutRow {
     pub failures_accepted: i64,
 }
 
-pub(crate) async fn row(conn: &mut SqliteConnection, id: i64) -> Result<Option<RolloutRow>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn row(conn: &mut Conn, id: i64) -> Result<Option<RolloutRow>> {
+    db::query_as(
         "SELECT plan, wave, wave_started_at, paused_at, pause_reason, status, failures_accepted \
          FROM deployments WHERE id = ?",
     )
     .bind(id)
     .fetch_optional(conn)
-    .await?)
+    .await
 }
 
 impl RolloutRow {
@@ -433,14 +434,14 @@ impl RolloutRow {
 
 /// Store the plan and the members of a new rollout `id` (its covered devices, placed).
 pub(crate) async fn start(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     plan: &RolloutPlan,
     covered: &[Candidate<'_>],
 ) -> Result<()> {
     let now = crate::time::now();
-    sqlx::query("UPDATE deployments SET plan = ?, wave = 1, wave_started_at = ? WHERE id = ?")
-        .bind(sqlx::types::Json(plan))
+    db::query("UPDATE deployments SET plan = ?, wave = 1, wave_started_at = ? WHERE id = ?")
+        .bind(crate::db::Json(plan))
         .bind(&now)
         .bind(id)
         .execute(&mut *conn)
@@ -448,13 +449,17 @@ pub(crate) async fn start(
     let placed = assign(plan, id, covered);
     // One statement for every member: a rollout over the whole fleet is one write.
     let json: Vec<(&str, i64)> = placed.iter().map(|(m, w)| (m.as_str(), *w)).collect();
-    sqlx::query(
+    let backend = conn.backend();
+    db::query(&format!(
         "INSERT INTO rollout_members (deployment_id, mac, wave, joined_at) \
-         SELECT ?1, value ->> '$[0]', value ->> '$[1]', ?2 FROM json_each(?3)",
-    )
+         SELECT ?1, {}, CAST({} AS BIGINT), ?2 FROM {}",
+        backend.json_index("e.value", 0),
+        backend.json_index("e.value", 1),
+        backend.json_elements("?3", "e")
+    ))
     .bind(id)
     .bind(&now)
-    .bind(sqlx::types::Json(json))
+    .bind(crate::db::Json(json))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -463,14 +468,14 @@ pub(crate) async fn start(
 /// The wave of `mac` in rollout `id`; a device not placed yet joins late ([`late_wave`]) —
 /// written when `join`, only computed otherwise (a dry run, a listing).
 pub(crate) async fn wave_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     stage: &Stage,
     mac: &str,
     join: bool,
 ) -> Result<i64> {
     let wave: Option<i64> =
-        sqlx::query_scalar("SELECT wave FROM rollout_members WHERE deployment_id = ? AND mac = ?")
+        db::query_scalar("SELECT wave FROM rollout_members WHERE deployment_id = ? AND mac = ?")
             .bind(id)
             .bind(mac)
             .fetch_optional(&mut *conn)
@@ -480,7 +485,7 @@ pub(crate) async fn wave_of(
     }
     let w = late_wave(stage.current, stage.waves);
     if join {
-        sqlx::query(
+        db::query(
             "INSERT INTO rollout_members (deployment_id, mac, wave, joined_at, late) VALUES (?,?,?,?,1) \
              ON CONFLICT DO NOTHING",
         )
@@ -496,9 +501,9 @@ pub(crate) async fn wave_of(
 }
 
 /// Every member's wave of rollout `id`.
-pub(crate) async fn waves_of(conn: &mut SqliteConnection, id: i64) -> Result<HashMap<String, i64>> {
+pub(crate) async fn waves_of(conn: &mut Conn, id: i64) -> Result<HashMap<String, i64>> {
     let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT mac, wave FROM rollout_members WHERE deployment_id = ?")
+        db::query_as("SELECT mac, wave FROM rollout_members WHERE deployment_id = ?")
             .bind(id)
             .fetch_all(conn)
             .await?;
@@ -507,15 +512,15 @@ pub(crate) async fn waves_of(conn: &mut SqliteConnection, id: i64) -> Result<Has
 
 /// Devices of rollout `id` updating now (an attempt open and started, or offered), other than
 /// `mac`.
-pub(crate) async fn updating(conn: &mut SqliteConnection, id: i64, mac: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn updating(conn: &mut Conn, id: i64, mac: &str) -> Result<i64> {
+    db::query_scalar(
         "SELECT COUNT(*) FROM updates INDEXED BY updates_open_by_deployment \
          WHERE deployment_id = ? AND state NOT IN ('done', 'failed', 'cancelled') AND mac != ?",
     )
     .bind(id)
     .bind(mac)
     .fetch_one(conn)
-    .await?)
+    .await
 }
 
 /// One device's standing in a rollout.
@@ -711,7 +716,7 @@ impl Stepped {
 ///
 /// Without `apply` nothing is written: the answer says what a step would do (the periodic step
 /// asks so without the writer's lock, and steps for real only when something would change).
-pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> Result<Stepped> {
+pub(crate) async fn step(conn: &mut Conn, id: i64, apply: bool) -> Result<Stepped> {
     let mut out = Stepped::default();
     let Some(r) = row(conn, id).await? else {
         return Ok(out);
@@ -728,7 +733,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
     let mut current = r.wave;
     let mut paused = r.status == "paused";
     loop {
-        let open: Vec<Facts> = sqlx::query_as(FACTS)
+        let open: Vec<Facts> = db::query_as(FACTS)
             .bind(id)
             .bind(current)
             .fetch_all(&mut *conn)
@@ -761,7 +766,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
         }
         // The members decided before this step, per wave and outcome (read before the new
         // outcomes are written, so the two never overlap).
-        let decided: Vec<(i64, String, i64)> = sqlx::query_as(
+        let decided: Vec<(i64, String, i64)> = db::query_as(
             "SELECT wave, outcome, COUNT(*) FROM rollout_members \
              WHERE deployment_id = ? AND wave <= ? AND outcome IS NOT NULL GROUP BY wave, outcome",
         )
@@ -771,7 +776,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
         .await?;
         if apply {
             for j in &judged {
-                sqlx::query(
+                db::query(
                     "UPDATE rollout_members SET outcome = ?, reason = ?, decided_at = ? \
                      WHERE deployment_id = ? AND mac = ? AND outcome IS NULL",
                 )
@@ -830,7 +835,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
                     .take(3)
                     .collect();
                 if examples.len() < 3 {
-                    let earlier: Vec<(String, Option<String>)> = sqlx::query_as(
+                    let earlier: Vec<(String, Option<String>)> = db::query_as(
                         "SELECT mac, reason FROM rollout_members WHERE deployment_id = ? \
                          AND wave <= ? AND outcome = 'failed' ORDER BY decided_at DESC, mac LIMIT 3",
                     )
@@ -885,7 +890,7 @@ pub(crate) async fn step(conn: &mut SqliteConnection, id: i64, apply: bool) -> R
             out.started.push(current);
             break;
         }
-        sqlx::query("UPDATE deployments SET wave = ?, wave_started_at = ? WHERE id = ?")
+        db::query("UPDATE deployments SET wave = ?, wave_started_at = ? WHERE id = ?")
             .bind(current)
             .bind(&now)
             .bind(id)
@@ -930,8 +935,8 @@ fn is_skipped(v: &Verdict) -> bool {
 
 /// Pause rollout `id` with `reason`, and audit it: otafleet is the actor when it paused by
 /// itself (the admin's own pause is audited by the route).
-async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str, kind: PauseKind) -> Result<()> {
-    sqlx::query(
+async fn pause(conn: &mut Conn, id: i64, reason: &str, kind: PauseKind) -> Result<()> {
+    db::query(
         "UPDATE deployments SET status = 'paused', paused_at = ?, pause_reason = ?, pause_kind = ? \
          WHERE id = ?",
     )
@@ -944,12 +949,7 @@ async fn pause(conn: &mut SqliteConnection, id: i64, reason: &str, kind: PauseKi
     Ok(())
 }
 
-async fn pause_by_itself(
-    conn: &mut SqliteConnection,
-    id: i64,
-    reason: &str,
-    kind: PauseKind,
-) -> Result<()> {
+async fn pause_by_itself(conn: &mut Conn, id: i64, reason: &str, kind: PauseKind) -> Result<()> {
     pause(conn, id, reason, kind).await?;
     let mut detail = crate::audit::AuditDetail::default();
     detail
@@ -971,11 +971,7 @@ async fn pause_by_itself(
 }
 
 /// Pause rollout `id` by hand. Refused (409) when it is not active.
-pub(crate) async fn pause_by_admin(
-    conn: &mut SqliteConnection,
-    id: i64,
-    reason: &str,
-) -> Result<()> {
+pub(crate) async fn pause_by_admin(conn: &mut Conn, id: i64, reason: &str) -> Result<()> {
     let Some(r) = row(conn, id).await? else {
         return Err(CoreError::not_found(format!("deployment {id}")));
     };
@@ -992,11 +988,7 @@ pub(crate) async fn pause_by_admin(
 /// the error limit, it goes on where it was. With `retry`, every failed device of its started
 /// waves counts afresh (its outcome is cleared; the caller opens new attempts). Returns the
 /// MACs whose outcome was cleared.
-pub(crate) async fn resume(
-    conn: &mut SqliteConnection,
-    id: i64,
-    retry: bool,
-) -> Result<Vec<String>> {
+pub(crate) async fn resume(conn: &mut Conn, id: i64, retry: bool) -> Result<Vec<String>> {
     let Some(r) = row(conn, id).await? else {
         return Err(CoreError::not_found(format!("deployment {id}")));
     };
@@ -1017,7 +1009,7 @@ pub(crate) async fn resume(
     } else {
         r.wave
     };
-    sqlx::query(
+    db::query(
         "UPDATE deployments SET status = 'active', paused_at = NULL, pause_reason = NULL, pause_kind = NULL, \
          wave = ?, wave_started_at = CASE WHEN ? != wave THEN ? ELSE wave_started_at END WHERE id = ?",
     )
@@ -1029,7 +1021,7 @@ pub(crate) async fn resume(
     .await?;
     if !retry {
         // The failures so far are accepted: the error limit counts only new ones.
-        sqlx::query(
+        db::query(
             "UPDATE deployments SET failures_accepted = \
              (SELECT COUNT(*) FROM rollout_members WHERE deployment_id = ?1 AND outcome = 'failed') \
              WHERE id = ?1",
@@ -1041,42 +1033,44 @@ pub(crate) async fn resume(
     }
     // Counted afresh: only attempts made from now on can fail these devices — the failed ones,
     // and the undecided ones (an attempt under way when it paused may fail yet).
-    sqlx::query("UPDATE deployments SET failures_accepted = 0 WHERE id = ?")
+    db::query("UPDATE deployments SET failures_accepted = 0 WHERE id = ?")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
+    db::query(
         "UPDATE rollout_members SET cleared_at = ? WHERE deployment_id = ? AND outcome IS NULL",
     )
     .bind(&now)
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(sqlx::query_scalar(
+    db::query_scalar(
         "UPDATE rollout_members SET outcome = NULL, reason = NULL, decided_at = NULL, cleared_at = ? \
          WHERE deployment_id = ? AND outcome = 'failed' RETURNING mac",
     )
     .bind(&now)
     .bind(id)
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// The rollouts that may have something to decide: those with a plan that are active or paused
 /// (a paused one still decides the outcomes of attempts that were under way), and those
 /// completed within their soak time (plus a margin), whose last devices still soak.
-pub(crate) async fn active(conn: &mut SqliteConnection) -> Result<Vec<i64>> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn active(conn: &mut Conn) -> Result<Vec<i64>> {
+    let backend = conn.backend();
+    db::query_scalar(&format!(
         "SELECT id FROM deployments WHERE plan IS NOT NULL AND (status IN ('active', 'paused') \
            OR (status = 'completed' AND ended_at IS NOT NULL \
-               AND (julianday(?1) - julianday(ended_at)) * 86400.0 \
-                   <= COALESCE(plan ->> '$.soak_s', 60) + ?2)) \
+               AND {} <= COALESCE(CAST({} AS DOUBLE PRECISION), 60) + ?2)) \
          ORDER BY id",
-    )
+        backend.seconds_between("?1", "ended_at"),
+        backend.json_text("plan", "soak_s")
+    ))
     .bind(crate::time::now())
     .bind(SOAK_MARGIN_S)
     .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// How long after a rollout completed its last devices' soak times are still followed, beyond
@@ -1089,7 +1083,7 @@ type MemberRow = (String, i64, bool, Option<String>, Option<String>);
 /// The rollout view of deployment `id`: its plan and every wave with its devices, from the
 /// devices' `verdicts` (by MAC, with name and protocol). `None` for a deployment without a plan.
 pub(crate) async fn view(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     verdicts: &[crate::deployments::DeviceVerdict],
 ) -> Result<Option<Rollout>> {
@@ -1100,7 +1094,7 @@ pub(crate) async fn view(
         return Ok(None);
     };
     let stage = r.stage().expect("a plan");
-    let rows: Vec<MemberRow> = sqlx::query_as(
+    let rows: Vec<MemberRow> = db::query_as(
         "SELECT mac, wave, late, outcome, reason FROM rollout_members WHERE deployment_id = ?",
     )
     .bind(id)

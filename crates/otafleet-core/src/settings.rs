@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::SqliteConnection;
+use crate::db::Conn;
 
+use crate::db;
 use crate::error::{CoreError, Result};
 
 /// Default upper bound for one firmware image: the largest OTA partition ESP32 layouts use.
@@ -36,6 +37,9 @@ pub struct Settings {
     /// Certificate authorities (PEM) trusted for notifications besides the Mozilla roots: a
     /// private CA that signed the SMTP server's or the webhook's certificate. Empty by default.
     pub notify_extra_roots: Vec<String>,
+    /// A PostgreSQL database (`postgres://…`) to keep the fleet's state in instead of
+    /// `otafleet.db` in the data directory.
+    pub database_url: Option<String>,
 }
 
 impl Settings {
@@ -48,6 +52,7 @@ impl Settings {
             notify_retry_base: crate::notify::DEFAULT_RETRY_BASE,
             send_notifications: true,
             notify_extra_roots: Vec::new(),
+            database_url: None,
         }
     }
 
@@ -217,19 +222,17 @@ impl Live {
 
 // --- the `server_settings` table (this module alone writes it) -----------------------------------
 
-async fn value(conn: &mut SqliteConnection, key: &str) -> Result<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM server_settings WHERE key = ?")
+async fn value(conn: &mut Conn, key: &str) -> Result<Option<String>> {
+    db::query_scalar("SELECT value FROM server_settings WHERE key = ?")
             .bind(key)
             .fetch_optional(conn)
-            .await?,
-    )
+            .await
 }
 
-async fn put(conn: &mut SqliteConnection, key: &str, v: Option<String>) -> Result<()> {
+async fn put(conn: &mut Conn, key: &str, v: Option<String>) -> Result<()> {
     match v {
         Some(v) => {
-            sqlx::query(
+            db::query(
                 "INSERT INTO server_settings (key, value) VALUES (?, ?) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )
@@ -239,7 +242,7 @@ async fn put(conn: &mut SqliteConnection, key: &str, v: Option<String>) -> Resul
             .await?
         }
         None => {
-            sqlx::query("DELETE FROM server_settings WHERE key = ?")
+            db::query("DELETE FROM server_settings WHERE key = ?")
                 .bind(key)
                 .execute(conn)
                 .await?
@@ -251,7 +254,7 @@ async fn put(conn: &mut SqliteConnection, key: &str, v: Option<String>) -> Resul
 /// The key ESP Admin download paths are derived with (HMAC-SHA256; `fleet/esp_admin.rs`): 32
 /// random bytes drawn at first use and kept, so a path handed to a device stays valid across
 /// restarts. Never shown through any route.
-pub(crate) async fn esp_admin_ota_key(conn: &mut SqliteConnection) -> Result<[u8; 32]> {
+pub(crate) async fn esp_admin_ota_key(conn: &mut Conn) -> Result<[u8; 32]> {
     const KEY: &str = "esp_admin_ota_key";
     let parse = |v: Option<String>| -> Option<[u8; 32]> {
         let bytes = hex::decode(v?).ok()?;
@@ -261,7 +264,7 @@ pub(crate) async fn esp_admin_ota_key(conn: &mut SqliteConnection) -> Result<[u8
         return Ok(k);
     }
     // Two first uses at once: the first insert wins and both read it back.
-    sqlx::query(
+    db::query(
         "INSERT INTO server_settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
     )
     .bind(KEY)
@@ -273,11 +276,11 @@ pub(crate) async fn esp_admin_ota_key(conn: &mut SqliteConnection) -> Result<[u8
 }
 
 /// Whether unknown MACs may enrol (on unless the admin turned it off; [`crate::trust`]).
-pub(crate) async fn open_enrolment(conn: &mut SqliteConnection) -> Result<bool> {
+pub(crate) async fn open_enrolment(conn: &mut Conn) -> Result<bool> {
     Ok(value(conn, "open_enrolment").await?.as_deref() != Some("0"))
 }
 
-pub(crate) async fn set_open_enrolment(conn: &mut SqliteConnection, open: bool) -> Result<()> {
+pub(crate) async fn set_open_enrolment(conn: &mut Conn, open: bool) -> Result<()> {
     put(
         conn,
         "open_enrolment",
@@ -287,7 +290,7 @@ pub(crate) async fn set_open_enrolment(conn: &mut SqliteConnection, open: bool) 
 }
 
 /// The admin's timing. A value that does not parse (edited by hand) is ignored, with a warning.
-pub(crate) async fn stored_timing(conn: &mut SqliteConnection) -> Result<Stored> {
+pub(crate) async fn stored_timing(conn: &mut Conn) -> Result<Stored> {
     let parse = |key: &str, v: Option<String>| {
         v.and_then(|v| {
             let n = v.parse::<u32>().ok();
@@ -305,7 +308,7 @@ pub(crate) async fn stored_timing(conn: &mut SqliteConnection) -> Result<Stored>
     })
 }
 
-pub(crate) async fn store_timing(conn: &mut SqliteConnection, s: Stored) -> Result<()> {
+pub(crate) async fn store_timing(conn: &mut Conn, s: Stored) -> Result<()> {
     put(
         conn,
         "checkin_interval_s",
@@ -322,9 +325,7 @@ pub(crate) async fn store_timing(conn: &mut SqliteConnection, s: Stored) -> Resu
 
 /// The notification channels ([`crate::notify`]). A value that does not parse (edited by hand)
 /// is ignored, with a warning that names the key only (it may hold a secret).
-pub(crate) async fn stored_notify(
-    conn: &mut SqliteConnection,
-) -> Result<crate::notify::NotifyConfig> {
+pub(crate) async fn stored_notify(conn: &mut Conn) -> Result<crate::notify::NotifyConfig> {
     fn parse<T: serde::de::DeserializeOwned>(key: &str, v: Option<String>) -> Option<T> {
         v.and_then(|v| {
             let t = serde_json::from_str(&v).ok();
@@ -345,10 +346,7 @@ pub(crate) async fn stored_notify(
     })
 }
 
-pub(crate) async fn store_notify(
-    conn: &mut SqliteConnection,
-    cfg: &crate::notify::NotifyConfig,
-) -> Result<()> {
+pub(crate) async fn store_notify(conn: &mut Conn, cfg: &crate::notify::NotifyConfig) -> Result<()> {
     let json = |v: serde_json::Result<String>| Some(v.expect("settings serialize"));
     put(
         conn,

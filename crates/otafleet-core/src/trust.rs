@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 
+use crate::db::{Conn, Db};
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::devices::Device;
 use crate::error::{CoreError, Result};
 
@@ -181,7 +182,7 @@ pub fn project_change(mac: &str, current: Option<&str>, reported: Option<&str>) 
 /// Count a refused attempt at a known device (nothing is recorded for unknown MACs: a flood of
 /// made-up MACs must not grow the database). Runs in the caller's transaction.
 pub(crate) async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     mac: &str,
     protocol: &str,
     from: Option<&str>,
@@ -190,7 +191,7 @@ pub(crate) async fn record(
     let now = crate::time::now();
     let reason = e.to_string();
     tracing::warn!(%mac, protocol, from, code = e.code(), %reason, "device request refused");
-    sqlx::query(
+    db::query(
         "INSERT INTO refusals (mac, count, first_at, last_at, last_from, last_protocol, last_code, last_reason) \
          SELECT ?1, 1, ?2, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM devices WHERE mac = ?1) \
          ON CONFLICT (mac) DO UPDATE SET count = count + 1, last_at = ?2, last_from = ?3, \
@@ -207,17 +208,15 @@ pub(crate) async fn record(
     Ok(())
 }
 
-pub(crate) async fn refusal_for(db: &SqlitePool, mac: &str) -> Result<Option<Refusal>> {
-    Ok(sqlx::query_as("SELECT * FROM refusals WHERE mac = ?")
+pub(crate) async fn refusal_for(db: &Db, mac: &str) -> Result<Option<Refusal>> {
+    db::query_as("SELECT * FROM refusals WHERE mac = ?")
         .bind(mac)
         .fetch_optional(db)
-        .await?)
+        .await
 }
 
-pub(crate) async fn all_refusals(db: &SqlitePool) -> Result<HashMap<String, Refusal>> {
-    let rows: Vec<Refusal> = sqlx::query_as("SELECT * FROM refusals")
-        .fetch_all(db)
-        .await?;
+pub(crate) async fn all_refusals(db: &Db) -> Result<HashMap<String, Refusal>> {
+    let rows: Vec<Refusal> = db::query_as("SELECT * FROM refusals").fetch_all(db).await?;
     Ok(rows.into_iter().map(|r| (r.mac.clone(), r)).collect())
 }
 

@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 
+use crate::db::{Conn, Db};
 use serde::{Deserialize, Serialize};
-use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::db;
 use crate::devices::Device;
 use crate::error::{CoreError, Result};
 use crate::firmware::Firmware;
@@ -209,34 +210,30 @@ pub const DEVICE_STATES: &[UpdateState] = &[
     UpdateState::Failed,
 ];
 
-pub(crate) async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Update> {
-    sqlx::query_as("SELECT * FROM updates WHERE id = ?")
+pub(crate) async fn get(conn: &mut Conn, id: i64) -> Result<Update> {
+    db::query_as("SELECT * FROM updates WHERE id = ?")
         .bind(id)
         .fetch_optional(conn)
         .await?
         .ok_or_else(|| CoreError::not_found(format!("update {id}")))
 }
 
-pub(crate) async fn latest_for(db: &SqlitePool, mac: &str) -> Result<Option<Update>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 1")
+pub(crate) async fn latest_for(db: &Db, mac: &str) -> Result<Option<Update>> {
+    db::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 1")
             .bind(mac)
             .fetch_optional(db)
-            .await?,
-    )
+            .await
 }
 
-pub(crate) async fn history(db: &SqlitePool, mac: &str) -> Result<Vec<Update>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
+pub(crate) async fn history(db: &Db, mac: &str) -> Result<Vec<Update>> {
+    db::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
             .bind(mac)
             .fetch_all(db)
-            .await?,
-    )
+            .await
 }
 
-pub(crate) async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String, Update>> {
-    let rows: Vec<Update> = sqlx::query_as(
+pub(crate) async fn latest_per_device(db: &Db) -> Result<HashMap<String, Update>> {
+    let rows: Vec<Update> = db::query_as(
         "SELECT u.* FROM updates u JOIN (SELECT MAX(id) AS id FROM updates GROUP BY mac) m ON u.id = m.id",
     )
     .fetch_all(db)
@@ -245,25 +242,25 @@ pub(crate) async fn latest_per_device(db: &SqlitePool) -> Result<HashMap<String,
 }
 
 /// The newest `done` attempt of each device in deployment `id` (what a rollback undoes).
-pub(crate) async fn done_in_deployment(db: &sqlx::SqlitePool, id: i64) -> Result<Vec<Update>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn done_in_deployment(db: &crate::db::Db, id: i64) -> Result<Vec<Update>> {
+    db::query_as(
         "SELECT u.* FROM updates u WHERE u.deployment_id = ?1 AND u.state = 'done' \
          AND u.id = (SELECT MAX(x.id) FROM updates x WHERE x.deployment_id = ?1 AND x.mac = u.mac \
              AND x.state = 'done') ORDER BY u.mac",
     )
     .bind(id)
     .fetch_all(db)
-    .await?)
+    .await
 }
 
 /// The unfinished attempt of a device, if any.
-pub(crate) async fn open_for(conn: &mut SqliteConnection, mac: &str) -> Result<Option<Update>> {
-    Ok(sqlx::query_as(
+pub(crate) async fn open_for(conn: &mut Conn, mac: &str) -> Result<Option<Update>> {
+    db::query_as(
         "SELECT * FROM updates WHERE mac = ? AND state NOT IN ('done','failed','cancelled') ORDER BY id DESC LIMIT 1",
     )
     .bind(mac)
     .fetch_optional(conn)
-    .await?)
+    .await
 }
 
 /// Why an attempt is moved to a state: its kind and text, for `failed`, `cancelled` and
@@ -294,7 +291,7 @@ impl<'a> Why<'a> {
 /// Move an update to a new state, with its failure kind and text (both cleared by
 /// [`Why::NONE`]). Finishing states stamp `finished_at`.
 pub(crate) async fn set_state(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: i64,
     state: UpdateState,
     progress: i64,
@@ -310,7 +307,7 @@ pub(crate) async fn set_state(
     );
     let now = crate::time::now();
     let finished = state.is_finished().then_some(now.clone());
-    sqlx::query(
+    db::query(
         "UPDATE updates SET state = ?, progress = ?, error = ?, failure = ?, updated_at = ?, \
          finished_at = COALESCE(?, finished_at) WHERE id = ?",
     )
@@ -329,12 +326,12 @@ pub(crate) async fn set_state(
 /// The admin corrected the version of image `firmware_id`: every attempt at it takes it (an
 /// attempt's `version` is its image's). Returns the devices whose attempts changed, once each.
 pub(crate) async fn set_image_version(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     firmware_id: i64,
     version: &str,
 ) -> Result<Vec<String>> {
-    let mut macs: Vec<String> = sqlx::query_scalar(
-        "UPDATE updates SET version = ?1 WHERE firmware_id = ?2 AND version IS NOT ?1 RETURNING mac",
+    let mut macs: Vec<String> = db::query_scalar(
+        "UPDATE updates SET version = ?1 WHERE firmware_id = ?2 AND version IS DISTINCT FROM ?1 RETURNING mac",
     )
     .bind(version)
     .bind(firmware_id)
@@ -346,17 +343,13 @@ pub(crate) async fn set_image_version(
 }
 
 /// Count bytes a server response delivered for an update (clients that report nothing).
-pub(crate) async fn add_bytes(
-    conn: &mut SqliteConnection,
-    id: i64,
-    bytes: i64,
-    size: i64,
-) -> Result<Update> {
-    sqlx::query(
-        "UPDATE updates SET bytes_sent = bytes_sent + ?, \
-         progress = MIN(100, ((bytes_sent + ?) * 100) / MAX(?, 1)), updated_at = ? WHERE id = ?",
+pub(crate) async fn add_bytes(conn: &mut Conn, id: i64, bytes: i64, size: i64) -> Result<Update> {
+    db::query(
+        "UPDATE updates SET bytes_sent = bytes_sent + ?1, \
+         progress = CASE WHEN bytes_sent + ?1 >= (CASE WHEN ?2 > 1 THEN ?2 ELSE 1 END) THEN 100 \
+                         ELSE ((bytes_sent + ?1) * 100) / (CASE WHEN ?2 > 1 THEN ?2 ELSE 1 END) END, \
+         updated_at = ?3 WHERE id = ?4",
     )
-    .bind(bytes)
     .bind(bytes)
     .bind(size)
     .bind(crate::time::now())
@@ -369,10 +362,10 @@ pub(crate) async fn add_bytes(
 /// The image a device should run: the newest deployment that covers it and was not stopped
 /// (a completed one still does: it says its devices are done, not that they may drift).
 pub(crate) async fn target_for(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     device: &Device,
 ) -> Result<Option<(Rule, Firmware)>> {
-    let row: Option<(i64, bool, bool, i64)> = sqlx::query_as(&format!(
+    let row: Option<(i64, bool, bool, i64)> = db::query_as(&format!(
         "SELECT d.id, d.rollback, d.allow_other_project, d.firmware_id FROM deployments d \
          WHERE d.status != 'stopped' AND {} ORDER BY d.id DESC LIMIT 1",
         crate::deployments::covers("d", "?1", "?2", "?3")
@@ -386,7 +379,7 @@ pub(crate) async fn target_for(
         return Ok(None);
     };
     let fw: Option<Firmware> =
-        sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
             .bind(firmware_id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -403,19 +396,17 @@ pub(crate) async fn target_for(
 }
 
 /// The device's recent attempts, newest first: what [`offer::verdict`] reads.
-pub(crate) async fn recent(conn: &mut SqliteConnection, mac: &str) -> Result<Vec<Update>> {
-    Ok(
-        sqlx::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
+pub(crate) async fn recent(conn: &mut Conn, mac: &str) -> Result<Vec<Update>> {
+    db::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
             .bind(mac)
             .fetch_all(conn)
-            .await?,
-    )
+            .await
 }
 
 /// Did this server ever offer this image to this device (an update row for it)?
-pub(crate) async fn was_sent(conn: &mut SqliteConnection, mac: &str, sha256: &str) -> Result<bool> {
+pub(crate) async fn was_sent(conn: &mut Conn, mac: &str, sha256: &str) -> Result<bool> {
     let found: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM updates WHERE mac = ? AND sha256 = ? LIMIT 1")
+        db::query_scalar("SELECT id FROM updates WHERE mac = ? AND sha256 = ? LIMIT 1")
             .bind(mac)
             .bind(sha256)
             .fetch_optional(conn)
@@ -470,7 +461,7 @@ pub(crate) fn settles(verdict: Option<&offer::Verdict>, deployment_id: Option<i6
 /// Decide whether to offer the device its target image ([`offer::verdict`]), opening (or
 /// reusing) the attempt. An unfinished attempt at another image is closed as `cancelled` when
 /// the new one opens.
-pub(crate) async fn decide(conn: &mut SqliteConnection, device: &Device) -> Result<Decided> {
+pub(crate) async fn decide(conn: &mut Conn, device: &Device) -> Result<Decided> {
     let Some((rule, fw)) = target_for(conn, device).await? else {
         return Ok(Decided {
             decision: Decision::Nothing {
@@ -540,14 +531,14 @@ pub(crate) async fn decide(conn: &mut SqliteConnection, device: &Device) -> Resu
 
 /// Open a new attempt at `fw` for `device` in deployment `deployment_id`.
 pub(crate) async fn open_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     device: &Device,
     fw: &Firmware,
     deployment_id: i64,
     retry: bool,
 ) -> Result<Update> {
     let now = crate::time::now();
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = db::query_scalar(
         "INSERT INTO updates (mac, firmware_id, deployment_id, sha256, version, from_version, from_sha256, \
          state, progress, retry, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'offered',0,?,?,?) RETURNING id",
     )
@@ -568,16 +559,12 @@ pub(crate) async fn open_attempt(
 
 /// Does `device` run the image of update `u`? By hash (whole file, appended digest or MD5) when
 /// it reports one, else by version.
-async fn runs_update_image(
-    conn: &mut SqliteConnection,
-    device: &Device,
-    u: &Update,
-) -> Result<bool> {
+async fn runs_update_image(conn: &mut Conn, device: &Device, u: &Update) -> Result<bool> {
     Ok(match device.sha256.as_deref() {
         Some(sha) => {
             sha == u.sha256 || {
                 let fw: Option<(Option<String>, String)> =
-                    sqlx::query_as("SELECT appended_sha256, md5 FROM firmware WHERE sha256 = ?")
+                    db::query_as("SELECT appended_sha256, md5 FROM firmware WHERE sha256 = ?")
                         .bind(&u.sha256)
                         .fetch_optional(&mut *conn)
                         .await?;
@@ -593,10 +580,7 @@ async fn runs_update_image(
 /// it needed to install → `failed`. With no attempt open, a device found running the image of
 /// its latest attempt, which had failed or was cancelled, is `done` too: what it runs is the
 /// truth, whatever happened before.
-pub(crate) async fn reconcile(
-    conn: &mut SqliteConnection,
-    device: &Device,
-) -> Result<Option<Update>> {
+pub(crate) async fn reconcile(conn: &mut Conn, device: &Device) -> Result<Option<Update>> {
     let Some(latest) = recent(conn, &device.mac).await?.into_iter().next() else {
         return Ok(None);
     };

@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
+use crate::db::Db;
 use serde::{Deserialize, Serialize};
-use sqlx::SqlitePool;
 
+use crate::db;
 use crate::error::{CoreError, Result};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -35,14 +36,14 @@ pub struct NewWatchFolder {
     pub auto_deploy: bool,
 }
 
-pub(crate) async fn list(db: &SqlitePool) -> Result<Vec<WatchFolder>> {
-    Ok(sqlx::query_as("SELECT * FROM watch_folders ORDER BY id")
+pub(crate) async fn list(db: &Db) -> Result<Vec<WatchFolder>> {
+    db::query_as("SELECT * FROM watch_folders ORDER BY id")
         .fetch_all(db)
-        .await?)
+        .await
 }
 
-pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<WatchFolder> {
-    sqlx::query_as("SELECT * FROM watch_folders WHERE id = ?")
+pub(crate) async fn get(db: &Db, id: i64) -> Result<WatchFolder> {
+    db::query_as("SELECT * FROM watch_folders WHERE id = ?")
         .bind(id)
         .fetch_optional(db)
         .await?
@@ -50,7 +51,7 @@ pub(crate) async fn get(db: &SqlitePool, id: i64) -> Result<WatchFolder> {
 }
 
 /// Add a folder (or update `auto_deploy` of one already watched). It must exist and be a folder.
-pub(crate) async fn add(db: &SqlitePool, new: NewWatchFolder) -> Result<WatchFolder> {
+pub(crate) async fn add(db: &Db, new: NewWatchFolder) -> Result<WatchFolder> {
     let path = Path::new(new.path.trim());
     if !path.is_absolute() {
         return Err(CoreError::invalid(
@@ -77,7 +78,7 @@ pub(crate) async fn add(db: &SqlitePool, new: NewWatchFolder) -> Result<WatchFol
         ));
     }
     let path = canonical.display().to_string();
-    sqlx::query(
+    db::query(
         "INSERT INTO watch_folders (path, auto_deploy, created_at) VALUES (?, ?, ?) \
          ON CONFLICT (path) DO UPDATE SET auto_deploy = excluded.auto_deploy",
     )
@@ -86,14 +87,14 @@ pub(crate) async fn add(db: &SqlitePool, new: NewWatchFolder) -> Result<WatchFol
     .bind(crate::time::now())
     .execute(db)
     .await?;
-    Ok(sqlx::query_as("SELECT * FROM watch_folders WHERE path = ?")
+    db::query_as("SELECT * FROM watch_folders WHERE path = ?")
         .bind(&path)
         .fetch_one(db)
-        .await?)
+        .await
 }
 
-pub(crate) async fn remove(db: &SqlitePool, id: i64) -> Result<()> {
-    let done = sqlx::query("DELETE FROM watch_folders WHERE id = ?")
+pub(crate) async fn remove(db: &Db, id: i64) -> Result<()> {
+    let done = db::query("DELETE FROM watch_folders WHERE id = ?")
         .bind(id)
         .execute(db)
         .await?;
@@ -105,13 +106,13 @@ pub(crate) async fn remove(db: &SqlitePool, id: i64) -> Result<()> {
 
 /// Record what happened to a file in a folder.
 pub(crate) async fn record(
-    db: &SqlitePool,
+    db: &Db,
     id: i64,
     file: &str,
     result: &str,
     message: &str,
 ) -> Result<WatchFolder> {
-    sqlx::query(
+    db::query(
         "UPDATE watch_folders SET last_file = ?, last_result = ?, last_message = ?, last_at = ? WHERE id = ?",
     )
     .bind(file)

@@ -1,6 +1,7 @@
 //! Progress reports: the token lookup is indexed and runs outside the writer's lock.
 
 use crate::checkin::{device_of, hash_token, record_progress, CheckinRequest, ProgressRequest};
+use crate::db;
 use crate::deployments::NewDeployment;
 use crate::devices::DevicePatch;
 use crate::devices::TOKEN_LOOKUP;
@@ -26,7 +27,7 @@ fn report(mac: &str) -> CheckinRequest {
 /// The plan SQLite chooses for the token lookup, on the real database the fleet opened.
 async fn plan(fleet: &Fleet) -> String {
     let rows: Vec<(i64, i64, i64, String)> =
-        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {TOKEN_LOOKUP}"))
+        db::query_as(&format!("EXPLAIN QUERY PLAN {TOKEN_LOOKUP}"))
             .bind(crate::checkin::hash_token("some token"))
             .fetch_all(fleet.db())
             .await
@@ -51,7 +52,7 @@ async fn token_lookup_searches_the_token_index_instead_of_scanning_devices() {
             .unwrap();
         assert!(r.token.is_some());
     }
-    sqlx::query("ANALYZE").execute(fleet.db()).await.unwrap();
+    db::query("ANALYZE").execute(fleet.db()).await.unwrap();
     let plan = plan(&fleet).await;
     assert!(
         plan.contains("USING INDEX devices_token_hash") && !plan.contains("SCAN"),

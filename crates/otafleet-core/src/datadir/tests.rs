@@ -1,4 +1,5 @@
 use super::*;
+use crate::db;
 use crate::{Fleet, Settings};
 
 async fn open(dir: &Path) -> Result<Fleet> {
@@ -87,7 +88,7 @@ async fn a_foreign_database_is_refused() {
             .filename(dir.path().join("otafleet.db"))
             .create_if_missing(true);
         let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
-        sqlx::query("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        db::query("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
             .execute(&mut conn)
             .await
             .unwrap();

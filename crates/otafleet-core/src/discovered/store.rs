@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::types::Json;
+use crate::db::Json;
 
 use super::{DiscoveredHost, Discovery, DiscoveryKey, ListedDevice};
+use crate::db;
 use crate::error::Result;
 use crate::events::Event;
 use crate::Fleet;
@@ -86,14 +87,14 @@ impl Fleet {
                     )
                     .await?;
                     // It may have been listed without a MAC before its TXT said one.
-                    sqlx::query("DELETE FROM mdns_hosts WHERE service = ? AND instance = ?")
+                    db::query("DELETE FROM mdns_hosts WHERE service = ? AND instance = ?")
                         .bind(&d.service)
                         .bind(&d.instance)
                         .execute(&mut *tx)
                         .await?;
                 }
                 DiscoveryKey::Host { service, instance } => {
-                    sqlx::query(
+                    db::query(
                         "INSERT INTO mdns_hosts (service, instance, hostname, ip, port, txt, first_seen, \
                            mdns_seen, mdns_gone) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NULL) \
                          ON CONFLICT (service, instance) DO UPDATE SET hostname = excluded.hostname, \
@@ -129,7 +130,7 @@ impl Fleet {
                     crate::devices::mdns_gone(&mut conn, mac, &now).await?;
                 }
                 DiscoveryKey::Host { service, instance } => {
-                    sqlx::query(
+                    db::query(
                         "UPDATE mdns_hosts SET mdns_gone = ? WHERE service = ? AND instance = ? \
                          AND mdns_gone IS NULL",
                     )
@@ -152,7 +153,7 @@ impl Fleet {
         let _w = self.write_lock().await;
         let mut tx = crate::db::begin_write(self.db()).await?;
         crate::devices::mdns_forget_presence(&mut tx).await?;
-        sqlx::query("UPDATE mdns_hosts SET mdns_gone = mdns_seen WHERE mdns_gone IS NULL")
+        db::query("UPDATE mdns_hosts SET mdns_gone = mdns_seen WHERE mdns_gone IS NULL")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -168,7 +169,7 @@ impl Fleet {
         let _w = self.write_lock().await;
         let mut tx = crate::db::begin_write(self.db()).await?;
         crate::devices::mdns_touch_present(&mut tx, &now).await?;
-        sqlx::query("UPDATE mdns_hosts SET mdns_seen = ? WHERE mdns_gone IS NULL")
+        db::query("UPDATE mdns_hosts SET mdns_seen = ? WHERE mdns_gone IS NULL")
             .bind(&now)
             .execute(&mut *tx)
             .await?;
@@ -179,7 +180,7 @@ impl Fleet {
     /// Discovered services without a MAC, by service type and instance name.
     pub async fn mdns_hosts(&self) -> Result<Vec<DiscoveredHost>> {
         let rows: Vec<HostRow> =
-            sqlx::query_as("SELECT * FROM mdns_hosts ORDER BY service, instance")
+            db::query_as("SELECT * FROM mdns_hosts ORDER BY service, instance")
                 .fetch_all(self.db())
                 .await?;
         Ok(rows.into_iter().map(|r| r.into_host(self)).collect())
@@ -207,7 +208,7 @@ impl Fleet {
             DiscoveryKey::Mac(mac) => self.publish_device(mac).await,
             DiscoveryKey::Host { service, instance } => {
                 let row: std::result::Result<Option<HostRow>, _> =
-                    sqlx::query_as("SELECT * FROM mdns_hosts WHERE service = ? AND instance = ?")
+                    db::query_as("SELECT * FROM mdns_hosts WHERE service = ? AND instance = ?")
                         .bind(service)
                         .bind(instance)
                         .fetch_optional(self.db())

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::checkin::CheckinRequest;
+use crate::db;
 use crate::Fleet;
 
 fn disc(service: &str, instance: &str, txt: &[(&str, &str)]) -> Discovery {
@@ -75,7 +76,7 @@ fn online_rule_latest_news_wins() {
 /// Move one timestamp column of every device `secs` into the past.
 async fn backdate(fleet: &Fleet, column: &str, secs: i64) {
     let t = crate::time::format(time::OffsetDateTime::now_utc() - time::Duration::seconds(secs));
-    sqlx::query(&format!("UPDATE devices SET {column} = ?"))
+    db::query(&format!("UPDATE devices SET {column} = ?"))
         .bind(t)
         .execute(fleet.db())
         .await
@@ -156,7 +157,7 @@ async fn discovery_without_mac_is_listed_with_null_mac_and_goes_offline() {
     assert_eq!(listed[0]["online"], true);
     assert_eq!(listed[0]["mdns_txt"]["board"], "esp32");
 
-    sqlx::query("UPDATE mdns_hosts SET mdns_seen = '2000-01-01T00:00:00.000Z'")
+    db::query("UPDATE mdns_hosts SET mdns_seen = '2000-01-01T00:00:00.000Z'")
         .execute(fleet.db())
         .await
         .unwrap();

@@ -393,7 +393,10 @@ mod tests {
         // Every pooled connection is idle while it waits.
         let pool = fleet.db();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while pool.size() as usize != pool.num_idle() {
+        while {
+            let (size, idle) = pool.size_and_idle();
+            size as usize != idle
+        } {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "a connection is held"
@@ -439,13 +442,13 @@ mod tests {
             first.get_or_insert(c.id);
             fleet.command_cancel(MAC, c.id).await.unwrap();
         }
-        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM commands WHERE mac = ?")
+        let kept: i64 = crate::db::query_scalar("SELECT COUNT(*) FROM commands WHERE mac = ?")
             .bind(MAC)
             .fetch_one(fleet.db())
             .await
             .unwrap();
         assert_eq!(kept, KEEP_FINISHED_PER_DEVICE);
-        let oldest: i64 = sqlx::query_scalar("SELECT MIN(id) FROM commands")
+        let oldest: i64 = crate::db::query_scalar("SELECT MIN(id) FROM commands")
             .fetch_one(fleet.db())
             .await
             .unwrap();
@@ -480,7 +483,7 @@ mod tests {
             .commands_pending;
         assert_eq!(pending, 1);
         let mut events = fleet.events().subscribe();
-        sqlx::query("UPDATE commands SET expires_at = '2000-01-01T00:00:00.000Z'")
+        crate::db::query("UPDATE commands SET expires_at = '2000-01-01T00:00:00.000Z'")
             .execute(fleet.db())
             .await
             .unwrap();

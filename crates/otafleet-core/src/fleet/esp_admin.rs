@@ -345,7 +345,7 @@ impl Fleet {
             )));
         };
         let fw: Option<Firmware> =
-            sqlx::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE sha256 = ?")
+            db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE sha256 = ?")
                 .bind(&u.sha256)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -489,7 +489,7 @@ impl Fleet {
 /// The device, with its chip taken from its target image when it has none and that image is
 /// `only` (or any, for `None`): the SDK never says which chip it runs.
 async fn adopt_target_chip(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Conn,
     mac: &str,
     only: Option<i64>,
 ) -> Result<Device> {
@@ -509,7 +509,7 @@ async fn adopt_target_chip(
 /// `started` for image `fw_id`: the attempt the verdict offers, if it is at that image, moved to
 /// `downloading`. Returns it and the deployment applied when nothing was offered.
 async fn start(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Conn,
     mac: &str,
     fw_id: i64,
     changed: &mut Vec<Update>,
@@ -556,7 +556,7 @@ async fn start(
 /// `succeded` (`ok`) or `failed` for the attempt the SDK names. `None`: a repeat of the end it
 /// already has (nothing written).
 async fn finish(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Conn,
     mac: &str,
     deployment_id: Option<&str>,
     ok: bool,
@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(c.device.name.as_deref(), Some("greenhouse"));
         // The key itself is nowhere in the database: only its hash.
         let stored: Option<String> =
-            sqlx::query_scalar("SELECT token_hash FROM devices WHERE mac = ?")
+            db::query_scalar("SELECT token_hash FROM devices WHERE mac = ?")
                 .bind(&c.device.mac)
                 .fetch_one(fleet.db())
                 .await

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::checkin::{CheckinRequest, ProgressRequest};
+use crate::db;
 use crate::deployments::{DeploymentStatus, NewDeployment};
 use crate::devices::DevicePatch;
 use crate::firmware::{Firmware, ImportRequest, ImportSource};
@@ -584,7 +585,7 @@ async fn rolling_back_returns_each_device_to_its_own_previous_image() {
 async fn a_step_reads_each_members_attempts_through_its_own_index() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
-    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {FACTS}"))
+    let rows: Vec<(i64, i64, i64, String)> = db::query_as(&format!("EXPLAIN QUERY PLAN {FACTS}"))
         .bind(1_i64)
         .bind(1_i64)
         .fetch_all(fleet.db())
