@@ -342,7 +342,7 @@ pub(crate) async fn checkin_version(
         return Ok(None);
     };
     let has_vars: Option<i64> =
-        db::query_scalar("SELECT 1 FROM project_variables WHERE project = ? LIMIT 1")
+        db::query_scalar("SELECT CAST(1 AS BIGINT) FROM project_variables WHERE project = ? LIMIT 1")
             .bind(project)
             .fetch_optional(&mut *conn)
             .await?;

@@ -516,7 +516,7 @@ mod tests {
 
     async fn insert(conn: &mut Conn, path: &str) {
         query(
-            "INSERT INTO watch_folders (path, auto_deploy, created_at) VALUES (?, 0, '2026-01-01')",
+            "INSERT INTO watch_folders (path, auto_deploy, created_at) VALUES (?, FALSE, '2026-01-01')",
         )
         .bind(path)
         .execute(conn)

@@ -399,7 +399,7 @@ async fn evaluate(
     only: Option<&[String]>,
 ) -> Result<Vec<DeviceVerdict>> {
     let fw: Option<Firmware> =
-        db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
             .bind(d.firmware_id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -517,7 +517,7 @@ async fn check(
     conn: &mut Conn,
     new: &NewDeployment,
 ) -> Result<(Firmware, Option<String>, Option<String>, Vec<String>)> {
-    let fw: Firmware = db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+    let fw: Firmware = db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
         .bind(new.firmware_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -977,7 +977,7 @@ pub(crate) async fn retry(
             "deployment {id} is stopped; deploy the image again instead"
         )));
     }
-    let fw: Firmware = db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+    let fw: Firmware = db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
         .bind(d.firmware_id)
         .fetch_one(&mut *tx)
         .await?;

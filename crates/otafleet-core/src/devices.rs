@@ -729,7 +729,7 @@ pub(crate) async fn record_esp_admin(
 /// Does device `mac` still hold the token of this hash?
 pub(crate) async fn holds_token(conn: &mut Conn, mac: &str, token_hash: &str) -> Result<bool> {
     let found: Option<i64> =
-        db::query_scalar("SELECT 1 FROM devices WHERE mac = ? AND token_hash = ?")
+        db::query_scalar("SELECT CAST(1 AS BIGINT) FROM devices WHERE mac = ? AND token_hash = ?")
             .bind(mac)
             .bind(token_hash)
             .fetch_optional(conn)

@@ -145,7 +145,7 @@ pub(crate) async fn by_sha256(db: &Db, sha256: &str) -> Result<Option<Firmware>>
 pub(crate) async fn by_any_hash(db: &Db, hash: &str) -> Result<Option<Firmware>> {
     let hash = hash.to_ascii_lowercase();
     db::query_as(
-        "SELECT *, 0 AS devices_running FROM firmware \
+        "SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware \
          WHERE sha256 = ?1 OR appended_sha256 = ?1 OR md5 = ?1 LIMIT 1",
     )
     .bind(hash)
@@ -346,7 +346,7 @@ impl FirmwarePatch {
 
 /// Image `id` (without its running count), in the caller's transaction.
 pub(crate) async fn load(conn: &mut crate::db::Conn, id: i64) -> Result<Firmware> {
-    db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+    db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?

@@ -43,7 +43,7 @@ fn digest(s: &str) -> [u8; 32] {
     sha2::Sha256::digest(s.as_bytes()).into()
 }
 
-const FW_SELECT: &str = "SELECT *, 0 AS devices_running FROM firmware";
+const FW_SELECT: &str = "SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware";
 
 /// The newest library image with this file name.
 pub(crate) async fn by_filename(db: &Db, name: &str) -> Result<Option<Firmware>> {

@@ -69,7 +69,7 @@ pub(crate) async fn entries_on(
             }
         }
         let fw: Option<Firmware> =
-            db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+            db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
                 .bind(d.firmware_id)
                 .fetch_optional(&mut *conn)
                 .await?;

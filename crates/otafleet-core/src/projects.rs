@@ -577,7 +577,7 @@ pub(crate) struct VariablesChanged {
 
 /// Change a project (in the caller's write transaction); 404 when there is none.
 pub(crate) async fn patch(conn: &mut Conn, name: &str, p: &CleanPatch) -> Result<VariablesChanged> {
-    let exists: Option<i64> = db::query_scalar("SELECT 1 FROM projects WHERE name = ?")
+    let exists: Option<i64> = db::query_scalar("SELECT CAST(1 AS BIGINT) FROM projects WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?;

@@ -486,7 +486,7 @@ pub(crate) async fn wave_of(
     let w = late_wave(stage.current, stage.waves);
     if join {
         db::query(
-            "INSERT INTO rollout_members (deployment_id, mac, wave, joined_at, late) VALUES (?,?,?,?,1) \
+            "INSERT INTO rollout_members (deployment_id, mac, wave, joined_at, late) VALUES (?,?,?,?,TRUE) \
              ON CONFLICT DO NOTHING",
         )
         .bind(id)

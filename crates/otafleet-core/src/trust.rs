@@ -194,7 +194,7 @@ pub(crate) async fn record(
     db::query(
         "INSERT INTO refusals (mac, count, first_at, last_at, last_from, last_protocol, last_code, last_reason) \
          SELECT ?1, 1, ?2, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM devices WHERE mac = ?1) \
-         ON CONFLICT (mac) DO UPDATE SET count = count + 1, last_at = ?2, last_from = ?3, \
+         ON CONFLICT (mac) DO UPDATE SET count = refusals.count + 1, last_at = ?2, last_from = ?3, \
            last_protocol = ?4, last_code = ?5, last_reason = ?6",
     )
     .bind(mac)

@@ -379,7 +379,7 @@ pub(crate) async fn target_for(
         return Ok(None);
     };
     let fw: Option<Firmware> =
-        db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE id = ?")
+        db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
             .bind(firmware_id)
             .fetch_optional(&mut *conn)
             .await?;

@@ -345,7 +345,7 @@ impl Fleet {
             )));
         };
         let fw: Option<Firmware> =
-            db::query_as("SELECT *, 0 AS devices_running FROM firmware WHERE sha256 = ?")
+            db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE sha256 = ?")
                 .bind(&u.sha256)
                 .fetch_optional(&mut *conn)
                 .await?;
