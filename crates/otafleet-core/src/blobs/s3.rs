@@ -222,14 +222,18 @@ impl S3Blobs {
             // Some stores keep a refused PUT's bytes: this key is ours alone, so drop it.
             let _ = self.store.delete(&incoming).await;
             let text = e.to_string();
-            if text.contains("400") {
+            // S3's codes for a body that does not match the checksum sent with it.
+            if ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]
+                .iter()
+                .any(|code| text.contains(code))
+            {
                 return Err(CoreError::BlobStore {
                     code: "blob_checksum_refused",
                     message: format!(
-                        "the blob store {} refused the image's bytes (HTTP 400 Bad Request: it \
-                         checks them against the SHA-256 {sha256} otafleet computed while \
-                         receiving the upload, so what reached it was not what otafleet hashed); \
-                         nothing was stored: upload the file again ({text})",
+                        "the blob store {} refused the image's bytes: it checks them against the \
+                         SHA-256 {sha256} otafleet computed while receiving the upload, so what \
+                         reached it was not what otafleet hashed; nothing was stored, upload the \
+                         file again ({text})",
                         self.location.describe()
                     ),
                 });
