@@ -54,6 +54,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", env = "OTAFLEET_MDNS_NAME")]
     pub mdns_name: Option<String>,
 
+    /// Keep firmware images in an S3-compatible bucket instead of DATA_DIR/blobs:
+    /// s3://BUCKET?endpoint=http://HOST:PORT&region=REGION (endpoint and region optional: AWS,
+    /// region from AWS_REGION or us-east-1). Credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN). Uploads are stored with their SHA-256 for
+    /// the store to check; devices still download from this server, out of a local cache in
+    /// DATA_DIR/cache (docs/storage.md).
+    #[arg(long, value_name = "URL", env = "OTAFLEET_BLOB_URL", value_parser = parse_blob_url)]
+    pub blob_url: Option<String>,
+
+    /// With --blob-url: the most the local cache of images (DATA_DIR/cache) may hold, in MiB;
+    /// least recently used images are deleted beyond it (an image being sent finishes).
+    #[arg(long, value_name = "MIB", default_value_t = otafleet_core::blobs::DEFAULT_CACHE_BYTES >> 20,
+          env = "OTAFLEET_BLOB_CACHE_MB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub blob_cache_mb: u64,
+
+    /// With --blob-url: an object in the bucket that no library image refers to (a deleted
+    /// image, an upload killed before its entry was written) is deleted once it was last
+    /// modified longer ago than this many seconds. It must exceed the longest upload and the
+    /// clock difference between the instances and the store.
+    #[arg(long, value_name = "SECONDS", default_value_t = otafleet_core::blobs::DEFAULT_GRACE.as_secs(),
+          env = "OTAFLEET_BLOB_GC_GRACE")]
+    pub blob_gc_grace: u64,
+
     /// Largest firmware image accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = otafleet_core::settings::DEFAULT_MAX_IMAGE_SIZE)]
     pub max_image_size: u64,
@@ -259,6 +282,13 @@ pub enum HttpsPort {
     Port(u16),
 }
 
+/// `--blob-url`: checked when the command line is read, so a typo fails at once with the reason.
+fn parse_blob_url(s: &str) -> Result<String, String> {
+    otafleet_core::blobs::S3Location::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 fn parse_https_port(s: &str) -> Result<HttpsPort, String> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(HttpsPort::Off);
@@ -357,6 +387,9 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     let mut settings = Settings::new(&data_dir);
     settings.max_image_size = args.max_image_size;
     settings.checkin_interval_s = args.checkin_interval;
+    settings.blob_url = args.blob_url.filter(|u| !u.is_empty());
+    settings.blob_cache_bytes = args.blob_cache_mb.saturating_mul(1024 * 1024);
+    settings.blob_grace = std::time::Duration::from_secs(args.blob_gc_grace);
     settings.legacy_device_secret = args.legacy_device_secret.filter(|s| !s.is_empty());
     if settings.legacy_device_secret.is_some() {
         tracing::warn!(
@@ -379,6 +412,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     let fleet = Fleet::open(settings)
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
+    tracing::info!(blobs = %fleet.blobs().describe(), "firmware images are kept here");
     // After the data directory's lock: a second server on the same directory must never touch
     // its `tls/` folder (it could issue the certificate the first one serves anew).
     let tls = start_tls(

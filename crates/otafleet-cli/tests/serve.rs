@@ -37,6 +37,9 @@ fn help_explains_every_flag() {
         "--max-connections",
         "--header-timeout",
         "--notify-ca",
+        "--blob-url",
+        "--blob-cache-mb",
+        "--blob-gc-grace",
         "OTAFLEET_ADMIN_TOKEN",
         "8470",
     ] {

@@ -11,7 +11,9 @@
 //!   refuses that with a message that says what was found and what to do.
 //! - **No stray blobs.** A process killed between writing a blob and committing its row leaves a
 //!   blob no row points at; [`collect_orphans`] removes those at start (the lock guarantees no
-//!   upload is in flight).
+//!   upload is in flight). With the S3 backend other instances may be uploading to the same
+//!   bucket, so it removes only objects older than the grace period, and runs again
+//!   periodically (`Fleet::open`).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -191,16 +193,18 @@ pub(crate) async fn collect_orphans(db: &Db, blobs: &BlobStore) -> Result<usize>
         .await?
         .into_iter()
         .collect();
-    let stored = blobs.list().await?;
+    // Listed after the rows are read: an object stored since then is young, and the store's
+    // rule (`BlobStore::collect`: the S3 grace period) keeps it.
+    let stored = blobs.list_stored().await?;
     let mut removed = 0;
-    for sha in &stored {
-        if !rows.contains(sha) {
-            tracing::info!(sha256 = %sha, "removing a stored image no library entry refers to");
-            blobs.remove(sha).await?;
+    for blob in &stored {
+        if !rows.contains(&blob.sha256) && blobs.collect(blob).await? {
+            tracing::info!(sha256 = %blob.sha256, "removed a stored image no library entry refers to");
             removed += 1;
         }
     }
-    let stored: HashSet<&String> = stored.iter().collect();
+    removed += blobs.sweep_unfinished().await?;
+    let stored: HashSet<&String> = stored.iter().map(|b| &b.sha256).collect();
     for sha in rows.iter().filter(|s| !stored.contains(s)) {
         tracing::warn!(sha256 = %sha, "a library image's stored file is missing: upload the same file again to restore it");
     }

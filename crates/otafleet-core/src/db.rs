@@ -247,13 +247,6 @@ impl std::ops::DerefMut for PoolConn {
 }
 
 impl Db {
-    pub(crate) fn backend(&self) -> Backend {
-        match self {
-            Db::Sqlite(_) => Backend::Sqlite,
-            Db::Postgres(_) => Backend::Postgres,
-        }
-    }
-
     pub(crate) async fn acquire(&self) -> Result<PoolConn> {
         Ok(match self {
             Db::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),

@@ -54,6 +54,15 @@ pub enum CoreError {
     /// token-enrolled device, a protocol the device is not expected to speak, enrolment closed.
     #[error("{message}")]
     Refused { code: &'static str, message: String },
+    /// The S3-compatible blob store (`--blob-url`) failed or refused, and the message says what
+    /// to do: `blob_store_unusable` (at start: unreachable, no bucket, credentials refused),
+    /// `blob_store_credentials` (none in the environment), `blob_store_failed` (a request
+    /// failed), `blob_checksum_refused` (the store's SHA-256 check refused an upload's bytes:
+    /// nothing was stored), `blob_missing` (a library image's object is gone),
+    /// `blob_corrupt` (the store returned bytes that do not hash to the image's SHA-256: nothing
+    /// was served). 502: the store behind otafleet failed, not the request.
+    #[error("{message}")]
+    BlobStore { code: &'static str, message: String },
     #[error("database error: {0}")]
     Db(sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -136,6 +145,7 @@ impl CoreError {
             Self::DataDir { code, .. } => code,
             Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,
             Self::Unavailable { code, .. } => code,
+            Self::BlobStore { code, .. } => code,
             Self::Db(_) | Self::Migrate(_) | Self::Io(_) => "internal",
         }
     }
@@ -149,6 +159,7 @@ impl CoreError {
                 | Self::Io(_)
                 | Self::DiskFull { .. }
                 | Self::DataDir { .. }
+                | Self::BlobStore { .. }
         )
     }
 }

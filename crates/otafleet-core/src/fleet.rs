@@ -106,7 +106,7 @@ impl Fleet {
             datadir::check_database(&settings.data_dir).await?;
         }
         let db = db::open(&settings).await?;
-        let blobs = BlobStore::open(&settings.data_dir).await?;
+        let blobs = BlobStore::open_with(&settings.data_dir, &settings.blob_config()).await?;
         let stored = {
             let mut conn = db.acquire().await?;
             settings_table::stored_timing(&mut conn).await?
@@ -140,6 +140,7 @@ impl Fleet {
             }),
         };
         fleet.spawn_heartbeat_writer();
+        fleet.spawn_blob_collector();
         fleet.spawn_command_sweeper();
         fleet.spawn_rollout_stepper();
         if fleet.settings().send_notifications {
@@ -178,6 +179,22 @@ impl Fleet {
                 tracing::warn!(error = %e, "could not write queued heartbeats; retrying");
             }
             fleet.audit_flush().await;
+        });
+    }
+
+    /// With the S3 backend, run the orphan collection of the start again every
+    /// [`BlobStore::collect_every`]: objects no firmware row refers to go once older than the
+    /// grace period (several instances may share the bucket, so the start alone is not enough).
+    fn spawn_blob_collector(&self) {
+        let Some(every) = self.blobs().collect_every() else {
+            return;
+        };
+        self.spawn_periodic(every, |fleet| async move {
+            match datadir::collect_orphans(fleet.db(), fleet.blobs()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "collected stored images no library entry refers to"),
+                Err(e) => tracing::warn!(error = %e, "could not collect unreferenced stored images; trying again later"),
+            }
         });
     }
 

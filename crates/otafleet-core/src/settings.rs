@@ -19,8 +19,17 @@ pub const MAX_ATTEMPTS: i64 = 3;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Holds `otafleet.db`, `blobs/` and `tmp/`.
+    /// Holds `otafleet.db`, `blobs/` (or, with [`Settings::blob_url`], the blob cache `cache/`)
+    /// and `tmp/`.
     pub data_dir: PathBuf,
+    /// Where firmware bytes are kept: `None`, `blobs/` in the data directory; `s3://BUCKET?…`,
+    /// an S3-compatible bucket (`--blob-url`, [`crate::blobs::S3Location`]; docs/storage.md).
+    pub blob_url: Option<String>,
+    /// Bound of the S3 backend's local read-through cache, in bytes (`--blob-cache-mb`).
+    pub blob_cache_bytes: u64,
+    /// How old an S3 object no firmware row refers to must be before the collector deletes it
+    /// (`--blob-gc-grace`).
+    pub blob_grace: std::time::Duration,
     /// Largest firmware accepted, in bytes.
     pub max_image_size: u64,
     /// Check-in interval handed to native devices until the admin sets one
@@ -46,6 +55,9 @@ impl Settings {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            blob_url: None,
+            blob_cache_bytes: crate::blobs::DEFAULT_CACHE_BYTES,
+            blob_grace: crate::blobs::DEFAULT_GRACE,
             max_image_size: DEFAULT_MAX_IMAGE_SIZE,
             checkin_interval_s: DEFAULT_CHECKIN_INTERVAL_S,
             legacy_device_secret: None,
@@ -53,6 +65,15 @@ impl Settings {
             send_notifications: true,
             notify_extra_roots: Vec::new(),
             database_url: None,
+        }
+    }
+
+    /// The blob store these settings name.
+    pub fn blob_config(&self) -> crate::blobs::BlobConfig {
+        crate::blobs::BlobConfig {
+            url: self.blob_url.clone(),
+            cache_bytes: self.blob_cache_bytes,
+            grace: self.blob_grace,
         }
     }
 

@@ -53,6 +53,7 @@ impl ApiError {
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
                 CoreError::Refused { .. } => StatusCode::FORBIDDEN,
                 CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
+                CoreError::BlobStore { .. } => StatusCode::BAD_GATEWAY,
                 CoreError::Db(_)
                 | CoreError::Migrate(_)
                 | CoreError::Io(_)
@@ -86,13 +87,17 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let disk_full = matches!(self, ApiError::Core(CoreError::DiskFull { .. }));
+        // A full disk and a failing blob store are told as they are: nothing secret is in them
+        // (no credentials), and the person must know what to do.
+        let disk_full = matches!(
+            self,
+            ApiError::Core(CoreError::DiskFull { .. } | CoreError::BlobStore { .. })
+        );
         let message = if status.is_server_error() && !disk_full {
             tracing::error!(error = %self, "request failed");
             "otafleet hit an internal error; the server log has the details".to_string()
         } else if disk_full {
-            // Nothing leaks here, and the person must know what to do.
-            tracing::error!(error = %self, "request failed: disk full");
+            tracing::error!(error = %self, "request failed: storage");
             self.to_string()
         } else {
             tracing::info!(status = status.as_u16(), code = self.code(), message = %self, "request refused");

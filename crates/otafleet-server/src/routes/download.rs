@@ -3,7 +3,7 @@
 //! `Range` → `206` with `Content-Range` (ESP-IDF resumes with it), `If-Range`, `ETag` = the
 //! SHA-256 with `If-None-Match` → `304`, and `x-MD5` / `x-SHA256` on every answer.
 //!
-//! [`file_response`] is shared by every route that serves image bytes.
+//! [`blob_response`] (over [`file_response`]) is shared by every route that serves image bytes.
 
 use std::io::SeekFrom;
 use std::path::Path as FsPath;
@@ -45,8 +45,8 @@ async fn download(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let found = s.firmwares.get(&s.fleet, &sha256).await?;
-    let (fw, path) = &*found;
-    let resp = file_response(fw, path, &method, &headers).await?;
+    let fw = &found.0;
+    let resp = blob_response(&s.fleet, fw, &method, &headers).await?;
     let Some(token) = bearer(&headers).filter(|_| method == Method::GET) else {
         return Ok(resp);
     };
@@ -107,6 +107,19 @@ fn parse_range(value: &str, size: u64) -> Range {
         }
         Some(Some((start, end))) => Range::Part { start, end },
     }
+}
+
+/// Serve image `fw` from the fleet's blob store: [`file_response`] of its local file — the
+/// local store's, or the S3 backend's cached copy, fetched and verified first when it is not
+/// cached (`BlobStore::local`). The copy cannot be evicted before the file is open.
+pub async fn blob_response(
+    fleet: &otafleet_core::Fleet,
+    fw: &Firmware,
+    method: &Method,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let blob = fleet.blobs().local(&fw.sha256).await?;
+    file_response(fw, blob.path(), method, headers).await
 }
 
 /// Serve an image file with all the headers ESP clients rely on.

@@ -295,7 +295,7 @@ async fn ota_download(
     let update_id: i64 = update_id.parse().map_err(|_| not_found())?;
     let u = s.fleet.esp_admin_download(&id, update_id, secret).await?;
     let found = s.firmwares.get(&s.fleet, &u.sha256).await?;
-    let (fw, path) = &*found;
-    let resp = crate::routes::download::file_response(fw, path, &method, &headers).await?;
+    let fw = &found.0;
+    let resp = crate::routes::download::blob_response(&s.fleet, fw, &method, &headers).await?;
     Ok(counted(&s.fleet, &method, resp, &u, fw, Counting::Native))
 }

@@ -23,7 +23,7 @@ use otafleet_core::CoreError;
 use super::counted::{counted, Counting};
 use crate::conn::Transport;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::download::file_response;
+use crate::routes::download::blob_response;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -137,9 +137,9 @@ async fn arduino(
             "an HTTPUpdate check was answered with an esp32FOTA manifest",
         )),
         FieldAnswer::Offer { update, firmware } => {
-            let (fw, path) = s.fleet.firmware_file(&firmware.sha256).await?;
+            let (fw, _) = s.fleet.firmware_file(&firmware.sha256).await?;
             // A plain 200 whatever the request carried: these clients accept nothing else.
-            let mut resp = file_response(&fw, &path, &Method::GET, &HeaderMap::new()).await?;
+            let mut resp = blob_response(&s.fleet, &fw, &Method::GET, &HeaderMap::new()).await?;
             if let Some(v) = fw.version.as_deref().and_then(|v| v.parse().ok()) {
                 resp.headers_mut().insert("x-version", v);
             }

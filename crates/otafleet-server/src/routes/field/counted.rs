@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiResult;
 use crate::extract::{bearer, Path};
-use crate::routes::download::file_response;
+use crate::routes::download::blob_response;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -55,7 +55,7 @@ async fn per_device(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let found = s.firmwares.get(&s.fleet, &sha256).await?;
-    let (fw, path) = &*found;
+    let fw = &found.0;
     let from = remote.ip().to_canonical().to_string();
     let asker = field::Asker {
         protocol: "esp32fota",
@@ -63,7 +63,7 @@ async fn per_device(
         from: Some(&from),
     };
     let update = s.fleet.field_download_for(&mac, fw, asker).await?;
-    let resp = file_response(fw, path, &method, &headers).await?;
+    let resp = blob_response(&s.fleet, fw, &method, &headers).await?;
     Ok(match update {
         Some(u) => counted(&s.fleet, &method, resp, &u, fw, Counting::Stock),
         None => resp,

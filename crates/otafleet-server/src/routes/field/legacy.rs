@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::counted::{counted, Counting};
 use crate::conn::Transport;
-use crate::routes::download::file_response;
+use crate::routes::download::blob_response;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -207,8 +207,7 @@ async fn firmware(
             }
         },
     };
-    let path = s.fleet.blobs().path(&fw.sha256);
-    let resp = match file_response(&fw, &path, &Method::GET, &HeaderMap::new()).await {
+    let resp = match blob_response(&s.fleet, &fw, &Method::GET, &HeaderMap::new()).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
