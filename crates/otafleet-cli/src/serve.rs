@@ -63,6 +63,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL", env = "OTAFLEET_BLOB_URL", value_parser = parse_blob_url)]
     pub blob_url: Option<String>,
 
+    /// Keep the fleet's state in this PostgreSQL database (`postgres://user@host:port/db`)
+    /// instead of DATA_DIR/otafleet.db; several instances may share it (docs/deployment.md).
+    /// The schema is created or brought up to date at start.
+    #[arg(long, value_name = "URL", env = "OTAFLEET_DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<String>,
+
     /// With --blob-url: the most the local cache of images (DATA_DIR/cache) may hold, in MiB;
     /// least recently used images are deleted beyond it (an image being sent finishes).
     #[arg(long, value_name = "MIB", default_value_t = otafleet_core::blobs::DEFAULT_CACHE_BYTES >> 20,
@@ -282,6 +288,17 @@ pub enum HttpsPort {
     Port(u16),
 }
 
+/// `--database-url`: only PostgreSQL URLs (SQLite is the data directory's own file).
+fn parse_database_url(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_string())
+    } else {
+        Err("expected postgres://user@host:port/database (without it, the data directory's \
+             SQLite file is used)"
+            .into())
+    }
+}
+
 /// `--blob-url`: checked when the command line is read, so a typo fails at once with the reason.
 fn parse_blob_url(s: &str) -> Result<String, String> {
     otafleet_core::blobs::S3Location::parse(s)
@@ -388,6 +405,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     settings.max_image_size = args.max_image_size;
     settings.checkin_interval_s = args.checkin_interval;
     settings.blob_url = args.blob_url.filter(|u| !u.is_empty());
+    settings.database_url = args.database_url.filter(|u| !u.is_empty());
     settings.blob_cache_bytes = args.blob_cache_mb.saturating_mul(1024 * 1024);
     settings.blob_grace = std::time::Duration::from_secs(args.blob_gc_grace);
     settings.legacy_device_secret = args.legacy_device_secret.filter(|s| !s.is_empty());
