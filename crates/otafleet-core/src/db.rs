@@ -292,9 +292,9 @@ impl Db {
 /// needed).
 ///
 /// The test suites run against PostgreSQL too: with `OTAFLEET_TEST_DATABASE_SERVER` set to a
-/// server's URL (and no `database_url`), each data directory gets its own database on that
-/// server, named after the directory, so a test's fleet (and a restarted one) is as isolated as
-/// with its own SQLite file.
+/// database's URL (and no `database_url`), each data directory gets its own schema in that
+/// database, named after the directory, so a test's fleet (and a restarted one) is as isolated
+/// as with its own SQLite file.
 pub(crate) async fn open(settings: &crate::Settings) -> Result<Db> {
     if let Some(url) = &settings.database_url {
         return open_postgres(url).await;
@@ -331,34 +331,32 @@ async fn open_postgres(url: &str) -> Result<Db> {
     Ok(Db::Postgres(pool))
 }
 
-/// A database of its own on `server` for the data directory `data_dir` (created if missing).
+/// A schema of its own in the database `server` names, for the data directory `data_dir`
+/// (created if missing; a schema costs a few kilobytes where a database costs megabytes, and a
+/// test run makes hundreds).
 async fn open_postgres_for(server: &str, data_dir: &Path) -> Result<Db> {
     use sha2::Digest;
     let path = data_dir
         .canonicalize()
         .unwrap_or_else(|_| data_dir.to_path_buf());
     let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
-    let name = format!("t_{}", &hex::encode(digest)[..24]);
+    let schema = format!("t_{}", &hex::encode(digest)[..24]);
     let options = sqlx::postgres::PgConnectOptions::from_str(server)?;
     let mut admin = sqlx::postgres::PgConnection::connect_with(&options).await?;
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(&name)
-        .fetch_optional(&mut admin)
-        .await?;
-    if exists.is_none() {
-        // Two fleets opening the same new directory at once: the loser's "already exists" is fine.
-        if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-        {
-            let duplicate = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P04") || d.code().as_deref() == Some("23505"));
-            if !duplicate {
-                return Err(e.into());
-            }
+    // Two fleets opening the same new directory at once: IF NOT EXISTS can still race in the
+    // catalogue; the loser's duplicate is fine.
+    if let Err(e) = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut admin)
+        .await
+    {
+        let duplicate = matches!(&e, sqlx::Error::Database(d)
+            if matches!(d.code().as_deref(), Some("42P06") | Some("23505")));
+        if !duplicate {
+            return Err(e.into());
         }
     }
     admin.close().await?;
-    let options = options.database(&name);
+    let options = options.options([("search_path", schema.as_str())]);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(8)
         .connect_with(options)

@@ -630,7 +630,7 @@ async fn insert(
                AND NOT EXISTS (SELECT 1 FROM deployment_devices od JOIN devices dev ON dev.mac = od.mac \
                    WHERE od.deployment_id = o.id AND NOT ( \
                      EXISTS (SELECT 1 FROM deployment_devices nd WHERE nd.deployment_id = ?1 AND nd.mac = od.mac) \
-                     OR COALESCE(?2 IS NOT NULL AND dev.project = ?2 AND (dev.chip IS NULL OR dev.chip = ?3), 0)))))",
+                     OR COALESCE(?2 IS NOT NULL AND dev.project = ?2 AND (dev.chip IS NULL OR dev.chip = ?3), FALSE)))))",
     )
     .bind(id)
     .bind(project)
@@ -1183,7 +1183,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn whether_a_deployment_has_an_attempt_under_way_reads_only_open_attempts() {
+    async fn sqlite_whether_a_deployment_has_an_attempt_under_way_reads_only_open_attempts() {
         let plan = plan_of(super::STAYS_ACTIVE).await;
         assert!(
             plan.contains("updates_open_by_deployment"),
@@ -1192,7 +1192,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_deployment_that_names_its_devices_reads_only_their_attempts() {
+    async fn sqlite_a_deployment_that_names_its_devices_reads_only_their_attempts() {
         let plan = plan_of(super::OPEN_ATTEMPTS_OF_NAMED_DEVICES).await;
         // A release that supersedes a thousand one-device deployments (the legacy admin API makes
         // one per device) reads each one's verdicts while the rest of the fleet has attempts open:

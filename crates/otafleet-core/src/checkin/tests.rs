@@ -36,7 +36,7 @@ async fn plan(fleet: &Fleet) -> String {
 }
 
 #[tokio::test]
-async fn token_lookup_searches_the_token_index_instead_of_scanning_devices() {
+async fn sqlite_token_lookup_searches_the_token_index_instead_of_scanning_devices() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
     // Enrolled and never-enrolled devices alike, so the planner has rows to weigh.

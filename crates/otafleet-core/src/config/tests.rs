@@ -26,7 +26,7 @@ fn report(project: &str) -> CheckinRequest {
 }
 
 #[tokio::test]
-async fn the_migration_makes_a_project_of_every_name_devices_and_images_carry() {
+async fn sqlite_the_migration_makes_a_project_of_every_name_devices_and_images_carry() {
     let (_dir, fleet) = crate::db::fleet_migrated_from(
         18,
         "INSERT INTO devices (mac, project, source, created_at) VALUES

@@ -38,7 +38,7 @@ async fn a_second_fleet_on_the_same_directory_is_refused_naming_the_first() {
 }
 
 #[tokio::test]
-async fn a_zero_length_database_next_to_stored_images_is_refused() {
+async fn sqlite_a_zero_length_database_next_to_stored_images_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fake_blob(dir.path(), SHA);
     std::fs::write(dir.path().join("otafleet.db"), b"").unwrap();
@@ -63,7 +63,7 @@ fn fake_blob_exists(dir: &Path) -> bool {
 }
 
 #[tokio::test]
-async fn a_missing_database_next_to_stored_images_is_refused() {
+async fn sqlite_a_missing_database_next_to_stored_images_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fake_blob(dir.path(), SHA);
     let err = open(dir.path()).await.err().expect("refused");
@@ -81,7 +81,7 @@ async fn a_zero_length_database_with_no_images_starts_a_new_fleet() {
 }
 
 #[tokio::test]
-async fn a_foreign_database_is_refused() {
+async fn sqlite_a_foreign_database_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let options = sqlx::sqlite::SqliteConnectOptions::new()

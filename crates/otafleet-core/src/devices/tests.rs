@@ -19,7 +19,7 @@ async fn migrated(fill: &str) -> (tempfile::TempDir, Fleet) {
 }
 
 #[tokio::test]
-async fn migration_0015_keeps_names_as_their_author_wrote_them() {
+async fn sqlite_migration_0015_keeps_names_as_their_author_wrote_them() {
     let (_dir, fleet) = migrated(&format!(
         "INSERT INTO devices (mac, name, protocol, source, created_at) VALUES \
            ('{NATIVE}', 'esp-kitchen', 'native', 'checkin', '2026-01-01T00:00:00.000Z'), \

@@ -582,7 +582,7 @@ async fn rolling_back_returns_each_device_to_its_own_previous_image() {
 }
 
 #[tokio::test]
-async fn a_step_reads_each_members_attempts_through_its_own_index() {
+async fn sqlite_a_step_reads_each_members_attempts_through_its_own_index() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
     let rows: Vec<(i64, i64, i64, String)> = db::query_as(&format!("EXPLAIN QUERY PLAN {FACTS}"))

@@ -9,7 +9,7 @@ const NATIVE: &str = "24:0A:C4:00:16:01";
 const STOCK: &str = "24:0A:C4:00:16:02";
 
 #[tokio::test]
-async fn migration_0016_gives_closed_attempts_their_kind() {
+async fn sqlite_migration_0016_gives_closed_attempts_their_kind() {
     let at = "2026-01-01T00:00:00.000Z";
     let (_dir, fleet) = crate::db::fleet_migrated_from(
         15,
