@@ -293,9 +293,11 @@ fn parse_database_url(s: &str) -> Result<String, String> {
     if s.is_empty() || s.starts_with("postgres://") || s.starts_with("postgresql://") {
         Ok(s.to_string())
     } else {
-        Err("expected postgres://user@host:port/database (without it, the data directory's \
+        Err(
+            "expected postgres://user@host:port/database (without it, the data directory's \
              SQLite file is used)"
-            .into())
+                .into(),
+        )
     }
 }
 

@@ -540,7 +540,7 @@ async fn verify_audit(http: &reqwest::Client, base: &str, acked: &Acked, when: &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
+async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill_9() {
     if unsafe { libc::geteuid() } != 0 {
         assert!(
             std::env::var("CI").is_err(),

@@ -285,10 +285,6 @@ fn failed_start(data_dir: &std::path::Path, listen: &str) -> (Option<i32>, Vec<S
 #[test]
 fn startup_errors_are_printed_once_with_their_cause() {
     let dir = tempfile::tempdir().unwrap();
-    // A database that cannot be opened (a directory in its place): sqlx's error repeated its
-    // cause's text three times; the data directory's check now says what is wrong, once.
-    let data = dir.path().join("db-is-a-dir");
-    std::fs::create_dir_all(data.join("otafleet.db")).unwrap();
     // A port in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
@@ -296,7 +292,6 @@ fn startup_errors_are_printed_once_with_their_cause() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     for (data_dir, listen, cause) in [
-        (data.clone(), "127.0.0.1:0", "is not a file"),
         (
             dir.path().join("ok"),
             taken_addr.as_str(),
@@ -304,19 +299,34 @@ fn startup_errors_are_printed_once_with_their_cause() {
         ),
         (file.join("sub"), "127.0.0.1:0", "Not a directory"),
     ] {
-        let (code, lines) = failed_start(&data_dir, listen);
-        assert!(
-            matches!(code, Some(c) if c != 0),
-            "exit code {code:?} for {cause}"
-        );
-        assert_eq!(lines.len(), 1, "one error line for {cause}: {lines:?}");
-        assert_eq!(
-            lines[0].matches(cause).count(),
-            1,
-            "the cause said once: {}",
-            lines[0]
-        );
+        assert_one_error_line(&data_dir, listen, cause);
     }
+}
+
+/// The SQLite file's own case (with PostgreSQL there is no such file to check).
+#[test]
+fn sqlite_a_database_that_cannot_be_opened_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A database that cannot be opened (a directory in its place): sqlx's error repeated its
+    // cause's text three times; the data directory's check now says what is wrong, once.
+    let data = dir.path().join("db-is-a-dir");
+    std::fs::create_dir_all(data.join("otafleet.db")).unwrap();
+    assert_one_error_line(&data, "127.0.0.1:0", "is not a file");
+}
+
+fn assert_one_error_line(data_dir: &std::path::Path, listen: &str, cause: &str) {
+    let (code, lines) = failed_start(data_dir, listen);
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "exit code {code:?} for {cause}"
+    );
+    assert_eq!(lines.len(), 1, "one error line for {cause}: {lines:?}");
+    assert_eq!(
+        lines[0].matches(cause).count(),
+        1,
+        "the cause said once: {}",
+        lines[0]
+    );
 }
 
 /// (soft, hard) "Max open files" of a running process, from /proc.

@@ -121,9 +121,9 @@ impl Backend {
     pub(crate) fn seconds_between(self, a: &str, b: &str) -> String {
         match self {
             Backend::Sqlite => format!("((julianday({a}) - julianday({b})) * 86400.0)"),
-            Backend::Postgres => format!(
-                "EXTRACT(EPOCH FROM (CAST({a} AS timestamptz) - CAST({b} AS timestamptz)))"
-            ),
+            Backend::Postgres => {
+                format!("EXTRACT(EPOCH FROM (CAST({a} AS timestamptz) - CAST({b} AS timestamptz)))")
+            }
         }
     }
 }

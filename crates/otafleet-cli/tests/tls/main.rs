@@ -143,7 +143,7 @@ fn mbedtls_2_verifies_by_address_through_the_dns_san_and_by_name() {
 }
 
 #[test]
-fn an_address_added_while_serving_is_in_the_reissued_certificate_under_the_same_ca() {
+fn netns_an_address_added_while_serving_is_in_the_reissued_certificate_under_the_same_ca() {
     let test = "an_address_added_while_serving_is_in_the_reissued_certificate_under_the_same_ca";
     let Some(lan) = netns::lan(test) else { return };
     let mbedtls = mbedtls_client(test);
@@ -211,7 +211,7 @@ fn an_address_added_while_serving_is_in_the_reissued_certificate_under_the_same_
 }
 
 #[test]
-fn require_refuses_plain_http_from_the_lan_but_hands_out_the_ca() {
+fn netns_require_refuses_plain_http_from_the_lan_but_hands_out_the_ca() {
     let test = "require_refuses_plain_http_from_the_lan_but_hands_out_the_ca";
     let Some(lan) = netns::lan(test) else { return };
     let mbedtls = mbedtls_client(test);
