@@ -299,20 +299,77 @@ pub(crate) async fn get(db: &Db, offline_after_s: i64, mac: &str) -> Result<Devi
     Ok(device.finish(offline_after_s, update, refused))
 }
 
+/// Every device, by MAC, read a page at a time ([`page`]), so no statement reads more than
+/// [`PAGE_MAX`] devices and their attempts.
 pub(crate) async fn list(db: &Db, offline_after_s: i64) -> Result<Vec<Device>> {
-    let devices: Vec<Device> = db::query_as("SELECT * FROM devices ORDER BY mac")
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = page(db, offline_after_s, after.as_deref(), PAGE_MAX).await?;
+        all.extend(page.devices);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Devices listed per page when the caller does not say (`GET /api/v1/devices?limit=`).
+pub const PAGE_DEFAULT: usize = 1000;
+/// The most devices one page may hold.
+pub const PAGE_MAX: usize = 5000;
+
+/// One page of the device list, in MAC order.
+#[derive(Debug, Clone)]
+pub struct DevicePage {
+    pub devices: Vec<Device>,
+    /// The cursor of the next page (the MAC of this page's last device), `None` on the last one.
+    pub next: Option<String>,
+}
+
+/// The statement behind [`page`] (its query plan is tested): the devices after the cursor `?1`
+/// (`''` for the first page) in MAC order, one more than `?2` asked for, to know whether there is
+/// a next page. A range of the primary key: the cost is the page's, not the fleet's.
+pub(crate) const PAGE: &str = "SELECT * FROM devices WHERE mac > ?1 ORDER BY mac LIMIT ?2";
+
+/// Up to `limit` devices (1..=[`PAGE_MAX`]) whose MAC sorts after `after` (a normalised MAC, the
+/// previous page's `next`), each with its latest attempt and its refusals, read for this page's
+/// devices only. A cursor names a place, not a row: a device inserted or deleted meanwhile moves
+/// no other device between pages, so every device that exists throughout is listed exactly once.
+pub(crate) async fn page(
+    db: &Db,
+    offline_after_s: i64,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<DevicePage> {
+    let limit = limit.clamp(1, PAGE_MAX);
+    let after = after.unwrap_or("");
+    let mut devices: Vec<Device> = db::query_as(PAGE)
+        .bind(after)
+        .bind(limit as i64 + 1)
         .fetch_all(db)
         .await?;
-    let mut latest = updates::latest_per_device(db).await?;
-    let mut refused = trust::all_refusals(db).await?;
-    Ok(devices
-        .into_iter()
-        .map(|d| {
-            let u = latest.remove(&d.mac);
-            let r = refused.remove(&d.mac);
-            d.finish(offline_after_s, u, r)
-        })
-        .collect())
+    let more = devices.len() > limit;
+    devices.truncate(limit);
+    let Some(through) = devices.last().map(|d| d.mac.clone()) else {
+        return Ok(DevicePage {
+            devices,
+            next: None,
+        });
+    };
+    let mut latest = updates::latest_per_device(db, after, &through).await?;
+    let mut refused = trust::refusals_between(db, after, &through).await?;
+    Ok(DevicePage {
+        devices: devices
+            .into_iter()
+            .map(|d| {
+                let u = latest.remove(&d.mac);
+                let r = refused.remove(&d.mac);
+                d.finish(offline_after_s, u, r)
+            })
+            .collect(),
+        next: more.then_some(through),
+    })
 }
 
 fn check_chip(chip: &str) -> Result<String> {

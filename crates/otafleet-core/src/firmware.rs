@@ -113,8 +113,14 @@ pub struct ImportOutcome {
     pub created: bool,
 }
 
-const SELECT: &str = "SELECT f.*, (SELECT COUNT(*) FROM devices d WHERE d.sha256 = f.sha256 \
-    OR (d.sha256 IS NULL AND d.project = f.project AND d.version = f.version AND d.chip = f.chip)) AS devices_running \
+/// An image with its running count: the devices that reported its SHA-256, plus those that
+/// reported no hash but its project, version and chip. Two counts, not one with `OR`, so that each
+/// searches its own index (migration 0028: `devices_sha256`, `devices_unhashed`) and reads only
+/// the devices it counts; the halves are disjoint (a device has a hash or has none).
+pub(crate) const SELECT: &str = "SELECT f.*, CAST(\
+    (SELECT COUNT(*) FROM devices d WHERE d.sha256 = f.sha256) \
+    + (SELECT COUNT(*) FROM devices d WHERE d.sha256 IS NULL AND d.project = f.project \
+       AND d.version = f.version AND d.chip = f.chip) AS BIGINT) AS devices_running \
     FROM firmware f";
 
 pub(crate) async fn list(db: &Db) -> Result<Vec<Firmware>> {

@@ -566,6 +566,21 @@ impl Fleet {
         Ok(all)
     }
 
+    /// One page of the device list ([`devices::page`]): up to `limit` devices after the cursor
+    /// `after` (the previous page's `next`), in MAC order.
+    pub async fn devices_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<devices::DevicePage> {
+        let offline = self.timing().offline_after_s();
+        let mut page = devices::page(self.db(), offline, after, limit).await?;
+        for d in &mut page.devices {
+            self.inner.hot.overlay(d, offline);
+        }
+        Ok(page)
+    }
+
     pub async fn device(&self, mac: &str) -> Result<Device> {
         let offline = self.timing().offline_after_s();
         let mut d = devices::get(self.db(), offline, mac).await?;

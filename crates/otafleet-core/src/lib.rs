@@ -65,6 +65,9 @@ pub mod updates;
 pub mod validate;
 pub mod watch_folders;
 
+#[cfg(test)]
+mod scale_tests;
+
 pub use error::{CoreError, Result};
 pub use fleet::{
     esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported, EspAdminTrigger,

@@ -215,8 +215,18 @@ pub(crate) async fn refusal_for(db: &Db, mac: &str) -> Result<Option<Refusal>> {
         .await
 }
 
-pub(crate) async fn all_refusals(db: &Db) -> Result<HashMap<String, Refusal>> {
-    let rows: Vec<Refusal> = db::query_as("SELECT * FROM refusals").fetch_all(db).await?;
+/// The refusals of the devices whose MAC sorts after `after` and up to `through` (one page of the
+/// device list), by MAC: a range of the primary key.
+pub(crate) async fn refusals_between(
+    db: &Db,
+    after: &str,
+    through: &str,
+) -> Result<HashMap<String, Refusal>> {
+    let rows: Vec<Refusal> = db::query_as("SELECT * FROM refusals WHERE mac > ?1 AND mac <= ?2")
+        .bind(after)
+        .bind(through)
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().map(|r| (r.mac.clone(), r)).collect())
 }
 

@@ -232,12 +232,26 @@ pub(crate) async fn history(db: &Db, mac: &str) -> Result<Vec<Update>> {
         .await
 }
 
-pub(crate) async fn latest_per_device(db: &Db) -> Result<HashMap<String, Update>> {
-    let rows: Vec<Update> = db::query_as(
-        "SELECT u.* FROM updates u JOIN (SELECT MAX(id) AS id FROM updates GROUP BY mac) m ON u.id = m.id",
-    )
-    .fetch_all(db)
-    .await?;
+/// The statement behind [`latest_per_device`] (its query plan is tested): for each device whose
+/// MAC is in `(?1, ?2]` — a range of the devices' primary key —, its newest attempt, found
+/// through `updates_mac (mac, id)` from its end. It reads one attempt per device listed, never
+/// the attempts of the whole fleet's history.
+pub(crate) const LATEST_PER_DEVICE: &str = "SELECT u.* FROM devices d \
+     JOIN updates u ON u.id = (SELECT x.id FROM updates x WHERE x.mac = d.mac ORDER BY x.id DESC LIMIT 1) \
+     WHERE d.mac > ?1 AND d.mac <= ?2";
+
+/// The latest attempt of each device whose MAC sorts after `after` and up to `through` (one
+/// page of the device list), by MAC.
+pub(crate) async fn latest_per_device(
+    db: &Db,
+    after: &str,
+    through: &str,
+) -> Result<HashMap<String, Update>> {
+    let rows: Vec<Update> = db::query_as(LATEST_PER_DEVICE)
+        .bind(after)
+        .bind(through)
+        .fetch_all(db)
+        .await?;
     Ok(rows.into_iter().map(|u| (u.mac.clone(), u)).collect())
 }
 

@@ -263,7 +263,7 @@ pub async fn check(
     targets: &BTreeMap<Family, Image>,
 ) -> ServerCheck {
     let mut out = ServerCheck::default();
-    let devices = match get(http, token, "/api/v1/devices").await {
+    let devices = match all_devices(http, token).await {
         Ok(Value::Array(list)) => list,
         Ok(other) => {
             out.mismatches
@@ -431,7 +431,7 @@ pub async fn check(
 /// Every injected failed boot of a first outcome must be a `failed` attempt, as in [`check`].
 pub async fn check_live(http: &Http, token: &str, results: &[DeviceResult]) -> ServerCheck {
     let mut out = ServerCheck::default();
-    let devices = match get(http, token, "/api/v1/devices").await {
+    let devices = match all_devices(http, token).await {
         Ok(Value::Array(list)) => list,
         Ok(other) => {
             out.mismatches
@@ -544,6 +544,38 @@ async fn get(http: &Http, token: &str, path: &str) -> Result<Value, SimError> {
         .await
         .map_err(|e| admin_err("read back", e))?;
     json_or_err("read back", r).await
+}
+
+/// Every row of `GET /api/v1/devices`: the server lists a page at a time and names the next page
+/// in a `Link: <…>; rel="next"` header, followed here to the last page.
+async fn all_devices(http: &Http, token: &str) -> Result<Value, SimError> {
+    let mut rows = Vec::new();
+    let mut path = "/api/v1/devices?limit=5000".to_string();
+    loop {
+        let r = http
+            .client
+            .get(http.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| admin_err("read back", e))?;
+        let next = r
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix('<'))
+            .and_then(|v| v.split_once('>'))
+            .filter(|(_, rel)| rel.contains("rel=\"next\""))
+            .map(|(url, _)| url.to_string());
+        match json_or_err("read back", r).await? {
+            Value::Array(page) => rows.extend(page),
+            other => return Ok(other),
+        }
+        match next {
+            Some(n) if n != path => path = n,
+            _ => return Ok(Value::Array(rows)),
+        }
+    }
 }
 
 /// `--esp-admin-created-hook`: write each created device's `<id> <API key>` to a file of its own

@@ -203,6 +203,31 @@ impl Fleet {
         Ok(all)
     }
 
+    /// One page of `GET /api/v1/devices`: up to `limit` devices after the cursor `after`
+    /// ([`Fleet::devices_page`]), and the cursor of the next page; the MAC-less hosts come after
+    /// the devices of the last page.
+    pub async fn devices_and_hosts_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ListedDevice>, Option<String>)> {
+        let page = self.devices_page(after, limit).await?;
+        let mut listed: Vec<ListedDevice> = page
+            .devices
+            .into_iter()
+            .map(|d| ListedDevice::Device(Box::new(d)))
+            .collect();
+        if page.next.is_none() {
+            listed.extend(
+                self.mdns_hosts()
+                    .await?
+                    .into_iter()
+                    .map(|h| ListedDevice::Host(Box::new(h))),
+            );
+        }
+        Ok((listed, page.next))
+    }
+
     async fn publish_discovered(&self, key: &DiscoveryKey) {
         match key {
             DiscoveryKey::Mac(mac) => self.publish_device(mac).await,

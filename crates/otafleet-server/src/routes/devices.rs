@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json as AxumJson;
 use otafleet_core::deployments::{Deployment, DeviceTarget};
-use otafleet_core::devices::{Device, DevicePatch, NewDevice};
+use otafleet_core::devices::{self, Device, DevicePatch, NewDevice};
 use otafleet_core::discovered::ListedDevice;
 use otafleet_core::updates::Update;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,15 +25,89 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rollback))
 }
 
-/// Every device with its current update, then the services found by mDNS that did not tell
-/// their MAC. Each item is a `Device` (`mac` a string) or a `DiscoveredHost` (`mac` null, `key` =
-/// `<service>/<instance>`): test `mac === null` to tell them apart. Admin only; changes nothing.
+/// Which page of the device list (`GET /api/v1/devices`).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DevicesQuery {
+    /// At most this many devices: 1000 when absent, from 1 to 5000.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
+    pub limit: Option<String>,
+    /// The cursor: list the devices whose MAC sorts after this one — the MAC of the last device
+    /// of the previous page, as the `Link` header's `next` URL gives it. Absent: from the start.
+    pub after: Option<String>,
+}
+
+/// The `Link` header of a page that has a next one.
+pub const NEXT_LINK: &str = "link";
+
+/// Every device with its current update, in MAC order, a page at a time, then the services found
+/// by mDNS that did not tell their MAC (with the last page). Each item is a `Device` (`mac` a
+/// string) or a `DiscoveredHost` (`mac` null, `key` = `<service>/<instance>`): test `mac === null`
+/// to tell them apart. A page holds at most `limit` devices (1000 by default, 5000 at most); when
+/// more follow, the answer has a header `Link: </api/v1/devices?limit=N&after=MAC>; rel="next"`
+/// — fetch that URL for the next page; no `Link` header means this was the last page. A device
+/// added or removed while pages are fetched moves no other device: every device that exists
+/// throughout is listed exactly once. A `limit` that is not a number from 1 to 5000, or an
+/// `after` that is not a MAC, is 400 with what is accepted. Who: the admin only. What it
+/// changes: nothing.
 #[utoipa::path(get, operation_id = "list_devices", path = "/api/v1/devices", tag = "devices",
+    params(DevicesQuery),
     security(("admin" = []), ("admin_key" = [])),
     responses((status = 200, body = Vec<ListedDevice>,
-        description = "devices (`Device`), then MAC-less mDNS hosts (`DiscoveredHost`, `mac` null)")))]
-async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<ListedDevice>>> {
-    Ok(AxumJson(s.fleet.devices_and_hosts().await?))
+        description = "devices (`Device`), then, on the last page, MAC-less mDNS hosts (`DiscoveredHost`, `mac` null)",
+        headers(("link" = String, description = "`</api/v1/devices?limit=N&after=MAC>; rel=\"next\"` when more devices follow; absent on the last page"))),
+        (status = 400, body = ErrorBody, description = "`limit` or `after` not accepted (`invalid_limit`, `invalid_cursor`)"),
+        (status = 401, body = ErrorBody)))]
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<DevicesQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let limit = match q.limit.as_deref().map(str::trim) {
+        None => devices::PAGE_DEFAULT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=devices::PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!(
+                        "limit must be a whole number from 1 to {} (devices per page; {} when absent), not '{}'",
+                        devices::PAGE_MAX,
+                        devices::PAGE_DEFAULT,
+                        otafleet_core::validate::printable(l, 30)
+                    ),
+                )
+            })?,
+    };
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            otafleet_core::validate::mac(a).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    format!(
+                        "after must be a MAC address such as 24:0A:C4:00:00:01 — the last device of the previous page, as in the Link header's next URL — not '{}'; leave it out for the first page",
+                        otafleet_core::validate::printable(a, 40)
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let (listed, next) = s
+        .fleet
+        .devices_and_hosts_page(after.as_deref(), limit)
+        .await?;
+    let mut resp = AxumJson(listed).into_response();
+    if let Some(next) = next {
+        let link = format!("</api/v1/devices?limit={limit}&after={next}>; rel=\"next\"");
+        if let Ok(v) = axum::http::HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(NEXT_LINK, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Add a device before it checks in.

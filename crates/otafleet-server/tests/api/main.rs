@@ -8,6 +8,7 @@ mod config;
 mod connections;
 mod deployments;
 mod device_names;
+mod device_paging;
 mod device_protocol;
 mod download;
 mod download_ranges;

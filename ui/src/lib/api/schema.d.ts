@@ -1730,26 +1730,60 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Every device with its current update, then the services found by mDNS that did not tell
-         *     their MAC. Each item is a `Device` (`mac` a string) or a `DiscoveredHost` (`mac` null, `key` =
-         *     `<service>/<instance>`): test `mac === null` to tell them apart. Admin only; changes nothing.
+         * Every device with its current update, in MAC order, a page at a time, then the services found
+         *     by mDNS that did not tell their MAC (with the last page). Each item is a `Device` (`mac` a
+         *     string) or a `DiscoveredHost` (`mac` null, `key` = `<service>/<instance>`): test `mac === null`
+         *     to tell them apart. A page holds at most `limit` devices (1000 by default, 5000 at most); when
+         *     more follow, the answer has a header `Link: </api/v1/devices?limit=N&after=MAC>; rel="next"`
+         *     — fetch that URL for the next page; no `Link` header means this was the last page. A device
+         *     added or removed while pages are fetched moves no other device: every device that exists
+         *     throughout is listed exactly once. A `limit` that is not a number from 1 to 5000, or an
+         *     `after` that is not a MAC, is 400 with what is accepted. Who: the admin only. What it
+         *     changes: nothing.
          */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description At most this many devices: 1000 when absent, from 1 to 5000. */
+                    limit?: number;
+                    /**
+                     * @description The cursor: list the devices whose MAC sorts after this one — the MAC of the last device
+                     *     of the previous page, as the `Link` header's `next` URL gives it. Absent: from the start.
+                     */
+                    after?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description devices (`Device`), then MAC-less mDNS hosts (`DiscoveredHost`, `mac` null) */
+                /** @description devices (`Device`), then, on the last page, MAC-less mDNS hosts (`DiscoveredHost`, `mac` null) */
                 200: {
                     headers: {
+                        /** @description `</api/v1/devices?limit=N&after=MAC>; rel="next"` when more devices follow; absent on the last page */
+                        link?: string;
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["ListedDevice"][];
+                    };
+                };
+                /** @description `limit` or `after` not accepted (`invalid_limit`, `invalid_cursor`) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
             };

@@ -28,6 +28,26 @@ describe('HttpBackend', () => {
     expect(calls[0].headers.get('authorization')).toBe('Bearer T');
   });
 
+  test('the device list follows the Link header through every page', async () => {
+    const dev = (mac: string) => ({ mac, tags: [] });
+    const page = (rows: unknown[], next?: string) =>
+      new Response(JSON.stringify(rows), {
+        status: 200,
+        headers: { 'content-type': 'application/json', ...(next ? { link: `<${next}>; rel="next"` } : {}) },
+      });
+    const { f, calls } = fakeFetch([
+      page([dev('24:0A:C4:00:00:01'), dev('24:0A:C4:00:00:02')], '/api/v1/devices?limit=2&after=24:0A:C4:00:00:02'),
+      page([dev('24:0A:C4:00:00:03'), { mac: null, key: '_arduino._tcp/lamp' }]),
+    ]);
+    const list = await new HttpBackend({ baseUrl: 'http://h:1', token: 'T', fetch: f }).listDevices();
+    expect(list.devices.map((d) => d.mac)).toEqual(['24:0A:C4:00:00:01', '24:0A:C4:00:00:02', '24:0A:C4:00:00:03']);
+    expect(list.hosts.map((h) => h.key)).toEqual(['_arduino._tcp/lamp']);
+    expect(calls.map((c) => c.url)).toEqual([
+      'http://h:1/api/v1/devices',
+      'http://h:1/api/v1/devices?limit=2&after=24%3A0A%3AC4%3A00%3A00%3A02',
+    ]);
+  });
+
   test('path parameters are encoded; no token, no header', async () => {
     const { f, calls } = fakeFetch([json(200, { mac: '24:0A:C4:00:00:01' }), new Response(null, { status: 204 })]);
     const b = new HttpBackend({ baseUrl: '', fetch: f });

@@ -218,7 +218,19 @@ export class HttpBackend implements Backend {
   }
 
   async listDevices(): Promise<DeviceList> {
-    const listed = await this.#data(this.#api.GET('/api/v1/devices'));
+    // The server lists devices a page at a time (1000 by default) and says where the next page
+    // starts in a `Link: <…?limit=N&after=MAC>; rel="next"` header: every page is fetched, so
+    // the table holds the whole fleet; the hosts come with the last page.
+    const listed = [];
+    let query: { limit?: number; after?: string } | undefined;
+    for (;;) {
+      const call = this.#api.GET('/api/v1/devices', query ? { params: { query } } : {});
+      listed.push(...(await this.#data(call)));
+      const next = nextPage((await call).response.headers.get('link'));
+      if (!next) break;
+      if (next.after === query?.after) throw new BackendError(BAD_RESPONSE, 'The server gave the same device page twice.');
+      query = next;
+    }
     // The list also carries services heard over mDNS that did not tell their MAC (`mac: null`
     // and a `key`): kept apart, keyed by `key`, so two of them stay two rows and none merges
     // with a device. Told apart by `key`: openapi-fetch's response typing drops a property
@@ -524,4 +536,16 @@ export class HttpBackend implements Backend {
       abort.abort();
     };
   }
+}
+
+/** The `limit` and `after` of the next page of `GET /api/v1/devices`, from its `Link` header
+ *  (`</api/v1/devices?limit=N&after=MAC>; rel="next"`); none on the last page. */
+export function nextPage(link: string | null): { limit?: number; after: string } | null {
+  const url = link?.match(/<([^>]*)>\s*;\s*rel="?next"?/)?.[1];
+  if (!url) return null;
+  const q = new URL(url, 'http://x').searchParams;
+  const after = q.get('after');
+  if (!after) return null;
+  const limit = Number(q.get('limit'));
+  return Number.isInteger(limit) && limit > 0 ? { limit, after } : { after };
 }
