@@ -84,7 +84,11 @@ async fn a_limit_or_cursor_that_is_not_accepted_is_400_saying_what_is() {
         ("limit=ten", "invalid_limit", "not 'ten'"),
         ("limit=-3", "invalid_limit", "whole number"),
         ("after=kitchen", "invalid_cursor", "MAC address"),
-        ("after=", "invalid_cursor", "leave it out for the first page"),
+        (
+            "after=",
+            "invalid_cursor",
+            "leave it out for the first page",
+        ),
     ] {
         let r = app
             .admin(Method::GET, &format!("/api/v1/devices?{query}"))
@@ -98,7 +102,9 @@ async fn a_limit_or_cursor_that_is_not_accepted_is_400_saying_what_is() {
         assert!(message.contains(says), "{query}: {message}");
     }
     // Not the admin: refused before anything is read.
-    let r = reqwest::get(app.url("/api/v1/devices?limit=1")).await.unwrap();
+    let r = reqwest::get(app.url("/api/v1/devices?limit=1"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     app.stop().await;
 }
