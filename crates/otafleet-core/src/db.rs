@@ -254,15 +254,6 @@ impl Db {
         })
     }
 
-    /// A transaction that reads a consistent snapshot (and writes nothing that needs the
-    /// writer's lock: writers use [`begin_write`]).
-    pub(crate) async fn begin(&self) -> Result<Tx> {
-        Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
-    }
-
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Db::Sqlite(p) => p.is_closed(),

@@ -1164,7 +1164,7 @@ impl Fleet {
     /// and device listing (no restart). On `Err` nothing changed.
     pub async fn change_settings(&self, change: SettingsChange) -> Result<Timing> {
         let _w = self.write_lock().await;
-        let mut tx = self.db().begin().await?;
+        let mut tx = db::begin_write(self.db()).await?;
         let before = settings_table::stored_timing(&mut tx).await?;
         let default = self.inner.settings.checkin_interval_s;
         let after = change.apply(before, default)?;

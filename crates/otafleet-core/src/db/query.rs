@@ -215,55 +215,6 @@ pub(crate) trait Row:
 impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
 {}
 
-impl<'q, T: Row> QueryAs<'q, T> {
-    pub(crate) fn bind<V: Bind<'q>>(mut self, value: V) -> Self {
-        self.0.binds.push(Box::new(value));
-        self
-    }
-
-    pub(crate) async fn fetch_all<'e>(self, target: impl Into<Target<'e>>) -> Result<Vec<T>> {
-        Ok(on_backend!(
-            self.0,
-            target,
-            |q, on| sqlx::query_as_with::<Sqlite, T, _>(q.0, q.1)
-                .fetch_all(on)
-                .await?,
-            sqlx::query_as_with::<Postgres, T, _>(q.0, q.1)
-                .fetch_all(on)
-                .await?
-        ))
-    }
-
-    pub(crate) async fn fetch_optional<'e>(
-        self,
-        target: impl Into<Target<'e>>,
-    ) -> Result<Option<T>> {
-        Ok(on_backend!(
-            self.0,
-            target,
-            |q, on| sqlx::query_as_with::<Sqlite, T, _>(q.0, q.1)
-                .fetch_optional(on)
-                .await?,
-            sqlx::query_as_with::<Postgres, T, _>(q.0, q.1)
-                .fetch_optional(on)
-                .await?
-        ))
-    }
-
-    pub(crate) async fn fetch_one<'e>(self, target: impl Into<Target<'e>>) -> Result<T> {
-        Ok(on_backend!(
-            self.0,
-            target,
-            |q, on| sqlx::query_as_with::<Sqlite, T, _>(q.0, q.1)
-                .fetch_one(on)
-                .await?,
-            sqlx::query_as_with::<Postgres, T, _>(q.0, q.1)
-                .fetch_one(on)
-                .await?
-        ))
-    }
-}
-
 /// What a scalar needs to be read from either backend.
 pub(crate) trait Scalar:
     for<'r> Decode<'r, Sqlite>
@@ -284,54 +235,54 @@ impl<T> Scalar for T where
 {
 }
 
-impl<'q, T: Scalar> QueryScalar<'q, T> {
-    pub(crate) fn bind<V: Bind<'q>>(mut self, value: V) -> Self {
-        self.0.binds.push(Box::new(value));
-        self
-    }
+/// `bind` and the three `fetch_*` of a statement whose rows decode into `T` through sqlx's
+/// `$with` function (`query_as_with` or `query_scalar_with`), on either backend.
+macro_rules! fetching {
+    ($ty:ident, $bound:ident, $with:ident) => {
+        impl<'q, T: $bound> $ty<'q, T> {
+            pub(crate) fn bind<V: Bind<'q>>(mut self, value: V) -> Self {
+                self.0.binds.push(Box::new(value));
+                self
+            }
 
-    pub(crate) async fn fetch_all<'e>(self, target: impl Into<Target<'e>>) -> Result<Vec<T>> {
-        Ok(on_backend!(
-            self.0,
-            target,
-            |q, on| sqlx::query_scalar_with::<Sqlite, T, _>(q.0, q.1)
-                .fetch_all(on)
-                .await?,
-            sqlx::query_scalar_with::<Postgres, T, _>(q.0, q.1)
-                .fetch_all(on)
-                .await?
-        ))
-    }
+            pub(crate) async fn fetch_all<'e>(
+                self,
+                target: impl Into<Target<'e>>,
+            ) -> Result<Vec<T>> {
+                Ok(on_backend!(
+                    self.0,
+                    target,
+                    |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1).fetch_all(on).await?,
+                    sqlx::$with::<Postgres, T, _>(q.0, q.1).fetch_all(on).await?
+                ))
+            }
 
-    pub(crate) async fn fetch_optional<'e>(
-        self,
-        target: impl Into<Target<'e>>,
-    ) -> Result<Option<T>> {
-        Ok(on_backend!(
-            self.0,
-            target,
-            |q, on| sqlx::query_scalar_with::<Sqlite, T, _>(q.0, q.1)
-                .fetch_optional(on)
-                .await?,
-            sqlx::query_scalar_with::<Postgres, T, _>(q.0, q.1)
-                .fetch_optional(on)
-                .await?
-        ))
-    }
+            pub(crate) async fn fetch_optional<'e>(
+                self,
+                target: impl Into<Target<'e>>,
+            ) -> Result<Option<T>> {
+                Ok(on_backend!(
+                    self.0,
+                    target,
+                    |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1).fetch_optional(on).await?,
+                    sqlx::$with::<Postgres, T, _>(q.0, q.1).fetch_optional(on).await?
+                ))
+            }
 
-    pub(crate) async fn fetch_one<'e>(self, target: impl Into<Target<'e>>) -> Result<T> {
-        Ok(on_backend!(
-            self.0,
-            target,
-            |q, on| sqlx::query_scalar_with::<Sqlite, T, _>(q.0, q.1)
-                .fetch_one(on)
-                .await?,
-            sqlx::query_scalar_with::<Postgres, T, _>(q.0, q.1)
-                .fetch_one(on)
-                .await?
-        ))
-    }
+            pub(crate) async fn fetch_one<'e>(self, target: impl Into<Target<'e>>) -> Result<T> {
+                Ok(on_backend!(
+                    self.0,
+                    target,
+                    |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1).fetch_one(on).await?,
+                    sqlx::$with::<Postgres, T, _>(q.0, q.1).fetch_one(on).await?
+                ))
+            }
+        }
+    };
 }
+
+fetching!(QueryAs, Row, query_as_with);
+fetching!(QueryScalar, Scalar, query_scalar_with);
 
 /// A statement's text for PostgreSQL: [`pg_placeholders`], and SQLite's index hints
 /// (`INDEXED BY name`, which PostgreSQL's planner neither needs nor parses) left out.
