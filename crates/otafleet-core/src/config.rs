@@ -341,11 +341,12 @@ pub(crate) async fn checkin_version(
     let Some(project) = project else {
         return Ok(None);
     };
-    let has_vars: Option<i64> =
-        db::query_scalar("SELECT CAST(1 AS BIGINT) FROM project_variables WHERE project = ? LIMIT 1")
-            .bind(project)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let has_vars: Option<i64> = db::query_scalar(
+        "SELECT CAST(1 AS BIGINT) FROM project_variables WHERE project = ? LIMIT 1",
+    )
+    .bind(project)
+    .fetch_optional(&mut *conn)
+    .await?;
     if has_vars.is_none() {
         return Ok(None);
     }

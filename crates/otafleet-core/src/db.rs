@@ -121,9 +121,9 @@ impl Backend {
     pub(crate) fn seconds_between(self, a: &str, b: &str) -> String {
         match self {
             Backend::Sqlite => format!("((julianday({a}) - julianday({b})) * 86400.0)"),
-            Backend::Postgres => format!(
-                "EXTRACT(EPOCH FROM (CAST({a} AS timestamptz) - CAST({b} AS timestamptz)))"
-            ),
+            Backend::Postgres => {
+                format!("EXTRACT(EPOCH FROM (CAST({a} AS timestamptz) - CAST({b} AS timestamptz)))")
+            }
         }
     }
 }
@@ -261,6 +261,25 @@ impl Db {
             Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// A listener on `channel` over a connection of its own (PostgreSQL only).
+    pub(crate) async fn listener(&self, channel: &str) -> Result<sqlx::postgres::PgListener> {
+        let Db::Postgres(p) = self else {
+            return Err(crate::error::CoreError::Db(sqlx::Error::Configuration(
+                "LISTEN needs PostgreSQL".into(),
+            )));
+        };
+        let mut l = sqlx::postgres::PgListener::connect_with(p).await?;
+        // A notice in flight is applied in full before the next is read; nothing is buffered
+        // beyond the socket.
+        l.ignore_pool_close_event(false);
+        l.listen(channel).await?;
+        Ok(l)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

@@ -334,9 +334,9 @@ async fn row(conn: &mut Conn, id: i64) -> Result<Deployment> {
 
 async fn explicit_devices(conn: &mut Conn, id: i64) -> Result<Vec<String>> {
     db::query_scalar("SELECT mac FROM deployment_devices WHERE deployment_id = ? ORDER BY mac")
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// Fill the derived fields, and the verdict of every device it covers.
@@ -517,16 +517,17 @@ async fn check(
     conn: &mut Conn,
     new: &NewDeployment,
 ) -> Result<(Firmware, Option<String>, Option<String>, Vec<String>)> {
-    let fw: Firmware = db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
-        .bind(new.firmware_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| {
-            CoreError::invalid(
-                "unknown_firmware",
-                format!("there is no firmware {} in the library", new.firmware_id),
-            )
-        })?;
+    let fw: Firmware =
+        db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
+            .bind(new.firmware_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "unknown_firmware",
+                    format!("there is no firmware {} in the library", new.firmware_id),
+                )
+            })?;
     if let Some(chip) = new.chip.as_deref() {
         let chip = crate::devices::chip(chip)?;
         if chip != fw.chip {
@@ -977,10 +978,11 @@ pub(crate) async fn retry(
             "deployment {id} is stopped; deploy the image again instead"
         )));
     }
-    let fw: Firmware = db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
-        .bind(d.firmware_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let fw: Firmware =
+        db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
+            .bind(d.firmware_id)
+            .fetch_one(&mut *tx)
+            .await?;
     let (d, verdicts) = fill(&mut tx, d).await?;
     let mut opened = Vec::new();
     for v in &verdicts {

@@ -758,10 +758,7 @@ pub(crate) async fn write_heartbeats(conn: &mut Conn, beats_json: String) -> Res
              WHERE devices.mac = b.m AND (devices.last_seen IS NULL OR devices.last_seen < b.t)"
         }
     };
-    db::query(sql)
-    .bind(beats_json)
-    .execute(conn)
-    .await?;
+    db::query(sql).bind(beats_json).execute(conn).await?;
     Ok(())
 }
 
@@ -1002,16 +999,16 @@ pub(crate) async fn mqtt_presence_reset(conn: &mut Conn) -> Result<Vec<String>> 
 /// Every ESP Admin device: (id, MAC), by id.
 pub(crate) async fn mqtt_devices(db: &Db) -> Result<Vec<(String, String)>> {
     db::query_as("SELECT mqtt_id, mac FROM devices WHERE mqtt_id IS NOT NULL ORDER BY mqtt_id")
-            .fetch_all(db)
-            .await
+        .fetch_all(db)
+        .await
 }
 
 /// The MAC of the device an ESP Admin id names (one indexed lookup: every MQTT message asks it).
 pub(crate) async fn mac_by_mqtt_id(db: &Db, mqtt_id: &str) -> Result<Option<String>> {
     db::query_scalar("SELECT mac FROM devices WHERE mqtt_id = ?")
-            .bind(mqtt_id)
-            .fetch_optional(db)
-            .await
+        .bind(mqtt_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// The device an ESP Admin id names, as stored (no derived fields).

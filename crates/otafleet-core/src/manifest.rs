@@ -68,11 +68,12 @@ pub(crate) async fn entries_on(
                 continue;
             }
         }
-        let fw: Option<Firmware> =
-            db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?")
-                .bind(d.firmware_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let fw: Option<Firmware> = db::query_as(
+            "SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE id = ?",
+        )
+        .bind(d.firmware_id)
+        .fetch_optional(&mut *conn)
+        .await?;
         let Some(fw) = fw else { continue };
         let (Some(project), Some(_)) = (fw.project.clone(), fw.version.as_ref()) else {
             continue;

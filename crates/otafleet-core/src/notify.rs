@@ -793,8 +793,8 @@ pub(crate) async fn due(db: &Db, now: &str, limit: i64) -> Result<Vec<Due>> {
 /// When the next pending delivery is due, if any.
 pub(crate) async fn next_due(db: &Db) -> Result<Option<String>> {
     db::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'")
-            .fetch_one(db)
-            .await
+        .fetch_one(db)
+        .await
 }
 
 /// What one attempt came to.

@@ -577,10 +577,11 @@ pub(crate) struct VariablesChanged {
 
 /// Change a project (in the caller's write transaction); 404 when there is none.
 pub(crate) async fn patch(conn: &mut Conn, name: &str, p: &CleanPatch) -> Result<VariablesChanged> {
-    let exists: Option<i64> = db::query_scalar("SELECT CAST(1 AS BIGINT) FROM projects WHERE name = ?")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let exists: Option<i64> =
+        db::query_scalar("SELECT CAST(1 AS BIGINT) FROM projects WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
     if exists.is_none() {
         return Err(CoreError::not_found(format!("project {name}")));
     }

@@ -245,9 +245,9 @@ impl Live {
 
 async fn value(conn: &mut Conn, key: &str) -> Result<Option<String>> {
     db::query_scalar("SELECT value FROM server_settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(conn)
-            .await
+        .bind(key)
+        .fetch_optional(conn)
+        .await
 }
 
 async fn put(conn: &mut Conn, key: &str, v: Option<String>) -> Result<()> {

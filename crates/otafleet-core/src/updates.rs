@@ -220,16 +220,16 @@ pub(crate) async fn get(conn: &mut Conn, id: i64) -> Result<Update> {
 
 pub(crate) async fn latest_for(db: &Db, mac: &str) -> Result<Option<Update>> {
     db::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 1")
-            .bind(mac)
-            .fetch_optional(db)
-            .await
+        .bind(mac)
+        .fetch_optional(db)
+        .await
 }
 
 pub(crate) async fn history(db: &Db, mac: &str) -> Result<Vec<Update>> {
     db::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
-            .bind(mac)
-            .fetch_all(db)
-            .await
+        .bind(mac)
+        .fetch_all(db)
+        .await
 }
 
 pub(crate) async fn latest_per_device(db: &Db) -> Result<HashMap<String, Update>> {
@@ -398,9 +398,9 @@ pub(crate) async fn target_for(
 /// The device's recent attempts, newest first: what [`offer::verdict`] reads.
 pub(crate) async fn recent(conn: &mut Conn, mac: &str) -> Result<Vec<Update>> {
     db::query_as("SELECT * FROM updates WHERE mac = ? ORDER BY id DESC LIMIT 200")
-            .bind(mac)
-            .fetch_all(conn)
-            .await
+        .bind(mac)
+        .fetch_all(conn)
+        .await
 }
 
 /// Did this server ever offer this image to this device (an update row for it)?

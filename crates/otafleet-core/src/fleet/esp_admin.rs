@@ -344,11 +344,12 @@ impl Fleet {
                 "update {update_id} of an ESP Admin device"
             )));
         };
-        let fw: Option<Firmware> =
-            db::query_as("SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE sha256 = ?")
-                .bind(&u.sha256)
-                .fetch_optional(&mut *conn)
-                .await?;
+        let fw: Option<Firmware> = db::query_as(
+            "SELECT *, CAST(0 AS BIGINT) AS devices_running FROM firmware WHERE sha256 = ?",
+        )
+        .bind(&u.sha256)
+        .fetch_optional(&mut *conn)
+        .await?;
         let fw =
             fw.ok_or_else(|| CoreError::not_found(format!("the image of update {update_id}")))?;
         let key = crate::settings::esp_admin_ota_key(&mut conn).await?;
