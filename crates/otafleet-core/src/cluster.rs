@@ -412,3 +412,48 @@ async fn apply(fleet: &crate::Fleet, id: i64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(o: &Outbox) -> Option<serde_json::Value> {
+        o.take()
+            .map(|b| serde_json::from_str(&b).expect("a JSON body"))
+    }
+
+    #[test]
+    fn invalidations_wait_for_their_writer_and_events_do_not() {
+        let o = Outbox::new();
+        // A writer forgot a device and has not committed yet: nothing to send.
+        o.stage_forget("24:6F:28:00:00:01");
+        assert!(body(&o).is_none());
+        // An event is published after its commit: sendable at once, alone.
+        o.event(r#"{"type":"seen","mac":"x"}"#.to_string());
+        let b = body(&o).unwrap();
+        assert_eq!(b["forget"], serde_json::json!([]));
+        assert_eq!(b["events"][0]["type"], "seen");
+        // The writer released the lock: its invalidation goes.
+        o.promote();
+        let b = body(&o).unwrap();
+        assert_eq!(b["forget"], serde_json::json!(["24:6F:28:00:00:01"]));
+        assert_eq!(b["all"], false);
+        assert!(body(&o).is_none(), "sent once");
+    }
+
+    #[test]
+    fn a_bump_covers_every_forget_and_a_failed_send_makes_the_next_drop_everything() {
+        let o = Outbox::new();
+        o.stage_forget("24:6F:28:00:00:01");
+        o.stage_all();
+        o.stage_forget("24:6F:28:00:00:02");
+        o.stage_timing();
+        o.promote();
+        let b = body(&o).unwrap();
+        assert_eq!(b["all"], true);
+        assert_eq!(b["timing"], true);
+        assert_eq!(b["forget"], serde_json::json!([]));
+        o.failed();
+        assert_eq!(body(&o).unwrap()["all"], true);
+    }
+}
