@@ -69,6 +69,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL", env = "OTAFLEET_DATABASE_URL", value_parser = parse_database_url)]
     pub database_url: Option<String>,
 
+    /// With --database-url: what this instance runs besides serving. Exactly one instance of a
+    /// cluster should be `primary`: it alone advertises and browses mDNS, watches folders
+    /// (--watch), runs the MQTT broker and bridge, and sends notifications. A `worker` serves
+    /// devices, the API and the UI only. Default with --database-url: worker.
+    #[arg(
+        long,
+        value_name = "primary|worker",
+        env = "OTAFLEET_CLUSTER_ROLE",
+        requires = "database_url",
+        value_enum
+    )]
+    pub cluster_role: Option<ClusterRole>,
+
+    /// A load balancer's network (CIDR, e.g. 10.0.0.5/32; repeat for several): requests whose
+    /// connection comes from it are recorded with the client address its X-Forwarded-For or
+    /// Forwarded header names. Those headers are ignored from every other peer.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", env = "OTAFLEET_TRUSTED_PROXY",
+          value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// With --blob-url: the most the local cache of images (DATA_DIR/cache) may hold, in MiB;
     /// least recently used images are deleted beyond it (an image being sent finishes).
     #[arg(long, value_name = "MIB", default_value_t = otafleet_core::blobs::DEFAULT_CACHE_BYTES >> 20,
@@ -302,6 +322,22 @@ fn parse_database_url(s: &str) -> Result<String, String> {
 }
 
 /// `--blob-url`: checked when the command line is read, so a typo fails at once with the reason.
+/// What an instance of a cluster runs besides serving (`--cluster-role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterRole {
+    /// mDNS, watch folders, MQTT, notifications: the one instance that owns them.
+    Primary,
+    /// Serves devices, the API and the UI only.
+    Worker,
+}
+
+fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not a network (CIDR such as 10.0.0.0/24) or an address"))
+}
+
 fn parse_blob_url(s: &str) -> Result<String, String> {
     otafleet_core::blobs::S3Location::parse(s)
         .map(|_| s.to_string())
@@ -370,12 +406,14 @@ pub struct Prepared {
     pub extra: Option<(std::net::TcpListener, SocketAddr)>,
     /// The MQTT side (`--mqtt`), when on.
     pub mqtt: Option<crate::mqtt::Mqtt>,
+    /// `--trusted-proxy`: load balancers whose forwarded headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
 /// watch folders and bind the listener; first raise the open-files soft limit to the hard limit.
 /// Must run inside a tokio runtime.
-pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
+pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
     match otafleet_server::conn::raise_open_files_limit() {
         Ok((before, after, hard)) if before != after => {
             tracing::info!(before, after, hard, "raised the open-files limit")
@@ -402,8 +440,36 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let token = admin_token(args.admin_token, &data_dir)?;
+    let token = admin_token(args.admin_token.take(), &data_dir)?;
+    // One instance of a cluster owns what must not run twice (docs/deployment.md).
+    let clustered = args.database_url.as_deref().is_some_and(|u| !u.is_empty());
+    let role = args.cluster_role.unwrap_or(if clustered {
+        ClusterRole::Worker
+    } else {
+        ClusterRole::Primary
+    });
+    let owner = role == ClusterRole::Primary;
+    if clustered {
+        tracing::info!(
+            role = ?role,
+            "cluster role: {}",
+            if owner {
+                "this instance runs mDNS, watch folders, MQTT and notifications"
+            } else {
+                "serving only; mDNS, watch folders, MQTT and notifications run on the primary (--cluster-role primary)"
+            }
+        );
+    }
+    if !owner && !args.watch.is_empty() {
+        anyhow::bail!(
+            "--watch needs --cluster-role primary: watch folders run on the primary instance only"
+        );
+    }
+    if !owner {
+        args.mqtt = crate::mqtt::MqttMode::Off;
+    }
     let mut settings = Settings::new(&data_dir);
+    settings.send_notifications = owner;
     settings.max_image_size = args.max_image_size;
     settings.checkin_interval_s = args.checkin_interval;
     settings.blob_url = args.blob_url.filter(|u| !u.is_empty());
@@ -453,12 +519,15 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
             .await
             .with_context(|| format!("cannot watch {}", dir.display()))?;
     }
-    otafleet_watch::spawn(fleet.clone(), otafleet_watch::WatchOptions::default())
-        .context("cannot start the folder watcher (inotify)")?;
-    // Presence recorded by an earlier run says nothing about now; the browser re-learns it, and
-    // MQTT presence comes back from the broker (or not at all with --mqtt off).
-    fleet.mdns_forget_presence().await?;
-    fleet.mqtt_presence_reset().await?;
+    if owner {
+        otafleet_watch::spawn(fleet.clone(), otafleet_watch::WatchOptions::default())
+            .context("cannot start the folder watcher (inotify)")?;
+        // Presence recorded by an earlier run says nothing about now; the browser re-learns it,
+        // and MQTT presence comes back from the broker (or not at all with --mqtt off). A
+        // worker's start must not wipe what the primary knows.
+        fleet.mdns_forget_presence().await?;
+        fleet.mqtt_presence_reset().await?;
+    }
     let listener =
         bind(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -501,7 +570,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         fleet,
         listener,
         addr,
-        mdns: !args.no_mdns,
+        mdns: !args.no_mdns && owner,
         mdns_name: args.mdns_name,
         ui_dir,
         allowed_hosts,
@@ -509,6 +578,7 @@ pub async fn prepare(args: ServeArgs) -> anyhow::Result<Prepared> {
         tls,
         extra,
         mqtt,
+        trusted_proxies: args.trusted_proxies,
     })
 }
 
@@ -627,6 +697,7 @@ pub async fn serve_prepared(
         allowed_hosts,
         tls: prepared.tls,
         mqtt: prepared.mqtt.as_ref().map(|m| m.endpoint.clone()),
+        trusted_proxies: prepared.trusted_proxies,
     };
     let fleet = prepared.fleet.clone();
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);

@@ -40,6 +40,9 @@ fn help_explains_every_flag() {
         "--blob-url",
         "--blob-cache-mb",
         "--blob-gc-grace",
+        "--database-url",
+        "--cluster-role",
+        "--trusted-proxy",
         "OTAFLEET_ADMIN_TOKEN",
         "8470",
     ] {
@@ -48,6 +51,37 @@ fn help_explains_every_flag() {
             "serve --help does not mention {flag}:\n{text}"
         );
     }
+}
+
+/// In a cluster, watch folders belong to the primary: a worker (the default with
+/// --database-url) refuses --watch before it touches anything; --cluster-role needs
+/// --database-url, and --trusted-proxy takes networks only.
+#[test]
+fn cluster_flags_are_checked_when_the_command_line_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("serve")
+            .args(["--no-mdns", "--mqtt", "off", "--https-port", "off"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} must be refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[
+        "--database-url",
+        "postgres://otafleet@127.0.0.1:1/none",
+        "--watch",
+        "/tmp",
+    ]);
+    assert!(err.contains("--cluster-role primary"), "{err}");
+    let err = run(&["--cluster-role", "primary"]);
+    assert!(err.contains("--database-url"), "{err}");
+    let err = run(&["--trusted-proxy", "nginx.lab"]);
+    assert!(err.contains("not a network"), "{err}");
 }
 
 /// The help states the offline rule the server applies (and `GET /api/v1/settings` reports as

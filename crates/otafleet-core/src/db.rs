@@ -254,6 +254,25 @@ impl Db {
         })
     }
 
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+
+    /// A listener on `channel` over a connection of its own (PostgreSQL only).
+    pub(crate) async fn listener(&self, channel: &str) -> Result<sqlx::postgres::PgListener> {
+        let Db::Postgres(p) = self else {
+            return Err(crate::error::CoreError::Db(sqlx::Error::Configuration(
+                "LISTEN needs PostgreSQL".into(),
+            )));
+        };
+        let mut l = sqlx::postgres::PgListener::connect_with(p).await?;
+        // A notice in flight is applied in full before the next is read; nothing is buffered
+        // beyond the socket.
+        l.ignore_pool_close_event(false);
+        l.listen(channel).await?;
+        Ok(l)
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Db::Sqlite(p) => p.is_closed(),

@@ -67,7 +67,36 @@ pub enum Event {
     WatchFolders,
     /// A file in a watch folder was handled; `folder.last_*` says how.
     Watch { folder: Box<WatchFolder> },
+    /// An event another instance published (several instances on one PostgreSQL database,
+    /// `crate::cluster`), as that instance serialized it: `name` is one of this enum's names
+    /// (or `lagged`), `json` the whole event with its `type`. Never serialized itself: the event
+    /// stream writes `json` as the event's data.
+    #[serde(skip)]
+    Remote {
+        name: &'static str,
+        json: std::sync::Arc<str>,
+    },
 }
+
+/// Every event's name, for the names read from another instance ([`Event::static_name`]).
+const NAMES: &[&str] = &[
+    "device",
+    "seen",
+    "device_removed",
+    "mdns_host",
+    "firmware",
+    "firmware_removed",
+    "deployment",
+    "update",
+    "report",
+    "command",
+    "delivery",
+    "project",
+    "project_removed",
+    "device_config",
+    "watch_folders",
+    "watch",
+];
 
 impl Event {
     /// The server-sent event name.
@@ -89,13 +118,40 @@ impl Event {
             Event::DeviceConfig { .. } => "device_config",
             Event::WatchFolders => "watch_folders",
             Event::Watch { .. } => "watch",
+            Event::Remote { name, .. } => name,
         }
+    }
+
+    /// The event name `name` as this build spells it (`None`: not an event this build knows).
+    pub fn static_name(name: &str) -> Option<&'static str> {
+        NAMES.iter().find(|n| **n == name).copied()
+    }
+
+    /// The numeric id in another instance's event at `path` (`["firmware", "id"]`), if it is
+    /// one.
+    pub fn remote_i64(&self, path: &[&str]) -> Option<i64> {
+        let Event::Remote { json, .. } = self else {
+            return None;
+        };
+        let v: serde_json::Value = serde_json::from_str(json).ok()?;
+        path.iter().try_fold(&v, |v, k| v.get(k))?.as_i64()
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// With several instances: every event published here also goes to the others
+    /// (`crate::cluster`).
+    outbox: Option<std::sync::Arc<crate::cluster::Outbox>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("shared", &self.outbox.is_some())
+            .finish()
+    }
 }
 
 impl Default for EventBus {
@@ -108,17 +164,38 @@ impl EventBus {
     pub fn new() -> Self {
         // Room for a burst of progress events from hundreds of devices between two reads.
         let (tx, _) = broadcast::channel(4096);
-        Self { tx }
+        Self { tx, outbox: None }
+    }
+
+    /// A bus whose events also go to the other instances.
+    pub(crate) fn shared(outbox: std::sync::Arc<crate::cluster::Outbox>) -> Self {
+        Self {
+            outbox: Some(outbox),
+            ..Self::new()
+        }
     }
 
     /// Publish; having no watcher is not an error.
     pub fn publish(&self, event: Event) {
+        if let Some(o) = &self.outbox {
+            if !matches!(event, Event::Remote { .. }) {
+                if let Ok(json) = serde_json::to_string(&event) {
+                    o.event(json);
+                }
+            }
+        }
         let _ = self.tx.send(event);
     }
 
-    /// Whether anyone listens (an event nobody receives need not be built).
+    /// Publish another instance's event here only.
+    pub(crate) fn publish_remote(&self, name: &'static str, json: std::sync::Arc<str>) {
+        let _ = self.tx.send(Event::Remote { name, json });
+    }
+
+    /// Whether anyone listens (an event nobody receives need not be built). With several
+    /// instances, always: a watcher may follow another instance.
     pub fn has_watchers(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.outbox.is_some() || self.tx.receiver_count() > 0
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -57,7 +57,7 @@ pub struct Fleet {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     db: Db,
     blobs: BlobStore,
     events: EventBus,
@@ -88,6 +88,24 @@ struct Inner {
     notify_wake: Arc<tokio::sync::Notify>,
     /// The client every webhook call uses ([`notify::http_client`]).
     http: reqwest::Client,
+    /// With PostgreSQL (`--database-url`): what this instance tells the others
+    /// ([`crate::cluster`]).
+    cluster: Option<Arc<crate::cluster::Outbox>>,
+}
+
+/// The writer's lock ([`Fleet::write_lock`]). Released after its holder committed, so that is
+/// when what it invalidated may be sent to the other instances ([`crate::cluster`]).
+pub struct WriteGuard<'a> {
+    _guard: MutexGuard<'a, ()>,
+    outbox: Option<&'a crate::cluster::Outbox>,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(o) = self.outbox {
+            o.promote();
+        }
+    }
 }
 
 /// The longest the dispatcher sleeps before it looks again (and notices a closed fleet).
@@ -120,14 +138,22 @@ impl Fleet {
                 "removed stored images left without a library entry"
             );
         }
+        // Several instances share this database only through `--database-url` (the test suites'
+        // per-directory PostgreSQL databases have one instance each).
+        let cluster = (settings.database_url.is_some() && db.is_postgres())
+            .then(|| Arc::new(crate::cluster::Outbox::new()));
+        let (events, hot) = match &cluster {
+            Some(o) => (EventBus::shared(o.clone()), Hot::shared(o.clone())),
+            None => (EventBus::new(), Hot::default()),
+        };
         let fleet = Self {
             inner: Arc::new(Inner {
                 db,
                 blobs,
-                events: EventBus::new(),
+                events,
                 settings,
                 write: Mutex::new(()),
-                hot: Hot::default(),
+                hot,
                 timing,
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
@@ -137,8 +163,12 @@ impl Fleet {
                 published: Default::default(),
                 notify_wake: Arc::new(tokio::sync::Notify::new()),
                 http,
+                cluster: cluster.clone(),
             }),
         };
+        if let Some(outbox) = cluster {
+            crate::cluster::start(&fleet, outbox).await?;
+        }
         fleet.spawn_heartbeat_writer();
         fleet.spawn_blob_collector();
         fleet.spawn_command_sweeper();
@@ -354,15 +384,15 @@ impl Fleet {
 
     /// The one writer's lock. Whoever takes it may change any device's answer, so every quiet
     /// check-in remembered in memory is invalidated ([`crate::hot`]).
-    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
-        let guard = self.inner.write.lock().await;
+    pub async fn write_lock(&self) -> WriteGuard<'_> {
+        let guard = self.quiet_write_lock().await;
         self.inner.hot.bump();
         guard
     }
 
     /// The writer's lock for a change to one device's own rows (its check-in or progress), which
     /// changes no other device's answer: only that device's memory is dropped.
-    pub(crate) async fn device_write_lock(&self, mac: &str) -> MutexGuard<'_, ()> {
+    pub(crate) async fn device_write_lock(&self, mac: &str) -> WriteGuard<'_> {
         let guard = self.quiet_write_lock().await;
         self.inner.hot.forget(mac);
         guard
@@ -370,8 +400,47 @@ impl Fleet {
 
     /// The writer's lock without invalidating anything: the holder must
     /// [`Hot::forget`] every device whose rows it writes before it commits.
-    pub(crate) async fn quiet_write_lock(&self) -> MutexGuard<'_, ()> {
-        self.inner.write.lock().await
+    pub(crate) async fn quiet_write_lock(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            _guard: self.inner.write.lock().await,
+            outbox: self.inner.cluster.as_deref(),
+        }
+    }
+
+    /// The writer's lock if nobody holds it now (the cluster batcher: no writer of this instance
+    /// is between staging an invalidation and committing).
+    pub(crate) fn try_write_lock(&self) -> Option<MutexGuard<'_, ()>> {
+        self.inner.write.try_lock().ok()
+    }
+
+    pub(crate) fn weak(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Self> {
+        weak.upgrade().map(|inner| Fleet { inner })
+    }
+
+    /// Another instance changed the check-in timing: read it again.
+    pub(crate) async fn reload_timing(&self) -> Result<()> {
+        let stored = {
+            let mut conn = self.db().acquire().await?;
+            settings_table::stored_timing(&mut conn).await?
+        };
+        self.inner
+            .timing
+            .set(stored.timing(self.inner.settings.checkin_interval_s));
+        Ok(())
+    }
+
+    /// A command was queued for `mac` on another instance: wake its long poll here.
+    pub(crate) fn wake_command_waiter(&self, mac: &str) {
+        self.inner.command_waiters.wake(mac);
+    }
+
+    /// Whether this fleet shares its database with other instances ([`crate::cluster`]).
+    pub fn clustered(&self) -> bool {
+        self.inner.cluster.is_some()
     }
 
     /// Write queued heartbeats, then close the database cleanly (checkpoints the WAL).
@@ -1190,6 +1259,9 @@ impl Fleet {
         tx.commit().await?;
         let timing = after.timing(default);
         self.inner.timing.set(timing);
+        if let Some(o) = &self.inner.cluster {
+            o.stage_timing();
+        }
         if let Some(open) = change.open_enrolment {
             tracing::info!(open, "open enrolment changed");
         }

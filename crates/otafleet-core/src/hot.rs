@@ -145,6 +145,13 @@ pub(crate) struct Hot {
     generation: AtomicU64,
     /// One lock for both maps: a quiet check-in reads its entry and queues its beat at once.
     maps: Mutex<Maps>,
+    /// With several instances ([`crate::cluster`]): what this instance invalidated, for the
+    /// others. `None` with SQLite (one instance).
+    outbox: Option<Arc<crate::cluster::Outbox>>,
+    /// Whether entries may be recorded and answered from. Always with one instance; in a
+    /// cluster only while this instance is known to hear the others' invalidations
+    /// ([`crate::cluster`]: its own notices come back in time).
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -187,6 +194,8 @@ impl Default for Hot {
             started: Instant::now(),
             generation: AtomicU64::new(0),
             maps: Mutex::default(),
+            outbox: None,
+            enabled: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -201,9 +210,45 @@ impl Hot {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// A memory whose invalidations are shared with the other instances through `outbox`, off
+    /// until [`Hot::set_enabled`] says this instance hears theirs.
+    pub fn shared(outbox: Arc<crate::cluster::Outbox>) -> Self {
+        Self {
+            outbox: Some(outbox),
+            enabled: std::sync::atomic::AtomicBool::new(false),
+            ..Self::default()
+        }
+    }
+
     /// Something in the database changed that may change any device's answer.
     pub fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some(o) = &self.outbox {
+            o.stage_all();
+        }
+    }
+
+    /// Another instance changed something that may change any device's answer.
+    pub fn bump_remote(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Another instance wrote this device's rows: its entry is stale (its queued beat, taken
+    /// here, is not).
+    pub fn forget_remote(&self, mac: &str) {
+        self.maps().entries.remove(mac);
+    }
+
+    /// Turn answering from memory on or off; either way everything remembered goes (turned off:
+    /// invalidations may have been missed; turned on: entries were not kept meanwhile).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.maps().entries.clear();
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Acquire)
     }
 
     /// The entry for `mac`, if it is still valid.
@@ -219,6 +264,9 @@ impl Hot {
     }
 
     pub fn record(&self, mac: &str, entry: Entry) {
+        if !self.enabled() {
+            return;
+        }
         let mut maps = self.maps();
         let entries = &mut maps.entries;
         // Entries of a past generation are dead weight; drop them when the map grows.
@@ -231,9 +279,14 @@ impl Hot {
 
     /// The database path is about to write this device: its entry and queued beat are stale.
     pub fn forget(&self, mac: &str) {
-        let mut maps = self.maps();
-        maps.entries.remove(mac);
-        maps.pending.remove(mac);
+        {
+            let mut maps = self.maps();
+            maps.entries.remove(mac);
+            maps.pending.remove(mac);
+        }
+        if let Some(o) = &self.outbox {
+            o.stage_forget(mac);
+        }
     }
 
     #[cfg(test)]
@@ -256,6 +309,9 @@ impl Hot {
         digest: &[u8; 32],
         beat: Heartbeat,
     ) -> Option<(bool, Option<Arc<Remembered>>, Option<i64>)> {
+        if !self.enabled() {
+            return None;
+        }
         let generation = self.generation();
         let mut maps = self.maps();
         let e = maps

@@ -35,6 +35,7 @@
 pub mod audit;
 pub mod blobs;
 pub mod checkin;
+mod cluster;
 pub mod commands;
 pub mod config;
 pub mod datadir;

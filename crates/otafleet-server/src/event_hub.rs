@@ -61,8 +61,11 @@ pub fn frame(buf: &mut BytesMut, event: &Event) {
     buf.put_slice(b"event: ");
     buf.put_slice(event.name().as_bytes());
     buf.put_slice(b"\ndata: ");
-    // serde_json writes no newline inside a value, so the data is one line.
-    if serde_json::to_writer((&mut *buf).writer(), event).is_err() {
+    if let Event::Remote { json, .. } = event {
+        // Another instance's event, serialized there (one line, like ours).
+        buf.put_slice(json.as_bytes());
+    } else if serde_json::to_writer((&mut *buf).writer(), event).is_err() {
+        // serde_json writes no newline inside a value, so the data is one line.
         buf.put_slice(b"{}");
     }
     buf.put_slice(b"\n\n");

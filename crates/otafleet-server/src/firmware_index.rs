@@ -67,6 +67,25 @@ impl Index {
                 Ok(Event::FirmwareRemoved { id }) => self.drop_image(id),
                 // An import (nothing held yet) or the admin's correction of a row held here.
                 Ok(Event::Firmware { firmware }) => self.drop_image(firmware.id),
+                // The same from another instance (several on one database).
+                Ok(
+                    e @ Event::Remote {
+                        name: "firmware", ..
+                    },
+                ) => match e.remote_i64(&["firmware", "id"]) {
+                    Some(id) => self.drop_image(id),
+                    None => self.forget(),
+                },
+                Ok(
+                    e @ Event::Remote {
+                        name: "firmware_removed",
+                        ..
+                    },
+                ) => match e.remote_i64(&["id"]) {
+                    Some(id) => self.drop_image(id),
+                    None => self.forget(),
+                },
+                Ok(Event::Remote { name: "lagged", .. }) => self.forget(),
                 Ok(_) => {}
                 Err(TryRecvError::Empty) => return,
                 Err(TryRecvError::Lagged(_)) => self.forget(),

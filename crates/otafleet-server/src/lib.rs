@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod auth;
 pub mod blob_cache;
+pub mod client_addr;
 pub mod conn;
 pub mod error;
 pub mod event_hub;
@@ -91,6 +92,10 @@ pub struct ServerInfo {
     /// The MQTT broker ESP Admin devices are sent to (`GET /api/device/<id>/settings`); `None`:
     /// no broker yet, and the settings answer empty URIs.
     pub mqtt: Option<MqttEndpoint>,
+    /// Load balancers whose `X-Forwarded-For` / `Forwarded` name the client
+    /// (`otafleet serve --trusted-proxy CIDR`; [`client_addr`]). Empty: every request's address
+    /// is its connection's peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Where ESP Admin devices reach the MQTT broker: what `GET /api/device/<id>/settings` answers

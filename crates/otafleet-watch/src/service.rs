@@ -118,7 +118,9 @@ async fn run(
                 }
             },
             ev = events.recv() => match ev {
-                Ok(Event::WatchFolders) | Err(RecvError::Lagged(_)) => reload(&fleet, &mut set, &mut pending).await,
+                Ok(Event::WatchFolders)
+                | Ok(Event::Remote { name: "watch_folders" | "lagged", .. })
+                | Err(RecvError::Lagged(_)) => reload(&fleet, &mut set, &mut pending).await,
                 Ok(_) => {}
                 Err(RecvError::Closed) => break,
             },

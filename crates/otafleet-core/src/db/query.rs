@@ -253,7 +253,9 @@ macro_rules! fetching {
                     self.0,
                     target,
                     |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1).fetch_all(on).await?,
-                    sqlx::$with::<Postgres, T, _>(q.0, q.1).fetch_all(on).await?
+                    sqlx::$with::<Postgres, T, _>(q.0, q.1)
+                        .fetch_all(on)
+                        .await?
                 ))
             }
 
@@ -264,8 +266,12 @@ macro_rules! fetching {
                 Ok(on_backend!(
                     self.0,
                     target,
-                    |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1).fetch_optional(on).await?,
-                    sqlx::$with::<Postgres, T, _>(q.0, q.1).fetch_optional(on).await?
+                    |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1)
+                        .fetch_optional(on)
+                        .await?,
+                    sqlx::$with::<Postgres, T, _>(q.0, q.1)
+                        .fetch_optional(on)
+                        .await?
                 ))
             }
 
@@ -274,7 +280,9 @@ macro_rules! fetching {
                     self.0,
                     target,
                     |q, on| sqlx::$with::<Sqlite, T, _>(q.0, q.1).fetch_one(on).await?,
-                    sqlx::$with::<Postgres, T, _>(q.0, q.1).fetch_one(on).await?
+                    sqlx::$with::<Postgres, T, _>(q.0, q.1)
+                        .fetch_one(on)
+                        .await?
                 ))
             }
         }

@@ -151,5 +151,15 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
+    // Outermost of all: behind a trusted load balancer every layer and handler sees the
+    // device's own address (`--trusted-proxy`).
+    let router = if state.info.trusted_proxies.is_empty() {
+        router
+    } else {
+        router.layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::client_addr::resolve,
+        ))
+    };
     router.with_state(state)
 }

@@ -197,3 +197,71 @@ async fn a_huge_form_field_is_refused_and_stores_nothing() {
     assert_eq!(r.status(), 201);
     app.stop().await;
 }
+
+/// A check-in sent with `X-Forwarded-For: claimed` (or none) from this test's own loopback
+/// connection; the address the server then records for the device.
+async fn recorded_ip(app: &TestApp, mac: &str, header: Option<(&str, &str)>) -> Value {
+    let mut body = checkin_body(mac, "1.0.0", None);
+    // A device that names no address of its own is recorded with its request's.
+    body.as_object_mut().unwrap().remove("ip");
+    let mut req = app.http.post(app.url("/api/v1/device/checkin")).json(&body);
+    if let Some((k, v)) = header {
+        req = req.header(k, v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let list = app.get_json("/api/v1/devices").await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["mac"] == mac)
+        .unwrap_or_else(|| panic!("{mac} listed: {list}"))["ip"]
+        .clone()
+}
+
+#[tokio::test]
+async fn forwarded_headers_are_believed_only_from_a_trusted_proxy() {
+    // The trusted proxy is elsewhere: this test's connection (127.0.0.1) is a device like any
+    // other, and what it claims to forward for is ignored.
+    let app = TestApp::start_info(ServerInfo {
+        trusted_proxies: vec!["10.9.0.0/16".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    let ip = recorded_ip(
+        &app,
+        "24:6F:28:AA:10:01",
+        Some(("x-forwarded-for", "192.0.2.66")),
+    )
+    .await;
+    assert_eq!(
+        ip, "127.0.0.1",
+        "an untrusted peer is recorded with its own address"
+    );
+    let ip = recorded_ip(
+        &app,
+        "24:6F:28:AA:10:02",
+        Some(("forwarded", "for=192.0.2.67")),
+    )
+    .await;
+    assert_eq!(ip, "127.0.0.1", "Forwarded too");
+    app.stop().await;
+
+    // This connection is the trusted proxy: the device is the address it names (the right-most
+    // one that is not itself a trusted proxy; what the client wrote before it is its own claim).
+    let app = TestApp::start_info(ServerInfo {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    let ip = recorded_ip(
+        &app,
+        "24:6F:28:AA:10:03",
+        Some(("x-forwarded-for", "203.0.113.9, 192.0.2.68")),
+    )
+    .await;
+    assert_eq!(ip, "192.0.2.68");
+    let ip = recorded_ip(&app, "24:6F:28:AA:10:04", None).await;
+    assert_eq!(ip, "127.0.0.1", "no header: the proxy's own address");
+    app.stop().await;
+}
