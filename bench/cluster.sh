@@ -2,16 +2,21 @@
 # Check-ins with 1, 2 and 3 instances on PostgreSQL beside one instance on SQLite (issue 18;
 # BENCHMARKS.md), and each instance's memory with HUGE registered devices.
 #
-# - sqlite: one `otafleet serve` on its own data directory (the default set-up).
-# - pg1, pg2, pg3: 1, 2 or 3 instances sharing one throwaway PostgreSQL cluster (scripts/pg,
-#   fsync on: the figures are for a database that keeps what it acknowledges), behind nginx
-#   (round-robin, HTTP/1.1 keep-alive to the instances), each instance its own data directory.
+# - sqlite: one `otafleet serve` on its own data directory (the default set-up), asked directly.
+# - pg1: one instance on a throwaway PostgreSQL cluster (scripts/pg, fsync on: the figures are
+#   for a database that keeps what it acknowledges), asked directly.
+# - pg1n, pg2, pg3: 1, 2 or 3 instances sharing one database behind nginx, balanced by device
+#   (`hash $http_authorization consistent`: a device's check-ins go to one instance, whose
+#   memory answers them; docs/deployment.md), HTTP/1.1 keep-alive to the instances.
+# - pg2rr, pg3rr: the same, round-robin: every check-in of a device lands on another instance
+#   than the one before, whose memory of it the other's database path just invalidated.
 # FLEET enrolled native devices (default 10,000) on each set-up; then in each of ROUNDS rounds
 # (default 4) every set-up gets DUR (default 10s) of `wrk -t2 -c$CONNS -s bench/checkin.lua`,
 # in an order that rotates, after an untimed warm-up (WARMUP, default 15s). Prints each round,
 # the medians and the ratios against sqlite.
-# Then memory: HUGE devices (default 100,000) enrolled on a fresh 3-instance cluster, one
-# check-in of each through nginx, and every instance's resident memory (VmRSS, VmHWM).
+# Then memory: HUGE devices (default 100,000; 0 skips it) enrolled on a fresh 3-instance
+# cluster, check-ins of them all through nginx, and every instance's resident memory (VmRSS,
+# VmHWM). Enrolling is one committed transaction per device: ~10 minutes here with fsync on.
 # Env: BIN (a directory with otafleet and bench-tool; else cargo build --release), OUT.
 # Everything listens on 127.0.0.1 (ports 18700-18799), with mDNS off. Root (scripts/pg runs
 # PostgreSQL as the postgres user).
@@ -23,7 +28,7 @@ if [ -n "${BIN:-}" ]; then B=$BIN; else
   cargo build --release -q -p otafleet-cli -p otafleet-bench
   B=${CARGO_TARGET_DIR:-target}/release
 fi
-W=$(mktemp -d /tmp/otafleet-cluster.XXXX); PIDS=()
+W=$(mktemp -d /tmp/otafleet-cluster.XXXX); chmod 755 "$W"; PIDS=()  # scripts/pg runs PostgreSQL as postgres
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   bash scripts/pg stop "$W/pg" > /dev/null 2>&1 || true
@@ -48,16 +53,18 @@ instance() {
   PIDS+=($!); IPID[$name]=$!
   health "http://127.0.0.1:$port"
 }
-# nginx NAME PORT UPSTREAM_PORTS...: round-robin over the instances.
+# nginx NAME PORT BALANCE UPSTREAM_PORTS...: BALANCE is `device` (hash of the device's token) or
+# `rr` (round-robin).
 nginx_() {
-  local name=$1 port=$2; shift 2
+  local name=$1 port=$2 balance=$3; shift 3
   mkdir -p "$W/nginx-$name"
   { echo "worker_processes 1; pid $W/nginx-$name/pid; error_log $W/nginx-$name/error.log;"
     echo "events { worker_connections 4096; }"
     echo "http { access_log off; upstream otafleet { keepalive 64;"
+    if [ "$balance" = device ]; then echo "  hash \$http_authorization consistent;"; fi
     for p in "$@"; do echo "  server 127.0.0.1:$p;"; done
     echo "} server { listen 127.0.0.1:$port; location / { proxy_pass http://otafleet;"
-    echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
+    echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$http_host; } } }"
   } > "$W/nginx-$name/nginx.conf"
   nginx -c "$W/nginx-$name/nginx.conf" -p "$W/nginx-$name" -g 'daemon off;' &
   PIDS+=($!)
@@ -66,14 +73,16 @@ nginx_() {
 
 declare -A URL
 instance sqlite 18700 ""; URL[sqlite]=http://127.0.0.1:18700
-n=0
-for k in 1 2 3; do
-  psql_ "CREATE DATABASE pg$k"
+psql_ "CREATE DATABASE pg1"; instance pg1 18701 pg1; URL[pg1]=http://127.0.0.1:18701
+n=0; b=0
+for setup in pg1n:1:device pg2:2:device pg3:3:device pg2rr:2:rr pg3rr:3:rr; do
+  IFS=: read -r name k balance <<< "$setup"
+  psql_ "CREATE DATABASE $name"
   ports=()
-  for i in $(seq 1 "$k"); do n=$((n + 1)); instance "pg$k-$i" $((18710 + n)) "pg$k"; ports+=($((18710 + n))); done
-  nginx_ "pg$k" $((18750 + k)) "${ports[@]}"; URL[pg$k]=http://127.0.0.1:$((18750 + k))
+  for i in $(seq 1 "$k"); do n=$((n + 1)); instance "$name-$i" $((18710 + n)) "$name"; ports+=($((18710 + n))); done
+  b=$((b + 1)); nginx_ "$name" $((18750 + b)) "$balance" "${ports[@]}"; URL[$name]=http://127.0.0.1:$((18750 + b))
 done
-SETUPS="sqlite pg1 pg2 pg3"
+SETUPS="sqlite pg1 pg1n pg2 pg3 pg2rr pg3rr"
 for s in $SETUPS; do
   "$B/bench-tool" enroll --server "${URL[$s]}" --devices "$FLEET" --lua "$W/$s.lua" > /dev/null
 done
@@ -102,11 +111,12 @@ for s in $SETUPS; do
 done
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; PIDS=()
 
-# Memory per instance with HUGE registered devices: a fresh 3-instance cluster.
+# Memory per instance with HUGE registered devices: a fresh 3-instance cluster (HUGE=0: skip).
+if [ "$HUGE" = 0 ]; then exit 0; fi
 psql_ "CREATE DATABASE huge"
 ports=()
 for i in 1 2 3; do instance "huge-$i" $((18790 + i)) huge; ports+=($((18790 + i))); done
-nginx_ huge 18799 "${ports[@]}"
+nginx_ huge 18799 device "${ports[@]}"
 "$B/bench-tool" enroll --server http://127.0.0.1:18799 --devices "$HUGE" --lua "$W/huge.lua" > /dev/null
 # One check-in of each device (at least), spread by nginx over the three.
 DEVICES_LUA="$W/huge.lua" wrk -t2 -c"$CONNS" -d"${HUGE_DUR:-20s}" -s bench/checkin.lua http://127.0.0.1:18799 > "$W/wrk.txt" 2>&1
