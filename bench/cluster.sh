@@ -60,8 +60,10 @@ nginx_() {
   mkdir -p "$W/nginx-$name"
   { echo "worker_processes 1; pid $W/nginx-$name/pid; error_log $W/nginx-$name/error.log;"
     echo "events { worker_connections 4096; }"
-    echo "http { access_log off; upstream otafleet { keepalive 64;"
+    echo "http { access_log off; upstream otafleet {"
+    # The balancing method first: `keepalive` after it, or nginx drops keep-alive.
     if [ "$balance" = device ]; then echo "  hash \$http_authorization consistent;"; fi
+    echo "  keepalive 64;"
     for p in "$@"; do echo "  server 127.0.0.1:$p;"; done
     echo "} server { listen 127.0.0.1:$port; location / { proxy_pass http://otafleet;"
     echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$http_host; } } }"
