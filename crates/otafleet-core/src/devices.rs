@@ -670,6 +670,23 @@ pub(crate) async fn set_running(
     Ok(())
 }
 
+/// What the device runs is again what it ran before an attempt that turned out not installed
+/// (`sha256`/`version` as that attempt recorded them, null where it did not know).
+pub(crate) async fn restore_running(
+    conn: &mut Conn,
+    mac: &str,
+    sha256: Option<&str>,
+    version: Option<&str>,
+) -> Result<()> {
+    db::query("UPDATE devices SET sha256 = ?, version = ? WHERE mac = ?")
+        .bind(sha256)
+        .bind(version)
+        .bind(mac)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Why the device's last request got nothing although it may need an image (`None` clears it).
 pub(crate) async fn set_hold(conn: &mut Conn, mac: &str, hold: Option<&str>) -> Result<()> {
     db::query("UPDATE devices SET hold = ? WHERE mac = ?")

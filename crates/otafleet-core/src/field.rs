@@ -441,9 +441,31 @@ pub(crate) async fn download_for(
             return Err(e);
         }
     }
-    if let Some(open) = updates::open_for(&mut tx, &mac).await? {
-        if open.sha256 == fw.sha256 {
-            return Ok(Some(open));
+    // An esp32FOTA device says nothing about itself: its attempt was taken as installed when it
+    // asked again after the whole image was sent. Fetching that image again proves it is not
+    // installed (the last bytes were sent but never reached it, or its updater refused them).
+    let mut unconfirmed = None;
+    if device.protocol.as_deref() == Some("esp32fota")
+        && device.sha256.as_deref() == Some(fw.sha256.as_str())
+    {
+        if let Some(u) = updates::unconfirm_inferred(&mut tx, &mac, &fw.sha256).await? {
+            devices::restore_running(
+                &mut tx,
+                &mac,
+                u.from_sha256.as_deref(),
+                u.from_version.as_deref(),
+            )
+            .await?;
+            device = devices::load(&mut tx, &mac).await?;
+            tracing::info!(%mac, update = u.id, "esp32FOTA device fetched again the image it was taken to have installed: the attempt is failed and a new one opens");
+            unconfirmed = Some(u);
+        }
+    }
+    if unconfirmed.is_none() {
+        if let Some(open) = updates::open_for(&mut tx, &mac).await? {
+            if open.sha256 == fw.sha256 {
+                return Ok(Some(open));
+            }
         }
     }
     if device.chip.is_none() {
@@ -455,7 +477,21 @@ pub(crate) async fn download_for(
         Decision::Offer { update, firmware } if firmware.sha256 == fw.sha256 => Some(*update),
         _ => None,
     };
+    let deployments = match &unconfirmed {
+        Some(u) => crate::deployments::after_change(&mut tx, std::slice::from_ref(u), None).await?,
+        None => Vec::new(),
+    };
     tx.commit().await?;
+    if let Some(u) = unconfirmed {
+        // What it was remembered to run is no longer true.
+        fleet.hot().forget(&mac);
+        drop(_writer);
+        fleet.events().publish(Event::Update {
+            update: Box::new(u),
+        });
+        fleet.publish_deployments(deployments).await;
+        fleet.publish_device(&mac).await;
+    }
     for u in decided.closed {
         fleet.events().publish(Event::Update {
             update: Box::new(u),

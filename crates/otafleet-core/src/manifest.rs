@@ -43,6 +43,13 @@ pub(crate) async fn entries_on(
         };
         let history = updates::recent(conn, &device.mac).await?;
         let verdict = offer::verdict(device, &rule, &fw, &history);
+        // That the device runs the image is inferred (esp32FOTA reports nothing): the entry stays
+        // listed, so a device that never got the image whole takes it again (esp32FOTA installs
+        // only a strictly newer version, so one that runs it does nothing).
+        if verdict == offer::Verdict::AlreadyRunning {
+            let project = device.project.clone().unwrap_or_default();
+            return Ok(vec![(project, fw)]);
+        }
         let verdict =
             crate::rollouts::gated(conn, rule.deployment_id, &device.mac, verdict, false).await?;
         if !verdict.offers() {

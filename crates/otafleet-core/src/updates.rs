@@ -589,6 +589,36 @@ async fn runs_update_image(conn: &mut Conn, device: &Device, u: &Update) -> Resu
     })
 }
 
+/// An esp32FOTA device fetched again image `sha256`, which its latest attempt was taken to have
+/// installed (`done` inferred from its asking again after the whole image was sent: it reports
+/// nothing itself): that attempt becomes `failed` (`not_installed`). Returns it; `None` when the
+/// latest attempt is not a `done` one at that image.
+pub(crate) async fn unconfirm_inferred(
+    conn: &mut Conn,
+    mac: &str,
+    sha256: &str,
+) -> Result<Option<Update>> {
+    let Some(latest) = recent(conn, mac).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    if latest.state != UpdateState::Done || latest.sha256 != sha256 {
+        return Ok(None);
+    }
+    Ok(Some(
+        set_state(
+            conn,
+            latest.id,
+            UpdateState::Failed,
+            latest.progress,
+            Why::failed(
+                UpdateFailure::NotInstalled,
+                "the device fetched the image again, so it did not install it: the last bytes sent did not reach it, or its updater refused the image",
+            ),
+        )
+        .await?,
+    ))
+}
+
 /// A device reported what it runs: finish its open attempt. Running the attempt's image → `done`
 /// (and the device's project follows the image). Back on the old image after it had everything
 /// it needed to install → `failed`. With no attempt open, a device found running the image of

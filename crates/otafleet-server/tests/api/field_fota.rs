@@ -172,3 +172,64 @@ async fn a_device_asking_right_after_the_last_byte_is_confirmed() {
     }
     app.stop().await;
 }
+
+/// esp32FOTA reports nothing: an attempt is taken as installed when the device asks again after
+/// the whole image was sent. If the last bytes never reached it (the connection or the server died
+/// after they were handed to the socket), it is still on its old image: the manifest keeps listing
+/// the image (the library ignores an entry that is not newer than what it runs), and fetching it
+/// again turns the inferred `done` into `failed` (`not_installed`), puts back what the device ran,
+/// and opens a new attempt, which the next manifest confirms.
+#[tokio::test]
+async fn a_device_that_fetches_its_installed_image_again_did_not_install_it() {
+    let app = TestApp::start().await;
+    let q = format!("?id={}", efuse_id());
+    manifest(&app, &q).await;
+    let image = app_image(Chip::Esp32, "blink", "2.0.0", 120_000);
+    let fw = app.upload_ok("blink.bin", image.clone()).await;
+    let dep = app.deploy(json!({"firmware_id": fw["id"]})).await;
+    let sha = fw["sha256"].as_str().unwrap();
+    let path = format!("/ota/firmware/{MAC}/{sha}");
+
+    let r = esp_get(&app, &path).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), image.as_slice());
+    // It asks again: taken as rebooted into 2.0.0. The entry stays listed.
+    let m = manifest(&app, &q).await;
+    assert_eq!(m[0]["version"], "2.0.0", "{m}");
+    let d = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
+    assert_eq!(d["sha256"], sha);
+    let history = app
+        .get_json(&format!("/api/v1/devices/{MAC}/updates"))
+        .await;
+    assert_eq!(history[0]["state"], "done", "{history}");
+    let first = history[0]["id"].clone();
+
+    // But it never got the image whole: it fetches it again.
+    let r = esp_get(&app, &path).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), image.as_slice());
+    let history = app
+        .get_json(&format!("/api/v1/devices/{MAC}/updates"))
+        .await;
+    let list = history.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{history}");
+    assert_eq!(list[1]["id"], first);
+    assert_eq!(list[1]["state"], "failed", "{history}");
+    assert_eq!(list[1]["failure"], "not_installed", "{history}");
+    assert_eq!(list[0]["state"], "installing", "{history}");
+    assert_eq!(list[0]["sha256"], sha);
+
+    manifest(&app, &q).await;
+    let history = app
+        .get_json(&format!("/api/v1/devices/{MAC}/updates"))
+        .await;
+    assert_eq!(history[0]["state"], "done", "{history}");
+    let d = app.get_json(&format!("/api/v1/devices/{MAC}")).await;
+    assert_eq!(d["sha256"], sha);
+    assert_eq!(d["version"], "2.0.0");
+    let dep = app
+        .get_json(&format!("/api/v1/deployments/{}", dep["id"]))
+        .await;
+    assert_eq!(dep["deployment"]["tally"]["done"], 1, "{dep}");
+    assert_eq!(dep["deployment"]["tally"]["failed"], 0, "{dep}");
+    app.stop().await;
+}
