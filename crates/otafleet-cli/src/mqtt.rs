@@ -8,6 +8,11 @@
 //! - a URL (`mqtt://user@host:1883`, `mqtts://user@host:8883`): the user's broker; the password
 //!   from `OTAFLEET_MQTT_PASSWORD` (or the URL), its CA from `--mqtt-ca`.
 //! - `off`: no MQTT.
+//!
+//! A worker of a cluster (`--cluster-role worker`, docs/deployment.md) runs neither broker nor
+//! bridge — the primary does — but still tells ESP Admin devices where the broker is
+//! ([`for_worker`]): the user's broker from the same `--mqtt URL`, or, for the primary's
+//! embedded broker, `--mqtt-device-uri`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,16 +59,80 @@ pub struct Mqtt {
     /// Where the embedded broker listens for devices.
     pub broker_addr: Option<SocketAddr>,
     broker: Option<Broker>,
-    bridge: Bridge,
+    /// None on a cluster's worker: it only names the broker.
+    bridge: Option<Bridge>,
 }
 
 impl Mqtt {
+    /// Whether this instance runs otafleet's MQTT client (and so owns MQTT presence).
+    pub fn runs_bridge(&self) -> bool {
+        self.bridge.is_some()
+    }
+
     /// Stop the bridge, then the broker.
     pub async fn stop(self) {
-        self.bridge.stop().await;
+        if let Some(b) = self.bridge {
+            b.stop().await;
+        }
         if let Some(b) = self.broker {
             b.stop().await;
         }
+    }
+}
+
+/// A cluster's worker: no broker, no bridge, only what its ESP Admin devices are told. With a
+/// URL `--mqtt` (the user's broker, which the primary's bridge uses too), that broker as
+/// [`start`] would name it; otherwise `--mqtt-device-uri` (the primary's embedded broker, as the
+/// devices reach it) with `--mqtt-ca`. `Ok(None)` (logged): neither, so the worker's ESP Admin
+/// devices are told of no broker.
+pub fn for_worker(args: MqttArgs) -> anyhow::Result<Option<Mqtt>> {
+    let ca = read_ca(args.ca.as_deref())?;
+    let uri_tcp = match (args.device_uri, &args.mode) {
+        (Some(u), _) => u,
+        (None, MqttMode::Url(url)) => {
+            let opts = BridgeOptions::from_url(url, None, None)?;
+            device_uri(
+                &opts.host,
+                opts.port,
+                url.starts_with("mqtts") || url.starts_with("ssl"),
+            )
+        }
+        (None, MqttMode::Off) => return Ok(None),
+        (None, MqttMode::Embedded) => {
+            tracing::warn!("this worker tells ESP Admin devices of no MQTT broker: give it --mqtt-device-uri (the primary's broker, as devices reach it) or the user's broker as --mqtt URL");
+            return Ok(None);
+        }
+    };
+    tracing::info!(devices_use = %uri_tcp, "MQTT runs on the primary; this worker names its broker to ESP Admin devices");
+    Ok(Some(Mqtt {
+        endpoint: MqttEndpoint::User {
+            uri_tcp,
+            ca_pem: ca.map(|c| String::from_utf8_lossy(&c).into_owned()),
+        },
+        broker_addr: None,
+        broker: None,
+        bridge: None,
+    }))
+}
+
+fn read_ca(ca: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
+    match ca {
+        Some(path) => {
+            Ok(Some(std::fs::read(path).with_context(|| {
+                format!("cannot read --mqtt-ca {}", path.display())
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// `mqtt(s)://host:port`, an IPv6 host in brackets.
+fn device_uri(host: &str, port: u16, tls: bool) -> String {
+    let scheme = if tls { "mqtts" } else { "mqtt" };
+    if host.contains(':') {
+        format!("{scheme}://[{host}]:{port}")
+    } else {
+        format!("{scheme}://{host}:{port}")
     }
 }
 
@@ -125,17 +194,11 @@ pub async fn start(
                 },
                 broker_addr: Some(addr),
                 broker: Some(broker),
-                bridge,
+                bridge: Some(bridge),
             }))
         }
         MqttMode::Url(url) => {
-            let ca = match &args.ca {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .with_context(|| format!("cannot read --mqtt-ca {}", path.display()))?,
-                ),
-                None => None,
-            };
+            let ca = read_ca(args.ca.as_deref())?;
             let password = std::env::var("OTAFLEET_MQTT_PASSWORD").ok();
             let path = args.ca.as_ref().map(|p| p.display().to_string());
             let opts = BridgeOptions::from_url(
@@ -148,14 +211,7 @@ pub async fn start(
             )?;
             let uri_tcp = match args.device_uri {
                 Some(u) => u,
-                None => {
-                    let scheme = if opts.tls.is_some() { "mqtts" } else { "mqtt" };
-                    if opts.host.contains(':') {
-                        format!("{scheme}://[{}]:{}", opts.host, opts.port)
-                    } else {
-                        format!("{scheme}://{}:{}", opts.host, opts.port)
-                    }
-                }
+                None => device_uri(&opts.host, opts.port, opts.tls.is_some()),
             };
             tracing::info!(broker = %otafleet_mqtt::bridge::redact(&url), devices_use = %uri_tcp, "MQTT through your broker");
             let bridge = Bridge::start(fleet.clone(), opts);
@@ -166,7 +222,7 @@ pub async fn start(
                 },
                 broker_addr: None,
                 broker: None,
-                bridge,
+                bridge: Some(bridge),
             }))
         }
     }

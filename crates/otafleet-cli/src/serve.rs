@@ -225,7 +225,9 @@ pub struct ServeArgs {
     pub mqtt_ca: Option<PathBuf>,
 
     /// The broker URI devices are told (with a URL --mqtt): default that URL without its user
-    /// name, for when devices reach your broker by another name than otafleet does.
+    /// name, for when devices reach your broker by another name than otafleet does. On a
+    /// cluster's worker (which runs no MQTT), the primary's embedded broker as devices reach it
+    /// (`mqtts://primary.lan:8883`, with the primary's CA as --mqtt-ca).
     #[arg(long, value_name = "URI", env = "OTAFLEET_MQTT_DEVICE_URI")]
     pub mqtt_device_uri: Option<String>,
 
@@ -465,9 +467,6 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
             "--watch needs --cluster-role primary: watch folders run on the primary instance only"
         );
     }
-    if !owner {
-        args.mqtt = crate::mqtt::MqttMode::Off;
-    }
     let mut settings = Settings::new(&data_dir);
     settings.send_notifications = owner;
     settings.max_image_size = args.max_image_size;
@@ -543,18 +542,17 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
             let a = l.local_addr().ok()?;
             Some((l, a))
         });
-    let mqtt = crate::mqtt::start(
-        crate::mqtt::MqttArgs {
-            mode: args.mqtt,
-            port: args.mqtt_port,
-            ca: args.mqtt_ca,
-            device_uri: args.mqtt_device_uri,
-        },
-        &fleet,
-        addr,
-        tls.as_deref(),
-    )
-    .await?;
+    let mqtt_args = crate::mqtt::MqttArgs {
+        mode: args.mqtt,
+        port: args.mqtt_port,
+        ca: args.mqtt_ca,
+        device_uri: args.mqtt_device_uri,
+    };
+    let mqtt = if owner {
+        crate::mqtt::start(mqtt_args, &fleet, addr, tls.as_deref()).await?
+    } else {
+        crate::mqtt::for_worker(mqtt_args)?
+    };
     tracing::info!(data_dir = %data_dir.display(), "admin token: {}", data_dir.join("admin-token").display());
     let ui_dir = args.ui_dir.or_else(default_ui_dir);
     match &ui_dir {
@@ -710,7 +708,8 @@ pub async fn serve_prepared(
     let mqtt = prepared.mqtt;
     let shutdown = async move {
         shutdown.await;
-        if let Some(m) = mqtt {
+        // A worker's MQTT only names the primary's broker: presence is the primary's.
+        if let Some(m) = mqtt.filter(|m| m.runs_bridge()) {
             m.stop().await;
             if let Err(e) = fleet.mqtt_presence_reset().await {
                 tracing::warn!(error = %e, "could not forget MQTT presence at shutdown");

@@ -28,6 +28,20 @@
 //!
 //! Messages that name an id otafleet does not know, or carry junk, are logged and dropped: the
 //! bridge never stops on a device's input.
+//!
+//! otafleet's events reach the worker through a relay task ([`relay`]) that drains them as fast
+//! as they come and passes on only those that may concern an MQTT device: the worker reads the
+//! database and publishes, and reading the whole fleet's events itself it would fall behind a
+//! busy fleet (on 2 cores in a debug build, 1,000 devices' wave overran it every few seconds).
+//! Should events still be missed, every device's retained state is published again and every
+//! connected device's offer triggered.
+//!
+//! **In a cluster** (several instances on one PostgreSQL database, docs/deployment.md) the bridge
+//! runs on the primary only, and changes made through the other instances reach it as their
+//! events (`Event::Remote`): those that may concern an MQTT device are read back from the
+//! database (`Fleet::mqtt_remote_event`) and handled as local ones, so a deployment, command or
+//! config change made through any instance reaches the devices. One thing stays per instance:
+//! the log switch follows the viewers of the primary's live logs only.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -254,6 +268,9 @@ async fn run(
     // client's request queue, which only the event loop drains.
     let (tx, rx) = mpsc::unbounded_channel();
     let poller = tokio::spawn(poll(eventloop, tx, stop.clone(), opts.clone()));
+    // Subscribed before the session starts, so nothing after it is missed.
+    let (relayed_tx, relayed) = mpsc::unbounded_channel();
+    let relay_task = tokio::spawn(relay(fleet.events().subscribe(), relayed_tx, stop.clone()));
     let mut worker = Worker {
         fleet,
         client,
@@ -266,9 +283,103 @@ async fn run(
         deployments: HashMap::new(),
         slotted: HashMap::new(),
     };
-    worker.run(rx, stop).await;
+    worker.run(rx, relayed, stop).await;
     let _ = worker.client.disconnect().await;
     let _ = poller.await;
+    let _ = relay_task.await;
+}
+
+/// What [`relay`] passes on to the worker.
+enum Relayed {
+    Event(Event),
+    /// Events were missed: every device's retained state and trigger is published again.
+    Missed,
+}
+
+/// Drains otafleet's events as fast as they come and passes on only those that may concern an
+/// MQTT device, judged without any I/O. The worker reads the database and publishes for what it
+/// gets, which takes time: were it to read the broadcast itself, the events of a busy fleet (every
+/// HTTP device's check-in and progress, and in a cluster every other instance's) would overrun it
+/// while it does, and each overrun's full republish would make the next one likelier. What passes:
+/// MQTT devices' records, removals, config changes and commands (an admin's, few); a deployment
+/// only when its status or wave is new (its events repeat with every device's progress); an
+/// attempt only when offered or finished (a trigger, or a rollout's freed slot).
+async fn relay(
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    tx: mpsc::UnboundedSender<Relayed>,
+    stop: CancellationToken,
+) {
+    use otafleet_core::updates::UpdateState;
+    use tokio::sync::broadcast::error::RecvError;
+    // Each deployment's status and wave as last passed on.
+    let mut seen: HashMap<i64, (String, i64)> = HashMap::new();
+    let mut fresh = |id: i64, status: String, wave: i64| {
+        seen.insert(id, (status.clone(), wave)) != Some((status, wave))
+    };
+    loop {
+        let e = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = events.recv() => e,
+        };
+        let pass = match e {
+            Ok(e) => {
+                let wanted = match &e {
+                    Event::Device { device } => device.mqtt_id.is_some(),
+                    Event::DeviceRemoved { .. }
+                    | Event::DeviceConfig { .. }
+                    | Event::Command { .. } => true,
+                    Event::Deployment { deployment } => {
+                        let status = serde_json::to_value(deployment.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        fresh(deployment.id, status, deployment.wave)
+                    }
+                    Event::Update { update } => {
+                        update.state == UpdateState::Offered || update.is_finished()
+                    }
+                    Event::Remote { name: "lagged", .. } => {
+                        tracing::warn!("MQTT: another instance's events may have been missed; republishing every device's config and triggers");
+                        if tx.send(Relayed::Missed).is_err() {
+                            return;
+                        }
+                        false
+                    }
+                    Event::Remote { name, .. } => match *name {
+                        "device" => e.remote_str(&["device", "mqtt_id"]).is_some(),
+                        "device_removed" | "device_config" | "command" => true,
+                        "deployment" => match (
+                            e.remote_i64(&["deployment", "id"]),
+                            e.remote_str(&["deployment", "status"]),
+                        ) {
+                            (Some(id), Some(status)) => fresh(
+                                id,
+                                status,
+                                e.remote_i64(&["deployment", "wave"]).unwrap_or(0),
+                            ),
+                            _ => false,
+                        },
+                        "update" => e.remote_str(&["update", "state"]).is_some_and(|s| {
+                            matches!(s.as_str(), "offered" | "done" | "failed" | "cancelled")
+                        }),
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                wanted.then_some(Relayed::Event(e))
+            }
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "MQTT: fell behind otafleet's events; republishing every device's config and triggers");
+                Some(Relayed::Missed)
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if let Some(r) = pass {
+            if tx.send(r).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 async fn poll(
@@ -343,8 +454,12 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Incoming>, stop: CancellationToken) {
-        let mut events = self.fleet.events().subscribe();
+    async fn run(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        mut events: mpsc::UnboundedReceiver<Relayed>,
+        stop: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -359,14 +474,20 @@ impl Worker {
                     Some(Incoming::Message { topic, payload }) => self.message(&topic, &payload).await,
                 },
                 e = events.recv() => match e {
-                    Ok(e) => self.event(e).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "MQTT: fell behind otafleet's events; republishing every device's config and triggers");
+                    Some(Relayed::Missed) => {
                         if *self.connected.borrow() {
                             self.republish_all().await;
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    Some(Relayed::Event(e @ Event::Remote { .. })) => {
+                        if self.follows_remote(&e) {
+                            if let Some(local) = self.fleet.mqtt_remote_event(&e).await {
+                                self.event(local).await;
+                            }
+                        }
+                    }
+                    Some(Relayed::Event(e)) => self.event(e).await,
+                    None => return,
                 },
                 _ = tick.tick() => self.tick().await,
             }
@@ -425,6 +546,8 @@ impl Worker {
             self.log_switch(&id, on).await;
             if self.online.contains(&id) {
                 self.deliver(&id).await;
+                // An offer whose event was missed (an attempt already triggered is not again).
+                self.trigger(&id).await;
             }
         }
     }
@@ -566,6 +689,30 @@ impl Worker {
         };
         if let Err(e) = result {
             tracing::warn!(%topic, error = %e, "MQTT: a device's message was refused");
+        }
+    }
+
+    /// Whether another instance's event (passed on by [`relay`]) concerns an MQTT device this
+    /// bridge knows, judged from its JSON before the record is read back from the database.
+    fn follows_remote(&self, e: &Event) -> bool {
+        if !*self.connected.borrow() {
+            return false;
+        }
+        let ours = |path: &[&str]| {
+            e.remote_str(path)
+                .is_some_and(|mac| self.ids.contains_key(&mac))
+        };
+        match e.name() {
+            "device" | "deployment" => true,
+            "device_removed" => ours(&["mac"]),
+            "device_config" => ours(&["config", "mac"]),
+            "command" => ours(&["command", "mac"]),
+            "update" => {
+                ours(&["update", "mac"])
+                    || e.remote_i64(&["update", "deployment_id"])
+                        .is_some_and(|d| self.slotted.contains_key(&d))
+            }
+            _ => false,
         }
     }
 

@@ -19,10 +19,11 @@ use serde_json::Value;
 use super::esp_admin::{valid_id, EspAdminCustomReport};
 use crate::commands::{self, Command, CommandKind, CommandState};
 use crate::error::{CoreError, Result};
+use crate::events::Event;
 use crate::logs::{LogBatch, LogLineIn};
 use crate::reports::Report;
 use crate::updates::{self, UpdateState, Why};
-use crate::{config, db, devices, Fleet};
+use crate::{config, db, deployments, devices, Fleet};
 
 /// How long after a report arrived over HTTP an identical one over MQTT counts as its copy.
 pub const REPORT_ECHO_S: i64 = 60;
@@ -75,6 +76,76 @@ impl Fleet {
             .into_iter()
             .map(|(id, mac)| MqttDevice { id, mac })
             .collect())
+    }
+
+    /// Another instance's event (several instances on one PostgreSQL database,
+    /// `crate::cluster`) as this build's own, re-read from the database — the bridge runs on
+    /// one instance and must act on a deployment, command or config change made through any.
+    /// What comes back is the record as it is now, which may be newer than the event; the
+    /// bridge's reactions (publish the retained config, deliver queued commands, trigger) only
+    /// ever look at the current state. `None`: a local event, a kind the bridge does not follow,
+    /// or a record gone since (a device deleted: its `device_removed` follows).
+    pub async fn mqtt_remote_event(&self, e: &Event) -> Option<Event> {
+        let Event::Remote { name, .. } = e else {
+            return None;
+        };
+        match self.read_remote(name, e).await {
+            Ok(local) => local,
+            Err(CoreError::NotFound { .. }) => None,
+            Err(err) => {
+                tracing::warn!(event = name, error = %err, "MQTT: cannot read another instance's event back");
+                None
+            }
+        }
+    }
+
+    async fn read_remote(&self, name: &str, e: &Event) -> Result<Option<Event>> {
+        let s = |path: &[&str]| e.remote_str(path);
+        let n = |path: &[&str]| e.remote_i64(path);
+        Ok(Some(match name {
+            // Only an MQTT device can matter, and most devices are not.
+            "device" => match (s(&["device", "mqtt_id"]), s(&["device", "mac"])) {
+                (Some(_), Some(mac)) => Event::Device {
+                    device: Box::new(self.device(&mac).await?),
+                },
+                _ => return Ok(None),
+            },
+            "device_removed" => match s(&["mac"]) {
+                Some(mac) => Event::DeviceRemoved { mac },
+                None => return Ok(None),
+            },
+            "device_config" => match s(&["config", "mac"]) {
+                Some(mac) => Event::DeviceConfig {
+                    config: Box::new(self.device_config(&mac).await?),
+                },
+                None => return Ok(None),
+            },
+            "command" => match (s(&["command", "mac"]), n(&["command", "id"])) {
+                (Some(mac), Some(id)) => {
+                    let mut conn = self.db().acquire().await?;
+                    Event::Command {
+                        command: Box::new(commands::get(&mut conn, &mac, id).await?),
+                    }
+                }
+                _ => return Ok(None),
+            },
+            "deployment" => match n(&["deployment", "id"]) {
+                Some(id) => Event::Deployment {
+                    deployment: Box::new(deployments::get(self.db(), id).await?),
+                },
+                None => return Ok(None),
+            },
+            "update" => match n(&["update", "id"]) {
+                Some(id) => {
+                    let mut conn = self.db().acquire().await?;
+                    Event::Update {
+                        update: Box::new(updates::get(&mut conn, id).await?),
+                    }
+                }
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        }))
     }
 
     async fn mqtt_mac(&self, id: &str) -> Result<String> {
