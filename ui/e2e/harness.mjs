@@ -34,14 +34,15 @@ export function makeImage(dir, project, version, chipId = 0) {
 /** Start `otafleet serve` and wait for its one "listening" line: on a free port, or on `port`
  *  (to bring a stopped server back where its clients look for it). `netns`: inside that network
  *  namespace (see `netnsLan`), where `mdns: true` lets it browse and announce on the namespace's
- *  LAN (everywhere else mDNS stays off: the machine's own network is never touched). */
-export async function startServer(dataDir, { port = 0, netns = null, mdns = false, mqtt = false } = {}) {
+ *  LAN (everywhere else mDNS stays off: the machine's own network is never touched). `extraArgs`
+ *  go on the command line after the harness's own (a cluster's `--database-url`, …). */
+export async function startServer(dataDir, { port = 0, netns = null, mdns = false, mqtt = false, extraArgs = [] } = {}) {
   const bin = process.env.OTAFLEET_BIN ?? join(repo, 'target/debug/otafleet');
   const args = ['serve', ...(mdns ? ['--mdns-name', `otafleet-e2e-${process.pid}`] : ['--no-mdns']), '--listen', `127.0.0.1:${port}`,
     '--data-dir', dataDir, '--admin-token', ADMIN, '--ui-dir', join(repo, 'ui/dist'),
     // Many servers run at once: none takes port 443 or the MQTT port of the machine (`mqtt`: the
     // embedded broker on a free port, told by the `otafleet MQTT broker on:` line).
-    '--https-port', 'off', ...(mqtt ? ['--mqtt', 'embedded', '--mqtt-port', '0'] : ['--mqtt', 'off'])];
+    '--https-port', 'off', ...(mqtt ? ['--mqtt', 'embedded', '--mqtt-port', '0'] : ['--mqtt', 'off']), ...extraArgs];
   const child = netns
     ? spawn('ip', ['netns', 'exec', netns, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
