@@ -104,15 +104,20 @@ pub fn for_worker(args: MqttArgs) -> anyhow::Result<Option<Mqtt>> {
         }
     };
     tracing::info!(devices_use = %uri_tcp, "MQTT runs on the primary; this worker names its broker to ESP Admin devices");
-    Ok(Some(Mqtt {
+    Ok(Some(user_broker(uri_tcp, ca, None)))
+}
+
+/// MQTT through a broker otafleet does not run (the user's, or a worker's primary's).
+fn user_broker(uri_tcp: String, ca: Option<Vec<u8>>, bridge: Option<Bridge>) -> Mqtt {
+    Mqtt {
         endpoint: MqttEndpoint::User {
             uri_tcp,
             ca_pem: ca.map(|c| String::from_utf8_lossy(&c).into_owned()),
         },
         broker_addr: None,
         broker: None,
-        bridge: None,
-    }))
+        bridge,
+    }
 }
 
 fn read_ca(ca: Option<&std::path::Path>) -> anyhow::Result<Option<Vec<u8>>> {
@@ -215,15 +220,7 @@ pub async fn start(
             };
             tracing::info!(broker = %otafleet_mqtt::bridge::redact(&url), devices_use = %uri_tcp, "MQTT through your broker");
             let bridge = Bridge::start(fleet.clone(), opts);
-            Ok(Some(Mqtt {
-                endpoint: MqttEndpoint::User {
-                    uri_tcp,
-                    ca_pem: ca.map(|c| String::from_utf8_lossy(&c).into_owned()),
-                },
-                broker_addr: None,
-                broker: None,
-                bridge: Some(bridge),
-            }))
+            Ok(Some(user_broker(uri_tcp, ca, Some(bridge))))
         }
     }
 }
