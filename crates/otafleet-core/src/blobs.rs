@@ -294,6 +294,33 @@ impl BlobStore {
         Ok(dest)
     }
 
+    /// Called once the row of an image is written: make sure its object is still in the store,
+    /// storing it again from the cached copy if not. The collector deletes an object only inside
+    /// a write transaction in which it found no row referring to it (`collect_orphans`), and an
+    /// import writes its row in a write transaction too; write transactions run one at a time. So
+    /// a collector that deleted the object this import had just stored (an older object of the
+    /// same bytes looked old enough to it, and the PUT landed between its check and its DELETE)
+    /// finished before this row was written, and this check, made after it, finds the object
+    /// gone. A collector after the row sees the row and keeps the object. Local store: nothing to
+    /// do (its collector runs only at start, under the data directory's lock).
+    pub async fn ensure_stored(&self, sha256: &str) -> Result<()> {
+        let Backend::S3 { store, cache, .. } = &self.backend else {
+            return Ok(());
+        };
+        if store.exists(sha256).await? {
+            return Ok(());
+        }
+        let cached = cache.path(sha256);
+        if !tokio::fs::try_exists(&cached).await? {
+            return Err(std::io::Error::other(format!(
+                "the stored image {sha256} was deleted by the collector while it was imported, and no copy is left here: upload the same file again"
+            ))
+            .into());
+        }
+        tracing::warn!(%sha256, "the collector deleted an image's object while it was imported; stored again from the cached copy");
+        store.put(&cached, sha256).await
+    }
+
     /// Whether the blob with this SHA-256 is stored.
     pub async fn exists(&self, sha256: &str) -> Result<bool> {
         match &self.backend {

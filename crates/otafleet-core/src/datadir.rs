@@ -197,11 +197,19 @@ pub(crate) async fn collect_orphans(db: &Db, blobs: &BlobStore) -> Result<usize>
     // rule (`BlobStore::collect`: the S3 grace period) keeps it.
     let stored = blobs.list_stored().await?;
     let mut removed = 0;
-    for blob in &stored {
-        if !rows.contains(&blob.sha256) && blobs.collect(blob).await? {
+    for blob in stored.iter().filter(|b| !rows.contains(&b.sha256)) {
+        // Checked again and deleted inside a write transaction: an import writes its row in one
+        // too, and looks for its object after (`BlobStore::ensure_stored`).
+        let mut tx = db::begin_write(db).await?;
+        let row: Option<String> = db::query_scalar("SELECT sha256 FROM firmware WHERE sha256 = ?")
+            .bind(&blob.sha256)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if row.is_none() && blobs.collect(blob).await? {
             tracing::info!(sha256 = %blob.sha256, "removed a stored image no library entry refers to");
             removed += 1;
         }
+        tx.commit().await?;
     }
     removed += blobs.sweep_unfinished().await?;
     let stored: HashSet<&String> = stored.iter().map(|b| &b.sha256).collect();

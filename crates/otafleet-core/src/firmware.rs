@@ -264,6 +264,8 @@ pub(crate) async fn store(db: &Db, blobs: &BlobStore, prepared: Prepared) -> Res
     let size = staged.size as i64;
     blobs.commit(staged).await?;
 
+    // A write transaction, as the collector's deletions are (`BlobStore::ensure_stored`).
+    let mut tx = db::begin_write(db).await?;
     let inserted = db::query(
         "INSERT INTO firmware (sha256, md5, size, filename, chip, format, project, project_source, \
          version, version_source, idf_version, build_date, build_time, secure_version, elf_sha256, \
@@ -289,8 +291,10 @@ pub(crate) async fn store(db: &Db, blobs: &BlobStore, prepared: Prepared) -> Res
     .bind(req.source.as_str())
     .bind(req.source_path)
     .bind(crate::time::now())
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
+    blobs.ensure_stored(&sha256).await?;
     let firmware = by_sha256(db, &sha256)
         .await?
         .ok_or_else(|| CoreError::not_found("firmware just imported"))?;

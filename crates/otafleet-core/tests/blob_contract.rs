@@ -426,6 +426,46 @@ async fn deletion_waits_for_the_grace_period() {
     }
 }
 
+/// The narrow race the grace period leaves: an older object of the same bytes looks old enough
+/// to another instance's collector, this instance's import stores the bytes again, and the
+/// collector's DELETE lands after that PUT. The import looks for its object once its row is
+/// written (`ensure_stored`) and stores it again from its cached copy.
+#[tokio::test]
+async fn an_object_deleted_between_store_and_row_is_stored_again() {
+    for r in rigs("deleted_between_store_and_row").await {
+        if not_applicable(
+            r.kind,
+            "deleted_between_store_and_row",
+            "its collector runs only at start, under the data directory's lock, so no import runs beside it",
+        ) {
+            r.store.ensure_stored(&sha(&bytes(50, 10))).await.unwrap();
+            continue;
+        }
+        let b = bytes(50, 70_000);
+        let sha256 = put(&r.store, &b).await;
+        // Another instance's collector, with nothing to keep it (grace zero), deletes it.
+        let (_d, collector) = r.another(BIG_CACHE, Duration::ZERO).await;
+        let listed = collector.list_stored().await.unwrap();
+        assert!(collector.collect(&listed[0]).await.unwrap());
+        assert!(r.s3.as_ref().unwrap().object_files().is_empty());
+        // The importing instance checks after writing its row: stored again, the same bytes.
+        r.store.ensure_stored(&sha256).await.unwrap();
+        assert_eq!(r.store.list().await.unwrap(), vec![sha256.clone()]);
+        let (_d2, fresh) = r.another(BIG_CACHE, LONG_GRACE).await;
+        assert_eq!(read(&fresh, &sha256).await, b, "read back from the store");
+        // Nothing to do when the object is there.
+        r.store.ensure_stored(&sha256).await.unwrap();
+        // With the cached copy gone too, it says what to do.
+        collector
+            .collect(&collector.list_stored().await.unwrap()[0])
+            .await
+            .unwrap();
+        r.store.remove(&sha256).await.unwrap();
+        let e = r.store.ensure_stored(&sha256).await.unwrap_err();
+        assert!(e.to_string().contains("upload the same file again"), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_or_misconfigured_store_fails_with_what_to_do() {
     let Some(s3) = s3s::start("unreachable_store") else {
