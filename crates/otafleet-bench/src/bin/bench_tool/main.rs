@@ -426,11 +426,16 @@ async fn enroll(server: &str, n: u32, project: &str, lua: Option<String>, prefix
     println!("enrolled {} devices", pairs.len());
     if let Some(path) = lua {
         let mut f = std::fs::File::create(&path).expect("create lua file");
-        writeln!(f, "devices = {{").unwrap();
-        for (mac, token) in &pairs {
-            writeln!(f, "  {{\"{mac}\", \"{token}\"}},").unwrap();
+        // In functions of 5,000 devices each: LuaJIT refuses one table constructor or function
+        // with the 200,000 constants of 100,000 devices.
+        writeln!(f, "devices = {{}}").unwrap();
+        for chunk in pairs.chunks(5000) {
+            writeln!(f, "chunk = function() local d = devices").unwrap();
+            for (mac, token) in chunk {
+                writeln!(f, "  d[#d + 1] = {{\"{mac}\", \"{token}\"}}").unwrap();
+            }
+            writeln!(f, "end; chunk()").unwrap();
         }
-        writeln!(f, "}}").unwrap();
     }
 }
 
