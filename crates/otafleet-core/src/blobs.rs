@@ -393,16 +393,12 @@ impl BlobStore {
     /// period — asked again of the store just before deleting —, so that an import of the same
     /// bytes elsewhere, which stores the object before writing its row, is not raced.
     pub async fn collect(&self, blob: &StoredBlob) -> Result<bool> {
-        let (store, cache, grace) = match &self.backend {
+        let (store, grace) = match &self.backend {
             Backend::Local => {
                 self.remove(&blob.sha256).await?;
                 return Ok(true);
             }
-            Backend::S3 {
-                store,
-                cache,
-                grace,
-            } => (store, cache, *grace),
+            Backend::S3 { store, grace, .. } => (store, *grace),
         };
         let old_enough = |t: SystemTime| {
             SystemTime::now()
@@ -418,7 +414,9 @@ impl BlobStore {
             _ => return Ok(false),
         }
         store.delete(&blob.sha256).await?;
-        cache.forget(&blob.sha256);
+        // The cached copy stays: nothing is served without a row, and an import of the same
+        // bytes on this instance that raced this DELETE stores the object again from it
+        // (`ensure_stored`); the cache's bound evicts it otherwise.
         Ok(true)
     }
 
