@@ -130,25 +130,17 @@ impl Event {
     /// The numeric id in another instance's event at `path` (`["firmware", "id"]`), if it is
     /// one.
     pub fn remote_i64(&self, path: &[&str]) -> Option<i64> {
-        self.remote_value(path)?.as_i64()
+        let v = self.remote_json()?;
+        path.iter().try_fold(&v, |v, k| v.get(k))?.as_i64()
     }
 
-    /// The string in another instance's event at `path` (`["update", "mac"]`), if it is one.
-    pub fn remote_str(&self, path: &[&str]) -> Option<String> {
-        match self.remote_value(path)? {
-            serde_json::Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The value in another instance's event at `path` (`None`: a local event, or no such
-    /// value).
-    fn remote_value(&self, path: &[&str]) -> Option<serde_json::Value> {
+    /// Another instance's event, parsed (`None`: a local event, or JSON this build cannot read).
+    /// Parse once and read its fields with `serde_json::Value::pointer`.
+    pub fn remote_json(&self) -> Option<serde_json::Value> {
         let Event::Remote { json, .. } = self else {
             return None;
         };
-        let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        path.iter().try_fold(&v, |v, k| v.get(k)).cloned()
+        serde_json::from_str(json).ok()
     }
 }
 

@@ -292,6 +292,11 @@ async fn run(
 /// What [`relay`] passes on to the worker.
 enum Relayed {
     Event(Event),
+    /// Another instance's event, its JSON parsed once here.
+    Remote {
+        name: &'static str,
+        json: serde_json::Value,
+    },
     /// Events were missed: every device's retained state and trigger is published again.
     Missed,
 }
@@ -345,25 +350,31 @@ async fn relay(
                         }
                         false
                     }
-                    Event::Remote { name, .. } => match *name {
-                        "device" => e.remote_str(&["device", "mqtt_id"]).is_some(),
-                        "device_removed" | "device_config" | "command" => true,
-                        "deployment" => match (
-                            e.remote_i64(&["deployment", "id"]),
-                            e.remote_str(&["deployment", "status"]),
-                        ) {
-                            (Some(id), Some(status)) => fresh(
-                                id,
-                                status,
-                                e.remote_i64(&["deployment", "wave"]).unwrap_or(0),
-                            ),
+                    Event::Remote { name, .. } => {
+                        let Some(json) = e.remote_json() else {
+                            continue;
+                        };
+                        let s = |p: &str| json.pointer(p).and_then(|v| v.as_str());
+                        let n = |p: &str| json.pointer(p).and_then(|v| v.as_i64());
+                        let wanted = match *name {
+                            "device" => s("/device/mqtt_id").is_some(),
+                            "device_removed" | "device_config" | "command" => true,
+                            "deployment" => match (n("/deployment/id"), s("/deployment/status")) {
+                                (Some(id), Some(status)) => {
+                                    fresh(id, status.to_owned(), n("/deployment/wave").unwrap_or(0))
+                                }
+                                _ => false,
+                            },
+                            "update" => s("/update/state").is_some_and(|s| {
+                                matches!(s, "offered" | "done" | "failed" | "cancelled")
+                            }),
                             _ => false,
-                        },
-                        "update" => e.remote_str(&["update", "state"]).is_some_and(|s| {
-                            matches!(s.as_str(), "offered" | "done" | "failed" | "cancelled")
-                        }),
-                        _ => false,
-                    },
+                        };
+                        if wanted && tx.send(Relayed::Remote { name, json }).is_err() {
+                            return;
+                        }
+                        false
+                    }
                     _ => false,
                 };
                 wanted.then_some(Relayed::Event(e))
@@ -479,9 +490,9 @@ impl Worker {
                             self.republish_all().await;
                         }
                     }
-                    Some(Relayed::Event(e @ Event::Remote { .. })) => {
-                        if self.follows_remote(&e) {
-                            if let Some(local) = self.fleet.mqtt_remote_event(&e).await {
+                    Some(Relayed::Remote { name, json }) => {
+                        if self.follows_remote(name, &json) {
+                            if let Some(local) = self.fleet.mqtt_remote_event(name, &json).await {
                                 self.event(local).await;
                             }
                         }
@@ -694,22 +705,25 @@ impl Worker {
 
     /// Whether another instance's event (passed on by [`relay`]) concerns an MQTT device this
     /// bridge knows, judged from its JSON before the record is read back from the database.
-    fn follows_remote(&self, e: &Event) -> bool {
+    fn follows_remote(&self, name: &str, json: &serde_json::Value) -> bool {
         if !*self.connected.borrow() {
             return false;
         }
-        let ours = |path: &[&str]| {
-            e.remote_str(path)
-                .is_some_and(|mac| self.ids.contains_key(&mac))
+        let ours = |p: &str| {
+            json.pointer(p)
+                .and_then(|v| v.as_str())
+                .is_some_and(|mac| self.ids.contains_key(mac))
         };
-        match e.name() {
+        match name {
             "device" | "deployment" => true,
-            "device_removed" => ours(&["mac"]),
-            "device_config" => ours(&["config", "mac"]),
-            "command" => ours(&["command", "mac"]),
+            "device_removed" => ours("/mac"),
+            "device_config" => ours("/config/mac"),
+            "command" => ours("/command/mac"),
             "update" => {
-                ours(&["update", "mac"])
-                    || e.remote_i64(&["update", "deployment_id"])
+                ours("/update/mac")
+                    || json
+                        .pointer("/update/deployment_id")
+                        .and_then(|v| v.as_i64())
                         .is_some_and(|d| self.slotted.contains_key(&d))
             }
             _ => false,

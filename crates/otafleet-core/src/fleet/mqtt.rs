@@ -78,18 +78,15 @@ impl Fleet {
             .collect())
     }
 
-    /// Another instance's event (several instances on one PostgreSQL database,
-    /// `crate::cluster`) as this build's own, re-read from the database — the bridge runs on
-    /// one instance and must act on a deployment, command or config change made through any.
-    /// What comes back is the record as it is now, which may be newer than the event; the
-    /// bridge's reactions (publish the retained config, deliver queued commands, trigger) only
-    /// ever look at the current state. `None`: a local event, a kind the bridge does not follow,
-    /// or a record gone since (a device deleted: its `device_removed` follows).
-    pub async fn mqtt_remote_event(&self, e: &Event) -> Option<Event> {
-        let Event::Remote { name, .. } = e else {
-            return None;
-        };
-        match self.read_remote(name, e).await {
+    /// Another instance's event `name` (several instances on one PostgreSQL database,
+    /// `crate::cluster`), its JSON parsed (`Event::remote_json`), as this build's own, re-read
+    /// from the database — the bridge runs on one instance and must act on a deployment, command
+    /// or config change made through any. What comes back is the record as it is now, which may
+    /// be newer than the event; the bridge's reactions (publish the retained config, deliver
+    /// queued commands, trigger) only ever look at the current state. `None`: a kind the bridge
+    /// does not follow, or a record gone since (a device deleted: its `device_removed` follows).
+    pub async fn mqtt_remote_event(&self, name: &str, json: &serde_json::Value) -> Option<Event> {
+        match self.read_remote(name, json).await {
             Ok(local) => local,
             Err(CoreError::NotFound { .. }) => None,
             Err(err) => {
@@ -99,28 +96,32 @@ impl Fleet {
         }
     }
 
-    async fn read_remote(&self, name: &str, e: &Event) -> Result<Option<Event>> {
-        let s = |path: &[&str]| e.remote_str(path);
-        let n = |path: &[&str]| e.remote_i64(path);
+    async fn read_remote(&self, name: &str, json: &serde_json::Value) -> Result<Option<Event>> {
+        let s = |pointer: &str| {
+            json.pointer(pointer)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        let n = |pointer: &str| json.pointer(pointer).and_then(|v| v.as_i64());
         Ok(Some(match name {
             // Only an MQTT device can matter, and most devices are not.
-            "device" => match (s(&["device", "mqtt_id"]), s(&["device", "mac"])) {
+            "device" => match (s("/device/mqtt_id"), s("/device/mac")) {
                 (Some(_), Some(mac)) => Event::Device {
                     device: Box::new(self.device(&mac).await?),
                 },
                 _ => return Ok(None),
             },
-            "device_removed" => match s(&["mac"]) {
+            "device_removed" => match s("/mac") {
                 Some(mac) => Event::DeviceRemoved { mac },
                 None => return Ok(None),
             },
-            "device_config" => match s(&["config", "mac"]) {
+            "device_config" => match s("/config/mac") {
                 Some(mac) => Event::DeviceConfig {
                     config: Box::new(self.device_config(&mac).await?),
                 },
                 None => return Ok(None),
             },
-            "command" => match (s(&["command", "mac"]), n(&["command", "id"])) {
+            "command" => match (s("/command/mac"), n("/command/id")) {
                 (Some(mac), Some(id)) => {
                     let mut conn = self.db().acquire().await?;
                     Event::Command {
@@ -129,13 +130,13 @@ impl Fleet {
                 }
                 _ => return Ok(None),
             },
-            "deployment" => match n(&["deployment", "id"]) {
+            "deployment" => match n("/deployment/id") {
                 Some(id) => Event::Deployment {
                     deployment: Box::new(deployments::get(self.db(), id).await?),
                 },
                 None => return Ok(None),
             },
-            "update" => match n(&["update", "id"]) {
+            "update" => match n("/update/id") {
                 Some(id) => {
                     let mut conn = self.db().acquire().await?;
                     Event::Update {

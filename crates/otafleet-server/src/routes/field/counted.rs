@@ -43,7 +43,9 @@ pub fn router() -> Router<AppState> {
 /// The bytes of an image for one device; counted against that device's attempt when it has one.
 /// Anyone may call it for a MAC the server does not know (served uncounted: images are public by
 /// hash). For a known device it changes that device's attempt (byte count, `downloading`,
-/// `installing`, `interrupted`), so only who may speak for the device may call it: a
+/// `installing`, `interrupted`; and for an esp32FOTA device whose attempt at this image was
+/// taken as installed, that attempt becomes `failed` and what the device runs goes back to its
+/// previous image, docs/protocols.md §3), so only who may speak for the device may call it: a
 /// token-enrolled device's own token (`Authorization: Bearer`, an ESP-IDF app), otherwise a device
 /// expected to speak esp32FOTA (or any protocol). Anyone else gets 403, recorded on the device,
 /// and nothing of it changes.
