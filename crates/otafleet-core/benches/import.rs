@@ -41,6 +41,7 @@ fn hash_and_inspect(c: &mut Criterion) {
                 version: None,
                 source: ImportSource::Upload,
                 source_path: None,
+                only_project: None,
             };
             rt.block_on(fleet.import(req, &bytes[..])).expect("import")
         })

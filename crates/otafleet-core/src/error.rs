@@ -39,6 +39,10 @@ pub enum CoreError {
     /// not offered). 409; nothing changed.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// The caller is known, but its role or its token's scope does not allow this
+    /// (`role_insufficient`, `token_scope`). 403; nothing changed.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// A device presented no token, or the wrong one.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
@@ -141,6 +145,7 @@ impl CoreError {
             Self::TooLarge { .. } => "too_large",
             Self::Conflict { .. } => "conflict",
             Self::Unauthorized { code, .. } | Self::Refused { code, .. } => code,
+            Self::Forbidden { code, .. } => code,
             Self::DiskFull { .. } => "disk_full",
             Self::DataDir { code, .. } => code,
             Self::StaleReport { code, .. } | Self::NeedsConsent { code, .. } => code,

@@ -104,6 +104,9 @@ pub struct ImportRequest {
     pub version: Option<String>,
     pub source: ImportSource,
     pub source_path: Option<String>,
+    /// Refuse (403 `token_scope`, nothing stored) unless the image's project is this one: the
+    /// upload of a token scoped to `upload:<project>` ([`crate::access::Scope`]).
+    pub only_project: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -157,6 +160,20 @@ pub(crate) async fn by_any_hash(db: &Db, hash: &str) -> Result<Option<Firmware>>
     .bind(hash)
     .fetch_optional(db)
     .await
+}
+
+/// A scoped upload's image must be of the scope's project.
+fn check_scope(only: Option<&str>, project: Option<&str>) -> Result<()> {
+    match only {
+        Some(only) if project != Some(only) => Err(CoreError::Forbidden {
+            code: "token_scope",
+            message: format!(
+                "this token may only upload images of the project '{only}', and this image is {}: upload it with a token of its project, or give ?project={only} if it really belongs there",
+                project.map_or("of no project".to_owned(), |p| format!("of '{p}'"))
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// An upload that is staged and inspected but not yet part of the library.
@@ -218,6 +235,10 @@ pub(crate) async fn store(db: &Db, blobs: &BlobStore, prepared: Prepared) -> Res
         version_override,
     } = prepared;
     if let Some(existing) = by_sha256(db, &staged.sha256).await? {
+        if let Err(e) = check_scope(req.only_project.as_deref(), existing.project.as_deref()) {
+            staged.discard().await;
+            return Err(e);
+        }
         if blobs.exists(&existing.sha256).await? {
             staged.discard().await;
         } else {
@@ -254,6 +275,10 @@ pub(crate) async fn store(db: &Db, blobs: &BlobStore, prepared: Prepared) -> Res
         (desc_version, IdentitySource::AppDesc),
         (name_version, IdentitySource::Filename),
     ]);
+    if let Err(e) = check_scope(req.only_project.as_deref(), project.as_deref()) {
+        staged.discard().await;
+        return Err(e);
+    }
     let format = serde_json::to_value(info.format)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

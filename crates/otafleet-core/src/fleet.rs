@@ -40,6 +40,7 @@ pub struct LogWatch {
     pub rx: tokio::sync::broadcast::Receiver<LogBatchOut>,
     pub lease: LogLease,
 }
+mod access;
 mod commands;
 mod esp_admin;
 pub use esp_admin::{
@@ -75,6 +76,8 @@ pub(crate) struct Inner {
     /// Audit results (row id, HTTP status) whose write failed (a full disk), written as soon as
     /// the disk takes them ([`Fleet::audit_finish`]).
     audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
+    /// When each named API token's use was last written (`fleet/access.rs`).
+    token_uses: std::sync::Mutex<HashMap<i64, std::time::Instant>>,
     /// Live device logs and who watches them ([`crate::logs`]); memory only.
     logs: Arc<LogHub>,
     /// Devices' long polls waiting for a command (`fleet/commands.rs`).
@@ -157,6 +160,7 @@ impl Fleet {
                 timing,
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
+                token_uses: std::sync::Mutex::new(HashMap::new()),
                 logs: Arc::new(LogHub::default()),
                 command_waiters: Default::default(),
                 inflight: Default::default(),
@@ -518,6 +522,7 @@ impl Fleet {
                 version,
                 source,
                 source_path: Some(path.display().to_string()),
+                only_project: None,
             },
             file,
         )
@@ -1343,6 +1348,13 @@ impl Fleet {
             self.audit_unwritten().push((id, status));
         }
         r
+    }
+
+    fn token_uses(&self) -> std::sync::MutexGuard<'_, HashMap<i64, std::time::Instant>> {
+        self.inner
+            .token_uses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn audit_unwritten(&self) -> std::sync::MutexGuard<'_, Vec<(i64, u16)>> {

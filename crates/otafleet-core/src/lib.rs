@@ -32,6 +32,8 @@
 //! Devices found on the LAN by mDNS come in through [`discovered`], which merges them with
 //! checked-in devices by MAC.
 
+pub mod access;
+pub mod api_tokens;
 pub mod audit;
 pub mod blobs;
 pub mod checkin;

@@ -162,6 +162,7 @@ async fn an_image_counts_devices_by_hash_and_unhashed_ones_by_project_version_an
                 version: None,
                 source: ImportSource::Upload,
                 source_path: None,
+                only_project: None,
             },
             &image[..],
         )

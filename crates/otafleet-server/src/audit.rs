@@ -31,6 +31,7 @@ use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use otafleet_core::access::Principal;
 use otafleet_core::audit::{AuditDetail, NewAuditEntry};
 use otafleet_core::CoreError;
 use serde_json::Value;
@@ -38,14 +39,12 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// Who was let in, put on the request by the admin check for this layer to record.
-#[derive(Debug, Clone, Copy)]
-pub struct Actor(pub &'static str);
-
-/// The admin token, sent as `Authorization: Bearer`. (Named admin tokens do not exist yet.)
-pub const ADMIN: Actor = Actor("admin");
+/// The admin token, sent as `Authorization: Bearer`: the actor recorded for it. (Who was let in
+/// travels on the request as an [`otafleet_core::access::Principal`], put there by the admin
+/// check; a named API token is recorded as `token:<name>`.)
+pub const ADMIN: &str = "admin";
 /// The admin token, sent as `X-Admin-API-Key` (the legacy server's header).
-pub const LEGACY_KEY: Actor = Actor("legacy-admin-key");
+pub const LEGACY_KEY: &str = "legacy-admin-key";
 
 /// Fields whose new value is stored in `detail.values` (when a short string, a number or a
 /// boolean): names and identities the admin sets, none of them secret. Everything else is stored
@@ -69,6 +68,8 @@ pub const SAFE_VALUES: &[&str] = &[
     "path",
     "kind",
     "expires_in_s",
+    "role",
+    "scope",
 ];
 /// A JSON body larger than this (or of unknown length) is recorded without field names rather
 /// than read into memory.
@@ -166,7 +167,10 @@ pub async fn audit(State(s): State<AuditState>, req: Request, next: Next) -> Res
         .get::<MatchedPath>()
         .map_or_else(|| parts.uri.path().to_owned(), |m| m.as_str().to_owned());
     let action = s.actions.action(&method, &route);
-    let actor = parts.extensions.get::<Actor>().map_or("unknown", |a| a.0);
+    let actor = parts
+        .extensions
+        .get::<Principal>()
+        .map_or_else(|| "unknown".to_owned(), |p| p.actor.clone());
     let target = RawPathParams::from_request_parts(&mut parts, &())
         .await
         .ok()
@@ -208,7 +212,7 @@ pub async fn audit(State(s): State<AuditState>, req: Request, next: Next) -> Res
     };
     let detail = detail(parts.uri.query(), sent.as_ref());
     let entry = NewAuditEntry {
-        actor: actor.to_owned(),
+        actor,
         action,
         method: method.to_string(),
         path: parts.uri.path().to_owned(),

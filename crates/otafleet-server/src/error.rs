@@ -51,7 +51,7 @@ impl ApiError {
                 | CoreError::NeedsConsent { .. }
                 | CoreError::Unavailable { .. } => StatusCode::CONFLICT,
                 CoreError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-                CoreError::Refused { .. } => StatusCode::FORBIDDEN,
+                CoreError::Refused { .. } | CoreError::Forbidden { .. } => StatusCode::FORBIDDEN,
                 CoreError::DiskFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
                 CoreError::BlobStore { .. } => StatusCode::BAD_GATEWAY,
                 CoreError::Db(_)

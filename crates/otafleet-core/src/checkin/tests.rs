@@ -113,6 +113,7 @@ async fn a_token_reset_between_lookup_and_write_refuses_the_report() {
                 version: None,
                 source: ImportSource::Upload,
                 source_path: None,
+                only_project: None,
             },
             &image[..],
         )

@@ -56,6 +56,7 @@ async fn import_v2(fleet: &Fleet) -> i64 {
         version: None,
         source: ImportSource::Upload,
         source_path: None,
+        only_project: None,
     };
     fleet.import(req, &bytes[..]).await.unwrap().firmware.id
 }

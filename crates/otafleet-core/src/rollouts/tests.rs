@@ -169,6 +169,7 @@ async fn bench(n: usize) -> Bench {
                 version: None,
                 source: ImportSource::Upload,
                 source_path: None,
+                only_project: None,
             },
             &image[..],
         )
@@ -486,6 +487,7 @@ async fn rolling_back_returns_each_device_to_its_own_previous_image() {
                         version: None,
                         source: ImportSource::Upload,
                         source_path: None,
+                        only_project: None,
                     },
                     &image[..],
                 )

@@ -55,10 +55,11 @@ impl From<AuditQuery> for AuditFilter {
 /// The audit log: every admin change (any admin request but GET), newest first, with who made it
 /// (`admin`, or `legacy-admin-key` for the token sent as `X-Admin-API-Key`), the operation, its
 /// target, the HTTP status and the outcome (`pending` = result unknown, `ok`, `refused`,
-/// `failed`). Admin only; changes nothing (no route changes or deletes a row).
+/// `failed`). Who: a viewer or above; changes nothing (no route changes or deletes a row).
 #[utoipa::path(get, operation_id = "list_audit", path = "/api/v1/audit", tag = "audit",
     params(AuditQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "limit out of range")))]
 async fn list_audit(
@@ -74,10 +75,11 @@ pub const CSV_HEADER: [&str; 10] = [
 ];
 
 /// The same rows as `GET /api/v1/audit` with the same filters, as CSV (RFC 4180, a header row;
-/// `detail` as its JSON text). Admin only; changes nothing.
+/// `detail` as its JSON text). Who: a viewer or above; changes nothing.
 #[utoipa::path(get, operation_id = "export_audit_csv", path = "/api/v1/audit.csv", tag = "audit",
     params(AuditQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "limit out of range")))]
 async fn export_audit_csv(

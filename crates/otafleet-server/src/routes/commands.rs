@@ -1,6 +1,6 @@
 //! Commands, the admin's side (issue 15; `otafleet_core::commands`): queue a command for a
 //! device (`restart`, `config`, `log`, `custom`, `update_abort`), list a device's commands,
-//! cancel one, and queue one for several devices at once. Admin only; every call here that
+//! cancel one, and queue one for several devices at once. Reading needs a viewer, queueing and cancelling an operator; every call here that
 //! changes something is audited. The device's side — fetch and answer with its token — is
 //! `routes/device/commands.rs`.
 
@@ -11,10 +11,10 @@ use otafleet_core::commands::{BulkResult, Command, CommandKind, CommandList, New
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::audit::Actor;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::AppState;
+use otafleet_core::access::Principal;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -34,15 +34,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = NewCommand,
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 201, body = Command), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 async fn queue_command(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
     Json(req): Json<NewCommand>,
 ) -> ApiResult<(StatusCode, AxumJson<Command>)> {
-    let c = s.fleet.command_queue(&mac, &req, actor.0).await?;
+    let c = s.fleet.command_queue(&mac, &req, &who.actor).await?;
     Ok((StatusCode::CREATED, AxumJson(c)))
 }
 
@@ -60,6 +61,7 @@ pub struct CommandsQuery {
 #[utoipa::path(get, operation_id = "list_commands", path = "/api/v1/devices/{mac}/commands", tag = "commands",
     params(("mac" = String, Path, description = "MAC address"), CommandsQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = CommandList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn list_commands(
@@ -77,6 +79,7 @@ async fn list_commands(
 #[utoipa::path(post, operation_id = "cancel_command", path = "/api/v1/devices/{mac}/commands/{id}/cancel", tag = "commands",
     params(("mac" = String, Path, description = "MAC address"), ("id" = i64, Path, description = "command id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Command), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 507, body = ErrorBody)))]
 async fn cancel_command(
@@ -107,11 +110,12 @@ pub struct BulkCommand {
 #[utoipa::path(post, operation_id = "queue_commands_bulk", path = "/api/v1/commands", tag = "commands",
     request_body = BulkCommand,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Vec<BulkResult>), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 async fn queue_commands_bulk(
     State(s): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    Extension(who): Extension<Principal>,
     Json(req): Json<BulkCommand>,
 ) -> ApiResult<AxumJson<Vec<BulkResult>>> {
     let new = NewCommand {
@@ -121,6 +125,8 @@ async fn queue_commands_bulk(
         expires_in_s: req.expires_in_s,
     };
     Ok(AxumJson(
-        s.fleet.command_queue_bulk(&req.macs, &new, actor.0).await?,
+        s.fleet
+            .command_queue_bulk(&req.macs, &new, &who.actor)
+            .await?,
     ))
 }

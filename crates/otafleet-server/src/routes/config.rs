@@ -18,10 +18,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A device's config: its version, the version it applied and since when it is pending, the
 /// effective values (secrets masked), and each variable's default and whether the device has its
-/// own value. Admin only; changes nothing.
+/// own value. Who: a viewer or above; changes nothing.
 #[utoipa::path(get, operation_id = "get_device_config", path = "/api/v1/devices/{mac}/config", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = DeviceConfig), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_device_config(
     State(s): State<AppState>,
@@ -31,7 +32,7 @@ async fn get_device_config(
 }
 
 /// Change a device's config: `{values: {key: value | null}}` (null = back to the project's
-/// default). Admin only; changes only this device's values. Every key must be a variable of its
+/// default). Who: an operator or above; changes only this device's values. Every key must be a variable of its
 /// project (422 `unknown_config_key` naming the others) and every value of that variable's type
 /// (422 `invalid_config_value`); then nothing is changed. A change makes a new version, which
 /// the device's next check-in answer carries (`config_version`); it is `pending` until the
@@ -40,6 +41,7 @@ async fn get_device_config(
     request_body = ConfigPatch,
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = DeviceConfig), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 async fn patch_device_config(

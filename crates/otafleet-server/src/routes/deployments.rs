@@ -2,7 +2,7 @@
 //! at once or as a staged rollout (a `plan` of waves, or a `preset`), plan one first
 //! (`?dry_run=true`: what each device would get and which wave it is in, by the same rule
 //! check-ins then follow), follow each one's devices, stop one, retry its failed devices, pause
-//! and resume a rollout. Admin only (token); every change here is the admin's. A device can
+//! and resume a rollout. Reading needs a viewer, every change an operator (docs/access.md). A device can
 //! change nothing here: a rollout's pause by its error limit is otafleet's own, from what the
 //! devices' updates and health showed.
 
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// All deployments, newest first, each with how its devices stand (`tally`).
 #[utoipa::path(get, operation_id = "list_deployments", path = "/api/v1/deployments", tag = "deployments",
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<Deployment>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<Deployment>>> {
     Ok(AxumJson(s.fleet.deployments().await?))
@@ -57,6 +58,7 @@ struct CreateParams {
 #[utoipa::path(post, operation_id = "create_deployment", path = "/api/v1/deployments", tag = "deployments", request_body = NewDeployment,
     params(CreateParams),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 201, body = Deployment), (status = 200, body = Plan, description = "dry run"),
         (status = 409, body = ErrorBody, description = "other_project: confirm with allow_other_project"),
         (status = 422, body = ErrorBody)))]
@@ -78,6 +80,7 @@ async fn create(
 #[utoipa::path(get, operation_id = "get_deployment", path = "/api/v1/deployments/{id}", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = DeploymentDetail), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(s): State<AppState>,
@@ -89,11 +92,12 @@ async fn get_one(
 /// Stop (cancel) a deployment: its devices are no longer offered its image; its attempts that
 /// had not started and those downloading are closed as `cancelled`, the downloads cut by the
 /// server (native and ESP Admin devices are also sent `update_abort`); attempts past their
-/// download finish, so every device ends on a complete image. Admin only. 409 when already
+/// download finish, so every device ends on a complete image. Who: an operator or above. 409 when already
 /// stopped.
 #[utoipa::path(delete, operation_id = "stop_deployment", path = "/api/v1/deployments/{id}", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn stop(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<AxumJson<Deployment>> {
     Ok(AxumJson(s.fleet.deployment_stop(id).await?))
@@ -103,6 +107,7 @@ async fn stop(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<AxumJ
 #[utoipa::path(post, operation_id = "stop_deployment_post", path = "/api/v1/deployments/{id}/stop", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn stop_post(
     State(s): State<AppState>,
@@ -117,6 +122,7 @@ async fn stop_post(
 #[utoipa::path(post, operation_id = "retry_deployment", path = "/api/v1/deployments/{id}/retry", tag = "deployments",
     params(("id" = i64, Path, description = "deployment id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retry(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<AxumJson<Vec<Update>>> {
     Ok(AxumJson(s.fleet.deployment_retry(id).await?))
@@ -137,6 +143,7 @@ pub struct PauseRequest {
     params(("id" = i64, Path, description = "deployment id")),
     request_body = PauseRequest,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn pause(
@@ -173,6 +180,7 @@ pub struct Resumed {
     params(("id" = i64, Path, description = "deployment id")),
     request_body = ResumeRequest,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Resumed), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn resume(
     State(s): State<AppState>,
@@ -203,6 +211,7 @@ pub struct RollbackRequest {
     params(("id" = i64, Path, description = "deployment id")),
     request_body = RollbackRequest,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = RolledBack), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn rollback(

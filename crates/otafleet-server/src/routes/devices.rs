@@ -4,7 +4,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json as AxumJson;
+use axum::{Extension, Json as AxumJson};
+use otafleet_core::access::{Principal, Role};
 use otafleet_core::deployments::{Deployment, DeviceTarget};
 use otafleet_core::devices::{self, Device, DevicePatch, NewDevice};
 use otafleet_core::discovered::ListedDevice;
@@ -48,11 +49,12 @@ pub const NEXT_LINK: &str = "link";
 /// — fetch that URL for the next page; no `Link` header means this was the last page. A device
 /// added or removed while pages are fetched moves no other device: every device that exists
 /// throughout is listed exactly once. A `limit` that is not a number from 1 to 5000, or an
-/// `after` that is not a MAC, is 400 with what is accepted. Who: the admin only. What it
+/// `after` that is not a MAC, is 400 with what is accepted. Who: a viewer or above. What it
 /// changes: nothing.
 #[utoipa::path(get, operation_id = "list_devices", path = "/api/v1/devices", tag = "devices",
     params(DevicesQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<ListedDevice>,
         description = "devices (`Device`), then, on the last page, MAC-less mDNS hosts (`DiscoveredHost`, `mac` null)",
         headers(("link" = String, description = "`</api/v1/devices?limit=N&after=MAC>; rel=\"next\"` when more devices follow; absent on the last page"))),
@@ -113,6 +115,7 @@ async fn list(
 /// Add a device before it checks in.
 #[utoipa::path(post, operation_id = "create_device", path = "/api/v1/devices", tag = "devices", request_body = NewDevice,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 201, body = Device), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
@@ -128,6 +131,7 @@ async fn create(
 #[utoipa::path(get, operation_id = "get_device", path = "/api/v1/devices/{mac}", tag = "devices",
     params(("mac" = String, Path, description = "MAC address, any common notation")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody)))]
 async fn get_one(
     State(s): State<AppState>,
@@ -138,18 +142,29 @@ async fn get_one(
 
 /// Change what the admin says about a device: its name (`null` or `""` clears the admin's name,
 /// so the device's reported name, else its mDNS name, shows again), notes, tags, chip, project,
-/// expected protocol, or reset its enrolment. Absent fields stay as they are. Admin only; no
-/// check-in or mDNS announcement ever changes the name, notes or tags set here. 422 with the
+/// expected protocol, or reset its enrolment. Absent fields stay as they are. An operator's,
+/// except `reset_token` and `expect_protocol`, which are an admin's (403 `role_insufficient`,
+/// nothing changed); no check-in or mDNS announcement ever changes the name, notes or tags set here. 422 with the
 /// field and what is accepted when a value is invalid; nothing is changed then.
 #[utoipa::path(patch, operation_id = "patch_device", path = "/api/v1/devices/{mac}", tag = "devices", request_body = DevicePatch,
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn patch(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(mac): Path<String>,
     Json(p): Json<DevicePatch>,
 ) -> ApiResult<AxumJson<Device>> {
+    // Name, notes, tags, chip and project are an operator's; who the device is trusted as is an
+    // admin's (docs/access.md).
+    if p.reset_token || p.expect_protocol.is_some() {
+        who.role.require(
+            Role::Admin,
+            "resetting a device's token or changing its expected protocol",
+        )?;
+    }
     Ok(AxumJson(s.fleet.device_patch(&mac, p).await?))
 }
 
@@ -157,6 +172,7 @@ async fn patch(
 #[utoipa::path(delete, operation_id = "delete_device", path = "/api/v1/devices/{mac}", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<StatusCode> {
     s.fleet.device_delete(&mac).await?;
@@ -167,6 +183,7 @@ async fn delete(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult
 #[utoipa::path(get, operation_id = "device_history", path = "/api/v1/devices/{mac}/updates", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<Update>), (status = 404, body = ErrorBody)))]
 async fn history(
     State(s): State<AppState>,
@@ -176,22 +193,24 @@ async fn history(
 }
 
 /// Retry a device that reached the attempt limit in the deployment that targets it: a new
-/// attempt (marked `retry`), from which the limit counts afresh. Admin only. 409 when that
+/// attempt (marked `retry`), from which the limit counts afresh. Who: an operator or above. 409 when that
 /// deployment has nothing to retry for it (with what it gets instead).
 #[utoipa::path(post, operation_id = "retry_device", path = "/api/v1/devices/{mac}/retry", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Update), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retry(State(s): State<AppState>, Path(mac): Path<String>) -> ApiResult<AxumJson<Update>> {
     Ok(AxumJson(s.fleet.device_retry(&mac).await?))
 }
 
 /// Roll a device back to the image it ran before its last completed update: a new deployment
-/// to that device alone, as a rollback (201). Admin only. 409 when there is no completed update,
+/// to that device alone, as a rollback (201). Who: an operator or above. 409 when there is no completed update,
 /// or the previous image is unknown or no longer in the library (the message says which).
 #[utoipa::path(post, operation_id = "rollback_device", path = "/api/v1/devices/{mac}/rollback", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 201, body = Deployment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn rollback(
     State(s): State<AppState>,
@@ -204,10 +223,11 @@ async fn rollback(
 }
 
 /// The deployment that targets the device now and what the device gets from it (the same rule
-/// its check-ins follow), or `null` when no deployment covers it. Admin only; changes nothing.
+/// its check-ins follow), or `null` when no deployment covers it. Who: a viewer or above; changes nothing.
 #[utoipa::path(get, operation_id = "device_target", path = "/api/v1/devices/{mac}/target", tag = "devices",
     params(("mac" = String, Path, description = "MAC address")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Option<DeviceTarget>), (status = 404, body = ErrorBody)))]
 async fn target(
     State(s): State<AppState>,

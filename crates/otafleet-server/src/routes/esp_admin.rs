@@ -58,13 +58,14 @@ pub struct EspAdminDeviceAdded {
     pub credentials_h: Option<String>,
 }
 
-/// Add a device that runs the ESP Admin SDK: `{name?, project?, notes?, tags?}`. Admin only;
+/// Add a device that runs the ESP Admin SDK: `{name?, project?, notes?, tags?}`. Who: an admin or above;
 /// creates one device with a fresh id and API key — the key is in this answer only, as is the
 /// `credentials.h` that carries it — and changes nothing else. 422 for a bad field (nothing
 /// stored).
 #[utoipa::path(post, operation_id = "create_esp_admin_device", path = "/api/v1/esp-admin/devices",
     tag = "devices", request_body = NewEspAdminDevice,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 201, body = EspAdminDeviceAdded), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 507, body = ErrorBody)))]
 async fn create_esp_admin_device(

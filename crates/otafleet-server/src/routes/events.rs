@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
-/// Live changes as `text/event-stream`. Who: the admin only, with the token in the
+/// Live changes as `text/event-stream`. Who: a viewer or above, with the token in the
 /// `Authorization` header as for every admin route (read the stream with `fetch()`); a `?token=`
 /// in the URL is refused (401 `admin_token_in_url`). Changes nothing. First a `hello` event
 /// (reload now: anything before it was missed), then every change; `lagged` when this client fell
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// shuts down.
 #[utoipa::path(get, operation_id = "event_stream", path = "/api/v1/events", tag = "events",
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, content_type = "text/event-stream", body = otafleet_core::events::Event)))]
 async fn events(State(s): State<AppState>) -> Response {
     let rx = s.event_hub.subscribe(s.fleet.events());

@@ -6,8 +6,9 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use futures_util::TryStreamExt;
+use otafleet_core::access::Principal;
 use otafleet_core::firmware::{
     Firmware, FirmwarePatch, ImportOutcome, ImportRequest, ImportSource,
 };
@@ -41,6 +42,7 @@ pub struct UploadQuery {
 /// List the library, newest first.
 #[utoipa::path(get, operation_id = "list_firmware", path = "/api/v1/firmware", tag = "firmware",
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<Firmware>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
     Ok(Json(s.fleet.firmware_list().await?))
@@ -49,12 +51,15 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
 /// Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
 /// with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
 /// already in the library; 422 with the reason when the file is not a flashable app image; 413
-/// when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]. Admin only;
+/// when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]; 403 `token_scope`
+/// when a token scoped to `upload:<project>` sends another project's image. Who: an operator or
+/// above, or a token scoped to the image's project;
 /// adds one image to the library (nothing when refused).
 #[utoipa::path(post, operation_id = "upload_firmware", path = "/api/v1/firmware", tag = "firmware",
     params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the image (or multipart/form-data with a `file` field)"),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses(
         (status = 201, body = Firmware, description = "imported"),
         (status = 200, body = Firmware, description = "same bytes already in the library: the existing record"),
@@ -62,9 +67,11 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Vec<Firmware>>> {
         (status = 422, body = ErrorBody, description = "not a flashable app image, too large, or bad name")))]
 async fn upload(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(q): Query<UploadQuery>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
+    let only_project = who.upload_project().map(str::to_owned);
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -74,7 +81,7 @@ async fn upload(
         let multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
-        upload_multipart(&s, q, multipart).await?
+        upload_multipart(&s, q, multipart, only_project).await?
     } else {
         let filename = q.filename.clone().ok_or_else(|| {
             ApiError::bad_request(
@@ -92,6 +99,7 @@ async fn upload(
                     version: q.version,
                     source: ImportSource::Upload,
                     source_path: None,
+                    only_project: only_project.clone(),
                 },
                 reader,
             )
@@ -109,6 +117,7 @@ async fn upload_multipart(
     s: &AppState,
     q: UploadQuery,
     mut multipart: Multipart,
+    only_project: Option<String>,
 ) -> ApiResult<ImportOutcome> {
     let mut project = q.project;
     let mut version = q.version;
@@ -143,6 +152,7 @@ async fn upload_multipart(
                             version: version.clone().filter(|v| !v.trim().is_empty()),
                             source: ImportSource::Upload,
                             source_path: None,
+                            only_project: only_project.clone(),
                         },
                         reader,
                     )
@@ -196,13 +206,14 @@ async fn small_field(
 #[utoipa::path(get, operation_id = "get_firmware", path = "/api/v1/firmware/{id}", tag = "firmware",
     params(("id" = i64, Path, description = "firmware id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Firmware), (status = 404, body = ErrorBody)))]
 async fn get_one(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Firmware>> {
     Ok(Json(s.fleet.firmware(id).await?))
 }
 
 /// Correct an image's identity: its `project`, `version` or `filename` (each absent or null field
-/// stays as it is; a set `project`/`version` gets source `admin`). Who: the admin only (the admin
+/// stays as it is; a set `project`/`version` gets source `admin`). Who: an operator or above (the admin
 /// token; a device's token is refused). What it changes: that image's record; the project and
 /// version of the stock-updater devices running it (theirs come from the image), which changes
 /// which project-wide deployments cover them; the version of every attempt at it; and the
@@ -215,6 +226,7 @@ async fn get_one(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<Js
     params(("id" = i64, Path, description = "firmware id")),
     request_body = FirmwarePatch,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("operator"))),
     responses((status = 200, body = Firmware, description = "the corrected record"),
         (status = 400, body = ErrorBody, description = "the body is not valid JSON"),
         (status = 401, body = ErrorBody, description = "no admin token"),
@@ -234,6 +246,7 @@ async fn patch(
 #[utoipa::path(delete, operation_id = "delete_firmware", path = "/api/v1/firmware/{id}", tag = "firmware",
     params(("id" = i64, Path, description = "firmware id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     s.fleet.firmware_delete(id).await?;

@@ -1,5 +1,5 @@
 //! `/api/v1/devices/{mac}/logs`: a device's live log lines (sent by the device with
-//! `POST /api/v1/device/logs`, kept in memory by `otafleet_core::logs`). Admin only. Reading the
+//! `POST /api/v1/device/logs`, kept in memory by `otafleet_core::logs`). Viewers and above. Reading the
 //! buffer changes nothing; holding the stream open is the log lease — the device is asked to send
 //! its lines while it is open, and told to stop soon after the last viewer closed it.
 
@@ -41,12 +41,13 @@ pub struct LogsQuery {
     pub limit: Option<usize>,
 }
 
-/// A device's buffered log lines, oldest first, and whether anyone watches it. Admin only;
+/// A device's buffered log lines, oldest first, and whether anyone watches it. Who: a viewer or above;
 /// changes nothing (it does not ask the device to send: the stream does). 404 for an unknown
 /// device. Lines live in memory only: a restarted server has none.
 #[utoipa::path(get, operation_id = "device_logs", path = "/api/v1/devices/{mac}/logs", tag = "logs",
     params(("mac" = String, Path, description = "the device's MAC"), LogsQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = LogSnapshot), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn device_logs(
@@ -62,7 +63,7 @@ async fn device_logs(
     ))
 }
 
-/// Watch a device's logs live, as `text/event-stream`. Who: the admin only (the token in the
+/// Watch a device's logs live, as `text/event-stream`. Who: a viewer or above (the token in the
 /// `Authorization` header; read the stream with `fetch()`). What it changes: while the stream is
 /// open the device is asked to send its log lines (its check-in and batch answers say
 /// `logs: true`); 10 s after the last viewer's stream closed, the next answer tells it to stop.
@@ -73,6 +74,7 @@ async fn device_logs(
 #[utoipa::path(get, operation_id = "device_log_stream", path = "/api/v1/devices/{mac}/logs/stream", tag = "logs",
     params(("mac" = String, Path, description = "the device's MAC"), LogsQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, content_type = "text/event-stream", body = Vec<LogLine>),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]

@@ -1,5 +1,6 @@
 //! The route table. Each resource has its own module with its handlers and a `router()`; this file
-//! merges them, puts the admin ones behind [`crate::auth::require_admin`] and, inside it, the audit
+//! merges them, puts the admin ones behind [`crate::auth::require_admin`] (which checks each
+//! operation's declared least role, `x-min-role`) and, inside it, the audit
 //! layer [`crate::audit::audit`], and collects their
 //! OpenAPI descriptions (utoipa) into the document served at `/api/v1/openapi.json`.
 
@@ -17,11 +18,13 @@ pub mod field;
 pub mod firmware;
 pub mod health;
 pub mod logs;
+pub mod me;
 pub mod notify;
 pub mod projects;
 pub mod reports;
 pub mod settings;
 pub mod tls;
+pub mod tokens;
 pub mod ui;
 pub mod watch_folders;
 
@@ -85,11 +88,16 @@ pub fn router(state: AppState) -> Router {
         .merge(notify::router())
         .merge(projects::router())
         .merge(config::router())
-        .merge(esp_admin::admin_router());
+        .merge(esp_admin::admin_router())
+        .merge(tokens::router())
+        .merge(me::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
     // last layer runs first): require_admin → audit → handler.
     let actions = std::sync::Arc::new(crate::audit::Actions::from_openapi(admin.get_openapi()));
+    // Each operation's least role, from the same document (`x-min-role`): building the router
+    // fails on an admin operation that declares none.
+    let access = std::sync::Arc::new(crate::auth::Access::from_openapi(admin.get_openapi()));
     let admin = admin
         .route_layer(middleware::from_fn_with_state(
             crate::audit::AuditState {
@@ -100,7 +108,10 @@ pub fn router(state: AppState) -> Router {
             crate::audit::audit,
         ))
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            crate::auth::AuthState {
+                app: state.clone(),
+                access,
+            },
             crate::auth::require_admin,
         ));
     // Check-in and progress are the hot path (every device, every interval) and are never

@@ -32,11 +32,12 @@ pub struct DeliveriesQuery {
 }
 
 /// The delivery log: each report's webhook call and mails, how many attempts, where each stands
-/// (`pending`, `delivered`, `failed`, `rate_limited`) and the last error. Admin only; changes
+/// (`pending`, `delivered`, `failed`, `rate_limited`) and the last error. Who: a viewer or above; changes
 /// nothing. No secret appears in it.
 #[utoipa::path(get, operation_id = "list_deliveries", path = "/api/v1/deliveries", tag = "notifications",
     params(DeliveriesQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<Delivery>), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "bad state or limit")))]
 async fn list_deliveries(
@@ -59,10 +60,11 @@ pub struct NotifyTestResult {
 }
 
 /// Send a test notification now to each configured channel (the webhook, every e-mail
-/// recipient; also a channel turned off) and answer what happened. Admin only. Changes nothing
+/// recipient; also a channel turned off) and answer what happened. Who: an admin or above. Changes nothing
 /// on the server (no delivery row); it does send the test to the receivers.
 #[utoipa::path(post, operation_id = "test_notify", path = "/api/v1/settings/notify/test", tag = "notifications",
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 200, body = NotifyTestResult), (status = 401, body = ErrorBody)))]
 async fn test_notify(State(s): State<AppState>) -> ApiResult<AxumJson<NotifyTestResult>> {
     Ok(AxumJson(NotifyTestResult {

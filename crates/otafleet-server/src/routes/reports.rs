@@ -29,11 +29,12 @@ pub struct ReportsQuery {
     pub limit: Option<i64>,
 }
 
-/// Device reports, newest first, of one device (`mac`) or all, of one type or all. Admin only;
+/// Device reports, newest first, of one device (`mac`) or all, of one type or all. Who: a viewer or above;
 /// changes nothing (devices write reports; each keeps its newest 1,000).
 #[utoipa::path(get, operation_id = "list_reports", path = "/api/v1/reports", tag = "reports",
     params(ReportsQuery),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<Report>), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "bad MAC, type or limit")))]
 async fn list_reports(

@@ -101,21 +101,23 @@ pub struct SettingsPatch {
     pub notify: Option<NotifyPatch>,
 }
 
-/// Settings in effect. Admin only; changes nothing.
+/// Settings in effect. Who: a viewer or above; changes nothing.
 #[utoipa::path(get, operation_id = "get_settings", path = "/api/v1/settings", tag = "settings",
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = ServerSettings)))]
 async fn get_settings(State(s): State<AppState>) -> ApiResult<AxumJson<ServerSettings>> {
     current(&s).await
 }
 
 /// Change the settings kept in the database: `open_enrolment`, `checkin_interval_s`,
-/// `offline_after_s`, `notify` (where device reports are sent). Admin only (the admin token). Validated as a whole (422 and nothing changed
+/// `offline_after_s`, `notify` (where device reports are sent). Who: an admin or above (the admin token). Validated as a whole (422 and nothing changed
 /// when a value is out of range), written in one transaction (a 2xx means it is on disk; 507 on a
 /// full disk), in effect at once without a restart; answers with all settings.
 #[utoipa::path(patch, operation_id = "patch_settings", path = "/api/v1/settings", tag = "settings",
     request_body = SettingsPatch,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 200, body = ServerSettings), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 507, body = ErrorBody)))]

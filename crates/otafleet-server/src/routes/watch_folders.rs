@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The watched folders, each with its last result.
 #[utoipa::path(get, operation_id = "list_watch_folders", path = "/api/v1/watch-folders", tag = "watch folders",
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Vec<WatchFolder>)))]
 async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<WatchFolder>>> {
     Ok(AxumJson(s.fleet.watch_folders().await?))
@@ -28,6 +29,7 @@ async fn list(State(s): State<AppState>) -> ApiResult<AxumJson<Vec<WatchFolder>>
 /// Watch a folder (an absolute path on the machine otafleet runs on).
 #[utoipa::path(post, operation_id = "add_watch_folder", path = "/api/v1/watch-folders", tag = "watch folders", request_body = NewWatchFolder,
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 201, body = WatchFolder), (status = 422, body = ErrorBody)))]
 async fn add(
     State(s): State<AppState>,
@@ -43,6 +45,7 @@ async fn add(
 #[utoipa::path(delete, operation_id = "remove_watch_folder", path = "/api/v1/watch-folders/{id}", tag = "watch folders",
     params(("id" = i64, Path, description = "watch folder id")),
     security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn remove(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult<StatusCode> {
     s.fleet.watch_folder_remove(id).await?;

@@ -102,6 +102,16 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    let token: Value = app
+        .admin(Method::POST, "/api/v1/tokens")
+        .json(&json!({"name": "to revoke", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
     let doc = app.public_json("/api/v1/openapi.json").await;
     let mut walked = Vec::new();
     let mut seen = max_id(&rows(&app).await);
@@ -156,6 +166,11 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                 "create_esp_admin_device" => {
                     (None, Body::Json(json!({"name": "esp admin audited"})))
                 }
+                "create_token" => (
+                    None,
+                    Body::Json(json!({"name": "audited", "role": "operator"})),
+                ),
+                "revoke_token" => (Some(&token["token"]["id"]), Body::None),
                 other => panic!("add a body for {other} ({method} {path}) to this test's table"),
             };
             let mac = if op_id == "delete_device" {

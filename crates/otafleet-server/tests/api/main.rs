@@ -32,6 +32,7 @@ mod notify;
 mod openapi;
 mod projects;
 mod reports;
+mod roles;
 mod rollouts;
 mod settings;
 mod storage;

@@ -323,7 +323,7 @@ export interface paths {
          * The audit log: every admin change (any admin request but GET), newest first, with who made it
          *     (`admin`, or `legacy-admin-key` for the token sent as `X-Admin-API-Key`), the operation, its
          *     target, the HTTP status and the outcome (`pending` = result unknown, `ok`, `refused`,
-         *     `failed`). Admin only; changes nothing (no route changes or deletes a row).
+         *     `failed`). Who: a viewer or above; changes nothing (no route changes or deletes a row).
          */
         get: {
             parameters: {
@@ -394,7 +394,7 @@ export interface paths {
         };
         /**
          * The same rows as `GET /api/v1/audit` with the same filters, as CSV (RFC 4180, a header row;
-         *     `detail` as its JSON text). Admin only; changes nothing.
+         *     `detail` as its JSON text). Who: a viewer or above; changes nothing.
          */
         get: {
             parameters: {
@@ -535,7 +535,7 @@ export interface paths {
         };
         /**
          * The delivery log: each report's webhook call and mails, how many attempts, where each stands
-         *     (`pending`, `delivered`, `failed`, `rate_limited`) and the last error. Admin only; changes
+         *     (`pending`, `delivered`, `failed`, `rate_limited`) and the last error. Who: a viewer or above; changes
          *     nothing. No secret appears in it.
          */
         get: {
@@ -732,7 +732,7 @@ export interface paths {
          * Stop (cancel) a deployment: its devices are no longer offered its image; its attempts that
          *     had not started and those downloading are closed as `cancelled`, the downloads cut by the
          *     server (native and ESP Admin devices are also sent `update_abort`); attempts past their
-         *     download finish, so every device ends on a complete image. Admin only. 409 when already
+         *     download finish, so every device ends on a complete image. Who: an operator or above. 409 when already
          *     stopped.
          */
         delete: {
@@ -1738,7 +1738,7 @@ export interface paths {
          *     — fetch that URL for the next page; no `Link` header means this was the last page. A device
          *     added or removed while pages are fetched moves no other device: every device that exists
          *     throughout is listed exactly once. A `limit` that is not a number from 1 to 5000, or an
-         *     `after` that is not a MAC, is 400 with what is accepted. Who: the admin only. What it
+         *     `after` that is not a MAC, is 400 with what is accepted. Who: a viewer or above. What it
          *     changes: nothing.
          */
         get: {
@@ -1909,8 +1909,9 @@ export interface paths {
         /**
          * Change what the admin says about a device: its name (`null` or `""` clears the admin's name,
          *     so the device's reported name, else its mDNS name, shows again), notes, tags, chip, project,
-         *     expected protocol, or reset its enrolment. Absent fields stay as they are. Admin only; no
-         *     check-in or mDNS announcement ever changes the name, notes or tags set here. 422 with the
+         *     expected protocol, or reset its enrolment. Absent fields stay as they are. An operator's,
+         *     except `reset_token` and `expect_protocol`, which are an admin's (403 `role_insufficient`,
+         *     nothing changed); no check-in or mDNS announcement ever changes the name, notes or tags set here. 422 with the
          *     field and what is accepted when a value is invalid; nothing is changed then.
          */
         patch: {
@@ -2187,7 +2188,7 @@ export interface paths {
         /**
          * A device's config: its version, the version it applied and since when it is pending, the
          *     effective values (secrets masked), and each variable's default and whether the device has its
-         *     own value. Admin only; changes nothing.
+         *     own value. Who: a viewer or above; changes nothing.
          */
         get: {
             parameters: {
@@ -2234,7 +2235,7 @@ export interface paths {
         head?: never;
         /**
          * Change a device's config: `{values: {key: value | null}}` (null = back to the project's
-         *     default). Admin only; changes only this device's values. Every key must be a variable of its
+         *     default). Who: an operator or above; changes only this device's values. Every key must be a variable of its
          *     project (422 `unknown_config_key` naming the others) and every value of that variable's type
          *     (422 `invalid_config_value`); then nothing is changed. A change makes a new version, which
          *     the device's next check-in answer carries (`config_version`); it is `pending` until the
@@ -2308,7 +2309,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A device's buffered log lines, oldest first, and whether anyone watches it. Admin only;
+         * A device's buffered log lines, oldest first, and whether anyone watches it. Who: a viewer or above;
          *     changes nothing (it does not ask the device to send: the stream does). 404 for an unknown
          *     device. Lines live in memory only: a restarted server has none.
          */
@@ -2379,7 +2380,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Watch a device's logs live, as `text/event-stream`. Who: the admin only (the token in the
+         * Watch a device's logs live, as `text/event-stream`. Who: a viewer or above (the token in the
          *     `Authorization` header; read the stream with `fetch()`). What it changes: while the stream is
          *     open the device is asked to send its log lines (its check-in and batch answers say
          *     `logs: true`); 10 s after the last viewer's stream closed, the next answer tells it to stop.
@@ -2466,7 +2467,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a device that reached the attempt limit in the deployment that targets it: a new
-         *     attempt (marked `retry`), from which the limit counts afresh. Admin only. 409 when that
+         *     attempt (marked `retry`), from which the limit counts afresh. Who: an operator or above. 409 when that
          *     deployment has nothing to retry for it (with what it gets instead).
          */
         post: {
@@ -2524,7 +2525,7 @@ export interface paths {
         put?: never;
         /**
          * Roll a device back to the image it ran before its last completed update: a new deployment
-         *     to that device alone, as a rollback (201). Admin only. 409 when there is no completed update,
+         *     to that device alone, as a rollback (201). Who: an operator or above. 409 when there is no completed update,
          *     or the previous image is unknown or no longer in the library (the message says which).
          */
         post: {
@@ -2580,7 +2581,7 @@ export interface paths {
         };
         /**
          * The deployment that targets the device now and what the device gets from it (the same rule
-         *     its check-ins follow), or `null` when no deployment covers it. Admin only; changes nothing.
+         *     its check-ins follow), or `null` when no deployment covers it. Who: a viewer or above; changes nothing.
          */
         get: {
             parameters: {
@@ -2676,7 +2677,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Add a device that runs the ESP Admin SDK: `{name?, project?, notes?, tags?}`. Admin only;
+         * Add a device that runs the ESP Admin SDK: `{name?, project?, notes?, tags?}`. Who: an admin or above;
          *     creates one device with a fresh id and API key — the key is in this answer only, as is the
          *     `credentials.h` that carries it — and changes nothing else. 422 for a bad field (nothing
          *     stored).
@@ -2742,7 +2743,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Live changes as `text/event-stream`. Who: the admin only, with the token in the
+         * Live changes as `text/event-stream`. Who: a viewer or above, with the token in the
          *     `Authorization` header as for every admin route (read the stream with `fetch()`); a `?token=`
          *     in the URL is refused (401 `admin_token_in_url`). Changes nothing. First a `hello` event
          *     (reload now: anything before it was missed), then every change; `lagged` when this client fell
@@ -2808,7 +2809,9 @@ export interface paths {
          * Import an image: multipart (`file`, optional `project`, `version` fields first) or a raw body
          *     with `?filename=`. 201 with the new record; 200 with the existing one when the same bytes are
          *     already in the library; 422 with the reason when the file is not a flashable app image; 413
-         *     when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]. Admin only;
+         *     when a text field (`project`, `version`) is longer than [`MAX_FIELD_BYTES`]; 403 `token_scope`
+         *     when a token scoped to `upload:<project>` sends another project's image. Who: an operator or
+         *     above, or a token scoped to the image's project;
          *     adds one image to the library (nothing when refused).
          */
         post: {
@@ -2957,7 +2960,7 @@ export interface paths {
         head?: never;
         /**
          * Correct an image's identity: its `project`, `version` or `filename` (each absent or null field
-         *     stays as it is; a set `project`/`version` gets source `admin`). Who: the admin only (the admin
+         *     stays as it is; a set `project`/`version` gets source `admin`). Who: an operator or above (the admin
          *     token; a device's token is refused). What it changes: that image's record; the project and
          *     version of the stock-updater devices running it (theirs come from the image), which changes
          *     which project-wide deployments cover them; the version of every attempt at it; and the
@@ -3084,6 +3087,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's identity and role. Who: anyone with a valid token (a viewer or above, also a
+         *     scoped token); changes nothing.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Me"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects": {
         parameters: {
             query?: never;
@@ -3093,7 +3134,7 @@ export interface paths {
         };
         /**
          * Every project, by name, with its variables (a secret's default shown as `{"set": bool}`),
-         *     commands, enrolment and how many devices and images name it. Admin only; changes nothing.
+         *     commands, enrolment and how many devices and images name it. Who: a viewer or above; changes nothing.
          */
         get: {
             parameters: {
@@ -3124,7 +3165,7 @@ export interface paths {
         };
         put?: never;
         /**
-         * Create a project: `{name, description?, enrolment?, variables?, commands?}`. Admin only; it
+         * Create a project: `{name, description?, enrolment?, variables?, commands?}`. Who: an operator or above; it
          *     changes nothing else (devices and images name their project by this name). 409
          *     `project_exists` for a name in use (change it with PATCH); 422 for a bad field (key syntax,
          *     a default not of its variable's type, an unknown protocol), nothing stored.
@@ -3197,7 +3238,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One project. Admin only; changes nothing. */
+        /** One project. Who: a viewer or above; changes nothing. */
         get: {
             parameters: {
                 query?: never;
@@ -3239,7 +3280,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Delete a project with its variables and commands. Admin only. Refused with 409
+         * Delete a project with its variables and commands. Who: an admin or above. Refused with 409
          *     `project_in_use` while a device or an image names it (move or delete them first).
          */
         delete: {
@@ -3299,7 +3340,7 @@ export interface paths {
         /**
          * Change a project: description, enrolment (null = any protocol), variables and commands (each
          *     list, when sent, replaces the whole list; a secret variable sent without a default keeps its
-         *     stored one). Admin only. A change of the variables that changes the effective config gives
+         *     stored one). Who: an operator or above. A change of the variables that changes the effective config gives
          *     every device of the project a new config version (`pending` until each confirms); values of
          *     removed variables, or of variables whose type changed, are dropped. 422 for a bad field,
          *     nothing changed.
@@ -3372,7 +3413,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Device reports, newest first, of one device (`mac`) or all, of one type or all. Admin only;
+         * Device reports, newest first, of one device (`mac`) or all, of one type or all. Who: a viewer or above;
          *     changes nothing (devices write reports; each keeps its newest 1,000).
          */
         get: {
@@ -3433,7 +3474,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settings in effect. Admin only; changes nothing. */
+        /** Settings in effect. Who: a viewer or above; changes nothing. */
         get: {
             parameters: {
                 query?: never;
@@ -3460,7 +3501,7 @@ export interface paths {
         head?: never;
         /**
          * Change the settings kept in the database: `open_enrolment`, `checkin_interval_s`,
-         *     `offline_after_s`, `notify` (where device reports are sent). Admin only (the admin token). Validated as a whole (422 and nothing changed
+         *     `offline_after_s`, `notify` (where device reports are sent). Who: an admin or above (the admin token). Validated as a whole (422 and nothing changed
          *     when a value is out of range), written in one transaction (a 2xx means it is on disk; 507 on a
          *     full disk), in effect at once without a restart; answers with all settings.
          */
@@ -3532,7 +3573,7 @@ export interface paths {
         put?: never;
         /**
          * Send a test notification now to each configured channel (the webhook, every e-mail
-         *     recipient; also a channel turned off) and answer what happened. Admin only. Changes nothing
+         *     recipient; also a channel turned off) and answer what happened. Who: an admin or above. Changes nothing
          *     on the server (no delivery row); it does send the test to the receivers.
          */
         post: {
@@ -3648,6 +3689,145 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The named API tokens, live ones first, with their role, scope, maker and last use (never the
+         *     secret). Who: an admin or above; changes nothing.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiToken"][];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Make a token: `{name, role, scope?}` (scope `upload:<project>`). 201 with the secret, shown
+         *     this once. Who: an admin or above, for a role at most their own (403
+         *     `role_insufficient`); 422 for a bad name or scope, 409 `token_exists`. Adds one token.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewApiToken"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CreatedApiToken"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a token: from the next request on it lets nobody in, on every instance. It stays
+         *     listed (and keeps its name, which the audit log shows). Who: an admin or above. 404 when
+         *     there is no such token.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description token id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiToken"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -3779,6 +3959,24 @@ export interface components {
          * @enum {string}
          */
         AckState: "done" | "failed" | "rejected";
+        ApiToken: {
+            created_at: string;
+            /** @description Who made it (as the audit log names people and tokens). */
+            created_by: string;
+            /** Format: int64 */
+            id: number;
+            /** @description When it was last let in (updated at most once a minute). */
+            last_used_at?: string | null;
+            name: string;
+            /** @description The secret's first characters (the secret itself is never stored). */
+            prefix: string;
+            /** @description When it was revoked; a revoked token lets nobody in. */
+            revoked_at?: string | null;
+            /** @description `viewer`, `operator`, `admin` or `owner`. */
+            role: string;
+            /** @description `upload:<project>`, or none. */
+            scope?: string | null;
+        };
         /** @description What an audited request sent, without secrets: names, and the values of harmless fields only. */
         AuditDetail: {
             /** @description The names of the JSON body's fields. */
@@ -3970,6 +4168,12 @@ export interface components {
          * @enum {string}
          */
         ConfigState: "applied" | "pending";
+        /** @description A token just made: the only time its secret is shown. */
+        CreatedApiToken: {
+            /** @description Send as `Authorization: Bearer <secret>`. Not shown again: copy it now. */
+            secret: string;
+            token: components["schemas"]["ApiToken"];
+        };
         /** @description One row of the delivery log. */
         Delivery: {
             /**
@@ -4599,6 +4803,17 @@ export interface components {
             /** @description Someone watches this device's logs now (or did within the grace period). */
             watched: boolean;
         };
+        /** @description Who is calling, as the server sees it. */
+        Me: {
+            /**
+             * @description As the audit log records it: `admin` (the server's admin token), `legacy-admin-key`, or
+             *     `token:<name>`.
+             */
+            actor: string;
+            role: components["schemas"]["Role"];
+            /** @description `upload:<project>` for a scoped token. */
+            scope?: string | null;
+        };
         /** @description A device of a wave. */
         Member: {
             /** @description It joined after the rollout began. */
@@ -4625,6 +4840,14 @@ export interface components {
          * @enum {string}
          */
         NameSource: "admin" | "reported" | "mdns";
+        NewApiToken: {
+            /** @description 1 to 64 characters, unique (e.g. `ci-blink`, `grafana`). */
+            name: string;
+            /** @description At most the role of whoever makes it. */
+            role: components["schemas"]["Role"];
+            /** @description `upload:<project>`: the token may only upload images of that project. */
+            scope?: string | null;
+        };
         /** @description What the admin asks (`POST /api/v1/devices/{mac}/commands`). */
         NewCommand: {
             /**
@@ -4910,6 +5133,11 @@ export interface components {
             deployment: components["schemas"]["Deployment"];
             opened: components["schemas"]["Update"][];
         };
+        /**
+         * @description A role, from least to most: each may do everything the ones before it may.
+         * @enum {string}
+         */
+        Role: "viewer" | "operator" | "admin" | "owner";
         /** @description How to roll a deployment back: the plan of the rollbacks (default: all at once). */
         RollbackRequest: {
             plan?: null | components["schemas"]["RolloutPlan"];

@@ -78,7 +78,10 @@ async fn require_key(State(s): State<AppState>, mut req: Request, next: Next) ->
             r
         }
         Some(k) if crate::auth::token_matches(k.as_bytes(), &s.admin_digest) => {
-            req.extensions_mut().insert(crate::audit::LEGACY_KEY);
+            req.extensions_mut()
+                .insert(otafleet_core::access::Principal::owner(
+                    crate::audit::LEGACY_KEY,
+                ));
             next.run(req).await
         }
         Some(_) => {

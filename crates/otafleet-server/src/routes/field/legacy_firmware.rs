@@ -87,6 +87,7 @@ async fn upload(State(s): State<AppState>, headers: HeaderMap, mut form: Multipa
             version: None,
             source: ImportSource::Upload,
             source_path: None,
+            only_project: None,
         };
         return match s.fleet.import(req, reader).await {
             Ok(out) => {
