@@ -5,3 +5,7 @@ Object.defineProperty(HTMLElement.prototype, 'clientHeight', { configurable: tru
 import { cleanup } from '@testing-library/svelte';
 import { afterEach } from 'vitest';
 afterEach(() => cleanup());
+
+// Who the UI speaks for is shared state (lib/access): each test starts as the owner (unknown).
+import { access } from './lib/access/access.svelte';
+afterEach(() => (access.me = null));

@@ -1,5 +1,5 @@
 // The app's state root: the stores, fed by the backend's live events in per-frame batches.
-import type { Command, Delivery, Device, DeviceConfig, DevicePatch, Project, Report, Update } from './api/types';
+import type { Command, Delivery, Device, DeviceConfig, DevicePatch, Me, Project, Report, Role, Update } from './api/types';
 import type { Backend, LiveEvent, LiveStatus } from './backend/backend';
 import { BackendError, isAuthError } from './backend/backend';
 import { DeploymentStore } from './deployments/deployments.svelte';
@@ -7,6 +7,7 @@ import { DeviceStore } from './devices/devices.svelte';
 import { UPDATE_STATES } from './devices/status';
 import { FirmwareStore } from './firmware/firmware.svelte';
 import { WatchStore } from './firmware/watch.svelte';
+import { access, can } from './access/access.svelte';
 import { EventBatcher, frameScheduler, type Scheduler } from './live';
 import { TlsStore } from './tls/tls.svelte';
 
@@ -28,6 +29,8 @@ export class Fleet {
   reloads = $state(0);
   #streamWasOpen = false;
   #reconnectedTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Who the token stands for, and its role (`GET /api/v1/me`); null until the first load. */
+  me = $state<Me | null>(null);
   /** Set when the admin token is missing or refused: the app asks for it. */
   needsToken = $state(false);
   /** A load failure a person should see (server down, ...). */
@@ -97,13 +100,16 @@ export class Fleet {
 
   async reload(): Promise<boolean> {
     try {
-      const [list] = await Promise.all([
+      const [list, me] = await Promise.all([
         this.backend.listDevices(),
+        this.backend.me(),
         this.firmware.load(),
         this.deployments.refresh(),
         this.watch.load(),
       ]);
       this.devices.setAll(list.devices, list.hosts);
+      this.me = me;
+      access.me = me;
       this.error = null;
       this.needsToken = false;
       this.reloads++;
@@ -135,6 +141,12 @@ export class Fleet {
     this.devices.applyDevice(d);
     this.devices.commit();
     return d;
+  }
+
+  /** Whether the token's role is at least `role` (the server decides; this only hides what it
+   *  would refuse). Not known yet: shown. */
+  can(role: Role): boolean {
+    return can(role);
   }
 
   async useToken(token: string) {

@@ -142,6 +142,15 @@ export type ConfigEntry = S['ConfigEntry'];
 export type ConfigPatch = S['ConfigPatch'];
 /** HTTPS on this server (`GET /api/v1/tls`, no token): mode, addresses, the CA and snippets. */
 export type TlsInfo = S['TlsInfo'];
+/** viewer < operator < admin < owner: each may do what the ones before it may (docs/access.md). */
+export type Role = S['Role'];
+/** Who the presented token stands for (`GET /api/v1/me`). */
+export type Me = S['Me'];
+/** A named API token as listed (never its secret). */
+export type ApiToken = S['ApiToken'];
+export type NewApiToken = S['NewApiToken'];
+/** A token just made: the one time its secret is shown. */
+export type CreatedApiToken = S['CreatedApiToken'];
 /** off (plain HTTP only) | auto (HTTPS beside HTTP on the same port) | require (HTTPS only). */
 export type TlsMode = S['Mode'];
 /** The server certificate in use: origin (generated | user), names, expiry. */

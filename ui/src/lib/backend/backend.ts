@@ -3,6 +3,10 @@
 // hang off `native`, which only tauri.ts fills. Components get a Backend from context and never
 // import @tauri-apps themselves, so Vitest and Playwright run them in a plain browser.
 import type {
+  ApiToken,
+  CreatedApiToken,
+  Me,
+  NewApiToken,
   AuditEntry,
   AuditQuery,
   Command,
@@ -166,6 +170,14 @@ export interface Backend {
   tls(): Promise<TlsInfo>;
   /** Where the CA certificate downloads (`otafleet-ca.pem`; no token needed, so a plain link). */
   caPemUrl(): string;
+
+  /** Who the token stands for: actor, role, scope. */
+  me(): Promise<Me>;
+  /** Named API tokens (admins): listed without secrets; made with the secret answered once;
+   *  revoked for good. */
+  listTokens(): Promise<ApiToken[]>;
+  createToken(t: NewApiToken): Promise<CreatedApiToken>;
+  revokeToken(id: number): Promise<ApiToken>;
 
   /** Build output folders whose new images the server imports by itself. */
   listWatchFolders(): Promise<WatchFolder[]>;

@@ -9,6 +9,10 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import createClient, { type Client } from 'openapi-fetch';
 import type { paths } from '../api/schema';
 import type {
+  ApiToken,
+  CreatedApiToken,
+  Me,
+  NewApiToken,
   LogLine,
   LogSnapshot,
   AuditEntry,
@@ -424,6 +428,18 @@ export class HttpBackend implements Backend {
   }
   patchDeviceConfig(mac: string, p: ConfigPatch): Promise<DeviceConfig> {
     return this.#data(this.#api.PATCH('/api/v1/devices/{mac}/config', { params: { path: { mac } }, body: p }));
+  }
+  me(): Promise<Me> {
+    return this.#data(this.#api.GET('/api/v1/me'));
+  }
+  listTokens(): Promise<ApiToken[]> {
+    return this.#data(this.#api.GET('/api/v1/tokens'));
+  }
+  createToken(t: NewApiToken): Promise<CreatedApiToken> {
+    return this.#data(this.#api.POST('/api/v1/tokens', { body: t }));
+  }
+  revokeToken(id: number): Promise<ApiToken> {
+    return this.#data(this.#api.POST('/api/v1/tokens/{id}/revoke', { params: { path: { id } } }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

@@ -1,6 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
+  ApiToken, CreatedApiToken, Me, NewApiToken, Role,
   AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice, NewEspAdminDevice, EspAdminDeviceAdded,
   Member, NewWatchFolder, Plan, Rollout, RolloutPlan, Resumed, RolledBack, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
@@ -546,6 +547,25 @@ export class MockBackend implements Backend {
     const next = { ...old, version: (old.version ?? 1) + 1, state: 'pending' as const, pending_since: '2026-11-22T20:01:00.000Z' };
     this.configs.set(mac, next);
     return next;
+  }
+  /** Who the token stands for; `role` is what the UI hides actions by. */
+  whoami: Me = { actor: 'admin', role: 'owner', scope: null };
+  async me(): Promise<Me> { return this.whoami; }
+  /** Make the token this role's (a named token's actor). */
+  asRole(role: Role) { this.whoami = { actor: `token:${role}`, role, scope: null }; return this; }
+  tokens: ApiToken[] = [];
+  async listTokens() { return this.tokens; }
+  async createToken(t: NewApiToken): Promise<CreatedApiToken> {
+    this.calls.push(`createToken ${t.name} ${t.role} ${t.scope ?? ''}`.trim());
+    const token: ApiToken = { id: this.tokens.length + 1, name: t.name, role: t.role, scope: t.scope ?? null,
+      prefix: 'otf_abcdefgh', created_at: '2026-12-07T10:00:00Z', created_by: this.whoami.actor, last_used_at: null, revoked_at: null };
+    this.tokens = [token, ...this.tokens];
+    return { token, secret: 'otf_abcdefghSECRET' };
+  }
+  async revokeToken(id: number): Promise<ApiToken> {
+    this.calls.push(`revokeToken ${id}`);
+    this.tokens = this.tokens.map((t) => (t.id === id ? { ...t, revoked_at: '2026-12-07T11:00:00Z' } : t));
+    return this.tokens.find((t) => t.id === id)!;
   }
   watchFolders: WatchFolder[] = [];
   watchError: BackendError | null = null;

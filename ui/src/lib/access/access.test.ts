@@ -1,0 +1,72 @@
+import { fireEvent, render, screen, within } from '@testing-library/svelte';
+import { describe, expect, test } from 'vitest';
+import { device, firmware, MockBackend } from '../backend/mock';
+import { Fleet } from '../fleet.svelte';
+import FirmwareView from '../../views/FirmwareView.svelte';
+import SettingsView from '../../views/SettingsView.svelte';
+import { can } from './access.svelte';
+
+async function started(backend: MockBackend) {
+  const fleet = new Fleet(backend);
+  await fleet.reload();
+  return fleet;
+}
+
+describe('roles in the UI', () => {
+  test('a viewer sees the library but no upload, deploy or delete', async () => {
+    const backend = new MockBackend().asRole('viewer');
+    backend.firmwareList = [firmware(1)];
+    backend.devices = [device('AA:00:00:00:00:01')];
+    const fleet = await started(backend);
+    expect(can('viewer')).toBe(true);
+    expect(can('operator')).toBe(false);
+    render(FirmwareView, { fleet });
+    expect(await screen.findByText(firmware(1).filename)).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Deploy…' })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Delete' })).toBeNull();
+    expect(screen.queryByLabelText('Drop firmware here')).toBeNull();
+    expect(screen.getByText(/watch folders needs the admin role/)).toBeTruthy();
+  });
+
+  test('an operator deploys but does not delete', async () => {
+    const backend = new MockBackend().asRole('operator');
+    backend.firmwareList = [firmware(1)];
+    const fleet = await started(backend);
+    render(FirmwareView, { fleet });
+    expect(await screen.findByRole('button', { name: 'Deploy…' })).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Delete' })).toBeNull();
+  });
+
+  test('an admin makes a token, sees its secret once, and revokes it', async () => {
+    const backend = new MockBackend().asRole('admin');
+    const fleet = await started(backend);
+    render(SettingsView, { fleet, baseUrl: 'http://h:1', token: 'T', onforget: () => {} });
+    const roles = (await screen.findByLabelText('Token role')) as HTMLSelectElement;
+    // Nobody hands out more than their own role.
+    expect([...roles.options].map((o) => o.value)).toEqual(['viewer', 'operator', 'admin']);
+    await fireEvent.input(screen.getByLabelText('Token name'), { target: { value: 'ci-blink' } });
+    await fireEvent.change(roles, { target: { value: 'operator' } });
+    await fireEvent.input(screen.getByLabelText('Upload scope project'), { target: { value: 'blink' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Make token' }));
+    expect(backend.calls).toContain('createToken ci-blink operator upload:blink');
+    const note = await screen.findByTestId('token-created');
+    expect(within(note).getByText(/not shown again/)).toBeTruthy();
+    await fireEvent.click(within(note).getByRole('button', { name: 'Done' }));
+    expect(screen.queryByTestId('token-created')).toBeNull();
+    const row = await screen.findByTestId('token-row');
+    await fireEvent.click(within(row).getByRole('button', { name: 'Revoke…' }));
+    await fireEvent.click(within(row).getByRole('button', { name: 'Revoke ci-blink' }));
+    expect(backend.calls).toContain('revokeToken 1');
+    expect(await within(await screen.findByTestId('token-row')).findByText(/revoked/)).toBeTruthy();
+  });
+
+  test('a viewer sees the settings read-only and no tokens', async () => {
+    const backend = new MockBackend().asRole('viewer');
+    const fleet = await started(backend);
+    render(SettingsView, { fleet, baseUrl: 'http://h:1', token: 'T', onforget: () => {} });
+    expect(await screen.findByTestId('settings-read-only')).toBeTruthy();
+    expect(screen.getByLabelText(/Check-in interval/).matches(':disabled')).toBe(true);
+    expect(screen.queryByText('API tokens')).toBeNull();
+    expect(screen.getByText('Your API token')).toBeTruthy();
+  });
+});
