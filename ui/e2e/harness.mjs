@@ -335,3 +335,54 @@ export async function mdnsPeer(netns, services) {
     },
   };
 }
+
+/** A free TCP port on loopback (bound and released: for a process that must know its port
+ *  before another starts, as an OpenID provider's issuer URL must). */
+export async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh RSA signing key as a JWK file (for `startOidcProvider`); a new file is a new key. */
+export async function signingKey(dir, name) {
+  const { generateKeyPairSync, randomUUID } = await import('node:crypto');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+  const path = join(dir, `${name}.jwk.json`);
+  writeFileSync(path, JSON.stringify(jwk));
+  return { path, kid: jwk.kid };
+}
+
+/** The real OpenID provider of `oidc-provider.mjs` on `port`, signing with the key in `keyFile`,
+ *  with one client whose redirect URI is `redirectUri`. `stop()` ends it. */
+export async function startOidcProvider({ port, keyFile, clientId, clientSecret, redirectUri }) {
+  const child = spawn(process.execPath, [join(here, 'oidc-provider.mjs'), String(port), keyFile, clientId, clientSecret, redirectUri],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (d) => (log += d));
+  await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('oidc-provider ready')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`oidc-provider exited with ${code}:\n${log}`)));
+  });
+  return {
+    issuer: `http://127.0.0.1:${port}`,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -89,6 +89,51 @@ pub struct ServeArgs {
           value_delimiter = ',', value_parser = parse_cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// People sign in through this OpenID Connect provider (its issuer URL, e.g.
+    /// https://accounts.google.com, or a Keycloak realm's URL); who may is the Members page.
+    /// Without it, only tokens open the UI and API, as before.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OTAFLEET_OIDC_ISSUER",
+        requires = "oidc_client_id"
+    )]
+    pub oidc_issuer: Option<String>,
+    /// The client id otafleet is registered under at the provider.
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "OTAFLEET_OIDC_CLIENT_ID",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_client_id: Option<String>,
+    /// The client secret (better given in the environment than on the command line).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OTAFLEET_OIDC_CLIENT_SECRET",
+        requires = "oidc_issuer",
+        hide_env_values = true
+    )]
+    pub oidc_client_secret: Option<String>,
+    /// What the sign-in button names: "Sign in with <LABEL>".
+    #[arg(
+        long,
+        value_name = "LABEL",
+        env = "OTAFLEET_OIDC_LABEL",
+        default_value = "your organisation"
+    )]
+    pub oidc_label: String,
+    /// The redirect URI registered at the provider; by default the address the browser used,
+    /// <scheme>://<host>/api/v1/auth/oidc/callback.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OTAFLEET_OIDC_REDIRECT_URL",
+        requires = "oidc_issuer"
+    )]
+    pub oidc_redirect_url: Option<String>,
+
     /// With --blob-url: the most the local cache of images (DATA_DIR/cache) may hold, in MiB;
     /// least recently used images are deleted beyond it (an image being sent finishes).
     #[arg(long, value_name = "MIB", default_value_t = otafleet_core::blobs::DEFAULT_CACHE_BYTES >> 20,
@@ -410,6 +455,8 @@ pub struct Prepared {
     pub mqtt: Option<crate::mqtt::Mqtt>,
     /// `--trusted-proxy`: load balancers whose forwarded headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `--oidc-*`: sign-in through an OpenID Connect provider.
+    pub oidc: Option<std::sync::Arc<otafleet_server::oidc::Oidc>>,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
@@ -423,6 +470,23 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
         Ok((_, after, hard)) => tracing::info!(soft = after, hard, "open-files limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
     }
+    // Checked before anything is opened: a typo in the issuer should stop the start, not the
+    // first person's sign-in.
+    let oidc = match (args.oidc_issuer.take(), args.oidc_client_id.take()) {
+        (Some(issuer), Some(client_id)) => {
+            let o = otafleet_server::oidc::Oidc::new(otafleet_server::oidc::OidcConfig {
+                issuer: issuer.clone(),
+                client_id,
+                client_secret: args.oidc_client_secret.take(),
+                label: args.oidc_label.clone(),
+                redirect_url: args.oidc_redirect_url.take(),
+            })
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!(%issuer, "sign-in through OpenID Connect on");
+            Some(std::sync::Arc::new(o))
+        }
+        _ => None,
+    };
     let limits = otafleet_server::conn::ConnLimits {
         header_timeout: std::time::Duration::from_secs(args.header_timeout.into()),
         max_connections: args
@@ -577,6 +641,7 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
         extra,
         mqtt,
         trusted_proxies: args.trusted_proxies,
+        oidc,
     })
 }
 
@@ -696,6 +761,7 @@ pub async fn serve_prepared(
         tls: prepared.tls,
         mqtt: prepared.mqtt.as_ref().map(|m| m.endpoint.clone()),
         trusted_proxies: prepared.trusted_proxies,
+        oidc: prepared.oidc,
     };
     let fleet = prepared.fleet.clone();
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);

@@ -3,7 +3,9 @@
 //! Credentials: `Authorization: Bearer <token>` or `X-Admin-API-Key: <token>` (the header
 //! scripts for the older "ESP32 OTA Update Server" send). The token is either the server's admin
 //! token — the owner's, as the desktop app and every script so far hold it — or a named API token
-//! (`otf_…`, made on the Tokens page) with its own role and scope. The event stream takes the
+//! (`otf_…`, made on the Tokens page) with its own role and scope. Without a token, a signed-in
+//! person's session cookie (`routes/sign_in.rs`), whose every change must carry the session's
+//! `X-CSRF-Token` (403 `csrf_failed`); a session that ended is 401 `session_ended`. The event stream takes the
 //! same headers: the UI reads it with `fetch()`, so the token never travels in a URL (where it
 //! would end up in logs and browser history). A token in the URL (`?token=`) is refused with a
 //! message that says how to send it.
@@ -128,6 +130,28 @@ pub async fn require_admin(
             .map(|s| s.trim().to_owned())
     });
     let principal = match presented {
+        // A signed-in person's browser: its session cookie, and on every change the session's
+        // anti-CSRF token (a form or script on another site can send the cookie, never that
+        // header).
+        None if session_cookie(&req).is_some() => {
+            let secret = session_cookie(&req).unwrap_or_default();
+            match state.fleet.session(&secret).await? {
+                Some(session) => {
+                    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+                        check_csrf(req.headers(), &session.csrf)?;
+                    }
+                    req.extensions_mut().insert(SessionCsrf(session.csrf));
+                    session.principal
+                }
+                None => {
+                    return Err(ApiError::with_status(
+                        StatusCode::UNAUTHORIZED,
+                        "session_ended",
+                        "your session has ended (signed out, expired, or your membership was removed): sign in again",
+                    ))
+                }
+            }
+        }
         None if has_query_token(&req) => {
             tracing::warn!(path = %req.uri().path(), "admin token in the URL refused (it would be kept in logs and history)");
             return Err(ApiError::with_status(
@@ -187,6 +211,32 @@ pub async fn require_admin(
     }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
+}
+
+/// The anti-CSRF token of the session a request came with (for `GET /api/v1/me`).
+#[derive(Debug, Clone)]
+pub struct SessionCsrf(pub String);
+
+fn session_cookie(req: &Request) -> Option<String> {
+    crate::routes::sign_in::cookie(req.headers(), crate::routes::sign_in::SESSION_COOKIE)
+        .filter(|c| !c.is_empty())
+}
+
+/// A change made with a session cookie must carry the session's token in `X-CSRF-Token`.
+pub fn check_csrf(headers: &axum::http::HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) && !expected.is_empty() {
+        Ok(())
+    } else {
+        tracing::warn!("change with a session cookie but without its CSRF token refused");
+        Err(forbidden(
+            "csrf_failed",
+            "this change came with your session's cookie but not its X-CSRF-Token header (a page of another site may have sent it): reload otafleet and try again".into(),
+        ))
+    }
 }
 
 fn forbidden(code: &'static str, message: String) -> ApiError {

@@ -27,6 +27,7 @@ pub mod event_hub;
 pub mod extract;
 pub mod firmware_index;
 pub mod host;
+pub mod oidc;
 pub mod routes;
 pub mod tls;
 
@@ -96,6 +97,9 @@ pub struct ServerInfo {
     /// (`otafleet serve --trusted-proxy CIDR`; [`client_addr`]). Empty: every request's address
     /// is its connection's peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sign-in through an OpenID Connect provider (`--oidc-issuer`); `None`: no sign-in, tokens
+    /// only (the desktop app, and `otafleet serve` without the flags).
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 /// Where ESP Admin devices reach the MQTT broker: what `GET /api/device/<id>/settings` answers

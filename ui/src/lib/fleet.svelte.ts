@@ -59,7 +59,8 @@ export class Fleet {
 
   /** Load everything, then follow live events. */
   async start() {
-    if (!this.backend.hasToken()) {
+    // Without a token this browser may still hold a signed-in person's session (its cookie).
+    if (!this.backend.hasToken() && !(await this.#hasSession())) {
       this.needsToken = true;
       return;
     }
@@ -70,6 +71,35 @@ export class Fleet {
       (e) => this.#batcher.push(e),
       (s) => this.#onStatus(s),
     );
+  }
+
+  /** Whether the server knows this browser's session cookie (then its CSRF token is used). */
+  async #hasSession(): Promise<boolean> {
+    try {
+      const me = await this.backend.me();
+      this.backend.setCsrf(me.csrf ?? null);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the UI speaks for a signed-in person (a session), not a token. */
+  get signedIn(): boolean {
+    return !!this.me?.actor.startsWith('user:');
+  }
+
+  /** Sign out: the server ends the session; the UI asks how to connect again. */
+  async signOut() {
+    try {
+      await this.backend.signOut();
+    } finally {
+      this.stop();
+      this.backend.setCsrf(null);
+      this.me = null;
+      access.me = null;
+      this.needsToken = true;
+    }
   }
 
   #onStatus(s: LiveStatus) {
@@ -110,6 +140,7 @@ export class Fleet {
       this.devices.setAll(list.devices, list.hosts);
       this.me = me;
       access.me = me;
+      if (!this.backend.hasToken()) this.backend.setCsrf(me.csrf ?? null);
       this.error = null;
       this.needsToken = false;
       this.reloads++;

@@ -1,11 +1,16 @@
 //! [`Fleet`] methods for who may do what (docs/access.md): named API tokens
-//! ([`crate::api_tokens`]) and resolving a presented secret to a [`Principal`].
+//! ([`crate::api_tokens`]), members ([`crate::members`]), their sign-ins
+//! ([`crate::sign_ins`]) and sessions ([`crate::sessions`]), and resolving a presented secret or
+//! cookie to a [`Principal`].
 
 use std::time::{Duration, Instant};
 
-use crate::access::Principal;
+use crate::access::{Principal, Role};
 use crate::api_tokens::{self, ApiToken, CreatedApiToken, NewApiToken};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
+use crate::members::{self, NewTeamMember, TeamMember, TeamMemberPatch};
+use crate::sessions::{self, Session};
+use crate::sign_ins::{self, SignIn};
 use crate::{db, Fleet};
 
 /// A token's `last_used_at` is written at most this often (per instance): using a token must not
@@ -77,5 +82,125 @@ impl Fleet {
             }
         }
         Ok(Some(principal))
+    }
+
+    /// Every member, by e-mail.
+    pub async fn members(&self) -> Result<Vec<TeamMember>> {
+        members::list(self.db()).await
+    }
+
+    /// Add a member (role at most `by`'s). 422 `invalid_email`, 409 `member_exists`.
+    pub async fn member_add(&self, new: NewTeamMember, by: &Principal) -> Result<TeamMember> {
+        let email = members::clean_email(&new.email)?;
+        members::check_grant(by, new.role)?;
+        let m = {
+            let _w = self.write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            let m = members::add(&mut tx, &email, new.role, &by.actor).await?;
+            tx.commit().await?;
+            m
+        };
+        tracing::info!(member = %m.email, role = %m.role, by = %by.actor, "member added");
+        Ok(m)
+    }
+
+    /// Change a member's role: neither the member's present role nor the new one may be above
+    /// `by`'s. Takes effect on their next request (sessions read the role each time).
+    pub async fn member_set_role(
+        &self,
+        id: i64,
+        patch: TeamMemberPatch,
+        by: &Principal,
+    ) -> Result<TeamMember> {
+        members::check_grant(by, patch.role)?;
+        let m = {
+            let _w = self.write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            let old = members::get(&mut tx, id).await?;
+            check_over(by, &old)?;
+            let m = members::set_role(&mut tx, id, patch.role).await?;
+            tx.commit().await?;
+            m
+        };
+        tracing::info!(member = %m.email, role = %m.role, by = %by.actor, "member's role changed");
+        Ok(m)
+    }
+
+    /// Remove a member: their sessions end now, and their next sign-in is refused.
+    pub async fn member_remove(&self, id: i64, by: &Principal) -> Result<()> {
+        let _w = self.write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        let old = members::get(&mut tx, id).await?;
+        check_over(by, &old)?;
+        members::remove(&mut tx, id).await?;
+        tx.commit().await?;
+        tracing::info!(member = %old.email, by = %by.actor, "member removed; their sessions ended");
+        Ok(())
+    }
+
+    /// Keep a sign-in under way until the provider answers.
+    pub async fn sign_in_begin(&self, s: &SignIn) -> Result<()> {
+        let _w = self.write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        sign_ins::begin(&mut tx, s).await?;
+        tx.commit().await
+    }
+
+    /// Take the sign-in of `state`, once.
+    pub async fn sign_in_take(&self, state: &str) -> Result<Option<SignIn>> {
+        let _w = self.write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        let s = sign_ins::take(&mut tx, state).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// A person the provider vouched for signs in: a session for the member of that e-mail
+    /// (the cookie's secret is returned), or 403 `not_a_member`.
+    pub async fn sign_in_complete(&self, email: &str, name: Option<&str>) -> Result<String> {
+        let Some(member) = members::by_email(self.db(), email).await? else {
+            tracing::warn!(%email, "sign-in refused: not a member");
+            return Err(CoreError::Forbidden {
+                code: "not_a_member",
+                message: format!(
+                    "{email} signed in at the provider but is not a member of this otafleet: ask an admin to add that address on the Members page"
+                ),
+            });
+        };
+        let _w = self.write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        sessions::purge_expired(&mut tx).await?;
+        let secret = sessions::create(&mut tx, member.id).await?;
+        members::signed_in(&mut tx, member.id, name).await?;
+        tx.commit().await?;
+        tracing::info!(member = %member.email, role = %member.role, "signed in");
+        Ok(secret)
+    }
+
+    /// The live session of a cookie's secret, with its member's role now.
+    pub async fn session(&self, secret: &str) -> Result<Option<Session>> {
+        sessions::lookup(self.db(), secret).await
+    }
+
+    /// Sign out: end the session of a cookie's secret.
+    pub async fn session_end(&self, secret: &str) -> Result<()> {
+        let _w = self.write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        sessions::end(&mut tx, secret).await?;
+        tx.commit().await
+    }
+}
+
+/// Nobody changes or removes a member whose role is above their own.
+fn check_over(by: &Principal, member: &TeamMember) -> Result<()> {
+    match Role::parse(&member.role) {
+        Some(r) if r <= by.role => Ok(()),
+        _ => Err(CoreError::Forbidden {
+            code: "role_insufficient",
+            message: format!(
+                "{} is {}, above you ({}): only someone of that role may change them",
+                member.email, member.role, by.role
+            ),
+        }),
     }
 }

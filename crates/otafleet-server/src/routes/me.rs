@@ -1,5 +1,5 @@
-//! `/api/v1/me`: who the presented token stands for, so that the UI can show it and hide what
-//! its role cannot do.
+//! `/api/v1/me`: who the presented token or session stands for, so that the UI can show it and
+//! hide what its role cannot do.
 
 use axum::{Extension, Json};
 use otafleet_core::access::{Principal, Role};
@@ -21,6 +21,8 @@ pub struct Me {
     pub role: Role,
     /// `upload:<project>` for a scoped token.
     pub scope: Option<String>,
+    /// For a signed-in person (session cookie): what every change must send as `X-CSRF-Token`.
+    pub csrf: Option<String>,
 }
 
 /// The caller's identity and role. Who: anyone with a valid token (a viewer or above, also a
@@ -29,10 +31,14 @@ pub struct Me {
     security(("admin" = []), ("admin_key" = [])),
     extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Me)))]
-async fn whoami(Extension(who): Extension<Principal>) -> Json<Me> {
+async fn whoami(
+    Extension(who): Extension<Principal>,
+    csrf: Option<Extension<crate::auth::SessionCsrf>>,
+) -> Json<Me> {
     Json(Me {
         actor: who.actor.clone(),
         role: who.role,
         scope: who.scope.as_ref().map(|s| s.to_text()),
+        csrf: csrf.map(|c| c.0 .0),
     })
 }

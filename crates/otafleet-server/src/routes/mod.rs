@@ -19,10 +19,12 @@ pub mod firmware;
 pub mod health;
 pub mod logs;
 pub mod me;
+pub mod members;
 pub mod notify;
 pub mod projects;
 pub mod reports;
 pub mod settings;
+pub mod sign_in;
 pub mod tls;
 pub mod tokens;
 pub mod ui;
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(config::router())
         .merge(esp_admin::admin_router())
         .merge(tokens::router())
+        .merge(members::router())
         .merge(me::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the
@@ -125,6 +128,7 @@ pub fn router(state: AppState) -> Router {
         .merge(download::router())
         .merge(health::router())
         .merge(tls::router())
+        .merge(sign_in::router())
         .merge(esp_admin::device_router())
         .split_for_parts();
     api.merge(device_api);

@@ -111,6 +111,15 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
         .json()
         .await
         .unwrap();
+    let member: Value = app
+        .admin(Method::POST, "/api/v1/members")
+        .json(&json!({"email": "walked@lab.test", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     let doc = app.public_json("/api/v1/openapi.json").await;
     let mut walked = Vec::new();
@@ -171,6 +180,12 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                     Body::Json(json!({"name": "audited", "role": "operator"})),
                 ),
                 "revoke_token" => (Some(&token["token"]["id"]), Body::None),
+                "add_member" => (
+                    None,
+                    Body::Json(json!({"email": "audited@lab.test", "role": "viewer"})),
+                ),
+                "patch_member" => (Some(&member["id"]), Body::Json(json!({"role": "operator"}))),
+                "remove_member" => (Some(&member["id"]), Body::None),
                 other => panic!("add a body for {other} ({method} {path}) to this test's table"),
             };
             let mac = if op_id == "delete_device" {

@@ -34,6 +34,7 @@ mod projects;
 mod reports;
 mod roles;
 mod rollouts;
+mod sessions;
 mod settings;
 mod storage;
 mod transport;

@@ -14,8 +14,10 @@ export function can(role: Role): boolean {
   return !me || ROLE_ORDER.indexOf(me.role) >= ROLE_ORDER.indexOf(role);
 }
 
-/** How the header names who is signed in: a token's name, or "admin token" for the server's own. */
+/** How the header names who is signed in: a person's address, a token's name, or "admin token"
+ *  for the server's own. */
 export function whoLabel(me: Me): string {
+  if (me.actor.startsWith('user:')) return me.actor.slice('user:'.length);
   if (me.actor.startsWith('token:')) return me.actor.slice('token:'.length);
   return 'admin token';
 }

@@ -70,3 +70,50 @@ describe('roles in the UI', () => {
     expect(screen.getByText('Your API token')).toBeTruthy();
   });
 });
+
+describe('a signed-in person (session cookie, no token)', () => {
+  test('the UI follows the session, sends its CSRF token, and signs out', async () => {
+    const backend = new MockBackend();
+    backend.clearToken();
+    backend.session = true;
+    backend.whoami = { actor: 'user:alice@lab.test', role: 'operator', scope: null, csrf: 'C5RF' };
+    const fleet = new Fleet(backend);
+    await fleet.start();
+    expect(fleet.needsToken).toBe(false);
+    expect(fleet.signedIn).toBe(true);
+    expect(backend.csrf).toBe('C5RF');
+    await fleet.signOut();
+    expect(backend.calls).toContain('signOut');
+    expect(fleet.needsToken).toBe(true);
+    expect(backend.csrf).toBeNull();
+    fleet.stop();
+  });
+
+  test('without a token or a session the UI asks how to connect', async () => {
+    const backend = new MockBackend();
+    backend.clearToken();
+    const fleet = new Fleet(backend);
+    await fleet.start();
+    expect(fleet.needsToken).toBe(true);
+  });
+
+  test('an admin adds a member, changes their role and removes them', async () => {
+    const backend = new MockBackend().asRole('admin');
+    const fleet = await started(backend);
+    backend.providers = { oidc: { label: 'Lab ID', login_url: '/api/v1/auth/oidc/login' } };
+    render(SettingsView, { fleet, baseUrl: 'http://h:1', token: 'T', onforget: () => {} });
+    expect(await screen.findByText(/People sign in with Lab ID/)).toBeTruthy();
+    const roles = screen.getByLabelText('Member role') as HTMLSelectElement;
+    expect([...roles.options].map((o) => o.value)).toEqual(['viewer', 'operator', 'admin']);
+    await fireEvent.input(screen.getByLabelText('Member e-mail'), { target: { value: 'Bob@Lab.Test' } });
+    await fireEvent.change(roles, { target: { value: 'operator' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Add member' }));
+    expect(backend.calls).toContain('addMember Bob@Lab.Test operator');
+    const row = await screen.findByTestId('member-row');
+    await fireEvent.change(within(row).getByLabelText('Role of bob@lab.test'), { target: { value: 'viewer' } });
+    expect(backend.calls).toContain('setMemberRole 1 viewer');
+    await fireEvent.click(within(await screen.findByTestId('member-row')).getByRole('button', { name: 'Remove…' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove bob@lab.test' }));
+    expect(backend.calls).toContain('removeMember 1');
+  });
+});

@@ -456,6 +456,178 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out: ends this browser's session and clears its cookie. 204. Who: the session's
+         *     browser, with its `X-CSRF-Token` (403 `csrf_failed` without); changes nothing else.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The provider's answer. 303 to the UI: with a session cookie when the sign-in holds, else
+         *     with `?signin_error=<code>&signin_message=<what to do>` and no session. Who: the browser that
+         *     began the sign-in; opens at most one session, for a member.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    code?: string | null;
+                    state?: string | null;
+                    /** @description The provider's refusal (e.g. `access_denied`). */
+                    error?: string | null;
+                    error_description?: string | null;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description back to the UI, signed in or with the reason */
+                303: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/oidc/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Start a sign-in at the OpenID provider: 302 to its authorization endpoint. Who: anyone;
+         *     keeps one sign-in under way (10 minutes at most, used once).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The UI path to come back to (a path on this server, e.g. `/devices`). */
+                    return_to?: string | null;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description to the provider */
+                302: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description no sign-in configured */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Which sign-in this server offers. Who: anyone; changes nothing. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Providers"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/commands": {
         parameters: {
             query?: never;
@@ -3125,6 +3297,191 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The members, by e-mail, with role and last sign-in. Who: an admin or above; changes nothing. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TeamMember"][];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Add a member: `{email, role}`; they may sign in from now on. Who: an admin or above, for a
+         *     role at most their own (403 `role_insufficient`). 422 `invalid_email`, 409 `member_exists`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewTeamMember"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TeamMember"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/members/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a member: their sessions end now and their next sign-in is refused. Who: an admin or
+         *     above, for a member not above them. 404 when there is no such member.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description member id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /**
+         * Change a member's role (from their next request on). Who: an admin or above, neither the old
+         *     nor the new role above their own (403 `role_insufficient`). 404 when there is no such member.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description member id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["TeamMemberPatch"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TeamMember"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
     "/api/v1/projects": {
         parameters: {
             query?: never;
@@ -4810,6 +5167,8 @@ export interface components {
              *     `token:<name>`.
              */
             actor: string;
+            /** @description For a signed-in person (session cookie): what every change must send as `X-CSRF-Token`. */
+            csrf?: string | null;
             role: components["schemas"]["Role"];
             /** @description `upload:<project>` for a scoped token. */
             scope?: string | null;
@@ -4917,6 +5276,12 @@ export interface components {
             name: string;
             variables?: components["schemas"]["VariableInput"][] | null;
         };
+        NewTeamMember: {
+            /** @description The address the person's sign-in provider answers (matched without regard to case). */
+            email: string;
+            /** @description At most the role of whoever adds them. */
+            role: components["schemas"]["Role"];
+        };
         NewWatchFolder: {
             auto_deploy?: boolean;
             path: string;
@@ -4953,6 +5318,12 @@ export interface components {
             /** @description Path of the download, relative to the server (`/api/v1/device/firmware/<sha256>`). */
             url: string;
             version?: string | null;
+        };
+        OidcProvider: {
+            /** @description What the button says: "Sign in with <label>". */
+            label: string;
+            /** @description Where the button goes (add `?return_to=/path`). */
+            login_url: string;
         };
         /**
          * @description What became of an audited request. Stored by name (`audit.outcome`).
@@ -5071,6 +5442,9 @@ export interface components {
             /** @description The protocols allowed to enrol; null = any. */
             enrolment?: string[] | null;
             variables?: components["schemas"]["VariableInput"][] | null;
+        };
+        Providers: {
+            oidc?: null | components["schemas"]["OidcProvider"];
         };
         /** @description The last refused attempt at a device, and how many there were. */
         Refusal: {
@@ -5395,6 +5769,22 @@ export interface components {
              * @description Offered (at their next check), or not yet known to take it.
              */
             waiting: number;
+        };
+        TeamMember: {
+            created_at: string;
+            created_by: string;
+            /** @description Lower-cased. */
+            email: string;
+            /** Format: int64 */
+            id: number;
+            last_login_at?: string | null;
+            /** @description The name the provider gave at the last sign-in. */
+            name?: string | null;
+            /** @description `viewer`, `operator`, `admin` or `owner`. */
+            role: string;
+        };
+        TeamMemberPatch: {
+            role: components["schemas"]["Role"];
         };
         /** @description What a test send (`POST /api/v1/settings/notify/test`) came to, per channel target. */
         TestResult: {

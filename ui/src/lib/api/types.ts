@@ -151,6 +151,11 @@ export type ApiToken = S['ApiToken'];
 export type NewApiToken = S['NewApiToken'];
 /** A token just made: the one time its secret is shown. */
 export type CreatedApiToken = S['CreatedApiToken'];
+/** Which sign-in the server offers (`GET /api/v1/auth/providers`, no token). */
+export type SignInProviders = S['Providers'];
+/** A person who may sign in, with a role. */
+export type TeamMember = S['TeamMember'];
+export type NewTeamMember = S['NewTeamMember'];
 /** off (plain HTTP only) | auto (HTTPS beside HTTP on the same port) | require (HTTPS only). */
 export type TlsMode = S['Mode'];
 /** The server certificate in use: origin (generated | user), names, expiry. */

@@ -4,6 +4,10 @@
 // import @tauri-apps themselves, so Vitest and Playwright run them in a plain browser.
 import type {
   ApiToken,
+  SignInProviders,
+  TeamMember,
+  NewTeamMember,
+  Role,
   CreatedApiToken,
   Me,
   NewApiToken,
@@ -67,7 +71,7 @@ export class BackendError extends Error {
 export const NETWORK = 'network';
 export const BAD_RESPONSE = 'bad_response';
 /** Codes that mean "ask the person for the admin token". */
-export const AUTH_CODES = new Set(['admin_token_required', 'admin_token_invalid']);
+export const AUTH_CODES = new Set(['admin_token_required', 'admin_token_invalid', 'session_ended']);
 
 export function isAuthError(e: unknown): boolean {
   return e instanceof BackendError && AUTH_CODES.has(e.code);
@@ -171,8 +175,20 @@ export interface Backend {
   /** Where the CA certificate downloads (`otafleet-ca.pem`; no token needed, so a plain link). */
   caPemUrl(): string;
 
-  /** Who the token stands for: actor, role, scope. */
+  /** Who the token (or, without one, this browser's session cookie) stands for: actor, role,
+   *  scope, and for a session the CSRF token every change must send. */
   me(): Promise<Me>;
+  /** A signed-in person's session: send this CSRF token with every request (null: none). */
+  setCsrf(csrf: string | null): void;
+  /** Which sign-in the server offers (no token needed). */
+  signInProviders(): Promise<SignInProviders>;
+  /** End this browser's session (signing out). */
+  signOut(): Promise<void>;
+  /** The people who may sign in (admins). */
+  listMembers(): Promise<TeamMember[]>;
+  addMember(m: NewTeamMember): Promise<TeamMember>;
+  setMemberRole(id: number, role: Role): Promise<TeamMember>;
+  removeMember(id: number): Promise<void>;
   /** Named API tokens (admins): listed without secrets; made with the secret answered once;
    *  revoked for good. */
   listTokens(): Promise<ApiToken[]>;

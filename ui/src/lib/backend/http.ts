@@ -10,6 +10,10 @@ import createClient, { type Client } from 'openapi-fetch';
 import type { paths } from '../api/schema';
 import type {
   ApiToken,
+  SignInProviders,
+  TeamMember,
+  NewTeamMember,
+  Role,
   CreatedApiToken,
   Me,
   NewApiToken,
@@ -124,6 +128,7 @@ export class HttpBackend implements Backend {
   readonly baseUrl: string;
   native?: NativeAdapter;
   #token: string | null;
+  #csrf: string | null = null;
   #opts: HttpBackendOptions;
   #api: Client<paths>;
 
@@ -164,6 +169,9 @@ export class HttpBackend implements Backend {
    */
   async #fetch(req: Request): Promise<Response> {
     if (this.#token) req.headers.set('authorization', `Bearer ${this.#token}`);
+    // A signed-in person's browser: its cookie goes by itself (same origin); changes need the
+    // session's CSRF token beside it.
+    else if (this.#csrf) req.headers.set('x-csrf-token', this.#csrf);
     const what = `${req.method} ${new URL(req.url).pathname}`;
     let res: Response;
     try {
@@ -431,6 +439,27 @@ export class HttpBackend implements Backend {
   }
   me(): Promise<Me> {
     return this.#data(this.#api.GET('/api/v1/me'));
+  }
+  setCsrf(csrf: string | null) {
+    this.#csrf = csrf;
+  }
+  signInProviders(): Promise<SignInProviders> {
+    return this.#data(this.#api.GET('/api/v1/auth/providers'));
+  }
+  signOut(): Promise<void> {
+    return this.#done(this.#api.POST('/api/v1/auth/logout'));
+  }
+  listMembers(): Promise<TeamMember[]> {
+    return this.#data(this.#api.GET('/api/v1/members'));
+  }
+  addMember(m: NewTeamMember): Promise<TeamMember> {
+    return this.#data(this.#api.POST('/api/v1/members', { body: m }));
+  }
+  setMemberRole(id: number, role: Role): Promise<TeamMember> {
+    return this.#data(this.#api.PATCH('/api/v1/members/{id}', { params: { path: { id } }, body: { role } }));
+  }
+  removeMember(id: number): Promise<void> {
+    return this.#done(this.#api.DELETE('/api/v1/members/{id}', { params: { path: { id } } }));
   }
   listTokens(): Promise<ApiToken[]> {
     return this.#data(this.#api.GET('/api/v1/tokens'));

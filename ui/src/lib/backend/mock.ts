@@ -1,7 +1,7 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  ApiToken, CreatedApiToken, Me, NewApiToken, Role,
+  ApiToken, CreatedApiToken, Me, NewApiToken, NewTeamMember, Role, SignInProviders, TeamMember,
   AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice, NewEspAdminDevice, EspAdminDeviceAdded,
   Member, NewWatchFolder, Plan, Rollout, RolloutPlan, Resumed, RolledBack, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
@@ -550,7 +550,35 @@ export class MockBackend implements Backend {
   }
   /** Who the token stands for; `role` is what the UI hides actions by. */
   whoami: Me = { actor: 'admin', role: 'owner', scope: null };
-  async me(): Promise<Me> { return this.whoami; }
+  /** A signed-in person's browser: no token, but `me()` answers (the session cookie). */
+  session = false;
+  async me(): Promise<Me> {
+    if (!this.#token && !this.session) throw new BackendError('admin_token_required', 'this is an admin endpoint', 401);
+    return this.whoami;
+  }
+  csrf: string | null = null;
+  setCsrf(csrf: string | null) { this.csrf = csrf; }
+  providers: SignInProviders = { oidc: null };
+  async signInProviders() { return this.providers; }
+  async signOut() { this.calls.push('signOut'); this.session = false; }
+  members: TeamMember[] = [];
+  async listMembers() { return this.members; }
+  async addMember(m: NewTeamMember): Promise<TeamMember> {
+    this.calls.push(`addMember ${m.email} ${m.role}`);
+    const member: TeamMember = { id: this.members.length + 1, email: m.email.toLowerCase(), role: m.role, name: null,
+      created_at: '2026-12-07T10:00:00Z', created_by: this.whoami.actor, last_login_at: null };
+    this.members = [...this.members, member];
+    return member;
+  }
+  async setMemberRole(id: number, role: Role): Promise<TeamMember> {
+    this.calls.push(`setMemberRole ${id} ${role}`);
+    this.members = this.members.map((m) => (m.id === id ? { ...m, role } : m));
+    return this.members.find((m) => m.id === id)!;
+  }
+  async removeMember(id: number) {
+    this.calls.push(`removeMember ${id}`);
+    this.members = this.members.filter((m) => m.id !== id);
+  }
   /** Make the token this role's (a named token's actor). */
   asRole(role: Role) { this.whoami = { actor: `token:${role}`, role, scope: null }; return this; }
   tokens: ApiToken[] = [];

@@ -1,0 +1,56 @@
+//! Sign-ins under way (the `login_states` table): what a sign-in needs between sending the
+//! browser to the provider and the provider sending it back — the `state` it is found by, the
+//! SHA-256 of the browser-binding cookie, the nonce the ID token must carry, the PKCE verifier and
+//! where to go afterwards. Each is taken once ([`take`] deletes it), so a replayed answer finds
+//! nothing; unused ones end after [`LIFETIME_S`].
+
+use crate::db::{self, Conn};
+use crate::error::Result;
+
+/// How long a person has to sign in at the provider.
+pub const LIFETIME_S: i64 = 600;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SignIn {
+    pub state: String,
+    pub browser: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub return_to: String,
+    pub expires_at: String,
+}
+
+pub(crate) async fn begin(conn: &mut Conn, s: &SignIn) -> Result<()> {
+    // Old ones first: nothing else removes a sign-in nobody finished.
+    db::query("DELETE FROM login_states WHERE expires_at <= ?")
+        .bind(crate::time::now())
+        .execute(&mut *conn)
+        .await?;
+    db::query(
+        "INSERT INTO login_states (state, browser, nonce, pkce_verifier, return_to, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&s.state)
+    .bind(&s.browser)
+    .bind(&s.nonce)
+    .bind(&s.pkce_verifier)
+    .bind(&s.return_to)
+    .bind(crate::time::now())
+    .bind(&s.expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Take the sign-in of `state` (deleting it, so it is used at most once); `None` when there is
+/// none or it has expired.
+pub(crate) async fn take(conn: &mut Conn, state: &str) -> Result<Option<SignIn>> {
+    let found: Option<SignIn> = db::query_as(
+        "DELETE FROM login_states WHERE state = ? \
+         RETURNING state, browser, nonce, pkce_verifier, return_to, expires_at",
+    )
+    .bind(state)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.filter(|s| s.expires_at > crate::time::now()))
+}

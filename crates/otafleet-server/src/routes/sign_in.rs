@@ -1,0 +1,352 @@
+//! `/api/v1/auth/…`: people signing in and out (docs/access.md). Only with `--oidc-issuer`
+//! (without it the routes answer 404 `sign_in_off` and nothing changes).
+//!
+//! - `GET /api/v1/auth/providers` — anyone: which sign-in the server offers. Changes nothing.
+//! - `GET /api/v1/auth/oidc/login` — anyone: keeps a sign-in under way (state, nonce, PKCE
+//!   verifier, bound to this browser by a cookie) and sends the browser to the provider.
+//! - `GET /api/v1/auth/oidc/callback` — the browser, back from the provider: takes that sign-in
+//!   once; with the right browser, a code the provider accepts and an ID token that verifies
+//!   for a member's e-mail, opens a session (HttpOnly cookie) and goes back to the UI. Anything
+//!   else opens nothing and goes back to the UI with the reason (`?signin_error=`).
+//! - `POST /api/v1/auth/logout` — the session's browser, with its `X-CSRF-Token`: ends that
+//!   session. Changes nothing else.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cookie::{Cookie, SameSite};
+use openidconnect::PkceCodeChallenge;
+use otafleet_core::sign_ins::SignIn;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Query;
+use crate::AppState;
+
+/// The session cookie (HttpOnly, SameSite=Lax, Path=/).
+pub const SESSION_COOKIE: &str = "otafleet_session";
+/// Binds a sign-in under way to the browser that began it.
+const SIGN_IN_COOKIE: &str = "otafleet_sign_in";
+const CALLBACK: &str = "/api/v1/auth/oidc/callback";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(providers))
+        .routes(routes!(login))
+        .routes(routes!(callback))
+        .routes(routes!(logout))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Providers {
+    /// The OpenID Connect provider, if one is configured.
+    pub oidc: Option<OidcProvider>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OidcProvider {
+    /// What the button says: "Sign in with <label>".
+    pub label: String,
+    /// Where the button goes (add `?return_to=/path`).
+    pub login_url: String,
+}
+
+/// Which sign-in this server offers. Who: anyone; changes nothing.
+#[utoipa::path(get, operation_id = "sign_in_providers", path = "/api/v1/auth/providers", tag = "access",
+    responses((status = 200, body = Providers)))]
+async fn providers(State(s): State<AppState>) -> Json<Providers> {
+    Json(Providers {
+        oidc: s.info.oidc.as_ref().map(|o| OidcProvider {
+            label: o.config.label.clone(),
+            login_url: "/api/v1/auth/oidc/login".into(),
+        }),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LoginQuery {
+    /// The UI path to come back to (a path on this server, e.g. `/devices`).
+    pub return_to: Option<String>,
+}
+
+/// A path on this server (never another site: `//host` and `\` are refused), else `/`.
+fn safe_return(p: Option<&str>) -> String {
+    match p {
+        Some(p)
+            if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && p.len() < 512 =>
+        {
+            p.to_owned()
+        }
+        _ => "/".into(),
+    }
+}
+
+fn random() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// How the browser reached us: its headers and whether over TLS.
+struct Reached {
+    headers: HeaderMap,
+    tls: bool,
+}
+
+impl Reached {
+    fn of(req: &Request) -> Self {
+        Self {
+            headers: req.headers().clone(),
+            tls: req
+                .extensions()
+                .get::<crate::conn::Transport>()
+                .is_some_and(|t| t.is_tls()),
+        }
+    }
+}
+
+/// The redirect URI: the configured one, else the address the browser reached us by.
+fn redirect_uri(s: &AppState, req: &Reached) -> Result<String, ApiError> {
+    let oidc = s.info.oidc.as_ref().ok_or_else(off)?;
+    if let Some(u) = &oidc.config.redirect_url {
+        return Ok(u.clone());
+    }
+    let host = req
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("host_required", "the request names no Host"))?;
+    let scheme = if req.tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{host}{CALLBACK}"))
+}
+
+fn off() -> ApiError {
+    ApiError::with_status(
+        StatusCode::NOT_FOUND,
+        "sign_in_off",
+        "this server has no sign-in configured (otafleet serve --oidc-issuer …); use an admin or API token",
+    )
+}
+
+/// The value of one cookie of the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+fn set_cookie(c: Cookie<'_>) -> (header::HeaderName, HeaderValue) {
+    (
+        header::SET_COOKIE,
+        HeaderValue::from_str(&c.to_string()).expect("cookie values are base64url"),
+    )
+}
+
+fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
+}
+
+/// Start a sign-in at the OpenID provider: 302 to its authorization endpoint. Who: anyone;
+/// keeps one sign-in under way (10 minutes at most, used once).
+#[utoipa::path(get, operation_id = "sign_in_oidc_login", path = "/api/v1/auth/oidc/login", tag = "access",
+    params(LoginQuery),
+    responses((status = 302, description = "to the provider"), (status = 404, body = ErrorBody, description = "no sign-in configured")))]
+async fn login(
+    State(s): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let req = Reached::of(&req);
+    let oidc = s.info.oidc.clone().ok_or_else(off)?;
+    let redirect = redirect_uri(&s, &req)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let state = random();
+    let nonce = random();
+    let browser = random();
+    let url = oidc
+        .authorize_url(&redirect, state.clone(), nonce.clone(), challenge)
+        .await?;
+    s.fleet
+        .sign_in_begin(&SignIn {
+            state,
+            browser: otafleet_core::checkin::hash_token(&browser),
+            nonce,
+            pkce_verifier: verifier.secret().clone(),
+            return_to: safe_return(q.return_to.as_deref()),
+            expires_at: otafleet_core::time::ago(-otafleet_core::sign_ins::LIFETIME_S),
+        })
+        .await?;
+    let bind = Cookie::build((SIGN_IN_COOKIE, browser))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(req.tls)
+        .path("/api/v1/auth/oidc")
+        .max_age(cookie::time::Duration::seconds(
+            otafleet_core::sign_ins::LIFETIME_S,
+        ))
+        .build();
+    Ok((
+        StatusCode::FOUND,
+        [(header::LOCATION, url)],
+        [set_cookie(bind)],
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// The provider's refusal (e.g. `access_denied`).
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// The provider's answer. 303 to the UI: with a session cookie when the sign-in holds, else
+/// with `?signin_error=<code>&signin_message=<what to do>` and no session. Who: the browser that
+/// began the sign-in; opens at most one session, for a member.
+#[utoipa::path(get, operation_id = "sign_in_oidc_callback", path = "/api/v1/auth/oidc/callback", tag = "access",
+    params(CallbackQuery),
+    responses((status = 303, description = "back to the UI, signed in or with the reason")))]
+async fn callback(
+    State(s): State<AppState>,
+    Query(q): Query<CallbackQuery>,
+    req: Request,
+) -> Response {
+    let req = Reached::of(&req);
+    let tls = req.tls;
+    let clear_bind = Cookie::build((SIGN_IN_COOKIE, ""))
+        .path("/api/v1/auth/oidc")
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    match finish(&s, q, &req).await {
+        Ok((secret, return_to)) => {
+            let session = Cookie::build((SESSION_COOKIE, secret))
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(tls)
+                .path("/")
+                .max_age(cookie::time::Duration::seconds(
+                    otafleet_core::sessions::LIFETIME_S,
+                ))
+                .build();
+            let mut r = see_other(&return_to);
+            for c in [session, clear_bind] {
+                let (k, v) = set_cookie(c);
+                r.headers_mut().append(k, v);
+            }
+            r
+        }
+        Err(e) => {
+            tracing::warn!(code = e.code(), error = %e, "sign-in refused");
+            let to = format!(
+                "/?signin_error={}&signin_message={}",
+                e.code(),
+                urlencoding(&e.to_string())
+            );
+            let mut r = see_other(&to);
+            let (k, v) = set_cookie(clear_bind);
+            r.headers_mut().append(k, v);
+            r
+        }
+    }
+}
+
+fn urlencoding(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn finish(
+    s: &AppState,
+    q: CallbackQuery,
+    req: &Reached,
+) -> Result<(String, String), ApiError> {
+    let oidc = s.info.oidc.clone().ok_or_else(off)?;
+    if let Some(error) = q.error {
+        return Err(ApiError::with_status(
+            StatusCode::UNAUTHORIZED,
+            "oidc_provider_refused",
+            format!(
+                "the sign-in provider did not sign you in ({error}{}): try again",
+                q.error_description
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let (Some(code), Some(state)) = (q.code, q.state) else {
+        return Err(ApiError::bad_request(
+            "oidc_answer_incomplete",
+            "the provider's answer has no code or no state: sign in again",
+        ));
+    };
+    let Some(sign_in) = s.fleet.sign_in_take(&state).await? else {
+        return Err(ApiError::with_status(
+            StatusCode::UNAUTHORIZED,
+            "signin_state_unknown",
+            "this sign-in is unknown, was used already or has expired (10 minutes): sign in again",
+        ));
+    };
+    let browser =
+        cookie(&req.headers, SIGN_IN_COOKIE).map(|b| otafleet_core::checkin::hash_token(&b));
+    if browser.as_deref() != Some(sign_in.browser.as_str()) {
+        return Err(ApiError::with_status(
+            StatusCode::UNAUTHORIZED,
+            "signin_other_browser",
+            "this sign-in was begun in another browser (or its cookie was lost): sign in again from this one",
+        ));
+    }
+    let redirect = redirect_uri(s, req)?;
+    let who = oidc
+        .identify(&redirect, code, sign_in.pkce_verifier, &sign_in.nonce)
+        .await?;
+    let secret = s
+        .fleet
+        .sign_in_complete(&who.email, who.name.as_deref())
+        .await?;
+    Ok((secret, sign_in.return_to))
+}
+
+/// Sign out: ends this browser's session and clears its cookie. 204. Who: the session's
+/// browser, with its `X-CSRF-Token` (403 `csrf_failed` without); changes nothing else.
+#[utoipa::path(post, operation_id = "sign_out", path = "/api/v1/auth/logout", tag = "access",
+    responses((status = 204), (status = 403, body = ErrorBody)))]
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+        if let Some(session) = s.fleet.session(&secret).await? {
+            crate::auth::check_csrf(&headers, &session.csrf)?;
+            s.fleet.session_end(&secret).await?;
+            tracing::info!(who = %session.principal.actor, "signed out");
+        }
+    }
+    let clear = Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    Ok((StatusCode::NO_CONTENT, [set_cookie(clear)]).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_of_this_server_are_returned_to() {
+        assert_eq!(safe_return(Some("/devices/x")), "/devices/x");
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "devices",
+        ] {
+            assert_eq!(safe_return(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_return(None), "/");
+    }
+}

@@ -1,0 +1,236 @@
+//! Members and their sessions (docs/access.md), against the real server: the session cookie
+//! lets a member in with their role, every change needs the session's CSRF token, signing out
+//! and removing the member end the session, and a role change applies at the next request.
+//! The sign-in itself (a real OpenID provider in Chromium) is `ui/e2e/sign-in.test.mjs`; here
+//! the session is opened by the core as the provider's answer would.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const COOKIE: &str = "otafleet_session";
+
+async fn add_member(app: &TestApp, email: &str, role: &str) -> i64 {
+    let r = app
+        .admin(Method::POST, "/api/v1/members")
+        .json(&json!({"email": email, "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+}
+
+fn with_session(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    secret: &str,
+) -> reqwest::RequestBuilder {
+    app.http
+        .request(method, app.url(path))
+        .header("cookie", format!("{COOKIE}={secret}"))
+}
+
+async fn code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_session_lets_its_member_in_with_their_role_and_every_change_needs_its_csrf_token() {
+    let app = TestApp::start().await;
+    let id = add_member(&app, "Alice@Lab.Test", "operator").await;
+    let secret = app
+        .fleet
+        .sign_in_complete("alice@lab.test", Some("Alice"))
+        .await
+        .unwrap();
+    let me: Value = with_session(&app, Method::GET, "/api/v1/me", &secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["actor"], "user:alice@lab.test");
+    assert_eq!(me["role"], "operator");
+    let csrf = me["csrf"]
+        .as_str()
+        .expect("a session's CSRF token")
+        .to_owned();
+
+    let new_project = |csrf: Option<&str>, name: &str| {
+        let mut r = with_session(&app, Method::POST, "/api/v1/projects", &secret)
+            .json(&json!({"name": name}));
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    assert_eq!(
+        code(new_project(None, "p1").await.unwrap()).await,
+        (403, "csrf_failed".into())
+    );
+    assert_eq!(
+        code(new_project(Some("forged"), "p1").await.unwrap()).await,
+        (403, "csrf_failed".into())
+    );
+    assert_eq!(new_project(Some(&csrf), "p1").await.unwrap().status(), 201);
+    let projects = app.get_json("/api/v1/projects").await;
+    assert_eq!(projects.as_array().unwrap().len(), 1, "{projects}");
+    let audit = app.get_json("/api/v1/audit?action=create_project").await;
+    assert_eq!(audit[0]["actor"], "user:alice@lab.test");
+
+    // A role change applies at the next request.
+    let r = app
+        .admin(Method::PATCH, &format!("/api/v1/members/{id}"))
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        code(new_project(Some(&csrf), "p2").await.unwrap()).await,
+        (403, "role_insufficient".into())
+    );
+
+    // Signing out needs the token too, and ends the session for good.
+    let out = |csrf: Option<&str>| {
+        let mut r = with_session(&app, Method::POST, "/api/v1/auth/logout", &secret);
+        if let Some(c) = csrf {
+            r = r.header("x-csrf-token", c);
+        }
+        r.send()
+    };
+    assert_eq!(code(out(None).await.unwrap()).await.0, 403);
+    let r = out(Some(&csrf)).await.unwrap();
+    assert_eq!(r.status(), 204);
+    let cleared = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("otafleet_session=;"), "{cleared}");
+    let r = with_session(&app, Method::GET, "/api/v1/me", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (401, "session_ended".into()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn removing_a_member_ends_their_sessions_and_refuses_their_next_sign_in() {
+    let app = TestApp::start().await;
+    let id = add_member(&app, "bob@lab.test", "admin").await;
+    let secret = app
+        .fleet
+        .sign_in_complete("bob@lab.test", None)
+        .await
+        .unwrap();
+    let r = with_session(&app, Method::GET, "/api/v1/devices", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.admin_delete(&format!("/api/v1/members/{id}")).await,
+        204
+    );
+    let r = with_session(&app, Method::GET, "/api/v1/devices", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (401, "session_ended".into()));
+    let e = app
+        .fleet
+        .sign_in_complete("bob@lab.test", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_a_member");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn members_are_given_roles_up_to_their_makers_own() {
+    let app = TestApp::start().await;
+    add_member(&app, "carol@lab.test", "admin").await;
+    let carol = app
+        .fleet
+        .sign_in_complete("carol@lab.test", None)
+        .await
+        .unwrap();
+    let me: Value = with_session(&app, Method::GET, "/api/v1/me", &carol)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = me["csrf"].as_str().unwrap().to_owned();
+    let add = |body: Value| {
+        with_session(&app, Method::POST, "/api/v1/members", &carol)
+            .header("x-csrf-token", csrf.clone())
+            .json(&body)
+            .send()
+    };
+    let r = add(json!({"email": "dave@lab.test", "role": "owner"}))
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (403, "role_insufficient".into()));
+    let r = add(json!({"email": "dave@lab.test", "role": "operator"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = add(json!({"email": "DAVE@lab.test", "role": "viewer"}))
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (409, "member_exists".into()));
+    let r = add(json!({"email": "not-an-address", "role": "viewer"}))
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (422, "invalid_email".into()));
+    // The owner (the admin token) is above carol: she cannot remove an owner member.
+    let owner_id = add_member(&app, "erin@lab.test", "owner").await;
+    let r = with_session(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/members/{owner_id}"),
+        &carol,
+    )
+    .header("x-csrf-token", csrf.clone())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(code(r).await, (403, "role_insufficient".into()));
+    let e = app
+        .fleet
+        .sign_in_complete("stranger@lab.test", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_a_member");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_sign_in_flags_the_sign_in_routes_say_so_and_change_nothing() {
+    let app = TestApp::start().await;
+    let providers = app.public_json("/api/v1/auth/providers").await;
+    assert_eq!(providers, json!({"oidc": null}));
+    let r = app
+        .http
+        .get(app.url("/api/v1/auth/oidc/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (404, "sign_in_off".into()));
+    // A made-up cookie opens nothing.
+    let r = with_session(&app, Method::GET, "/api/v1/devices", "made-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (401, "session_ended".into()));
+    app.stop().await;
+}
