@@ -27,7 +27,7 @@ before(async () => {
   mkdirSync(shots, { recursive: true });
   providerPort = await freePort();
   server = await startServer(join(dir, 'data'), { extraArgs: ['--oidc-issuer', `http://127.0.0.1:${providerPort}`,
-    '--oidc-client-id', CLIENT, '--oidc-client-secret', CLIENT_SECRET, '--oidc-label', 'Lab ID'] });
+    '--oidc-client-id', CLIENT, '--oidc-client-secret', CLIENT_SECRET, '--oidc-label', 'Lab ID', '--local-accounts'] });
   await provide('k1');
   api = adminApi(server.base);
   await api.post('/api/v1/members', { email: 'alice@lab.test', role: 'operator' });
@@ -263,4 +263,22 @@ test('a removed member is signed out at once and cannot sign in again; a strange
   await page.getByTestId('sign-in').click();
   await atProvider('mallory@elsewhere.test');
   assert.equal(await refusal(), 'not_a_member');
+});
+
+test('with local accounts, a member the admin gave a password signs in with it', async () => {
+  const bob = await api.post('/api/v1/members', { email: 'bob@lab.test', role: 'viewer' });
+  const res = await fetch(`${server.base}/api/v1/members/${bob.id}/password`, { method: 'PUT',
+    headers: { authorization: 'Bearer e2e-admin-token', 'content-type': 'application/json' },
+    body: JSON.stringify({ password: 'a long lab passphrase' }) });
+  assert.equal(res.status, 200);
+  await page.goto(server.base);
+  await page.getByLabel('E-mail').fill('bob@lab.test');
+  await page.getByLabel('Password', { exact: true }).fill('not the passphrase');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  assert.equal(await refusal(), 'bad_credentials');
+  await page.getByLabel('Password', { exact: true }).fill('a long lab passphrase');
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByTestId('whoami').filter({ hasText: 'bob@lab.test · viewer' }).waitFor();
+  await page.getByTestId('sign-out').click();
+  await page.getByLabel('E-mail').waitFor();
 });

@@ -133,6 +133,10 @@ pub struct ServeArgs {
         requires = "oidc_issuer"
     )]
     pub oidc_redirect_url: Option<String>,
+    /// Members may also sign in with a password an admin sets on the Members page (argon2id;
+    /// 5 wrong ones lock an address for 15 minutes).
+    #[arg(long, env = "OTAFLEET_LOCAL_ACCOUNTS")]
+    pub local_accounts: bool,
 
     /// With --blob-url: the most the local cache of images (DATA_DIR/cache) may hold, in MiB;
     /// least recently used images are deleted beyond it (an image being sent finishes).
@@ -457,6 +461,8 @@ pub struct Prepared {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `--oidc-*`: sign-in through an OpenID Connect provider.
     pub oidc: Option<std::sync::Arc<otafleet_server::oidc::Oidc>>,
+    /// `--local-accounts`.
+    pub local_accounts: bool,
 }
 
 /// Open (create) the data directory, settle the admin token, open the fleet, start watching the
@@ -642,6 +648,7 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
         mqtt,
         trusted_proxies: args.trusted_proxies,
         oidc,
+        local_accounts: args.local_accounts,
     })
 }
 
@@ -762,6 +769,7 @@ pub async fn serve_prepared(
         mqtt: prepared.mqtt.as_ref().map(|m| m.endpoint.clone()),
         trusted_proxies: prepared.trusted_proxies,
         oidc: prepared.oidc,
+        local_accounts: prepared.local_accounts,
     };
     let fleet = prepared.fleet.clone();
     let state = AppState::new(prepared.fleet, prepared.admin_token).with_info(info);

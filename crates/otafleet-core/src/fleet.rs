@@ -78,6 +78,8 @@ pub(crate) struct Inner {
     audit_unwritten: std::sync::Mutex<Vec<(i64, u16)>>,
     /// When each named API token's use was last written (`fleet/access.rs`).
     token_uses: std::sync::Mutex<HashMap<i64, std::time::Instant>>,
+    /// Wrong passwords per address (local accounts; `crate::passwords`).
+    password_failures: crate::passwords::Throttle,
     /// Live device logs and who watches them ([`crate::logs`]); memory only.
     logs: Arc<LogHub>,
     /// Devices' long polls waiting for a command (`fleet/commands.rs`).
@@ -161,6 +163,7 @@ impl Fleet {
                 lock: std::sync::Mutex::new(Some(lock)),
                 audit_unwritten: std::sync::Mutex::new(Vec::new()),
                 token_uses: std::sync::Mutex::new(HashMap::new()),
+                password_failures: crate::passwords::Throttle::default(),
                 logs: Arc::new(LogHub::default()),
                 command_waiters: Default::default(),
                 inflight: Default::default(),
@@ -1348,6 +1351,10 @@ impl Fleet {
             self.audit_unwritten().push((id, status));
         }
         r
+    }
+
+    pub(crate) fn password_failures(&self) -> &crate::passwords::Throttle {
+        &self.inner.password_failures
     }
 
     fn token_uses(&self) -> std::sync::MutexGuard<'_, HashMap<i64, std::time::Instant>> {

@@ -58,6 +58,7 @@ pub mod manifest;
 pub mod members;
 pub mod notify;
 pub mod offer;
+pub mod passwords;
 pub mod projects;
 pub mod reports;
 pub mod rollouts;

@@ -20,6 +20,8 @@ pub struct TeamMember {
     pub created_at: String,
     pub created_by: String,
     pub last_login_at: Option<String>,
+    /// Whether a password is set (local accounts); the hash itself is never answered.
+    pub has_password: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -70,7 +72,8 @@ pub(crate) fn check_grant(by: &Principal, role: Role) -> Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, email, role, name, created_at, created_by, last_login_at";
+const COLUMNS: &str = "id, email, role, name, created_at, created_by, last_login_at, \
+    (password_hash IS NOT NULL) AS has_password";
 
 pub(crate) async fn list(db: &Db) -> Result<Vec<TeamMember>> {
     db::query_as(&format!("SELECT {COLUMNS} FROM members ORDER BY email"))
@@ -133,6 +136,34 @@ pub(crate) async fn remove(conn: &mut Conn, id: i64) -> Result<()> {
     // Explicitly too, not only through the foreign key.
     crate::sessions::end_for_member(conn, id).await?;
     let done = db::query("DELETE FROM members WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(CoreError::not_found(format!("member {id}")));
+    }
+    Ok(())
+}
+
+/// A member and their password hash, by e-mail.
+pub(crate) async fn with_password(
+    db: &Db,
+    email: &str,
+) -> Result<Option<(TeamMember, Option<String>)>> {
+    let Some(m) = by_email(db, email).await? else {
+        return Ok(None);
+    };
+    let hash: Option<String> = db::query_scalar("SELECT password_hash FROM members WHERE id = ?")
+        .bind(m.id)
+        .fetch_one(db)
+        .await?;
+    Ok(Some((m, hash)))
+}
+
+/// Set (or with `None`, remove) a member's password hash.
+pub(crate) async fn set_password(conn: &mut Conn, id: i64, hash: Option<&str>) -> Result<()> {
+    let done = db::query("UPDATE members SET password_hash = ? WHERE id = ?")
+        .bind(hash)
         .bind(id)
         .execute(&mut *conn)
         .await?;

@@ -9,6 +9,9 @@ use crate::error::Result;
 
 /// How long a person has to sign in at the provider.
 pub const LIFETIME_S: i64 = 600;
+/// At most this many sign-ins under way at once: beginning one is open to anyone, so without a
+/// bound a peer could fill the disk with them.
+pub const MAX_UNDER_WAY: i64 = 10_000;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SignIn {
@@ -26,6 +29,18 @@ pub(crate) async fn begin(conn: &mut Conn, s: &SignIn) -> Result<()> {
         .bind(crate::time::now())
         .execute(&mut *conn)
         .await?;
+    let under_way: i64 = db::query_scalar("SELECT COUNT(*) FROM login_states")
+        .fetch_one(&mut *conn)
+        .await?;
+    if under_way >= MAX_UNDER_WAY {
+        tracing::warn!(under_way, "sign-in refused: too many under way");
+        return Err(crate::CoreError::Unavailable {
+            code: "too_many_sign_ins",
+            message: format!(
+                "{under_way} sign-ins are under way (each lasts 10 minutes): try again in a few minutes"
+            ),
+        });
+    }
     db::query(
         "INSERT INTO login_states (state, browser, nonce, pkce_verifier, return_to, created_at, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -100,6 +100,8 @@ pub struct ServerInfo {
     /// Sign-in through an OpenID Connect provider (`--oidc-issuer`); `None`: no sign-in, tokens
     /// only (the desktop app, and `otafleet serve` without the flags).
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// Members may also sign in with a password (`--local-accounts`).
+    pub local_accounts: bool,
 }
 
 /// Where ESP Admin devices reach the MQTT broker: what `GET /api/device/<id>/settings` answers

@@ -189,6 +189,82 @@ impl Fleet {
         sessions::end(&mut tx, secret).await?;
         tx.commit().await
     }
+
+    /// Set a member's password (local accounts), or remove it with `None`. 422 `weak_password`.
+    /// Their sessions end: a password set by someone else is usually a reset after a leak.
+    pub async fn member_set_password(
+        &self,
+        id: i64,
+        password: Option<String>,
+        by: &Principal,
+    ) -> Result<TeamMember> {
+        if let Some(p) = &password {
+            crate::passwords::check_new(p)?;
+        }
+        let hash = match password {
+            Some(p) => Some(crate::passwords::hash(p).await?),
+            None => None,
+        };
+        let m = {
+            let _w = self.write_lock().await;
+            let mut tx = db::begin_write(self.db()).await?;
+            let old = members::get(&mut tx, id).await?;
+            check_over(by, &old)?;
+            members::set_password(&mut tx, id, hash.as_deref()).await?;
+            sessions::end_for_member(&mut tx, id).await?;
+            let m = members::get(&mut tx, id).await?;
+            tx.commit().await?;
+            m
+        };
+        tracing::info!(member = %m.email, set = m.has_password, by = %by.actor, "member's password changed; their sessions ended");
+        self.password_failures().succeeded(&m.email);
+        Ok(m)
+    }
+
+    /// Check an address and password (local accounts): the member, or 401 `bad_credentials` —
+    /// the same answer, taking as long, for an unknown address, a member without a password and
+    /// a wrong password — or, after 5 wrong ones in 15 minutes, 409 `too_many_attempts`.
+    async fn password_member(&self, email: &str, password: &str) -> Result<TeamMember> {
+        let email = email.trim().to_lowercase();
+        self.password_failures().check(&email)?;
+        let found = members::with_password(self.db(), &email).await?;
+        let stored = found.as_ref().and_then(|(_, h)| h.clone());
+        let ok = crate::passwords::verify(password.to_owned(), stored.clone()).await;
+        match found {
+            Some((m, Some(_))) if ok => {
+                self.password_failures().succeeded(&email);
+                Ok(m)
+            }
+            _ => {
+                self.password_failures().failed(&email);
+                tracing::warn!(%email, "password sign-in refused");
+                Err(CoreError::Unauthorized {
+                    code: "bad_credentials",
+                    message: "that address and password do not match a member with a password: check both, or ask an admin to set your password".into(),
+                })
+            }
+        }
+    }
+
+    /// Sign in with an address and password: a session's secret, as [`Fleet::sign_in_complete`].
+    pub async fn password_sign_in(&self, email: &str, password: &str) -> Result<String> {
+        let m = self.password_member(email, password).await?;
+        self.sign_in_complete(&m.email, None).await
+    }
+
+    /// A member changes their own password, proving the current one (same refusals as signing
+    /// in; 422 `weak_password` for the new one). Their other sessions stay.
+    pub async fn password_change(&self, email: &str, current: &str, new: String) -> Result<()> {
+        crate::passwords::check_new(&new)?;
+        let m = self.password_member(email, current).await?;
+        let hash = crate::passwords::hash(new).await?;
+        let _w = self.write_lock().await;
+        let mut tx = db::begin_write(self.db()).await?;
+        members::set_password(&mut tx, m.id, Some(&hash)).await?;
+        tx.commit().await?;
+        tracing::info!(member = %m.email, "member changed their password");
+        Ok(())
+    }
 }
 
 /// Nobody changes or removes a member whose role is above their own.

@@ -17,6 +17,33 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, add))
         .routes(routes!(patch, remove))
+        .routes(routes!(set_password))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// 12 to 256 characters; `null` removes the password (then only the provider signs them in).
+    pub password: Option<String>,
+}
+
+/// Set (or remove) a member's password for local accounts; their sessions end. Who: an admin
+/// or above, for a member not above them (403 `role_insufficient`). 422 `weak_password`, 404.
+#[utoipa::path(put, operation_id = "set_member_password", path = "/api/v1/members/{id}/password", tag = "access",
+    request_body = SetPassword,
+    params(("id" = i64, Path, description = "member id")),
+    security(("admin" = []), ("admin_key" = [])),
+    extensions(("x-min-role" = json!("admin"))),
+    responses((status = 200, body = TeamMember), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_password(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(p): Json<SetPassword>,
+) -> ApiResult<AxumJson<TeamMember>> {
+    Ok(AxumJson(
+        s.fleet.member_set_password(id, p.password, &who).await?,
+    ))
 }
 
 /// The members, by e-mail, with role and last sign-in. Who: an admin or above; changes nothing.

@@ -10,6 +10,12 @@
 //!   else opens nothing and goes back to the UI with the reason (`?signin_error=`).
 //! - `POST /api/v1/auth/logout` — the session's browser, with its `X-CSRF-Token`: ends that
 //!   session. Changes nothing else.
+//! - `POST /api/v1/auth/password` — anyone, with `--local-accounts`: a member's address and
+//!   password open a session (401 `bad_credentials` otherwise, the same for every kind of
+//!   miss; locked for 15 minutes after 5 wrong ones). JSON only, so no other site's form can
+//!   sign a browser in.
+//! - `POST /api/v1/auth/password/change` — anyone who knows a member's current password: sets
+//!   that member's new one. Changes nothing else.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -37,12 +43,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(callback))
         .routes(routes!(logout))
+        .routes(routes!(password_sign_in))
+        .routes(routes!(password_change))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Providers {
     /// The OpenID Connect provider, if one is configured.
     pub oidc: Option<OidcProvider>,
+    /// Whether members may sign in with a password (`POST /api/v1/auth/password`).
+    pub password: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -62,6 +72,7 @@ async fn providers(State(s): State<AppState>) -> Json<Providers> {
             label: o.config.label.clone(),
             login_url: "/api/v1/auth/oidc/login".into(),
         }),
+        password: s.info.local_accounts,
     })
 }
 
@@ -227,15 +238,7 @@ async fn callback(
         .build();
     match finish(&s, q, &req).await {
         Ok((secret, return_to)) => {
-            let session = Cookie::build((SESSION_COOKIE, secret))
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .secure(tls)
-                .path("/")
-                .max_age(cookie::time::Duration::seconds(
-                    otafleet_core::sessions::LIFETIME_S,
-                ))
-                .build();
+            let session = session_cookie(secret, tls);
             let mut r = see_other(&return_to);
             for c in [session, clear_bind] {
                 let (k, v) = set_cookie(c);
@@ -330,6 +333,89 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
         .max_age(cookie::time::Duration::ZERO)
         .build();
     Ok((StatusCode::NO_CONTENT, [set_cookie(clear)]).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSignIn {
+    pub email: String,
+    pub password: String,
+}
+
+fn session_cookie(secret: String, tls: bool) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, secret))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(tls)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(
+            otafleet_core::sessions::LIFETIME_S,
+        ))
+        .build()
+}
+
+fn passwords_off() -> ApiError {
+    ApiError::with_status(
+        StatusCode::NOT_FOUND,
+        "passwords_off",
+        "this server takes no passwords (otafleet serve --local-accounts turns them on); sign in with the provider or use a token",
+    )
+}
+
+/// Sign in with a member's address and password: 204 with the session cookie. Who: anyone, with
+/// `--local-accounts`; opens one session for that member. 401 `bad_credentials`, 409
+/// `too_many_attempts` after 5 wrong passwords for the address in 15 minutes.
+#[utoipa::path(post, operation_id = "sign_in_password", path = "/api/v1/auth/password", tag = "access",
+    request_body = PasswordSignIn,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn password_sign_in(State(s): State<AppState>, req: Request) -> ApiResult<Response> {
+    if !s.info.local_accounts {
+        return Err(passwords_off());
+    }
+    let reached = Reached::of(&req);
+    let crate::extract::Json(body) =
+        <crate::extract::Json<PasswordSignIn> as axum::extract::FromRequest<()>>::from_request(
+            req,
+            &(),
+        )
+        .await?;
+    let secret = s
+        .fleet
+        .password_sign_in(&body.email, &body.password)
+        .await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [set_cookie(session_cookie(secret, reached.tls))],
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub email: String,
+    pub current: String,
+    /// 12 to 256 characters.
+    pub new: String,
+}
+
+/// Change one's own password, proving the current one. 204. Who: anyone who knows the member's
+/// current password, with `--local-accounts`; changes that password only. Refusals as for signing
+/// in; 422 `weak_password`.
+#[utoipa::path(post, operation_id = "change_password", path = "/api/v1/auth/password/change", tag = "access",
+    request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn password_change(
+    State(s): State<AppState>,
+    crate::extract::Json(body): crate::extract::Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    if !s.info.local_accounts {
+        return Err(passwords_off());
+    }
+    s.fleet
+        .password_change(&body.email, &body.current, body.new)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

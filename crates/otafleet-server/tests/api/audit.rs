@@ -186,6 +186,10 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                 ),
                 "patch_member" => (Some(&member["id"]), Body::Json(json!({"role": "operator"}))),
                 "remove_member" => (Some(&member["id"]), Body::None),
+                "set_member_password" => (
+                    Some(&member["id"]),
+                    Body::Json(json!({"password": "audit-secret-value long"})),
+                ),
                 other => panic!("add a body for {other} ({method} {path}) to this test's table"),
             };
             let mac = if op_id == "delete_device" {

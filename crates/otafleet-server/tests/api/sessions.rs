@@ -218,7 +218,7 @@ async fn members_are_given_roles_up_to_their_makers_own() {
 async fn without_sign_in_flags_the_sign_in_routes_say_so_and_change_nothing() {
     let app = TestApp::start().await;
     let providers = app.public_json("/api/v1/auth/providers").await;
-    assert_eq!(providers, json!({"oidc": null}));
+    assert_eq!(providers, json!({"oidc": null, "password": false}));
     let r = app
         .http
         .get(app.url("/api/v1/auth/oidc/login"))
@@ -232,5 +232,172 @@ async fn without_sign_in_flags_the_sign_in_routes_say_so_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(code(r).await, (401, "session_ended".into()));
+    app.stop().await;
+}
+
+async fn local_accounts() -> TestApp {
+    TestApp::start_info(otafleet_server::ServerInfo {
+        local_accounts: true,
+        ..Default::default()
+    })
+    .await
+}
+
+async fn password_sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/auth/password"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_member_with_a_password_signs_in_and_every_miss_looks_the_same() {
+    let app = local_accounts().await;
+    let id = add_member(&app, "alice@lab.test", "operator").await;
+    add_member(&app, "nopass@lab.test", "viewer").await;
+    let set = |password: Value| {
+        app.admin(Method::PUT, &format!("/api/v1/members/{id}/password"))
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    assert_eq!(
+        code(set(json!("short")).await.unwrap()).await,
+        (422, "weak_password".into())
+    );
+    let r = set(json!("correct horse battery staple")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let member: Value = r.json().await.unwrap();
+    assert_eq!(member["has_password"], true);
+    assert!(!member.to_string().contains("argon2"), "{member}");
+
+    let r = password_sign_in(&app, "Alice@Lab.Test", "correct horse battery staple").await;
+    assert_eq!(r.status(), 204);
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
+    let secret = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("otafleet_session=")
+        .to_owned();
+    let me: Value = with_session(&app, Method::GET, "/api/v1/me", &secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["actor"], "user:alice@lab.test");
+
+    // Wrong password, unknown address, member without a password: one answer.
+    let mut answers = Vec::new();
+    for (email, password) in [
+        ("alice@lab.test", "wrong horse battery staple"),
+        ("nobody@lab.test", "correct horse battery staple"),
+        ("nopass@lab.test", "correct horse battery staple"),
+    ] {
+        let r = password_sign_in(&app, email, password).await;
+        assert!(r.headers().get("set-cookie").is_none());
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        answers.push((status, body["error"].clone()));
+    }
+    assert_eq!(answers[0].0, 401);
+    assert_eq!(answers[0].1["code"], "bad_credentials");
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+
+    // A form of another site cannot sign a browser in (JSON only).
+    let r = app
+        .http
+        .post(app.url("/api/v1/auth/password"))
+        .form(&[
+            ("email", "alice@lab.test"),
+            ("password", "correct horse battery staple"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // Setting a password ends the member's sessions.
+    assert_eq!(
+        set(json!("another long passphrase"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = with_session(&app, Method::GET, "/api/v1/me", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(r).await, (401, "session_ended".into()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_lock_the_address_and_a_member_changes_their_own() {
+    let app = local_accounts().await;
+    let id = add_member(&app, "bob@lab.test", "viewer").await;
+    let r = app
+        .admin(Method::PUT, &format!("/api/v1/members/{id}/password"))
+        .json(&json!({"password": "first long passphrase"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let change = |current: &str, new: &str| {
+        app.http
+            .post(app.url("/api/v1/auth/password/change"))
+            .json(&json!({"email": "bob@lab.test", "current": current, "new": new}))
+            .send()
+    };
+    assert_eq!(
+        code(change("first long passphrase", "short").await.unwrap()).await,
+        (422, "weak_password".into())
+    );
+    assert_eq!(
+        change("first long passphrase", "second long passphrase")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        password_sign_in(&app, "bob@lab.test", "first long passphrase")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        password_sign_in(&app, "bob@lab.test", "second long passphrase")
+            .await
+            .status(),
+        204
+    );
+    for _ in 0..5 {
+        let r = password_sign_in(&app, "bob@lab.test", "a wrong passphrase").await;
+        assert_eq!(r.status(), 401);
+    }
+    // Locked: even the right one is refused now, without a check.
+    let r = password_sign_in(&app, "bob@lab.test", "second long passphrase").await;
+    assert_eq!(code(r).await, (409, "too_many_attempts".into()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_local_accounts_no_password_is_taken() {
+    let app = TestApp::start().await;
+    let r = password_sign_in(&app, "alice@lab.test", "correct horse battery staple").await;
+    assert_eq!(code(r).await, (404, "passwords_off".into()));
+    assert_eq!(
+        app.public_json("/api/v1/auth/providers").await,
+        json!({"oidc": null, "password": false})
+    );
     app.stop().await;
 }

@@ -1,5 +1,5 @@
 import { fireEvent, render, screen, within } from '@testing-library/svelte';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { device, firmware, MockBackend } from '../backend/mock';
 import { Fleet } from '../fleet.svelte';
 import FirmwareView from '../../views/FirmwareView.svelte';
@@ -100,9 +100,9 @@ describe('a signed-in person (session cookie, no token)', () => {
   test('an admin adds a member, changes their role and removes them', async () => {
     const backend = new MockBackend().asRole('admin');
     const fleet = await started(backend);
-    backend.providers = { oidc: { label: 'Lab ID', login_url: '/api/v1/auth/oidc/login' } };
+    backend.providers = { oidc: { label: 'Lab ID', login_url: '/api/v1/auth/oidc/login' }, password: true };
     render(SettingsView, { fleet, baseUrl: 'http://h:1', token: 'T', onforget: () => {} });
-    expect(await screen.findByText(/People sign in with Lab ID/)).toBeTruthy();
+    expect(await screen.findByText(/People sign in with Lab ID or with a password/)).toBeTruthy();
     const roles = screen.getByLabelText('Member role') as HTMLSelectElement;
     expect([...roles.options].map((o) => o.value)).toEqual(['viewer', 'operator', 'admin']);
     await fireEvent.input(screen.getByLabelText('Member e-mail'), { target: { value: 'Bob@Lab.Test' } });
@@ -115,5 +115,24 @@ describe('a signed-in person (session cookie, no token)', () => {
     await fireEvent.click(within(await screen.findByTestId('member-row')).getByRole('button', { name: 'Remove…' }));
     await fireEvent.click(screen.getByRole('button', { name: 'Remove bob@lab.test' }));
     expect(backend.calls).toContain('removeMember 1');
+  });
+});
+
+describe('local accounts', () => {
+  test('the prompt signs in with a password and the admin sets one', async () => {
+    const { default: TokenPrompt } = await import('../../views/TokenPrompt.svelte');
+    const backend = new MockBackend();
+    backend.clearToken();
+    backend.providers = { oidc: null, password: true };
+    backend.passwords.set('alice@lab.test', 'correct horse battery');
+    let signedIn = 0;
+    render(TokenPrompt, { backend, invalid: false, onsubmit: () => {}, onsignedin: () => signedIn++ });
+    await fireEvent.input(await screen.findByLabelText('E-mail'), { target: { value: 'alice@lab.test' } });
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 'wrong one here' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect((await screen.findByTestId('sign-in-error')).getAttribute('data-code')).toBe('bad_credentials');
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 'correct horse battery' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    await vi.waitFor(() => expect(signedIn).toBe(1));
   });
 });

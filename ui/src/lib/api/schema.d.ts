@@ -593,6 +593,144 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a member's address and password: 204 with the session cookie. Who: anyone, with
+         *     `--local-accounts`; opens one session for that member. 401 `bad_credentials`, 409
+         *     `too_many_attempts` after 5 wrong passwords for the address in 15 minutes.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PasswordSignIn"];
+                };
+            };
+            responses: {
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change one's own password, proving the current one. 204. Who: anyone who knows the member's
+         *     current password, with `--local-accounts`; changes that password only. Refusals as for signing
+         *     in; 422 `weak_password`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PasswordChange"];
+                };
+            };
+            responses: {
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/providers": {
         parameters: {
             query?: never;
@@ -3482,6 +3620,75 @@ export interface paths {
         };
         trace?: never;
     };
+    "/api/v1/members/{id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set (or remove) a member's password for local accounts; their sessions end. Who: an admin
+         *     or above, for a member not above them (403 `role_insufficient`). 422 `weak_password`, 404.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description member id */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SetPassword"];
+                };
+            };
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TeamMember"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects": {
         parameters: {
             query?: never;
@@ -5342,6 +5549,16 @@ export interface components {
             /** @description It is a staged rollout (it has a plan). */
             rollout: boolean;
         };
+        PasswordChange: {
+            current: string;
+            email: string;
+            /** @description 12 to 256 characters. */
+            new: string;
+        };
+        PasswordSignIn: {
+            email: string;
+            password: string;
+        };
         /**
          * @description Why a rollout is paused.
          * @enum {string}
@@ -5445,6 +5662,8 @@ export interface components {
         };
         Providers: {
             oidc?: null | components["schemas"]["OidcProvider"];
+            /** @description Whether members may sign in with a password (`POST /api/v1/auth/password`). */
+            password: boolean;
         };
         /** @description The last refused attempt at a device, and how many there were. */
         Refusal: {
@@ -5644,6 +5863,10 @@ export interface components {
              */
             open_enrolment: boolean;
         };
+        SetPassword: {
+            /** @description 12 to 256 characters; `null` removes the password (then only the provider signs them in). */
+            password?: string | null;
+        };
         /**
          * @description Where a setting's value in effect comes from.
          * @enum {string}
@@ -5775,6 +5998,8 @@ export interface components {
             created_by: string;
             /** @description Lower-cased. */
             email: string;
+            /** @description Whether a password is set (local accounts); the hash itself is never answered. */
+            has_password: boolean;
             /** Format: int64 */
             id: number;
             last_login_at?: string | null;

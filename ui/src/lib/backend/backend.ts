@@ -184,6 +184,10 @@ export interface Backend {
   signInProviders(): Promise<SignInProviders>;
   /** End this browser's session (signing out). */
   signOut(): Promise<void>;
+  /** Sign in with a member's address and password (`--local-accounts`): a session cookie. */
+  passwordSignIn(email: string, password: string): Promise<void>;
+  /** Set (null: remove) a member's password; their sessions end. */
+  setMemberPassword(id: number, password: string | null): Promise<TeamMember>;
   /** The people who may sign in (admins). */
   listMembers(): Promise<TeamMember[]>;
   addMember(m: NewTeamMember): Promise<TeamMember>;

@@ -449,6 +449,12 @@ export class HttpBackend implements Backend {
   signOut(): Promise<void> {
     return this.#done(this.#api.POST('/api/v1/auth/logout'));
   }
+  passwordSignIn(email: string, password: string): Promise<void> {
+    return this.#done(this.#api.POST('/api/v1/auth/password', { body: { email, password } }));
+  }
+  setMemberPassword(id: number, password: string | null): Promise<TeamMember> {
+    return this.#data(this.#api.PUT('/api/v1/members/{id}/password', { params: { path: { id } }, body: { password } }));
+  }
   listMembers(): Promise<TeamMember[]> {
     return this.#data(this.#api.GET('/api/v1/members'));
   }

@@ -558,7 +558,19 @@ export class MockBackend implements Backend {
   }
   csrf: string | null = null;
   setCsrf(csrf: string | null) { this.csrf = csrf; }
-  providers: SignInProviders = { oidc: null };
+  providers: SignInProviders = { oidc: null, password: false };
+  /** What passwordSignIn accepts (address → password). */
+  passwords = new Map<string, string>();
+  async passwordSignIn(email: string, password: string) {
+    this.calls.push(`passwordSignIn ${email}`);
+    if (this.passwords.get(email) !== password) throw new BackendError('bad_credentials', 'that address and password do not match', 401);
+    this.session = true;
+  }
+  async setMemberPassword(id: number, password: string | null): Promise<TeamMember> {
+    this.calls.push(`setMemberPassword ${id} ${password === null ? 'none' : 'set'}`);
+    this.members = this.members.map((m) => (m.id === id ? { ...m, has_password: password !== null } : m));
+    return this.members.find((m) => m.id === id)!;
+  }
   async signInProviders() { return this.providers; }
   async signOut() { this.calls.push('signOut'); this.session = false; }
   members: TeamMember[] = [];
@@ -566,7 +578,7 @@ export class MockBackend implements Backend {
   async addMember(m: NewTeamMember): Promise<TeamMember> {
     this.calls.push(`addMember ${m.email} ${m.role}`);
     const member: TeamMember = { id: this.members.length + 1, email: m.email.toLowerCase(), role: m.role, name: null,
-      created_at: '2026-12-07T10:00:00Z', created_by: this.whoami.actor, last_login_at: null };
+      created_at: '2026-12-07T10:00:00Z', created_by: this.whoami.actor, last_login_at: null, has_password: false };
     this.members = [...this.members, member];
     return member;
   }
