@@ -108,6 +108,13 @@ impl Scope {
     }
 }
 
+/// 256 random bits as URL-safe base64 (43 characters): every secret a person or browser is
+/// handed — API tokens, session cookies, sign-in states, nonces.
+pub fn random_secret() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
 /// Who a request comes from once its credentials are checked: recorded in the audit log and
 /// checked against each route's least role.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,12 +68,7 @@ pub(crate) fn digest(secret: &str) -> String {
 }
 
 fn new_secret() -> String {
-    use base64::Engine as _;
-    let bytes: [u8; 32] = rand::random();
-    format!(
-        "{SECRET_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{SECRET_PREFIX}{}", crate::access::random_secret())
 }
 
 /// The name, trimmed: 1 to 64 characters, no control or invisible characters.

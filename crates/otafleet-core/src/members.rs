@@ -72,6 +72,15 @@ pub(crate) fn check_grant(by: &Principal, role: Role) -> Result<()> {
     Ok(())
 }
 
+/// 404 when a write touched no member.
+fn found(rows: u64, id: i64) -> Result<()> {
+    if rows == 0 {
+        Err(CoreError::not_found(format!("member {id}")))
+    } else {
+        Ok(())
+    }
+}
+
 const COLUMNS: &str = "id, email, role, name, created_at, created_by, last_login_at, \
     (password_hash IS NOT NULL) AS has_password";
 
@@ -125,9 +134,7 @@ pub(crate) async fn set_role(conn: &mut Conn, id: i64, role: Role) -> Result<Tea
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(CoreError::not_found(format!("member {id}")));
-    }
+    found(done.rows_affected(), id)?;
     get(conn, id).await
 }
 
@@ -139,10 +146,7 @@ pub(crate) async fn remove(conn: &mut Conn, id: i64) -> Result<()> {
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(CoreError::not_found(format!("member {id}")));
-    }
-    Ok(())
+    found(done.rows_affected(), id)
 }
 
 /// A member and their password hash, by e-mail.
@@ -167,10 +171,7 @@ pub(crate) async fn set_password(conn: &mut Conn, id: i64, hash: Option<&str>) -
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(CoreError::not_found(format!("member {id}")));
-    }
-    Ok(())
+    found(done.rows_affected(), id)
 }
 
 pub(crate) async fn signed_in(conn: &mut Conn, id: i64, name: Option<&str>) -> Result<()> {

@@ -26,20 +26,15 @@ pub struct Session {
     pub csrf: String,
 }
 
-fn random() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
 /// Open a session for a member: the cookie's secret (returned, never stored).
 pub(crate) async fn create(conn: &mut Conn, member_id: i64) -> Result<String> {
-    let secret = random();
+    let secret = crate::access::random_secret();
     db::query(
         "INSERT INTO sessions (digest, member_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(crate::checkin::hash_token(&secret))
     .bind(member_id)
-    .bind(random())
+    .bind(crate::access::random_secret())
     .bind(crate::time::now())
     .bind(crate::time::ago(-LIFETIME_S))
     .execute(&mut *conn)

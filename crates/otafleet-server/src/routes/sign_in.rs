@@ -94,11 +94,6 @@ fn safe_return(p: Option<&str>) -> String {
     }
 }
 
-fn random() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
 /// How the browser reached us: its headers and whether over TLS.
 struct Reached {
     headers: HeaderMap,
@@ -177,9 +172,9 @@ async fn login(
     let oidc = s.info.oidc.clone().ok_or_else(off)?;
     let redirect = redirect_uri(&s, &req)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let state = random();
-    let nonce = random();
-    let browser = random();
+    let state = otafleet_core::access::random_secret();
+    let nonce = otafleet_core::access::random_secret();
+    let browser = otafleet_core::access::random_secret();
     let url = oidc
         .authorize_url(&redirect, state.clone(), nonce.clone(), challenge)
         .await?;
