@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use otafleet_core::access::{Principal, Role};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -144,11 +144,18 @@ pub async fn require_admin(
                     session.principal
                 }
                 None => {
-                    return Err(ApiError::with_status(
+                    // The browser is told to drop the dead cookie too.
+                    let mut refused = ApiError::with_status(
                         StatusCode::UNAUTHORIZED,
                         "session_ended",
                         "your session has ended (signed out, expired, or your membership was removed): sign in again",
-                    ))
+                    )
+                    .into_response();
+                    refused.headers_mut().append(
+                        axum::http::header::SET_COOKIE,
+                        crate::routes::sign_in::clear_session_cookie(),
+                    );
+                    return Ok(refused);
                 }
             }
         }

@@ -154,6 +154,17 @@ fn set_cookie(c: Cookie<'_>) -> (header::HeaderName, HeaderValue) {
     )
 }
 
+/// A `Set-Cookie` value that makes the browser drop its session cookie.
+pub fn clear_session_cookie() -> HeaderValue {
+    set_cookie(
+        Cookie::build((SESSION_COOKIE, ""))
+            .path("/")
+            .max_age(cookie::time::Duration::ZERO)
+            .build(),
+    )
+    .1
+}
+
 fn see_other(to: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
 }
@@ -323,11 +334,11 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
             tracing::info!(who = %session.principal.actor, "signed out");
         }
     }
-    let clear = Cookie::build((SESSION_COOKIE, ""))
-        .path("/")
-        .max_age(cookie::time::Duration::ZERO)
-        .build();
-    Ok((StatusCode::NO_CONTENT, [set_cookie(clear)]).into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, clear_session_cookie())],
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -143,6 +143,12 @@ async fn removing_a_member_ends_their_sessions_and_refuses_their_next_sign_in() 
         .send()
         .await
         .unwrap();
+    // The browser is told to drop the dead cookie.
+    let dropped = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        dropped.starts_with("otafleet_session=;") && dropped.contains("Max-Age=0"),
+        "{dropped}"
+    );
     assert_eq!(code(r).await, (401, "session_ended".into()));
     let e = app
         .fleet
