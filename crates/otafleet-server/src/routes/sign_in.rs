@@ -170,18 +170,41 @@ fn see_other(to: &str) -> Response {
 }
 
 /// Start a sign-in at the OpenID provider: 302 to its authorization endpoint. Who: anyone;
-/// keeps one sign-in under way (10 minutes at most, used once).
+/// keeps one sign-in under way (10 minutes at most, used once). 404 `sign_in_off` without a
+/// provider; when the provider cannot be reached (or too many sign-ins are under way), 303 back
+/// to the UI with the reason, as a refused sign-in.
 #[utoipa::path(get, operation_id = "sign_in_oidc_login", path = "/api/v1/auth/oidc/login", tag = "access",
     params(LoginQuery),
-    responses((status = 302, description = "to the provider"), (status = 404, body = ErrorBody, description = "no sign-in configured")))]
+    responses((status = 302, description = "to the provider"), (status = 303, description = "back to the UI with the reason"),
+        (status = 404, body = ErrorBody, description = "no sign-in configured")))]
 async fn login(
     State(s): State<AppState>,
     Query(q): Query<LoginQuery>,
     req: Request,
 ) -> ApiResult<Response> {
     let req = Reached::of(&req);
+    if s.info.oidc.is_none() {
+        return Err(off());
+    }
+    Ok(match begin(&s, q, &req).await {
+        Ok(r) => r,
+        Err(e) => back_with(&e),
+    })
+}
+
+/// Back to the UI's sign-in page with a refusal's code and message.
+fn back_with(e: &ApiError) -> Response {
+    tracing::warn!(code = e.code(), error = %e, "sign-in refused");
+    see_other(&format!(
+        "/?signin_error={}&signin_message={}",
+        e.code(),
+        urlencoding(&e.to_string())
+    ))
+}
+
+async fn begin(s: &AppState, q: LoginQuery, req: &Reached) -> Result<Response, ApiError> {
     let oidc = s.info.oidc.clone().ok_or_else(off)?;
-    let redirect = redirect_uri(&s, &req)?;
+    let redirect = redirect_uri(s, req)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let state = otafleet_core::access::random_secret();
     let nonce = otafleet_core::access::random_secret();
@@ -253,13 +276,7 @@ async fn callback(
             r
         }
         Err(e) => {
-            tracing::warn!(code = e.code(), error = %e, "sign-in refused");
-            let to = format!(
-                "/?signin_error={}&signin_message={}",
-                e.code(),
-                urlencoding(&e.to_string())
-            );
-            let mut r = see_other(&to);
+            let mut r = back_with(&e);
             let (k, v) = set_cookie(clear_bind);
             r.headers_mut().append(k, v);
             r

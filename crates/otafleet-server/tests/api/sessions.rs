@@ -407,3 +407,60 @@ async fn without_local_accounts_no_password_is_taken() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_that_cannot_be_reached_sends_the_browser_back_with_the_reason() {
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let oidc = otafleet_server::oidc::Oidc::new(otafleet_server::oidc::OidcConfig {
+        issuer,
+        client_id: "otafleet".into(),
+        client_secret: Some("s".into()),
+        label: "Lab ID".into(),
+        redirect_url: None,
+    })
+    .unwrap();
+    let app = TestApp::start_info(otafleet_server::ServerInfo {
+        oidc: Some(std::sync::Arc::new(oidc)),
+        ..Default::default()
+    })
+    .await;
+    let providers = app.public_json("/api/v1/auth/providers").await;
+    assert_eq!(providers["oidc"]["label"], "Lab ID");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(app.url("/api/v1/auth/oidc/login?return_to=/devices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with("/?signin_error=oidc_provider_failed&signin_message="),
+        "{to}"
+    );
+    assert!(r.headers().get("set-cookie").is_none(), "nothing begun");
+    // A made-up answer opens nothing either.
+    let r = http
+        .get(app.url("/api/v1/auth/oidc/callback?code=x&state=y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with("/?signin_error=signin_state_unknown"),
+        "{to}"
+    );
+    assert!(!r.headers().get_all("set-cookie").iter().any(|c| c
+        .to_str()
+        .unwrap()
+        .starts_with("otafleet_session=")
+        && !c.to_str().unwrap().starts_with("otafleet_session=;")));
+    app.stop().await;
+}

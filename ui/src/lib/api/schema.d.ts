@@ -553,7 +553,9 @@ export interface paths {
         };
         /**
          * Start a sign-in at the OpenID provider: 302 to its authorization endpoint. Who: anyone;
-         *     keeps one sign-in under way (10 minutes at most, used once).
+         *     keeps one sign-in under way (10 minutes at most, used once). 404 `sign_in_off` without a
+         *     provider; when the provider cannot be reached (or too many sign-ins are under way), 303 back
+         *     to the UI with the reason, as a refused sign-in.
          */
         get: {
             parameters: {
@@ -569,6 +571,13 @@ export interface paths {
             responses: {
                 /** @description to the provider */
                 302: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description back to the UI with the reason */
+                303: {
                     headers: {
                         [name: string]: unknown;
                     };
