@@ -60,7 +60,6 @@ struct Found {
     name: String,
     role: String,
     scope: Option<String>,
-    last_used_at: Option<String>,
 }
 
 pub(crate) fn digest(secret: &str) -> String {
@@ -190,17 +189,13 @@ pub(crate) async fn revoke(conn: &mut Conn, id: i64) -> Result<ApiToken> {
     get(conn, id).await
 }
 
-/// The principal a secret stands for, if it is a live token's; with the token's id and when it
-/// was last used.
-pub(crate) async fn lookup(
-    db: &Db,
-    secret: &str,
-) -> Result<Option<(i64, Option<String>, Principal)>> {
+/// The principal a secret stands for, if it is a live token's, with the token's id.
+pub(crate) async fn lookup(db: &Db, secret: &str) -> Result<Option<(i64, Principal)>> {
     if !secret.starts_with(SECRET_PREFIX) {
         return Ok(None);
     }
     let found: Option<Found> = db::query_as(
-        "SELECT id, name, role, scope, last_used_at FROM api_tokens \
+        "SELECT id, name, role, scope FROM api_tokens \
          WHERE digest = ? AND revoked_at IS NULL",
     )
     .bind(digest(secret))
@@ -220,7 +215,6 @@ pub(crate) async fn lookup(
     };
     Ok(Some((
         f.id,
-        f.last_used_at,
         Principal {
             actor: format!("token:{}", f.name),
             role,

@@ -62,7 +62,7 @@ impl Fleet {
     /// the use (at most once a minute per token; a failed note is logged, not fatal: the request
     /// itself changes nothing by being let in).
     pub async fn api_token_principal(&self, secret: &str) -> Result<Option<Principal>> {
-        let Some((id, _last, principal)) = api_tokens::lookup(self.db(), secret).await? else {
+        let Some((id, principal)) = api_tokens::lookup(self.db(), secret).await? else {
             return Ok(None);
         };
         let due = {
