@@ -1,8 +1,8 @@
 // Roles in the real UI against the real server: the owner (the admin token, injected as the
-// desktop shell does) makes a viewer token on the Settings page; a second browser signs in with
+// desktop shell does) makes a viewer token on the Team page; a second browser signs in with
 // that token and sees the fleet but no upload, deploy, delete, command or settings control —
 // and the server refuses the same actions when sent anyway. Revoking the token on the owner's
-// page sends the viewer back to the token prompt. Screenshots: settings-tokens-1440.png,
+// page sends the viewer back to the token prompt. Screenshots: team-tokens-1440.png,
 // firmware-as-viewer-1440.png.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,8 +27,9 @@ after(async () => {
   await session?.close();
 });
 
-test('the owner makes a viewer token on the Settings page and sees its secret once', async () => {
+test('the owner makes a viewer token on the Team page and sees its secret once', async () => {
   await owner.goto(`${server.base}/settings`);
+  await owner.getByRole('link', { name: 'Team' }).first().click();
   await owner.getByTestId('whoami').filter({ hasText: 'owner' }).waitFor();
   await owner.getByLabel('Token name').fill('lab-viewer');
   await owner.getByLabel('Token role').selectOption('viewer');
@@ -38,7 +39,7 @@ test('the owner makes a viewer token on the Settings page and sees its secret on
   assert.match(secret, /^otf_[A-Za-z0-9_-]{43}$/);
   const row = owner.locator('[data-testid=token-row][data-name="lab-viewer"]');
   await row.getByText('never').waitFor();
-  await owner.getByRole('region', { name: 'API tokens' }).screenshot({ path: join(shots, 'settings-tokens-1440.png') });
+  await owner.getByRole('region', { name: 'API tokens' }).screenshot({ path: join(shots, 'team-tokens-1440.png') });
   await note.getByRole('button', { name: 'Done' }).click();
   await note.waitFor({ state: 'detached' });
   // The list never shows it again.
@@ -54,6 +55,7 @@ test('a viewer sees the fleet but none of the controls its role cannot use', asy
   await viewer.locator('[data-mac="24:0A:C4:AB:00:01"]').getByText('porch').waitFor();
   assert.match(await viewer.getByTestId('whoami').innerText(), /lab-viewer · viewer/);
   assert.equal(await viewer.getByRole('button', { name: 'Add device…' }).count(), 0);
+  assert.equal(await viewer.getByTestId('nav-team').count(), 0, 'no Team page for a viewer');
 
   await viewer.getByRole('link', { name: 'Firmware' }).click();
   await viewer.getByText('doorbell_2.1.0.bin').waitFor();
@@ -80,7 +82,7 @@ test('a viewer sees the fleet but none of the controls its role cannot use', asy
 });
 
 test('revoking the token on the owner page sends the viewer back to the token prompt', async () => {
-  await owner.goto(`${server.base}/settings`);
+  await owner.goto(`${server.base}/team`);
   const row = owner.locator('[data-testid=token-row][data-name="lab-viewer"]');
   await row.getByText(/\d{4}-\d\d-\d\d \d\d:\d\d \(/).nth(1).waitFor(); // made, and now its last use
   await row.getByRole('button', { name: 'Revoke…' }).click();

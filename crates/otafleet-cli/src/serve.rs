@@ -90,7 +90,7 @@ pub struct ServeArgs {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// People sign in through this OpenID Connect provider (its issuer URL, e.g.
-    /// https://accounts.google.com, or a Keycloak realm's URL); who may is the Members page.
+    /// https://accounts.google.com, or a Keycloak realm's URL); who may is the Team page.
     /// Without it, only tokens open the UI and API, as before.
     #[arg(
         long,
@@ -133,7 +133,7 @@ pub struct ServeArgs {
         requires = "oidc_issuer"
     )]
     pub oidc_redirect_url: Option<String>,
-    /// Members may also sign in with a password an admin sets on the Members page (argon2id;
+    /// Members may also sign in with a password an admin sets on the Team page (argon2id;
     /// 5 wrong ones lock an address for 15 minutes).
     #[arg(long, env = "OTAFLEET_LOCAL_ACCOUNTS")]
     pub local_accounts: bool,

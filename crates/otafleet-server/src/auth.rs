@@ -3,7 +3,7 @@
 //! Credentials: `Authorization: Bearer <token>` or `X-Admin-API-Key: <token>` (the header
 //! scripts for the older "ESP32 OTA Update Server" send). The token is either the server's admin
 //! token — the owner's, as the desktop app and every script so far hold it — or a named API token
-//! (`otf_…`, made on the Tokens page) with its own role and scope. Without a token, a signed-in
+//! (`otf_…`, made on the Team page) with its own role and scope. Without a token, a signed-in
 //! person's session cookie (`routes/sign_in.rs`), whose every change must carry the session's
 //! `X-CSRF-Token` (403 `csrf_failed`); a session that ended is 401 `session_ended`. The event stream takes the
 //! same headers: the UI reads it with `fetch()`, so the token never travels in a URL (where it

@@ -1,7 +1,7 @@
 // A tiny history router: six views do not need a library. Paths: `/`, `/devices/<mac>` (and
 // `/devices/<mac>/<tab>` for a tab of the device page other than its overview),
 // `/deployments` (or `/deployments/<id>` with that one's devices open), `/firmware`, `/activity`,
-// `/projects`, `/settings`.
+// `/projects`, `/team`, `/settings`.
 // The server answers unknown paths with index.html, so reloads work.
 /** The device page's tabs; `overview` is the page's own path. */
 export const DEVICE_TABS = ['overview', 'control', 'config', 'logs', 'reports'] as const;
@@ -14,6 +14,7 @@ export type Route =
   | { name: 'firmware' }
   | { name: 'activity' }
   | { name: 'projects' }
+  | { name: 'team' }
   | { name: 'settings' };
 
 export function parse(path: string): Route {
@@ -28,6 +29,7 @@ export function parse(path: string): Route {
   if (p === '/firmware') return { name: 'firmware' };
   if (p === '/activity') return { name: 'activity' };
   if (p === '/projects') return { name: 'projects' };
+  if (p === '/team') return { name: 'team' };
   if (p === '/settings') return { name: 'settings' };
   return { name: 'devices' };
 }
@@ -46,6 +48,8 @@ export function href(r: Route): string {
       return '/activity';
     case 'projects':
       return '/projects';
+    case 'team':
+      return '/team';
     case 'settings':
       return '/settings';
   }

@@ -163,7 +163,7 @@ impl Fleet {
             return Err(CoreError::Forbidden {
                 code: "not_a_member",
                 message: format!(
-                    "{email} signed in at the provider but is not a member of this otafleet: ask an admin to add that address on the Members page"
+                    "{email} signed in at the provider but is not a member of this otafleet: ask an admin to add that address on the Team page"
                 ),
             });
         };

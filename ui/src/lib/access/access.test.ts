@@ -4,6 +4,7 @@ import { device, firmware, MockBackend } from '../backend/mock';
 import { Fleet } from '../fleet.svelte';
 import FirmwareView from '../../views/FirmwareView.svelte';
 import SettingsView from '../../views/SettingsView.svelte';
+import TeamView from '../../views/TeamView.svelte';
 import { can } from './access.svelte';
 
 async function started(backend: MockBackend) {
@@ -40,7 +41,7 @@ describe('roles in the UI', () => {
   test('an admin makes a token, sees its secret once, and revokes it', async () => {
     const backend = new MockBackend().asRole('admin');
     const fleet = await started(backend);
-    render(SettingsView, { fleet, baseUrl: 'http://h:1', token: 'T', onforget: () => {} });
+    render(TeamView, { fleet });
     const roles = (await screen.findByLabelText('Token role')) as HTMLSelectElement;
     // Nobody hands out more than their own role.
     expect([...roles.options].map((o) => o.value)).toEqual(['viewer', 'operator', 'admin']);
@@ -101,7 +102,7 @@ describe('a signed-in person (session cookie, no token)', () => {
     const backend = new MockBackend().asRole('admin');
     const fleet = await started(backend);
     backend.providers = { oidc: { label: 'Lab ID', login_url: '/api/v1/auth/oidc/login' }, password: true };
-    render(SettingsView, { fleet, baseUrl: 'http://h:1', token: 'T', onforget: () => {} });
+    render(TeamView, { fleet });
     expect(await screen.findByText(/People sign in with Lab ID or with a password/)).toBeTruthy();
     const roles = screen.getByLabelText('Member role') as HTMLSelectElement;
     expect([...roles.options].map((o) => o.value)).toEqual(['viewer', 'operator', 'admin']);
