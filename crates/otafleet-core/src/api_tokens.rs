@@ -66,8 +66,14 @@ pub(crate) fn digest(secret: &str) -> String {
     crate::checkin::hash_token(secret)
 }
 
-fn new_secret() -> String {
-    format!("{SECRET_PREFIX}{}", crate::access::random_secret())
+/// `otf_<secret>` in the default organisation, `otf_<organisation>.<secret>` in another: the
+/// server sends a request to the organisation its credential names (and only that
+/// organisation's database can know the secret).
+fn new_secret(org_prefix: &str) -> String {
+    format!(
+        "{SECRET_PREFIX}{org_prefix}{}",
+        crate::access::random_secret()
+    )
 }
 
 /// The name, trimmed: 1 to 64 characters, no control or invisible characters.
@@ -148,6 +154,7 @@ pub(crate) async fn create(
     role: Role,
     scope: Option<&Scope>,
     by: &str,
+    org_prefix: &str,
 ) -> Result<CreatedApiToken> {
     let taken: Option<i64> = db::query_scalar("SELECT id FROM api_tokens WHERE name = ?")
         .bind(name)
@@ -161,7 +168,7 @@ pub(crate) async fn create(
             ),
         });
     }
-    let secret = new_secret();
+    let secret = new_secret(org_prefix);
     let id: i64 = db::query_scalar(
         "INSERT INTO api_tokens (name, role, scope, digest, prefix, created_at, created_by) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -251,7 +258,7 @@ mod tests {
 
     #[test]
     fn secrets_are_long_random_and_recognisable() {
-        let (a, b) = (new_secret(), new_secret());
+        let (a, b) = (new_secret(""), new_secret(""));
         assert_ne!(a, b);
         assert!(a.starts_with(SECRET_PREFIX) && a.len() == 4 + 43, "{a}");
     }

@@ -49,7 +49,9 @@ pub use esp_admin::{
 };
 mod mqtt;
 pub use mqtt::{MqttCommand, MqttDevice, MqttMessage};
+pub use organisations::CreatedOrganisation;
 pub use rollouts::{LeftDevice, RolledBack};
+mod organisations;
 mod remote;
 mod rollouts;
 
@@ -96,6 +98,9 @@ pub(crate) struct Inner {
     /// With PostgreSQL (`--database-url`): what this instance tells the others
     /// ([`crate::cluster`]).
     cluster: Option<Arc<crate::cluster::Outbox>>,
+    /// The other organisations' fleets opened so far (`fleet/organisations.rs`); only the
+    /// default organisation's fleet has any.
+    organisations: tokio::sync::Mutex<HashMap<String, Fleet>>,
 }
 
 /// The writer's lock ([`Fleet::write_lock`]). Released after its holder committed, so that is
@@ -171,6 +176,7 @@ impl Fleet {
                 notify_wake: Arc::new(tokio::sync::Notify::new()),
                 http,
                 cluster: cluster.clone(),
+                organisations: Default::default(),
             }),
         };
         if let Some(outbox) = cluster {
@@ -452,6 +458,17 @@ impl Fleet {
 
     /// Write queued heartbeats, then close the database cleanly (checkpoints the WAL).
     pub async fn close(&self) {
+        let others: Vec<Fleet> = self
+            .inner
+            .organisations
+            .lock()
+            .await
+            .drain()
+            .map(|(_, f)| f)
+            .collect();
+        for other in others {
+            Box::pin(other.close()).await;
+        }
         if let Err(e) = self.flush_heartbeats().await {
             tracing::warn!(error = %e, "could not write queued heartbeats at shutdown");
         }
@@ -1290,6 +1307,8 @@ impl Fleet {
     }
 
     pub async fn watch_folder_add(&self, new: NewWatchFolder) -> Result<WatchFolder> {
+        // A folder on the server's disk is the server's own, not another organisation's to read.
+        self.only_default_may("watch a folder on the server's disk")?;
         let f = {
             let _w = self.write_lock().await;
             watch_folders::add(self.db(), new).await?

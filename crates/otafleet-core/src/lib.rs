@@ -58,6 +58,7 @@ pub mod manifest;
 pub mod members;
 pub mod notify;
 pub mod offer;
+pub mod organisations;
 pub mod passwords;
 pub mod projects;
 pub mod reports;
@@ -77,8 +78,8 @@ mod scale_tests;
 
 pub use error::{CoreError, Result};
 pub use fleet::{
-    esp_admin_valid_id, EspAdminCreated, EspAdminCustomReport, EspAdminReported, EspAdminTrigger,
-    EspAdminUpdateReport, Fleet, LeftDevice, LogWatch, MqttCommand, MqttDevice, MqttMessage,
-    RolledBack, ESP_ADMIN,
+    esp_admin_valid_id, CreatedOrganisation, EspAdminCreated, EspAdminCustomReport,
+    EspAdminReported, EspAdminTrigger, EspAdminUpdateReport, Fleet, LeftDevice, LogWatch,
+    MqttCommand, MqttDevice, MqttMessage, RolledBack, ESP_ADMIN,
 };
 pub use settings::Settings;

@@ -26,9 +26,11 @@ pub struct Session {
     pub csrf: String,
 }
 
-/// Open a session for a member: the cookie's secret (returned, never stored).
-pub(crate) async fn create(conn: &mut Conn, member_id: i64) -> Result<String> {
-    let secret = crate::access::random_secret();
+/// Open a session for a member: the cookie's secret (returned, never stored), after
+/// `org_prefix` (`<organisation>.` outside the default organisation, so that the server knows
+/// whose database to look in).
+pub(crate) async fn create(conn: &mut Conn, member_id: i64, org_prefix: &str) -> Result<String> {
+    let secret = format!("{org_prefix}{}", crate::access::random_secret());
     db::query(
         "INSERT INTO sessions (digest, member_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
     )

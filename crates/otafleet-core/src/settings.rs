@@ -49,6 +49,10 @@ pub struct Settings {
     /// A PostgreSQL database (`postgres://…`) to keep the fleet's state in instead of
     /// `otafleet.db` in the data directory.
     pub database_url: Option<String>,
+    /// The organisation this fleet belongs to: `None` for the server's own (default)
+    /// organisation, `Some(id)` for one opened by [`crate::Fleet::organisation`] (its own data
+    /// directory and database; docs/access.md).
+    pub organisation: Option<String>,
 }
 
 impl Settings {
@@ -65,6 +69,7 @@ impl Settings {
             send_notifications: true,
             notify_extra_roots: Vec::new(),
             database_url: None,
+            organisation: None,
         }
     }
 

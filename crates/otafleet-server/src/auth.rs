@@ -174,7 +174,7 @@ pub async fn require_admin(
                 "this is an admin endpoint: send 'Authorization: Bearer <admin token>' (the token is in the data directory's admin-token file, or what --admin-token set), or a named API token",
             ))
         }
-        Some(t) if token_matches(t.as_bytes(), &state.admin_digest) => Principal::owner(actor),
+        Some(t) if state.is_admin_token(t.as_bytes()) => Principal::owner(actor),
         Some(t) => match state.fleet.api_token_principal(&t).await? {
             Some(p) => p,
             None => {

@@ -28,6 +28,7 @@ pub mod extract;
 pub mod firmware_index;
 pub mod host;
 pub mod oidc;
+pub mod orgs;
 pub mod routes;
 pub mod tls;
 
@@ -66,6 +67,33 @@ pub struct Shared {
     pub firmwares: Arc<firmware_index::FirmwareIndex>,
     /// The one serializer and fan-out behind every event-stream client ([`event_hub`]).
     pub event_hub: event_hub::EventHub,
+    /// `None` in the server's own (default) organisation; in another, which one this state
+    /// serves ([`orgs`]): the admin token does not open it, and its devices' absolute URLs
+    /// carry its path.
+    pub org: Option<Arc<OrgScope>>,
+}
+
+/// The organisation a state serves, when it is not the default one ([`orgs`]).
+#[derive(Debug, Clone)]
+pub struct OrgScope {
+    pub id: String,
+    pub name: String,
+    /// `/o/<enrolment key>`: where its devices reach this server.
+    pub device_prefix: String,
+}
+
+impl Shared {
+    /// Whether `presented` is the server's admin token, which is the owner's of the default
+    /// organisation only.
+    pub fn is_admin_token(&self, presented: &[u8]) -> bool {
+        self.org.is_none() && auth::token_matches(presented, &self.admin_digest)
+    }
+
+    /// What devices of this state's organisation put before every path: empty in the default
+    /// organisation (its paths are unchanged), `/o/<enrolment key>` in another.
+    pub fn device_prefix(&self) -> &str {
+        self.org.as_deref().map_or("", |o| o.device_prefix.as_str())
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -157,6 +185,25 @@ impl AppState {
             info: Arc::new(info),
             firmwares: Default::default(),
             event_hub: Default::default(),
+            org: None,
+        }))
+    }
+
+    /// The state of another organisation's router ([`orgs`]): its own fleet, firmware index
+    /// and event hub; the same host policy, server facts and shutdown as this one; no admin
+    /// token.
+    pub fn for_organisation(&self, fleet: Fleet, org: OrgScope) -> Self {
+        let s = &*self.0;
+        Self(Arc::new(Shared {
+            fleet,
+            admin_token: s.admin_token.clone(),
+            admin_digest: s.admin_digest,
+            shutdown: s.shutdown.clone(),
+            hosts: s.hosts.clone(),
+            info: s.info.clone(),
+            firmwares: Default::default(),
+            event_hub: Default::default(),
+            org: Some(Arc::new(org)),
         }))
     }
 
@@ -172,13 +219,15 @@ impl AppState {
             info: Arc::new(info),
             firmwares: s.firmwares.clone(),
             event_hub: s.event_hub.clone(),
+            org: s.org.clone(),
         }))
     }
 }
 
-/// The whole router (without binding anything).
+/// The whole router (without binding anything): the default organisation's, with every other
+/// organisation's behind it ([`orgs`]).
 pub fn app(state: AppState) -> Router {
-    routes::router(state)
+    orgs::router(state)
 }
 
 /// Serve `app(state)` on an already bound listener until `shutdown` resolves; then stop taking

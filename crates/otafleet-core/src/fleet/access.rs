@@ -35,8 +35,15 @@ impl Fleet {
         let created = {
             let _w = self.write_lock().await;
             let mut tx = db::begin_write(self.db()).await?;
-            let created =
-                api_tokens::create(&mut tx, &name, new.role, scope.as_ref(), &by.actor).await?;
+            let created = api_tokens::create(
+                &mut tx,
+                &name,
+                new.role,
+                scope.as_ref(),
+                &by.actor,
+                &self.secret_prefix(),
+            )
+            .await?;
             tx.commit().await?;
             created
         };
@@ -170,7 +177,7 @@ impl Fleet {
         let _w = self.write_lock().await;
         let mut tx = db::begin_write(self.db()).await?;
         sessions::purge_expired(&mut tx).await?;
-        let secret = sessions::create(&mut tx, member.id).await?;
+        let secret = sessions::create(&mut tx, member.id, &self.secret_prefix()).await?;
         members::signed_in(&mut tx, member.id, name).await?;
         tx.commit().await?;
         tracing::info!(member = %member.email, role = %member.role, "signed in");

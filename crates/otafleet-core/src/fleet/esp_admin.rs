@@ -125,6 +125,8 @@ impl Fleet {
     /// Create an ESP Admin device (admin): a fresh id, a fresh API key and a made-up MAC.
     /// 422 for a bad name, notes, tags or project (nothing stored).
     pub async fn esp_admin_create(&self, new: NewEspAdminDevice) -> Result<EspAdminCreated> {
+        // Their MQTT broker logs devices in against the default organisation's database.
+        self.only_default_may("add ESP Admin (MQTT) devices")?;
         let api_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 30);
         let key_hash = hash_token(&api_key);
         let created = {

@@ -1,6 +1,7 @@
 //! `/api/v1/me`: who the presented token or session stands for, so that the UI can show it and
 //! hide what its role cannot do.
 
+use axum::extract::State;
 use axum::{Extension, Json};
 use otafleet_core::access::{Principal, Role};
 use serde::Serialize;
@@ -23,6 +24,19 @@ pub struct Me {
     pub scope: Option<String>,
     /// For a signed-in person (session cookie): what every change must send as `X-CSRF-Token`.
     pub csrf: Option<String>,
+    /// The organisation the caller belongs to (and sees: only its own devices and images).
+    pub organisation: MeOrganisation,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeOrganisation {
+    /// `default` for the server's own organisation.
+    pub id: String,
+    pub name: String,
+    /// Where this organisation's devices reach the server: empty for the default organisation
+    /// (its paths are `/api/v1/device/…`, `/ota/…`), `/o/<enrolment key>` for another. Shown to
+    /// admins and owners only (null below), as the key lets a device into the organisation.
+    pub device_path: Option<String>,
 }
 
 /// The caller's identity and role. Who: anyone with a valid token (a viewer or above, also a
@@ -32,6 +46,7 @@ pub struct Me {
     extensions(("x-min-role" = json!("viewer"))),
     responses((status = 200, body = Me)))]
 async fn whoami(
+    State(s): State<AppState>,
     Extension(who): Extension<Principal>,
     csrf: Option<Extension<crate::auth::SessionCsrf>>,
 ) -> Json<Me> {
@@ -40,5 +55,18 @@ async fn whoami(
         role: who.role,
         scope: who.scope.as_ref().map(|s| s.to_text()),
         csrf: csrf.map(|c| c.0 .0),
+        organisation: MeOrganisation {
+            id: s
+                .org
+                .as_ref()
+                .map_or(otafleet_core::organisations::DEFAULT_ID.to_owned(), |o| {
+                    o.id.clone()
+                }),
+            name: s
+                .org
+                .as_ref()
+                .map_or("Default".to_owned(), |o| o.name.clone()),
+            device_path: (who.role >= Role::Admin).then(|| s.device_prefix().to_owned()),
+        },
     })
 }

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod me;
 pub mod members;
 pub mod notify;
+pub mod organisations;
 pub mod projects;
 pub mod reports;
 pub mod settings;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(esp_admin::admin_router())
         .merge(tokens::router())
         .merge(members::router())
+        .merge(organisations::router())
         .merge(me::router());
     // Every change an admin route makes is audited; its action is the operation id, looked up in
     // this router's own OpenAPI document, so no documented admin route is left out. Order (the

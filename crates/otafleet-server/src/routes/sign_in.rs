@@ -206,7 +206,13 @@ async fn begin(s: &AppState, q: LoginQuery, req: &Reached) -> Result<Response, A
     let oidc = s.info.oidc.clone().ok_or_else(off)?;
     let redirect = redirect_uri(s, req)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let state = otafleet_core::access::random_secret();
+    // `<organisation>.` first outside the default organisation: the provider's answer carries
+    // the state back, and it says whose database holds this sign-in (`crate::orgs`).
+    let state = format!(
+        "{}{}",
+        s.fleet.secret_prefix(),
+        otafleet_core::access::random_secret()
+    );
     let nonce = otafleet_core::access::random_secret();
     let browser = otafleet_core::access::random_secret();
     let url = oidc

@@ -190,6 +190,10 @@ async fn every_admin_change_in_openapi_leaves_exactly_one_audit_row_with_its_res
                     Some(&member["id"]),
                     Body::Json(json!({"password": "audit-secret-value long"})),
                 ),
+                "create_organisation" => (
+                    None,
+                    Body::Json(json!({"id": "audited", "name": "Audited lab"})),
+                ),
                 other => panic!("add a body for {other} ({method} {path}) to this test's table"),
             };
             let mac = if op_id == "delete_device" {

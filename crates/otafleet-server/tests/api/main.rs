@@ -30,6 +30,7 @@ mod input_hostile;
 mod logs;
 mod notify;
 mod openapi;
+mod organisations;
 mod projects;
 mod reports;
 mod roles;

@@ -163,7 +163,8 @@ async fn a_token_is_shown_once_stored_hashed_listed_with_its_use_and_revocable()
     let me: Value = r.json().await.unwrap();
     assert_eq!(
         me,
-        json!({"actor": "token:grafana", "role": "viewer", "scope": null, "csrf": null})
+        json!({"actor": "token:grafana", "role": "viewer", "scope": null, "csrf": null,
+            "organisation": {"id": "default", "name": "Default", "device_path": null}})
     );
 
     let list = app.get_json("/api/v1/tokens").await;

@@ -62,6 +62,7 @@ async fn fota(
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<Entry>>> {
     let base = super::base_url(&headers, transport.as_ref().is_some_and(|t| t.is_tls()))
+        .map(|b| format!("{b}{}", s.device_prefix()))
         .ok_or_else(|| {
             ApiError::bad_request(
                 "host_required",

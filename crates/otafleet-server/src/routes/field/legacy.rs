@@ -126,6 +126,7 @@ async fn check(
         return error(StatusCode::BAD_REQUEST, "Invalid version format");
     }
     let Some(base) = super::base_url(&headers, transport.as_ref().is_some_and(|t| t.is_tls()))
+        .map(|b| format!("{b}{}", s.device_prefix()))
     else {
         return error(StatusCode::BAD_REQUEST, "Host header required");
     };

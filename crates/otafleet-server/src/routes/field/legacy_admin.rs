@@ -77,7 +77,7 @@ async fn require_key(State(s): State<AppState>, mut req: Request, next: Next) ->
                 .insert(header::WWW_AUTHENTICATE, "APIKey".parse().expect("valid"));
             r
         }
-        Some(k) if crate::auth::token_matches(k.as_bytes(), &s.admin_digest) => {
+        Some(k) if s.is_admin_token(k.as_bytes()) => {
             req.extensions_mut()
                 .insert(otafleet_core::access::Principal::owner(
                     crate::audit::LEGACY_KEY,
