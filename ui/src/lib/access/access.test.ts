@@ -77,7 +77,7 @@ describe('a signed-in person (session cookie, no token)', () => {
     const backend = new MockBackend();
     backend.clearToken();
     backend.session = true;
-    backend.whoami = { actor: 'user:alice@lab.test', role: 'operator', scope: null, csrf: 'C5RF' };
+    backend.whoami = { actor: 'user:alice@lab.test', role: 'operator', scope: null, csrf: 'C5RF', organisation: { id: 'default', name: 'Default', device_path: null } };
     const fleet = new Fleet(backend);
     await fleet.start();
     expect(fleet.needsToken).toBe(false);

@@ -3698,6 +3698,114 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/organisations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The other organisations, with the enrolment key in their devices' path. Who: an owner of
+         *     the default organisation (403 `organisation_scope` elsewhere); changes nothing.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Organisation"][];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Make an organisation: `{id, name}`. 201 with the organisation and its first owner's API
+         *     token (`otf_<id>.…`, shown this once): with it, that organisation's owner adds members and
+         *     tokens of their own; nobody of the default organisation can see into it afterwards. Who: an
+         *     owner of the default organisation (403 `organisation_scope` elsewhere). 422 for a bad id or
+         *     name, 409 `organisation_exists`, 409 `organisations_unsupported` with `--database-url` or
+         *     `--blob-url`. Adds the organisation and its data directory.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewOrganisation"];
+                };
+            };
+            responses: {
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CreatedOrganisation"];
+                    };
+                };
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects": {
         parameters: {
             query?: never;
@@ -4747,6 +4855,15 @@ export interface components {
             secret: string;
             token: components["schemas"]["ApiToken"];
         };
+        /** @description A new organisation and the owner token made with it (shown once). */
+        CreatedOrganisation: {
+            organisation: components["schemas"]["Organisation"];
+            /**
+             * @description Its first owner's API token: the secret is here and nowhere else. Its owners add
+             *     members and more tokens from there.
+             */
+            owner_token: components["schemas"]["CreatedApiToken"];
+        };
         /** @description One row of the delivery log. */
         Delivery: {
             /**
@@ -5385,9 +5502,22 @@ export interface components {
             actor: string;
             /** @description For a signed-in person (session cookie): what every change must send as `X-CSRF-Token`. */
             csrf?: string | null;
+            /** @description The organisation the caller belongs to (and sees: only its own devices and images). */
+            organisation: components["schemas"]["MeOrganisation"];
             role: components["schemas"]["Role"];
             /** @description `upload:<project>` for a scoped token. */
             scope?: string | null;
+        };
+        MeOrganisation: {
+            /**
+             * @description Where this organisation's devices reach the server: empty for the default organisation
+             *     (its paths are `/api/v1/device/…`, `/ota/…`), `/o/<enrolment key>` for another. Shown to
+             *     admins and owners only (null below), as the key lets a device into the organisation.
+             */
+            device_path?: string | null;
+            /** @description `default` for the server's own organisation. */
+            id: string;
+            name: string;
         };
         /** @description A device of a wave. */
         Member: {
@@ -5484,6 +5614,12 @@ export interface components {
             /** @description Short labels. */
             tags?: string[] | null;
         };
+        NewOrganisation: {
+            /** @description 2 to 32 of `a-z`, `0-9` and `-`, starting with a letter; not `default`. */
+            id: string;
+            /** @description What people read, 1 to 64 characters. */
+            name: string;
+        };
         /** @description A new project (`POST /api/v1/projects`). */
         NewProject: {
             commands?: components["schemas"]["ProjectCommand"][] | null;
@@ -5540,6 +5676,15 @@ export interface components {
             label: string;
             /** @description Where the button goes (add `?return_to=/path`). */
             login_url: string;
+        };
+        Organisation: {
+            created_at: string;
+            created_by: string;
+            /** @description The secret in its devices' path: they reach the server at `/o/<enrolment_key>/…`. */
+            enrolment_key: string;
+            /** @description Lower-case letters, digits and `-`; names its data directory and prefixes its secrets. */
+            id: string;
+            name: string;
         };
         /**
          * @description What became of an audited request. Stored by name (`audit.outcome`).

@@ -156,6 +156,14 @@ export type SignInProviders = S['Providers'];
 /** A person who may sign in, with a role. */
 export type TeamMember = S['TeamMember'];
 export type NewTeamMember = S['NewTeamMember'];
+/** The caller's organisation (`Me.organisation`): id `default` for the server's own; `device_path`
+ *  (admins only, else null) is what its devices put after the server's address. */
+export type MeOrganisation = S['MeOrganisation'];
+/** Another organisation on this server, with the enrolment key of its devices' path `/o/<key>`. */
+export type Organisation = S['Organisation'];
+export type NewOrganisation = S['NewOrganisation'];
+/** An organisation just made, with its first owner's API token: the one time its secret is shown. */
+export type CreatedOrganisation = S['CreatedOrganisation'];
 /** off (plain HTTP only) | auto (HTTPS beside HTTP on the same port) | require (HTTPS only). */
 export type TlsMode = S['Mode'];
 /** The server certificate in use: origin (generated | user), names, expiry. */

@@ -4,6 +4,9 @@
 // import @tauri-apps themselves, so Vitest and Playwright run them in a plain browser.
 import type {
   ApiToken,
+  CreatedOrganisation,
+  NewOrganisation,
+  Organisation,
   SignInProviders,
   TeamMember,
   NewTeamMember,
@@ -180,12 +183,14 @@ export interface Backend {
   me(): Promise<Me>;
   /** A signed-in person's session: send this CSRF token with every request (null: none). */
   setCsrf(csrf: string | null): void;
-  /** Which sign-in the server offers (no token needed). */
-  signInProviders(): Promise<SignInProviders>;
+  /** Which sign-in the server offers (no token needed). `org`: of that organisation (its id; 404
+   *  `organisation_unknown` for none such); without it, of the one the token or session is in. */
+  signInProviders(org?: string | null): Promise<SignInProviders>;
   /** End this browser's session (signing out). */
   signOut(): Promise<void>;
-  /** Sign in with a member's address and password (`--local-accounts`): a session cookie. */
-  passwordSignIn(email: string, password: string): Promise<void>;
+  /** Sign in with a member's address and password (`--local-accounts`): a session cookie.
+   *  `org`: a member of that organisation (its id); without it, of the server's own. */
+  passwordSignIn(email: string, password: string, org?: string | null): Promise<void>;
   /** Set (null: remove) a member's password; their sessions end. */
   setMemberPassword(id: number, password: string | null): Promise<TeamMember>;
   /** The people who may sign in (admins). */
@@ -198,6 +203,12 @@ export interface Backend {
   listTokens(): Promise<ApiToken[]>;
   createToken(t: NewApiToken): Promise<CreatedApiToken>;
   revokeToken(id: number): Promise<ApiToken>;
+  /** The other organisations on this server (owners of the default organisation only: 403
+   *  `organisation_scope` elsewhere), with the enrolment key of their devices' path. */
+  listOrganisations(): Promise<Organisation[]>;
+  /** Make one: 201 with it and its first owner's token (the secret answered this once). 422
+   *  `invalid_organisation_id`, 409 `organisation_exists`. */
+  createOrganisation(o: NewOrganisation): Promise<CreatedOrganisation>;
 
   /** Build output folders whose new images the server imports by itself. */
   listWatchFolders(): Promise<WatchFolder[]>;

@@ -10,6 +10,9 @@ import createClient, { type Client } from 'openapi-fetch';
 import type { paths } from '../api/schema';
 import type {
   ApiToken,
+  CreatedOrganisation,
+  NewOrganisation,
+  Organisation,
   SignInProviders,
   TeamMember,
   NewTeamMember,
@@ -116,6 +119,15 @@ export type HttpBackendOptions = {
 const AUDIT_CSV = '/api/v1/audit.csv';
 /** The CA certificate as a file, linked (not fetched) by the Settings page. */
 const CA_PEM = '/api/v1/tls/ca.pem' satisfies keyof paths;
+
+/** `?org=<id>` on a sign-in path (`/api/v1/auth/…`): the server reads it to pick the
+ *  organisation a sign-in is for. The generated schema does not declare that query parameter, so
+ *  it goes in through openapi-fetch's per-request query serializer (path and body stay typed);
+ *  nothing for an empty or absent id (the server's own organisation). */
+function orgQuery(org: string | null | undefined): () => string {
+  const id = org?.trim();
+  return () => (id ? new URLSearchParams({ org: id }).toString() : '');
+}
 
 /** First and longest wait before the event stream reconnects after a drop (doubling between). */
 const RETRY_FIRST_MS = 1000;
@@ -443,14 +455,14 @@ export class HttpBackend implements Backend {
   setCsrf(csrf: string | null) {
     this.#csrf = csrf;
   }
-  signInProviders(): Promise<SignInProviders> {
-    return this.#data(this.#api.GET('/api/v1/auth/providers'));
+  signInProviders(org?: string | null): Promise<SignInProviders> {
+    return this.#data(this.#api.GET('/api/v1/auth/providers', { querySerializer: orgQuery(org) }));
   }
   signOut(): Promise<void> {
     return this.#done(this.#api.POST('/api/v1/auth/logout'));
   }
-  passwordSignIn(email: string, password: string): Promise<void> {
-    return this.#done(this.#api.POST('/api/v1/auth/password', { body: { email, password } }));
+  passwordSignIn(email: string, password: string, org?: string | null): Promise<void> {
+    return this.#done(this.#api.POST('/api/v1/auth/password', { body: { email, password }, querySerializer: orgQuery(org) }));
   }
   setMemberPassword(id: number, password: string | null): Promise<TeamMember> {
     return this.#data(this.#api.PUT('/api/v1/members/{id}/password', { params: { path: { id } }, body: { password } }));
@@ -475,6 +487,12 @@ export class HttpBackend implements Backend {
   }
   revokeToken(id: number): Promise<ApiToken> {
     return this.#data(this.#api.POST('/api/v1/tokens/{id}/revoke', { params: { path: { id } } }));
+  }
+  listOrganisations(): Promise<Organisation[]> {
+    return this.#data(this.#api.GET('/api/v1/organisations'));
+  }
+  createOrganisation(o: NewOrganisation): Promise<CreatedOrganisation> {
+    return this.#data(this.#api.POST('/api/v1/organisations', { body: o }));
   }
   listWatchFolders(): Promise<WatchFolder[]> {
     return this.#data(this.#api.GET('/api/v1/watch-folders'));

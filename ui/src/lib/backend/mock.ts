@@ -1,11 +1,15 @@
 // An in-memory Backend for unit tests: records calls, answers from fixtures, and lets a test
 // push live events by hand.
 import type {
-  ApiToken, CreatedApiToken, Me, NewApiToken, NewTeamMember, Role, SignInProviders, TeamMember,
+  ApiToken, CreatedApiToken, CreatedOrganisation, Me, NewOrganisation, Organisation, NewApiToken, NewTeamMember, Role, SignInProviders, TeamMember,
   AuditEntry, AuditQuery, BulkCommand, BulkResult, Command, CommandList, ConfigPatch, DeviceConfig, NewProject, Project, ProjectPatch, DeliveriesQuery, Delivery, NotifyTestResult, NotifyView, LogLine, LogSnapshot, NewCommand, Report, ReportsQuery, Deployment, DeploymentDetail, Device, DevicePatch, DeviceTarget, DeviceVerdict, DiscoveredHost, Firmware, FirmwarePatch, NewDeployment, NewDevice, NewEspAdminDevice, EspAdminDeviceAdded,
   Member, NewWatchFolder, Plan, Rollout, RolloutPlan, Resumed, RolledBack, ServerSettings, SettingsPatch, TlsInfo, Update, Verdict, VerdictGroup, WatchFolder,
 } from '../api/types';
 import { BackendError, type Backend, type LiveEvent, type LiveStatus, type LogWatcher, type NativeAdapter, type UploadOutcome } from './backend';
+
+
+/** What `GET /api/v1/me` says of the server's own organisation (to an admin or owner). */
+export const DEFAULT_ORG = { id: 'default', name: 'Default', device_path: '' };
 
 export function device(mac: string, over: Partial<Device> = {}): Device {
   return {
@@ -549,7 +553,7 @@ export class MockBackend implements Backend {
     return next;
   }
   /** Who the token stands for; `role` is what the UI hides actions by. */
-  whoami: Me = { actor: 'admin', role: 'owner', scope: null };
+  whoami: Me = { actor: 'admin', role: 'owner', scope: null, organisation: DEFAULT_ORG };
   /** A signed-in person's browser: no token, but `me()` answers (the session cookie). */
   session = false;
   async me(): Promise<Me> {
@@ -561,8 +565,8 @@ export class MockBackend implements Backend {
   providers: SignInProviders = { oidc: null, password: false };
   /** What passwordSignIn accepts (address → password). */
   passwords = new Map<string, string>();
-  async passwordSignIn(email: string, password: string) {
-    this.calls.push(`passwordSignIn ${email}`);
+  async passwordSignIn(email: string, password: string, org?: string | null) {
+    this.calls.push(`passwordSignIn ${email}${org ? ` org=${org}` : ''}`);
     if (this.passwords.get(email) !== password) throw new BackendError('bad_credentials', 'that address and password do not match', 401);
     this.session = true;
   }
@@ -571,7 +575,25 @@ export class MockBackend implements Backend {
     this.members = this.members.map((m) => (m.id === id ? { ...m, has_password: password !== null } : m));
     return this.members.find((m) => m.id === id)!;
   }
-  async signInProviders() { return this.providers; }
+  async signInProviders(org?: string | null) {
+    this.calls.push(`signInProviders${org ? ` org=${org}` : ''}`);
+    if (org && !this.organisations.some((o) => o.id === org)) throw new BackendError('organisation_unknown', `no organisation "${org}" on this server`, 404);
+    return this.providers;
+  }
+  organisations: Organisation[] = [];
+  async listOrganisations() {
+    if (this.whoami.organisation.id !== 'default' || this.whoami.role !== 'owner') throw new BackendError('organisation_scope', 'only an owner of the default organisation lists organisations', 403);
+    return this.organisations;
+  }
+  async createOrganisation(o: NewOrganisation): Promise<CreatedOrganisation> {
+    this.calls.push(`createOrganisation ${o.id} ${o.name}`);
+    if (this.organisations.some((x) => x.id === o.id)) throw new BackendError('organisation_exists', `organisation "${o.id}" exists already`, 409);
+    const organisation: Organisation = { id: o.id, name: o.name, enrolment_key: `key-${o.id}`, created_at: '2026-12-07T10:00:00Z', created_by: this.whoami.actor };
+    this.organisations = [...this.organisations, organisation];
+    const token: ApiToken = { id: 1, name: 'owner', role: 'owner', scope: null, prefix: `otf_${o.id}.abcd`, created_at: organisation.created_at,
+      created_by: this.whoami.actor, last_used_at: null, revoked_at: null };
+    return { organisation, owner_token: { token, secret: `otf_${o.id}.SECRET` } };
+  }
   async signOut() { this.calls.push('signOut'); this.session = false; }
   members: TeamMember[] = [];
   async listMembers() { return this.members; }
@@ -592,7 +614,13 @@ export class MockBackend implements Backend {
     this.members = this.members.filter((m) => m.id !== id);
   }
   /** Make the token this role's (a named token's actor). */
-  asRole(role: Role) { this.whoami = { actor: `token:${role}`, role, scope: null }; return this; }
+  asRole(role: Role) { this.whoami = { actor: `token:${role}`, role, scope: null, organisation: this.whoami.organisation }; return this; }
+  /** Put the caller in another organisation (its devices' path shown to admins and owners). */
+  inOrganisation(id: string, name: string) {
+    const admin = this.whoami.role === 'admin' || this.whoami.role === 'owner';
+    this.whoami = { ...this.whoami, organisation: { id, name, device_path: admin ? `/o/key-${id}` : null } };
+    return this;
+  }
   tokens: ApiToken[] = [];
   async listTokens() { return this.tokens; }
   async createToken(t: NewApiToken): Promise<CreatedApiToken> {
