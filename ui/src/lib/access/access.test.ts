@@ -5,7 +5,7 @@ import { Fleet } from '../fleet.svelte';
 import FirmwareView from '../../views/FirmwareView.svelte';
 import SettingsView from '../../views/SettingsView.svelte';
 import TeamView from '../../views/TeamView.svelte';
-import { can } from './access.svelte';
+import { can, rolesUpTo } from './access.svelte';
 
 async function started(backend: MockBackend) {
   const fleet = new Fleet(backend);
@@ -137,3 +137,18 @@ describe('local accounts', () => {
     await vi.waitFor(() => expect(signedIn).toBe(1));
   });
 });
+
+describe('rolesUpTo', () => {
+  test('offers the roles up to and including one\'s own, least first', () => {
+    expect(rolesUpTo('viewer')).toEqual(['viewer']);
+    expect(rolesUpTo('operator')).toEqual(['viewer', 'operator']);
+    expect(rolesUpTo('admin')).toEqual(['viewer', 'operator', 'admin']);
+    expect(rolesUpTo('owner')).toEqual(['viewer', 'operator', 'admin', 'owner']);
+  });
+
+  test('before anyone is known, all of them (as everything is shown then)', () => {
+    expect(rolesUpTo(null)).toEqual(['viewer', 'operator', 'admin', 'owner']);
+    expect(rolesUpTo(undefined)).toEqual(['viewer', 'operator', 'admin', 'owner']);
+  });
+});
+
