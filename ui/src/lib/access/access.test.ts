@@ -152,3 +152,47 @@ describe('rolesUpTo', () => {
   });
 });
 
+describe('organisations', () => {
+  test('the owner of the server\'s own organisation makes one and sees its owner token once', async () => {
+    const backend = new MockBackend();
+    const fleet = await started(backend);
+    render(TeamView, { fleet });
+    const section = await screen.findByTestId('organisation');
+    expect(within(section).getByText('Default')).toBeTruthy();
+    expect(within(section).getByText(/Devices use this server's address, as before/)).toBeTruthy();
+    expect(await screen.findByText('No other organisations yet.')).toBeTruthy();
+    await fireEvent.input(screen.getByLabelText('Organisation id'), { target: { value: 'acme' } });
+    await fireEvent.input(screen.getByLabelText('Organisation name'), { target: { value: 'acme lab' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Make organisation' }));
+    expect(backend.calls).toContain('createOrganisation acme acme lab');
+    const note = await screen.findByTestId('organisation-created');
+    expect(within(note).getByLabelText('owner token of acme').textContent).toBe('otf_acme.SECRET');
+    const row = await screen.findByTestId('organisation-row');
+    expect(within(row).getByLabelText('device base URL of acme').textContent).toBe(`${backend.baseUrl}/o/key-acme`);
+    await fireEvent.click(within(note).getByRole('button', { name: 'Done' }));
+    expect(screen.queryByTestId('organisation-created')).toBeNull();
+    // The same id again: the server's refusal, as it wrote it.
+    await fireEvent.input(screen.getByLabelText('Organisation id'), { target: { value: 'acme' } });
+    await fireEvent.input(screen.getByLabelText('Organisation name'), { target: { value: 'again' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Make organisation' }));
+    expect((await screen.findByRole('alert')).textContent).toMatch(/organisation "acme" exists already/);
+  });
+
+  test('in another organisation the page names it and its devices\' base URL, and lists no organisations', async () => {
+    const backend = new MockBackend().inOrganisation('acme', 'acme lab');
+    const fleet = await started(backend);
+    render(TeamView, { fleet });
+    const section = await screen.findByTestId('organisation');
+    expect(within(section).getByText('acme lab')).toBeTruthy();
+    expect(within(section).getByLabelText("devices' base URL").textContent).toBe(`${backend.baseUrl}/o/key-acme`);
+    expect(screen.queryByRole('heading', { name: 'Organisations' })).toBeNull();
+  });
+
+  test('an admin of the server\'s own organisation does not get the Organisations panel', async () => {
+    const backend = new MockBackend().asRole('admin');
+    const fleet = await started(backend);
+    render(TeamView, { fleet });
+    await screen.findByTestId('organisation');
+    expect(screen.queryByRole('heading', { name: 'Organisations' })).toBeNull();
+  });
+});
