@@ -195,4 +195,35 @@ describe('organisations', () => {
     await screen.findByTestId('organisation');
     expect(screen.queryByRole('heading', { name: 'Organisations' })).toBeNull();
   });
+
+  test('the prompt signs in to the organisation typed, and remembers it', async () => {
+    const { default: TokenPrompt } = await import('../../views/TokenPrompt.svelte');
+    localStorage.removeItem('otafleet.signInOrganisation');
+    const backend = new MockBackend();
+    backend.clearToken();
+    backend.providers = { oidc: { label: 'Lab ID', login_url: '/api/v1/auth/oidc/login' }, password: true };
+    backend.organisations = [{ id: 'acme', name: 'acme lab', enrolment_key: 'k', created_at: '2026-12-07T10:00:00Z', created_by: 'admin' }];
+    backend.passwords.set('bob@acme.test', 'correct horse battery');
+    let signedIn = 0;
+    render(TokenPrompt, { backend, invalid: false, onsubmit: () => {}, onsignedin: () => signedIn++ });
+    const field = await screen.findByLabelText('Organisation');
+    await fireEvent.input(field, { target: { value: 'nobody' } });
+    await fireEvent.change(field);
+    expect((await screen.findByTestId('organisation-error')).getAttribute('data-code')).toBe('organisation_unknown');
+    expect(screen.getByTestId('sign-in').getAttribute('href')).toBeNull();
+    await fireEvent.input(field, { target: { value: 'acme' } });
+    await fireEvent.change(field);
+    await vi.waitFor(() => expect(screen.queryByTestId('organisation-error')).toBeNull());
+    expect(backend.calls).toContain('signInProviders org=acme');
+    const href = new URL(screen.getByTestId('sign-in').getAttribute('href')!, location.origin);
+    expect(href.pathname).toBe('/api/v1/auth/oidc/login');
+    expect(href.searchParams.get('org')).toBe('acme');
+    expect(href.searchParams.get('return_to')).toBe(location.pathname);
+    await fireEvent.input(screen.getByLabelText('E-mail'), { target: { value: 'bob@acme.test' } });
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 'correct horse battery' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    await vi.waitFor(() => expect(signedIn).toBe(1));
+    expect(backend.calls).toContain('passwordSignIn bob@acme.test org=acme');
+    expect(localStorage.getItem('otafleet.signInOrganisation')).toBe('acme');
+  });
 });
