@@ -36,6 +36,10 @@ const CHECKINS: usize = 500;
 const DEPLOYMENTS: usize = 50;
 /// Devices enrolled before the disk fills, whose notes the race then edits.
 const NOTED: usize = 40;
+/// Named API tokens and members made during the race.
+const ACCESS: usize = 12;
+/// Organisations made during the race (each a directory and a database of its own).
+const ORGS: usize = 4;
 
 /// A tmpfs of a fixed size, mounted for the test and unmounted when dropped.
 struct Tmpfs {
@@ -128,6 +132,13 @@ struct Acked {
     /// device without a value of its own (the project's default applies).
     config: Vec<(String, i64)>,
     config_refused: Vec<String>,
+    /// (name, secret) of every named API token answered 201.
+    tokens: Vec<(String, String)>,
+    /// The e-mail of every member added with 201.
+    members: Vec<String>,
+    /// (id, owner token) of every organisation answered 201; refused ids are never listed.
+    orgs: Vec<(String, String)>,
+    orgs_refused: Vec<String>,
 }
 
 #[derive(Default)]
@@ -224,6 +235,87 @@ async fn report(
             .json(&json!({ "mac": mac, "type": "error", "subject": subject })),
     )
     .await
+}
+
+async fn make_token(http: &reqwest::Client, base: &str, name: &str) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/tokens"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "name": name, "role": "operator" })),
+    )
+    .await
+}
+
+async fn add_member(http: &reqwest::Client, base: &str, email: &str) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/members"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "email": email, "role": "viewer" })),
+    )
+    .await
+}
+
+async fn make_org(http: &reqwest::Client, base: &str, id: &str) -> (u16, Value) {
+    send(
+        http.post(format!("{base}/api/v1/organisations"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "id": id, "name": format!("lab {id}") })),
+    )
+    .await
+}
+
+/// Every acknowledged token still lets its holder in as itself, every acknowledged member is
+/// listed, every acknowledged organisation is listed and opens to its owner token, and no
+/// refused organisation exists.
+async fn verify_access(http: &reqwest::Client, base: &str, acked: &Acked, when: &str) {
+    for (name, secret) in &acked.tokens {
+        let (status, me) = send(http.get(format!("{base}/api/v1/me")).bearer_auth(secret)).await;
+        assert_eq!(status, 200, "{when}: token {name}: {me}");
+        assert_eq!(me["actor"], format!("token:{name}").as_str(), "{when}");
+    }
+    let (status, members) = send(
+        http.get(format!("{base}/api/v1/members"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: members: {members}");
+    for email in &acked.members {
+        assert!(
+            members
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["email"] == email.as_str()),
+            "{when}: member {email} is gone: {members}"
+        );
+    }
+    let (status, orgs) = send(
+        http.get(format!("{base}/api/v1/organisations"))
+            .bearer_auth(TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{when}: organisations: {orgs}");
+    let listed: Vec<&str> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    for (id, owner) in &acked.orgs {
+        assert!(
+            listed.contains(&id.as_str()),
+            "{when}: organisation {id} is gone: {orgs}"
+        );
+        let (status, me) = send(http.get(format!("{base}/api/v1/me")).bearer_auth(owner)).await;
+        assert_eq!(status, 200, "{when}: organisation {id}'s owner token: {me}");
+        assert_eq!(me["organisation"]["id"], id.as_str(), "{when}: {me}");
+    }
+    for id in &acked.orgs_refused {
+        assert!(
+            !listed.contains(&id.as_str()),
+            "{when}: refused organisation {id} is listed"
+        );
+    }
 }
 
 async fn set_config(http: &reqwest::Client, base: &str, mac: &str, interval: i64) -> (u16, Value) {
@@ -379,6 +471,7 @@ async fn verify(http: &reqwest::Client, base: &str, acked: &Acked, check_tokens:
         );
     }
     verify_remote(http, base, acked, when).await;
+    verify_access(http, base, acked, when).await;
     if check_tokens {
         verify_audit(http, base, acked, when).await;
     }
@@ -664,6 +757,25 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
             (id, name, version, r)
         });
     }
+    // Who may do what is written too: named tokens, members, organisations.
+    let mut access = tokio::task::JoinSet::new();
+    for k in 0..ACCESS {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        access.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            let name = format!("durable-{k}");
+            let t = make_token(&http, &base, &name).await;
+            let email = format!("member{k}@lab.test");
+            let m = add_member(&http, &base, &email).await;
+            let o = if k < ORGS {
+                let id = format!("lab-{k}");
+                Some((id.clone(), make_org(&http, &base, &id).await))
+            } else {
+                None
+            };
+            (name, t, email, m, o)
+        });
+    }
     while let Some(r) = notes.join_next().await {
         let (m, n, (status, body)) = r.unwrap();
         if (200..300).contains(&status) {
@@ -702,6 +814,35 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
         } else {
             record_refusal(&mut refused, format!("report of {m}"), rs, rb);
             acked.reports_refused.push((m, subject));
+        }
+    }
+    while let Some(r) = access.join_next().await {
+        let (name, (ts, tb), email, (ms, mb), org) = r.unwrap();
+        if ts == 201 {
+            acked.admin.push(("create_token", "/api/v1/tokens".into()));
+            acked
+                .tokens
+                .push((name, tb["secret"].as_str().unwrap().to_owned()));
+        } else {
+            record_refusal(&mut refused, format!("token {name}"), ts, tb);
+        }
+        if ms == 201 {
+            acked.admin.push(("add_member", "/api/v1/members".into()));
+            acked.members.push(email);
+        } else {
+            record_refusal(&mut refused, format!("member {email}"), ms, mb);
+        }
+        if let Some((id, (os, ob))) = org {
+            if os == 201 {
+                acked
+                    .admin
+                    .push(("create_organisation", "/api/v1/organisations".into()));
+                let owner = ob["owner_token"]["secret"].as_str().unwrap().to_owned();
+                acked.orgs.push((id, owner));
+            } else {
+                record_refusal(&mut refused, format!("organisation {id}"), os, ob);
+                acked.orgs_refused.push(id);
+            }
         }
     }
     while let Some(r) = corrections.join_next().await {
@@ -763,13 +904,16 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
         disk.free_bytes()
     );
     eprintln!(
-        "race: {} enrolments, {} deployments, {} notes, {} image corrections, {} commands and {} reports acknowledged, {} refused with 507",
+        "race: {} enrolments, {} deployments, {} notes, {} image corrections, {} commands, {} reports, {} tokens, {} members and {} organisations acknowledged, {} refused with 507",
         acked.devices.len(),
         acked.deployments.len(),
         acked.notes.len(),
         acked.corrected.len(),
         acked.commands.len(),
         acked.reports.len(),
+        acked.tokens.len(),
+        acked.members.len(),
+        acked.orgs.len(),
         refused.disk_full
     );
 
@@ -844,6 +988,30 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
     acked
         .corrected
         .push((id, "greenhouse_v2.0.9.bin".into(), "2.0.9".into()));
+    let (status, body) = make_token(&http, &base, "after-space").await;
+    assert_eq!(status, 201, "a token after space returned: {body}");
+    acked.admin.push(("create_token", "/api/v1/tokens".into()));
+    acked.tokens.push((
+        "after-space".into(),
+        body["secret"].as_str().unwrap().to_owned(),
+    ));
+    let (status, body) = add_member(&http, &base, "after-space@lab.test").await;
+    assert_eq!(status, 201, "a member after space returned: {body}");
+    acked.admin.push(("add_member", "/api/v1/members".into()));
+    acked.members.push("after-space@lab.test".into());
+    // An organisation refused for want of room is made once there is room again.
+    if let Some(id) = acked.orgs_refused.pop() {
+        let (status, body) = make_org(&http, &base, &id).await;
+        assert_eq!(
+            status, 201,
+            "organisation {id} after space returned: {body}"
+        );
+        acked
+            .admin
+            .push(("create_organisation", "/api/v1/organisations".into()));
+        let owner = body["owner_token"]["secret"].as_str().unwrap().to_owned();
+        acked.orgs.push((id, owner));
+    }
     verify(&http, &base, &acked, true, "after space returned").await;
 
     // A clean restart, then a kill -9: everything acknowledged is still there.

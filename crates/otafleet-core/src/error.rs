@@ -70,7 +70,7 @@ pub enum CoreError {
     #[error("database error: {0}")]
     Db(sqlx::Error),
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("storage error: {0}")]
     Io(std::io::Error),
 }
@@ -96,6 +96,24 @@ impl From<sqlx::Error> for CoreError {
             }
         }
         Self::Db(e)
+    }
+}
+
+/// A migration that could not be written for want of room (a new organisation's database on a
+/// full disk) is a full disk, not a broken schema.
+impl From<sqlx::migrate::MigrateError> for CoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        use sqlx::migrate::MigrateError;
+        match e {
+            MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => {
+                match CoreError::from(inner) {
+                    full @ CoreError::DiskFull { .. } => full,
+                    CoreError::Db(inner) => Self::Migrate(MigrateError::Execute(inner)),
+                    other => other,
+                }
+            }
+            other => Self::Migrate(other),
+        }
     }
 }
 
