@@ -69,3 +69,69 @@ pub(crate) async fn take(conn: &mut Conn, state: &str) -> Result<Option<SignIn>>
     .await?;
     Ok(found.filter(|s| s.expires_at > crate::time::now()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Fleet, Settings};
+
+    fn sign_in(state: &str) -> SignIn {
+        SignIn {
+            state: state.into(),
+            browser: "b".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            return_to: "/".into(),
+            expires_at: crate::time::ago(-LIFETIME_S),
+        }
+    }
+
+    /// Beginning a sign-in is open to anyone: at the bound the next one is refused and nothing
+    /// is stored, and once the old ones have expired sign-ins begin again.
+    #[tokio::test]
+    async fn at_most_ten_thousand_sign_ins_are_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        // MAX_UNDER_WAY - 1 rows in one statement, then the last one through the real path.
+        db::query(
+            "INSERT INTO login_states (state, browser, nonce, pkce_verifier, return_to, created_at, expires_at) \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+             SELECT 'filler-' || i, 'b', 'n', 'v', '/', ?, ? FROM n",
+        )
+        .bind(MAX_UNDER_WAY - 1)
+        .bind(crate::time::now())
+        .bind(crate::time::ago(-LIFETIME_S))
+        .execute(fleet.db())
+        .await
+        .unwrap();
+        fleet.sign_in_begin(&sign_in("last")).await.unwrap();
+        let refused = fleet.sign_in_begin(&sign_in("one-too-many")).await;
+        assert!(
+            matches!(
+                &refused,
+                Err(crate::CoreError::Unavailable {
+                    code: "too_many_sign_ins",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(fleet.sign_in_take("one-too-many").await.unwrap().is_none());
+        let count = || async {
+            db::query_scalar::<i64>("SELECT COUNT(*) FROM login_states")
+                .fetch_one(fleet.db())
+                .await
+                .unwrap()
+        };
+        assert_eq!(count().await, MAX_UNDER_WAY);
+        // Ten minutes later the unfinished ones are gone at the next begin.
+        db::query("UPDATE login_states SET expires_at = ?")
+            .bind(crate::time::ago(1))
+            .execute(fleet.db())
+            .await
+            .unwrap();
+        fleet.sign_in_begin(&sign_in("later")).await.unwrap();
+        assert_eq!(count().await, 1);
+        assert!(fleet.sign_in_take("later").await.unwrap().is_some());
+    }
+}
