@@ -230,11 +230,11 @@ pub(crate) async fn lookup(db: &Db, secret: &str) -> Result<Option<(i64, Princip
     )))
 }
 
-pub(crate) async fn touch(db: &Db, id: i64, at: &str) -> Result<()> {
+pub(crate) async fn touch(conn: &mut Conn, id: i64, at: &str) -> Result<()> {
     db::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ?")
         .bind(at)
         .bind(id)
-        .execute(db)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }

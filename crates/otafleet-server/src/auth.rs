@@ -129,12 +129,12 @@ pub async fn require_admin(
             .and_then(|v| v.to_str().ok())
             .map(|s| s.trim().to_owned())
     });
-    let principal = match presented {
+    let cookie = session_cookie(&req);
+    let principal = match (presented, cookie) {
         // A signed-in person's browser: its session cookie, and on every change the session's
         // anti-CSRF token (a form or script on another site can send the cookie, never that
         // header).
-        None if session_cookie(&req).is_some() => {
-            let secret = session_cookie(&req).unwrap_or_default();
+        (None, Some(secret)) => {
             match state.fleet.session(&secret).await? {
                 Some(session) => {
                     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -159,7 +159,7 @@ pub async fn require_admin(
                 }
             }
         }
-        None if has_query_token(&req) => {
+        (None, None) if has_query_token(&req) => {
             tracing::warn!(path = %req.uri().path(), "admin token in the URL refused (it would be kept in logs and history)");
             return Err(ApiError::with_status(
                 StatusCode::UNAUTHORIZED,
@@ -167,15 +167,15 @@ pub async fn require_admin(
                 "the admin token must not travel in the URL (?token=): send it as 'Authorization: Bearer <admin token>', also for the event stream (read it with fetch(), not EventSource)",
             ));
         }
-        None => {
+        (None, None) => {
             return Err(ApiError::with_status(
                 StatusCode::UNAUTHORIZED,
                 "admin_token_required",
                 "this is an admin endpoint: send 'Authorization: Bearer <admin token>' (the token is in the data directory's admin-token file, or what --admin-token set), or a named API token",
             ))
         }
-        Some(t) if state.is_admin_token(t.as_bytes()) => Principal::owner(actor),
-        Some(t) => match state.fleet.api_token_principal(&t).await? {
+        (Some(t), _) if state.is_admin_token(t.as_bytes()) => Principal::owner(actor),
+        (Some(t), _) => match state.fleet.api_token_principal(&t).await? {
             Some(p) => p,
             None => {
                 tracing::warn!(path = %req.uri().path(), "admin request with a wrong token refused");

@@ -84,7 +84,15 @@ impl Fleet {
             }
         };
         if due {
-            if let Err(e) = api_tokens::touch(self.db(), id, &crate::time::now()).await {
+            // Through the one writer like every write (a token's row, no device's: nothing
+            // remembered for check-ins changes, so the quiet lock).
+            let noted = async {
+                let _w = self.quiet_write_lock().await;
+                let mut tx = db::begin_write(self.db()).await?;
+                api_tokens::touch(&mut tx, id, &crate::time::now()).await?;
+                tx.commit().await
+            };
+            if let Err(e) = noted.await {
                 tracing::warn!(token = %principal.actor, error = %e, "could not note the token's last use");
             }
         }
