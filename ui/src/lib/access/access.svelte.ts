@@ -22,10 +22,14 @@ export function rolesUpTo(role: Role | null | undefined): Role[] {
 }
 
 /** How the header names who is signed in: a person's address, a token's name, or "admin token"
- *  for the server's own. */
+ *  for the server's own. A token named after its role (an organisation's first token is "owner")
+ *  reads "owner token", not "owner · owner". */
 export function whoLabel(me: Me): string {
   if (me.actor.startsWith('user:')) return me.actor.slice('user:'.length);
-  if (me.actor.startsWith('token:')) return me.actor.slice('token:'.length);
+  if (me.actor.startsWith('token:')) {
+    const name = me.actor.slice('token:'.length);
+    return name === me.role ? `${name} token` : name;
+  }
   return 'admin token';
 }
 

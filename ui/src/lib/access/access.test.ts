@@ -5,7 +5,7 @@ import { Fleet } from '../fleet.svelte';
 import FirmwareView from '../../views/FirmwareView.svelte';
 import SettingsView from '../../views/SettingsView.svelte';
 import TeamView from '../../views/TeamView.svelte';
-import { can, rolesUpTo } from './access.svelte';
+import { can, rolesUpTo, whoLabel } from './access.svelte';
 
 async function started(backend: MockBackend) {
   const fleet = new Fleet(backend);
@@ -149,6 +149,19 @@ describe('rolesUpTo', () => {
   test('before anyone is known, all of them (as everything is shown then)', () => {
     expect(rolesUpTo(null)).toEqual(['viewer', 'operator', 'admin', 'owner']);
     expect(rolesUpTo(undefined)).toEqual(['viewer', 'operator', 'admin', 'owner']);
+  });
+});
+
+describe('whoLabel', () => {
+  const org = { id: 'acme', name: 'acme lab', device_path: null };
+  test('a person by address, a token by name, the server\'s own as "admin token"', () => {
+    expect(whoLabel({ actor: 'user:carol@acme.test', role: 'operator', organisation: org })).toBe('carol@acme.test');
+    expect(whoLabel({ actor: 'token:ci-blink', role: 'operator', organisation: org })).toBe('ci-blink');
+    expect(whoLabel({ actor: 'admin', role: 'owner', organisation: org })).toBe('admin token');
+  });
+
+  test('a token named after its role (an organisation\'s first, "owner") reads as a token', () => {
+    expect(whoLabel({ actor: 'token:owner', role: 'owner', organisation: org })).toBe('owner token');
   });
 });
 
