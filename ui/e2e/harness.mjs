@@ -94,10 +94,11 @@ export function startSim(base, args) {
 }
 
 /** Admin API calls with the test's token: `get(path)`, `post(path, body)`, `upload(image, name)`.
- *  Each answers the parsed JSON; a status other than 2xx throws with the server's body. */
-export function adminApi(base) {
+ *  Each answers the parsed JSON; a status other than 2xx throws with the server's body. `token`:
+ *  another one (an API token, e.g. another organisation's owner's) instead of the admin token. */
+export function adminApi(base, token = ADMIN) {
   const call = async (method, path, body) => {
-    const headers = { authorization: `Bearer ${ADMIN}` };
+    const headers = { authorization: `Bearer ${token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.text();
@@ -109,9 +110,10 @@ export function adminApi(base) {
     get: (path) => call('GET', path),
     post: (path, body) => call('POST', path, body),
     patch: (path, body) => call('PATCH', path, body),
+    put: (path, body) => call('PUT', path, body),
     async upload(image, filename) {
       const res = await fetch(`${base}/api/v1/firmware?filename=${encodeURIComponent(filename)}`, {
-        method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/octet-stream' }, body: image.bytes,
+        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: image.bytes,
       });
       if (!res.ok) throw new Error(`upload ${filename}: ${res.status} ${await res.text()}`);
       return res.json();
