@@ -133,6 +133,49 @@ pub struct ServeArgs {
         requires = "oidc_issuer"
     )]
     pub oidc_redirect_url: Option<String>,
+    /// People sign in with GitHub: the client id of a GitHub OAuth app whose callback URL is
+    /// <scheme>://<host>/api/v1/auth/github/callback. Who signed in is the account's primary
+    /// verified e-mail; who may is the Team page.
+    #[arg(
+        long,
+        value_name = "ID",
+        env = "OTAFLEET_GITHUB_CLIENT_ID",
+        requires = "github_client_secret"
+    )]
+    pub github_client_id: Option<String>,
+    /// The OAuth app's client secret (better given in the environment).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "OTAFLEET_GITHUB_CLIENT_SECRET",
+        requires = "github_client_id",
+        hide_env_values = true
+    )]
+    pub github_client_secret: Option<String>,
+    /// GitHub's address: a GitHub Enterprise Server's instead of github.com.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OTAFLEET_GITHUB_URL",
+        default_value = "https://github.com"
+    )]
+    pub github_url: String,
+    /// GitHub's API: a GitHub Enterprise Server's is <its address>/api/v3.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OTAFLEET_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// The callback URL registered with the OAuth app; by default the address the browser used.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "OTAFLEET_GITHUB_REDIRECT_URL",
+        requires = "github_client_id"
+    )]
+    pub github_redirect_url: Option<String>,
     /// Members may also sign in with a password an admin sets on the Team page (argon2id;
     /// 5 wrong ones lock an address for 15 minutes).
     #[arg(long, env = "OTAFLEET_LOCAL_ACCOUNTS")]
@@ -461,6 +504,8 @@ pub struct Prepared {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `--oidc-*`: sign-in through an OpenID Connect provider.
     pub oidc: Option<std::sync::Arc<otafleet_server::oidc::Oidc>>,
+    /// `--github-*`: sign-in with GitHub.
+    pub github: Option<std::sync::Arc<otafleet_server::github::GitHub>>,
     /// `--local-accounts`.
     pub local_accounts: bool,
 }
@@ -490,6 +535,24 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
             .map_err(anyhow::Error::msg)?;
             tracing::info!(%issuer, "sign-in through OpenID Connect on");
             Some(std::sync::Arc::new(o))
+        }
+        _ => None,
+    };
+    let github = match (
+        args.github_client_id.take(),
+        args.github_client_secret.take(),
+    ) {
+        (Some(client_id), Some(client_secret)) => {
+            let g = otafleet_server::github::GitHub::new(otafleet_server::github::GitHubConfig {
+                client_id,
+                client_secret,
+                url: args.github_url.clone(),
+                api_url: args.github_api_url.clone(),
+                redirect_url: args.github_redirect_url.take(),
+            })
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!(url = %args.github_url, "sign-in with GitHub on");
+            Some(std::sync::Arc::new(g))
         }
         _ => None,
     };
@@ -648,6 +711,7 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
         mqtt,
         trusted_proxies: args.trusted_proxies,
         oidc,
+        github,
         local_accounts: args.local_accounts,
     })
 }
@@ -769,6 +833,7 @@ pub async fn serve_prepared(
         mqtt: prepared.mqtt.as_ref().map(|m| m.endpoint.clone()),
         trusted_proxies: prepared.trusted_proxies,
         oidc: prepared.oidc,
+        github: prepared.github,
         local_accounts: prepared.local_accounts,
     };
     let fleet = prepared.fleet.clone();

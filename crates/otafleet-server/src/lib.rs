@@ -26,6 +26,7 @@ pub mod error;
 pub mod event_hub;
 pub mod extract;
 pub mod firmware_index;
+pub mod github;
 pub mod host;
 pub mod oidc;
 pub mod orgs;
@@ -128,6 +129,8 @@ pub struct ServerInfo {
     /// Sign-in through an OpenID Connect provider (`--oidc-issuer`); `None`: no sign-in, tokens
     /// only (the desktop app, and `otafleet serve` without the flags).
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// Sign-in with GitHub (`--github-client-id`); `None`: not offered.
+    pub github: Option<Arc<github::GitHub>>,
     /// Members may also sign in with a password (`--local-accounts`).
     pub local_accounts: bool,
 }

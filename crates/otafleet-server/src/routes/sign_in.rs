@@ -8,6 +8,8 @@
 //!   once; with the right browser, a code the provider accepts and an ID token that verifies
 //!   for a member's e-mail, opens a session (HttpOnly cookie) and goes back to the UI. Anything
 //!   else opens nothing and goes back to the UI with the reason (`?signin_error=`).
+//! - `GET /api/v1/auth/github/login`, `GET /api/v1/auth/github/callback` — the same for GitHub
+//!   (`--github-client-id`; OAuth2, the person being GitHub's primary verified e-mail).
 //! - `POST /api/v1/auth/logout` — the session's browser, with its `X-CSRF-Token`: ends that
 //!   session. Changes nothing else.
 //! - `POST /api/v1/auth/password` — anyone, with `--local-accounts`: a member's address and
@@ -35,13 +37,38 @@ use crate::AppState;
 pub const SESSION_COOKIE: &str = "otafleet_session";
 /// Binds a sign-in under way to the browser that began it.
 const SIGN_IN_COOKIE: &str = "otafleet_sign_in";
-const CALLBACK: &str = "/api/v1/auth/oidc/callback";
+
+/// Which provider a sign-in goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Oidc,
+    GitHub,
+}
+
+impl Via {
+    /// Its routes' common path (also the sign-in cookie's path).
+    fn base(self) -> &'static str {
+        match self {
+            Via::Oidc => "/api/v1/auth/oidc",
+            Via::GitHub => "/api/v1/auth/github",
+        }
+    }
+
+    fn configured(self, s: &AppState) -> bool {
+        match self {
+            Via::Oidc => s.info.oidc.is_some(),
+            Via::GitHub => s.info.github.is_some(),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(providers))
         .routes(routes!(login))
         .routes(routes!(callback))
+        .routes(routes!(github_login))
+        .routes(routes!(github_callback))
         .routes(routes!(logout))
         .routes(routes!(password_sign_in))
         .routes(routes!(password_change))
@@ -51,6 +78,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct Providers {
     /// The OpenID Connect provider, if one is configured.
     pub oidc: Option<OidcProvider>,
+    /// GitHub, if configured (`--github-client-id`).
+    pub github: Option<OidcProvider>,
     /// Whether members may sign in with a password (`POST /api/v1/auth/password`).
     pub password: bool,
 }
@@ -65,12 +94,17 @@ pub struct OidcProvider {
 
 /// Which sign-in this server offers. Who: anyone; changes nothing.
 #[utoipa::path(get, operation_id = "sign_in_providers", path = "/api/v1/auth/providers", tag = "access",
-    responses((status = 200, body = Providers)))]
+    params(OrgQuery),
+    responses((status = 200, body = Providers), (status = 404, body = ErrorBody)))]
 async fn providers(State(s): State<AppState>) -> Json<Providers> {
     Json(Providers {
         oidc: s.info.oidc.as_ref().map(|o| OidcProvider {
             label: o.config.label.clone(),
             login_url: "/api/v1/auth/oidc/login".into(),
+        }),
+        github: s.info.github.as_ref().map(|_| OidcProvider {
+            label: "GitHub".into(),
+            login_url: "/api/v1/auth/github/login".into(),
         }),
         password: s.info.local_accounts,
     })
@@ -80,6 +114,19 @@ async fn providers(State(s): State<AppState>) -> Json<Providers> {
 pub struct LoginQuery {
     /// The UI path to come back to (a path on this server, e.g. `/devices`).
     pub return_to: Option<String>,
+    /// Another organisation's id: the sign-in is into that organisation (`crate::orgs` sends
+    /// the request there; 404 `organisation_unknown` for an id nobody has). Absent: the
+    /// server's own.
+    pub org: Option<String>,
+}
+
+/// Which organisation a sign-in path is for (see [`LoginQuery::org`]).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgQuery {
+    /// Another organisation's id (404 `organisation_unknown` for one nobody has). Absent: the
+    /// server's own.
+    pub org: Option<String>,
 }
 
 /// A path on this server (never another site: `//host` and `\` are refused), else `/`.
@@ -113,9 +160,26 @@ impl Reached {
 }
 
 /// The redirect URI: the configured one, else the address the browser reached us by.
-fn redirect_uri(s: &AppState, req: &Reached) -> Result<String, ApiError> {
-    let oidc = s.info.oidc.as_ref().ok_or_else(off)?;
-    if let Some(u) = &oidc.config.redirect_url {
+fn redirect_uri(s: &AppState, req: &Reached, via: Via) -> Result<String, ApiError> {
+    let configured = match via {
+        Via::Oidc => s
+            .info
+            .oidc
+            .as_ref()
+            .ok_or_else(off)?
+            .config
+            .redirect_url
+            .as_ref(),
+        Via::GitHub => s
+            .info
+            .github
+            .as_ref()
+            .ok_or_else(off)?
+            .config
+            .redirect_url
+            .as_ref(),
+    };
+    if let Some(u) = configured {
         return Ok(u.clone());
     }
     let host = req
@@ -124,14 +188,14 @@ fn redirect_uri(s: &AppState, req: &Reached) -> Result<String, ApiError> {
         .and_then(|h| h.to_str().ok())
         .ok_or_else(|| ApiError::bad_request("host_required", "the request names no Host"))?;
     let scheme = if req.tls { "https" } else { "http" };
-    Ok(format!("{scheme}://{host}{CALLBACK}"))
+    Ok(format!("{scheme}://{host}{}/callback", via.base()))
 }
 
 fn off() -> ApiError {
     ApiError::with_status(
         StatusCode::NOT_FOUND,
         "sign_in_off",
-        "this server has no sign-in configured (otafleet serve --oidc-issuer …); use an admin or API token",
+        "this server has no such sign-in configured (otafleet serve --oidc-issuer … or --github-client-id …); use an admin or API token",
     )
 }
 
@@ -182,11 +246,30 @@ async fn login(
     Query(q): Query<LoginQuery>,
     req: Request,
 ) -> ApiResult<Response> {
-    let req = Reached::of(&req);
-    if s.info.oidc.is_none() {
+    start(&s, q, &Reached::of(&req), Via::Oidc).await
+}
+
+/// Start a sign-in with GitHub: 302 to GitHub's authorize page (scope `user:email`, PKCE). Who:
+/// anyone; keeps one sign-in under way (10 minutes at most, used once). 404 `sign_in_off`
+/// without `--github-client-id`; when too many sign-ins are under way, 303 back to the UI with
+/// the reason.
+#[utoipa::path(get, operation_id = "sign_in_github_login", path = "/api/v1/auth/github/login", tag = "access",
+    params(LoginQuery),
+    responses((status = 302, description = "to GitHub"), (status = 303, description = "back to the UI with the reason"),
+        (status = 404, body = ErrorBody, description = "no GitHub sign-in configured")))]
+async fn github_login(
+    State(s): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    start(&s, q, &Reached::of(&req), Via::GitHub).await
+}
+
+async fn start(s: &AppState, q: LoginQuery, req: &Reached, via: Via) -> ApiResult<Response> {
+    if !via.configured(s) {
         return Err(off());
     }
-    Ok(match begin(&s, q, &req).await {
+    Ok(match begin(s, q, req, via).await {
         Ok(r) => r,
         Err(e) => back_with(&e),
     })
@@ -202,9 +285,8 @@ fn back_with(e: &ApiError) -> Response {
     ))
 }
 
-async fn begin(s: &AppState, q: LoginQuery, req: &Reached) -> Result<Response, ApiError> {
-    let oidc = s.info.oidc.clone().ok_or_else(off)?;
-    let redirect = redirect_uri(s, req)?;
+async fn begin(s: &AppState, q: LoginQuery, req: &Reached, via: Via) -> Result<Response, ApiError> {
+    let redirect = redirect_uri(s, req, via)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     // `<organisation>.` first outside the default organisation: the provider's answer carries
     // the state back, and it says whose database holds this sign-in (`crate::orgs`).
@@ -215,9 +297,17 @@ async fn begin(s: &AppState, q: LoginQuery, req: &Reached) -> Result<Response, A
     );
     let nonce = otafleet_core::access::random_secret();
     let browser = otafleet_core::access::random_secret();
-    let url = oidc
-        .authorize_url(&redirect, state.clone(), nonce.clone(), challenge)
-        .await?;
+    let url = match via {
+        Via::Oidc => {
+            let oidc = s.info.oidc.clone().ok_or_else(off)?;
+            oidc.authorize_url(&redirect, state.clone(), nonce.clone(), challenge)
+                .await?
+        }
+        Via::GitHub => {
+            let github = s.info.github.clone().ok_or_else(off)?;
+            github.authorize_url(&redirect, state.clone(), challenge)?
+        }
+    };
     s.fleet
         .sign_in_begin(&SignIn {
             state,
@@ -232,7 +322,7 @@ async fn begin(s: &AppState, q: LoginQuery, req: &Reached) -> Result<Response, A
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(req.tls)
-        .path("/api/v1/auth/oidc")
+        .path(via.base())
         .max_age(cookie::time::Duration::seconds(
             otafleet_core::sign_ins::LIFETIME_S,
         ))
@@ -265,13 +355,31 @@ async fn callback(
     Query(q): Query<CallbackQuery>,
     req: Request,
 ) -> Response {
-    let req = Reached::of(&req);
+    answer(&s, q, &Reached::of(&req), Via::Oidc).await
+}
+
+/// GitHub's answer. 303 to the UI: with a session cookie when the code is good and GitHub names
+/// a verified e-mail of a member, else with `?signin_error=<code>&signin_message=<what to do>`
+/// and no session. Who: the browser that began the sign-in; opens at most one session, for a
+/// member.
+#[utoipa::path(get, operation_id = "sign_in_github_callback", path = "/api/v1/auth/github/callback", tag = "access",
+    params(CallbackQuery),
+    responses((status = 303, description = "back to the UI, signed in or with the reason")))]
+async fn github_callback(
+    State(s): State<AppState>,
+    Query(q): Query<CallbackQuery>,
+    req: Request,
+) -> Response {
+    answer(&s, q, &Reached::of(&req), Via::GitHub).await
+}
+
+async fn answer(s: &AppState, q: CallbackQuery, req: &Reached, via: Via) -> Response {
     let tls = req.tls;
     let clear_bind = Cookie::build((SIGN_IN_COOKIE, ""))
-        .path("/api/v1/auth/oidc")
+        .path(via.base())
         .max_age(cookie::time::Duration::ZERO)
         .build();
-    match finish(&s, q, &req).await {
+    match finish(s, q, req, via).await {
         Ok((secret, return_to)) => {
             let session = session_cookie(secret, tls);
             let mut r = see_other(&return_to);
@@ -298,8 +406,11 @@ async fn finish(
     s: &AppState,
     q: CallbackQuery,
     req: &Reached,
+    via: Via,
 ) -> Result<(String, String), ApiError> {
-    let oidc = s.info.oidc.clone().ok_or_else(off)?;
+    if !via.configured(s) {
+        return Err(off());
+    }
     if let Some(error) = q.error {
         return Err(ApiError::with_status(
             StatusCode::UNAUTHORIZED,
@@ -334,10 +445,20 @@ async fn finish(
             "this sign-in was begun in another browser (or its cookie was lost): sign in again from this one",
         ));
     }
-    let redirect = redirect_uri(s, req)?;
-    let who = oidc
-        .identify(&redirect, code, sign_in.pkce_verifier, &sign_in.nonce)
-        .await?;
+    let redirect = redirect_uri(s, req, via)?;
+    let who = match via {
+        Via::Oidc => {
+            let oidc = s.info.oidc.clone().ok_or_else(off)?;
+            oidc.identify(&redirect, code, sign_in.pkce_verifier, &sign_in.nonce)
+                .await?
+        }
+        Via::GitHub => {
+            let github = s.info.github.clone().ok_or_else(off)?;
+            github
+                .identify(&redirect, code, sign_in.pkce_verifier)
+                .await?
+        }
+    };
     let secret = s
         .fleet
         .sign_in_complete(&who.email, who.name.as_deref())
@@ -395,7 +516,7 @@ fn passwords_off() -> ApiError {
 /// `--local-accounts`; opens one session for that member. 401 `bad_credentials`, 409
 /// `too_many_attempts` after 5 wrong passwords for the address in 15 minutes.
 #[utoipa::path(post, operation_id = "sign_in_password", path = "/api/v1/auth/password", tag = "access",
-    request_body = PasswordSignIn,
+    request_body = PasswordSignIn, params(OrgQuery),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn password_sign_in(State(s): State<AppState>, req: Request) -> ApiResult<Response> {
     if !s.info.local_accounts {

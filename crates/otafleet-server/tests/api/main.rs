@@ -23,6 +23,7 @@ mod field_legacy;
 mod field_wire;
 mod firmware;
 mod firmware_identity;
+mod github;
 mod hostile;
 mod hostile_http;
 mod https;

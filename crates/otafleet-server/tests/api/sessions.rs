@@ -224,7 +224,10 @@ async fn members_are_given_roles_up_to_their_makers_own() {
 async fn without_sign_in_flags_the_sign_in_routes_say_so_and_change_nothing() {
     let app = TestApp::start().await;
     let providers = app.public_json("/api/v1/auth/providers").await;
-    assert_eq!(providers, json!({"oidc": null, "password": false}));
+    assert_eq!(
+        providers,
+        json!({"oidc": null, "github": null, "password": false})
+    );
     let r = app
         .http
         .get(app.url("/api/v1/auth/oidc/login"))
@@ -403,7 +406,7 @@ async fn without_local_accounts_no_password_is_taken() {
     assert_eq!(code(r).await, (404, "passwords_off".into()));
     assert_eq!(
         app.public_json("/api/v1/auth/providers").await,
-        json!({"oidc": null, "password": false})
+        json!({"oidc": null, "github": null, "password": false})
     );
     app.stop().await;
 }

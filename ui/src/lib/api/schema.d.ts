@@ -456,6 +456,115 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/github/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GitHub's answer. 303 to the UI: with a session cookie when the code is good and GitHub names
+         *     a verified e-mail of a member, else with `?signin_error=<code>&signin_message=<what to do>`
+         *     and no session. Who: the browser that began the sign-in; opens at most one session, for a
+         *     member.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    code?: string | null;
+                    state?: string | null;
+                    /** @description The provider's refusal (e.g. `access_denied`). */
+                    error?: string | null;
+                    error_description?: string | null;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description back to the UI, signed in or with the reason */
+                303: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/github/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Start a sign-in with GitHub: 302 to GitHub's authorize page (scope `user:email`, PKCE). Who:
+         *     anyone; keeps one sign-in under way (10 minutes at most, used once). 404 `sign_in_off`
+         *     without `--github-client-id`; when too many sign-ins are under way, 303 back to the UI with
+         *     the reason.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The UI path to come back to (a path on this server, e.g. `/devices`). */
+                    return_to?: string | null;
+                    /**
+                     * @description Another organisation's id: the sign-in is into that organisation (`crate::orgs` sends
+                     *     the request there; 404 `organisation_unknown` for an id nobody has). Absent: the
+                     *     server's own.
+                     */
+                    org?: string | null;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description to GitHub */
+                302: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description back to the UI with the reason */
+                303: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description no GitHub sign-in configured */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -562,6 +671,12 @@ export interface paths {
                 query?: {
                     /** @description The UI path to come back to (a path on this server, e.g. `/devices`). */
                     return_to?: string | null;
+                    /**
+                     * @description Another organisation's id: the sign-in is into that organisation (`crate::orgs` sends
+                     *     the request there; 404 `organisation_unknown` for an id nobody has). Absent: the
+                     *     server's own.
+                     */
+                    org?: string | null;
                 };
                 header?: never;
                 path?: never;
@@ -618,7 +733,13 @@ export interface paths {
          */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    /**
+                     * @description Another organisation's id (404 `organisation_unknown` for one nobody has). Absent: the
+                     *     server's own.
+                     */
+                    org?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -750,7 +871,13 @@ export interface paths {
         /** Which sign-in this server offers. Who: anyone; changes nothing. */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /**
+                     * @description Another organisation's id (404 `organisation_unknown` for one nobody has). Absent: the
+                     *     server's own.
+                     */
+                    org?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -763,6 +890,14 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Providers"];
+                    };
+                };
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
             };
@@ -5815,6 +5950,7 @@ export interface components {
             variables?: components["schemas"]["VariableInput"][] | null;
         };
         Providers: {
+            github?: null | components["schemas"]["OidcProvider"];
             oidc?: null | components["schemas"]["OidcProvider"];
             /** @description Whether members may sign in with a password (`POST /api/v1/auth/password`). */
             password: boolean;

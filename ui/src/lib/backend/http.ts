@@ -120,13 +120,11 @@ const AUDIT_CSV = '/api/v1/audit.csv';
 /** The CA certificate as a file, linked (not fetched) by the Settings page. */
 const CA_PEM = '/api/v1/tls/ca.pem' satisfies keyof paths;
 
-/** `?org=<id>` on a sign-in path (`/api/v1/auth/…`): the server reads it to pick the
- *  organisation a sign-in is for. The generated schema does not declare that query parameter, so
- *  it goes in through openapi-fetch's per-request query serializer (path and body stay typed);
- *  nothing for an empty or absent id (the server's own organisation). */
-function orgQuery(org: string | null | undefined): () => string {
+/** `?org=<id>` on a sign-in path (`/api/v1/auth/…`): which organisation a sign-in is for;
+ *  absent for an empty id (the server's own organisation). */
+function orgQuery(org: string | null | undefined): { query: { org?: string } } {
   const id = org?.trim();
-  return () => (id ? new URLSearchParams({ org: id }).toString() : '');
+  return { query: id ? { org: id } : {} };
 }
 
 /** First and longest wait before the event stream reconnects after a drop (doubling between). */
@@ -456,13 +454,13 @@ export class HttpBackend implements Backend {
     this.#csrf = csrf;
   }
   signInProviders(org?: string | null): Promise<SignInProviders> {
-    return this.#data(this.#api.GET('/api/v1/auth/providers', { querySerializer: orgQuery(org) }));
+    return this.#data(this.#api.GET('/api/v1/auth/providers', { params: orgQuery(org) }));
   }
   signOut(): Promise<void> {
     return this.#done(this.#api.POST('/api/v1/auth/logout'));
   }
   passwordSignIn(email: string, password: string, org?: string | null): Promise<void> {
-    return this.#done(this.#api.POST('/api/v1/auth/password', { body: { email, password }, querySerializer: orgQuery(org) }));
+    return this.#done(this.#api.POST('/api/v1/auth/password', { body: { email, password }, params: orgQuery(org) }));
   }
   setMemberPassword(id: number, password: string | null): Promise<TeamMember> {
     return this.#data(this.#api.PUT('/api/v1/members/{id}/password', { params: { path: { id } }, body: { password } }));

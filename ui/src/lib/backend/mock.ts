@@ -562,7 +562,7 @@ export class MockBackend implements Backend {
   }
   csrf: string | null = null;
   setCsrf(csrf: string | null) { this.csrf = csrf; }
-  providers: SignInProviders = { oidc: null, password: false };
+  providers: SignInProviders = { oidc: null, github: null, password: false };
   /** What passwordSignIn accepts (address → password). */
   passwords = new Map<string, string>();
   async passwordSignIn(email: string, password: string, org?: string | null) {
