@@ -204,6 +204,22 @@ test("acme's Team page names it and its devices' base URL, without the Organisat
   assert.equal(await acmePage.getByText('beta', { exact: true }).count(), 0);
 });
 
+test("acme's pages give its devices' URL and offer nothing that is only the server's own", async () => {
+  const base = `${server.base}/o/${acme.organisation.enrolment_key}`;
+  await acmePage.getByRole('link', { name: 'Settings' }).click();
+  await acmePage.getByText(`${base}/api/v1/device/checkin`).first().waitFor();
+  assert.equal(await acmePage.getByText(`${server.base}/api/v1/device/checkin`, { exact: true }).count(), 0);
+  await acmePage.getByRole('link', { name: 'Devices' }).click();
+  await acmePage.getByRole('button', { name: 'Add device…' }).waitFor();
+  assert.equal(await acmePage.getByRole('button', { name: 'Add ESP Admin device…' }).count(), 0);
+  await acmePage.getByRole('link', { name: 'Firmware' }).click();
+  await acmePage.getByTestId('firmware-row').first().waitFor();
+  assert.equal(await acmePage.getByTestId('watch-folders').count(), 0);
+  // The server's own organisation keeps both.
+  await owner.getByRole('link', { name: 'Devices' }).click();
+  await owner.getByRole('button', { name: 'Add ESP Admin device…' }).waitFor();
+});
+
 test("a member of acme signs in with a password through the prompt's Organisation field", async () => {
   const member = await acmeApi.post('/api/v1/members', { email: 'carol@acme.test', role: 'operator' });
   await acmeApi.put(`/api/v1/members/${member.id}/password`, { password: 'kiln glaze cone six' });
