@@ -33,7 +33,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::Router;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -142,7 +141,7 @@ pub fn default_max_connections() -> usize {
 /// Serve `router` on `listener` until `stop` is cancelled, then let requests in flight finish.
 pub(crate) async fn run(
     listener: TcpListener,
-    router: Router,
+    router: crate::orgs::OrgRouter,
     limits: ConnLimits,
     tls: Option<Arc<crate::tls::Tls>>,
     stop: CancellationToken,
@@ -305,7 +304,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// One accepted connection on its way to being served.
 struct Conn {
-    router: Router,
+    router: crate::orgs::OrgRouter,
     addr: SocketAddr,
     slot: Arc<Slot>,
     stop: CancellationToken,
@@ -478,7 +477,7 @@ impl Registry {
 /// `ConnectInfo<SocketAddr>` extracts) and counts the request as in flight until its response
 /// body has been sent or dropped.
 struct ConnService {
-    router: Router,
+    router: crate::orgs::OrgRouter,
     addr: SocketAddr,
     transport: Transport,
     slot: Arc<Slot>,
@@ -521,7 +520,7 @@ pin_project_lite::pin_project! {
     /// The router's response future, handing the in-flight mark on to the body.
     pub(crate) struct TrackedFuture {
         #[pin]
-        inner: axum::routing::future::RouteFuture<Infallible>,
+        inner: crate::orgs::OrgFuture,
         busy: Option<Busy>,
     }
 }

@@ -230,7 +230,7 @@ impl AppState {
 /// The whole router (without binding anything): the default organisation's, with every other
 /// organisation's behind it ([`orgs`]).
 pub fn app(state: AppState) -> Router {
-    orgs::router(state)
+    orgs::OrgRouter::new(state).into_router()
 }
 
 /// Serve `app(state)` on an already bound listener until `shutdown` resolves; then stop taking
@@ -269,7 +269,7 @@ pub async fn serve_many(
     if let Some(tls) = &tls {
         tls.spawn_refresher(stopping.clone());
     }
-    let router = app(state);
+    let router = orgs::OrgRouter::new(state);
     tokio::spawn({
         let stopping = stopping.clone();
         async move {

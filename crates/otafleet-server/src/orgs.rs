@@ -20,13 +20,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::Router;
+use futures_util::future::{BoxFuture, Either};
 use otafleet_core::organisations::DEFAULT_ID;
 use tokio::sync::RwLock;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::error::ApiError;
 use crate::{AppState, OrgScope};
@@ -43,16 +48,63 @@ struct Dispatch {
     keys: RwLock<HashMap<String, String>>,
 }
 
-/// The default organisation's router with every other organisation's behind it.
-pub fn router(state: AppState) -> Router {
-    let default = crate::routes::router(state.clone());
-    let dispatch = Arc::new(Dispatch {
-        default,
-        state,
-        routers: Default::default(),
-        keys: Default::default(),
-    });
-    Router::new().fallback(dispatch_one).with_state(dispatch)
+/// The default organisation's router with every other organisation's behind it: what each
+/// connection calls. A request of the default organisation (every device of today's paths, the
+/// admin token) goes straight to its router — on the check-in hot path this costs only
+/// [`target`]'s look at the path and two headers — and any other through the dispatcher.
+#[derive(Clone)]
+pub struct OrgRouter {
+    default: Router,
+    dispatch: Arc<Dispatch>,
+}
+
+/// [`OrgRouter`]'s answer: the default router's own future, or the dispatcher's.
+pub type OrgFuture =
+    Either<RouteFuture<Infallible>, BoxFuture<'static, Result<Response, Infallible>>>;
+
+impl OrgRouter {
+    pub fn new(state: AppState) -> Self {
+        let default = crate::routes::router(state.clone());
+        Self {
+            default: default.clone(),
+            dispatch: Arc::new(Dispatch {
+                default,
+                state,
+                routers: Default::default(),
+                keys: Default::default(),
+            }),
+        }
+    }
+
+    /// As one axum [`Router`] (for callers that serve a `Router` themselves).
+    pub fn into_router(self) -> Router {
+        Router::new().fallback_service(self)
+    }
+}
+
+impl<B> Service<axum::http::Request<B>> for OrgRouter
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = OrgFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> OrgFuture {
+        let req = req.map(axum::body::Body::new);
+        match target(&req) {
+            Target::Default => Either::Left(self.default.clone().call(req)),
+            other => {
+                let d = self.dispatch.clone();
+                Either::Right(Box::pin(async move { Ok(d.dispatch(other, req).await) }))
+            }
+        }
+    }
 }
 
 /// Where a request goes, as its path and credentials say.
@@ -124,46 +176,52 @@ fn org_of(secret: &str) -> Option<&str> {
     })
 }
 
-async fn dispatch_one(State(d): State<Arc<Dispatch>>, mut req: Request) -> Response {
-    let id = match target(&req) {
-        Target::Default => return run(&d.default, req).await,
-        Target::Key { key, rest } => {
-            let id = match d.id_for_key(&key).await {
-                Ok(Some(id)) => id,
-                Ok(None) => {
-                    tracing::warn!(path = %req.uri().path(), "request for an unknown organisation's device path refused");
-                    return unknown("no organisation has this enrolment key: use the device URL its Team page shows (http://<server>/o/<key>)");
-                }
-                Err(e) => return e.into_response(),
-            };
-            let pq = match req.uri().query() {
-                Some(q) => format!("{rest}?{q}"),
-                None => rest,
-            };
-            match Uri::try_from(pq) {
-                Ok(uri) => *req.uri_mut() = uri,
-                Err(_) => {
-                    return ApiError::bad_request("bad_path", "the path is not a valid URI path")
+impl Dispatch {
+    async fn dispatch(&self, target: Target, mut req: Request) -> Response {
+        let d = self;
+        let id = match target {
+            Target::Default => return run(&d.default, req).await,
+            Target::Key { key, rest } => {
+                let id = match d.id_for_key(&key).await {
+                    Ok(Some(id)) => id,
+                    Ok(None) => {
+                        tracing::warn!(path = %req.uri().path(), "request for an unknown organisation's device path refused");
+                        return unknown("no organisation has this enrolment key: use the device URL its Team page shows (http://<server>/o/<key>)");
+                    }
+                    Err(e) => return e.into_response(),
+                };
+                let pq = match req.uri().query() {
+                    Some(q) => format!("{rest}?{q}"),
+                    None => rest,
+                };
+                match Uri::try_from(pq) {
+                    Ok(uri) => *req.uri_mut() = uri,
+                    Err(_) => {
+                        return ApiError::bad_request(
+                            "bad_path",
+                            "the path is not a valid URI path",
+                        )
                         .into_response()
+                    }
                 }
+                id
             }
-            id
-        }
-        Target::Credential(id) if id == DEFAULT_ID => return run(&d.default, req).await,
-        Target::Credential(id) => match d.router_for(&id).await {
-            Ok(Some(r)) => return run(&r, req).await,
-            Ok(None) => return run(&d.default, req).await,
-            Err(e) => return e.into_response(),
-        },
-        Target::Named(id) if id == DEFAULT_ID => return run(&d.default, req).await,
-        Target::Named(id) => id,
-    };
-    match d.router_for(&id).await {
+            Target::Credential(id) if id == DEFAULT_ID => return run(&d.default, req).await,
+            Target::Credential(id) => match d.router_for(&id).await {
+                Ok(Some(r)) => return run(&r, req).await,
+                Ok(None) => return run(&d.default, req).await,
+                Err(e) => return e.into_response(),
+            },
+            Target::Named(id) if id == DEFAULT_ID => return run(&d.default, req).await,
+            Target::Named(id) => id,
+        };
+        match d.router_for(&id).await {
         Ok(Some(r)) => run(&r, req).await,
         Ok(None) => unknown(&format!(
             "there is no organisation '{id}': check the organisation's id with whoever runs this server"
         )),
         Err(e) => e.into_response(),
+    }
     }
 }
 
