@@ -40,6 +40,10 @@ const NOTED: usize = 40;
 const ACCESS: usize = 12;
 /// Organisations made during the race (each a directory and a database of its own).
 const ORGS: usize = 4;
+/// Password sign-ins (each a session) and GitHub sign-ins begun during the race.
+const SIGN_INS: usize = 6;
+/// The member who signs in with a password, and the password an admin set before the race.
+const SIGNER: (&str, &str) = ("signer@lab.test", "durable password 1");
 
 /// A tmpfs of a fixed size, mounted for the test and unmounted when dropped.
 struct Tmpfs {
@@ -91,7 +95,26 @@ fn start(data_dir: &Path, log: &Path) -> Server {
         .open(log)
         .unwrap();
     Server::spawn(
-        serve_command(data_dir, TOKEN, &["--max-image-size", "64000000"]),
+        serve_command(
+            data_dir,
+            TOKEN,
+            &[
+                "--max-image-size",
+                "64000000",
+                // Sessions and sign-ins under way are written too: a password sign-in opens a
+                // session; a GitHub sign-in's start keeps its state before anyone is asked
+                // (GitHub itself is never reached here: port 9 on loopback).
+                "--local-accounts",
+                "--github-client-id",
+                "durability",
+                "--github-client-secret",
+                "durability",
+                "--github-url",
+                "http://127.0.0.1:9",
+                "--github-api-url",
+                "http://127.0.0.1:9",
+            ],
+        ),
         log.into(),
     )
 }
@@ -139,6 +162,8 @@ struct Acked {
     /// (id, owner token) of every organisation answered 201; refused ids are never listed.
     orgs: Vec<(String, String)>,
     orgs_refused: Vec<String>,
+    /// The session cookie of every password sign-in answered 204.
+    sessions: Vec<String>,
 }
 
 #[derive(Default)]
@@ -255,6 +280,52 @@ async fn add_member(http: &reqwest::Client, base: &str, email: &str) -> (u16, Va
     .await
 }
 
+/// A password sign-in: (status, the session cookie's value when one was set, body).
+async fn sign_in(http: &reqwest::Client, base: &str) -> (u16, Option<String>, Value) {
+    let r = http
+        .post(format!("{base}/api/v1/auth/password"))
+        .json(&json!({ "email": SIGNER.0, "password": SIGNER.1 }))
+        .send()
+        .await;
+    let Ok(r) = r else {
+        return (0, None, Value::Null);
+    };
+    let status = r.status().as_u16();
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next()?.strip_prefix("otafleet_session="))
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    (status, cookie, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Begin a GitHub sign-in: (status, where the browser is sent). 302 to GitHub once its state is
+/// kept; refused, 303 back to the UI with the reason.
+async fn begin_github(base: &str) -> (u16, String) {
+    // The answer is a redirect, read as such (not followed).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let Ok(r) = http
+        .get(format!("{base}/api/v1/auth/github/login"))
+        .send()
+        .await
+    else {
+        return (0, String::new());
+    };
+    let to = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (r.status().as_u16(), to)
+}
+
 async fn make_org(http: &reqwest::Client, base: &str, id: &str) -> (u16, Value) {
     send(
         http.post(format!("{base}/api/v1/organisations"))
@@ -315,6 +386,15 @@ async fn verify_access(http: &reqwest::Client, base: &str, acked: &Acked, when: 
             !listed.contains(&id.as_str()),
             "{when}: refused organisation {id} is listed"
         );
+    }
+    for cookie in &acked.sessions {
+        let (status, me) = send(
+            http.get(format!("{base}/api/v1/me"))
+                .header("cookie", format!("otafleet_session={cookie}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{when}: an acknowledged session: {me}");
+        assert_eq!(me["actor"], format!("user:{}", SIGNER.0).as_str(), "{when}");
     }
 }
 
@@ -687,6 +767,21 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
         .admin
         .push(("patch_project", "/api/v1/projects/durable".into()));
 
+    // The member who signs in during the race, with the password an admin set.
+    let (status, body) = add_member(&http, &base, SIGNER.0).await;
+    assert_eq!(status, 201, "{body}");
+    acked.admin.push(("add_member", "/api/v1/members".into()));
+    acked.members.push(SIGNER.0.into());
+    let path = format!("/api/v1/members/{}/password", body["id"]);
+    let (status, body) = send(
+        http.put(format!("{base}{path}"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "password": SIGNER.1 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    acked.admin.push(("set_member_password", path));
+
     // Leave about 1 MB: the 8 MB upload cannot fit, and the database's write-ahead log runs out
     // of room too while 500 enrolments and 50 deployments race it. (With 3 MB the racing writes
     // sometimes all fitted, in the room the refused upload gave back, and the run proved
@@ -776,6 +871,14 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
             (name, t, email, m, o)
         });
     }
+    let mut sign_ins = tokio::task::JoinSet::new();
+    for _ in 0..SIGN_INS {
+        let (http, base, gate) = (http.clone(), base.clone(), gate.clone());
+        sign_ins.spawn(async move {
+            let _p = gate.acquire().await.unwrap();
+            (sign_in(&http, &base).await, begin_github(&base).await)
+        });
+    }
     while let Some(r) = notes.join_next().await {
         let (m, n, (status, body)) = r.unwrap();
         if (200..300).contains(&status) {
@@ -845,6 +948,30 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
             }
         }
     }
+    let mut github_refused = 0;
+    while let Some(r) = sign_ins.join_next().await {
+        let ((status, cookie, body), (gs, to)) = r.unwrap();
+        match (status, cookie) {
+            (204, Some(c)) => acked.sessions.push(c),
+            (204, None) => panic!("a password sign-in answered 204 without a session cookie"),
+            (status, _) => record_refusal(&mut refused, "password sign-in".into(), status, body),
+        }
+        // A sign-in that cannot be kept goes back to the UI with the reason, never a 500.
+        match gs {
+            302 => assert!(
+                to.starts_with("http://127.0.0.1:9/login/oauth/authorize"),
+                "{to}"
+            ),
+            303 => {
+                assert!(
+                    to.contains("signin_error=disk_full"),
+                    "a refused GitHub sign-in: {to}"
+                );
+                github_refused += 1;
+            }
+            other => panic!("a GitHub sign-in's start answered {other}: {to}"),
+        }
+    }
     while let Some(r) = corrections.join_next().await {
         let (id, name, version, (status, body)) = r.unwrap();
         if (200..300).contains(&status) {
@@ -904,7 +1031,7 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
         disk.free_bytes()
     );
     eprintln!(
-        "race: {} enrolments, {} deployments, {} notes, {} image corrections, {} commands, {} reports, {} tokens, {} members and {} organisations acknowledged, {} refused with 507",
+        "race: {} enrolments, {} deployments, {} notes, {} image corrections, {} commands, {} reports, {} tokens, {} members, {} organisations and {} sessions acknowledged, {} refused with 507, {} GitHub sign-ins sent back with disk_full",
         acked.devices.len(),
         acked.deployments.len(),
         acked.notes.len(),
@@ -914,7 +1041,9 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
         acked.tokens.len(),
         acked.members.len(),
         acked.orgs.len(),
-        refused.disk_full
+        acked.sessions.len(),
+        refused.disk_full,
+        github_refused
     );
 
     // Still full: what was acknowledged is there, and the server answers.
@@ -988,6 +1117,14 @@ async fn sqlite_every_acknowledged_write_survives_a_full_disk_a_restart_and_kill
     acked
         .corrected
         .push((id, "greenhouse_v2.0.9.bin".into(), "2.0.9".into()));
+    let (status, cookie, body) = sign_in(&http, &base).await;
+    assert_eq!(status, 204, "a sign-in after space returned: {body}");
+    acked.sessions.push(cookie.expect("a session cookie"));
+    let (status, to) = begin_github(&base).await;
+    assert_eq!(
+        status, 302,
+        "a GitHub sign-in's start after space returned: {to}"
+    );
     let (status, body) = make_token(&http, &base, "after-space").await;
     assert_eq!(status, 201, "a token after space returned: {body}");
     acked.admin.push(("create_token", "/api/v1/tokens".into()));
