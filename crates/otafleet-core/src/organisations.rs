@@ -56,6 +56,14 @@ pub(crate) fn check_new(new: &NewOrganisation) -> Result<(String, String)> {
     Ok((id, name))
 }
 
+/// 409 `organisation_exists`.
+pub(crate) fn exists(id: &str) -> CoreError {
+    CoreError::Unavailable {
+        code: "organisation_exists",
+        message: format!("there is already an organisation '{id}': pick another id"),
+    }
+}
+
 const COLUMNS: &str = "id, name, enrolment_key, created_at, created_by";
 
 pub(crate) async fn create(
@@ -69,10 +77,7 @@ pub(crate) async fn create(
         .fetch_optional(&mut *conn)
         .await?;
     if taken.is_some() {
-        return Err(CoreError::Unavailable {
-            code: "organisation_exists",
-            message: format!("there is already an organisation '{id}': pick another id"),
-        });
+        return Err(exists(id));
     }
     let org = Organisation {
         id: id.to_owned(),

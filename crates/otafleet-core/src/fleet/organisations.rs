@@ -84,10 +84,7 @@ impl Fleet {
         let (id, name) = organisations::check_new(&new)?;
         let mut open = self.inner.organisations.lock().await;
         if organisations::get(self.db(), &id).await?.is_some() {
-            return Err(CoreError::Unavailable {
-                code: "organisation_exists",
-                message: format!("there is already an organisation '{id}': pick another id"),
-            });
+            return Err(organisations::exists(&id));
         }
         // The directory and its owner token come first and the row last: until the row is
         // written nothing was acknowledged, and a directory left by a failed attempt (a full
