@@ -631,6 +631,10 @@ pub async fn prepare(mut args: ServeArgs) -> anyhow::Result<Prepared> {
         .await
         .with_context(|| format!("cannot open the data directory {}", data_dir.display()))?;
     tracing::info!(blobs = %fleet.blobs().describe(), "firmware images are kept here");
+    let organisations = fleet.open_organisations().await?;
+    if organisations > 0 {
+        tracing::info!(organisations, "opened the other organisations");
+    }
     // After the data directory's lock: a second server on the same directory must never touch
     // its `tls/` folder (it could issue the certificate the first one serves anew).
     let tls = start_tls(

@@ -147,6 +147,23 @@ impl Fleet {
         })
     }
 
+    /// Open every organisation's fleet (at the server's start), so that their own background
+    /// work — rollout steps, queued notifications, the image collector — runs from the start,
+    /// not from their first request. One that cannot be opened is logged and skipped (its
+    /// requests then answer the reason); the others are opened. Returns how many were opened.
+    pub async fn open_organisations(&self) -> Result<usize> {
+        let mut opened = 0;
+        for o in self.organisations().await? {
+            match self.organisation(&o.id).await {
+                Ok(_) => opened += 1,
+                Err(e) => {
+                    tracing::error!(organisation = %o.id, error = %e, "cannot open this organisation's data; its requests will fail until it can")
+                }
+            }
+        }
+        Ok(opened)
+    }
+
     /// The organisation whose devices use `key` in their path, if any.
     pub async fn organisation_by_key(&self, key: &str) -> Result<Option<Organisation>> {
         self.only_default()?;
@@ -186,5 +203,50 @@ impl Fleet {
         settings.database_url = None;
         settings.blob_url = None;
         Fleet::open(settings).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::access::Principal;
+    use crate::organisations::NewOrganisation;
+    use crate::{Fleet, Settings};
+
+    /// After a restart every organisation is opened at once (its background work runs from the
+    /// start), with its own data: a token made in it still opens it, and nothing of it is in
+    /// the default organisation's tables.
+    #[tokio::test]
+    async fn organisations_are_opened_again_at_the_start_with_their_own_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        assert_eq!(fleet.open_organisations().await.unwrap(), 0);
+        let made = fleet
+            .organisation_create(
+                NewOrganisation {
+                    id: "acme".into(),
+                    name: "Acme".into(),
+                },
+                &Principal::owner("admin"),
+            )
+            .await
+            .unwrap();
+        fleet.close().await;
+        drop(fleet);
+
+        let fleet = Fleet::open(Settings::new(dir.path())).await.unwrap();
+        assert_eq!(fleet.open_organisations().await.unwrap(), 1);
+        let acme = fleet.organisation("acme").await.unwrap();
+        let who = acme
+            .api_token_principal(&made.owner_token.secret)
+            .await
+            .unwrap();
+        assert_eq!(who.map(|p| p.actor), Some("token:owner".to_owned()));
+        assert!(fleet
+            .api_token_principal(&made.owner_token.secret)
+            .await
+            .unwrap()
+            .is_none());
+        // Inside an organisation there are no organisations to open.
+        assert!(acme.open_organisations().await.is_err());
     }
 }
