@@ -44,7 +44,7 @@ impl Fleet {
             Some(id) => Err(CoreError::Unavailable {
                 code: "organisation_feature",
                 message: format!(
-                    "only the server's own organisation can {what}; organisation '{id}' cannot yet"
+                    "only the server's own organisation can {what}; organisation '{id}' cannot yet: ask whoever runs this server to do it in its own organisation"
                 ),
             }),
         }
